@@ -1,0 +1,46 @@
+"""The ``twinplane`` command line.
+
+Each subcommand lives in its own module with ``configure(parser)`` and
+``run(args) -> int``; modules are imported only when their subcommand runs so
+``twinplane --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["SUBCOMMANDS", "main"]
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("twinplane.host.demo", "run a complete simulated system and print a summary"),
+    "bench": ("twinplane.host.bench", "run a benchmark and print its figures"),
+    "docs": ("twinplane.protocol.docgen", "regenerate docs/protocol.md from the protocol declaration"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="twinplane",
+        description="twinplane: FPGA-offloaded L4 load balancer (DFS gateware + CS daemon).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        sub_parser.set_defaults(_module=module_name)
+        module = importlib.import_module(module_name)
+        module.configure(sub_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module = importlib.import_module(args._module)
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
