@@ -1,8 +1,8 @@
 """The ``twinplane`` command line.
 
 Each subcommand lives in its own module with ``configure(parser)`` and
-``run(args) -> int``; modules are imported only when their subcommand runs so
-``twinplane --help`` stays fast.
+``run(args) -> int``.  Those modules import their heavy dependencies inside
+``run`` so that building the parser (and ``twinplane --help``) stays fast.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ __all__ = ["SUBCOMMANDS", "main"]
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("twinplane.host.demo", "run a complete simulated system and print a summary"),
-    "bench": ("twinplane.host.bench", "run a benchmark and print its figures"),
+    "bench": ("twinplane.bench", "run a benchmark and print its figures"),
     "docs": ("twinplane.protocol.docgen", "regenerate docs/protocol.md from the protocol declaration"),
 }
 

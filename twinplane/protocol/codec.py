@@ -5,7 +5,8 @@
 Authentication (docs/protocol.md has the rationale):
 
 * every message ends in an 8-byte tag: the SipHash-2-4 output bytes under the
-  16-byte shared key over the message's header and body;
+  16-byte shared key over the bus number (one byte, 0 SSMB / 1 CSMB) followed
+  by the message's header and body;
 * the header's ``session`` binds a message to one authenticated association:
   session = low 32 bits of SipHash(key, "twinplane-session" | challenge |
   responder nonce), where the challenge is the CS's fresh AUTH_CHALLENGE and
@@ -40,6 +41,7 @@ MAX_DATAGRAM = 1500 - 20 - 8
 _AUTH_LABEL = b"twinplane-auth"
 _SESSION_LABEL = b"twinplane-session"
 _SUPPORTED_MAJORS = frozenset(major for major, _ in SUPPORTED_VERSIONS)
+_BUS_PREFIX = {Bus.SSMB: bytes([Bus.SSMB]), Bus.CSMB: bytes([Bus.CSMB])}
 _HELLO_TYPES = {Bus.SSMB: int(SsmbType.HELLO), Bus.CSMB: int(CsmbType.HELLO)}
 
 
@@ -91,8 +93,10 @@ class Codec:
     def __init__(self, key: bytes):
         self.key = _check_key(key)
 
-    def tag(self, data: bytes) -> bytes:
-        return siphashc.siphash(self.key, data).to_bytes(TAG_SIZE, "little")
+    def tag(self, bus: Bus, data: bytes) -> bytes:
+        """The tag of a message's header and body.  The bus number is hashed
+        first so a message of one bus is never valid on the other."""
+        return siphashc.siphash(self.key, _BUS_PREFIX[bus] + data).to_bytes(TAG_SIZE, "little")
 
     def encode(self, msg: Message) -> bytes:
         """One message with its length and tag filled in."""
@@ -100,7 +104,7 @@ class Codec:
         body = msg.pack()
         msg.msg_length = len(body) + TAG_SIZE
         data = body[:4] + msg.msg_length.to_bytes(2, "big") + body[6:]
-        return data + self.tag(data)
+        return data + self.tag(msg.BUS, data)
 
     def encode_batch(self, msgs: Iterable[Message], limit: int = MAX_DATAGRAM) -> list[bytes]:
         """Pack messages into as few datagrams of at most ``limit`` bytes as
@@ -138,7 +142,7 @@ class Codec:
             raise DecodeError("vers_major", f"bad version {vers_major}")
         end = offset + length
         signed = bytes(data[offset : end - TAG_SIZE])
-        if self.tag(signed) != bytes(data[end - TAG_SIZE : end]):
+        if self.tag(bus, signed) != bytes(data[end - TAG_SIZE : end]):
             raise DecodeError("tag", f"bad tag on {cls.__name__}")
         msg = cls.unpack(signed)
         return msg, end

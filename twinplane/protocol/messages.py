@@ -23,13 +23,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .codes import (
+    PROTOCOL_VERSION,
     AddressFamily,
     Bus,
     ConfigItem,
     CsmbType,
     DeleteReason,
     ErrorCode,
-    PROTOCOL_VERSION,
     Flag,
     Role,
     SsmbType,

@@ -1,0 +1,41 @@
+"""``twinplane bench NAME``: run one benchmark and print its figures.
+
+Each benchmark is a function returning a dict of figures that hold on any
+machine (ratios, cycle counts) plus the raw numbers behind them; ``--json``
+prints the dict as one JSON object, otherwise a readable table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+
+__all__ = ["BENCHMARKS", "configure", "run"]
+
+# name -> (module, function, help)
+BENCHMARKS: dict[str, tuple[str, str, str]] = {}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quick", action="store_true", help="smaller run (for smoke tests)")
+
+
+def run(args: argparse.Namespace) -> int:
+    module_name, function, _ = BENCHMARKS[args.name]
+    figures = getattr(importlib.import_module(module_name), function)(quick=args.quick)
+    if args.json:
+        print(json.dumps(figures, sort_keys=True))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"twinplane bench {args.name}")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for key, value in figures.items():
+            table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+        Console().print(table)
+    return 0
