@@ -1,0 +1,260 @@
+# SipHash-2-4 core: the 64-bit tag of SSMB/CSMB messages, computed inline on a
+# byte stream.
+# Ref: J.-P. Aumasson, D. J. Bernstein, "SipHash: a fast short-input PRF", 2012,
+#      §2 (compression, finalization); oracle: twinplane.protocol.siphash.
+"""SipHash-2-4 over a byte stream, one byte per clock.
+
+Interface
+---------
+``key``      In(128): ``int.from_bytes(key16, "little")`` -- k0 is ``key[0:64]``,
+             k1 is ``key[64:128]``.  Sampled on the first transfer of each
+             message, so it may change between messages.
+``sink``     In(stream of :data:`siphash_input_layout`): ``data`` (one message
+             byte), ``last`` (ends the message), ``empty`` (the transfer
+             carries no byte).  A zero-length message is one transfer with
+             ``last`` and ``empty``; ``empty`` also lets a producer close a
+             message after its final byte has gone.
+``source``   Out(stream of unsigned(64)): the tag, equal to
+             ``siphash24(key16, message)``; its wire bytes are
+             ``tag.to_bytes(8, "little")``.
+
+Structure
+---------
+    sink -> [assembler: 64-bit word, sealed] -> [hold: next word]
+                                                      |
+                          [engine: v0..v3 + current word, one half-round/clock]
+                                                      |
+                                                   source
+
+Why half a SipRound per clock: a SipRound is two dependent halves, each one
+level of two parallel 64-bit adds followed by rotate/XOR; a full round per
+clock puts two 64-bit carry chains (plus the XORs) in series, which an ECP5-6
+cannot run at 137.5 MHz (one half already spends about 4.5 ns of the 7.27 ns
+in its carry chain).  One half per clock leaves one carry chain and one LUT
+level between flip-flops.  A word (8 bytes = 8 clocks) costs 4 clocks.
+
+Why the half-rounds share one datapath: storing v0 and v2 swapped after every
+half makes the second half the same adds as the first (A+B, C+D) with other
+rotation amounts (17/21 instead of 13/16).  The rotation choice is a mux on a
+register output, off the carry chain, so nothing sits between the flip-flops
+and the adders, and an adder's output meets one XOR/select before its
+flip-flop.  For the same reason ``v3 ^= m`` is never put in front of the
+adders: it is folded into the write of the previous word's last half-round
+(an early operand of that XOR), or done in a clock of its own when the
+engine was idle.
+
+Per message the engine spends, after the last byte: 1 clock to move the word
+to hold, 1 absorb, 4 half-rounds (8 when the length is a multiple of 8: one
+more word holding only the length), 8 half-rounds of finalization and 1
+clock presenting the tag, which also starts the next message's first word
+if it is waiting.  Meanwhile the sink keeps taking bytes into hold and the
+assembler.  On the message port every signed part is at least 24 bytes (the
+header) and is followed by its 8 tag bytes, which are not hashed; at one byte
+per clock the sink then never stalls (tested).  Back-to-back messages of a
+few bytes see backpressure.
+"""
+
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SipHash24", "siphash_input_layout"]
+
+siphash_input_layout = data.StructLayout({"data": 8, "last": 1, "empty": 1})
+
+# "somepseudorandomlygeneratedbytes", the initial state constants.
+_C0 = 0x736F6D6570736575
+_C1 = 0x646F72616E646F6D
+_C2 = 0x6C7967656E657261
+_C3 = 0x7465646279746573
+
+
+class SipHash24(wiring.Component):
+    """SipHash-2-4 of each message on ``sink``; the tag comes out on ``source``."""
+
+    def __init__(self):
+        super().__init__(
+            {
+                "key": In(128),
+                "sink": In(stream.Signature(siphash_input_layout)),
+                "source": Out(stream.Signature(unsigned(64))),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+
+        # --- Assembler: gathers bytes into a little-endian 64-bit word ---
+        buf = Signal(64)
+        count = Signal(3)  # bytes already in buf
+        length = Signal(8)  # message length mod 256 (SipHash's b)
+        in_msg = Signal()  # a transfer of the current message was taken
+        sealed_in_msg = Signal()  # a word of the current message was sealed
+        key_q = Signal(128)
+        key_busy = Signal()  # key_q belongs to a message not yet initialized
+
+        buf_valid = Signal()  # buf is a sealed word waiting for hold
+        seal_first = Signal()
+        seal_last = Signal()
+        seal_extra = Signal()  # full last word: a length-only word follows
+        seal_len = Signal(8)
+
+        # --- Hold: the next word for the engine ---
+        hold_valid = Signal()
+        hold_m = Signal(64)
+        hold_first = Signal()
+        hold_last = Signal()
+        hold_extra = Signal()
+        hold_len = Signal(8)
+
+        # A new message may only overwrite key_q once the previous one's state
+        # has been initialized from it.  Ready depends on registers only.
+        m.d.comb += self.sink.ready.eq((~buf_valid | ~hold_valid) & (in_msg | ~key_busy))
+
+        accept = Signal()
+        payload = self.sink.payload
+        wr = ~payload.empty
+        m.d.comb += accept.eq(self.sink.valid & self.sink.ready)
+
+        # Sealed word moves into hold as soon as hold is free; the length
+        # byte goes into the top byte, which a last word never uses.
+        with m.If(buf_valid & ~hold_valid):
+            m.d.sync += [
+                hold_valid.eq(1),
+                hold_m.eq(buf | Mux(seal_last & ~seal_extra, Cat(Const(0, 56), seal_len), 0)),
+                hold_first.eq(seal_first),
+                hold_last.eq(seal_last),
+                hold_extra.eq(seal_extra),
+                hold_len.eq(seal_len),
+                buf_valid.eq(0),
+            ]
+
+        new_len = Signal(8)
+        m.d.comb += new_len.eq(Mux(in_msg, length, 0) + wr)
+        with m.If(accept):
+            m.d.sync += [length.eq(new_len), in_msg.eq(~payload.last)]
+            with m.If(~in_msg):
+                m.d.sync += [key_q.eq(self.key), key_busy.eq(1)]
+            with m.If(wr):
+                # Writing byte 0 clears the rest, so a short last word is zero-padded.
+                with m.If(count == 0):
+                    m.d.sync += buf.eq(payload.data)
+                with m.Else():
+                    m.d.sync += buf.word_select(count, 8).eq(payload.data)
+            with m.Elif(payload.last & (count == 0)):
+                m.d.sync += buf.eq(0)
+            full = wr & (count == 7)
+            with m.If(payload.last | full):
+                m.d.sync += [
+                    buf_valid.eq(1),
+                    seal_first.eq(~sealed_in_msg),
+                    seal_last.eq(payload.last),
+                    seal_extra.eq(payload.last & full),
+                    seal_len.eq(new_len),
+                    sealed_in_msg.eq(~payload.last),
+                    count.eq(0),
+                ]
+            with m.Else():
+                m.d.sync += count.eq(count + wr)
+
+        # --- Engine: state in A, B, C, D; see the module docstring ---
+        # After an even number of half-rounds (A, B, C, D) = (v0, v1, v2, v3);
+        # after an odd number A holds v2 and C holds v0.
+        a, b, c, d = (Signal(64, name=n) for n in "abcd")
+        h = Signal(3)  # half-round index within a word (0..3) or finalization (0..7)
+        phase = h[0]  # 0: first half of a SipRound, 1: second half
+        cur_m = Signal(64)  # word being compressed, for v0 ^= m at its end
+        cur_last = Signal()
+        cur_extra = Signal()
+        cur_len = Signal(8)
+
+        s_ab = Signal(64)
+        s_cd = Signal(64)
+        m.d.comb += [s_ab.eq(a + b), s_cd.eq(c + d)]
+        rot_b = Mux(phase, b.rotate_left(17), b.rotate_left(13))
+        rot_d = Mux(phase, d.rotate_left(21), d.rotate_left(16))
+        next_a = s_cd
+        next_b = rot_b ^ s_ab
+        next_c = s_ab.rotate_left(32)
+        next_d = rot_d ^ s_cd
+
+        k0 = key_q[:64]
+        k1 = key_q[64:]
+        len_word = Cat(Const(0, 56), cur_len)
+
+        def take_hold(*, init):
+            # Start the word in hold: v3 ^= m (on the key's initial state for
+            # a message's first word).  Only early signals feed these muxes.
+            stmts = [
+                cur_m.eq(hold_m),
+                cur_last.eq(hold_last),
+                cur_extra.eq(hold_extra),
+                cur_len.eq(hold_len),
+                hold_valid.eq(0),
+                h.eq(0),
+            ]
+            if init:
+                stmts += [
+                    a.eq(k0 ^ _C0),
+                    b.eq(k1 ^ _C1),
+                    c.eq(k0 ^ _C2),
+                    d.eq(k1 ^ _C3 ^ hold_m),
+                    key_busy.eq(0),
+                ]
+            return stmts
+
+        half_round = [a.eq(next_a), b.eq(next_b), c.eq(next_c), d.eq(next_d), h.eq(h + 1)]
+        source_load = Signal()
+
+        with m.FSM(name="engine"):
+            with m.State("Waiting for a word"):
+                with m.If(hold_valid):
+                    with m.If(hold_first):
+                        m.d.sync += take_hold(init=True)
+                    with m.Else():
+                        m.d.sync += [*take_hold(init=False), d.eq(d ^ hold_m)]
+                    m.next = "Compressing"
+            with m.State("Compressing"):
+                m.d.sync += half_round
+                with m.If(h == 3):
+                    # v0 ^= m ends the word.  The next word's v3 ^= m is folded
+                    # into this write when it is already there, so a word
+                    # costs 4 clocks; it is an early operand of the XOR.
+                    m.d.sync += a.eq(next_a ^ cur_m)
+                    with m.If(cur_extra):
+                        # A full last word: the length-only word follows.
+                        m.d.sync += [
+                            d.eq(next_d ^ len_word),
+                            cur_m.eq(len_word),
+                            cur_extra.eq(0),
+                            h.eq(0),
+                        ]
+                    with m.Elif(cur_last):
+                        # v2 ^= 0xff starts finalization.
+                        m.d.sync += [c.eq(next_c ^ 0xFF), h.eq(0)]
+                        m.next = "Finalizing"
+                    with m.Elif(hold_valid):
+                        # Same message (the current word is not its last).
+                        m.d.sync += [*take_hold(init=False), d.eq(next_d ^ hold_m)]
+                    with m.Else():
+                        m.next = "Waiting for a word"
+            with m.State("Finalizing"):
+                m.d.sync += half_round
+                with m.If(h == 7):
+                    m.next = "Presenting the tag"
+            with m.State("Presenting the tag"):
+                with m.If(~self.source.valid | self.source.ready):
+                    m.d.comb += source_load.eq(1)
+                    # The next message's first word, if waiting, starts now.
+                    with m.If(hold_valid):
+                        m.d.sync += take_hold(init=True)
+                        m.next = "Compressing"
+                    with m.Else():
+                        m.next = "Waiting for a word"
+
+        with m.If(source_load):
+            m.d.sync += [self.source.valid.eq(1), self.source.payload.eq(a ^ b ^ c ^ d)]
+        with m.Elif(self.source.ready):
+            m.d.sync += self.source.valid.eq(0)
+
+        return m
