@@ -168,24 +168,50 @@ class SipHash24(wiring.Component):
         cur_extra = Signal()
         cur_len = Signal(8)
 
+        # The FSM below only decides; the datapath is written out once so
+        # that each state bit is "load ? early value : adder output ^ early
+        # operand" -- one LUT after the carry chain.
+        load = Signal()  # start the word in hold: v3 ^= m (from the key if first)
+        load_init = Signal()
+        run = Signal()  # one half-round
+        # Operands XORed into a half-round's results, registered one clock
+        # ahead (at h == 2 for the word's last half-round) so that the
+        # decisions behind them stay off the path through the adders.
+        x_a = Signal(64)  # v0 ^= m
+        x_c = Signal(8)  # v2 ^= 0xff
+        x_d = Signal(64)  # next word's v3 ^= m
+        fold = Signal()  # x_d holds the next word from hold
+
         s_ab = Signal(64)
         s_cd = Signal(64)
         m.d.comb += [s_ab.eq(a + b), s_cd.eq(c + d)]
         rot_b = Mux(phase, b.rotate_left(17), b.rotate_left(13))
         rot_d = Mux(phase, d.rotate_left(21), d.rotate_left(16))
-        next_a = s_cd
-        next_b = rot_b ^ s_ab
-        next_c = s_ab.rotate_left(32)
-        next_d = rot_d ^ s_cd
+        op_d = Signal(64)  # rotated v3 and the folded word, before the late sum
+        m.d.comb += op_d.eq(rot_d ^ x_d)
 
         k0 = key_q[:64]
         k1 = key_q[64:]
-        len_word = Cat(Const(0, 56), cur_len)
-
-        def take_hold(*, init):
-            # Start the word in hold: v3 ^= m (on the key's initial state for
-            # a message's first word).  Only early signals feed these muxes.
-            stmts = [
+        with m.If(load):
+            with m.If(load_init):
+                m.d.sync += [
+                    a.eq(k0 ^ _C0),
+                    b.eq(k1 ^ _C1),
+                    c.eq(k0 ^ _C2),
+                    d.eq(k1 ^ _C3 ^ hold_m),
+                    key_busy.eq(0),
+                ]
+            with m.Else():
+                m.d.sync += d.eq(d ^ hold_m)
+        with m.Elif(run):
+            m.d.sync += [
+                a.eq(s_cd ^ x_a),
+                b.eq(rot_b ^ s_ab),
+                c.eq(s_ab.rotate_left(32) ^ x_c),
+                d.eq(s_cd ^ op_d),
+            ]
+        with m.If(load):
+            m.d.sync += [
                 cur_m.eq(hold_m),
                 cur_last.eq(hold_last),
                 cur_extra.eq(hold_extra),
@@ -193,61 +219,61 @@ class SipHash24(wiring.Component):
                 hold_valid.eq(0),
                 h.eq(0),
             ]
-            if init:
-                stmts += [
-                    a.eq(k0 ^ _C0),
-                    b.eq(k1 ^ _C1),
-                    c.eq(k0 ^ _C2),
-                    d.eq(k1 ^ _C3 ^ hold_m),
-                    key_busy.eq(0),
-                ]
-            return stmts
+        with m.Elif(run):
+            m.d.sync += h.eq(h + 1)
 
-        half_round = [a.eq(next_a), b.eq(next_b), c.eq(next_c), d.eq(next_d), h.eq(h + 1)]
+        len_word = Cat(Const(0, 56), cur_len)
         source_load = Signal()
 
         with m.FSM(name="engine"):
             with m.State("Waiting for a word"):
+                m.d.comb += [load.eq(hold_valid), load_init.eq(hold_first)]
                 with m.If(hold_valid):
-                    with m.If(hold_first):
-                        m.d.sync += take_hold(init=True)
-                    with m.Else():
-                        m.d.sync += [*take_hold(init=False), d.eq(d ^ hold_m)]
                     m.next = "Compressing"
             with m.State("Compressing"):
-                m.d.sync += half_round
-                with m.If(h == 3):
-                    # v0 ^= m ends the word.  The next word's v3 ^= m is folded
-                    # into this write when it is already there, so a word
-                    # costs 4 clocks; it is an early operand of the XOR.
-                    m.d.sync += a.eq(next_a ^ cur_m)
+                m.d.comb += run.eq(1)
+                with m.If(h == 2):
+                    # Operands of the word's last half-round: v0 ^= m ends the
+                    # word; a full last word is followed by the length-only
+                    # word; otherwise v2 ^= 0xff starts finalization; a next
+                    # word already in hold (same message, since this one is
+                    # not the last) has its v3 ^= m folded in.  Hold, once
+                    # valid, stays until the engine takes it.
+                    m.d.sync += x_a.eq(cur_m)
                     with m.If(cur_extra):
-                        # A full last word: the length-only word follows.
+                        m.d.sync += x_d.eq(len_word)
+                    with m.Elif(cur_last):
+                        m.d.sync += x_c.eq(0xFF)
+                    with m.Elif(hold_valid):
+                        m.d.sync += [x_d.eq(hold_m), fold.eq(1)]
+                with m.If(h == 3):
+                    m.d.sync += [x_a.eq(0), x_c.eq(0), x_d.eq(0), fold.eq(0)]
+                    with m.If(cur_extra):
+                        m.d.sync += [cur_m.eq(len_word), cur_extra.eq(0), h.eq(0)]
+                    with m.Elif(cur_last):
+                        m.d.sync += h.eq(0)
+                        m.next = "Finalizing"
+                    with m.Elif(fold):
                         m.d.sync += [
-                            d.eq(next_d ^ len_word),
-                            cur_m.eq(len_word),
-                            cur_extra.eq(0),
+                            cur_m.eq(hold_m),
+                            cur_last.eq(hold_last),
+                            cur_extra.eq(hold_extra),
+                            cur_len.eq(hold_len),
+                            hold_valid.eq(0),
                             h.eq(0),
                         ]
-                    with m.Elif(cur_last):
-                        # v2 ^= 0xff starts finalization.
-                        m.d.sync += [c.eq(next_c ^ 0xFF), h.eq(0)]
-                        m.next = "Finalizing"
-                    with m.Elif(hold_valid):
-                        # Same message (the current word is not its last).
-                        m.d.sync += [*take_hold(init=False), d.eq(next_d ^ hold_m)]
                     with m.Else():
                         m.next = "Waiting for a word"
             with m.State("Finalizing"):
-                m.d.sync += half_round
+                m.d.comb += run.eq(1)
                 with m.If(h == 7):
                     m.next = "Presenting the tag"
             with m.State("Presenting the tag"):
                 with m.If(~self.source.valid | self.source.ready):
                     m.d.comb += source_load.eq(1)
                     # The next message's first word, if waiting, starts now.
+                    m.d.comb += [load.eq(hold_valid), load_init.eq(1)]
                     with m.If(hold_valid):
-                        m.d.sync += take_hold(init=True)
                         m.next = "Compressing"
                     with m.Else():
                         m.next = "Waiting for a word"
