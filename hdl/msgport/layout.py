@@ -1,0 +1,70 @@
+"""What the message port's gateware knows about messages, derived from the one
+declaration in :mod:`twinplane.protocol.messages` (never typed in by hand).
+
+# Ref: docs/protocol.md (framing, tag, byte order).
+"""
+
+from __future__ import annotations
+
+from amaranth.lib import data
+
+from twinplane.protocol.codes import Bus, CsmbType, SsmbType
+from twinplane.protocol.messages import HEADER_SIZE, MESSAGES_BY_TYPE, TAG_SIZE, Message
+
+__all__ = [
+    "DFS_RECEIVES",
+    "MAX_RECEIVED_BYTES",
+    "expected_lengths",
+    "received_message_layout",
+]
+
+#: Messages a DFS accepts (CS -> DFS, or either direction).  Anything else that
+#: arrives is counted as unexpected and dropped.
+DFS_RECEIVES: tuple[type[Message], ...] = tuple(
+    MESSAGES_BY_TYPE[key]
+    for key in (
+        (Bus.SSMB, SsmbType.HELLO),
+        (Bus.SSMB, SsmbType.REPLY),
+        (Bus.SSMB, SsmbType.NEWFLOW),
+        (Bus.SSMB, SsmbType.DELETE),
+        (Bus.SSMB, SsmbType.REAP),
+        (Bus.SSMB, SsmbType.TIMEOUT),
+        (Bus.SSMB, SsmbType.RESET),
+        (Bus.SSMB, SsmbType.AUTH_CHALLENGE),
+        (Bus.SSMB, SsmbType.DUMP),
+        (Bus.CSMB, CsmbType.HELLO),
+        (Bus.CSMB, CsmbType.AUTH_CHALLENGE),
+        (Bus.CSMB, CsmbType.ADD_VS),
+        (Bus.CSMB, CsmbType.DEL_VS),
+        (Bus.CSMB, CsmbType.VS_LIST),
+        (Bus.CSMB, CsmbType.CONFIG),
+    )
+)
+assert not any(f.variable for cls in DFS_RECEIVES for f in cls.BODY)
+
+#: Header and body of the largest message a DFS accepts (the tag is not kept).
+MAX_RECEIVED_BYTES = max(cls.wire_size() - TAG_SIZE for cls in DFS_RECEIVES)
+
+
+def expected_lengths() -> dict[tuple[Bus, int], int]:
+    """``msg_length`` (header + body + tag) of every message a DFS accepts."""
+    return {(cls.BUS, int(cls.TYPE)): cls.wire_size() for cls in DFS_RECEIVES}
+
+
+def received_message_layout() -> data.StructLayout:
+    """One accepted message: its bus and type, its signed bytes (header and
+    body) as a big-endian number in the low ``8 * (msg_length - 8)`` bits of
+    ``raw`` -- view them with ``layouts.message_layout(cls)`` on
+    ``raw[: message_layout(cls).size]`` -- and who sent it."""
+    return data.StructLayout(
+        {
+            "bus": 1,
+            "msg_type": 8,
+            "raw": 8 * MAX_RECEIVED_BYTES,
+            "src_ip": 32,
+            "src_port": 16,
+        }
+    )
+
+
+assert HEADER_SIZE == 24  # the receiver reads msg_type at 2 and msg_length at 4..5

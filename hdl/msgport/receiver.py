@@ -1,0 +1,233 @@
+# Ref: docs/protocol.md (framing, tag over bus byte | header | body, byte order);
+#      oracle: twinplane.protocol.codec.Codec.iter_decode.
+"""Message receiver: splits the UDP payload of an SSMB/CSMB datagram into
+messages, checks each one's length, type, version and SipHash-2-4 tag in
+gateware, and passes on the messages that survive.
+
+Interface
+---------
+``sink``      In(packet stream): the UDP payload of one datagram (first/last).
+``bus``, ``src_ip``, ``src_port``
+              In: which bus and which sender; held by the producer for the
+              whole datagram and sampled with its first byte.
+``key``       In(128): the shared key (``int.from_bytes(key16, "little")``).
+``source``    Out(stream of :func:`received_message_layout`): one accepted
+              message, its header and body in the low bits of ``raw``.
+counters      Out(32) each: ``accepted``, ``bad_length``, ``truncated``,
+              ``unexpected``, ``bad_version``, ``bad_tag``.
+
+Sessions, sequence numbers and epochs are not checked here: they are state of
+the association, kept by the message port's executor.
+
+A message whose ``msg_length`` is out of range ends the datagram (nothing
+after it is framed), as in the host codec; any other bad message is skipped
+alone.  The receiver spends one cycle per message feeding the bus byte to the
+SipHash core and waits for the tag (about 15 cycles) after each message, so
+it accepts a little under one byte per clock; messages are at least 36 bytes
+and arrive at most one per 84-byte frame time in a flood, so it keeps up.
+"""
+
+from amaranth import Cat, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from twinplane.protocol.codes import SUPPORTED_VERSIONS, Bus, CsmbType, SsmbType
+from twinplane.protocol.messages import HEADER_SIZE, TAG_SIZE
+
+from ..crypto.siphash import SipHash24
+from ..packet import packet_signature
+from .layout import MAX_RECEIVED_BYTES, expected_lengths, received_message_layout
+
+__all__ = ["MessageReceiver"]
+
+_MIN_LENGTH = HEADER_SIZE + TAG_SIZE
+_MAX_LENGTH = MAX_RECEIVED_BYTES + TAG_SIZE
+_COUNTERS = ("accepted", "bad_length", "truncated", "unexpected", "bad_version", "bad_tag")
+
+
+class MessageReceiver(wiring.Component):
+    def __init__(self):
+        super().__init__(
+            {
+                "sink": In(packet_signature(8)),
+                "bus": In(1),
+                "src_ip": In(32),
+                "src_port": In(16),
+                "key": In(128),
+                "source": Out(stream.Signature(received_message_layout())),
+                **{name: Out(32) for name in _COUNTERS},
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.siphash = siphash = SipHash24()
+        m.d.comb += siphash.key.eq(self.key)
+
+        out = self.source.payload
+        bus = Signal(1)
+        index = Signal(16)  # byte of the current message being taken
+        length = Signal(16)
+        msg_type = Signal(8)
+        vers_major = Signal(8)
+        tag = Signal(64)
+        datagram_over = Signal()  # the byte just taken carried `last`
+        eat_rest = Signal()  # after closing the hash, discard the rest of the datagram
+
+        byte = self.sink.payload.data
+        take = Signal()
+        m.d.comb += take.eq(self.sink.valid & self.sink.ready)
+
+        expected = Signal(16)
+        with m.Switch(Cat(msg_type, bus)):
+            for (msg_bus, code), size in expected_lengths().items():
+                with m.Case(code | int(msg_bus) << 8):
+                    m.d.comb += expected.eq(size)
+        is_hello = Signal()
+        m.d.comb += is_hello.eq(
+            ((bus == Bus.SSMB) & (msg_type == SsmbType.HELLO)) | ((bus == Bus.CSMB) & (msg_type == CsmbType.HELLO))
+        )
+        version_ok = Signal()
+        m.d.comb += version_ok.eq(is_hello)
+        for major in {major for major, _ in SUPPORTED_VERSIONS}:
+            with m.If(vers_major == major):
+                m.d.comb += version_ok.eq(1)
+
+        # `length` is known from byte 6 on; before, `last_signed` cannot be true
+        # because index < 6 < _MIN_LENGTH - TAG_SIZE.
+        last_signed = Signal()
+        m.d.comb += last_signed.eq((index >= HEADER_SIZE) & (index == length - TAG_SIZE - 1))
+        length_now = Cat(byte, length[8:16])  # msg_length while byte 5 is taken
+        length_bad = Signal()
+        m.d.comb += length_bad.eq((length_now < _MIN_LENGTH) | (length_now > _MAX_LENGTH))
+
+        def count(name):
+            counter = getattr(self, name)
+            m.d.sync += counter.eq(counter + 1)
+
+        with m.FSM(name="receiver"):
+            with m.State("Waiting for a message"):
+                # Feed the bus byte to SipHash first (domain separation).
+                with m.If(self.sink.valid):
+                    bus_now = Signal(1)
+                    m.d.comb += bus_now.eq(bus)
+                    with m.If(self.sink.payload.first):
+                        m.d.comb += bus_now.eq(self.bus)
+                    m.d.comb += [siphash.sink.valid.eq(1), siphash.sink.payload.data.eq(bus_now)]
+                    with m.If(siphash.sink.ready):
+                        m.d.sync += [index.eq(0), length.eq(0), out.raw.eq(0), tag.eq(0)]
+                        with m.If(self.sink.payload.first):
+                            m.d.sync += [
+                                bus.eq(self.bus),
+                                out.bus.eq(self.bus),
+                                out.src_ip.eq(self.src_ip),
+                                out.src_port.eq(self.src_port),
+                            ]
+                        m.next = "Taking header and body"
+
+            with m.State("Taking header and body"):
+                m.d.comb += [
+                    self.sink.ready.eq(siphash.sink.ready),
+                    siphash.sink.valid.eq(self.sink.valid),
+                    siphash.sink.payload.data.eq(byte),
+                    siphash.sink.payload.last.eq(last_signed),
+                ]
+                with m.If(take):
+                    m.d.sync += [index.eq(index + 1), out.raw.eq(Cat(byte, out.raw[:-8]))]
+                    with m.Switch(index):
+                        with m.Case(0):
+                            m.d.sync += vers_major.eq(byte)
+                        with m.Case(2):
+                            m.d.sync += [msg_type.eq(byte), out.msg_type.eq(byte)]
+                        with m.Case(4):
+                            m.d.sync += length[8:16].eq(byte)
+                        with m.Case(5):
+                            m.d.sync += length[0:8].eq(byte)
+                    with m.If((index == 5) & length_bad):
+                        count("bad_length")
+                        m.d.sync += eat_rest.eq(~self.sink.payload.last)
+                        m.next = "Closing the hash"
+                    with m.Elif(self.sink.payload.last):
+                        count("truncated")
+                        with m.If(last_signed):
+                            m.next = "Dropping the tag"
+                        with m.Else():
+                            m.next = "Closing the hash"
+                    with m.Elif(last_signed):
+                        m.next = "Taking the tag"
+
+            with m.State("Taking the tag"):
+                m.d.comb += self.sink.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [index.eq(index + 1), tag.eq(Cat(tag[8:], byte))]
+                    m.d.sync += datagram_over.eq(self.sink.payload.last)
+                    with m.If(index == length - 1):
+                        m.next = "Checking"
+                    with m.Elif(self.sink.payload.last):
+                        count("truncated")
+                        m.next = "Dropping the tag"
+
+            with m.State("Checking"):
+                m.d.comb += siphash.source.ready.eq(1)
+                with m.If(siphash.source.valid):
+                    with m.If(expected != length):
+                        count("unexpected")
+                        m.next = "Next message"
+                    with m.Elif(~version_ok):
+                        count("bad_version")
+                        m.next = "Next message"
+                    with m.Elif(siphash.source.payload != tag):
+                        count("bad_tag")
+                        m.next = "Next message"
+                    with m.Else():
+                        m.d.sync += self.source.valid.eq(1)
+                        m.next = "Passing it on"
+
+            with m.State("Passing it on"):
+                with m.If(self.source.ready):
+                    m.d.sync += self.source.valid.eq(0)
+                    count("accepted")
+                    with m.If(datagram_over):
+                        m.next = "Waiting for a message"
+                    with m.Else():
+                        m.next = "Feeding the bus byte"
+
+            with m.State("Next message"):
+                with m.If(datagram_over):
+                    m.next = "Waiting for a message"
+                with m.Else():
+                    m.next = "Feeding the bus byte"
+
+            with m.State("Feeding the bus byte"):
+                # Same datagram, next message: same bus, same sender.
+                m.d.comb += [siphash.sink.valid.eq(1), siphash.sink.payload.data.eq(bus)]
+                with m.If(siphash.sink.ready):
+                    m.d.sync += [index.eq(0), length.eq(0), out.raw.eq(0), tag.eq(0)]
+                    m.next = "Taking header and body"
+
+            with m.State("Closing the hash"):
+                # The datagram ended before the signed bytes did: end the
+                # SipHash message with an empty transfer and throw the tag away.
+                m.d.comb += [
+                    siphash.sink.valid.eq(1),
+                    siphash.sink.payload.last.eq(1),
+                    siphash.sink.payload.empty.eq(1),
+                ]
+                with m.If(siphash.sink.ready):
+                    m.next = "Dropping the tag"
+
+            with m.State("Dropping the tag"):
+                m.d.comb += siphash.source.ready.eq(1)
+                with m.If(siphash.source.valid):
+                    with m.If(eat_rest):
+                        m.d.sync += eat_rest.eq(0)
+                        m.next = "Eating the rest"
+                    with m.Else():
+                        m.next = "Waiting for a message"
+
+            with m.State("Eating the rest"):
+                # msg_length was out of range: nothing after it is framed.
+                m.d.comb += self.sink.ready.eq(1)
+                with m.If(take & self.sink.payload.last):
+                    m.next = "Waiting for a message"
+        return m
