@@ -13,9 +13,12 @@ from twinplane.protocol.messages import HEADER_SIZE, MESSAGES_BY_TYPE, TAG_SIZE,
 
 __all__ = [
     "DFS_RECEIVES",
+    "DFS_SENDS",
     "MAX_RECEIVED_BYTES",
+    "MAX_SENT_BYTES",
     "expected_lengths",
     "received_message_layout",
+    "transmit_message_layout",
 ]
 
 #: Messages a DFS accepts (CS -> DFS, or either direction).  Anything else that
@@ -42,6 +45,27 @@ DFS_RECEIVES: tuple[type[Message], ...] = tuple(
 )
 assert not any(f.variable for cls in DFS_RECEIVES for f in cls.BODY)
 
+#: Messages a DFS sends (DFS -> CS, or either direction).
+DFS_SENDS: tuple[type[Message], ...] = tuple(
+    MESSAGES_BY_TYPE[key]
+    for key in (
+        (Bus.SSMB, SsmbType.HELLO),
+        (Bus.SSMB, SsmbType.QUERY),
+        (Bus.SSMB, SsmbType.DELETE),
+        (Bus.SSMB, SsmbType.STATS),
+        (Bus.SSMB, SsmbType.RESET),
+        (Bus.SSMB, SsmbType.AUTH_RESPONSE),
+        (Bus.SSMB, SsmbType.DUMP),
+        (Bus.CSMB, CsmbType.HELLO),
+        (Bus.CSMB, CsmbType.AUTH_RESPONSE),
+        (Bus.CSMB, CsmbType.VS_LIST),
+        (Bus.CSMB, CsmbType.ACK),
+    )
+)
+
+#: Header and body of the largest message a DFS sends.
+MAX_SENT_BYTES = max(cls.wire_size() - TAG_SIZE for cls in DFS_SENDS)
+
 #: Header and body of the largest message a DFS accepts (the tag is not kept).
 MAX_RECEIVED_BYTES = max(cls.wire_size() - TAG_SIZE for cls in DFS_RECEIVES)
 
@@ -63,6 +87,24 @@ def received_message_layout() -> data.StructLayout:
             "raw": 8 * MAX_RECEIVED_BYTES,
             "src_ip": 32,
             "src_port": 16,
+        }
+    )
+
+
+def transmit_message_layout() -> data.StructLayout:
+    """One message to send: its bus, the number of signed bytes (header and
+    body), the signed bytes as a big-endian number in the *top* ``8 * length``
+    bits of ``raw`` (a producer places ``message_layout(cls)`` at the constant
+    slice ``raw[-message_layout(cls).size:]``, so no barrel shifter is needed),
+    and where it goes."""
+    return data.StructLayout(
+        {
+            "bus": 1,
+            "length": range(MAX_SENT_BYTES + 1),
+            "raw": 8 * MAX_SENT_BYTES,
+            "dst_mac": 48,
+            "dst_ip": 32,
+            "dst_port": 16,
         }
     )
 
