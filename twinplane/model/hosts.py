@@ -14,19 +14,11 @@ import ipaddress
 import struct
 from dataclasses import dataclass, field
 
-__all__ = ["TcpClient", "TcpServer", "build_tcp_frame", "checksum", "parse_tcp_frame"]
+from .checksum import internet_checksum as checksum
+
+__all__ = ["TcpClient", "TcpServer", "build_tcp_frame", "parse_tcp_frame"]
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
-
-
-def checksum(data: bytes) -> int:
-    """RFC 1071 Internet checksum."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def _mac(text: str) -> bytes:
