@@ -44,6 +44,8 @@ def run_receiver(datagrams: list[tuple[Bus, bytes]], key: bytes = KEY):
     async def consumer(ctx):
         async for _, _, valid, payload in ctx.tick().sample(dut.source.valid, dut.source.payload):
             if valid:
+                signed_bytes = payload.header.msg_length - TAG_SIZE
+                assert payload.header.as_bits() == payload.raw >> 8 * (signed_bytes - HEADER_SIZE)
                 received.append((payload.bus, payload.msg_type, payload.raw, payload.src_ip))
 
     sim = Simulator(dut)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from amaranth.lib import data
 
 from twinplane.protocol.codes import Bus, CsmbType, SsmbType
+from twinplane.protocol.layouts import header_layout
 from twinplane.protocol.messages import HEADER_SIZE, MESSAGES_BY_TYPE, TAG_SIZE, Message
 
 __all__ = [
@@ -79,12 +80,15 @@ def received_message_layout() -> data.StructLayout:
     """One accepted message: its bus and type, its signed bytes (header and
     body) as a big-endian number in the low ``8 * (msg_length - 8)`` bits of
     ``raw`` -- view them with ``layouts.message_layout(cls)`` on
-    ``raw[: message_layout(cls).size]`` -- and who sent it."""
+    ``raw[: message_layout(cls).size]`` -- its header again on its own (at a
+    fixed place, whatever the length), and who sent it."""
     return data.StructLayout(
         {
             "bus": 1,
             "msg_type": 8,
+            "header": header_layout(),  # SSMB names; CSMB's serial_global|serial_bytype is `serial`
             "raw": 8 * MAX_RECEIVED_BYTES,
+            "src_mac": 48,
             "src_ip": 32,
             "src_port": 16,
         }

@@ -7,7 +7,7 @@ gateware, and passes on the messages that survive.
 Interface
 ---------
 ``sink``      In(packet stream): the UDP payload of one datagram (first/last).
-``bus``, ``src_ip``, ``src_port``
+``bus``, ``src_mac``, ``src_ip``, ``src_port``
               In: which bus and which sender; held by the producer for the
               whole datagram and sampled with its first byte.
 ``key``       In(128): the shared key (``int.from_bytes(key16, "little")``).
@@ -51,6 +51,7 @@ class MessageReceiver(wiring.Component):
             {
                 "sink": In(packet_signature(8)),
                 "bus": In(1),
+                "src_mac": In(48),
                 "src_ip": In(32),
                 "src_port": In(16),
                 "key": In(128),
@@ -120,6 +121,7 @@ class MessageReceiver(wiring.Component):
                             m.d.sync += [
                                 bus.eq(self.bus),
                                 out.bus.eq(self.bus),
+                                out.src_mac.eq(self.src_mac),
                                 out.src_ip.eq(self.src_ip),
                                 out.src_port.eq(self.src_port),
                             ]
@@ -134,6 +136,8 @@ class MessageReceiver(wiring.Component):
                 ]
                 with m.If(take):
                     m.d.sync += [index.eq(index + 1), out.raw.eq(Cat(byte, out.raw[:-8]))]
+                    with m.If(index < HEADER_SIZE):
+                        m.d.sync += out.header.eq(Cat(byte, out.header.as_value()[:-8]))
                     with m.Switch(index):
                         with m.Case(0):
                             m.d.sync += vers_major.eq(byte)
