@@ -1,0 +1,93 @@
+# Ref: docs/protocol.md, docs/dfs.md (message port).
+"""The DFS's message port: SSMB/CSMB datagrams in, answers and the DFS core's
+messages out, as frames.
+
+    UDP payload ─► MessageReceiver ─► SessionEngine ─► MessageTransmitter ─► frames
+                                         │      ▲
+                              to_core ◄──┘      └── from_core
+
+The DFS top delivers the UDP payload of every datagram addressed to the
+DFS's SSMB or CSMB port on the internal side (with the sender's addresses and
+which bus), and merges the frames on ``tx`` into the internal port's egress.
+"""
+
+from amaranth import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out, connect
+
+from ..packet import packet_signature
+from .layout import received_message_layout
+from .receiver import _COUNTERS as _RX_COUNTERS
+from .receiver import MessageReceiver
+from .session import _COUNTERS as _SESSION_COUNTERS
+from .session import SessionEngine, core_message_layout, vs_write_layout
+from .transmitter import MessageTransmitter
+
+__all__ = ["COUNTERS", "MessagePort"]
+
+COUNTERS = tuple(f"rx_{name}" for name in _RX_COUNTERS) + _SESSION_COUNTERS + ("tx_sent",)
+
+
+class MessagePort(wiring.Component):
+    def __init__(self, *, cs_slots: int = 2, vs_entries: int = 16, nonce_seed: int = 0x9E3779B97F4A7C15):
+        self._engine_args = dict(cs_slots=cs_slots, vs_entries=vs_entries, nonce_seed=nonce_seed)
+        SessionEngine.check_arguments(**self._engine_args)
+        super().__init__(
+            {
+                "key": In(128),
+                "own_mac": In(48),
+                "own_ip": In(32),
+                "rx": In(packet_signature(8)),
+                "rx_bus": In(1),
+                "rx_src_mac": In(48),
+                "rx_src_ip": In(32),
+                "rx_src_port": In(16),
+                "tx": Out(packet_signature(8)),
+                "to_core": Out(stream.Signature(received_message_layout())),
+                "from_core": In(stream.Signature(core_message_layout())),
+                "vs_write": Out(stream.Signature(vs_write_layout())),
+                "dfs_ip": Out(32),
+                "dfs_mac": Out(48),
+                "idle_timeout_s": Out(16),
+                "active_cs": Out(8),
+                **{name: Out(32) for name in COUNTERS},
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.receiver = receiver = MessageReceiver()
+        m.submodules.session = session = SessionEngine(**self._engine_args)
+        m.submodules.transmitter = transmitter = MessageTransmitter()
+
+        m.d.comb += [
+            receiver.key.eq(self.key),
+            receiver.bus.eq(self.rx_bus),
+            receiver.src_mac.eq(self.rx_src_mac),
+            receiver.src_ip.eq(self.rx_src_ip),
+            receiver.src_port.eq(self.rx_src_port),
+            session.key.eq(self.key),
+            session.own_mac.eq(self.own_mac),
+            session.own_ip.eq(self.own_ip),
+            transmitter.key.eq(self.key),
+            transmitter.own_mac.eq(session.dfs_mac),
+            transmitter.own_ip.eq(session.dfs_ip),
+            self.dfs_ip.eq(session.dfs_ip),
+            self.dfs_mac.eq(session.dfs_mac),
+            self.idle_timeout_s.eq(session.idle_timeout_s),
+            self.active_cs.eq(session.active_cs),
+        ]
+        connect(m, wiring.flipped(self.rx), receiver.sink)
+        connect(m, receiver.source, session.rx)
+        connect(m, session.tx, transmitter.sink)
+        connect(m, transmitter.source, wiring.flipped(self.tx))
+        connect(m, session.to_core, wiring.flipped(self.to_core))
+        connect(m, wiring.flipped(self.from_core), session.from_core)
+        connect(m, session.vs_write, wiring.flipped(self.vs_write))
+
+        for name in _RX_COUNTERS:
+            m.d.comb += getattr(self, f"rx_{name}").eq(getattr(receiver, name))
+        for name in _SESSION_COUNTERS:
+            m.d.comb += getattr(self, name).eq(getattr(session, name))
+        m.d.comb += self.tx_sent.eq(transmitter.sent)
+        return m

@@ -1,0 +1,668 @@
+# Ref: docs/protocol.md (association handshake, sessions, replay window after
+#      RFC 4303 §3.4.3, fencing epoch, CSMB reliability); the patent's CSMB
+#      (HELLO first, version negotiation, authentication before anything else).
+"""Session engine: the DFS side of every CS association, in gateware.
+
+It sits between the message receiver and transmitter and the rest of the DFS:
+
+* CSMB HELLO from a new CS takes a slot (``cs_slots`` of them) and is
+  answered with the DFS's nonce for the association and the version verdict
+  (NONE, VERS_NEW with our highest, VERS_OBSOLETE with our lowest);
+* AUTH_CHALLENGE is answered with ``SipHash(key, "twinplane-auth" | challenge
+  | nonce)``, and the session becomes ``SipHash(key, "twinplane-session" |
+  challenge | nonce) mod 2**32`` (1 if that is 0), computed by a SipHash core
+  of its own;
+* every message of a known CS passes its slot's 64-message replay window;
+  every other message must also carry the slot's session and an epoch no
+  older than the newest one seen (fencing);
+* CSMB requests (ADD_VS, DEL_VS, VS_LIST, CONFIG) are executed and answered
+  with ACK (or ACK NOTAUTH / STALE_EPOCH / BADCONFIG); virtual servers are
+  kept in a small memory and written to the CAM through ``vs_write``;
+* accepted SSMB state messages go to the DFS core on ``to_core``; messages of
+  the core (QUERY, DELETE, STATS, ...) come in on ``from_core`` and leave
+  stamped with the active CS's session, the next ``seq`` and the epoch,
+  addressed to its SSMB address.
+
+The DFS nonce comes from a free-running xorshift64 generator sampled when a
+slot is taken: unpredictable to the network only through arrival timing.  A
+board should seed it from a true entropy source (documented in docs/dfs.md).
+"""
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from twinplane.protocol.codec import ReplayWindow
+from twinplane.protocol.codes import (
+    PROTOCOL_VERSION,
+    PROXY_FLAGS,
+    SSMB_UDP_PORT,
+    SUPPORTED_VERSIONS,
+    Bus,
+    ConfigItem,
+    CsmbType,
+    ErrorCode,
+    Role,
+    SsmbType,
+)
+from twinplane.protocol.layouts import block_layout, header_layout, message_layout
+from twinplane.protocol.messages import (
+    HEADER_SIZE,
+    TAG_SIZE,
+    AddVs,
+    Config,
+    CsmbAck,
+    CsmbAuthChallenge,
+    CsmbAuthResponse,
+    CsmbHello,
+    DelVs,
+    SsmbAuthChallenge,
+    SsmbAuthResponse,
+    SsmbHello,
+    VirtualServer,
+    VsList,
+)
+
+from ..crypto.siphash import SipHash24
+from .layout import MAX_SENT_BYTES, received_message_layout, transmit_message_layout
+
+__all__ = ["SessionEngine", "core_message_layout", "vs_write_layout"]
+
+_AUTH_LABEL = b"twinplane-auth"
+_SESSION_LABEL = b"twinplane-session"
+_IPV4_MAPPED = 0xFFFF << 32
+_LOWEST, _HIGHEST = min(SUPPORTED_VERSIONS), max(SUPPORTED_VERSIONS)
+_WINDOW = ReplayWindow.SIZE
+_COUNTERS = (
+    "hellos",
+    "authentications",
+    "requests",
+    "to_core_count",
+    "from_core_count",
+    "no_slot",
+    "not_authenticated",
+    "bad_session",
+    "replayed",
+    "stale_epoch",
+    "no_active_cs",
+)
+
+
+def core_message_layout() -> data.StructLayout:
+    """A message the DFS core sends to the active CS: its signed bytes
+    (header fields other than session, seq, epoch and msg_length filled in)
+    left-aligned in ``raw``, as for the transmitter."""
+    return data.StructLayout({"length": range(MAX_SENT_BYTES + 1), "raw": 8 * MAX_SENT_BYTES})
+
+
+def vs_write_layout() -> data.StructLayout:
+    """One CAM write: slot ``index`` now holds ``vs`` (``valid``) or nothing."""
+    return data.StructLayout({"index": 8, "valid": 1, "flags": 32, "vs": block_layout(VirtualServer)})
+
+
+def _version(major, minor):
+    """(major << 8) | minor: versions compare as numbers."""
+    if isinstance(major, int):
+        return major << 8 | minor
+    return Cat(minor[:8], major[:8])
+
+
+class SessionEngine(wiring.Component):
+    def __init__(self, *, cs_slots: int = 2, vs_entries: int = 16, nonce_seed: int = 0x9E3779B97F4A7C15):
+        self.check_arguments(cs_slots=cs_slots, vs_entries=vs_entries, nonce_seed=nonce_seed)
+        self._cs_slots = cs_slots
+        self._vs_entries = vs_entries
+        self._nonce_seed = nonce_seed
+        super().__init__(
+            {
+                "key": In(128),
+                "own_mac": In(48),
+                "own_ip": In(32),
+                "rx": In(stream.Signature(received_message_layout())),
+                "tx": Out(stream.Signature(transmit_message_layout())),
+                "to_core": Out(stream.Signature(received_message_layout())),
+                "from_core": In(stream.Signature(core_message_layout())),
+                "vs_write": Out(stream.Signature(vs_write_layout())),
+                "dfs_ip": Out(32),
+                "dfs_mac": Out(48),
+                "idle_timeout_s": Out(16),
+                "active_cs": Out(range(cs_slots + 1)),  # cs_slots: none
+                **{name: Out(32) for name in _COUNTERS},
+            }
+        )
+
+    @staticmethod
+    def check_arguments(*, cs_slots: int, vs_entries: int, nonce_seed: int) -> None:
+        if not isinstance(cs_slots, int) or not 1 <= cs_slots <= 8:
+            raise ValueError(f"cs_slots must be an integer from 1 to 8, not {cs_slots!r}")
+        if not isinstance(vs_entries, int) or not 1 <= vs_entries <= 256:
+            raise ValueError(f"vs_entries must be an integer from 1 to 256, not {vs_entries!r}")
+        if not isinstance(nonce_seed, int) or not 0 < nonce_seed < 1 << 64:
+            raise ValueError(f"nonce_seed must be a non-zero 64-bit integer, not {nonce_seed!r}")
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self._cs_slots
+        m.submodules.siphash = siphash = SipHash24()
+        m.d.comb += siphash.key.eq(self.key)
+
+        # -- configuration registers (CONFIG overrides the build-time values)
+        dfs_ip_set, dfs_mac_set = Signal(), Signal()
+        dfs_ip_reg, dfs_mac_reg = Signal(32), Signal(48)
+        m.d.comb += [
+            self.dfs_ip.eq(Mux(dfs_ip_set, dfs_ip_reg, self.own_ip)),
+            self.dfs_mac.eq(Mux(dfs_mac_set, dfs_mac_reg, self.own_mac)),
+        ]
+
+        # -- nonce generator: xorshift64, one step per clock
+        nonce_state = Signal(64, init=self._nonce_seed)
+        x1 = nonce_state ^ (nonce_state << 13)[:64]
+        x2 = x1 ^ (x1 >> 7)
+        m.d.sync += nonce_state.eq(x2 ^ (x2 << 17)[:64])
+
+        # -- CS slots
+        def slot_array(width, name):
+            return Array(Signal(width, name=f"{name}{i}") for i in range(n))
+
+        in_use, authed = slot_array(1, "in_use"), slot_array(1, "authed")
+        cs_mac, cs_ip, cs_port = slot_array(48, "cs_mac"), slot_array(32, "cs_ip"), slot_array(16, "cs_port")
+        ssmb_ip, ssmb_port = slot_array(32, "ssmb_ip"), slot_array(16, "ssmb_port")
+        nonce, session = slot_array(64, "nonce"), slot_array(32, "session")
+        highest, bitmap = slot_array(32, "highest"), slot_array(_WINDOW, "bitmap")
+        tx_seq, role, epoch = slot_array(32, "tx_seq"), slot_array(1, "role"), slot_array(16, "epoch")
+        newest_epoch = Signal(16)
+
+        # -- the message being handled
+        cur = Signal(received_message_layout())
+        hdr = cur.header
+        is_csmb = cur.bus == Bus.CSMB
+
+        def body(cls):
+            return data.View(message_layout(cls), cur.raw[: message_layout(cls).size])
+
+        # slot lookup: CSMB by (address, port); SSMB by (address, session)
+        match = Signal(n)
+        for i in range(n):
+            by_port = (cs_ip[i] == cur.src_ip) & (cs_port[i] == cur.src_port)
+            by_session = (cs_ip[i] == cur.src_ip) & authed[i] & (session[i] == hdr.session)
+            m.d.comb += match[i].eq(in_use[i] & Mux(is_csmb, by_port, by_session))
+        found = Signal()
+        slot = Signal(range(max(n, 2)))
+        free_slot = Signal(range(max(n, 2)))
+        any_free = Signal()
+        for i in reversed(range(n)):
+            with m.If(match[i]):
+                m.d.comb += [found.eq(1), slot.eq(i)]
+            with m.If(~in_use[i]):
+                m.d.comb += [any_free.eq(1), free_slot.eq(i)]
+
+        # replay window check of hdr.seq against the current slot
+        seq = hdr.seq
+        ahead = Signal(33)
+        behind = Signal(33)
+        m.d.comb += [ahead.eq(seq - highest[slot]), behind.eq(highest[slot] - seq)]
+        fresh = Signal()
+        new_highest, new_bitmap = Signal(32), Signal(_WINDOW)
+        with m.If(seq == 0):
+            m.d.comb += fresh.eq(0)
+        with m.Elif(seq > highest[slot]):
+            shift = Signal(7)
+            m.d.comb += shift.eq(Mux(ahead >= _WINDOW, _WINDOW, ahead[:7]))
+            m.d.comb += [
+                fresh.eq(1),
+                new_highest.eq(seq),
+                new_bitmap.eq(Mux(ahead >= _WINDOW, 1, (bitmap[slot] << shift)[:_WINDOW] | 1)),
+            ]
+        with m.Elif(behind < _WINDOW):
+            m.d.comb += [
+                fresh.eq(~bitmap[slot].bit_select(behind[:6], 1)),
+                new_highest.eq(highest[slot]),
+                new_bitmap.eq(bitmap[slot] | (Const(1, _WINDOW) << behind[:6])[:_WINDOW]),
+            ]
+
+        def accept_seq():
+            return [highest[slot].eq(new_highest), bitmap[slot].eq(new_bitmap)]
+
+        def count(name):
+            counter = getattr(self, name)
+            m.d.sync += counter.eq(counter + 1)
+
+        # -- the reply being built: signed bytes left-aligned in out_raw
+        out_raw = Signal(8 * MAX_SENT_BYTES)
+        out_len = Signal(range(MAX_SENT_BYTES + 1))
+        out_bus = Signal(1)
+        out_dst = Signal(data.StructLayout({"mac": 48, "ip": 32, "port": 16}))
+        out_slot = Signal.like(slot)
+        out_anonymous = Signal()  # to a CS without a slot: session 0, its own seq
+        anonymous_seq = Signal(32)
+        out_hdr = data.View(header_layout(), out_raw[-8 * HEADER_SIZE :])
+        serial_global = Signal(16)
+        serial_bytype = Array(Signal(16, name=f"serial_bytype{t}") for t in range(max(CsmbType) + 1))
+
+        def reply_view(cls):
+            size = message_layout(cls).size
+            return data.View(message_layout(cls), out_raw[-size:])
+
+        def start_reply(cls, error=ErrorCode.NONE, *, to_ssmb_of_slot=False):
+            """Clear the reply, fill its header, address it to the sender."""
+            view = reply_view(cls)
+            stmts = [
+                out_raw.eq(0),
+                out_len.eq(cls.wire_size() - TAG_SIZE),
+                out_bus.eq(cls.BUS),
+                out_dst.mac.eq(cur.src_mac),
+                out_dst.ip.eq(cur.src_ip),
+                out_dst.port.eq(cur.src_port),
+                out_slot.eq(slot),
+                out_anonymous.eq(~found),
+            ]
+            # out_raw.eq(0) above and the field writes below are in the same
+            # clock: Amaranth keeps the later assignments to the same bits.
+            stmts += [
+                view.vers_major.eq(PROTOCOL_VERSION[0]),
+                view.vers_minor.eq(PROTOCOL_VERSION[1]),
+                view.msg_type.eq(cls.TYPE),
+                view.error.eq(error),
+            ]
+            return stmts, view
+
+        auth_bytes = Signal(8 * (len(_SESSION_LABEL) + 16))
+        auth_count = Signal(range(len(auth_bytes) // 8 + 1))
+        auth_for_session = Signal()
+        auth_response = Signal(64)
+        challenge = Signal(64)
+        vs_index = Signal(range(self._vs_entries + 1))
+        vs_list_count = Signal(range(self._vs_entries + 1))
+        ack_error = Signal(8)
+
+        m.submodules.vs_memory = vs_memory = memory.Memory(
+            shape=vs_write_layout(), depth=self._vs_entries, init=[]
+        )
+        vs_wr = vs_memory.write_port()
+        vs_rd = vs_memory.read_port(domain="comb")
+        vs_valid = Signal(self._vs_entries)
+        vs_ids = Array(Signal(16, name=f"vs_id{i}") for i in range(self._vs_entries))
+
+        # -- the active CS: the lowest authenticated ACTIVE slot at the newest epoch
+        active_found = Signal()
+        active = Signal.like(slot)
+        for i in reversed(range(n)):
+            with m.If(authed[i] & (role[i] == Role.ACTIVE) & (epoch[i] == newest_epoch)):
+                m.d.comb += [active_found.eq(1), active.eq(i)]
+        m.d.comb += self.active_cs.eq(Mux(active_found, active, n))
+
+        with m.FSM(name="session"):
+            with m.State("Idle"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.rx.valid):
+                    m.d.sync += cur.eq(self.rx.payload)
+                    m.next = "Dispatching"
+                with m.Elif(self.from_core.valid):
+                    m.next = "Stamping a core message"
+
+            with m.State("Dispatching"):
+                is_hello = Mux(is_csmb, cur.msg_type == CsmbType.HELLO, cur.msg_type == SsmbType.HELLO)
+                is_challenge = Mux(
+                    is_csmb, cur.msg_type == CsmbType.AUTH_CHALLENGE, cur.msg_type == SsmbType.AUTH_CHALLENGE
+                )
+                with m.If(is_csmb & is_hello & ~found):
+                    with m.If(any_free):
+                        m.d.sync += [
+                            in_use[free_slot].eq(1),
+                            authed[free_slot].eq(0),
+                            cs_mac[free_slot].eq(cur.src_mac),
+                            cs_ip[free_slot].eq(cur.src_ip),
+                            cs_port[free_slot].eq(cur.src_port),
+                            nonce[free_slot].eq(nonce_state),
+                            highest[free_slot].eq(0),
+                            bitmap[free_slot].eq(0),
+                            tx_seq[free_slot].eq(0),
+                            epoch[free_slot].eq(0),
+                        ]
+                        m.next = "Dispatching"  # again, now with the slot found
+                    with m.Else():
+                        count("no_slot")
+                        m.next = "Idle"
+                with m.Elif(~found):
+                    count("not_authenticated")
+                    with m.If(is_csmb & self._is_request(cur.msg_type)):
+                        m.d.sync += ack_error.eq(ErrorCode.NOTAUTH)
+                        m.next = "Acknowledging"
+                    with m.Else():
+                        m.next = "Idle"
+                with m.Elif(~fresh):
+                    count("replayed")
+                    m.next = "Idle"
+                with m.Elif(is_hello):
+                    m.d.sync += accept_seq()
+                    m.next = "Answering HELLO"
+                with m.Elif(is_challenge):
+                    m.d.sync += accept_seq()
+                    m.next = "Starting authentication"
+                with m.Elif(~authed[slot] | (hdr.session != session[slot])):
+                    m.d.sync += accept_seq()
+                    count("bad_session")
+                    with m.If(is_csmb & self._is_request(cur.msg_type)):
+                        m.d.sync += ack_error.eq(ErrorCode.NOTAUTH)
+                        m.next = "Acknowledging"
+                    with m.Else():
+                        m.next = "Idle"
+                with m.Elif(hdr.epoch < newest_epoch):
+                    m.d.sync += accept_seq()
+                    count("stale_epoch")
+                    with m.If(is_csmb & self._is_request(cur.msg_type)):
+                        m.d.sync += ack_error.eq(ErrorCode.STALE_EPOCH)
+                        m.next = "Acknowledging"
+                    with m.Else():
+                        m.next = "Idle"
+                with m.Else():
+                    m.d.sync += [*accept_seq(), epoch[slot].eq(hdr.epoch), newest_epoch.eq(hdr.epoch)]
+                    with m.If(is_csmb):
+                        count("requests")
+                        m.next = "Executing a request"
+                    with m.Else():
+                        m.next = "Passing to the core"
+
+            with m.State("Answering HELLO"):
+                count("hellos")
+                with m.If(is_csmb):
+                    hello = body(CsmbHello)
+                    offered = _version(hello.csmb_vers_major, hello.csmb_vers_minor)
+                    error = Signal(8)
+                    with m.If(offered > _version(*_HIGHEST)):
+                        m.d.comb += error.eq(ErrorCode.VERS_NEW)
+                    with m.Elif(offered < _version(*_LOWEST)):
+                        m.d.comb += error.eq(ErrorCode.VERS_OBSOLETE)
+                    stmts, view = start_reply(CsmbHello)
+                    m.d.sync += stmts
+                    m.d.sync += [
+                        view.error.eq(error),
+                        view.csmb_vers_major.eq(Mux(error == ErrorCode.VERS_OBSOLETE, _LOWEST[0], _HIGHEST[0])),
+                        view.csmb_vers_minor.eq(Mux(error == ErrorCode.VERS_OBSOLETE, _LOWEST[1], _HIGHEST[1])),
+                        view.ssmb_vers_major.eq(_HIGHEST[0]),
+                        view.ssmb_vers_minor.eq(_HIGHEST[1]),
+                        view.nonce.eq(nonce[slot]),
+                        view.ssmb_addr.eq(_IPV4_MAPPED | self.dfs_ip),
+                        view.ssmb_port.eq(SSMB_UDP_PORT),
+                        view.role.eq(Role.ACTIVE),
+                        role[slot].eq(hello.role[0]),
+                        ssmb_ip[slot].eq(hello.ssmb_addr[:32]),
+                        ssmb_port[slot].eq(hello.ssmb_port),
+                    ]
+                with m.Else():
+                    stmts, view = start_reply(SsmbHello)
+                    m.d.sync += stmts
+                    m.d.sync += [
+                        view.csmb_vers_major.eq(_HIGHEST[0]),
+                        view.csmb_vers_minor.eq(_HIGHEST[1]),
+                        view.ssmb_vers_major.eq(_HIGHEST[0]),
+                        view.ssmb_vers_minor.eq(_HIGHEST[1]),
+                        view.nonce.eq(nonce[slot]),
+                        view.ssmb_addr.eq(_IPV4_MAPPED | self.dfs_ip),
+                        view.ssmb_port.eq(SSMB_UDP_PORT),
+                    ]
+                m.next = "Sending"
+
+            with m.State("Starting authentication"):
+                challenge_view = Mux(is_csmb, body(CsmbAuthChallenge).challenge, body(SsmbAuthChallenge).challenge)
+                m.d.sync += [
+                    challenge.eq(challenge_view),
+                    auth_for_session.eq(0),
+                    auth_count.eq(len(_AUTH_LABEL) + 16),
+                    auth_bytes.eq(
+                        Cat(nonce[slot], challenge_view, Const(int.from_bytes(_AUTH_LABEL, "big"), 8 * len(_AUTH_LABEL)))
+                        << 8 * (len(_SESSION_LABEL) - len(_AUTH_LABEL))
+                    ),
+                ]
+                m.next = "Hashing"
+
+            with m.State("Hashing"):
+                # Bytes leave from the top of auth_bytes: label | challenge | nonce.
+                m.d.comb += [
+                    siphash.sink.valid.eq(1),
+                    siphash.sink.payload.data.eq(auth_bytes[-8:]),
+                    siphash.sink.payload.last.eq(auth_count == 1),
+                ]
+                with m.If(siphash.sink.ready):
+                    m.d.sync += [auth_bytes.eq(auth_bytes << 8), auth_count.eq(auth_count - 1)]
+                    with m.If(auth_count == 1):
+                        m.next = "Waiting for the hash"
+
+            with m.State("Waiting for the hash"):
+                m.d.comb += siphash.source.ready.eq(1)
+                with m.If(siphash.source.valid):
+                    with m.If(~auth_for_session):
+                        m.d.sync += [
+                            auth_response.eq(siphash.source.payload),
+                            auth_for_session.eq(1),
+                            auth_count.eq(len(_SESSION_LABEL) + 16),
+                            auth_bytes.eq(
+                                Cat(nonce[slot], challenge, Const(int.from_bytes(_SESSION_LABEL, "big"), 8 * 17))
+                            ),
+                        ]
+                        m.next = "Hashing"
+                    with m.Else():
+                        new_session = Signal(32)
+                        m.d.comb += new_session.eq(siphash.source.payload[:32])
+                        with m.If(new_session == 0):
+                            m.d.comb += new_session.eq(1)
+                        count("authentications")
+                        m.d.sync += [session[slot].eq(new_session), authed[slot].eq(1)]
+                        for cls, on_csmb in ((CsmbAuthResponse, True), (SsmbAuthResponse, False)):
+                            with m.If(is_csmb == on_csmb):
+                                stmts, view = start_reply(cls)
+                                m.d.sync += stmts
+                                m.d.sync += [
+                                    view.session.eq(new_session),
+                                    view.challenge.eq(challenge),
+                                    # The tag's wire bytes are the little-endian
+                                    # integer; the field holds them big-endian.
+                                    view.response.eq(Cat(*(auth_response.word_select(7 - b, 8) for b in range(8)))),
+                                ]
+                        m.next = "Sending"
+
+            with m.State("Executing a request"):
+                with m.Switch(cur.msg_type):
+                    with m.Case(CsmbType.ADD_VS):
+                        add = body(AddVs)
+                        target = Signal(range(self._vs_entries + 1))
+                        m.d.comb += target.eq(self._vs_entries)
+                        for i in reversed(range(self._vs_entries)):
+                            with m.If(~vs_valid[i]):
+                                m.d.comb += target.eq(i)
+                        for i in reversed(range(self._vs_entries)):
+                            with m.If(vs_valid[i] & (vs_ids[i] == add.vs.vs_id)):
+                                m.d.comb += target.eq(i)
+                        supported = (
+                            ((hdr.flags & int(PROXY_FLAGS)) == 0)
+                            & ((add.vs.protocol == 6) | (add.vs.protocol == 17))
+                            & (add.vs.virt_addr[32:] == 0xFFFF)
+                        )
+                        with m.If(~supported | (target == self._vs_entries)):
+                            m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
+                            m.next = "Acknowledging"
+                        with m.Else():
+                            m.d.sync += [
+                                vs_index.eq(target),
+                                self.vs_write.payload.index.eq(target),
+                                self.vs_write.payload.valid.eq(1),
+                                self.vs_write.payload.flags.eq(hdr.flags),
+                                self.vs_write.payload.vs.eq(add.vs),
+                                ack_error.eq(ErrorCode.NONE),
+                            ]
+                            m.next = "Writing a virtual server"
+                    with m.Case(CsmbType.DEL_VS):
+                        delete = body(DelVs)
+                        target = Signal(range(self._vs_entries + 1))
+                        m.d.comb += target.eq(self._vs_entries)
+                        for i in reversed(range(self._vs_entries)):
+                            with m.If(vs_valid[i] & (vs_ids[i] == delete.vs.vs_id)):
+                                m.d.comb += target.eq(i)
+                        m.d.sync += ack_error.eq(ErrorCode.NONE)
+                        with m.If(target == self._vs_entries):
+                            m.next = "Acknowledging"  # idempotent: already gone
+                        with m.Else():
+                            m.d.sync += [
+                                vs_index.eq(target),
+                                self.vs_write.payload.index.eq(target),
+                                self.vs_write.payload.valid.eq(0),
+                                self.vs_write.payload.flags.eq(0),
+                                self.vs_write.payload.vs.eq(delete.vs),
+                            ]
+                            m.next = "Writing a virtual server"
+                    with m.Case(CsmbType.VS_LIST):
+                        m.d.sync += [vs_index.eq(0), ack_error.eq(ErrorCode.NONE)]
+                        m.next = "Listing virtual servers"
+                    with m.Case(CsmbType.CONFIG):
+                        config = body(Config)
+                        value = config.value
+                        m.d.sync += ack_error.eq(ErrorCode.NONE)
+                        with m.Switch(config.item):
+                            with m.Case(ConfigItem.DFS_ADDR):
+                                m.d.sync += [dfs_ip_reg.eq(value[:32]), dfs_ip_set.eq(1)]
+                            with m.Case(ConfigItem.DFS_MAC):
+                                m.d.sync += [dfs_mac_reg.eq(value[:48]), dfs_mac_set.eq(1)]
+                            with m.Case(ConfigItem.IDLE_TIMEOUT_S):
+                                m.d.sync += self.idle_timeout_s.eq(value[:16])
+                            with m.Case(
+                                ConfigItem.CS_ADDR,
+                                ConfigItem.DEFAULT_GATEWAY,
+                                ConfigItem.SSMB_STANDBY_ADDR,
+                                ConfigItem.HELLO_INTERVAL_MS,
+                            ):
+                                pass  # accepted; not used by this DFS yet
+                            with m.Default():
+                                m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
+                        m.next = "Acknowledging"
+                    with m.Default():
+                        m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
+                        m.next = "Acknowledging"
+
+            with m.State("Writing a virtual server"):
+                m.d.comb += self.vs_write.valid.eq(1)
+                with m.If(self.vs_write.ready):
+                    m.d.comb += [
+                        vs_wr.en.eq(1),
+                        vs_wr.addr.eq(vs_index),
+                        vs_wr.data.eq(self.vs_write.payload),
+                    ]
+                    m.d.sync += [
+                        vs_valid.bit_select(vs_index, 1).eq(self.vs_write.payload.valid),
+                        vs_ids[vs_index].eq(self.vs_write.payload.vs.vs_id),
+                    ]
+                    m.next = "Acknowledging"
+
+            with m.State("Listing virtual servers"):
+                m.d.comb += vs_rd.addr.eq(vs_index)
+                with m.If(vs_index == self._vs_entries):
+                    m.next = "Acknowledging"
+                with m.Elif(~vs_valid.bit_select(vs_index, 1)):
+                    m.d.sync += vs_index.eq(vs_index + 1)
+                with m.Else():
+                    stmts, view = start_reply(VsList)
+                    m.d.sync += stmts
+                    m.d.sync += [
+                        view.flags.eq(vs_rd.data.flags),
+                        view.vs.eq(vs_rd.data.vs),
+                        view.list_index.eq(vs_list_count),
+                        view.list_count.eq(sum(vs_valid[i] for i in range(self._vs_entries))),
+                        vs_list_count.eq(vs_list_count + 1),
+                        vs_index.eq(vs_index + 1),
+                    ]
+                    m.next = "Sending a list entry"
+
+            with m.State("Sending a list entry"):
+                self._send(m, out_bus, out_len, out_raw, out_dst, out_hdr, out_slot, out_anonymous, anonymous_seq,
+                           tx_seq, session, newest_epoch, serial_global, serial_bytype,
+                           then="Listing virtual servers")
+
+            with m.State("Acknowledging"):
+                stmts, view = start_reply(CsmbAck)
+                m.d.sync += stmts
+                m.d.sync += [
+                    view.error.eq(ack_error),
+                    view.acked_type.eq(cur.msg_type),
+                    view.acked_serial.eq(hdr.serial[16:]),  # CSMB: serial_global is the high half
+                    vs_list_count.eq(0),
+                ]
+                m.next = "Sending"
+
+            with m.State("Sending"):
+                self._send(m, out_bus, out_len, out_raw, out_dst, out_hdr, out_slot, out_anonymous, anonymous_seq,
+                           tx_seq, session, newest_epoch, serial_global, serial_bytype, then="Idle")
+
+            with m.State("Passing to the core"):
+                m.d.comb += [self.to_core.valid.eq(1), self.to_core.payload.eq(cur)]
+                with m.If(self.to_core.ready):
+                    count("to_core_count")
+                    m.next = "Idle"
+
+            with m.State("Stamping a core message"):
+                m.d.comb += self.from_core.ready.eq(1)
+                with m.If(~active_found):
+                    count("no_active_cs")
+                    m.next = "Idle"
+                with m.Else():
+                    m.d.sync += [
+                        out_raw.eq(self.from_core.payload.raw),
+                        out_len.eq(self.from_core.payload.length),
+                        out_bus.eq(Bus.SSMB),
+                        out_dst.mac.eq(cs_mac[active]),
+                        out_dst.ip.eq(ssmb_ip[active]),
+                        out_dst.port.eq(ssmb_port[active]),
+                        out_slot.eq(active),
+                        out_anonymous.eq(0),
+                    ]
+                    count("from_core_count")
+                    m.next = "Sending"
+        return m
+
+    @staticmethod
+    def _is_request(msg_type):
+        return (
+            (msg_type == CsmbType.ADD_VS)
+            | (msg_type == CsmbType.DEL_VS)
+            | (msg_type == CsmbType.VS_LIST)
+            | (msg_type == CsmbType.CONFIG)
+        )
+
+    def _send(self, m, out_bus, out_len, out_raw, out_dst, out_hdr, out_slot, out_anonymous, anonymous_seq,
+              tx_seq, session, newest_epoch, serial_global, serial_bytype, *, then):
+        """Stamp the header fields every message shares and hand the reply to
+        the transmitter."""
+        payload = self.tx.payload
+        seq = Signal(32)
+        m.d.comb += seq.eq(Mux(out_anonymous, anonymous_seq, tx_seq[out_slot]) + 1)
+        stamped = Signal.like(out_raw)
+        stamped_hdr = data.View(header_layout(), stamped[-8 * HEADER_SIZE :])
+        m.d.comb += [
+            stamped.eq(out_raw),
+            stamped_hdr.msg_length.eq(out_len + TAG_SIZE),
+            stamped_hdr.seq.eq(seq),
+            stamped_hdr.epoch.eq(newest_epoch),
+        ]
+        # AUTH_RESPONSE carries the new session already; everything else the slot's.
+        with m.If((out_hdr.session == 0) & ~out_anonymous):
+            m.d.comb += stamped_hdr.session.eq(session[out_slot])
+        with m.If(out_bus == Bus.CSMB):
+            m.d.comb += stamped_hdr.serial.eq(Cat(serial_bytype[out_hdr.msg_type], serial_global))
+        m.d.comb += [
+            self.tx.valid.eq(1),
+            payload.bus.eq(out_bus),
+            payload.length.eq(out_len),
+            payload.raw.eq(stamped),
+            payload.dst_mac.eq(out_dst.mac),
+            payload.dst_ip.eq(out_dst.ip),
+            payload.dst_port.eq(out_dst.port),
+        ]
+        with m.If(self.tx.ready):
+            with m.If(out_anonymous):
+                m.d.sync += anonymous_seq.eq(seq)
+            with m.Else():
+                m.d.sync += tx_seq[out_slot].eq(seq)
+            with m.If(out_bus == Bus.CSMB):
+                m.d.sync += [
+                    serial_global.eq(serial_global + 1),
+                    serial_bytype[out_hdr.msg_type].eq(serial_bytype[out_hdr.msg_type] + 1),
+                ]
+            m.next = then
