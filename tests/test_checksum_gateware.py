@@ -111,7 +111,7 @@ def test_combinational_function():
     olds = [Signal(16) for _ in range(3)]
     news = [Signal(16) for _ in range(3)]
     out = Signal(16)
-    m.d.comb += out.eq(checksum_update_value(old_ck, olds, news))
+    m.d.comb += out.eq(checksum_update_value(m, old_ck, olds, news))
     rng = random.Random(5)
     vectors = random_vectors(3, 200, rng)
 

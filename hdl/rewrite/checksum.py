@@ -28,15 +28,15 @@ Ports (``n = words``):
 ``udp``          In(1): apply the RFC 768 rules.
 ``new_checksum`` Out(16), ``out_valid`` Out(1).
 
-:func:`checksum_update_value` gives the same arithmetic as a combinational
-Amaranth expression, for use inside another block.
+:func:`checksum_update_value` adds the same arithmetic, combinational, to
+another block's module.
 """
 
 from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ChecksumUpdate", "checksum_update_value", "ones_complement_fold"]
+__all__ = ["ChecksumUpdate", "checksum_update_value"]
 
 
 def _tree_levels(terms: int) -> int:
@@ -50,16 +50,14 @@ def _add_level(values):
     return out
 
 
-def ones_complement_fold(wide) -> Value:
-    """Fold a wide binary sum of 16-bit terms (at most 2**16 of them) to its
-    16-bit one's-complement value (0 only if the sum is 0)."""
-    wide = Value.cast(wide)
-    first = wide[:16] + wide[16:]
-    return (first[:16] + first[16:])[:16]
-
-
-def checksum_update_value(old_checksum, old_words, new_words) -> Value:
-    """RFC 1624 eqn. 3 as a combinational expression (no UDP rule)."""
+def checksum_update_value(m: Module, old_checksum, old_words, new_words) -> Signal:
+    """RFC 1624 eqn. 3 as combinational logic added to ``m`` (no UDP rule);
+    returns the signal holding the new checksum.  Each intermediate sum is a
+    signal of its own: built as one nested expression, the shared sums are
+    emitted once per use, and Yosys 0.70's ``synth_ecp5`` (abc9) was seen to
+    abort on such a netlist."""
+    if not isinstance(m, Module):
+        raise TypeError(f"m must be an amaranth Module, not {m!r}")
     if len(old_words) != len(new_words) or not old_words:
         raise ValueError(
             f"need as many old as new words, at least one: {len(old_words)!r}, {len(new_words)!r}"
@@ -68,8 +66,17 @@ def checksum_update_value(old_checksum, old_words, new_words) -> Value:
     for old, new in zip(old_words, new_words, strict=True):
         values += [~Value.cast(old)[:16], Value.cast(new)[:16]]
     while len(values) > 1:
-        values = _add_level(values)
-    return ~ones_complement_fold(values[0])
+        level = _add_level(values)
+        sums = [Signal(len(v)) for v in level]
+        m.d.comb += [s.eq(v) for s, v in zip(sums, level, strict=True)]
+        values = sums
+    first = Signal(17)
+    result = Signal(16)
+    m.d.comb += [
+        first.eq(values[0][:16] + values[0][16:]),
+        result.eq(~(first[:16] + first[16:])[:16]),
+    ]
+    return result
 
 
 class ChecksumUpdate(wiring.Component):
@@ -116,14 +123,15 @@ class ChecksumUpdate(wiring.Component):
 
         def boundary(values, ctrl):
             # After each level: registers if a stage sits here.
+            # Every level lands in named signals (comb or registered), so each
+            # sum is built once and reads well in a waveform.
             nonlocal level
             level += 1
-            if level not in self._register_after:
-                return values, ctrl
+            domain = m.d.sync if level in self._register_after else m.d.comb
             regs = [Signal(len(v), name=f"l{level}_t{i}") for i, v in enumerate(values)]
             ctrl_r = Signal(len(ctrl), name=f"l{level}_ctrl")
-            m.d.sync += [r.eq(v) for r, v in zip(regs, values, strict=True)]
-            m.d.sync += ctrl_r.eq(ctrl)
+            domain += [r.eq(v) for r, v in zip(regs, values, strict=True)]
+            domain += ctrl_r.eq(ctrl)
             return regs, ctrl_r
 
         values = [~self.old_checksum]
@@ -136,8 +144,8 @@ class ChecksumUpdate(wiring.Component):
             values, ctrl = boundary(_add_level(values), ctrl)
         wide = values[0]
         (first,), ctrl = boundary([wide[:16] + wide[16:]], ctrl)
-        total = (first[:16] + first[16:])[:16]
-        result = ~total
+        result = Signal(16)
+        m.d.comb += result.eq(~(first[:16] + first[16:])[:16])
         valid, udp, old_zero = ctrl[0], ctrl[1], ctrl[2]
         m.d.comb += [
             self.new_checksum.eq(Mux(udp & old_zero, 0, Mux(udp & (result == 0), 0xFFFF, result))),
