@@ -1,0 +1,450 @@
+"""Hashed exact-match flow table: one lookup per clock, control and counter ports.
+
+Ref: patent figure 21 (on overflow, make room by deleting the oldest flow);
+organisation, hash functions and every insert decision are those of
+:mod:`twinplane.model.flowtable` (read its docstring first), bit for bit.
+
+Memories (all ``amaranth.lib.memory.Memory``, one read and one write port
+each, so every one maps onto ECP5 EBR in pseudo-dual-port mode):
+
+* ``keymem[t]``: per sub-table, one word per bucket, the ``ways`` slots
+  (valid, key, handle) side by side, so a lookup reads every candidate slot of
+  a key in one clock.  Written per slot (one enable bit per way).
+* ``actmem``, ``cntmem`` (packets, bytes, last_seen), ``locmem`` (where a
+  handle's slot is): indexed by handle.  ``fifomem``: deleted handles.
+
+Sharing.  Lookups own the read ports of ``keymem`` (stage 0) and ``actmem``
+(stage 1) whenever a lookup is in that stage; the control FSM reads in the
+other cycles, so it only waits, it never stalls a lookup.  The control FSM
+owns every write port except ``cntmem``'s, where the counter pipeline has
+priority.
+
+Consistency with lookups in flight: a slot is made valid only after its
+action and counters are written, and an evicted slot is invalidated one clock
+before its action changes, so a lookup sees either the old entry whole or the
+new one whole.  A moved key is written to its new slot before its old slot is
+reused; in between the key is in both slots with the same handle.
+
+Counter pipeline: ``touch`` reads ``cntmem`` in stage 0 and writes the sum in
+stage 1; the read port is transparent to the write port, so a touch of the
+same handle in the next clock sees the sum being written (no lost update).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from twinplane.model.flowtable import FlowGeometry, FlowOp, InsertStatus, h3_masks
+from .h3 import h3_index
+
+__all__ = ["FlowTable"]
+
+
+def _bits(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+class FlowTable(wiring.Component):
+    """The flow table.  Ports (all payloads are ``data.StructLayout``):
+
+    * ``lookup`` (in, ``ready`` is always 1): ``key``.  ``result`` (out, two
+      clocks after the lookup, in order; ``ready`` is ignored: the consumer
+      takes a result every clock): ``key``, ``hit``, ``handle``,
+      ``action`` (zero on a miss).
+    * ``touch`` (in, ``ready`` is always 1): ``handle``, ``nbytes``, ``now``:
+      packets += 1, bytes += nbytes, last_seen = now.
+    * ``cmd`` (in) / ``rsp`` (out): one response per command, fields
+      ``op`` (:class:`FlowOp`), ``key``, ``action``, ``handle``, ``now`` in;
+      ``op``, ``status`` (:class:`InsertStatus` for INSERT), ``found``,
+      ``handle``, ``key``, ``action``, ``packets``, ``bytes``, ``last_seen``
+      out.  INSERT answers the handle and, when it evicted, the victim entry;
+      DELETE and READ (by handle) and FIND (by key) answer the entry as it
+      was; CLEAR zeroes a handle's counters (last_seen = now); FLUSH
+      invalidates every slot in ``buckets`` clocks.
+    """
+
+    def __init__(self, geometry: FlowGeometry = FlowGeometry()):
+        if not isinstance(geometry, FlowGeometry):
+            raise TypeError(f"geometry must be a FlowGeometry, not {geometry!r}")
+        self.geometry = g = geometry
+        hb, ts = g.handle_bits, g.ts_width
+        self.slot_layout = data.StructLayout({"valid": 1, "key": g.key_width, "handle": hb})
+        self.bucket_layout = data.ArrayLayout(self.slot_layout, g.ways)
+        self.loc_layout = data.StructLayout({
+            "table": _bits(g.tables), "bucket": g.index_bits, "way": _bits(g.ways)})
+        self.cnt_layout = data.StructLayout({
+            "packets": g.packets_width, "bytes": g.bytes_width, "last_seen": ts})
+        super().__init__({
+            "lookup": In(stream.Signature(
+                data.StructLayout({"key": g.key_width}))),
+            "result": Out(stream.Signature(data.StructLayout({
+                "key": g.key_width, "hit": 1, "handle": hb, "action": g.action_width}))),
+            "touch": In(stream.Signature(data.StructLayout({
+                "handle": hb, "nbytes": g.nbytes_width, "now": ts}))),
+            "cmd": In(stream.Signature(data.StructLayout({
+                "op": 3, "key": g.key_width, "action": g.action_width, "handle": hb,
+                "now": ts}))),
+            "rsp": Out(stream.Signature(data.StructLayout({
+                "op": 3, "status": 2, "found": 1, "handle": hb, "key": g.key_width,
+                "action": g.action_width, "packets": g.packets_width,
+                "bytes": g.bytes_width, "last_seen": ts}))),
+        })
+
+    def elaborate(self, platform):
+        g = self.geometry
+        T, W, N = g.tables, g.ways, g.entries
+        masks = h3_masks(g)
+        m = Module()
+
+        keymem = [Memory(shape=self.bucket_layout, depth=g.buckets, init=[]) for _ in range(T)]
+        actmem = Memory(shape=g.action_width, depth=N, init=[])
+        cntmem = Memory(shape=self.cnt_layout, depth=N, init=[])
+        locmem = Memory(shape=self.loc_layout, depth=N, init=[])
+        fifomem = Memory(shape=g.handle_bits, depth=N, init=[])
+        for t, mem in enumerate(keymem):
+            m.submodules[f"keymem{t}"] = mem
+        m.submodules.actmem = actmem
+        m.submodules.cntmem = cntmem
+        m.submodules.locmem = locmem
+        m.submodules.fifomem = fifomem
+        krd = [mem.read_port() for mem in keymem]
+        kwr = [mem.write_port(granularity=1) for mem in keymem]
+        ard, awr = actmem.read_port(), actmem.write_port()
+        cwr = cntmem.write_port()
+        crd = cntmem.read_port(transparent_for=(cwr,))
+        lrd, lwr = locmem.read_port(), locmem.write_port()
+        frd, fwr = fifomem.read_port(), fifomem.write_port()
+
+        # Requests the control FSM drives (combinationally, default idle).
+        k_addr = [Signal(g.index_bits, name=f"k_addr{t}") for t in range(T)]
+        a_addr = Signal(g.handle_bits)
+        c_raddr = Signal(g.handle_bits)
+        c_we = Signal()
+        c_waddr = Signal(g.handle_bits)
+        c_wdata = Signal(self.cnt_layout)
+        kw_en, kw_all = Signal(), Signal()
+        kw_t = Signal(_bits(T))
+        kw_addr = Signal(g.index_bits)
+        kw_way = Signal(_bits(W))
+        kw_slot = Signal(self.slot_layout)
+
+        # ---- lookup pipeline: stage 0 hash + keymem read, stage 1 compare +
+        # actmem read, stage 2 result.
+        lkey = self.lookup.payload.key
+        k_grant = ~self.lookup.valid
+        for t in range(T):
+            m.d.comb += krd[t].addr.eq(Mux(self.lookup.valid,
+                                           h3_index(lkey, masks[t]), k_addr[t]))
+        s1_valid, s1_key = Signal(), Signal(g.key_width)
+        m.d.sync += [s1_valid.eq(self.lookup.valid), s1_key.eq(lkey)]
+        hit, hhandle = Const(0), Const(0, g.handle_bits)
+        for t in reversed(range(T)):
+            for w in reversed(range(W)):
+                slot = krd[t].data[w]
+                match = slot.valid & (slot.key == s1_key)
+                hit = Mux(match, 1, hit)
+                hhandle = Mux(match, slot.handle, hhandle)
+        s1_hit, s1_handle = Signal(), Signal(g.handle_bits)
+        m.d.comb += [s1_hit.eq(hit), s1_handle.eq(hhandle)]
+        a_grant = ~s1_valid
+        m.d.comb += ard.addr.eq(Mux(s1_valid, s1_handle, a_addr))
+        s2_valid, s2_key, s2_hit = Signal(), Signal(g.key_width), Signal()
+        s2_handle = Signal(g.handle_bits)
+        m.d.sync += [s2_valid.eq(s1_valid), s2_key.eq(s1_key), s2_hit.eq(s1_hit),
+                     s2_handle.eq(s1_handle)]
+        m.d.comb += [
+            self.lookup.ready.eq(1),
+            self.touch.ready.eq(1),
+            self.result.valid.eq(s2_valid),
+            self.result.payload.key.eq(s2_key),
+            self.result.payload.hit.eq(s2_hit),
+            self.result.payload.handle.eq(Mux(s2_hit, s2_handle, 0)),
+            self.result.payload.action.eq(Mux(s2_hit, ard.data, 0)),
+        ]
+
+        # ---- counter pipeline: stage 0 read, stage 1 add and write.
+        c_grant_r = ~self.touch.valid
+        m.d.comb += crd.addr.eq(Mux(self.touch.valid, self.touch.payload.handle, c_raddr))
+        t1_valid, t1 = Signal(), Signal.like(self.touch.payload)
+        m.d.sync += [t1_valid.eq(self.touch.valid), t1.eq(self.touch.payload)]
+        c_grant_w = ~t1_valid
+        with m.If(t1_valid):
+            m.d.comb += [
+                cwr.addr.eq(t1.handle), cwr.en.eq(1),
+                cwr.data.packets.eq(crd.data.packets + 1),
+                cwr.data.bytes.eq(crd.data.bytes + t1.nbytes),
+                cwr.data.last_seen.eq(t1.now),
+            ]
+        with m.Elif(c_we):
+            m.d.comb += [cwr.addr.eq(c_waddr), cwr.en.eq(1), cwr.data.eq(c_wdata)]
+
+        # ---- keymem writes (control only), one slot or a whole flush row.
+        for t in range(T):
+            m.d.comb += [
+                kwr[t].addr.eq(kw_addr),
+                kwr[t].data.eq(Mux(kw_all, 0, Cat(*([kw_slot.as_value()] * W)))),
+            ]
+            with m.If(kw_all):
+                m.d.comb += kwr[t].en.eq((1 << W) - 1)
+            with m.Elif(kw_en & (kw_t == t)):
+                m.d.comb += kwr[t].en.eq(1 << kw_way)
+
+        # ---- control FSM state.
+        cmd = Signal.like(self.cmd.payload)
+        hkey = Signal(g.key_width)
+        hidx = [h3_index(hkey, masks[t]) for t in range(T)]
+        cidx = [Signal(g.index_bits, name=f"cidx{t}") for t in range(T)]
+        midx = [Signal(g.index_bits, name=f"midx{t}") for t in range(T)]
+        cand = Signal(data.ArrayLayout(self.slot_layout, T * W))
+        alt = [Signal(self.bucket_layout, name=f"alt{t}") for t in range(T)]
+        mt, mw = Signal(_bits(T)), Signal(_bits(W))
+        tgt_t, tgt_w = Signal(_bits(T)), Signal(_bits(W))
+        new_handle = Signal(g.handle_bits)
+        fresh = Signal(range(N + 1))
+        fhead, ftail = Signal(g.handle_bits), Signal(g.handle_bits)
+        ei = Signal(range(T * W + 1))
+        best_age = Signal(g.ts_width)
+        best_i = Signal(range(T * W))
+        loc = Signal(self.loc_layout)
+        sweep = Signal(g.index_bits + 1)
+        r = Signal.like(self.rsp.payload)
+
+        def wrap(ptr):
+            return Mux(ptr == N - 1, 0, ptr + 1)
+
+        m.d.comb += [frd.addr.eq(fhead), fwr.addr.eq(ftail), fwr.data.eq(cmd.handle)]
+
+        # Candidate analysis (from ``cand``, the key's candidate buckets).
+        c_hit, c_hhandle = Const(0), Const(0, g.handle_bits)
+        for i in reversed(range(T * W)):
+            match = cand[i].valid & (cand[i].key == cmd.key)
+            c_hit = Mux(match, 1, c_hit)
+            c_hhandle = Mux(match, cand[i].handle, c_hhandle)
+        best_used, best_t, best_w = Const(W, range(W + 1)), Const(0, _bits(T)), Const(0, _bits(W))
+        for t in range(T):
+            valid = [cand[t * W + w].valid for w in range(W)]
+            used = sum(valid)
+            fw = Const(0, _bits(W))
+            for w in reversed(range(W)):
+                fw = Mux(~valid[w], w, fw)
+            take = used < best_used
+            best_used = Mux(take, used, best_used)
+            best_t = Mux(take, t, best_t)
+            best_w = Mux(take, fw, best_w)
+        has_free = best_used < W
+        # Move analysis (from ``alt``, the moving key's buckets).
+        mv_ok, mv_t, mv_w = Const(0), Const(0, _bits(T)), Const(0, _bits(W))
+        for u in reversed(range(T)):
+            fw, free = Const(0, _bits(W)), Const(0)
+            for w in reversed(range(W)):
+                fw = Mux(~alt[u][w].valid, w, fw)
+                free = free | ~alt[u][w].valid
+            ok = free & (mt != u)
+            mv_ok = Mux(ok, 1, mv_ok)
+            mv_t = Mux(ok, u, mv_t)
+            mv_w = Mux(ok, fw, mv_w)
+        mslot = cand[mt * W + mw]
+        age = Signal(g.ts_width)
+        m.d.comb += age.eq(cmd.now - crd.data.last_seen)
+        victim = cand[best_i]
+
+        def read_keys(addrs, nxt):
+            for t in range(T):
+                m.d.comb += k_addr[t].eq(addrs[t])
+            with m.If(k_grant):
+                m.next = nxt
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    m.d.sync += [cmd.eq(self.cmd.payload), hkey.eq(self.cmd.payload.key),
+                                 r.eq(0), r.op.eq(self.cmd.payload.op),
+                                 r.handle.eq(self.cmd.payload.handle), sweep.eq(0)]
+                    with m.Switch(self.cmd.payload.op):
+                        with m.Case(FlowOp.INSERT, FlowOp.FIND):
+                            m.next = "HASH KEY"
+                        with m.Case(FlowOp.FLUSH):
+                            m.next = "FLUSH SWEEP"
+                        with m.Default():
+                            m.next = "READ LOCATION"
+
+            # -- by key: read the candidate buckets
+            with m.State("HASH KEY"):
+                m.d.sync += [cidx[t].eq(hidx[t]) for t in range(T)]
+                m.next = "READ CANDIDATES"
+            with m.State("READ CANDIDATES"):
+                read_keys(cidx, "CANDIDATES READ")
+            with m.State("CANDIDATES READ"):
+                m.d.sync += cand.eq(Cat(*(krd[t].data.as_value() for t in range(T))))
+                m.next = "CHECK CANDIDATES"
+            with m.State("CHECK CANDIDATES"):
+                m.d.sync += [mt.eq(0), mw.eq(0), ei.eq(0), r.key.eq(cmd.key)]
+                with m.If(cmd.op == FlowOp.FIND):
+                    m.d.sync += [r.found.eq(c_hit), r.handle.eq(c_hhandle),
+                                 cmd.handle.eq(c_hhandle)]
+                    m.next = "READ ACTION"
+                    with m.If(~c_hit):
+                        m.next = "RESPOND"
+                with m.Elif(c_hit):
+                    m.d.comb += [awr.addr.eq(c_hhandle), awr.data.eq(cmd.action), awr.en.eq(1)]
+                    m.d.sync += [r.status.eq(InsertStatus.UPDATED), r.found.eq(1),
+                                 r.handle.eq(c_hhandle)]
+                    m.next = "RESPOND"
+                with m.Elif(has_free):
+                    m.d.sync += [tgt_t.eq(best_t), tgt_w.eq(best_w)]
+                    m.next = "ALLOCATE"
+                with m.Else():
+                    m.next = "MOVE LOAD"
+
+            # -- one cuckoo move: try each candidate slot in (table, way) order
+            with m.State("MOVE LOAD"):
+                m.d.sync += hkey.eq(mslot.key)
+                m.next = "MOVE HASH"
+            with m.State("MOVE HASH"):
+                m.d.sync += [midx[t].eq(hidx[t]) for t in range(T)]
+                m.next = "MOVE READ"
+            with m.State("MOVE READ"):
+                read_keys(midx, "MOVE DATA")
+            with m.State("MOVE DATA"):
+                m.d.sync += [alt[t].eq(krd[t].data) for t in range(T)]
+                m.next = "MOVE CHECK"
+            with m.State("MOVE CHECK"):
+                with m.If(mv_ok):
+                    m.d.comb += [kw_en.eq(1), kw_t.eq(mv_t), kw_way.eq(mv_w),
+                                 kw_addr.eq(Cat(*midx).word_select(mv_t, g.index_bits)),
+                                 kw_slot.eq(mslot),
+                                 lwr.addr.eq(mslot.handle), lwr.en.eq(1),
+                                 lwr.data.table.eq(mv_t), lwr.data.way.eq(mv_w),
+                                 lwr.data.bucket.eq(
+                                     Cat(*midx).word_select(mv_t, g.index_bits))]
+                    m.d.sync += [tgt_t.eq(mt), tgt_w.eq(mw)]
+                    m.next = "ALLOCATE"
+                with m.Elif((mt == T - 1) & (mw == W - 1)):
+                    m.next = "AGE READ"
+                with m.Else():
+                    with m.If(mw == W - 1):
+                        m.d.sync += [mw.eq(0), mt.eq(mt + 1)]
+                    with m.Else():
+                        m.d.sync += mw.eq(mw + 1)
+                    m.next = "MOVE LOAD"
+
+            # -- a free slot: take a handle, write action and counters, then the key
+            with m.State("ALLOCATE"):
+                with m.If(fresh < N):
+                    m.d.sync += [new_handle.eq(fresh), fresh.eq(fresh + 1)]
+                with m.Else():
+                    m.d.sync += [new_handle.eq(frd.data), fhead.eq(wrap(fhead))]
+                m.next = "WRITE NEW"
+            with m.State("WRITE NEW"):
+                m.d.comb += [awr.addr.eq(new_handle), awr.data.eq(cmd.action),
+                             awr.en.eq(1), c_we.eq(1), c_waddr.eq(new_handle),
+                             c_wdata.last_seen.eq(cmd.now)]
+                with m.If(c_grant_w):
+                    m.next = "WRITE KEY"
+            with m.State("WRITE KEY"):
+                baddr = Cat(*cidx).word_select(tgt_t, g.index_bits)
+                m.d.comb += [kw_en.eq(1), kw_t.eq(tgt_t), kw_way.eq(tgt_w),
+                             kw_addr.eq(baddr), kw_slot.valid.eq(1),
+                             kw_slot.key.eq(cmd.key), kw_slot.handle.eq(new_handle),
+                             lwr.addr.eq(new_handle), lwr.en.eq(1),
+                             lwr.data.table.eq(tgt_t), lwr.data.way.eq(tgt_w),
+                             lwr.data.bucket.eq(baddr)]
+                m.d.sync += [r.status.eq(Mux(r.status == InsertStatus.EVICTED,
+                                             InsertStatus.EVICTED, InsertStatus.INSERTED)),
+                             r.handle.eq(new_handle),
+                             r.found.eq(r.status == InsertStatus.EVICTED)]
+                m.next = "RESPOND"
+
+            # -- full: evict the candidate idle the longest
+            with m.State("AGE READ"):
+                m.d.comb += c_raddr.eq(cand[ei].handle)
+                with m.If(c_grant_r):
+                    m.next = "AGE DATA"
+            with m.State("AGE DATA"):
+                with m.If((ei == 0) | (age > best_age)):
+                    m.d.sync += [best_age.eq(age), best_i.eq(ei),
+                                 r.packets.eq(crd.data.packets), r.bytes.eq(crd.data.bytes),
+                                 r.last_seen.eq(crd.data.last_seen)]
+                m.d.sync += ei.eq(ei + 1)
+                with m.If(ei == T * W - 1):
+                    m.next = "VICTIM ACTION"
+                with m.Else():
+                    m.next = "AGE READ"
+            with m.State("VICTIM ACTION"):
+                m.d.comb += a_addr.eq(victim.handle)
+                with m.If(a_grant):
+                    m.next = "VICTIM DATA"
+            with m.State("VICTIM DATA"):
+                m.d.sync += [r.action.eq(ard.data), r.key.eq(victim.key),
+                             r.status.eq(InsertStatus.EVICTED), new_handle.eq(victim.handle),
+                             tgt_t.eq(best_i // W), tgt_w.eq(best_i % W)]
+                m.next = "VICTIM INVALIDATE"
+            with m.State("VICTIM INVALIDATE"):
+                m.d.comb += [kw_en.eq(1), kw_t.eq(tgt_t), kw_way.eq(tgt_w),
+                             kw_addr.eq(Cat(*cidx).word_select(tgt_t, g.index_bits)),
+                             kw_slot.valid.eq(0)]
+                m.next = "WRITE NEW"
+
+            # -- by handle: find the slot, check it still holds the handle
+            with m.State("READ LOCATION"):
+                m.d.comb += lrd.addr.eq(cmd.handle)
+                m.next = "LOCATION READ"
+            with m.State("LOCATION READ"):
+                m.d.sync += loc.eq(lrd.data)
+                m.next = "READ SLOT"
+            with m.State("READ SLOT"):
+                read_keys([loc.bucket] * T, "SLOT READ")
+            with m.State("SLOT READ"):
+                slot = Signal(self.slot_layout)
+                m.d.comb += slot.eq(Cat(*(krd[t].data.as_value() for t in range(T)))
+                                    .word_select(loc.table * W + loc.way,
+                                                 self.slot_layout.size))
+                m.d.sync += [r.found.eq(slot.valid & (slot.handle == cmd.handle)),
+                             r.key.eq(slot.key)]
+                with m.If(cmd.op == FlowOp.CLEAR):
+                    m.next = "CLEAR COUNTERS"
+                with m.Else():
+                    m.next = "READ ACTION"
+            with m.State("CLEAR COUNTERS"):
+                m.d.comb += [c_we.eq(1), c_waddr.eq(cmd.handle),
+                             c_wdata.last_seen.eq(cmd.now)]
+                with m.If(c_grant_w):
+                    m.next = "RESPOND"
+            with m.State("READ ACTION"):
+                m.d.comb += a_addr.eq(cmd.handle)
+                with m.If(a_grant):
+                    m.next = "ACTION READ"
+            with m.State("ACTION READ"):
+                m.d.sync += r.action.eq(ard.data)
+                m.next = "READ COUNTERS"
+            with m.State("READ COUNTERS"):
+                m.d.comb += c_raddr.eq(cmd.handle)
+                with m.If(c_grant_r):
+                    m.next = "COUNTERS READ"
+            with m.State("COUNTERS READ"):
+                m.d.sync += [r.packets.eq(crd.data.packets), r.bytes.eq(crd.data.bytes),
+                             r.last_seen.eq(crd.data.last_seen)]
+                with m.If((cmd.op == FlowOp.DELETE) & r.found):
+                    m.next = "DELETE SLOT"
+                with m.Else():
+                    m.next = "RESPOND"
+            with m.State("DELETE SLOT"):
+                m.d.comb += [kw_en.eq(1), kw_t.eq(loc.table), kw_way.eq(loc.way),
+                             kw_addr.eq(loc.bucket), kw_slot.valid.eq(0), fwr.en.eq(1)]
+                m.d.sync += ftail.eq(wrap(ftail))
+                m.next = "RESPOND"
+
+            with m.State("FLUSH SWEEP"):
+                m.d.comb += [kw_all.eq(1), kw_addr.eq(sweep)]
+                m.d.sync += sweep.eq(sweep + 1)
+                with m.If(sweep == g.buckets - 1):
+                    m.d.sync += [fresh.eq(0), fhead.eq(0), ftail.eq(0)]
+                    m.next = "RESPOND"
+
+            with m.State("RESPOND"):
+                m.d.comb += [self.rsp.valid.eq(1), self.rsp.payload.eq(r)]
+                with m.If(self.rsp.ready):
+                    m.next = "IDLE"
+        return m

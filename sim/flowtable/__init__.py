@@ -1,0 +1,1 @@
+"""Flow table simulation drivers and benchmark."""
