@@ -1,0 +1,185 @@
+"""The miss path holds the frames of pending flows, sends one QUERY per new
+flow, releases held frames in order on accept, drops them on refusal or
+timeout, and stays bounded (slots, frames per slot, bytes per slot)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from amaranth.sim import Simulator
+
+from twinplane.hdl.miss.miss_path import MissPath, SlotState
+
+
+def frame(key: int, number: int, length: int = 64) -> bytes:
+    return bytes([key, number]) + bytes((key * 31 + number + i) & 0xFF for i in range(length - 2))
+
+
+def run(script, **kwargs):
+    dut = MissPath(key_width=16, query_shape=8, **kwargs)
+    released, queries = [], []
+
+    async def driver(ctx):
+        ctx.set(dut.release.ready, 1)
+        ctx.set(dut.query.ready, 1)
+
+        async def hold(key: int, data: bytes):
+            ctx.set(dut.hold.valid, 1)
+            ctx.set(dut.hold.payload, {"key": key, "query": key & 0xFF})
+            for i, byte in enumerate(data):
+                ctx.set(dut.sink.valid, 1)
+                ctx.set(dut.sink.payload, {"data": byte, "first": i == 0, "last": i == len(data) - 1})
+                await ctx.tick().until(dut.sink.ready)
+                ctx.set(dut.hold.valid, 0)
+            ctx.set(dut.sink.valid, 0)
+            await ctx.tick()
+
+        async def resolve(key: int, accept: bool):
+            ctx.set(dut.resolve.valid, 1)
+            ctx.set(dut.resolve.payload, {"key": key, "accept": accept})
+            await ctx.tick().until(dut.resolve.ready)
+            ctx.set(dut.resolve.valid, 0)
+
+        async def probe(key: int):
+            ctx.set(dut.probe_key, key)
+            return ctx.get(dut.probe_hit), ctx.get(dut.probe_state)
+
+        await script(ctx, dut, hold, resolve, probe)
+        await ctx.tick().repeat(400)
+
+    async def monitor(ctx):
+        current = bytearray()
+        async for _, _, valid, ready, payload, slot, qv, q in ctx.tick().sample(
+            dut.release.valid, dut.release.ready, dut.release.payload, dut.release_slot, dut.query.valid, dut.query.payload
+        ):
+            if qv:
+                queries.append(q.query)
+            if valid and ready:
+                assert bool(payload.first) == (not current)
+                current.append(payload.data)
+                if payload.last:
+                    released.append(bytes(current))
+                    current = bytearray()
+
+    sim = Simulator(dut)
+    sim.add_clock(8e-9)
+    sim.add_testbench(driver)
+    sim.add_process(monitor)
+    sim.run()
+    return dut, released, queries
+
+
+def test_accept_releases_in_order_and_refusal_drops():
+    counters = {}
+
+    async def script(ctx, dut, hold, resolve, probe):
+        await hold(1, frame(1, 0))
+        await hold(2, frame(2, 0))
+        await hold(1, frame(1, 1, 100))
+        assert await probe(1) == (1, SlotState.WAITING)
+        assert await probe(3) == (0, 0)
+        await resolve(2, False)
+        await resolve(1, True)
+        await ctx.tick().repeat(400)
+        assert await probe(1) == (0, 0)  # released and freed
+        await resolve(7, True)  # nothing pending for key 7
+        await ctx.tick().repeat(5)
+        for name in ("queries", "frames_held", "frames_released", "frames_dropped_refused", "resolve_unmatched"):
+            counters[name] = ctx.get(getattr(dut, name))
+
+    _, released, queries = run(script)
+    assert released == [frame(1, 0), frame(1, 1, 100)]
+    assert queries == [1, 2]
+    assert counters == {"queries": 2, "frames_held": 3, "frames_released": 2, "frames_dropped_refused": 1,
+                        "resolve_unmatched": 1}
+
+
+def test_bounds_slots_frames_and_bytes():
+    counters = {}
+
+    async def script(ctx, dut, hold, resolve, probe):
+        for key in range(1, 4):  # 2 slots: the third new flow is dropped
+            await hold(key, frame(key, 0))
+        for n in range(1, 4):  # 3 frames per slot: the fourth is dropped
+            await hold(1, frame(1, n))
+        await hold(2, frame(2, 1, 200))  # 256 bytes per slot: 64 + 200 does not fit
+        for name in ("dropped_no_slot", "dropped_queue_full", "frames_held"):
+            counters[name] = ctx.get(getattr(dut, name))
+        await resolve(1, True)
+        await resolve(2, True)
+
+    _, released, _ = run(script, slots=2, frames_per_slot=3, slot_bytes=256)
+    assert counters == {"dropped_no_slot": 1, "dropped_queue_full": 2, "frames_held": 4}
+    assert released == [frame(1, 0), frame(1, 1), frame(1, 2), frame(2, 0)]
+
+
+def test_timeout_and_flush():
+    counters = {}
+
+    async def script(ctx, dut, hold, resolve, probe):
+        await hold(1, frame(1, 0))
+        await ctx.tick().repeat(110)  # no REPLY within the timeout
+        assert (await probe(1))[0] == 0  # no longer pending
+        await ctx.tick().repeat(100)  # its frame is discarded meanwhile
+        await hold(2, frame(2, 0))
+        ctx.set(dut.flush, 1)
+        await ctx.tick()
+        ctx.set(dut.flush, 0)
+        await resolve(2, True)  # too late: flushed
+        counters["timeouts"] = ctx.get(dut.timeouts)
+        counters["resolve_unmatched"] = ctx.get(dut.resolve_unmatched)
+
+    _, released, _ = run(script, timeout_cycles=100)
+    assert released == []
+    assert counters == {"timeouts": 1, "resolve_unmatched": 1}
+
+
+def test_random_traffic_against_a_model():
+    rng = random.Random(21)
+    plan = []
+    for _ in range(60):
+        if rng.random() < 0.25:
+            plan.append(("resolve", rng.randrange(1, 6), rng.random() < 0.7))
+        else:
+            key = rng.randrange(1, 6)
+            plan.append(("hold", key, frame(key, rng.randrange(256), rng.randrange(60, 200))))
+
+    # The model: same bounds, resolves act immediately, released frames in order per flow.
+    slots, per_slot, slot_bytes = 3, 4, 512
+    pending: dict[int, list[bytes]] = {}
+    expected: dict[int, list[bytes]] = {}
+    for action, key, arg in plan:
+        if action == "hold":
+            if key not in pending:
+                if len(pending) == slots:
+                    continue
+                pending[key] = []
+            queue = pending[key]
+            if len(queue) < per_slot and sum(map(len, queue)) + len(arg) <= slot_bytes:
+                queue.append(arg)
+        elif key in pending:
+            frames_ = pending.pop(key)
+            if arg:
+                expected.setdefault(key, []).extend(frames_)
+
+    async def script(ctx, dut, hold, resolve, probe):
+        for action, key, arg in plan:
+            if action == "hold":
+                await hold(key, arg)
+            else:
+                await resolve(key, arg)
+                await ctx.tick().repeat(300)  # let the release finish before the key comes back
+
+    _, released, _ = run(script, slots=slots, frames_per_slot=per_slot, slot_bytes=slot_bytes)
+    got: dict[int, list[bytes]] = {}
+    for f in released:
+        got.setdefault(f[0], []).append(f)
+    assert got == expected
+
+
+def test_constructor_checks():
+    with pytest.raises(ValueError, match="slot_bytes must be a power of two of at least 64, not 100"):
+        MissPath(key_width=8, query_shape=8, slot_bytes=100)
+    with pytest.raises(ValueError, match="slots"):
+        MissPath(key_width=8, query_shape=8, slots=0)
