@@ -50,7 +50,7 @@ def run(script, **kwargs):
 
     async def monitor(ctx):
         current = bytearray()
-        async for _, _, valid, ready, payload, slot, qv, q in ctx.tick().sample(
+        async for _, _, valid, ready, payload, _slot, qv, q in ctx.tick().sample(
             dut.release.valid, dut.release.ready, dut.release.payload, dut.release_slot, dut.query.valid, dut.query.payload
         ):
             if qv:
