@@ -110,3 +110,11 @@ def test_short_messages_backpressure_but_stay_correct():
     tags, stats = run_messages(messages, seed=5, gap_prob=0.0, stall_prob=0.0)
     assert tags == [siphash24(k, msg) for k, msg in messages]
     assert stats["stalls"] > 0  # 1..3-byte messages arrive faster than 12+ clocks of finalization
+
+
+def test_long_messages_wrap_the_length_byte():
+    # SipHash's final word carries the length mod 256.
+    rng = random.Random(256)
+    messages = [(rng.randbytes(16), rng.randbytes(n)) for n in (255, 256, 257, 300)]
+    tags, _ = run_messages(messages, seed=9, gap_prob=0.1, stall_prob=0.1)
+    assert tags == [siphash24(k, msg) for k, msg in messages]
