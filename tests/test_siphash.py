@@ -6,8 +6,8 @@ import random
 
 import pytest
 from amaranth.sim import Simulator
-from twinplane.hdl.crypto.siphash import SipHash24
 
+from twinplane.hdl.crypto.siphash import SipHash24
 from twinplane.protocol.siphash import siphash24
 
 
