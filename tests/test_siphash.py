@@ -118,3 +118,37 @@ def test_long_messages_wrap_the_length_byte():
     messages = [(rng.randbytes(16), rng.randbytes(n)) for n in (255, 256, 257, 300)]
     tags, _ = run_messages(messages, seed=9, gap_prob=0.1, stall_prob=0.1)
     assert tags == [siphash24(k, msg) for k, msg in messages]
+
+
+@pytest.mark.parametrize("length", [0, 1, 7, 8, 9, 16, 31, 64])
+def test_tag_latency(length):
+    """The documented latency: 15 clocks from the last transfer to a valid
+    tag, 19 when the length is a multiple of 8 (one more length-only word)."""
+    dut = SipHash24()
+    key, message = bytes(range(16)), bytes(range(length))
+    result = {}
+
+    async def bench(ctx):
+        ctx.set(dut.source.ready, 1)
+        ctx.set(dut.key, int.from_bytes(key, "little"))
+        beats = [{"data": b, "last": int(i == length - 1), "empty": 0} for i, b in enumerate(message)]
+        for beat in beats or [{"data": 0, "last": 1, "empty": 1}]:
+            ctx.set(dut.sink.payload, beat)
+            ctx.set(dut.sink.valid, 1)
+            while not ctx.get(dut.sink.ready):
+                await ctx.tick()
+            await ctx.tick()
+        ctx.set(dut.sink.valid, 0)
+        clocks = 0
+        while not ctx.get(dut.source.valid):
+            await ctx.tick()
+            clocks += 1
+        result["latency"] = clocks  # edges after the one that took the last transfer
+        result["tag"] = ctx.get(dut.source.payload)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert result["tag"] == siphash24(key, message)
+    assert result["latency"] == (19 if length % 8 == 0 and length else 15)
