@@ -52,8 +52,10 @@ Per message the engine spends, after the last byte: 1 clock to move the word
 to hold, 1 absorb, 4 half-rounds (8 when the length is a multiple of 8: one
 more word holding only the length), 8 half-rounds of finalization and 1
 clock presenting the tag, which also starts the next message's first word
-if it is waiting: with an idle engine the tag is valid 15 clocks after the
-clock that took the last transfer (19 when the length is a multiple of 8).
+if it is waiting.  At one byte per clock the tag is valid 15 to 19 clocks
+after the clock that took the last transfer: 15 for messages under 8 bytes
+or with a tail of 5..7 bytes, more while the last full word is still being
+compressed, 19 when the length is a non-zero multiple of 8.
 Meanwhile the sink keeps taking bytes into hold and the assembler.  On the message port every signed part is at least 24 bytes (the
 header) and is followed by its 8 tag bytes, which are not hashed; at one byte
 per clock the sink then never stalls (tested).  Back-to-back messages of a
