@@ -1,0 +1,724 @@
+# Ref: the patent's figures 18 (DFS flow activity: TCP close, overflow,
+#      timeout), 20 (DFS message processing: REAP, TIMEOUT, new flow, RESET,
+#      invalid) and 21 (new flow: make room when full); docs/protocol.md.
+"""Flow controller: everything the DFS does about flows that is not per
+packet.  It is the only user of the flow table's control port.
+
+* QUERY: for each new flow the miss path reports, a QUERY to the CS.
+* REPLY / NEWFLOW (error NONE): two entries -- inbound (client -> virtual
+  server: destination NAT towards the node) and return (node -> client:
+  source NAT back to the virtual server) -- then the miss path releases the
+  held frames.  REPLY with an error: the miss path drops them.
+* Overflow (figure 21): when an insert evicts the oldest candidate, its
+  partner entry goes too and the CS gets DELETE (reason OVERFLOW) with the
+  victim's counters.
+* REAP / TIMEOUT: STATS with CONNALIVE if the flow saw a packet within
+  ``idle_ms``, else the flow is deleted and the CS gets DELETE.  A flow the
+  DFS does not know is answered DELETE with zero counters, so the CS stops
+  waiting.
+* DELETE from the CS deletes the flow and answers DELETE with its counters.
+* RESET: every flow and pending flow goes; the DFS answers RESET.
+* DUMP: STATS for every flow, then DUMP with END and the count.
+* TCP close tracking (figure 18): FIN from both sides or an RST marks the
+  flow closing; it is deleted (DELETE, reason FIN or RST) once it has been
+  idle for ``close_linger`` ticks, so the last ACK and retransmissions still
+  pass ("never delete mid-transition").
+* The idle scanner visits one entry at a time when nothing else is to do and
+  deletes flows idle for ``idle_timeout`` ticks (reason IDLE).
+
+Time is ``now``, a tick counter of ``geometry.ts_width`` bits kept by the DFS
+top (one tick every ``tick_cycles`` clocks); ``ms_per_tick`` converts it for
+the CS.
+"""
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from twinplane.model.flowkey import KEY_WIDTH
+from twinplane.model.flowtable import FlowGeometry, FlowOp, InsertStatus
+from twinplane.protocol.codes import AddressFamily, DeleteReason, ErrorCode, Flag, SsmbType
+from twinplane.protocol.layouts import message_layout
+from twinplane.protocol.messages import (
+    TAG_SIZE,
+    SsmbDelete,
+    SsmbDump,
+    SsmbQuery,
+    SsmbReap,
+    SsmbReply,
+    SsmbReset,
+    SsmbStats,
+    SsmbTimeout,
+)
+
+from ..msgport.layout import MAX_SENT_BYTES, received_message_layout
+from ..msgport.session import core_message_layout
+from .layouts import FlowAction, FlowKey
+
+__all__ = ["FlowController", "query_layout", "tcp_event_layout"]
+
+_IPV4_MAPPED = 0xFFFF << 32
+
+
+def query_layout() -> data.StructLayout:
+    """What the forwarder tells about a new flow (the QUERY's contents)."""
+    return data.StructLayout(
+        {
+            "key": FlowKey,
+            "tos": 8,
+            "vlan_valid": 1,
+            "vlan_id": 12,
+            "ingress_port": 2,
+            "client_mac": 48,
+            "vs_id": 16,
+            "tcp_flags": 8,
+        }
+    )
+
+
+def tcp_event_layout(geometry: FlowGeometry) -> data.StructLayout:
+    return data.StructLayout({"handle": geometry.handle_bits, "fin": 1, "rst": 1})
+
+
+def _conn_layout(geometry: FlowGeometry) -> data.StructLayout:
+    """Per handle, beside the flow table: what ties the two entries of a flow
+    together and what the CS needs back."""
+    return data.StructLayout(
+        {
+            "valid": 1,
+            "forward": 1,  # this handle is the inbound entry
+            "partner": geometry.handle_bits,
+            "serial": 32,
+            "vs_id": 16,
+            "node_id": 16,
+            "created": geometry.ts_width,
+            "fin_in": 1,  # FIN seen client -> node
+            "fin_out": 1,  # FIN seen node -> client
+            "rst": 1,
+        }
+    )
+
+
+_COUNTERS = (
+    "queries_sent",
+    "flows_installed",
+    "flows_refused",
+    "deletes_sent",
+    "stats_sent",
+    "evictions",
+    "idle_deletes",
+    "close_deletes",
+    "resets",
+)
+
+
+class FlowController(wiring.Component):
+    def __init__(self, geometry: FlowGeometry, *, ms_per_tick: int, close_linger: int = 16):
+        if not isinstance(geometry, FlowGeometry):
+            raise TypeError(f"geometry must be a FlowGeometry, not {geometry!r}")
+        if geometry.key_width != KEY_WIDTH or geometry.action_width != FlowAction.size:
+            raise ValueError(
+                f"geometry must have key_width {KEY_WIDTH} and action_width {FlowAction.size}, not {geometry!r}"
+            )
+        if not isinstance(ms_per_tick, int) or ms_per_tick < 1:
+            raise ValueError(f"ms_per_tick must be a positive integer, not {ms_per_tick!r}")
+        if not isinstance(close_linger, int) or not 0 <= close_linger < 1 << geometry.ts_width:
+            raise ValueError(f"close_linger must fit in ts_width ticks, not {close_linger!r}")
+        self.geometry = g = geometry
+        self._ms_per_tick = ms_per_tick
+        self._close_linger = close_linger
+        hb, ts = g.handle_bits, g.ts_width
+        cmd_layout = data.StructLayout({"op": 3, "key": g.key_width, "action": g.action_width, "handle": hb, "now": ts})
+        rsp_layout = data.StructLayout({
+            "op": 3, "status": 2, "found": 1, "handle": hb, "key": g.key_width, "action": g.action_width,
+            "packets": g.packets_width, "bytes": g.bytes_width, "last_seen": ts})
+        super().__init__(
+            {
+                "now": In(ts),
+                "idle_timeout": In(ts),  # ticks; 0 disables the idle scanner's deletions
+                "msg": In(stream.Signature(received_message_layout())),
+                "query": In(stream.Signature(data.StructLayout({"slot": 8, "query": query_layout()}))),
+                "tcp_event": In(stream.Signature(tcp_event_layout(g))),
+                "cmd": Out(stream.Signature(cmd_layout)),
+                "rsp": In(stream.Signature(rsp_layout)),
+                "resolve": Out(stream.Signature(data.StructLayout({"key": g.key_width, "accept": 1}))),
+                "flush_pending": Out(1),
+                "core_msg": Out(stream.Signature(core_message_layout())),
+                **{name: Out(32) for name in _COUNTERS},
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self.geometry
+        ts = g.ts_width
+
+        m.submodules.conns = conns = memory.Memory(shape=_conn_layout(g), depth=g.entries, init=[])
+        conn_rd = conns.read_port(domain="comb")
+        conn_wr = conns.write_port()
+
+        def count(name):
+            counter = getattr(self, name)
+            m.d.sync += counter.eq(counter + 1)
+
+        cur = Signal(received_message_layout())
+
+        def body(cls):
+            return data.View(message_layout(cls), cur.raw[: message_layout(cls).size])
+
+        # -- outgoing message being built, left-aligned as the session engine wants
+        out_raw = Signal(8 * MAX_SENT_BYTES)
+        out_len = Signal(range(MAX_SENT_BYTES + 1))
+
+        def out_view(cls):
+            size = message_layout(cls).size
+            return data.View(message_layout(cls), out_raw[-size:])
+
+        def start_message(cls, error=ErrorCode.NONE, flags=0, serial=0):
+            view = out_view(cls)
+            return [
+                out_raw.eq(0),
+                out_len.eq(cls.wire_size() - TAG_SIZE),
+                view.vers_major.eq(1),
+                view.msg_type.eq(cls.TYPE),
+                view.error.eq(error),
+                view.flags.eq(flags),
+                view.serial.eq(serial),
+            ], view
+
+        # -- flow table command helper
+        cmd = self.cmd.payload
+        rsp = Signal.like(self.rsp.payload)
+
+        # -- flow being worked on
+        key_f = Signal(FlowKey)  # inbound (client -> virtual server)
+        key_r = Signal(FlowKey)
+        action_f = Signal(FlowAction)
+        action_r = Signal(FlowAction)
+        handle_f = Signal(g.handle_bits)
+        handle_r = Signal(g.handle_bits)
+        conn_f = Signal(_conn_layout(g))
+        serial = Signal(32)
+        vs_id, node_id = Signal(16), Signal(16)
+        counters_in = Signal(data.StructLayout({"packets": g.packets_width, "bytes": g.bytes_width, "last_seen": ts}))
+        counters_out = Signal.like(counters_in)
+        created = Signal(ts)
+        reason = Signal(8)
+        tcp_state = Signal(8)
+        idle_limit_ms = Signal(32)  # REAP/TIMEOUT: idleness that makes the flow deletable
+        reply_error = Signal(8)
+        query_serial = Signal(32)
+        dump_count = Signal(32)
+        scan = Signal(g.handle_bits)
+        flush_sweep = Signal(g.handle_bits + 1)
+        after_eviction = Signal(2)  # 0: insert return entry, 1: finish install
+        first_seen = Signal()
+
+        def ms(ticks):
+            return (ticks * self._ms_per_tick)[:32]
+
+        def signature_stmts(view):
+            # The flow signature the CS knows: from the inbound key.
+            return [
+                view.flow.src_addr.eq(_IPV4_MAPPED | key_f.src_ip),
+                view.flow.dst_addr.eq(_IPV4_MAPPED | key_f.dst_ip),
+                view.flow.src_port.eq(key_f.src_port),
+                view.flow.dst_port.eq(key_f.dst_port),
+                view.flow.protocol.eq(key_f.protocol),
+                view.flow.family.eq(AddressFamily.IPV4),
+            ]
+
+        def stats_stmts(view):
+            newest = Mux((self.now - counters_in.last_seen)[:ts] < (self.now - counters_out.last_seen)[:ts],
+                         counters_in.last_seen, counters_out.last_seen)
+            return [
+                view.stats.packets_in.eq(counters_in.packets),
+                view.stats.bytes_in.eq(counters_in.bytes),
+                view.stats.packets_out.eq(counters_out.packets),
+                view.stats.bytes_out.eq(counters_out.bytes),
+                view.stats.age_ms.eq(ms((self.now - created)[:ts])),
+                view.stats.idle_ms.eq(ms((self.now - newest)[:ts])),
+                view.stats.reason.eq(reason),
+                view.stats.tcp_state.eq(tcp_state),
+                view.stats.vs_id.eq(vs_id),
+                view.stats.node_id.eq(node_id),
+            ]
+
+        # Idleness of the flow in work (both directions): the smaller age.
+        idle_in = Signal(ts)
+        idle_out = Signal(ts)
+        idle = Signal(ts)
+        m.d.comb += [
+            idle_in.eq(self.now - counters_in.last_seen),
+            idle_out.eq(self.now - counters_out.last_seen),
+            idle.eq(Mux(idle_in < idle_out, idle_in, idle_out)),
+        ]
+
+        def issue(op, *, key=None, action=None, handle=None, then):
+            """Send one command to the flow table; the answer lands in `rsp`."""
+            stmts = [cmd.op.eq(op), cmd.now.eq(self.now)]
+            if key is not None:
+                stmts.append(cmd.key.eq(key))
+            if action is not None:
+                stmts.append(cmd.action.eq(action))
+            if handle is not None:
+                stmts.append(cmd.handle.eq(handle))
+            m.d.comb += self.cmd.valid.eq(1)
+            m.d.comb += stmts
+            with m.If(self.cmd.ready):
+                m.next = then
+
+        def await_rsp(then=None):
+            m.d.comb += self.rsp.ready.eq(1)
+            with m.If(self.rsp.valid):
+                m.d.sync += rsp.eq(self.rsp.payload)
+                if then is not None:
+                    m.next = then
+
+        with m.FSM(name="flows"):
+            with m.State("Idle"):
+                with m.If(self.msg.valid):
+                    m.d.comb += self.msg.ready.eq(1)
+                    m.d.sync += cur.eq(self.msg.payload)
+                    m.next = "Dispatching"
+                with m.Elif(self.query.valid):
+                    m.next = "Building a QUERY"
+                with m.Elif(self.tcp_event.valid):
+                    m.d.comb += conn_rd.addr.eq(self.tcp_event.payload.handle)
+                    m.d.sync += [handle_f.eq(self.tcp_event.payload.handle), conn_f.eq(conn_rd.data)]
+                    m.d.sync += tcp_state.eq(Cat(self.tcp_event.payload.fin, self.tcp_event.payload.rst))
+                    m.d.comb += self.tcp_event.ready.eq(1)
+                    m.next = "Tracking TCP close"
+                with m.Else():
+                    m.next = "Scanning"
+
+            # ---- QUERY for a new flow -------------------------------------------------
+            with m.State("Building a QUERY"):
+                q = self.query.payload.query
+                stmts, view = start_message(SsmbQuery, serial=query_serial)
+                m.d.sync += stmts
+                m.d.sync += [
+                    key_f.eq(q.key),
+                    view.flow.src_addr.eq(_IPV4_MAPPED | q.key.src_ip),
+                    view.flow.dst_addr.eq(_IPV4_MAPPED | q.key.dst_ip),
+                    view.flow.src_port.eq(q.key.src_port),
+                    view.flow.dst_port.eq(q.key.dst_port),
+                    view.flow.protocol.eq(q.key.protocol),
+                    view.flow.tos.eq(q.tos),
+                    view.flow.family.eq(AddressFamily.IPV4),
+                    view.flow.vlan_valid.eq(q.vlan_valid),
+                    view.flow.vlan_id.eq(q.vlan_id),
+                    view.flow.ingress_port.eq(q.ingress_port),
+                    view.client_mac.eq(q.client_mac),
+                    view.vs_id.eq(q.vs_id),
+                    view.tcp_flags.eq(q.tcp_flags),
+                    query_serial.eq(query_serial + 1),
+                ]
+                m.d.comb += self.query.ready.eq(1)
+                count("queries_sent")
+                m.next = "Sending"
+
+            # ---- messages from the CS ---------------------------------------------------
+            with m.State("Dispatching"):
+                reply = body(SsmbReply)  # REPLY and NEWFLOW share the layout
+                flow = reply.flow
+                xlate = reply.xlate
+                flags = cur.header.flags
+                def inbound(cls):
+                    # Each type has its own layout: the flow sits at a different place.
+                    flow = body(cls).flow
+                    return [
+                        key_f.src_ip.eq(flow.src_addr[:32]),
+                        key_f.dst_ip.eq(flow.dst_addr[:32]),
+                        key_f.src_port.eq(flow.src_port),
+                        key_f.dst_port.eq(flow.dst_port),
+                        key_f.protocol.eq(flow.protocol),
+                        key_f.inbound.eq(1),
+                        serial.eq(cur.header.serial),
+                    ]
+
+                with m.Switch(cur.msg_type):
+                    with m.Case(SsmbType.REPLY, SsmbType.NEWFLOW):
+                        translate_addr = (flags & Flag.TRANSLATE_ADDR) != 0
+                        translate_port = (flags & Flag.TRANSLATE_PORT) != 0
+                        offsets = (flags & Flag.ADD_TCP_OFFSETS) != 0
+                        node_ip = Mux(translate_addr, xlate.node_addr[:32], flow.dst_addr[:32])
+                        node_port = Mux(translate_port, xlate.node_port, flow.dst_port)
+                        m.d.sync += inbound(SsmbReply)
+                        m.d.sync += [
+                            reply_error.eq(cur.header.error),
+                            vs_id.eq(xlate.vs_id),
+                            node_id.eq(xlate.node_id),
+                            action_f.eq(0),
+                            action_f.egress_port.eq(xlate.egress_port),
+                            action_f.rewrite_source.eq(0),
+                            action_f.translate_addr.eq(translate_addr),
+                            action_f.translate_port.eq(translate_port),
+                            action_f.new_ip.eq(xlate.node_addr[:32]),
+                            action_f.new_port.eq(xlate.node_port),
+                            action_f.eth_dst.eq(xlate.node_mac),
+                            action_f.vlan_rewrite.eq(xlate.node_vlan != 0),
+                            action_f.vlan_id.eq(xlate.node_vlan),
+                            action_f.add_offsets.eq(offsets),
+                            action_f.seq_delta.eq(xlate.seq_offset),
+                            action_f.ack_delta.eq(xlate.ack_offset),
+                            # Return flow: node -> client, source back to the virtual server.
+                            key_r.src_ip.eq(node_ip),
+                            key_r.dst_ip.eq(flow.src_addr[:32]),
+                            key_r.src_port.eq(node_port),
+                            key_r.dst_port.eq(flow.src_port),
+                            key_r.protocol.eq(flow.protocol),
+                            key_r.inbound.eq(0),
+                            action_r.eq(0),
+                            action_r.egress_port.eq(xlate.client_port),
+                            action_r.rewrite_source.eq(1),
+                            action_r.translate_addr.eq(translate_addr),
+                            action_r.translate_port.eq(translate_port),
+                            action_r.new_ip.eq(flow.dst_addr[:32]),
+                            action_r.new_port.eq(flow.dst_port),
+                            action_r.eth_dst.eq(xlate.client_mac),
+                            action_r.vlan_rewrite.eq(xlate.client_vlan != 0),
+                            action_r.vlan_id.eq(xlate.client_vlan),
+                            action_r.add_offsets.eq(offsets),
+                            # The node's seq space is the client's ack space shifted by
+                            # ack_offset, and it acknowledges the shifted client seq.
+                            action_r.seq_delta.eq(-xlate.ack_offset),
+                            action_r.ack_delta.eq(-xlate.seq_offset),
+                        ]
+                        with m.If(cur.header.error == ErrorCode.NONE):
+                            m.next = "Inserting the inbound entry"
+                        with m.Else():
+                            count("flows_refused")
+                            m.next = "Resolving"
+                    with m.Case(SsmbType.DELETE):
+                        m.d.sync += inbound(SsmbDelete) + [reason.eq(DeleteReason.CS_DELETE), idle_limit_ms.eq(0)]
+                        m.next = "Finding the flow"
+                    with m.Case(SsmbType.REAP):
+                        reap = body(SsmbReap)
+                        m.d.sync += inbound(SsmbReap) + [reason.eq(DeleteReason.REAP), idle_limit_ms.eq(reap.idle_ms)]
+                        m.next = "Finding the flow"
+                    with m.Case(SsmbType.TIMEOUT):
+                        timeout = body(SsmbTimeout)
+                        m.d.sync += inbound(SsmbTimeout) + [reason.eq(DeleteReason.TIMEOUT), idle_limit_ms.eq(timeout.idle_ms)]
+                        m.next = "Finding the flow"
+                    with m.Case(SsmbType.RESET):
+                        count("resets")
+                        m.next = "Flushing the table"
+                    with m.Case(SsmbType.DUMP):
+                        m.d.sync += [scan.eq(0), dump_count.eq(0), first_seen.eq(0)]
+                        m.next = "Dumping"
+                    with m.Default():
+                        m.next = "Idle"  # HELLO and AUTH are the session engine's
+
+            # ---- install: inbound entry, return entry, release ----------------------------
+            with m.State("Inserting the inbound entry"):
+                issue(FlowOp.INSERT, key=key_f, action=action_f, then="Inbound inserted")
+            with m.State("Inbound inserted"):
+                await_rsp()
+                with m.If(self.rsp.valid):
+                    m.d.sync += handle_f.eq(self.rsp.payload.handle)
+                    with m.If(self.rsp.payload.status == InsertStatus.EVICTED):
+                        m.d.sync += after_eviction.eq(0)
+                        m.next = "Evicting"
+                    with m.Else():
+                        m.next = "Inserting the return entry"
+            with m.State("Inserting the return entry"):
+                issue(FlowOp.INSERT, key=key_r, action=action_r, then="Return inserted")
+            with m.State("Return inserted"):
+                await_rsp()
+                with m.If(self.rsp.valid):
+                    m.d.sync += handle_r.eq(self.rsp.payload.handle)
+                    with m.If(self.rsp.payload.status == InsertStatus.EVICTED):
+                        m.d.sync += after_eviction.eq(1)
+                        m.next = "Evicting"
+                    with m.Else():
+                        m.next = "Linking the entries"
+            with m.State("Linking the entries"):
+                m.d.comb += [
+                    conn_wr.en.eq(1),
+                    conn_wr.addr.eq(handle_f),
+                    conn_wr.data.eq(Cat(Const(1, 1), Const(1, 1), handle_r, serial, vs_id, node_id, self.now,
+                                        Const(0, 3))),
+                ]
+                m.next = "Linking the return entry"
+            with m.State("Linking the return entry"):
+                m.d.comb += [
+                    conn_wr.en.eq(1),
+                    conn_wr.addr.eq(handle_r),
+                    conn_wr.data.eq(Cat(Const(1, 1), Const(0, 1), handle_f, serial, vs_id, node_id, self.now,
+                                        Const(0, 3))),
+                ]
+                count("flows_installed")
+                m.d.sync += reply_error.eq(ErrorCode.NONE)
+                m.next = "Resolving"
+            with m.State("Resolving"):
+                m.d.comb += [
+                    self.resolve.valid.eq(1),
+                    self.resolve.payload.key.eq(key_f),
+                    self.resolve.payload.accept.eq(reply_error == ErrorCode.NONE),
+                ]
+                with m.If(self.resolve.ready):
+                    m.next = "Idle"
+
+            # ---- overflow: the victim (in rsp) and its partner go, the CS hears of it -----
+            with m.State("Evicting"):
+                # conn[victim] still describes the victim: we have not linked yet.
+                m.d.comb += conn_rd.addr.eq(rsp.handle)
+                victim = conn_rd.data
+                m.d.sync += [
+                    conn_f.eq(victim),
+                    reason.eq(DeleteReason.OVERFLOW),
+                    tcp_state.eq(Cat(victim.fin_in, victim.fin_out, victim.rst)),
+                    serial.eq(victim.serial),
+                ]
+                count("evictions")
+                with m.If(victim.valid):
+                    m.next = "Deleting the victim's partner"
+                with m.Else():
+                    m.next = "After eviction"
+            with m.State("Deleting the victim's partner"):
+                issue(FlowOp.DELETE, handle=conn_f.partner, then="Victim's partner deleted")
+            with m.State("Victim's partner deleted"):
+                # The victim's own counters came with the insert's answer (rsp).
+                m.d.comb += self.rsp.ready.eq(1)
+                with m.If(self.rsp.valid):
+                    victim_counters = Cat(rsp.packets, rsp.bytes, rsp.last_seen)
+                    partner_counters = Cat(self.rsp.payload.packets, self.rsp.payload.bytes, self.rsp.payload.last_seen)
+                    # Which of the two is inbound decides which key names the flow.
+                    with m.If(conn_f.forward):
+                        m.d.sync += [counters_in.eq(victim_counters), counters_out.eq(partner_counters),
+                                     key_f.eq(rsp.key)]
+                    with m.Else():
+                        m.d.sync += [counters_in.eq(partner_counters), counters_out.eq(victim_counters),
+                                     key_f.eq(self.rsp.payload.key)]
+                    m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(conn_f.partner), conn_wr.data.eq(0)]
+                    m.d.sync += [vs_id.eq(conn_f.vs_id), node_id.eq(conn_f.node_id), created.eq(conn_f.created)]
+                    m.next = "Reporting the victim"
+            with m.State("Reporting the victim"):
+                stmts, view = start_message(SsmbDelete, serial=serial)
+                m.d.sync += stmts + signature_stmts(view) + stats_stmts(view)
+                count("deletes_sent")
+                m.next = "Sending the victim"
+            with m.State("Sending the victim"):
+                self._send(m, out_raw, out_len, then="After eviction")
+            with m.State("After eviction"):
+                # Back to installing the new flow; its keys were kept aside.
+                m.d.sync += [serial.eq(cur.header.serial), vs_id.eq(body(SsmbReply).xlate.vs_id),
+                             node_id.eq(body(SsmbReply).xlate.node_id)]
+                m.d.sync += key_f.eq(Cat(body(SsmbReply).flow.src_addr[:32], body(SsmbReply).flow.dst_addr[:32],
+                                         body(SsmbReply).flow.src_port, body(SsmbReply).flow.dst_port,
+                                         body(SsmbReply).flow.protocol, Const(1, 1)))
+                with m.If(after_eviction == 0):
+                    m.next = "Inserting the return entry"
+                with m.Else():
+                    m.next = "Linking the entries"
+
+            # ---- REAP / TIMEOUT / DELETE: find, then answer ---------------------------------
+            with m.State("Finding the flow"):
+                issue(FlowOp.FIND, key=key_f, then="Flow found")
+            with m.State("Flow found"):
+                await_rsp()
+                with m.If(self.rsp.valid):
+                    m.d.comb += conn_rd.addr.eq(self.rsp.payload.handle)
+                    m.d.sync += [
+                        handle_f.eq(self.rsp.payload.handle),
+                        conn_f.eq(conn_rd.data),
+                        counters_in.eq(Cat(self.rsp.payload.packets, self.rsp.payload.bytes,
+                                           self.rsp.payload.last_seen)),
+                    ]
+                    with m.If(self.rsp.payload.found):
+                        m.next = "Reading the return entry"
+                    with m.Else():
+                        # Unknown here: tell the CS it is gone (zero counters).
+                        m.d.sync += [counters_in.eq(0), counters_out.eq(0), created.eq(self.now),
+                                     counters_in.last_seen.eq(self.now), counters_out.last_seen.eq(self.now),
+                                     vs_id.eq(0), node_id.eq(0), tcp_state.eq(0)]
+                        m.next = "Reporting the deletion"
+            with m.State("Reading the return entry"):
+                issue(FlowOp.READ, handle=conn_f.partner, then="Return entry read")
+            with m.State("Return entry read"):
+                await_rsp()
+                with m.If(self.rsp.valid):
+                    m.d.sync += [
+                        counters_out.eq(Cat(self.rsp.payload.packets, self.rsp.payload.bytes,
+                                            self.rsp.payload.last_seen)),
+                        handle_r.eq(conn_f.partner),
+                        vs_id.eq(conn_f.vs_id),
+                        node_id.eq(conn_f.node_id),
+                        created.eq(conn_f.created),
+                        serial.eq(conn_f.serial),
+                        tcp_state.eq(Cat(conn_f.fin_in, conn_f.fin_out, conn_f.rst)),
+                    ]
+                    m.next = "Deciding"
+            with m.State("Deciding"):
+                # Compared in milliseconds: a constant multiply, no divider.
+                with m.If((reason == DeleteReason.CS_DELETE) | (ms(idle) >= idle_limit_ms)):
+                    m.next = "Deleting the inbound entry"
+                with m.Else():
+                    stmts, view = start_message(SsmbStats, error=ErrorCode.CONNALIVE, serial=serial)
+                    m.d.sync += stmts + signature_stmts(view) + stats_stmts(view)
+                    m.d.sync += out_view(SsmbStats).stats.reason.eq(DeleteReason.NONE)
+                    count("stats_sent")
+                    m.next = "Sending"
+            with m.State("Deleting the inbound entry"):
+                issue(FlowOp.DELETE, handle=handle_f, then="Inbound deleted")
+            with m.State("Inbound deleted"):
+                await_rsp("Deleting the return entry")
+            with m.State("Deleting the return entry"):
+                issue(FlowOp.DELETE, handle=handle_r, then="Return deleted")
+            with m.State("Return deleted"):
+                await_rsp()
+                with m.If(self.rsp.valid):
+                    m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(handle_f), conn_wr.data.eq(0)]
+                    m.next = "Forgetting the return entry"
+            with m.State("Forgetting the return entry"):
+                m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(handle_r), conn_wr.data.eq(0)]
+                m.next = "Reporting the deletion"
+            with m.State("Reporting the deletion"):
+                stmts, view = start_message(SsmbDelete, serial=serial)
+                m.d.sync += stmts + signature_stmts(view) + stats_stmts(view)
+                count("deletes_sent")
+                m.next = "Sending"
+
+            # ---- TCP close tracking ---------------------------------------------------------
+            with m.State("Tracking TCP close"):
+                # Flags live on the inbound entry's record.
+                with m.If(~conn_f.valid):
+                    m.next = "Idle"
+                with m.Elif(conn_f.forward):
+                    m.next = "Marking close"
+                with m.Else():
+                    m.d.comb += conn_rd.addr.eq(conn_f.partner)
+                    m.d.sync += [handle_f.eq(conn_f.partner), conn_f.eq(conn_rd.data)]
+                    m.next = "Marking close from the node"
+            with m.State("Marking close from the node"):
+                # tcp_state: bit 0 FIN, bit 1 RST of the packet that was seen
+                m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(handle_f), conn_wr.data.eq(conn_f)]
+                m.d.comb += [conn_wr.data.fin_out.eq(conn_f.fin_out | tcp_state[0]),
+                             conn_wr.data.rst.eq(conn_f.rst | tcp_state[1])]
+                m.next = "Idle"
+            with m.State("Marking close"):
+                m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(handle_f), conn_wr.data.eq(conn_f)]
+                m.d.comb += [conn_wr.data.fin_in.eq(conn_f.fin_in | tcp_state[0]),
+                             conn_wr.data.rst.eq(conn_f.rst | tcp_state[1])]
+                m.next = "Idle"
+
+            # ---- idle scanner: one inbound entry per visit -----------------------------------
+            with m.State("Scanning"):
+                m.d.comb += conn_rd.addr.eq(scan)
+                m.d.sync += [handle_f.eq(scan), conn_f.eq(conn_rd.data), scan.eq(scan + 1)]
+                with m.If(conn_rd.data.valid & conn_rd.data.forward):
+                    m.next = "Scanner reading"
+                with m.Else():
+                    m.next = "Idle"
+            with m.State("Scanner reading"):
+                issue(FlowOp.READ, handle=handle_f, then="Scanner read inbound")
+            with m.State("Scanner read inbound"):
+                await_rsp()
+                with m.If(self.rsp.valid):
+                    m.d.sync += [counters_in.eq(Cat(self.rsp.payload.packets, self.rsp.payload.bytes,
+                                                    self.rsp.payload.last_seen)),
+                                 key_f.eq(self.rsp.payload.key)]
+                    m.next = "Scanner reading return"
+            with m.State("Scanner reading return"):
+                issue(FlowOp.READ, handle=conn_f.partner, then="Scanner read return")
+            with m.State("Scanner read return"):
+                await_rsp()
+                with m.If(self.rsp.valid):
+                    m.d.sync += [
+                        counters_out.eq(Cat(self.rsp.payload.packets, self.rsp.payload.bytes,
+                                            self.rsp.payload.last_seen)),
+                        handle_r.eq(conn_f.partner),
+                        vs_id.eq(conn_f.vs_id),
+                        node_id.eq(conn_f.node_id),
+                        created.eq(conn_f.created),
+                        serial.eq(conn_f.serial),
+                        tcp_state.eq(Cat(conn_f.fin_in, conn_f.fin_out, conn_f.rst)),
+                    ]
+                    m.next = "Scanner deciding"
+            with m.State("Scanner deciding"):
+                closed = (conn_f.fin_in & conn_f.fin_out) | conn_f.rst
+                with m.If(closed & (idle >= self._close_linger)):
+                    m.d.sync += reason.eq(Mux(conn_f.rst, DeleteReason.RST, DeleteReason.FIN))
+                    count("close_deletes")
+                    m.next = "Deleting the inbound entry"
+                with m.Elif((self.idle_timeout != 0) & (idle >= self.idle_timeout)):
+                    m.d.sync += reason.eq(DeleteReason.IDLE)
+                    count("idle_deletes")
+                    m.next = "Deleting the inbound entry"
+                with m.Else():
+                    m.next = "Idle"
+
+            # ---- RESET ---------------------------------------------------------------------
+            with m.State("Flushing the table"):
+                m.d.comb += self.flush_pending.eq(1)
+                issue(FlowOp.FLUSH, then="Table flushed")
+            with m.State("Table flushed"):
+                await_rsp()
+                with m.If(self.rsp.valid):
+                    m.d.sync += flush_sweep.eq(0)
+                    m.next = "Forgetting every flow"
+            with m.State("Forgetting every flow"):
+                m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(flush_sweep), conn_wr.data.eq(0)]
+                m.d.sync += flush_sweep.eq(flush_sweep + 1)
+                with m.If(flush_sweep == g.entries - 1):
+                    stmts, view = start_message(SsmbReset)
+                    m.d.sync += stmts
+                    m.next = "Sending"
+
+            # ---- DUMP ------------------------------------------------------------------------
+            with m.State("Dumping"):
+                m.d.comb += conn_rd.addr.eq(scan)
+                m.d.sync += [handle_f.eq(scan), conn_f.eq(conn_rd.data), scan.eq(scan + 1)]
+                with m.If(first_seen & (scan == 0)):
+                    stmts, view = start_message(SsmbDump, flags=Flag.END)
+                    m.d.sync += stmts + [view.count.eq(dump_count)]
+                    m.next = "Sending"
+                with m.Elif(conn_rd.data.valid & conn_rd.data.forward):
+                    m.next = "Dump reading"
+                m.d.sync += first_seen.eq(1)
+            with m.State("Dump reading"):
+                issue(FlowOp.READ, handle=handle_f, then="Dump read inbound")
+            with m.State("Dump read inbound"):
+                await_rsp()
+                with m.If(self.rsp.valid):
+                    m.d.sync += [counters_in.eq(Cat(self.rsp.payload.packets, self.rsp.payload.bytes,
+                                                    self.rsp.payload.last_seen)),
+                                 key_f.eq(self.rsp.payload.key)]
+                    m.next = "Dump reading return"
+            with m.State("Dump reading return"):
+                issue(FlowOp.READ, handle=conn_f.partner, then="Dump read return")
+            with m.State("Dump read return"):
+                await_rsp()
+                with m.If(self.rsp.valid):
+                    m.d.sync += [
+                        counters_out.eq(Cat(self.rsp.payload.packets, self.rsp.payload.bytes,
+                                            self.rsp.payload.last_seen)),
+                        vs_id.eq(conn_f.vs_id),
+                        node_id.eq(conn_f.node_id),
+                        created.eq(conn_f.created),
+                        tcp_state.eq(Cat(conn_f.fin_in, conn_f.fin_out, conn_f.rst)),
+                        reason.eq(DeleteReason.NONE),
+                        dump_count.eq(dump_count + 1),
+                    ]
+                    m.next = "Dump entry"
+            with m.State("Dump entry"):
+                stmts, view = start_message(SsmbStats, serial=conn_f.serial)
+                m.d.sync += stmts + signature_stmts(view) + stats_stmts(view)
+                count("stats_sent")
+                m.next = "Sending a dump entry"
+            with m.State("Sending a dump entry"):
+                self._send(m, out_raw, out_len, then="Dumping")
+
+            with m.State("Sending"):
+                self._send(m, out_raw, out_len, then="Idle")
+        return m
+
+    def _send(self, m, out_raw, out_len, *, then):
+        m.d.comb += [
+            self.core_msg.valid.eq(1),
+            self.core_msg.payload.raw.eq(out_raw),
+            self.core_msg.payload.length.eq(out_len),
+        ]
+        with m.If(self.core_msg.ready):
+            m.next = then
