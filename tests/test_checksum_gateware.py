@@ -14,7 +14,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.packet import Raw
 
 from twinplane.hdl.rewrite.checksum import ChecksumUpdate, checksum_update_value
-from twinplane.model.checksum import checksum_update, split32, udp_checksum_update
+from twinplane.model.checksum import checksum_update, internet_checksum, split32, udp_checksum_update
 
 CORNER_WORDS = [0x0000, 0x0001, 0x7FFF, 0x8000, 0xFFFE, 0xFFFF]
 
@@ -208,3 +208,32 @@ def test_constructor_checks(kwargs, error, message):
             ChecksumUpdate(**kwargs)
         del excinfo
         gc.collect()
+
+
+@pytest.mark.parametrize("l4", [TCP, UDP], ids=["tcp", "udp"])
+def test_rewrite_to_the_zero_corner_against_scapy(l4):
+    """A destination-port rewrite whose new sum is 0xFFFF: scapy sends 0x0000
+    for TCP and 0xFFFF for UDP (RFC 768); the gateware must agree, and must
+    also get back from a transmitted 0xFFFF."""
+    old = IP(bytes(IP(src="10.0.0.1", dst="10.0.0.2") / l4(sport=1000, dport=2000) / Raw(b"corner")))
+    seg = bytearray(bytes(old[l4]))
+    ck_at = 16 if l4 is TCP else 6
+    seg[ck_at : ck_at + 2] = b"\0\0"
+    pseudo = bytes(old)[12:20] + bytes([0, old.proto]) + len(seg).to_bytes(2, "big")
+    port = next(
+        p
+        for p in range(65536)
+        if internet_checksum(pseudo + bytes(seg[:2]) + p.to_bytes(2, "big") + seg[4:]) == 0
+    )
+    new = old.copy()
+    new[l4].dport = port
+    del new[l4].chksum
+    new = IP(bytes(new))
+    udp = int(l4 is UDP)
+    vectors = [
+        (old[l4].chksum, [2000], [port], udp),  # into the corner
+        (new[l4].chksum, [port], [2000], udp),  # and back out of it
+    ]
+    got = run_vectors(ChecksumUpdate(1, stages=2), vectors)
+    assert got == [new[l4].chksum, old[l4].chksum]
+    assert got[0] == (0xFFFF if udp else 0x0000)
