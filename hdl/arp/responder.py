@@ -1,0 +1,71 @@
+# Ref: RFC 826 (ARP), RFC 5227 §2.1.1 (a reply is unicast to the requester).
+"""ARP responder: answers "who has A?" for the DFS's own address and for
+virtual addresses (unless NOARP_MODE) -- the patent: "the controller acts as
+a host and advertises the address".
+
+The DFS decides *whether* to answer (it knows its address and asks the
+virtual-server CAM); this block only builds the reply frame:
+
+    Ethernet  dst = requester MAC, src = our MAC, type 0x0806
+    ARP       htype 1, ptype 0x0800, hlen 6, plen 4, oper 2 (reply),
+              sha = our MAC, spa = the address asked for,
+              tha = requester MAC, tpa = requester address
+    padding   to 60 bytes (the MAC adds the FCS)
+"""
+
+from amaranth import Cat, Const, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..packet import packet_signature
+
+__all__ = ["ArpResponder", "arp_request_layout"]
+
+_FRAME_BYTES = 60
+_ARP_BYTES = 14 + 28
+
+
+def arp_request_layout() -> data.StructLayout:
+    """What is needed to answer: who asked, and for which address."""
+    return data.StructLayout({"requester_mac": 48, "requester_ip": 32, "target_ip": 32})
+
+
+class ArpResponder(wiring.Component):
+    request: In(stream.Signature(arp_request_layout()))
+    own_mac: In(48)
+    source: Out(packet_signature(8))
+    replies: Out(32)
+
+    def elaborate(self, platform):
+        m = Module()
+        frame = Signal(8 * _FRAME_BYTES)
+        index = Signal(range(_FRAME_BYTES))
+        busy = Signal()
+
+        req = self.request.payload
+        # The frame as a big-endian number: first byte on top; padding is the low bytes.
+        fields = [
+            req.requester_mac, self.own_mac, Const(0x0806, 16),
+            Const(1, 16), Const(0x0800, 16), Const(6, 8), Const(4, 8), Const(2, 16),
+            self.own_mac, req.target_ip, req.requester_mac, req.requester_ip,
+        ]
+        assert sum(len(f) for f in fields) == 8 * _ARP_BYTES
+        m.d.comb += self.request.ready.eq(~busy)
+        with m.If(self.request.valid & ~busy):
+            m.d.sync += [
+                frame.eq(Cat(Const(0, 8 * (_FRAME_BYTES - _ARP_BYTES)), *reversed(fields))),
+                index.eq(0),
+                busy.eq(1),
+            ]
+
+        m.d.comb += [
+            self.source.valid.eq(busy),
+            self.source.payload.data.eq(frame[-8:]),
+            self.source.payload.first.eq(index == 0),
+            self.source.payload.last.eq(index == _FRAME_BYTES - 1),
+        ]
+        with m.If(self.source.valid & self.source.ready):
+            m.d.sync += [frame.eq(frame << 8), index.eq(index + 1)]
+            with m.If(index == _FRAME_BYTES - 1):
+                m.d.sync += [busy.eq(0), self.replies.eq(self.replies + 1)]
+        return m

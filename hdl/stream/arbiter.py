@@ -1,0 +1,56 @@
+"""Frame arbiter: several packet streams into one, a whole frame at a time,
+the lowest-numbered ready input first.
+
+The DFS puts its fast path on input 0, so established flows keep the egress
+port whatever the miss path, the message port or ARP have to send: a frame
+of a lower priority input waits for the gap after the current frame, never
+for more than that.  (A starvation-free scheme is not needed here: the other
+inputs are bounded by the miss path and message rates.)
+"""
+
+from amaranth import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..packet import packet_signature
+
+__all__ = ["FrameArbiter"]
+
+
+class FrameArbiter(wiring.Component):
+    def __init__(self, inputs: int, data_width: int = 8):
+        if not isinstance(inputs, int) or inputs < 1:
+            raise ValueError(f"inputs must be a positive integer, not {inputs!r}")
+        self._inputs = inputs
+        super().__init__(
+            {
+                "sinks": In(packet_signature(data_width)).array(inputs),
+                "source": Out(packet_signature(data_width)),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self._inputs
+        grant = Signal(range(max(n, 2)))
+        locked = Signal()  # inside a frame of input `grant`
+
+        choice = Signal.like(grant)
+        for i in reversed(range(n)):
+            with m.If(self.sinks[i].valid):
+                m.d.comb += choice.eq(i)
+        current = Signal.like(grant)
+        m.d.comb += current.eq(grant)
+        with m.If(~locked):
+            m.d.comb += current.eq(choice)
+
+        for i in range(n):
+            with m.If(current == i):
+                m.d.comb += [
+                    self.source.valid.eq(self.sinks[i].valid),
+                    self.source.payload.eq(self.sinks[i].payload),
+                    self.sinks[i].ready.eq(self.source.ready),
+                ]
+        with m.If(self.source.valid & self.source.ready):
+            m.d.sync += [grant.eq(current), locked.eq(~self.source.payload.last)]
+        return m
