@@ -73,7 +73,6 @@ def test_arbiter_keeps_frames_whole_and_in_order():
         return run
 
     async def consumer(ctx):
-        frame = bytearray()
         for _ in range(3000):
             ctx.set(dut.source.ready, rng.random() < 0.8)
             await ctx.tick()
