@@ -1,0 +1,423 @@
+# Ref: the patent's figure 17 (a packet of a known flow is processed and sent
+#      on; a new one is queried) and the section on virtual servers ("the DFS
+#      attempts to match the destination address and port number of packets
+#      received from the external network to a virtual server"); docs/dfs.md.
+"""Forwarder: the per-port decision, one frame at a time.
+
+For each frame the parser has described (``meta``, in frame order) the
+forwarder decides, then moves the frame's bytes (``frame``, from the port's
+frame buffer, same order) to where they go:
+
+==========================  =================================================
+malformed, IPv6, non-IP,    dropped (counted by reason)
+later fragment
+ARP request for the DFS's   an ARP reply is requested; the request itself is
+address or a virtual one    consumed
+UDP to the DFS's SSMB/CSMB  the UDP payload goes to the message port
+port (internal side only)
+flow table hit              rewritten (``decision`` + frame to the rewriter,
+                            counters touched, FIN/RST reported)
+pending flow (miss path     held behind the frames already waiting, even when
+WAITING or RELEASING)       the table hits (no frame overtakes a held one)
+miss to a virtual server    held by the miss path, which sends the QUERY
+(external side)
+anything else               dropped (counted)
+==========================  =================================================
+
+Frames the miss path releases come back through the port's parser with
+``released`` set: they skip the pending check and take the table's action.
+"""
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from twinplane.model.flowtable import FlowGeometry
+from twinplane.protocol.codes import CSMB_UDP_PORT, SSMB_UDP_PORT, Bus
+
+from ..arp.responder import arp_request_layout
+from ..miss.miss_path import SlotState
+from ..packet import packet_signature
+from .flow_control import query_layout, tcp_event_layout
+from .layouts import FlowAction, FlowKey
+
+__all__ = ["Forwarder", "decision_layout", "frame_info_layout"]
+
+_TCP = 6
+_UDP = 17
+_ICMP = 1
+_FIN, _RST = 0x01, 0x04
+
+
+def frame_info_layout() -> data.StructLayout:
+    """What the forwarder needs to know about a frame (filled from the
+    parser's record by the DFS top)."""
+    return data.StructLayout(
+        {
+            "kind": 3,  # FrameKind
+            "released": 1,  # the miss path released this frame
+            "eth_src": 48,
+            "vlan_valid": 1,
+            "vlan_id": 12,
+            "src_ip": 32,
+            "dst_ip": 32,
+            "src_port": 16,
+            "dst_port": 16,
+            "protocol": 8,
+            "tos": 8,
+            "tcp_flags": 8,
+            "l3_offset": 8,
+            "l4_offset": 8,
+            "ip_length": 16,  # IPv4 total length
+            "udp_length": 16,
+            "arp_request": 1,  # ARP "who has" (oper 1)
+        }
+    )
+
+
+class FrameKind:
+    """The forwarder's view of a frame's class."""
+
+    DROP = 0  #: malformed, IPv6, non-IP, later fragment: nothing to do
+    ARP = 1
+    FLOW = 2  #: IPv4 TCP, UDP or ICMP with the 5-tuple filled in
+    OTHER_IPV4 = 3
+
+
+def decision_layout() -> data.StructLayout:
+    """A frame going to the rewriter: the table's action and the header
+    values the rewriter needs (it learns old values from here, not from the
+    bytes, because the IPv4 checksum passes before the addresses)."""
+    return data.StructLayout(
+        {
+            "action": FlowAction,
+            "src_ip": 32,
+            "dst_ip": 32,
+            "src_port": 16,
+            "dst_port": 16,
+            "protocol": 8,
+            "vlan_valid": 1,
+            "l3_offset": 8,
+            "l4_offset": 8,
+        }
+    )
+
+
+_COUNTERS = (
+    "frames",
+    "forwarded",
+    "held",
+    "to_message_port",
+    "arp_answered",
+    "dropped_malformed",
+    "dropped_no_flow",
+    "dropped_not_ip",
+    "dropped_arp",
+)
+
+
+class Forwarder(wiring.Component):
+    def __init__(self, geometry: FlowGeometry, *, external: bool, port: int):
+        if not isinstance(geometry, FlowGeometry):
+            raise TypeError(f"geometry must be a FlowGeometry, not {geometry!r}")
+        if not isinstance(port, int) or not 0 <= port < 4:
+            raise ValueError(f"port must be 0..3, not {port!r}")
+        self.geometry = g = geometry
+        self._external = bool(external)
+        self._port = port
+        super().__init__(
+            {
+                "meta": In(stream.Signature(frame_info_layout())),
+                "frame": In(packet_signature(8)),
+                "dfs_ip": In(32),
+                "now": In(g.ts_width),
+                # flow table (shared; the top arbitrates)
+                "lookup": Out(stream.Signature(data.StructLayout({"key": g.key_width}))),
+                "result": In(stream.Signature(data.StructLayout(
+                    {"key": g.key_width, "hit": 1, "handle": g.handle_bits, "action": g.action_width}))),
+                "touch": Out(stream.Signature(data.StructLayout(
+                    {"handle": g.handle_bits, "nbytes": g.nbytes_width, "now": g.ts_width}))),
+                "tcp_event": Out(stream.Signature(tcp_event_layout(g))),
+                # virtual servers (the top answers from the CAM)
+                "vs_query": Out(stream.Signature(data.StructLayout(
+                    {"dst_ip": 32, "dst_port": 16, "protocol": 8, "vlan_id": 12}))),
+                "vs_answer": In(stream.Signature(data.StructLayout({"hit": 1, "vs_id": 16, "answer_arp": 1}))),
+                # miss path
+                "probe_key": Out(g.key_width),
+                "probe_hit": In(1),
+                "probe_state": In(2),
+                "hold": Out(stream.Signature(data.StructLayout({"key": g.key_width, "query": query_layout()}))),
+                "hold_frame": Out(packet_signature(8)),
+                # where frames go
+                "decision": Out(stream.Signature(decision_layout())),
+                "forward_frame": Out(packet_signature(8)),
+                "message_frame": Out(packet_signature(8)),
+                "message_bus": Out(1),
+                "message_src": Out(data.StructLayout({"mac": 48, "ip": 32, "port": 16})),
+                "arp_request": Out(stream.Signature(arp_request_layout())),
+                **{name: Out(32) for name in _COUNTERS},
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        info = Signal(frame_info_layout())
+        key = Signal(FlowKey)
+        result = Signal.like(self.result.payload)
+        byte_index = Signal(16)
+        payload_end = Signal(16)  # message frames: bytes of header + UDP payload
+        payload_start = Signal(16)
+        vs_answer = Signal.like(self.vs_answer.payload)
+        hold_taken = Signal()
+
+        def count(name):
+            counter = getattr(self, name)
+            m.d.sync += counter.eq(counter + 1)
+
+        m.d.comb += [
+            key.src_ip.eq(info.src_ip),
+            key.dst_ip.eq(info.dst_ip),
+            key.src_port.eq(info.src_port),
+            key.dst_port.eq(info.dst_port),
+            key.protocol.eq(info.protocol),
+            key.inbound.eq(self._external),
+            self.probe_key.eq(key),
+        ]
+        for_message_port = Signal()
+        if self._external:
+            m.d.comb += for_message_port.eq(0)  # never from the external side
+        else:
+            m.d.comb += for_message_port.eq(
+                (info.protocol == _UDP)
+                & (info.dst_ip == self.dfs_ip)
+                & ((info.dst_port == SSMB_UDP_PORT) | (info.dst_port == CSMB_UDP_PORT))
+            )
+        m.d.comb += [
+            self.message_bus.eq(Mux(info.dst_port == CSMB_UDP_PORT, Bus.CSMB, Bus.SSMB)),
+            self.message_src.mac.eq(info.eth_src),
+            self.message_src.ip.eq(info.src_ip),
+            self.message_src.port.eq(info.src_port),
+        ]
+        pending = Signal()
+        m.d.comb += pending.eq(
+            ~info.released
+            & self.probe_hit
+            & ((self.probe_state == SlotState.WAITING) | (self.probe_state == SlotState.RELEASING))
+        )
+
+        # byte routing, chosen per frame
+        route = Signal(3)
+        ROUTE_DROP, ROUTE_FORWARD, ROUTE_HOLD, ROUTE_MESSAGE = 0, 1, 2, 3
+
+        with m.FSM(name="forwarder"):
+            with m.State("Waiting for a frame"):
+                m.d.comb += self.meta.ready.eq(1)
+                with m.If(self.meta.valid):
+                    m.d.sync += [info.eq(self.meta.payload), byte_index.eq(0)]
+                    count("frames")
+                    m.next = "Classifying"
+
+            with m.State("Classifying"):
+                with m.Switch(info.kind):
+                    with m.Case(FrameKind.ARP):
+                        with m.If(info.arp_request & (info.dst_ip == self.dfs_ip)):
+                            m.next = "Answering ARP"
+                        with m.Elif(info.arp_request & self._external):
+                            m.next = "Asking about a virtual address"
+                        with m.Else():
+                            count("dropped_arp")
+                            m.d.sync += route.eq(ROUTE_DROP)
+                            m.next = "Moving the frame"
+                    with m.Case(FrameKind.FLOW):
+                        with m.If(for_message_port):
+                            m.d.sync += [
+                                route.eq(ROUTE_MESSAGE),
+                                payload_start.eq(info.l4_offset + 8),
+                                payload_end.eq(info.l4_offset + info.udp_length),
+                            ]
+                            count("to_message_port")
+                            m.next = "Moving the frame"
+                        with m.Else():
+                            m.next = "Looking up"
+                    with m.Case(FrameKind.DROP):
+                        count("dropped_malformed")
+                        m.d.sync += route.eq(ROUTE_DROP)
+                        m.next = "Moving the frame"
+                    with m.Default():
+                        count("dropped_not_ip")
+                        m.d.sync += route.eq(ROUTE_DROP)
+                        m.next = "Moving the frame"
+
+            with m.State("Answering ARP"):
+                m.d.comb += [
+                    self.arp_request.valid.eq(1),
+                    self.arp_request.payload.requester_mac.eq(info.eth_src),
+                    self.arp_request.payload.requester_ip.eq(info.src_ip),
+                    self.arp_request.payload.target_ip.eq(info.dst_ip),
+                ]
+                with m.If(self.arp_request.ready):
+                    count("arp_answered")
+                    m.d.sync += route.eq(ROUTE_DROP)
+                    m.next = "Moving the frame"
+
+            with m.State("Asking about a virtual address"):
+                m.d.comb += [
+                    self.vs_query.valid.eq(1),
+                    self.vs_query.payload.dst_ip.eq(info.dst_ip),
+                    self.vs_query.payload.dst_port.eq(0),
+                    self.vs_query.payload.protocol.eq(0),
+                    self.vs_query.payload.vlan_id.eq(info.vlan_id),
+                ]
+                with m.If(self.vs_query.ready):
+                    m.next = "Virtual address answered"
+            with m.State("Virtual address answered"):
+                m.d.comb += self.vs_answer.ready.eq(1)
+                with m.If(self.vs_answer.valid):
+                    with m.If(self.vs_answer.payload.answer_arp):
+                        m.next = "Answering ARP"
+                    with m.Else():
+                        count("dropped_arp")
+                        m.d.sync += route.eq(ROUTE_DROP)
+                        m.next = "Moving the frame"
+
+            with m.State("Looking up"):
+                m.d.comb += [self.lookup.valid.eq(1), self.lookup.payload.key.eq(key)]
+                with m.If(self.lookup.ready):
+                    m.next = "Waiting for the table"
+            with m.State("Waiting for the table"):
+                m.d.comb += self.result.ready.eq(1)
+                with m.If(self.result.valid):
+                    m.d.sync += result.eq(self.result.payload)
+                    m.next = "Deciding"
+
+            with m.State("Deciding"):
+                with m.If(pending):
+                    m.next = "Holding"  # behind the frames already waiting
+                with m.Elif(result.hit):
+                    m.next = "Touching"
+                with m.Elif(self._external):
+                    m.next = "Asking about a virtual server"
+                with m.Else():
+                    count("dropped_no_flow")
+                    m.d.sync += route.eq(ROUTE_DROP)
+                    m.next = "Moving the frame"
+
+            with m.State("Touching"):
+                m.d.comb += [
+                    self.touch.valid.eq(1),
+                    self.touch.payload.handle.eq(result.handle),
+                    self.touch.payload.nbytes.eq(info.ip_length),
+                    self.touch.payload.now.eq(self.now),
+                ]
+                with m.If(self.touch.ready):
+                    with m.If((info.protocol == _TCP) & ((info.tcp_flags & (_FIN | _RST)) != 0)):
+                        m.next = "Reporting FIN or RST"
+                    with m.Else():
+                        m.next = "Sending the decision"
+            with m.State("Reporting FIN or RST"):
+                m.d.comb += [
+                    self.tcp_event.valid.eq(1),
+                    self.tcp_event.payload.handle.eq(result.handle),
+                    self.tcp_event.payload.fin.eq((info.tcp_flags & _FIN) != 0),
+                    self.tcp_event.payload.rst.eq((info.tcp_flags & _RST) != 0),
+                ]
+                with m.If(self.tcp_event.ready):
+                    m.next = "Sending the decision"
+            with m.State("Sending the decision"):
+                d = self.decision.payload
+                m.d.comb += [
+                    self.decision.valid.eq(1),
+                    d.action.eq(result.action),
+                    d.src_ip.eq(info.src_ip),
+                    d.dst_ip.eq(info.dst_ip),
+                    d.src_port.eq(info.src_port),
+                    d.dst_port.eq(info.dst_port),
+                    d.protocol.eq(info.protocol),
+                    d.vlan_valid.eq(info.vlan_valid),
+                    d.l3_offset.eq(info.l3_offset),
+                    d.l4_offset.eq(info.l4_offset),
+                ]
+                with m.If(self.decision.ready):
+                    count("forwarded")
+                    m.d.sync += route.eq(ROUTE_FORWARD)
+                    m.next = "Moving the frame"
+
+            with m.State("Asking about a virtual server"):
+                m.d.comb += [
+                    self.vs_query.valid.eq(1),
+                    self.vs_query.payload.dst_ip.eq(info.dst_ip),
+                    self.vs_query.payload.dst_port.eq(info.dst_port),
+                    self.vs_query.payload.protocol.eq(info.protocol),
+                    self.vs_query.payload.vlan_id.eq(info.vlan_id),
+                ]
+                with m.If(self.vs_query.ready):
+                    m.next = "Virtual server answered"
+            with m.State("Virtual server answered"):
+                m.d.comb += self.vs_answer.ready.eq(1)
+                with m.If(self.vs_answer.valid):
+                    m.d.sync += vs_answer.eq(self.vs_answer.payload)
+                    with m.If(self.vs_answer.payload.hit):
+                        m.next = "Holding"
+                    with m.Else():
+                        count("dropped_no_flow")
+                        m.d.sync += route.eq(ROUTE_DROP)
+                        m.next = "Moving the frame"
+
+            with m.State("Holding"):
+                m.d.sync += [route.eq(ROUTE_HOLD), hold_taken.eq(0)]
+                count("held")
+                m.next = "Moving the frame"
+
+            with m.State("Moving the frame"):
+                f = self.frame
+                last = f.payload.last
+                with m.Switch(route):
+                    with m.Case(ROUTE_FORWARD):
+                        m.d.comb += [
+                            self.forward_frame.valid.eq(f.valid),
+                            self.forward_frame.payload.eq(f.payload),
+                            f.ready.eq(self.forward_frame.ready),
+                        ]
+                    with m.Case(ROUTE_HOLD):
+                        m.d.comb += [
+                            self.hold_frame.valid.eq(f.valid),
+                            self.hold_frame.payload.eq(f.payload),
+                            f.ready.eq(self.hold_frame.ready),
+                        ]
+                        # The hold record is offered until the miss path takes it
+                        # (together with the first byte).
+                        m.d.comb += self.hold.valid.eq(~hold_taken)
+                        with m.If(self.hold.valid & self.hold.ready):
+                            m.d.sync += hold_taken.eq(1)
+                        self._hold_record(m, key, info, vs_answer)
+                    with m.Case(ROUTE_MESSAGE):
+                        # Only the UDP payload: skip the headers, cut the Ethernet padding.
+                        inside = (byte_index >= payload_start) & (byte_index < payload_end)
+                        m.d.comb += [
+                            self.message_frame.valid.eq(f.valid & inside),
+                            self.message_frame.payload.data.eq(f.payload.data),
+                            self.message_frame.payload.first.eq(byte_index == payload_start),
+                            self.message_frame.payload.last.eq(byte_index == payload_end - 1),
+                            f.ready.eq(Mux(inside, self.message_frame.ready, 1)),
+                        ]
+                    with m.Default():
+                        m.d.comb += f.ready.eq(1)
+                with m.If(f.valid & f.ready):
+                    m.d.sync += byte_index.eq(byte_index + 1)
+                    with m.If(last):
+                        m.next = "Waiting for a frame"
+        return m
+
+    def _hold_record(self, m, key, info, vs_answer):
+        q = self.hold.payload.query
+        m.d.comb += [
+            self.hold.payload.key.eq(key),
+            q.key.eq(key),
+            q.tos.eq(info.tos),
+            q.vlan_valid.eq(info.vlan_valid),
+            q.vlan_id.eq(info.vlan_id),
+            q.ingress_port.eq(self._port),
+            q.client_mac.eq(info.eth_src),
+            q.vs_id.eq(vs_answer.vs_id),
+            q.tcp_flags.eq(info.tcp_flags),
+        ]
