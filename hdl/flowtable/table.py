@@ -36,6 +36,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from twinplane.model.flowtable import FlowGeometry, FlowOp, InsertStatus, h3_masks
+
 from .h3 import h3_index
 
 __all__ = ["FlowTable"]
@@ -64,7 +65,13 @@ class FlowTable(wiring.Component):
       invalidates every slot in ``buckets`` clocks.
     """
 
-    def __init__(self, geometry: FlowGeometry = FlowGeometry()):
+    def __init__(self, geometry: FlowGeometry | None = None, **sizes):
+        """``FlowTable(geometry)`` or ``FlowTable(key_width=..., buckets=..., ...)``
+        (the fields of :class:`FlowGeometry`)."""
+        if geometry is None:
+            geometry = FlowGeometry(**sizes)
+        elif sizes:
+            raise TypeError(f"give a geometry or sizes, not both: {sizes!r}")
         if not isinstance(geometry, FlowGeometry):
             raise TypeError(f"geometry must be a FlowGeometry, not {geometry!r}")
         self.geometry = g = geometry

@@ -1,0 +1,379 @@
+"""Flow table gateware against the bit-exact model (Amaranth simulator)."""
+
+import copy
+import random
+
+import pytest
+from amaranth.sim import Simulator
+
+from twinplane.hdl.flowtable import FlowTable
+from twinplane.model.flowtable import (
+    FlowGeometry,
+    FlowOp,
+    FlowTableModel,
+    InsertStatus,
+    h3_hash,
+    h3_masks,
+)
+from twinplane.sim.flowtable.driver import command, lookup_burst, touch_burst
+
+SMALL = FlowGeometry(buckets=8)  # 4 tables x 8 buckets x 2 ways = 64 entries
+
+
+def run(dut, bench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def expect_lookup(model, key):
+    h = model.lookup(key)
+    return (key, 0, 0, 0) if h is None else (key, 1, h, model.action[h])
+
+
+def expect_entry(e):
+    return {"found": 1, "handle": e.handle, "key": e.key, "action": e.action,
+            "packets": e.packets, "bytes": e.bytes, "last_seen": e.last_seen}
+
+
+def entry_of(rsp):
+    return {k: rsp[k] for k in ("found", "handle", "key", "action", "packets", "bytes",
+                                "last_seen")}
+
+
+# -- constructor checks --------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"buckets": 3}, "buckets must be a power of two >= 2, not 3"),
+    ({"tables": 1}, "tables must be at least 2, not 1"),
+    ({"ways": 0}, "ways must be a positive integer, not 0"),
+    ({"key_width": 8, "buckets": 64}, "key_width 8 is too narrow for 64 buckets"),
+    ({"action_width": "64"}, "action_width must be a positive integer, not '64'"),
+])
+def test_geometry_checks(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        FlowGeometry(**kwargs)
+    with pytest.raises(ValueError, match=message):
+        FlowTable(**kwargs)
+
+
+def test_table_checks():
+    with pytest.raises(TypeError, match="geometry must be a FlowGeometry, not 'x'"):
+        FlowTable("x")
+    with pytest.raises(TypeError, match="give a geometry or sizes, not both"):
+        FlowTable(SMALL, ways=4)
+    with pytest.raises(TypeError, match="geometry must be a FlowGeometry"):
+        FlowTableModel(3)
+
+
+def test_hash_spreads_and_is_deterministic():
+    g = FlowGeometry()
+    masks = h3_masks(g)
+    assert masks == h3_masks(g)
+    assert all(m != 0 for t in masks for m in t)
+    r = random.Random(5)
+    counts = [0] * g.buckets
+    for _ in range(20 * g.buckets):
+        counts[h3_hash(masks, 0, r.getrandbits(g.key_width))] += 1
+    assert max(counts) < 50 and min(counts) > 2
+
+
+# -- scoreboard ---------------------------------------------------------------
+
+def test_random_operations_match_model():
+    """Random INSERT/DELETE/READ/FIND/CLEAR/touch/lookup, response by response."""
+    g = SMALL
+    dut, model = FlowTable(g), FlowTableModel(g)
+    r = random.Random(7)
+    counts = {"evicted": 0, "updated": 0, "deleted": 0}
+
+    async def bench(ctx):
+        keys = []
+        now = 0
+        for _ in range(450):
+            now += r.randrange(4)
+            op = r.choices(["insert", "update", "delete", "read", "find", "clear",
+                            "touch", "lookup"], [30, 4, 8, 4, 4, 2, 6, 3])[0]
+            if op == "insert" or (op == "update" and keys):
+                key = r.choice(keys) if op == "update" else r.getrandbits(g.key_width)
+                keys.append(key)
+                action = r.getrandbits(g.action_width)
+                rsp = await command(ctx, dut, FlowOp.INSERT, key=key, action=action, now=now)
+                res = model.insert(key, action, now)
+                assert (rsp["status"], rsp["handle"]) == (res.status, res.handle)
+                if res.status == InsertStatus.EVICTED:
+                    counts["evicted"] += 1
+                    assert entry_of(rsp) == expect_entry(res.victim)
+                counts["updated"] += res.status == InsertStatus.UPDATED
+            elif op in ("delete", "read", "clear"):
+                handle = r.randrange(g.entries)
+                flop = {"delete": FlowOp.DELETE, "read": FlowOp.READ,
+                        "clear": FlowOp.CLEAR}[op]
+                before = model.read(handle)
+                rsp = await command(ctx, dut, flop, handle=handle, now=now)
+                if op == "clear":
+                    model.clear(handle, now)
+                    assert rsp["found"] == (before is not None)
+                    continue
+                e = model.delete(handle) if op == "delete" else model.read(handle)
+                counts["deleted"] += op == "delete" and e is not None
+                if e is None:
+                    assert rsp["found"] == 0
+                else:
+                    assert entry_of(rsp) == expect_entry(e)
+            elif op == "find" and keys:
+                key = r.choice(keys) if r.random() < 0.8 else r.getrandbits(g.key_width)
+                rsp = await command(ctx, dut, FlowOp.FIND, key=key)
+                h = model.lookup(key)
+                if h is None:
+                    assert rsp["found"] == 0
+                else:
+                    assert entry_of(rsp) == expect_entry(model.read(h))
+            elif op == "touch":
+                touches = [(r.randrange(g.entries), r.randrange(1 << 16), now)
+                           for _ in range(r.randrange(1, 6))]
+                await touch_burst(ctx, dut, touches)
+                for t in touches:
+                    model.touch(*t)
+            elif op == "lookup" and keys:
+                probe = [r.choice(keys) if r.random() < 0.7 else r.getrandbits(g.key_width)
+                         for _ in range(20)]
+                got = await lookup_burst(ctx, dut, probe)
+                assert got == [expect_lookup(model, k) for k in probe]
+        # Everything at the end: every handle reads back as the model has it.
+        for handle in range(g.entries):
+            rsp = await command(ctx, dut, FlowOp.READ, handle=handle)
+            e = model.read(handle)
+            assert rsp["found"] == (e is not None)
+            if e is not None:
+                assert entry_of(rsp) == expect_entry(e)
+
+    run(dut, bench)
+    # The run must have exercised the interesting paths.
+    assert counts["evicted"] > 5 and counts["updated"] > 5 and counts["deleted"] > 5
+
+
+def test_back_to_back_touches():
+    """Counter updates every clock, same handle repeated and interleaved."""
+    g = SMALL
+    dut, model = FlowTable(g), FlowTableModel(g)
+    r = random.Random(3)
+
+    async def bench(ctx):
+        handles = []
+        for i in range(4):
+            key = r.getrandbits(g.key_width)
+            rsp = await command(ctx, dut, FlowOp.INSERT, key=key, action=i, now=1)
+            handles.append(model.insert(key, i, 1).handle)
+            assert rsp["handle"] == handles[-1]
+        a, b = handles[0], handles[1]
+        pattern = [a] * 8 + [a, b] * 4 + [a, a, b, b, a] + [b, a, a, a]
+        touches = [(h, r.randrange(1, 1 << 16), 100 + i) for i, h in enumerate(pattern)]
+        touches += [(r.choice(handles), r.randrange(1 << 16), 200 + i) for i in range(40)]
+        await touch_burst(ctx, dut, touches)
+        for t in touches:
+            model.touch(*t)
+        for h in handles:
+            rsp = await command(ctx, dut, FlowOp.READ, handle=h)
+            e = model.read(h)
+            assert (rsp["packets"], rsp["bytes"], rsp["last_seen"]) == (
+                e.packets, e.bytes, e.last_seen)
+        assert model.read(a).packets == pattern.count(a) + sum(t[0] == a for t in touches[len(pattern):])
+
+        # Touches racing a CLEAR of the same handle: the clear lands between two.
+        ctx.set(dut.touch.valid, 1)
+        ctx.set(dut.touch.payload.handle, a)
+        ctx.set(dut.touch.payload.nbytes, 10)
+        ctx.set(dut.touch.payload.now, 7)
+        for _ in range(5):
+            await ctx.tick()
+        ctx.set(dut.touch.valid, 0)
+        await ctx.tick()
+        before = (await command(ctx, dut, FlowOp.READ, handle=a))["packets"]
+        assert before == model.read(a).packets + 5
+
+    run(dut, bench)
+
+
+def test_lookups_every_clock_during_writes():
+    """Lookups in 80 % of the clocks (bursts back to back) while commands run:
+    each result is the table before or after a command in flight during the
+    lookup, never a torn entry.  (The control FSM reads in the free clocks, so
+    lookups in every clock would hold it off indefinitely: by design.)"""
+    g = SMALL
+    dut, model = FlowTable(g), FlowTableModel(g)
+    r = random.Random(11)
+    keys = [r.getrandbits(g.key_width) for _ in range(150)]
+    snapshots = []
+    state = {"version": 0, "done": False, "hot": keys, "evicted": 0}
+    checked = []
+
+    def snapshot():
+        return {k: expect_lookup(model, k) for k in keys}
+
+    snapshots.append(snapshot())
+
+    async def commands(ctx):
+        for i in range(160):
+            key = r.choice(keys)
+            # Lookups aim at the keys this command touches: it, a victim, a moved key.
+            trial = copy.deepcopy(model)
+            res = trial.insert(key, 0, i)
+            moved = [s.key for t in trial.slots for b in t for s in b if s.valid]
+            state["hot"] = [key] + ([res.victim.key] if res.victim else []) + [
+                k for k in moved if trial.lookup(k) != model.lookup(k)]
+            if r.random() < 0.7:
+                action = r.getrandbits(g.action_width)
+                rsp = await command(ctx, dut, FlowOp.INSERT, key=key, action=action, now=i)
+                res = model.insert(key, action, i)
+                assert (rsp["status"], rsp["handle"]) == (res.status, res.handle)
+                state["evicted"] += res.status == InsertStatus.EVICTED
+            else:
+                h = model.lookup(key)
+                if h is None:
+                    continue
+                rsp = await command(ctx, dut, FlowOp.DELETE, handle=h)
+                assert entry_of(rsp) == expect_entry(model.delete(h))
+            snapshots.append(snapshot())
+            state["version"] += 1
+        state["done"] = True
+
+    async def lookups(ctx):
+        inflight = []
+        while not state["done"]:
+            key = r.choice(state["hot"] if r.random() < 0.7 else keys)
+            issue = r.random() < 0.8
+            ctx.set(dut.lookup.valid, issue)
+            ctx.set(dut.lookup.payload.key, key)
+            if issue:
+                inflight.append((key, state["version"]))
+            if ctx.get(dut.result.valid):
+                res = ctx.get(dut.result.payload)
+                got = (int(res.key), int(res.hit), int(res.handle), int(res.action))
+                k, v0 = inflight.pop(0)
+                assert got[0] == k
+                # Checked at the end: the state after the command in flight
+                # is known only once it has answered.
+                checked.append((got, v0, state["version"]))
+            await ctx.tick()
+        ctx.set(dut.lookup.valid, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(commands)
+    sim.add_testbench(lookups)
+    sim.run()
+    for got, v0, v1 in checked:
+        allowed = [s[got[0]] for s in snapshots[v0:v1 + 2]]
+        assert got in allowed, (got, allowed)
+    hits = sum(got[1] for got, _, _ in checked)
+    assert len(checked) > 1000 and 0 < hits < len(checked)
+    assert state["evicted"] > 5, state
+
+
+def test_flush():
+    g = SMALL
+    dut, model = FlowTable(g), FlowTableModel(g)
+    r = random.Random(13)
+
+    async def bench(ctx):
+        keys = [r.getrandbits(g.key_width) for _ in range(50)]
+        for k in keys:
+            await command(ctx, dut, FlowOp.INSERT, key=k, action=1, now=0)
+            model.insert(k, 1, 0)
+        assert model.occupancy > 0.7
+        start = 0
+        ctx.set(dut.cmd.valid, 0)
+        rsp = await command(ctx, dut, FlowOp.FLUSH)
+        model.flush()
+        assert rsp["op"] == FlowOp.FLUSH
+        assert (await lookup_burst(ctx, dut, keys)) == [(k, 0, 0, 0) for k in keys]
+        # Handles restart from zero after a flush, as in the model.
+        for k in keys[:10]:
+            rsp = await command(ctx, dut, FlowOp.INSERT, key=k, action=2, now=5)
+            assert rsp["handle"] == model.insert(k, 2, 5).handle == start
+            start += 1
+
+    run(dut, bench)
+
+
+def test_flush_time_is_bounded():
+    g = FlowGeometry(buckets=16)
+    dut = FlowTable(g)
+
+    async def bench(ctx):
+        ctx.set(dut.cmd.payload.op, FlowOp.FLUSH)
+        ctx.set(dut.cmd.valid, 1)
+        await ctx.tick().until(dut.cmd.ready)
+        ctx.set(dut.cmd.valid, 0)
+        cycles = 0
+        while not ctx.get(dut.rsp.valid):
+            await ctx.tick()
+            cycles += 1
+        assert cycles == g.buckets
+
+    run(dut, bench)
+
+
+def test_eviction_takes_the_oldest_candidate():
+    """Fill the table, age the entries with touches, then overflow: the victim is
+    the candidate slot idle the longest, in gateware and model alike."""
+    g = SMALL
+    dut, model = FlowTable(g), FlowTableModel(g)
+    r = random.Random(17)
+    evictions = []
+
+    async def bench(ctx):
+        now = 0
+        while len(evictions) < 12:
+            now += 1
+            if model.count and r.random() < 0.3:
+                live = [e.handle for e in model.entries()]
+                touches = [(r.choice(live), 64, now) for _ in range(3)]
+                await touch_burst(ctx, dut, touches)
+                for t in touches:
+                    model.touch(*t)
+                continue
+            key = r.getrandbits(g.key_width)
+            cands = [model.slots[t][model.bucket_of(t, key)][w]
+                     for t in range(g.tables) for w in range(g.ways)]
+            ages = [(now - model.last_seen[s.handle]) % (1 << g.ts_width) for s in cands]
+            rsp = await command(ctx, dut, FlowOp.INSERT, key=key, action=now, now=now)
+            res = model.insert(key, now, now)
+            assert (rsp["status"], rsp["handle"]) == (res.status, res.handle)
+            if res.status == InsertStatus.EVICTED:
+                assert entry_of(rsp) == expect_entry(res.victim)
+                assert (now - rsp["last_seen"]) % (1 << g.ts_width) == max(ages)
+                assert rsp["key"] == cands[ages.index(max(ages))].key
+                evictions.append(rsp["key"])
+                # The victim is gone, the new key is in its place.
+                got = await lookup_burst(ctx, dut, [rsp["key"], key])
+                assert got == [(rsp["key"], 0, 0, 0), (key, 1, res.handle, now)]
+
+    run(dut, bench)
+
+
+def test_first_failure_same_insert_as_model():
+    g = SMALL
+    dut, model = FlowTable(g), FlowTableModel(g)
+    r = random.Random(19)
+    result = {}
+
+    async def bench(ctx):
+        for i in range(g.entries + 1):
+            key = r.getrandbits(g.key_width)
+            rsp = await command(ctx, dut, FlowOp.INSERT, key=key, action=i, now=i)
+            res = model.insert(key, i, i)
+            assert (rsp["status"], rsp["handle"]) == (res.status, res.handle)
+            if rsp["status"] == InsertStatus.EVICTED:
+                result["rtl"] = i
+                break
+
+    run(dut, bench)
+    m2, r2 = FlowTableModel(g), random.Random(19)
+    first = next(i for i in range(g.entries + 1)
+                 if m2.insert(r2.getrandbits(g.key_width), i, i).status
+                 == InsertStatus.EVICTED)
+    assert result["rtl"] == first
+    assert first >= 0.8 * g.entries
