@@ -14,6 +14,7 @@ from twinplane.model.flowtable import (
     InsertStatus,
     h3_hash,
     h3_masks,
+    h3_restore,
 )
 from twinplane.sim.flowtable.driver import command, lookup_burst, touch_burst
 
@@ -77,6 +78,12 @@ def test_hash_spreads_and_is_deterministic():
     for _ in range(20 * g.buckets):
         counts[h3_hash(masks, 0, r.getrandbits(g.key_width))] += 1
     assert max(counts) < 50 and min(counts) > 2
+    # A slot stores key >> index_bits; the bucket gives the rest back.
+    for _ in range(500):
+        key, t = r.getrandbits(g.key_width), r.randrange(g.tables)
+        rest = key >> g.index_bits
+        assert h3_restore(masks, t, h3_hash(masks, t, key), rest) == key
+        assert h3_restore(masks, t, h3_hash(masks, t, key) ^ 1, rest) != key
 
 
 # -- scoreboard ---------------------------------------------------------------

@@ -8,8 +8,8 @@ Memories (all ``amaranth.lib.memory.Memory``, one read and one write port
 each, so every one maps onto ECP5 EBR in pseudo-dual-port mode):
 
 * ``keymem[t]``: per sub-table, one word per bucket, the ``ways`` slots
-  (valid, key, handle) side by side, so a lookup reads every candidate slot of
-  a key in one clock.  Written per slot (one enable bit per way).
+  (valid, key less its low ``index_bits`` bits, handle) side by side, so a
+  lookup reads every candidate slot of a key in one clock.  Written per slot (one enable bit per way).
 * ``actmem``, ``cntmem`` (packets, bytes, last_seen), ``locmem`` (where a
   handle's slot is): indexed by handle.  ``fifomem``: deleted handles.
 
@@ -37,7 +37,7 @@ from amaranth.lib.wiring import In, Out
 
 from twinplane.model.flowtable import FlowGeometry, FlowOp, InsertStatus, h3_masks
 
-from .h3 import h3_index
+from .h3 import h3_index, h3_restore
 
 __all__ = ["FlowTable"]
 
@@ -76,7 +76,7 @@ class FlowTable(wiring.Component):
             raise TypeError(f"geometry must be a FlowGeometry, not {geometry!r}")
         self.geometry = g = geometry
         hb, ts = g.handle_bits, g.ts_width
-        self.slot_layout = data.StructLayout({"valid": 1, "key": g.key_width, "handle": hb})
+        self.slot_layout = data.StructLayout({"valid": 1, "key": g.rest_width, "handle": hb})
         self.bucket_layout = data.ArrayLayout(self.slot_layout, g.ways)
         self.loc_layout = data.StructLayout({
             "table": _bits(g.tables), "bucket": g.index_bits, "way": _bits(g.ways)})
@@ -149,7 +149,7 @@ class FlowTable(wiring.Component):
         for t in reversed(range(T)):
             for w in reversed(range(W)):
                 slot = krd[t].data[w]
-                match = slot.valid & (slot.key == s1_key)
+                match = slot.valid & (slot.key == s1_key[g.index_bits:])
                 hit = Mux(match, 1, hit)
                 hhandle = Mux(match, slot.handle, hhandle)
         s1_hit, s1_handle = Signal(), Signal(g.handle_bits)
@@ -225,7 +225,7 @@ class FlowTable(wiring.Component):
         # Candidate analysis (from ``cand``, the key's candidate buckets).
         c_hit, c_hhandle = Const(0), Const(0, g.handle_bits)
         for i in reversed(range(T * W)):
-            match = cand[i].valid & (cand[i].key == cmd.key)
+            match = cand[i].valid & (cand[i].key == cmd.key[g.index_bits:])
             c_hit = Mux(match, 1, c_hit)
             c_hhandle = Mux(match, cand[i].handle, c_hhandle)
         best_used, best_t, best_w = Const(W, range(W + 1)), Const(0, _bits(T)), Const(0, _bits(W))
@@ -307,7 +307,8 @@ class FlowTable(wiring.Component):
 
             # -- one cuckoo move: try each candidate slot in (table, way) order
             with m.State("MOVE LOAD"):
-                m.d.sync += hkey.eq(mslot.key)
+                m.d.sync += hkey.eq(h3_restore(
+                    mt, Cat(*cidx).word_select(mt, g.index_bits), mslot.key, masks))
                 m.next = "MOVE HASH"
             with m.State("MOVE HASH"):
                 m.d.sync += [midx[t].eq(hidx[t]) for t in range(T)]
@@ -354,7 +355,8 @@ class FlowTable(wiring.Component):
                 baddr = Cat(*cidx).word_select(tgt_t, g.index_bits)
                 m.d.comb += [kw_en.eq(1), kw_t.eq(tgt_t), kw_way.eq(tgt_w),
                              kw_addr.eq(baddr), kw_slot.valid.eq(1),
-                             kw_slot.key.eq(cmd.key), kw_slot.handle.eq(new_handle),
+                             kw_slot.key.eq(cmd.key[g.index_bits:]),
+                             kw_slot.handle.eq(new_handle),
                              lwr.addr.eq(new_handle), lwr.en.eq(1),
                              lwr.data.table.eq(tgt_t), lwr.data.way.eq(tgt_w),
                              lwr.data.bucket.eq(baddr)]
@@ -384,7 +386,10 @@ class FlowTable(wiring.Component):
                 with m.If(a_grant):
                     m.next = "VICTIM DATA"
             with m.State("VICTIM DATA"):
-                m.d.sync += [r.action.eq(ard.data), r.key.eq(victim.key),
+                vt = best_i // W
+                m.d.sync += [r.action.eq(ard.data),
+                             r.key.eq(h3_restore(vt, Cat(*cidx).word_select(vt, g.index_bits),
+                                                 victim.key, masks)),
                              r.status.eq(InsertStatus.EVICTED), new_handle.eq(victim.handle),
                              tgt_t.eq(best_i // W), tgt_w.eq(best_i % W)]
                 m.next = "VICTIM INVALIDATE"
@@ -409,7 +414,7 @@ class FlowTable(wiring.Component):
                                     .word_select(loc.table * W + loc.way,
                                                  self.slot_layout.size))
                 m.d.sync += [r.found.eq(slot.valid & (slot.handle == cmd.handle)),
-                             r.key.eq(slot.key)]
+                             r.key.eq(h3_restore(loc.table, loc.bucket, slot.key, masks))]
                 with m.If(cmd.op == FlowOp.CLEAR):
                     m.next = "CLEAR COUNTERS"
                 with m.Else():

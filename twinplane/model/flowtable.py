@@ -7,8 +7,8 @@ with a fixed mask) and bucketized cuckoo hashing (Dietzfelbinger & Weidling,
 
 Organisation (shared with ``hdl/flowtable``): ``tables`` sub-tables of
 ``buckets`` buckets of ``ways`` slots.  A key may live in bucket
-``hash(t, key)`` of every sub-table ``t``.  A slot holds (valid, key, handle);
-the handle is a stable entry number in ``[0, entries)`` that indexes the
+``hash(t, key)`` of every sub-table ``t``.  A slot holds (valid, the key
+less its low ``index_bits`` bits, handle); the handle is a stable entry number in ``[0, entries)`` that indexes the
 action and counter memories, so moving a key between slots never moves its
 action or counters and a handle the data path holds stays right.
 
@@ -41,6 +41,7 @@ __all__ = [
     "InsertStatus",
     "h3_masks",
     "h3_hash",
+    "h3_restore",
     "HASH_SEED",
 ]
 
@@ -68,7 +69,7 @@ class FlowGeometry:
     tables: int = 4
     ts_width: int = 16
     packets_width: int = 32
-    bytes_width: int = 48
+    bytes_width: int = 40
     nbytes_width: int = 16
 
     def __post_init__(self):
@@ -98,9 +99,14 @@ class FlowGeometry:
         return max(1, (self.entries - 1).bit_length())
 
     @property
+    def rest_width(self) -> int:
+        """Key bits a slot stores: all but the low ``index_bits`` (see :func:`h3_masks`)."""
+        return self.key_width - self.index_bits
+
+    @property
     def slot_width(self) -> int:
-        """Bits of one slot in a bucket word: valid, key, handle."""
-        return 1 + self.key_width + self.handle_bits
+        """Bits of one slot in a bucket word: valid, stored key, handle."""
+        return 1 + self.rest_width + self.handle_bits
 
     @property
     def candidates(self) -> int:
@@ -108,7 +114,13 @@ class FlowGeometry:
 
 
 def h3_masks(geometry: FlowGeometry) -> list[list[int]]:
-    """``masks[t][j]``: the key bits whose parity is bit ``j`` of table ``t``'s index."""
+    """``masks[t][j]``: the key bits whose parity is bit ``j`` of table ``t``'s index.
+
+    Mask ``j`` holds key bit ``j`` and none of the other low ``index_bits`` key
+    bits, so the low key bits follow from the bucket and the rest of the key
+    (:func:`h3_restore`): a slot stores only ``key >> index_bits`` (quotienting),
+    which saves one EBR column per sub-table at the default geometry.
+    """
     rng = _splitmix64(HASH_SEED)
     words = (geometry.key_width + 63) // 64
     masks = []
@@ -118,13 +130,23 @@ def h3_masks(geometry: FlowGeometry) -> list[list[int]]:
             m = 0
             for w in range(words):
                 m |= next(rng) << (64 * w)
-            table.append(m & ((1 << geometry.key_width) - 1))
+            low = (1 << geometry.index_bits) - 1
+            table.append((m & ((1 << geometry.key_width) - 1) & ~low) | (1 << len(table)))
         masks.append(table)
     return masks
 
 
 def h3_hash(masks: list[list[int]], table: int, key: int) -> int:
     return sum((((key & m).bit_count()) & 1) << j for j, m in enumerate(masks[table]))
+
+
+def h3_restore(masks: list[list[int]], table: int, bucket: int, rest: int) -> int:
+    """The key whose stored part is ``rest`` in ``bucket`` of ``table``."""
+    ib = len(masks[table])
+    key = rest << ib
+    for j, m in enumerate(masks[table]):
+        key |= (((bucket >> j) ^ (key & m).bit_count()) & 1) << j
+    return key
 
 
 class FlowOp(enum.IntEnum):
