@@ -251,10 +251,16 @@ class FlowTable(wiring.Component):
             mv_ok = Mux(ok, 1, mv_ok)
             mv_t = Mux(ok, u, mv_t)
             mv_w = Mux(ok, fw, mv_w)
-        mslot = cand[mt * W + mw]
+        # One slot selector and one key-restore unit, shared by the states
+        # (each would otherwise cost a T*W-way mux or T*index_bits XOR trees).
+        sel = Signal(range(T * W))
+        m.d.comb += sel.eq(mt * W + mw)
+        mslot = victim = cand[sel]
+        rs_t, rs_b = Signal(_bits(T)), Signal(g.index_bits)
+        rs_rest = Signal(g.rest_width)
+        rs_key = h3_restore(rs_t, rs_b, rs_rest, masks)
         age = Signal(g.ts_width)
         m.d.comb += age.eq(cmd.now - crd.data.last_seen)
-        victim = cand[best_i]
 
         def read_keys(addrs, nxt):
             for t in range(T):
@@ -307,8 +313,9 @@ class FlowTable(wiring.Component):
 
             # -- one cuckoo move: try each candidate slot in (table, way) order
             with m.State("MOVE LOAD"):
-                m.d.sync += hkey.eq(h3_restore(
-                    mt, Cat(*cidx).word_select(mt, g.index_bits), mslot.key, masks))
+                m.d.comb += [rs_t.eq(mt), rs_b.eq(Cat(*cidx).word_select(mt, g.index_bits)),
+                             rs_rest.eq(mslot.key)]
+                m.d.sync += hkey.eq(rs_key)
                 m.next = "MOVE HASH"
             with m.State("MOVE HASH"):
                 m.d.sync += [midx[t].eq(hidx[t]) for t in range(T)]
@@ -368,7 +375,7 @@ class FlowTable(wiring.Component):
 
             # -- full: evict the candidate idle the longest
             with m.State("AGE READ"):
-                m.d.comb += c_raddr.eq(cand[ei].handle)
+                m.d.comb += [sel.eq(ei), c_raddr.eq(cand[sel].handle)]
                 with m.If(c_grant_r):
                     m.next = "AGE DATA"
             with m.State("AGE DATA"):
@@ -382,14 +389,14 @@ class FlowTable(wiring.Component):
                 with m.Else():
                     m.next = "AGE READ"
             with m.State("VICTIM ACTION"):
-                m.d.comb += a_addr.eq(victim.handle)
+                m.d.comb += [sel.eq(best_i), a_addr.eq(victim.handle)]
                 with m.If(a_grant):
                     m.next = "VICTIM DATA"
             with m.State("VICTIM DATA"):
                 vt = best_i // W
-                m.d.sync += [r.action.eq(ard.data),
-                             r.key.eq(h3_restore(vt, Cat(*cidx).word_select(vt, g.index_bits),
-                                                 victim.key, masks)),
+                m.d.comb += [sel.eq(best_i), rs_t.eq(vt), rs_rest.eq(victim.key),
+                             rs_b.eq(Cat(*cidx).word_select(vt, g.index_bits))]
+                m.d.sync += [r.action.eq(ard.data), r.key.eq(rs_key),
                              r.status.eq(InsertStatus.EVICTED), new_handle.eq(victim.handle),
                              tgt_t.eq(best_i // W), tgt_w.eq(best_i % W)]
                 m.next = "VICTIM INVALIDATE"
@@ -414,7 +421,8 @@ class FlowTable(wiring.Component):
                                     .word_select(loc.table * W + loc.way,
                                                  self.slot_layout.size))
                 m.d.sync += [r.found.eq(slot.valid & (slot.handle == cmd.handle)),
-                             r.key.eq(h3_restore(loc.table, loc.bucket, slot.key, masks))]
+                             r.key.eq(rs_key)]
+                m.d.comb += [rs_t.eq(loc.table), rs_b.eq(loc.bucket), rs_rest.eq(slot.key)]
                 with m.If(cmd.op == FlowOp.CLEAR):
                     m.next = "CLEAR COUNTERS"
                 with m.Else():
