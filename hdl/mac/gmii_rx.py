@@ -1,0 +1,158 @@
+"""GMII receiver: preamble/SFD search, FCS check and strip, length checks.
+
+# Ref: IEEE 802.3-2018 §3.1 (frame format), §3.2.9 (FCS), §35.2 (GMII)
+
+Bytes arrive one per clock with ``rx_dv``; nothing here can pause the wire,
+so ``source.ready`` is ignored: connect ``source``/``commit``/``drop`` to a
+:class:`~twinplane.hdl.stream.packet_fifo.PacketFIFO`, whose sink is always
+ready.  Each frame is written as it arrives (FCS excluded) and judged on its
+last byte: ``commit`` if the FCS matched, no ``rx_er`` was seen and its length
+(FCS included) is within 64..``max_frame``; otherwise it is dropped whole.
+
+The FCS is stripped with a 4-byte delay line plus one held byte: a byte is
+written only once 4 newer ones exist, and the newest such byte is held back
+until either another byte arrives (it was not the last) or ``rx_dv`` falls
+(it was, so it goes out with ``last`` and the verdict).
+
+Only ``data_width=8`` is implemented.  A 32/64-bit path needs a byte-lane
+gearbox after this 8-bit core (or an XGMII receiver with start lanes on 0/4),
+a CRC over ``data_width`` bits with a per-lane residue check for the last
+beat, and ``nbytes`` on the last transfer.
+"""
+
+from amaranth import Module, Signal
+from amaranth.lib import crc, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..packet import packet_signature
+
+__all__ = ["GMIIRx"]
+
+PREAMBLE = 0x55
+SFD = 0xD5
+MIN_FRAME = 64
+
+
+class GMIIRx(wiring.Component):
+    """GMII receive path.
+
+    Status outputs pulse ``frame_end`` for one clock at the end of every frame
+    that got past its SFD, with ``frame_len`` (bytes incl. FCS, saturating at
+    ``max_frame + 1``) and the reasons it failed (``fcs_error`` also covers
+    ``rx_er``; a runt with a bad FCS counts as a runt).
+    """
+
+    def __init__(self, data_width: int = 8, max_frame: int = 1518):
+        if data_width != 8:
+            raise ValueError(f"data_width {data_width!r}: only 8 is implemented")
+        if not isinstance(max_frame, int) or max_frame < MIN_FRAME:
+            raise ValueError(f"max_frame must be an integer >= {MIN_FRAME}, not {max_frame!r}")
+        self._max_frame = max_frame
+        super().__init__(
+            {
+                "rxd": In(8),
+                "rx_dv": In(1),
+                "rx_er": In(1),
+                "source": Out(packet_signature(data_width)),
+                "commit": Out(1),
+                "drop": Out(1),
+                "frame_end": Out(1),
+                "frame_len": Out(range(max_frame + 2)),
+                "good": Out(1),
+                "fcs_error": Out(1),
+                "runt": Out(1),
+                "oversize": Out(1),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.crc = fcs = crc.catalog.CRC32_ETHERNET(8).create()
+
+        # Register the GMII inputs once: they come straight from pins.
+        rxd = Signal(8)
+        rx_dv = Signal()
+        rx_er = Signal()
+        m.d.sync += [rxd.eq(self.rxd), rx_dv.eq(self.rx_dv), rx_er.eq(self.rx_er)]
+
+        delay = Signal(32)  # the 4 newest bytes, oldest in [0:8]
+        fill = Signal(range(5))
+        held = Signal(8)
+        held_valid = Signal()
+        first = Signal()
+        count = Signal(range(self._max_frame + 2))
+        saw_er = Signal()
+
+        m.d.comb += [fcs.data.eq(rxd)]
+        m.d.sync += [
+            self.source.valid.eq(0),
+            self.commit.eq(0),
+            self.drop.eq(0),
+            self.frame_end.eq(0),
+        ]
+
+        with m.FSM(name="rx"):
+            with m.State("Waiting for preamble"):
+                with m.If(rx_dv):
+                    with m.If(rxd == PREAMBLE):
+                        m.next = "In preamble"
+                    with m.Else():
+                        m.next = "Discarding until idle"
+            with m.State("In preamble"):
+                with m.If(~rx_dv):
+                    m.next = "Waiting for preamble"
+                with m.Elif(rxd == SFD):
+                    m.d.comb += fcs.start.eq(1)
+                    m.d.sync += [fill.eq(0), held_valid.eq(0), first.eq(1), count.eq(0), saw_er.eq(0)]
+                    m.next = "Receiving frame"
+                with m.Elif(rxd != PREAMBLE):
+                    m.next = "Discarding until idle"
+            with m.State("Receiving frame"):
+                with m.If(rx_dv):
+                    m.d.comb += fcs.valid.eq(1)
+                    m.d.sync += delay.eq((delay >> 8) | (rxd << 24))
+                    with m.If(count <= self._max_frame):
+                        m.d.sync += count.eq(count + 1)
+                    with m.If(rx_er):
+                        m.d.sync += saw_er.eq(1)
+                    with m.If(fill != 4):
+                        m.d.sync += fill.eq(fill + 1)
+                    with m.Else():
+                        m.d.sync += [held.eq(delay[:8]), held_valid.eq(1)]
+                        with m.If(held_valid):
+                            m.d.sync += [
+                                self.source.valid.eq(1),
+                                self.source.payload.data.eq(held),
+                                self.source.payload.first.eq(first),
+                                self.source.payload.last.eq(0),
+                                first.eq(0),
+                            ]
+                with m.Else():
+                    # rx_dv fell: the CRC register now covers every byte.
+                    runt = count < MIN_FRAME
+                    oversize = count > self._max_frame
+                    bad_fcs = ~fcs.match_detected | saw_er
+                    good = ~runt & ~oversize & ~bad_fcs
+                    m.d.sync += [
+                        self.frame_end.eq(1),
+                        self.frame_len.eq(count),
+                        self.good.eq(good),
+                        self.runt.eq(runt),
+                        self.oversize.eq(oversize),
+                        self.fcs_error.eq(bad_fcs & ~runt & ~oversize),
+                    ]
+                    with m.If(held_valid):
+                        m.d.sync += [
+                            self.source.valid.eq(1),
+                            self.source.payload.data.eq(held),
+                            self.source.payload.first.eq(first),
+                            self.source.payload.last.eq(1),
+                            self.commit.eq(good),
+                        ]
+                    with m.Else():
+                        m.d.sync += self.drop.eq(1)
+                    m.next = "Waiting for preamble"
+            with m.State("Discarding until idle"):
+                with m.If(~rx_dv):
+                    m.next = "Waiting for preamble"
+        return m
