@@ -25,6 +25,15 @@ before its action changes, so a lookup sees either the old entry whole or the
 new one whole.  A moved key is written to its new slot before its old slot is
 reused; in between the key is in both slots with the same handle.
 
+EBR (ECP5 DP16KD, 18 kbit; 512x36 / 1024x18 / 2048x9) at the default
+geometry, 4 tables x 128 buckets x 2 ways = 1024 entries, 104-bit keys,
+64-bit actions: a lookup reads 8 slots of 1 + 97 + 10 = 108 bits per clock,
+and an EBR delivers at most 36 bits per clock, so ``keymem`` needs
+4 x 216/36 = 24 EBR whatever the depth (up to 512 buckets); ``actmem``
+1024x64 = 4, ``cntmem`` 1024x(32+40+16) = 5, ``locmem`` 1, ``fifomem`` 1:
+35 of the LFE5U-25F's 56 EBR (62 %, Yosys ``synth_ecp5`` agrees).  2048
+entries would take 46 (82 %); 512 entries still 32, so 1024 is the default.
+
 Counter pipeline: ``touch`` reads ``cntmem`` in stage 0 and writes the sum in
 stage 1; the read port is transparent to the write port, so a touch of the
 same handle in the next clock sees the sum being written (no lost update).
@@ -139,10 +148,14 @@ class FlowTable(wiring.Component):
         # ---- lookup pipeline: stage 0 hash + keymem read, stage 1 compare +
         # actmem read, stage 2 result.
         lkey = self.lookup.payload.key
+        # One set of hash units: the control FSM hashes ``hkey`` in the clocks
+        # without a lookup (``k_grant``), like its keymem reads.
+        hkey = Signal(g.key_width)
+        hidx = [h3_index(Mux(self.lookup.valid, lkey, hkey), masks[t]) for t in range(T)]
         k_grant = ~self.lookup.valid
         for t in range(T):
             m.d.comb += krd[t].addr.eq(Mux(self.lookup.valid,
-                                           h3_index(lkey, masks[t]), k_addr[t]))
+                                           hidx[t], k_addr[t]))
         s1_valid, s1_key = Signal(), Signal(g.key_width)
         m.d.sync += [s1_valid.eq(self.lookup.valid), s1_key.eq(lkey)]
         hit, hhandle = Const(0), Const(0, g.handle_bits)
@@ -190,7 +203,8 @@ class FlowTable(wiring.Component):
         for t in range(T):
             m.d.comb += [
                 kwr[t].addr.eq(kw_addr),
-                kwr[t].data.eq(Mux(kw_all, 0, Cat(*([kw_slot.as_value()] * W)))),
+                # kw_slot is zero unless a state drives it, so a flush writes zeros.
+                kwr[t].data.eq(Cat(*([kw_slot.as_value()] * W))),
             ]
             with m.If(kw_all):
                 m.d.comb += kwr[t].en.eq((1 << W) - 1)
@@ -199,8 +213,6 @@ class FlowTable(wiring.Component):
 
         # ---- control FSM state.
         cmd = Signal.like(self.cmd.payload)
-        hkey = Signal(g.key_width)
-        hidx = [h3_index(hkey, masks[t]) for t in range(T)]
         cidx = [Signal(g.index_bits, name=f"cidx{t}") for t in range(T)]
         midx = [Signal(g.index_bits, name=f"midx{t}") for t in range(T)]
         cand = Signal(data.ArrayLayout(self.slot_layout, T * W))
@@ -285,8 +297,9 @@ class FlowTable(wiring.Component):
 
             # -- by key: read the candidate buckets
             with m.State("HASH KEY"):
-                m.d.sync += [cidx[t].eq(hidx[t]) for t in range(T)]
-                m.next = "READ CANDIDATES"
+                with m.If(k_grant):
+                    m.d.sync += [cidx[t].eq(hidx[t]) for t in range(T)]
+                    m.next = "READ CANDIDATES"
             with m.State("READ CANDIDATES"):
                 read_keys(cidx, "CANDIDATES READ")
             with m.State("CANDIDATES READ"):
@@ -318,8 +331,9 @@ class FlowTable(wiring.Component):
                 m.d.sync += hkey.eq(rs_key)
                 m.next = "MOVE HASH"
             with m.State("MOVE HASH"):
-                m.d.sync += [midx[t].eq(hidx[t]) for t in range(T)]
-                m.next = "MOVE READ"
+                with m.If(k_grant):
+                    m.d.sync += [midx[t].eq(hidx[t]) for t in range(T)]
+                    m.next = "MOVE READ"
             with m.State("MOVE READ"):
                 read_keys(midx, "MOVE DATA")
             with m.State("MOVE DATA"):
