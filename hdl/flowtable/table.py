@@ -267,7 +267,22 @@ class FlowTable(wiring.Component):
         # (each would otherwise cost a T*W-way mux or T*index_bits XOR trees).
         sel = Signal(range(T * W))
         m.d.comb += sel.eq(mt * W + mw)
-        mslot = victim = cand[sel]
+        # A case mux: indexing the ArrayLayout by a Value would build a
+        # barrel shifter over all T*W slots (thousands of LUTs).
+        mslot = victim = Signal(self.slot_layout)
+        with m.Switch(sel):
+            for i in range(T * W):
+                with m.Case(i):
+                    m.d.comb += mslot.eq(cand[i])
+        # The slot a handle's location names, from the keymem read data.
+        loc_slot = Signal(self.slot_layout)
+        with m.Switch(loc.table):
+            for t in range(T):
+                with m.Case(t):
+                    with m.Switch(loc.way):
+                        for w in range(W):
+                            with m.Case(w):
+                                m.d.comb += loc_slot.eq(krd[t].data[w])
         rs_t, rs_b = Signal(_bits(T)), Signal(g.index_bits)
         rs_rest = Signal(g.rest_width)
         rs_key = h3_restore(rs_t, rs_b, rs_rest, masks)
@@ -389,7 +404,7 @@ class FlowTable(wiring.Component):
 
             # -- full: evict the candidate idle the longest
             with m.State("AGE READ"):
-                m.d.comb += [sel.eq(ei), c_raddr.eq(cand[sel].handle)]
+                m.d.comb += [sel.eq(ei), c_raddr.eq(mslot.handle)]
                 with m.If(c_grant_r):
                     m.next = "AGE DATA"
             with m.State("AGE DATA"):
@@ -430,10 +445,7 @@ class FlowTable(wiring.Component):
             with m.State("READ SLOT"):
                 read_keys([loc.bucket] * T, "SLOT READ")
             with m.State("SLOT READ"):
-                slot = Signal(self.slot_layout)
-                m.d.comb += slot.eq(Cat(*(krd[t].data.as_value() for t in range(T)))
-                                    .word_select(loc.table * W + loc.way,
-                                                 self.slot_layout.size))
+                slot = loc_slot
                 m.d.sync += [r.found.eq(slot.valid & (slot.handle == cmd.handle)),
                              r.key.eq(rs_key)]
                 m.d.comb += [rs_t.eq(loc.table), rs_b.eq(loc.bucket), rs_rest.eq(slot.key)]
