@@ -7,6 +7,7 @@ import pytest
 from twinplane.hdl.mac.gmii_mac import GMIIMac
 from twinplane.hdl.mac.gmii_rx import GMIIRx
 from twinplane.hdl.mac.gmii_tx import GMIITx
+from twinplane.hdl.mac.rgmii_mac import RGMIIMac
 from twinplane.sim.runner import run_cocotb
 
 
@@ -59,3 +60,16 @@ def test_mac_gmii_jumbo():
 def test_mac_only_8_bits(cls, width):
     with pytest.raises(ValueError, match=f"data_width {width}: only 8 is implemented"):
         cls(width)
+
+
+def test_mac_rgmii_bad_frames():
+    """The same traffic through RGMIIMac in sim mode (DDR modelled with
+    rising/falling-edge registers), against RgmiiSource/RgmiiSink."""
+    run_cocotb(
+        RGMIIMac("sim"),
+        toplevel="rgmii_mac",
+        test_module="twinplane.sim.mac.gmii_tb",
+        build_name="rgmii_mac_w8_sim",
+        testcase="test_bad_frames",
+        extra_env={"MAC_PHY": "rgmii", "MAC_CASES": "60"},
+    )

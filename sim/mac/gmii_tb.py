@@ -8,8 +8,8 @@ import zlib
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
-from cocotbext.eth import GmiiFrame, GmiiSink, GmiiSource
+from cocotb.triggers import ClockCycles, RisingEdge, Timer
+from cocotbext.eth import GmiiFrame, GmiiSink, GmiiSource, RgmiiSink, RgmiiSource
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
@@ -35,17 +35,35 @@ def scapy_frame(size: int, seed: int) -> bytes:
     return bytes(hdr / bytes(rng.randrange(256) for _ in range(pad)))[:size] if pad >= 0 else bytes(hdr)[:size]
 
 
+async def start_shifted(sig, delay_ns):
+    await Timer(delay_ns, unit="ns")
+    cocotb.start_soon(Clock(sig, 8, unit="ns").start())
+
+
 class TB:
+    """GMIIMac, or RGMIIMac(mode="sim") when MAC_PHY=rgmii: then the far side
+    is RgmiiSource on rx_clk and RgmiiSink on the 90-degree tx90_clk."""
+
     def __init__(self, dut, rx_clock: str = "clk"):
         self.dut = dut
         self.max_frame = int(os.environ.get("MAC_MAX_FRAME", "1518"))
+        rgmii = os.environ.get("MAC_PHY") == "rgmii"
+        if rgmii:
+            rx_clock = "rx_clk"
         cocotb.start_soon(Clock(dut.clk, 8, unit="ns").start())
         rx_clk = getattr(dut, rx_clock)
         if rx_clock != "clk":
             cocotb.start_soon(Clock(rx_clk, 7.9, unit="ns").start())
         self.rx_clk = rx_clk
-        self.source = GmiiSource(dut.rxd, dut.rx_er, dut.rx_dv, rx_clk)
-        self.sink = GmiiSink(dut.txd, dut.tx_er, dut.tx_en, dut.clk)
+        if rgmii:
+            cocotb.start_soon(start_shifted(dut.tx90_clk, 2))
+            self.source = RgmiiSource(dut.rgmii_rxd, dut.rgmii_rx_ctl, rx_clk)
+            self.sink = RgmiiSink(dut.rgmii_txd, dut.rgmii_tx_ctl, dut.rgmii_tx_clk)
+            self.tx_en, self.txd = dut.phy.tx_en, dut.phy.txd
+        else:
+            self.source = GmiiSource(dut.rxd, dut.rx_er, dut.rx_dv, rx_clk)
+            self.sink = GmiiSink(dut.txd, dut.tx_er, dut.tx_en, dut.clk)
+            self.tx_en, self.txd = dut.tx_en, dut.txd
         self.received = []  # frames from the MAC's source stream
         self.expect_rx = []
         self.count = dict.fromkeys(COUNTERS, 0)
@@ -57,13 +75,12 @@ class TB:
         cocotb.start_soon(self._watch_gap())
 
     async def reset(self):
-        self.dut.rst.value = 1
-        if hasattr(self.dut, "rx_rst"):
-            self.dut.rx_rst.value = 1
+        resets = [self.dut.rst] + [getattr(self.dut, n) for n in ("rx_rst", "tx90_rst") if hasattr(self.dut, n)]
+        for r in resets:
+            r.value = 1
         await ClockCycles(self.dut.clk, 4)
-        self.dut.rst.value = 0
-        if hasattr(self.dut, "rx_rst"):
-            self.dut.rx_rst.value = 0
+        for r in resets:
+            r.value = 0
         await ClockCycles(self.dut.clk, 4)
 
     async def _collect(self):
@@ -89,14 +106,14 @@ class TB:
         pre = None
         while True:
             await RisingEdge(self.dut.clk)
-            if bit(self.dut.tx_en):
+            if bit(self.tx_en):
                 if gap is None or gap > 0:
                     pre = bytearray()
                 if gap is not None and gap > 0:
                     self.min_gap = gap if self.min_gap is None else min(self.min_gap, gap)
                 gap = 0
                 if pre is not None:
-                    pre.append(int(self.dut.txd.value))
+                    pre.append(int(self.txd.value))
                     if len(pre) == 8:
                         assert bytes(pre) == PRE, f"bad preamble {bytes(pre).hex()}"
                         self.preambles += 1
