@@ -126,7 +126,8 @@ class PacketFIFO(wiring.Component):
         # Write side.
         overflowing = Signal()  # the frame being written did not fit
         m.d.comb += self.sink.ready.eq(1)
-        full = (wp - rp_w) == self._depth
+        # Modular difference: the pointers wrap.
+        full = (wp - rp_w)[: abits + 1] == self._depth
         wd += [self.committed.eq(0), self.overflow.eq(0)]
         with m.If(self.sink.valid):
             with m.If(~full & ~overflowing):
