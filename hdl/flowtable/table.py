@@ -148,6 +148,7 @@ class FlowTable(wiring.Component):
         # ---- lookup pipeline: stage 0 hash + keymem read, stage 1 compare +
         # actmem read, stage 2 result.
         lkey = self.lookup.payload.key
+        cmd = Signal.like(self.cmd.payload)  # the command being executed
         # One set of hash units: the control FSM hashes ``hkey`` in the clocks
         # without a lookup (``k_grant``), like its keymem reads.
         hkey = Signal(g.key_width)
@@ -158,11 +159,14 @@ class FlowTable(wiring.Component):
                                            hidx[t], k_addr[t]))
         s1_valid, s1_key = Signal(), Signal(g.key_width)
         m.d.sync += [s1_valid.eq(self.lookup.valid), s1_key.eq(lkey)]
+        # The comparators serve the control FSM too, in clocks without a lookup
+        # in stage 1 (its keymem reads happen only then).
+        cmp_key = Mux(s1_valid, s1_key, cmd.key)
         hit, hhandle = Const(0), Const(0, g.handle_bits)
         for t in reversed(range(T)):
             for w in reversed(range(W)):
                 slot = krd[t].data[w]
-                match = slot.valid & (slot.key == s1_key[g.index_bits:])
+                match = slot.valid & (slot.key == cmp_key[g.index_bits:])
                 hit = Mux(match, 1, hit)
                 hhandle = Mux(match, slot.handle, hhandle)
         s1_hit, s1_handle = Signal(), Signal(g.handle_bits)
@@ -212,7 +216,6 @@ class FlowTable(wiring.Component):
                 m.d.comb += kwr[t].en.eq(1 << kw_way)
 
         # ---- control FSM state.
-        cmd = Signal.like(self.cmd.payload)
         cidx = [Signal(g.index_bits, name=f"cidx{t}") for t in range(T)]
         midx = [Signal(g.index_bits, name=f"midx{t}") for t in range(T)]
         cand = Signal(data.ArrayLayout(self.slot_layout, T * W))
@@ -235,11 +238,7 @@ class FlowTable(wiring.Component):
         m.d.comb += [frd.addr.eq(fhead), fwr.addr.eq(ftail), fwr.data.eq(cmd.handle)]
 
         # Candidate analysis (from ``cand``, the key's candidate buckets).
-        c_hit, c_hhandle = Const(0), Const(0, g.handle_bits)
-        for i in reversed(range(T * W)):
-            match = cand[i].valid & (cand[i].key == cmd.key[g.index_bits:])
-            c_hit = Mux(match, 1, c_hit)
-            c_hhandle = Mux(match, cand[i].handle, c_hhandle)
+        c_hit, c_hhandle = Signal(), Signal(g.handle_bits)
         best_used, best_t, best_w = Const(W, range(W + 1)), Const(0, _bits(T)), Const(0, _bits(W))
         for t in range(T):
             valid = [cand[t * W + w].valid for w in range(W)]
@@ -318,7 +317,10 @@ class FlowTable(wiring.Component):
             with m.State("READ CANDIDATES"):
                 read_keys(cidx, "CANDIDATES READ")
             with m.State("CANDIDATES READ"):
-                m.d.sync += cand.eq(Cat(*(krd[t].data.as_value() for t in range(T))))
+                # Stage 1 is idle (this read was granted), so its comparators
+                # tell whether the command's key is in its candidate buckets.
+                m.d.sync += [cand.eq(Cat(*(krd[t].data.as_value() for t in range(T)))),
+                             c_hit.eq(s1_hit), c_hhandle.eq(s1_handle)]
                 m.next = "CHECK CANDIDATES"
             with m.State("CHECK CANDIDATES"):
                 m.d.sync += [mt.eq(0), mw.eq(0), ei.eq(0), r.key.eq(cmd.key)]
