@@ -388,3 +388,13 @@ def test_first_failure_same_insert_as_model():
                  == InsertStatus.EVICTED)
     assert result["rtl"] == first
     assert first >= 0.8 * g.entries
+
+
+def test_bench():
+    from twinplane.sim.flowtable.bench import run_bench
+
+    result = run_bench()
+    assert result["lookups_per_cycle"] == 1.0
+    assert result["occupancy_at_first_failure_min"] >= 0.90
+    assert result["rtl_first_failure_matches_model"] is True
+    assert result["flow_entries"] == FlowGeometry().entries == 1024
