@@ -16,6 +16,7 @@ from twinplane.model.flowtable import (
     h3_masks,
     h3_restore,
 )
+from twinplane.sim.flowtable.bench import run_bench
 from twinplane.sim.flowtable.driver import command, lookup_burst, touch_burst
 
 SMALL = FlowGeometry(buckets=8)  # 4 tables x 8 buckets x 2 ways = 64 entries
@@ -391,8 +392,6 @@ def test_first_failure_same_insert_as_model():
 
 
 def test_bench():
-    from twinplane.sim.flowtable.bench import run_bench
-
     result = run_bench()
     assert result["lookups_per_cycle"] == 1.0
     assert result["occupancy_at_first_failure_min"] >= 0.90
