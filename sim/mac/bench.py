@@ -26,12 +26,31 @@ from twinplane.hdl.mac.gmii_mac import COUNTERS, GMIIMac
 from twinplane.hdl.mac.gmii_rx import GMIIRx
 from twinplane.hdl.mac.gmii_tx import GMIITx
 from twinplane.hdl.mac.rgmii import RGMIIAdapter
+from twinplane.hdl.mac.rgmii_mac import RGMIIMac
 from twinplane.hdl.packet import packet_signature
 from twinplane.sim.runner import BUILD_ROOT, run_cocotb
 
 __all__ = ["MacCore", "MacLoopback", "run_bench"]
 
 WIRE_CYCLES = 84
+
+# Colorlight 5A-75B v7.0, eth_rgmii 0 (as in amaranth-boards); only the RGMII
+# pins are located, the stream ports stay internal.
+COLORLIGHT_RGMII0_LPF = """\
+LOCATE COMP "rx_clk" SITE "M1";
+LOCATE COMP "rgmii_rx_ctl" SITE "N6";
+LOCATE COMP "rgmii_rxd[0]" SITE "N1";
+LOCATE COMP "rgmii_rxd[1]" SITE "M5";
+LOCATE COMP "rgmii_rxd[2]" SITE "N5";
+LOCATE COMP "rgmii_rxd[3]" SITE "M6";
+LOCATE COMP "rgmii_tx_clk" SITE "M2";
+LOCATE COMP "rgmii_tx_ctl" SITE "M3";
+LOCATE COMP "rgmii_txd[0]" SITE "L1";
+LOCATE COMP "rgmii_txd[1]" SITE "L3";
+LOCATE COMP "rgmii_txd[2]" SITE "P2";
+LOCATE COMP "rgmii_txd[3]" SITE "L4";
+FREQUENCY PORT "rx_clk" 125 MHZ;
+"""
 
 
 class MacLoopback(wiring.Component):
@@ -104,7 +123,13 @@ def run_bench(with_pnr: bool = False, frames: int = 200) -> dict:
         from twinplane.boards.pnr import place_and_route
         work = Path(os.environ.get("MAC_PNR_DIR", BUILD_ROOT / "mac_pnr"))
         text = verilog.convert(MacCore(), name="mac_core", emit_src=False)
-        result["pnr"] = place_and_route(text, "mac_core", workdir=work)
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "colorlight_rgmii0.lpf").write_text(COLORLIGHT_RGMII0_LPF)
+        lpf = work / "colorlight_rgmii0.lpf"
+        result["pnr"] = place_and_route(text, "mac_core", workdir=work / "core", lpf=lpf)
+        # For information: the whole RGMIIMac (FIFO in EBR, 8 counters).
+        text = verilog.convert(RGMIIMac("ecp5"), name="rgmii_mac", emit_src=False)
+        result["pnr_with_fifo_and_counters"] = place_and_route(text, "rgmii_mac", workdir=work / "full", lpf=lpf)
     return result
 
 

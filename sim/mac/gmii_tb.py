@@ -161,10 +161,11 @@ class TB:
             assert got.get_payload() == want, f"tx mismatch at length {len(data)}"
             assert got.error is None or not any(got.error), "tx_er raised"
 
-    async def finish(self, idle_cycles=3000):
+    async def finish(self):
         while not self.source.empty() or self.source.active:
             await RisingEdge(self.rx_clk)
-        await ClockCycles(self.dut.clk, idle_cycles)
+        # Store-and-forward: the last frame is read out only after it ended.
+        await ClockCycles(self.dut.clk, 2 * self.max_frame + 3000)
         assert len(self.received) == len(self.expect_rx), (len(self.received), len(self.expect_rx))
         for i, (got, want) in enumerate(zip(self.received, self.expect_rx, strict=True)):
             assert got == want, f"rx frame {i}: length {len(got)} != {len(want)} or content differs"
