@@ -73,3 +73,30 @@ def test_mac_rgmii_bad_frames():
         testcase="test_bad_frames",
         extra_env={"MAC_PHY": "rgmii", "MAC_CASES": "60"},
     )
+
+
+def test_rgmii_io_mode_elaborates_on_colorlight():
+    """Mode "io" on the real board pins: DDRBuffer becomes ECP5 IDDRX1F/ODDRX1F."""
+    from amaranth import ClockDomain, ClockSignal, Elaboratable, Module
+    from amaranth_boards.colorlight_5a75b_r7_0 import Colorlight_5A75B_R70Platform
+
+    class Top(Elaboratable):
+        def elaborate(self, platform):
+            m = Module()
+            clk = platform.request("clk25", 0)
+            m.domains.sync = ClockDomain()
+            m.domains.tx90 = ClockDomain()
+            m.d.comb += [ClockSignal("sync").eq(clk.i), ClockSignal("tx90").eq(clk.i)]
+            m.submodules.mac = mac = RGMIIMac("io", platform.request("eth_rgmii", 0, dir="-"))
+            m.d.comb += mac.source.ready.eq(1)
+            return m
+
+    rtlil = Colorlight_5A75B_R70Platform().prepare(Top(), name="top").files["top.il"]
+    assert rtlil.count("IDDRX1F") >= 5 and rtlil.count("ODDRX1F") >= 6
+
+
+def test_rgmii_mode_checked():
+    with pytest.raises(ValueError, match="mode must be one of .* not 'ddr'"):
+        RGMIIMac("ddr")
+    with pytest.raises(ValueError, match="mode 'io' needs the eth_rgmii pins, not None"):
+        RGMIIMac("io")
