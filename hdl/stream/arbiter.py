@@ -26,6 +26,7 @@ class FrameArbiter(wiring.Component):
             {
                 "sinks": In(packet_signature(data_width)).array(inputs),
                 "source": Out(packet_signature(data_width)),
+                "grant": Out(range(max(inputs, 2))),  # the input the current transfer comes from
             }
         )
 
@@ -43,6 +44,7 @@ class FrameArbiter(wiring.Component):
         m.d.comb += current.eq(grant)
         with m.If(~locked):
             m.d.comb += current.eq(choice)
+        m.d.comb += self.grant.eq(current)
 
         for i in range(n):
             with m.If(current == i):
