@@ -1,0 +1,155 @@
+"""Register console: the byte protocol of :mod:`.regmap` over a UART, holding
+the board's configuration (``config``) and exposing the core's counters.
+
+# Ref: regmap.py (the protocol is declared there, shared with host/console.py)
+
+Why registers and not a text console in gateware: parsing text (numbers,
+dotted quads, hex) costs LUTs and bugs on the FPGA, while the host already
+has Python; ``twinplane console`` turns ``ip 10.100.0.1`` into register
+writes.  Configuration values chosen at build time are the registers' reset
+values, so a board works without any console session.
+"""
+
+from amaranth import Cat, Const, Module, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .regmap import (
+    ACK,
+    CONFIG_FIELDS,
+    CONFIG_LAYOUT,
+    COUNTER_BASE,
+    MAGIC,
+    MAGIC_ADDR,
+    N_COUNTERS,
+    NAK,
+    RESYNC_BITS,
+    config_words,
+)
+from .rx import UARTRx
+from .tx import UARTTx, check_divisor
+
+__all__ = ["RegisterConsole"]
+
+
+class RegisterConsole(wiring.Component):
+    """``RegisterConsole(divisor=1085, config=None)``.
+
+    ``config`` maps :data:`CONFIG_LAYOUT` field names to build-time values.
+    Members: ``rx``/``tx`` (UART pins), ``config`` (out, the live
+    configuration), ``counters`` (in, ``N_COUNTERS`` x 32 bits, read at
+    ``COUNTER_BASE + i``).
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    config: Out(CONFIG_LAYOUT)
+    counters: In(data.ArrayLayout(32, N_COUNTERS))
+
+    def __init__(self, divisor: int = 1085, config: dict | None = None):
+        self._divisor = check_divisor(divisor)
+        config = dict(config or {})
+        for name in config:
+            if name not in CONFIG_FIELDS:
+                raise ValueError(f"unknown config field {name!r}")
+        self._init_words = config_words(config)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart_rx = urx = UARTRx(self._divisor)
+        m.submodules.uart_tx = utx = UARTTx(self._divisor)
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+
+        # One 32-bit register per configuration word.
+        regs: dict[int, Signal] = {}
+        for field, (addr, bits, _) in CONFIG_FIELDS.items():
+            n = (bits + 31) // 32
+            parts = []
+            for i in range(n):
+                a = addr + i
+                width = bits - 32 * (n - 1 - i) if i == 0 and bits % 32 else 32
+                regs[a] = Signal(width, name=f"reg_{field}_{i}", init=self._init_words.get(a, 0))
+                parts.append(regs[a])
+            # Words are stored most significant first; Cat wants LSB first.
+            m.d.comb += getattr(self.config, field).eq(Cat(*reversed(parts)))
+        readable = {a for f, (addr, bits, rd) in CONFIG_FIELDS.items() if rd
+                    for a in range(addr, addr + (bits + 31) // 32)}
+
+        cmd_write = Signal()
+        addr = Signal(8)
+        value = Signal(32)
+        count = Signal(range(5))
+        idle = Signal(range(RESYNC_BITS * self._divisor + 1))
+
+        # Mid-frame idle timer: a frame left incomplete is forgotten.
+        byte_in = urx.source.valid & urx.source.ready
+        with m.If(byte_in):
+            m.d.sync += idle.eq(RESYNC_BITS * self._divisor)
+        with m.Elif(idle != 0):
+            m.d.sync += idle.eq(idle - 1)
+
+        read_value = Signal(32)
+        with m.Switch(addr):
+            with m.Case(MAGIC_ADDR):
+                m.d.comb += read_value.eq(MAGIC)
+            for a, reg in regs.items():
+                if a in readable:
+                    with m.Case(a):
+                        m.d.comb += read_value.eq(reg)
+            for i in range(N_COUNTERS):
+                with m.Case(COUNTER_BASE + i):
+                    m.d.comb += read_value.eq(self.counters[i])
+
+        with m.FSM():
+            with m.State("Waiting for a command"):
+                m.d.comb += urx.source.ready.eq(1)
+                with m.If(urx.source.valid):
+                    with m.If(urx.source.payload == ord("W")):
+                        m.d.sync += cmd_write.eq(1)
+                        m.next = "Receiving the address"
+                    with m.Elif(urx.source.payload == ord("R")):
+                        m.d.sync += cmd_write.eq(0)
+                        m.next = "Receiving the address"
+            with m.State("Receiving the address"):
+                m.d.comb += urx.source.ready.eq(1)
+                with m.If(urx.source.valid):
+                    m.d.sync += [addr.eq(urx.source.payload), count.eq(4)]
+                    with m.If(cmd_write):
+                        m.next = "Receiving the value"
+                    with m.Else():
+                        m.next = "Latching the value"
+                with m.Elif(idle == 0):
+                    m.next = "Waiting for a command"
+            with m.State("Receiving the value"):
+                m.d.comb += urx.source.ready.eq(1)
+                with m.If(urx.source.valid):
+                    m.d.sync += [value.eq(Cat(urx.source.payload, value[:24])), count.eq(count - 1)]
+                    with m.If(count == 1):
+                        m.next = "Writing"
+                with m.Elif(idle == 0):
+                    m.next = "Waiting for a command"
+            with m.State("Writing"):
+                writable = Signal()
+                with m.Switch(addr):
+                    for a, reg in regs.items():
+                        with m.Case(a):
+                            m.d.comb += writable.eq(1)
+                            m.d.sync += reg.eq(value)
+                m.d.sync += count.eq(1)
+                with m.If(writable):
+                    m.d.sync += value.eq(Cat(Const(0, 24), Const(ACK, 8)))
+                with m.Else():
+                    m.d.sync += value.eq(Cat(Const(0, 24), Const(NAK, 8)))
+                m.next = "Sending"
+            with m.State("Latching the value"):
+                m.d.sync += value.eq(read_value)
+                m.next = "Sending"
+            with m.State("Sending"):
+                # Most significant byte first; ``count`` bytes left.
+                m.d.comb += [utx.sink.valid.eq(1), utx.sink.payload.eq(value[24:])]
+                with m.If(utx.sink.ready):
+                    m.d.sync += [value.eq(value << 8), count.eq(count - 1)]
+                    with m.If(count == 1):
+                        m.next = "Waiting for a command"
+        return m
