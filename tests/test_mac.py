@@ -23,56 +23,11 @@ def test_mac_gmii_sweep():
     )
 
 
-def test_mac_gmii_bad_frames():
-    run_cocotb(
-        GMIIMac(rx_domain="sync"),
-        toplevel="gmii_mac",
-        test_module="twinplane.sim.mac.gmii_tb",
-        build_name="gmii_mac_w8",
-        testcase="test_bad_frames",
-    )
-
-
-def test_mac_gmii_bad_frames_two_clocks():
-    run_cocotb(
-        GMIIMac(),
-        toplevel="gmii_mac",
-        test_module="twinplane.sim.mac.gmii_tb",
-        build_name="gmii_mac_w8_cdc",
-        testcase="test_bad_frames",
-        extra_env={"MAC_RX_CLOCK": "rx_clk", "MAC_CASES": "100"},
-    )
-
-
-def test_mac_gmii_jumbo():
-    run_cocotb(
-        GMIIMac(max_frame=9018, rx_domain="sync"),
-        toplevel="gmii_mac",
-        test_module="twinplane.sim.mac.gmii_tb",
-        build_name="gmii_mac_w8_jumbo",
-        testcase="test_bad_frames",
-        extra_env={"MAC_MAX_FRAME": "9018", "MAC_CASES": "40"},
-    )
-
-
 @pytest.mark.parametrize("cls", [GMIIMac, GMIIRx, GMIITx])
 @pytest.mark.parametrize("width", [16, 32, 64])
 def test_mac_only_8_bits(cls, width):
     with pytest.raises(ValueError, match=f"data_width {width}: only 8 is implemented"):
         cls(width)
-
-
-def test_mac_rgmii_bad_frames():
-    """The same traffic through RGMIIMac in sim mode (DDR modelled with
-    rising/falling-edge registers), against RgmiiSource/RgmiiSink."""
-    run_cocotb(
-        RGMIIMac("sim"),
-        toplevel="rgmii_mac",
-        test_module="twinplane.sim.mac.gmii_tb",
-        build_name="rgmii_mac_w8_sim",
-        testcase="test_bad_frames",
-        extra_env={"MAC_PHY": "rgmii", "MAC_CASES": "60"},
-    )
 
 
 def test_rgmii_io_mode_elaborates_on_colorlight():

@@ -213,7 +213,10 @@ async def test_bad_frames(dut):
     await tb.reset()
     rng = random.Random(1)
     mf = tb.max_frame
-    cases = []
+    # Edges first, whatever the random draw: largest good frame, one byte
+    # over, smallest good frame, one byte under (valid FCS), a 1-byte frame.
+    cases = [(PRE + with_fcs(scapy_frame(n, n)), None) for n in (mf - 4, mf - 3, 60, 59)]
+    cases.append((PRE + b"\x42", None))
     for n in range(int(os.environ.get("MAC_CASES", "300"))):
         size = rng.choice([60, 61, 100, 500, 1514, mf - 4, rng.randrange(60, mf - 3)])
         good = PRE + with_fcs(scapy_frame(size, n))
