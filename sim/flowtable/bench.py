@@ -17,7 +17,7 @@ from amaranth.sim import Simulator
 
 from twinplane.hdl.flowtable import FlowTable
 from twinplane.model.flowtable import FlowGeometry, FlowOp, FlowTableModel, InsertStatus
-from twinplane.sim.flowtable.driver import command
+from twinplane.sim.flowtable.driver import LOOKUP_LATENCY, command
 
 __all__ = ["ebr_estimate", "first_failure", "run_bench"]
 
@@ -93,7 +93,7 @@ def _lookup_rate(g: FlowGeometry) -> float:
             await command(ctx, dut, FlowOp.INSERT, key=k, action=i, now=i)
             model.insert(k, i, i)
         issued = []
-        for cycle in range(LOOKUP_CYCLES + 2):
+        for cycle in range(LOOKUP_CYCLES + LOOKUP_LATENCY + 1):
             k = r.choice(keys) if r.random() < 0.5 else r.getrandbits(g.key_width)
             ctx.set(dut.lookup.valid, cycle < LOOKUP_CYCLES)
             ctx.set(dut.lookup.payload.key, k)
@@ -129,7 +129,7 @@ def run_bench() -> dict:
         "rtl_first_failure_matches_model": _rtl_first_failure(small, 0)
         == first_failure(small, 0)[0],
         "lookups_per_cycle": _lookup_rate(g),
-        "lookup_latency_cycles": 2,
+        "lookup_latency_cycles": LOOKUP_LATENCY,
         "ebr": ebr_estimate(g),
     }
 

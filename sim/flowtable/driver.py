@@ -6,7 +6,10 @@ follow the stream rules (valid held until the transfer).
 
 from twinplane.model.flowtable import FlowOp
 
-__all__ = ["command", "lookup_burst", "rsp_fields", "touch_burst"]
+__all__ = ["LOOKUP_LATENCY", "command", "lookup_burst", "rsp_fields", "touch_burst"]
+
+# Clocks from a lookup transfer to its result.
+LOOKUP_LATENCY = 3
 
 RSP_FIELDS = ("op", "status", "found", "handle", "key", "action", "packets", "bytes",
               "last_seen")
@@ -36,7 +39,7 @@ async def command(ctx, dut, op: FlowOp, *, key=0, action=0, handle=0, now=0) -> 
     return rsp
 
 
-async def lookup_burst(ctx, dut, keys, *, latency=2) -> list[tuple[int, int, int, int]]:
+async def lookup_burst(ctx, dut, keys, *, latency=LOOKUP_LATENCY) -> list[tuple[int, int, int, int]]:
     """Look up ``keys`` one per clock; returns (key, hit, handle, action) per result.
 
     Also checks that results come back exactly ``latency`` clocks later, in order.
