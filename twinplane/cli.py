@@ -17,6 +17,9 @@ __all__ = ["SUBCOMMANDS", "main"]
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("twinplane.bench", "run a benchmark and print its figures"),
     "docs": ("twinplane.protocol.docgen", "regenerate docs/protocol.md from the protocol declaration"),
+    "build": ("twinplane.host.build", "build a board bitstream and its timing/resource report"),
+    "program": ("twinplane.host.program", "load a built bitstream into a board with openFPGALoader"),
+    "console": ("twinplane.host.console", "configure a board over its UART register console"),
 }
 
 

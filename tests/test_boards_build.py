@@ -1,0 +1,56 @@
+"""Board bitstreams with the PyPI toolchain, checked through their report:
+every clock meets its constraint with 10% margin, resources fit the device.
+
+The Colorlight 5A-75B (R8.0) build runs in CI (marked ``slow``: about two
+minutes on 2 cores).  The other boards run only before a release, with
+``TWINPLANE_RELEASE=1``; otherwise they are skipped and say why.
+"""
+
+import json
+import os
+
+import pytest
+
+from twinplane.host.build import TIMING_MARGIN, build_board
+
+RELEASE = os.environ.get("TWINPLANE_RELEASE") == "1"
+
+
+def check_report(report, out_dir):
+    # The report on disk is the one returned.
+    assert json.loads((out_dir / "report.json").read_text()) == report
+    assert (out_dir / "twinplane.bit").stat().st_size > 100_000
+    assert report["fmax_mhz"], "nextpnr reported no clock"
+    assert set(report["fmax_mhz"]) == set(report["target_mhz"])
+    # The core clock and every port's receive clock are timed at 125 MHz.
+    assert all(target == 125.0 for target in report["target_mhz"].values()), report["target_mhz"]
+    slow = {clock: (mhz, report["target_mhz"][clock]) for clock, mhz in report["fmax_mhz"].items()
+            if mhz < report["target_mhz"][clock] * TIMING_MARGIN}
+    assert not slow, f"clocks below constraint + 10%: {slow}"
+    for key in ("lut4", "ff", "ebr", "dsp"):
+        assert 0 <= report[key] <= report[f"{key}_avail"], key
+    assert report["lut4"] > 0 and report["ebr"] > 0
+
+
+def build_and_check(board, tmp_path):
+    out = tmp_path / board
+    report = build_board(board, out_dir=out)
+    print(f"\n{board}: {report['build_seconds']} s, core {report['core']}, Fmax {report['fmax_mhz']}, "
+          f"LUT4 {report['lut4']}/{report['lut4_avail']}, FF {report['ff']}, EBR {report['ebr']}/{report['ebr_avail']}")
+    check_report(report, out)
+    return report
+
+
+@pytest.mark.slow
+def test_colorlight_5a_75b_bitstream(tmp_path):
+    report = build_and_check("colorlight-5a-75b", tmp_path)
+    assert report["ports"] == ["external", "internal"]
+
+
+@pytest.mark.slow
+@pytest.mark.release
+@pytest.mark.parametrize("board", ["colorlight-5a-75b-r7", "versa-ecp5", "ecpix5"])
+def test_release_board_bitstream(board, tmp_path):
+    if not RELEASE:
+        pytest.skip(f"{board}: release build, runs only with TWINPLANE_RELEASE=1")
+    build_and_check(board, tmp_path)
