@@ -205,6 +205,7 @@ def test_loopback_random(divisor):
     assert bytes(got) == data
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_divisor_checks():
     with pytest.raises(ValueError, match="divisor must be >= 4 clock cycles per bit, not 3"):
         UARTTx(3)
