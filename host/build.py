@@ -9,7 +9,7 @@ and programming with openFPGALoader.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -33,17 +33,16 @@ TIMING_MARGIN = 1.10  # CI wants 10% headroom over every clock constraint
 
 
 def default_core_factory():
-    """The DFS top when ``hdl/dfs/top.py`` exists (it must offer
-    ``board_core(n_ports, flow_entries)``), else the interim L2 bridge."""
-    if importlib.util.find_spec("twinplane.hdl.dfs.top") is not None:
-        try:
-            module = importlib.import_module("twinplane.hdl.dfs.top")
-        except Exception as exc:  # a DFS top still being written must not break board builds
-            print(f"twinplane.hdl.dfs.top not usable yet ({exc!r}); building the interim bridge",
-                  file=sys.stderr)
-        else:
-            if hasattr(module, "board_core"):
-                return module.board_core
+    """The DFS (``boards/dfs_core.py`` around ``hdl/dfs/top.py``'s ``DFSCore``)
+    when ``hdl/dfs/top.py`` imports, else the interim L2 bridge."""
+    try:
+        importlib.import_module("twinplane.hdl.dfs.top").DFSCore  # noqa: B018
+    except Exception as exc:  # a DFS top still being written must not break board builds
+        print(f"twinplane.hdl.dfs.top not usable yet ({exc!r}); building the interim bridge", file=sys.stderr)
+    else:
+        from twinplane.boards.dfs_core import board_core
+
+        return board_core
     from twinplane.boards.bridge import L2Bridge
 
     return lambda n_ports, flow_entries: L2Bridge(n_ports, flow_entries=flow_entries)
