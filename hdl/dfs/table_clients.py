@@ -1,24 +1,21 @@
 """Sharing the flow table's lookup and counter ports between the forwarders
 of several network ports.
 
-The flow table takes a lookup every clock and answers two clocks later, in
-order (``result.ready`` is ignored), and a counter update every clock.  Each
-forwarder issues at most one lookup and one update per frame (at least 64
-clocks at 8 bits), so a fixed-priority grant per clock is enough; the grant
-rides along a delay line so each result goes back to the forwarder that
-asked.
+The flow table takes a lookup every clock and answers a fixed number of
+clocks later, in order (``result.ready`` is ignored), and a counter update
+every clock.  Each forwarder issues at most one lookup and one update per
+frame (at least 64 clocks at 8 bits), so a fixed-priority grant per clock is
+enough.  Who asked goes into a small FIFO that each answer pops: answers come
+in order, so this holds whatever the table's latency is.
 """
 
 from amaranth import Module, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from twinplane.model.flowtable import FlowGeometry
 
 __all__ = ["LookupSharer", "PriorityMerger"]
-
-_RESULT_LATENCY = 2
-
 
 def _lookup_sig(g: FlowGeometry):
     return stream.Signature(data.StructLayout({"key": g.key_width}))
@@ -60,18 +57,19 @@ class LookupSharer(wiring.Component):
                 ]
         m.d.comb += self.table_lookup.valid.eq(granted)
 
-        # Who asked, delayed like the table's answer.
-        owner = [Signal(range(max(n, 2)), name=f"owner{k}") for k in range(_RESULT_LATENCY)]
-        asked = [Signal(name=f"asked{k}") for k in range(_RESULT_LATENCY)]
-        m.d.sync += [owner[0].eq(grant), asked[0].eq(granted)]
-        for k in range(1, _RESULT_LATENCY):
-            m.d.sync += [owner[k].eq(owner[k - 1]), asked[k].eq(asked[k - 1])]
+        # Who asked, in order; each answer pops one.
+        m.submodules.owners = owners = fifo.SyncFIFO(width=len(grant), depth=8)
+        m.d.comb += [
+            owners.w_en.eq(granted),
+            owners.w_data.eq(grant),
+            owners.r_en.eq(self.table_result.valid),
+        ]
 
         # Results are held per client until taken (the forwarder may be a clock late).
         for i in range(n):
             held = Signal.like(self.table_result.payload, name=f"held{i}")
             full = Signal(name=f"full{i}")
-            with m.If(self.table_result.valid & asked[-1] & (owner[-1] == i)):
+            with m.If(self.table_result.valid & (owners.r_data == i)):
                 m.d.sync += [held.eq(self.table_result.payload), full.eq(1)]
             with m.Elif(self.results[i].ready):
                 m.d.sync += full.eq(0)
