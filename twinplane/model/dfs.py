@@ -1,0 +1,657 @@
+# Reference DFS (data flow segment): the oracle of the gateware and the
+# software data plane of the demo.
+# Ref: the patent's figures 17-22 (flow management, DFS message processing,
+#      new flow management, TCP open/close); /tmp/handshake.txt (CS<->DFS
+#      contract); RFC 1624 (incremental checksums); RFC 826 (ARP).
+"""Sans-I/O model of a whole DFS: frames in, frames out; SSMB/CSMB in and out.
+
+Time is passed in as ``now`` (float seconds); nothing here sleeps or opens a
+socket (:mod:`twinplane.model.softdfs` is the asyncio adapter).
+
+Decisions (documented here once; tests pin them):
+
+* Ports: ``DfsConfig.port_roles[i]`` says whether network port ``i`` is
+  EXTERNAL (clients) or INTERNAL (nodes, the DFS's own address).
+* Unknown traffic: from an external port only new flows to a virtual server
+  are accepted (TCP: a SYN without ACK; UDP: any datagram); everything else
+  not in the flow table is dropped and counted (``drop_no_flow_external``,
+  ``drop_tcp_not_syn``).  From an internal port, frames not in the flow table
+  are dropped and counted (``drop_no_flow_internal``); the DFS routes
+  nothing it was not told about.  IP fragments (``drop_fragment``), ICMP,
+  IPv6 and other protocols (``drop_unsupported``) are dropped and counted.
+* Virtual server match: exact address and port beats WILDCARD_PORT beats
+  WILDCARD_ADDR beats both wildcards; lowest vs_id on a tie.  A VS with
+  ``vlan_id`` != 0 matches only that VLAN.  DISABLED VSs take no new flows.
+* ARP: requests for the DFS's address, or the address of a (non-wildcard,
+  non-NOARP_MODE) VS are answered on the port they came on; other ARP
+  frames are dropped and counted (the DFS learns no MACs: the CS gives them).
+* New flow (figure 20/21): the first packet of a flow to a VS sends QUERY to
+  the active CS and is held.  Bounds: ``max_pending`` pending flows
+  (beyond: the packet is dropped, ``drop_pending_full``), ``max_held_per_flow``
+  packets per pending flow (``drop_held_flow_full``) and ``max_held_total``
+  overall (``drop_held_total_full``).  A pending flow without REPLY for
+  ``pending_timeout_s`` expires and its held packets are dropped
+  (``drop_pending_timeout``); its next packet queries again.
+* REPLY error NONE (or NEWFLOW) installs two flow table entries: the inbound
+  one keyed (client, VS, inbound=1) and the return one keyed (node, client,
+  inbound=0); held packets are then forwarded in arrival order.  REPLY with
+  UNKNOWN/NOTAVAIL/CONNLIMIT drops the held packets (``drop_reply_<error>``).
+  A REPLY with no pending flow still installs (replies are self-contained).
+* Forward rewrite: destination address/port to node_addr/node_port
+  (TRANSLATE_ADDR/TRANSLATE_PORT), source MAC = DFS MAC, destination MAC =
+  node_mac, out of egress_port, tagged with node_vlan (0: untagged; a tag is
+  inserted, rewritten or removed as needed, PCP kept).  Return rewrite:
+  source address/port back to the VS's, MACs (DFS, client_mac), client_port,
+  client_vlan.
+* ADD_TCP_OFFSETS (all mod 2**32): client->node: seq += seq_offset, ack +=
+  ack_offset; node->client: seq -= ack_offset, ack -= seq_offset.  So the
+  node's sequence space is the client's plus the offsets.  SACK blocks and
+  timestamps are not rewritten.
+* Checksums are updated incrementally (RFC 1624), never recomputed: IPv4
+  header checksum for the address, TCP checksum for pseudo-header address,
+  port and seq/ack, UDP the same except that checksum 0 stays 0.
+* TTL is not decremented: the DFS is a NAT in front of the nodes on the same
+  segment, not a router hop (like LVS-NAT's forwarding is invisible).
+* TCP close tracking: RST -> the frame is forwarded, then the flow deleted
+  (DELETE reason RST).  FIN from either side is recorded with its end
+  sequence (in the node's sequence space); after FINs in both directions,
+  the packet that acknowledges the second FIN is forwarded and the flow
+  deleted (reason FIN).  One FIN alone (half-close) never deletes.
+* Overflow (figure 21): when the flow table must evict, it evicts the oldest
+  candidate entry (FlowTableModel); the whole flow it belongs to (both
+  entries) goes and the active CS gets DELETE(reason OVERFLOW, stats).  An
+  active flow whose other direction is silent may be the victim: age is per
+  entry, as in the gateware.
+* Idle: ``poll`` deletes flows without a packet for their idle timeout
+  (Translation.idle_timeout_s, else the configured default): DELETE(IDLE).
+* REAP / TIMEOUT: a flow that saw a packet within idle_ms is answered STATS
+  error CONNALIVE; otherwise it is deleted and answered DELETE(REAP/TIMEOUT).
+  An unknown flow is answered DELETE(reason of the request) with zero stats
+  so the CS forgets it too (``reap_unknown``).  CS DELETE deletes and
+  answers DELETE(CS_DELETE).  RESET deletes every flow and pending flow
+  without per-flow DELETEs and answers RESET.  DUMP: STATS per flow then
+  DUMP(END, count).
+* Several CSs: each authenticated association is a peer.  QUERY and DELETE
+  (not asked for) go to the active CS: among authenticated ACTIVE-role CSs
+  with the highest epoch, the lowest cs_id.  No active CS: new flows are
+  dropped (``drop_no_cs``) and unrequested DELETEs are only counted.  A peer
+  that misses 3 HELLO intervals is forgotten.  Answers (STATS, DELETE for
+  REAP, DUMP, RESET) go to the CS that asked.
+* Sequence numbers: the DFS counts its messages per association, one counter
+  over both buses; it keeps a ReplayWindow per peer, bus and session.
+* Per-flow counters live in the flow table entries: the inbound entry counts
+  client->node (packets_in/bytes_in), the return entry node->client; bytes
+  are IP total lengths.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from twinplane.protocol.codec import Codec, DecodeError, ReplayWindow, auth_response, session_id
+from twinplane.protocol.codes import (
+    CSMB_UDP_PORT,
+    SSMB_UDP_PORT,
+    SUPPORTED_VERSIONS,
+    Bus,
+    ConfigItem,
+    CsmbType,
+    DeleteReason,
+    ErrorCode,
+    Flag,
+    Role,
+)
+from twinplane.protocol.messages import (
+    AddVs,
+    Config,
+    CsmbAck,
+    CsmbAuthChallenge,
+    CsmbAuthResponse,
+    CsmbHello,
+    CsmbMessage,
+    DelVs,
+    FlowSignature,
+    FlowStats,
+    Message,
+    SsmbDelete,
+    SsmbDump,
+    SsmbHello,
+    SsmbNewflow,
+    SsmbReap,
+    SsmbReply,
+    SsmbReset,
+    SsmbStats,
+    SsmbTimeout,
+    VirtualServer,
+    VsList,
+)
+
+from .dfs_path import Flow, FramePath, PortRole, TcpState, _Pending
+from .flowkey import ACTION_WIDTH, KEY_WIDTH, pack_key
+from .flowtable import FlowGeometry, FlowTableModel, InsertStatus
+
+__all__ = [
+    "DfsConfig",
+    "Flow",
+    "PortRole",
+    "ReferenceDFS",
+    "TcpState",
+    "VsEntry",
+]
+
+Address = tuple[str, int]
+
+
+def _default_geometry() -> FlowGeometry:
+    return FlowGeometry(key_width=KEY_WIDTH, action_width=ACTION_WIDTH)
+
+
+@dataclass
+class DfsConfig:
+    key: bytes
+    dfs_addr: ipaddress.IPv4Address = ipaddress.IPv4Address("10.1.0.254")
+    dfs_mac: bytes = bytes.fromhex("02000000fe01")
+    port_roles: tuple[PortRole, ...] = (PortRole.EXTERNAL, PortRole.INTERNAL)
+    geometry: FlowGeometry = field(default_factory=_default_geometry)
+    #: flow table timestamp tick (its last_seen is ``int(now / tick_s)``)
+    tick_s: float = 0.1
+    idle_timeout_s: float = 300.0
+    max_pending: int = 64
+    max_held_per_flow: int = 8
+    max_held_total: int = 256
+    pending_timeout_s: float = 1.0
+    ssmb_port: int = SSMB_UDP_PORT
+    csmb_port: int = CSMB_UDP_PORT
+    #: source of the 8-byte nonces (tests pass a seeded one)
+    randbytes: Callable[[int], bytes] = os.urandom
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, bytes | bytearray) or len(self.key) != 16:
+            raise ValueError(f"key must be 16 bytes, not {self.key!r}")
+        self.dfs_addr = ipaddress.IPv4Address(self.dfs_addr)
+        if not isinstance(self.dfs_mac, bytes | bytearray) or len(self.dfs_mac) != 6:
+            raise ValueError(f"dfs_mac must be 6 bytes, not {self.dfs_mac!r}")
+        if not self.port_roles or not all(isinstance(r, PortRole) for r in self.port_roles):
+            raise ValueError(f"port_roles must be a non-empty tuple of PortRole, not {self.port_roles!r}")
+        if self.geometry.key_width < KEY_WIDTH or self.geometry.action_width < ACTION_WIDTH:
+            raise ValueError(f"geometry {self.geometry!r} is too narrow for the flow key/action")
+        for name in ("max_pending", "max_held_per_flow", "max_held_total"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        for name in ("tick_s", "idle_timeout_s", "pending_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
+
+
+@dataclass
+class VsEntry:
+    vs: VirtualServer
+    flags: Flag
+
+
+@dataclass
+class _Peer:
+    """One CS association (keyed by the CSMB source address)."""
+
+    csmb_addr: Address
+    nonce: bytes
+    cs_id: int = 0
+    role: Role = Role.ACTIVE
+    ssmb_addr: Address = ("0.0.0.0", 0)
+    hello_interval_s: float = 1.0
+    last_hello: float = 0.0
+    session: int = 0
+    authenticated: bool = False
+    epoch: int = 0
+    seq: int = 0
+    serial_global: int = 0
+    serial_bytype: Counter = field(default_factory=Counter)
+    windows: dict = field(default_factory=dict)
+
+    def window(self, bus: Bus, session: int) -> ReplayWindow:
+        return self.windows.setdefault((bus, session), ReplayWindow())
+
+
+class ReferenceDFS(FramePath):
+    def __init__(self, config: DfsConfig):
+        if not isinstance(config, DfsConfig):
+            raise TypeError(f"config must be a DfsConfig, not {config!r}")
+        self.config = config
+        self.codec = Codec(config.key)
+        self.counters: Counter[str] = Counter()
+        self.table = FlowTableModel(config.geometry)
+        self.flows: dict[int, Flow] = {}  # by handle (both handles of a flow)
+        self.pending: dict[int, _Pending] = {}  # by inbound key
+        self.vss: dict[int, VsEntry] = {}
+        self.peers: dict[Address, _Peer] = {}
+        self.epoch = 0
+        self.idle_timeout_s = config.idle_timeout_s
+        self.extra_config: dict[ConfigItem, bytes] = {}
+        self._serial = 0
+        self._held_total = 0
+        self._outbox: list[tuple[Bus, Address, _Peer, Message]] = []
+        self._frames: list[tuple[int, bytes]] = []
+
+    # == helpers =================================================================================
+    def _tick(self, now: float) -> int:
+        return int(now / self.config.tick_s)
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self.counters[name] += n
+
+    def active_cs(self) -> _Peer | None:
+        live = [p for p in self.peers.values() if p.authenticated and p.role is Role.ACTIVE]
+        if not live:
+            return None
+        top = max(p.epoch for p in live)
+        return min((p for p in live if p.epoch == top), key=lambda p: p.cs_id)
+
+    def _send(self, peer: _Peer, bus: Bus, msg: Message) -> None:
+        dst = peer.csmb_addr if bus is Bus.CSMB else peer.ssmb_addr
+        if bus is Bus.SSMB and dst[0] in ("0.0.0.0", "::"):
+            dst = (peer.csmb_addr[0], dst[1] or peer.csmb_addr[1])
+        self._outbox.append((bus, dst, peer, msg))
+        self._count(f"tx_{type(msg).__name__}")
+
+    def messages_to_send(self) -> list[tuple[Bus, Address, bytes]]:
+        """Encode the queued messages, batched per (bus, destination) in order."""
+        groups: dict[tuple[Bus, Address], list[Message]] = {}
+        for bus, dst, peer, msg in self._outbox:
+            peer.seq += 1
+            msg.seq = peer.seq
+            msg.epoch = self.epoch
+            if peer.authenticated and not isinstance(msg, CsmbHello | CsmbAuthResponse):
+                msg.session = peer.session
+            if isinstance(msg, CsmbMessage):
+                peer.serial_global = (peer.serial_global + 1) & 0xFFFF
+                peer.serial_bytype[msg.msg_type] = (peer.serial_bytype[msg.msg_type] + 1) & 0xFFFF
+                msg.serial_global = peer.serial_global
+                msg.serial_bytype = peer.serial_bytype[msg.msg_type]
+            groups.setdefault((bus, dst), []).append(msg)
+        self._outbox.clear()
+        return [(bus, dst, data) for (bus, dst), msgs in groups.items() for data in self.codec.encode_batch(msgs)]
+
+    def frames_to_send(self) -> list[tuple[int, bytes]]:
+        """Frames released by messages (held packets after a REPLY)."""
+        out, self._frames = self._frames, []
+        return out
+
+    # == message input ===========================================================================
+    def receive_message(self, bus: Bus, data: bytes, src: Address, now: float) -> None:
+        bus = Bus(bus)
+        self._count(f"rx_datagrams_{bus.name}")
+        for item in self.codec.iter_decode(bus, data):
+            if isinstance(item, DecodeError):
+                self._count(f"invalid_{item.field.split('.')[0]}")
+                continue
+            if bus is Bus.CSMB:
+                self._csmb(item, src, now)
+            else:
+                self._ssmb(item, src, now)
+
+    # -- CSMB (the DFS side of the handshake) -------------------------------------------------------
+    def _csmb(self, msg: Message, src: Address, now: float) -> None:
+        peer = self.peers.get(src)
+        if isinstance(msg, CsmbHello):
+            self._hello(msg, src, peer, now)
+            return
+        if peer is None:
+            self._count("invalid_no_association")
+            self._notauth(msg, src)
+            return
+        try:
+            peer.window(Bus.CSMB, msg.session).check(msg.seq)
+        except DecodeError:
+            self._count("invalid_replay")
+            return
+        if isinstance(msg, CsmbAuthChallenge):
+            if msg.session != 0:
+                self._count("invalid_session")
+                return
+            peer.session = session_id(self.config.key, msg.challenge, peer.nonce)
+            peer.authenticated = True
+            peer.epoch = msg.epoch
+            reply = CsmbAuthResponse(challenge=msg.challenge,
+                                     response=auth_response(self.config.key, msg.challenge, peer.nonce),
+                                     session=peer.session)
+            self._count("cs_authenticated")
+            self._send(peer, Bus.CSMB, reply)
+            return
+        if not isinstance(msg, AddVs | DelVs | VsList | Config):
+            self._count("invalid_unexpected_type")
+            return
+        if not peer.authenticated or msg.session != peer.session:
+            self._count("invalid_session")
+            self._notauth(msg, src, peer)
+            return
+        if msg.epoch < self.epoch:
+            self._count("invalid_stale_epoch")
+            self._ack(peer, msg, ErrorCode.STALE_EPOCH)
+            return
+        self._adopt_epoch(peer, msg.epoch)
+        error = ErrorCode.NONE
+        if isinstance(msg, AddVs):
+            error = self._add_vs(msg)
+        elif isinstance(msg, DelVs):
+            if self.vss.pop(msg.vs.vs_id, None) is not None:
+                self._count("vs_deleted")
+        elif isinstance(msg, VsList):
+            entries = sorted(self.vss.values(), key=lambda e: e.vs.vs_id)
+            for index, entry in enumerate(entries):
+                self._send(peer, Bus.CSMB, VsList(vs=entry.vs, flags=entry.flags, list_index=index,
+                                                  list_count=len(entries)))
+        else:
+            error = self._config(msg)
+        self._ack(peer, msg, error)
+
+    def _notauth(self, msg: Message, src: Address, peer: _Peer | None = None) -> None:
+        if not isinstance(msg, AddVs | DelVs | VsList | Config):
+            return
+        if peer is None:
+            # A throw-away association only to answer (the CS learns we restarted).
+            peer = _Peer(csmb_addr=src, nonce=bytes(8))
+        ack = CsmbAck(acked_type=CsmbType(msg.msg_type), acked_serial=msg.serial_global, error=ErrorCode.NOTAUTH)
+        self._send(peer, Bus.CSMB, ack)
+
+    def _ack(self, peer: _Peer, msg: Message, error: ErrorCode) -> None:
+        self._send(peer, Bus.CSMB, CsmbAck(acked_type=CsmbType(msg.msg_type), acked_serial=msg.serial_global,
+                                           error=error))
+
+    def _adopt_epoch(self, peer: _Peer, epoch: int) -> None:
+        peer.epoch = max(peer.epoch, epoch)
+        self.epoch = max(self.epoch, epoch)
+
+    def _hello(self, msg: CsmbHello, src: Address, peer: _Peer | None, now: float) -> None:
+        offered = (msg.csmb_vers_major, msg.csmb_vers_minor)
+        lowest, highest = min(SUPPORTED_VERSIONS), max(SUPPORTED_VERSIONS)
+        if peer is not None:
+            try:
+                peer.window(Bus.CSMB, msg.session).check(msg.seq)
+            except DecodeError:
+                self._count("invalid_replay")
+                return
+        if offered in SUPPORTED_VERSIONS:
+            error, version = ErrorCode.NONE, offered
+        elif offered > highest:
+            error, version = ErrorCode.VERS_NEW, highest
+            self._count("hello_vers_new")
+        elif offered < lowest:
+            error, version = ErrorCode.VERS_OBSOLETE, lowest
+            self._count("hello_vers_obsolete")
+        else:  # a gap in what we support: offer the highest below it
+            error, version = ErrorCode.VERS_NEW, max(v for v in SUPPORTED_VERSIONS if v < offered)
+            self._count("hello_vers_new")
+        if peer is None:
+            peer = _Peer(csmb_addr=src, nonce=self.config.randbytes(8))
+            peer.window(Bus.CSMB, msg.session).check(msg.seq)
+            if error is ErrorCode.NONE:
+                self.peers[src] = peer
+                self._count("cs_associated")
+        if error is ErrorCode.NONE:
+            peer.cs_id, peer.role = msg.cs_id, Role(msg.role)
+            peer.ssmb_addr = (str(msg.ssmb_addr), msg.ssmb_port)
+            peer.hello_interval_s = max(msg.hello_interval_ms, 1) / 1000
+            peer.last_hello = now
+            if peer.authenticated and msg.session == peer.session:
+                self._adopt_epoch(peer, msg.epoch)
+        reply = CsmbHello(error=error, csmb_vers_major=version[0], csmb_vers_minor=version[1],
+                          ssmb_vers_major=version[0], ssmb_vers_minor=version[1], role=Role.ACTIVE, cs_id=0,
+                          hello_interval_ms=msg.hello_interval_ms, nonce=peer.nonce,
+                          ssmb_addr=self.config.dfs_addr, ssmb_port=self.config.ssmb_port,
+                          session=peer.session if peer.authenticated else 0)
+        self._send(peer, Bus.CSMB, reply)
+
+    def _add_vs(self, msg: AddVs) -> ErrorCode:
+        vs = msg.vs
+        flags = Flag(msg.flags)
+        if vs.protocol not in (6, 17) or (not flags & Flag.WILDCARD_ADDR and vs.virt_addr.version != 4):
+            self._count("vs_badconfig")
+            return ErrorCode.BADCONFIG
+        self.vss[vs.vs_id] = VsEntry(vs, flags)
+        self._count("vs_added")
+        return ErrorCode.NONE
+
+    def _config(self, msg: Config) -> ErrorCode:
+        value = msg.value
+        try:
+            if msg.item is ConfigItem.DFS_ADDR:
+                address = ipaddress.ip_address(value) if value[:12] != bytes(10) + b"\xff\xff" else \
+                    ipaddress.IPv4Address(value[12:])
+                if address.version != 4:
+                    return ErrorCode.BADCONFIG
+                self.config.dfs_addr = address
+            elif msg.item is ConfigItem.DFS_MAC:
+                self.config.dfs_mac = value[10:]
+            elif msg.item is ConfigItem.IDLE_TIMEOUT_S:
+                seconds = int.from_bytes(value, "big")
+                if seconds == 0:
+                    return ErrorCode.BADCONFIG
+                self.idle_timeout_s = float(seconds)
+            else:
+                self.extra_config[msg.item] = value
+        except ValueError:
+            return ErrorCode.BADCONFIG
+        self._count("config_applied")
+        return ErrorCode.NONE
+
+    # -- SSMB ------------------------------------------------------------------------------------
+    def _ssmb(self, msg: Message, src: Address, now: float) -> None:
+        peer = next((p for p in self.peers.values() if p.authenticated and p.session == msg.session), None)
+        if peer is None or msg.session == 0:
+            self._count("invalid_session")
+            return
+        try:
+            peer.window(Bus.SSMB, msg.session).check(msg.seq)
+        except DecodeError:
+            self._count("invalid_replay")
+            return
+        if isinstance(msg, SsmbHello):
+            self._send(peer, Bus.SSMB, SsmbHello(nonce=peer.nonce, ssmb_addr=self.config.dfs_addr,
+                                                 ssmb_port=self.config.ssmb_port))
+            return
+        if msg.epoch < self.epoch:
+            self._count("invalid_stale_epoch")
+            return
+        self._adopt_epoch(peer, msg.epoch)
+        if isinstance(msg, SsmbReply | SsmbNewflow):
+            self._count(f"rx_{type(msg).__name__}")
+            self._install(msg, now)
+        elif isinstance(msg, SsmbReap | SsmbTimeout):
+            self._reap(peer, msg, now)
+        elif isinstance(msg, SsmbDelete):
+            flow = self._find(msg.flow)
+            if flow is None:
+                self._count("cs_delete_unknown")
+                return
+            self._delete(flow, DeleteReason.CS_DELETE, now, notify=peer)
+        elif isinstance(msg, SsmbReset):
+            self._reset(peer)
+        elif isinstance(msg, SsmbDump):
+            self._dump(peer, now)
+        else:
+            self._count("invalid_unexpected_type")
+
+    def _sig_key(self, sig: FlowSignature) -> int:
+        if sig.src_addr.version != 4 or sig.dst_addr.version != 4:
+            raise ValueError("IPv4 only")
+        return pack_key(src_ip=int(sig.src_addr), dst_ip=int(sig.dst_addr), src_port=sig.src_port,
+                        dst_port=sig.dst_port, protocol=sig.protocol, inbound=1)
+
+    def _find(self, sig: FlowSignature) -> Flow | None:
+        try:
+            handle = self.table.lookup(self._sig_key(sig))
+        except ValueError:
+            return None
+        return None if handle is None else self.flows.get(handle)
+
+    def _install(self, msg: SsmbReply | SsmbNewflow, now: float) -> None:
+        sig, x = msg.flow, msg.xlate
+        try:
+            in_key = self._sig_key(sig)
+        except ValueError:
+            self._count("invalid_reply_family")
+            return
+        pending = self.pending.pop(in_key, None)
+        if pending is not None:
+            self._held_total -= len(pending.held)
+        if msg.error is not ErrorCode.NONE:
+            dropped = len(pending.held) if pending else 0
+            self._count(f"drop_reply_{msg.error.name.lower()}", dropped)
+            self._count(f"reply_{msg.error.name.lower()}")
+            return
+        flags = Flag(msg.flags)
+        if (flags & Flag.TRANSLATE_ADDR and x.node_addr.version != 4) or not (
+            x.egress_port < len(self.config.port_roles) and x.client_port < len(self.config.port_roles)
+        ):
+            self._count("invalid_reply_translation")
+            if pending:
+                self._count("drop_reply_invalid", len(pending.held))
+            return
+        node_ip = int(x.node_addr) if flags & Flag.TRANSLATE_ADDR else int(sig.dst_addr)
+        node_port = x.node_port if flags & Flag.TRANSLATE_PORT else sig.dst_port
+        out_key = pack_key(src_ip=node_ip, dst_ip=int(sig.src_addr), src_port=node_port,
+                           dst_port=sig.src_port, protocol=sig.protocol, inbound=0)
+        old = self._find(sig)
+        if old is not None:  # a REPLY for an installed flow replaces it
+            self._drop_flow(old)
+        flow = Flow(serial=msg.serial, sig=sig, xlate=x, flags=flags, in_key=in_key, out_key=out_key,
+                    vs_addr=int(sig.dst_addr), vs_port=sig.dst_port, created=now, last_seen=now)
+        tick = self._tick(now)
+        for attr, key in (("in_handle", in_key), ("out_handle", out_key)):
+            result = self.table.insert(key, 0, tick)
+            if result.status is InsertStatus.EVICTED:
+                victim = self.flows.get(result.handle)
+                if victim is flow:  # our own first entry went: the table is too small for this flow
+                    self.table.delete(flow.in_handle) if flow.out_handle != flow.in_handle else None
+                    self.flows.pop(result.handle, None)
+                    self._count("install_self_evicted")
+                    if pending:
+                        self._count("drop_install_failed", len(pending.held))
+                    return
+                if victim is not None:
+                    self._evicted(victim, result.handle, result.victim, now)
+            elif result.status is InsertStatus.UPDATED:
+                other = self.flows.get(result.handle)
+                if other is not None and other is not flow:
+                    self._count("return_key_collision")
+                    self._drop_flow(other)
+                    result = self.table.insert(key, 0, tick)
+            setattr(flow, attr, result.handle)
+            self.flows[result.handle] = flow
+        self._count("flows_installed")
+        if pending is not None:
+            for port, frame in pending.held:
+                self._frames.extend(self._frame(port, frame, now))
+
+    def _evicted(self, victim: Flow, reused: int, entry, now: float) -> None:
+        """``reused`` (one of the victim's handles) now belongs to a new key."""
+        stats = self._stats(victim, DeleteReason.OVERFLOW, now, evicted=(reused, entry))
+        for handle in (victim.in_handle, victim.out_handle):
+            if self.flows.get(handle) is victim:
+                del self.flows[handle]
+            if handle != reused and handle >= 0:
+                self.table.delete(handle)
+        self._count("flows_deleted_overflow")
+        self._notify_delete(victim, stats, None)
+
+    def _drop_flow(self, flow: Flow) -> None:
+        """Remove a flow from the table without telling anyone."""
+        for handle in (flow.in_handle, flow.out_handle):
+            if handle >= 0 and self.flows.get(handle) is flow:
+                del self.flows[handle]
+                self.table.delete(handle)
+
+    def _stats(self, flow: Flow, reason: DeleteReason, now: float, evicted=None) -> FlowStats:
+        counts = {}
+        for name, handle in (("in", flow.in_handle), ("out", flow.out_handle)):
+            if evicted is not None and handle == evicted[0]:
+                entry = evicted[1]
+                counts[name] = (entry.packets, entry.bytes)
+            elif handle >= 0:
+                counts[name] = (self.table.packets[handle], self.table.bytes[handle])
+            else:
+                counts[name] = (0, 0)
+        return FlowStats(packets_in=counts["in"][0], bytes_in=counts["in"][1], packets_out=counts["out"][0],
+                         bytes_out=counts["out"][1], age_ms=min(int((now - flow.created) * 1000), 2**32 - 1),
+                         idle_ms=min(int((now - flow.last_seen) * 1000), 2**32 - 1), reason=reason,
+                         tcp_state=int(flow.tcp_state), vs_id=flow.xlate.vs_id, node_id=flow.xlate.node_id)
+
+    def _notify_delete(self, flow: Flow, stats: FlowStats, peer: _Peer | None) -> None:
+        peer = peer or self.active_cs()
+        if peer is None:
+            self._count("delete_unsent_no_cs")
+            return
+        self._send(peer, Bus.SSMB, SsmbDelete(serial=flow.serial, flow=flow.sig, stats=stats))
+
+    def _delete(self, flow: Flow, reason: DeleteReason, now: float, notify: _Peer | None = None) -> None:
+        stats = self._stats(flow, reason, now)
+        self._drop_flow(flow)
+        self._count(f"flows_deleted_{reason.name.lower()}")
+        self._notify_delete(flow, stats, notify)
+
+    def _reap(self, peer: _Peer, msg: SsmbReap | SsmbTimeout, now: float) -> None:
+        reason = DeleteReason.REAP if isinstance(msg, SsmbReap) else DeleteReason.TIMEOUT
+        self._count(f"rx_{type(msg).__name__}")
+        flow = self._find(msg.flow)
+        if flow is None:
+            self._count("reap_unknown")
+            self._send(peer, Bus.SSMB, SsmbDelete(serial=msg.serial, flow=msg.flow, stats=FlowStats(reason=reason)))
+            return
+        if (now - flow.last_seen) * 1000 < msg.idle_ms:
+            self._count("reap_alive")
+            self._send(peer, Bus.SSMB, SsmbStats(serial=flow.serial, flow=flow.sig, error=ErrorCode.CONNALIVE,
+                                                 stats=self._stats(flow, DeleteReason.NONE, now)))
+            return
+        self._delete(flow, reason, now, notify=peer)
+
+    def _unique_flows(self) -> list[Flow]:
+        seen: dict[int, Flow] = {}
+        for flow in self.flows.values():
+            seen.setdefault(id(flow), flow)
+        return list(seen.values())
+
+    def _reset(self, peer: _Peer) -> None:
+        flows = self._unique_flows()
+        self._count("flows_deleted_reset", len(flows))
+        self._count("drop_reset_pending", self._held_total)
+        self.table.flush()
+        self.flows.clear()
+        self.pending.clear()
+        self._held_total = 0
+        self._send(peer, Bus.SSMB, SsmbReset())
+
+    def _dump(self, peer: _Peer, now: float) -> None:
+        flows = sorted(self._unique_flows(), key=lambda f: f.serial)
+        for flow in flows:
+            self._send(peer, Bus.SSMB, SsmbStats(serial=flow.serial, flow=flow.sig,
+                                                 stats=self._stats(flow, DeleteReason.NONE, now)))
+        self._send(peer, Bus.SSMB, SsmbDump(flags=Flag.END, count=len(flows)))
+
+    # == timers ==================================================================================
+    def poll(self, now: float) -> None:
+        for flow in self._unique_flows():
+            timeout = flow.xlate.idle_timeout_s or self.idle_timeout_s
+            if now - flow.last_seen >= timeout:
+                self._delete(flow, DeleteReason.IDLE, now)
+        for key, pending in list(self.pending.items()):
+            if now - pending.created >= self.config.pending_timeout_s:
+                del self.pending[key]
+                self._held_total -= len(pending.held)
+                self._count("drop_pending_timeout", len(pending.held))
+        for src, peer in list(self.peers.items()):
+            if now - peer.last_hello > 3 * peer.hello_interval_s:
+                del self.peers[src]
+                self._count("cs_expired")
+
+    def next_timer(self) -> float | None:
+        """Earliest time :meth:`poll` has work (None: nothing scheduled)."""
+        times = [f.last_seen + (f.xlate.idle_timeout_s or self.idle_timeout_s) for f in self._unique_flows()]
+        times += [p.created + self.config.pending_timeout_s for p in self.pending.values()]
+        times += [p.last_hello + 3 * p.hello_interval_s for p in self.peers.values()]
+        return min(times, default=None)
+

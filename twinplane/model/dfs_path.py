@@ -1,0 +1,320 @@
+# The reference DFS's frame path: ARP, virtual server match, new flow
+# hold-and-query, known-flow rewrite, TCP close tracking.
+# Ref: the patent's figures 17 (flow management), 20-22 (new flow, TCP
+#      open/close); RFC 1624 §3 (incremental checksum update); RFC 826 (ARP);
+#      RFC 793 §3.5 (closing a connection).
+"""Frame half of :class:`twinplane.model.dfs.ReferenceDFS` (a mixin: it uses
+the DFS's table, flows, pending flows, counters and message outbox).  The
+decisions it implements are listed in :mod:`twinplane.model.dfs`."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections import deque
+from dataclasses import dataclass, field
+
+from twinplane.protocol.codes import AddressFamily, Bus, DeleteReason, Flag
+from twinplane.protocol.messages import FlowSignature, SsmbQuery, Translation
+
+from .checksum import checksum_update, checksum_update32, udp_checksum_update
+from .flowkey import pack_key
+from .frames import ETHERTYPE_VLAN, FragmentKind, FrameClass, ParsedFrameModel, parse_frame
+
+__all__ = ["Flow", "FramePath", "PortRole", "TcpState", "rewrite_frame"]
+
+_TCP_FIN, _TCP_SYN, _TCP_RST, _TCP_ACK = 0x01, 0x02, 0x04, 0x10
+_M32 = 0xFFFF_FFFF
+
+
+class PortRole(enum.Enum):
+    EXTERNAL = "external"  #: clients: new flows to virtual servers arrive here
+    INTERNAL = "internal"  #: nodes and the CS; the DFS's own address lives here
+
+
+class TcpState(enum.IntFlag):
+    """FlowStats.tcp_state bits."""
+
+    NONE = 0
+    FIN_CLIENT = 1
+    FIN_NODE = 2
+    RST = 4
+
+
+@dataclass
+class Flow:
+    """Both directions of one installed flow (two flow table entries)."""
+
+    serial: int
+    sig: FlowSignature
+    xlate: Translation
+    flags: Flag
+    in_key: int
+    out_key: int
+    vs_addr: int
+    vs_port: int
+    created: float
+    last_seen: float
+    in_handle: int = -1
+    out_handle: int = -1
+    tcp_state: TcpState = TcpState.NONE
+    #: sequence number after each side's FIN, in the node's sequence space
+    fin_end_client: int | None = None
+    fin_end_node: int | None = None
+    second_fin_from_client: bool = False
+
+
+@dataclass
+class _Pending:
+    serial: int
+    created: float
+    held: deque = field(default_factory=deque)
+
+
+def _be(data, offset: int, size: int) -> int:
+    return int.from_bytes(data[offset:offset + size], "big")
+
+
+def _put(data: bytearray, offset: int, size: int, value: int) -> None:
+    data[offset:offset + size] = value.to_bytes(size, "big")
+
+
+def _ipv4(value: int) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(value)
+
+
+def _vs_rank(flags: Flag) -> int:
+    """0 exact, 1 WILDCARD_PORT, 2 WILDCARD_ADDR, 3 both: lower wins."""
+    return bool(flags & Flag.WILDCARD_ADDR) * 2 + bool(flags & Flag.WILDCARD_PORT)
+
+
+def rewrite_frame(frame: bytes, p: ParsedFrameModel, *, rewrite_source: bool, new_ip: int | None,
+                  new_port: int | None, seq_delta: int, ack_delta: int, eth_src: bytes, eth_dst: bytes,
+                  vlan: int) -> bytes:
+    """One NAT rewrite of a TCP/UDP IPv4 frame with incremental checksums.
+
+    ``rewrite_source``: the source address/port change (return flow), else the
+    destination (inbound).  ``new_ip``/``new_port`` None: unchanged.  The
+    deltas are added mod 2**32 to the TCP seq / ack (ack only if ACK is set).
+    ``vlan`` 0: the frame leaves untagged, else tagged (PCP kept if it had a tag).
+    """
+    f = bytearray(frame)
+    l3, l4 = p.l3_offset, p.l4_offset
+    tcp = p.protocol == 6
+    csum_at = l4 + (16 if tcp else 6)
+    ip_csum, l4_csum = _be(f, l3 + 10, 2), _be(f, csum_at, 2)
+    if new_ip is not None:
+        at = l3 + (12 if rewrite_source else 16)
+        old = _be(f, at, 4)
+        if old != new_ip:
+            ip_csum = checksum_update32(ip_csum, old, new_ip)
+            l4_csum = checksum_update32(l4_csum, old, new_ip, udp=not tcp)
+            _put(f, at, 4, new_ip)
+    if new_port is not None:
+        at = l4 + (0 if rewrite_source else 2)
+        old = _be(f, at, 2)
+        if old != new_port:
+            l4_csum = (checksum_update if tcp else udp_checksum_update)(l4_csum, [old], [new_port])
+            _put(f, at, 2, new_port)
+    if tcp:
+        for at, delta, needed in ((l4 + 4, seq_delta, True), (l4 + 8, ack_delta, bool(p.tcp_flags & _TCP_ACK))):
+            if delta & _M32 and needed:
+                old = _be(f, at, 4)
+                new = (old + delta) & _M32
+                l4_csum = checksum_update32(l4_csum, old, new)
+                _put(f, at, 4, new)
+    _put(f, l3 + 10, 2, ip_csum)
+    _put(f, csum_at, 2, l4_csum)
+    tci = (_be(f, 14, 2) & 0xF000) if p.vlan else 0
+    tag = (ETHERTYPE_VLAN.to_bytes(2, "big") + (tci | vlan).to_bytes(2, "big")) if vlan else b""
+    return bytes(eth_dst + eth_src + tag + p.ethertype.to_bytes(2, "big")) + bytes(f[l3:])
+
+
+class FramePath:
+    """Mixin: ``receive_frame`` and its helpers (see the module docstring)."""
+
+    def receive_frame(self, port: int, frame: bytes, now: float) -> list[tuple[int, bytes]]:
+        """Process one frame received on network ``port``; return the frames to transmit."""
+        roles = self.config.port_roles
+        if not isinstance(port, int) or not 0 <= port < len(roles):
+            raise ValueError(f"port must be in range({len(roles)}), not {port!r}")
+        self._count("rx_frames")
+        return self._frame(port, frame, now)
+
+    def _frame(self, port: int, frame: bytes, now: float) -> list[tuple[int, bytes]]:
+        roles = self.config.port_roles
+        p = parse_frame(bytes(frame))
+        if p.klass is FrameClass.MALFORMED:
+            self._count(f"drop_malformed_{p.malformed_reason.name.lower()}")
+            return []
+        external = roles[port] is PortRole.EXTERNAL
+        if p.klass is FrameClass.ARP:
+            return self._arp(port, p, external)
+        if p.klass not in (FrameClass.IPV4_TCP, FrameClass.IPV4_UDP):
+            self._count("drop_unsupported")
+            return []
+        if p.fragment is not FragmentKind.NONE:
+            self._count("drop_fragment")
+            return []
+        key = pack_key(src_ip=p.src_ip, dst_ip=p.dst_ip, src_port=p.src_port, dst_port=p.dst_port,
+                       protocol=p.protocol, inbound=int(external))
+        handle = self.table.lookup(key)
+        flow = None if handle is None else self.flows.get(handle)
+        if flow is not None:
+            return self._forward(flow, handle, frame, p, now)
+        if not external:
+            self._count("drop_to_dfs" if p.dst_ip == int(self.config.dfs_addr) else "drop_no_flow_internal")
+            return []
+        self._new_flow(port, frame, p, key, now)
+        return []
+
+    # -- ARP ---------------------------------------------------------------------------------------
+    def _arp(self, port: int, p: ParsedFrameModel, external: bool) -> list[tuple[int, bytes]]:
+        if p.arp_oper != 1:
+            self._count("drop_arp_other")
+            return []
+        target = p.dst_ip
+        ours = not external and target == int(self.config.dfs_addr)
+        if external and not ours:
+            ours = any(
+                not e.flags & (Flag.WILDCARD_ADDR | Flag.NOARP_MODE) and e.vs.virt_addr.version == 4
+                and int(e.vs.virt_addr) == target and (not e.vs.vlan_id or (p.vlan and p.vlan_id == e.vs.vlan_id))
+                for e in self.vss.values()
+            )
+        if not ours:
+            self._count("drop_arp_not_ours")
+            return []
+        sha = p.arp_sha.to_bytes(6, "big")
+        mac = bytes(self.config.dfs_mac)
+        tag = (ETHERTYPE_VLAN.to_bytes(2, "big") + p.vlan_id.to_bytes(2, "big")) if p.vlan else b""
+        arp = (bytes.fromhex("0001080006040002") + mac + target.to_bytes(4, "big") + sha
+               + p.src_ip.to_bytes(4, "big"))
+        self._count("tx_arp_reply")
+        return [(port, sha + mac + tag + b"\x08\x06" + arp)]
+
+    # -- new flows (figure 20) ---------------------------------------------------------------------
+    def _match_vs(self, p: ParsedFrameModel):
+        best = None
+        for e in self.vss.values():
+            vs, flags = e.vs, e.flags
+            if flags & Flag.DISABLED or vs.protocol != p.protocol:
+                continue
+            if vs.vlan_id and (not p.vlan or p.vlan_id != vs.vlan_id):
+                continue
+            if not flags & Flag.WILDCARD_ADDR and (vs.virt_addr.version != 4 or int(vs.virt_addr) != p.dst_ip):
+                continue
+            if not flags & Flag.WILDCARD_PORT and vs.virt_port != p.dst_port:
+                continue
+            rank = (_vs_rank(flags), vs.vs_id)
+            if best is None or rank < best[0]:
+                best = (rank, e)
+        return None if best is None else best[1]
+
+    def _hold(self, pending: _Pending, port: int, frame: bytes) -> bool:
+        if len(pending.held) >= self.config.max_held_per_flow:
+            self._count("drop_held_flow_full")
+            return False
+        if self._held_total >= self.config.max_held_total:
+            self._count("drop_held_total_full")
+            return False
+        pending.held.append((port, bytes(frame)))
+        self._held_total += 1
+        self._count("held")
+        return True
+
+    def _new_flow(self, port: int, frame: bytes, p: ParsedFrameModel, key: int, now: float) -> None:
+        pending = self.pending.get(key)
+        if pending is not None:
+            self._hold(pending, port, frame)
+            return
+        entry = self._match_vs(p)
+        if entry is None:
+            self._count("drop_no_flow_external")
+            return
+        if p.protocol == 6 and (p.tcp_flags & (_TCP_SYN | _TCP_ACK | _TCP_RST)) != _TCP_SYN:
+            self._count("drop_tcp_not_syn")
+            return
+        cs = self.active_cs()
+        if cs is None:
+            self._count("drop_no_cs")
+            return
+        if len(self.pending) >= self.config.max_pending:
+            self._count("drop_pending_full")
+            return
+        self._serial = self._serial % 0xFFFF_FFFF + 1
+        pending = _Pending(self._serial, now)
+        if not self._hold(pending, port, frame):
+            return
+        self.pending[key] = pending
+        sig = FlowSignature(src_addr=_ipv4(p.src_ip), dst_addr=_ipv4(p.dst_ip), src_port=p.src_port,
+                            dst_port=p.dst_port, protocol=p.protocol, tos=p.tos, family=AddressFamily.IPV4,
+                            vlan_valid=p.vlan, vlan_id=p.vlan_id, ingress_port=port)
+        self._count("queries")
+        self._send(cs, Bus.SSMB, SsmbQuery(serial=pending.serial, flow=sig, client_mac=p.eth_src.to_bytes(6, "big"),
+                                           vs_id=entry.vs.vs_id, tcp_flags=p.tcp_flags))
+
+    # -- known flows (figure 17) and TCP close (figure 22) ------------------------------------------
+    def _forward(self, flow: Flow, handle: int, frame: bytes, p: ParsedFrameModel,
+                 now: float) -> list[tuple[int, bytes]]:
+        inbound = handle == flow.in_handle
+        x, flags = flow.xlate, flow.flags
+        offsets = bool(flags & Flag.ADD_TCP_OFFSETS)
+        seq_off, ack_off = (x.seq_offset, x.ack_offset) if offsets else (0, 0)
+        if inbound:
+            out_port = x.egress_port
+            out = rewrite_frame(
+                frame, p, rewrite_source=False,
+                new_ip=int(x.node_addr) if flags & Flag.TRANSLATE_ADDR else None,
+                new_port=x.node_port if flags & Flag.TRANSLATE_PORT else None,
+                seq_delta=seq_off, ack_delta=ack_off, eth_src=bytes(self.config.dfs_mac),
+                eth_dst=bytes(x.node_mac), vlan=x.node_vlan)
+        else:
+            out_port = x.client_port
+            out = rewrite_frame(
+                frame, p, rewrite_source=True, new_ip=flow.vs_addr, new_port=flow.vs_port,
+                seq_delta=-ack_off, ack_delta=-seq_off, eth_src=bytes(self.config.dfs_mac),
+                eth_dst=bytes(x.client_mac), vlan=x.client_vlan)
+        self.table.touch(handle, p.ip_total_length, self._tick(now))
+        flow.last_seen = now
+        self._count("tx_forward" if inbound else "tx_return")
+        result = [(out_port, out)]
+        if p.protocol == 6:
+            reason = self._track_tcp(flow, inbound, frame, p, seq_off, ack_off)
+            if reason is not None:
+                self._delete(flow, reason, now)
+        return result
+
+    def _track_tcp(self, flow: Flow, inbound: bool, frame: bytes, p: ParsedFrameModel, seq_off: int,
+                   ack_off: int) -> DeleteReason | None:
+        """Update the close state; return a reason when this frame ends the flow.
+
+        Sequence numbers are compared in the node's space: client seq +
+        seq_offset, node ack as sent; node seq as sent, client ack + ack_offset.
+        """
+        l4, tcp_flags = p.l4_offset, p.tcp_flags
+        if tcp_flags & _TCP_RST:
+            flow.tcp_state |= TcpState.RST
+            return DeleteReason.RST
+        seq, ack = _be(frame, l4 + 4, 4), _be(frame, l4 + 8, 4)
+        if inbound:
+            seq, ack = (seq + seq_off) & _M32, (ack + ack_off) & _M32
+        if tcp_flags & _TCP_FIN:
+            seg_len = p.ip_total_length - (p.l4_offset - p.l3_offset) - (frame[l4 + 12] >> 4) * 4
+            end = (seq + seg_len + 1) & _M32
+            mine, theirs = (TcpState.FIN_CLIENT, TcpState.FIN_NODE) if inbound else \
+                (TcpState.FIN_NODE, TcpState.FIN_CLIENT)
+            if not flow.tcp_state & mine:
+                flow.tcp_state |= mine
+                if inbound:
+                    flow.fin_end_client = end
+                else:
+                    flow.fin_end_node = end
+                if flow.tcp_state & theirs:
+                    flow.second_fin_from_client = inbound
+            return None
+        both = TcpState.FIN_CLIENT | TcpState.FIN_NODE
+        if flow.tcp_state & both == both and tcp_flags & _TCP_ACK and inbound != flow.second_fin_from_client:
+            end = flow.fin_end_client if flow.second_fin_from_client else flow.fin_end_node
+            if (ack - end) & _M32 < 1 << 31:
+                return DeleteReason.FIN
+        return None

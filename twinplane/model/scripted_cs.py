@@ -1,0 +1,78 @@
+# A tiny scripted CS for tests of the reference DFS and the soft DFS.
+# Ref: /tmp/handshake.txt (the CS<->DFS association handshake), docs/protocol.md.
+"""``ScriptedCS``: builds the CS's side of the SSMB/CSMB conversation as
+datagrams (sequence numbers, session, epoch, CSMB serials filled in) and
+decodes the DFS's answers, checking their replay window.  Sans-I/O: the
+caller carries the bytes (to :class:`ReferenceDFS` directly or over UDP)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+from twinplane.protocol.codec import Codec, ReplayWindow, auth_response
+from twinplane.protocol.codes import PROTOCOL_VERSION, Bus, ErrorCode, Role
+from twinplane.protocol.messages import (
+    CsmbAuthChallenge,
+    CsmbAuthResponse,
+    CsmbHello,
+    CsmbMessage,
+    Message,
+)
+
+__all__ = ["ScriptedCS"]
+
+
+class ScriptedCS:
+    def __init__(self, key: bytes, *, cs_id: int = 1, role: Role = Role.ACTIVE, epoch: int = 0,
+                 csmb_addr: tuple[str, int] = ("10.1.0.1", 40000),
+                 ssmb_addr: tuple[str, int] = ("10.1.0.1", 40001)):
+        self.key = key
+        self.codec = Codec(key)
+        self.cs_id, self.role, self.epoch = cs_id, role, epoch
+        self.csmb_addr, self.ssmb_addr = csmb_addr, ssmb_addr
+        self.seq = 0
+        self.session = 0
+        self.serial_global = 0
+        self.dfs_nonce: bytes | None = None
+        self.challenge = b""
+        self.window = ReplayWindow()
+
+    def encode(self, msg: Message, *, session: int | None = None, seq: int | None = None) -> bytes:
+        """One message as a datagram, with the CS's header fields filled in."""
+        self.seq += 1
+        msg.seq = self.seq if seq is None else seq
+        msg.session = self.session if session is None else session
+        msg.epoch = self.epoch
+        if isinstance(msg, CsmbMessage):
+            self.serial_global = (self.serial_global + 1) & 0xFFFF
+            msg.serial_global = self.serial_global
+        return self.codec.encode(msg)
+
+    def hello(self, version: tuple[int, int] = PROTOCOL_VERSION, *, interval_ms: int = 1000) -> bytes:
+        return self.encode(CsmbHello(
+            nonce=os.urandom(8), role=self.role, cs_id=self.cs_id, csmb_vers_major=version[0],
+            csmb_vers_minor=version[1], ssmb_vers_major=version[0], ssmb_vers_minor=version[1],
+            hello_interval_ms=interval_ms, ssmb_addr=ipaddress.ip_address(self.ssmb_addr[0]),
+            ssmb_port=self.ssmb_addr[1]))
+
+    def auth_challenge(self) -> bytes:
+        self.challenge = os.urandom(8)
+        return self.encode(CsmbAuthChallenge(challenge=self.challenge), session=0)
+
+    def decode(self, bus: Bus, data: bytes) -> list[Message]:
+        """Decode a DFS datagram and check sequence numbers against replay."""
+        msgs = self.codec.decode(bus, data)
+        for msg in msgs:
+            self.window.check(msg.seq)
+            if isinstance(msg, CsmbHello) and msg.error is ErrorCode.NONE:
+                self.dfs_nonce = msg.nonce
+        return msgs
+
+    def accept_auth(self, msg: CsmbAuthResponse) -> None:
+        """Verify the DFS's proof and adopt the session (step 4)."""
+        if self.dfs_nonce is None or msg.challenge != self.challenge:
+            raise ValueError(f"unexpected auth response {msg!r}")
+        if msg.response != auth_response(self.key, self.challenge, self.dfs_nonce):
+            raise ValueError("the DFS's auth response does not verify")
+        self.session = msg.session
