@@ -14,14 +14,14 @@ each, so every one maps onto ECP5 EBR in pseudo-dual-port mode):
   handle's slot is): indexed by handle.  ``fifomem``: deleted handles.
 
 Sharing.  Lookups own the read ports of ``keymem`` (stage 0) and ``actmem``
-(stage 2) whenever a lookup is in that stage; the control FSM reads in the
+(stage 1) whenever a lookup is in that stage; the control FSM reads in the
 other cycles, so it only waits, it never stalls a lookup.  The control FSM
 owns every write port except ``cntmem``'s, where the counter pipeline has
 priority.
 
 Consistency with lookups in flight: a slot is made valid only after its
 action and counters are written, and an evicted slot is invalidated two clocks
-before its action changes (keymem to actmem distance in the lookup pipeline), so a lookup sees either the old entry whole or the
+before its action changes (one would do with the present two-stage pipeline), so a lookup sees either the old entry whole or the
 new one whole.  A moved key is written to its new slot before its old slot is
 reused; in between the key is in both slots with the same handle.
 
@@ -66,8 +66,8 @@ def _or_words(words):
 class FlowTable(wiring.Component):
     """The flow table.  Ports (all payloads are ``data.StructLayout``):
 
-    * ``lookup`` (in, ``ready`` is always 1): ``key``.  ``result`` (out, three
-      clocks after the lookup, in order; ``ready`` is ignored: the consumer
+    * ``lookup`` (in, ``ready`` is always 1): ``key``.  ``result`` (out,
+      :attr:`latency` = 2 clocks after the lookup, in order; ``ready`` is ignored: the consumer
       takes a result every clock): ``key``, ``hit``, ``handle``,
       ``action`` (zero on a miss).
     * ``touch`` (in, ``ready`` is always 1): ``handle``, ``nbytes``, ``now``:
@@ -81,6 +81,9 @@ class FlowTable(wiring.Component):
       was; CLEAR zeroes a handle's counters (last_seen = now); FLUSH
       invalidates every slot in ``buckets`` clocks.
     """
+
+    #: Clocks from a lookup transfer to its result.
+    latency = 2
 
     def __init__(self, geometry: FlowGeometry | None = None, **sizes):
         """``FlowTable(geometry)`` or ``FlowTable(key_width=..., buckets=..., ...)``
@@ -167,44 +170,33 @@ class FlowTable(wiring.Component):
                                            hidx[t], k_addr[t]))
         s1_valid, s1_key = Signal(), Signal(g.key_width)
         m.d.sync += [s1_valid.eq(self.lookup.valid), s1_key.eq(lkey)]
-        # Stage 1 compares and registers one match bit per slot; stage 2 ORs
-        # them (a key's slots all carry the same handle, even mid-move, so an
-        # OR is the priority-free answer) and reads the action.  The
-        # comparators serve the control FSM too, in clocks without a lookup in
-        # stage 1 (its keymem reads happen only then).
+        # Stage 1 compares and ORs the matches (a key's slots all carry the
+        # same handle, even mid-move, so an OR is the priority-free answer)
+        # and reads the action.  The comparators serve the control FSM too, in
+        # clocks without a lookup in stage 1 (its keymem reads happen only then).
         cmp_key = Mux(s1_valid, s1_key, cmd.key)
-        s2_valid, s2_key = Signal(), Signal(g.key_width)
-        s2_match = Signal(T * W)
-        s2_handles = Signal(data.ArrayLayout(g.handle_bits, T * W))
-        m.d.sync += [s2_valid.eq(s1_valid), s2_key.eq(s1_key)]
+        matches, handles = [], []
         for t in range(T):
             for w in range(W):
                 slot = krd[t].data[w]
-                m.d.sync += [
-                    s2_match[t * W + w].eq(
-                        slot.valid & (slot.key == cmp_key[g.index_bits:])),
-                    s2_handles[t * W + w].eq(slot.handle),
-                ]
-        s2_hit, s2_handle = Signal(), Signal(g.handle_bits)
-        m.d.comb += [
-            s2_hit.eq(s2_match.any()),
-            s2_handle.eq(_or_words([s2_handles[i] & s2_match[i].replicate(g.handle_bits)
-                                    for i in range(T * W)])),
-        ]
-        a_grant = ~s2_valid
-        m.d.comb += ard.addr.eq(Mux(s2_valid, s2_handle, a_addr))
-        s3_valid, s3_key, s3_hit = Signal(), Signal(g.key_width), Signal()
-        s3_handle = Signal(g.handle_bits)
-        m.d.sync += [s3_valid.eq(s2_valid), s3_key.eq(s2_key), s3_hit.eq(s2_hit),
-                     s3_handle.eq(s2_handle)]
+                matches.append(slot.valid & (slot.key == cmp_key[g.index_bits:]))
+                handles.append(slot.handle & matches[-1].replicate(g.handle_bits))
+        s1_hit, s1_handle = Signal(), Signal(g.handle_bits)
+        m.d.comb += [s1_hit.eq(Cat(*matches).any()), s1_handle.eq(_or_words(handles))]
+        a_grant = ~s1_valid
+        m.d.comb += ard.addr.eq(Mux(s1_valid, s1_handle, a_addr))
+        s2_valid, s2_key, s2_hit = Signal(), Signal(g.key_width), Signal()
+        s2_handle = Signal(g.handle_bits)
+        m.d.sync += [s2_valid.eq(s1_valid), s2_key.eq(s1_key), s2_hit.eq(s1_hit),
+                     s2_handle.eq(s1_handle)]
         m.d.comb += [
             self.lookup.ready.eq(1),
             self.touch.ready.eq(1),
-            self.result.valid.eq(s3_valid),
-            self.result.payload.key.eq(s3_key),
-            self.result.payload.hit.eq(s3_hit),
-            self.result.payload.handle.eq(s3_handle),
-            self.result.payload.action.eq(Mux(s3_hit, ard.data, 0)),
+            self.result.valid.eq(s2_valid),
+            self.result.payload.key.eq(s2_key),
+            self.result.payload.hit.eq(s2_hit),
+            self.result.payload.handle.eq(s2_handle),
+            self.result.payload.action.eq(Mux(s2_hit, ard.data, 0)),
         ]
 
         # ---- counter pipeline: stage 0 read, stage 1 add and write.
@@ -258,9 +250,7 @@ class FlowTable(wiring.Component):
         m.d.comb += [frd.addr.eq(fhead), fwr.addr.eq(ftail), fwr.data.eq(cmd.handle)]
 
         # Candidate analysis (from ``cand``, the key's candidate buckets).
-        # In CHECK CANDIDATES stage 2 holds the compare of the command's key
-        # (CANDIDATES READ, the clock before, had stage 1 to itself).
-        c_hit, c_hhandle = s2_hit, s2_handle
+        c_hit, c_hhandle = Signal(), Signal(g.handle_bits)
         best_used, best_t, best_w = Const(W, range(W + 1)), Const(0, _bits(T)), Const(0, _bits(W))
         for t in range(T):
             valid = [cand[t * W + w].valid for w in range(W)]
@@ -341,7 +331,8 @@ class FlowTable(wiring.Component):
             with m.State("CANDIDATES READ"):
                 # Stage 1 is idle (this read was granted), so its comparators
                 # check the command's key against its candidate buckets.
-                m.d.sync += cand.eq(Cat(*(krd[t].data.as_value() for t in range(T))))
+                m.d.sync += [cand.eq(Cat(*(krd[t].data.as_value() for t in range(T)))),
+                             c_hit.eq(s1_hit), c_hhandle.eq(s1_handle)]
                 m.next = "CHECK CANDIDATES"
             with m.State("CHECK CANDIDATES"):
                 m.d.sync += [mt.eq(0), mw.eq(0), ei.eq(0), r.key.eq(cmd.key)]

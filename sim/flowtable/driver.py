@@ -4,12 +4,12 @@ Each coroutine takes the testbench context ``ctx`` and the table ``dut``; they
 follow the stream rules (valid held until the transfer).
 """
 
+from twinplane.hdl.flowtable import FlowTable
 from twinplane.model.flowtable import FlowOp
 
 __all__ = ["LOOKUP_LATENCY", "command", "lookup_burst", "rsp_fields", "touch_burst"]
 
-# Clocks from a lookup transfer to its result.
-LOOKUP_LATENCY = 3
+LOOKUP_LATENCY = FlowTable.latency
 
 RSP_FIELDS = ("op", "status", "found", "handle", "key", "action", "packets", "bytes",
               "last_seen")
