@@ -9,7 +9,7 @@ forwarder decides, then moves the frame's bytes (``frame``, from the port's
 frame buffer, same order) to where they go:
 
 ==========================  =================================================
-malformed, IPv6, non-IP,    dropped (counted by reason)
+malformed, IPv6, non-IP,    dropped (counted: malformed or other)
 later fragment
 ARP request for the DFS's   an ARP reply is requested; the request itself is
 address or a virtual one    consumed
@@ -111,7 +111,7 @@ _COUNTERS = (
     "arp_answered",
     "dropped_malformed",
     "dropped_no_flow",
-    "dropped_not_ip",
+    "dropped_other",
     "dropped_arp",
 )
 
@@ -244,7 +244,7 @@ class Forwarder(wiring.Component):
                         m.d.sync += route.eq(ROUTE_DROP)
                         m.next = "Moving the frame"
                     with m.Default():
-                        count("dropped_not_ip")
+                        count("dropped_other")
                         m.d.sync += route.eq(ROUTE_DROP)
                         m.next = "Moving the frame"
 
