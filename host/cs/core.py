@@ -1,0 +1,673 @@
+"""The sans-I/O Control Segment: CSMB sessions with several DFSs, SSMB
+decisions and the flow lifecycle.  Time is passed in as ``now`` (seconds);
+nothing here touches a socket or a clock, as in aioquic.
+
+# Ref: /tmp/handshake.txt (the CS/DFS association contract); patent figures
+#      17-22 (QUERY/REPLY, DELETE, REAP/STATS, RESET).
+
+Interface for the adapter::
+
+    cs.receive_datagram(bus, data, addr, now)
+    cs.datagrams_to_send(now) -> [(bus, addr, data)]   # bus picks the socket
+    cs.get_timer() -> float | None
+    cs.handle_timer(now)
+
+CSMB reliability: every request (ADD_VS, DEL_VS, VS_LIST, CONFIG) waits in
+``pending`` under its serial_global until the DFS's ACK names that serial; an
+unacked request is resent (same content and serials, new seq) after
+csmb_retransmit_s, doubling up to csmb_retransmit_max_s, for as long as the
+association lives.  The requests are idempotent, so a duplicate is harmless.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from twinplane.protocol.codec import Codec, ReplayWindow, auth_response, session_id
+from twinplane.protocol.codes import (
+    SUPPORTED_VERSIONS,
+    Bus,
+    CsmbType,
+    DeleteReason,
+    ErrorCode,
+    Flag,
+    SsmbType,
+)
+from twinplane.protocol.messages import (
+    AddVs,
+    CsmbAuthChallenge,
+    CsmbHello,
+    CsmbMessage,
+    DelVs,
+    SsmbDelete,
+    SsmbDump,
+    SsmbMessage,
+    SsmbQuery,
+    SsmbReap,
+    SsmbReply,
+    SsmbReset,
+    SsmbStats,
+    Translation,
+    VirtualServer,
+    VsList,
+)
+from twinplane.protocol.wire import DecodeError
+
+from .balance import Node, Pool
+from .config import CsConfig, DfsConfig, VsConfig
+from .flows import Flow, FlowTable, flow_key
+
+__all__ = ["LATENCY_BUCKETS", "ControlSegment", "DfsPeer"]
+
+log = logging.getLogger("twinplane.cs")
+
+#: Upper bounds (seconds) of the decision latency histogram.
+LATENCY_BUCKETS = (1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2, float("inf"))
+_REQUESTS = (CsmbType.ADD_VS, CsmbType.DEL_VS, CsmbType.VS_LIST, CsmbType.CONFIG)
+_MISSED_HELLOS = 3
+
+
+class DfsPeer:
+    """One DFS association, as the CS sees it."""
+
+    def __init__(self, cfg: DfsConfig, versions: tuple[tuple[int, int], ...]):
+        self.cfg = cfg
+        self.name = cfg.name
+        self.codec = Codec(cfg.key)
+        self.csmb_addr = (cfg.address, cfg.csmb_port)
+        self.ssmb_addr = (cfg.address, cfg.ssmb_port)
+        self.versions = versions
+        self.state = "idle"  # idle, hello, auth, up, gave_up
+        self.version = versions[0]
+        self.session = 0
+        self.nonce = b""
+        self.dfs_nonce = b""
+        self.challenge = b""
+        self.csmb_seq = 0
+        self.ssmb_seq = 0
+        self.windows: dict[tuple[Bus, int], ReplayWindow] = {}
+        self.serial_global = 0
+        self.serial_bytype: Counter = Counter()
+        self.pending: dict[int, list] = {}  # serial -> [msg, deadline, interval]
+        self.out_csmb: list[CsmbMessage] = []
+        self.out_ssmb: list[SsmbMessage] = []
+        self.next_hello = 0.0
+        self.missed = 0
+        self.handshake_deadline: float | None = None
+        self.listed: set[int] = set()
+        self.associations = 0
+        self.counters: Counter = Counter()
+
+    def window(self, bus: Bus, session: int) -> ReplayWindow:
+        w = self.windows.get((bus, session))
+        if w is None:
+            w = self.windows[(bus, session)] = ReplayWindow()
+        return w
+
+
+class ControlSegment:
+    """The CS core.  ``config`` is a checked :class:`CsConfig`."""
+
+    def __init__(self, config: CsConfig, *, versions: tuple[tuple[int, int], ...] | None = None,
+                 random_bytes: Callable[[int], bytes] = os.urandom):
+        self.random_bytes = random_bytes
+        self.versions = tuple(sorted(versions or SUPPORTED_VERSIONS, reverse=True))
+        self.flows = FlowTable()
+        self.counters: Counter = Counter()
+        self.latency = [0] * len(LATENCY_BUCKETS)
+        self.latency_sum = 0.0
+        self.pools: dict[str, Pool] = {}
+        self.nodes: dict[int, Node] = {}
+        self.vss: dict[int, VsConfig] = {}
+        self.vs_stats: dict[int, Counter] = {}
+        self.peers: dict[str, DfsPeer] = {}
+        self._peer_by_ssmb: dict[tuple[str, int], DfsPeer] = {}
+        self._peer_by_csmb: dict[tuple[str, int], DfsPeer] = {}
+        self._node_ids = 0
+        self._next_sweep = 0.0
+        self.config = config
+        self.reconfigure(config, now=None)
+
+    # -- configuration ---------------------------------------------------------------------------
+    def _new_node_id(self) -> int:
+        self._node_ids += 1
+        return self._node_ids
+
+    def reconfigure(self, config: CsConfig, now: float | None = 0.0) -> None:
+        """Apply a (re)loaded configuration without dropping flows: nodes are
+        matched by pool and address:port, removed nodes drain, changed virtual
+        servers are re-pushed and removed ones deleted on every DFS."""
+        self.config = config
+        for name, pcfg in config.pools.items():
+            pool = self.pools.get(name)
+            if pool is None:
+                self.pools[name] = Pool(pcfg, self._new_node_id)
+            else:
+                pool.apply(pcfg)
+        for name in list(self.pools):
+            if name not in config.pools:
+                pool = self.pools[name]
+                pool.apply(_empty_pool(name))  # its nodes drain
+                if not pool.nodes:
+                    del self.pools[name]
+        self._index_nodes()
+        old_vss = self.vss
+        self.vss = dict(config.vss)
+        for vs_id in self.vss:
+            self.vs_stats.setdefault(vs_id, Counter())
+        # DFS peers: keep those whose address and key did not change.
+        wanted = {d.name: d for d in config.dfss}
+        for name in list(self.peers):
+            peer = self.peers[name]
+            if name not in wanted or wanted[name] != peer.cfg:
+                self._drop_peer_flows(peer)
+                del self.peers[name]
+        for name, dcfg in wanted.items():
+            if name not in self.peers:
+                self.peers[name] = DfsPeer(dcfg, self.versions)
+        self._peer_by_ssmb = {p.ssmb_addr: p for p in self.peers.values()}
+        self._peer_by_csmb = {p.csmb_addr: p for p in self.peers.values()}
+        if now is None:
+            return
+        for peer in self.peers.values():
+            if peer.state != "up":
+                continue
+            for vs_id, vs in self.vss.items():
+                if old_vss.get(vs_id) != vs:
+                    self._request(peer, AddVs(vs=self._vs_block(vs), flags=self._vs_flags(vs)), now)
+            for vs_id, vs in old_vss.items():
+                if vs_id not in self.vss:
+                    self._request(peer, DelVs(vs=self._vs_block(vs)), now)
+
+    def _index_nodes(self) -> None:
+        self.nodes = {n.node_id: n for pool in self.pools.values() for n in pool.nodes}
+
+    @staticmethod
+    def _vs_block(vs: VsConfig) -> VirtualServer:
+        return VirtualServer(vs_id=vs.vs_id, protocol=vs.protocol, virt_addr=ipaddress.ip_address(vs.address),
+                             virt_port=vs.port)
+
+    @staticmethod
+    def _vs_flags(vs: VsConfig) -> Flag:
+        return Flag.NONE if vs.enabled else Flag.DISABLED
+
+    # -- sending -----------------------------------------------------------------------------------
+    def _csmb(self, peer: DfsPeer, msg: CsmbMessage) -> CsmbMessage:
+        peer.serial_global = (peer.serial_global + 1) & 0xFFFF
+        peer.serial_bytype[msg.TYPE] = (peer.serial_bytype[msg.TYPE] + 1) & 0xFFFF
+        msg.serial_global = peer.serial_global
+        msg.serial_bytype = peer.serial_bytype[msg.TYPE]
+        msg.epoch = self.config.cs.epoch
+        peer.out_csmb.append(msg)
+        return msg
+
+    def _request(self, peer: DfsPeer, msg: CsmbMessage, now: float) -> None:
+        self._csmb(peer, msg)
+        interval = self.config.timeouts.csmb_retransmit_s
+        peer.pending[msg.serial_global] = [msg, now + interval, interval]
+
+    def _ssmb(self, peer: DfsPeer, msg: SsmbMessage) -> None:
+        msg.epoch = self.config.cs.epoch
+        peer.out_ssmb.append(msg)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[Bus, tuple[str, int], bytes]]:
+        out = []
+        for peer in self.peers.values():
+            for bus, queue, addr in ((Bus.CSMB, peer.out_csmb, peer.csmb_addr),
+                                     (Bus.SSMB, peer.out_ssmb, peer.ssmb_addr)):
+                if not queue:
+                    continue
+                for msg in queue:
+                    if bus is Bus.CSMB:
+                        peer.csmb_seq += 1
+                        msg.seq = peer.csmb_seq
+                    else:
+                        peer.ssmb_seq += 1
+                        msg.seq = peer.ssmb_seq
+                    # AUTH_CHALLENGE goes with session 0 (the contract); a
+                    # HELLO carries the session once there is one.
+                    if bus is Bus.SSMB or msg.msg_type != CsmbType.AUTH_CHALLENGE:
+                        msg.session = peer.session
+                if len(queue) == 1:
+                    out.append((bus, addr, peer.codec.encode(queue[0])))
+                else:
+                    out.extend((bus, addr, d) for d in peer.codec.encode_batch(queue))
+                    self.counters["batches"] += 1
+                queue.clear()
+        return out
+
+    # -- association -------------------------------------------------------------------------------
+    def _start(self, peer: DfsPeer, now: float, version: tuple[int, int] | None = None) -> None:
+        """A fresh association: HELLO with a fresh nonce, session 0, seq from 1."""
+        peer.state = "hello"
+        peer.version = version or peer.versions[0]
+        peer.session = 0
+        peer.nonce = self.random_bytes(8)
+        peer.csmb_seq = peer.ssmb_seq = 0
+        peer.windows.clear()
+        peer.pending.clear()
+        peer.out_csmb.clear()
+        peer.out_ssmb.clear()
+        peer.missed = 0
+        peer.handshake_deadline = now + self.config.timeouts.hello_interval_ms / 1000
+        self._send_hello(peer, now)
+
+    def _send_hello(self, peer: DfsPeer, now: float) -> None:
+        cs = self.config.cs
+        major, minor = peer.version
+        msg = CsmbHello(vers_major=major, vers_minor=minor, csmb_vers_major=major, csmb_vers_minor=minor,
+                        ssmb_vers_major=major, ssmb_vers_minor=minor, cs_id=cs.cs_id,
+                        hello_interval_ms=self.config.timeouts.hello_interval_ms, nonce=peer.nonce,
+                        ssmb_addr=ipaddress.ip_address(cs.ssmb_addr), ssmb_port=cs.ssmb_port)
+        self._csmb(peer, msg)
+        peer.next_hello = now + self.config.timeouts.hello_interval_ms / 1000
+
+    def _challenge(self, peer: DfsPeer, now: float) -> None:
+        peer.state = "auth"
+        peer.challenge = self.random_bytes(8)
+        peer.handshake_deadline = now + self.config.timeouts.hello_interval_ms / 1000
+        self._csmb(peer, CsmbAuthChallenge(challenge=peer.challenge))
+
+    def _associated(self, peer: DfsPeer, now: float) -> None:
+        peer.state = "up"
+        peer.associations += 1
+        peer.handshake_deadline = None
+        log.info("DFS %s: associated (session %08x, version %d.%d)", peer.name, peer.session, *peer.version)
+        self.counters["associations"] += 1
+        # Re-push the virtual servers, then list the DFS's to delete strays,
+        # then ask for its flows so the table resynchronises.
+        for vs in self.vss.values():
+            self._request(peer, AddVs(vs=self._vs_block(vs), flags=self._vs_flags(vs)), now)
+        peer.listed = set()
+        self._request(peer, VsList(list_count=0), now)
+        self._ssmb(peer, SsmbDump())
+
+    def _lost(self, peer: DfsPeer, now: float, why: str) -> None:
+        log.warning("DFS %s: %s; re-associating", peer.name, why)
+        self.counters["dfs_lost"] += 1
+        self._drop_peer_flows(peer)
+        self._start(peer, now)
+
+    # -- receiving ---------------------------------------------------------------------------------
+    def receive_datagram(self, bus: Bus, data: bytes, addr: tuple[str, int], now: float) -> None:
+        peer = (self._peer_by_csmb if bus is Bus.CSMB else self._peer_by_ssmb).get(tuple(addr[:2]))
+        if peer is None:
+            self.counters["ignored_unknown_peer"] += 1
+            return
+        for item in peer.codec.iter_decode(bus, data):
+            if isinstance(item, DecodeError):
+                self.counters[f"ignored_{item.field.split('.')[0]}"] += 1
+                peer.counters["ignored"] += 1
+                continue
+            if bus is Bus.CSMB:
+                self._on_csmb(peer, item, now)
+            else:
+                self._on_ssmb(peer, item, now)
+
+    def _accept(self, peer: DfsPeer, bus: Bus, msg, session_ok: bool) -> bool:
+        if not session_ok:
+            self.counters["ignored_session"] += 1
+            peer.counters["ignored"] += 1
+            return False
+        try:
+            peer.window(bus, msg.session).check(msg.seq)
+        except DecodeError:
+            self.counters["ignored_replay"] += 1
+            peer.counters["ignored"] += 1
+            return False
+        return True
+
+    def _on_csmb(self, peer: DfsPeer, msg: CsmbMessage, now: float) -> None:
+        t = msg.msg_type
+        if t == CsmbType.HELLO:
+            if msg.session == 0 and msg.nonce != peer.dfs_nonce:
+                peer.windows.pop((Bus.CSMB, 0), None)  # a new DFS association counts from 1
+            # While the CS is starting an association it takes the answer
+            # whatever session the DFS still believes in (its tag is good).
+            if not self._accept(peer, Bus.CSMB, msg, msg.session in (0, peer.session) or peer.state == "hello"):
+                return
+            self._on_hello(peer, msg, now)
+            return
+        if t == CsmbType.AUTH_RESPONSE:
+            if not self._accept(peer, Bus.CSMB, msg, True):
+                return
+            if peer.state != "auth" or msg.challenge != peer.challenge:
+                self.counters["ignored_stale_auth"] += 1
+                return
+            expected = auth_response(peer.cfg.key, peer.challenge, peer.dfs_nonce)
+            sid = session_id(peer.cfg.key, peer.challenge, peer.dfs_nonce)
+            if msg.response != expected or msg.session != sid:
+                self.counters["auth_failed"] += 1
+                log.warning("DFS %s: authentication response does not verify", peer.name)
+                return
+            peer.session = sid
+            self._associated(peer, now)
+            return
+        if t == CsmbType.ACK and msg.error == ErrorCode.NOTAUTH and msg.session == 0:
+            # A restarted DFS counts from 1 again, so the session-0 replay
+            # window cannot judge it; it must name a request we are waiting for.
+            self.counters["acks_notauth"] += 1
+            if peer.state == "up" and msg.acked_serial in peer.pending:
+                self._lost(peer, now, "request answered NOTAUTH (the DFS restarted)")
+            return
+        if not self._accept(peer, Bus.CSMB, msg, peer.state == "up" and msg.session == peer.session):
+            return
+        if t == CsmbType.ACK:
+            entry = peer.pending.pop(msg.acked_serial, None)
+            if entry is None:
+                self.counters["acks_duplicate"] += 1
+                return
+            if msg.error != ErrorCode.NONE:
+                self.counters[f"acks_{ErrorCode(msg.error).name.lower()}"] += 1
+                log.error("DFS %s refused %s (serial %d): %s", peer.name, CsmbType(msg.acked_type).name,
+                          msg.acked_serial, ErrorCode(msg.error).name)
+                return
+            if msg.acked_type == CsmbType.VS_LIST:
+                for vs_id in peer.listed - set(self.vss):
+                    self._request(peer, DelVs(vs=VirtualServer(vs_id=vs_id)), now)
+        elif t == CsmbType.VS_LIST:
+            peer.listed.add(msg.vs.vs_id)
+        else:
+            self.counters["ignored_type"] += 1
+
+    def _on_hello(self, peer: DfsPeer, msg: CsmbHello, now: float) -> None:
+        peer.missed = 0
+        if msg.error in (ErrorCode.VERS_NEW, ErrorCode.VERS_OBSOLETE):
+            theirs = (msg.csmb_vers_major, msg.csmb_vers_minor)
+            if msg.error == ErrorCode.VERS_NEW:
+                choice = [v for v in peer.versions if v <= theirs]
+            else:
+                choice = [v for v in peer.versions if v >= theirs]
+            choice = [v for v in choice if v != peer.version]
+            self.counters[f"hello_{ErrorCode(msg.error).name.lower()}"] += 1
+            if peer.state in ("hello", "auth") and choice:
+                log.info("DFS %s: %s %d.%d; retrying with %d.%d", peer.name, ErrorCode(msg.error).name,
+                         *theirs, *choice[0])
+                self._start(peer, now, choice[0])
+            else:
+                log.error("DFS %s: no common protocol version (%s %d.%d); giving up", peer.name,
+                          ErrorCode(msg.error).name, *theirs)
+                peer.state = "gave_up"
+                peer.handshake_deadline = None
+            return
+        if msg.error != ErrorCode.NONE:
+            self.counters["ignored_hello_error"] += 1
+            return
+        if peer.state == "hello":
+            peer.dfs_nonce = msg.nonce
+            self._challenge(peer, now)
+        elif peer.state == "up" and msg.nonce != peer.dfs_nonce:
+            self._lost(peer, now, "HELLO carries a new nonce (the DFS restarted)")
+
+    def _on_ssmb(self, peer: DfsPeer, msg: SsmbMessage, now: float) -> None:
+        if not self._accept(peer, Bus.SSMB, msg, peer.state == "up" and msg.session == peer.session):
+            return
+        t = msg.msg_type
+        if t == SsmbType.QUERY:
+            self._on_query(peer, msg, now)
+        elif t == SsmbType.DELETE:
+            self._on_delete(peer, msg)
+        elif t == SsmbType.STATS:
+            self._on_stats(peer, msg, now)
+        elif t == SsmbType.RESET:
+            log.info("DFS %s: RESET: its flows are gone", peer.name)
+            self.counters["resets_received"] += 1
+            self._drop_peer_flows(peer)
+        elif t in (SsmbType.DUMP, SsmbType.HELLO):
+            self.counters[f"ssmb_{SsmbType(t).name.lower()}"] += 1
+        else:
+            self.counters["ignored_type"] += 1
+
+    # -- decisions ---------------------------------------------------------------------------------
+    def _find_vs(self, msg: SsmbQuery) -> VsConfig | None:
+        vs = self.vss.get(msg.vs_id)
+        f = msg.flow
+        if vs is not None:
+            return vs
+        for vs in self.vss.values():
+            if vs.port == f.dst_port and vs.protocol == f.protocol and ipaddress.ip_address(vs.address) == f.dst_addr:
+                return vs
+        return None
+
+    def _on_query(self, peer: DfsPeer, msg: SsmbQuery, now: float) -> None:
+        self.counters["queries"] += 1
+        start = time.perf_counter()
+        f = msg.flow
+        key = flow_key(f)
+        existing = self.flows.get(peer.name, key)
+        if existing is not None:  # the DFS asked again (our REPLY was lost): same answer
+            self._reply(peer, msg, ErrorCode.NONE, existing.translation)
+            return
+        vs = self._find_vs(msg)
+        if vs is None:
+            error, node = ErrorCode.UNKNOWN, None
+        elif not vs.enabled:
+            error, node = ErrorCode.NOTAVAIL, None
+        else:
+            pool = self.pools[vs.pool]
+            error, node = pool.select(f.src_addr, f.src_port, f.dst_addr, f.dst_port, f.protocol, now)
+        xlate = None
+        if node is not None:
+            idle = vs.idle_timeout_s or self.config.timeouts.flow_idle_s
+            xlate = Translation(node_addr=node.address, node_port=node.port, egress_port=node.egress_port,
+                                client_port=f.ingress_port, node_mac=node.mac, client_mac=msg.client_mac,
+                                idle_timeout_s=min(int(idle), 0xFFFF), vs_id=vs.vs_id, node_id=node.node_id)
+            self.flows.add(Flow(peer.name, key, f, vs.vs_id, node, msg.serial, now, idle, xlate))
+            node.connections += 1
+            node.total_flows += 1
+            self.vs_stats[vs.vs_id]["flows"] += 1
+        elapsed = time.perf_counter() - start
+        self.latency_sum += elapsed
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            if elapsed <= bound:
+                self.latency[i] += 1
+                break
+        self._reply(peer, msg, error, xlate)
+
+    def _reply(self, peer: DfsPeer, query: SsmbQuery, error: ErrorCode, xlate: Translation | None) -> None:
+        flags = Flag.TRANSLATE_ADDR | Flag.TRANSLATE_PORT if xlate is not None else Flag.NONE
+        self.counters[f"replies_{error.name.lower()}"] += 1
+        self._ssmb(peer, SsmbReply(serial=query.serial, error=error, flags=flags, flow=query.flow,
+                                   xlate=xlate if xlate is not None else Translation()))
+
+    # -- flow lifecycle ----------------------------------------------------------------------------
+    def _account(self, flow: Flow, stats) -> None:
+        node = flow.node
+        node.packets_in += stats.packets_in
+        node.bytes_in += stats.bytes_in
+        node.packets_out += stats.packets_out
+        node.bytes_out += stats.bytes_out
+        vs = self.vs_stats.setdefault(flow.vs_id, Counter())
+        vs["packets_in"] += stats.packets_in
+        vs["bytes_in"] += stats.bytes_in
+        vs["packets_out"] += stats.packets_out
+        vs["bytes_out"] += stats.bytes_out
+
+    def _end(self, flow: Flow) -> None:
+        flow.node.connections -= 1
+        if flow.node.removed and flow.node.connections <= 0:
+            for pool in self.pools.values():
+                pool.forget_removed()
+            self._index_nodes()
+
+    def _on_delete(self, peer: DfsPeer, msg: SsmbDelete) -> None:
+        flow = self.flows.remove(peer.name, flow_key(msg.flow))
+        if flow is None:
+            self.counters["deletes_unknown"] += 1
+            return
+        self.counters[f"deletes_{DeleteReason(msg.stats.reason).name.lower()}"] += 1
+        self._account(flow, msg.stats)
+        self._end(flow)
+
+    def _on_stats(self, peer: DfsPeer, msg: SsmbStats, now: float) -> None:
+        key = flow_key(msg.flow)
+        flow = self.flows.get(peer.name, key)
+        if flow is None:
+            # DUMP answer for a flow we do not know (the CS restarted): adopt it
+            # if its node is still ours, so limits and reaping cover it.
+            node = self.nodes.get(msg.stats.node_id)
+            if msg.error == ErrorCode.NONE and node is not None and msg.stats.vs_id in self.vss:
+                idle = self.vss[msg.stats.vs_id].idle_timeout_s or self.config.timeouts.flow_idle_s
+                xlate = Translation(node_addr=node.address, node_port=node.port, egress_port=node.egress_port,
+                                    node_mac=node.mac, vs_id=msg.stats.vs_id, node_id=node.node_id)
+                self.flows.add(Flow(peer.name, key, msg.flow, msg.stats.vs_id, node, msg.serial, now, idle, xlate))
+                node.connections += 1
+                self.counters["flows_adopted"] += 1
+            else:
+                self.counters["stats_unknown"] += 1
+            return
+        if msg.error == ErrorCode.CONNALIVE:
+            self.counters["reaps_alive"] += 1
+            flow.reaping = 0
+            remaining = max(flow.idle_s - msg.stats.idle_ms / 1000, 0.0)
+            self.flows.set_deadline(flow, now + max(remaining, flow.idle_s / 2))
+
+    def _timer_flows(self, now: float) -> None:
+        retry = self.config.timeouts.reap_retry_s
+        for flow in list(self.flows.expired(now)):
+            peer = self.peers.get(flow.dfs)
+            if peer is not None and peer.state == "up":
+                flow.reaping += 1
+                self.counters["reaps_sent"] += 1
+                self._ssmb(peer, SsmbReap(serial=flow.serial, flow=flow.flow, idle_ms=int(flow.idle_s * 1000)))
+            self.flows.set_deadline(flow, now + retry)
+
+    def _drop_peer_flows(self, peer: DfsPeer) -> None:
+        for flow in self.flows.of_dfs(peer.name):
+            self.flows.remove(flow.dfs, flow.key)
+            self._end(flow)
+
+    def reset_dfs(self, name: str, now: float) -> None:
+        """Tell a DFS to forget every flow, and forget them here."""
+        peer = self.peers[name]
+        self._drop_peer_flows(peer)
+        if peer.state == "up":
+            self._ssmb(peer, SsmbReset())
+
+    # -- timers ------------------------------------------------------------------------------------
+    def get_timer(self) -> float | None:
+        times = []
+        for peer in self.peers.values():
+            if peer.state == "idle":
+                return 0.0
+            if peer.state == "gave_up":
+                continue
+            times.append(peer.next_hello)
+            if peer.handshake_deadline is not None:
+                times.append(peer.handshake_deadline)
+            times.extend(entry[1] for entry in peer.pending.values())
+        t = self.flows.next_deadline()
+        if t is not None:
+            times.append(t)
+        if any(p.persistence_s > 0 for p in self.pools.values()):
+            times.append(self._next_sweep)
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        hello_s = self.config.timeouts.hello_interval_ms / 1000
+        for peer in self.peers.values():
+            if peer.state == "idle":
+                self._start(peer, now)
+                continue
+            if peer.state == "gave_up":
+                continue
+            if peer.handshake_deadline is not None and now >= peer.handshake_deadline:
+                self.counters["handshake_timeouts"] += 1
+                self._start(peer, now)
+                continue
+            if now >= peer.next_hello:
+                if peer.state == "up":
+                    peer.missed += 1
+                    if peer.missed > _MISSED_HELLOS:
+                        self._lost(peer, now, f"{_MISSED_HELLOS} HELLO answers missed")
+                        continue
+                self._send_hello(peer, now)
+            max_s = self.config.timeouts.csmb_retransmit_max_s
+            for entry in peer.pending.values():
+                if now >= entry[1]:
+                    entry[2] = min(entry[2] * 2, max_s)
+                    entry[1] = now + entry[2]
+                    self.counters["csmb_retransmits"] += 1
+                    peer.out_csmb.append(entry[0])  # same content and serials, new seq
+        self._timer_flows(now)
+        if now >= self._next_sweep:
+            for pool in self.pools.values():
+                pool.expire_persistence(now)
+            self._next_sweep = now + max(hello_s, 1.0)
+
+    # -- operator actions and views (ctl, metrics) -------------------------------------------------
+    def find_node(self, spec: str) -> Node:
+        """A node by id or by address:port (optionally pool/address:port)."""
+        pool_name, _, rest = spec.rpartition("/")
+        for node in self.nodes.values():
+            if pool_name and node.pool != pool_name:
+                continue
+            if rest == str(node.node_id) or rest == node.name:
+                return node
+        raise KeyError(f"no node {spec!r}")
+
+    def set_node(self, spec: str, action: str) -> Node:
+        node = self.find_node(spec)
+        if action == "drain":
+            node.weight = 0
+        elif action == "enable":
+            node.disabled = False
+            node.maintenance = False
+            if node.weight == 0:
+                cfg = next((n for n in self.config.pools[node.pool].nodes
+                            if (ipaddress.ip_address(n.address), n.port) == (node.address, node.port)), None)
+                node.weight = cfg.weight if cfg is not None and cfg.weight else 1
+        elif action == "disable":
+            node.disabled = True
+        else:
+            raise ValueError(f"unknown action {action!r}")
+        log.info("node %s/%s: %s", node.pool, node.name, action)
+        return node
+
+    def set_health(self, node: Node, up: bool, response_time: float | None = None) -> None:
+        if response_time is not None:
+            node.response_time = response_time if node.response_time is None else (
+                0.7 * node.response_time + 0.3 * response_time)
+        if node.up != up:
+            node.up = up
+            node.health_changes += 1
+            self.counters["health_changes"] += 1
+            log.warning("node %s/%s is %s", node.pool, node.name, "up" if up else "down")
+
+    def view_vss(self) -> list[dict]:
+        return [{"id": vs.vs_id, "address": vs.address, "port": vs.port, "protocol": vs.protocol,
+                 "pool": vs.pool, "enabled": vs.enabled, **dict(self.vs_stats.get(vs.vs_id, {}))}
+                for vs in self.vss.values()]
+
+    def view_nodes(self) -> list[dict]:
+        return [{"id": n.node_id, "pool": n.pool, "address": str(n.address), "port": n.port,
+                 "state": n.state, "weight": n.weight, "connections": n.connections,
+                 "limit": n.connection_limit, "flows": n.total_flows, "response_time": n.response_time,
+                 "bytes_in": n.bytes_in, "bytes_out": n.bytes_out}
+                for pool in self.pools.values() for n in pool.nodes]
+
+    def view_flows(self, limit: int = 100) -> list[dict]:
+        out = []
+        for flow in self.flows.flows.values():
+            if len(out) >= limit:
+                break
+            f = flow.flow
+            out.append({"dfs": flow.dfs, "client": f"{f.src_addr}:{f.src_port}", "vs": flow.vs_id,
+                        "node": flow.node.name, "protocol": f.protocol, "reaping": flow.reaping})
+        return out
+
+    def view_dfss(self) -> list[dict]:
+        return [{"name": p.name, "state": p.state, "session": f"{p.session:08x}", "version": f"{p.version[0]}.{p.version[1]}",
+                 "associations": p.associations, "pending": len(p.pending), "ignored": p.counters["ignored"]}
+                for p in self.peers.values()]
+
+
+def _empty_pool(name: str):
+    from .config import PoolConfig
+
+    return PoolConfig(name=name)
