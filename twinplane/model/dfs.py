@@ -206,6 +206,7 @@ class _Peer:
     hello_interval_s: float = 1.0
     last_hello: float = 0.0
     session: int = 0
+    negotiated: bool = False
     authenticated: bool = False
     epoch: int = 0
     seq: int = 0
@@ -302,7 +303,7 @@ class ReferenceDFS(FramePath):
             return
         if peer is None:
             self._count("invalid_no_association")
-            self._notauth(msg, src)
+            self._notauth(msg, src, None, now)
             return
         try:
             peer.window(Bus.CSMB, msg.session).check(msg.seq)
@@ -310,12 +311,16 @@ class ReferenceDFS(FramePath):
             self._count("invalid_replay")
             return
         if isinstance(msg, CsmbAuthChallenge):
+            if not peer.negotiated:
+                self._count("invalid_not_negotiated")
+                return
             if msg.session != 0:
                 self._count("invalid_session")
                 return
             peer.session = session_id(self.config.key, msg.challenge, peer.nonce)
             peer.authenticated = True
-            peer.epoch = msg.epoch
+            peer.epoch = 0
+            self._adopt_epoch(peer, msg.epoch)
             reply = CsmbAuthResponse(challenge=msg.challenge,
                                      response=auth_response(self.config.key, msg.challenge, peer.nonce),
                                      session=peer.session)
@@ -327,7 +332,7 @@ class ReferenceDFS(FramePath):
             return
         if not peer.authenticated or msg.session != peer.session:
             self._count("invalid_session")
-            self._notauth(msg, src, peer)
+            self._notauth(msg, src, peer, now)
             return
         if msg.epoch < self.epoch:
             self._count("invalid_stale_epoch")
@@ -349,12 +354,12 @@ class ReferenceDFS(FramePath):
             error = self._config(msg)
         self._ack(peer, msg, error)
 
-    def _notauth(self, msg: Message, src: Address, peer: _Peer | None = None) -> None:
+    def _notauth(self, msg: Message, src: Address, peer: _Peer | None, now: float) -> None:
         if not isinstance(msg, AddVs | DelVs | VsList | Config):
             return
         if peer is None:
-            # A throw-away association only to answer (the CS learns we restarted).
-            peer = _Peer(csmb_addr=src, nonce=bytes(8))
+            # Remembered (not negotiated) so that our seq keeps counting for this CS.
+            peer = self.peers[src] = _Peer(csmb_addr=src, nonce=self.config.randbytes(8), last_hello=now)
         ack = CsmbAck(acked_type=CsmbType(msg.msg_type), acked_serial=msg.serial_global, error=ErrorCode.NOTAUTH)
         self._send(peer, Bus.CSMB, ack)
 
@@ -387,12 +392,13 @@ class ReferenceDFS(FramePath):
             error, version = ErrorCode.VERS_NEW, max(v for v in SUPPORTED_VERSIONS if v < offered)
             self._count("hello_vers_new")
         if peer is None:
-            peer = _Peer(csmb_addr=src, nonce=self.config.randbytes(8))
+            # Kept even when the negotiation fails so that our seq keeps counting.
+            peer = self.peers[src] = _Peer(csmb_addr=src, nonce=self.config.randbytes(8), last_hello=now)
             peer.window(Bus.CSMB, msg.session).check(msg.seq)
-            if error is ErrorCode.NONE:
-                self.peers[src] = peer
-                self._count("cs_associated")
         if error is ErrorCode.NONE:
+            if not peer.negotiated:
+                self._count("cs_associated")
+            peer.negotiated = True
             peer.cs_id, peer.role = msg.cs_id, Role(msg.role)
             peer.ssmb_addr = (str(msg.ssmb_addr), msg.ssmb_port)
             peer.hello_interval_s = max(msg.hello_interval_ms, 1) / 1000

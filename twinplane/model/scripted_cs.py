@@ -76,3 +76,49 @@ class ScriptedCS:
         if msg.response != auth_response(self.key, self.challenge, self.dfs_nonce):
             raise ValueError("the DFS's auth response does not verify")
         self.session = msg.session
+
+
+class DfsHarness:
+    """A :class:`ReferenceDFS` driven by one or more :class:`ScriptedCS` without
+    sockets: every answer of the DFS is decoded by the CS it is addressed to."""
+
+    def __init__(self, dfs, *css: ScriptedCS):
+        self.dfs = dfs
+        self.css = list(css)
+        self.now = 0.0
+        self.inbox: list[tuple[ScriptedCS, Bus, Message]] = []
+        self.frames: list[tuple[int, bytes]] = []
+
+    def _cs_for(self, bus: Bus, dst: tuple[str, int]) -> ScriptedCS:
+        for cs in self.css:
+            if dst == (cs.csmb_addr if bus is Bus.CSMB else cs.ssmb_addr):
+                return cs
+        raise LookupError(f"no scripted CS at {dst!r} on {bus.name}")
+
+    def flush(self) -> list[Message]:
+        """Decode everything the DFS wants to send; return the messages."""
+        out = []
+        for bus, dst, data in self.dfs.messages_to_send():
+            cs = self._cs_for(bus, dst)
+            for msg in cs.decode(bus, data):
+                self.inbox.append((cs, bus, msg))
+                out.append(msg)
+        self.frames += self.dfs.frames_to_send()
+        return out
+
+    def send(self, cs: ScriptedCS, bus: Bus, data: bytes) -> list[Message]:
+        src = cs.csmb_addr if bus is Bus.CSMB else cs.ssmb_addr
+        self.dfs.receive_message(bus, data, src, self.now)
+        return self.flush()
+
+    def associate(self, cs: ScriptedCS | None = None) -> None:
+        """Steps 1-4 of the handshake; raises if any answer is wrong."""
+        cs = cs or self.css[0]
+        (hello,) = self.send(cs, Bus.CSMB, cs.hello())
+        if not isinstance(hello, CsmbHello) or hello.error is not ErrorCode.NONE:
+            raise ValueError(f"bad HELLO answer {hello!r}")
+        (response,) = self.send(cs, Bus.CSMB, cs.auth_challenge())
+        cs.accept_auth(response)
+
+    def frame(self, port: int, frame: bytes) -> list[tuple[int, bytes]]:
+        return self.dfs.receive_frame(port, bytes(frame), self.now)
