@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "build": ("twinplane.host.build", "build a board bitstream and its timing/resource report"),
     "program": ("twinplane.host.program", "load a built bitstream into a board with openFPGALoader"),
     "console": ("twinplane.host.console", "configure a board over its UART register console"),
+    "cs": ("twinplane.host.cs.daemon", "run the Control Segment daemon in the foreground"),
+    "ctl": ("twinplane.host.cs.ctl", "query or steer a running Control Segment over its control socket"),
 }
 
 
