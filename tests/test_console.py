@@ -66,17 +66,21 @@ class UartBridge:
                 self.rx_state = None
 
 
-def run_session(script, *, config=None, counters=None, pre_bytes=b""):
-    """Run ``script(client) -> result`` in a thread against the simulated board.
+def run_session(script, *, config=None, counters=None, pre_bytes=b"", by_path=False):
+    """Run ``script(client) -> result`` (or ``script(tty_path)`` with ``by_path``)
+    in a thread against the simulated board.
     Returns (result, final config field values read from the gateware)."""
     dut = RegisterConsole(DIVISOR, config)
     master, slave = os.openpty()
     os.set_blocking(master, False)
-    port = serial.Serial(os.ttyname(slave), 115200, timeout=30)
+    port = None if by_path else serial.Serial(os.ttyname(slave), 115200, timeout=30)
     outcome = {}
 
     def host():
         try:
+            if by_path:
+                outcome["result"] = script(os.ttyname(slave))
+                return
             if pre_bytes:
                 port.write(pre_bytes)
             outcome["result"] = script(RegisterClient(port))
@@ -110,7 +114,8 @@ def run_session(script, *, config=None, counters=None, pre_bytes=b""):
     try:
         sim.run()
     finally:
-        port.close()
+        if port is not None:
+            port.close()
         os.close(master)
         os.close(slave)
     if "error" in outcome:
@@ -182,6 +187,20 @@ def test_resync_after_an_incomplete_frame():
     # passes while the host sleeps (the testbench keeps ticking).
     magic, _ = run_session(script, pre_bytes=b"W\x01\xaa\xbb")
     assert magic == MAGIC
+
+
+def test_cli_console_subcommand(capsys):
+    # The whole ``twinplane console`` command, opening the pty itself.
+    from twinplane.cli import main
+
+    def script(path):
+        return main(["console", "--port", path, "--timeout", "30", "-c", "cs-port 4791", "-c", "show",
+                     "-c", "bogus"])
+
+    status, live = run_session(script, config={"cs_port": 1}, by_path=True)
+    out, err = capsys.readouterr()
+    assert status == 1 and "unknown command 'bogus'" in err  # the bad command is reported
+    assert "cs-port 4791" in out.splitlines() and live["cs_port"] == 4791
 
 
 def test_parse_field_errors():
