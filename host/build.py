@@ -20,7 +20,7 @@ import time
 import tomllib
 from pathlib import Path
 
-__all__ = ["build_board", "configure", "configure_program", "default_core_factory", "parse_report",
+__all__ = ["build_board", "clock_domain", "configure", "configure_program", "default_core_factory", "parse_report",
            "read_config", "run", "run_program"]
 
 # nextpnr: "Info: Max frequency for clock '$glbnet$clk': 151.45 MHz (PASS at 125.00 MHz)"
@@ -61,6 +61,17 @@ def read_config(path: str | os.PathLike | None, overrides: dict[str, str | None]
     return {field: parse_field(field, str(value)) for field, value in raw.items()}
 
 
+def clock_domain(net: str) -> str:
+    """Board-top domain of a nextpnr global clock net: nextpnr names the net
+    after some user of the clock, e.g. ``$glbnet$mac0.phy.rxd_buf.rx0_clk``
+    for ``rx0``; every clock net that is not a port's receive clock or
+    ``tx90`` is the PLL's ``sync``."""
+    match = re.search(r"rx(\d+)_clk", net)
+    if match:
+        return f"rx{match.group(1)}"
+    return "tx90" if "tx90" in net else "sync"
+
+
 def parse_report(tim_log: str) -> dict:
     """Fmax (final timing pass), constraint and utilisation from a nextpnr log."""
     report: dict = {}
@@ -71,12 +82,16 @@ def parse_report(tim_log: str) -> dict:
     for key in _CELLS.values():
         report.setdefault(key, 0)
         report.setdefault(key + "_avail", 0)
-    fmax, target = {}, {}
-    for clock, mhz, want in _FMAX.findall(tim_log):
-        fmax[clock] = float(mhz)  # later lines (the final timing pass) win
-        target[clock] = float(want)
+    fmax, target, nets = {}, {}, {}
+    for net, mhz, want in _FMAX.findall(tim_log):
+        nets[net] = float(mhz)  # later lines (the final timing pass) win
+        target[clock_domain(net)] = float(want)
+    for net, mhz in nets.items():
+        domain = clock_domain(net)
+        fmax[domain] = min(mhz, fmax.get(domain, mhz))
     report["fmax_mhz"] = fmax
     report["target_mhz"] = target
+    report["clock_nets"] = nets
     report["timing_met"] = bool(fmax) and all(fmax[c] >= target[c] for c in fmax)
     return report
 

@@ -222,17 +222,18 @@ def test_stream_register_keeps_order_and_throughput():
 
 def test_parse_report():
     log = "\n".join([
-        "Info: Max frequency for clock '$glbnet$a': 100.00 MHz (FAIL at 125.00 MHz)",
+        "Info: Max frequency for clock '$glbnet$console.clk': 100.00 MHz (FAIL at 125.00 MHz)",
         "Info: Device utilisation:",
         "Info: \t          TRELLIS_COMB:   612/24288     2%",
         "Info: \t            TRELLIS_FF:    80/24288     0%",
         "Info: \t                DP16KD:     3/   56     5%",
-        "Info: Max frequency for clock '$glbnet$a': 140.50 MHz (PASS at 125.00 MHz)",
-        "Info: Max frequency for clock '$glbnet$b': 130.25 MHz (PASS at 125.00 MHz)",
+        "Info: Max frequency for clock '$glbnet$console.clk': 140.50 MHz (PASS at 125.00 MHz)",
+        "Info: Max frequency for clock '$glbnet$mac0.phy.rxd_buf.rx0_clk': 130.25 MHz (PASS at 125.00 MHz)",
+        "Info: Max frequency for clock '$glbnet$mac1.mac.fifo.rx1_clk': 150.00 MHz (PASS at 125.00 MHz)",
     ])
     report = parse_report(log)
-    assert report["fmax_mhz"] == {"$glbnet$a": 140.5, "$glbnet$b": 130.25}
-    assert report["target_mhz"] == {"$glbnet$a": 125.0, "$glbnet$b": 125.0}
+    assert report["fmax_mhz"] == {"sync": 140.5, "rx0": 130.25, "rx1": 150.0}
+    assert report["target_mhz"] == {"sync": 125.0, "rx0": 125.0, "rx1": 125.0}
     assert (report["lut4"], report["lut4_avail"], report["ff"], report["ebr"], report["ebr_avail"]) == \
         (612, 24288, 80, 3, 56)
     assert report["timing_met"] and report["dsp"] == 0
