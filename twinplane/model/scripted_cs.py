@@ -26,10 +26,11 @@ __all__ = ["ScriptedCS"]
 class ScriptedCS:
     def __init__(self, key: bytes, *, cs_id: int = 1, role: Role = Role.ACTIVE, epoch: int = 0,
                  csmb_addr: tuple[str, int] = ("10.1.0.1", 40000),
-                 ssmb_addr: tuple[str, int] = ("10.1.0.1", 40001)):
+                 ssmb_addr: tuple[str, int] = ("10.1.0.1", 40001), hello_interval_ms: int = 1000):
         self.key = key
         self.codec = Codec(key)
         self.cs_id, self.role, self.epoch = cs_id, role, epoch
+        self.hello_interval_ms = hello_interval_ms
         self.csmb_addr, self.ssmb_addr = csmb_addr, ssmb_addr
         self.seq = 0
         self.session = 0
@@ -49,11 +50,11 @@ class ScriptedCS:
             msg.serial_global = self.serial_global
         return self.codec.encode(msg)
 
-    def hello(self, version: tuple[int, int] = PROTOCOL_VERSION, *, interval_ms: int = 1000) -> bytes:
+    def hello(self, version: tuple[int, int] = PROTOCOL_VERSION, *, interval_ms: int | None = None) -> bytes:
         return self.encode(CsmbHello(
             nonce=os.urandom(8), role=self.role, cs_id=self.cs_id, csmb_vers_major=version[0],
             csmb_vers_minor=version[1], ssmb_vers_major=version[0], ssmb_vers_minor=version[1],
-            hello_interval_ms=interval_ms, ssmb_addr=ipaddress.ip_address(self.ssmb_addr[0]),
+            hello_interval_ms=self.hello_interval_ms if interval_ms is None else interval_ms, ssmb_addr=ipaddress.ip_address(self.ssmb_addr[0]),
             ssmb_port=self.ssmb_addr[1]))
 
     def auth_challenge(self) -> bytes:
