@@ -31,6 +31,7 @@ from collections.abc import Callable
 from twinplane.protocol.codec import Codec, ReplayWindow, auth_response, session_id
 from twinplane.protocol.codes import (
     SUPPORTED_VERSIONS,
+    AddressFamily,
     Bus,
     CsmbType,
     DeleteReason,
@@ -44,6 +45,7 @@ from twinplane.protocol.messages import (
     CsmbHello,
     CsmbMessage,
     DelVs,
+    FlowSignature,
     SsmbDelete,
     SsmbDump,
     SsmbMessage,
@@ -534,7 +536,8 @@ class ControlSegment:
             if peer is not None and peer.state == "up":
                 flow.reaping += 1
                 self.counters["reaps_sent"] += 1
-                self._ssmb(peer, SsmbReap(serial=flow.serial, flow=flow.flow, idle_ms=int(flow.idle_s * 1000)))
+                self._ssmb(peer, SsmbReap(serial=flow.serial, flow=flow.flow or _signature(flow.key),
+                                          idle_ms=int(flow.idle_s * 1000)))
             self.flows.set_deadline(flow, now + retry)
 
     def _drop_peer_flows(self, peer: DfsPeer) -> None:
@@ -639,6 +642,22 @@ class ControlSegment:
             self.counters["health_changes"] += 1
             log.warning("node %s/%s is %s", node.pool, node.name, "up" if up else "down")
 
+    def preload_flows(self, dfs: str, count: int, now: float) -> None:
+        """Benchmark helper: ``count`` synthetic flows of DFS ``dfs`` spread
+        over the nodes of the first virtual server's pool (signatures are
+        rebuilt from the key when needed, to keep a million flows small)."""
+        vs = next(iter(self.vss.values()))
+        nodes = self.pools[vs.pool].nodes
+        dst = ipaddress.ip_address(vs.address)
+        base = int(ipaddress.ip_address("100.64.0.0"))
+        idle = vs.idle_timeout_s or self.config.timeouts.flow_idle_s
+        v4 = ipaddress.IPv4Address
+        for i in range(count):
+            node = nodes[i % len(nodes)]
+            key = (v4(base + (i >> 14)), dst, 1024 + (i & 0x3FFF), vs.port, vs.protocol, 0)
+            self.flows.add(Flow(dfs, key, None, vs.vs_id, node, i + 1, now, idle))
+            node.connections += 1
+
     def view_vss(self) -> list[dict]:
         return [{"id": vs.vs_id, "address": vs.address, "port": vs.port, "protocol": vs.protocol,
                  "pool": vs.pool, "enabled": vs.enabled, **dict(self.vs_stats.get(vs.vs_id, {}))}
@@ -656,7 +675,7 @@ class ControlSegment:
         for flow in self.flows.flows.values():
             if len(out) >= limit:
                 break
-            f = flow.flow
+            f = flow.flow or _signature(flow.key)
             out.append({"dfs": flow.dfs, "client": f"{f.src_addr}:{f.src_port}", "vs": flow.vs_id,
                         "node": flow.node.name, "protocol": f.protocol, "reaping": flow.reaping})
         return out
@@ -665,6 +684,13 @@ class ControlSegment:
         return [{"name": p.name, "state": p.state, "session": f"{p.session:08x}", "version": f"{p.version[0]}.{p.version[1]}",
                  "associations": p.associations, "pending": len(p.pending), "ignored": p.counters["ignored"]}
                 for p in self.peers.values()]
+
+
+def _signature(key: tuple) -> FlowSignature:
+    src, dst, sport, dport, proto, vlan = key
+    return FlowSignature(src_addr=src, dst_addr=dst, src_port=sport, dst_port=dport, protocol=proto,
+                         family=AddressFamily.IPV4 if src.version == 4 else AddressFamily.IPV6,
+                         vlan_valid=1 if vlan else 0, vlan_id=vlan)
 
 
 def _empty_pool(name: str):
