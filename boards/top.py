@@ -81,13 +81,17 @@ class BoardTop(Elaboratable):
         # PHY management: reset released, MDC low, MDIO left to the PHY's pull-up.
         mgmt_numbers = sorted({r.number for r in platform.resources.values() if r.name == "eth_mgmt"})
         for k in mgmt_numbers:
-            mgmt = platform.request("eth_mgmt", k, dir={"rst": "o", "mdc": "o", "mdio": "-"})
-            m.d.comb += [mgmt.rst.o.eq(0), mgmt.mdc.o.eq(0)]
+            mgmt = platform.request("eth_mgmt", k, dir="-")
+            m.submodules[f"phy_rst{k}"] = rst = io.Buffer("o", mgmt.rst)  # active low on the pin
+            m.submodules[f"phy_mdc{k}"] = mdc = io.Buffer("o", mgmt.mdc)
+            m.d.comb += [rst.o.eq(0), mdc.o.eq(0)]
 
         if self.console is not None:
             m.submodules.console = cons = self.console
-            uart = platform.request("uart", 0)
-            m.d.comb += [cons.rx.eq(uart.rx.i), uart.tx.o.eq(cons.tx), core.config.eq(cons.config)]
+            uart = platform.request("uart", 0, dir="-")
+            m.submodules.uart_rx = uart_rx = io.Buffer("i", uart.rx)
+            m.submodules.uart_tx = uart_tx = io.Buffer("o", uart.tx)
+            m.d.comb += [cons.rx.eq(uart_rx.i), uart_tx.o.eq(cons.tx), core.config.eq(cons.config)]
             # Registers COUNTER_BASE+0..7: the core's; +8..: per port MAC tx_frames, tx_bytes.
             for j in range(CORE_COUNTERS):
                 m.d.comb += cons.counters[j].eq(core.counters[j])
@@ -101,10 +105,11 @@ class BoardTop(Elaboratable):
         if not (self.console is not None and spec.uart_shares_led):
             for i, led_name in enumerate(spec.activity_leds[:n]):
                 name, number = led_name.split(":")
-                led = platform.request(name, int(number))
+                led = platform.request(name, int(number), dir="-")
+                # The RGB LED's green element; plain LEDs are one pin.
+                m.submodules[f"led{i}"] = buf = io.Buffer("o", led.g if name == "rgb_led" else led)
                 link, act = self._link_activity(m, i, getattr(core, f"rx{i}"))
-                pin = led.g.o if name == "rgb_led" else led.o
-                m.d.comb += pin.eq(link & ~act)
+                m.d.comb += buf.o.eq(link & ~act)
         return m
 
     @staticmethod

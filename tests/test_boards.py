@@ -250,3 +250,14 @@ def test_config_file_and_flags(tmp_path):
 def test_program_dry_run(capsys):
     assert main(["program", "--board", "colorlight-5a-75b", "--dry-run"]) == 0
     assert capsys.readouterr().out.split()[1:] == ["-c", "ft232", "-m", "build/colorlight-5a-75b/twinplane.bit"]
+
+
+def test_colorlight_led_and_console_share_a_pin():
+    spec = get_board("colorlight-5a-75b")
+    led_pins = _pins(spec.platform(), "led", 0)
+    uart_tx = _pins(spec.platform(), "uart", 0) & led_pins
+    assert uart_tx == led_pins  # the UART's TX is the LED pin
+    with_console = spec.platform().prepare(BoardTop(spec, L2Bridge(2)), name="top").files["top.lpf"]
+    without = spec.platform().prepare(BoardTop(spec, L2Bridge(2), console=False), name="top").files["top.lpf"]
+    assert "uart_0__tx" in with_console and "led_0" not in with_console
+    assert "led_0" in without and "uart_0" not in without
