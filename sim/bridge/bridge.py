@@ -5,7 +5,7 @@ optional pcap record of every port.
 An endpoint is any object with
 
 * ``poll() -> list[bytes]``: frames that arrived from outside and go into the
-  port (called every ``poll_cycles`` clock cycles; must not block), and
+  port (called every ``poll_ns`` of simulated time; must not block), and
 * ``deliver(frame) -> bool``: offered each frame leaving the port; True if it
   took the frame.  Endpoints of a port are asked in attach order, so a
   specific one (the UDP gateway) goes before a catch-all (a TAP).
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import cocotb
-from cocotb.triggers import ClockCycles
+from cocotb.triggers import Timer
 from cocotb.utils import get_sim_time
 
 from .pcap import PcapRecorder
@@ -42,13 +42,13 @@ class TapEndpoint:
 
 
 class Bridge:
-    def __init__(self, ports: list[Port], clock, *, poll_cycles: int = 256,
+    def __init__(self, ports: list[Port], clock, *, poll_ns: int = 2048,
                  pcap: PcapRecorder | None = None):
-        if not isinstance(poll_cycles, int) or poll_cycles < 1:
-            raise ValueError(f"poll_cycles must be a positive integer, not {poll_cycles!r}")
+        if not isinstance(poll_ns, int) or poll_ns < 1:
+            raise ValueError(f"poll_ns must be a positive integer, not {poll_ns!r}")
         self.ports = ports
         self.clock = clock
-        self.poll_cycles = poll_cycles
+        self.poll_ns = poll_ns
         self.pcap = pcap
         self.endpoints: dict[int, list] = defaultdict(list)
         self.unclaimed: dict[int, list[bytes]] = defaultdict(list)
@@ -71,7 +71,9 @@ class Bridge:
 
     async def _poll(self) -> None:
         while True:
-            await ClockCycles(self.clock, self.poll_cycles)
+            # A Timer costs one wake-up per poll; ClockCycles would wake
+            # Python on every clock edge in between.
+            await Timer(self.poll_ns, unit="ns")
             for index, endpoints in self.endpoints.items():
                 for endpoint in endpoints:
                     for frame in endpoint.poll():

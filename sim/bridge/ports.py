@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import cocotb
 from cocotb.queue import Queue
-from cocotb.triggers import ClockCycles, Event, RisingEdge
+from cocotb.triggers import ClockCycles, Event, FallingEdge, RisingEdge
 
 from ...hdl.packet import packet_layout
 
@@ -100,8 +100,13 @@ class PacketSource:
             if self.queue.empty():
                 self._busy = False
                 self._idle.set()
+            waited = self.queue.empty()
             frame = await self.queue.get()
             self._busy = True
+            if waited:
+                # Woken by a put from anywhere (a Timer, another port): start
+                # driving on a falling edge, clear of the next rising one.
+                await FallingEdge(self.clock)
             end = len(frame) - 1
             for i, byte in enumerate(frame):
                 payload.value = byte << _DATA | (i == 0) << _FIRST | (i == end) << _LAST

@@ -12,7 +12,7 @@ import time
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge, Timer
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
@@ -30,13 +30,13 @@ DFS_IP = "10.77.1.1"
 
 
 async def setup(dut, **kwargs):
-    Clock(dut.clk, 8, unit="ns").start()
+    Clock(dut.clk, 8, unit="ns", impl="gpi").start()
     dut.rst.value = 1
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
     await RisingEdge(dut.clk)
     ports = discover_ports(dut, dut.clk)
-    bridge = Bridge(ports, dut.clk, poll_cycles=64, **kwargs)
+    bridge = Bridge(ports, dut.clk, poll_ns=512, **kwargs)
     return bridge
 
 
@@ -44,7 +44,7 @@ async def run_until(dut, done, *, cycles, step=100):
     for _ in range(cycles // step):
         if done():
             return
-        await ClockCycles(dut.clk, step)
+        await Timer(step * 8, unit="ns")
     assert done(), "timed out"
 
 

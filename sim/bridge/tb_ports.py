@@ -19,7 +19,7 @@ PERIOD_NS = 8
 class TB:
     def __init__(self, dut, *, idle_cycles=0, ready_probability=1.0):
         self.dut = dut
-        Clock(dut.clk, PERIOD_NS, unit="ns").start()
+        Clock(dut.clk, PERIOD_NS, unit="ns", impl="gpi").start()
         self.ports = discover_ports(dut, dut.clk, idle_cycles=idle_cycles,
                                     ready_probability=ready_probability)
 
