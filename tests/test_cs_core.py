@@ -10,6 +10,7 @@ import pytest
 
 from twinplane.host.cs.config import parse_config
 from twinplane.host.cs.core import ControlSegment
+from twinplane.host.cs.core import _key as table_key
 from twinplane.host.cs.fakedfs import FakeDfs
 from twinplane.protocol.codec import Codec
 from twinplane.protocol.codes import Bus, CsmbType, ErrorCode, Flag
@@ -187,7 +188,7 @@ def test_reap_alive_then_dead():
     assert sorted(r.flow.src_port for r in dfs.reaps) == [1, 2]
     assert all(r.idle_ms == 30000 for r in dfs.reaps)
     assert len(net.cs.flows) == 1  # flow 2 was deleted (REAP), flow 1 alive
-    alive = net.cs.flows.get("d0", (flow(1).src_addr, flow(1).dst_addr, 1, 80, 6, 0))
+    alive = net.cs.flows.get("d0", table_key(flow(1)))
     assert alive is not None and alive.reaping == 0 and alive.deadline > 31.0
     assert net.cs.counters["reaps_alive"] == 1 and net.cs.counters["deletes_reap"] == 1
     dfs.alive_flows.clear()
@@ -217,7 +218,7 @@ def test_dfs_restart_repushes_vss_and_forgets_flows():
     peer = net.cs.peers["d0"]
     assert peer.state == "up" and peer.session != old_session and peer.session == dfs.session
     assert set(dfs.vss) == {1, 2} and peer.associations == 2
-    assert net.cs.flows.get("d0", (flow(1).src_addr, flow(1).dst_addr, 1, 80, 6, 0)) is None
+    assert net.cs.flows.get("d0", table_key(flow(1))) is None
     assert all(n.connections == 0 for n in net.cs.nodes.values())
 
 

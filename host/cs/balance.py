@@ -24,6 +24,7 @@ import struct
 import siphashc
 
 from twinplane.protocol.codes import ErrorCode
+from twinplane.protocol.wire import encode_addr
 
 from .config import NodeConfig, PoolConfig
 
@@ -38,7 +39,7 @@ class Node:
     __slots__ = (
         "node_id", "pool", "address", "port", "mac", "egress_port", "weight", "connection_limit",
         "maintenance", "disabled", "up", "response_time", "connections", "swrr_current",
-        "total_flows", "packets_in", "bytes_in", "packets_out", "bytes_out", "health_changes", "removed",
+        "packed", "total_flows", "packets_in", "bytes_in", "packets_out", "bytes_out", "health_changes", "removed",
     )
 
     def __init__(self, node_id: int, pool: str, cfg: NodeConfig):
@@ -56,6 +57,7 @@ class Node:
 
     def apply(self, cfg: NodeConfig) -> None:
         self.address = ipaddress.ip_address(cfg.address)
+        self.packed = encode_addr(self.address)
         self.port = cfg.port
         self.mac = cfg.mac
         self.egress_port = cfg.egress_port
@@ -126,7 +128,13 @@ def maglev_table(nodes: list[tuple[bytes, int]], size: int) -> list[int]:
 
 
 def flow_hash(src_addr, src_port: int, dst_addr, dst_port: int, protocol: int) -> int:
-    data = src_addr.packed + dst_addr.packed + struct.pack("!HHB", src_port, dst_port, protocol)
+    """Maglev's flow hash over the 5-tuple; addresses as their 16 wire bytes
+    (or ipaddress objects, converted to them)."""
+    if not isinstance(src_addr, bytes):
+        src_addr = encode_addr(src_addr)
+    if not isinstance(dst_addr, bytes):
+        dst_addr = encode_addr(dst_addr)
+    data = src_addr + dst_addr + struct.pack("!HHB", src_port, dst_port, protocol)
     return siphashc.siphash(_HASH_KEY, data)
 
 

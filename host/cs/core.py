@@ -28,8 +28,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from twinplane.protocol.codec import Codec, ReplayWindow, auth_response, session_id
+from twinplane.protocol.codec import MAX_DATAGRAM, Codec, ReplayWindow, auth_response, session_id
 from twinplane.protocol.codes import (
+    PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
     AddressFamily,
     Bus,
@@ -51,18 +52,28 @@ from twinplane.protocol.messages import (
     SsmbMessage,
     SsmbQuery,
     SsmbReap,
-    SsmbReply,
     SsmbReset,
     SsmbStats,
-    Translation,
     VirtualServer,
     VsList,
 )
-from twinplane.protocol.wire import DecodeError
+from twinplane.protocol.wire import DecodeError, decode_addr, encode_addr
 
 from .balance import Node, Pool
 from .config import CsConfig, DfsConfig, VsConfig
-from .flows import Flow, FlowTable, flow_key
+from .fastpath import (
+    EMPTY_XLATE,
+    FLOW,
+    HEADER,
+    QUERY,
+    QUERY_SIZE,
+    QUERY_TYPE,
+    REPLY_SIZE,
+    REPLY_TYPE,
+    TAG_SIZE,
+    pack_xlate,
+)
+from .flows import Flow, FlowTable
 
 __all__ = ["LATENCY_BUCKETS", "ControlSegment", "DfsPeer"]
 
@@ -72,6 +83,10 @@ log = logging.getLogger("twinplane.cs")
 LATENCY_BUCKETS = (1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2, float("inf"))
 _REQUESTS = (CsmbType.ADD_VS, CsmbType.DEL_VS, CsmbType.VS_LIST, CsmbType.CONFIG)
 _MISSED_HELLOS = 3
+_MAJORS = frozenset(major for major, _ in SUPPORTED_VERSIONS)
+_MAJOR, _MINOR = PROTOCOL_VERSION
+_XLATE_FLAGS = int(Flag.TRANSLATE_ADDR | Flag.TRANSLATE_PORT)
+_REPLY_COUNTER = {e: f"replies_{e.name.lower()}" for e in ErrorCode}
 
 
 class DfsPeer:
@@ -218,28 +233,48 @@ class ControlSegment:
         peer.out_ssmb.append(msg)
 
     def datagrams_to_send(self, now: float) -> list[tuple[Bus, tuple[str, int], bytes]]:
+        """Everything ready, batched: messages of one DFS and bus are packed
+        back to back into datagrams of at most MAX_DATAGRAM bytes (what
+        Codec.encode_batch does, with REPLYs packed by the fast path)."""
         out = []
+        epoch = self.config.cs.epoch
         for peer in self.peers.values():
             for bus, queue, addr in ((Bus.CSMB, peer.out_csmb, peer.csmb_addr),
                                      (Bus.SSMB, peer.out_ssmb, peer.ssmb_addr)):
                 if not queue:
                     continue
+                codec = peer.codec
+                datagrams = []
+                current = b""
                 for msg in queue:
                     if bus is Bus.CSMB:
                         peer.csmb_seq += 1
                         msg.seq = peer.csmb_seq
+                        # AUTH_CHALLENGE goes with session 0 (the contract); a
+                        # HELLO carries the session once there is one.
+                        if msg.msg_type != CsmbType.AUTH_CHALLENGE:
+                            msg.session = peer.session
+                        data = codec.encode(msg)
                     else:
                         peer.ssmb_seq += 1
-                        msg.seq = peer.ssmb_seq
-                    # AUTH_CHALLENGE goes with session 0 (the contract); a
-                    # HELLO carries the session once there is one.
-                    if bus is Bus.SSMB or msg.msg_type != CsmbType.AUTH_CHALLENGE:
-                        msg.session = peer.session
-                if len(queue) == 1:
-                    out.append((bus, addr, peer.codec.encode(queue[0])))
-                else:
-                    out.extend((bus, addr, d) for d in peer.codec.encode_batch(queue))
+                        if type(msg) is tuple:
+                            error, flags, serial, body = msg
+                            head = HEADER.pack(_MAJOR, _MINOR, REPLY_TYPE, error, REPLY_SIZE, epoch, flags, serial,
+                                               peer.session, peer.ssmb_seq)
+                            data = head + body
+                            data += codec.tag(Bus.SSMB, data)
+                        else:
+                            msg.seq = peer.ssmb_seq
+                            msg.session = peer.session
+                            data = codec.encode(msg)
+                    if current and len(current) + len(data) > MAX_DATAGRAM:
+                        datagrams.append(current)
+                        current = b""
+                    current += data
+                datagrams.append(current)
+                if len(queue) > 1:
                     self.counters["batches"] += 1
+                out.extend((bus, addr, d) for d in datagrams)
                 queue.clear()
         return out
 
@@ -301,15 +336,62 @@ class ControlSegment:
         if peer is None:
             self.counters["ignored_unknown_peer"] += 1
             return
+        if bus is Bus.SSMB and peer.state == "up":
+            self._receive_ssmb(peer, data, now)
+            return
         for item in peer.codec.iter_decode(bus, data):
             if isinstance(item, DecodeError):
-                self.counters[f"ignored_{item.field.split('.')[0]}"] += 1
-                peer.counters["ignored"] += 1
+                self._ignored(peer, item.field)
                 continue
             if bus is Bus.CSMB:
                 self._on_csmb(peer, item, now)
             else:
                 self._on_ssmb(peer, item, now)
+
+    def _ignored(self, peer: DfsPeer, field: str) -> None:
+        self.counters[f"ignored_{field.split('.')[0]}"] += 1
+        peer.counters["ignored"] += 1
+
+    def _receive_ssmb(self, peer: DfsPeer, data: bytes, now: float) -> None:
+        """SSMB of an associated DFS: QUERYs take the fast path (same checks
+        as the codec: length, type, version, tag, session, replay), anything
+        else goes through the codec one message at a time."""
+        codec = peer.codec
+        size = len(data)
+        offset = 0
+        window = peer.window(Bus.SSMB, peer.session)
+        while offset < size:
+            if (size - offset >= QUERY_SIZE and data[offset + 2] == QUERY_TYPE
+                    and data[offset + 4] == 0 and data[offset + 5] == QUERY_SIZE):
+                end = offset + QUERY_SIZE
+                if codec.tag(Bus.SSMB, data[offset:end - TAG_SIZE]) != data[end - TAG_SIZE:end]:
+                    self._ignored(peer, "tag")
+                elif data[offset] not in _MAJORS:
+                    self._ignored(peer, "vers_major")
+                else:
+                    (_, _, _, _, _, _, _, serial, session, seq, raw_flow, client_mac, vs_id, _,
+                     _) = QUERY.unpack_from(data, offset)
+                    if session != peer.session:
+                        self._ignored(peer, "session")
+                    else:
+                        try:
+                            window.check(seq)
+                        except DecodeError:
+                            self._ignored(peer, "replay")
+                        else:
+                            self._query(peer, serial, raw_flow, client_mac, vs_id, now)
+                offset = end
+                continue
+            try:
+                msg, end = codec.decode_one(Bus.SSMB, data, offset)
+            except DecodeError as error:
+                self._ignored(peer, error.field)
+                if error.field in ("header", "msg_length"):
+                    return
+                offset += int.from_bytes(data[offset + 4:offset + 6], "big")
+                continue
+            offset = end
+            self._on_ssmb(peer, msg, now)
 
     def _accept(self, peer: DfsPeer, bus: Bus, msg, session_ok: bool) -> bool:
         if not session_ok:
@@ -426,40 +508,42 @@ class ControlSegment:
             self.counters["ignored_type"] += 1
 
     # -- decisions ---------------------------------------------------------------------------------
-    def _find_vs(self, msg: SsmbQuery) -> VsConfig | None:
-        vs = self.vss.get(msg.vs_id)
-        f = msg.flow
+    def _find_vs(self, vs_id: int, dst: bytes, dst_port: int, protocol: int) -> VsConfig | None:
+        vs = self.vss.get(vs_id)
         if vs is not None:
             return vs
         for vs in self.vss.values():
-            if vs.port == f.dst_port and vs.protocol == f.protocol and ipaddress.ip_address(vs.address) == f.dst_addr:
+            if vs.port == dst_port and vs.protocol == protocol and encode_addr(vs.address) == dst:
                 return vs
         return None
 
     def _on_query(self, peer: DfsPeer, msg: SsmbQuery, now: float) -> None:
+        """A QUERY that came through the codec (the fast path bypasses it)."""
+        self._query(peer, msg.serial, msg.flow.pack(), msg.client_mac, msg.vs_id, now)
+
+    def _query(self, peer: DfsPeer, serial: int, raw_flow: bytes, client_mac: bytes, vs_id: int,
+               now: float) -> None:
         self.counters["queries"] += 1
         start = time.perf_counter()
-        f = msg.flow
-        key = flow_key(f)
+        src, dst, sport, dport, proto, _, _, _, vlan, ingress, _ = FLOW.unpack(raw_flow)
+        key = (src, dst, sport, dport, proto, vlan)
         existing = self.flows.get(peer.name, key)
         if existing is not None:  # the DFS asked again (our REPLY was lost): same answer
-            self._reply(peer, msg, ErrorCode.NONE, existing.translation)
+            self._reply(peer, serial, raw_flow, ErrorCode.NONE, existing.translation)
             return
-        vs = self._find_vs(msg)
+        vs = self._find_vs(vs_id, dst, dport, proto)
         if vs is None:
             error, node = ErrorCode.UNKNOWN, None
         elif not vs.enabled:
             error, node = ErrorCode.NOTAVAIL, None
         else:
-            pool = self.pools[vs.pool]
-            error, node = pool.select(f.src_addr, f.src_port, f.dst_addr, f.dst_port, f.protocol, now)
+            error, node = self.pools[vs.pool].select(src, sport, dst, dport, proto, now)
         xlate = None
         if node is not None:
             idle = vs.idle_timeout_s or self.config.timeouts.flow_idle_s
-            xlate = Translation(node_addr=node.address, node_port=node.port, egress_port=node.egress_port,
-                                client_port=f.ingress_port, node_mac=node.mac, client_mac=msg.client_mac,
-                                idle_timeout_s=min(int(idle), 0xFFFF), vs_id=vs.vs_id, node_id=node.node_id)
-            self.flows.add(Flow(peer.name, key, f, vs.vs_id, node, msg.serial, now, idle, xlate))
+            xlate = pack_xlate(node.packed, node.port, node.egress_port, ingress, node.mac, client_mac,
+                               min(int(idle), 0xFFFF), vs.vs_id, node.node_id)
+            self.flows.add(Flow(peer.name, key, raw_flow, vs.vs_id, node, serial, now, idle, xlate))
             node.connections += 1
             node.total_flows += 1
             self.vs_stats[vs.vs_id]["flows"] += 1
@@ -469,13 +553,13 @@ class ControlSegment:
             if elapsed <= bound:
                 self.latency[i] += 1
                 break
-        self._reply(peer, msg, error, xlate)
+        self._reply(peer, serial, raw_flow, error, xlate)
 
-    def _reply(self, peer: DfsPeer, query: SsmbQuery, error: ErrorCode, xlate: Translation | None) -> None:
-        flags = Flag.TRANSLATE_ADDR | Flag.TRANSLATE_PORT if xlate is not None else Flag.NONE
-        self.counters[f"replies_{error.name.lower()}"] += 1
-        self._ssmb(peer, SsmbReply(serial=query.serial, error=error, flags=flags, flow=query.flow,
-                                   xlate=xlate if xlate is not None else Translation()))
+    def _reply(self, peer: DfsPeer, serial: int, raw_flow: bytes, error: ErrorCode, xlate: bytes | None) -> None:
+        self.counters[_REPLY_COUNTER[error]] += 1
+        flags = _XLATE_FLAGS if xlate is not None else 0
+        # Encoded when sent (seq, session): a tuple, not a Message.
+        peer.out_ssmb.append((int(error), flags, serial, raw_flow + (xlate or EMPTY_XLATE)))
 
     # -- flow lifecycle ----------------------------------------------------------------------------
     def _account(self, flow: Flow, stats) -> None:
@@ -498,7 +582,7 @@ class ControlSegment:
             self._index_nodes()
 
     def _on_delete(self, peer: DfsPeer, msg: SsmbDelete) -> None:
-        flow = self.flows.remove(peer.name, flow_key(msg.flow))
+        flow = self.flows.remove(peer.name, _key(msg.flow))
         if flow is None:
             self.counters["deletes_unknown"] += 1
             return
@@ -507,7 +591,7 @@ class ControlSegment:
         self._end(flow)
 
     def _on_stats(self, peer: DfsPeer, msg: SsmbStats, now: float) -> None:
-        key = flow_key(msg.flow)
+        key = _key(msg.flow)
         flow = self.flows.get(peer.name, key)
         if flow is None:
             # DUMP answer for a flow we do not know (the CS restarted): adopt it
@@ -515,9 +599,10 @@ class ControlSegment:
             node = self.nodes.get(msg.stats.node_id)
             if msg.error == ErrorCode.NONE and node is not None and msg.stats.vs_id in self.vss:
                 idle = self.vss[msg.stats.vs_id].idle_timeout_s or self.config.timeouts.flow_idle_s
-                xlate = Translation(node_addr=node.address, node_port=node.port, egress_port=node.egress_port,
-                                    node_mac=node.mac, vs_id=msg.stats.vs_id, node_id=node.node_id)
-                self.flows.add(Flow(peer.name, key, msg.flow, msg.stats.vs_id, node, msg.serial, now, idle, xlate))
+                xlate = pack_xlate(node.packed, node.port, node.egress_port, msg.flow.ingress_port, node.mac,
+                                   bytes(6), min(int(idle), 0xFFFF), msg.stats.vs_id, node.node_id)
+                self.flows.add(Flow(peer.name, key, msg.flow.pack(), msg.stats.vs_id, node, msg.serial, now, idle,
+                                    xlate))
                 node.connections += 1
                 self.counters["flows_adopted"] += 1
             else:
@@ -536,7 +621,7 @@ class ControlSegment:
             if peer is not None and peer.state == "up":
                 flow.reaping += 1
                 self.counters["reaps_sent"] += 1
-                self._ssmb(peer, SsmbReap(serial=flow.serial, flow=flow.flow or _signature(flow.key),
+                self._ssmb(peer, SsmbReap(serial=flow.serial, flow=_signature(flow),
                                           idle_ms=int(flow.idle_s * 1000)))
             self.flows.set_deadline(flow, now + retry)
 
@@ -648,13 +733,13 @@ class ControlSegment:
         rebuilt from the key when needed, to keep a million flows small)."""
         vs = next(iter(self.vss.values()))
         nodes = self.pools[vs.pool].nodes
-        dst = ipaddress.ip_address(vs.address)
+        dst = encode_addr(vs.address)
         base = int(ipaddress.ip_address("100.64.0.0"))
         idle = vs.idle_timeout_s or self.config.timeouts.flow_idle_s
         v4 = ipaddress.IPv4Address
         for i in range(count):
             node = nodes[i % len(nodes)]
-            key = (v4(base + (i >> 14)), dst, 1024 + (i & 0x3FFF), vs.port, vs.protocol, 0)
+            key = (encode_addr(v4(base + (i >> 14))), dst, 1024 + (i & 0x3FFF), vs.port, vs.protocol, 0)
             self.flows.add(Flow(dfs, key, None, vs.vs_id, node, i + 1, now, idle))
             node.connections += 1
 
@@ -675,7 +760,7 @@ class ControlSegment:
         for flow in self.flows.flows.values():
             if len(out) >= limit:
                 break
-            f = flow.flow or _signature(flow.key)
+            f = _signature(flow)
             out.append({"dfs": flow.dfs, "client": f"{f.src_addr}:{f.src_port}", "vs": flow.vs_id,
                         "node": flow.node.name, "protocol": f.protocol, "reaping": flow.reaping})
         return out
@@ -686,10 +771,18 @@ class ControlSegment:
                 for p in self.peers.values()]
 
 
-def _signature(key: tuple) -> FlowSignature:
-    src, dst, sport, dport, proto, vlan = key
-    return FlowSignature(src_addr=src, dst_addr=dst, src_port=sport, dst_port=dport, protocol=proto,
-                         family=AddressFamily.IPV4 if src.version == 4 else AddressFamily.IPV6,
+def _key(flow: FlowSignature) -> tuple:
+    """The table key of a codec-decoded signature (addresses as wire bytes)."""
+    return (encode_addr(flow.src_addr), encode_addr(flow.dst_addr), flow.src_port, flow.dst_port, flow.protocol,
+            flow.vlan_id)
+
+
+def _signature(flow: Flow) -> FlowSignature:
+    if flow.flow is not None:
+        return FlowSignature.unpack(flow.flow)
+    src, dst, sport, dport, proto, vlan = flow.key
+    return FlowSignature(src_addr=decode_addr(src), dst_addr=decode_addr(dst), src_port=sport, dst_port=dport,
+                         protocol=proto, family=AddressFamily.IPV4 if src[:12] == dst[:12] else AddressFamily.IPV6,
                          vlan_valid=1 if vlan else 0, vlan_id=vlan)
 
 
