@@ -186,7 +186,14 @@ class Pool:
     # -- decisions ------------------------------------------------------------
     def select(self, src_addr, src_port: int, dst_addr, dst_port: int, protocol: int,
                now: float) -> tuple[ErrorCode, Node | None]:
-        eligible = [n for n in self.nodes if n.eligible]
+        # One pass (no property calls): this runs for every QUERY.
+        candidates = []
+        eligible = 0
+        for n in self.nodes:
+            if n.up and n.weight > 0 and not (n.maintenance or n.disabled or n.removed):
+                eligible += 1
+                if not 0 < n.connection_limit <= n.connections:
+                    candidates.append(n)
         if not eligible:
             return ErrorCode.NOTAVAIL, None
         if self.persistence_s > 0:
@@ -196,7 +203,6 @@ class Pool:
                 if expires > now and node.eligible and not node.full:
                     self.persist[src_addr] = (node, now + self.persistence_s)
                     return ErrorCode.NONE, node
-        candidates = [n for n in eligible if not n.full]
         if not candidates:
             return ErrorCode.CONNLIMIT, None
         method = self.method
@@ -218,7 +224,7 @@ class Pool:
                 ratios.append(n.weight * (1 + more))
             node = self._swrr(candidates, ratios)
         else:  # maglev
-            node = self._maglev_pick(eligible, flow_hash(src_addr, src_port, dst_addr, dst_port, protocol))
+            node = self._maglev_pick(flow_hash(src_addr, src_port, dst_addr, dst_port, protocol))
             if node is None:
                 return ErrorCode.CONNLIMIT, None
         if self.persistence_s > 0:
@@ -227,10 +233,18 @@ class Pool:
 
     def _round_robin(self, candidates: list[Node]) -> Node:
         # Cycle over the pool's order, skipping nodes that are not candidates.
-        index = {id(n): i for i, n in enumerate(self.nodes)}
-        best = min(candidates, key=lambda n: (index[id(n)] - self._rr - 1) % len(self.nodes))
-        self._rr = index[id(best)]
-        return best
+        nodes = self.nodes
+        size = len(nodes)
+        if len(candidates) == size:
+            self._rr = (self._rr + 1) % size
+            return nodes[self._rr]
+        ids = {id(n) for n in candidates}
+        for step in range(1, size + 1):
+            index = (self._rr + step) % size
+            if id(nodes[index]) in ids:
+                self._rr = index
+                return nodes[index]
+        raise AssertionError("no candidate")
 
     def _least(self, candidates: list[Node], key) -> Node:
         # Ties rotate in round-robin order so equal nodes share the load.
@@ -263,7 +277,7 @@ class Pool:
             self._maglev_key = key
         return self._maglev, self._maglev_nodes
 
-    def _maglev_pick(self, eligible: list[Node], h: int) -> Node | None:
+    def _maglev_pick(self, h: int) -> Node | None:
         table, nodes = self.maglev_nodes()
         size = len(table)
         slot = h % size

@@ -56,10 +56,13 @@ def _daemon_process(config: dict, preload: int, ready) -> None:
     from .daemon import CsDaemon
 
     async def main():
+        import gc
+
         daemon = CsDaemon(parse_config(config), health=False)
-        if preload:
-            daemon.core.preload_flows("bench", preload, now=0.0)
         await daemon.start()
+        if preload:  # before any callback runs: the handshake starts after it
+            daemon.core.preload_flows("bench", preload, now=asyncio.get_running_loop().time())
+            gc.freeze()
         ready.put(preload)
         await asyncio.Event().wait()
 
