@@ -285,7 +285,9 @@ class ControlSegment:
         peer.version = version or peer.versions[0]
         peer.session = 0
         peer.nonce = self.random_bytes(8)
-        peer.csmb_seq = peer.ssmb_seq = 0
+        # seq keeps counting across associations of this CS: a DFS that still
+        # holds our old association's session-0 window must not take a new
+        # HELLO for a replay (a fresh window accepts any seq).
         peer.windows.clear()
         peer.pending.clear()
         peer.out_csmb.clear()
