@@ -20,8 +20,20 @@ import time
 import tomllib
 from pathlib import Path
 
-__all__ = ["build_board", "clock_domain", "configure", "configure_program", "default_core_factory", "parse_report",
-           "read_config", "run", "run_program"]
+__all__ = [
+    "CORES",
+    "bridge_factory",
+    "build_board",
+    "clock_domain",
+    "configure",
+    "configure_program",
+    "default_core_factory",
+    "dfs_factory",
+    "parse_report",
+    "read_config",
+    "run",
+    "run_program",
+]
 
 # nextpnr: "Info: Max frequency for clock '$glbnet$clk': 151.45 MHz (PASS at 125.00 MHz)"
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((?:PASS|FAIL) at ([\d.]+) MHz\)")
@@ -32,6 +44,21 @@ DEFAULT_FLOWS = 1024
 TIMING_MARGIN = 1.10  # CI wants 10% headroom over every clock constraint
 
 
+def bridge_factory(n_ports: int, flow_entries: int):
+    from twinplane.boards.bridge import L2Bridge
+
+    return L2Bridge(n_ports, flow_entries=flow_entries)
+
+
+def dfs_factory(n_ports: int, flow_entries: int):
+    from twinplane.boards.dfs_core import board_core
+
+    return board_core(n_ports, flow_entries)
+
+
+CORES = {"bridge": bridge_factory, "dfs": dfs_factory}
+
+
 def default_core_factory():
     """The DFS (``boards/dfs_core.py`` around ``hdl/dfs/top.py``'s ``DFSCore``)
     when ``hdl/dfs/top.py`` imports, else the interim L2 bridge."""
@@ -40,12 +67,8 @@ def default_core_factory():
     except Exception as exc:  # a DFS top still being written must not break board builds
         print(f"twinplane.hdl.dfs.top not usable yet ({exc!r}); building the interim bridge", file=sys.stderr)
     else:
-        from twinplane.boards.dfs_core import board_core
-
-        return board_core
-    from twinplane.boards.bridge import L2Bridge
-
-    return lambda n_ports, flow_entries: L2Bridge(n_ports, flow_entries=flow_entries)
+        return dfs_factory
+    return bridge_factory
 
 
 def read_config(path: str | os.PathLike | None, overrides: dict[str, str | None]) -> dict[str, int]:
@@ -215,6 +238,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", help="message key, 32 hex digits")
     parser.add_argument("--no-console", action="store_true", help="leave the UART console out")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("--core", choices=("auto", *CORES), default="auto",
+                        help="auto: the DFS when hdl/dfs/top.py imports, else the interim bridge")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -231,7 +256,8 @@ def run(args: argparse.Namespace) -> int:
             status.update(f"building {args.board}: {stage} ({time.monotonic() - t0:.0f} s)")
 
         report = build_board(args.board, out_dir=out, flows=args.flows, config=config,
-                             console=not args.no_console, seed=args.seed, progress=progress)
+                             console=not args.no_console, seed=args.seed, progress=progress,
+                             core_factory=None if args.core == "auto" else CORES[args.core])
     if args.json:
         print(json.dumps(report, indent=2))
     else:
