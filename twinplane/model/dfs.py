@@ -129,6 +129,7 @@ from twinplane.protocol.messages import (
     VirtualServer,
     VsList,
 )
+from twinplane.protocol.wire import decode_addr
 
 from .dfs_path import Flow, FramePath, PortRole, TcpState, _Pending
 from .flowkey import ACTION_WIDTH, KEY_WIDTH, pack_key
@@ -426,8 +427,7 @@ class ReferenceDFS(FramePath):
         value = msg.value
         try:
             if msg.item is ConfigItem.DFS_ADDR:
-                address = ipaddress.ip_address(value) if value[:12] != bytes(10) + b"\xff\xff" else \
-                    ipaddress.IPv4Address(value[12:])
+                address = decode_addr(value)
                 if address.version != 4:
                     return ErrorCode.BADCONFIG
                 self.config.dfs_addr = address
@@ -532,8 +532,8 @@ class ReferenceDFS(FramePath):
             result = self.table.insert(key, 0, tick)
             if result.status is InsertStatus.EVICTED:
                 victim = self.flows.get(result.handle)
-                if victim is flow:  # our own first entry went: the table is too small for this flow
-                    self.table.delete(flow.in_handle) if flow.out_handle != flow.in_handle else None
+                if victim is flow:  # our own inbound entry went: no room for both directions
+                    self.table.delete(result.handle)
                     self.flows.pop(result.handle, None)
                     self._count("install_self_evicted")
                     if pending:
