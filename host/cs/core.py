@@ -25,8 +25,11 @@ import ipaddress
 import logging
 import os
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
+
+from siphashc import siphash
 
 from twinplane.protocol.codec import MAX_DATAGRAM, Codec, ReplayWindow, auth_response, session_id
 from twinplane.protocol.codes import (
@@ -83,6 +86,7 @@ log = logging.getLogger("twinplane.cs")
 LATENCY_BUCKETS = (1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2, float("inf"))
 _REQUESTS = (CsmbType.ADD_VS, CsmbType.DEL_VS, CsmbType.VS_LIST, CsmbType.CONFIG)
 _MISSED_HELLOS = 3
+_SSMB_PREFIX = bytes([Bus.SSMB])  # the codec's tag covers the bus number first
 _MAJORS = frozenset(major for major, _ in SUPPORTED_VERSIONS)
 _MAJOR, _MINOR = PROTOCOL_VERSION
 _XLATE_FLAGS = int(Flag.TRANSLATE_ADDR | Flag.TRANSLATE_PORT)
@@ -262,7 +266,7 @@ class ControlSegment:
                             head = HEADER.pack(_MAJOR, _MINOR, REPLY_TYPE, error, REPLY_SIZE, epoch, flags, serial,
                                                peer.session, peer.ssmb_seq)
                             data = head + body
-                            data += codec.tag(Bus.SSMB, data)
+                            data += siphash(codec.key, _SSMB_PREFIX + data).to_bytes(8, "little")
                         else:
                             msg.seq = peer.ssmb_seq
                             msg.session = peer.session
@@ -359,6 +363,7 @@ class ControlSegment:
         as the codec: length, type, version, tag, session, replay), anything
         else goes through the codec one message at a time."""
         codec = peer.codec
+        key = codec.key
         size = len(data)
         offset = 0
         window = peer.window(Bus.SSMB, peer.session)
@@ -366,7 +371,8 @@ class ControlSegment:
             if (size - offset >= QUERY_SIZE and data[offset + 2] == QUERY_TYPE
                     and data[offset + 4] == 0 and data[offset + 5] == QUERY_SIZE):
                 end = offset + QUERY_SIZE
-                if codec.tag(Bus.SSMB, data[offset:end - TAG_SIZE]) != data[end - TAG_SIZE:end]:
+                if siphash(key, _SSMB_PREFIX + data[offset:end - TAG_SIZE]).to_bytes(8, "little") != \
+                        data[end - TAG_SIZE:end]:
                     self._ignored(peer, "tag")
                 elif data[offset] not in _MAJORS:
                     self._ignored(peer, "vers_major")
@@ -551,10 +557,7 @@ class ControlSegment:
             self.vs_stats[vs.vs_id]["flows"] += 1
         elapsed = time.perf_counter() - start
         self.latency_sum += elapsed
-        for i, bound in enumerate(LATENCY_BUCKETS):
-            if elapsed <= bound:
-                self.latency[i] += 1
-                break
+        self.latency[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
         self._reply(peer, serial, raw_flow, error, xlate)
 
     def _reply(self, peer: DfsPeer, serial: int, raw_flow: bytes, error: ErrorCode, xlate: bytes | None) -> None:
