@@ -11,7 +11,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
 from twinplane.model.dfs import DfsConfig, PortRole, ReferenceDFS, VsEntry
-from twinplane.model.flowkey import ACTION_WIDTH, KEY_WIDTH, pack_key
+from twinplane.model.flowkey import ACTION_WIDTH, KEY_WIDTH, pack_key, unpack_action
 from twinplane.model.flowtable import FlowGeometry
 from twinplane.model.scripted_cs import DfsHarness, ScriptedCS
 from twinplane.protocol.codes import Bus, DeleteReason, ErrorCode, Flag
@@ -223,6 +223,21 @@ def test_known_and_return_flow_rewrite(h, flags):
     assert frame == expect(data, src_mac=DFS_MAC, dst_mac=NODE_MAC, dst=NODE, dport=node_port,
                            seq=(1001 + (seq_off if offs else 0)) & 0xFFFFFFFF,
                            ack=(5001 + (ack_off if offs else 0)) & 0xFFFFFFFF)
+
+
+def test_table_actions_say_what_the_model_does(h):
+    query, _, _ = open_flow(h, flags=XLATE | Flag.ADD_TCP_OFFSETS, seq_offset=10, ack_offset=20, node_vlan=30)
+    flow = next(iter(h.dfs.flows.values()))
+    inbound = unpack_action(h.dfs.table.action[flow.in_handle])
+    assert inbound == dict(egress_port=INT, rewrite_source=0, translate_addr=1, translate_port=1,
+                           new_ip=int(ipaddress.ip_address(NODE)), new_port=8080,
+                           eth_dst=int.from_bytes(mac(NODE_MAC), "big"), vlan_rewrite=1, vlan_id=30,
+                           add_offsets=1, seq_delta=10, ack_delta=20)
+    ret = unpack_action(h.dfs.table.action[flow.out_handle])
+    assert ret == dict(egress_port=EXT, rewrite_source=1, translate_addr=1, translate_port=1,
+                       new_ip=int(ipaddress.ip_address(VIP)), new_port=80,
+                       eth_dst=int.from_bytes(mac(CLIENT_MAC), "big"), vlan_rewrite=0, vlan_id=0,
+                       add_offsets=1, seq_delta=2**32 - 20, ack_delta=2**32 - 10)
 
 
 def test_random_payloads_rewrite_checksums(h):
@@ -460,6 +475,21 @@ def test_cs_delete(h):
 
 
 def test_port_roles_checked():
+    with pytest.raises(ValueError, match="at most 4 ports"):
+        DfsConfig(key=KEY, port_roles=(PortRole.EXTERNAL,) * 5)
     dfs = ReferenceDFS(DfsConfig(key=KEY, port_roles=(PortRole.EXTERNAL,)))
     with pytest.raises(ValueError, match=r"port must be in range\(1\), not 1"):
         dfs.receive_frame(1, b"", 0.0)
+
+
+def test_held_udp_datagrams_released_in_order(h):
+    pkts = [Ether(bytes(Ether(src=CLIENT_MAC, dst=DFS_MAC) / IP(src=CLIENT, dst=VIP, id=i) / UDP(sport=999, dport=53)
+                        / Raw(bytes([i]) * (i + 1)))) for i in range(5)]
+    query = query_of(h, pkts[0])
+    for pkt in pkts[1:]:
+        assert h.frame(EXT, bytes(pkt)) == []
+    assert h.flush() == []
+    _, frames = reply(h, query, node_port=5300)
+    assert [f for _, f in frames] == [expect(p, src_mac=DFS_MAC, dst_mac=NODE_MAC, dst=NODE, dport=5300)
+                                      for p in pkts]
+    assert h.dfs._held_total == 0

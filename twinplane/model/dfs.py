@@ -131,7 +131,7 @@ from twinplane.protocol.messages import (
 )
 from twinplane.protocol.wire import decode_addr
 
-from .dfs_path import Flow, FramePath, PortRole, TcpState, _Pending
+from .dfs_path import Flow, FramePath, PortRole, TcpState, _Pending, action_word
 from .flowkey import ACTION_WIDTH, KEY_WIDTH, pack_key
 from .flowtable import FlowGeometry, FlowTableModel, InsertStatus
 
@@ -178,6 +178,8 @@ class DfsConfig:
             raise ValueError(f"dfs_mac must be 6 bytes, not {self.dfs_mac!r}")
         if not self.port_roles or not all(isinstance(r, PortRole) for r in self.port_roles):
             raise ValueError(f"port_roles must be a non-empty tuple of PortRole, not {self.port_roles!r}")
+        if len(self.port_roles) > 4:
+            raise ValueError(f"at most 4 ports (the flow action's egress_port has 2 bits), not {self.port_roles!r}")
         if self.geometry.key_width < KEY_WIDTH or self.geometry.action_width < ACTION_WIDTH:
             raise ValueError(f"geometry {self.geometry!r} is too narrow for the flow key/action")
         for name in ("max_pending", "max_held_per_flow", "max_held_total"):
@@ -513,6 +515,7 @@ class ReferenceDFS(FramePath):
         flags = Flag(msg.flags)
         if (flags & Flag.TRANSLATE_ADDR and x.node_addr.version != 4) or not (
             x.egress_port < len(self.config.port_roles) and x.client_port < len(self.config.port_roles)
+            and x.node_vlan < 4096 and x.client_vlan < 4096
         ):
             self._count("invalid_reply_translation")
             if pending:
@@ -529,7 +532,8 @@ class ReferenceDFS(FramePath):
                     vs_addr=int(sig.dst_addr), vs_port=sig.dst_port, created=now, last_seen=now)
         tick = self._tick(now)
         for attr, key in (("in_handle", in_key), ("out_handle", out_key)):
-            result = self.table.insert(key, 0, tick)
+            action = action_word(flow, inbound=attr == "in_handle")
+            result = self.table.insert(key, action, tick)
             if result.status is InsertStatus.EVICTED:
                 victim = self.flows.get(result.handle)
                 if victim is flow:  # our own inbound entry went: no room for both directions
@@ -546,7 +550,7 @@ class ReferenceDFS(FramePath):
                 if other is not None and other is not flow:
                     self._count("return_key_collision")
                     self._drop_flow(other)
-                    result = self.table.insert(key, 0, tick)
+                    result = self.table.insert(key, action, tick)
             setattr(flow, attr, result.handle)
             self.flows[result.handle] = flow
         self._count("flows_installed")

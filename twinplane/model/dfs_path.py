@@ -18,10 +18,10 @@ from twinplane.protocol.codes import AddressFamily, Bus, DeleteReason, Flag
 from twinplane.protocol.messages import FlowSignature, SsmbQuery, Translation
 
 from .checksum import checksum_update, checksum_update32, udp_checksum_update
-from .flowkey import pack_key
+from .flowkey import pack_action, pack_key
 from .frames import ETHERTYPE_VLAN, FragmentKind, FrameClass, ParsedFrameModel, parse_frame
 
-__all__ = ["Flow", "FramePath", "PortRole", "TcpState", "rewrite_frame"]
+__all__ = ["Flow", "FramePath", "PortRole", "TcpState", "action_word", "rewrite_frame"]
 
 _TCP_FIN, _TCP_SYN, _TCP_RST, _TCP_ACK = 0x01, 0x02, 0x04, 0x10
 _M32 = 0xFFFF_FFFF
@@ -128,6 +128,29 @@ def rewrite_frame(frame: bytes, p: ParsedFrameModel, *, rewrite_source: bool, ne
     tci = (_be(f, 14, 2) & 0xF000) if p.vlan else 0
     tag = (ETHERTYPE_VLAN.to_bytes(2, "big") + (tci | vlan).to_bytes(2, "big")) if vlan else b""
     return bytes(eth_dst + eth_src + tag + p.ethertype.to_bytes(2, "big")) + bytes(f[l3:])
+
+
+def action_word(flow: Flow, *, inbound: bool) -> int:
+    """The flow table action (``flowkey.ACTION_FIELDS``) of one direction:
+    what the gateware's entry holds.  The model itself rewrites from the
+    Translation; tests check that both say the same.  ``vlan_rewrite`` set
+    means "leave tagged with vlan_id", clear means "leave untagged"."""
+    x, flags = flow.xlate, flow.flags
+    offsets = bool(flags & Flag.ADD_TCP_OFFSETS)
+    seq_off, ack_off = (x.seq_offset, x.ack_offset) if offsets else (0, 0)
+    if inbound:
+        return pack_action(
+            egress_port=x.egress_port, rewrite_source=0, translate_addr=int(bool(flags & Flag.TRANSLATE_ADDR)),
+            translate_port=int(bool(flags & Flag.TRANSLATE_PORT)),
+            new_ip=int(x.node_addr) if flags & Flag.TRANSLATE_ADDR else 0,
+            new_port=x.node_port if flags & Flag.TRANSLATE_PORT else 0, eth_dst=int.from_bytes(x.node_mac, "big"),
+            vlan_rewrite=int(x.node_vlan != 0), vlan_id=x.node_vlan & 0xFFF, add_offsets=int(offsets),
+            seq_delta=seq_off, ack_delta=ack_off)
+    return pack_action(
+        egress_port=x.client_port, rewrite_source=1, translate_addr=1, translate_port=1, new_ip=flow.vs_addr,
+        new_port=flow.vs_port, eth_dst=int.from_bytes(x.client_mac, "big"), vlan_rewrite=int(x.client_vlan != 0),
+        vlan_id=x.client_vlan & 0xFFF, add_offsets=int(offsets), seq_delta=-ack_off & _M32,
+        ack_delta=-seq_off & _M32)
 
 
 class FramePath:
