@@ -143,18 +143,21 @@ def test_daemon_loopback_two_dfss_ctl_metrics_reload(tmp_path):
             assert [d["state"] for d in dfs_view] == ["up", "up"]
             flows = (await asyncio.to_thread(ctl.request, sock, {"cmd": "flows"}))["result"]
             assert len(flows) == 8
+            reset = await asyncio.to_thread(ctl.request, sock, {"cmd": "reset", "dfs": "d0"})
+            assert reset["ok"] and reset["result"]["flows"] == 4
+            await wait_for(lambda: dfss[0][0].resets == 1)
             text = await asyncio.to_thread(
                 lambda: urllib.request.urlopen("http://127.0.0.1:19377/metrics", timeout=5).read().decode())
             assert "twinplane_cs_queries_total 8.0" in text
             assert 'twinplane_cs_replies_total{error="none"} 8.0' in text
-            assert 'twinplane_cs_node_connections{node="10.0.0.2:80",pool="p"} 4.0' in text
+            assert 'twinplane_cs_node_connections{node="10.0.0.2:80",pool="p"} 2.0' in text
             assert "twinplane_cs_decision_seconds_count 8.0" in text
             # reload: a second VS appears on both DFSs, flows stay
             path.write_text(path.read_text() + '\n[[virtual_server]]\nid = 2\naddress = "192.0.2.2"\n'
                             'port = 443\npool = "p"\n')
             assert daemon.reload()
             await wait_for(lambda: all(set(f.vss) == {1, 2} for f, _, _ in dfss))
-            assert len(daemon.core.flows) == 8
+            assert len(daemon.core.flows) == 4
             path.write_text("[cs\n")
             assert not daemon.reload()  # a bad file is refused, the old one stays
         finally:

@@ -24,9 +24,10 @@ _COLUMNS = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=["vs", "nodes", "flows", "dfs", "drain", "enable", "disable", "reload"],
-                        help="show vs/nodes/flows/dfs; drain/enable/disable NODE; reload the configuration")
-    parser.add_argument("node", nargs="?", help="node id, address:port or pool/address:port")
+    parser.add_argument("what", choices=["vs", "nodes", "flows", "dfs", "drain", "enable", "disable", "reset", "reload"],
+                        help="show vs/nodes/flows/dfs; drain/enable/disable NODE; reset DFS (forget its "
+                        "flows, both sides); reload the configuration")
+    parser.add_argument("node", nargs="?", help="node id, address:port or pool/address:port (reset: DFS name)")
     parser.add_argument("--socket", help=f"control socket (default: from --config, else {DEFAULT_SOCKET})")
     parser.add_argument("--config", help="the daemon's configuration, to find its control socket")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -64,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"twinplane ctl: {args.what} needs a NODE", file=sys.stderr)
             return 2
         message["node"] = args.node
+    if args.what == "reset":
+        if not args.node:
+            print("twinplane ctl: reset needs a DFS name", file=sys.stderr)
+            return 2
+        message["dfs"] = args.node
     try:
         answer = request(path, message)
     except OSError as error:

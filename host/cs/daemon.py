@@ -157,6 +157,13 @@ class CsDaemon:
             node = core.set_node(str(request["node"]), cmd)
             self.kick()
             return {"node": node.name, "pool": node.pool, "state": node.state, "weight": node.weight}
+        if cmd == "reset":
+            name = str(request["dfs"])
+            if name not in core.peers:
+                raise KeyError(f"no DFS {name!r}")
+            core.reset_dfs(name, self.loop.time())
+            self.kick()
+            return {"dfs": name, "flows": len(core.flows)}
         if cmd == "reload":
             return {"reloaded": self.reload()}
         raise ValueError(f"unknown command {cmd!r}")
