@@ -315,6 +315,15 @@ def test_vs_match_priority(h):
     cases = [(VIP, 80, 1), (VIP, 81, 12), ("192.0.2.99", 80, 11), ("192.0.2.99", 81, 10)]
     for sport, (dst, dport, vs_id) in enumerate(cases, 1):
         assert query_of(h, tcp(sport=sport, dst=dst, dport=dport)).vs_id == vs_id
+    # A wildcard-address VS takes no address another VS owns (the patent's "known" addresses).
+    vs = VirtualServer(vs_id=13, protocol=6, virt_addr=ipaddress.ip_address("192.0.2.30"), virt_port=443)
+    h.send(cs, Bus.CSMB, cs.encode(AddVs(vs=vs)))
+    assert h.frame(EXT, bytes(tcp(sport=9, dst="192.0.2.30", dport=80))) == [] and h.flush() == []
+    assert h.dfs.counters["drop_no_flow_external"] == 1
+    # DISABLED: configured, takes no new flows.
+    vs = VirtualServer(vs_id=1, protocol=6, virt_addr=ipaddress.ip_address(VIP), virt_port=80)
+    h.send(cs, Bus.CSMB, cs.encode(AddVs(vs=vs, flags=Flag.DISABLED)))
+    assert query_of(h, tcp(sport=10)).vs_id == 12
 
 
 def test_arp_replies(h):

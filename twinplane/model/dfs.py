@@ -19,11 +19,15 @@ Decisions (documented here once; tests pin them):
   are dropped and counted (``drop_no_flow_internal``); the DFS routes
   nothing it was not told about.  IP fragments (``drop_fragment``), ICMP,
   IPv6 and other protocols (``drop_unsupported``) are dropped and counted.
-* Virtual server match: exact address and port beats WILDCARD_PORT beats
-  WILDCARD_ADDR beats both wildcards; lowest vs_id on a tie.  A VS with
-  ``vlan_id`` != 0 matches only that VLAN.  DISABLED VSs take no new flows.
-* ARP: requests for the DFS's address, or the address of a (non-wildcard,
-  non-NOARP_MODE) VS are answered on the port they came on; other ARP
+* Virtual server match: :class:`twinplane.model.vscam.VirtualServerTable`
+  (the CAM's model) filled in vs_id order: exact address and port beats
+  WILDCARD_PORT beats WILDCARD_ADDR beats both wildcards, lowest vs_id on a
+  tie; a WILDCARD_ADDR VS takes only addresses no other VS (nor the DFS)
+  owns.  A VS with ``vlan_id`` != 0 matches only that VLAN.  DISABLED VSs
+  take no new flows.
+* ARP: requests for the DFS's address on an internal port, or the address
+  of a (non-wildcard, non-NOARP_MODE) VS on an external port, are answered
+  on the port they came on (with the request's VLAN tag); other ARP
   frames are dropped and counted (the DFS learns no MACs: the CS gives them).
 * New flow (figure 20/21): the first packet of a flow to a VS sends QUERY to
   the active CS and is held.  Bounds: ``max_pending`` pending flows

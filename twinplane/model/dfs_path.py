@@ -20,6 +20,7 @@ from twinplane.protocol.messages import FlowSignature, SsmbQuery, Translation
 from .checksum import checksum_update, checksum_update32, udp_checksum_update
 from .flowkey import pack_action, pack_key
 from .frames import ETHERTYPE_VLAN, FragmentKind, FrameClass, ParsedFrameModel, parse_frame
+from .vscam import VirtualServerTable, VsCamEntry
 
 __all__ = ["Flow", "FramePath", "PortRole", "TcpState", "action_word", "rewrite_frame"]
 
@@ -81,11 +82,6 @@ def _put(data: bytearray, offset: int, size: int, value: int) -> None:
 
 def _ipv4(value: int) -> ipaddress.IPv4Address:
     return ipaddress.IPv4Address(value)
-
-
-def _vs_rank(flags: Flag) -> int:
-    """0 exact, 1 WILDCARD_PORT, 2 WILDCARD_ADDR, 3 both: lower wins."""
-    return bool(flags & Flag.WILDCARD_ADDR) * 2 + bool(flags & Flag.WILDCARD_PORT)
 
 
 def rewrite_frame(frame: bytes, p: ParsedFrameModel, *, rewrite_source: bool, new_ip: int | None,
@@ -199,11 +195,7 @@ class FramePath:
         target = p.dst_ip
         ours = not external and target == int(self.config.dfs_addr)
         if external and not ours:
-            ours = any(
-                not e.flags & (Flag.WILDCARD_ADDR | Flag.NOARP_MODE) and e.vs.virt_addr.version == 4
-                and int(e.vs.virt_addr) == target and (not e.vs.vlan_id or (p.vlan and p.vlan_id == e.vs.vlan_id))
-                for e in self.vss.values()
-            )
+            ours = self._vs_table().answer_arp(target)
         if not ours:
             self._count("drop_arp_not_ours")
             return []
@@ -216,22 +208,28 @@ class FramePath:
         return [(port, sha + mac + tag + b"\x08\x06" + arp)]
 
     # -- new flows (figure 20) ---------------------------------------------------------------------
+    def _vs_table(self) -> VirtualServerTable:
+        """The VSs as the gateware's CAM holds them (twinplane.model.vscam):
+        index = position in vs_id order, DISABLED ones left out.  Rebuilt
+        when the VS set changes (``self.vss`` is replaced or edited)."""
+        snapshot = tuple((e.vs.vs_id, e.vs.pack(), int(e.flags)) for e in sorted(self.vss.values(),
+                                                                                 key=lambda e: e.vs.vs_id))
+        if getattr(self, "_vs_cache", (None,))[0] != snapshot:
+            live = [e for e in sorted(self.vss.values(), key=lambda e: e.vs.vs_id) if not e.flags & Flag.DISABLED
+                    and (e.flags & Flag.WILDCARD_ADDR or e.vs.virt_addr.version == 4)]
+            table = VirtualServerTable(max(1, len(live)))
+            for index, e in enumerate(live):
+                addr = 0 if e.flags & Flag.WILDCARD_ADDR else int(e.vs.virt_addr)
+                table.write(index, VsCamEntry(True, e.vs.vs_id, e.vs.protocol, addr, e.vs.virt_port, e.flags,
+                                              e.vs.vlan_id))
+            self._vs_cache = (snapshot, table, {e.vs.vs_id: e for e in live})
+        return self._vs_cache[1]
+
     def _match_vs(self, p: ParsedFrameModel):
-        best = None
-        for e in self.vss.values():
-            vs, flags = e.vs, e.flags
-            if flags & Flag.DISABLED or vs.protocol != p.protocol:
-                continue
-            if vs.vlan_id and (not p.vlan or p.vlan_id != vs.vlan_id):
-                continue
-            if not flags & Flag.WILDCARD_ADDR and (vs.virt_addr.version != 4 or int(vs.virt_addr) != p.dst_ip):
-                continue
-            if not flags & Flag.WILDCARD_PORT and vs.virt_port != p.dst_port:
-                continue
-            rank = (_vs_rank(flags), vs.vs_id)
-            if best is None or rank < best[0]:
-                best = (rank, e)
-        return None if best is None else best[1]
+        """Precedence and the "known address" rule of WILDCARD_ADDR: see vscam."""
+        match = self._vs_table().lookup(p.dst_ip, p.dst_port, p.protocol, p.vlan_id if p.vlan else 0,
+                                        local_addr=int(self.config.dfs_addr))
+        return None if match is None else self._vs_cache[2][match.vs_id]
 
     def _hold(self, pending: _Pending, port: int, frame: bytes) -> bool:
         if len(pending.held) >= self.config.max_held_per_flow:
