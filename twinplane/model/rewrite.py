@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from .checksum import checksum_update, split32, udp_checksum_update
 
-__all__ = ["RewriteCommandModel", "rewrite_frame"]
+__all__ = ["RewriteCommandModel", "command_from_decision", "rewrite_frame"]
 
 _TCP, _UDP = 6, 17
 _M32 = 0xFFFF_FFFF
@@ -129,3 +129,24 @@ def rewrite_frame(frame: bytes, command: RewriteCommandModel) -> bytes:
         ck = int.from_bytes(out[l4 + 6 : l4 + 8], "big")
         _put(out, l4 + 6, 2, udp_checksum_update(ck, old_words, new_words))
     return bytes(out)
+
+
+def command_from_decision(decision: dict, own_mac: int, *, l4_valid: bool = True) -> RewriteCommandModel:
+    """The command the DFS's rewriter (hdl/rewrite/rewriter.py) carries out for
+    a forwarder ``decision`` (the fields of ``decision_layout``, ``action`` as
+    :func:`twinplane.model.flowkey.unpack_action` gives it): one side
+    translated (``rewrite_source``: source, else destination), source MAC =
+    ``own_mac``."""
+    a = decision["action"]
+    src = bool(a["rewrite_source"])
+    addr, port = bool(a["translate_addr"]), bool(a["translate_port"])
+    return RewriteCommandModel(
+        eth_dst=a["eth_dst"], eth_src=own_mac, l3_offset=decision["l3_offset"], l4_offset=decision["l4_offset"],
+        protocol=decision["protocol"], old_src_ip=decision["src_ip"], old_dst_ip=decision["dst_ip"],
+        old_src_port=decision["src_port"], old_dst_port=decision["dst_port"],
+        new_src_ip=a["new_ip"], new_dst_ip=a["new_ip"], new_src_port=a["new_port"], new_dst_port=a["new_port"],
+        set_src_ip=src and addr, set_dst_ip=not src and addr, set_src_port=src and port,
+        set_dst_port=not src and port, l4_valid=l4_valid, tagged=bool(decision["vlan_valid"]),
+        vlan_rewrite=bool(a["vlan_rewrite"]), vlan_id=a["vlan_id"], add_offsets=bool(a["add_offsets"]),
+        seq_delta=a["seq_delta"], ack_delta=a["ack_delta"],
+    )
