@@ -279,6 +279,10 @@ def test_vlan_tags_in_and_out(h):
     assert frame == expect(syn, src_mac=DFS_MAC, dst_mac=NODE_MAC, vlan=20, dst=NODE, dport=8080)
     ((_, frame),) = h.frame(INT, bytes(from_node()))
     assert frame == expect(from_node(), src_mac=DFS_MAC, dst_mac=CLIENT_MAC, src=VIP, sport=80)
+    # Length-preserving, as the gateware: an untagged frame is never tagged.
+    syn = tcp(sport=40001)
+    _, ((_, frame),) = reply(h, query_of(h, syn), node_vlan=20)
+    assert frame == expect(syn, src_mac=DFS_MAC, dst_mac=NODE_MAC, dst=NODE, dport=8080)
 
 
 # -- what is not a flow ---------------------------------------------------------------------------

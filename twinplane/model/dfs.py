@@ -41,16 +41,19 @@ Decisions (documented here once; tests pin them):
   inbound=0); held packets are then forwarded in arrival order.  REPLY with
   UNKNOWN/NOTAVAIL/CONNLIMIT drops the held packets (``drop_reply_<error>``).
   A REPLY with no pending flow still installs (replies are self-contained).
-* Forward rewrite: destination address/port to node_addr/node_port
-  (TRANSLATE_ADDR/TRANSLATE_PORT), source MAC = DFS MAC, destination MAC =
-  node_mac, out of egress_port, tagged with node_vlan (0: untagged; a tag is
-  inserted, rewritten or removed as needed, PCP kept).  Return rewrite:
-  source address/port back to the VS's, MACs (DFS, client_mac), client_port,
-  client_vlan.
+* Forward rewrite (by the entry's action word, through
+  :mod:`twinplane.model.rewrite`, the rewriter's model): destination
+  address/port to node_addr/node_port (TRANSLATE_ADDR/TRANSLATE_PORT),
+  source MAC = DFS MAC, destination MAC = node_mac, out of egress_port.
+  Return rewrite: source address/port back to the VS's, MACs (DFS,
+  client_mac), out of client_port.  VLAN, length-preserving as in the
+  gateware: a tagged frame gets node_vlan / client_vlan when that is
+  non-zero (PCP kept); no tag is ever inserted or removed.
 * ADD_TCP_OFFSETS (all mod 2**32): client->node: seq += seq_offset, ack +=
-  ack_offset; node->client: seq -= ack_offset, ack -= seq_offset.  So the
-  node's sequence space is the client's plus the offsets.  SACK blocks and
-  timestamps are not rewritten.
+  ack_offset; node->client: seq -= ack_offset, ack -= seq_offset (the ack
+  field is rewritten even without the ACK flag, as the gateware does; it is
+  meaningless then).  So the node's sequence space is the client's plus the
+  offsets.  SACK blocks and timestamps are not rewritten.
 * Checksums are updated incrementally (RFC 1624), never recomputed: IPv4
   header checksum for the address, TCP checksum for pseudo-header address,
   port and seq/ack, UDP the same except that checksum 0 stays 0.

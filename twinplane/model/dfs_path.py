@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from twinplane.protocol.codes import AddressFamily, Bus, DeleteReason, Flag
 from twinplane.protocol.messages import FlowSignature, SsmbQuery, Translation
 
-from .checksum import checksum_update, checksum_update32, udp_checksum_update
-from .flowkey import pack_action, pack_key
+from .flowkey import pack_action, pack_key, unpack_action
 from .frames import ETHERTYPE_VLAN, FragmentKind, FrameClass, ParsedFrameModel, parse_frame
+from .rewrite import command_from_decision, rewrite_frame
 from .vscam import VirtualServerTable, VsCamEntry
 
-__all__ = ["Flow", "FramePath", "PortRole", "TcpState", "action_word", "rewrite_frame"]
+__all__ = ["Flow", "FramePath", "PortRole", "TcpState", "action_word"]
 
 _TCP_FIN, _TCP_SYN, _TCP_RST, _TCP_ACK = 0x01, 0x02, 0x04, 0x10
 _M32 = 0xFFFF_FFFF
@@ -84,53 +84,11 @@ def _ipv4(value: int) -> ipaddress.IPv4Address:
     return ipaddress.IPv4Address(value)
 
 
-def rewrite_frame(frame: bytes, p: ParsedFrameModel, *, rewrite_source: bool, new_ip: int | None,
-                  new_port: int | None, seq_delta: int, ack_delta: int, eth_src: bytes, eth_dst: bytes,
-                  vlan: int) -> bytes:
-    """One NAT rewrite of a TCP/UDP IPv4 frame with incremental checksums.
-
-    ``rewrite_source``: the source address/port change (return flow), else the
-    destination (inbound).  ``new_ip``/``new_port`` None: unchanged.  The
-    deltas are added mod 2**32 to the TCP seq / ack (ack only if ACK is set).
-    ``vlan`` 0: the frame leaves untagged, else tagged (PCP kept if it had a tag).
-    """
-    f = bytearray(frame)
-    l3, l4 = p.l3_offset, p.l4_offset
-    tcp = p.protocol == 6
-    csum_at = l4 + (16 if tcp else 6)
-    ip_csum, l4_csum = _be(f, l3 + 10, 2), _be(f, csum_at, 2)
-    if new_ip is not None:
-        at = l3 + (12 if rewrite_source else 16)
-        old = _be(f, at, 4)
-        if old != new_ip:
-            ip_csum = checksum_update32(ip_csum, old, new_ip)
-            l4_csum = checksum_update32(l4_csum, old, new_ip, udp=not tcp)
-            _put(f, at, 4, new_ip)
-    if new_port is not None:
-        at = l4 + (0 if rewrite_source else 2)
-        old = _be(f, at, 2)
-        if old != new_port:
-            l4_csum = (checksum_update if tcp else udp_checksum_update)(l4_csum, [old], [new_port])
-            _put(f, at, 2, new_port)
-    if tcp:
-        for at, delta, needed in ((l4 + 4, seq_delta, True), (l4 + 8, ack_delta, bool(p.tcp_flags & _TCP_ACK))):
-            if delta & _M32 and needed:
-                old = _be(f, at, 4)
-                new = (old + delta) & _M32
-                l4_csum = checksum_update32(l4_csum, old, new)
-                _put(f, at, 4, new)
-    _put(f, l3 + 10, 2, ip_csum)
-    _put(f, csum_at, 2, l4_csum)
-    tci = (_be(f, 14, 2) & 0xF000) if p.vlan else 0
-    tag = (ETHERTYPE_VLAN.to_bytes(2, "big") + (tci | vlan).to_bytes(2, "big")) if vlan else b""
-    return bytes(eth_dst + eth_src + tag + p.ethertype.to_bytes(2, "big")) + bytes(f[l3:])
-
-
 def action_word(flow: Flow, *, inbound: bool) -> int:
     """The flow table action (``flowkey.ACTION_FIELDS``) of one direction:
     what the gateware's entry holds.  The model itself rewrites from the
-    Translation; tests check that both say the same.  ``vlan_rewrite`` set
-    means "leave tagged with vlan_id", clear means "leave untagged"."""
+    Translation only for TCP close tracking (offsets).  ``vlan_rewrite``:
+    a tagged frame gets ``vlan_id`` (node_vlan / client_vlan when non-zero)."""
     x, flags = flow.xlate, flow.flags
     offsets = bool(flags & Flag.ADD_TCP_OFFSETS)
     seq_off, ack_off = (x.seq_offset, x.ack_offset) if offsets else (0, 0)
@@ -281,20 +239,15 @@ class FramePath:
         x, flags = flow.xlate, flow.flags
         offsets = bool(flags & Flag.ADD_TCP_OFFSETS)
         seq_off, ack_off = (x.seq_offset, x.ack_offset) if offsets else (0, 0)
-        if inbound:
-            out_port = x.egress_port
-            out = rewrite_frame(
-                frame, p, rewrite_source=False,
-                new_ip=int(x.node_addr) if flags & Flag.TRANSLATE_ADDR else None,
-                new_port=x.node_port if flags & Flag.TRANSLATE_PORT else None,
-                seq_delta=seq_off, ack_delta=ack_off, eth_src=bytes(self.config.dfs_mac),
-                eth_dst=bytes(x.node_mac), vlan=x.node_vlan)
-        else:
-            out_port = x.client_port
-            out = rewrite_frame(
-                frame, p, rewrite_source=True, new_ip=flow.vs_addr, new_port=flow.vs_port,
-                seq_delta=-ack_off, ack_delta=-seq_off, eth_src=bytes(self.config.dfs_mac),
-                eth_dst=bytes(x.client_mac), vlan=x.client_vlan)
+        # The rewrite is driven by the entry's action word exactly as the
+        # gateware's forwarder hands it to the rewriter (twinplane.model.rewrite).
+        action = unpack_action(self.table.action[handle])
+        decision = dict(action=action, l3_offset=p.l3_offset, l4_offset=p.l4_offset, protocol=p.protocol,
+                        src_ip=p.src_ip, dst_ip=p.dst_ip, src_port=p.src_port, dst_port=p.dst_port,
+                        vlan_valid=p.vlan)
+        command = command_from_decision(decision, int.from_bytes(self.config.dfs_mac, "big"))
+        out = rewrite_frame(bytes(frame), command)
+        out_port = action["egress_port"]
         self.table.touch(handle, p.ip_total_length, self._tick(now))
         flow.last_seen = now
         self._count("tx_forward" if inbound else "tx_return")
