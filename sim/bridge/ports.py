@@ -108,9 +108,9 @@ class PacketSource:
                 # driving on a falling edge, clear of the next rising one.
                 await FallingEdge(self.clock)
             end = len(frame) - 1
+            valid.value = 1  # held through the frame: one write less per byte
             for i, byte in enumerate(frame):
                 payload.value = byte << _DATA | (i == 0) << _FIRST | (i == end) << _LAST
-                valid.value = 1
                 await edge
                 while not int(ready.value):
                     await edge
