@@ -103,8 +103,8 @@ def _run(*args: str) -> str:
 class NamespaceTopology:
     """Namespaces ``<prefix><pid>-<n>`` holding one interface each.
 
-    ``attach(link, address)`` moves an existing link (a TAP device opened by
-    this process, or one end of a veth pair) into a new namespace, gives it
+    ``attach(link, address)`` moves an existing link (e.g. a TAP device opened by
+    this process) into a new namespace, gives it
     ``address`` (CIDR) and brings it up; :meth:`exec` runs a command there.
     :meth:`close` deletes the namespaces and everything in them.
     """
@@ -127,10 +127,6 @@ class NamespaceTopology:
         _run("ip", "-n", ns, "link", "set", link, "up")
         _run("ip", "-n", ns, "link", "set", "lo", "up")
         return ns
-
-    def veth(self, name_a: str, name_b: str) -> None:
-        """Create a veth pair in this namespace (for links with no TAP)."""
-        _run("ip", "link", "add", name_a, "type", "veth", "peer", "name", name_b)
 
     def exec(self, ns: str, *args: str, **kwargs) -> subprocess.Popen:
         return subprocess.Popen(["ip", "netns", "exec", ns, *args], **kwargs)
