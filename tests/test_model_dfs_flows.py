@@ -506,3 +506,43 @@ def test_held_udp_datagrams_released_in_order(h):
     assert [f for _, f in frames] == [expect(p, src_mac=DFS_MAC, dst_mac=NODE_MAC, dst=NODE, dport=5300)
                                       for p in pkts]
     assert h.dfs._held_total == 0
+
+
+def test_random_traffic_invariants():
+    """Random clients opening, talking, closing, resetting and idling on a
+    small table: every emitted frame is valid for scapy, both entries of a
+    flow live and die together, and every installed flow is reported gone."""
+    rng = random.Random(11)
+    geometry = FlowGeometry(key_width=KEY_WIDTH, action_width=ACTION_WIDTH, buckets=4, ways=1, tables=2)
+    h = make(geometry=geometry, tick_s=0.5, idle_timeout_s=20.0)
+    cs = h.css[0]
+    open_ports: set[int] = set()
+    for step in range(400):
+        h.now = step * 0.25
+        if step % 100 == 0:
+            h.send(cs, Bus.CSMB, cs.hello())
+        sport = rng.randrange(1000, 1040)
+        kind = rng.random()
+        if sport not in open_ports or kind < 0.1:
+            h.frame(EXT, bytes(tcp(sport=sport)))
+            for msg in h.flush():
+                if isinstance(msg, SsmbQuery):
+                    reply(h, msg, flags=XLATE | Flag.ADD_TCP_OFFSETS, seq_offset=rng.getrandbits(32))
+                    open_ports.add(sport)
+        elif kind < 0.8:
+            pkt = (tcp(sport=sport, flags="PA", seq=rng.getrandbits(32), ack=rng.getrandbits(32), payload=b"d")
+                   if rng.random() < 0.5 else from_node(dport=sport, flags="PA", payload=b"e"))
+            for _, frame in h.frame(EXT if IP in pkt and pkt[IP].src == CLIENT else INT, bytes(pkt)):
+                check(frame)
+        else:
+            for _, frame in h.frame(INT, bytes(from_node(dport=sport, flags="R"))):
+                check(frame)
+        h.dfs.poll(h.now)
+        h.flush()
+        flows = {id(f): f for f in h.dfs.flows.values()}
+        assert len(h.dfs.flows) == 2 * len(flows) == h.dfs.table.count
+        for f in flows.values():
+            assert h.dfs.flows[f.in_handle] is f and h.dfs.flows[f.out_handle] is f
+    installed = h.dfs.counters["flows_installed"]
+    gone = sum(isinstance(m, SsmbDelete) for _, _, m in h.inbox)
+    assert installed == gone + len({id(f) for f in h.dfs.flows.values()}) and gone > 0
