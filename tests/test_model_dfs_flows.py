@@ -546,3 +546,17 @@ def test_random_traffic_invariants():
     installed = h.dfs.counters["flows_installed"]
     gone = sum(isinstance(m, SsmbDelete) for _, _, m in h.inbox)
     assert installed == gone + len({id(f) for f in h.dfs.flows.values()}) and gone > 0
+
+
+def test_return_key_collision_deletes_the_older_flow(h):
+    cs = h.css[0]
+    vs = VirtualServer(vs_id=7, protocol=6, virt_addr=ipaddress.ip_address("192.0.2.77"), virt_port=80)
+    h.send(cs, Bus.CSMB, cs.encode(AddVs(vs=vs)))
+    first, _, _ = open_flow(h)
+    query = query_of(h, tcp(dst="192.0.2.77"))
+    out, frames = reply(h, query)  # same node:port and client:port -> same return key
+    (delete,) = deletes(out)
+    assert delete.serial == first.serial and delete.stats.reason is DeleteReason.OVERFLOW
+    assert len(frames) == 1 and h.dfs.counters["return_key_collision"] == 1
+    ((_, frame),) = h.frame(INT, bytes(from_node()))
+    assert Ether(frame)[IP].src == "192.0.2.77"

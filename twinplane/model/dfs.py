@@ -555,8 +555,10 @@ class ReferenceDFS(FramePath):
             elif result.status is InsertStatus.UPDATED:
                 other = self.flows.get(result.handle)
                 if other is not None and other is not flow:
+                    # Same node and client address/port pair as an older flow (two VSs
+                    # mapped to one node): the return direction is ambiguous, the old flow goes.
                     self._count("return_key_collision")
-                    self._drop_flow(other)
+                    self._delete(other, DeleteReason.OVERFLOW, now)
                     result = self.table.insert(key, action, tick)
             setattr(flow, attr, result.handle)
             self.flows[result.handle] = flow
