@@ -99,28 +99,21 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from twinplane.protocol.codec import Codec, DecodeError, ReplayWindow, auth_response, session_id
+from twinplane.protocol.codec import Codec, DecodeError
 from twinplane.protocol.codes import (
     CSMB_UDP_PORT,
     SSMB_UDP_PORT,
-    SUPPORTED_VERSIONS,
     Bus,
     ConfigItem,
-    CsmbType,
     DeleteReason,
     ErrorCode,
     Flag,
     Role,
 )
 from twinplane.protocol.messages import (
-    AddVs,
-    Config,
-    CsmbAck,
-    CsmbAuthChallenge,
     CsmbAuthResponse,
     CsmbHello,
     CsmbMessage,
-    DelVs,
     FlowSignature,
     FlowStats,
     Message,
@@ -133,11 +126,9 @@ from twinplane.protocol.messages import (
     SsmbReset,
     SsmbStats,
     SsmbTimeout,
-    VirtualServer,
-    VsList,
 )
-from twinplane.protocol.wire import decode_addr
 
+from .dfs_csmb import Address, CsmbSide, VsEntry, _Peer
 from .dfs_path import Flow, FramePath, PortRole, TcpState, _Pending, action_word
 from .flowkey import ACTION_WIDTH, KEY_WIDTH, pack_key
 from .flowtable import FlowGeometry, FlowTableModel, InsertStatus
@@ -151,7 +142,6 @@ __all__ = [
     "VsEntry",
 ]
 
-Address = tuple[str, int]
 
 
 def _default_geometry() -> FlowGeometry:
@@ -198,37 +188,7 @@ class DfsConfig:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
 
 
-@dataclass
-class VsEntry:
-    vs: VirtualServer
-    flags: Flag
-
-
-@dataclass
-class _Peer:
-    """One CS association (keyed by the CSMB source address)."""
-
-    csmb_addr: Address
-    nonce: bytes
-    cs_id: int = 0
-    role: Role = Role.ACTIVE
-    ssmb_addr: Address = ("0.0.0.0", 0)
-    hello_interval_s: float = 1.0
-    last_hello: float = 0.0
-    session: int = 0
-    negotiated: bool = False
-    authenticated: bool = False
-    epoch: int = 0
-    seq: int = 0
-    serial_global: int = 0
-    serial_bytype: Counter = field(default_factory=Counter)
-    windows: dict = field(default_factory=dict)
-
-    def window(self, bus: Bus, session: int) -> ReplayWindow:
-        return self.windows.setdefault((bus, session), ReplayWindow())
-
-
-class ReferenceDFS(FramePath):
+class ReferenceDFS(CsmbSide, FramePath):
     def __init__(self, config: DfsConfig):
         if not isinstance(config, DfsConfig):
             raise TypeError(f"config must be a DfsConfig, not {config!r}")
@@ -304,155 +264,6 @@ class ReferenceDFS(FramePath):
                 self._csmb(item, src, now)
             else:
                 self._ssmb(item, src, now)
-
-    # -- CSMB (the DFS side of the handshake) -------------------------------------------------------
-    def _csmb(self, msg: Message, src: Address, now: float) -> None:
-        peer = self.peers.get(src)
-        if isinstance(msg, CsmbHello):
-            self._hello(msg, src, peer, now)
-            return
-        if peer is None:
-            self._count("invalid_no_association")
-            self._notauth(msg, src, None, now)
-            return
-        try:
-            peer.window(Bus.CSMB, msg.session).check(msg.seq)
-        except DecodeError:
-            self._count("invalid_replay")
-            return
-        if isinstance(msg, CsmbAuthChallenge):
-            if not peer.negotiated:
-                self._count("invalid_not_negotiated")
-                return
-            if msg.session != 0:
-                self._count("invalid_session")
-                return
-            peer.session = session_id(self.config.key, msg.challenge, peer.nonce)
-            peer.authenticated = True
-            peer.epoch = 0
-            self._adopt_epoch(peer, msg.epoch)
-            reply = CsmbAuthResponse(challenge=msg.challenge,
-                                     response=auth_response(self.config.key, msg.challenge, peer.nonce),
-                                     session=peer.session)
-            self._count("cs_authenticated")
-            self._send(peer, Bus.CSMB, reply)
-            return
-        if not isinstance(msg, AddVs | DelVs | VsList | Config):
-            self._count("invalid_unexpected_type")
-            return
-        if not peer.authenticated or msg.session != peer.session:
-            self._count("invalid_session")
-            self._notauth(msg, src, peer, now)
-            return
-        if msg.epoch < self.epoch:
-            self._count("invalid_stale_epoch")
-            self._ack(peer, msg, ErrorCode.STALE_EPOCH)
-            return
-        self._adopt_epoch(peer, msg.epoch)
-        error = ErrorCode.NONE
-        if isinstance(msg, AddVs):
-            error = self._add_vs(msg)
-        elif isinstance(msg, DelVs):
-            if self.vss.pop(msg.vs.vs_id, None) is not None:
-                self._count("vs_deleted")
-        elif isinstance(msg, VsList):
-            entries = sorted(self.vss.values(), key=lambda e: e.vs.vs_id)
-            for index, entry in enumerate(entries):
-                self._send(peer, Bus.CSMB, VsList(vs=entry.vs, flags=entry.flags, list_index=index,
-                                                  list_count=len(entries)))
-        else:
-            error = self._config(msg)
-        self._ack(peer, msg, error)
-
-    def _notauth(self, msg: Message, src: Address, peer: _Peer | None, now: float) -> None:
-        if not isinstance(msg, AddVs | DelVs | VsList | Config):
-            return
-        if peer is None:
-            # Remembered (not negotiated) so that our seq keeps counting for this CS.
-            peer = self.peers[src] = _Peer(csmb_addr=src, nonce=self.config.randbytes(8), last_hello=now)
-        ack = CsmbAck(acked_type=CsmbType(msg.msg_type), acked_serial=msg.serial_global, error=ErrorCode.NOTAUTH)
-        self._send(peer, Bus.CSMB, ack)
-
-    def _ack(self, peer: _Peer, msg: Message, error: ErrorCode) -> None:
-        self._send(peer, Bus.CSMB, CsmbAck(acked_type=CsmbType(msg.msg_type), acked_serial=msg.serial_global,
-                                           error=error))
-
-    def _adopt_epoch(self, peer: _Peer, epoch: int) -> None:
-        peer.epoch = max(peer.epoch, epoch)
-        self.epoch = max(self.epoch, epoch)
-
-    def _hello(self, msg: CsmbHello, src: Address, peer: _Peer | None, now: float) -> None:
-        offered = (msg.csmb_vers_major, msg.csmb_vers_minor)
-        lowest, highest = min(SUPPORTED_VERSIONS), max(SUPPORTED_VERSIONS)
-        if peer is not None:
-            try:
-                peer.window(Bus.CSMB, msg.session).check(msg.seq)
-            except DecodeError:
-                self._count("invalid_replay")
-                return
-        if offered in SUPPORTED_VERSIONS:
-            error, version = ErrorCode.NONE, offered
-        elif offered > highest:
-            error, version = ErrorCode.VERS_NEW, highest
-            self._count("hello_vers_new")
-        elif offered < lowest:
-            error, version = ErrorCode.VERS_OBSOLETE, lowest
-            self._count("hello_vers_obsolete")
-        else:  # a gap in what we support: offer the highest below it
-            error, version = ErrorCode.VERS_NEW, max(v for v in SUPPORTED_VERSIONS if v < offered)
-            self._count("hello_vers_new")
-        if peer is None:
-            # Kept even when the negotiation fails so that our seq keeps counting.
-            peer = self.peers[src] = _Peer(csmb_addr=src, nonce=self.config.randbytes(8), last_hello=now)
-            peer.window(Bus.CSMB, msg.session).check(msg.seq)
-        if error is ErrorCode.NONE:
-            if not peer.negotiated:
-                self._count("cs_associated")
-            peer.negotiated = True
-            peer.cs_id, peer.role = msg.cs_id, Role(msg.role)
-            peer.ssmb_addr = (str(msg.ssmb_addr), msg.ssmb_port)
-            peer.hello_interval_s = max(msg.hello_interval_ms, 1) / 1000
-            peer.last_hello = now
-            if peer.authenticated and msg.session == peer.session:
-                self._adopt_epoch(peer, msg.epoch)
-        reply = CsmbHello(error=error, csmb_vers_major=version[0], csmb_vers_minor=version[1],
-                          ssmb_vers_major=version[0], ssmb_vers_minor=version[1], role=Role.ACTIVE, cs_id=0,
-                          hello_interval_ms=msg.hello_interval_ms, nonce=peer.nonce,
-                          ssmb_addr=self.config.dfs_addr, ssmb_port=self.config.ssmb_port,
-                          session=peer.session if peer.authenticated else 0)
-        self._send(peer, Bus.CSMB, reply)
-
-    def _add_vs(self, msg: AddVs) -> ErrorCode:
-        vs = msg.vs
-        flags = Flag(msg.flags)
-        if vs.protocol not in (6, 17) or (not flags & Flag.WILDCARD_ADDR and vs.virt_addr.version != 4):
-            self._count("vs_badconfig")
-            return ErrorCode.BADCONFIG
-        self.vss[vs.vs_id] = VsEntry(vs, flags)
-        self._count("vs_added")
-        return ErrorCode.NONE
-
-    def _config(self, msg: Config) -> ErrorCode:
-        value = msg.value
-        try:
-            if msg.item is ConfigItem.DFS_ADDR:
-                address = decode_addr(value)
-                if address.version != 4:
-                    return ErrorCode.BADCONFIG
-                self.config.dfs_addr = address
-            elif msg.item is ConfigItem.DFS_MAC:
-                self.config.dfs_mac = value[10:]
-            elif msg.item is ConfigItem.IDLE_TIMEOUT_S:
-                seconds = int.from_bytes(value, "big")
-                if seconds == 0:
-                    return ErrorCode.BADCONFIG
-                self.idle_timeout_s = float(seconds)
-            else:
-                self.extra_config[msg.item] = value
-        except ValueError:
-            return ErrorCode.BADCONFIG
-        self._count("config_applied")
-        return ErrorCode.NONE
 
     # -- SSMB ------------------------------------------------------------------------------------
     def _ssmb(self, msg: Message, src: Address, now: float) -> None:
