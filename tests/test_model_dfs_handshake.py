@@ -17,6 +17,7 @@ from twinplane.protocol.messages import (
     CsmbHello,
     DelVs,
     SsmbDump,
+    SsmbReset,
     VirtualServer,
     VsList,
 )
@@ -40,8 +41,11 @@ def test_handshake_steps(h):
     assert (hello.csmb_vers_major, hello.csmb_vers_minor) == (1, 0)
     assert len(hello.nonce) == 8 and hello.session == 0 and hello.ssmb_port == 6340
     assert hello.ssmb_addr == h.dfs.config.dfs_addr
-    (resp,) = h.send(cs, Bus.CSMB, cs.auth_challenge())
+    resp, reset = h.send(cs, Bus.CSMB, cs.auth_challenge())
     assert isinstance(resp, CsmbAuthResponse)
+    # A fresh DFS tells the CS its flows are gone, on the SSMB, in the new session.
+    assert isinstance(reset, SsmbReset) and reset.session == resp.session
+    assert h.inbox[-1][1] is Bus.SSMB
     assert resp.response == auth_response(KEY, cs.challenge, hello.nonce)
     assert resp.session == session_id(KEY, cs.challenge, hello.nonce)
     cs.accept_auth(resp)

@@ -18,6 +18,7 @@ from twinplane.protocol.messages import (
     CsmbHello,
     SsmbQuery,
     SsmbReply,
+    SsmbReset,
     Translation,
     VirtualServer,
 )
@@ -67,6 +68,9 @@ async def _scenario():
 
         syn = bytes(Ether(src="02:00:00:00:00:aa", dst="02:00:00:00:fe:01") / IP(src="198.51.100.7", dst="192.0.2.10")
                     / TCP(sport=1234, dport=80, flags="S"))
+        data, _ = await asyncio.wait_for(ssmb_in.queue.get(), 5)
+        (reset,) = cs.decode(Bus.SSMB, data)  # the fresh DFS holds no flow
+        assert isinstance(reset, SsmbReset) and reset.session == cs.session
         soft.inject(0, syn)
         data, _ = await asyncio.wait_for(ssmb_in.queue.get(), 5)
         (query,) = cs.decode(Bus.SSMB, data)

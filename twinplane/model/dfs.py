@@ -84,6 +84,11 @@ Decisions (documented here once; tests pin them):
   dropped (``drop_no_cs``) and unrequested DELETEs are only counted.  A peer
   that misses 3 HELLO intervals is forgotten.  Answers (STATS, DELETE for
   REAP, DUMP, RESET) go to the CS that asked.
+* A CS that authenticates while the DFS holds no flow (typically: the DFS
+  restarted) gets one SsmbReset(reason 1) on the SSMB after the auth
+  response, so it forgets the flows it had through this DFS.
+* A return key already used by another flow (two VSs mapped to one node,
+  same client address and port) deletes the older flow: DELETE(OVERFLOW).
 * Sequence numbers: the DFS counts its messages per association, one counter
   over both buses; it keeps a ReplayWindow per peer, bus and session.
 * Per-flow counters live in the flow table entries: the inbound entry counts

@@ -21,14 +21,18 @@ from twinplane.protocol.messages import (
     CsmbHello,
     DelVs,
     Message,
+    SsmbReset,
     VirtualServer,
     VsList,
 )
 from twinplane.protocol.wire import decode_addr
 
-__all__ = ["Address", "CsmbSide", "VsEntry"]
+__all__ = ["RESET_REASON_NO_FLOWS", "Address", "CsmbSide", "VsEntry"]
 
 Address = tuple[str, int]
+
+#: SsmbReset.reason of the RESET a DFS sends a newly authenticated CS while it holds no flow.
+RESET_REASON_NO_FLOWS = 1
 
 
 @dataclass
@@ -51,6 +55,7 @@ class _Peer:
     session: int = 0
     negotiated: bool = False
     authenticated: bool = False
+    reset_sent: bool = False
     epoch: int = 0
     seq: int = 0
     serial_global: int = 0
@@ -95,6 +100,11 @@ class CsmbSide:
                                      session=peer.session)
             self._count("cs_authenticated")
             self._send(peer, Bus.CSMB, reply)
+            if not peer.reset_sent and not self.flows:
+                # Handshake: "a RESET from the DFS (after its restart) tells the CS its
+                # flows are gone" -- sent once per association, only while we hold none.
+                peer.reset_sent = True
+                self._send(peer, Bus.SSMB, SsmbReset(reason=RESET_REASON_NO_FLOWS))
             return
         if not isinstance(msg, AddVs | DelVs | VsList | Config):
             self._count("invalid_unexpected_type")

@@ -118,8 +118,11 @@ class DfsHarness:
         (hello,) = self.send(cs, Bus.CSMB, cs.hello())
         if not isinstance(hello, CsmbHello) or hello.error is not ErrorCode.NONE:
             raise ValueError(f"bad HELLO answer {hello!r}")
-        (response,) = self.send(cs, Bus.CSMB, cs.auth_challenge())
+        response, *rest = self.send(cs, Bus.CSMB, cs.auth_challenge())
         cs.accept_auth(response)
+        # A DFS holding no flow follows up with RESET on the SSMB.
+        if [type(m).__name__ for m in rest] not in ([], ["SsmbReset"]):
+            raise ValueError(f"unexpected messages after the auth response: {rest!r}")
 
     def frame(self, port: int, frame: bytes) -> list[tuple[int, bytes]]:
         return self.dfs.receive_frame(port, bytes(frame), self.now)
