@@ -1,0 +1,214 @@
+# Command-driven NAT rewriter: one frame in, the same frame out rewritten.
+# Ref: RFC 1624 §3 eqn. 3 (incremental checksum), RFC 791 (IPv4 header),
+#      RFC 793 (TCP seq/ack, checksum), RFC 768 (UDP checksum 0 = none);
+#      model: twinplane.model.rewrite.rewrite_frame.
+"""``CommandRewriter``: the rewrite of :mod:`twinplane.model.rewrite`, one
+byte per clock, driven by a ``RewriteCommand`` per frame (both sides can be
+translated at once, the source MAC comes with the command, a frame can be
+dropped, a later fragment gets L3 changes only).
+
+Stream contract: ``command`` is consumed together with the frame's first
+byte on ``sink`` (the frame waits for its command); ``source`` carries the
+rewritten frame, same length; a dropped frame is read and discarded.
+
+Why a lookahead line (as in :mod:`.rewriter`): the IPv4 checksum (l3+10)
+passes before the addresses, the TCP checksum after seq/ack.  Frames run
+through an 8-byte line, so each value is known a few clocks before its first
+byte leaves: old addresses/ports come from the command, old checksums and
+seq/ack are captured as they enter.  The commands of the frames in the line
+sit in a 2-deep FIFO whose head belongs to the frame at the output, so the
+next frame's command is ready the clock its first byte leaves: no bubble
+between back-to-back frames; latency 8 bytes.  The checksum adjustments are
+plain sums registered in stages (at most a 20-bit add then a fold per clock)
+while the earlier header bytes pass.
+"""
+
+from amaranth import Array, Cat, Module, Mux, Signal
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..packet import packet_layout, packet_signature
+from .layout import RewriteCommand
+
+__all__ = ["CommandRewriter"]
+
+_LINE = 8
+_TCP, _UDP = 6, 17
+
+
+def _fold(m: Module, value, name: str) -> Signal:
+    """One's-complement fold of a wide sum to 16 bits (two end-around carries)."""
+    once = Signal(18, name=f"{name}_fold1")
+    twice = Signal(16, name=f"{name}_fold2")
+    m.d.comb += [once.eq(value[:16] + value[16:]), twice.eq(once[:16] + once[16:])]
+    return twice
+
+
+def _words(value, count: int):
+    """The 16-bit words of a value, most significant first."""
+    return [value[16 * (count - 1 - i) : 16 * (count - i)] for i in range(count)]
+
+
+def _byte_of(value, width_bytes: int, index):
+    """Byte ``index`` (0 = first on the wire) of a big-endian value."""
+    return Array(value[8 * (width_bytes - 1 - i) : 8 * (width_bytes - i)] for i in range(width_bytes))[index]
+
+
+class CommandRewriter(wiring.Component):
+    """Members: ``sink`` (in, packet_signature(8)), ``command`` (in stream of
+    ``RewriteCommand``), ``source`` (out, packet_signature(8))."""
+
+    def __init__(self, data_width: int = 8):
+        if data_width != 8:
+            raise ValueError(f"data_width must be 8 (one byte per clock), not {data_width!r}")
+        super().__init__({
+            "sink": In(packet_signature(8)),
+            "command": In(stream.Signature(RewriteCommand)),
+            "source": Out(packet_signature(8)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        # ---- the lookahead line and the commands of the frames in it -----------------
+        line = Array(Signal(packet_layout(8), name=f"line{k}") for k in range(_LINE))
+        count = Signal(range(_LINE + 1))
+        m.submodules.commands = commands = fifo.SyncFIFO(width=RewriteCommand.size, depth=2)
+        c = RewriteCommand(commands.r_data)  # the frame at the output
+        head = line[0]
+        emit = Signal()  # the head byte may leave (or be dropped)
+        advance = Signal()
+        take_in = Signal()
+        first_in = self.sink.payload.first
+        m.d.comb += [
+            emit.eq((count != 0) & commands.r_rdy & ((count == _LINE) | Cat(
+                *[(k < count) & line[k].last for k in range(_LINE)]).any())),
+            advance.eq(emit & (self.source.ready | c.drop)),
+            self.sink.ready.eq(((count < _LINE) | advance) & (~first_in | (self.command.valid & commands.w_rdy))),
+            take_in.eq(self.sink.valid & self.sink.ready),
+            self.command.ready.eq(take_in & first_in),
+            commands.w_en.eq(self.command.ready),
+            commands.w_data.eq(self.command.payload),
+            commands.r_en.eq(advance & head.last),
+        ]
+        for k in range(_LINE):
+            with m.If(advance):
+                if k + 1 < _LINE:
+                    m.d.sync += line[k].eq(line[k + 1])
+            with m.If(take_in & ((count - advance) == k)):
+                m.d.sync += line[k].eq(self.sink.payload)
+        m.d.sync += count.eq(count + take_in - advance)
+
+        out_index = Signal(16)
+        in_index = Signal(16)
+        with m.If(take_in):
+            m.d.sync += in_index.eq(Mux(self.sink.payload.last, 0, in_index + 1))
+        with m.If(advance):
+            m.d.sync += out_index.eq(Mux(head.last, 0, out_index + 1))
+
+        # ---- the new values and the checksum adjustments of the frame at the output ------
+        new_src_ip = Mux(c.set_src_ip, c.new_src_ip, c.old_src_ip)
+        new_dst_ip = Mux(c.set_dst_ip, c.new_dst_ip, c.old_dst_ip)
+        new_src_port = Mux(c.set_src_port, c.new_src_port, c.old_src_port)
+        new_dst_port = Mux(c.set_dst_port, c.new_dst_port, c.old_dst_port)
+        is_tcp = c.l4_valid & (c.protocol == _TCP)
+        is_udp = c.l4_valid & (c.protocol == _UDP)
+        offsets = c.add_offsets & is_tcp
+        ip_sum = Signal(20)
+        m.d.sync += ip_sum.eq(sum((~w)[:16] for w in _words(Cat(c.old_dst_ip, c.old_src_ip), 4))
+                              + sum(_words(Cat(new_dst_ip, new_src_ip), 4)))
+        d_ip = _fold(m, ip_sum, "d_ip")
+        port_sum = Signal(19)
+        m.d.sync += port_sum.eq((~c.old_src_port)[:16] + (~c.old_dst_port)[:16] + new_src_port + new_dst_port
+                                + d_ip)
+        d_l4_base = _fold(m, port_sum, "d_l4_base")
+
+        # Captures as bytes enter (the frame at the input: its command was latched with byte 0).
+        cin = Signal(RewriteCommand)
+        with m.If(self.command.ready):
+            m.d.sync += cin.eq(self.command.payload)
+        in_rel3 = in_index - cin.l3_offset
+        in_rel4 = in_index - cin.l4_offset
+        byte_in = self.sink.payload.data
+        ip_ck_old = Signal(16)
+        l4_ck_old = Signal(16)
+        old_seq = Signal(32)
+        old_ack = Signal(32)
+        with m.If(take_in & ~first_in):
+            with m.If((in_rel3 == 10) | (in_rel3 == 11)):
+                m.d.sync += ip_ck_old.eq(Cat(byte_in, ip_ck_old[:8]))
+            with m.If((in_rel4 >= 4) & (in_rel4 < 8)):
+                m.d.sync += old_seq.eq(Cat(byte_in, old_seq[:24]))
+            with m.If((in_rel4 >= 8) & (in_rel4 < 12)):
+                m.d.sync += old_ack.eq(Cat(byte_in, old_ack[:24]))
+            l4_ck_at = Mux(cin.protocol == _TCP, 16, 6)
+            with m.If((in_rel4 == l4_ck_at) | (in_rel4 == l4_ck_at + 1)):
+                m.d.sync += l4_ck_old.eq(Cat(byte_in, l4_ck_old[:8]))
+
+        new_seq = Signal(32)
+        new_ack = Signal(32)
+        m.d.sync += [new_seq.eq(old_seq + c.seq_delta), new_ack.eq(old_ack + c.ack_delta)]
+        seqack_sum = Signal(20)
+        m.d.sync += seqack_sum.eq(sum((~w)[:16] for w in _words(old_seq, 2) + _words(old_ack, 2))
+                                  + sum(_words(new_seq, 2) + _words(new_ack, 2)))
+        d_seqack = _fold(m, seqack_sum, "d_seqack")
+        l4_total = Signal(18)
+        m.d.sync += l4_total.eq(d_l4_base + Mux(offsets, d_seqack, 0))
+        d_l4 = _fold(m, l4_total, "d_l4")
+
+        # RFC 1624 eqn. 3: new = ~fold(~old + D), registered in two steps.
+        ip_step = Signal(17)
+        ip_ck_new = Signal(16)
+        m.d.sync += [ip_step.eq((~ip_ck_old)[:16] + d_ip), ip_ck_new.eq(~(ip_step[:16] + ip_step[16:]))]
+        l4_step = Signal(17)
+        m.d.sync += l4_step.eq((~l4_ck_old)[:16] + d_l4)
+        l4_folded = Signal(16)
+        m.d.comb += l4_folded.eq(~(l4_step[:16] + l4_step[16:]))
+        l4_ck_new = Signal(16)
+        with m.If(is_udp & (l4_ck_old == 0)):
+            m.d.sync += l4_ck_new.eq(0)  # no checksum stays no checksum
+        with m.Elif(is_udp & (l4_folded == 0)):
+            m.d.sync += l4_ck_new.eq(0xFFFF)
+        with m.Else():
+            m.d.sync += l4_ck_new.eq(l4_folded)
+
+        # ---- the byte that leaves ---------------------------------------------------------
+        j = out_index
+        rel3 = Signal(16)
+        rel4 = Signal(16)
+        out = Signal(8)
+        m.d.comb += [rel3.eq(j - c.l3_offset), rel4.eq(j - c.l4_offset), out.eq(head.data)]
+        with m.If(j < 6):
+            m.d.comb += out.eq(_byte_of(c.eth_dst, 6, j[:3]))
+        with m.Elif(j < 12):
+            m.d.comb += out.eq(_byte_of(c.eth_src, 6, (j - 6)[:3]))
+        with m.Elif(c.tagged & c.vlan_rewrite & (j == 14)):
+            m.d.comb += out.eq(Cat(c.vlan_id[8:12], head.data[4:8]))
+        with m.Elif(c.tagged & c.vlan_rewrite & (j == 15)):
+            m.d.comb += out.eq(c.vlan_id[:8])
+        with m.Elif((rel3 == 10) | (rel3 == 11)):
+            m.d.comb += out.eq(_byte_of(ip_ck_new, 2, rel3[0]))
+        with m.Elif((rel3 >= 12) & (rel3 < 16)):
+            m.d.comb += out.eq(_byte_of(new_src_ip, 4, (rel3 - 12)[:2]))
+        with m.Elif((rel3 >= 16) & (rel3 < 20)):
+            m.d.comb += out.eq(_byte_of(new_dst_ip, 4, (rel3 - 16)[:2]))
+        with m.Elif(is_tcp | is_udp):
+            with m.If(rel4 < 2):
+                m.d.comb += out.eq(_byte_of(new_src_port, 2, rel4[0]))
+            with m.Elif(rel4 < 4):
+                m.d.comb += out.eq(_byte_of(new_dst_port, 2, rel4[0]))
+            with m.Elif(offsets & (rel4 < 8)):
+                m.d.comb += out.eq(_byte_of(new_seq, 4, (rel4 - 4)[:2]))
+            with m.Elif(offsets & (rel4 < 12)):
+                m.d.comb += out.eq(_byte_of(new_ack, 4, (rel4 - 8)[:2]))
+            with m.Elif(is_tcp & ((rel4 == 16) | (rel4 == 17))):
+                m.d.comb += out.eq(_byte_of(l4_ck_new, 2, rel4[0]))
+            with m.Elif(is_udp & ((rel4 == 6) | (rel4 == 7))):
+                m.d.comb += out.eq(_byte_of(l4_ck_new, 2, rel4[0]))
+
+        m.d.comb += [
+            self.source.valid.eq(emit & ~c.drop),
+            self.source.payload.data.eq(out),
+            self.source.payload.first.eq(head.first),
+            self.source.payload.last.eq(head.last),
+        ]
+        return m
