@@ -80,8 +80,8 @@ def header_matrix() -> list[bytes]:
 
 
 def truncations(frames: list[bytes], upto: int = 82) -> list[bytes]:
-    """Every prefix of each frame up to ``upto`` bytes (covers every header byte)."""
-    return [f[:cut] for f in frames for cut in range(0, min(len(f), upto) + 1)]
+    """Every non-empty prefix of each frame up to ``upto`` bytes (covers every header byte)."""
+    return [f[:cut] for f in frames for cut in range(1, min(len(f), upto) + 1)]
 
 
 def random_frames(rng: random.Random, n: int) -> list[bytes]:
