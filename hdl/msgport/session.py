@@ -443,9 +443,8 @@ class SessionEngine(wiring.Component):
                         m.next = "Hashing"
                     with m.Else():
                         new_session = Signal(32)
-                        m.d.comb += new_session.eq(siphash.source.payload[:32])
-                        with m.If(new_session == 0):
-                            m.d.comb += new_session.eq(1)
+                        hashed = siphash.source.payload[:32]
+                        m.d.comb += new_session.eq(Mux(hashed == 0, 1, hashed))  # 0 means "no session"
                         count("authentications")
                         m.d.sync += [session[slot].eq(new_session), authed[slot].eq(1)]
                         for cls, on_csmb in ((CsmbAuthResponse, True), (SsmbAuthResponse, False)):

@@ -1,0 +1,313 @@
+# Ref: docs/dfs.md (the plan this file wires up); the patent's figure 1 (a DFS
+#      with external and internal network connections and a message bus).
+"""The data flow segment: every block wired together.
+
+``DFSCore`` has ``ports`` network ports as packet streams (``rx[i]`` in,
+``tx[i]`` out; frames without FCS), so a board puts a MAC on each and the
+simulator drives them directly.  Port roles: ``external_ports`` face the
+clients (virtual servers are matched there), ``internal_port`` faces the
+nodes and carries the message port.
+
+Per port::
+
+    rx ─┬─► arbiter(rx, miss-path release) ─► fork ─► frame buffer ───────────┐
+        │                                        └──► parser ─► frame info ─► forwarder
+        │                                                                      │ decision + frame
+        │                                                          rewriter ◄──┘
+        │                                                             │ per-frame demux by egress port
+        └──────────────────────────────────────── egress arbiter ◄────┘ ◄── ARP replies, message port
+
+Shared: the flow table (lookups and counter updates arbitrated between
+ports), the virtual-server CAM, the miss path, the flow controller and the
+message port.
+"""
+
+from amaranth import Module, Signal
+from amaranth.lib import data, fifo, wiring
+from amaranth.lib.wiring import In, Out, connect, flipped
+
+from twinplane.model.flowkey import ACTION_WIDTH, KEY_WIDTH
+from twinplane.model.flowtable import FlowGeometry
+
+from ..arp.responder import ArpResponder
+from ..flowtable import FlowTable
+from ..miss.miss_path import MissPath
+from ..msgport.port import MessagePort
+from ..packet import packet_layout, packet_signature
+from ..rewrite.rewriter import Rewriter
+from ..stream.arbiter import FrameArbiter
+from .adapters import CamAdapter, ParserAdapter
+from .flow_control import FlowController, query_layout, tcp_event_layout
+from .fork import FrameDemux, StreamFork
+from .forwarder import Forwarder, decision_layout
+from .table_clients import LookupSharer, PriorityMerger
+
+__all__ = ["DEFAULT_GEOMETRY", "DFSCore"]
+
+#: The flow table of the boards' default build (see docs/boards.md for sizes).
+DEFAULT_GEOMETRY = FlowGeometry(
+    key_width=KEY_WIDTH, action_width=ACTION_WIDTH, buckets=128, ways=2, tables=4, ts_width=16
+)
+
+_COUNTERS = (
+    "flows_installed",
+    "queries_sent",
+    "deletes_sent",
+    "evictions",
+    "miss_dropped_no_slot",
+    "miss_dropped_queue_full",
+    "msg_rx_accepted",
+    "msg_rx_bad_tag",
+)
+
+
+class DFSCore(wiring.Component):
+    def __init__(
+        self,
+        *,
+        ports: int = 2,
+        external_ports: tuple[int, ...] = (0,),
+        internal_port: int = 1,
+        geometry: FlowGeometry = DEFAULT_GEOMETRY,
+        vs_entries: int = 16,
+        cs_slots: int = 2,
+        miss_slots: int = 8,
+        miss_slot_bytes: int = 2048,
+        frames_per_slot: int = 8,
+        miss_timeout_cycles: int = 125_000_000,
+        tick_cycles: int = 1 << 24,
+        clk_hz: int = 125_000_000,
+        frame_buffer_bytes: int = 4096,
+        nonce_seed: int = 0x9E3779B97F4A7C15,
+    ):
+        if not isinstance(ports, int) or not 1 <= ports <= 4:
+            raise ValueError(f"ports must be 1..4, not {ports!r}")
+        if not external_ports or any(not 0 <= p < ports for p in external_ports):
+            raise ValueError(f"external_ports must name ports below {ports}, not {external_ports!r}")
+        if not 0 <= internal_port < ports:
+            raise ValueError(f"internal_port must be below {ports}, not {internal_port!r}")
+        if len(external_ports) != 1:
+            raise ValueError(f"one external port is supported for now (one miss path), not {external_ports!r}")
+        if not isinstance(tick_cycles, int) or tick_cycles < 1:
+            raise ValueError(f"tick_cycles must be a positive integer, not {tick_cycles!r}")
+        ms_per_tick = max(1, round(tick_cycles * 1000 / clk_hz))
+        self._ports = ports
+        self._external = tuple(external_ports)
+        self._internal = internal_port
+        self.geometry = geometry
+        self._args = dict(
+            vs_entries=vs_entries, cs_slots=cs_slots, miss_slots=miss_slots, miss_slot_bytes=miss_slot_bytes,
+            frames_per_slot=frames_per_slot, miss_timeout_cycles=miss_timeout_cycles, tick_cycles=tick_cycles,
+            ms_per_tick=ms_per_tick, frame_buffer_bytes=frame_buffer_bytes, nonce_seed=nonce_seed,
+        )
+        super().__init__(
+            {
+                "rx": In(packet_signature(8)).array(ports),
+                "tx": Out(packet_signature(8)).array(ports),
+                "key": In(128),
+                "own_mac": In(48),
+                "own_ip": In(32),
+                "now": Out(geometry.ts_width),
+                **{name: Out(32) for name in _COUNTERS},
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        g, a = self.geometry, self._args
+        n = self._ports
+
+        # -- time: one tick every tick_cycles clocks
+        prescaler = Signal(range(a["tick_cycles"]))
+        with m.If(prescaler == a["tick_cycles"] - 1):
+            m.d.sync += [prescaler.eq(0), self.now.eq(self.now + 1)]
+        with m.Else():
+            m.d.sync += prescaler.eq(prescaler + 1)
+
+        # -- shared blocks
+        m.submodules.table = table = FlowTable(g)
+        m.submodules.lookups = lookups = LookupSharer(g, n)
+        touch_layout = data.StructLayout({"handle": g.handle_bits, "nbytes": g.nbytes_width, "now": g.ts_width})
+        m.submodules.touches = touches = PriorityMerger(touch_layout, n)
+        m.submodules.tcp_events = tcp_events = PriorityMerger(tcp_event_layout(g), n)
+        m.submodules.control = control = FlowController(g, ms_per_tick=a["ms_per_tick"])
+        m.submodules.miss = miss = MissPath(
+            key_width=g.key_width, query_shape=query_layout(), slots=a["miss_slots"],
+            slot_bytes=a["miss_slot_bytes"], frames_per_slot=a["frames_per_slot"],
+            timeout_cycles=a["miss_timeout_cycles"],
+        )
+        m.submodules.msgport = msgport = MessagePort(
+            cs_slots=a["cs_slots"], vs_entries=a["vs_entries"], nonce_seed=a["nonce_seed"]
+        )
+        m.submodules.cam = cam = CamAdapter(vs_entries=a["vs_entries"])
+
+        connect(m, lookups.table_lookup, table.lookup)
+        connect(m, table.result, lookups.table_result)
+        connect(m, touches.source, table.touch)
+        connect(m, control.cmd, table.cmd)
+        connect(m, table.rsp, control.rsp)
+        connect(m, tcp_events.source, control.tcp_event)
+        connect(m, msgport.to_core, control.msg)
+        connect(m, control.core_msg, msgport.from_core)
+        m.d.comb += [
+            control.query.valid.eq(miss.query.valid),
+            control.query.payload.slot.eq(miss.query.payload.slot),
+            control.query.payload.query.eq(miss.query.payload.query),
+            miss.query.ready.eq(control.query.ready),
+        ]
+        connect(m, control.resolve, miss.resolve)
+        connect(m, msgport.vs_write, cam.write)
+        m.d.comb += [
+            control.now.eq(self.now),
+            control.idle_timeout.eq(self._idle_ticks(msgport.idle_timeout_s)),
+            miss.flush.eq(control.flush_pending),
+            msgport.key.eq(self.key),
+            msgport.own_mac.eq(self.own_mac),
+            msgport.own_ip.eq(self.own_ip),
+        ]
+
+        # -- per port: ingress
+        egress_inputs: list[list] = [[] for _ in range(n)]
+        rewriter_outputs = []
+        for p in range(n):
+            external = p in self._external
+            fwd = Forwarder(g, external=external, port=p)
+            m.submodules[f"forwarder{p}"] = fwd
+            m.submodules[f"parser{p}"] = parser = ParserAdapter()
+            m.submodules[f"fork{p}"] = fork = StreamFork(packet_layout(8))
+            depth = a["frame_buffer_bytes"]
+            m.submodules[f"buffer{p}"] = buffer = fifo.SyncFIFOBuffered(width=10, depth=depth)
+            m.submodules[f"tags{p}"] = tags = fifo.SyncFIFOBuffered(width=1, depth=16)
+
+            if external:
+                # Released frames of pending flows come round again on their port.
+                m.submodules[f"ingress{p}"] = ingress = FrameArbiter(2)
+                connect(m, flipped(self.rx[p]), ingress.sinks[0])
+                connect(m, miss.release, ingress.sinks[1])
+                connect(m, ingress.source, fork.sink)
+                first = ingress.source.valid & ingress.source.ready & ingress.source.payload.first
+                m.d.comb += [tags.w_en.eq(first), tags.w_data.eq(ingress.grant == 1)]
+            else:
+                connect(m, flipped(self.rx[p]), fork.sink)
+                first = fork.sink.valid & fork.sink.ready & fork.sink.payload.first
+                m.d.comb += [tags.w_en.eq(first), tags.w_data.eq(0)]
+
+            # fork -> frame buffer (10-bit words) and parser
+            m.d.comb += [
+                buffer.w_en.eq(fork.a.valid),
+                buffer.w_data.eq(fork.a.payload.as_value()),
+                fork.a.ready.eq(buffer.w_rdy),
+            ]
+            connect(m, fork.b, parser.sink)
+            m.d.comb += [
+                fwd.frame.valid.eq(buffer.r_rdy),
+                fwd.frame.payload.eq(buffer.r_data),
+                buffer.r_en.eq(fwd.frame.ready),
+            ]
+            # parser record + released tag -> frame info
+            m.d.comb += [
+                fwd.meta.valid.eq(parser.info.valid & tags.r_rdy),
+                fwd.meta.payload.eq(parser.info.payload),
+                fwd.meta.payload.released.eq(tags.r_data),
+                parser.info.ready.eq(fwd.meta.ready & tags.r_rdy),
+                tags.r_en.eq(fwd.meta.ready & parser.info.valid),
+            ]
+
+            m.d.comb += [fwd.dfs_ip.eq(msgport.dfs_ip), fwd.now.eq(self.now)]
+            connect(m, fwd.lookup, lookups.lookups[p])
+            connect(m, lookups.results[p], fwd.result)
+            connect(m, fwd.touch, touches.sinks[p])
+            connect(m, fwd.tcp_event, tcp_events.sinks[p])
+
+            if external:
+                connect(m, fwd.vs_query, cam.query)
+                connect(m, cam.answer, fwd.vs_answer)
+                connect(m, fwd.hold, miss.hold)
+                connect(m, fwd.hold_frame, miss.sink)
+                m.d.comb += [
+                    miss.probe_key.eq(fwd.probe_key),
+                    fwd.probe_hit.eq(miss.probe_hit),
+                    fwd.probe_state.eq(miss.probe_state),
+                ]
+            else:
+                # No virtual servers and no new flows on this side: the
+                # forwarder of an internal port never asks nor holds.
+                m.d.comb += [fwd.hold.ready.eq(1), fwd.hold_frame.ready.eq(1)]
+
+            if p == self._internal:
+                connect(m, fwd.message_frame, msgport.rx)
+                m.d.comb += [
+                    msgport.rx_bus.eq(fwd.message_bus),
+                    msgport.rx_src_mac.eq(fwd.message_src.mac),
+                    msgport.rx_src_ip.eq(fwd.message_src.ip),
+                    msgport.rx_src_port.eq(fwd.message_src.port),
+                ]
+            else:
+                m.d.comb += fwd.message_frame.ready.eq(1)
+
+            # ARP replies leave on the port the request came in on.
+            m.submodules[f"arp{p}"] = arp = ArpResponder()
+            m.d.comb += arp.own_mac.eq(msgport.dfs_mac)
+            connect(m, fwd.arp_request, arp.request)
+            egress_inputs[p].append(arp.source)
+
+            # Rewrite, then steer each frame to its egress port.  The decision
+            # waits in a FIFO: the rewriter takes it when the frame's first byte
+            # reaches it, and the forwarder sends the bytes after the decision.
+            m.submodules[f"rewriter{p}"] = rewriter = Rewriter()
+            m.submodules[f"decisions{p}"] = decisions = fifo.SyncFIFOBuffered(
+                width=decision_layout().size, depth=4)
+            m.submodules[f"egress_ports{p}"] = ports = fifo.SyncFIFOBuffered(width=2, depth=8)
+            m.submodules[f"demux{p}"] = demux = FrameDemux(n)
+            accept = fwd.decision.valid & decisions.w_rdy & ports.w_rdy
+            m.d.comb += [
+                fwd.decision.ready.eq(decisions.w_rdy & ports.w_rdy),
+                decisions.w_en.eq(accept),
+                decisions.w_data.eq(fwd.decision.payload),
+                ports.w_en.eq(accept),
+                ports.w_data.eq(fwd.decision.payload.action.egress_port),
+                rewriter.decision.valid.eq(decisions.r_rdy),
+                rewriter.decision.payload.eq(decisions.r_data),
+                decisions.r_en.eq(rewriter.decision.ready),
+                rewriter.own_mac.eq(msgport.dfs_mac),
+            ]
+            connect(m, fwd.forward_frame, rewriter.sink)
+            connect(m, rewriter.source, demux.sink)
+            m.d.comb += [
+                demux.select.valid.eq(ports.r_rdy),
+                demux.select.payload.eq(ports.r_data),
+                ports.r_en.eq(demux.select.ready),
+            ]
+            rewriter_outputs.append(demux)
+
+        for p in range(n):
+            for demux in rewriter_outputs:
+                egress_inputs[p].insert(0, demux.sources[p])  # the fast path first
+        egress_inputs[self._internal].append(msgport.tx)
+
+        # -- per port: egress
+        for p in range(n):
+            m.submodules[f"egress{p}"] = egress = FrameArbiter(len(egress_inputs[p]))
+            for i, source in enumerate(egress_inputs[p]):
+                connect(m, source, egress.sinks[i])
+            connect(m, egress.source, flipped(self.tx[p]))
+
+        m.d.comb += [
+            self.flows_installed.eq(control.flows_installed),
+            self.queries_sent.eq(control.queries_sent),
+            self.deletes_sent.eq(control.deletes_sent),
+            self.evictions.eq(control.evictions),
+            self.miss_dropped_no_slot.eq(miss.dropped_no_slot),
+            self.miss_dropped_queue_full.eq(miss.dropped_queue_full),
+            self.msg_rx_accepted.eq(msgport.rx_accepted),
+            self.msg_rx_bad_tag.eq(msgport.rx_bad_tag),
+        ]
+        return m
+
+    def _idle_ticks(self, seconds):
+        """CONFIG IDLE_TIMEOUT_S in ticks (0: no idle deletion)."""
+        ms_per_tick = self._args["ms_per_tick"]
+        # seconds * 1000 / ms_per_tick, as a constant multiply and shift (no divider).
+        scale = round((1000 << 16) / ms_per_tick)
+        ticks = (seconds * scale) >> 16
+        return ticks[: self.geometry.ts_width]
