@@ -15,6 +15,7 @@ __all__ = ["SUBCOMMANDS", "main"]
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("twinplane.host.demo", "run a complete simulated system (CS + DFS + clients and servers) and check it"),
     "bench": ("twinplane.bench", "run a benchmark and print its figures"),
     "docs": ("twinplane.protocol.docgen", "regenerate docs/protocol.md from the protocol declaration"),
     "build": ("twinplane.host.build", "build a board bitstream and its timing/resource report"),
