@@ -13,8 +13,24 @@ import json
 
 __all__ = ["BENCHMARKS", "configure", "run"]
 
-# name -> (module, function, help)
-BENCHMARKS: dict[str, tuple[str, str, str]] = {}
+# name -> (module, function, help); each function takes ``quick``.
+BENCHMARKS: dict[str, tuple[str, str, str]] = {
+    "mac": ("twinplane.bench", "bench_mac", "back-to-back minimum frames RX -> TX at line rate; MAC P&R"),
+    "flowtable": ("twinplane.bench", "bench_flowtable", "flow table occupancy at first failure, lookups per clock"),
+    "cs": ("twinplane.host.cs.bench", "run_bench", "flow setups per second through the CS over loopback UDP"),
+}
+
+
+def bench_mac(quick: bool = False) -> dict:
+    from twinplane.sim.mac.bench import run_bench
+
+    return run_bench(with_pnr=not quick, frames=100 if quick else 1000)
+
+
+def bench_flowtable(quick: bool = False) -> dict:
+    from twinplane.sim.flowtable.bench import run_bench
+
+    return run_bench()
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
