@@ -7,14 +7,15 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from twinplane.model.frames import FragmentKind, FrameClass
-from twinplane.protocol.codes import Flag
 
 from ..msgport.session import vs_write_layout
 from ..packet import packet_signature
 from ..parser.parser import HeaderParser
-from .forwarder import FrameKind, frame_info_layout
+from ..rewrite.layout import RewriteCommand
+from ..vscam.vs_cam import VirtualServerCAM, vs_lookup_layout
+from .forwarder import FrameKind, decision_layout, frame_info_layout
 
-__all__ = ["CamAdapter", "ParserAdapter"]
+__all__ = ["CamAdapter", "DecisionToCommand", "ParserAdapter"]
 
 
 class ParserAdapter(wiring.Component):
@@ -68,77 +69,91 @@ class ParserAdapter(wiring.Component):
 
 
 class CamAdapter(wiring.Component):
-    """Virtual servers as the forwarder asks about them, kept in registers
-    (``vs_entries`` is small: 16 by default).
-
-    Precedence of the patent's matches: exact address and port, then
-    WILDCARD_PORT (address matches), then WILDCARD_ADDR (port matches), then
-    both wildcards; the lowest entry wins a tie.  An entry with a VLAN id only
-    matches frames of that VLAN.  A query with protocol 0 asks "should the DFS
-    answer ARP for this address?": yes for a virtual address without
-    WILDCARD_ADDR or NOARP_MODE.
-    """
+    """The virtual-server CAM (:class:`VirtualServerCAM`) behind the
+    forwarder's question/answer handshake.  A question with protocol 0 asks
+    "should the DFS answer ARP for this address?"; any other is a virtual
+    server lookup.  Precedence and ARP rules are the CAM's (hdl/vscam)."""
 
     def __init__(self, *, vs_entries: int = 16):
-        if not isinstance(vs_entries, int) or not 1 <= vs_entries <= 64:
-            raise ValueError(f"vs_entries must be an integer from 1 to 64, not {vs_entries!r}")
         self._entries = vs_entries
         super().__init__(
             {
                 "write": In(stream.Signature(vs_write_layout())),
-                "query": In(stream.Signature(data.StructLayout(
-                    {"dst_ip": 32, "dst_port": 16, "protocol": 8, "vlan_id": 12}))),
+                "local_addr": In(32),
+                "query": In(stream.Signature(vs_lookup_layout())),
                 "answer": Out(stream.Signature(data.StructLayout({"hit": 1, "vs_id": 16, "answer_arp": 1}))),
             }
         )
 
     def elaborate(self, platform):
         m = Module()
-        n = self._entries
-        entries = [Signal(vs_write_layout(), name=f"entry{i}") for i in range(n)]
-        m.d.comb += self.write.ready.eq(1)
-        with m.If(self.write.valid):
-            for i in range(n):
-                with m.If(self.write.payload.index == i):
-                    m.d.sync += entries[i].eq(self.write.payload)
-
-        q = Signal.like(self.query.payload)
-        pending = Signal()
-        m.d.comb += self.query.ready.eq(~pending)
-        with m.If(self.query.valid & ~pending):
-            m.d.sync += [q.eq(self.query.payload), pending.eq(1)]
+        m.submodules.cam = cam = VirtualServerCAM(self._entries)
+        connect(m, flipped(self.write), cam.write)
+        m.d.comb += cam.local_addr.eq(self.local_addr)
+        busy = Signal()
+        answer = Signal.like(self.answer.payload)
+        answered = Signal()
+        m.d.comb += self.query.ready.eq(~busy)
+        with m.If(self.query.valid & ~busy):
+            m.d.sync += [busy.eq(1), answered.eq(0)]
+            with m.If(self.query.payload.protocol == 0):
+                m.d.comb += [cam.arp.valid.eq(1), cam.arp.payload.addr.eq(self.query.payload.dst_ip)]
+            with m.Else():
+                m.d.comb += [cam.lookup.valid.eq(1), cam.lookup.payload.eq(self.query.payload)]
+        with m.If(busy & ~answered):
+            with m.If(cam.result.valid):
+                m.d.sync += [answered.eq(1), answer.hit.eq(cam.result.hit), answer.vs_id.eq(cam.result.vs_id),
+                             answer.answer_arp.eq(0)]
+            with m.If(cam.arp_result.valid):
+                m.d.sync += [answered.eq(1), answer.hit.eq(0), answer.answer_arp.eq(cam.arp_result.answer_arp)]
+        m.d.comb += [self.answer.valid.eq(busy & answered), self.answer.payload.eq(answer)]
         with m.If(self.answer.valid & self.answer.ready):
-            m.d.sync += pending.eq(0)
+            m.d.sync += busy.eq(0)
+        return m
 
-        # match[level][i]: entry i matches at precedence level (0 = exact ... 3 = both wildcards)
-        levels = [[Signal(name=f"match{level}_{i}") for i in range(n)] for level in range(4)]
-        arp = Signal()
-        for i, e in enumerate(entries):
-            vs, flags = e.vs, e.flags
-            wild_addr = (flags & Flag.WILDCARD_ADDR) != 0
-            wild_port = (flags & Flag.WILDCARD_PORT) != 0
-            base = e.valid & (vs.protocol == q.protocol) & ((vs.vlan_id == 0) | (vs.vlan_id == q.vlan_id))
-            addr_ok = vs.virt_addr[:32] == q.dst_ip
-            port_ok = vs.virt_port == q.dst_port
-            m.d.comb += [
-                levels[0][i].eq(base & ~wild_addr & ~wild_port & addr_ok & port_ok),
-                levels[1][i].eq(base & ~wild_addr & wild_port & addr_ok),
-                levels[2][i].eq(base & wild_addr & ~wild_port & port_ok),
-                levels[3][i].eq(base & wild_addr & wild_port),
-            ]
-            with m.If(e.valid & ~wild_addr & ((flags & Flag.NOARP_MODE) == 0) & addr_ok):
-                m.d.comb += arp.eq(1)
 
-        hit = Signal()
-        vs_id = Signal(16)
-        for level in reversed(range(4)):  # the last assignment wins: level 0 first
-            for i in reversed(range(n)):
-                with m.If(levels[level][i]):
-                    m.d.comb += [hit.eq(1), vs_id.eq(entries[i].vs.vs_id)]
+class DecisionToCommand(wiring.Component):
+    """The forwarder's decision as the command rewriter's command: one side
+    of the flow translated (``rewrite_source``: source, else destination),
+    the DFS's own MAC as the source.  Mirrors
+    :func:`twinplane.model.rewrite.command_from_decision`."""
+
+    decision: In(stream.Signature(decision_layout()))
+    own_mac: In(48)
+    command: Out(stream.Signature(RewriteCommand))
+
+    def elaborate(self, platform):
+        m = Module()
+        d, c = self.decision.payload, self.command.payload
+        a = d.action
+        src = a.rewrite_source
         m.d.comb += [
-            self.answer.valid.eq(pending),
-            self.answer.payload.hit.eq(hit & (q.protocol != 0)),
-            self.answer.payload.vs_id.eq(vs_id),
-            self.answer.payload.answer_arp.eq(arp),
+            self.command.valid.eq(self.decision.valid),
+            self.decision.ready.eq(self.command.ready),
+            c.eth_dst.eq(a.eth_dst),
+            c.eth_src.eq(self.own_mac),
+            c.tagged.eq(d.vlan_valid),
+            c.vlan_rewrite.eq(a.vlan_rewrite),
+            c.vlan_id.eq(a.vlan_id),
+            c.l3_offset.eq(d.l3_offset),
+            c.l4_offset.eq(d.l4_offset),
+            c.protocol.eq(d.protocol),
+            c.l4_valid.eq(1),  # later fragments are not flows: they never reach the rewriter
+            c.old_src_ip.eq(d.src_ip),
+            c.old_dst_ip.eq(d.dst_ip),
+            c.old_src_port.eq(d.src_port),
+            c.old_dst_port.eq(d.dst_port),
+            c.new_src_ip.eq(a.new_ip),
+            c.new_dst_ip.eq(a.new_ip),
+            c.new_src_port.eq(a.new_port),
+            c.new_dst_port.eq(a.new_port),
+            c.set_src_ip.eq(src & a.translate_addr),
+            c.set_dst_ip.eq(~src & a.translate_addr),
+            c.set_src_port.eq(src & a.translate_port),
+            c.set_dst_port.eq(~src & a.translate_port),
+            c.add_offsets.eq(a.add_offsets),
+            c.seq_delta.eq(a.seq_delta),
+            c.ack_delta.eq(a.ack_delta),
+            c.drop.eq(0),
         ]
         return m

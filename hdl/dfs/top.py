@@ -34,9 +34,9 @@ from ..flowtable import FlowTable
 from ..miss.miss_path import MissPath
 from ..msgport.port import MessagePort
 from ..packet import packet_layout, packet_signature
-from ..rewrite.rewriter import Rewriter
+from ..rewrite.command_rewriter import CommandRewriter
 from ..stream.arbiter import FrameArbiter
-from .adapters import CamAdapter, ParserAdapter
+from .adapters import CamAdapter, DecisionToCommand, ParserAdapter
 from .flow_control import FlowController, query_layout, tcp_event_layout
 from .fork import FrameDemux, StreamFork
 from .forwarder import Forwarder, decision_layout
@@ -157,6 +157,7 @@ class DFSCore(wiring.Component):
         ]
         connect(m, control.resolve, miss.resolve)
         connect(m, msgport.vs_write, cam.write)
+        m.d.comb += cam.local_addr.eq(msgport.dfs_ip)
         m.d.comb += [
             control.now.eq(self.now),
             control.idle_timeout.eq(self._idle_ticks(msgport.idle_timeout_s)),
@@ -254,7 +255,8 @@ class DFSCore(wiring.Component):
             # Rewrite, then steer each frame to its egress port.  The decision
             # waits in a FIFO: the rewriter takes it when the frame's first byte
             # reaches it, and the forwarder sends the bytes after the decision.
-            m.submodules[f"rewriter{p}"] = rewriter = Rewriter()
+            m.submodules[f"rewriter{p}"] = rewriter = CommandRewriter()
+            m.submodules[f"command{p}"] = to_command = DecisionToCommand()
             m.submodules[f"decisions{p}"] = decisions = fifo.SyncFIFOBuffered(
                 width=decision_layout().size, depth=4)
             m.submodules[f"egress_ports{p}"] = ports = fifo.SyncFIFOBuffered(width=2, depth=8)
@@ -266,11 +268,12 @@ class DFSCore(wiring.Component):
                 decisions.w_data.eq(fwd.decision.payload),
                 ports.w_en.eq(accept),
                 ports.w_data.eq(fwd.decision.payload.action.egress_port),
-                rewriter.decision.valid.eq(decisions.r_rdy),
-                rewriter.decision.payload.eq(decisions.r_data),
-                decisions.r_en.eq(rewriter.decision.ready),
-                rewriter.own_mac.eq(msgport.dfs_mac),
+                to_command.decision.valid.eq(decisions.r_rdy),
+                to_command.decision.payload.eq(decisions.r_data),
+                decisions.r_en.eq(to_command.decision.ready),
+                to_command.own_mac.eq(msgport.dfs_mac),
             ]
+            connect(m, to_command.command, rewriter.command)
             connect(m, fwd.forward_frame, rewriter.sink)
             connect(m, rewriter.source, demux.sink)
             m.d.comb += [
