@@ -37,11 +37,28 @@ _TCP, _UDP = 6, 17
 
 
 def _fold(m: Module, value, name: str) -> Signal:
-    """One's-complement fold of a wide sum to 16 bits (two end-around carries)."""
+    """One's-complement fold of a wide sum to 16 bits (two end-around carries), registered."""
     once = Signal(18, name=f"{name}_fold1")
     twice = Signal(16, name=f"{name}_fold2")
-    m.d.comb += [once.eq(value[:16] + value[16:]), twice.eq(once[:16] + once[16:])]
+    m.d.comb += once.eq(value[:16] + value[16:])
+    m.d.sync += twice.eq(once[:16] + once[16:])
     return twice
+
+
+def _tree_sum(m: Module, terms: list, name: str):
+    """Sum of ``terms`` as a tree of two-input adders, one registered level a
+    clock: the adjustments have many clocks of slack, the clock period has not."""
+    level = 0
+    while len(terms) > 1:
+        nxt = []
+        for k in range(0, len(terms), 2):
+            pair = terms[k : k + 2]
+            width = max(len(t) for t in pair) + 1
+            acc = Signal(width, name=f"{name}_l{level}_{k // 2}")
+            m.d.sync += acc.eq(sum(pair))
+            nxt.append(acc)
+        terms, level = nxt, level + 1
+    return terms[0]
 
 
 def _words(value, count: int):
@@ -98,12 +115,13 @@ class CommandRewriter(wiring.Component):
                 m.d.sync += line[k].eq(self.sink.payload)
         m.d.sync += count.eq(count + take_in - advance)
 
-        out_index = Signal(16)
-        in_index = Signal(16)
+        # Byte positions saturate at 511: every rewritten field lies below l4 (< 256) + 18.
+        out_index = Signal(9)
+        in_index = Signal(9)
         with m.If(take_in):
-            m.d.sync += in_index.eq(Mux(self.sink.payload.last, 0, in_index + 1))
+            m.d.sync += in_index.eq(Mux(self.sink.payload.last, 0, Mux(in_index == 511, 511, in_index + 1)))
         with m.If(advance):
-            m.d.sync += out_index.eq(Mux(head.last, 0, out_index + 1))
+            m.d.sync += out_index.eq(Mux(head.last, 0, Mux(out_index == 511, 511, out_index + 1)))
 
         # ---- the new values and the checksum adjustments of the frame at the output ------
         new_src_ip = Mux(c.set_src_ip, c.new_src_ip, c.old_src_ip)
@@ -113,21 +131,19 @@ class CommandRewriter(wiring.Component):
         is_tcp = c.l4_valid & (c.protocol == _TCP)
         is_udp = c.l4_valid & (c.protocol == _UDP)
         offsets = c.add_offsets & is_tcp
-        ip_sum = Signal(20)
-        m.d.sync += ip_sum.eq(sum((~w)[:16] for w in _words(Cat(c.old_dst_ip, c.old_src_ip), 4))
-                              + sum(_words(Cat(new_dst_ip, new_src_ip), 4)))
+        ip_sum = _tree_sum(m, [(~w)[:16] for w in _words(Cat(c.old_dst_ip, c.old_src_ip), 4)]
+                           + _words(Cat(new_dst_ip, new_src_ip), 4), "ip_sum")
         d_ip = _fold(m, ip_sum, "d_ip")
-        port_sum = Signal(19)
-        m.d.sync += port_sum.eq((~c.old_src_port)[:16] + (~c.old_dst_port)[:16] + new_src_port + new_dst_port
-                                + d_ip)
+        port_sum = _tree_sum(m, [(~c.old_src_port)[:16], (~c.old_dst_port)[:16], new_src_port, new_dst_port,
+                                 d_ip], "port_sum")
         d_l4_base = _fold(m, port_sum, "d_l4_base")
 
         # Captures as bytes enter (the frame at the input: its command was latched with byte 0).
         cin = Signal(RewriteCommand)
         with m.If(self.command.ready):
             m.d.sync += cin.eq(self.command.payload)
-        in_rel3 = in_index - cin.l3_offset
-        in_rel4 = in_index - cin.l4_offset
+        in_rel3 = (in_index - cin.l3_offset)[:9]
+        in_rel4 = (in_index - cin.l4_offset)[:9]
         byte_in = self.sink.payload.data
         ip_ck_old = Signal(16)
         l4_ck_old = Signal(16)
@@ -147,11 +163,10 @@ class CommandRewriter(wiring.Component):
         new_seq = Signal(32)
         new_ack = Signal(32)
         m.d.sync += [new_seq.eq(old_seq + c.seq_delta), new_ack.eq(old_ack + c.ack_delta)]
-        seqack_sum = Signal(20)
-        m.d.sync += seqack_sum.eq(sum((~w)[:16] for w in _words(old_seq, 2) + _words(old_ack, 2))
-                                  + sum(_words(new_seq, 2) + _words(new_ack, 2)))
+        seqack_sum = _tree_sum(m, [(~w)[:16] for w in _words(old_seq, 2) + _words(old_ack, 2)]
+                               + _words(new_seq, 2) + _words(new_ack, 2), "seqack_sum")
         d_seqack = _fold(m, seqack_sum, "d_seqack")
-        l4_total = Signal(18)
+        l4_total = Signal(17)
         m.d.sync += l4_total.eq(d_l4_base + Mux(offsets, d_seqack, 0))
         d_l4 = _fold(m, l4_total, "d_l4")
 
@@ -173,8 +188,8 @@ class CommandRewriter(wiring.Component):
 
         # ---- the byte that leaves ---------------------------------------------------------
         j = out_index
-        rel3 = Signal(16)
-        rel4 = Signal(16)
+        rel3 = Signal(9)
+        rel4 = Signal(9)
         out = Signal(8)
         m.d.comb += [rel3.eq(j - c.l3_offset), rel4.eq(j - c.l4_offset), out.eq(head.data)]
         with m.If(j < 6):
