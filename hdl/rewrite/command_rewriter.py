@@ -16,15 +16,16 @@ passes before the addresses, the TCP checksum after seq/ack.  Frames run
 through an 8-byte line, so each value is known a few clocks before its first
 byte leaves: old addresses/ports come from the command, old checksums and
 seq/ack are captured as they enter.  The commands of the frames in the line
-sit in a 2-deep FIFO whose head belongs to the frame at the output, so the
+sit in two registers, the first for the frame at the output, so the
 next frame's command is ready the clock its first byte leaves: no bubble
-between back-to-back frames; latency 8 bytes.  The checksum adjustments are
-plain sums registered in stages (at most a 20-bit add then a fold per clock)
-while the earlier header bytes pass.
+between back-to-back frames; latency 8 bytes (frames shorter than 8 bytes
+may wait for a command register).  The checksum adjustments are adder trees
+with one registered level a clock and registered folds, computed while the
+earlier header bytes pass (they have 6 or more clocks of slack).
 """
 
 from amaranth import Array, Cat, Module, Mux, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..packet import packet_layout, packet_signature
@@ -89,24 +90,40 @@ class CommandRewriter(wiring.Component):
         # ---- the lookahead line and the commands of the frames in it -----------------
         line = Array(Signal(packet_layout(8), name=f"line{k}") for k in range(_LINE))
         count = Signal(range(_LINE + 1))
-        m.submodules.commands = commands = fifo.SyncFIFO(width=RewriteCommand.size, depth=2)
-        c = RewriteCommand(commands.r_data)  # the frame at the output
+        # Two command registers: ``c`` for the frame at the output, ``tail`` for the
+        # next one (registers, not a LUT-RAM FIFO: ``c`` feeds the output mux).
+        c = Signal(RewriteCommand)
+        c_valid = Signal()
+        tail = Signal(RewriteCommand)
+        tail_valid = Signal()
+        push = Signal()
+        pop = Signal()
         head = line[0]
         emit = Signal()  # the head byte may leave (or be dropped)
         advance = Signal()
         take_in = Signal()
         first_in = self.sink.payload.first
         m.d.comb += [
-            emit.eq((count != 0) & commands.r_rdy & ((count == _LINE) | Cat(
+            emit.eq((count != 0) & c_valid & ((count == _LINE) | Cat(
                 *[(k < count) & line[k].last for k in range(_LINE)]).any())),
             advance.eq(emit & (self.source.ready | c.drop)),
-            self.sink.ready.eq(((count < _LINE) | advance) & (~first_in | (self.command.valid & commands.w_rdy))),
+            self.sink.ready.eq(((count < _LINE) | advance) & (~first_in | (self.command.valid & ~tail_valid))),
             take_in.eq(self.sink.valid & self.sink.ready),
             self.command.ready.eq(take_in & first_in),
-            commands.w_en.eq(self.command.ready),
-            commands.w_data.eq(self.command.payload),
-            commands.r_en.eq(advance & head.last),
+            push.eq(self.command.ready),
+            pop.eq(advance & head.last),
         ]
+        with m.If(pop):
+            m.d.sync += [c.eq(tail), c_valid.eq(tail_valid), tail_valid.eq(0)]
+            with m.If(push & tail_valid):
+                m.d.sync += [tail.eq(self.command.payload), tail_valid.eq(1)]
+            with m.Elif(push):
+                m.d.sync += [c.eq(self.command.payload), c_valid.eq(1)]
+        with m.Elif(push):
+            with m.If(c_valid):
+                m.d.sync += [tail.eq(self.command.payload), tail_valid.eq(1)]
+            with m.Else():
+                m.d.sync += [c.eq(self.command.payload), c_valid.eq(1)]
         for k in range(_LINE):
             with m.If(advance):
                 if k + 1 < _LINE:
