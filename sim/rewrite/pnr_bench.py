@@ -3,7 +3,7 @@
 The command (about 600 bits) is loaded through a shift register from one
 pin, so the bench fits the package; the frame streams are pins.
 
-Run: ``python -m twinplane.sim.rewrite.pnr_bench``.
+Run: ``python -m twinplane.sim.rewrite.pnr_bench [workdir]``.
 """
 
 from __future__ import annotations
@@ -54,8 +54,14 @@ def main(argv: list[str]) -> None:
         bench.din, bench.command_valid, bench.command_ready, bench.sink, bench.sink_ready, bench.source,
         bench.source_ready])
     with tempfile.TemporaryDirectory() as tmp:
-        r = place_and_route(text, "rw_bench", freq_mhz=137.5, workdir=Path(tmp))
+        work = Path(argv[0]) if argv else Path(tmp)  # a folder given on the command line keeps the logs
+        r = place_and_route(text, "rw_bench", freq_mhz=137.5, workdir=work)
+        log = Path(r["log"]).read_text().splitlines()
+        # The last critical-path report names the slowest nets (nextpnr's "Critical path report").
+        starts = [i for i, line in enumerate(log) if "Critical path report for clock" in line]
+        path = log[starts[-1] : starts[-1] + 40] if starts else []
     print(f"CommandRewriter P&R (25k-6): lut4={r['lut4']} ff={r['ff']} fmax={r['fmax_mhz']}", flush=True)
+    print("\n".join(path))
 
 
 if __name__ == "__main__":
