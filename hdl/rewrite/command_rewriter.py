@@ -100,12 +100,12 @@ class CommandRewriter(wiring.Component):
         pop = Signal()
         head = line[0]
         emit = Signal()  # the head byte may leave (or be dropped)
+        lasts = Signal(range(_LINE + 1))  # frame ends in the line, counted (not an 8-way OR of the line)
         advance = Signal()
         take_in = Signal()
         first_in = self.sink.payload.first
         m.d.comb += [
-            emit.eq((count != 0) & c_valid & ((count == _LINE) | Cat(
-                *[(k < count) & line[k].last for k in range(_LINE)]).any())),
+            emit.eq((count != 0) & c_valid & ((count == _LINE) | (lasts != 0))),
             advance.eq(emit & (self.source.ready | c.drop)),
             self.sink.ready.eq(((count < _LINE) | advance) & (~first_in | (self.command.valid & ~tail_valid))),
             take_in.eq(self.sink.valid & self.sink.ready),
@@ -113,17 +113,17 @@ class CommandRewriter(wiring.Component):
             push.eq(self.command.ready),
             pop.eq(advance & head.last),
         ]
+        # Timing: the data inputs of ``c`` select on a register (tail_valid), so
+        # ``pop`` only drives the clock enables.
+        with m.If(pop | (push & ~c_valid)):
+            m.d.sync += c.eq(Mux(tail_valid, tail, self.command.payload))
+        with m.If(push & ((c_valid & ~pop) | tail_valid)):
+            m.d.sync += tail.eq(self.command.payload)
         with m.If(pop):
-            m.d.sync += [c.eq(tail), c_valid.eq(tail_valid), tail_valid.eq(0)]
-            with m.If(push & tail_valid):
-                m.d.sync += [tail.eq(self.command.payload), tail_valid.eq(1)]
-            with m.Elif(push):
-                m.d.sync += [c.eq(self.command.payload), c_valid.eq(1)]
+            m.d.sync += [c_valid.eq(tail_valid | push), tail_valid.eq(push & tail_valid)]
         with m.Elif(push):
-            with m.If(c_valid):
-                m.d.sync += [tail.eq(self.command.payload), tail_valid.eq(1)]
-            with m.Else():
-                m.d.sync += [c.eq(self.command.payload), c_valid.eq(1)]
+            m.d.sync += [c_valid.eq(1), tail_valid.eq(c_valid)]
+        m.d.sync += lasts.eq(lasts + (take_in & self.sink.payload.last) - (advance & head.last))
         for k in range(_LINE):
             with m.If(advance):
                 if k + 1 < _LINE:
