@@ -33,7 +33,8 @@ from .layout import RewriteCommand
 
 __all__ = ["CommandRewriter"]
 
-_LINE = 8
+_LINE = 8  # lookahead: a byte leaves once 8 bytes (or its frame's end) are in
+_DEPTH = _LINE + 1  # one spare register: the sink's ready does not wait for the source's
 _TCP, _UDP = 6, 17
 
 
@@ -88,8 +89,8 @@ class CommandRewriter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         # ---- the lookahead line and the commands of the frames in it -----------------
-        line = Array(Signal(packet_layout(8), name=f"line{k}") for k in range(_LINE))
-        count = Signal(range(_LINE + 1))
+        line = Array(Signal(packet_layout(8), name=f"line{k}") for k in range(_DEPTH))
+        count = Signal(range(_DEPTH + 1))
         # Two command registers: ``c`` for the frame at the output, ``tail`` for the
         # next one (registers, not a LUT-RAM FIFO: ``c`` feeds the output mux).
         c = Signal(RewriteCommand)
@@ -100,14 +101,14 @@ class CommandRewriter(wiring.Component):
         pop = Signal()
         head = line[0]
         emit = Signal()  # the head byte may leave (or be dropped)
-        lasts = Signal(range(_LINE + 1))  # frame ends in the line, counted (not an 8-way OR of the line)
+        lasts = Signal(range(_DEPTH + 1))  # frame ends in the line, counted (not an 8-way OR of the line)
         advance = Signal()
         take_in = Signal()
         first_in = self.sink.payload.first
         m.d.comb += [
-            emit.eq((count != 0) & c_valid & ((count == _LINE) | (lasts != 0))),
+            emit.eq((count != 0) & c_valid & ((count >= _LINE) | (lasts != 0))),
             advance.eq(emit & (self.source.ready | c.drop)),
-            self.sink.ready.eq(((count < _LINE) | advance) & (~first_in | (self.command.valid & ~tail_valid))),
+            self.sink.ready.eq((count < _DEPTH) & (~first_in | (self.command.valid & ~tail_valid))),
             take_in.eq(self.sink.valid & self.sink.ready),
             self.command.ready.eq(take_in & first_in),
             push.eq(self.command.ready),
@@ -124,9 +125,9 @@ class CommandRewriter(wiring.Component):
         with m.Elif(push):
             m.d.sync += [c_valid.eq(1), tail_valid.eq(c_valid)]
         m.d.sync += lasts.eq(lasts + (take_in & self.sink.payload.last) - (advance & head.last))
-        for k in range(_LINE):
+        for k in range(_DEPTH):
             with m.If(advance):
-                if k + 1 < _LINE:
+                if k + 1 < _DEPTH:
                     m.d.sync += line[k].eq(line[k + 1])
             with m.If(take_in & ((count - advance) == k)):
                 m.d.sync += line[k].eq(self.sink.payload)
