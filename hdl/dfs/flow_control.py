@@ -275,6 +275,38 @@ class FlowController(wiring.Component):
                 if then is not None:
                     m.next = then
 
+        def counters_from_rsp():
+            return Cat(self.rsp.payload.packets, self.rsp.payload.bytes, self.rsp.payload.last_seen)
+
+        def read_inbound_states(prefix, then):
+            """READ the inbound entry (handle_f): its counters and key."""
+            with m.State(f"{prefix}: reading the inbound entry"):
+                issue(FlowOp.READ, handle=handle_f, then=f"{prefix}: inbound entry read")
+            with m.State(f"{prefix}: inbound entry read"):
+                await_rsp()
+                with m.If(self.rsp.valid):
+                    m.d.sync += [counters_in.eq(counters_from_rsp()), key_f.eq(self.rsp.payload.key)]
+                    m.next = then
+
+        def read_return_states(prefix, then, extra=()):
+            """READ the return entry (conn_f.partner) and take the flow's record."""
+            with m.State(f"{prefix}: reading the return entry"):
+                issue(FlowOp.READ, handle=conn_f.partner, then=f"{prefix}: return entry read")
+            with m.State(f"{prefix}: return entry read"):
+                await_rsp()
+                with m.If(self.rsp.valid):
+                    m.d.sync += [
+                        counters_out.eq(counters_from_rsp()),
+                        handle_r.eq(conn_f.partner),
+                        vs_id.eq(conn_f.vs_id),
+                        node_id.eq(conn_f.node_id),
+                        created.eq(conn_f.created),
+                        serial.eq(conn_f.serial),
+                        tcp_state.eq(Cat(conn_f.fin_in, conn_f.fin_out, conn_f.rst)),
+                        *extra,
+                    ]
+                    m.next = then
+
         with m.FSM(name="flows"):
             with m.State("Idle"):
                 with m.If(self.msg.valid):
@@ -483,7 +515,7 @@ class FlowController(wiring.Component):
                 m.d.comb += self.rsp.ready.eq(1)
                 with m.If(self.rsp.valid):
                     victim_counters = Cat(rsp.packets, rsp.bytes, rsp.last_seen)
-                    partner_counters = Cat(self.rsp.payload.packets, self.rsp.payload.bytes, self.rsp.payload.last_seen)
+                    partner_counters = counters_from_rsp()
                     # Which of the two is inbound decides which key names the flow.
                     with m.If(conn_f.forward):
                         m.d.sync += [counters_in.eq(victim_counters), counters_out.eq(partner_counters),
@@ -523,33 +555,17 @@ class FlowController(wiring.Component):
                     m.d.sync += [
                         handle_f.eq(self.rsp.payload.handle),
                         conn_f.eq(conn_rd.data),
-                        counters_in.eq(Cat(self.rsp.payload.packets, self.rsp.payload.bytes,
-                                           self.rsp.payload.last_seen)),
+                        counters_in.eq(counters_from_rsp()),
                     ]
                     with m.If(self.rsp.payload.found):
-                        m.next = "Reading the return entry"
+                        m.next = "Found: reading the return entry"
                     with m.Else():
                         # Unknown here: tell the CS it is gone (zero counters).
                         m.d.sync += [counters_in.eq(0), counters_out.eq(0), created.eq(self.now),
                                      counters_in.last_seen.eq(self.now), counters_out.last_seen.eq(self.now),
                                      vs_id.eq(0), node_id.eq(0), tcp_state.eq(0)]
                         m.next = "Reporting the deletion"
-            with m.State("Reading the return entry"):
-                issue(FlowOp.READ, handle=conn_f.partner, then="Return entry read")
-            with m.State("Return entry read"):
-                await_rsp()
-                with m.If(self.rsp.valid):
-                    m.d.sync += [
-                        counters_out.eq(Cat(self.rsp.payload.packets, self.rsp.payload.bytes,
-                                            self.rsp.payload.last_seen)),
-                        handle_r.eq(conn_f.partner),
-                        vs_id.eq(conn_f.vs_id),
-                        node_id.eq(conn_f.node_id),
-                        created.eq(conn_f.created),
-                        serial.eq(conn_f.serial),
-                        tcp_state.eq(Cat(conn_f.fin_in, conn_f.fin_out, conn_f.rst)),
-                    ]
-                    m.next = "Deciding"
+            read_return_states("Found", then="Deciding")
             with m.State("Deciding"):
                 # Compared in milliseconds: a constant multiply, no divider.
                 with m.If((reason == DeleteReason.CS_DELETE) | (ms(idle) >= idle_limit_ms)):
@@ -608,34 +624,11 @@ class FlowController(wiring.Component):
                 m.d.comb += conn_rd.addr.eq(scan)
                 m.d.sync += [handle_f.eq(scan), conn_f.eq(conn_rd.data), scan.eq(scan + 1)]
                 with m.If(conn_rd.data.valid & conn_rd.data.forward):
-                    m.next = "Scanner reading"
+                    m.next = "Scanner: reading the inbound entry"
                 with m.Else():
                     m.next = "Idle"
-            with m.State("Scanner reading"):
-                issue(FlowOp.READ, handle=handle_f, then="Scanner read inbound")
-            with m.State("Scanner read inbound"):
-                await_rsp()
-                with m.If(self.rsp.valid):
-                    m.d.sync += [counters_in.eq(Cat(self.rsp.payload.packets, self.rsp.payload.bytes,
-                                                    self.rsp.payload.last_seen)),
-                                 key_f.eq(self.rsp.payload.key)]
-                    m.next = "Scanner reading return"
-            with m.State("Scanner reading return"):
-                issue(FlowOp.READ, handle=conn_f.partner, then="Scanner read return")
-            with m.State("Scanner read return"):
-                await_rsp()
-                with m.If(self.rsp.valid):
-                    m.d.sync += [
-                        counters_out.eq(Cat(self.rsp.payload.packets, self.rsp.payload.bytes,
-                                            self.rsp.payload.last_seen)),
-                        handle_r.eq(conn_f.partner),
-                        vs_id.eq(conn_f.vs_id),
-                        node_id.eq(conn_f.node_id),
-                        created.eq(conn_f.created),
-                        serial.eq(conn_f.serial),
-                        tcp_state.eq(Cat(conn_f.fin_in, conn_f.fin_out, conn_f.rst)),
-                    ]
-                    m.next = "Scanner deciding"
+            read_inbound_states("Scanner", then="Scanner: reading the return entry")
+            read_return_states("Scanner", then="Scanner deciding")
             with m.State("Scanner deciding"):
                 closed = (conn_f.fin_in & conn_f.fin_out) | conn_f.rst
                 with m.If(closed & (idle >= self._close_linger)):
@@ -675,35 +668,13 @@ class FlowController(wiring.Component):
                     m.d.sync += stmts + [view.count.eq(dump_count)]
                     m.next = "Sending"
                 with m.Elif(conn_rd.data.valid & conn_rd.data.forward):
-                    m.next = "Dump reading"
+                    m.next = "Dump: reading the inbound entry"
                 m.d.sync += first_seen.eq(1)
-            with m.State("Dump reading"):
-                issue(FlowOp.READ, handle=handle_f, then="Dump read inbound")
-            with m.State("Dump read inbound"):
-                await_rsp()
-                with m.If(self.rsp.valid):
-                    m.d.sync += [counters_in.eq(Cat(self.rsp.payload.packets, self.rsp.payload.bytes,
-                                                    self.rsp.payload.last_seen)),
-                                 key_f.eq(self.rsp.payload.key)]
-                    m.next = "Dump reading return"
-            with m.State("Dump reading return"):
-                issue(FlowOp.READ, handle=conn_f.partner, then="Dump read return")
-            with m.State("Dump read return"):
-                await_rsp()
-                with m.If(self.rsp.valid):
-                    m.d.sync += [
-                        counters_out.eq(Cat(self.rsp.payload.packets, self.rsp.payload.bytes,
-                                            self.rsp.payload.last_seen)),
-                        vs_id.eq(conn_f.vs_id),
-                        node_id.eq(conn_f.node_id),
-                        created.eq(conn_f.created),
-                        tcp_state.eq(Cat(conn_f.fin_in, conn_f.fin_out, conn_f.rst)),
-                        reason.eq(DeleteReason.NONE),
-                        dump_count.eq(dump_count + 1),
-                    ]
-                    m.next = "Dump entry"
+            read_inbound_states("Dump", then="Dump: reading the return entry")
+            read_return_states("Dump", then="Dump entry",
+                               extra=(reason.eq(DeleteReason.NONE), dump_count.eq(dump_count + 1)))
             with m.State("Dump entry"):
-                stmts, view = start_message(SsmbStats, serial=conn_f.serial)
+                stmts, view = start_message(SsmbStats, serial=serial)
                 m.d.sync += stmts + signature_stmts(view) + stats_stmts(view)
                 count("stats_sent")
                 m.next = "Sending a dump entry"
