@@ -11,3 +11,5 @@ def test_mac_bench_line_rate():
     assert r["frames_out"] == 40
     assert r["line_rate_ratio"] == 1.0
     assert r["rx_frames"] == r["tx_frames"] == 40
+    assert r["frames_parsed"] == 40  # the parser is in the loop and kept up
+    assert "HeaderParser" in r["path"]

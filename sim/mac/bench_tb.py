@@ -58,6 +58,7 @@ async def bench_min_frames(dut):
         "rx_frames": int(dut.rx_frames.value),
         "tx_frames": int(dut.tx_frames.value),
         "rx_drops": int(dut.rx_drops.value),
+        "frames_parsed": int(dut.parsed.value),
     }
     with open(os.environ["MAC_BENCH_OUT"], "w") as fh:
         json.dump(result, fh)
