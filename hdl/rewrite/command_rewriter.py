@@ -11,7 +11,7 @@ Stream contract: ``command`` is consumed together with the frame's first
 byte on ``sink`` (the frame waits for its command); ``source`` carries the
 rewritten frame, same length; a dropped frame is read and discarded.
 
-Why a lookahead line (as in :mod:`.rewriter`): the IPv4 checksum (l3+10)
+Why a lookahead line: the IPv4 checksum (l3+10)
 passes before the addresses, the TCP checksum after seq/ack.  Frames run
 through an 8-byte line, so each value is known a few clocks before its first
 byte leaves: old addresses/ports come from the command, old checksums and

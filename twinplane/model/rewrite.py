@@ -132,7 +132,8 @@ def rewrite_frame(frame: bytes, command: RewriteCommandModel) -> bytes:
 
 
 def command_from_decision(decision: dict, own_mac: int, *, l4_valid: bool = True) -> RewriteCommandModel:
-    """The command the DFS's rewriter (hdl/rewrite/rewriter.py) carries out for
+    """The command the DFS's rewriter (hdl/rewrite/command_rewriter.py, fed by
+    hdl/dfs/adapters.py's DecisionToCommand) carries out for
     a forwarder ``decision`` (the fields of ``decision_layout``, ``action`` as
     :func:`twinplane.model.flowkey.unpack_action` gives it): one side
     translated (``rewrite_source``: source, else destination), source MAC =
