@@ -465,21 +465,20 @@ class FlowController(wiring.Component):
                         m.next = "Evicting"
                     with m.Else():
                         m.next = "Linking the entries"
-            with m.State("Linking the entries"):
-                m.d.comb += [
+            def link(handle, forward, partner):
+                """A new flow's record for one of its two entries."""
+                return [
                     conn_wr.en.eq(1),
-                    conn_wr.addr.eq(handle_f),
-                    conn_wr.data.eq(Cat(Const(1, 1), Const(1, 1), handle_r, serial, vs_id, node_id, self.now,
+                    conn_wr.addr.eq(handle),
+                    conn_wr.data.eq(Cat(Const(1, 1), Const(forward, 1), partner, serial, vs_id, node_id, self.now,
                                         Const(0, 3))),
                 ]
+
+            with m.State("Linking the entries"):
+                m.d.comb += link(handle_f, 1, handle_r)
                 m.next = "Linking the return entry"
             with m.State("Linking the return entry"):
-                m.d.comb += [
-                    conn_wr.en.eq(1),
-                    conn_wr.addr.eq(handle_r),
-                    conn_wr.data.eq(Cat(Const(1, 1), Const(0, 1), handle_f, serial, vs_id, node_id, self.now,
-                                        Const(0, 3))),
-                ]
+                m.d.comb += link(handle_r, 0, handle_f)
                 count("flows_installed")
                 m.d.sync += reply_error.eq(ErrorCode.NONE)
                 m.next = "Resolving"

@@ -168,6 +168,7 @@ class Forwarder(wiring.Component):
         payload_end = Signal(16)  # message frames: bytes of header + UDP payload
         payload_start = Signal(16)
         vs_answer = Signal.like(self.vs_answer.payload)
+        cam_question = Signal.like(self.vs_query.payload)
         hold_taken = Signal()
 
         def count(name):
@@ -209,6 +210,25 @@ class Forwarder(wiring.Component):
         route = Signal(3)
         ROUTE_DROP, ROUTE_FORWARD, ROUTE_HOLD, ROUTE_MESSAGE = 0, 1, 2, 3
 
+        def discard_frame(counter):
+            """Count the reason; the frame's bytes are then read and discarded."""
+            if counter is not None:
+                count(counter)
+            m.d.sync += route.eq(ROUTE_DROP)
+            m.next = "Moving the frame"
+
+        asking_arp = Signal()  # the CAM question is "answer ARP for this address?"
+
+        def ask_cam(for_arp, dst_port, protocol):
+            m.d.sync += asking_arp.eq(for_arp)
+            m.d.sync += [
+                cam_question.dst_ip.eq(info.dst_ip),
+                cam_question.dst_port.eq(dst_port),
+                cam_question.protocol.eq(protocol),
+                cam_question.vlan_id.eq(info.vlan_id),
+            ]
+            m.next = "Asking the CAM"
+
         with m.FSM(name="forwarder"):
             with m.State("Waiting for a frame"):
                 m.d.comb += self.meta.ready.eq(1)
@@ -223,11 +243,9 @@ class Forwarder(wiring.Component):
                         with m.If(info.arp_request & (info.dst_ip == self.dfs_ip)):
                             m.next = "Answering ARP"
                         with m.Elif(info.arp_request & self._external):
-                            m.next = "Asking about a virtual address"
+                            ask_cam(1, 0, 0)
                         with m.Else():
-                            count("dropped_arp")
-                            m.d.sync += route.eq(ROUTE_DROP)
-                            m.next = "Moving the frame"
+                            discard_frame("dropped_arp")
                     with m.Case(FrameKind.FLOW):
                         with m.If(for_message_port):
                             m.d.sync += [
@@ -240,13 +258,9 @@ class Forwarder(wiring.Component):
                         with m.Else():
                             m.next = "Looking up"
                     with m.Case(FrameKind.DROP):
-                        count("dropped_malformed")
-                        m.d.sync += route.eq(ROUTE_DROP)
-                        m.next = "Moving the frame"
+                        discard_frame("dropped_malformed")
                     with m.Default():
-                        count("dropped_other")
-                        m.d.sync += route.eq(ROUTE_DROP)
-                        m.next = "Moving the frame"
+                        discard_frame("dropped_other")
 
             with m.State("Answering ARP"):
                 m.d.comb += [
@@ -256,29 +270,24 @@ class Forwarder(wiring.Component):
                     self.arp_request.payload.target_ip.eq(info.dst_ip),
                 ]
                 with m.If(self.arp_request.ready):
-                    count("arp_answered")
-                    m.d.sync += route.eq(ROUTE_DROP)
-                    m.next = "Moving the frame"
+                    discard_frame("arp_answered")
 
-            with m.State("Asking about a virtual address"):
-                m.d.comb += [
-                    self.vs_query.valid.eq(1),
-                    self.vs_query.payload.dst_ip.eq(info.dst_ip),
-                    self.vs_query.payload.dst_port.eq(0),
-                    self.vs_query.payload.protocol.eq(0),
-                    self.vs_query.payload.vlan_id.eq(info.vlan_id),
-                ]
+            with m.State("Asking the CAM"):
+                m.d.comb += [self.vs_query.valid.eq(1), self.vs_query.payload.eq(cam_question)]
                 with m.If(self.vs_query.ready):
-                    m.next = "Virtual address answered"
-            with m.State("Virtual address answered"):
+                    m.next = "The CAM answered"
+            with m.State("The CAM answered"):
                 m.d.comb += self.vs_answer.ready.eq(1)
                 with m.If(self.vs_answer.valid):
-                    with m.If(self.vs_answer.payload.answer_arp):
+                    m.d.sync += vs_answer.eq(self.vs_answer.payload)
+                    with m.If(asking_arp & self.vs_answer.payload.answer_arp):
                         m.next = "Answering ARP"
+                    with m.Elif(asking_arp):
+                        discard_frame("dropped_arp")
+                    with m.Elif(self.vs_answer.payload.hit):
+                        m.next = "Holding"
                     with m.Else():
-                        count("dropped_arp")
-                        m.d.sync += route.eq(ROUTE_DROP)
-                        m.next = "Moving the frame"
+                        discard_frame("dropped_no_flow")
 
             with m.State("Looking up"):
                 m.d.comb += [self.lookup.valid.eq(1), self.lookup.payload.key.eq(key)]
@@ -296,11 +305,9 @@ class Forwarder(wiring.Component):
                 with m.Elif(result.hit):
                     m.next = "Touching"
                 with m.Elif(self._external):
-                    m.next = "Asking about a virtual server"
+                    ask_cam(0, info.dst_port, info.protocol)
                 with m.Else():
-                    count("dropped_no_flow")
-                    m.d.sync += route.eq(ROUTE_DROP)
-                    m.next = "Moving the frame"
+                    discard_frame("dropped_no_flow")
 
             with m.State("Touching"):
                 m.d.comb += [
@@ -341,27 +348,6 @@ class Forwarder(wiring.Component):
                     count("forwarded")
                     m.d.sync += route.eq(ROUTE_FORWARD)
                     m.next = "Moving the frame"
-
-            with m.State("Asking about a virtual server"):
-                m.d.comb += [
-                    self.vs_query.valid.eq(1),
-                    self.vs_query.payload.dst_ip.eq(info.dst_ip),
-                    self.vs_query.payload.dst_port.eq(info.dst_port),
-                    self.vs_query.payload.protocol.eq(info.protocol),
-                    self.vs_query.payload.vlan_id.eq(info.vlan_id),
-                ]
-                with m.If(self.vs_query.ready):
-                    m.next = "Virtual server answered"
-            with m.State("Virtual server answered"):
-                m.d.comb += self.vs_answer.ready.eq(1)
-                with m.If(self.vs_answer.valid):
-                    m.d.sync += vs_answer.eq(self.vs_answer.payload)
-                    with m.If(self.vs_answer.payload.hit):
-                        m.next = "Holding"
-                    with m.Else():
-                        count("dropped_no_flow")
-                        m.d.sync += route.eq(ROUTE_DROP)
-                        m.next = "Moving the frame"
 
             with m.State("Holding"):
                 m.d.sync += [route.eq(ROUTE_HOLD), hold_taken.eq(0)]
