@@ -1,0 +1,190 @@
+"""A simulated world around the whole DFS gateware (``DFSCore``) in
+Amaranth's simulator: frames in and out of its ports, and a CS scripted with
+the host codec that speaks to the message port through frames.  Used by the
+end-to-end test and by ``twinplane bench dfs``."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from amaranth.sim import Simulator
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
+
+from twinplane.hdl.dfs.top import DFSCore
+from twinplane.model.flowkey import ACTION_WIDTH, KEY_WIDTH
+from twinplane.model.flowtable import FlowGeometry
+from twinplane.protocol.codec import Codec, auth_response, session_id
+from twinplane.protocol.codes import CSMB_UDP_PORT, SSMB_UDP_PORT, Bus, ErrorCode, Flag, Role
+from twinplane.protocol.messages import (
+    AddVs,
+    CsmbAuthChallenge,
+    CsmbAuthResponse,
+    CsmbHello,
+    FlowSignature,
+    SsmbQuery,
+    SsmbReply,
+    Translation,
+    VirtualServer,
+)
+
+__all__ = ["World", "bring_up", "checksums_ok", "open_flow", "run_world"]
+
+KEY = bytes(range(16))
+DFS_MAC, DFS_IP = "02:00:00:00:d0:f5", "10.100.0.1"
+CS_MAC, CS_IP, CS_PORT = "02:00:00:00:c5:01", "10.100.0.2", 41000
+CLIENT_MAC, CLIENT_IP = "02:00:00:00:00:0c", "10.2.0.1"
+NODE_MAC, NODE_IP = "02:00:00:00:01:aa", "10.1.0.1"
+VIP = "10.0.0.100"
+GEOMETRY = FlowGeometry(key_width=KEY_WIDTH, action_width=ACTION_WIDTH, buckets=8, ways=2, tables=2)
+
+
+def checksums_ok(packet) -> bool:
+    rebuilt = packet.copy()
+    for layer in (IP, TCP, UDP):
+        if layer in rebuilt:
+            del rebuilt[layer].chksum
+    rebuilt = Ether(bytes(rebuilt))
+    return all(
+        layer not in packet or packet[layer].chksum == rebuilt[layer].chksum or (layer is UDP and packet[UDP].chksum == 0)
+        for layer in (IP, TCP, UDP)
+    )
+
+
+class World:
+    """Frames in and out of the simulated DFS's two ports."""
+
+    def __init__(self, ctx, dut):
+        self.ctx, self.dut = ctx, dut
+        self.out = {0: [], 1: []}
+        self.out_started = {0: [], 1: []}  # clock each recorded frame began leaving
+        self.cycle = 0
+        self.codec = Codec(KEY)
+        self.seq = 0
+        self.session = 0
+        self.serial = 0
+
+    async def send(self, port: int, frame: bytes):
+        ctx, rx = self.ctx, self.dut.rx[port]
+        for i, byte in enumerate(frame):
+            ctx.set(rx.valid, 1)
+            ctx.set(rx.payload, {"data": byte, "first": i == 0, "last": i == len(frame) - 1})
+            await ctx.tick().until(rx.ready)
+        ctx.set(rx.valid, 0)
+
+    async def wait(self, port: int, count: int = 1, limit: int = 20_000) -> list:
+        for _ in range(limit):
+            if len(self.out[port]) >= count:
+                break
+            await self.ctx.tick()
+        got, self.out[port] = self.out[port][:count], self.out[port][count:]
+        self.out_started[port] = self.out_started[port][count:]
+        assert len(got) == count, f"port {port}: {len(got)} of {count} frames after {limit} clocks"
+        return [Ether(f) for f in got]
+
+    def stamp(self, msg):
+        self.seq += 1
+        msg.seq, msg.session = self.seq, self.session
+        if msg.BUS is Bus.CSMB:
+            self.serial += 1
+            msg.serial_global = self.serial
+        return msg
+
+    async def cs_send(self, *msgs):
+        bus = msgs[0].BUS
+        payload = b"".join(self.codec.encode(self.stamp(m)) for m in msgs)
+        frame = (Ether(src=CS_MAC, dst=DFS_MAC) / IP(src=CS_IP, dst=DFS_IP)
+                 / UDP(sport=CS_PORT, dport=CSMB_UDP_PORT if bus is Bus.CSMB else SSMB_UDP_PORT) / payload)
+        await self.send(1, bytes(frame))
+
+    def cs_decode(self, packet) -> list:
+        assert packet.dst == CS_MAC and packet[IP].dst == CS_IP and checksums_ok(packet)
+        bus = Bus.CSMB if packet[UDP].sport == CSMB_UDP_PORT else Bus.SSMB
+        return self.codec.decode(bus, bytes(packet[UDP].payload))
+
+
+
+
+async def bring_up(w: World) -> None:
+    """HELLO, authentication and one virtual server (VIP:80/tcp)."""
+    await w.cs_send(CsmbHello(nonce=b"cs-nonce", role=Role.ACTIVE, csmb_vers_major=1, ssmb_vers_major=1,
+                              ssmb_addr=ipaddress.IPv4Address(CS_IP), ssmb_port=CS_PORT))
+    (hello,) = w.cs_decode((await w.wait(1))[0])
+    assert isinstance(hello, CsmbHello) and hello.error == ErrorCode.NONE
+    await w.cs_send(CsmbAuthChallenge(challenge=b"12345678"))
+    (response,) = w.cs_decode((await w.wait(1))[0])
+    assert isinstance(response, CsmbAuthResponse)
+    assert response.response == auth_response(KEY, b"12345678", hello.nonce)
+    w.session = session_id(KEY, b"12345678", hello.nonce)
+    vs = VirtualServer(vs_id=1, protocol=6, virt_addr=ipaddress.IPv4Address(VIP), virt_port=80)
+    await w.cs_send(AddVs(vs=vs))
+    (ack,) = w.cs_decode((await w.wait(1))[0])
+    assert ack.error == ErrorCode.NONE
+
+
+def client_frame(client_ip: str, sport: int, flags: str = "A", payload: bytes = b"") -> bytes:
+    return bytes(Ether(src=CLIENT_MAC, dst=DFS_MAC) / IP(src=client_ip, dst=VIP)
+                 / TCP(sport=sport, dport=80, flags=flags, seq=1000) / payload)
+
+
+def node_frame(client_ip: str, sport: int, flags: str = "A", payload: bytes = b"") -> bytes:
+    return bytes(Ether(src=NODE_MAC, dst=DFS_MAC) / IP(src=NODE_IP, dst=client_ip)
+                 / TCP(sport=8080, dport=sport, flags=flags, seq=5000) / payload)
+
+
+async def open_flow(w: World, client_ip: str, sport: int):
+    """A client's SYN, the QUERY, the REPLY, the SYN at the node: returns the
+    QUERY and the frame the node got."""
+    await w.send(0, client_frame(client_ip, sport, "S"))
+    (query,) = w.cs_decode((await w.wait(1))[0])
+    assert isinstance(query, SsmbQuery) and query.vs_id == 1
+    xlate = Translation(node_addr=ipaddress.IPv4Address(NODE_IP), node_port=8080, egress_port=1,
+                        client_port=0, node_mac=bytes.fromhex(NODE_MAC.replace(":", "")),
+                        client_mac=query.client_mac, vs_id=1, node_id=2)
+    flow = FlowSignature(src_addr=query.flow.src_addr, dst_addr=query.flow.dst_addr,
+                         src_port=query.flow.src_port, dst_port=80, protocol=6)
+    await w.cs_send(SsmbReply(serial=query.serial, flags=Flag.TRANSLATE_ADDR | Flag.TRANSLATE_PORT,
+                              flow=flow, xlate=xlate))
+    (to_node,) = await w.wait(1)
+    return query, to_node
+
+
+def run_world(dut: DFSCore, script) -> dict:
+    """Run ``script(world)`` against ``dut``; every frame leaving a port is
+    recorded in ``world.out`` with the clock it started in."""
+    state: dict = {}
+
+    async def bench(ctx):
+        ctx.set(dut.key, int.from_bytes(KEY, "little"))
+        ctx.set(dut.own_mac, int(DFS_MAC.replace(":", ""), 16))
+        ctx.set(dut.own_ip, int(ipaddress.IPv4Address(DFS_IP)))
+        for p in (0, 1):
+            ctx.set(dut.tx[p].ready, 1)
+        state["world"] = w = World(ctx, dut)
+        state["result"] = await script(w)
+
+    async def monitor(ctx):
+        frames = {0: bytearray(), 1: bytearray()}
+        async for sampled in ctx.tick().sample(*(x for p in (0, 1) for x in (dut.tx[p].valid, dut.tx[p].ready,
+                                                                              dut.tx[p].payload))):
+            w = state.get("world")
+            if w is None:
+                continue
+            w.cycle += 1
+            values = sampled[2:]
+            for p in (0, 1):
+                valid, ready, payload = values[3 * p : 3 * p + 3]
+                if valid and ready:
+                    if not frames[p]:
+                        w.out_started[p].append(w.cycle)
+                    frames[p].append(payload.data)
+                    if payload.last:
+                        w.out[p].append(bytes(frames[p]))
+                        frames[p] = bytearray()
+
+    sim = Simulator(dut)
+    sim.add_clock(8e-9)
+    sim.add_testbench(bench)
+    sim.add_process(monitor)
+    sim.run()
+    return state["result"]
