@@ -376,24 +376,35 @@ class FlowController(wiring.Component):
                         offsets = (flags & Flag.ADD_TCP_OFFSETS) != 0
                         node_ip = Mux(translate_addr, xlate.node_addr[:32], flow.dst_addr[:32])
                         node_port = Mux(translate_port, xlate.node_port, flow.dst_port)
+                        def action_stmts(action, *, rewrite_source, egress_port, new_ip, new_port,
+                                         eth_dst, vlan, seq_delta, ack_delta):
+                            """One direction's action; translation flags and offsets
+                            are the flow's, shared by both directions."""
+                            return [
+                                action.eq(0),
+                                action.egress_port.eq(egress_port),
+                                action.rewrite_source.eq(rewrite_source),
+                                action.translate_addr.eq(translate_addr),
+                                action.translate_port.eq(translate_port),
+                                action.new_ip.eq(new_ip),
+                                action.new_port.eq(new_port),
+                                action.eth_dst.eq(eth_dst),
+                                action.vlan_rewrite.eq(vlan != 0),
+                                action.vlan_id.eq(vlan),
+                                action.add_offsets.eq(offsets),
+                                action.seq_delta.eq(seq_delta),
+                                action.ack_delta.eq(ack_delta),
+                            ]
+
                         m.d.sync += inbound(SsmbReply)
                         m.d.sync += [
                             reply_error.eq(cur.header.error),
                             vs_id.eq(xlate.vs_id),
                             node_id.eq(xlate.node_id),
-                            action_f.eq(0),
-                            action_f.egress_port.eq(xlate.egress_port),
-                            action_f.rewrite_source.eq(0),
-                            action_f.translate_addr.eq(translate_addr),
-                            action_f.translate_port.eq(translate_port),
-                            action_f.new_ip.eq(xlate.node_addr[:32]),
-                            action_f.new_port.eq(xlate.node_port),
-                            action_f.eth_dst.eq(xlate.node_mac),
-                            action_f.vlan_rewrite.eq(xlate.node_vlan != 0),
-                            action_f.vlan_id.eq(xlate.node_vlan),
-                            action_f.add_offsets.eq(offsets),
-                            action_f.seq_delta.eq(xlate.seq_offset),
-                            action_f.ack_delta.eq(xlate.ack_offset),
+                            *action_stmts(action_f, rewrite_source=0, egress_port=xlate.egress_port,
+                                          new_ip=xlate.node_addr[:32], new_port=xlate.node_port,
+                                          eth_dst=xlate.node_mac, vlan=xlate.node_vlan,
+                                          seq_delta=xlate.seq_offset, ack_delta=xlate.ack_offset),
                             # Return flow: node -> client, source back to the virtual server.
                             key_r.src_ip.eq(node_ip),
                             key_r.dst_ip.eq(flow.src_addr[:32]),
@@ -401,21 +412,12 @@ class FlowController(wiring.Component):
                             key_r.dst_port.eq(flow.src_port),
                             key_r.protocol.eq(flow.protocol),
                             key_r.inbound.eq(0),
-                            action_r.eq(0),
-                            action_r.egress_port.eq(xlate.client_port),
-                            action_r.rewrite_source.eq(1),
-                            action_r.translate_addr.eq(translate_addr),
-                            action_r.translate_port.eq(translate_port),
-                            action_r.new_ip.eq(flow.dst_addr[:32]),
-                            action_r.new_port.eq(flow.dst_port),
-                            action_r.eth_dst.eq(xlate.client_mac),
-                            action_r.vlan_rewrite.eq(xlate.client_vlan != 0),
-                            action_r.vlan_id.eq(xlate.client_vlan),
-                            action_r.add_offsets.eq(offsets),
                             # The node's seq space is the client's ack space shifted by
                             # ack_offset, and it acknowledges the shifted client seq.
-                            action_r.seq_delta.eq(-xlate.ack_offset),
-                            action_r.ack_delta.eq(-xlate.seq_offset),
+                            *action_stmts(action_r, rewrite_source=1, egress_port=xlate.client_port,
+                                          new_ip=flow.dst_addr[:32], new_port=flow.dst_port,
+                                          eth_dst=xlate.client_mac, vlan=xlate.client_vlan,
+                                          seq_delta=-xlate.ack_offset, ack_delta=-xlate.seq_offset),
                         ]
                         with m.If(cur.header.error == ErrorCode.NONE):
                             m.next = "Inserting the inbound entry"
