@@ -363,6 +363,19 @@ class SessionEngine(wiring.Component):
                     with m.Else():
                         m.next = "Passing to the core"
 
+            def hello_answer(view):
+                """What every HELLO answer (either bus) says: our highest
+                versions, this association's nonce, where SSMB reaches us."""
+                return [
+                    view.csmb_vers_major.eq(_HIGHEST[0]),
+                    view.csmb_vers_minor.eq(_HIGHEST[1]),
+                    view.ssmb_vers_major.eq(_HIGHEST[0]),
+                    view.ssmb_vers_minor.eq(_HIGHEST[1]),
+                    view.nonce.eq(nonce[slot]),
+                    view.ssmb_addr.eq(_IPV4_MAPPED | self.dfs_ip),
+                    view.ssmb_port.eq(SSMB_UDP_PORT),
+                ]
+
             with m.State("Answering HELLO"):
                 count("hellos")
                 with m.If(is_csmb):
@@ -375,15 +388,11 @@ class SessionEngine(wiring.Component):
                         m.d.comb += error.eq(ErrorCode.VERS_OBSOLETE)
                     stmts, view = start_reply(CsmbHello)
                     m.d.sync += stmts
+                    m.d.sync += hello_answer(view)
                     m.d.sync += [
                         view.error.eq(error),
                         view.csmb_vers_major.eq(Mux(error == ErrorCode.VERS_OBSOLETE, _LOWEST[0], _HIGHEST[0])),
                         view.csmb_vers_minor.eq(Mux(error == ErrorCode.VERS_OBSOLETE, _LOWEST[1], _HIGHEST[1])),
-                        view.ssmb_vers_major.eq(_HIGHEST[0]),
-                        view.ssmb_vers_minor.eq(_HIGHEST[1]),
-                        view.nonce.eq(nonce[slot]),
-                        view.ssmb_addr.eq(_IPV4_MAPPED | self.dfs_ip),
-                        view.ssmb_port.eq(SSMB_UDP_PORT),
                         view.role.eq(Role.ACTIVE),
                         role[slot].eq(hello.role[0]),
                         ssmb_ip[slot].eq(hello.ssmb_addr[:32]),
@@ -392,15 +401,7 @@ class SessionEngine(wiring.Component):
                 with m.Else():
                     stmts, view = start_reply(SsmbHello)
                     m.d.sync += stmts
-                    m.d.sync += [
-                        view.csmb_vers_major.eq(_HIGHEST[0]),
-                        view.csmb_vers_minor.eq(_HIGHEST[1]),
-                        view.ssmb_vers_major.eq(_HIGHEST[0]),
-                        view.ssmb_vers_minor.eq(_HIGHEST[1]),
-                        view.nonce.eq(nonce[slot]),
-                        view.ssmb_addr.eq(_IPV4_MAPPED | self.dfs_ip),
-                        view.ssmb_port.eq(SSMB_UDP_PORT),
-                    ]
+                    m.d.sync += hello_answer(view)
                 m.next = "Sending"
 
             with m.State("Starting authentication"):
