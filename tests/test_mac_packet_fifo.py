@@ -9,9 +9,10 @@ from amaranth.sim import Simulator
 from twinplane.hdl.stream.packet_fifo import PacketFIFO
 
 
-def run(depth, ops, *, read_ready=1.0, seed=0, domains=("sync", "sync")):
+def run(depth, ops, *, read_ready=1.0, seed=0, domains=("sync", "sync"), gap=0):
     """ops: list of (frame bytes, action) with action "commit", "drop" (on the
-    last byte) or "abort" (a drop strobe after a partial frame)."""
+    last byte) or "abort" (a drop strobe after a partial frame); ``gap`` idle
+    write clocks after each frame."""
     dut = PacketFIFO(8, depth, w_domain=domains[0], r_domain=domains[1])
     sim = Simulator(dut)
     for d in set(domains):
@@ -37,6 +38,10 @@ def run(depth, ops, *, read_ready=1.0, seed=0, domains=("sync", "sync")):
                 ctx.set(dut.drop, 1)
                 await ctx.tick(domains[0])
                 ctx.set(dut.drop, 0)
+            for _ in range(gap):
+                _, _, committed, overflow = await ctx.tick(domains[0]).sample(dut.committed, dut.overflow)
+                stats["committed"] += committed
+                stats["overflow"] += overflow
         for _ in range(3):
             _, _, committed, overflow = await ctx.tick(domains[0]).sample(dut.committed, dut.overflow)
             stats["committed"] += committed
@@ -93,11 +98,12 @@ def test_full_drops_whole_frames_and_counts():
     ops = [(f, "commit") for f in frames(rng, 30, 20)]
     depth = 64
     got, stats = run(depth, ops, read_ready=0.0)
-    # Model: a frame is kept if it fits in what is left; the reader's
-    # one-entry prefetch register holds one more byte than the memory.
+    # Model: a frame is kept if it fits in what is left of depth - 1 entries
+    # (full is reported one entry early); the reader's one-entry prefetch
+    # register holds one more byte than the memory.
     used, kept, lost = 0, [], 0
     for f, _ in ops:
-        if used + len(f) <= depth + (1 if kept else 0):
+        if used + len(f) <= depth - 1 + (1 if kept else 0):
             used += len(f)
             kept.append(f)
         else:
@@ -106,6 +112,23 @@ def test_full_drops_whole_frames_and_counts():
     assert stats["overflow"] == lost
     assert stats["committed"] == len(kept)
     assert got == []  # never read
+
+
+@pytest.mark.parametrize("domains", [("sync", "sync"), ("sync", "rd")])
+def test_capacity_is_depth_minus_one(domains):
+    """Full is reported one entry early (a registered look-ahead, for timing):
+    depth - 1 bytes fit an empty FIFO, depth bytes never do; once the reader's
+    prefetch has taken a byte, exactly one more byte fits."""
+    depth = 32
+    got, stats = run(depth, [(bytes(range(depth - 1)), "commit")], read_ready=0.0, domains=domains)
+    assert (stats["committed"], stats["overflow"]) == (1, 0)
+    got, stats = run(depth, [(bytes(range(depth)), "commit"), (b"z", "commit")], domains=domains)
+    assert (stats["committed"], stats["overflow"]) == (1, 1)
+    assert got == [b"z"]
+    # gap: let the prefetch and the read pointer's crossing settle between frames.
+    ops = [(bytes(range(depth - 1)), "commit"), (b"a", "commit"), (b"b", "commit")]
+    got, stats = run(depth, ops, read_ready=0.0, domains=domains, gap=24)
+    assert (stats["committed"], stats["overflow"]) == (2, 1)
 
 
 def test_oversize_frame_never_fits():

@@ -23,6 +23,15 @@ toggle handshake: the reader sees commits a few clocks late, never a torn
 pointer; the read pointer, which steps by one, crosses in Gray code as in any
 asynchronous FIFO.  Both directions are conservative: late news only makes the
 FIFO look fuller (writer) or emptier (reader).
+
+Timing: ``full`` is a register that looks one clock ahead ("the next
+write pointer leaves at most one free entry", ``wp' - rp >= depth - 1``),
+and in the two-clock case the read pointer's Gray decode is registered too.
+The write side then decides from flops only (no pointer subtract or 13-bit
+compare in front of ``wp``'s enable), at the price of one entry: the FIFO
+reports full one entry early and holds at most ``depth - 1`` entries (plus
+the reader's one-entry prefetch).  Like any late news of the read pointer,
+this only makes the FIFO look fuller: no entry is ever overwritten.
 """
 
 from amaranth import Cat, Module, Signal
@@ -51,8 +60,9 @@ def _ungray(g, width):
 class PacketFIFO(wiring.Component):
     """``PacketFIFO(data_width=8, depth=4096, w_domain="sync", r_domain="sync")``.
 
-    ``depth`` (entries, a power of two >= 16) must hold the largest frame the
-    writer will commit; a larger frame always overflows.
+    ``depth`` (entries, a power of two >= 16) must exceed the largest frame
+    the writer will commit: the FIFO stores at most ``depth - 1`` entries (see
+    the timing note above); a larger frame always overflows.
     """
 
     def __init__(self, data_width: int = 8, depth: int = 4096, *, w_domain: str = "sync", r_domain: str = "sync"):
@@ -109,7 +119,8 @@ class PacketFIFO(wiring.Component):
             rd += rp_gray.eq(_gray(rp))
             rp_gray_w = Signal(abits + 1)
             m.submodules.rp_sync = FFSynchronizer(rp_gray, rp_gray_w, o_domain=self._w_domain)
-            m.d.comb += rp_w.eq(_ungray(rp_gray_w, abits + 1))
+            # Decoded into a register: the XOR chain is not in front of the full compare.
+            wd += rp_w.eq(_ungray(rp_gray_w, abits + 1))
             # Committed pointer -> read domain, hold register + toggle handshake.
             hold = Signal(abits + 1)
             req = Signal()
@@ -126,32 +137,41 @@ class PacketFIFO(wiring.Component):
         # Write side.
         overflowing = Signal()  # the frame being written did not fit
         m.d.comb += self.sink.ready.eq(1)
-        # Modular difference: the pointers wrap.
-        full = (wp - rp_w)[: abits + 1] == self._depth
-        wd += [self.committed.eq(0), self.overflow.eq(0)]
+        # "full" is a register: it says whether the pointer wp takes at this
+        # clock leaves at most one free entry (modular differences: the
+        # pointers wrap).  Its three candidates are compared from flops in
+        # parallel and the same branches that pick wp pick one of them, so
+        # no subtract or compare sits in front of wp's enable.
+        full = Signal()
+        used = (wp - rp_w)[: abits + 1]
+        used_cp = (cp - rp_w)[: abits + 1]
+        stays_full = used >= self._depth - 1  # wp unchanged
+        fills_up = used >= self._depth - 2  # wp + 1
+        back_full = used_cp >= self._depth - 1  # wp back to cp
+        wd += [self.committed.eq(0), self.overflow.eq(0), full.eq(stays_full)]
+        fits = ~full & ~overflowing
         with m.If(self.sink.valid):
-            with m.If(~full & ~overflowing):
+            with m.If(fits):
                 m.d.comb += [
                     wp_mem.addr.eq(wp[:abits]),
                     wp_mem.en.eq(1),
                 ]
                 for name, _ in stored:
                     m.d.comb += wp_mem.data[name].eq(self.sink.payload[name])
-            fits = ~full & ~overflowing
             with m.If(self.sink.payload.last):
                 wd += overflowing.eq(0)
                 with m.If(self.commit & fits):
-                    wd += [cp.eq(wp + 1), wp.eq(wp + 1), self.committed.eq(1)]
+                    wd += [cp.eq(wp + 1), wp.eq(wp + 1), self.committed.eq(1), full.eq(fills_up)]
                 with m.Else():
-                    wd += wp.eq(cp)
+                    wd += [wp.eq(cp), full.eq(back_full)]
                     with m.If(self.commit):
                         wd += self.overflow.eq(1)
             with m.Elif(fits):
-                wd += wp.eq(wp + 1)
+                wd += [wp.eq(wp + 1), full.eq(fills_up)]
             with m.Else():
                 wd += overflowing.eq(1)
         with m.Elif(self.drop):
-            wd += [wp.eq(cp), overflowing.eq(0)]
+            wd += [wp.eq(cp), overflowing.eq(0), full.eq(back_full)]
 
         # Read side: one-entry prefetch through the synchronous read port,
         # whose output holds while en is low.
