@@ -17,6 +17,7 @@ from twinplane.model.scripted_cs import DfsHarness, ScriptedCS
 from twinplane.protocol.codes import Bus, DeleteReason, ErrorCode, Flag
 from twinplane.protocol.messages import (
     AddVs,
+    DelVs,
     FlowSignature,
     SsmbDelete,
     SsmbDump,
@@ -363,23 +364,32 @@ def deletes(msgs):
     return [m for m in msgs if isinstance(m, SsmbDelete)]
 
 
-def test_tcp_close_fin_both_ways_then_last_ack(h):
+def test_tcp_close_fin_both_ways_then_linger(h):
     query, _, _ = open_flow(h, flags=XLATE | Flag.ADD_TCP_OFFSETS, seq_offset=100, ack_offset=200)
+    linger = h.dfs.config.close_linger_ticks * h.dfs.config.tick_s
     h.frame(INT, bytes(from_node(seq=5200, ack=1101)))  # SYN-ACK in node space
     h.frame(EXT, bytes(tcp(flags="A", seq=1001, ack=5001)))
     assert len(h.frame(EXT, bytes(tcp(flags="FA", seq=1001, ack=5001, payload=b"bye")))) == 1
     h.frame(INT, bytes(from_node(flags="A", seq=5201, ack=1105)))
     h.frame(INT, bytes(from_node(flags="PA", seq=5201, ack=1105, payload=b"more")))  # half-closed: still flows
-    assert h.flush() == [] and len(h.dfs.flows) == 2
+    h.now += 10 * linger
+    h.dfs.poll(h.now)
+    assert h.flush() == [] and len(h.dfs.flows) == 2  # one FIN alone never deletes
     h.frame(INT, bytes(from_node(flags="FA", seq=5205, ack=1105)))
-    assert h.flush() == [] and len(h.dfs.flows) == 2  # two FINs, no last ACK yet
-    assert len(h.frame(EXT, bytes(tcp(flags="A", seq=1005, ack=5005)))) == 1  # acks the data, not the FIN
-    assert h.flush() == []
     ((_, last),) = h.frame(EXT, bytes(tcp(flags="A", seq=1005, ack=5006)))  # the last ACK is forwarded
     check(last)
+    # the node's FIN again (as if the ACK were lost downstream) still passes while the flow lingers
+    h.now += linger / 2
+    h.dfs.poll(h.now)
+    assert h.flush() == [] and len(h.frame(INT, bytes(from_node(flags="FA", seq=5205, ack=1105)))) == 1
+    h.now += linger - h.dfs.config.tick_s
+    h.dfs.poll(h.now)
+    assert h.flush() == []  # not idle for the whole linger yet
+    h.now += 2 * h.dfs.config.tick_s
+    h.dfs.poll(h.now)
     (delete,) = h.flush()
     assert delete.stats.reason is DeleteReason.FIN and delete.serial == query.serial
-    assert (delete.stats.packets_in, delete.stats.packets_out) == (5, 4)
+    assert (delete.stats.packets_in, delete.stats.packets_out) == (4, 5)
     assert delete.stats.tcp_state == 3 and delete.stats.node_id == 3 and delete.flow == query.flow
     assert not h.dfs.flows and h.dfs.table.count == 0
 
@@ -392,6 +402,9 @@ def test_tcp_half_close_kept_and_rst_deletes(h):
     h.dfs.poll(h.now)
     assert h.flush() == [] and h.dfs.flows
     assert len(h.frame(INT, bytes(from_node(flags="R", seq=5001, ack=0)))) == 1
+    assert h.flush() == [] and h.dfs.flows  # deleted after the linger, not at once
+    h.now += (h.dfs.config.close_linger_ticks + 1) * h.dfs.config.tick_s
+    h.dfs.poll(h.now)
     (delete,) = h.flush()
     assert delete.stats.reason is DeleteReason.RST and delete.stats.tcp_state == 1 | 4
     assert not h.dfs.flows
@@ -560,3 +573,24 @@ def test_return_key_collision_deletes_the_older_flow(h):
     assert len(frames) == 1 and h.dfs.counters["return_key_collision"] == 1
     ((_, frame),) = h.frame(INT, bytes(from_node()))
     assert Ether(frame)[IP].src == "192.0.2.77"
+
+
+def test_vs_tie_goes_to_the_lowest_cam_slot(h):
+    """Two equally specific VSs: the one in the lower CAM slot wins, as in the
+    gateware; a new vs_id takes the lowest free slot (freed by DEL_VS)."""
+    cs = h.css[0]
+
+    def add(vs_id, msg=AddVs):
+        vs = VirtualServer(vs_id=vs_id, protocol=6, virt_addr=ipaddress.ip_address(VIP), virt_port=0)
+        (ack,) = h.send(cs, Bus.CSMB, cs.encode(msg(vs=vs, flags=Flag.WILDCARD_PORT)))
+        return ack.error
+
+    assert add(30) is ErrorCode.NONE and add(20) is ErrorCode.NONE  # slots 2 and 3 (vs 1 and 2 hold 0, 1)
+    assert query_of(h, tcp(sport=1, dport=81)).vs_id == 30  # not the lowest vs_id
+    add(30, DelVs)
+    add(25)  # takes slot 2 again
+    assert query_of(h, tcp(sport=2, dport=81)).vs_id == 25
+    assert {e.vs.vs_id: e.slot for e in h.dfs.vss.values()} == {1: 0, 2: 1, 25: 2, 20: 3}
+    for vs_id in range(100, 100 + h.dfs.config.vs_entries - 4):
+        assert add(vs_id) is ErrorCode.NONE
+    assert add(99) is ErrorCode.BADCONFIG and add(20) is ErrorCode.NONE  # full; a known vs_id keeps its slot

@@ -21,8 +21,10 @@ Decisions (documented here once; tests pin them):
   IPv6 and other protocols (``drop_unsupported``) are dropped and counted.
 * Virtual server match: :class:`twinplane.model.vscam.VirtualServerTable`
   (the CAM's model) filled in vs_id order: exact address and port beats
-  WILDCARD_PORT beats WILDCARD_ADDR beats both wildcards, lowest vs_id on a
-  tie; a WILDCARD_ADDR VS takes only addresses no other VS (nor the DFS)
+  WILDCARD_PORT beats WILDCARD_ADDR beats both wildcards; on a tie the
+  lowest CAM slot wins, as in the gateware: ADD_VS of a new vs_id takes the
+  lowest free slot of ``vs_entries`` (none free: BADCONFIG), of a known vs_id
+  its own slot; a WILDCARD_ADDR VS takes only addresses no other VS (nor the DFS)
   owns.  A VS with ``vlan_id`` != 0 matches only that VLAN.  DISABLED VSs
   take no new flows.
 * ARP: requests for the DFS's address on an internal port, or the address
@@ -59,11 +61,14 @@ Decisions (documented here once; tests pin them):
   port and seq/ack, UDP the same except that checksum 0 stays 0.
 * TTL is not decremented: the DFS is a NAT in front of the nodes on the same
   segment, not a router hop (like LVS-NAT's forwarding is invisible).
-* TCP close tracking: RST -> the frame is forwarded, then the flow deleted
-  (DELETE reason RST).  FIN from either side is recorded with its end
-  sequence (in the node's sequence space); after FINs in both directions,
-  the packet that acknowledges the second FIN is forwarded and the flow
-  deleted (reason FIN).  One FIN alone (half-close) never deletes.
+* TCP close tracking (as the gateware's flow controller): FIN from each
+  side and RST are recorded (``tcp_state``); a flow with FINs both ways or
+  an RST is *closed*, and ``poll`` deletes it (DELETE reason RST if an RST
+  was seen, else FIN) once both its entries have been idle for
+  ``close_linger_ticks`` flow-table ticks.  So the last ACK and a
+  retransmitted FIN (its ACK lost) still pass: the patent's "should not
+  delete a TCP flow when the flow is in the middle of state transition".
+  One FIN alone (half-close) never deletes.
 * Overflow (figure 21): when the flow table must evict, it evicts the oldest
   candidate entry (FlowTableModel); the whole flow it belongs to (both
   entries) goes and the active CS gets DELETE(reason OVERFLOW, stats).  An
@@ -167,6 +172,10 @@ class DfsConfig:
     max_held_per_flow: int = 8
     max_held_total: int = 256
     pending_timeout_s: float = 1.0
+    #: virtual-server CAM slots (ADD_VS beyond them: BADCONFIG)
+    vs_entries: int = 16
+    #: a closed TCP flow (FIN both ways, or RST) is deleted once idle this many ticks
+    close_linger_ticks: int = 16
     ssmb_port: int = SSMB_UDP_PORT
     csmb_port: int = CSMB_UDP_PORT
     #: source of the 8-byte nonces (tests pass a seeded one)
@@ -184,10 +193,12 @@ class DfsConfig:
             raise ValueError(f"at most 4 ports (the flow action's egress_port has 2 bits), not {self.port_roles!r}")
         if self.geometry.key_width < KEY_WIDTH or self.geometry.action_width < ACTION_WIDTH:
             raise ValueError(f"geometry {self.geometry!r} is too narrow for the flow key/action")
-        for name in ("max_pending", "max_held_per_flow", "max_held_total"):
+        for name in ("max_pending", "max_held_per_flow", "max_held_total", "vs_entries"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not isinstance(self.close_linger_ticks, int) or self.close_linger_ticks < 0:
+            raise ValueError(f"close_linger_ticks must be a non-negative integer, not {self.close_linger_ticks!r}")
         for name in ("tick_s", "idle_timeout_s", "pending_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
@@ -468,8 +479,18 @@ class ReferenceDFS(CsmbSide, FramePath):
         self._send(peer, Bus.SSMB, SsmbDump(flags=Flag.END, count=len(flows)))
 
     # == timers ==================================================================================
+    def _idle_ticks(self, flow: Flow, now: float) -> int:
+        """Ticks since the newer of the flow's two entries saw a packet (mod the timestamp width)."""
+        mask = (1 << self.config.geometry.ts_width) - 1
+        tick = self._tick(now)
+        return min((tick - self.table.last_seen[h]) & mask for h in (flow.in_handle, flow.out_handle) if h >= 0)
+
     def poll(self, now: float) -> None:
         for flow in self._unique_flows():
+            if flow.closed and self._idle_ticks(flow, now) >= self.config.close_linger_ticks:
+                reason = DeleteReason.RST if flow.tcp_state & TcpState.RST else DeleteReason.FIN
+                self._delete(flow, reason, now)
+                continue
             timeout = flow.xlate.idle_timeout_s or self.idle_timeout_s
             if now - flow.last_seen >= timeout:
                 self._delete(flow, DeleteReason.IDLE, now)
@@ -486,6 +507,8 @@ class ReferenceDFS(CsmbSide, FramePath):
     def next_timer(self) -> float | None:
         """Earliest time :meth:`poll` has work (None: nothing scheduled)."""
         times = [f.last_seen + (f.xlate.idle_timeout_s or self.idle_timeout_s) for f in self._unique_flows()]
+        linger_s = (self.config.close_linger_ticks + 1) * self.config.tick_s
+        times += [f.last_seen + linger_s for f in self._unique_flows() if f.closed]
         times += [p.created + self.config.pending_timeout_s for p in self.pending.values()]
         times += [p.last_hello + 3 * p.hello_interval_s for p in self.peers.values()]
         return min(times, default=None)

@@ -39,6 +39,10 @@ RESET_REASON_NO_FLOWS = 1
 class VsEntry:
     vs: VirtualServer
     flags: Flag
+    #: the gateware's CAM slot: an ADD_VS of a new vs_id takes the lowest free
+    #: one, of a known vs_id its own (hdl/msgport/session.py); the lowest slot
+    #: wins a tie between equally specific matches
+    slot: int = 0
 
 
 @dataclass
@@ -197,7 +201,16 @@ class CsmbSide:
         if vs.protocol not in (6, 17) or (not flags & Flag.WILDCARD_ADDR and vs.virt_addr.version != 4):
             self._count("vs_badconfig")
             return ErrorCode.BADCONFIG
-        self.vss[vs.vs_id] = VsEntry(vs, flags)
+        old = self.vss.get(vs.vs_id)
+        if old is not None:
+            slot = old.slot
+        else:
+            used = {e.slot for e in self.vss.values()}
+            slot = next((i for i in range(self.config.vs_entries) if i not in used), None)
+            if slot is None:
+                self._count("vs_table_full")
+                return ErrorCode.BADCONFIG
+        self.vss[vs.vs_id] = VsEntry(vs, flags, slot)
         self._count("vs_added")
         return ErrorCode.NONE
 

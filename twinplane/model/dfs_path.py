@@ -14,7 +14,7 @@ import ipaddress
 from collections import deque
 from dataclasses import dataclass, field
 
-from twinplane.protocol.codes import AddressFamily, Bus, DeleteReason, Flag
+from twinplane.protocol.codes import AddressFamily, Bus, Flag
 from twinplane.protocol.messages import FlowSignature, SsmbQuery, Translation
 
 from .flowkey import pack_action, pack_key, unpack_action
@@ -59,10 +59,12 @@ class Flow:
     in_handle: int = -1
     out_handle: int = -1
     tcp_state: TcpState = TcpState.NONE
-    #: sequence number after each side's FIN, in the node's sequence space
-    fin_end_client: int | None = None
-    fin_end_node: int | None = None
-    second_fin_from_client: bool = False
+
+    @property
+    def closed(self) -> bool:
+        """FIN seen both ways, or an RST: deleted once idle for the close linger."""
+        return bool(self.tcp_state & TcpState.RST) or self.tcp_state & (
+            TcpState.FIN_CLIENT | TcpState.FIN_NODE) == TcpState.FIN_CLIENT | TcpState.FIN_NODE
 
 
 @dataclass
@@ -70,10 +72,6 @@ class _Pending:
     serial: int
     created: float
     held: deque = field(default_factory=deque)
-
-
-def _be(data, offset: int, size: int) -> int:
-    return int.from_bytes(data[offset:offset + size], "big")
 
 
 def _put(data: bytearray, offset: int, size: int, value: int) -> None:
@@ -168,12 +166,14 @@ class FramePath:
     # -- new flows (figure 20) ---------------------------------------------------------------------
     def _vs_table(self) -> VirtualServerTable:
         """The VSs as the gateware's CAM holds them (twinplane.model.vscam):
-        index = position in vs_id order, DISABLED ones left out.  Rebuilt
+        in CAM slot order (a tie goes to the lowest slot), DISABLED ones left out.  Rebuilt
         when the VS set changes (``self.vss`` is replaced or edited)."""
-        snapshot = tuple((e.vs.vs_id, e.vs.pack(), int(e.flags)) for e in sorted(self.vss.values(),
-                                                                                 key=lambda e: e.vs.vs_id))
+        def order(e):
+            return (e.slot, e.vs.vs_id)
+
+        snapshot = tuple((e.slot, e.vs.vs_id, e.vs.pack(), int(e.flags)) for e in sorted(self.vss.values(), key=order))
         if getattr(self, "_vs_cache", (None,))[0] != snapshot:
-            live = [e for e in sorted(self.vss.values(), key=lambda e: e.vs.vs_id) if not e.flags & Flag.DISABLED
+            live = [e for e in sorted(self.vss.values(), key=order) if not e.flags & Flag.DISABLED
                     and (e.flags & Flag.WILDCARD_ADDR or e.vs.virt_addr.version == 4)]
             table = VirtualServerTable(max(1, len(live)))
             for index, e in enumerate(live):
@@ -236,9 +236,6 @@ class FramePath:
     def _forward(self, flow: Flow, handle: int, frame: bytes, p: ParsedFrameModel,
                  now: float) -> list[tuple[int, bytes]]:
         inbound = handle == flow.in_handle
-        x, flags = flow.xlate, flow.flags
-        offsets = bool(flags & Flag.ADD_TCP_OFFSETS)
-        seq_off, ack_off = (x.seq_offset, x.ack_offset) if offsets else (0, 0)
         # The rewrite is driven by the entry's action word exactly as the
         # gateware's forwarder hands it to the rewriter (twinplane.model.rewrite).
         action = unpack_action(self.table.action[handle])
@@ -253,42 +250,15 @@ class FramePath:
         self._count("tx_forward" if inbound else "tx_return")
         result = [(out_port, out)]
         if p.protocol == 6:
-            reason = self._track_tcp(flow, inbound, frame, p, seq_off, ack_off)
-            if reason is not None:
-                self._delete(flow, reason, now)
+            self._track_tcp(flow, inbound, p)
         return result
 
-    def _track_tcp(self, flow: Flow, inbound: bool, frame: bytes, p: ParsedFrameModel, seq_off: int,
-                   ack_off: int) -> DeleteReason | None:
-        """Update the close state; return a reason when this frame ends the flow.
-
-        Sequence numbers are compared in the node's space: client seq +
-        seq_offset, node ack as sent; node seq as sent, client ack + ack_offset.
-        """
-        l4, tcp_flags = p.l4_offset, p.tcp_flags
-        if tcp_flags & _TCP_RST:
+    def _track_tcp(self, flow: Flow, inbound: bool, p: ParsedFrameModel) -> None:
+        """Record FIN (per side) and RST; :meth:`poll` deletes the flow once it
+        is closed and has been idle for ``close_linger_ticks`` (as the
+        gateware's flow controller does: the final ACK and any retransmitted
+        FIN still pass, so the close never breaks mid-transition)."""
+        if p.tcp_flags & _TCP_RST:
             flow.tcp_state |= TcpState.RST
-            return DeleteReason.RST
-        seq, ack = _be(frame, l4 + 4, 4), _be(frame, l4 + 8, 4)
-        if inbound:
-            seq, ack = (seq + seq_off) & _M32, (ack + ack_off) & _M32
-        if tcp_flags & _TCP_FIN:
-            seg_len = p.ip_total_length - (p.l4_offset - p.l3_offset) - (frame[l4 + 12] >> 4) * 4
-            end = (seq + seg_len + 1) & _M32
-            mine, theirs = (TcpState.FIN_CLIENT, TcpState.FIN_NODE) if inbound else \
-                (TcpState.FIN_NODE, TcpState.FIN_CLIENT)
-            if not flow.tcp_state & mine:
-                flow.tcp_state |= mine
-                if inbound:
-                    flow.fin_end_client = end
-                else:
-                    flow.fin_end_node = end
-                if flow.tcp_state & theirs:
-                    flow.second_fin_from_client = inbound
-            return None
-        both = TcpState.FIN_CLIENT | TcpState.FIN_NODE
-        if flow.tcp_state & both == both and tcp_flags & _TCP_ACK and inbound != flow.second_fin_from_client:
-            end = flow.fin_end_client if flow.second_fin_from_client else flow.fin_end_node
-            if (ack - end) & _M32 < 1 << 31:
-                return DeleteReason.FIN
-        return None
+        if p.tcp_flags & _TCP_FIN:
+            flow.tcp_state |= TcpState.FIN_CLIENT if inbound else TcpState.FIN_NODE
