@@ -112,6 +112,7 @@ class Flag(enum.IntFlag):
     RAW_PROXY = 1 << 13  #: virtual server: bridge client data to the CS
     END = 1 << 16  #: ours: last message of a DUMP or VS_LIST sequence
     DISABLED = 1 << 17  #: ours: virtual server is configured but takes no new flows
+    ACTIVE_CS = 1 << 18  #: ours: a DFS's CSMB HELLO answer: an ACTIVE CS is associated at the DFS's epoch
 
 
 #: Flags that name a proxy class of virtual server (patent figure 13).
