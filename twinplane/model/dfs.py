@@ -83,12 +83,22 @@ Decisions (documented here once; tests pin them):
   answers DELETE(CS_DELETE).  RESET deletes every flow and pending flow
   without per-flow DELETEs and answers RESET.  DUMP: STATS per flow then
   DUMP(END, count).
-* Several CSs: each authenticated association is a peer.  QUERY and DELETE
-  (not asked for) go to the active CS: among authenticated ACTIVE-role CSs
-  with the highest epoch, the lowest cs_id.  No active CS: new flows are
-  dropped (``drop_no_cs``) and unrequested DELETEs are only counted.  A peer
-  that misses 3 HELLO intervals is forgotten.  Answers (STATS, DELETE for
-  REAP, DUMP, RESET) go to the CS that asked.
+* Several CSs (docs/redundancy.md): each authenticated association is a
+  peer.  The DFS's epoch is the highest epoch an authenticated ACTIVE-role CS
+  has used (a standby's never raises it).  The *active set* is the
+  authenticated ACTIVE-role CSs at exactly that epoch, ordered by cs_id; only
+  they change state (REPLY, NEWFLOW, REAP, TIMEOUT, DELETE, RESET; ADD_VS,
+  DEL_VS, CONFIG): others are fenced (SSMB: ``invalid_stale_epoch``; CSMB:
+  ACK STALE_EPOCH).  HELLO, DUMP and VS_LIST only read and are answered to
+  any authenticated CS.  A QUERY goes to ``active[crc32(inbound key) % n]``
+  (active/active split; one active: all of them).  No active CS: new flows
+  are dropped (``drop_no_cs``).  A peer that misses 3 HELLO intervals is
+  forgotten.  Answers (STATS, DUMP) go to the CS that asked.
+* State replication (the patent's artificial packet replication): an
+  installed REPLY/NEWFLOW is copied to every other authenticated CS
+  (re-stamped with that CS's session); every DELETE and RESET the DFS sends
+  goes to every authenticated CS.  The CSMB HELLO answer carries
+  ``Flag.ACTIVE_CS`` while the active set is not empty.
 * A CS that authenticates while the DFS holds no flow (typically: the DFS
   restarted) gets one SsmbReset(reason 1) on the SSMB after the auth
   response, so it forgets the flows it had through this DFS.
@@ -103,8 +113,10 @@ Decisions (documented here once; tests pin them):
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import os
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -231,12 +243,32 @@ class ReferenceDFS(CsmbSide, FramePath):
     def _count(self, name: str, n: int = 1) -> None:
         self.counters[name] += n
 
+    def active_set(self) -> list[_Peer]:
+        """The CSs that may change state: authenticated, ACTIVE, at the DFS's epoch (by cs_id)."""
+        return sorted((p for p in self.peers.values()
+                       if p.authenticated and p.role is Role.ACTIVE and p.epoch == self.epoch),
+                      key=lambda p: (p.cs_id, p.csmb_addr))
+
     def active_cs(self) -> _Peer | None:
-        live = [p for p in self.peers.values() if p.authenticated and p.role is Role.ACTIVE]
+        live = self.active_set()
+        return live[0] if live else None
+
+    def cs_for_key(self, key: int) -> _Peer | None:
+        """The active CS that owns a flow (active/active: split by CRC-32 of the inbound key)."""
+        live = self.active_set()
         if not live:
             return None
-        top = max(p.epoch for p in live)
-        return min((p for p in live if p.epoch == top), key=lambda p: p.cs_id)
+        return live[zlib.crc32(key.to_bytes((KEY_WIDTH + 7) // 8, "big")) % len(live)]
+
+    def is_active(self, peer: _Peer) -> bool:
+        return peer.authenticated and peer.role is Role.ACTIVE and peer.epoch >= self.epoch
+
+    def _replicate(self, origin: _Peer | None, msg: Message) -> None:
+        """A copy of a state message for every authenticated CS but ``origin``."""
+        for peer in self.peers.values():
+            if peer is not origin and peer.authenticated:
+                self._send(peer, Bus.SSMB, copy.copy(msg))
+                self._count("replicated")
 
     def _send(self, peer: _Peer, bus: Bus, msg: Message) -> None:
         dst = peer.csmb_addr if bus is Bus.CSMB else peer.ssmb_addr
@@ -296,13 +328,17 @@ class ReferenceDFS(CsmbSide, FramePath):
             self._send(peer, Bus.SSMB, SsmbHello(nonce=peer.nonce, ssmb_addr=self.config.dfs_addr,
                                                  ssmb_port=self.config.ssmb_port))
             return
-        if msg.epoch < self.epoch:
-            self._count("invalid_stale_epoch")
+        if isinstance(msg, SsmbDump):  # reads only: any authenticated CS
+            self._dump(peer, now)
             return
         self._adopt_epoch(peer, msg.epoch)
+        if not self.is_active(peer) or msg.epoch < self.epoch:
+            self._count("invalid_stale_epoch")
+            return
         if isinstance(msg, SsmbReply | SsmbNewflow):
             self._count(f"rx_{type(msg).__name__}")
-            self._install(msg, now)
+            if self._install(msg, now):
+                self._replicate(peer, msg)
         elif isinstance(msg, SsmbReap | SsmbTimeout):
             self._reap(peer, msg, now)
         elif isinstance(msg, SsmbDelete):
@@ -313,8 +349,6 @@ class ReferenceDFS(CsmbSide, FramePath):
             self._delete(flow, DeleteReason.CS_DELETE, now, notify=peer)
         elif isinstance(msg, SsmbReset):
             self._reset(peer)
-        elif isinstance(msg, SsmbDump):
-            self._dump(peer, now)
         else:
             self._count("invalid_unexpected_type")
 
@@ -331,13 +365,14 @@ class ReferenceDFS(CsmbSide, FramePath):
             return None
         return None if handle is None else self.flows.get(handle)
 
-    def _install(self, msg: SsmbReply | SsmbNewflow, now: float) -> None:
+    def _install(self, msg: SsmbReply | SsmbNewflow, now: float) -> bool:
+        """Install a flow; True if it is now in the table."""
         sig, x = msg.flow, msg.xlate
         try:
             in_key = self._sig_key(sig)
         except ValueError:
             self._count("invalid_reply_family")
-            return
+            return False
         pending = self.pending.pop(in_key, None)
         if pending is not None:
             self._held_total -= len(pending.held)
@@ -345,7 +380,7 @@ class ReferenceDFS(CsmbSide, FramePath):
             dropped = len(pending.held) if pending else 0
             self._count(f"drop_reply_{msg.error.name.lower()}", dropped)
             self._count(f"reply_{msg.error.name.lower()}")
-            return
+            return False
         flags = Flag(msg.flags)
         if (flags & Flag.TRANSLATE_ADDR and x.node_addr.version != 4) or not (
             x.egress_port < len(self.config.port_roles) and x.client_port < len(self.config.port_roles)
@@ -354,7 +389,7 @@ class ReferenceDFS(CsmbSide, FramePath):
             self._count("invalid_reply_translation")
             if pending:
                 self._count("drop_reply_invalid", len(pending.held))
-            return
+            return False
         node_ip = int(x.node_addr) if flags & Flag.TRANSLATE_ADDR else int(sig.dst_addr)
         node_port = x.node_port if flags & Flag.TRANSLATE_PORT else sig.dst_port
         out_key = pack_key(src_ip=node_ip, dst_ip=int(sig.src_addr), src_port=node_port,
@@ -376,7 +411,7 @@ class ReferenceDFS(CsmbSide, FramePath):
                     self._count("install_self_evicted")
                     if pending:
                         self._count("drop_install_failed", len(pending.held))
-                    return
+                    return False
                 if victim is not None:
                     self._evicted(victim, result.handle, result.victim, now)
             elif result.status is InsertStatus.UPDATED:
@@ -393,6 +428,7 @@ class ReferenceDFS(CsmbSide, FramePath):
         if pending is not None:
             for port, frame in pending.held:
                 self._frames.extend(self._frame(port, frame, now))
+        return True
 
     def _evicted(self, victim: Flow, reused: int, entry, now: float) -> None:
         """``reused`` (one of the victim's handles) now belongs to a new key."""
@@ -428,11 +464,14 @@ class ReferenceDFS(CsmbSide, FramePath):
                          tcp_state=int(flow.tcp_state), vs_id=flow.xlate.vs_id, node_id=flow.xlate.node_id)
 
     def _notify_delete(self, flow: Flow, stats: FlowStats, peer: _Peer | None) -> None:
-        peer = peer or self.active_cs()
+        """DELETE to the CS that asked (else the flow's owner), copies to every other CS."""
+        peer = peer or self.cs_for_key(flow.in_key)
+        msg = SsmbDelete(serial=flow.serial, flow=flow.sig, stats=stats)
         if peer is None:
             self._count("delete_unsent_no_cs")
-            return
-        self._send(peer, Bus.SSMB, SsmbDelete(serial=flow.serial, flow=flow.sig, stats=stats))
+        else:
+            self._send(peer, Bus.SSMB, msg)
+        self._replicate(peer, msg)
 
     def _delete(self, flow: Flow, reason: DeleteReason, now: float, notify: _Peer | None = None) -> None:
         stats = self._stats(flow, reason, now)
@@ -470,6 +509,7 @@ class ReferenceDFS(CsmbSide, FramePath):
         self.pending.clear()
         self._held_total = 0
         self._send(peer, Bus.SSMB, SsmbReset())
+        self._replicate(peer, SsmbReset())
 
     def _dump(self, peer: _Peer, now: float) -> None:
         flows = sorted(self._unique_flows(), key=lambda f: f.serial)

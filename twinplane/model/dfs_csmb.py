@@ -117,11 +117,12 @@ class CsmbSide:
             self._count("invalid_session")
             self._notauth(msg, src, peer, now)
             return
-        if msg.epoch < self.epoch:
+        self._adopt_epoch(peer, msg.epoch)
+        if not isinstance(msg, VsList) and (not self.is_active(peer) or msg.epoch < self.epoch):
+            # Fencing (docs/redundancy.md): only the active set changes state.
             self._count("invalid_stale_epoch")
             self._ack(peer, msg, ErrorCode.STALE_EPOCH)
             return
-        self._adopt_epoch(peer, msg.epoch)
         error = ErrorCode.NONE
         if isinstance(msg, AddVs):
             error = self._add_vs(msg)
@@ -151,8 +152,10 @@ class CsmbSide:
                                            error=error))
 
     def _adopt_epoch(self, peer: _Peer, epoch: int) -> None:
+        """Only an ACTIVE-role CS raises the DFS's epoch; a standby changes nothing."""
         peer.epoch = max(peer.epoch, epoch)
-        self.epoch = max(self.epoch, epoch)
+        if peer.role is Role.ACTIVE:
+            self.epoch = max(self.epoch, epoch)
 
     def _hello(self, msg: CsmbHello, src: Address, peer: _Peer | None, now: float) -> None:
         offered = (msg.csmb_vers_major, msg.csmb_vers_minor)
@@ -182,13 +185,19 @@ class CsmbSide:
             if not peer.negotiated:
                 self._count("cs_associated")
             peer.negotiated = True
-            peer.cs_id, peer.role = msg.cs_id, Role(msg.role)
+            role = Role(msg.role)
+            if role is Role.ACTIVE and peer.role is not Role.ACTIVE and peer.authenticated:
+                # Becoming active takes a fresh authentication (docs/redundancy.md).
+                peer.authenticated = False
+                self._count("cs_reauth_for_active")
+            peer.cs_id, peer.role = msg.cs_id, role
             peer.ssmb_addr = (str(msg.ssmb_addr), msg.ssmb_port)
             peer.hello_interval_s = max(msg.hello_interval_ms, 1) / 1000
             peer.last_hello = now
             if peer.authenticated and msg.session == peer.session:
                 self._adopt_epoch(peer, msg.epoch)
-        reply = CsmbHello(error=error, csmb_vers_major=version[0], csmb_vers_minor=version[1],
+        reply = CsmbHello(error=error, flags=Flag.ACTIVE_CS if self.active_set() else Flag.NONE,
+                          csmb_vers_major=version[0], csmb_vers_minor=version[1],
                           ssmb_vers_major=version[0], ssmb_vers_minor=version[1], role=Role.ACTIVE, cs_id=0,
                           hello_interval_ms=msg.hello_interval_ms, nonce=peer.nonce,
                           ssmb_addr=self.config.dfs_addr, ssmb_port=self.config.ssmb_port,

@@ -213,7 +213,7 @@ class FramePath:
         if p.protocol == 6 and (p.tcp_flags & (_TCP_SYN | _TCP_ACK | _TCP_RST)) != _TCP_SYN:
             self._count("drop_tcp_not_syn")
             return
-        cs = self.active_cs()
+        cs = self.cs_for_key(key)
         if cs is None:
             self._count("drop_no_cs")
             return
