@@ -206,7 +206,7 @@ def test_reap_kept_until_answer():
     assert len(net.cs.flows) == 1 and net.cs.counters["reaps_sent"] >= 3  # retried every reap_retry_s
 
 
-def test_dfs_restart_repushes_vss_and_forgets_flows():
+def test_dfs_restart_repushes_vss_and_repopulates_flows():
     net = Net()
     net.up()
     dfs = net.dfs["d0"]
@@ -218,8 +218,14 @@ def test_dfs_restart_repushes_vss_and_forgets_flows():
     peer = net.cs.peers["d0"]
     assert peer.state == "up" and peer.session != old_session and peer.session == dfs.session
     assert set(dfs.vss) == {1, 2} and peer.associations == 2
-    assert net.cs.flows.get("d0", table_key(flow(1))) is None
-    assert all(n.connections == 0 for n in net.cs.nodes.values())
+    # docs/redundancy.md: the restarted DFS reported no flow in its DUMP, so
+    # the active CS keeps the flow and installs it again with NEWFLOW.
+    assert net.cs.flows.get("d0", table_key(flow(1))) is not None
+    assert net.cs.counters["flows_repopulated"] == 1
+    assert sum(n.connections for n in net.cs.nodes.values()) == 1
+    newflows = [m for bus, _, data in net.sent if bus is Bus.SSMB
+                for m in Codec(KEYS[0]).iter_decode(Bus.SSMB, data) if getattr(m, "msg_type", 0) == 5]
+    assert [m.flow for m in newflows] == [flow(1)]
 
 
 def test_notauth_ack_triggers_reassociation():

@@ -23,6 +23,7 @@ __all__ = [
     "MonitorConfig",
     "NodeConfig",
     "PoolConfig",
+    "Redundancy",
     "Timeouts",
     "VsConfig",
     "load_config",
@@ -124,6 +125,17 @@ class CsSettings:
 
 
 @dataclass
+class Redundancy:
+    """Redundant CSs (docs/redundancy.md).  The HELLO interval is ``[timeouts] hello_interval_ms``."""
+
+    role: str = "active"  #: the role this CS starts in: "active" or "standby"
+    #: the other CSs' SSMB addresses ("addr:port"), advertised as HELLO ssmb_standby_addr with REDUNDANT
+    peers: tuple[str, ...] = ()
+    #: a standby that never saw an active CS at a DFS takes over after this many HELLO intervals
+    takeover_grace_hellos: int = 3
+
+
+@dataclass
 class CsConfig:
     path: str
     cs: CsSettings
@@ -132,6 +144,7 @@ class CsConfig:
     pools: dict[str, PoolConfig]
     vss: dict[int, VsConfig]
     monitors: dict[str, MonitorConfig]
+    redundancy: Redundancy = field(default_factory=Redundancy)
 
 
 class _Reader:
@@ -218,7 +231,7 @@ def load_config(path: str | Path) -> CsConfig:
 def parse_config(data: dict, path: str | Path = "<config>") -> CsConfig:
     """Check an already parsed TOML document (see :func:`load_config`)."""
     r = _Reader(path)
-    r.check_keys(data, "", {"cs", "timeouts", "dfs", "pool", "virtual_server", "monitor"})
+    r.check_keys(data, "", {"cs", "timeouts", "dfs", "pool", "virtual_server", "monitor", "redundancy"})
 
     c = r.table(data.get("cs", {}), "cs")
     r.check_keys(c, "cs", {"cs_id", "ssmb_addr", "ssmb_port", "csmb_port", "epoch", "control_socket",
@@ -244,6 +257,23 @@ def parse_config(data: dict, path: str | Path = "<config>") -> CsConfig:
         csmb_retransmit_max_s=r.num(t, "timeouts", "csmb_retransmit_max_s", 8.0),
         hello_interval_ms=r.int_in(t, "timeouts", "hello_interval_ms", 10, 65535, 1000),
     )
+
+    red = r.table(data.get("redundancy", {}), "redundancy")
+    r.check_keys(red, "redundancy", {"role", "peers", "takeover_grace_hellos"})
+    role = r.get(red, "redundancy", "role", str, "active")
+    if role not in ("active", "standby"):
+        raise r.err("redundancy.role", f"must be 'active' or 'standby', not {role!r}")
+    peers = r.get(red, "redundancy", "peers", list, [])
+    for i, peer in enumerate(peers):
+        host, _, port = str(peer).rpartition(":")
+        try:
+            ipaddress.ip_address(host)
+            if not 0 < int(port) < 65536:
+                raise ValueError(port)
+        except ValueError:
+            raise r.err(f"redundancy.peers[{i}]", f"not an address:port: {peer!r}") from None
+    redundancy = Redundancy(role=role, peers=tuple(peers),
+                            takeover_grace_hellos=r.int_in(red, "redundancy", "takeover_grace_hellos", 1, 100, 3))
 
     dfss: list[DfsConfig] = []
     for i, d in enumerate(r.tables(data, "dfs")):
@@ -365,7 +395,7 @@ def parse_config(data: dict, path: str | Path = "<config>") -> CsConfig:
                 raise r.err(w, f"same address, port and protocol as virtual server {other.vs_id}")
         vss[vs.vs_id] = vs
 
-    return CsConfig(str(path), cs, timeouts, dfss, pools, vss, monitors)
+    return CsConfig(str(path), cs, timeouts, dfss, pools, vss, monitors, redundancy)
 
 
 def _is_prime(n: int) -> bool:

@@ -41,6 +41,7 @@ from twinplane.protocol.codes import (
     DeleteReason,
     ErrorCode,
     Flag,
+    Role,
     SsmbType,
 )
 from twinplane.protocol.messages import (
@@ -53,10 +54,12 @@ from twinplane.protocol.messages import (
     SsmbDelete,
     SsmbDump,
     SsmbMessage,
+    SsmbNewflow,
     SsmbQuery,
     SsmbReap,
     SsmbReset,
     SsmbStats,
+    Translation,
     VirtualServer,
     VsList,
 )
@@ -91,6 +94,7 @@ _MAJORS = frozenset(major for major, _ in SUPPORTED_VERSIONS)
 _MAJOR, _MINOR = PROTOCOL_VERSION
 _XLATE_FLAGS = int(Flag.TRANSLATE_ADDR | Flag.TRANSLATE_PORT)
 _REPLY_COUNTER = {e: f"replies_{e.name.lower()}" for e in ErrorCode}
+_RESET_NO_FLOWS = 1  #: SsmbReset.reason of a DFS that holds no flow (twinplane.model.dfs_csmb)
 
 
 class DfsPeer:
@@ -123,6 +127,14 @@ class DfsPeer:
         self.listed: set[int] = set()
         self.associations = 0
         self.counters: Counter = Counter()
+        # Redundancy (docs/redundancy.md): what the DFS's last HELLO answer said.
+        self.dfs_epoch = 0
+        self.active_cs_seen: float | None = None  #: last time the DFS reported an ACTIVE CS
+        self.up_since = 0.0
+        self.last_nonce = b""  #: the DFS nonce of the previous association (changed: the DFS restarted)
+        self.repopulate = False
+        self.dump_at: float | None = None  #: a DUMP is being answered (sent at this time)
+        self.dumped: set = set()
 
     def window(self, bus: Bus, session: int) -> ReplayWindow:
         w = self.windows.get((bus, session))
@@ -152,6 +164,10 @@ class ControlSegment:
         self._node_ids = 0
         self._next_sweep = 0.0
         self.config = config
+        #: the role and fencing epoch this CS runs with now (docs/redundancy.md)
+        self.role = Role.ACTIVE if config.redundancy.role == "active" else Role.STANDBY
+        self.epoch = config.cs.epoch
+        self.takeover_at: float | None = None
         self.reconfigure(config, now=None)
 
     # -- configuration ---------------------------------------------------------------------------
@@ -193,7 +209,7 @@ class ControlSegment:
                 self.peers[name] = DfsPeer(dcfg, self.versions)
         self._peer_by_ssmb = {p.ssmb_addr: p for p in self.peers.values()}
         self._peer_by_csmb = {p.csmb_addr: p for p in self.peers.values()}
-        if now is None:
+        if now is None or self.role is not Role.ACTIVE:
             return
         for peer in self.peers.values():
             if peer.state != "up":
@@ -223,7 +239,7 @@ class ControlSegment:
         peer.serial_bytype[msg.TYPE] = (peer.serial_bytype[msg.TYPE] + 1) & 0xFFFF
         msg.serial_global = peer.serial_global
         msg.serial_bytype = peer.serial_bytype[msg.TYPE]
-        msg.epoch = self.config.cs.epoch
+        msg.epoch = self.epoch
         peer.out_csmb.append(msg)
         return msg
 
@@ -233,7 +249,7 @@ class ControlSegment:
         peer.pending[msg.serial_global] = [msg, now + interval, interval]
 
     def _ssmb(self, peer: DfsPeer, msg: SsmbMessage) -> None:
-        msg.epoch = self.config.cs.epoch
+        msg.epoch = self.epoch
         peer.out_ssmb.append(msg)
 
     def datagrams_to_send(self, now: float) -> list[tuple[Bus, tuple[str, int], bytes]]:
@@ -241,7 +257,7 @@ class ControlSegment:
         back to back into datagrams of at most MAX_DATAGRAM bytes (what
         Codec.encode_batch does, with REPLYs packed by the fast path)."""
         out = []
-        epoch = self.config.cs.epoch
+        epoch = self.epoch
         for peer in self.peers.values():
             for bus, queue, addr in ((Bus.CSMB, peer.out_csmb, peer.csmb_addr),
                                      (Bus.SSMB, peer.out_ssmb, peer.ssmb_addr)):
@@ -304,9 +320,12 @@ class ControlSegment:
         cs = self.config.cs
         major, minor = peer.version
         msg = CsmbHello(vers_major=major, vers_minor=minor, csmb_vers_major=major, csmb_vers_minor=minor,
-                        ssmb_vers_major=major, ssmb_vers_minor=minor, cs_id=cs.cs_id,
+                        ssmb_vers_major=major, ssmb_vers_minor=minor, cs_id=cs.cs_id, role=self.role,
                         hello_interval_ms=self.config.timeouts.hello_interval_ms, nonce=peer.nonce,
                         ssmb_addr=ipaddress.ip_address(cs.ssmb_addr), ssmb_port=cs.ssmb_port)
+        if self.config.redundancy.peers:
+            msg.flags = Flag.REDUNDANT
+            msg.ssmb_standby_addr = ipaddress.ip_address(self.config.redundancy.peers[0].rpartition(":")[0])
         self._csmb(peer, msg)
         peer.next_hello = now + self.config.timeouts.hello_interval_ms / 1000
 
@@ -320,21 +339,116 @@ class ControlSegment:
         peer.state = "up"
         peer.associations += 1
         peer.handshake_deadline = None
-        log.info("DFS %s: associated (session %08x, version %d.%d)", peer.name, peer.session, *peer.version)
+        peer.up_since = now
+        # A DFS that answers with another nonce than last time restarted: the
+        # active CS re-installs (NEWFLOW) the flows it no longer reports.
+        peer.repopulate = bool(peer.last_nonce) and peer.dfs_nonce != peer.last_nonce
+        peer.last_nonce = peer.dfs_nonce
+        log.info("DFS %s: associated as %s, epoch %d (session %08x, version %d.%d)", peer.name, self.role.name,
+                 self.epoch, peer.session, *peer.version)
         self.counters["associations"] += 1
-        # Re-push the virtual servers, then list the DFS's to delete strays,
-        # then ask for its flows so the table resynchronises.
-        for vs in self.vss.values():
-            self._request(peer, AddVs(vs=self._vs_block(vs), flags=self._vs_flags(vs)), now)
-        peer.listed = set()
-        self._request(peer, VsList(list_count=0), now)
+        if self.role is Role.ACTIVE:
+            # Re-push the virtual servers, then list the DFS's to delete strays.
+            for vs in self.vss.values():
+                self._request(peer, AddVs(vs=self._vs_block(vs), flags=self._vs_flags(vs)), now)
+            peer.listed = set()
+            self._request(peer, VsList(list_count=0), now)
+        # Ask for its flows so the two tables agree (reconciled at DUMP END).
+        peer.dump_at = now
+        peer.dumped = set()
         self._ssmb(peer, SsmbDump())
 
     def _lost(self, peer: DfsPeer, now: float, why: str) -> None:
+        """Flows are kept: the DUMP after the next association reconciles them."""
         log.warning("DFS %s: %s; re-associating", peer.name, why)
         self.counters["dfs_lost"] += 1
-        self._drop_peer_flows(peer)
         self._start(peer, now)
+
+    # -- redundancy (docs/redundancy.md) -----------------------------------------------------------
+    def _redundancy(self, peer: DfsPeer, msg: CsmbHello, now: float) -> None:
+        """What a DFS's HELLO answer (epoch, ACTIVE_CS) means for our role."""
+        peer.dfs_epoch = msg.epoch
+        active_there = bool(msg.flags & Flag.ACTIVE_CS)
+        if active_there:
+            peer.active_cs_seen = now
+        if self.role is Role.ACTIVE:
+            if msg.epoch > self.epoch:
+                if active_there:
+                    self._demote(msg.epoch, f"DFS {peer.name} has an active CS at epoch {msg.epoch}", now)
+                else:
+                    self._take_over(now, f"DFS {peer.name} is at epoch {msg.epoch} without an active CS")
+            return
+        self.epoch = max(self.epoch, msg.epoch)
+        if active_there or peer.state != "up":
+            return
+        grace = self.config.redundancy.takeover_grace_hellos * self.config.timeouts.hello_interval_ms / 1000
+        if peer.active_cs_seen is not None or now - peer.up_since >= grace:
+            self._take_over(now, f"DFS {peer.name} reports no active CS")
+
+    def _take_over(self, now: float, why: str) -> None:
+        """Become ACTIVE at an epoch above every DFS's and re-authenticate with each."""
+        self.epoch = min(max([self.epoch, *(p.dfs_epoch for p in self.peers.values())]) + 1, 0xFFFF)
+        self.role = Role.ACTIVE
+        self.takeover_at = now
+        self.counters["takeovers"] += 1
+        log.warning("taking over as ACTIVE at epoch %d: %s", self.epoch, why)
+        for peer in self.peers.values():
+            if peer.state != "gave_up":
+                self._start(peer, now)
+
+    def _demote(self, epoch: int, why: str, now: float) -> None:
+        """Fenced: become STANDBY at the newer epoch; HELLO tells every DFS now."""
+        self.role = Role.STANDBY
+        self.epoch = max(self.epoch, epoch)
+        self.counters["demotions"] += 1
+        log.warning("fenced: now STANDBY at epoch %d (%s)", self.epoch, why)
+        for peer in self.peers.values():
+            peer.pending.clear()  # our requests would be refused
+            if peer.state == "up":
+                peer.active_cs_seen = None
+                self._send_hello(peer, now)
+
+    def _on_replica(self, peer: DfsPeer, msg, now: float) -> None:
+        """A REPLY/NEWFLOW another CS sent, copied to us by the DFS: mirror the flow."""
+        if msg.error != ErrorCode.NONE:
+            return
+        key = _key(msg.flow)
+        if self.flows.get(peer.name, key) is not None:
+            self.counters["replicas_known"] += 1
+            return
+        node = self.nodes.get(msg.xlate.node_id)
+        if node is None or msg.xlate.vs_id not in self.vss:
+            self.counters["replicas_unknown_node"] += 1
+            return
+        idle = msg.xlate.idle_timeout_s or self.vss[msg.xlate.vs_id].idle_timeout_s or \
+            self.config.timeouts.flow_idle_s
+        self.flows.add(Flow(peer.name, key, msg.flow.pack(), msg.xlate.vs_id, node, msg.serial, now, idle,
+                            msg.xlate.pack()))
+        node.connections += 1
+        node.total_flows += 1
+        self.vs_stats.setdefault(msg.xlate.vs_id, Counter())["flows"] += 1
+        self.counters["replicas"] += 1
+
+    def _reconcile(self, peer: DfsPeer, now: float) -> None:
+        """DUMP END: flows we hold that the DFS did not report are re-installed
+        (the active CS, after a DFS restart) or forgotten."""
+        started, peer.dump_at = peer.dump_at, None
+        if started is None:
+            return
+        for flow in self.flows.of_dfs(peer.name):
+            if flow.key in peer.dumped or flow.created > started:
+                continue
+            if self.role is Role.ACTIVE and peer.repopulate and flow.flow is not None and flow.translation:
+                self.counters["flows_repopulated"] += 1
+                self._ssmb(peer, SsmbNewflow(serial=flow.serial, flags=Flag(_XLATE_FLAGS),
+                                             flow=FlowSignature.unpack(flow.flow),
+                                             xlate=Translation.unpack(flow.translation)))
+            else:
+                self.counters["flows_forgotten"] += 1
+                self.flows.remove(flow.dfs, flow.key)
+                self._end(flow)
+        peer.repopulate = False
+        peer.dumped = set()
 
     # -- receiving ---------------------------------------------------------------------------------
     def receive_datagram(self, bus: Bus, data: bytes, addr: tuple[str, int], now: float) -> None:
@@ -454,6 +568,10 @@ class ControlSegment:
             if entry is None:
                 self.counters["acks_duplicate"] += 1
                 return
+            if msg.error == ErrorCode.STALE_EPOCH and self.role is Role.ACTIVE:
+                self.counters["acks_stale_epoch"] += 1
+                self._demote(msg.epoch, f"DFS {peer.name} refused a request as STALE_EPOCH", now)
+                return
             if msg.error != ErrorCode.NONE:
                 self.counters[f"acks_{ErrorCode(msg.error).name.lower()}"] += 1
                 log.error("DFS %s refused %s (serial %d): %s", peer.name, CsmbType(msg.acked_type).name,
@@ -495,6 +613,8 @@ class ControlSegment:
             self._challenge(peer, now)
         elif peer.state == "up" and msg.nonce != peer.dfs_nonce:
             self._lost(peer, now, "HELLO carries a new nonce (the DFS restarted)")
+            return
+        self._redundancy(peer, msg, now)
 
     def _on_ssmb(self, peer: DfsPeer, msg: SsmbMessage, now: float) -> None:
         if not self._accept(peer, Bus.SSMB, msg, peer.state == "up" and msg.session == peer.session):
@@ -507,10 +627,19 @@ class ControlSegment:
         elif t == SsmbType.STATS:
             self._on_stats(peer, msg, now)
         elif t == SsmbType.RESET:
+            if msg.reason == _RESET_NO_FLOWS:
+                # The DFS (re)started empty: the DUMP reconciliation decides.
+                self.counters["resets_no_flows"] += 1
+                return
             log.info("DFS %s: RESET: its flows are gone", peer.name)
             self.counters["resets_received"] += 1
             self._drop_peer_flows(peer)
-        elif t in (SsmbType.DUMP, SsmbType.HELLO):
+        elif t in (SsmbType.REPLY, SsmbType.NEWFLOW):
+            self._on_replica(peer, msg, now)
+        elif t == SsmbType.DUMP:
+            self.counters["ssmb_dump"] += 1
+            self._reconcile(peer, now)
+        elif t == SsmbType.HELLO:
             self.counters[f"ssmb_{SsmbType(t).name.lower()}"] += 1
         else:
             self.counters["ignored_type"] += 1
@@ -597,6 +726,8 @@ class ControlSegment:
 
     def _on_stats(self, peer: DfsPeer, msg: SsmbStats, now: float) -> None:
         key = _key(msg.flow)
+        if peer.dump_at is not None and msg.error == ErrorCode.NONE:
+            peer.dumped.add(key)
         flow = self.flows.get(peer.name, key)
         if flow is None:
             # DUMP answer for a flow we do not know (the CS restarted): adopt it
@@ -623,7 +754,7 @@ class ControlSegment:
         retry = self.config.timeouts.reap_retry_s
         for flow in list(self.flows.expired(now)):
             peer = self.peers.get(flow.dfs)
-            if peer is not None and peer.state == "up":
+            if peer is not None and peer.state == "up" and self.role is Role.ACTIVE:
                 flow.reaping += 1
                 self.counters["reaps_sent"] += 1
                 self._ssmb(peer, SsmbReap(serial=flow.serial, flow=_signature(flow),
@@ -639,7 +770,7 @@ class ControlSegment:
         """Tell a DFS to forget every flow, and forget them here."""
         peer = self.peers[name]
         self._drop_peer_flows(peer)
-        if peer.state == "up":
+        if peer.state == "up" and self.role is Role.ACTIVE:
             self._ssmb(peer, SsmbReset())
 
     # -- timers ------------------------------------------------------------------------------------
@@ -771,7 +902,8 @@ class ControlSegment:
         return out
 
     def view_dfss(self) -> list[dict]:
-        return [{"name": p.name, "state": p.state, "session": f"{p.session:08x}", "version": f"{p.version[0]}.{p.version[1]}",
+        return [{"name": p.name, "state": p.state, "role": self.role.name.lower(), "epoch": self.epoch,
+                 "dfs_epoch": p.dfs_epoch, "session": f"{p.session:08x}", "version": f"{p.version[0]}.{p.version[1]}",
                  "associations": p.associations, "pending": len(p.pending), "ignored": p.counters["ignored"]}
                 for p in self.peers.values()]
 
