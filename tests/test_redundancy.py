@@ -51,6 +51,8 @@ def test_takeover_after_the_active_falls_silent():
     up(w)
     old = [w.open(hold=True) for _ in range(4)]
     w.kill(0)
+    w.advance(0.05)
+    mid = w.open()  # its QUERY goes to the dead active; re-asked of the new one
     took = w.until(lambda: w.cs[1].role is Role.ACTIVE and w.dfs.active_set(), 2.0)
     assert took is not None and took < 1.0, took
     standby = w.cs[1]
@@ -62,7 +64,8 @@ def test_takeover_after_the_active_falls_silent():
     new = [w.open() for _ in range(3)]
     w.release()
     w.advance(3.0)
-    assert all(w.done(c) for c in old + new)
+    assert all(w.done(c) for c in old + new + [mid])
+    assert w.dfs.counters["queries_rerouted"] == 1
     assert not w.dfs.flows and not keys(standby)
 
 

@@ -93,7 +93,10 @@ Decisions (documented here once; tests pin them):
   any authenticated CS.  A QUERY goes to ``active[crc32(inbound key) % n]``
   (active/active split; one active: all of them).  No active CS: new flows
   are dropped (``drop_no_cs``).  A peer that misses 3 HELLO intervals is
-  forgotten.  Answers (STATS, DUMP) go to the CS that asked.
+  forgotten.  Answers (STATS, DUMP) go to the CS that asked.  When the
+  active set changes, pending flows whose QUERY went to a CS that left it
+  are asked again of their new owner (``queries_rerouted``), so a SYN held
+  across a takeover is answered once the new active authenticates.
 * State replication (the patent's artificial packet replication): an
   installed REPLY/NEWFLOW is copied to every other authenticated CS
   (re-stamped with that CS's session); every DELETE and RESET the DFS sends
@@ -304,6 +307,7 @@ class ReferenceDFS(CsmbSide, FramePath):
     def receive_message(self, bus: Bus, data: bytes, src: Address, now: float) -> None:
         bus = Bus(bus)
         self._count(f"rx_datagrams_{bus.name}")
+        before = [id(p) for p in self.active_set()] if self.pending else None
         for item in self.codec.iter_decode(bus, data):
             if isinstance(item, DecodeError):
                 self._count(f"invalid_{item.field.split('.')[0]}")
@@ -312,6 +316,19 @@ class ReferenceDFS(CsmbSide, FramePath):
                 self._csmb(item, src, now)
             else:
                 self._ssmb(item, src, now)
+        if before is not None and before != [id(p) for p in self.active_set()]:
+            self._reroute_pending()
+
+    def _reroute_pending(self) -> None:
+        """Pending flows whose QUERY went to a CS no longer in the active set ask its successor."""
+        live = {id(p) for p in self.active_set()}
+        for key, pending in self.pending.items():
+            if pending.query is not None and id(pending.cs) not in live:
+                cs = self.cs_for_key(key)
+                if cs is not None:
+                    pending.cs = cs
+                    self._send(cs, Bus.SSMB, copy.copy(pending.query))
+                    self._count("queries_rerouted")
 
     # -- SSMB ------------------------------------------------------------------------------------
     def _ssmb(self, msg: Message, src: Address, now: float) -> None:
@@ -543,6 +560,8 @@ class ReferenceDFS(CsmbSide, FramePath):
             if now - peer.last_hello > 3 * peer.hello_interval_s:
                 del self.peers[src]
                 self._count("cs_expired")
+                if self.pending:
+                    self._reroute_pending()  # active/active: the survivor answers
 
     def next_timer(self) -> float | None:
         """Earliest time :meth:`poll` has work (None: nothing scheduled)."""

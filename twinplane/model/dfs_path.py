@@ -9,6 +9,7 @@ decisions it implements are listed in :mod:`twinplane.model.dfs`."""
 
 from __future__ import annotations
 
+import copy
 import enum
 import ipaddress
 from collections import deque
@@ -72,6 +73,9 @@ class _Pending:
     serial: int
     created: float
     held: deque = field(default_factory=deque)
+    #: the QUERY sent and the CS it went to (re-sent if that CS leaves the active set)
+    query: object = None
+    cs: object = None
 
 
 def _put(data: bytearray, offset: int, size: int, value: int) -> None:
@@ -161,7 +165,8 @@ class FramePath:
         arp = (bytes.fromhex("0001080006040002") + mac + target.to_bytes(4, "big") + sha
                + p.src_ip.to_bytes(4, "big"))
         self._count("tx_arp_reply")
-        return [(port, sha + mac + tag + b"\x08\x06" + arp)]
+        # Padded to the 60-byte minimum (without FCS), as the gateware's ARP responder sends it.
+        return [(port, (sha + mac + tag + b"\x08\x06" + arp).ljust(60, b"\0"))]
 
     # -- new flows (figure 20) ---------------------------------------------------------------------
     def _vs_table(self) -> VirtualServerTable:
@@ -229,8 +234,10 @@ class FramePath:
                             dst_port=p.dst_port, protocol=p.protocol, tos=p.tos, family=AddressFamily.IPV4,
                             vlan_valid=p.vlan, vlan_id=p.vlan_id, ingress_port=port)
         self._count("queries")
-        self._send(cs, Bus.SSMB, SsmbQuery(serial=pending.serial, flow=sig, client_mac=p.eth_src.to_bytes(6, "big"),
-                                           vs_id=entry.vs.vs_id, tcp_flags=p.tcp_flags))
+        pending.query = SsmbQuery(serial=pending.serial, flow=sig, client_mac=p.eth_src.to_bytes(6, "big"),
+                                  vs_id=entry.vs.vs_id, tcp_flags=p.tcp_flags)
+        pending.cs = cs
+        self._send(cs, Bus.SSMB, copy.copy(pending.query))
 
     # -- known flows (figure 17) and TCP close (figure 22) ------------------------------------------
     def _forward(self, flow: Flow, handle: int, frame: bytes, p: ParsedFrameModel,
