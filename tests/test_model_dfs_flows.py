@@ -344,7 +344,7 @@ def test_arp_replies(h):
     ((port, frame),) = who_has(VIP, EXT)
     assert port == EXT
     assert frame == bytes(Ether(src=DFS_MAC, dst=ROUTER_MAC) / ARP(
-        op=2, hwsrc=DFS_MAC, psrc=VIP, hwdst=ROUTER_MAC, pdst="192.0.2.1"))
+        op=2, hwsrc=DFS_MAC, psrc=VIP, hwdst=ROUTER_MAC, pdst="192.0.2.1")).ljust(60, b"\0")
     ((_, frame),) = who_has(VIP, EXT, vlan=7)
     assert Ether(frame)[Dot1Q].vlan == 7 and Ether(frame)[ARP].psrc == VIP
     ((_, frame),) = who_has(str(h.dfs.config.dfs_addr), INT)

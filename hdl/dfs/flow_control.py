@@ -207,7 +207,7 @@ class FlowController(wiring.Component):
         tcp_state = Signal(8)
         idle_limit_ms = Signal(32)  # REAP/TIMEOUT: idleness that makes the flow deletable
         reply_error = Signal(8)
-        query_serial = Signal(32)
+        query_serial = Signal(32, init=1)  # QUERY serials 1, 2, ... skipping 0 (the serial of no request)
         dump_count = Signal(32)
         scan = Signal(g.handle_bits)
         flush_sweep = Signal(g.handle_bits + 1)
@@ -344,7 +344,7 @@ class FlowController(wiring.Component):
                     view.client_mac.eq(q.client_mac),
                     view.vs_id.eq(q.vs_id),
                     view.tcp_flags.eq(q.tcp_flags),
-                    query_serial.eq(query_serial + 1),
+                    query_serial.eq(Mux(query_serial == 0xFFFF_FFFF, 1, query_serial + 1)),
                 ]
                 m.d.comb += self.query.ready.eq(1)
                 count("queries_sent")
