@@ -54,8 +54,13 @@ class GMIITx(wiring.Component):
         m = Module()
         m.submodules.crc = fcs = crc.catalog.CRC32_ETHERNET(8).create()
 
+        # Timing: the length decisions use a 6-bit down-counter (``short``),
+        # not the 16-bit byte count, and the 16-bit count feeds only its own
+        # register and frame_bytes.  Every decision that picks the next state
+        # or fcs_byte is then a few LUTs deep from flops.
         cnt = Signal(range(max(self._ifg, 8)))
-        count = Signal(16)  # bytes of this frame so far (data + padding)
+        count = Signal(16)  # bytes taken from sink so far
+        short = Signal(range(MIN_DATA + 1))  # MIN_DATA minus the bytes sent so far, floored at 0
         fcs_byte = Signal(2)
 
         m.d.sync += [self.tx_en.eq(0), self.tx_er.eq(0), self.frame_done.eq(0), self.underrun.eq(0)]
@@ -68,7 +73,7 @@ class GMIITx(wiring.Component):
             with m.State("Sending preamble"):
                 m.d.sync += [self.tx_en.eq(1), self.txd.eq(0x55), cnt.eq(cnt + 1)]
                 with m.If(cnt == 7):
-                    m.d.sync += [self.txd.eq(0xD5), count.eq(0)]
+                    m.d.sync += [self.txd.eq(0xD5), count.eq(0), short.eq(MIN_DATA)]
                     m.d.comb += fcs.start.eq(1)
                     m.next = "Sending data"
             with m.State("Sending data"):
@@ -83,17 +88,19 @@ class GMIITx(wiring.Component):
                     m.next = "Discarding after underrun"
                 with m.Else():
                     m.d.sync += count.eq(count + 1)
+                    with m.If(short != 0):
+                        m.d.sync += short.eq(short - 1)
                     with m.If(self.sink.payload.last):
                         m.d.sync += self.frame_bytes.eq(count + 1)
-                        with m.If(count + 1 < MIN_DATA):
+                        with m.If(short > 1):  # this byte is not yet the MIN_DATA-th
                             m.next = "Padding"
                         with m.Else():
                             m.d.sync += fcs_byte.eq(0)
                             m.next = "Sending FCS"
             with m.State("Padding"):
                 m.d.comb += [fcs.data.eq(0), fcs.valid.eq(1)]
-                m.d.sync += [self.tx_en.eq(1), self.txd.eq(0), count.eq(count + 1)]
-                with m.If(count == MIN_DATA - 1):
+                m.d.sync += [self.tx_en.eq(1), self.txd.eq(0), short.eq(short - 1)]
+                with m.If(short == 1):
                     m.d.sync += fcs_byte.eq(0)
                     m.next = "Sending FCS"
             with m.State("Sending FCS"):
