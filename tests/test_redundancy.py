@@ -9,6 +9,7 @@ import ipaddress
 import pytest
 
 from twinplane.host.cs.config import ConfigError, parse_config
+from twinplane.host.cs.core import _key as table_key
 from twinplane.host.cs.redundancy_world import RedundancyWorld, cs_config, cs_config_data
 from twinplane.protocol.codes import ErrorCode, Flag, Role
 from twinplane.protocol.messages import CsmbHello, FlowSignature
@@ -60,7 +61,9 @@ def test_takeover_after_the_active_falls_silent():
     assert [p.cs_id for p in w.dfs.active_set()] == [2]
     assert w.dfs.counters["cs_reauth_for_active"] == 1  # authenticated again before it was accepted
     # The new active's table and the DFS's agree (its DUMP was reconciled).
-    assert len(keys(standby)) == len(w.dfs._unique_flows()) == 4
+    w.advance(0.1)
+    assert {k[1] for k in keys(standby)} == {table_key(f.sig) for f in w.dfs._unique_flows()}
+    assert len(keys(standby)) == 5
     new = [w.open() for _ in range(3)]
     w.release()
     w.advance(3.0)

@@ -135,6 +135,7 @@ class DfsPeer:
         self.repopulate = False
         self.dump_at: float | None = None  #: a DUMP is being answered (sent at this time)
         self.dumped: set = set()
+        self.dump_known: set = set()
 
     def window(self, bus: Bus, session: int) -> ReplayWindow:
         w = self.windows.get((bus, session))
@@ -356,6 +357,7 @@ class ControlSegment:
         # Ask for its flows so the two tables agree (reconciled at DUMP END).
         peer.dump_at = now
         peer.dumped = set()
+        peer.dump_known = {f.key for f in self.flows.of_dfs(peer.name)}  # only these are reconciled
         self._ssmb(peer, SsmbDump())
 
     def _lost(self, peer: DfsPeer, now: float, why: str) -> None:
@@ -436,7 +438,7 @@ class ControlSegment:
         if started is None:
             return
         for flow in self.flows.of_dfs(peer.name):
-            if flow.key in peer.dumped or flow.created > started:
+            if flow.key in peer.dumped or flow.key not in peer.dump_known:
                 continue
             if self.role is Role.ACTIVE and peer.repopulate and flow.flow is not None and flow.translation:
                 self.counters["flows_repopulated"] += 1
@@ -449,6 +451,7 @@ class ControlSegment:
                 self._end(flow)
         peer.repopulate = False
         peer.dumped = set()
+        peer.dump_known = set()
 
     # -- receiving ---------------------------------------------------------------------------------
     def receive_datagram(self, bus: Bus, data: bytes, addr: tuple[str, int], now: float) -> None:
