@@ -80,6 +80,21 @@ def test_standby_without_any_active_takes_over_after_its_grace():
     assert took is not None and w.cs[0].epoch == 2 and w.dfs.active_set()
 
 
+def test_new_flow_waits_while_a_takeover_is_under_way():
+    w = RedundancyWorld()
+    up(w)
+    w.kill(0)
+    w.advance(0.11)  # the standby's last HELLO is now newer than the active's
+    w.cut[1] = True  # ... and it does not hear of the active's death yet
+    assert w.until(lambda: not w.dfs.active_set(), 1.0) is not None
+    w.cut[1] = False
+    assert w.cs[1].role is Role.STANDBY and w.dfs.peers
+    early = w.open()  # a CS is there but none active: the flow waits, unasked
+    assert w.dfs.pending and w.dfs.counters["query_waiting_for_active_cs"] == 1
+    assert w.until(lambda: w.done(early), 1.0) is not None
+    assert w.dfs.counters["queries_rerouted"] == 1 and w.cs[1].role is Role.ACTIVE
+
+
 def test_standby_death_changes_nothing():
     w = RedundancyWorld()
     up(w)

@@ -91,8 +91,9 @@ Decisions (documented here once; tests pin them):
   DEL_VS, CONFIG): others are fenced (SSMB: ``invalid_stale_epoch``; CSMB:
   ACK STALE_EPOCH).  HELLO, DUMP and VS_LIST only read and are answered to
   any authenticated CS.  A QUERY goes to ``active[crc32(inbound key) % n]``
-  (active/active split; one active: all of them).  No active CS: new flows
-  are dropped (``drop_no_cs``).  A peer that misses 3 HELLO intervals is
+  (active/active split; one active: all of them).  No CS associated at all:
+  new flows are dropped (``drop_no_cs``); CSs associated but none active (a
+  takeover under way): the new flow waits as a pending flow, unasked.  A peer that misses 3 HELLO intervals is
   forgotten.  Answers (STATS, DUMP) go to the CS that asked.  When the
   active set changes, pending flows whose QUERY went to a CS that left it
   are asked again of their new owner (``queries_rerouted``), so a SYN held
@@ -323,7 +324,7 @@ class ReferenceDFS(CsmbSide, FramePath):
         """Pending flows whose QUERY went to a CS no longer in the active set ask its successor."""
         live = {id(p) for p in self.active_set()}
         for key, pending in self.pending.items():
-            if pending.query is not None and id(pending.cs) not in live:
+            if pending.query is not None and (pending.cs is None or id(pending.cs) not in live):
                 cs = self.cs_for_key(key)
                 if cs is not None:
                     pending.cs = cs

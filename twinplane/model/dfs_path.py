@@ -219,7 +219,7 @@ class FramePath:
             self._count("drop_tcp_not_syn")
             return
         cs = self.cs_for_key(key)
-        if cs is None:
+        if cs is None and not any(peer.authenticated for peer in self.peers.values()):
             self._count("drop_no_cs")
             return
         if len(self.pending) >= self.config.max_pending:
@@ -237,6 +237,9 @@ class FramePath:
         pending.query = SsmbQuery(serial=pending.serial, flow=sig, client_mac=p.eth_src.to_bytes(6, "big"),
                                   vs_id=entry.vs.vs_id, tcp_flags=p.tcp_flags)
         pending.cs = cs
+        if cs is None:  # a CS is associated but none is active: a takeover is under way
+            self._count("query_waiting_for_active_cs")
+            return
         self._send(cs, Bus.SSMB, copy.copy(pending.query))
 
     # -- known flows (figure 17) and TCP close (figure 22) ------------------------------------------
