@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, tuple[str, str, str]] = {
     "mac": ("twinplane.bench", "bench_mac", "back-to-back minimum frames RX -> TX at line rate; MAC P&R"),
     "flowtable": ("twinplane.bench", "bench_flowtable", "flow table occupancy at first failure, lookups per clock"),
     "cs": ("twinplane.host.cs.bench", "run_bench", "flow setups per second through the CS over loopback UDP"),
+    "failover": ("twinplane.host.cs.failover", "run_bench", "redundant CSs: kill -9 of the active, takeover time, lost flows"),
     "dfs": ("twinplane.sim.dfs.bench", "run_bench", "the DFS gateware: line rate both ports, latency, SYN flood"),
 }
 
