@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "build": ("twinplane.host.build", "build a board bitstream and its timing/resource report"),
     "program": ("twinplane.host.program", "load a built bitstream into a board with openFPGALoader"),
     "console": ("twinplane.host.console", "configure a board over its UART register console"),
+    "sim": ("twinplane.sim.engine.cli", "run the DFS gateware compiled (CXXRTL) with its ports on TAP/pcap/UDP"),
     "cs": ("twinplane.host.cs.daemon", "run the Control Segment daemon in the foreground"),
     "ctl": ("twinplane.host.cs.ctl", "query or steer a running Control Segment over its control socket"),
 }

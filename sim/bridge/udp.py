@@ -74,6 +74,10 @@ class GatewayConfig:
     host: str = "127.0.0.1"
     buses: dict[int, int] = field(default_factory=lambda: {6340: 6340, 6341: 6341})
     udp_checksum: bool = False
+    #: Relay UDP from a bus port to an address other than ``cs_ip`` (sent to
+    #: the cs_mac) to that address, from the bus's socket: the CS announces a
+    #: host address as its SSMB address in HELLO, which a board reaches directly.
+    relay_announced: bool = False
 
     def __post_init__(self):
         self.dfs_mac = mac_bytes(self.dfs_mac)
@@ -143,8 +147,10 @@ class GatewayCore:
         if ethertype != ETH_IPV4 or dst != self.config.cs_mac or len(frame) < 34:
             return False, [], []
         ihl = (frame[14] & 0x0F) * 4
-        if frame[14] >> 4 != 4 or ihl < 20 or frame[23] != IP_UDP or frame[30:34] != self._cs_ip:
+        if frame[14] >> 4 != 4 or ihl < 20 or frame[23] != IP_UDP:
             return False, [], []
+        if frame[30:34] != self._cs_ip:
+            return self._relay(frame, ihl)
         total = struct.unpack_from("!H", frame, 16)[0]
         udp = frame[14 + ihl:14 + total]
         if len(udp) < 8:
@@ -157,6 +163,18 @@ class GatewayCore:
             return True, [], []
         self.unwrapped += 1
         return True, [(dport, bytes(udp[8:length]), address)], []
+
+    def _relay(self, frame: bytes, ihl: int):
+        total = struct.unpack_from("!H", frame, 16)[0]
+        udp = frame[14 + ihl:14 + total]
+        if not self.config.relay_announced or len(udp) < 8:
+            return False, [], []
+        sport, dport, length = struct.unpack_from("!HHH", udp)
+        if sport not in self.config.buses or not 8 <= length <= len(udp):
+            return False, [], []
+        self.unwrapped += 1
+        address = (str(ipaddress.IPv4Address(frame[30:34])), dport)
+        return True, [(sport, bytes(udp[8:length]), address)], []
 
     def _arp(self, frame: bytes):
         if len(frame) < 42:
