@@ -245,3 +245,30 @@ def test_redundancy_config_is_checked():
         with_redundancy({"bogus": 1})
     cfg = with_redundancy({"peers": ["127.0.0.2:6350"], "takeover_grace_hellos": 5})
     assert cfg.redundancy.peers == ("127.0.0.2:6350",) and cfg.redundancy.takeover_grace_hellos == 5
+
+
+def test_a_standby_that_believes_it_is_active_changes_nothing():
+    w = RedundancyWorld()
+    up(w)
+    client = w.open(hold=True)
+    rogue = w.cs[1]
+    rogue.role = Role.ACTIVE  # a bug or a stale belief; the DFS still has it as STANDBY
+    rogue.reset_dfs("dfs0", w.now)  # SSMB RESET: ignored by the DFS
+    data = cs_config_data(1, "standby")
+    data["virtual_server"][0]["port"] = 8080
+    rogue.reconfigure(parse_config(data), now=w.now)  # CSMB ADD_VS: ACK STALE_EPOCH
+    w.pump()
+    assert w.dfs.counters["invalid_stale_epoch"] == 2
+    assert len(w.dfs._unique_flows()) == 1 and w.dfs.vss[1].vs.virt_port == 80
+    assert rogue.role is Role.STANDBY and rogue.counters["demotions"] == 1
+    assert rogue.counters["acks_stale_epoch"] == 1
+    w.release()
+    w.advance(2.0)
+    assert w.done(client)
+
+
+def test_active_at_an_older_epoch_steps_down_on_the_hello_answer():
+    w = RedundancyWorld(roles=("active", "active"), epochs=[1, 2])
+    w.advance(0.6)
+    assert [p.cs_id for p in w.dfs.active_set()] == [2] and w.dfs.epoch == 2
+    assert w.cs[0].role is Role.STANDBY and w.cs[0].epoch == 2 and w.cs[0].counters["demotions"] == 1
