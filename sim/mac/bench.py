@@ -1,6 +1,7 @@
 """MAC benchmark: back-to-back minimum-size frames through RX -> TX in cocotb,
-and a place-and-route report of the MAC alone (RGMII, no FIFO) on the
-Colorlight's LFE5U-25F-6BG256 at 125 MHz.
+and place-and-route reports of the MAC alone (RGMII, no FIFO) and of the
+header parser alone (sim/parser/pnr.py) on the Colorlight's LFE5U-25F-6BG256
+at 125 MHz.
 
 The data path is RX -> PacketFIFO -> TX loopback (GMIIMac with its source
 looped to its sink, one clock): twinplane.hdl.parser.HeaderParser did not
@@ -143,6 +144,9 @@ def run_bench(with_pnr: bool = False, frames: int = 200) -> dict:
         (work / "colorlight_rgmii0.lpf").write_text(COLORLIGHT_RGMII0_LPF)
         lpf = work / "colorlight_rgmii0.lpf"
         result["pnr"] = place_and_route(text, "mac_core", workdir=work / "core", lpf=lpf)
+        # The header parser alone (sim/parser/pnr.py): it sits in this loop.
+        from twinplane.sim.parser.pnr import parser_pnr
+        result["parser_pnr"] = parser_pnr(work / "parser")
     return result
 
 
