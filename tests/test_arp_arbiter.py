@@ -10,6 +10,7 @@ from scapy.layers.l2 import ARP, Ether
 
 from twinplane.hdl.arp.responder import ArpResponder
 from twinplane.hdl.stream.arbiter import FrameArbiter
+from twinplane.sim.streams import frame_collector
 
 
 def test_arp_reply_frames():
@@ -28,20 +29,10 @@ def test_arp_reply_frames():
         await ctx.tick().repeat(150)
         assert ctx.get(dut.replies) == 2
 
-    async def monitor(ctx):
-        frame = bytearray()
-        async for _, _, valid, payload in ctx.tick().sample(dut.source.valid, dut.source.payload):
-            if valid:
-                assert bool(payload.first) == (not frame)
-                frame.append(payload.data)
-                if payload.last:
-                    frames.append(bytes(frame))
-                    frame = bytearray()
-
     sim = Simulator(dut)
     sim.add_clock(8e-9)
     sim.add_testbench(bench)
-    sim.add_process(monitor)
+    sim.add_process(frame_collector(dut.source, frames))
     sim.run()
     assert [len(f) for f in frames] == [60, 60]
     for frame, (mac, ip, target) in zip(frames, requests, strict=True):
@@ -77,24 +68,12 @@ def test_arbiter_keeps_frames_whole_and_in_order():
             ctx.set(dut.source.ready, rng.random() < 0.8)
             await ctx.tick()
 
-    async def monitor(ctx):
-        frame = bytearray()
-        async for _, _, valid, ready, payload in ctx.tick().sample(
-            dut.source.valid, dut.source.ready, dut.source.payload
-        ):
-            if valid and ready:
-                assert bool(payload.first) == (not frame)
-                frame.append(payload.data)
-                if payload.last:
-                    out.append(bytes(frame))
-                    frame = bytearray()
-
     sim = Simulator(dut)
     sim.add_clock(8e-9)
     for i in range(inputs):
         sim.add_testbench(producer(i))
     sim.add_testbench(consumer)
-    sim.add_process(monitor)
+    sim.add_process(frame_collector(dut.source, out))
     sim.run()
     for i in range(inputs):
         assert [f for f in out if f[0] == i] == offered[i]

@@ -20,6 +20,7 @@ from twinplane.hdl.flowtable import FlowTable
 from twinplane.hdl.miss.miss_path import MissPath
 from twinplane.model.flowkey import ACTION_WIDTH, KEY_WIDTH, pack_action, pack_key, unpack_action
 from twinplane.model.flowtable import FlowGeometry, FlowOp
+from twinplane.sim.streams import put_frame
 
 GEOMETRY = FlowGeometry(key_width=KEY_WIDTH, action_width=ACTION_WIDTH, buckets=4, ways=2, tables=2)
 DFS_IP = "10.100.0.1"
@@ -88,11 +89,7 @@ def run(frames, *, external=True, installed=(), virtual_servers=(VIP,)):
             ctx.set(fwd.meta.payload, info_of(frame, released))
             await ctx.tick().until(fwd.meta.ready)
             ctx.set(fwd.meta.valid, 0)
-            for i, byte in enumerate(frame):
-                ctx.set(fwd.frame.valid, 1)
-                ctx.set(fwd.frame.payload, {"data": byte, "first": i == 0, "last": i == len(frame) - 1})
-                await ctx.tick().until(fwd.frame.ready)
-            ctx.set(fwd.frame.valid, 0)
+            await put_frame(ctx, fwd.frame, frame)
         await ctx.tick().repeat(50)
         out["counters"] = {n: ctx.get(getattr(fwd, n)) for n in (
             "frames", "forwarded", "held", "to_message_port", "arp_answered", "dropped_no_flow", "dropped_malformed")}

@@ -14,6 +14,7 @@ from twinplane.protocol.codes import Bus
 from twinplane.protocol.layouts import message_layout
 from twinplane.protocol.messages import ALL_MESSAGES, HEADER_SIZE, TAG_SIZE, Message, SsmbQuery
 from twinplane.protocol.samples import random_block
+from twinplane.sim.streams import put_frame
 
 KEY = bytes(range(16))
 
@@ -30,11 +31,7 @@ def run_receiver(datagrams: list[tuple[Bus, bytes]], key: bytes = KEY):
             ctx.set(dut.bus, int(bus))
             ctx.set(dut.src_ip, 0x0A000000 + number)
             ctx.set(dut.src_port, 40000 + number)
-            for i, byte in enumerate(payload):
-                ctx.set(dut.sink.valid, 1)
-                ctx.set(dut.sink.payload, {"data": byte, "first": i == 0, "last": i == len(payload) - 1})
-                await ctx.tick().until(dut.sink.ready)
-            ctx.set(dut.sink.valid, 0)
+            await put_frame(ctx, dut.sink, payload)
             if rng_gap := number % 3:
                 await ctx.tick().repeat(rng_gap)
         await ctx.tick().repeat(60)

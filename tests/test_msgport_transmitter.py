@@ -16,6 +16,7 @@ from twinplane.protocol.codec import Codec
 from twinplane.protocol.codes import CSMB_UDP_PORT, SSMB_UDP_PORT, Bus
 from twinplane.protocol.messages import TAG_SIZE
 from twinplane.protocol.samples import random_block
+from twinplane.sim.streams import frame_collector
 
 KEY = bytes(range(16, 32))
 OWN_MAC, OWN_IP = 0x020000AA0001, 0x0A640001
@@ -46,21 +47,11 @@ def run_transmitter(jobs, ready_chance=1.0, seed=0):
             ctx.set(dut.source.ready, rng.random() < ready_chance)
             await ctx.tick()
 
-    async def monitor(ctx):
-        frame = bytearray()
-        async for _, _, valid, ready, payload in ctx.tick().sample(dut.source.valid, dut.source.ready, dut.source.payload):
-            if valid and ready:
-                assert bool(payload.first) == (len(frame) == 0)
-                frame.append(payload.data)
-                if payload.last:
-                    frames.append(bytes(frame))
-                    frame = bytearray()
-
     sim = Simulator(dut)
     sim.add_clock(8e-9)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
-    sim.add_process(monitor)
+    sim.add_process(frame_collector(dut.source, frames))
     sim.run()
     return frames
 
