@@ -2,8 +2,9 @@
 network namespaces, each behind a TAP device wired to a port of a SoftDFS;
 two `twinplane cs` processes (active + standby, HELLO 100 ms).  Long-lived
 TCP connections exchange data every 50 ms while the active CS is killed
-with SIGKILL; none may break, and new connections are served after the
-takeover.  Needs root (TAP, namespaces): skipped with the reason otherwise."""
+with SIGKILL, or while the DFS loses its whole state (the active CS
+re-installs the flows); none may break, and new connections keep being
+served.  Needs root (TAP, namespaces): skipped with the reason otherwise."""
 
 import asyncio
 import json
@@ -16,7 +17,7 @@ import pytest
 
 from twinplane.host.cs.failover import _free_port, _wait_for, to_toml
 from twinplane.host.cs.redundancy_world import DFS_MAC, KEY, NODES, VIP, VPORT, cs_config_data
-from twinplane.model.dfs import DfsConfig
+from twinplane.model.dfs import DfsConfig, ReferenceDFS
 from twinplane.model.softdfs import SoftDFS
 from twinplane.protocol.codes import Bus, Role
 from twinplane.sim.bridge.tap import NamespaceTopology, TapInterface, need_root
@@ -72,7 +73,7 @@ print(json.dumps({"errors": errors, "exchanges": exchanges, "new_ok": new_ok, "n
 """
 
 
-async def _run(tmp_path) -> dict:
+async def _run(tmp_path, event: str) -> dict:
     name, node_ip, node_mac = NODES[0]
     soft = SoftDFS(DfsConfig(key=KEY, dfs_mac=bytes.fromhex(DFS_MAC.replace(":", "")), ssmb_port=0, csmb_port=0))
     await soft.start()
@@ -118,12 +119,17 @@ async def _run(tmp_path) -> dict:
         line = await loop.run_in_executor(None, client.stdout.readline)
         assert line.strip() == b"ESTABLISHED", (line, client.stderr.read() if client.poll() is not None else "")
         await asyncio.sleep(1.0)
-        os.kill(css[0].pid, signal.SIGKILL)
-        took = await _wait_for(lambda: [p.cs_id for p in soft.dfs.active_set()] == [2], 10.0)
+        if event == "active_killed":
+            os.kill(css[0].pid, signal.SIGKILL)
+            took = await _wait_for(lambda: [p.cs_id for p in soft.dfs.active_set()] == [2], 10.0)
+        else:  # the DFS loses every flow; the active CS re-installs them
+            established = len(soft.dfs._unique_flows())
+            soft.dfs = ReferenceDFS(soft.dfs.config)
+            took = await _wait_for(lambda: len(soft.dfs._unique_flows()) >= established, 10.0)
         out, err = await loop.run_in_executor(None, client.communicate)
         assert client.returncode == 0, err.decode()
         result = json.loads(out.decode().strip().splitlines()[-1])
-        result["takeover_ms"] = None if took is None else round(took * 1000, 1)
+        result["recovered_ms"] = None if took is None else round(took * 1000, 1)
         return result
     finally:
         for task in pumps:
@@ -141,12 +147,13 @@ async def _run(tmp_path) -> dict:
         await soft.close()
 
 
-def test_kernel_tcp_survives_kill_of_the_active_cs(tmp_path):
+@pytest.mark.parametrize("event", ["active_killed", "dfs_reset"])
+def test_kernel_tcp_survives(event, tmp_path):
     why = need_root()
     if why:
         pytest.skip(why)
-    result = asyncio.run(_run(tmp_path))
+    result = asyncio.run(_run(tmp_path, event))
     print(result)
-    assert result["takeover_ms"] is not None and result["takeover_ms"] < 1000, result
+    assert result["recovered_ms"] is not None and result["recovered_ms"] < 1000, result
     assert not result["errors"] and result["exchanges"] > 40, result
     assert result["new_ok"] > 10 and result["new_failed"] == 0, result
