@@ -27,6 +27,7 @@ from twinplane.protocol.messages import (
     Translation,
     VirtualServer,
 )
+from twinplane.sim.streams import put_frame
 
 __all__ = ["World", "bring_up", "checksums_ok", "open_flow", "run_world"]
 
@@ -65,12 +66,7 @@ class World:
         self.serial = 0
 
     async def send(self, port: int, frame: bytes):
-        ctx, rx = self.ctx, self.dut.rx[port]
-        for i, byte in enumerate(frame):
-            ctx.set(rx.valid, 1)
-            ctx.set(rx.payload, {"data": byte, "first": i == 0, "last": i == len(frame) - 1})
-            await ctx.tick().until(rx.ready)
-        ctx.set(rx.valid, 0)
+        await put_frame(self.ctx, self.dut.rx[port], frame)
 
     async def wait(self, port: int, count: int = 1, limit: int = 20_000) -> list:
         for _ in range(limit):
