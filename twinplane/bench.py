@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, tuple[str, str, str]] = {
     "cs": ("twinplane.host.cs.bench", "run_bench", "flow setups per second through the CS over loopback UDP"),
     "failover": ("twinplane.host.cs.failover", "run_bench", "redundant CSs: kill -9 of the active, takeover time, lost flows"),
     "dfs": ("twinplane.sim.dfs.bench", "run_bench", "the DFS gateware: line rate both ports, latency, SYN flood"),
+    "sim": ("twinplane.sim.engine.bench", "run_bench", "the compiled DFS simulation: cycles/s, packets/s, flow setup"),
 }
 
 
