@@ -46,7 +46,7 @@ __all__ = ["Forwarder", "decision_layout", "frame_info_layout"]
 _TCP = 6
 _UDP = 17
 _ICMP = 1
-_FIN, _RST = 0x01, 0x04
+_FIN, _SYN, _RST, _ACK = 0x01, 0x02, 0x04, 0x10
 
 
 def frame_info_layout() -> data.StructLayout:
@@ -284,6 +284,11 @@ class Forwarder(wiring.Component):
                         m.next = "Answering ARP"
                     with m.Elif(asking_arp):
                         discard_frame("dropped_arp")
+                    with m.Elif(self.vs_answer.payload.hit & (info.protocol == _TCP)
+                                & ((info.tcp_flags & (_SYN | _ACK | _RST)) != _SYN)):
+                        # Only a SYN opens a TCP flow (the model's drop_tcp_not_syn): a stray
+                        # segment of a flow the DFS does not hold must not make a QUERY.
+                        discard_frame("dropped_no_flow")
                     with m.Elif(self.vs_answer.payload.hit):
                         m.next = "Holding"
                     with m.Else():
