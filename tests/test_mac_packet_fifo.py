@@ -79,11 +79,12 @@ def frames(rng, n, maxlen):
     return [bytes(rng.randrange(256) for _ in range(rng.randrange(1, maxlen))) for _ in range(n)]
 
 
+@pytest.mark.parametrize("depth", [256, 4096])  # 4096: memory split in bit lanes
 @pytest.mark.parametrize("domains", [("sync", "sync"), ("sync", "rd")])
-def test_commit_and_drop(domains):
+def test_commit_and_drop(domains, depth):
     rng = random.Random(1)
     ops = [(f, rng.choice(["commit", "commit", "drop", "abort"])) for f in frames(rng, 60, 40)]
-    got, stats = run(256, ops, read_ready=0.7, domains=domains)
+    got, stats = run(depth, ops, read_ready=0.7, domains=domains)
     want = [f for f, a in ops if a == "commit"]
     assert got == want
     assert stats["committed"] == len(want)

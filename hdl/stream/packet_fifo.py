@@ -44,6 +44,9 @@ from ..packet import packet_layout, packet_signature
 
 __all__ = ["PacketFIFO"]
 
+EBR_BITS_X9 = 2048 * 9  # an ECP5 DP16KD in its x9/x18/x36 modes
+EBR_BITS = 16384  # ... and in its x4/x2/x1 modes
+
 
 def _gray(v):
     return v ^ (v >> 1)
@@ -100,9 +103,29 @@ class PacketFIFO(wiring.Component):
         layout = packet_layout(self._data_width)
         stored = data.StructLayout({k: v.shape for k, v in layout if k != "first"})
 
-        m.submodules.mem = mem = Memory(shape=stored, depth=self._depth, init=[])
-        wp_mem = mem.write_port(domain=self._w_domain)
-        rp_mem = mem.read_port(domain=self._r_domain, transparent_for=())
+        # Timing (ECP5): a block RAM (DP16KD) holds 18 kbit as 2048x9 but
+        # only 16 kbit as 4096x4, 8192x2, 16384x1.  A deeper memory split
+        # by address needs a read-data mux, one LUT and a route after the
+        # RAM's 5.8 ns clock-to-out; split into bit lanes instead, each lane
+        # one RAM column, the read data reaches the next flop without logic.
+        width = stored.size
+        lane = width if width * self._depth <= EBR_BITS_X9 else max(1, EBR_BITS // self._depth)
+        w_word = Signal(width)
+        r_word = Signal(width)
+        w_en = Signal()
+        r_en = Signal()
+        w_addr = Signal(abits)
+        r_addr = Signal(abits)
+        for k, lo in enumerate(range(0, width, lane)):
+            hi = min(width, lo + lane)
+            mem = Memory(shape=hi - lo, depth=self._depth, init=[])
+            m.submodules[f"mem{k}" if lane < width else "mem"] = mem
+            wport = mem.write_port(domain=self._w_domain)
+            rport = mem.read_port(domain=self._r_domain, transparent_for=())
+            m.d.comb += [wport.addr.eq(w_addr), wport.en.eq(w_en), wport.data.eq(w_word[lo:hi]),
+                         rport.addr.eq(r_addr), rport.en.eq(r_en), r_word[lo:hi].eq(rport.data)]
+        wp_mem = data.View(stored, w_word)
+        rp_mem = data.View(stored, r_word)
 
         # Pointers carry one extra bit so full and empty differ.
         wp = Signal(abits + 1)  # next entry to write
@@ -145,19 +168,22 @@ class PacketFIFO(wiring.Component):
         full = Signal()
         used = (wp - rp_w)[: abits + 1]
         used_cp = (cp - rp_w)[: abits + 1]
-        stays_full = used >= self._depth - 1  # wp unchanged
-        fills_up = used >= self._depth - 2  # wp + 1
-        back_full = used_cp >= self._depth - 1  # wp back to cp
+        # "v >= depth - 1" and "v >= depth - 2" for v <= depth (depth a power
+        # of two) are AND trees of v's bits, not a second carry chain after
+        # the subtract.
+        stays_full = used[abits] | used[:abits].all()  # wp unchanged: used >= depth - 1
+        fills_up = used[abits] | used[1:abits].all()  # wp + 1: used >= depth - 2
+        back_full = used_cp[abits] | used_cp[:abits].all()  # wp back to cp
         wd += [self.committed.eq(0), self.overflow.eq(0), full.eq(stays_full)]
         fits = ~full & ~overflowing
         with m.If(self.sink.valid):
             with m.If(fits):
                 m.d.comb += [
-                    wp_mem.addr.eq(wp[:abits]),
-                    wp_mem.en.eq(1),
+                    w_addr.eq(wp[:abits]),
+                    w_en.eq(1),
                 ]
                 for name, _ in stored:
-                    m.d.comb += wp_mem.data[name].eq(self.sink.payload[name])
+                    m.d.comb += wp_mem[name].eq(self.sink.payload[name])
             with m.If(self.sink.payload.last):
                 wd += overflowing.eq(0)
                 with m.If(self.commit & fits):
@@ -178,12 +204,12 @@ class PacketFIFO(wiring.Component):
         r_first = Signal(init=1)
         do_read = (~self.source.valid | self.source.ready) & (rp != cp_r)
         m.d.comb += [
-            rp_mem.addr.eq(rp[:abits]),
-            rp_mem.en.eq(do_read),
+            r_addr.eq(rp[:abits]),
+            r_en.eq(do_read),
             self.source.payload.first.eq(r_first),
         ]
         for name, _ in stored:
-            m.d.comb += self.source.payload[name].eq(rp_mem.data[name])
+            m.d.comb += self.source.payload[name].eq(rp_mem[name])
         with m.If(do_read):
             rd += [rp.eq(rp + 1), self.source.valid.eq(1)]
         with m.Elif(self.source.ready):

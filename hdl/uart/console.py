@@ -10,7 +10,7 @@ writes.  Configuration values chosen at build time are the registers' reset
 values, so a board works without any console session.
 """
 
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -89,17 +89,25 @@ class RegisterConsole(wiring.Component):
         with m.Elif(idle != 0):
             m.d.sync += idle.eq(idle - 1)
 
-        read_value = Signal(32)
+        # Timing: the read mux in two registered halves (configuration and
+        # counters), then a 2:1 select; "Selecting the register" and
+        # "Reading the register" give it the two clocks.
+        read_cfg, read_cnt, is_cnt = Signal(32), Signal(32), Signal()
         with m.Switch(addr):
             with m.Case(MAGIC_ADDR):
-                m.d.comb += read_value.eq(MAGIC)
+                m.d.comb += read_cfg.eq(MAGIC)
             for a, reg in regs.items():
                 if a in readable:
                     with m.Case(a):
-                        m.d.comb += read_value.eq(reg)
+                        m.d.comb += read_cfg.eq(reg)
             for i in range(N_COUNTERS):
                 with m.Case(COUNTER_BASE + i):
-                    m.d.comb += read_value.eq(self.counters[i])
+                    m.d.comb += [read_cnt.eq(self.counters[i]), is_cnt.eq(1)]
+        read_cfg_r, read_cnt_r, is_cnt_r = Signal(32), Signal(32), Signal()
+        m.d.sync += [read_cfg_r.eq(read_cfg), read_cnt_r.eq(read_cnt), is_cnt_r.eq(is_cnt)]
+
+        read_value_r = Signal(32)
+        m.d.sync += read_value_r.eq(Mux(is_cnt_r, read_cnt_r, read_cfg_r))
 
         with m.FSM():
             with m.State("Waiting for a command"):
@@ -118,7 +126,7 @@ class RegisterConsole(wiring.Component):
                     with m.If(cmd_write):
                         m.next = "Receiving the value"
                     with m.Else():
-                        m.next = "Latching the value"
+                        m.next = "Selecting the register"
                 with m.Elif(idle == 0):
                     m.next = "Waiting for a command"
             with m.State("Receiving the value"):
@@ -142,8 +150,12 @@ class RegisterConsole(wiring.Component):
                 with m.Else():
                     m.d.sync += value.eq(Cat(Const(0, 24), Const(NAK, 8)))
                 m.next = "Sending"
+            with m.State("Selecting the register"):
+                m.next = "Reading the register"
+            with m.State("Reading the register"):
+                m.next = "Latching the value"
             with m.State("Latching the value"):
-                m.d.sync += value.eq(read_value)
+                m.d.sync += value.eq(read_value_r)
                 m.next = "Sending"
             with m.State("Sending"):
                 # Most significant byte first; ``count`` bytes left.
