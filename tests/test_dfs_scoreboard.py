@@ -19,9 +19,12 @@ from __future__ import annotations
 import os
 import random
 
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
+
 from twinplane.model.flowkey import ACTION_WIDTH, KEY_WIDTH
 from twinplane.model.flowtable import FlowGeometry
-from twinplane.sim.dfs.scoreboard import run_scoreboard
+from twinplane.sim.dfs.scoreboard import l4_checksum_verifies, run_checksum_corners, run_scoreboard
 
 SMALL = FlowGeometry(key_width=KEY_WIDTH, action_width=ACTION_WIDTH, buckets=4, ways=1, tables=2)
 
@@ -36,3 +39,19 @@ def test_scoreboard_small_flow_table():
     assert result["frames"] > steps // 3 and result["messages"] > steps // 3
     if seed == 11 and steps == 25:  # what this run is kept for: evictions and forged tags compared
         assert result["evictions"] >= 3 and result["msg_rx_bad_tag"] >= 1
+
+
+def test_checksum_corners_through_the_whole_dfs():
+    """Rewritten TCP checksums of 0x0000 / 0xFFFF and a UDP checksum of 0
+    (left 0) at the top level: byte-equal to the model (the scoreboard) and
+    verified by a full one's-complement sum over pseudo-header and segment."""
+    frames = [Ether(f) for f in run_checksum_corners(seed=5)]
+    tcp = [p for p in frames if TCP in p and bytes(p[TCP].payload).endswith(b"corner")]
+    udp = [p for p in frames if UDP in p and bytes(p[UDP].payload).startswith(b"zero")]
+    assert {p[TCP].chksum for p in tcp} & {0x0000, 0xFFFF} and len(udp) == 1
+    assert all(p[TCP].chksum in (0x0000, 0xFFFF) and l4_checksum_verifies(p) for p in tcp)
+    assert udp[0][UDP].chksum == 0
+    for p in frames:  # the IPv4 header checksum, recomputed by scapy
+        header = IP(bytes(p[IP]))
+        del header.chksum
+        assert IP(bytes(header)).chksum == p[IP].chksum

@@ -25,6 +25,7 @@ scanner gets a few hundred clocks, then the model is polled: closed flows
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import ipaddress
 import random
@@ -54,7 +55,7 @@ from twinplane.protocol.messages import (
 
 from .world import CS_IP, CS_MAC, CS_PORT, DFS_IP, DFS_MAC, GEOMETRY, KEY, World, run_world
 
-__all__ = ["TICK_CYCLES", "Scoreboard", "make_dut", "run_scoreboard"]
+__all__ = ["TICK_CYCLES", "Scoreboard", "make_dut", "run_checksum_corners", "run_scoreboard"]
 
 TICK_CYCLES = 4000
 CLOSE_LINGER = 16  # FlowController's default
@@ -121,6 +122,8 @@ class Scoreboard:
         self.last_tick = 0
         self.tick_edge = 0
         self.compared = {"frames": 0, "messages": 0}
+        self.p_notavail, self.p_offsets = 0.08, 0.3  # how the scripted CS answers
+        self.sent_frames: list[bytes] = []  # data frames out of the gateware (compared)
 
     # -- time ------------------------------------------------------------------------------------
     def tick(self) -> int:
@@ -187,6 +190,7 @@ class Scoreboard:
                     self.msgs_rtl += self.w.cs_decode(packet)
                     continue
                 want = self.expected[port].pop(0) if self.expected[port] else None
+                self.sent_frames.append(frame)
                 assert frame == want, (f"port {port}: the gateware sent\n  {packet!r}\nthe model\n  "
                                        f"{want and Ether(want)!r}")
                 self.compared["frames"] += 1
@@ -261,8 +265,8 @@ class Scoreboard:
                      and f.sport == query.flow.src_port and f.dport == query.flow.dst_port), None)
         node_ip, node_mac = rng.choice(NODES)
         node_port = rng.choice((8080, 8081, query.flow.dst_port))
-        error = ErrorCode.NOTAVAIL if rng.random() < 0.08 else ErrorCode.NONE
-        offsets = rng.random() < 0.3 and query.flow.protocol == 6
+        error = ErrorCode.NOTAVAIL if rng.random() < self.p_notavail else ErrorCode.NONE
+        offsets = rng.random() < self.p_offsets and query.flow.protocol == 6
         xlate = Translation(node_addr=ipaddress.IPv4Address(node_ip), node_port=node_port, egress_port=1,
                             client_port=0, node_mac=_mac(node_mac), client_mac=query.client_mac,
                             vs_id=query.vs_id, node_id=NODES.index((node_ip, node_mac)) + 1,
@@ -403,3 +407,60 @@ def run_scoreboard(steps: int, seed: int, geometry: FlowGeometry = GEOMETRY) -> 
 
     return run_world(make_dut(geometry), script)
 
+
+
+def _ones_sum(data: bytes) -> int:
+    data = data + b"\0" * (len(data) & 1)
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def l4_checksum_verifies(packet) -> bool:
+    """The one's-complement sum over pseudo-header and segment is 0xFFFF:
+    true of 0x0000 and 0xFFFF alike where either represents the result
+    (RFC 1624 §3), which a recomputation (always one of them) would not accept."""
+    ip = packet[IP]
+    segment = bytes(ip.payload)[: ip.len - ip.ihl * 4]
+    pseudo = (ipaddress.IPv4Address(ip.src).packed + ipaddress.IPv4Address(ip.dst).packed
+              + bytes([0, ip.proto]) + len(segment).to_bytes(2, "big"))
+    return _ones_sum(pseudo + segment) == 0xFFFF
+
+
+def run_checksum_corners(seed: int) -> list[bytes]:
+    """TCP frames whose rewritten checksum is 0x0000 or 0xFFFF, and a UDP
+    datagram with checksum 0, through the whole gateware (each compared with
+    the model by the scoreboard); returns the frames the node got."""
+
+    async def script(w: World) -> list[bytes]:
+        board = Scoreboard(w, random.Random(seed))
+        board.p_notavail = board.p_offsets = 0.0
+        await board.bring_up()
+        tcp = _Flow("10.2.0.9", 40000, VSS[0], 80)
+        udp = _Flow("10.2.0.9", 40001, VSS[2], 53)
+        board.flows += [tcp, udp]
+        await board.frame(0, bytes(board.client_packet(tcp, "S")))
+        await board.frame(0, bytes(board.client_packet(udp, "S", b"hello")))
+        start = len(board.sent_frames)
+
+        def rewritten(word: int) -> tuple[bytes, int]:
+            packet = board.client_packet(tcp, "PA", word.to_bytes(2, "big") + b"corner")
+            packet[TCP].seq, packet[TCP].ack = 1, 2
+            frame = bytes(packet)
+            ((_, out),) = copy.deepcopy(board.model).receive_frame(0, frame, board.now())
+            return frame, int.from_bytes(out[50:52], "big")
+
+        # The rewrite adds a constant to the one's-complement sum, so the
+        # checksum of payload word 0 tells which words land on the zero class.
+        _, c0 = rewritten(0)
+        for word in {c0, (c0 - 1) & 0xFFFF, (c0 + 1) & 0xFFFF, 0, 0xFFFF, (~c0) & 0xFFFF}:
+            frame, checksum = rewritten(word)
+            if checksum in (0x0000, 0xFFFF):
+                await board.frame(0, frame)
+        datagram = board.client_packet(udp, "", b"zero")
+        datagram[UDP].chksum = 0
+        await board.frame(0, bytes(datagram))
+        return board.sent_frames[start:]
+
+    return run_world(make_dut(), script)
