@@ -15,8 +15,8 @@ from twinplane.sim.runner import run_cocotb
 
 
 # MAC_SWEEP=full: every size 64..1518 (1.2 M clocks, several minutes a
-# flavour under Icarus); the default "ci" set is every size 64..160 and every
-# 61st above (sim/mac/sweep_tb.py:sweep_sizes).
+# flavour under Icarus); the default "ci" set is every size 64..127 and every
+# 67th above (sim/mac/sweep_tb.py:sweep_sizes).
 @pytest.mark.parametrize("phy", ["gmii", "rgmii"])
 def test_mac_sweep(phy):
     mac = GMIIMac(rx_domain="sync") if phy == "gmii" else RGMIIMac("sim")
