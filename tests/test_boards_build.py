@@ -60,12 +60,20 @@ def test_colorlight_5a_75b_bitstream(colorlight_report):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured: rx0/rx1 ~92 MHz, sync ~104 MHz on the LFE5U-25F-6; the "
-                   "PacketFIFO write side (Gray pointer decode + full compare in one clock) limits the rx "
-                   "clocks and gmii_tx's frame_bytes/fcs path limits sync (docs/boards.md). strict: passes "
-                   "-> fails, so this marker goes when timing closes")
 def test_colorlight_5a_75b_timing(colorlight_report):
-    assert not slow_clocks(colorlight_report), f"clocks below constraint + 10%: {slow_clocks(colorlight_report)}"
+    # The receive clocks with 10% margin (PacketFIFO's write side, issue 6);
+    # every clock meets its 125 MHz constraint.
+    rx = {c: v for c, v in slow_clocks(colorlight_report).items() if c != "sync"}
+    assert not rx, f"receive clocks below constraint + 10%: {rx}"
+    assert colorlight_report["timing_met"], colorlight_report["fmax_mhz"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured 135.7 MHz (seed 1) against 137.5: sync is limited by the block "
+                   "RAM's clock-to-out (5.83 ns without the DP16KD output register, which Yosys does not infer) "
+                   "+ 1.5 ns of routing into the next flop (docs/boards.md). strict: this marker goes when it passes")
+def test_colorlight_5a_75b_sync_margin(colorlight_report):
+    assert "sync" not in slow_clocks(colorlight_report), slow_clocks(colorlight_report)
 
 
 @pytest.mark.slow
