@@ -165,7 +165,7 @@ class _Generator:
             src_addr=ipaddress.ip_address("10.128.0.0"), dst_addr=ipaddress.ip_address("192.0.2.1"),
             src_port=40000, dst_port=80, protocol=6), 1)))
         template[16:20] = fake.session.to_bytes(4, "big")
-        seq = fake.seq[Bus.SSMB]
+        seq = fake.seq
         out, current = [], []
         prefix = bytes([Bus.SSMB])
         for i in range(count):
@@ -181,7 +181,7 @@ class _Generator:
                 current = []
         if current:
             out.append(b"".join(current))
-        fake.seq[Bus.SSMB] = seq
+        fake.seq = seq
         return out
 
     def drive(self, datagrams: list[bytes], target, expect: int) -> tuple[float, int]:

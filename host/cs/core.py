@@ -113,9 +113,10 @@ class DfsPeer:
         self.nonce = b""
         self.dfs_nonce = b""
         self.challenge = b""
-        self.csmb_seq = 0
-        self.ssmb_seq = 0
-        self.windows: dict[tuple[Bus, int], ReplayWindow] = {}
+        # One counter for both buses, as the DFS keeps one replay window per
+        # session (docs/protocol.md): per-bus counters look like replays to it.
+        self.tx_seq = 0
+        self.windows: dict[int, ReplayWindow] = {}
         self.serial_global = 0
         self.serial_bytype: Counter = Counter()
         self.pending: dict[int, list] = {}  # serial -> [msg, deadline, interval]
@@ -137,10 +138,11 @@ class DfsPeer:
         self.dumped: set = set()
         self.dump_known: set = set()
 
-    def window(self, bus: Bus, session: int) -> ReplayWindow:
-        w = self.windows.get((bus, session))
+    def window(self, session: int) -> ReplayWindow:
+        """The replay window of the DFS's messages in ``session`` (both buses)."""
+        w = self.windows.get(session)
         if w is None:
-            w = self.windows[(bus, session)] = ReplayWindow()
+            w = self.windows[session] = ReplayWindow()
         return w
 
 
@@ -269,23 +271,23 @@ class ControlSegment:
                 current = b""
                 for msg in queue:
                     if bus is Bus.CSMB:
-                        peer.csmb_seq += 1
-                        msg.seq = peer.csmb_seq
+                        peer.tx_seq += 1
+                        msg.seq = peer.tx_seq
                         # AUTH_CHALLENGE goes with session 0 (the contract); a
                         # HELLO carries the session once there is one.
                         if msg.msg_type != CsmbType.AUTH_CHALLENGE:
                             msg.session = peer.session
                         data = codec.encode(msg)
                     else:
-                        peer.ssmb_seq += 1
+                        peer.tx_seq += 1
                         if type(msg) is tuple:
                             error, flags, serial, body = msg
                             head = HEADER.pack(_MAJOR, _MINOR, REPLY_TYPE, error, REPLY_SIZE, epoch, flags, serial,
-                                               peer.session, peer.ssmb_seq)
+                                               peer.session, peer.tx_seq)
                             data = head + body
                             data += siphash(codec.key, _SSMB_PREFIX + data).to_bytes(8, "little")
                         else:
-                            msg.seq = peer.ssmb_seq
+                            msg.seq = peer.tx_seq
                             msg.session = peer.session
                             data = codec.encode(msg)
                     if current and len(current) + len(data) > MAX_DATAGRAM:
@@ -483,7 +485,7 @@ class ControlSegment:
         key = codec.key
         size = len(data)
         offset = 0
-        window = peer.window(Bus.SSMB, peer.session)
+        window = peer.window(peer.session)
         while offset < size:
             if (size - offset >= QUERY_SIZE and data[offset + 2] == QUERY_TYPE
                     and data[offset + 4] == 0 and data[offset + 5] == QUERY_SIZE):
@@ -524,7 +526,7 @@ class ControlSegment:
             peer.counters["ignored"] += 1
             return False
         try:
-            peer.window(bus, msg.session).check(msg.seq)
+            peer.window(msg.session).check(msg.seq)
         except DecodeError:
             self.counters["ignored_replay"] += 1
             peer.counters["ignored"] += 1
@@ -535,7 +537,7 @@ class ControlSegment:
         t = msg.msg_type
         if t == CsmbType.HELLO:
             if msg.session == 0 and msg.nonce != peer.dfs_nonce:
-                peer.windows.pop((Bus.CSMB, 0), None)  # a new DFS association counts from 1
+                peer.windows.pop(0, None)  # a new DFS association counts from 1
             # While the CS is starting an association it takes the answer
             # whatever session the DFS still believes in (its tag is good).
             if not self._accept(peer, Bus.CSMB, msg, msg.session in (0, peer.session) or peer.state == "hello"):

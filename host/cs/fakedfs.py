@@ -41,7 +41,7 @@ class FakeDfs:
     def restart(self) -> None:
         self.nonce = os.urandom(8)
         self.session = 0
-        self.seq = {Bus.CSMB: 0, Bus.SSMB: 0}
+        self.seq = 0  # one counter for both buses, as the gateware's
         self.window = ReplayWindow()
         self.vss: dict[int, object] = {}
         self.received: list = []
@@ -51,8 +51,8 @@ class FakeDfs:
         self.serial = 0
 
     def _out(self, msg) -> bytes:
-        self.seq[msg.BUS] += 1
-        msg.seq = self.seq[msg.BUS]
+        self.seq += 1
+        msg.seq = self.seq
         if msg.error != ErrorCode.NOTAUTH:
             msg.session = self.session
         return self.codec.encode(msg)

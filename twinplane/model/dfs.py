@@ -338,7 +338,7 @@ class ReferenceDFS(CsmbSide, FramePath):
             self._count("invalid_session")
             return
         try:
-            peer.window(Bus.SSMB, msg.session).check(msg.seq)
+            peer.window(msg.session).check(msg.seq)
         except DecodeError:
             self._count("invalid_replay")
             return

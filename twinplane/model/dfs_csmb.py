@@ -66,8 +66,11 @@ class _Peer:
     serial_bytype: Counter = field(default_factory=Counter)
     windows: dict = field(default_factory=dict)
 
-    def window(self, bus: Bus, session: int) -> ReplayWindow:
-        return self.windows.setdefault((bus, session), ReplayWindow())
+    def window(self, session: int) -> ReplayWindow:
+        """The replay window of this CS's messages in ``session``: one for
+        both buses, as the CS counts ``seq`` across both (and the gateware
+        keeps one window per CS slot)."""
+        return self.windows.setdefault(session, ReplayWindow())
 
 
 class CsmbSide:
@@ -84,7 +87,7 @@ class CsmbSide:
             self._notauth(msg, src, None, now)
             return
         try:
-            peer.window(Bus.CSMB, msg.session).check(msg.seq)
+            peer.window(msg.session).check(msg.seq)
         except DecodeError:
             self._count("invalid_replay")
             return
@@ -162,7 +165,7 @@ class CsmbSide:
         lowest, highest = min(SUPPORTED_VERSIONS), max(SUPPORTED_VERSIONS)
         if peer is not None:
             try:
-                peer.window(Bus.CSMB, msg.session).check(msg.seq)
+                peer.window(msg.session).check(msg.seq)
             except DecodeError:
                 self._count("invalid_replay")
                 return
@@ -180,7 +183,7 @@ class CsmbSide:
         if peer is None:
             # Kept even when the negotiation fails so that our seq keeps counting.
             peer = self.peers[src] = _Peer(csmb_addr=src, nonce=self.config.randbytes(8), last_hello=now)
-            peer.window(Bus.CSMB, msg.session).check(msg.seq)
+            peer.window(msg.session).check(msg.seq)
         if error is ErrorCode.NONE:
             if not peer.negotiated:
                 self._count("cs_associated")

@@ -95,7 +95,8 @@ state:
    "twinplane-session" | challenge | DFS nonce) mod 2**32`.
 
 From then on every message of both buses carries that `session`, and `seq`
-counts the sender's messages; the receiver keeps a 64-message sliding window
+counts the sender's messages on both buses together (one counter per session,
+not one per bus); the receiver keeps one 64-message sliding window per session
 (as IPsec, RFC 4303 §3.4.3) and ignores replays. The tag covers the session, so
 a message recorded in one session is worthless in the next, and a forged REPLY
 or NEWFLOW cannot redirect traffic without the key. Messages with a bad tag,
