@@ -79,6 +79,7 @@ class DFSCore(wiring.Component):
         clk_hz: int = 125_000_000,
         frame_buffer_bytes: int = 4096,
         nonce_seed: int = 0x9E3779B97F4A7C15,
+        close_linger: int = 16,
     ):
         if not isinstance(ports, int) or not 1 <= ports <= 4:
             raise ValueError(f"ports must be 1..4, not {ports!r}")
@@ -99,6 +100,7 @@ class DFSCore(wiring.Component):
             vs_entries=vs_entries, cs_slots=cs_slots, miss_slots=miss_slots, miss_slot_bytes=miss_slot_bytes,
             frames_per_slot=frames_per_slot, miss_timeout_cycles=miss_timeout_cycles, tick_cycles=tick_cycles,
             ms_per_tick=ms_per_tick, frame_buffer_bytes=frame_buffer_bytes, nonce_seed=nonce_seed,
+            close_linger=close_linger,
         )
         super().__init__(
             {
@@ -130,7 +132,7 @@ class DFSCore(wiring.Component):
         touch_layout = data.StructLayout({"handle": g.handle_bits, "nbytes": g.nbytes_width, "now": g.ts_width})
         m.submodules.touches = touches = PriorityMerger(touch_layout, n)
         m.submodules.tcp_events = tcp_events = PriorityMerger(tcp_event_layout(g), n)
-        m.submodules.control = control = FlowController(g, ms_per_tick=a["ms_per_tick"])
+        m.submodules.control = control = FlowController(g, ms_per_tick=a["ms_per_tick"], close_linger=a["close_linger"])
         m.submodules.miss = miss = MissPath(
             key_width=g.key_width, query_shape=query_layout(), slots=a["miss_slots"],
             slot_bytes=a["miss_slot_bytes"], frames_per_slot=a["frames_per_slot"],

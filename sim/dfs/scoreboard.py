@@ -58,7 +58,7 @@ from .world import CS_IP, CS_MAC, CS_PORT, DFS_IP, DFS_MAC, GEOMETRY, KEY, World
 __all__ = ["TICK_CYCLES", "Scoreboard", "make_dut", "run_checksum_corners", "run_scoreboard"]
 
 TICK_CYCLES = 4000
-CLOSE_LINGER = 16  # FlowController's default
+CLOSE_LINGER = 2  # ticks (short, so that closes are deleted within a short run)
 VIP, VIP2 = "10.0.0.100", "10.0.0.101"
 NODES = [("10.1.0.11", "02:00:00:00:01:11"), ("10.1.0.12", "02:00:00:00:01:12"),
          ("10.1.0.13", "02:00:00:00:01:13")]
@@ -69,7 +69,8 @@ VSS = [(7, 6, VIP, 80, Flag.NONE), (3, 6, VIP2, 0, Flag.WILDCARD_PORT), (5, 17, 
 
 
 def make_dut(geometry: FlowGeometry = GEOMETRY) -> DFSCore:
-    return DFSCore(geometry=geometry, tick_cycles=TICK_CYCLES, miss_slot_bytes=512, frame_buffer_bytes=2048)
+    return DFSCore(geometry=geometry, tick_cycles=TICK_CYCLES, miss_slot_bytes=512, frame_buffer_bytes=2048,
+                   close_linger=CLOSE_LINGER)
 
 
 def _mac(text: str) -> bytes:
@@ -341,7 +342,7 @@ class Scoreboard:
         rng = self.rng
         live = [f for f in self.flows if f.node is not None]
         kind = rng.choices(("new", "client", "node", "close", "unknown", "arp", "malformed", "forged"),
-                           (5, 8, 6, 2, 1, 1, 1, 1))[0]
+                           (5, 8, 6, 3, 1, 1, 1, 1))[0]
         if kind == "new" or (kind in ("client", "node", "close") and not live):
             vs = rng.choice(VSS)
             flow = _Flow(client_ip=f"10.2.{rng.randrange(4)}.{rng.randrange(1, 250)}",
@@ -411,7 +412,8 @@ class Scoreboard:
         }
         got = {name: ctx.get(getattr(dut, name)) for name in want}
         assert got == want, f"counters: gateware {got!r}, model {want!r}"
-        return {**got, **self.compared, "flows_at_end": len(model._unique_flows()), "ticks": self.tick()}
+        closes = c["flows_deleted_fin"] + c["flows_deleted_rst"]
+        return {**got, **self.compared, "close_deletes": closes, "flows_at_end": len(model._unique_flows()), "ticks": self.tick()}
 
 
 def run_scoreboard(steps: int, seed: int, geometry: FlowGeometry = GEOMETRY) -> dict:
