@@ -9,7 +9,6 @@ and programming with openFPGALoader.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import re
@@ -60,14 +59,9 @@ CORES = {"bridge": bridge_factory, "dfs": dfs_factory}
 
 
 def default_core_factory():
-    """The DFS (``boards/dfs_core.py`` around ``hdl/dfs/top.py``'s ``DFSCore``)
-    when ``hdl/dfs/top.py`` imports, else the interim L2 bridge."""
-    try:
-        importlib.import_module("twinplane.hdl.dfs.top").DFSCore  # noqa: B018
-    except Exception as exc:  # a DFS top still being written must not break board builds
-        print(f"twinplane.hdl.dfs.top not usable yet ({exc!r}); building the interim bridge", file=sys.stderr)
-    else:
-        return dfs_factory
+    """The interim L2 bridge: the DFS (``--core dfs``) synthesises but fits
+    none of the supported boards yet (docs/boards.md, "The DFS on the
+    boards"), so a plain build must not be one that fails in placement."""
     return bridge_factory
 
 
@@ -238,8 +232,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", help="message key, 32 hex digits")
     parser.add_argument("--no-console", action="store_true", help="leave the UART console out")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
-    parser.add_argument("--core", choices=("auto", *CORES), default="auto",
-                        help="auto: the DFS when hdl/dfs/top.py imports, else the interim bridge")
+    parser.add_argument("--core", choices=tuple(CORES), default="bridge",
+                        help="bridge (default): the interim L2 bridge; dfs: the DFS, which does not fit "
+                             "the supported boards yet (docs/boards.md)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -257,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
 
         report = build_board(args.board, out_dir=out, flows=args.flows, config=config,
                              console=not args.no_console, seed=args.seed, progress=progress,
-                             core_factory=None if args.core == "auto" else CORES[args.core])
+                             core_factory=CORES[args.core])
     if args.json:
         print(json.dumps(report, indent=2))
     else:
