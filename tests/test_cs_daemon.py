@@ -6,6 +6,7 @@ import ipaddress
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -116,10 +117,19 @@ def flow(sport):
                          src_port=sport, dst_port=80, protocol=6)
 
 
+def free_tcp_port() -> int:
+    # Another test run on the same machine must not collide with this one.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_daemon_loopback_two_dfss_ctl_metrics_reload(tmp_path):
+    metrics_port = free_tcp_port()
+
     async def main():
         dfss = [await start_dfs() for _ in range(2)]
-        path = write_config(tmp_path, dfss, extra="metrics_port = 19377")
+        path = write_config(tmp_path, dfss, extra=f"metrics_port = {metrics_port}")
         daemon = CsDaemon(load_config(path), config_path=str(path))
         await daemon.start()
         try:
@@ -147,7 +157,7 @@ def test_daemon_loopback_two_dfss_ctl_metrics_reload(tmp_path):
             assert reset["ok"] and reset["result"]["flows"] == 4
             await wait_for(lambda: dfss[0][0].resets == 1)
             text = await asyncio.to_thread(
-                lambda: urllib.request.urlopen("http://127.0.0.1:19377/metrics", timeout=5).read().decode())
+                lambda: urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode())
             assert "twinplane_cs_queries_total 8.0" in text
             assert 'twinplane_cs_replies_total{error="none"} 8.0' in text
             assert 'twinplane_cs_node_connections{node="10.0.0.2:80",pool="p"} 2.0' in text
