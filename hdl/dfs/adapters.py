@@ -10,6 +10,7 @@ from twinplane.model.frames import FragmentKind, FrameClass
 
 from ..msgport.session import vs_write_layout
 from ..packet import packet_signature
+from ..parser.layout import FLOW_FIELDS
 from ..parser.parser import HeaderParser
 from ..rewrite.layout import RewriteCommand
 from ..vscam.vs_cam import VirtualServerCAM, vs_lookup_layout
@@ -39,15 +40,7 @@ class ParserAdapter(wiring.Component):
             info.eth_src.eq(meta.eth_src),
             info.vlan_valid.eq(meta.vlan),
             info.vlan_id.eq(meta.vlan_id),
-            info.src_ip.eq(meta.src_ip),
-            info.dst_ip.eq(meta.dst_ip),
-            info.src_port.eq(meta.src_port),
-            info.dst_port.eq(meta.dst_port),
-            info.protocol.eq(meta.protocol),
-            info.tos.eq(meta.tos),
-            info.tcp_flags.eq(meta.tcp_flags),
-            info.l3_offset.eq(meta.l3_offset),
-            info.l4_offset.eq(meta.l4_offset),
+            *(info[name].eq(meta[name]) for name in FLOW_FIELDS),
             info.ip_length.eq(meta.ip_total_length),
             # The UDP datagram ends where the IPv4 packet ends (Ethernet padding follows).
             info.udp_length.eq(meta.ip_total_length - (meta.l4_offset - meta.l3_offset)),

@@ -38,6 +38,7 @@ from twinplane.protocol.codes import CSMB_UDP_PORT, SSMB_UDP_PORT, Bus
 from ..arp.responder import arp_request_layout
 from ..miss.miss_path import SlotState
 from ..packet import packet_signature
+from ..parser.layout import FLOW_FIELDS
 from .flow_control import query_layout, tcp_event_layout
 from .layouts import FlowAction, FlowKey
 
@@ -59,15 +60,7 @@ def frame_info_layout() -> data.StructLayout:
             "eth_src": 48,
             "vlan_valid": 1,
             "vlan_id": 12,
-            "src_ip": 32,
-            "dst_ip": 32,
-            "src_port": 16,
-            "dst_port": 16,
-            "protocol": 8,
-            "tos": 8,
-            "tcp_flags": 8,
-            "l3_offset": 8,
-            "l4_offset": 8,
+            **FLOW_FIELDS,
             "ip_length": 16,  # IPv4 total length
             "udp_length": 16,
             "arp_request": 1,  # ARP "who has" (oper 1)

@@ -17,7 +17,22 @@ from amaranth.lib import data
 
 from twinplane.model.frames import FragmentKind, FrameClass, MalformedReason
 
-__all__ = ["ParsedFrame", "unpack_parsed_frame"]
+__all__ = ["FLOW_FIELDS", "ParsedFrame", "unpack_parsed_frame"]
+
+#: The flow signature (the patent's sextuple) with the TCP flags and the
+#: header offsets: what the parser finds and the DFS's frame info carries on,
+#: under the same names and widths.
+FLOW_FIELDS = {
+    "src_ip": 32,
+    "dst_ip": 32,
+    "src_port": 16,
+    "dst_port": 16,
+    "protocol": 8,
+    "tos": 8,
+    "tcp_flags": 8,
+    "l3_offset": 8,
+    "l4_offset": 8,
+}
 
 ParsedFrame = data.StructLayout({
     "klass": FrameClass,
@@ -30,16 +45,7 @@ ParsedFrame = data.StructLayout({
     "eth_dst": 48,
     "eth_src": 48,
     "ethertype": 16,
-    # the flow signature (the patent's sextuple)
-    "src_ip": 32,
-    "dst_ip": 32,
-    "src_port": 16,
-    "dst_port": 16,
-    "protocol": 8,
-    "tos": 8,
-    "tcp_flags": 8,
-    "l3_offset": 8,
-    "l4_offset": 8,
+    **FLOW_FIELDS,
     "ip_total_length": 16,
     "frame_length": 16,
     "arp_oper": 16,
