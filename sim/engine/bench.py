@@ -21,6 +21,8 @@ import time
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
+from twinplane.protocol.codes import CSMB_UDP_PORT, SSMB_UDP_PORT
+
 __all__ = ["run_bench"]
 
 KEY = bytes(range(16))
@@ -70,24 +72,24 @@ class _SocketCS:
             except BlockingIOError:
                 self.system.step()
                 continue
-            bus = Bus.CSMB if source == self.gateway.address(6341) else Bus.SSMB
+            bus = Bus.CSMB if source == self.gateway.address(CSMB_UDP_PORT) else Bus.SSMB
             return self.cs.decode(bus, data)
         raise RuntimeError("the simulated DFS did not answer the CS")
 
     def associate(self) -> None:
         import ipaddress
 
-        from twinplane.protocol.messages import AddVs, VirtualServer
+        from twinplane.protocol.messages import AddVs, CsmbAck, VirtualServer
 
-        self.send(6341, self.cs.hello())
+        self.send(CSMB_UDP_PORT, self.cs.hello())
         self.receive()
-        self.send(6341, self.cs.auth_challenge())
+        self.send(CSMB_UDP_PORT, self.cs.auth_challenge())
         response, *_ = self.receive()
         self.cs.accept_auth(response)
         vs = VirtualServer(vs_id=1, protocol=6, virt_addr=ipaddress.ip_address(VIP), virt_port=VPORT)
-        self.send(6341, self.cs.encode(AddVs(vs=vs)))
-        while not any(getattr(m, "msg_type", None) and type(m).__name__ == "CsmbAck" for m in self.receive()):
-            pass
+        self.send(CSMB_UDP_PORT, self.cs.encode(AddVs(vs=vs)))
+        while not any(isinstance(m, CsmbAck) for m in self.receive()):
+            pass  # answers before the ACK (HELLO, RESET) are not what we wait for
 
     def answer_query(self, i: int) -> None:
         import ipaddress
@@ -103,7 +105,7 @@ class _SocketCS:
         xlate = Translation(node_addr=ipaddress.ip_address(node_ip), node_port=8080, egress_port=1, client_port=0,
                             node_mac=bytes.fromhex(node_mac.replace(":", "")), client_mac=query.client_mac,
                             vs_id=1, node_id=1 + (i - 1) % len(NODES))
-        self.send(6340, self.cs.encode(SsmbReply(serial=query.serial, flags=Flag.TRANSLATE_ADDR | Flag.TRANSLATE_PORT,
+        self.send(SSMB_UDP_PORT, self.cs.encode(SsmbReply(serial=query.serial, flags=Flag.TRANSLATE_ADDR | Flag.TRANSLATE_PORT,
                                                  flow=query.flow, xlate=xlate)))
 
 
@@ -118,7 +120,7 @@ def run_bench(quick: bool = False) -> dict:
     dfs = CompiledDFS(config)
     dfs.configure(key=KEY, own_mac=DFS_MAC, own_ip=DFS_IP)
     system = SimSystem(dfs, chunk=200)
-    gateway = UdpGateway(GatewayConfig(dfs_mac=DFS_MAC, dfs_ip=DFS_IP, buses={6340: 0, 6341: 0},
+    gateway = UdpGateway(GatewayConfig(dfs_mac=DFS_MAC, dfs_ip=DFS_IP, buses={SSMB_UDP_PORT: 0, CSMB_UDP_PORT: 0},
                                        relay_announced=True))
     system.attach(1, gateway)
     system.log = []
