@@ -51,19 +51,25 @@ def _config_dict(dfs_ssmb: int, dfs_csmb: int) -> dict:
     }
 
 
-def _daemon_process(config: dict, preload: int, ready) -> None:
+def _daemon_process(config: dict, preload: int, ready, command) -> None:
     from .config import parse_config
     from .daemon import CsDaemon
 
     async def main():
         import gc
 
+        loop = asyncio.get_running_loop()
         daemon = CsDaemon(parse_config(config), health=False)
         await daemon.start()
-        if preload:  # before any callback runs: the handshake starts after it
-            daemon.core.preload_flows("bench", preload, now=asyncio.get_running_loop().time())
+        ready.put("started")
+        if preload:
+            # Only after the handshake: at association the CS asks the DFS
+            # for its flows and forgets those the DFS does not report, which
+            # the generator (no flow table) would do for every preloaded one.
+            await loop.run_in_executor(None, command.get)
+            daemon.core.preload_flows("bench", preload, now=loop.time())
             gc.freeze()
-        ready.put(preload)
+            ready.put(len(daemon.core.flows.flows))
         await asyncio.Event().wait()
 
     asyncio.run(main())
@@ -221,12 +227,18 @@ class _Generator:
 def _measure_cs(count: int, preload: int) -> tuple[float, int]:
     ctx = multiprocessing.get_context("spawn")
     gen = _Generator()
-    ready = ctx.Queue()
-    proc = ctx.Process(target=_daemon_process, args=(_config_dict(*gen.ports()), preload, ready), daemon=True)
+    ready, command = ctx.Queue(), ctx.Queue()
+    proc = ctx.Process(target=_daemon_process, args=(_config_dict(*gen.ports()), preload, ready, command),
+                       daemon=True)
     proc.start()
     try:
         ready.get(timeout=120)
         gen.handshake()
+        if preload:
+            command.put("preload")
+            held = ready.get(timeout=600)
+            if held < preload:
+                raise RuntimeError(f"bench: the CS holds {held} flows after preloading {preload}")
         warm = gen.build(BATCH * 20, base=10_000_000)
         gen.drive(warm, gen.cs_ssmb, len(warm) * BATCH)
         datagrams = gen.build(count, base=0)
