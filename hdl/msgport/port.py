@@ -9,6 +9,12 @@ messages out, as frames.
 The DFS top delivers the UDP payload of every datagram addressed to the
 DFS's SSMB or CSMB port on the internal side (with the sender's addresses and
 which bus), and merges the frames on ``tx`` into the internal port's egress.
+
+One SipHash-2-4 core (:class:`HashArbiter`) serves the receiver, the session
+engine and the transmitter.  No stage copies a message: each holds the one it
+works on in its producer's stream (valid, payload stable) until done, so the
+receiver's register is the only message-sized one on the way in, and
+``to_core`` likewise stays valid and stable until taken.
 """
 
 from amaranth import Module
@@ -16,6 +22,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from ..packet import packet_signature
+from .hash_arbiter import HashArbiter
 from .layout import received_message_layout
 from .receiver import _COUNTERS as _RX_COUNTERS
 from .receiver import MessageReceiver
@@ -56,20 +63,23 @@ class MessagePort(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.receiver = receiver = MessageReceiver()
-        m.submodules.session = session = SessionEngine(**self._engine_args)
-        m.submodules.transmitter = transmitter = MessageTransmitter()
+        m.submodules.receiver = receiver = MessageReceiver(shared_hash=True)
+        m.submodules.session = session = SessionEngine(**self._engine_args, shared_hash=True)
+        m.submodules.transmitter = transmitter = MessageTransmitter(shared_hash=True)
+        # One SipHash core for all three: messages come and go at message rate.
+        m.submodules.hash = hasher = HashArbiter(3)
+        m.d.comb += hasher.key.eq(self.key)
+        connect(m, receiver.hash, hasher.client0)
+        connect(m, session.hash, hasher.client1)
+        connect(m, transmitter.hash, hasher.client2)
 
         m.d.comb += [
-            receiver.key.eq(self.key),
             receiver.bus.eq(self.rx_bus),
             receiver.src_mac.eq(self.rx_src_mac),
             receiver.src_ip.eq(self.rx_src_ip),
             receiver.src_port.eq(self.rx_src_port),
-            session.key.eq(self.key),
             session.own_mac.eq(self.own_mac),
             session.own_ip.eq(self.own_ip),
-            transmitter.key.eq(self.key),
             transmitter.own_mac.eq(session.dfs_mac),
             transmitter.own_ip.eq(session.dfs_ip),
             self.dfs_ip.eq(session.dfs_ip),

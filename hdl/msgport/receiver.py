@@ -10,9 +10,13 @@ Interface
 ``bus``, ``src_mac``, ``src_ip``, ``src_port``
               In: which bus and which sender; held by the producer for the
               whole datagram and sampled with its first byte.
-``key``       In(128): the shared key (``int.from_bytes(key16, "little")``).
+``key``       In(128): the shared key (``int.from_bytes(key16, "little")``);
+              with ``shared_hash=True`` a ``hash`` port to the port's one
+              SipHash core instead (:class:`~.hash_arbiter.HashArbiter`).
 ``source``    Out(stream of :func:`received_message_layout`): one accepted
-              message, its header and body in the low bits of ``raw``.
+              message, its header and body in the low bits of ``raw``; held
+              (valid, stable payload) until taken, so a consumer may work
+              on it in place instead of copying it.
 counters      Out(32) each: ``accepted``, ``bad_length``, ``truncated``,
               ``unexpected``, ``bad_version``, ``bad_tag``.
 
@@ -36,6 +40,7 @@ from twinplane.protocol.messages import HEADER_SIZE, TAG_SIZE
 
 from ..crypto.siphash import SipHash24
 from ..packet import packet_signature
+from .hash_arbiter import hash_client_signature
 from .layout import MAX_RECEIVED_BYTES, expected_lengths, received_message_layout
 
 __all__ = ["MessageReceiver"]
@@ -46,7 +51,11 @@ _COUNTERS = ("accepted", "bad_length", "truncated", "unexpected", "bad_version",
 
 
 class MessageReceiver(wiring.Component):
-    def __init__(self):
+    def __init__(self, *, shared_hash: bool = False):
+        if not isinstance(shared_hash, bool):
+            raise TypeError(f"shared_hash must be a bool, not {shared_hash!r}")
+        self._shared_hash = shared_hash
+        hash_port = {"hash": Out(hash_client_signature())} if shared_hash else {"key": In(128)}
         super().__init__(
             {
                 "sink": In(packet_signature(8)),
@@ -54,7 +63,7 @@ class MessageReceiver(wiring.Component):
                 "src_mac": In(48),
                 "src_ip": In(32),
                 "src_port": In(16),
-                "key": In(128),
+                **hash_port,
                 "source": Out(stream.Signature(received_message_layout())),
                 **{name: Out(32) for name in _COUNTERS},
             }
@@ -62,8 +71,11 @@ class MessageReceiver(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.siphash = siphash = SipHash24()
-        m.d.comb += siphash.key.eq(self.key)
+        if self._shared_hash:
+            siphash = self.hash
+        else:
+            m.submodules.siphash = siphash = SipHash24()
+            m.d.comb += siphash.key.eq(self.key)
 
         out = self.source.payload
         bus = Signal(1)

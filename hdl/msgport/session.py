@@ -29,7 +29,7 @@ board should seed it from a true entropy source (documented in docs/dfs.md).
 """
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from twinplane.protocol.codec import ReplayWindow
@@ -64,6 +64,7 @@ from twinplane.protocol.messages import (
 )
 
 from ..crypto.siphash import SipHash24
+from .hash_arbiter import hash_client_signature
 from .layout import MAX_SENT_BYTES, received_message_layout, transmit_message_layout
 
 __all__ = ["SessionEngine", "core_message_layout", "vs_write_layout"]
@@ -88,6 +89,20 @@ _COUNTERS = (
 )
 
 
+#: CSMB types the DFS sends: the only ones with a by-type serial counter here.
+_CSMB_SENT = (CsmbType.HELLO, CsmbType.AUTH_RESPONSE, CsmbType.VS_LIST, CsmbType.ACK)
+
+
+class _Kind(enum.Enum, shape=3):
+    """What the message being sent is."""
+
+    HELLO = 0  # answer to a HELLO, on its bus
+    AUTH_RESPONSE = 1  # answer to an AUTH_CHALLENGE, on its bus
+    VS_LIST = 2
+    ACK = 3
+    CORE = 4  # a message of the DFS core, to the active CS
+
+
 def core_message_layout() -> data.StructLayout:
     """A message the DFS core sends to the active CS: its signed bytes
     (header fields other than session, seq, epoch and msg_length filled in)
@@ -108,14 +123,19 @@ def _version(major, minor):
 
 
 class SessionEngine(wiring.Component):
-    def __init__(self, *, cs_slots: int = 2, vs_entries: int = 16, nonce_seed: int = 0x9E3779B97F4A7C15):
+    def __init__(self, *, cs_slots: int = 2, vs_entries: int = 16, nonce_seed: int = 0x9E3779B97F4A7C15,
+                 shared_hash: bool = False):
         self.check_arguments(cs_slots=cs_slots, vs_entries=vs_entries, nonce_seed=nonce_seed)
+        if not isinstance(shared_hash, bool):
+            raise TypeError(f"shared_hash must be a bool, not {shared_hash!r}")
         self._cs_slots = cs_slots
         self._vs_entries = vs_entries
         self._nonce_seed = nonce_seed
+        self._shared_hash = shared_hash
+        hash_port = {"hash": Out(hash_client_signature())} if shared_hash else {"key": In(128)}
         super().__init__(
             {
-                "key": In(128),
+                **hash_port,
                 "own_mac": In(48),
                 "own_ip": In(32),
                 "rx": In(stream.Signature(received_message_layout())),
@@ -143,8 +163,11 @@ class SessionEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self._cs_slots
-        m.submodules.siphash = siphash = SipHash24()
-        m.d.comb += siphash.key.eq(self.key)
+        if self._shared_hash:
+            siphash = self.hash
+        else:
+            m.submodules.siphash = siphash = SipHash24()
+            m.d.comb += siphash.key.eq(self.key)
 
         # -- configuration registers (CONFIG overrides the build-time values)
         dfs_ip_set, dfs_mac_set = Signal(), Signal()
@@ -172,8 +195,8 @@ class SessionEngine(wiring.Component):
         tx_seq, role, epoch = slot_array(32, "tx_seq"), slot_array(1, "role"), slot_array(16, "epoch")
         newest_epoch = Signal(16)
 
-        # -- the message being handled
-        cur = Signal(received_message_layout())
+        # -- the message being handled: the receiver holds it until we take it
+        cur = self.rx.payload
         hdr = cur.header
         is_csmb = cur.bus == Bus.CSMB
 
@@ -198,26 +221,28 @@ class SessionEngine(wiring.Component):
 
         # replay window check of hdr.seq against the current slot
         seq = hdr.seq
+        slot_highest, slot_bitmap = Signal(32), Signal(_WINDOW)
+        m.d.comb += [slot_highest.eq(highest[slot]), slot_bitmap.eq(bitmap[slot])]
         ahead = Signal(33)
         behind = Signal(33)
-        m.d.comb += [ahead.eq(seq - highest[slot]), behind.eq(highest[slot] - seq)]
+        m.d.comb += [ahead.eq(seq - slot_highest), behind.eq(slot_highest - seq)]
         fresh = Signal()
         new_highest, new_bitmap = Signal(32), Signal(_WINDOW)
         with m.If(seq == 0):
             m.d.comb += fresh.eq(0)
-        with m.Elif(seq > highest[slot]):
+        with m.Elif(seq > slot_highest):
             shift = Signal(7)
             m.d.comb += shift.eq(Mux(ahead >= _WINDOW, _WINDOW, ahead[:7]))
             m.d.comb += [
                 fresh.eq(1),
                 new_highest.eq(seq),
-                new_bitmap.eq(Mux(ahead >= _WINDOW, 1, (bitmap[slot] << shift)[:_WINDOW] | 1)),
+                new_bitmap.eq(Mux(ahead >= _WINDOW, 1, (slot_bitmap << shift)[:_WINDOW] | 1)),
             ]
         with m.Elif(behind < _WINDOW):
             m.d.comb += [
-                fresh.eq(~bitmap[slot].bit_select(behind[:6], 1)),
-                new_highest.eq(highest[slot]),
-                new_bitmap.eq(bitmap[slot] | (Const(1, _WINDOW) << behind[:6])[:_WINDOW]),
+                fresh.eq(~slot_bitmap.bit_select(behind[:6], 1)),
+                new_highest.eq(slot_highest),
+                new_bitmap.eq(slot_bitmap | (Const(1, _WINDOW) << behind[:6])[:_WINDOW]),
             ]
 
         def accept_seq():
@@ -227,53 +252,20 @@ class SessionEngine(wiring.Component):
             counter = getattr(self, name)
             m.d.sync += counter.eq(counter + 1)
 
-        # -- the reply being built: signed bytes left-aligned in out_raw
-        out_raw = Signal(8 * MAX_SENT_BYTES)
-        out_len = Signal(range(MAX_SENT_BYTES + 1))
-        out_bus = Signal(1)
-        out_dst = Signal(data.StructLayout({"mac": 48, "ip": 32, "port": 16}))
+        # -- the message being sent.  Nothing is copied into a message-sized
+        # register: a reply is put together combinationally from its kind and
+        # a few registers (the request it answers is still held on rx), and a
+        # core message is read in place on from_core, held until it is sent.
+        kind = Signal(_Kind)
         out_slot = Signal.like(slot)
         out_anonymous = Signal()  # to a CS without a slot: session 0, its own seq
         anonymous_seq = Signal(32)
-        out_hdr = data.View(header_layout(), out_raw[-8 * HEADER_SIZE :])
         serial_global = Signal(16)
-        serial_bytype = Array(Signal(16, name=f"serial_bytype{t}") for t in range(max(CsmbType) + 1))
-
-        def reply_view(cls):
-            size = message_layout(cls).size
-            return data.View(message_layout(cls), out_raw[-size:])
-
-        def start_reply(cls, error=ErrorCode.NONE, *, to_ssmb_of_slot=False):
-            """Clear the reply, fill its header, address it to the sender."""
-            view = reply_view(cls)
-            stmts = [
-                out_raw.eq(0),
-                out_len.eq(cls.wire_size() - TAG_SIZE),
-                out_bus.eq(cls.BUS),
-                out_dst.mac.eq(cur.src_mac),
-                out_dst.ip.eq(cur.src_ip),
-                out_dst.port.eq(cur.src_port),
-                out_slot.eq(slot),
-                out_anonymous.eq(~found),
-            ]
-            # out_raw.eq(0) above and the field writes below are in the same
-            # clock: Amaranth keeps the later assignments to the same bits.
-            stmts += [
-                view.vers_major.eq(PROTOCOL_VERSION[0]),
-                view.vers_minor.eq(PROTOCOL_VERSION[1]),
-                view.msg_type.eq(cls.TYPE),
-                view.error.eq(error),
-            ]
-            return stmts, view
-
-        auth_bytes = Signal(8 * (len(_SESSION_LABEL) + 16))
-        auth_count = Signal(range(len(auth_bytes) // 8 + 1))
-        auth_for_session = Signal()
+        serial_bytype = Array(Signal(16, name=f"serial_bytype{t.name.lower()}") for t in _CSMB_SENT)
+        ack_error = Signal(8)
         auth_response = Signal(64)
-        challenge = Signal(64)
         vs_index = Signal(range(self._vs_entries + 1))
         vs_list_count = Signal(range(self._vs_entries + 1))
-        ack_error = Signal(8)
 
         m.submodules.vs_memory = vs_memory = memory.Memory(
             shape=vs_write_layout(), depth=self._vs_entries, init=[]
@@ -281,7 +273,9 @@ class SessionEngine(wiring.Component):
         vs_wr = vs_memory.write_port()
         vs_rd = vs_memory.read_port(domain="comb")
         vs_valid = Signal(self._vs_entries)
-        vs_ids = Array(Signal(16, name=f"vs_id{i}") for i in range(self._vs_entries))
+        found_vs = Signal()  # the walk below found the vs_id at vs_index
+        free_vs = Signal(range(self._vs_entries + 1))  # first free entry (vs_entries: none)
+        m.d.comb += vs_rd.addr.eq(vs_index)
 
         # -- the active CS: the lowest authenticated ACTIVE slot at the newest epoch
         active_found = Signal()
@@ -291,11 +285,151 @@ class SessionEngine(wiring.Component):
                 m.d.comb += [active_found.eq(1), active.eq(i)]
         m.d.comb += self.active_cs.eq(Mux(active_found, active, n))
 
+        # -- the reply: signed bytes left-aligned, as the transmitter wants them
+        reply = Signal(8 * MAX_SENT_BYTES)
+        reply_len = Signal(range(MAX_SENT_BYTES + 1))
+
+        def reply_view(cls):
+            size = message_layout(cls).size
+            return data.View(message_layout(cls), reply[-size:])
+
+        def fill(cls, error=ErrorCode.NONE):
+            view = reply_view(cls)
+            m.d.comb += [
+                reply_len.eq(cls.wire_size() - TAG_SIZE),
+                view.vers_major.eq(PROTOCOL_VERSION[0]),
+                view.vers_minor.eq(PROTOCOL_VERSION[1]),
+                view.msg_type.eq(cls.TYPE),
+                view.error.eq(error),
+            ]
+            return view
+
+        def hello_answer(view):
+            """What every HELLO answer (either bus) says: our highest
+            versions, this association's nonce, where SSMB reaches us."""
+            return [
+                view.csmb_vers_major.eq(_HIGHEST[0]),
+                view.csmb_vers_minor.eq(_HIGHEST[1]),
+                view.ssmb_vers_major.eq(_HIGHEST[0]),
+                view.ssmb_vers_minor.eq(_HIGHEST[1]),
+                view.nonce.eq(nonce[out_slot]),
+                view.ssmb_addr.eq(_IPV4_MAPPED | self.dfs_ip),
+                view.ssmb_port.eq(SSMB_UDP_PORT),
+            ]
+
+        hello = body(CsmbHello)
+        offered = _version(hello.csmb_vers_major, hello.csmb_vers_minor)
+        verdict = Signal(8)
+        with m.If(offered > _version(*_HIGHEST)):
+            m.d.comb += verdict.eq(ErrorCode.VERS_NEW)
+        with m.Elif(offered < _version(*_LOWEST)):
+            m.d.comb += verdict.eq(ErrorCode.VERS_OBSOLETE)
+        challenge = Mux(is_csmb, body(CsmbAuthChallenge).challenge, body(SsmbAuthChallenge).challenge)
+
+        with m.Switch(kind):
+            with m.Case(_Kind.HELLO):
+                with m.If(is_csmb):
+                    view = fill(CsmbHello)
+                    m.d.comb += hello_answer(view)
+                    m.d.comb += [
+                        view.error.eq(verdict),
+                        view.csmb_vers_major.eq(Mux(verdict == ErrorCode.VERS_OBSOLETE, _LOWEST[0], _HIGHEST[0])),
+                        view.csmb_vers_minor.eq(Mux(verdict == ErrorCode.VERS_OBSOLETE, _LOWEST[1], _HIGHEST[1])),
+                        view.role.eq(Role.ACTIVE),
+                    ]
+                with m.Else():
+                    m.d.comb += hello_answer(fill(SsmbHello))
+            with m.Case(_Kind.AUTH_RESPONSE):
+                for cls, on_csmb in ((CsmbAuthResponse, True), (SsmbAuthResponse, False)):
+                    with m.If(is_csmb == on_csmb):
+                        view = fill(cls)
+                        m.d.comb += [
+                            view.challenge.eq(challenge),
+                            # The tag's wire bytes are the little-endian
+                            # integer; the field holds them big-endian.
+                            view.response.eq(Cat(*(auth_response.word_select(7 - b, 8) for b in range(8)))),
+                        ]
+            with m.Case(_Kind.VS_LIST):
+                view = fill(VsList)
+                m.d.comb += [
+                    view.flags.eq(vs_rd.data.flags),
+                    view.vs.eq(vs_rd.data.vs),
+                    view.list_index.eq(vs_list_count),
+                    view.list_count.eq(sum(vs_valid[i] for i in range(self._vs_entries))),
+                ]
+            with m.Case(_Kind.ACK):
+                view = fill(CsmbAck)
+                m.d.comb += [
+                    view.error.eq(ack_error),
+                    view.acked_type.eq(cur.msg_type),
+                    view.acked_serial.eq(hdr.serial[16:]),  # CSMB: serial_global is the high half
+                ]
+
+        def start_reply(which):
+            """Answer the message on rx, to its sender."""
+            return [kind.eq(which), out_slot.eq(slot), out_anonymous.eq(~found)]
+
+
+        # -- what goes to the transmitter: the reply or the core message, with
+        # the header fields every message shares stamped in
+        is_core = kind == _Kind.CORE
+        out_raw = Mux(is_core, self.from_core.payload.raw, reply)
+        out_len = Mux(is_core, self.from_core.payload.length, reply_len)
+        out_hdr = data.View(header_layout(), out_raw[-8 * HEADER_SIZE :])
+        out_csmb = Signal()
+        m.d.comb += out_csmb.eq(~is_core & (((kind != _Kind.HELLO) & (kind != _Kind.AUTH_RESPONSE)) | is_csmb))
+        out_seq = Signal(32)
+        m.d.comb += out_seq.eq(Mux(out_anonymous, anonymous_seq, tx_seq[out_slot]) + 1)
+        stamped = Signal(8 * MAX_SENT_BYTES)
+        stamped_hdr = data.View(header_layout(), stamped[-8 * HEADER_SIZE :])
+        m.d.comb += [
+            stamped.eq(out_raw),
+            stamped_hdr.msg_length.eq(out_len + TAG_SIZE),
+            stamped_hdr.seq.eq(out_seq),
+            stamped_hdr.epoch.eq(newest_epoch),
+        ]
+        # AUTH_RESPONSE carries the new session, which is the slot's by now;
+        # a core message may carry its own.
+        with m.If((out_hdr.session == 0) & ~out_anonymous):
+            m.d.comb += stamped_hdr.session.eq(session[out_slot])
+        bytype = Signal(range(len(_CSMB_SENT)))
+        for i, t in enumerate(_CSMB_SENT):
+            with m.If(out_hdr.msg_type == t):
+                m.d.comb += bytype.eq(i)
+        with m.If(out_csmb):
+            m.d.comb += stamped_hdr.serial.eq(Cat(serial_bytype[bytype], serial_global))
+        m.d.comb += [
+            self.tx.payload.bus.eq(out_csmb),
+            self.tx.payload.length.eq(out_len),
+            self.tx.payload.raw.eq(stamped),
+            self.tx.payload.dst_mac.eq(Mux(is_core, cs_mac[out_slot], cur.src_mac)),
+            self.tx.payload.dst_ip.eq(Mux(is_core, ssmb_ip[out_slot], cur.src_ip)),
+            self.tx.payload.dst_port.eq(Mux(is_core, ssmb_port[out_slot], cur.src_port)),
+        ]
+        # ... and what changes once the transmitter has taken it
+        sent = [
+            anonymous_seq.eq(Mux(out_anonymous, out_seq, anonymous_seq)),
+            tx_seq[out_slot].eq(Mux(out_anonymous, tx_seq[out_slot], out_seq)),
+            serial_global.eq(serial_global + out_csmb),
+            serial_bytype[bytype].eq(serial_bytype[bytype] + out_csmb),
+        ]
+
+        # -- SipHash input for authentication: label | challenge | nonce
+        hash_index = Signal(range(len(_SESSION_LABEL) + 17))
+        hash_for_session = Signal()
+
+        def label_bytes(label):
+            return [Const(b, 8) for b in label] + [challenge.word_select(7 - b, 8) for b in range(8)] + [
+                nonce[slot].word_select(7 - b, 8) for b in range(8)
+            ]
+
+        auth_input = Cat(*label_bytes(_AUTH_LABEL)).word_select(hash_index, 8)
+        session_input = Cat(*label_bytes(_SESSION_LABEL)).word_select(hash_index, 8)
+        hash_last = Mux(hash_for_session, hash_index == len(_SESSION_LABEL) + 15, hash_index == len(_AUTH_LABEL) + 15)
+
         with m.FSM(name="session"):
             with m.State("Idle"):
-                m.d.comb += self.rx.ready.eq(1)
                 with m.If(self.rx.valid):
-                    m.d.sync += cur.eq(self.rx.payload)
                     m.next = "Dispatching"
                 with m.Elif(self.from_core.valid):
                     m.next = "Stamping a core message"
@@ -322,23 +456,23 @@ class SessionEngine(wiring.Component):
                         m.next = "Dispatching"  # again, now with the slot found
                     with m.Else():
                         count("no_slot")
-                        m.next = "Idle"
+                        m.next = "Done"
                 with m.Elif(~found):
                     count("not_authenticated")
                     with m.If(is_csmb & self._is_request(cur.msg_type)):
                         m.d.sync += ack_error.eq(ErrorCode.NOTAUTH)
                         m.next = "Acknowledging"
                     with m.Else():
-                        m.next = "Idle"
+                        m.next = "Done"
                 with m.Elif(~fresh):
                     count("replayed")
-                    m.next = "Idle"
+                    m.next = "Done"
                 with m.Elif(is_hello):
                     m.d.sync += accept_seq()
                     m.next = "Answering HELLO"
                 with m.Elif(is_challenge):
-                    m.d.sync += accept_seq()
-                    m.next = "Starting authentication"
+                    m.d.sync += [*accept_seq(), hash_index.eq(0), hash_for_session.eq(0)]
+                    m.next = "Hashing"
                 with m.Elif(~authed[slot] | (hdr.session != session[slot])):
                     m.d.sync += accept_seq()
                     count("bad_session")
@@ -346,7 +480,7 @@ class SessionEngine(wiring.Component):
                         m.d.sync += ack_error.eq(ErrorCode.NOTAUTH)
                         m.next = "Acknowledging"
                     with m.Else():
-                        m.next = "Idle"
+                        m.next = "Done"
                 with m.Elif(hdr.epoch < newest_epoch):
                     m.d.sync += accept_seq()
                     count("stale_epoch")
@@ -354,7 +488,7 @@ class SessionEngine(wiring.Component):
                         m.d.sync += ack_error.eq(ErrorCode.STALE_EPOCH)
                         m.next = "Acknowledging"
                     with m.Else():
-                        m.next = "Idle"
+                        m.next = "Done"
                 with m.Else():
                     m.d.sync += [*accept_seq(), epoch[slot].eq(hdr.epoch), newest_epoch.eq(hdr.epoch)]
                     with m.If(is_csmb):
@@ -363,83 +497,37 @@ class SessionEngine(wiring.Component):
                     with m.Else():
                         m.next = "Passing to the core"
 
-            def hello_answer(view):
-                """What every HELLO answer (either bus) says: our highest
-                versions, this association's nonce, where SSMB reaches us."""
-                return [
-                    view.csmb_vers_major.eq(_HIGHEST[0]),
-                    view.csmb_vers_minor.eq(_HIGHEST[1]),
-                    view.ssmb_vers_major.eq(_HIGHEST[0]),
-                    view.ssmb_vers_minor.eq(_HIGHEST[1]),
-                    view.nonce.eq(nonce[slot]),
-                    view.ssmb_addr.eq(_IPV4_MAPPED | self.dfs_ip),
-                    view.ssmb_port.eq(SSMB_UDP_PORT),
-                ]
-
             with m.State("Answering HELLO"):
                 count("hellos")
+                m.d.sync += start_reply(_Kind.HELLO)
                 with m.If(is_csmb):
-                    hello = body(CsmbHello)
-                    offered = _version(hello.csmb_vers_major, hello.csmb_vers_minor)
-                    error = Signal(8)
-                    with m.If(offered > _version(*_HIGHEST)):
-                        m.d.comb += error.eq(ErrorCode.VERS_NEW)
-                    with m.Elif(offered < _version(*_LOWEST)):
-                        m.d.comb += error.eq(ErrorCode.VERS_OBSOLETE)
-                    stmts, view = start_reply(CsmbHello)
-                    m.d.sync += stmts
-                    m.d.sync += hello_answer(view)
                     m.d.sync += [
-                        view.error.eq(error),
-                        view.csmb_vers_major.eq(Mux(error == ErrorCode.VERS_OBSOLETE, _LOWEST[0], _HIGHEST[0])),
-                        view.csmb_vers_minor.eq(Mux(error == ErrorCode.VERS_OBSOLETE, _LOWEST[1], _HIGHEST[1])),
-                        view.role.eq(Role.ACTIVE),
                         role[slot].eq(hello.role[0]),
                         ssmb_ip[slot].eq(hello.ssmb_addr[:32]),
                         ssmb_port[slot].eq(hello.ssmb_port),
                     ]
-                with m.Else():
-                    stmts, view = start_reply(SsmbHello)
-                    m.d.sync += stmts
-                    m.d.sync += hello_answer(view)
                 m.next = "Sending"
 
-            with m.State("Starting authentication"):
-                challenge_view = Mux(is_csmb, body(CsmbAuthChallenge).challenge, body(SsmbAuthChallenge).challenge)
-                m.d.sync += [
-                    challenge.eq(challenge_view),
-                    auth_for_session.eq(0),
-                    auth_count.eq(len(_AUTH_LABEL) + 16),
-                    auth_bytes.eq(
-                        Cat(nonce[slot], challenge_view, Const(int.from_bytes(_AUTH_LABEL, "big"), 8 * len(_AUTH_LABEL)))
-                        << 8 * (len(_SESSION_LABEL) - len(_AUTH_LABEL))
-                    ),
-                ]
-                m.next = "Hashing"
-
             with m.State("Hashing"):
-                # Bytes leave from the top of auth_bytes: label | challenge | nonce.
+                # Label, then challenge and nonce, both big-endian.
                 m.d.comb += [
                     siphash.sink.valid.eq(1),
-                    siphash.sink.payload.data.eq(auth_bytes[-8:]),
-                    siphash.sink.payload.last.eq(auth_count == 1),
+                    siphash.sink.payload.data.eq(Mux(hash_for_session, session_input, auth_input)),
+                    siphash.sink.payload.last.eq(hash_last),
                 ]
                 with m.If(siphash.sink.ready):
-                    m.d.sync += [auth_bytes.eq(auth_bytes << 8), auth_count.eq(auth_count - 1)]
-                    with m.If(auth_count == 1):
+                    m.d.sync += hash_index.eq(hash_index + 1)
+                    with m.If(hash_last):
                         m.next = "Waiting for the hash"
 
             with m.State("Waiting for the hash"):
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
-                    with m.If(~auth_for_session):
+                    with m.If(~hash_for_session):
                         m.d.sync += [
                             auth_response.eq(siphash.source.payload),
-                            auth_for_session.eq(1),
-                            auth_count.eq(len(_SESSION_LABEL) + 16),
-                            auth_bytes.eq(
-                                Cat(nonce[slot], challenge, Const(int.from_bytes(_SESSION_LABEL, "big"), 8 * 17))
-                            ),
+                            hash_for_session.eq(1),
+                            hash_index.eq(0),
                         ]
                         m.next = "Hashing"
                     with m.Else():
@@ -448,75 +536,21 @@ class SessionEngine(wiring.Component):
                         m.d.comb += new_session.eq(Mux(hashed == 0, 1, hashed))  # 0 means "no session"
                         count("authentications")
                         m.d.sync += [session[slot].eq(new_session), authed[slot].eq(1)]
-                        for cls, on_csmb in ((CsmbAuthResponse, True), (SsmbAuthResponse, False)):
-                            with m.If(is_csmb == on_csmb):
-                                stmts, view = start_reply(cls)
-                                m.d.sync += stmts
-                                m.d.sync += [
-                                    view.session.eq(new_session),
-                                    view.challenge.eq(challenge),
-                                    # The tag's wire bytes are the little-endian
-                                    # integer; the field holds them big-endian.
-                                    view.response.eq(Cat(*(auth_response.word_select(7 - b, 8) for b in range(8)))),
-                                ]
+                        m.d.sync += start_reply(_Kind.AUTH_RESPONSE)
                         m.next = "Sending"
 
             with m.State("Executing a request"):
+                m.d.sync += [vs_index.eq(0), ack_error.eq(ErrorCode.NONE)]
                 with m.Switch(cur.msg_type):
-                    with m.Case(CsmbType.ADD_VS):
-                        add = body(AddVs)
-                        target = Signal(range(self._vs_entries + 1))
-                        m.d.comb += target.eq(self._vs_entries)
-                        for i in reversed(range(self._vs_entries)):
-                            with m.If(~vs_valid[i]):
-                                m.d.comb += target.eq(i)
-                        for i in reversed(range(self._vs_entries)):
-                            with m.If(vs_valid[i] & (vs_ids[i] == add.vs.vs_id)):
-                                m.d.comb += target.eq(i)
-                        supported = (
-                            ((hdr.flags & int(PROXY_FLAGS)) == 0)
-                            & ((add.vs.protocol == 6) | (add.vs.protocol == 17))
-                            & (add.vs.virt_addr[32:] == 0xFFFF)
-                        )
-                        with m.If(~supported | (target == self._vs_entries)):
-                            m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
-                            m.next = "Acknowledging"
-                        with m.Else():
-                            m.d.sync += [
-                                vs_index.eq(target),
-                                self.vs_write.payload.index.eq(target),
-                                self.vs_write.payload.valid.eq(1),
-                                self.vs_write.payload.flags.eq(hdr.flags),
-                                self.vs_write.payload.vs.eq(add.vs),
-                                ack_error.eq(ErrorCode.NONE),
-                            ]
-                            m.next = "Writing a virtual server"
-                    with m.Case(CsmbType.DEL_VS):
-                        delete = body(DelVs)
-                        target = Signal(range(self._vs_entries + 1))
-                        m.d.comb += target.eq(self._vs_entries)
-                        for i in reversed(range(self._vs_entries)):
-                            with m.If(vs_valid[i] & (vs_ids[i] == delete.vs.vs_id)):
-                                m.d.comb += target.eq(i)
-                        m.d.sync += ack_error.eq(ErrorCode.NONE)
-                        with m.If(target == self._vs_entries):
-                            m.next = "Acknowledging"  # idempotent: already gone
-                        with m.Else():
-                            m.d.sync += [
-                                vs_index.eq(target),
-                                self.vs_write.payload.index.eq(target),
-                                self.vs_write.payload.valid.eq(0),
-                                self.vs_write.payload.flags.eq(0),
-                                self.vs_write.payload.vs.eq(delete.vs),
-                            ]
-                            m.next = "Writing a virtual server"
+                    with m.Case(CsmbType.ADD_VS, CsmbType.DEL_VS):
+                        m.d.sync += [found_vs.eq(0), free_vs.eq(self._vs_entries)]
+                        m.next = "Finding the virtual server"
                     with m.Case(CsmbType.VS_LIST):
-                        m.d.sync += [vs_index.eq(0), ack_error.eq(ErrorCode.NONE)]
+                        m.d.sync += vs_list_count.eq(0)
                         m.next = "Listing virtual servers"
                     with m.Case(CsmbType.CONFIG):
                         config = body(Config)
                         value = config.value
-                        m.d.sync += ack_error.eq(ErrorCode.NONE)
                         with m.Switch(config.item):
                             with m.Case(ConfigItem.DFS_ADDR):
                                 m.d.sync += [dfs_ip_reg.eq(value[:32]), dfs_ip_set.eq(1)]
@@ -538,81 +572,110 @@ class SessionEngine(wiring.Component):
                         m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
                         m.next = "Acknowledging"
 
+            # ADD_VS/DEL_VS: walk the table a entry per clock for the vs_id
+            # (first match) and the first free entry, instead of comparing
+            # every entry's id at once.
+            add = body(AddVs)
+            delete = body(DelVs)
+            wanted_id = Mux(cur.msg_type == CsmbType.ADD_VS, add.vs.vs_id, delete.vs.vs_id)
+            with m.State("Finding the virtual server"):
+                entry_valid = vs_valid.bit_select(vs_index, 1)
+                with m.If(vs_index == self._vs_entries):
+                    m.next = "Deciding"
+                with m.Elif(entry_valid & (vs_rd.data.vs.vs_id == wanted_id)):
+                    m.d.sync += found_vs.eq(1)
+                    m.next = "Deciding"
+                with m.Else():
+                    with m.If(~entry_valid & (free_vs == self._vs_entries)):
+                        m.d.sync += free_vs.eq(vs_index)
+                    m.d.sync += vs_index.eq(vs_index + 1)
+
+            with m.State("Deciding"):
+                with m.If(cur.msg_type == CsmbType.ADD_VS):
+                    supported = (
+                        ((hdr.flags & int(PROXY_FLAGS)) == 0)
+                        & ((add.vs.protocol == 6) | (add.vs.protocol == 17))
+                        & (add.vs.virt_addr[32:] == 0xFFFF)
+                    )
+                    with m.If(~supported | (~found_vs & (free_vs == self._vs_entries))):
+                        m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
+                        m.next = "Acknowledging"
+                    with m.Else():
+                        with m.If(~found_vs):
+                            m.d.sync += vs_index.eq(free_vs)
+                        m.next = "Writing a virtual server"
+                with m.Elif(found_vs):
+                    m.next = "Writing a virtual server"
+                with m.Else():
+                    m.next = "Acknowledging"  # idempotent: already gone
+
             with m.State("Writing a virtual server"):
-                m.d.comb += self.vs_write.valid.eq(1)
+                is_add = cur.msg_type == CsmbType.ADD_VS
+                m.d.comb += [
+                    self.vs_write.valid.eq(1),
+                    self.vs_write.payload.index.eq(vs_index),
+                    self.vs_write.payload.valid.eq(is_add),
+                    self.vs_write.payload.flags.eq(Mux(is_add, hdr.flags, 0)),
+                    self.vs_write.payload.vs.eq(Mux(is_add, add.vs.as_value(), delete.vs.as_value())),
+                ]
                 with m.If(self.vs_write.ready):
                     m.d.comb += [
                         vs_wr.en.eq(1),
                         vs_wr.addr.eq(vs_index),
                         vs_wr.data.eq(self.vs_write.payload),
                     ]
-                    m.d.sync += [
-                        vs_valid.bit_select(vs_index, 1).eq(self.vs_write.payload.valid),
-                        vs_ids[vs_index].eq(self.vs_write.payload.vs.vs_id),
-                    ]
+                    m.d.sync += vs_valid.bit_select(vs_index, 1).eq(is_add)
                     m.next = "Acknowledging"
 
             with m.State("Listing virtual servers"):
-                m.d.comb += vs_rd.addr.eq(vs_index)
                 with m.If(vs_index == self._vs_entries):
                     m.next = "Acknowledging"
                 with m.Elif(~vs_valid.bit_select(vs_index, 1)):
                     m.d.sync += vs_index.eq(vs_index + 1)
                 with m.Else():
-                    stmts, view = start_reply(VsList)
-                    m.d.sync += stmts
-                    m.d.sync += [
-                        view.flags.eq(vs_rd.data.flags),
-                        view.vs.eq(vs_rd.data.vs),
-                        view.list_index.eq(vs_list_count),
-                        view.list_count.eq(sum(vs_valid[i] for i in range(self._vs_entries))),
-                        vs_list_count.eq(vs_list_count + 1),
-                        vs_index.eq(vs_index + 1),
-                    ]
+                    m.d.sync += start_reply(_Kind.VS_LIST)
                     m.next = "Sending a list entry"
 
             with m.State("Sending a list entry"):
-                self._send(m, out_bus, out_len, out_raw, out_dst, out_hdr, out_slot, out_anonymous, anonymous_seq,
-                           tx_seq, session, newest_epoch, serial_global, serial_bytype,
-                           then="Listing virtual servers")
+                m.d.comb += self.tx.valid.eq(1)
+                with m.If(self.tx.ready):
+                    m.d.sync += sent
+                    m.d.sync += [vs_index.eq(vs_index + 1), vs_list_count.eq(vs_list_count + 1)]
+                    m.next = "Listing virtual servers"
 
             with m.State("Acknowledging"):
-                stmts, view = start_reply(CsmbAck)
-                m.d.sync += stmts
-                m.d.sync += [
-                    view.error.eq(ack_error),
-                    view.acked_type.eq(cur.msg_type),
-                    view.acked_serial.eq(hdr.serial[16:]),  # CSMB: serial_global is the high half
-                    vs_list_count.eq(0),
-                ]
+                m.d.sync += start_reply(_Kind.ACK)
                 m.next = "Sending"
 
             with m.State("Sending"):
-                self._send(m, out_bus, out_len, out_raw, out_dst, out_hdr, out_slot, out_anonymous, anonymous_seq,
-                           tx_seq, session, newest_epoch, serial_global, serial_bytype, then="Idle")
+                m.d.comb += self.tx.valid.eq(1)
+                with m.If(self.tx.ready):
+                    m.d.sync += sent
+                    with m.If(kind == _Kind.CORE):
+                        m.d.comb += self.from_core.ready.eq(1)
+                        m.next = "Idle"
+                    with m.Else():
+                        m.d.comb += self.rx.ready.eq(1)
+                        m.next = "Idle"
 
             with m.State("Passing to the core"):
                 m.d.comb += [self.to_core.valid.eq(1), self.to_core.payload.eq(cur)]
                 with m.If(self.to_core.ready):
                     count("to_core_count")
+                    m.d.comb += self.rx.ready.eq(1)
                     m.next = "Idle"
 
+            with m.State("Done"):
+                m.d.comb += self.rx.ready.eq(1)
+                m.next = "Idle"
+
             with m.State("Stamping a core message"):
-                m.d.comb += self.from_core.ready.eq(1)
                 with m.If(~active_found):
                     count("no_active_cs")
+                    m.d.comb += self.from_core.ready.eq(1)
                     m.next = "Idle"
                 with m.Else():
-                    m.d.sync += [
-                        out_raw.eq(self.from_core.payload.raw),
-                        out_len.eq(self.from_core.payload.length),
-                        out_bus.eq(Bus.SSMB),
-                        out_dst.mac.eq(cs_mac[active]),
-                        out_dst.ip.eq(ssmb_ip[active]),
-                        out_dst.port.eq(ssmb_port[active]),
-                        out_slot.eq(active),
-                        out_anonymous.eq(0),
-                    ]
+                    m.d.sync += [kind.eq(_Kind.CORE), out_slot.eq(active), out_anonymous.eq(0)]
                     count("from_core_count")
                     m.next = "Sending"
         return m
@@ -625,44 +688,3 @@ class SessionEngine(wiring.Component):
             | (msg_type == CsmbType.VS_LIST)
             | (msg_type == CsmbType.CONFIG)
         )
-
-    def _send(self, m, out_bus, out_len, out_raw, out_dst, out_hdr, out_slot, out_anonymous, anonymous_seq,
-              tx_seq, session, newest_epoch, serial_global, serial_bytype, *, then):
-        """Stamp the header fields every message shares and hand the reply to
-        the transmitter."""
-        payload = self.tx.payload
-        seq = Signal(32)
-        m.d.comb += seq.eq(Mux(out_anonymous, anonymous_seq, tx_seq[out_slot]) + 1)
-        stamped = Signal.like(out_raw)
-        stamped_hdr = data.View(header_layout(), stamped[-8 * HEADER_SIZE :])
-        m.d.comb += [
-            stamped.eq(out_raw),
-            stamped_hdr.msg_length.eq(out_len + TAG_SIZE),
-            stamped_hdr.seq.eq(seq),
-            stamped_hdr.epoch.eq(newest_epoch),
-        ]
-        # AUTH_RESPONSE carries the new session already; everything else the slot's.
-        with m.If((out_hdr.session == 0) & ~out_anonymous):
-            m.d.comb += stamped_hdr.session.eq(session[out_slot])
-        with m.If(out_bus == Bus.CSMB):
-            m.d.comb += stamped_hdr.serial.eq(Cat(serial_bytype[out_hdr.msg_type], serial_global))
-        m.d.comb += [
-            self.tx.valid.eq(1),
-            payload.bus.eq(out_bus),
-            payload.length.eq(out_len),
-            payload.raw.eq(stamped),
-            payload.dst_mac.eq(out_dst.mac),
-            payload.dst_ip.eq(out_dst.ip),
-            payload.dst_port.eq(out_dst.port),
-        ]
-        with m.If(self.tx.ready):
-            with m.If(out_anonymous):
-                m.d.sync += anonymous_seq.eq(seq)
-            with m.Else():
-                m.d.sync += tx_seq[out_slot].eq(seq)
-            with m.If(out_bus == Bus.CSMB):
-                m.d.sync += [
-                    serial_global.eq(serial_global + 1),
-                    serial_bytype[out_hdr.msg_type].eq(serial_bytype[out_hdr.msg_type] + 1),
-                ]
-            m.next = then

@@ -13,21 +13,24 @@ Interface
 ``source``    Out(packet stream): the frame, without FCS (the MAC adds it).
 ``sent``      Out(32): frames sent.
 
-Two passes over the message: first its bytes go through the SipHash core,
-then the frame goes out.  The tag is needed at the end of the frame and a MAC
-must not see a gap inside a frame, so hashing cannot overlap sending.  The
-message register rotates a byte per clock: ``length`` rotations feed the hash
-and the remaining ones bring it back in place, so one register serves both
-passes without a barrel shifter.  A message costs about
-``MAX_SENT_BYTES + 50 + length + 8`` cycles: well over a million messages a
-second at 125 MHz.
+Two passes over the message: first its bytes go through SipHash, then the
+frame goes out.  The tag is needed at the end of the frame and a MAC must not
+see a gap inside a frame, so hashing cannot overlap sending.  The message is
+not copied: the transmitter holds ``sink`` (ready low) until the frame's last
+byte, so the producer's payload stays put, and picks the byte it needs with a
+byte multiplexer -- a byte index instead of a second message-sized register.
+The Ethernet/IPv4/UDP headers are picked the same way from their fields.  A
+message costs about ``length + 20 + 42 + length + 8`` cycles.
+
+With ``shared_hash=True`` the SipHash core is outside (``hash``: see
+:class:`~.hash_arbiter.HashArbiter`) and ``key`` is not a member.
 
 The UDP checksum is 0 ("no checksum", allowed over IPv4 by RFC 768): the tag
 protects the payload end to end.  The IPv4 header checksum is computed from
 the header fields while the message is hashed.
 """
 
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -36,6 +39,7 @@ from twinplane.protocol.messages import TAG_SIZE
 
 from ..crypto.siphash import SipHash24
 from ..packet import packet_signature
+from .hash_arbiter import hash_client_signature
 from .layout import MAX_SENT_BYTES, transmit_message_layout
 
 __all__ = ["MessageTransmitter"]
@@ -45,11 +49,15 @@ _TTL = 64
 
 
 class MessageTransmitter(wiring.Component):
-    def __init__(self):
+    def __init__(self, *, shared_hash: bool = False):
+        if not isinstance(shared_hash, bool):
+            raise TypeError(f"shared_hash must be a bool, not {shared_hash!r}")
+        self._shared_hash = shared_hash
+        hash_port = {"hash": Out(hash_client_signature())} if shared_hash else {"key": In(128)}
         super().__init__(
             {
                 "sink": In(stream.Signature(transmit_message_layout())),
-                "key": In(128),
+                **hash_port,
                 "own_mac": In(48),
                 "own_ip": In(32),
                 "source": Out(packet_signature(8)),
@@ -59,36 +67,60 @@ class MessageTransmitter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.siphash = siphash = SipHash24()
-        m.d.comb += siphash.key.eq(self.key)
+        if self._shared_hash:
+            siphash = self.hash
+        else:
+            m.submodules.siphash = siphash = SipHash24()
+            m.d.comb += siphash.key.eq(self.key)
 
-        msg = Signal.like(self.sink.payload)
-        rotations = Signal(range(MAX_SENT_BYTES + 1))
+        msg = self.sink.payload  # held by the producer until the last byte
+        body_index = Signal(range(MAX_SENT_BYTES + 1))
+        head_index = Signal(range(_HEADERS + 1))
         tag = Signal(64)
         ident = Signal(16)
         ip_total = Signal(16)
         ip_sum = Signal(20)
-        headers = Signal(8 * _HEADERS)
-        index = Signal(range(_HEADERS + MAX_SENT_BYTES + TAG_SIZE + 1))
-        frame_length = Signal.like(index)
 
         # Folding the checksum's carries is idempotent once folded, and the
         # hash takes more than the two clocks a 20-bit sum needs.
         folded = ip_sum[:16] + ip_sum[16:]
         fold = ip_sum.eq(folded[:16] + folded[16:])
 
-        top_byte = msg.raw[-8:]
-        rotate = msg.raw.eq(Cat(top_byte, msg.raw[:-8]))
+        # Byte k of the message (k = 0 first on the wire) is at the top of raw.
+        body_bytes = Cat(*(msg.raw.word_select(MAX_SENT_BYTES - 1 - k, 8) for k in range(MAX_SENT_BYTES)))
+        body_byte = body_bytes.word_select(body_index, 8)
+        last_body = body_index == msg.length - 1
+
+        port = Signal(16)
+        m.d.comb += port.eq(Mux(msg.bus, CSMB_UDP_PORT, SSMB_UDP_PORT))
+        fields = [
+            (msg.dst_mac, 48),
+            (self.own_mac, 48),
+            (Const(0x0800, 16), 16),
+            (Const(0x4500, 16), 16),
+            (ip_total, 16),
+            (ident, 16),
+            (Const(0x4000, 16), 16),
+            (Const(_TTL, 8), 8),
+            (Const(17, 8), 8),
+            (~ip_sum[:16], 16),
+            (self.own_ip, 32),
+            (msg.dst_ip, 32),
+            (port, 16),
+            (msg.dst_port, 16),
+            ((ip_total - 20)[:16], 16),
+            (Const(0, 16), 16),
+        ]
+        assert sum(width for _, width in fields) == 8 * _HEADERS
+        assert all(len(value) == width for value, width in fields)
+        # Each field is big-endian on the wire: its top byte goes first.
+        head_bytes = Cat(*(value.word_select(width // 8 - 1 - k, 8) for value, width in fields for k in range(width // 8)))
+        head_byte = head_bytes.word_select(head_index, 8)
 
         with m.FSM(name="transmitter"):
             with m.State("Waiting for a message"):
-                m.d.comb += self.sink.ready.eq(1)
                 with m.If(self.sink.valid):
-                    m.d.sync += [
-                        msg.eq(self.sink.payload),
-                        rotations.eq(0),
-                        ip_total.eq(20 + 8 + self.sink.payload.length + TAG_SIZE),
-                    ]
+                    m.d.sync += [body_index.eq(0), ip_total.eq(20 + 8 + msg.length + TAG_SIZE)]
                     m.next = "Hashing the bus byte"
 
             with m.State("Hashing the bus byte"):
@@ -99,13 +131,13 @@ class MessageTransmitter(wiring.Component):
             with m.State("Hashing the message"):
                 m.d.comb += [
                     siphash.sink.valid.eq(1),
-                    siphash.sink.payload.data.eq(top_byte),
-                    siphash.sink.payload.last.eq(rotations == msg.length - 1),
+                    siphash.sink.payload.data.eq(body_byte),
+                    siphash.sink.payload.last.eq(last_body),
                 ]
                 with m.If(siphash.sink.ready):
-                    m.d.sync += [rotate, rotations.eq(rotations + 1)]
-                    with m.If(rotations == msg.length - 1):
-                        m.next = "Rotating back"
+                    m.d.sync += body_index.eq(body_index + 1)
+                    with m.If(last_body):
+                        m.next = "Waiting for the tag"
                 # The IPv4 header checksum, meanwhile: a plain sum, folded below.
                 m.d.sync += ip_sum.eq(
                     0x4500
@@ -119,73 +151,44 @@ class MessageTransmitter(wiring.Component):
                     + msg.dst_ip[:16]
                 )
 
-            with m.State("Rotating back"):
-                with m.If(rotations == MAX_SENT_BYTES):
-                    m.next = "Waiting for the tag"
-                with m.Else():
-                    m.d.sync += [rotate, rotations.eq(rotations + 1)]
-                m.d.sync += fold
-
             with m.State("Waiting for the tag"):
                 m.d.sync += fold
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
-                    port = Signal(16)
-                    m.d.comb += port.eq(SSMB_UDP_PORT)
-                    with m.If(msg.bus):
-                        m.d.comb += port.eq(CSMB_UDP_PORT)
-                    # Headers as a big-endian number: the first byte on top.
-                    fields = [
-                        (msg.dst_mac, 48),
-                        (self.own_mac, 48),
-                        (Const(0x0800, 16), 16),
-                        (Const(0x4500, 16), 16),
-                        (ip_total, 16),
-                        (ident, 16),
-                        (Const(0x4000, 16), 16),
-                        (Const(_TTL, 8), 8),
-                        (Const(17, 8), 8),
-                        (~ip_sum[:16], 16),
-                        (self.own_ip, 32),
-                        (msg.dst_ip, 32),
-                        (port, 16),
-                        (msg.dst_port, 16),
-                        ((ip_total - 20)[:16], 16),
-                        (Const(0, 16), 16),
-                    ]
-                    m.d.sync += [
-                        headers.eq(Cat(*(value for value, _ in reversed(fields)))),
-                        tag.eq(siphash.source.payload),
-                        index.eq(0),
-                        frame_length.eq(_HEADERS + msg.length + TAG_SIZE),
-                        ident.eq(ident + 1),
-                    ]
-                    assert sum(width for _, width in fields) == 8 * _HEADERS
-                    assert all(len(value) == width for value, width in fields)
-                    m.next = "Sending"
+                    m.d.sync += [tag.eq(siphash.source.payload), head_index.eq(0), body_index.eq(0)]
+                    m.next = "Sending the headers"
 
-            with m.State("Sending"):
-                data = self.source.payload.data
-                with m.If(index < _HEADERS):
-                    m.d.comb += data.eq(headers[-8:])
-                with m.Elif(index < _HEADERS + msg.length):
-                    m.d.comb += data.eq(top_byte)
-                with m.Else():
-                    m.d.comb += data.eq(tag[:8])
+            with m.State("Sending the headers"):
                 m.d.comb += [
                     self.source.valid.eq(1),
-                    self.source.payload.first.eq(index == 0),
-                    self.source.payload.last.eq(index == frame_length - 1),
+                    self.source.payload.data.eq(head_byte),
+                    self.source.payload.first.eq(head_index == 0),
                 ]
                 with m.If(self.source.ready):
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index < _HEADERS):
-                        m.d.sync += headers.eq(headers << 8)
-                    with m.Elif(index < _HEADERS + msg.length):
-                        m.d.sync += rotate
-                    with m.Else():
-                        m.d.sync += tag.eq(tag >> 8)
-                    with m.If(index == frame_length - 1):
-                        m.d.sync += self.sent.eq(self.sent + 1)
+                    m.d.sync += head_index.eq(head_index + 1)
+                    with m.If(head_index == _HEADERS - 1):
+                        m.next = "Sending the message"
+
+            with m.State("Sending the message"):
+                m.d.comb += [self.source.valid.eq(1), self.source.payload.data.eq(body_byte)]
+                with m.If(self.source.ready):
+                    m.d.sync += body_index.eq(body_index + 1)
+                    with m.If(last_body):
+                        m.d.sync += body_index.eq(0)
+                        m.next = "Sending the tag"
+
+            with m.State("Sending the tag"):
+                last = body_index == TAG_SIZE - 1
+                m.d.comb += [
+                    self.source.valid.eq(1),
+                    self.source.payload.data.eq(tag[:8]),
+                    self.source.payload.last.eq(last),
+                ]
+                with m.If(self.source.ready):
+                    m.d.sync += [tag.eq(tag >> 8), body_index.eq(body_index + 1)]
+                    with m.If(last):
+                        # The frame is out: now the producer may move on.
+                        m.d.comb += self.sink.ready.eq(1)
+                        m.d.sync += [self.sent.eq(self.sent + 1), ident.eq(ident + 1)]
                         m.next = "Waiting for a message"
         return m

@@ -1,0 +1,78 @@
+# Ref: docs/protocol.md (one SipHash-2-4 key for every tag of the port);
+#      amaranth.lib.stream (valid/ready rules).
+"""One SipHash-2-4 core shared by the message port's receiver, session engine
+and transmitter.
+
+Messages arrive and leave at message rate, not line rate, and each client
+hashes one message at a time (bytes in, then it waits for the tag), so one
+core serves all three: the arbiter grants it to a client from that client's
+first byte until the client has taken the tag, then looks again.  A grant
+never ends halfway through a message, so the core's key and state always
+belong to one client's message.  The lowest-numbered waiting client wins.
+
+Interface
+---------
+``sink{i}``    In(stream of :data:`siphash_input_layout`): client ``i``'s bytes.
+``source{i}``  Out(stream of unsigned(64)): client ``i``'s tag.
+``key``        In(128): passed to the core.
+"""
+
+from amaranth import Module, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..crypto.siphash import SipHash24, siphash_input_layout
+
+__all__ = ["HashArbiter", "hash_client_signature"]
+
+
+def hash_client_signature() -> wiring.Signature:
+    """What a client of the shared core drives (``sink``) and takes (``source``)."""
+    return wiring.Signature(
+        {
+            "sink": Out(stream.Signature(siphash_input_layout)),
+            "source": In(stream.Signature(unsigned(64))),
+        }
+    )
+
+
+class HashArbiter(wiring.Component):
+    def __init__(self, clients: int):
+        if not isinstance(clients, int) or not 1 <= clients <= 8:
+            raise ValueError(f"clients must be an integer from 1 to 8, not {clients!r}")
+        self._clients = clients
+        super().__init__(
+            {
+                "key": In(128),
+                **{f"client{i}": In(hash_client_signature()) for i in range(clients)},
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.siphash = siphash = SipHash24()
+        m.d.comb += siphash.key.eq(self.key)
+
+        clients = [getattr(self, f"client{i}") for i in range(self._clients)]
+        owner = Signal(range(max(self._clients, 2)))
+        busy = Signal()
+
+        with m.If(~busy):
+            # Pick the lowest waiting client; it starts next clock.
+            for i in reversed(range(self._clients)):
+                with m.If(clients[i].sink.valid):
+                    m.d.sync += [owner.eq(i), busy.eq(1)]
+        with m.Else():
+            for i, client in enumerate(clients):
+                with m.If(owner == i):
+                    m.d.comb += [
+                        siphash.sink.valid.eq(client.sink.valid),
+                        siphash.sink.payload.eq(client.sink.payload),
+                        client.sink.ready.eq(siphash.sink.ready),
+                        client.source.valid.eq(siphash.source.valid),
+                        client.source.payload.eq(siphash.source.payload),
+                        siphash.source.ready.eq(client.source.ready),
+                    ]
+            with m.If(siphash.source.valid & siphash.source.ready):
+                m.d.sync += busy.eq(0)
+        return m
