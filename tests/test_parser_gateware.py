@@ -80,8 +80,8 @@ def test_matrix_back_to_back_latency():
     frames = header_matrix()
     records, lasts, valids = run_parser(frames)
     check(frames, records)
-    # meta valid a fixed 2 cycles after each last byte, with no idle cycle between frames
-    assert [v - t for v, t in zip(valids, lasts, strict=True)] == [2] * len(frames)
+    # meta valid a fixed 3 cycles after each last byte, with no idle cycle between frames
+    assert [v - t for v, t in zip(valids, lasts, strict=True)] == [3] * len(frames)
     assert {FrameClass(r["klass"]) for r in records} == set(FrameClass)
 
 

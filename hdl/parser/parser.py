@@ -3,26 +3,36 @@
 #      RFC 793 §3.1, RFC 768, RFC 792; the reference is twinplane/model/frames.py.
 """HeaderParser: observes a packet stream, emits one ``ParsedFrame`` per frame.
 
-The parser only watches: ``sink.ready`` is 1 every cycle except while the
-finished record of a frame cannot be handed over because the previous one
-still waits unaccepted on ``meta``.  ``meta`` becomes valid 2 cycles after
-the frame's ``last`` byte is accepted (one cycle to classify, one for the
-output register).
+The parser only watches: ``sink.ready`` is 1 every cycle except while a
+classified record waits for ``meta`` (the previous record still unaccepted).
+``meta`` becomes valid 3 cycles after the frame's ``last`` byte is accepted:
+one cycle compares the frame's lengths and fields (``check`` stage), one
+runs the class priority and selects the record's fields (``meta`` register
+loads at its end).
 
-Structure: bytes are captured by position into per-field registers
-(``idx`` = byte index in the frame, ``rel`` = index from the L3 start,
-``rel4`` = index from the L4 start, all modulo 2**16 so a byte before a
-region has a huge index and matches no case).  The IPv4 header checksum is
-summed on the fly, one 16-bit word every second byte while ``rel < IHL*4``,
-end-around carries folded at the end.  Nothing is cleared between frames:
-classification compares the frame length with each field's position, so a
-field left over from an earlier frame is never used.  In the cycle after
-``last`` the registers still hold the finished frame even if the next frame's
-first byte is accepted (it only lands at the clock edge), which is what lets
-frames follow back to back.
+Capture: bytes are written by position into per-field registers.  ``cap``
+is the byte index in the frame, 7 bits, saturating at 127 (every captured
+field ends before byte 92: 18 bytes of L2, 60 of IPv4 header, 14 of TCP).
+A field at L3 offset k is captured where ``cap == k + 14`` (``k + 18``
+with a VLAN tag): no subtraction on the way to the clock enables.  The
+L4 start (``l4s`` = L3 offset + IHL x 4) is registered when the IPv4
+version/IHL byte arrives.  The IPv4 header checksum is summed one 16-bit
+word every second header byte with an end-around carry kept in bit 16, so
+the final check is a compare, not an addition.  Nothing is cleared between
+frames: classification compares the frame length with each field's
+position, so a field left over from an earlier frame is never used.
+
+Rationale for the two classification cycles (timing: docs/dfs.md): the
+length compares are 16-bit carry chains and the class priority is a chain
+of a dozen conditions feeding the clock enables of the 200-odd-bit record;
+in one cycle they made 83 MHz.  ``check`` registers each condition as a
+flag; the next cycle only combines flags.  The capture registers must then
+hold the frame one cycle longer: the next frame's byte 0 (``eth_dst``'s top
+byte) and its length may already have landed, so ``check`` keeps a copy of
+those two; every other field is written at byte 1 or later.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,7 +42,6 @@ from twinplane.model.frames import FragmentKind, FrameClass, MalformedReason
 from .layout import ParsedFrame
 
 __all__ = ["HeaderParser"]
-
 
 
 class HeaderParser(wiring.Component):
@@ -50,131 +59,176 @@ class HeaderParser(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         sink, meta = self.sink, self.meta
-        byte = sink.payload.data
+        byte, first = sink.payload.data, sink.payload.first
         accept = Signal()
         m.d.comb += accept.eq(sink.valid & sink.ready)
 
         # ---- byte position --------------------------------------------------
         pos = Signal(16)       # bytes accepted so far in the current frame
         idx = Signal(16)
-        m.d.comb += idx.eq(Mux(sink.payload.first, 0, pos))
+        m.d.comb += idx.eq(Mux(first, 0, pos))
         idx_next = Mux(idx == 0xFFFF, 0xFFFF, idx + 1)
         flen = Signal(16)      # length of the finished frame
+        cap = Signal(7)        # byte index for the captures, saturating
         with m.If(accept):
             m.d.sync += pos.eq(idx_next)
+            m.d.sync += cap.eq(Mux(first, 1, Mux(cap == 127, 127, cap + 1)))
             with m.If(sink.payload.last):
                 m.d.sync += flen.eq(idx_next)
 
-        def capture(switch_value, fields):
-            """``fields``: (register, first byte index); bytes in network order."""
-            with m.Switch(switch_value):
-                for reg, start in fields:
-                    nbytes = len(reg) // 8
-                    for k in range(nbytes):
-                        with m.Case(start + k):
-                            lo = 8 * (nbytes - 1 - k)
-                            m.d.sync += reg[lo:lo + 8].eq(byte)
+        def at(k):
+            """This byte is byte ``k`` of the frame."""
+            return first if k == 0 else ~first & (cap == k)
 
         # ---- L2 -------------------------------------------------------------
         eth_dst, eth_src = Signal(48), Signal(48)
         et0, tci, et1 = Signal(16), Signal(16), Signal(16)
-        vlan = Signal()
-        m.d.comb += vlan.eq(et0 == 0x8100)
-        l3 = Signal(5)
-        m.d.comb += l3.eq(Mux(vlan, 18, 14))
-        with m.If(accept):
-            capture(idx, [(eth_dst, 0), (eth_src, 6), (et0, 12), (tci, 14), (et1, 16)])
+        vlan = Signal()        # et0 == 0x8100, kept as a flag as et0 is written
+        l3 = Mux(vlan, 18, 14)
+
+        def capture(fields, offset=0):
+            """``fields``: (register, first byte index); bytes in network order."""
+            for reg, start in fields:
+                nbytes = len(reg) // 8
+                for k in range(nbytes):
+                    lo = 8 * (nbytes - 1 - k)
+                    if offset:
+                        hit = Mux(vlan, at(start + k + 18), at(start + k + 14))
+                    else:
+                        hit = at(start + k)
+                    with m.If(accept & hit):
+                        m.d.sync += reg[lo:lo + 8].eq(byte)
+
+        capture([(eth_dst, 0), (eth_src, 6), (et0, 12), (tci, 14), (et1, 16)])
+        with m.If(accept & at(12)):
+            m.d.sync += vlan.eq((byte == 0x81) & (et0[0:8] == 0x00))
+        with m.If(accept & at(13)):
+            m.d.sync += vlan.eq((et0[8:16] == 0x81) & (byte == 0x00))
 
         # ---- L3: IPv4 and ARP fields ---------------------------------------
-        rel = Signal(16)
-        m.d.comb += rel.eq(idx - l3)
         b0, tos, tlen, ff, proto = Signal(8), Signal(8), Signal(16), Signal(16), Signal(8)
         sip, dip = Signal(32), Signal(32)
         htype, ptype, hlen_a, plen_a, oper = Signal(16), Signal(16), Signal(8), Signal(8), Signal(16)
         sha, spa, tpa = Signal(48), Signal(32), Signal(32)
-        with m.If(accept):
-            capture(rel, [(b0, 0), (tos, 1), (tlen, 2), (ff, 6), (proto, 9), (sip, 12), (dip, 16)])
-            capture(rel, [(htype, 0), (ptype, 2), (hlen_a, 4), (plen_a, 5), (oper, 6),
-                          (sha, 8), (spa, 14), (tpa, 24)])
+        capture([(b0, 0), (tos, 1), (tlen, 2), (ff, 6), (proto, 9), (sip, 12), (dip, 16)], offset=1)
+        capture([(htype, 0), (ptype, 2), (hlen_a, 4), (plen_a, 5), (oper, 6),
+                 (sha, 8), (spa, 14), (tpa, 24)], offset=1)
 
         ihl = b0[0:4]
         hbytes = Signal(6)
         m.d.comb += hbytes.eq(ihl * 4)
+        l4s = Signal(7)        # L4 start: l3 + IHL x 4, written with b0
+        with m.If(accept & Mux(vlan, at(18), at(14))):
+            m.d.sync += l4s.eq(l3 + Cat(Const(0, 2), byte[0:4]))
 
-        # IPv4 header checksum: one's complement sum of the IHL*4 header bytes.
-        acc = Signal(21)   # 30 words of 0xFFFF fit; carries folded at the end
+        # IPv4 header checksum: one's complement sum of the IHL*4 header bytes,
+        # the carry out of bit 15 added back with the next word.
+        acc = Signal(17)
         hi = Signal(8)
+        in_header = ~first & (cap >= l3) & (cap < l4s)
         with m.If(accept):
-            with m.If(sink.payload.first):
+            with m.If(first):
                 m.d.sync += acc.eq(0)
-            with m.Elif(~rel[0]):
+            with m.Elif(~cap[0]):
                 m.d.sync += hi.eq(byte)
-            with m.Elif(rel < hbytes):
-                m.d.sync += acc.eq(acc + Cat(byte, hi))
+            with m.Elif(in_header):
+                # (acc[0:16] + word + acc[16]) in one carry chain: the carry
+                # enters through a bottom bit that is 1 + acc[16].
+                total = Cat(Const(1, 1), acc[0:16]) + Cat(acc[16], byte, hi)
+                m.d.sync += acc.eq(total[1:18])
 
         # ---- L4 -------------------------------------------------------------
-        rel4 = Signal(16)
-        m.d.comb += rel4.eq(rel - hbytes)
+        rel4 = Signal(7)
+        m.d.comb += rel4.eq(cap - l4s)
         sport, dport, tflags = Signal(16), Signal(16), Signal(8)
-        with m.If(accept):
-            capture(rel4, [(sport, 0), (dport, 2), (tflags, 13)])
+        for reg, start in [(sport, 0), (dport, 2), (tflags, 13)]:
+            nbytes = len(reg) // 8
+            for k in range(nbytes):
+                lo = 8 * (nbytes - 1 - k)
+                with m.If(accept & ~first & (rel4 == start + k)):
+                    m.d.sync += reg[lo:lo + 8].eq(byte)
 
-        # ---- finish: classify once the last byte is in ----------------------
-        pending = Signal()
-        out_busy = Signal()
+        # ---- handshake ------------------------------------------------------
+        # pending: the capture registers hold a finished frame for `check`.
+        # checked: `check` holds its flags, the capture registers its fields.
+        pending, checked = Signal(), Signal()
+        out_load = Signal()
         m.d.comb += [
-            out_busy.eq(meta.valid & ~meta.ready),
-            sink.ready.eq(~(pending & out_busy)),
+            out_load.eq(checked & ~(meta.valid & ~meta.ready)),
+            sink.ready.eq(~checked | out_load),
         ]
-        with m.If(meta.ready):
-            m.d.sync += meta.valid.eq(0)
-
-        rec = Signal(ParsedFrame)
-        self._classify(m, rec, flen=flen, vlan=vlan, l3=l3, tci=tci, et0=et0, et1=et1,
-                       eth_dst=eth_dst, eth_src=eth_src, b0=b0, tos=tos, tlen=tlen, ff=ff,
-                       proto=proto, sip=sip, dip=dip, hbytes=hbytes, acc=acc,
-                       htype=htype, ptype=ptype, hlen_a=hlen_a, plen_a=plen_a, oper=oper,
-                       sha=sha, spa=spa, tpa=tpa, sport=sport, dport=dport, tflags=tflags)
-
-        with m.If(pending & ~out_busy):
-            m.d.sync += [meta.payload.eq(rec), meta.valid.eq(1)]
+        check_load = pending & (~checked | out_load)
         with m.If(accept & sink.payload.last):
             m.d.sync += pending.eq(1)
-        with m.Elif(~out_busy):
+        with m.Elif(check_load):
             m.d.sync += pending.eq(0)
+        with m.If(check_load):
+            m.d.sync += checked.eq(1)
+        with m.Elif(out_load):
+            m.d.sync += checked.eq(0)
+        with m.If(meta.ready):
+            m.d.sync += meta.valid.eq(0)
+        with m.If(out_load):
+            m.d.sync += meta.valid.eq(1)
+
+        # ---- check: every condition of the classification, registered -----
+        c = {name: Signal(name=f"c_{name}") for name in (
+            "l2_short", "arp", "ipv6", "ipv4", "arp_short", "arp_ok", "ipv6_short", "ipv4_short",
+            "bad_version", "ihl_small", "l3_short", "tlen_small", "tlen_beyond", "csum_ok", "l4_short20", "l4_short8",
+            "later", "more", "tcp", "udp", "icmp")}
+        c_flen = Signal(16)
+        c_dst_hi = Signal(8)
+        et = Signal(16)
+        m.d.comb += et.eq(Mux(vlan, et1, et0))
+        version = b0[4:8]
+        # Sums of captured fields, registered every cycle: they only matter for
+        # frames long enough that the fields were written well before the end.
+        tlen_end = Signal(17)  # where the IPv4 packet ends in the frame
+        tlen_l4 = Signal(17)   # IPv4 total length minus the header, two's complement
+        m.d.sync += [tlen_end.eq(tlen + l3), tlen_l4.eq(tlen - hbytes)]
+        # Every compare below with avail runs only where flen >= l3 (l2_short is
+        # checked first), so flen < l3 + K stands for avail < K.
+        s_ok = Mux(acc[16], acc[0:16] == 0xFFFE, acc[0:16] == 0xFFFF)
+        with m.If(check_load):
+            m.d.sync += [
+                c_flen.eq(flen), c_dst_hi.eq(eth_dst[40:48]),
+                c["l2_short"].eq((flen < 14) | (vlan & (flen < 18))),
+                c["arp"].eq(et == 0x0806), c["ipv6"].eq(et == 0x86DD), c["ipv4"].eq(et == 0x0800),
+                c["arp_short"].eq(flen < Mux(vlan, 18 + 28, 14 + 28)),
+                c["arp_ok"].eq((htype == 1) & (ptype == 0x0800) & (hlen_a == 6) & (plen_a == 4)),
+                c["ipv6_short"].eq(flen < Mux(vlan, 18 + 40, 14 + 40)),
+                c["ipv4_short"].eq(flen < Mux(vlan, 18 + 20, 14 + 20)),
+                c["bad_version"].eq(version != 4),
+                c["ihl_small"].eq(ihl < 5),
+                c["l3_short"].eq(flen < l4s),
+                c["tlen_small"].eq(tlen_l4[16]),
+                c["tlen_beyond"].eq(tlen_end > flen),
+                c["csum_ok"].eq((version == 4) & (ihl >= 5) & (flen >= l3 + 20) & (flen >= l4s) & s_ok),
+                c["l4_short20"].eq(tlen_l4.as_signed() < 20),
+                c["l4_short8"].eq(tlen_l4.as_signed() < 8),
+                c["later"].eq(ff[0:13] != 0), c["more"].eq(ff[13]),
+                c["tcp"].eq(proto == 6), c["udp"].eq(proto == 17), c["icmp"].eq(proto == 1),
+            ]
+
+        # ---- classify: priorities as the model, into the meta register -----
+        rec = Signal(ParsedFrame)
+        self._classify(m, rec, c, flen=c_flen, vlan=vlan, l3=l3, tci=tci, et=et,
+                       eth_dst=Cat(eth_dst[0:40], c_dst_hi), eth_src=eth_src, tos=tos,
+                       tlen=tlen, proto=proto, sip=sip, dip=dip, ihl=ihl, l4s=l4s, oper=oper,
+                       sha=sha, spa=spa, tpa=tpa, sport=sport, dport=dport, tflags=tflags)
+        with m.If(out_load):
+            m.d.sync += meta.payload.eq(rec)
         return m
 
     @staticmethod
-    def _classify(m, rec, *, flen, vlan, l3, tci, et0, et1, eth_dst, eth_src, b0, tos, tlen,
-                  ff, proto, sip, dip, hbytes, acc, htype, ptype, hlen_a, plen_a, oper, sha,
-                  spa, tpa, sport, dport, tflags):
-        """Combinational record from the capture registers; priorities as the model."""
-        avail = Signal(16)
-        et = Signal(16)
-        m.d.comb += [avail.eq(flen - l3), et.eq(Mux(vlan, et1, et0))]
-        version, ihl = b0[4:8], b0[0:4]
-
-        s1 = Signal(17)
-        s2 = Signal(17)
-        m.d.comb += [s1.eq(acc[0:16] + acc[16:]), s2.eq(s1[0:16] + s1[16])]
-        csum_ok = Signal()
-        m.d.comb += csum_ok.eq((version == 4) & (ihl >= 5) & (avail >= 20) & (avail >= hbytes)
-                               & (s2[0:16] == 0xFFFF))
-
-        offset, more = ff[0:13], ff[13]
-        later = offset != 0
-        need = Signal(6)
-        with m.Switch(proto):
-            with m.Case(6):
-                m.d.comb += need.eq(20)
-            with m.Case(17, 1):
-                m.d.comb += need.eq(8)
-
+    def _classify(m, rec, c, *, flen, vlan, l3, tci, et, eth_dst, eth_src, tos, tlen, proto,
+                  sip, dip, ihl, l4s, oper, sha, spa, tpa, sport, dport, tflags):
+        """Combinational record from the check flags and the capture registers."""
         def malformed(reason):
             m.d.comb += [rec.klass.eq(FrameClass.MALFORMED), rec.malformed_reason.eq(reason)]
 
         m.d.comb += rec.frame_length.eq(flen)
-        with m.If((flen < 14) | (vlan & (flen < 18))):
+        with m.If(c["l2_short"]):
             malformed(MalformedReason.TRUNCATED_L2)
         with m.Else():
             m.d.comb += [
@@ -182,59 +236,58 @@ class HeaderParser(wiring.Component):
                 rec.vlan.eq(vlan), rec.vlan_id.eq(Mux(vlan, tci[0:12], 0)), rec.l3_offset.eq(l3),
                 rec.klass.eq(FrameClass.OTHER),
             ]
-            with m.Switch(et):
-                with m.Case(0x0806):
-                    with m.If(avail < 28):
-                        malformed(MalformedReason.TRUNCATED_L3)
-                    with m.Elif((htype == 1) & (ptype == 0x0800) & (hlen_a == 6) & (plen_a == 4)):
-                        m.d.comb += [
-                            rec.klass.eq(FrameClass.ARP), rec.arp_oper.eq(oper), rec.arp_sha.eq(sha),
-                            rec.src_ip.eq(spa), rec.dst_ip.eq(tpa),
-                        ]
-                with m.Case(0x86DD):
-                    with m.If(avail < 40):
-                        malformed(MalformedReason.TRUNCATED_L3)
-                    with m.Else():
-                        m.d.comb += rec.klass.eq(FrameClass.IPV6)
-                with m.Case(0x0800):
-                    m.d.comb += rec.ip_checksum_ok.eq(csum_ok)
-                    with m.If(avail < 20):
-                        malformed(MalformedReason.TRUNCATED_L3)
-                    with m.Elif(version != 4):
-                        malformed(MalformedReason.BAD_VERSION)
-                    with m.Elif(ihl < 5):
-                        malformed(MalformedReason.IHL_TOO_SMALL)
-                    with m.Elif(avail < hbytes):
-                        malformed(MalformedReason.TRUNCATED_L3)
-                    with m.Elif(tlen < hbytes):
-                        malformed(MalformedReason.TOTAL_LENGTH_TOO_SMALL)
-                    with m.Elif(tlen > avail):
-                        malformed(MalformedReason.TOTAL_LENGTH_BEYOND_FRAME)
-                    with m.Elif(~csum_ok):
-                        malformed(MalformedReason.BAD_IP_CHECKSUM)
-                    with m.Elif(~later & (tlen < hbytes + need)):
-                        malformed(MalformedReason.TRUNCATED_L4)
-                    with m.Else():
-                        m.d.comb += [
-                            rec.ip_options.eq(ihl > 5),
-                            rec.fragment.eq(Mux(later, FragmentKind.LATER,
-                                                Mux(more, FragmentKind.FIRST, FragmentKind.NONE))),
-                            rec.tos.eq(tos), rec.ip_total_length.eq(tlen), rec.protocol.eq(proto),
-                            rec.src_ip.eq(sip), rec.dst_ip.eq(dip), rec.l4_offset.eq(l3 + hbytes),
-                        ]
-                        with m.Switch(proto):
-                            with m.Case(6):
-                                m.d.comb += rec.klass.eq(FrameClass.IPV4_TCP)
-                                with m.If(~later):
-                                    m.d.comb += [rec.src_port.eq(sport), rec.dst_port.eq(dport),
-                                                 rec.tcp_flags.eq(tflags)]
-                            with m.Case(17):
-                                m.d.comb += rec.klass.eq(FrameClass.IPV4_UDP)
-                                with m.If(~later):
-                                    m.d.comb += [rec.src_port.eq(sport), rec.dst_port.eq(dport)]
-                            with m.Case(1):
-                                m.d.comb += rec.klass.eq(FrameClass.IPV4_ICMP)
-                                with m.If(~later):
-                                    m.d.comb += [rec.src_port.eq(sport[8:16]), rec.dst_port.eq(sport[0:8])]
-                            with m.Default():
-                                m.d.comb += rec.klass.eq(FrameClass.IPV4_OTHER)
+            with m.If(c["arp"]):
+                with m.If(c["arp_short"]):
+                    malformed(MalformedReason.TRUNCATED_L3)
+                with m.Elif(c["arp_ok"]):
+                    m.d.comb += [
+                        rec.klass.eq(FrameClass.ARP), rec.arp_oper.eq(oper), rec.arp_sha.eq(sha),
+                        rec.src_ip.eq(spa), rec.dst_ip.eq(tpa),
+                    ]
+            with m.Elif(c["ipv6"]):
+                with m.If(c["ipv6_short"]):
+                    malformed(MalformedReason.TRUNCATED_L3)
+                with m.Else():
+                    m.d.comb += rec.klass.eq(FrameClass.IPV6)
+            with m.Elif(c["ipv4"]):
+                later = c["later"]
+                m.d.comb += rec.ip_checksum_ok.eq(c["csum_ok"])
+                with m.If(c["ipv4_short"]):
+                    malformed(MalformedReason.TRUNCATED_L3)
+                with m.Elif(c["bad_version"]):
+                    malformed(MalformedReason.BAD_VERSION)
+                with m.Elif(c["ihl_small"]):
+                    malformed(MalformedReason.IHL_TOO_SMALL)
+                with m.Elif(c["l3_short"]):
+                    malformed(MalformedReason.TRUNCATED_L3)
+                with m.Elif(c["tlen_small"]):
+                    malformed(MalformedReason.TOTAL_LENGTH_TOO_SMALL)
+                with m.Elif(c["tlen_beyond"]):
+                    malformed(MalformedReason.TOTAL_LENGTH_BEYOND_FRAME)
+                with m.Elif(~c["csum_ok"]):
+                    malformed(MalformedReason.BAD_IP_CHECKSUM)
+                with m.Elif(~later & Mux(c["tcp"], c["l4_short20"],
+                                         (c["udp"] | c["icmp"]) & c["l4_short8"])):
+                    malformed(MalformedReason.TRUNCATED_L4)
+                with m.Else():
+                    m.d.comb += [
+                        rec.ip_options.eq(ihl > 5),
+                        rec.fragment.eq(Mux(later, FragmentKind.LATER,
+                                            Mux(c["more"], FragmentKind.FIRST, FragmentKind.NONE))),
+                        rec.tos.eq(tos), rec.ip_total_length.eq(tlen), rec.protocol.eq(proto),
+                        rec.src_ip.eq(sip), rec.dst_ip.eq(dip), rec.l4_offset.eq(l4s),
+                        rec.klass.eq(FrameClass.IPV4_OTHER),
+                    ]
+                    with m.If(c["tcp"]):
+                        m.d.comb += rec.klass.eq(FrameClass.IPV4_TCP)
+                        with m.If(~later):
+                            m.d.comb += [rec.src_port.eq(sport), rec.dst_port.eq(dport),
+                                         rec.tcp_flags.eq(tflags)]
+                    with m.Elif(c["udp"]):
+                        m.d.comb += rec.klass.eq(FrameClass.IPV4_UDP)
+                        with m.If(~later):
+                            m.d.comb += [rec.src_port.eq(sport), rec.dst_port.eq(dport)]
+                    with m.Elif(c["icmp"]):
+                        m.d.comb += rec.klass.eq(FrameClass.IPV4_ICMP)
+                        with m.If(~later):
+                            m.d.comb += [rec.src_port.eq(sport[8:16]), rec.dst_port.eq(sport[0:8])]
