@@ -145,7 +145,9 @@ class Pool:
         self.name = cfg.name
         self.nodes: list[Node] = []
         self._next_id = next_id
-        self._rr = -1
+        #: index of the last node chosen by the rotating methods (public:
+        #: the CS's QUERY loop inlines round robin, core.ControlSegment._queries)
+        self.rr = -1
         self._maglev_key: tuple | None = None
         self._maglev: list[int] = []
         self._maglev_nodes: list[Node] = []
@@ -236,13 +238,13 @@ class Pool:
         nodes = self.nodes
         size = len(nodes)
         if len(candidates) == size:
-            self._rr = (self._rr + 1) % size
-            return nodes[self._rr]
+            self.rr = (self.rr + 1) % size
+            return nodes[self.rr]
         ids = {id(n) for n in candidates}
         for step in range(1, size + 1):
-            index = (self._rr + step) % size
+            index = (self.rr + step) % size
             if id(nodes[index]) in ids:
-                self._rr = index
+                self.rr = index
                 return nodes[index]
         raise AssertionError("no candidate")
 
@@ -250,8 +252,8 @@ class Pool:
         # Ties rotate in round-robin order so equal nodes share the load.
         index = {id(n): i for i, n in enumerate(self.nodes)}
         size = len(self.nodes)
-        best = min(candidates, key=lambda n: (key(n), (index[id(n)] - self._rr - 1) % size))
-        self._rr = index[id(best)]
+        best = min(candidates, key=lambda n: (key(n), (index[id(n)] - self.rr - 1) % size))
+        self.rr = index[id(best)]
         return best
 
     @staticmethod

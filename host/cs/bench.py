@@ -53,7 +53,7 @@ def _config_dict(dfs_ssmb: int, dfs_csmb: int) -> dict:
 
 def _daemon_process(config: dict, preload: int, ready, command) -> None:
     from .config import parse_config
-    from .daemon import CsDaemon
+    from .daemon import CsDaemon, run_loop
 
     async def main():
         import gc
@@ -72,7 +72,7 @@ def _daemon_process(config: dict, preload: int, ready, command) -> None:
             ready.put(len(daemon.core.flows.flows))
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    run_loop(main())  # the daemon's own event loop (uvloop when installed), as `twinplane cs` runs
 
 
 def _echo_process(reply_sizes: list[int], ready) -> None:

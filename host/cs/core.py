@@ -28,6 +28,7 @@ import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
+from heapq import heappush
 
 from siphashc import siphash
 
@@ -71,12 +72,14 @@ from .fastpath import (
     EMPTY_XLATE,
     FLOW,
     HEADER,
-    QUERY,
+    QUERY_FIELDS,
     QUERY_SIZE,
     QUERY_TYPE,
+    REPLY_PREFIXED,
     REPLY_SIZE,
     REPLY_TYPE,
     TAG_SIZE,
+    XLATE_CLIENT_MAC,
     pack_xlate,
 )
 from .flows import Flow, FlowTable
@@ -89,11 +92,16 @@ log = logging.getLogger("twinplane.cs")
 LATENCY_BUCKETS = (1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2, float("inf"))
 _REQUESTS = (CsmbType.ADD_VS, CsmbType.DEL_VS, CsmbType.VS_LIST, CsmbType.CONFIG)
 _MISSED_HELLOS = 3
-_SSMB_PREFIX = bytes([Bus.SSMB])  # the codec's tag covers the bus number first
+_SSMB = int(Bus.SSMB)
+_SSMB_PREFIX = bytes([_SSMB])  # the codec's tag covers the bus number first
 _MAJORS = frozenset(major for major, _ in SUPPORTED_VERSIONS)
 _MAJOR, _MINOR = PROTOCOL_VERSION
 _XLATE_FLAGS = int(Flag.TRANSLATE_ADDR | Flag.TRANSLATE_PORT)
 _REPLY_COUNTER = {e: f"replies_{e.name.lower()}" for e in ErrorCode}
+_WINDOW = ReplayWindow.SIZE
+_WINDOW_MASK = (1 << _WINDOW) - 1
+_FLOW_AT, _FLOW_END = HEADER.size, HEADER.size + FLOW.size  #: the raw signature inside a QUERY
+_REPLIES_PER_DATAGRAM = MAX_DATAGRAM // REPLY_SIZE
 _RESET_NO_FLOWS = 1  #: SsmbReset.reason of a DFS that holds no flow (twinplane.model.dfs_csmb)
 
 
@@ -122,6 +130,10 @@ class DfsPeer:
         self.pending: dict[int, list] = {}  # serial -> [msg, deadline, interval]
         self.out_csmb: list[CsmbMessage] = []
         self.out_ssmb: list[SsmbMessage] = []
+        #: REPLYs encoded when decided (seq, session and tag included), as
+        #: alternating body and tag parts; they leave first at the next flush
+        #: (see datagrams_to_send: the seq order on the wire stays increasing)
+        self.out_replies: list[bytes] = []
         self.next_hello = 0.0
         self.missed = 0
         self.handshake_deadline: float | None = None
@@ -165,6 +177,9 @@ class ControlSegment:
         self._peer_by_ssmb: dict[tuple[str, int], DfsPeer] = {}
         self._peer_by_csmb: dict[tuple[str, int], DfsPeer] = {}
         self._node_ids = 0
+        #: (node, vs_id, ingress port) -> a Translation's bytes before and
+        #: after client_mac (the only field a QUERY adds); emptied by reconfigure
+        self._xlate_parts: dict[tuple[Node, int, int], tuple[bytes, bytes]] = {}
         self._next_sweep = 0.0
         self.config = config
         #: the role and fencing epoch this CS runs with now (docs/redundancy.md)
@@ -183,6 +198,7 @@ class ControlSegment:
         matched by pool and address:port, removed nodes drain, changed virtual
         servers are re-pushed and removed ones deleted on every DFS."""
         self.config = config
+        self._xlate_parts = {}
         for name, pcfg in config.pools.items():
             pool = self.pools.get(name)
             if pool is None:
@@ -258,10 +274,18 @@ class ControlSegment:
     def datagrams_to_send(self, now: float) -> list[tuple[Bus, tuple[str, int], bytes]]:
         """Everything ready, batched: messages of one DFS and bus are packed
         back to back into datagrams of at most MAX_DATAGRAM bytes (what
-        Codec.encode_batch does, with REPLYs packed by the fast path)."""
+        Codec.encode_batch does).  The REPLYs, encoded (and numbered) when
+        decided, leave first, then what is numbered now: CSMB, other SSMB."""
         out = []
-        epoch = self.epoch
         for peer in self.peers.values():
+            replies = peer.out_replies
+            if replies:
+                step = 2 * _REPLIES_PER_DATAGRAM
+                out.extend((Bus.SSMB, peer.ssmb_addr, b"".join(replies[i:i + step]))
+                           for i in range(0, len(replies), step))
+                if len(replies) > 2 or peer.out_ssmb:
+                    self.counters["batches"] += 1
+                replies.clear()
             for bus, queue, addr in ((Bus.CSMB, peer.out_csmb, peer.csmb_addr),
                                      (Bus.SSMB, peer.out_ssmb, peer.ssmb_addr)):
                 if not queue:
@@ -270,26 +294,13 @@ class ControlSegment:
                 datagrams = []
                 current = b""
                 for msg in queue:
-                    if bus is Bus.CSMB:
-                        peer.tx_seq += 1
-                        msg.seq = peer.tx_seq
-                        # AUTH_CHALLENGE goes with session 0 (the contract); a
-                        # HELLO carries the session once there is one.
-                        if msg.msg_type != CsmbType.AUTH_CHALLENGE:
-                            msg.session = peer.session
-                        data = codec.encode(msg)
-                    else:
-                        peer.tx_seq += 1
-                        if type(msg) is tuple:
-                            error, flags, serial, body = msg
-                            head = HEADER.pack(_MAJOR, _MINOR, REPLY_TYPE, error, REPLY_SIZE, epoch, flags, serial,
-                                               peer.session, peer.tx_seq)
-                            data = head + body
-                            data += siphash(codec.key, _SSMB_PREFIX + data).to_bytes(8, "little")
-                        else:
-                            msg.seq = peer.tx_seq
-                            msg.session = peer.session
-                            data = codec.encode(msg)
+                    peer.tx_seq += 1
+                    msg.seq = peer.tx_seq
+                    # AUTH_CHALLENGE goes with session 0 (the contract); a
+                    # HELLO carries the session once there is one.
+                    if bus is Bus.SSMB or msg.msg_type != CsmbType.AUTH_CHALLENGE:
+                        msg.session = peer.session
+                    data = codec.encode(msg)
                     if current and len(current) + len(data) > MAX_DATAGRAM:
                         datagrams.append(current)
                         current = b""
@@ -315,6 +326,7 @@ class ControlSegment:
         peer.pending.clear()
         peer.out_csmb.clear()
         peer.out_ssmb.clear()
+        peer.out_replies.clear()
         peer.missed = 0
         peer.handshake_deadline = now + self.config.timeouts.hello_interval_ms / 1000
         self._send_hello(peer, now)
@@ -478,36 +490,16 @@ class ControlSegment:
         peer.counters["ignored"] += 1
 
     def _receive_ssmb(self, peer: DfsPeer, data: bytes, now: float) -> None:
-        """SSMB of an associated DFS: QUERYs take the fast path (same checks
-        as the codec: length, type, version, tag, session, replay), anything
-        else goes through the codec one message at a time."""
+        """SSMB of an associated DFS: runs of QUERYs take the fast path
+        (:meth:`_queries`), anything else goes through the codec one message
+        at a time."""
         codec = peer.codec
-        key = codec.key
         size = len(data)
         offset = 0
-        window = peer.window(peer.session)
         while offset < size:
             if (size - offset >= QUERY_SIZE and data[offset + 2] == QUERY_TYPE
                     and data[offset + 4] == 0 and data[offset + 5] == QUERY_SIZE):
-                end = offset + QUERY_SIZE
-                if siphash(key, _SSMB_PREFIX + data[offset:end - TAG_SIZE]).to_bytes(8, "little") != \
-                        data[end - TAG_SIZE:end]:
-                    self._ignored(peer, "tag")
-                elif data[offset] not in _MAJORS:
-                    self._ignored(peer, "vers_major")
-                else:
-                    (_, _, _, _, _, _, _, serial, session, seq, raw_flow, client_mac, vs_id, _,
-                     _) = QUERY.unpack_from(data, offset)
-                    if session != peer.session:
-                        self._ignored(peer, "session")
-                    else:
-                        try:
-                            window.check(seq)
-                        except DecodeError:
-                            self._ignored(peer, "replay")
-                        else:
-                            self._query(peer, serial, raw_flow, client_mac, vs_id, now)
-                offset = end
+                offset = self._queries(peer, data, offset, now)
                 continue
             try:
                 msg, end = codec.decode_one(Bus.SSMB, data, offset)
@@ -519,6 +511,149 @@ class ControlSegment:
                 continue
             offset = end
             self._on_ssmb(peer, msg, now)
+
+    # The hot path of the CS: one loop over a run of QUERYs in a datagram.
+    # It does what the codec and _query do (length, type, version, tag,
+    # session and replay checks, then the decision and the flow record)
+    # with everything in locals: the replay window's state, the flow table's
+    # dict and heap (FlowTable.add inlined), round robin without persistence
+    # inlined (the other methods call Pool.select), and the counters and the
+    # latency histogram updated once per run rather than per QUERY (the
+    # decisions of a run share its average time).  Per-call and per-counter
+    # overheads were most of the time per setup (docs/cs.md, Benchmark).
+    def _queries(self, peer: DfsPeer, data: bytes, offset: int, now: float) -> int:
+        """Decide the QUERYs from ``offset`` on; return the offset after them."""
+        key = peer.codec.key
+        name = peer.name
+        session = peer.session
+        window = peer.window(session)
+        highest, bitmap = window.highest, window.bitmap
+        table = self.flows.flows
+        lookup = table.get
+        heap = self.flows.heap
+        tie = self.flows.tie
+        vss = self.vss
+        pools = self.pools
+        flow_idle = self.config.timeouts.flow_idle_s
+        out = peer.out_replies
+        tx_seq = peer.tx_seq
+        epoch = self.epoch
+        unpack = QUERY_FIELDS.unpack_from
+        xlate_parts = self._xlate_parts
+        reply_pack = REPLY_PREFIXED.pack
+        size = len(data)
+        accepted = replied = decided = 0  # QUERYs, REPLYs with error NONE, decisions
+        created: dict[int, int] = {}
+        start = time.perf_counter()
+        while (size - offset >= QUERY_SIZE and data[offset + 2] == QUERY_TYPE
+               and data[offset + 4] == 0 and data[offset + 5] == QUERY_SIZE):
+            end = offset + QUERY_SIZE
+            if siphash(key, _SSMB_PREFIX + data[offset:end - TAG_SIZE]) != int.from_bytes(data[end - TAG_SIZE:end],
+                                                                                          "little"):
+                self._ignored(peer, "tag")
+                offset = end
+                continue
+            if data[offset] not in _MAJORS:
+                self._ignored(peer, "vers_major")
+                offset = end
+                continue
+            (serial, their_session, seq, src, dst, sport, dport, proto, vlan, ingress, client_mac,
+             vs_id) = unpack(data, offset)
+            if their_session != session:
+                self._ignored(peer, "session")
+                offset = end
+                continue
+            # ReplayWindow.check, inlined (the state is written back below).
+            if seq > highest:
+                shift = seq - highest
+                bitmap = ((bitmap << shift) | 1) & _WINDOW_MASK if shift < _WINDOW else 1
+                highest = seq
+            elif seq == 0 or highest - seq >= _WINDOW or bitmap >> (highest - seq) & 1:
+                self._ignored(peer, "replay")
+                offset = end
+                continue
+            else:
+                bitmap |= 1 << (highest - seq)
+            raw_flow = data[offset + _FLOW_AT:offset + _FLOW_END]
+            offset = end
+            accepted += 1
+            fkey = (src, dst, sport, dport, proto, vlan)
+            existing = lookup((name, fkey))
+            if existing is not None:  # the DFS asked again (our REPLY was lost): same answer
+                replied += 1
+                xlate = existing.translation
+                tx_seq += 1
+                prefixed = reply_pack(_SSMB, _MAJOR, _MINOR, REPLY_TYPE, 0, REPLY_SIZE, epoch,
+                                      0 if xlate is None else _XLATE_FLAGS, serial, session, tx_seq, raw_flow,
+                                      xlate or EMPTY_XLATE)
+                out += (prefixed[1:], siphash(key, prefixed).to_bytes(TAG_SIZE, "little"))
+                continue
+            decided += 1
+            vs = vss.get(vs_id)
+            if vs is None:
+                vs = self._find_vs(vs_id, dst, dport, proto)
+            node = None
+            if vs is None:
+                error = ErrorCode.UNKNOWN
+            elif not vs.enabled:
+                error = ErrorCode.NOTAVAIL
+            else:
+                pool = pools[vs.pool]
+                if pool.method == "round_robin" and pool.persistence_s <= 0:
+                    # Pool.select + Pool._round_robin: the next candidate
+                    # after the last choice in the pool's order.
+                    nodes = pool.nodes
+                    count = len(nodes)
+                    i = pool.rr
+                    for _ in nodes:
+                        i = (i + 1) % count
+                        n = nodes[i]
+                        if n.up and n.weight > 0 and not (n.maintenance or n.disabled or n.removed
+                                                          or 0 < n.connection_limit <= n.connections):
+                            pool.rr = i
+                            node = n
+                            break
+                if node is None:  # other methods, or no candidate (NOTAVAIL / CONNLIMIT)
+                    error, node = pool.select(src, sport, dst, dport, proto, now)
+            if node is None:
+                self.counters[_REPLY_COUNTER[error]] += 1
+                tx_seq += 1
+                prefixed = reply_pack(_SSMB, _MAJOR, _MINOR, REPLY_TYPE, error, REPLY_SIZE, epoch, 0, serial,
+                                      session, tx_seq, raw_flow, EMPTY_XLATE)
+                out += (prefixed[1:], siphash(key, prefixed).to_bytes(TAG_SIZE, "little"))
+                continue
+            idle = vs.idle_timeout_s or flow_idle
+            vs_id = vs.vs_id
+            parts = xlate_parts.get((node, vs_id, ingress))
+            if parts is None:
+                parts = self._translation_parts(node, vs, ingress)
+            xlate = parts[0] + client_mac + parts[1]
+            flow = Flow(name, fkey, raw_flow, vs_id, node, serial, now, idle, xlate)
+            k = (name, fkey)
+            table[k] = flow
+            heappush(heap, (flow.deadline, next(tie), k))
+            node.connections += 1
+            node.total_flows += 1
+            created[vs_id] = created.get(vs_id, 0) + 1
+            replied += 1
+            tx_seq += 1
+            prefixed = reply_pack(_SSMB, _MAJOR, _MINOR, REPLY_TYPE, 0, REPLY_SIZE, epoch, _XLATE_FLAGS, serial,
+                                  session, tx_seq, raw_flow, xlate)
+            out += (prefixed[1:], siphash(key, prefixed).to_bytes(TAG_SIZE, "little"))
+        elapsed = time.perf_counter() - start
+        peer.tx_seq = tx_seq
+        window.highest, window.bitmap = highest, bitmap
+        counters = self.counters
+        if accepted:
+            counters["queries"] += accepted
+        if replied:
+            counters["replies_none"] += replied
+        if decided:
+            self.latency_sum += elapsed
+            self.latency[bisect_left(LATENCY_BUCKETS, elapsed / decided)] += decided
+        for vs_id, n in created.items():
+            self.vs_stats[vs_id]["flows"] += n
+        return offset
 
     def _accept(self, peer: DfsPeer, bus: Bus, msg, session_ok: bool) -> bool:
         if not session_ok:
@@ -694,11 +829,21 @@ class ControlSegment:
         self.latency[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
         self._reply(peer, serial, raw_flow, error, xlate)
 
+    def _translation_parts(self, node: Node, vs: VsConfig, ingress: int) -> tuple[bytes, bytes]:
+        idle = vs.idle_timeout_s or self.config.timeouts.flow_idle_s
+        xlate = pack_xlate(node.packed, node.port, node.egress_port, ingress, node.mac, bytes(6),
+                           min(int(idle), 0xFFFF), vs.vs_id, node.node_id)
+        parts = self._xlate_parts[node, vs.vs_id, ingress] = (xlate[:XLATE_CLIENT_MAC], xlate[XLATE_CLIENT_MAC + 6:])
+        return parts
+
     def _reply(self, peer: DfsPeer, serial: int, raw_flow: bytes, error: ErrorCode, xlate: bytes | None) -> None:
+        """Encode a REPLY now (what _queries does inline)."""
         self.counters[_REPLY_COUNTER[error]] += 1
-        flags = _XLATE_FLAGS if xlate is not None else 0
-        # Encoded when sent (seq, session): a tuple, not a Message.
-        peer.out_ssmb.append((int(error), flags, serial, raw_flow + (xlate or EMPTY_XLATE)))
+        peer.tx_seq += 1
+        prefixed = REPLY_PREFIXED.pack(_SSMB, _MAJOR, _MINOR, REPLY_TYPE, error, REPLY_SIZE, self.epoch,
+                                       0 if xlate is None else _XLATE_FLAGS, serial, peer.session, peer.tx_seq,
+                                       raw_flow, xlate or EMPTY_XLATE)
+        peer.out_replies += (prefixed[1:], siphash(peer.codec.key, prefixed).to_bytes(TAG_SIZE, "little"))
 
     # -- flow lifecycle ----------------------------------------------------------------------------
     def _account(self, flow: Flow, stats) -> None:

@@ -2,10 +2,16 @@
 core (:mod:`twinplane.host.cs.core`).
 
 Two UDP sockets (SSMB at cs.ssmb_addr:ssmb_port, where the DFSs send; CSMB
-from any port), one timer (``call_at`` on the core's next deadline), and a
-flush of everything the core wants to send once per loop iteration, so
-messages that become ready together leave batched.  SIGHUP reloads the
-configuration (flows stay; a removed node drains), SIGTERM/SIGINT stop.
+from any port), one timer (``call_at`` on the core's next deadline, re-armed
+only when that deadline moves), and a flush of everything the core wants to
+send once per loop iteration, so messages that become ready together leave
+batched.  SIGHUP reloads the configuration (flows stay; a removed node
+drains), SIGTERM/SIGINT stop.
+
+The event loop is uvloop's when it is installed (a dependency; its UDP
+transport reads every pending datagram per wake-up in C, so one flush
+answers several; docs/cs.md, Benchmark) and asyncio's otherwise, or when
+``TWINPLANE_LOOP=asyncio`` is set.
 """
 
 from __future__ import annotations
@@ -15,14 +21,34 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import signal
 import sys
 
 from twinplane.protocol.codes import Bus
 
-__all__ = ["CsDaemon", "configure", "run"]
+__all__ = ["CsDaemon", "configure", "new_event_loop", "run", "run_loop"]
 
 log = logging.getLogger("twinplane.cs")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop if it is installed and not refused by
+    ``TWINPLANE_LOOP=asyncio``, else asyncio's default one."""
+    if os.environ.get("TWINPLANE_LOOP", "") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def run_loop(main):
+    """``asyncio.run(main)`` on :func:`new_event_loop`'s loop."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(main)
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -53,6 +79,7 @@ class CsDaemon:
         self.transports: dict[Bus, asyncio.DatagramTransport] = {}
         self._flush_pending = False
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None  #: the deadline self._timer is armed for
         self._control = None
         self.metrics = None
 
@@ -93,21 +120,28 @@ class CsDaemon:
 
     def _flush(self) -> None:
         self._flush_pending = False
+        core = self.core
         now = self.loop.time()
-        timer = self.core.get_timer()
+        timer = core.get_timer()
         if timer is not None and timer <= now:
-            self.core.handle_timer(now)
-            timer = self.core.get_timer()
-        for bus, addr, data in self.core.datagrams_to_send(now):
-            self.transports[bus].sendto(data, addr)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if timer is not None:
-            self._timer = self.loop.call_at(max(timer, now), self._on_timer)
+            core.handle_timer(now)
+            timer = core.get_timer()
+        transports = self.transports
+        for bus, addr, data in core.datagrams_to_send(now):
+            transports[bus].sendto(data, addr)
+        # Re-arm only when the deadline moved: most flushes (a batch of
+        # decisions) leave it where it was.
+        if timer != self._timer_at or self._timer is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._timer_at = timer
+            if timer is not None:
+                self._timer = self.loop.call_at(max(timer, now), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
+        self._timer_at = None
         self.core.handle_timer(self.loop.time())
         self._flush()
 
@@ -215,5 +249,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"twinplane cs: invalid configuration: {error}", file=sys.stderr)
         return 2
     daemon = CsDaemon(config, config_path=args.config)
-    asyncio.run(_main(daemon))
+    run_loop(_main(daemon))
     return 0

@@ -28,12 +28,16 @@ __all__ = [
     "FLOW",
     "HEADER",
     "QUERY",
+    "QUERY_FIELDS",
     "QUERY_SIZE",
     "QUERY_TYPE",
+    "REPLY_PREFIXED",
     "REPLY_SIZE",
     "REPLY_TYPE",
     "TAG_SIZE",
     "XLATE",
+    "XLATE_CLIENT_MAC",
+    "ZERO_ADDR",
     "pack_xlate",
     "signature_from_raw",
 ]
@@ -42,6 +46,15 @@ HEADER = struct.Struct("!BBBBHHIIII")  # SSMB header, wire order
 FLOW = struct.Struct("!16s16sHHBBBBHBB")  # FlowSignature
 QUERY = struct.Struct("!BBBBHHIIII44s6sHB3s")  # header, flow (raw), client_mac, vs_id, tcp_flags
 XLATE = struct.Struct("!16sHBB6s6sHH16s16sHHIIHH")  # Translation
+XLATE_CLIENT_MAC = struct.calcsize("!16sHBB6s")  #: offset of client_mac in a Translation
+#: What a decision reads from a QUERY, in one call: serial, session, seq, then
+#: the key fields of the signature (src, dst, sport, dport, protocol, vlan_id),
+#: ingress_port, client_mac and vs_id; the version, type and length bytes are
+#: checked before, the raw signature (bytes 24..68) is sliced when needed.
+QUERY_FIELDS = struct.Struct("!12xIII16s16sHHB3xHBx6sH4x")
+#: A REPLY without its tag, behind the bus number the tag covers first: one
+#: pack gives exactly the bytes SipHash runs over (codec.tag).
+REPLY_PREFIXED = struct.Struct("!BBBBBHHIIII44s84s")
 QUERY_SIZE = SsmbQuery.wire_size()
 REPLY_SIZE = SsmbReply.wire_size()
 QUERY_TYPE = int(SsmbType.QUERY)
@@ -50,6 +63,7 @@ ZERO_ADDR = encode_addr(ipaddress.IPv4Address(0))  # what the codec writes for a
 EMPTY_XLATE = Translation().pack()
 
 assert HEADER.size == HEADER_SIZE and FLOW.size == FlowSignature.SIZE and XLATE.size == Translation.SIZE
+assert QUERY_FIELDS.size + TAG_SIZE == QUERY_SIZE and REPLY_PREFIXED.size == 1 + REPLY_SIZE - TAG_SIZE
 assert QUERY.size + TAG_SIZE == QUERY_SIZE and HEADER.size + FLOW.size + XLATE.size + TAG_SIZE == REPLY_SIZE
 
 

@@ -42,10 +42,14 @@ class Flow:
 
 
 class FlowTable:
+    """``flows`` and ``heap``/``tie`` are public because the CS's QUERY loop
+    (core.ControlSegment._queries) inlines :meth:`add` (a method call per
+    flow setup is measurable there)."""
+
     def __init__(self) -> None:
         self.flows: dict[tuple[str, tuple], Flow] = {}
-        self._heap: list[tuple[float, int, tuple[str, tuple]]] = []
-        self._tie = itertools.count()
+        self.heap: list[tuple[float, int, tuple[str, tuple]]] = []
+        self.tie = itertools.count()
 
     def __len__(self) -> int:
         return len(self.flows)
@@ -56,23 +60,23 @@ class FlowTable:
     def add(self, flow: Flow) -> None:
         k = (flow.dfs, flow.key)
         self.flows[k] = flow
-        heapq.heappush(self._heap, (flow.deadline, next(self._tie), k))
+        heapq.heappush(self.heap, (flow.deadline, next(self.tie), k))
 
     def remove(self, dfs: str, key: tuple) -> Flow | None:
         return self.flows.pop((dfs, key), None)
 
     def set_deadline(self, flow: Flow, deadline: float) -> None:
         flow.deadline = deadline
-        heapq.heappush(self._heap, (deadline, next(self._tie), (flow.dfs, flow.key)))
-        if len(self._heap) > 2 * len(self.flows) + 1024:
+        heapq.heappush(self.heap, (deadline, next(self.tie), (flow.dfs, flow.key)))
+        if len(self.heap) > 2 * len(self.flows) + 1024:
             self._compact()
 
     def _compact(self) -> None:
-        self._heap = [(f.deadline, next(self._tie), k) for k, f in self.flows.items()]
-        heapq.heapify(self._heap)
+        self.heap = [(f.deadline, next(self.tie), k) for k, f in self.flows.items()]
+        heapq.heapify(self.heap)
 
     def next_deadline(self) -> float | None:
-        heap = self._heap
+        heap = self.heap
         while heap:
             deadline, _, k = heap[0]
             flow = self.flows.get(k)
@@ -84,7 +88,7 @@ class FlowTable:
     def expired(self, now: float) -> Iterator[Flow]:
         """Pop and yield every flow whose deadline is <= now.  The caller sets
         a new deadline (or removes the flow) for each."""
-        heap = self._heap
+        heap = self.heap
         while heap and heap[0][0] <= now:
             deadline, _, k = heapq.heappop(heap)
             flow = self.flows.get(k)
