@@ -154,14 +154,18 @@ class FlowController(wiring.Component):
         ts = g.ts_width
 
         m.submodules.conns = conns = memory.Memory(shape=_conn_layout(g), depth=g.entries, init=[])
-        conn_rd = conns.read_port(domain="comb")
+        # A synchronous read port (the data one clock after the address), so the
+        # records sit in block RAM, not in 1.5k LUT RAM cells.
+        conn_rd = conns.read_port()
         conn_wr = conns.write_port()
 
         def count(name):
             counter = getattr(self, name)
             m.d.sync += counter.eq(counter + 1)
 
-        cur = Signal(received_message_layout())
+        # The message being dispatched is read on ``msg`` itself (accepted at the
+        # end of "Dispatching"), not copied: a 1.5 kbit register and its muxes.
+        cur = self.msg.payload
 
         def body(cls):
             return data.View(message_layout(cls), cur.raw[: message_layout(cls).size])
@@ -213,6 +217,10 @@ class FlowController(wiring.Component):
         flush_sweep = Signal(g.handle_bits + 1)
         after_eviction = Signal(2)  # 0: insert return entry, 1: finish install
         first_seen = Signal()
+        # The new flow being installed, kept for after an eviction report.
+        new_key = Signal(FlowKey)
+        new_serial = Signal(32)
+        new_vs_id, new_node_id = Signal(16), Signal(16)
 
         def ms(ticks):
             return (ticks * self._ms_per_tick)[:32]
@@ -310,14 +318,12 @@ class FlowController(wiring.Component):
         with m.FSM(name="flows"):
             with m.State("Idle"):
                 with m.If(self.msg.valid):
-                    m.d.comb += self.msg.ready.eq(1)
-                    m.d.sync += cur.eq(self.msg.payload)
                     m.next = "Dispatching"
                 with m.Elif(self.query.valid):
                     m.next = "Building a QUERY"
                 with m.Elif(self.tcp_event.valid):
                     m.d.comb += conn_rd.addr.eq(self.tcp_event.payload.handle)
-                    m.d.sync += [handle_f.eq(self.tcp_event.payload.handle), conn_f.eq(conn_rd.data)]
+                    m.d.sync += handle_f.eq(self.tcp_event.payload.handle)
                     m.d.sync += tcp_state.eq(Cat(self.tcp_event.payload.fin, self.tcp_event.payload.rst))
                     m.d.comb += self.tcp_event.ready.eq(1)
                     m.next = "Tracking TCP close"
@@ -352,6 +358,7 @@ class FlowController(wiring.Component):
 
             # ---- messages from the CS ---------------------------------------------------
             with m.State("Dispatching"):
+                m.d.comb += self.msg.ready.eq(1)
                 reply = body(SsmbReply)  # REPLY and NEWFLOW share the layout
                 flow = reply.flow
                 xlate = reply.xlate
@@ -419,6 +426,10 @@ class FlowController(wiring.Component):
                                           eth_dst=xlate.client_mac, vlan=xlate.client_vlan,
                                           seq_delta=-xlate.ack_offset, ack_delta=-xlate.seq_offset),
                         ]
+                        m.d.sync += [new_serial.eq(cur.header.serial), new_vs_id.eq(xlate.vs_id),
+                                     new_node_id.eq(xlate.node_id)]
+                        m.d.sync += new_key.eq(Cat(flow.src_addr[:32], flow.dst_addr[:32], flow.src_port,
+                                                   flow.dst_port, flow.protocol, Const(1, 1)))
                         with m.If(cur.header.error == ErrorCode.NONE):
                             m.next = "Inserting the inbound entry"
                         with m.Else():
@@ -450,6 +461,7 @@ class FlowController(wiring.Component):
             with m.State("Inbound inserted"):
                 await_rsp()
                 with m.If(self.rsp.valid):
+                    m.d.comb += conn_rd.addr.eq(self.rsp.payload.handle)  # the victim's record, for "Evicting"
                     m.d.sync += handle_f.eq(self.rsp.payload.handle)
                     with m.If(self.rsp.payload.status == InsertStatus.EVICTED):
                         m.d.sync += after_eviction.eq(0)
@@ -461,6 +473,7 @@ class FlowController(wiring.Component):
             with m.State("Return inserted"):
                 await_rsp()
                 with m.If(self.rsp.valid):
+                    m.d.comb += conn_rd.addr.eq(self.rsp.payload.handle)
                     m.d.sync += handle_r.eq(self.rsp.payload.handle)
                     with m.If(self.rsp.payload.status == InsertStatus.EVICTED):
                         m.d.sync += after_eviction.eq(1)
@@ -495,8 +508,8 @@ class FlowController(wiring.Component):
 
             # ---- overflow: the victim (in rsp) and its partner go, the CS hears of it -----
             with m.State("Evicting"):
-                # conn[victim] still describes the victim: we have not linked yet.
-                m.d.comb += conn_rd.addr.eq(rsp.handle)
+                # conn[victim] still describes the victim: we have not linked yet
+                # (read with the insert's answer).
                 victim = conn_rd.data
                 m.d.sync += [
                     conn_f.eq(victim),
@@ -536,11 +549,8 @@ class FlowController(wiring.Component):
                 self._send(m, out_raw, out_len, then="After eviction")
             with m.State("After eviction"):
                 # Back to installing the new flow; its keys were kept aside.
-                m.d.sync += [serial.eq(cur.header.serial), vs_id.eq(body(SsmbReply).xlate.vs_id),
-                             node_id.eq(body(SsmbReply).xlate.node_id)]
-                m.d.sync += key_f.eq(Cat(body(SsmbReply).flow.src_addr[:32], body(SsmbReply).flow.dst_addr[:32],
-                                         body(SsmbReply).flow.src_port, body(SsmbReply).flow.dst_port,
-                                         body(SsmbReply).flow.protocol, Const(1, 1)))
+                m.d.sync += [serial.eq(new_serial), vs_id.eq(new_vs_id), node_id.eq(new_node_id),
+                             key_f.eq(new_key)]
                 with m.If(after_eviction == 0):
                     m.next = "Inserting the return entry"
                 with m.Else():
@@ -555,17 +565,19 @@ class FlowController(wiring.Component):
                     m.d.comb += conn_rd.addr.eq(self.rsp.payload.handle)
                     m.d.sync += [
                         handle_f.eq(self.rsp.payload.handle),
-                        conn_f.eq(conn_rd.data),
                         counters_in.eq(counters_from_rsp()),
                     ]
                     with m.If(self.rsp.payload.found):
-                        m.next = "Found: reading the return entry"
+                        m.next = "Found: its record"
                     with m.Else():
                         # Unknown here: tell the CS it is gone (zero counters).
                         m.d.sync += [counters_in.eq(0), counters_out.eq(0), created.eq(self.now),
                                      counters_in.last_seen.eq(self.now), counters_out.last_seen.eq(self.now),
                                      vs_id.eq(0), node_id.eq(0), tcp_state.eq(0)]
                         m.next = "Reporting the deletion"
+            with m.State("Found: its record"):
+                m.d.sync += conn_f.eq(conn_rd.data)
+                m.next = "Found: reading the return entry"
             read_return_states("Found", then="Deciding")
             with m.State("Deciding"):
                 # Compared in milliseconds: a constant multiply, no divider.
@@ -600,14 +612,19 @@ class FlowController(wiring.Component):
             # ---- TCP close tracking ---------------------------------------------------------
             with m.State("Tracking TCP close"):
                 # Flags live on the inbound entry's record.
-                with m.If(~conn_f.valid):
+                record = conn_rd.data
+                m.d.sync += conn_f.eq(record)
+                with m.If(~record.valid):
                     m.next = "Idle"
-                with m.Elif(conn_f.forward):
+                with m.Elif(record.forward):
                     m.next = "Marking close"
                 with m.Else():
-                    m.d.comb += conn_rd.addr.eq(conn_f.partner)
-                    m.d.sync += [handle_f.eq(conn_f.partner), conn_f.eq(conn_rd.data)]
-                    m.next = "Marking close from the node"
+                    m.d.comb += conn_rd.addr.eq(record.partner)
+                    m.d.sync += handle_f.eq(record.partner)
+                    m.next = "Reading the inbound record"
+            with m.State("Reading the inbound record"):
+                m.d.sync += conn_f.eq(conn_rd.data)
+                m.next = "Marking close from the node"
             with m.State("Marking close from the node"):
                 # tcp_state: bit 0 FIN, bit 1 RST of the packet that was seen
                 m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(handle_f), conn_wr.data.eq(conn_f)]
@@ -623,7 +640,10 @@ class FlowController(wiring.Component):
             # ---- idle scanner: one inbound entry per visit -----------------------------------
             with m.State("Scanning"):
                 m.d.comb += conn_rd.addr.eq(scan)
-                m.d.sync += [handle_f.eq(scan), conn_f.eq(conn_rd.data), scan.eq(scan + 1)]
+                m.d.sync += [handle_f.eq(scan), scan.eq(scan + 1)]
+                m.next = "Scanner: the record"
+            with m.State("Scanner: the record"):
+                m.d.sync += conn_f.eq(conn_rd.data)
                 with m.If(conn_rd.data.valid & conn_rd.data.forward):
                     m.next = "Scanner: reading the inbound entry"
                 with m.Else():
@@ -663,14 +683,20 @@ class FlowController(wiring.Component):
             # ---- DUMP ------------------------------------------------------------------------
             with m.State("Dumping"):
                 m.d.comb += conn_rd.addr.eq(scan)
-                m.d.sync += [handle_f.eq(scan), conn_f.eq(conn_rd.data), scan.eq(scan + 1)]
+                m.d.sync += [handle_f.eq(scan), scan.eq(scan + 1)]
                 with m.If(first_seen & (scan == 0)):
                     stmts, view = start_message(SsmbDump, flags=Flag.END)
                     m.d.sync += stmts + [view.count.eq(dump_count)]
                     m.next = "Sending"
-                with m.Elif(conn_rd.data.valid & conn_rd.data.forward):
-                    m.next = "Dump: reading the inbound entry"
+                with m.Else():
+                    m.next = "Dump: the record"
                 m.d.sync += first_seen.eq(1)
+            with m.State("Dump: the record"):
+                m.d.sync += conn_f.eq(conn_rd.data)
+                with m.If(conn_rd.data.valid & conn_rd.data.forward):
+                    m.next = "Dump: reading the inbound entry"
+                with m.Else():
+                    m.next = "Dumping"
             read_inbound_states("Dump", then="Dump: reading the return entry")
             read_return_states("Dump", then="Dump entry",
                                extra=(reason.eq(DeleteReason.NONE), dump_count.eq(dump_count + 1)))
