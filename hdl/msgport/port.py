@@ -36,14 +36,17 @@ COUNTERS = tuple(f"rx_{name}" for name in _RX_COUNTERS) + _SESSION_COUNTERS + ("
 
 
 class MessagePort(wiring.Component):
-    def __init__(self, *, cs_slots: int = 2, vs_entries: int = 16, nonce_seed: int = 0x9E3779B97F4A7C15):
-        self._engine_args = dict(cs_slots=cs_slots, vs_entries=vs_entries, nonce_seed=nonce_seed)
+    def __init__(self, *, cs_slots: int = 2, vs_entries: int = 16, nonce_seed: int = 0x9E3779B97F4A7C15,
+                 ms_per_tick: int = 1):
+        self._engine_args = dict(cs_slots=cs_slots, vs_entries=vs_entries, nonce_seed=nonce_seed,
+                                 ms_per_tick=ms_per_tick)
         SessionEngine.check_arguments(**self._engine_args)
         super().__init__(
             {
                 "key": In(128),
                 "own_mac": In(48),
                 "own_ip": In(32),
+                "tick": In(1),  # one clock every ms_per_tick ms; CS expiry needs it (0: never)
                 "rx": In(packet_signature(8)),
                 "rx_bus": In(1),
                 "rx_src_mac": In(48),
@@ -80,6 +83,7 @@ class MessagePort(wiring.Component):
             receiver.src_port.eq(self.rx_src_port),
             session.own_mac.eq(self.own_mac),
             session.own_ip.eq(self.own_ip),
+            session.tick.eq(self.tick),
             transmitter.own_mac.eq(session.dfs_mac),
             transmitter.own_ip.eq(session.dfs_ip),
             self.dfs_ip.eq(session.dfs_ip),

@@ -13,15 +13,28 @@ It sits between the message receiver and transmitter and the rest of the DFS:
   challenge | nonce) mod 2**32`` (1 if that is 0), computed by a SipHash core
   of its own;
 * every message of a known CS passes its slot's 64-message replay window;
-  every other message must also carry the slot's session and an epoch no
-  older than the newest one seen (fencing);
+  every other message must also carry the slot's session; the redundancy
+  rule of docs/redundancy.md: only an ACTIVE slot raises the DFS's epoch,
+  only an ACTIVE slot at the newest epoch changes state (the others get ACK
+  STALE_EPOCH), VS_LIST and DUMP are open to any authenticated CS, turning
+  ACTIVE takes a fresh authentication, the CSMB HELLO answer says
+  ``Flag.ACTIVE_CS``, and a CS silent for 3 HELLO intervals (counted on
+  ``tick``) loses its slot;
 * CSMB requests (ADD_VS, DEL_VS, VS_LIST, CONFIG) are executed and answered
   with ACK (or ACK NOTAUTH / STALE_EPOCH / BADCONFIG); virtual servers are
   kept in a small memory and written to the CAM through ``vs_write``;
 * accepted SSMB state messages go to the DFS core on ``to_core``; messages of
   the core (QUERY, DELETE, STATS, ...) come in on ``from_core`` and leave
   stamped with the active CS's session, the next ``seq`` and the epoch,
-  addressed to its SSMB address.
+  addressed to its SSMB address; DELETE and RESET go to every authenticated
+  CS (replication), the active one first.
+
+Area: the engine copies no message.  The message it works on stays in the
+receiver's register (``rx`` is taken only when done, and ``to_core`` is
+``rx``'s payload), a core message stays on ``from_core`` until sent (to
+every recipient), and a reply is composed combinationally from its kind and
+a few registers while the transmitter reads it.  The SipHash core is shared
+(``shared_hash``).
 
 The DFS nonce comes from a free-running xorshift64 generator sampled when a
 slot is taken: unpredictable to the network only through arrival timing.  A
@@ -42,6 +55,7 @@ from twinplane.protocol.codes import (
     ConfigItem,
     CsmbType,
     ErrorCode,
+    Flag,
     Role,
     SsmbType,
 )
@@ -74,6 +88,8 @@ _SESSION_LABEL = b"twinplane-session"
 _IPV4_MAPPED = 0xFFFF << 32
 _LOWEST, _HIGHEST = min(SUPPORTED_VERSIONS), max(SUPPORTED_VERSIONS)
 _WINDOW = ReplayWindow.SIZE
+_CLOCK_BITS = 24  # the engine's millisecond clock (wraps after 4.6 hours)
+_DEFAULT_HELLO_MS = 1000  # a CS's HELLO interval until its HELLO says otherwise
 _COUNTERS = (
     "hellos",
     "authentications",
@@ -86,6 +102,9 @@ _COUNTERS = (
     "replayed",
     "stale_epoch",
     "no_active_cs",
+    "reauth_for_active",
+    "expired",
+    "replicated",
 )
 
 
@@ -124,13 +143,15 @@ def _version(major, minor):
 
 class SessionEngine(wiring.Component):
     def __init__(self, *, cs_slots: int = 2, vs_entries: int = 16, nonce_seed: int = 0x9E3779B97F4A7C15,
-                 shared_hash: bool = False):
-        self.check_arguments(cs_slots=cs_slots, vs_entries=vs_entries, nonce_seed=nonce_seed)
+                 ms_per_tick: int = 1, shared_hash: bool = False):
+        self.check_arguments(cs_slots=cs_slots, vs_entries=vs_entries, nonce_seed=nonce_seed,
+                             ms_per_tick=ms_per_tick)
         if not isinstance(shared_hash, bool):
             raise TypeError(f"shared_hash must be a bool, not {shared_hash!r}")
         self._cs_slots = cs_slots
         self._vs_entries = vs_entries
         self._nonce_seed = nonce_seed
+        self._ms_per_tick = ms_per_tick
         self._shared_hash = shared_hash
         hash_port = {"hash": Out(hash_client_signature())} if shared_hash else {"key": In(128)}
         super().__init__(
@@ -138,6 +159,7 @@ class SessionEngine(wiring.Component):
                 **hash_port,
                 "own_mac": In(48),
                 "own_ip": In(32),
+                "tick": In(1),  # one clock every ms_per_tick milliseconds (the DFS's timebase)
                 "rx": In(stream.Signature(received_message_layout())),
                 "tx": Out(stream.Signature(transmit_message_layout())),
                 "to_core": Out(stream.Signature(received_message_layout())),
@@ -152,13 +174,15 @@ class SessionEngine(wiring.Component):
         )
 
     @staticmethod
-    def check_arguments(*, cs_slots: int, vs_entries: int, nonce_seed: int) -> None:
+    def check_arguments(*, cs_slots: int, vs_entries: int, nonce_seed: int, ms_per_tick: int = 1) -> None:
         if not isinstance(cs_slots, int) or not 1 <= cs_slots <= 8:
             raise ValueError(f"cs_slots must be an integer from 1 to 8, not {cs_slots!r}")
         if not isinstance(vs_entries, int) or not 1 <= vs_entries <= 256:
             raise ValueError(f"vs_entries must be an integer from 1 to 256, not {vs_entries!r}")
         if not isinstance(nonce_seed, int) or not 0 < nonce_seed < 1 << 64:
             raise ValueError(f"nonce_seed must be a non-zero 64-bit integer, not {nonce_seed!r}")
+        if not isinstance(ms_per_tick, int) or not 1 <= ms_per_tick <= 1000:
+            raise ValueError(f"ms_per_tick must be an integer from 1 to 1000, not {ms_per_tick!r}")
 
     def elaborate(self, platform):
         m = Module()
@@ -193,7 +217,17 @@ class SessionEngine(wiring.Component):
         nonce, session = slot_array(64, "nonce"), slot_array(32, "session")
         highest, bitmap = slot_array(32, "highest"), slot_array(_WINDOW, "bitmap")
         tx_seq, role, epoch = slot_array(32, "tx_seq"), slot_array(1, "role"), slot_array(16, "epoch")
+        deadline = slot_array(_CLOCK_BITS, "deadline")  # ms: forgotten after (3 HELLO intervals)
         newest_epoch = Signal(16)
+
+        # -- milliseconds, from the DFS's tick (wraps; deadlines are compared
+        # by the sign of the difference, and 3 intervals < 2**23 ms)
+        now_ms = Signal(_CLOCK_BITS)
+        with m.If(self.tick):
+            m.d.sync += now_ms.eq(now_ms + self._ms_per_tick)
+
+        def expired(i):
+            return (deadline[i] - now_ms)[_CLOCK_BITS - 1]
 
         # -- the message being handled: the receiver holds it until we take it
         cur = self.rx.payload
@@ -277,6 +311,17 @@ class SessionEngine(wiring.Component):
         free_vs = Signal(range(self._vs_entries + 1))  # first free entry (vs_entries: none)
         m.d.comb += vs_rd.addr.eq(vs_index)
 
+        raise_epoch = Signal()
+        copies = Signal(n)  # slots still owed a copy of the core message
+        next_copy = Signal.like(slot)
+        lowest_authed = Signal.like(slot)
+        for i in reversed(range(n)):
+            with m.If(copies[i]):
+                m.d.comb += next_copy.eq(i)
+            with m.If(authed[i]):
+                m.d.comb += lowest_authed.eq(i)
+        expiry_slot = Signal.like(slot)
+
         # -- the active CS: the lowest authenticated ACTIVE slot at the newest epoch
         active_found = Signal()
         active = Signal.like(slot)
@@ -336,6 +381,8 @@ class SessionEngine(wiring.Component):
                         view.csmb_vers_major.eq(Mux(verdict == ErrorCode.VERS_OBSOLETE, _LOWEST[0], _HIGHEST[0])),
                         view.csmb_vers_minor.eq(Mux(verdict == ErrorCode.VERS_OBSOLETE, _LOWEST[1], _HIGHEST[1])),
                         view.role.eq(Role.ACTIVE),
+                        view.flags.eq(Mux(active_found, Flag.ACTIVE_CS, 0)),
+                        view.hello_interval_ms.eq(hello.hello_interval_ms),
                     ]
                 with m.Else():
                     m.d.comb += hello_answer(fill(SsmbHello))
@@ -388,9 +435,9 @@ class SessionEngine(wiring.Component):
             stamped_hdr.seq.eq(out_seq),
             stamped_hdr.epoch.eq(newest_epoch),
         ]
-        # AUTH_RESPONSE carries the new session, which is the slot's by now;
-        # a core message may carry its own.
-        with m.If((out_hdr.session == 0) & ~out_anonymous):
+        # The slot's session while it is authenticated (AUTH_RESPONSE: the new
+        # one, set by now), else 0; a core message may carry its own.
+        with m.If((out_hdr.session == 0) & ~out_anonymous & authed[out_slot]):
             m.d.comb += stamped_hdr.session.eq(session[out_slot])
         bytype = Signal(range(len(_CSMB_SENT)))
         for i, t in enumerate(_CSMB_SENT):
@@ -427,12 +474,28 @@ class SessionEngine(wiring.Component):
         session_input = Cat(*label_bytes(_SESSION_LABEL)).word_select(hash_index, 8)
         hash_last = Mux(hash_for_session, hash_index == len(_SESSION_LABEL) + 15, hash_index == len(_AUTH_LABEL) + 15)
 
+        # Epoch adoption (docs/redundancy.md): the slot keeps the highest
+        # epoch it used; only an ACTIVE-role slot raises the DFS's.
+        read_only = Mux(is_csmb, cur.msg_type == CsmbType.VS_LIST, cur.msg_type == SsmbType.DUMP)
+        m.d.comb += raise_epoch.eq((role[slot] == Role.ACTIVE) & (hdr.epoch > newest_epoch))
+        adopt_epoch = [
+            epoch[slot].eq(Mux(hdr.epoch > epoch[slot], hdr.epoch, epoch[slot])),
+            newest_epoch.eq(Mux(raise_epoch, hdr.epoch, newest_epoch)),
+        ]
+
         with m.FSM(name="session"):
             with m.State("Idle"):
                 with m.If(self.rx.valid):
                     m.next = "Dispatching"
                 with m.Elif(self.from_core.valid):
                     m.next = "Stamping a core message"
+                with m.Else():
+                    # A CS silent for 3 of its HELLO intervals is forgotten;
+                    # one slot looked at per idle clock.
+                    m.d.sync += expiry_slot.eq(Mux(expiry_slot == n - 1, 0, expiry_slot + 1))
+                    with m.If(in_use[expiry_slot] & expired(expiry_slot)):
+                        m.d.sync += [in_use[expiry_slot].eq(0), authed[expiry_slot].eq(0)]
+                        count("expired")
 
             with m.State("Dispatching"):
                 is_hello = Mux(is_csmb, cur.msg_type == CsmbType.HELLO, cur.msg_type == SsmbType.HELLO)
@@ -452,6 +515,8 @@ class SessionEngine(wiring.Component):
                             bitmap[free_slot].eq(0),
                             tx_seq[free_slot].eq(0),
                             epoch[free_slot].eq(0),
+                            role[free_slot].eq(Role.ACTIVE),
+                            deadline[free_slot].eq(now_ms + 3 * _DEFAULT_HELLO_MS),
                         ]
                         m.next = "Dispatching"  # again, now with the slot found
                     with m.Else():
@@ -481,16 +546,21 @@ class SessionEngine(wiring.Component):
                         m.next = "Acknowledging"
                     with m.Else():
                         m.next = "Done"
-                with m.Elif(hdr.epoch < newest_epoch):
+                with m.Elif(read_only & ~is_csmb):
+                    # SSMB DUMP reads only: any authenticated CS, any epoch.
                     m.d.sync += accept_seq()
+                    m.next = "Passing to the core"
+                with m.Elif(~read_only & ((role[slot] != Role.ACTIVE) | (hdr.epoch < newest_epoch))):
+                    # Fencing: only the active set changes state.
+                    m.d.sync += [*accept_seq(), *adopt_epoch]
                     count("stale_epoch")
-                    with m.If(is_csmb & self._is_request(cur.msg_type)):
+                    with m.If(is_csmb):
                         m.d.sync += ack_error.eq(ErrorCode.STALE_EPOCH)
                         m.next = "Acknowledging"
                     with m.Else():
                         m.next = "Done"
                 with m.Else():
-                    m.d.sync += [*accept_seq(), epoch[slot].eq(hdr.epoch), newest_epoch.eq(hdr.epoch)]
+                    m.d.sync += [*accept_seq(), *adopt_epoch]
                     with m.If(is_csmb):
                         count("requests")
                         m.next = "Executing a request"
@@ -500,12 +570,23 @@ class SessionEngine(wiring.Component):
             with m.State("Answering HELLO"):
                 count("hellos")
                 m.d.sync += start_reply(_Kind.HELLO)
-                with m.If(is_csmb):
+                with m.If(is_csmb & (verdict == ErrorCode.NONE)):
+                    interval = Mux(hello.hello_interval_ms == 0, 1, hello.hello_interval_ms)
                     m.d.sync += [
                         role[slot].eq(hello.role[0]),
                         ssmb_ip[slot].eq(hello.ssmb_addr[:32]),
                         ssmb_port[slot].eq(hello.ssmb_port),
+                        deadline[slot].eq(now_ms + 3 * interval),
                     ]
+                    becomes_active = (hello.role[0] == Role.ACTIVE) & (role[slot] != Role.ACTIVE)
+                    with m.If(authed[slot] & becomes_active):
+                        # Becoming active takes a fresh authentication.
+                        m.d.sync += authed[slot].eq(0)
+                        count("reauth_for_active")
+                    with m.Elif(authed[slot] & (hdr.session == session[slot])):
+                        m.d.sync += epoch[slot].eq(Mux(hdr.epoch > epoch[slot], hdr.epoch, epoch[slot]))
+                        with m.If((hello.role[0] == Role.ACTIVE) & (hdr.epoch > newest_epoch)):
+                            m.d.sync += newest_epoch.eq(hdr.epoch)
                 m.next = "Sending"
 
             with m.State("Hashing"):
@@ -535,7 +616,9 @@ class SessionEngine(wiring.Component):
                         hashed = siphash.source.payload[:32]
                         m.d.comb += new_session.eq(Mux(hashed == 0, 1, hashed))  # 0 means "no session"
                         count("authentications")
-                        m.d.sync += [session[slot].eq(new_session), authed[slot].eq(1)]
+                        m.d.sync += [session[slot].eq(new_session), authed[slot].eq(1), epoch[slot].eq(hdr.epoch)]
+                        with m.If((role[slot] == Role.ACTIVE) & (hdr.epoch > newest_epoch)):
+                            m.d.sync += newest_epoch.eq(hdr.epoch)
                         m.d.sync += start_reply(_Kind.AUTH_RESPONSE)
                         m.next = "Sending"
 
@@ -651,7 +734,10 @@ class SessionEngine(wiring.Component):
                 m.d.comb += self.tx.valid.eq(1)
                 with m.If(self.tx.ready):
                     m.d.sync += sent
-                    with m.If(kind == _Kind.CORE):
+                    with m.If((kind == _Kind.CORE) & (copies != 0)):
+                        m.d.sync += [out_slot.eq(next_copy), copies.eq(copies & ~(Const(1, n) << next_copy)[:n])]
+                        count("replicated")
+                    with m.Elif(kind == _Kind.CORE):
                         m.d.comb += self.from_core.ready.eq(1)
                         m.next = "Idle"
                     with m.Else():
@@ -670,12 +756,23 @@ class SessionEngine(wiring.Component):
                 m.next = "Idle"
 
             with m.State("Stamping a core message"):
-                with m.If(~active_found):
+                # DELETE and RESET go to every authenticated CS (the active
+                # one first), re-stamped for each: replication.
+                core_type = data.View(header_layout(), self.from_core.payload.raw[-8 * HEADER_SIZE :]).msg_type
+                to_all = (core_type == SsmbType.DELETE) | (core_type == SsmbType.RESET)
+                authed_mask = Cat(*authed)
+                with m.If(~active_found & ~(to_all & (authed_mask != 0))):
                     count("no_active_cs")
                     m.d.comb += self.from_core.ready.eq(1)
                     m.next = "Idle"
                 with m.Else():
-                    m.d.sync += [kind.eq(_Kind.CORE), out_slot.eq(active), out_anonymous.eq(0)]
+                    first = Mux(active_found, active, lowest_authed)
+                    m.d.sync += [
+                        kind.eq(_Kind.CORE),
+                        out_slot.eq(first),
+                        out_anonymous.eq(0),
+                        copies.eq(Mux(to_all, authed_mask & ~(Const(1, n) << first)[:n], 0)),
+                    ]
                     count("from_core_count")
                     m.next = "Sending"
         return m
