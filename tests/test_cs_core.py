@@ -12,7 +12,7 @@ from twinplane.host.cs.config import parse_config
 from twinplane.host.cs.core import ControlSegment
 from twinplane.host.cs.core import _key as table_key
 from twinplane.host.cs.fakedfs import FakeDfs
-from twinplane.protocol.codec import Codec
+from twinplane.protocol.codec import Codec, ReplayWindow
 from twinplane.protocol.codes import Bus, CsmbType, ErrorCode, Flag
 from twinplane.protocol.messages import FlowSignature, SsmbQuery
 
@@ -155,6 +155,75 @@ def test_batching_both_ways():
     net.inject("d0", Bus.SSMB, *[dfs.query(flow(s), vs_id=1) for s in range(10, 30)])
     ssmb = [d for b, _, d in net.sent if b is Bus.SSMB]
     assert 1 < len(ssmb) < 20 and all(len(d) <= 1472 for d in ssmb) and len(dfs.replies) == 25
+
+
+def _mixed_run(dfs):
+    """Messages for one datagram: QUERYs good and bad, a repeat, a DELETE."""
+    q1 = dfs.encode(dfs.query(flow(1), vs_id=1))
+    bad_tag = bytearray(dfs.encode(dfs.query(flow(2), vs_id=1)))
+    bad_tag[-1] ^= 1
+    return [q1, bytes(bad_tag), q1,  # the second q1 is a replay
+            dfs.encode(dfs.query(flow(3, vs="192.0.2.9"), vs_id=9)),  # no such VS
+            dfs.encode(dfs.query(flow(4, vs="192.0.2.2"), vs_id=2)),  # disabled VS
+            dfs.encode(dfs.query(flow(5), vs_id=1)),
+            dfs.encode(dfs.query(flow(1), vs_id=1)),  # asked again: the same answer
+            dfs.encode(dfs.delete(flow(5))),
+            dfs.encode(dfs.query(flow(6), vs_id=1))]
+
+
+def test_query_run_in_one_datagram_equals_one_at_a_time():
+    # The QUERY loop (core.ControlSegment._queries) keeps the replay window,
+    # counters and histogram in locals across a datagram: it must end where
+    # the same messages sent one datagram each end.
+    together, apart = Net(), Net()
+    for net in (together, apart):
+        net.up()
+        dfs = net.dfs["d0"]
+        dfs.replies.clear()
+        addr = net.addrs["d0"][Bus.SSMB]
+        parts = _mixed_run(dfs)
+        for data in [b"".join(parts)] if net is together else parts:
+            net.cs.receive_datagram(Bus.SSMB, data, addr, net.now)
+        net.pump()
+    views = []
+    for net in (together, apart):
+        cs, dfs = net.cs, net.dfs["d0"]
+        c = cs.counters
+        assert (c["queries"], c["replies_none"], c["replies_unknown"], c["replies_notavail"]) == (6, 4, 1, 1)
+        assert (c["ignored_tag"], c["ignored_replay"], c["deletes_fin"]) == (1, 1, 1)
+        assert sum(cs.latency) == 5  # decisions: not the repeated QUERY
+        assert cs.latency_sum > 0 and cs.vs_stats[1]["flows"] == 3
+        assert sorted(f.key[2] for f in cs.flows.flows.values()) == [1, 6]
+        assert sum(n.connections for n in cs.nodes.values()) == 2
+        replies = dfs.replies
+        assert [r.seq for r in replies] == sorted(r.seq for r in replies)
+        assert replies[4].xlate == replies[0].xlate and replies[0].flow.src_port == replies[4].flow.src_port == 1
+        views.append([(r.error, r.serial, r.flags, r.flow, r.xlate) for r in replies])
+    assert views[0] == views[1]
+
+
+def test_replies_leave_before_what_is_numbered_later():
+    # REPLYs are numbered when decided; a HELLO due in the same flush is
+    # numbered after them and must leave after them, or a DFS whose window
+    # is 64 wide would take the older REPLYs for replays.
+    net = Net()
+    net.up()
+    dfs = net.dfs["d0"]
+    addr = net.addrs["d0"][Bus.SSMB]
+    for chunk in range(5):
+        net.cs.receive_datagram(Bus.SSMB, dfs.encode(*[dfs.query(flow(16 * chunk + i), vs_id=1) for i in range(16)]),
+                                addr, net.now)
+    net.now = net.cs.get_timer()
+    net.cs.handle_timer(net.now)  # HELLOs are due
+    codec = Codec(KEYS[0])
+    sent = [(bus, msg) for bus, to, data in net.cs.datagrams_to_send(net.now) if to in net.addrs["d0"].values()
+            for msg in codec.decode(bus, data)]
+    assert [bus for bus, _ in sent] == [Bus.SSMB] * 80 + [Bus.CSMB]
+    assert sent[-1][1].msg_type == CsmbType.HELLO
+    window = ReplayWindow()
+    for _, msg in sent:
+        window.check(msg.seq)  # raises on a replay
+    assert [msg.seq for _, msg in sent] == sorted(msg.seq for _, msg in sent)
 
 
 def test_delete_accounting_and_connlimit():

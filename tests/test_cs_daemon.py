@@ -11,9 +11,12 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
+import uvloop
+
 from twinplane.host.cs import ctl
 from twinplane.host.cs.config import load_config
-from twinplane.host.cs.daemon import CsDaemon
+from twinplane.host.cs.daemon import CsDaemon, new_event_loop
 from twinplane.host.cs.fakedfs import FakeDfs
 from twinplane.protocol.codes import Bus, ErrorCode
 from twinplane.protocol.messages import FlowSignature
@@ -124,7 +127,23 @@ def free_tcp_port() -> int:
         return s.getsockname()[1]
 
 
-def test_daemon_loopback_two_dfss_ctl_metrics_reload(tmp_path):
+def test_event_loop_choice(monkeypatch):
+    monkeypatch.delenv("TWINPLANE_LOOP", raising=False)
+    loop = new_event_loop()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
+    monkeypatch.setenv("TWINPLANE_LOOP", "asyncio")
+    loop = new_event_loop()
+    try:
+        assert isinstance(loop, asyncio.BaseEventLoop) and not isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"])
+def test_daemon_loopback_two_dfss_ctl_metrics_reload(tmp_path, loop_factory):
     metrics_port = free_tcp_port()
 
     async def main():
@@ -173,7 +192,8 @@ def test_daemon_loopback_two_dfss_ctl_metrics_reload(tmp_path):
         finally:
             await daemon.stop()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())
 
 
 def test_cli_invalid_config_and_sigterm(tmp_path):

@@ -49,3 +49,30 @@ def test_reply_bytes_match_codec():
                         seq=seq, flow=flow, xlate=expected_x)
         assert data == codec.encode(msg)
     assert fastpath.EMPTY_XLATE == Translation().pack()
+
+
+def test_decision_structs_match_codec():
+    # What the QUERY loop reads in one call and writes in one call
+    # (QUERY_FIELDS, REPLY_HEAD + REPLY_PREFIXED_HEADED, XLATE_CLIENT_MAC)
+    # against the codec's own encoding.
+    rng = random.Random(9)
+    codec = Codec(bytes(range(16)))
+    for _ in range(200):
+        msg = random_block(SsmbQuery, rng)
+        data = codec.encode(msg)
+        f = msg.flow
+        assert fastpath.QUERY_FIELDS.unpack_from(data) == (
+            msg.serial, msg.session, msg.seq, encode_addr(f.src_addr), encode_addr(f.dst_addr), f.src_port,
+            f.dst_port, f.protocol, f.vlan_id, f.ingress_port, msg.client_mac, msg.vs_id)
+        x = random_block(Translation, rng)
+        raw = x.pack()
+        assert raw[fastpath.XLATE_CLIENT_MAC:fastpath.XLATE_CLIENT_MAC + 6] == x.client_mac
+        error, epoch, flags = rng.getrandbits(8), rng.getrandbits(16), rng.getrandbits(32)
+        serial, session, seq = rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(32)
+        full = fastpath.REPLY_PREFIXED.pack(Bus.SSMB, 1, 0, fastpath.REPLY_TYPE, error, fastpath.REPLY_SIZE, epoch,
+                                            flags, serial, session, seq, f.pack(), raw)
+        head = fastpath.REPLY_HEAD.pack(Bus.SSMB, 1, 0, fastpath.REPLY_TYPE, error, fastpath.REPLY_SIZE, epoch, flags)
+        assert fastpath.REPLY_PREFIXED_HEADED.pack(head, serial, session, seq, f.pack(), raw) == full
+        reply = SsmbReply(error=error, epoch=epoch, flags=flags, serial=serial, session=session, seq=seq, flow=f,
+                          xlate=x)
+        assert full[1:] + codec.tag(Bus.SSMB, full[1:]) == codec.encode(reply)

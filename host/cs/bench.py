@@ -13,6 +13,11 @@ process over loopback UDP, against a stdlib-asyncio echo of the same size.
 * ratio = setups_per_s / echo_per_s.
 * setups_per_s_at_1m_flows: the same as setups_per_s with 1M flows
   pre-loaded in the CS's flow table.
+* cpu_us_per_setup, echo_cpu_us_per_reply: CPU time (user + system, from
+  /proc; None elsewhere) the daemon and the echo process spent per message
+  during the timed run, and cpu_ratio = echo / daemon.  On a shared machine
+  the per-second figures depend on who else runs; these do much less, so
+  they tell what the daemon itself costs.
 """
 
 from __future__ import annotations
@@ -224,7 +229,24 @@ class _Generator:
         self.csmb.close()
 
 
-def _measure_cs(count: int, preload: int) -> tuple[float, int]:
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (Linux /proc), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_us_per(pid: int, before: float | None, count: int) -> float | None:
+    after = _cpu_seconds(pid)
+    if before is None or after is None or not count:
+        return None
+    return round((after - before) / count * 1e6, 2)
+
+
+def _measure_cs(count: int, preload: int) -> tuple[float, int, float | None]:
     ctx = multiprocessing.get_context("spawn")
     gen = _Generator()
     ready, command = ctx.Queue(), ctx.Queue()
@@ -242,15 +264,16 @@ def _measure_cs(count: int, preload: int) -> tuple[float, int]:
         warm = gen.build(BATCH * 20, base=10_000_000)
         gen.drive(warm, gen.cs_ssmb, len(warm) * BATCH)
         datagrams = gen.build(count, base=0)
+        cpu = _cpu_seconds(proc.pid)
         elapsed, got = gen.drive(datagrams, gen.cs_ssmb, count)
-        return got / elapsed, count - got
+        return got / elapsed, count - got, _cpu_us_per(proc.pid, cpu, got)
     finally:
         proc.kill()
         proc.join()
         gen.close()
 
 
-def _measure_echo(count: int) -> float:
+def _measure_echo(count: int) -> tuple[float, float | None]:
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Queue()
     proc = ctx.Process(target=_echo_process, args=([], ready), daemon=True)
@@ -261,8 +284,9 @@ def _measure_echo(count: int) -> float:
         gen.fake.session = 1
         datagrams = gen.build(count, base=0)
         gen.drive(datagrams[:50], ("127.0.0.1", port), 50 * BATCH)
+        cpu = _cpu_seconds(proc.pid)
         elapsed, got = gen.drive(datagrams, ("127.0.0.1", port), count)
-        return got / elapsed
+        return got / elapsed, _cpu_us_per(proc.pid, cpu, got)
     finally:
         proc.kill()
         proc.join()
@@ -273,14 +297,18 @@ def run_bench(quick: bool = False, count: int | None = None, preload: int | None
     """Figures for ``twinplane bench cs`` (see the module docstring)."""
     count = count or (4000 if quick else 40000)
     preload = preload if preload is not None else (100_000 if quick else 1_000_000)
-    echo = _measure_echo(count * 4)
-    setups, lost = _measure_cs(count, 0)
-    setups_1m, lost_1m = _measure_cs(count, preload)
+    echo, echo_cpu = _measure_echo(count * 4)
+    setups, lost, cpu = _measure_cs(count, 0)
+    setups_1m, lost_1m, cpu_1m = _measure_cs(count, preload)
     return {
         "setups_per_s": round(setups),
         "echo_per_s": round(echo),
         "ratio": round(setups / echo, 3),
         "setups_per_s_at_1m_flows": round(setups_1m),
+        "cpu_us_per_setup": cpu,
+        "cpu_us_per_setup_at_1m_flows": cpu_1m,
+        "echo_cpu_us_per_reply": echo_cpu,
+        "cpu_ratio": round(echo_cpu / cpu, 3) if cpu and echo_cpu else None,
         "preloaded_flows": preload,
         "queries": count,
         "lost": lost + lost_1m,

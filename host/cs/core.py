@@ -75,7 +75,9 @@ from .fastpath import (
     QUERY_FIELDS,
     QUERY_SIZE,
     QUERY_TYPE,
+    REPLY_HEAD,
     REPLY_PREFIXED,
+    REPLY_PREFIXED_HEADED,
     REPLY_SIZE,
     REPLY_TYPE,
     TAG_SIZE,
@@ -541,9 +543,11 @@ class ControlSegment:
         unpack = QUERY_FIELDS.unpack_from
         xlate_parts = self._xlate_parts
         reply_pack = REPLY_PREFIXED.pack
+        granted_pack = REPLY_PREFIXED_HEADED.pack  # REPLYs with a translation (error NONE)
+        granted = REPLY_HEAD.pack(_SSMB, _MAJOR, _MINOR, REPLY_TYPE, 0, REPLY_SIZE, epoch, _XLATE_FLAGS)
         size = len(data)
         accepted = replied = decided = 0  # QUERYs, REPLYs with error NONE, decisions
-        created: dict[int, int] = {}
+        created: list[int] = []  # the vs_id of each new flow
         start = time.perf_counter()
         while (size - offset >= QUERY_SIZE and data[offset + 2] == QUERY_TYPE
                and data[offset + 4] == 0 and data[offset + 5] == QUERY_SIZE):
@@ -578,7 +582,8 @@ class ControlSegment:
             offset = end
             accepted += 1
             fkey = (src, dst, sport, dport, proto, vlan)
-            existing = lookup((name, fkey))
+            k = (name, fkey)
+            existing = lookup(k)
             if existing is not None:  # the DFS asked again (our REPLY was lost): same answer
                 replied += 1
                 xlate = existing.translation
@@ -629,16 +634,14 @@ class ControlSegment:
                 parts = self._translation_parts(node, vs, ingress)
             xlate = parts[0] + client_mac + parts[1]
             flow = Flow(name, fkey, raw_flow, vs_id, node, serial, now, idle, xlate)
-            k = (name, fkey)
             table[k] = flow
             heappush(heap, (flow.deadline, next(tie), k))
             node.connections += 1
             node.total_flows += 1
-            created[vs_id] = created.get(vs_id, 0) + 1
+            created.append(vs_id)
             replied += 1
             tx_seq += 1
-            prefixed = reply_pack(_SSMB, _MAJOR, _MINOR, REPLY_TYPE, 0, REPLY_SIZE, epoch, _XLATE_FLAGS, serial,
-                                  session, tx_seq, raw_flow, xlate)
+            prefixed = granted_pack(granted, serial, session, tx_seq, raw_flow, xlate)
             out += (prefixed[1:], siphash(key, prefixed).to_bytes(TAG_SIZE, "little"))
         elapsed = time.perf_counter() - start
         peer.tx_seq = tx_seq
@@ -651,8 +654,9 @@ class ControlSegment:
         if decided:
             self.latency_sum += elapsed
             self.latency[bisect_left(LATENCY_BUCKETS, elapsed / decided)] += decided
-        for vs_id, n in created.items():
-            self.vs_stats[vs_id]["flows"] += n
+        if created:
+            for vs_id, n in Counter(created).items():
+                self.vs_stats[vs_id]["flows"] += n
         return offset
 
     def _accept(self, peer: DfsPeer, bus: Bus, msg, session_ok: bool) -> bool:

@@ -31,7 +31,9 @@ __all__ = [
     "QUERY_FIELDS",
     "QUERY_SIZE",
     "QUERY_TYPE",
+    "REPLY_HEAD",
     "REPLY_PREFIXED",
+    "REPLY_PREFIXED_HEADED",
     "REPLY_SIZE",
     "REPLY_TYPE",
     "TAG_SIZE",
@@ -55,6 +57,11 @@ QUERY_FIELDS = struct.Struct("!12xIII16s16sHHB3xHBx6sH4x")
 #: A REPLY without its tag, behind the bus number the tag covers first: one
 #: pack gives exactly the bytes SipHash runs over (codec.tag).
 REPLY_PREFIXED = struct.Struct("!BBBBBHHIIII44s84s")
+#: The same with its first 13 bytes (bus number .. flags: the same for every
+#: REPLY of a batch with the same error) packed once beforehand by REPLY_HEAD:
+#: half the arguments per REPLY.
+REPLY_HEAD = struct.Struct("!BBBBBHHI")
+REPLY_PREFIXED_HEADED = struct.Struct(f"!{REPLY_HEAD.size}sIII44s84s")
 QUERY_SIZE = SsmbQuery.wire_size()
 REPLY_SIZE = SsmbReply.wire_size()
 QUERY_TYPE = int(SsmbType.QUERY)
@@ -64,6 +71,7 @@ EMPTY_XLATE = Translation().pack()
 
 assert HEADER.size == HEADER_SIZE and FLOW.size == FlowSignature.SIZE and XLATE.size == Translation.SIZE
 assert QUERY_FIELDS.size + TAG_SIZE == QUERY_SIZE and REPLY_PREFIXED.size == 1 + REPLY_SIZE - TAG_SIZE
+assert REPLY_PREFIXED_HEADED.size == REPLY_PREFIXED.size
 assert QUERY.size + TAG_SIZE == QUERY_SIZE and HEADER.size + FLOW.size + XLATE.size + TAG_SIZE == REPLY_SIZE
 
 
