@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+from amaranth import Cat, Elaboratable, Module, Signal
 from amaranth.sim import Simulator
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
@@ -22,8 +23,25 @@ KEY = bytes(range(16, 32))
 OWN_MAC, OWN_IP = 0x020000AA0001, 0x0A640001
 
 
+class Producer(Elaboratable):
+    """The transmitter and what a producer does for it: answer ``read``
+    with the byte asked for, here from a register holding the message."""
+
+    def __init__(self):
+        self.dut = MessageTransmitter()
+        self.raw = Signal(8 * MAX_SENT_BYTES)  # signed bytes, first on top
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self.dut
+        wire_order = Cat(*(self.raw.word_select(MAX_SENT_BYTES - 1 - k, 8) for k in range(MAX_SENT_BYTES)))
+        m.d.comb += dut.read.byte.eq(wire_order.word_select(dut.read.index, 8))
+        return m
+
+
 def run_transmitter(jobs, ready_chance=1.0, seed=0):
-    dut = MessageTransmitter()
+    top = Producer()
+    dut = top.dut
     frames: list[bytes] = []
     rng = random.Random(seed)
 
@@ -34,9 +52,10 @@ def run_transmitter(jobs, ready_chance=1.0, seed=0):
         for bus, signed, dst in jobs:
             raw = int.from_bytes(signed, "big") << 8 * (MAX_SENT_BYTES - len(signed))
             ctx.set(dut.sink.valid, 1)
+            ctx.set(top.raw, raw)
             ctx.set(
                 dut.sink.payload,
-                {"bus": int(bus), "length": len(signed), "raw": raw, "dst_mac": dst[0], "dst_ip": dst[1], "dst_port": dst[2]},
+                {"bus": int(bus), "length": len(signed), "dst_mac": dst[0], "dst_ip": dst[1], "dst_port": dst[2]},
             )
             await ctx.tick().until(dut.sink.ready)
             ctx.set(dut.sink.valid, 0)
@@ -47,7 +66,7 @@ def run_transmitter(jobs, ready_chance=1.0, seed=0):
             ctx.set(dut.source.ready, rng.random() < ready_chance)
             await ctx.tick()
 
-    sim = Simulator(dut)
+    sim = Simulator(top)
     sim.add_clock(8e-9)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)

@@ -57,6 +57,10 @@ class HashArbiter(wiring.Component):
         owner = Signal(range(max(self._clients, 2)))
         busy = Signal()
 
+        # The tag goes to every client; only the owner sees it valid.
+        for client in clients:
+            m.d.comb += client.source.payload.eq(siphash.source.payload)
+
         with m.If(~busy):
             # Pick the lowest waiting client; it starts next clock.
             for i in reversed(range(self._clients)):
@@ -70,7 +74,6 @@ class HashArbiter(wiring.Component):
                         siphash.sink.payload.eq(client.sink.payload),
                         client.sink.ready.eq(siphash.sink.ready),
                         client.source.valid.eq(siphash.source.valid),
-                        client.source.payload.eq(siphash.source.payload),
                         siphash.source.ready.eq(client.source.ready),
                     ]
             with m.If(siphash.source.valid & siphash.source.ready):

@@ -6,7 +6,8 @@ declaration in :mod:`twinplane.protocol.messages` (never typed in by hand).
 
 from __future__ import annotations
 
-from amaranth.lib import data
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
 
 from twinplane.protocol.codes import Bus, CsmbType, SsmbType
 from twinplane.protocol.layouts import header_layout
@@ -18,6 +19,7 @@ __all__ = [
     "MAX_RECEIVED_BYTES",
     "MAX_SENT_BYTES",
     "expected_lengths",
+    "message_read_signature",
     "received_message_layout",
     "transmit_message_layout",
 ]
@@ -97,20 +99,26 @@ def received_message_layout() -> data.StructLayout:
 
 def transmit_message_layout() -> data.StructLayout:
     """One message to send: its bus, the number of signed bytes (header and
-    body), the signed bytes as a big-endian number in the *top* ``8 * length``
-    bits of ``raw`` (a producer places ``message_layout(cls)`` at the constant
-    slice ``raw[-message_layout(cls).size:]``, so no barrel shifter is needed),
-    and where it goes."""
+    body) and where it goes.  The bytes themselves are read through
+    :func:`message_read_signature` while the message is offered."""
     return data.StructLayout(
         {
             "bus": 1,
             "length": range(MAX_SENT_BYTES + 1),
-            "raw": 8 * MAX_SENT_BYTES,
             "dst_mac": 48,
             "dst_ip": 32,
             "dst_port": 16,
         }
     )
+
+
+def message_read_signature() -> wiring.Signature:
+    """Random access to the signed bytes of the message being offered, from
+    the reader's side: ``index`` (0 = the first byte on the wire) out,
+    ``byte`` back in the same clock.  The producer composes the byte it is
+    asked for, so neither side holds the message in a message-sized register
+    or multiplexes one as a whole."""
+    return wiring.Signature({"index": Out(range(MAX_SENT_BYTES)), "byte": In(8)})
 
 
 assert HEADER_SIZE == 24  # the receiver reads msg_type at 2 and msg_length at 4..5

@@ -94,6 +94,7 @@ class MessagePort(wiring.Component):
         connect(m, wiring.flipped(self.rx), receiver.sink)
         connect(m, receiver.source, session.rx)
         connect(m, session.tx, transmitter.sink)
+        connect(m, transmitter.read, session.tx_read)
         connect(m, transmitter.source, wiring.flipped(self.tx))
         connect(m, session.to_core, wiring.flipped(self.to_core))
         connect(m, wiring.flipped(self.from_core), session.from_core)

@@ -79,7 +79,7 @@ from twinplane.protocol.messages import (
 
 from ..crypto.siphash import SipHash24
 from .hash_arbiter import hash_client_signature
-from .layout import MAX_SENT_BYTES, received_message_layout, transmit_message_layout
+from .layout import MAX_SENT_BYTES, message_read_signature, received_message_layout, transmit_message_layout
 
 __all__ = ["SessionEngine", "core_message_layout", "vs_write_layout"]
 
@@ -162,6 +162,7 @@ class SessionEngine(wiring.Component):
                 "tick": In(1),  # one clock every ms_per_tick milliseconds (the DFS's timebase)
                 "rx": In(stream.Signature(received_message_layout())),
                 "tx": Out(stream.Signature(transmit_message_layout())),
+                "tx_read": In(message_read_signature()),
                 "to_core": Out(stream.Signature(received_message_layout())),
                 "from_core": In(stream.Signature(core_message_layout())),
                 "vs_write": Out(stream.Signature(vs_write_layout())),
@@ -420,17 +421,17 @@ class SessionEngine(wiring.Component):
         # -- what goes to the transmitter: the reply or the core message, with
         # the header fields every message shares stamped in
         is_core = kind == _Kind.CORE
-        out_raw = Mux(is_core, self.from_core.payload.raw, reply)
+        out_head = Mux(is_core, self.from_core.payload.raw[-8 * HEADER_SIZE :], reply[-8 * HEADER_SIZE :])
         out_len = Mux(is_core, self.from_core.payload.length, reply_len)
-        out_hdr = data.View(header_layout(), out_raw[-8 * HEADER_SIZE :])
+        out_hdr = data.View(header_layout(), out_head)
         out_csmb = Signal()
         m.d.comb += out_csmb.eq(~is_core & (((kind != _Kind.HELLO) & (kind != _Kind.AUTH_RESPONSE)) | is_csmb))
         out_seq = Signal(32)
         m.d.comb += out_seq.eq(Mux(out_anonymous, anonymous_seq, tx_seq[out_slot]) + 1)
-        stamped = Signal(8 * MAX_SENT_BYTES)
-        stamped_hdr = data.View(header_layout(), stamped[-8 * HEADER_SIZE :])
+        stamped = Signal(8 * HEADER_SIZE)
+        stamped_hdr = data.View(header_layout(), stamped)
         m.d.comb += [
-            stamped.eq(out_raw),
+            stamped.eq(out_head),
             stamped_hdr.msg_length.eq(out_len + TAG_SIZE),
             stamped_hdr.seq.eq(out_seq),
             stamped_hdr.epoch.eq(newest_epoch),
@@ -448,11 +449,19 @@ class SessionEngine(wiring.Component):
         m.d.comb += [
             self.tx.payload.bus.eq(out_csmb),
             self.tx.payload.length.eq(out_len),
-            self.tx.payload.raw.eq(stamped),
             self.tx.payload.dst_mac.eq(Mux(is_core, cs_mac[out_slot], cur.src_mac)),
             self.tx.payload.dst_ip.eq(Mux(is_core, ssmb_ip[out_slot], cur.src_ip)),
             self.tx.payload.dst_port.eq(Mux(is_core, ssmb_port[out_slot], cur.src_port)),
         ]
+        # The byte the transmitter asks for: the stamped header, or the body
+        # of the reply or of the core message.
+        def byte_of(value, nbytes):
+            return Cat(*(value.word_select(nbytes - 1 - k, 8) for k in range(nbytes))).word_select(index, 8)
+
+        index = self.tx_read.index
+        body_byte = Mux(is_core, byte_of(self.from_core.payload.raw, MAX_SENT_BYTES), byte_of(reply, MAX_SENT_BYTES))
+        m.d.comb += self.tx_read.byte.eq(Mux(index < HEADER_SIZE, byte_of(stamped, HEADER_SIZE), body_byte))
+
         # ... and what changes once the transmitter has taken it
         sent = [
             anonymous_seq.eq(Mux(out_anonymous, out_seq, anonymous_seq)),

@@ -5,8 +5,10 @@ Ethernet/IPv4/UDP frame with its SipHash-2-4 tag.
 
 Interface
 ---------
-``sink``      In(stream of :func:`transmit_message_layout`): one message, its
-              signed bytes left-aligned in ``raw``, and its destination.
+``sink``      In(stream of :func:`transmit_message_layout`): one message's
+              bus, length and destination; held until the frame is out.
+``read``      Out(:func:`message_read_signature`): the message's bytes, asked
+              for one at a time by index while ``sink`` is valid.
 ``key``       In(128): the shared key (``int.from_bytes(key16, "little")``).
 ``own_mac``, ``own_ip``
               In: the DFS's addresses on the internal side (frame source).
@@ -17,8 +19,9 @@ Two passes over the message: first its bytes go through SipHash, then the
 frame goes out.  The tag is needed at the end of the frame and a MAC must not
 see a gap inside a frame, so hashing cannot overlap sending.  The message is
 not copied: the transmitter holds ``sink`` (ready low) until the frame's last
-byte, so the producer's payload stays put, and picks the byte it needs with a
-byte multiplexer -- a byte index instead of a second message-sized register.
+byte, so the producer's message stays put, and asks the producer for the
+byte it needs by index (``read``) -- no message-sized register or
+multiplexer on this side.
 The Ethernet/IPv4/UDP headers are picked the same way from their fields.  A
 message costs about ``length + 20 + 42 + length + 8`` cycles.
 
@@ -40,7 +43,7 @@ from twinplane.protocol.messages import TAG_SIZE
 from ..crypto.siphash import SipHash24
 from ..packet import packet_signature
 from .hash_arbiter import hash_client_signature
-from .layout import MAX_SENT_BYTES, transmit_message_layout
+from .layout import MAX_SENT_BYTES, message_read_signature, transmit_message_layout
 
 __all__ = ["MessageTransmitter"]
 
@@ -57,6 +60,7 @@ class MessageTransmitter(wiring.Component):
         super().__init__(
             {
                 "sink": In(stream.Signature(transmit_message_layout())),
+                "read": Out(message_read_signature()),
                 **hash_port,
                 "own_mac": In(48),
                 "own_ip": In(32),
@@ -86,9 +90,9 @@ class MessageTransmitter(wiring.Component):
         folded = ip_sum[:16] + ip_sum[16:]
         fold = ip_sum.eq(folded[:16] + folded[16:])
 
-        # Byte k of the message (k = 0 first on the wire) is at the top of raw.
-        body_bytes = Cat(*(msg.raw.word_select(MAX_SENT_BYTES - 1 - k, 8) for k in range(MAX_SENT_BYTES)))
-        body_byte = body_bytes.word_select(body_index, 8)
+        # Byte k of the message (k = 0 first on the wire), from the producer.
+        m.d.comb += self.read.index.eq(body_index)
+        body_byte = self.read.byte
         last_body = body_index == msg.length - 1
 
         port = Signal(16)
