@@ -130,8 +130,16 @@ class MissPath(wiring.Component):
                 m.d.comb += [self.probe_hit.eq(1), self.probe_slot.eq(i), self.probe_state.eq(state[i])]
 
         # -- ageing: a WAITING slot without a REPLY for timeout_cycles drops its frames
+        # (Each per-slot register is assigned in one flat place from 1-bit
+        # conditions: assignments through an Array inside the FSM's branches
+        # become a mux per branch level per slot.)
+        alloc = Signal()  # the writer takes slot free_slot for a new flow
+        match_hit, match_slot = Signal(), Signal(range(n))
+        free_hit, free_slot = Signal(), Signal(range(n))
         for i in range(n):
-            with m.If(state[i] == SlotState.WAITING):
+            with m.If(alloc & (free_slot == i)):
+                m.d.sync += age[i].eq(0)
+            with m.Elif(state[i] == SlotState.WAITING):
                 with m.If(age[i] == self._timeout):
                     m.d.sync += state[i].eq(SlotState.DROPPING)
                     count("timeouts")
@@ -140,14 +148,14 @@ class MissPath(wiring.Component):
 
         # -- writer: frames into their slot's queue
         hold = self.hold.payload
-        match_hit, match_slot = Signal(), Signal(range(n))
-        free_hit, free_slot = Signal(), Signal(range(n))
         for i in reversed(range(n)):
             with m.If((state[i] != SlotState.FREE) & (state[i] != SlotState.DROPPING) & (keys[i] == hold.key)):
                 m.d.comb += [match_hit.eq(1), match_slot.eq(i)]
             with m.If(state[i] == SlotState.FREE):
                 m.d.comb += [free_hit.eq(1), free_slot.eq(i)]
         w_slot = Signal(range(n))
+        slot_sel = Signal(range(n))  # the slot a held frame goes to
+        m.d.comb += slot_sel.eq(Mux(match_hit, match_slot, free_slot))
         w_ptr = Signal(ptr_shape)
         writing = Signal()  # the frame on sink is being stored (else discarded)
         query_pending = Signal()
@@ -164,16 +172,14 @@ class MissPath(wiring.Component):
                         m.d.sync += writing.eq(0)
                         m.next = "Discarding"
                     with m.Elif(match_hit):
-                        m.d.sync += [w_slot.eq(match_slot), w_ptr.eq(wr_ptr[match_slot]), writing.eq(1)]
+                        m.d.sync += [w_slot.eq(slot_sel), w_ptr.eq(wr_ptr[slot_sel]), writing.eq(1)]
                         m.next = "Storing"
                     with m.Elif(free_hit):
+                        m.d.comb += alloc.eq(1)
                         m.d.sync += [
-                            w_slot.eq(free_slot),
-                            w_ptr.eq(wr_ptr[free_slot]),
+                            w_slot.eq(slot_sel),
+                            w_ptr.eq(wr_ptr[slot_sel]),
                             writing.eq(1),
-                            state[free_slot].eq(SlotState.WAITING),
-                            keys[free_slot].eq(hold.key),
-                            age[free_slot].eq(0),
                             self.query.payload.slot.eq(free_slot),
                             self.query.payload.query.eq(hold.query),
                             query_pending.eq(1),
@@ -205,7 +211,6 @@ class MissPath(wiring.Component):
                         ]
                         m.d.sync += w_ptr.eq(w_ptr + 1)
                         with m.If(self.sink.payload.last):
-                            m.d.sync += wr_ptr[w_slot].eq(w_ptr + 1)
                             m.d.comb += frame_stored.eq(1)
                             count("frames_held")
                             m.next = "Waiting for a frame"
@@ -214,6 +219,12 @@ class MissPath(wiring.Component):
                 m.d.comb += self.sink.ready.eq(1)
                 with m.If(self.sink.valid & self.sink.payload.last):
                     m.next = "Waiting for a frame"
+
+        for i in range(n):
+            with m.If(alloc & (free_slot == i)):
+                m.d.sync += [state[i].eq(SlotState.WAITING), keys[i].eq(hold.key)]
+            with m.If(frame_stored & (w_slot == i)):
+                m.d.sync += wr_ptr[i].eq(w_ptr + 1)
 
         # The QUERY request waits in a register; a new flow is not admitted
         # while the previous QUERY is still unsent (its slot would be lost).
@@ -256,7 +267,8 @@ class MissPath(wiring.Component):
                 m.d.comb += [drop_hit.eq(1), drop.eq(i)]
 
         available = Signal()
-        m.d.comb += available.eq(r_busy & (rd_ptr[r_slot] != wr_ptr[r_slot]))
+        r_ptr = Signal(ptr_shape)
+        m.d.comb += [r_ptr.eq(rd_ptr[r_slot]), available.eq(r_busy & (r_ptr != wr_ptr[r_slot]))]
         word = rd.data
         m.d.comb += [
             self.release.valid.eq(out_valid),
@@ -275,8 +287,8 @@ class MissPath(wiring.Component):
                 m.d.comb += frame_taken.eq(1)
                 count("frames_released")
         with m.If(advance):
-            m.d.comb += [rd.en.eq(1), rd.addr.eq(r_slot * depth + rd_ptr[r_slot][: ptr_shape.width - 1])]
-            m.d.sync += [rd_ptr[r_slot].eq(rd_ptr[r_slot] + 1), out_valid.eq(1)]
+            m.d.comb += [rd.en.eq(1), rd.addr.eq(r_slot * depth + r_ptr[: ptr_shape.width - 1])]
+            m.d.sync += out_valid.eq(1)
         with m.Elif(consumed):
             m.d.sync += out_valid.eq(0)
 
@@ -285,6 +297,8 @@ class MissPath(wiring.Component):
         for i in range(n):
             inc = frame_stored & (w_slot == i)
             dec = frame_taken & (r_slot == i)
+            with m.If(advance & (r_slot == i)):
+                m.d.sync += rd_ptr[i].eq(r_ptr + 1)
             with m.If(drop_hit & (drop == i)):
                 m.d.sync += [frames[i].eq(0), rd_ptr[i].eq(wr_ptr[i]), state[i].eq(SlotState.FREE)]
             with m.Elif(inc & ~dec):
