@@ -15,6 +15,15 @@ frame kept.
 
 Read side (domain ``r_domain``): ``source`` carries committed frames only,
 with ``first`` regenerated (it is not stored: one memory bit saved per entry).
+A read takes two clocks, the memory's read then an output register, in lock
+step: both advance when ``source`` is empty or transfers.  On ECP5 (the
+platform's ``family`` is "ecp5") the memory is DP16KD block RAM instantiated
+with ``REGMODE_B="OUTREG"``, so that register is the block RAM's own output
+register (Yosys' memory mapping never uses it): the fabric sees a flop's
+clock-to-out instead of the array's 5.8 ns.  Elsewhere (simulation, other
+FPGAs) it is a ``lib.memory.Memory`` read port and a register.  The entry in
+the first read stage still counts as used, so the capacity is what it was
+with a one-stage read (see below).
 
 Clock domains: when ``w_domain == r_domain`` the pointers are compared
 directly.  Otherwise the committed-write pointer (which jumps by a whole frame
@@ -30,11 +39,11 @@ and in the two-clock case the read pointer's Gray decode is registered too.
 The write side then decides from flops only (no pointer subtract or 13-bit
 compare in front of ``wp``'s enable), at the price of one entry: the FIFO
 reports full one entry early and holds at most ``depth - 1`` entries (plus
-the reader's one-entry prefetch).  Like any late news of the read pointer,
+the one in the read side's output register).  Like any late news of the read pointer,
 this only makes the FIFO look fuller: no entry is ever overwritten.
 """
 
-from amaranth import Cat, Module, Signal
+from amaranth import C, Cat, ClockSignal, Instance, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.memory import Memory
@@ -46,6 +55,19 @@ __all__ = ["PacketFIFO"]
 
 EBR_BITS_X9 = 2048 * 9  # an ECP5 DP16KD in its x9/x18/x36 modes
 EBR_BITS = 16384  # ... and in its x4/x2/x1 modes
+
+
+#: DP16KD data widths and the depth each gives (x18 needs its byte enables).
+_DP16KD_MODES = ((18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
+_DP16KD_ADDR_SHIFT = {1: 0, 2: 1, 4: 2, 9: 3, 18: 4}
+
+
+def _dp16kd_width(depth):
+    """The widest DP16KD mode that holds ``depth`` entries, or None."""
+    for width, most in _DP16KD_MODES:
+        if depth <= most:
+            return width
+    return None
 
 
 def _gray(v):
@@ -109,21 +131,28 @@ class PacketFIFO(wiring.Component):
         # RAM's 5.8 ns clock-to-out; split into bit lanes instead, each lane
         # one RAM column, the read data reaches the next flop without logic.
         width = stored.size
-        lane = width if width * self._depth <= EBR_BITS_X9 else max(1, EBR_BITS // self._depth)
         w_word = Signal(width)
-        r_word = Signal(width)
+        r_word = Signal(width)  # the read side's output register
         w_en = Signal()
-        r_en = Signal()
+        r_en = Signal()  # first read stage: the memory reads r_addr
+        r_out = Signal()  # second read stage: the output register loads
         w_addr = Signal(abits)
         r_addr = Signal(abits)
-        for k, lo in enumerate(range(0, width, lane)):
-            hi = min(width, lo + lane)
-            mem = Memory(shape=hi - lo, depth=self._depth, init=[])
-            m.submodules[f"mem{k}" if lane < width else "mem"] = mem
-            wport = mem.write_port(domain=self._w_domain)
-            rport = mem.read_port(domain=self._r_domain, transparent_for=())
-            m.d.comb += [wport.addr.eq(w_addr), wport.en.eq(w_en), wport.data.eq(w_word[lo:hi]),
-                         rport.addr.eq(r_addr), rport.en.eq(r_en), r_word[lo:hi].eq(rport.data)]
+        ebr = _dp16kd_width(self._depth) if getattr(platform, "family", None) == "ecp5" else None
+        if ebr is not None and self._depth >= 512:
+            self._dp16kd_lanes(m, ebr, width, abits, w_word, w_en, w_addr, r_word, r_en, r_out, r_addr)
+        else:
+            lane = width if width * self._depth <= EBR_BITS_X9 else max(1, EBR_BITS // self._depth)
+            for k, lo in enumerate(range(0, width, lane)):
+                hi = min(width, lo + lane)
+                mem = Memory(shape=hi - lo, depth=self._depth, init=[])
+                m.submodules[f"mem{k}" if lane < width else "mem"] = mem
+                wport = mem.write_port(domain=self._w_domain)
+                rport = mem.read_port(domain=self._r_domain, transparent_for=())
+                m.d.comb += [wport.addr.eq(w_addr), wport.en.eq(w_en), wport.data.eq(w_word[lo:hi]),
+                             rport.addr.eq(r_addr), rport.en.eq(r_en)]
+                with m.If(r_out):
+                    rd += r_word[lo:hi].eq(rport.data)
         wp_mem = data.View(stored, w_word)
         rp_mem = data.View(stored, r_word)
 
@@ -131,15 +160,16 @@ class PacketFIFO(wiring.Component):
         wp = Signal(abits + 1)  # next entry to write
         cp = Signal(abits + 1)  # end of the committed frames (write domain)
         rp = Signal(abits + 1)  # next entry to read (read domain)
-        rp_w = Signal(abits + 1)  # read pointer as seen by the writer
+        rp_free = Signal(abits + 1)  # entries before it have left the memory's read stage
+        rp_w = Signal(abits + 1)  # rp_free as seen by the writer
         cp_r = Signal(abits + 1)  # committed pointer as seen by the reader
 
         if same:
-            m.d.comb += [rp_w.eq(rp), cp_r.eq(cp)]
+            m.d.comb += [rp_w.eq(rp_free), cp_r.eq(cp)]
         else:
             # Read pointer -> write domain, Gray coded (it steps by one).
             rp_gray = Signal(abits + 1)
-            rd += rp_gray.eq(_gray(rp))
+            rd += rp_gray.eq(_gray(rp_free))
             rp_gray_w = Signal(abits + 1)
             m.submodules.rp_sync = FFSynchronizer(rp_gray, rp_gray_w, o_domain=self._w_domain)
             # Decoded into a register: the XOR chain is not in front of the full compare.
@@ -199,21 +229,64 @@ class PacketFIFO(wiring.Component):
         with m.Elif(self.drop):
             wd += [wp.eq(cp), overflowing.eq(0), full.eq(back_full)]
 
-        # Read side: one-entry prefetch through the synchronous read port,
-        # whose output holds while en is low.
+        # Read side: a two-stage prefetch (memory read, output register) that
+        # advances in lock step whenever the output is free or transfers;
+        # both stages hold while it does not.  rp_free trails rp by the entry
+        # in the read stage, which is still counted as used.
         r_first = Signal(init=1)
-        do_read = (~self.source.valid | self.source.ready) & (rp != cp_r)
+        read_valid = Signal()  # the memory's read stage holds an entry
+        advance = ~self.source.valid | self.source.ready
+        # "rp != cp_r" from flops: both outcomes of this clock's read are
+        # compared a clock ahead (so the reader sees a commit one clock
+        # later), and the read that happened picks one: the pointer compare
+        # is not in front of the block RAM's clock enable.
+        ne_same, ne_next, did_read = Signal(), Signal(), Signal()
+        nonempty = Mux(did_read, ne_next, ne_same)
+        do_read = advance & nonempty
+        rd += [ne_same.eq(rp != cp_r), ne_next.eq((rp + 1)[: abits + 1] != cp_r), did_read.eq(do_read)]
         m.d.comb += [
             r_addr.eq(rp[:abits]),
             r_en.eq(do_read),
+            r_out.eq(advance),
             self.source.payload.first.eq(r_first),
         ]
         for name, _ in stored:
             m.d.comb += self.source.payload[name].eq(rp_mem[name])
+        with m.If(advance):
+            rd += [self.source.valid.eq(read_valid), read_valid.eq(nonempty), rp_free.eq(rp)]
         with m.If(do_read):
-            rd += [rp.eq(rp + 1), self.source.valid.eq(1)]
-        with m.Elif(self.source.ready):
-            rd += self.source.valid.eq(0)
+            rd += rp.eq(rp + 1)
         with m.If(self.source.valid & self.source.ready):
             rd += r_first.eq(self.source.payload.last)
         return m
+
+    def _dp16kd_lanes(self, m, ebr, width, abits, w_word, w_en, w_addr, r_word, r_en, r_out, r_addr):
+        """The memory as DP16KD columns of ``ebr`` bits: port A writes, port B
+        reads through its output register (``REGMODE_B="OUTREG"``, loaded by
+        OCEB)."""
+        mode = next(w for w in (1, 2, 4, 9, 18) if w >= min(width, ebr))
+        shift = _DP16KD_ADDR_SHIFT[mode]
+        # x18 puts the write byte enables on ADA[1:0]; both bytes are written.
+        ada = Cat(C(0b11 if mode == 18 else 0, shift), w_addr, C(0, 14 - shift - abits))
+        adb = Cat(C(0, shift), r_addr, C(0, 14 - shift - abits))
+        for k, lo in enumerate(range(0, width, mode)):
+            hi = min(width, lo + mode)
+            do = Signal(18, name=f"ebr{k}_do")
+            m.d.comb += r_word[lo:hi].eq(do[:hi - lo])
+            m.submodules[f"ebr{k}"] = Instance(
+                "DP16KD",
+                p_DATA_WIDTH_A=mode, p_DATA_WIDTH_B=mode,
+                p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
+                p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
+                p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
+                p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
+                i_CLKA=ClockSignal(self._w_domain), i_CEA=w_en, i_OCEA=C(1, 1), i_WEA=w_en,
+                i_RSTA=C(0, 1), i_CSA0=C(0, 1), i_CSA1=C(0, 1), i_CSA2=C(0, 1),
+                **{f"i_ADA{i}": ada[i] for i in range(14)},
+                **{f"i_DIA{i}": (w_word[lo + i] if i < hi - lo else C(0, 1)) for i in range(18)},
+                i_CLKB=ClockSignal(self._r_domain), i_CEB=r_en, i_OCEB=r_out, i_WEB=C(0, 1),
+                i_RSTB=C(0, 1), i_CSB0=C(0, 1), i_CSB1=C(0, 1), i_CSB2=C(0, 1),
+                **{f"i_ADB{i}": adb[i] for i in range(14)},
+                **{f"i_DIB{i}": C(0, 1) for i in range(18)},
+                **{f"o_DOB{i}": do[i] for i in range(18)},
+            )
