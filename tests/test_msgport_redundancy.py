@@ -3,12 +3,14 @@ docs/redundancy.md, checked against the reference DFS (twinplane.model):
 each scripted CS talks to both -- the MessagePort in Amaranth's simulator
 and a ReferenceDFS -- and every answer (type, error, ACTIVE_CS flag, epoch,
 recipient) must agree.  Covers epoch adoption by role, fencing by the active
-set, re-authentication to become active, Flag.ACTIVE_CS, CS expiry and the
-replication of the core's DELETE/RESET to every authenticated CS."""
+set, re-authentication to become active, Flag.ACTIVE_CS, CS expiry, the
+replication of the core's DELETE/RESET to every authenticated CS and the
+active/active split of QUERYs by CRC-32 of the flow key."""
 
 from __future__ import annotations
 
 import ipaddress
+import random
 
 from amaranth.sim import Simulator
 from scapy.layers.inet import IP, UDP
@@ -26,6 +28,7 @@ from twinplane.protocol.messages import (
     CsmbAuthChallenge,
     CsmbAuthResponse,
     CsmbHello,
+    FlowSignature,
     SsmbDelete,
     SsmbDump,
     SsmbQuery,
@@ -44,8 +47,9 @@ CYCLES_PER_MS = 20  # the tick strobe: one per 20 clocks stands for 1 ms
 class TwinCS:
     """One CS talking to both DFSs: its seq/session/serial for each."""
 
-    def __init__(self, ip: int, role: Role, epoch: int, hello_interval_ms: int = 1000):
+    def __init__(self, ip: int, role: Role, epoch: int, hello_interval_ms: int = 1000, cs_id: int = 0):
         self.ip, self.role, self.epoch, self.interval = ip, role, epoch, hello_interval_ms
+        self.cs_id = cs_id
         self.csmb_port, self.ssmb_port = 41000, 41001
         self.seq = {"gw": 0, "model": 0}
         self.session = {"gw": 0, "model": 0}
@@ -62,7 +66,7 @@ class TwinCS:
         return msg
 
     def hello(self):
-        return CsmbHello(nonce=b"cs-nonce", role=self.role, csmb_vers_major=1, ssmb_vers_major=1,
+        return CsmbHello(nonce=b"cs-nonce", role=self.role, cs_id=self.cs_id, csmb_vers_major=1, ssmb_vers_major=1,
                          hello_interval_ms=self.interval, ssmb_addr=ipaddress.IPv4Address(self.ip),
                          ssmb_port=self.ssmb_port)
 
@@ -347,5 +351,39 @@ def test_core_delete_and_reset_go_to_every_authenticated_cs():
         assert await twin.core_sends(SsmbQuery(serial=8)) == {}
         assert twin.ctx.get(twin.port.no_active_cs) == 1
         assert twin.ctx.get(twin.port.replicated) == 3
+
+    run_twin(script)
+
+
+def test_active_active_splits_queries_by_flow_key():
+    """Change 7: with two ACTIVE CSs at one epoch, a QUERY goes to member
+    crc32(inbound key) % 2 of the active set ordered by cs_id -- the model's
+    ``cs_for_key`` -- and a CS that leaves the set takes its share with it."""
+
+    async def script(twin):
+        # cs_id order is the reverse of slot order, so the ranking is exercised
+        first = TwinCS(ACTIVE_IP, Role.ACTIVE, epoch=1, cs_id=9)
+        second = TwinCS(STANDBY_IP, Role.ACTIVE, epoch=1, cs_id=4)
+        await twin.associate(first)
+        await twin.associate(second)
+        rng = random.Random(3)
+        owners = []
+        for serial in range(1, 13):
+            sig = FlowSignature(src_addr=ipaddress.IPv4Address(rng.getrandbits(32)),
+                                dst_addr=ipaddress.IPv4Address("10.0.0.100"), src_port=rng.getrandbits(16),
+                                dst_port=rng.choice((80, 443)), protocol=rng.choice((6, 17)))
+            expected = twin.model.cs_for_key(twin.model._sig_key(sig))
+            got = await twin.core_sends(SsmbQuery(serial=serial, flow=sig))
+            assert list(got) == [int(ipaddress.IPv4Address(expected.ssmb_addr[0]))], serial
+            owners.append(list(got)[0])
+        assert set(owners) == {ACTIVE_IP, STANDBY_IP}  # both got a share
+        # the first steps down: every QUERY goes to the second
+        first.role = Role.STANDBY
+        await twin.send(first, Bus.CSMB, first.hello)
+        for serial in range(13, 16):
+            sig = FlowSignature(src_addr=ipaddress.IPv4Address(rng.getrandbits(32)),
+                                dst_addr=ipaddress.IPv4Address("10.0.0.100"), src_port=rng.getrandbits(16),
+                                dst_port=80, protocol=6)
+            assert list(await twin.core_sends(SsmbQuery(serial=serial, flow=sig))) == [STANDBY_IP]
 
     run_twin(script)

@@ -27,7 +27,8 @@ It sits between the message receiver and transmitter and the rest of the DFS:
   the core (QUERY, DELETE, STATS, ...) come in on ``from_core`` and leave
   stamped with the active CS's session, the next ``seq`` and the epoch,
   addressed to its SSMB address; DELETE and RESET go to every authenticated
-  CS (replication), the active one first.
+  CS (replication), the active one first; with several ACTIVE CSs at the
+  newest epoch a QUERY goes to the one that owns its flow key (CRC-32 split).
 
 Area: the engine copies no message.  The message it works on stays in the
 receiver's register (``rx`` is taken only when done, and ``to_core`` is
@@ -42,9 +43,10 @@ board should seed it from a true entropy source (documented in docs/dfs.md).
 """
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, enum, memory, stream, wiring
+from amaranth.lib import crc, data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from twinplane.model.flowkey import KEY_WIDTH
 from twinplane.protocol.codec import ReplayWindow
 from twinplane.protocol.codes import (
     PROTOCOL_VERSION,
@@ -73,6 +75,7 @@ from twinplane.protocol.messages import (
     SsmbAuthChallenge,
     SsmbAuthResponse,
     SsmbHello,
+    SsmbQuery,
     VirtualServer,
     VsList,
 )
@@ -88,6 +91,7 @@ _SESSION_LABEL = b"twinplane-session"
 _IPV4_MAPPED = 0xFFFF << 32
 _LOWEST, _HIGHEST = min(SUPPORTED_VERSIONS), max(SUPPORTED_VERSIONS)
 _WINDOW = ReplayWindow.SIZE
+_KEY_BITS = 8 * ((KEY_WIDTH + 7) // 8)  # the flow key as the model's crc32 sees it: whole bytes
 _CLOCK_BITS = 24  # the engine's millisecond clock (wraps after 4.6 hours)
 _DEFAULT_HELLO_MS = 1000  # a CS's HELLO interval until its HELLO says otherwise
 _COUNTERS = (
@@ -218,6 +222,7 @@ class SessionEngine(wiring.Component):
         nonce, session = slot_array(64, "nonce"), slot_array(32, "session")
         highest, bitmap = slot_array(32, "highest"), slot_array(_WINDOW, "bitmap")
         tx_seq, role, epoch = slot_array(32, "tx_seq"), slot_array(1, "role"), slot_array(16, "epoch")
+        cs_id = slot_array(8, "cs_id")  # orders the active set (active/active QUERY split)
         deadline = slot_array(_CLOCK_BITS, "deadline")  # ms: forgotten after (3 HELLO intervals)
         newest_epoch = Signal(16)
 
@@ -313,6 +318,27 @@ class SessionEngine(wiring.Component):
         m.d.comb += vs_rd.addr.eq(vs_index)
 
         raise_epoch = Signal()
+
+        # -- active/active: who owns a new flow (docs/redundancy.md)
+        members = [authed[i] & (role[i] == Role.ACTIVE) & (epoch[i] == newest_epoch) for i in range(n)]
+        member_count = Signal(range(n + 1))
+        m.d.comb += member_count.eq(sum(members))
+        remainder = Signal(range(max(n, 2)))
+        owner = Signal.like(slot)
+        for i in range(n):
+            before = [members[j] & ((cs_id[j] < cs_id[i]) | ((cs_id[j] == cs_id[i]) & (j < i)))
+                      for j in range(n) if j != i]
+            rank = sum(before) if before else Const(0)
+            with m.If(members[i] & (rank == remainder)):
+                m.d.comb += owner.eq(i)
+        query = data.View(message_layout(SsmbQuery), self.from_core.payload.raw[-message_layout(SsmbQuery).size :])
+        flow = query.flow
+        flow_key = Cat(flow.src_addr[:32], flow.dst_addr[:32], flow.src_port, flow.dst_port, flow.protocol, Const(1, 1))
+        assert len(flow_key) == KEY_WIDTH
+        padded_key = Cat(flow_key, Const(0, _KEY_BITS - KEY_WIDTH))
+        key_feed = Cat(*(padded_key[_KEY_BITS - 8 * (b + 1) + j] for b in range(_KEY_BITS // 8) for j in range(8)))
+        m.submodules.key_crc = key_crc = crc.catalog.CRC32_ISO_HDLC(data_width=1).create()
+        split_step = Signal(range(_KEY_BITS + 33))
         copies = Signal(n)  # slots still owed a copy of the core message
         next_copy = Signal.like(slot)
         lowest_authed = Signal.like(slot)
@@ -583,6 +609,7 @@ class SessionEngine(wiring.Component):
                     interval = Mux(hello.hello_interval_ms == 0, 1, hello.hello_interval_ms)
                     m.d.sync += [
                         role[slot].eq(hello.role[0]),
+                        cs_id[slot].eq(hello.cs_id),
                         ssmb_ip[slot].eq(hello.ssmb_addr[:32]),
                         ssmb_port[slot].eq(hello.ssmb_port),
                         deadline[slot].eq(now_ms + 3 * interval),
@@ -781,8 +808,35 @@ class SessionEngine(wiring.Component):
                         out_slot.eq(first),
                         out_anonymous.eq(0),
                         copies.eq(Mux(to_all, authed_mask & ~(Const(1, n) << first)[:n], 0)),
+                        split_step.eq(0),
                     ]
                     count("from_core_count")
+                    with m.If((core_type == SsmbType.QUERY) & (member_count > 1)):
+                        m.next = "Splitting the active set"
+                    with m.Else():
+                        m.next = "Sending"
+
+            with m.State("Splitting the active set"):
+                # Active/active: the QUERY goes to member crc32(key) % count
+                # of the active set ordered by cs_id.  The CRC takes the key a
+                # bit per clock (zlib's order: bytes big-endian, bits LSB
+                # first), then the remainder a bit per clock, MSB first.
+                with m.If(split_step < _KEY_BITS):
+                    m.d.comb += [
+                        key_crc.valid.eq(1),
+                        key_crc.start.eq(split_step == 0),
+                        key_crc.data.eq(key_feed.bit_select(split_step, 1)),
+                    ]
+                    m.d.sync += [split_step.eq(split_step + 1), remainder.eq(0)]
+                with m.Elif(split_step < _KEY_BITS + 32):
+                    crc_bit = key_crc.crc.bit_select((_KEY_BITS + 31 - split_step)[:5], 1)
+                    twice = Cat(crc_bit, remainder)
+                    m.d.sync += [
+                        remainder.eq(Mux(twice >= member_count, twice - member_count, twice)),
+                        split_step.eq(split_step + 1),
+                    ]
+                with m.Else():
+                    m.d.sync += out_slot.eq(owner)
                     m.next = "Sending"
         return m
 
