@@ -38,34 +38,37 @@ class ArpResponder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        frame = Signal(8 * _FRAME_BYTES)
-        index = Signal(range(_FRAME_BYTES))
+        # The request is kept (112 bits) and each byte is picked by its index:
+        # cheaper than shifting a 480-bit frame register.
+        req = Signal(arp_request_layout())
+        index = Signal(6)  # 0..59
         busy = Signal()
 
-        req = self.request.payload
-        # The frame as a big-endian number: first byte on top; padding is the low bytes.
+        # The frame as a big-endian number: first byte on top.
         fields = [
             req.requester_mac, self.own_mac, Const(0x0806, 16),
             Const(1, 16), Const(0x0800, 16), Const(6, 8), Const(4, 8), Const(2, 16),
             self.own_mac, req.target_ip, req.requester_mac, req.requester_ip,
         ]
         assert sum(len(f) for f in fields) == 8 * _ARP_BYTES
+        # Bytes in wire order, then zero padding: a mux tree on the index.
+        frame = Cat(*(f.word_select(len(f) // 8 - 1 - k, 8) for f in fields for k in range(len(f) // 8)),
+                    Const(0, 8 * (64 - _ARP_BYTES)))
+        byte = Signal(8)
+        m.d.comb += byte.eq(frame.word_select(index, 8))
+
         m.d.comb += self.request.ready.eq(~busy)
         with m.If(self.request.valid & ~busy):
-            m.d.sync += [
-                frame.eq(Cat(Const(0, 8 * (_FRAME_BYTES - _ARP_BYTES)), *reversed(fields))),
-                index.eq(0),
-                busy.eq(1),
-            ]
+            m.d.sync += [req.eq(self.request.payload), index.eq(0), busy.eq(1)]
 
         m.d.comb += [
             self.source.valid.eq(busy),
-            self.source.payload.data.eq(frame[-8:]),
+            self.source.payload.data.eq(byte),
             self.source.payload.first.eq(index == 0),
             self.source.payload.last.eq(index == _FRAME_BYTES - 1),
         ]
         with m.If(self.source.valid & self.source.ready):
-            m.d.sync += [frame.eq(frame << 8), index.eq(index + 1)]
+            m.d.sync += index.eq(index + 1)
             with m.If(index == _FRAME_BYTES - 1):
                 m.d.sync += [busy.eq(0), self.replies.eq(self.replies + 1)]
         return m

@@ -7,8 +7,9 @@ byte per clock, driven by a ``RewriteCommand`` per frame (both sides can be
 translated at once, the source MAC comes with the command, a frame can be
 dropped, a later fragment gets L3 changes only).
 
-Stream contract: ``command`` is consumed together with the frame's first
-byte on ``sink`` (the frame waits for its command); ``source`` carries the
+Stream contract: a frame's first byte on ``sink`` waits for its command on
+``command``, which is consumed when that frame reaches the output (the
+command must stay put until then, as the stream rules say); ``source`` carries the
 rewritten frame, same length; a dropped frame is read and discarded.
 
 Why a lookahead line: the IPv4 checksum (l3+10)
@@ -16,8 +17,8 @@ passes before the addresses, the TCP checksum after seq/ack.  Frames run
 through an 8-byte line, so each value is known a few clocks before its first
 byte leaves: old addresses/ports come from the command, old checksums and
 seq/ack are captured as they enter.  The commands of the frames in the line
-sit in two registers, the first for the frame at the output, so the
-next frame's command is ready the clock its first byte leaves: no bubble
+sit in one register for the frame at the output and on ``command`` for the
+next one, so the next frame's command is ready the clock its first byte leaves: no bubble
 between back-to-back frames; latency 8 bytes (frames shorter than 8 bytes
 may wait for a command register).  The checksum adjustments are adder trees
 with one registered level a clock and registered folds, computed while the
@@ -91,13 +92,15 @@ class CommandRewriter(wiring.Component):
         # ---- the lookahead line and the commands of the frames in it -----------------
         line = Array(Signal(packet_layout(8), name=f"line{k}") for k in range(_DEPTH))
         count = Signal(range(_DEPTH + 1))
-        # Two command registers: ``c`` for the frame at the output, ``tail`` for the
-        # next one (registers, not a LUT-RAM FIFO: ``c`` feeds the output mux).
+        # One command register, ``c``, for the frame at the output.  The next
+        # frame's command is only looked at (its offsets, as its bytes enter)
+        # and stays on ``command`` until that frame reaches the output
+        # (``pending``): no second 400-bit register.
         c = Signal(RewriteCommand)
         c_valid = Signal()
-        tail = Signal(RewriteCommand)
-        tail_valid = Signal()
-        push = Signal()
+        pending = Signal()  # a frame in the line whose command is still on ``command``
+        first_taken = Signal()
+        load = Signal()
         pop = Signal()
         head = line[0]
         emit = Signal()  # the head byte may leave (or be dropped)
@@ -108,22 +111,25 @@ class CommandRewriter(wiring.Component):
         m.d.comb += [
             emit.eq((count != 0) & c_valid & ((count >= _LINE) | (lasts != 0))),
             advance.eq(emit & (self.source.ready | c.drop)),
-            self.sink.ready.eq((count < _DEPTH) & (~first_in | (self.command.valid & ~tail_valid))),
+            self.sink.ready.eq((count < _DEPTH) & (~first_in | (self.command.valid & ~pending))),
             take_in.eq(self.sink.valid & self.sink.ready),
-            self.command.ready.eq(take_in & first_in),
-            push.eq(self.command.ready),
+            first_taken.eq(take_in & first_in),
             pop.eq(advance & head.last),
+            # ``c`` takes the command at the head of ``command`` when it is free
+            # (or frees this clock) and that command's frame has entered.
+            load.eq((pending & pop) | (first_taken & (~c_valid | pop))),
+            self.command.ready.eq(load),
         ]
-        # Timing: the data inputs of ``c`` select on a register (tail_valid), so
-        # ``pop`` only drives the clock enables.
-        with m.If(pop | (push & ~c_valid)):
-            m.d.sync += c.eq(Mux(tail_valid, tail, self.command.payload))
-        with m.If(push & ((c_valid & ~pop) | tail_valid)):
-            m.d.sync += tail.eq(self.command.payload)
-        with m.If(pop):
-            m.d.sync += [c_valid.eq(tail_valid | push), tail_valid.eq(push & tail_valid)]
-        with m.Elif(push):
-            m.d.sync += [c_valid.eq(1), tail_valid.eq(c_valid)]
+        with m.If(load):
+            m.d.sync += c.eq(self.command.payload)
+        with m.If(load):
+            m.d.sync += c_valid.eq(1)
+        with m.Elif(pop):
+            m.d.sync += c_valid.eq(0)
+        with m.If(pending & pop):
+            m.d.sync += pending.eq(0)
+        with m.Elif(first_taken & c_valid & ~pop):
+            m.d.sync += pending.eq(1)
         m.d.sync += lasts.eq(lasts + (take_in & self.sink.payload.last) - (advance & head.last))
         for k in range(_DEPTH):
             with m.If(advance):
@@ -158,7 +164,7 @@ class CommandRewriter(wiring.Component):
 
         # Captures as bytes enter (the frame at the input: its command was latched with byte 0).
         cin = Signal(RewriteCommand)
-        with m.If(self.command.ready):
+        with m.If(first_taken):
             m.d.sync += cin.eq(self.command.payload)
         in_rel3 = (in_index - cin.l3_offset)[:9]
         in_rel4 = (in_index - cin.l4_offset)[:9]
