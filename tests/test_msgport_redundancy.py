@@ -34,6 +34,7 @@ from twinplane.protocol.messages import (
     SsmbQuery,
     SsmbReply,
     SsmbReset,
+    SsmbStats,
     VirtualServer,
     VsList,
 )
@@ -83,6 +84,7 @@ class Twin:
         self.model = ReferenceDFS(DfsConfig(key=KEY, dfs_addr=ipaddress.IPv4Address(DFS_IP)))
         self.codec = Codec(KEY)
         self.sessions: dict[int, int] = {}  # by CS address: its gateware session
+        self.core_answers: dict[int, list] = {}  # the model's answers that the gateware's core gives
 
     @property
     def now(self) -> float:
@@ -119,6 +121,7 @@ class Twin:
         for bus, dst, data in self.model.messages_to_send():
             for msg in self.codec.decode(bus, data):
                 if from_core and bus is Bus.SSMB:
+                    self.core_answers.setdefault(int(ipaddress.IPv4Address(dst[0])), []).append(summary(msg))
                     continue
                 out.setdefault(int(ipaddress.IPv4Address(dst[0])), []).append(summary(msg))
         return out
@@ -385,5 +388,27 @@ def test_active_active_splits_queries_by_flow_key():
                                 dst_addr=ipaddress.IPv4Address("10.0.0.100"), src_port=rng.getrandbits(16),
                                 dst_port=80, protocol=6)
             assert list(await twin.core_sends(SsmbQuery(serial=serial, flow=sig))) == [STANDBY_IP]
+
+    run_twin(script)
+
+
+def test_dump_answers_go_to_the_cs_that_asked():
+    """The port's part of DUMP: the core's STATS (error NONE) and DUMP END
+    go to the CS whose DUMP it answers -- a standby, here -- as the model's
+    answers do; a REAP's STATS (CONNALIVE) still goes to the active CS."""
+
+    async def script(twin):
+        active = TwinCS(ACTIVE_IP, Role.ACTIVE, epoch=1)
+        standby = TwinCS(STANDBY_IP, Role.STANDBY, epoch=1)
+        await twin.associate(active)
+        await twin.associate(standby)
+        twin.core_answers.clear()
+        await twin.send(standby, Bus.SSMB, SsmbDump)
+        assert list(twin.core_answers) == [STANDBY_IP]  # the model answers the asker
+        assert list(await twin.core_sends(SsmbStats(serial=1))) == [STANDBY_IP]
+        assert list(await twin.core_sends(SsmbStats(serial=2, error=ErrorCode.CONNALIVE))) == [ACTIVE_IP]
+        assert list(await twin.core_sends(SsmbDump(flags=Flag.END, count=1))) == [STANDBY_IP]
+        # the dump is over: STATS go to the active CS again
+        assert list(await twin.core_sends(SsmbStats(serial=3))) == [ACTIVE_IP]
 
     run_twin(script)

@@ -318,6 +318,8 @@ class SessionEngine(wiring.Component):
         m.d.comb += vs_rd.addr.eq(vs_index)
 
         raise_epoch = Signal()
+        dump_slot = Signal.like(slot)  # the CS whose DUMP the core is answering
+        dump_asked = Signal()
 
         # -- active/active: who owns a new flow (docs/redundancy.md)
         members = [authed[i] & (role[i] == Role.ACTIVE) & (epoch[i] == newest_epoch) for i in range(n)]
@@ -783,6 +785,9 @@ class SessionEngine(wiring.Component):
             with m.State("Passing to the core"):
                 m.d.comb += [self.to_core.valid.eq(1), self.to_core.payload.eq(cur)]
                 with m.If(self.to_core.ready):
+                    with m.If(cur.msg_type == SsmbType.DUMP):
+                        # Its STATS and DUMP END go back to whoever asked.
+                        m.d.sync += [dump_slot.eq(slot), dump_asked.eq(1)]
                     count("to_core_count")
                     m.d.comb += self.rx.ready.eq(1)
                     m.next = "Idle"
@@ -794,10 +799,25 @@ class SessionEngine(wiring.Component):
             with m.State("Stamping a core message"):
                 # DELETE and RESET go to every authenticated CS (the active
                 # one first), re-stamped for each: replication.
-                core_type = data.View(header_layout(), self.from_core.payload.raw[-8 * HEADER_SIZE :]).msg_type
+                core_hdr = data.View(header_layout(), self.from_core.payload.raw[-8 * HEADER_SIZE :])
+                core_type = core_hdr.msg_type
                 to_all = (core_type == SsmbType.DELETE) | (core_type == SsmbType.RESET)
                 authed_mask = Cat(*authed)
-                with m.If(~active_found & ~(to_all & (authed_mask != 0))):
+                # A DUMP's answers (STATS without error, DUMP END) go to the
+                # CS that asked, standby or not; a REAP's STATS (CONNALIVE)
+                # to the owner as usual.
+                dump_answer = ((core_type == SsmbType.STATS) & (core_hdr.error == ErrorCode.NONE)) | (
+                    core_type == SsmbType.DUMP
+                )
+                to_asker = Signal()
+                m.d.comb += to_asker.eq(dump_answer & dump_asked & authed[dump_slot])
+                with m.If(core_type == SsmbType.DUMP):
+                    m.d.sync += dump_asked.eq(0)
+                with m.If(to_asker):
+                    m.d.sync += [kind.eq(_Kind.CORE), out_slot.eq(dump_slot), out_anonymous.eq(0), copies.eq(0)]
+                    count("from_core_count")
+                    m.next = "Sending"
+                with m.Elif(~active_found & ~(to_all & (authed_mask != 0))):
                     count("no_active_cs")
                     m.d.comb += self.from_core.ready.eq(1)
                     m.next = "Idle"
