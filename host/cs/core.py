@@ -548,6 +548,8 @@ class ControlSegment:
         size = len(data)
         accepted = replied = decided = 0  # QUERYs, REPLYs with error NONE, decisions
         created: list[int] = []  # the vs_id of each new flow
+        run_vs_id = vs = pool = rotate = idle = None
+        new_flow = object.__new__
         start = time.perf_counter()
         while (size - offset >= QUERY_SIZE and data[offset + 2] == QUERY_TYPE
                and data[offset + 4] == 0 and data[offset + 5] == QUERY_SIZE):
@@ -594,17 +596,24 @@ class ControlSegment:
                 out += (prefixed[1:], siphash(key, prefixed).to_bytes(TAG_SIZE, "little"))
                 continue
             decided += 1
-            vs = vss.get(vs_id)
-            if vs is None:
-                vs = self._find_vs(vs_id, dst, dport, proto)
+            if vs_id != run_vs_id:  # what the VS decides, looked up once per run of the same VS
+                vs = vss.get(vs_id)
+                if vs is None:
+                    vs = self._find_vs(vs_id, dst, dport, proto)
+                    run_vs_id = None
+                else:
+                    run_vs_id = vs_id
+                if vs is not None:
+                    pool = pools[vs.pool]
+                    rotate = pool.method == "round_robin" and pool.persistence_s <= 0
+                    idle = vs.idle_timeout_s or flow_idle
             node = None
             if vs is None:
                 error = ErrorCode.UNKNOWN
             elif not vs.enabled:
                 error = ErrorCode.NOTAVAIL
             else:
-                pool = pools[vs.pool]
-                if pool.method == "round_robin" and pool.persistence_s <= 0:
+                if rotate:
                     # Pool.select + Pool._round_robin: the next candidate
                     # after the last choice in the pool's order.
                     nodes = pool.nodes
@@ -627,18 +636,28 @@ class ControlSegment:
                                       session, tx_seq, raw_flow, EMPTY_XLATE)
                 out += (prefixed[1:], siphash(key, prefixed).to_bytes(TAG_SIZE, "little"))
                 continue
-            idle = vs.idle_timeout_s or flow_idle
-            vs_id = vs.vs_id
-            parts = xlate_parts.get((node, vs_id, ingress))
+            parts = xlate_parts.get((node, vs.vs_id, ingress))
             if parts is None:
                 parts = self._translation_parts(node, vs, ingress)
             xlate = parts[0] + client_mac + parts[1]
-            flow = Flow(name, fkey, raw_flow, vs_id, node, serial, now, idle, xlate)
+            # Flow(name, fkey, raw_flow, vs.vs_id, node, serial, now, idle, xlate), without the call
+            flow = new_flow(Flow)
+            flow.dfs = name
+            flow.key = fkey
+            flow.flow = raw_flow
+            flow.vs_id = vs.vs_id
+            flow.node = node
+            flow.serial = serial
+            flow.created = now
+            flow.idle_s = idle
+            flow.deadline = deadline = now + idle
+            flow.reaping = 0
+            flow.translation = xlate
             table[k] = flow
-            heappush(heap, (flow.deadline, next(tie), k))
+            heappush(heap, (deadline, next(tie), k))
             node.connections += 1
             node.total_flows += 1
-            created.append(vs_id)
+            created.append(vs.vs_id)
             replied += 1
             tx_seq += 1
             prefixed = granted_pack(granted, serial, session, tx_seq, raw_flow, xlate)
