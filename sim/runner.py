@@ -9,21 +9,49 @@ sees every cocotb failure.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
 from amaranth.back import verilog
 
-__all__ = ["BUILD_ROOT", "run_cocotb", "write_verilog"]
+__all__ = ["BUILD_ROOT", "icarus_compatible", "run_cocotb", "write_verilog"]
 
 BUILD_ROOT = Path(os.environ.get("TWINPLANE_SIM_BUILD", Path(__file__).resolve().parent.parent / "sim_build"))
 
 
+# Two constructs in the Verilog Yosys writes for Amaranth that Icarus 11
+# gets wrong, both harmless synthesis artefacts:
+# * a case arm holding only a ``(* full_case *)`` attribute (an empty nested
+#   switch): a syntax error, so the arm becomes the empty statement;
+_EMPTY_FULL_CASE = re.compile(r"\(\* full_case = 32'd1 \*\)\s*\n(?=\s*(?:endcase\b|\d+'[hbd]|default\b))")
+# * ``always @*`` around one constant assignment: it has no sensitivity, so
+#   Icarus never runs it and the bits stay X; it becomes an ``initial``.
+_CONSTANT_ALWAYS = re.compile(r"always @\*\n(\s+)([^\n=]+ = \d+'[hbd][0-9a-fA-FxzXZ_]+;)\n")
+
+
+# * Yosys makes every ``always @*`` block run once at time 0 by reading a
+#   dummy register declared ``= 0``; under ``-g2012`` (cocotb's Icarus
+#   flags) a declaration's value is set before any process starts, so no
+#   event happens and those blocks keep X until an input changes.  An
+#   ``initial #0`` assignment makes the event after every block waits.
+_DUMMY_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
+
+
+def icarus_compatible(text: str) -> str:
+    """``text`` (Amaranth's Verilog) with the constructs above rewritten."""
+    text = _EMPTY_FULL_CASE.sub(";\n", text)
+    text = _DUMMY_TRIGGER.sub(lambda m: f"{m.group(1)}reg {m.group(2)};\n{m.group(1)}initial #0 {m.group(2)}= 1'b0;",
+                              text)
+    return _CONSTANT_ALWAYS.sub(lambda m: f"initial\n{m.group(1)}{m.group(2)}\n", text)
+
+
 def write_verilog(component, name: str, build_dir: Path) -> Path:
-    """Convert ``component`` to Verilog named ``name`` in ``build_dir``."""
+    """Convert ``component`` to Verilog named ``name`` in ``build_dir``
+    (made Icarus-compatible, see :func:`icarus_compatible`)."""
     build_dir.mkdir(parents=True, exist_ok=True)
     path = build_dir / f"{name}.v"
-    text = verilog.convert(component, name=name, emit_src=False)
+    text = icarus_compatible(verilog.convert(component, name=name, emit_src=False))
     # Only rewrite when changed, so Icarus rebuilds are skipped for unchanged designs.
     if not path.exists() or path.read_text() != text:
         path.write_text(text)

@@ -10,10 +10,10 @@ and the messages the gateware sends (decoded) must equal the model's, in
 order.  At the end the counters must agree and a DUMP read back through the
 message port must list the same flows with the same counters on both.
 
-Why Amaranth's simulator and not cocotb on Icarus: Icarus 11 cannot parse
-the Verilog Amaranth writes for ``DFSCore`` (an attribute on an empty case
-arm, ``(* full_case *)`` before ``/* empty */;``), so there is no Icarus run
-to time; the whole-DFS world (``sim/dfs/world.py``) already runs here.
+Two engines run it: Amaranth's simulator on ``DFSCore`` alone
+(:func:`run_scoreboard`), and cocotb on Icarus with GMII MACs and
+cocotbext-eth's GMII models on the wire (``sim/dfs/pipeline_tb.py``, which
+drives :class:`Scoreboard` through a wire-level ``World``).
 
 Time: the gateware's ``now`` ticks every ``TICK_CYCLES`` clocks; the model is
 given ``now = tick * tick_s``.  A step starts only when it can finish inside
