@@ -1,0 +1,44 @@
+"""PacketFIFO as built for ECP5 (DP16KD columns read through their output
+register, hdl/stream/packet_fifo.py) in cocotb/Icarus against a behavioural
+DP16KD (sim/stream/dp16kd.v): x9 one column, x4 three columns, x18 with
+byte enables over two columns."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from cocotb_tools.runner import get_results, get_runner
+
+from twinplane.hdl.stream.packet_fifo import PacketFIFO
+from twinplane.sim.runner import BUILD_ROOT, write_verilog
+
+DP16KD_MODEL = Path(__file__).resolve().parent.parent / "sim" / "stream" / "dp16kd.v"
+
+
+class _ECP5:
+    """Just enough of a platform for PacketFIFO to choose its ECP5 memory."""
+
+    family = "ecp5"
+
+
+class EbrPacketFIFO(PacketFIFO):
+    def elaborate(self, platform):
+        return super().elaborate(_ECP5())
+
+
+@pytest.mark.parametrize(("data_width", "depth"), [(8, 2048), (8, 4096), (16, 1024)])
+def test_ecp5_fifo_frames(data_width, depth):
+    build_dir = BUILD_ROOT / f"packet_fifo_ebr_w{data_width}_d{depth}"
+    top = "packet_fifo_ebr"
+    source = write_verilog(EbrPacketFIFO(data_width, depth), top, build_dir)
+    assert "REGMODE_B" in source.read_text()  # the DP16KD instances, not a Memory
+    runner = get_runner("icarus")
+    runner.build(sources=[source, DP16KD_MODEL], hdl_toplevel=top, build_dir=build_dir,
+                 timescale=("1ns", "1ps"))
+    env = {"FIFO_DATA_WIDTH": str(data_width), "FIFO_SEED": str(depth),
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    results = runner.test(hdl_toplevel=top, test_module="twinplane.sim.stream.fifo_ebr_tb",
+                          build_dir=build_dir, test_dir=build_dir, extra_env=env)
+    total, failed = get_results(results)
+    assert total == 1 and failed == 0, f"cocotb: {failed} of {total} failed (see {build_dir})"
