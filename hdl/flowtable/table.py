@@ -163,18 +163,23 @@ class FlowTable(wiring.Component):
         # One set of hash units: the control FSM hashes ``hkey`` in the clocks
         # without a lookup (``k_grant``), like its keymem reads.
         hkey = Signal(g.key_width)
-        hidx = [h3_index(Mux(self.lookup.valid, lkey, hkey), masks[t]) for t in range(T)]
+        hin = Signal(g.key_width)
+        m.d.comb += hin.eq(Mux(self.lookup.valid, lkey, hkey))
+        hidx = [h3_index(hin, masks[t]) for t in range(T)]
         k_grant = ~self.lookup.valid
         for t in range(T):
             m.d.comb += krd[t].addr.eq(Mux(self.lookup.valid,
                                            hidx[t], k_addr[t]))
         s1_valid, s1_key = Signal(), Signal(g.key_width)
-        m.d.sync += [s1_valid.eq(self.lookup.valid), s1_key.eq(lkey)]
+        m.d.sync += [s1_valid.eq(self.lookup.valid), s1_key.eq(hin)]
         # Stage 1 compares and ORs the matches (a key's slots all carry the
         # same handle, even mid-move, so an OR is the priority-free answer)
         # and reads the action.  The comparators serve the control FSM too, in
-        # clocks without a lookup in stage 1 (its keymem reads happen only then).
-        cmp_key = Mux(s1_valid, s1_key, cmd.key)
+        # clocks without a lookup in stage 1 (its keymem reads happen only then):
+        # ``s1_key`` then holds ``hkey``, the command's key, hashed the clock
+        # before.  (A register, not a mux, in front of the comparators: a mux
+        # there is copied into each of them.)
+        cmp_key = s1_key
         matches, handles = [], []
         for t in range(T):
             for w in range(W):
@@ -285,18 +290,17 @@ class FlowTable(wiring.Component):
             for i in range(T * W):
                 with m.Case(i):
                     m.d.comb += mslot.eq(cand[i])
-        # The slot a handle's location names, from the keymem read data.
-        loc_slot = Signal(self.slot_layout)
-        with m.Switch(loc.table):
-            for t in range(T):
-                with m.Case(t):
-                    with m.Switch(loc.way):
-                        for w in range(W):
-                            with m.Case(w):
-                                m.d.comb += loc_slot.eq(krd[t].data[w])
+        # The restore unit works on registers, loaded by a state (``rs_load``) and
+        # read in the next: driven through the slot selector directly, its
+        # parity trees would each absorb a copy of the 8-way slot mux.
+        rs_load = Signal()
         rs_t, rs_b = Signal(_bits(T)), Signal(g.index_bits)
         rs_rest = Signal(g.rest_width)
-        rs_key = h3_restore(rs_t, rs_b, rs_rest, masks)
+        rs_t_r, rs_b_r = Signal(_bits(T)), Signal(g.index_bits)
+        rs_rest_r = Signal(g.rest_width)
+        with m.If(rs_load):
+            m.d.sync += [rs_t_r.eq(rs_t), rs_b_r.eq(rs_b), rs_rest_r.eq(rs_rest)]
+        rs_key = h3_restore(rs_t_r, rs_b_r, rs_rest_r, masks)
         age = Signal(g.ts_width)
         m.d.comb += age.eq(cmd.now - crd.data.last_seen)
 
@@ -355,8 +359,10 @@ class FlowTable(wiring.Component):
 
             # -- one cuckoo move: try each candidate slot in (table, way) order
             with m.State("MOVE LOAD"):
-                m.d.comb += [rs_t.eq(mt), rs_b.eq(Cat(*cidx).word_select(mt, g.index_bits)),
+                m.d.comb += [rs_load.eq(1), rs_t.eq(mt), rs_b.eq(Cat(*cidx).word_select(mt, g.index_bits)),
                              rs_rest.eq(mslot.key)]
+                m.next = "MOVE RESTORE"
+            with m.State("MOVE RESTORE"):
                 m.d.sync += hkey.eq(rs_key)
                 m.next = "MOVE HASH"
             with m.State("MOVE HASH"):
@@ -437,13 +443,14 @@ class FlowTable(wiring.Component):
                     m.next = "VICTIM DATA"
             with m.State("VICTIM DATA"):
                 vt = best_i // W
-                m.d.comb += [sel.eq(best_i), rs_t.eq(vt), rs_rest.eq(victim.key),
+                m.d.comb += [sel.eq(best_i), rs_load.eq(1), rs_t.eq(vt), rs_rest.eq(victim.key),
                              rs_b.eq(Cat(*cidx).word_select(vt, g.index_bits))]
-                m.d.sync += [r.action.eq(ard.data), r.key.eq(rs_key),
+                m.d.sync += [r.action.eq(ard.data),
                              r.status.eq(InsertStatus.EVICTED), new_handle.eq(victim.handle),
                              tgt_t.eq(best_i // W), tgt_w.eq(best_i % W)]
                 m.next = "VICTIM INVALIDATE"
             with m.State("VICTIM INVALIDATE"):
+                m.d.sync += r.key.eq(rs_key)
                 m.d.comb += [kw_en.eq(1), kw_t.eq(tgt_t), kw_way.eq(tgt_w),
                              kw_addr.eq(Cat(*cidx).word_select(tgt_t, g.index_bits)),
                              kw_slot.valid.eq(0)]
@@ -463,10 +470,17 @@ class FlowTable(wiring.Component):
             with m.State("READ SLOT"):
                 read_keys([loc.bucket] * T, "SLOT READ")
             with m.State("SLOT READ"):
-                slot = loc_slot
-                m.d.sync += [r.found.eq(slot.valid & (slot.handle == cmd.handle)),
-                             r.key.eq(rs_key)]
-                m.d.comb += [rs_t.eq(loc.table), rs_b.eq(loc.bucket), rs_rest.eq(slot.key)]
+                # The slots of the location's bucket, picked by the shared selector.
+                m.d.sync += cand.eq(Cat(*(krd[t].data.as_value() for t in range(T))))
+                m.next = "SLOT CHECK"
+            with m.State("SLOT CHECK"):
+                slot = mslot
+                m.d.comb += sel.eq(loc.table * W + loc.way)
+                m.d.sync += r.found.eq(slot.valid & (slot.handle == cmd.handle))
+                m.d.comb += [rs_load.eq(1), rs_t.eq(loc.table), rs_b.eq(loc.bucket), rs_rest.eq(slot.key)]
+                m.next = "SLOT KEY"
+            with m.State("SLOT KEY"):
+                m.d.sync += r.key.eq(rs_key)
                 with m.If(cmd.op == FlowOp.CLEAR):
                     m.next = "CLEAR COUNTERS"
                 with m.Else():
