@@ -281,10 +281,13 @@ class ControlSegment:
         out = []
         for peer in self.peers.values():
             replies = peer.out_replies
+            if not (replies or peer.out_csmb or peer.out_ssmb):
+                continue
             if replies:
+                addr = peer.ssmb_addr
                 step = 2 * _REPLIES_PER_DATAGRAM
-                out.extend((Bus.SSMB, peer.ssmb_addr, b"".join(replies[i:i + step]))
-                           for i in range(0, len(replies), step))
+                for i in range(0, len(replies), step):
+                    out.append((Bus.SSMB, addr, b"".join(replies[i:i + step])))
                 if len(replies) > 2 or peer.out_ssmb:
                     self.counters["batches"] += 1
                 replies.clear()
@@ -674,8 +677,12 @@ class ControlSegment:
             self.latency_sum += elapsed
             self.latency[bisect_left(LATENCY_BUCKETS, elapsed / decided)] += decided
         if created:
-            for vs_id, n in Counter(created).items():
-                self.vs_stats[vs_id]["flows"] += n
+            first = created[0]
+            if created.count(first) == len(created):  # one VS (the usual case): no Counter
+                self.vs_stats[first]["flows"] += len(created)
+            else:
+                for vs_id, n in Counter(created).items():
+                    self.vs_stats[vs_id]["flows"] += n
         return offset
 
     def _accept(self, peer: DfsPeer, bus: Bus, msg, session_ok: bool) -> bool:
@@ -948,22 +955,28 @@ class ControlSegment:
 
     # -- timers ------------------------------------------------------------------------------------
     def get_timer(self) -> float | None:
-        times = []
+        # Called after every batch of decisions: no generator, no list.
+        best = self.flows.next_deadline()
         for peer in self.peers.values():
-            if peer.state == "idle":
+            state = peer.state
+            if state == "idle":
                 return 0.0
-            if peer.state == "gave_up":
+            if state == "gave_up":
                 continue
-            times.append(peer.next_hello)
-            if peer.handshake_deadline is not None:
-                times.append(peer.handshake_deadline)
-            times.extend(entry[1] for entry in peer.pending.values())
-        t = self.flows.next_deadline()
-        if t is not None:
-            times.append(t)
-        if any(p.persistence_s > 0 for p in self.pools.values()):
-            times.append(self._next_sweep)
-        return min(times) if times else None
+            t = peer.next_hello
+            if peer.handshake_deadline is not None and peer.handshake_deadline < t:
+                t = peer.handshake_deadline
+            for entry in peer.pending.values():
+                if entry[1] < t:
+                    t = entry[1]
+            if best is None or t < best:
+                best = t
+        for pool in self.pools.values():
+            if pool.persistence_s > 0:
+                if best is None or self._next_sweep < best:
+                    best = self._next_sweep
+                break
+        return best
 
     def handle_timer(self, now: float) -> None:
         hello_s = self.config.timeouts.hello_interval_ms / 1000
