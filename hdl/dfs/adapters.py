@@ -86,13 +86,15 @@ class CamAdapter(wiring.Component):
         busy = Signal()
         answer = Signal.like(self.answer.payload)
         answered = Signal()
-        m.d.comb += self.query.ready.eq(~busy)
-        with m.If(self.query.valid & ~busy):
-            m.d.sync += [busy.eq(1), answered.eq(0)]
+        with m.If(~busy):
             with m.If(self.query.payload.protocol == 0):
-                m.d.comb += [cam.arp.valid.eq(1), cam.arp.payload.addr.eq(self.query.payload.dst_ip)]
+                m.d.comb += [cam.arp.valid.eq(self.query.valid), cam.arp.payload.addr.eq(self.query.payload.dst_ip),
+                             self.query.ready.eq(cam.arp.ready)]
             with m.Else():
-                m.d.comb += [cam.lookup.valid.eq(1), cam.lookup.payload.eq(self.query.payload)]
+                m.d.comb += [cam.lookup.valid.eq(self.query.valid), cam.lookup.payload.eq(self.query.payload),
+                             self.query.ready.eq(cam.lookup.ready)]
+        with m.If(self.query.valid & self.query.ready):
+            m.d.sync += [busy.eq(1), answered.eq(0)]
         with m.If(busy & ~answered):
             with m.If(cam.result.valid):
                 m.d.sync += [answered.eq(1), answer.hit.eq(cam.result.hit), answer.vs_id.eq(cam.result.vs_id),

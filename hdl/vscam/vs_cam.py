@@ -2,8 +2,7 @@
 # Ref: the patent's virtual servers (match the destination address and port of
 #      packets from the external network; WILDCARD_ADDR / WILDCARD_PORT /
 #      NOARP_MODE); reference model: twinplane.model.vscam.VirtualServerTable.
-"""The virtual-server table in registers, with a pipelined lookup and an ARP
-lookup.
+"""The virtual-server table in a small memory, searched one entry a clock.
 
 Precedence (best first; the lowest entry index wins a tie within a class):
 exact address and port, WILDCARD_PORT (address equal), WILDCARD_ADDR (port
@@ -15,25 +14,24 @@ for an untagged frame).  ARP: answer for an address that is the
 ``virt_addr`` of a valid entry without WILDCARD_ADDR or NOARP_MODE.
 
 Writes come in the message port's ``vs_write_layout`` (IPv4 ``virt_addr`` in
-the low 32 bits; an ``index`` beyond the table is ignored); ``the input streams
-are always ready.  A lookup sees every write accepted up to and including its own
-clock.
+the low 32 bits; an ``index`` beyond the table is ignored).
 
-Pipeline of a lookup (``LATENCY`` = 5 clocks from query to result)::
+Why a scan: a lookup is needed only for a frame of no known flow (a new
+flow, ARP), at most one per frame, and a minimum frame takes 84 clocks at
+one byte per clock, so one comparator walking the entries (``entries`` + 4
+clocks a question) does the work of ``entries`` comparators and registers
+(16 entries: ~2.4k LUT4 and 1.75k FF as a parallel CAM).
 
-    query reg -> per-entry compares (4 class bits, "known" bit)
-              -> known = OR, lowest index per class
-              -> class choice
-              -> vs_id/flags read by index -> result reg
-
-Why a delayed copy of vs_id/flags: the result reads them three clocks after
-the compares; written three clocks later than the compared fields, they are
-the values of the same table version, so a write racing a lookup never pairs
-one entry's match with another entry's id.
+One question at a time: ``lookup`` (first) or ``arp`` is taken when the
+CAM is idle and no write is offered; a write waits while a question is
+searched.  So a question sees every write accepted before it, and none
+accepted after it.  ``result`` / ``arp_result`` carry ``valid`` for one
+clock.  Entry ``valid`` bits are registers (reset with the design); the rest
+of an entry is in the memory.
 """
 
-from amaranth import Array, Cat, Const, Module, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from twinplane.protocol.codes import Flag
@@ -53,27 +51,14 @@ def vs_result_layout() -> data.StructLayout:
     return data.StructLayout({"valid": 1, "hit": 1, "vs_id": 16, "index": 8, "flags": 32})
 
 
-def _lowest(m: Module, bits: list, name: str):
-    """(any, index of the lowest set bit) of a list of 1-bit values."""
-    index = Signal(8, name=f"{name}_index")
-    for i in reversed(range(len(bits))):  # the last assignment wins: lowest index
-        with m.If(bits[i]):
-            m.d.comb += index.eq(i)
-    return Cat(*bits).any(), index
-
-
 class VirtualServerCAM(wiring.Component):
-    """``entries`` virtual servers (>= 16) in registers.
+    """``entries`` virtual servers (>= 16).
 
     Members: ``write`` (in stream, vs_write_layout); ``local_addr`` (in, 32);
     ``lookup`` (in stream, vs_lookup_layout) -> ``result`` (out,
-    vs_result_layout with a ``valid`` bit, ``LATENCY`` clocks after the
-    query); ``arp`` (in stream, ``addr``) -> ``arp_result`` (out, ``valid``,
-    ``answer_arp``, ``ARP_LATENCY`` clocks later).  The input streams are
-    always ready; the results are a pipeline without back-pressure."""
-
-    LATENCY = 5
-    ARP_LATENCY = 3
+    vs_result_layout with a ``valid`` bit); ``arp`` (in stream, ``addr``) ->
+    ``arp_result`` (out, ``valid``, ``answer_arp``).  A question takes
+    :meth:`latency` clocks from its transfer to its result."""
 
     def __init__(self, entries: int = 16):
         if not isinstance(entries, int) or isinstance(entries, bool):
@@ -92,105 +77,122 @@ class VirtualServerCAM(wiring.Component):
             }
         )
 
+    def latency(self) -> int:
+        """Clocks from a question's transfer to its result."""
+        return self.entries + 4
+
     def elaborate(self, platform):
         m = Module()
         n = self.entries
-        m.d.comb += [self.write.ready.eq(1), self.lookup.ready.eq(1), self.arp.ready.eq(1)]
-        match_layout = data.StructLayout(
-            {"valid": 1, "protocol": 8, "addr": 32, "port": 16, "vlan_id": 12,
-             "wild_addr": 1, "wild_port": 1, "noarp": 1}
+        ib = max(1, (n - 1).bit_length())
+        entry_layout = data.StructLayout(
+            {"protocol": 8, "addr": 32, "port": 16, "vlan_id": 12,
+             "wild_addr": 1, "wild_port": 1, "noarp": 1, "vs_id": 16}
         )
-        payload_layout = data.StructLayout({"vs_id": 16, "flags": 3})
-        match = [Signal(match_layout, name=f"match{i}") for i in range(n)]
-        payload = Array(Signal(payload_layout, name=f"payload{i}") for i in range(n))
+        m.submodules.table = table = memory.Memory(shape=entry_layout, depth=n, init=[])
+        wr = table.write_port()
+        rd = table.read_port()
+        valid = Signal(n)  # entry valid bits (registers: cleared by reset)
 
-        # ---- writes: compared fields now, vs_id/flags three clocks later ------------
+        idle = Signal()
+        m.d.comb += [
+            self.write.ready.eq(idle),
+            self.lookup.ready.eq(idle & ~self.write.valid),
+            self.arp.ready.eq(idle & ~self.write.valid & ~self.lookup.valid),
+        ]
+
+        # ---- writes ----------------------------------------------------------------------
         w = self.write.payload
         flags = w.flags
-        w_flags = Cat((flags & Flag.WILDCARD_ADDR) != 0, (flags & Flag.WILDCARD_PORT) != 0,
-                      (flags & Flag.NOARP_MODE) != 0)
-        for i in range(n):
-            with m.If(self.write.valid & (w.index == i)):
-                m.d.sync += match[i].eq(Cat(w.valid, w.vs.protocol, w.vs.virt_addr[:32], w.vs.virt_port,
-                                            w.vs.vlan_id[:12], w_flags))
-        delayed = [(Signal(name=f"pw_valid{k}"), Signal(8, name=f"pw_index{k}"),
-                    Signal(payload_layout, name=f"pw_payload{k}")) for k in range(3)]
-        m.d.sync += [delayed[0][0].eq(self.write.valid), delayed[0][1].eq(w.index),
-                     delayed[0][2].vs_id.eq(w.vs.vs_id), delayed[0][2].flags.eq(w_flags)]
-        for k in range(1, 3):
-            m.d.sync += [a.eq(b) for a, b in zip(delayed[k], delayed[k - 1], strict=True)]
-        pw_valid, pw_index, pw_payload = delayed[2]
-        for i in range(n):
-            with m.If(pw_valid & (pw_index == i)):
-                m.d.sync += payload[i].eq(pw_payload)
+        with m.If(self.write.valid & self.write.ready & (w.index < n)):
+            m.d.comb += [
+                wr.en.eq(1),
+                wr.addr.eq(w.index[:ib]),
+                wr.data.protocol.eq(w.vs.protocol),
+                wr.data.addr.eq(w.vs.virt_addr[:32]),
+                wr.data.port.eq(w.vs.virt_port),
+                wr.data.vlan_id.eq(w.vs.vlan_id[:12]),
+                wr.data.wild_addr.eq((flags & Flag.WILDCARD_ADDR) != 0),
+                wr.data.wild_port.eq((flags & Flag.WILDCARD_PORT) != 0),
+                wr.data.noarp.eq((flags & Flag.NOARP_MODE) != 0),
+                wr.data.vs_id.eq(w.vs.vs_id),
+            ]
+            m.d.sync += valid.bit_select(w.index[:ib], 1).eq(w.valid)
 
-        # ---- lookup stage 0: the query register -------------------------------------
+        # ---- the question ------------------------------------------------------------------
         q = Signal(vs_lookup_layout())
-        q_valid = Signal()
-        m.d.sync += [q.eq(self.lookup.payload), q_valid.eq(self.lookup.valid)]
+        is_arp = Signal()
+        addr = Signal(ib + 1)  # the entry read this clock (its data comes the next)
+        e_index = Signal(ib)  # the entry whose data is on rd.data
+        e_valid = Signal()  # rd.data is an entry of the scan
+        m.d.comb += rd.addr.eq(addr[:ib])
 
-        # ---- stage 1: every entry compared --------------------------------------------
-        classes = [[Signal(name=f"class{c}_{i}") for i in range(n)] for c in range(4)]
-        known_vec = [Signal(name=f"known{i}") for i in range(n)]
-        local_hit = Signal()
-        s1_valid = Signal()
-        m.d.sync += [s1_valid.eq(q_valid), local_hit.eq((self.local_addr != 0) & (self.local_addr == q.dst_ip))]
-        for i, e in enumerate(match):
-            base = e.valid & (e.protocol == q.protocol) & ((e.vlan_id == 0) | (e.vlan_id == q.vlan_id))
-            addr_eq = e.addr == q.dst_ip
-            port_eq = e.port == q.dst_port
-            m.d.sync += [
-                classes[0][i].eq(base & ~e.wild_addr & ~e.wild_port & addr_eq & port_eq),
-                classes[1][i].eq(base & ~e.wild_addr & e.wild_port & addr_eq),
-                classes[2][i].eq(base & e.wild_addr & ~e.wild_port & port_eq),
-                classes[3][i].eq(base & e.wild_addr & e.wild_port),
-                known_vec[i].eq(e.valid & ~e.wild_addr & addr_eq),
-            ]
-
-        # ---- stage 2: known address, lowest index per class ---------------------------
-        s2_valid = Signal()
+        # ---- one comparator over the entry on rd.data --------------------------------------
+        e = rd.data
+        e_live = e_valid & valid.bit_select(e_index, 1)
+        addr_eq = e.addr == q.dst_ip
+        port_eq = e.port == q.dst_port
+        base = e_live & (e.protocol == q.protocol) & ((e.vlan_id == 0) | (e.vlan_id == q.vlan_id))
+        classes = [
+            base & ~e.wild_addr & ~e.wild_port & addr_eq & port_eq,
+            base & ~e.wild_addr & e.wild_port & addr_eq,
+            base & e.wild_addr & ~e.wild_port & port_eq,
+            base & e.wild_addr & e.wild_port,
+        ]
+        known_bit = e_live & ~e.wild_addr & addr_eq  # the ARP question: addr_eq & ~noarp
+        found = [Signal(name=f"found{c}") for c in range(4)]
+        found_at = [Signal(ib, name=f"found{c}_at") for c in range(4)]
         known = Signal()
-        any_c = [Signal(name=f"any{c}") for c in range(4)]
-        idx_c = [Signal(8, name=f"idx{c}") for c in range(4)]
-        m.d.sync += [s2_valid.eq(s1_valid), known.eq(Cat(*known_vec).any() | local_hit)]
-        for c in range(4):
-            hit_any, index = _lowest(m, classes[c], f"class{c}")
-            m.d.sync += [any_c[c].eq(hit_any), idx_c[c].eq(index)]
+        arp_answer = Signal()
 
-        # ---- stage 3: the best class ----------------------------------------------------
-        s3_valid = Signal()
+        # ---- the winner --------------------------------------------------------------------
         hit = Signal()
-        index = Signal(8)
-        m.d.sync += [s3_valid.eq(s2_valid), hit.eq(0), index.eq(0)]
-        with m.If(any_c[0]):
-            m.d.sync += [hit.eq(1), index.eq(idx_c[0])]
-        with m.Elif(any_c[1]):
-            m.d.sync += [hit.eq(1), index.eq(idx_c[1])]
-        with m.Elif(any_c[2] & ~known):
-            m.d.sync += [hit.eq(1), index.eq(idx_c[2])]
-        with m.Elif(any_c[3] & ~known):
-            m.d.sync += [hit.eq(1), index.eq(idx_c[3])]
+        win = Signal(ib)
+        with m.If(found[0]):
+            m.d.comb += [hit.eq(1), win.eq(found_at[0])]
+        with m.Elif(found[1]):
+            m.d.comb += [hit.eq(1), win.eq(found_at[1])]
+        with m.Elif(found[2] & ~known):
+            m.d.comb += [hit.eq(1), win.eq(found_at[2])]
+        with m.Elif(found[3] & ~known):
+            m.d.comb += [hit.eq(1), win.eq(found_at[3])]
 
-        # ---- stage 4: vs_id and flags of the winner -------------------------------------
-        chosen = payload[index[: max(1, (n - 1).bit_length())]]
-        r = self.result
-        m.d.sync += [r.valid.eq(s3_valid), r.hit.eq(hit), r.index.eq(index)]
-        with m.If(hit):
-            m.d.sync += [
-                r.vs_id.eq(chosen.vs_id),
-                r.flags.eq(Cat(Const(0, 7), chosen.flags)),  # WILDCARD_ADDR is bit 7, then 8, 9
-            ]
-        with m.Else():
-            m.d.sync += [r.vs_id.eq(0), r.flags.eq(0)]
-
-        # ---- ARP: register, compare, OR (it sees the writes a lookup would) ----------------
-        arp_addr = Signal(32)
-        arp_q_valid = Signal()
-        m.d.sync += [arp_addr.eq(self.arp.payload.addr), arp_q_valid.eq(self.arp.valid)]
-        arp_vec = [Signal(name=f"arp{i}") for i in range(n)]
-        arp_valid = Signal()
-        m.d.sync += arp_valid.eq(arp_q_valid)
-        for i, e in enumerate(match):
-            m.d.sync += arp_vec[i].eq(e.valid & ~e.wild_addr & ~e.noarp & (e.addr == arp_addr))
-        m.d.sync += [self.arp_result.valid.eq(arp_valid), self.arp_result.answer_arp.eq(Cat(*arp_vec).any())]
+        m.d.sync += [self.result.valid.eq(0), self.arp_result.valid.eq(0)]
+        with m.FSM(name="cam"):
+            with m.State("Idle"):
+                m.d.comb += idle.eq(1)
+                m.d.sync += [addr.eq(0), e_valid.eq(0), known.eq(0), arp_answer.eq(0)]
+                m.d.sync += [f.eq(0) for f in found]
+                with m.If(self.lookup.valid & self.lookup.ready):
+                    # The DFS's own address is known too.
+                    m.d.sync += [q.eq(self.lookup.payload), is_arp.eq(0),
+                                 known.eq((self.local_addr != 0) & (self.local_addr == self.lookup.payload.dst_ip))]
+                    m.next = "Searching"
+                with m.Elif(self.arp.valid & self.arp.ready):
+                    m.d.sync += [q.eq(0), q.dst_ip.eq(self.arp.payload.addr), is_arp.eq(1)]
+                    m.next = "Searching"
+            with m.State("Searching"):
+                m.d.sync += [addr.eq(addr + 1), e_index.eq(addr[:ib]), e_valid.eq(addr < n)]
+                with m.If(e_valid):
+                    # Ascending: the first entry of a class is its lowest index.
+                    for c in range(4):
+                        with m.If(classes[c] & ~found[c]):
+                            m.d.sync += [found[c].eq(1), found_at[c].eq(e_index)]
+                    m.d.sync += [known.eq(known | known_bit),
+                                 arp_answer.eq(arp_answer | (known_bit & ~e.noarp))]
+                    with m.If(e_index == n - 1):
+                        m.next = "Reading the winner"
+            with m.State("Reading the winner"):
+                m.d.comb += rd.addr.eq(win)
+                m.next = "Answering"
+            with m.State("Answering"):
+                r = self.result
+                with m.If(is_arp):
+                    m.d.sync += [self.arp_result.valid.eq(1), self.arp_result.answer_arp.eq(arp_answer)]
+                with m.Else():
+                    m.d.sync += [r.valid.eq(1), r.hit.eq(hit), r.index.eq(Mux(hit, win, 0)),
+                                 r.vs_id.eq(Mux(hit, e.vs_id, 0)),
+                                 # WILDCARD_ADDR is bit 7, then 8, 9
+                                 r.flags.eq(Mux(hit, Cat(Const(0, 7), e.wild_addr, e.wild_port, e.noarp), 0))]
+                m.next = "Idle"
         return m
