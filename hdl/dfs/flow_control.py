@@ -262,9 +262,22 @@ class FlowController(wiring.Component):
             idle.eq(Mux(idle_in < idle_out, idle_in, idle_out)),
         ]
 
+        # Payloads with a default in every state (a value set only in some
+        # states would also be ANDed with them, a LUT per bit).
+        m.d.comb += [
+            self.core_msg.payload.raw.eq(out_raw),
+            self.core_msg.payload.length.eq(out_len),
+            cmd.now.eq(self.now),
+            cmd.key.eq(key_f),
+            cmd.action.eq(action_f),
+            cmd.handle.eq(handle_f),
+            self.resolve.payload.key.eq(key_f),
+            self.resolve.payload.accept.eq(reply_error == ErrorCode.NONE),
+        ]
+
         def issue(op, *, key=None, action=None, handle=None, then):
             """Send one command to the flow table; the answer lands in `rsp`."""
-            stmts = [cmd.op.eq(op), cmd.now.eq(self.now)]
+            stmts = [cmd.op.eq(op)]
             if key is not None:
                 stmts.append(cmd.key.eq(key))
             if action is not None:
@@ -498,11 +511,7 @@ class FlowController(wiring.Component):
                 m.d.sync += reply_error.eq(ErrorCode.NONE)
                 m.next = "Resolving"
             with m.State("Resolving"):
-                m.d.comb += [
-                    self.resolve.valid.eq(1),
-                    self.resolve.payload.key.eq(key_f),
-                    self.resolve.payload.accept.eq(reply_error == ErrorCode.NONE),
-                ]
+                m.d.comb += self.resolve.valid.eq(1)
                 with m.If(self.resolve.ready):
                     m.next = "Idle"
 
@@ -713,10 +722,6 @@ class FlowController(wiring.Component):
         return m
 
     def _send(self, m, out_raw, out_len, *, then):
-        m.d.comb += [
-            self.core_msg.valid.eq(1),
-            self.core_msg.payload.raw.eq(out_raw),
-            self.core_msg.payload.length.eq(out_len),
-        ]
+        m.d.comb += self.core_msg.valid.eq(1)
         with m.If(self.core_msg.ready):
             m.next = then

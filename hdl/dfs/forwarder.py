@@ -222,6 +222,38 @@ class Forwarder(wiring.Component):
             ]
             m.next = "Asking the CAM"
 
+        # Payloads are driven in every state (they matter only with valid): set
+        # in the states they would each be ANDed with the state, a LUT a bit.
+        d = self.decision.payload
+        m.d.comb += [
+            self.arp_request.payload.requester_mac.eq(info.eth_src),
+            self.arp_request.payload.requester_ip.eq(info.src_ip),
+            self.arp_request.payload.target_ip.eq(info.dst_ip),
+            self.vs_query.payload.eq(cam_question),
+            self.lookup.payload.key.eq(key),
+            self.touch.payload.handle.eq(result.handle),
+            self.touch.payload.nbytes.eq(info.ip_length),
+            self.touch.payload.now.eq(self.now),
+            self.tcp_event.payload.handle.eq(result.handle),
+            self.tcp_event.payload.fin.eq((info.tcp_flags & _FIN) != 0),
+            self.tcp_event.payload.rst.eq((info.tcp_flags & _RST) != 0),
+            d.action.eq(result.action),
+            d.src_ip.eq(info.src_ip),
+            d.dst_ip.eq(info.dst_ip),
+            d.src_port.eq(info.src_port),
+            d.dst_port.eq(info.dst_port),
+            d.protocol.eq(info.protocol),
+            d.vlan_valid.eq(info.vlan_valid),
+            d.l3_offset.eq(info.l3_offset),
+            d.l4_offset.eq(info.l4_offset),
+            self.forward_frame.payload.eq(self.frame.payload),
+            self.hold_frame.payload.eq(self.frame.payload),
+            self.message_frame.payload.data.eq(self.frame.payload.data),
+            self.message_frame.payload.first.eq(byte_index == payload_start),
+            self.message_frame.payload.last.eq(byte_index == payload_end - 1),
+        ]
+        self._hold_record(m, key, info, vs_answer)
+
         with m.FSM(name="forwarder"):
             with m.State("Waiting for a frame"):
                 m.d.comb += self.meta.ready.eq(1)
@@ -256,17 +288,12 @@ class Forwarder(wiring.Component):
                         discard_frame("dropped_other")
 
             with m.State("Answering ARP"):
-                m.d.comb += [
-                    self.arp_request.valid.eq(1),
-                    self.arp_request.payload.requester_mac.eq(info.eth_src),
-                    self.arp_request.payload.requester_ip.eq(info.src_ip),
-                    self.arp_request.payload.target_ip.eq(info.dst_ip),
-                ]
+                m.d.comb += self.arp_request.valid.eq(1)
                 with m.If(self.arp_request.ready):
                     discard_frame("arp_answered")
 
             with m.State("Asking the CAM"):
-                m.d.comb += [self.vs_query.valid.eq(1), self.vs_query.payload.eq(cam_question)]
+                m.d.comb += self.vs_query.valid.eq(1)
                 with m.If(self.vs_query.ready):
                     m.next = "The CAM answered"
             with m.State("The CAM answered"):
@@ -288,7 +315,7 @@ class Forwarder(wiring.Component):
                         discard_frame("dropped_no_flow")
 
             with m.State("Looking up"):
-                m.d.comb += [self.lookup.valid.eq(1), self.lookup.payload.key.eq(key)]
+                m.d.comb += self.lookup.valid.eq(1)
                 with m.If(self.lookup.ready):
                     m.next = "Waiting for the table"
             with m.State("Waiting for the table"):
@@ -308,40 +335,18 @@ class Forwarder(wiring.Component):
                     discard_frame("dropped_no_flow")
 
             with m.State("Touching"):
-                m.d.comb += [
-                    self.touch.valid.eq(1),
-                    self.touch.payload.handle.eq(result.handle),
-                    self.touch.payload.nbytes.eq(info.ip_length),
-                    self.touch.payload.now.eq(self.now),
-                ]
+                m.d.comb += self.touch.valid.eq(1)
                 with m.If(self.touch.ready):
                     with m.If((info.protocol == _TCP) & ((info.tcp_flags & (_FIN | _RST)) != 0)):
                         m.next = "Reporting FIN or RST"
                     with m.Else():
                         m.next = "Sending the decision"
             with m.State("Reporting FIN or RST"):
-                m.d.comb += [
-                    self.tcp_event.valid.eq(1),
-                    self.tcp_event.payload.handle.eq(result.handle),
-                    self.tcp_event.payload.fin.eq((info.tcp_flags & _FIN) != 0),
-                    self.tcp_event.payload.rst.eq((info.tcp_flags & _RST) != 0),
-                ]
+                m.d.comb += self.tcp_event.valid.eq(1)
                 with m.If(self.tcp_event.ready):
                     m.next = "Sending the decision"
             with m.State("Sending the decision"):
-                d = self.decision.payload
-                m.d.comb += [
-                    self.decision.valid.eq(1),
-                    d.action.eq(result.action),
-                    d.src_ip.eq(info.src_ip),
-                    d.dst_ip.eq(info.dst_ip),
-                    d.src_port.eq(info.src_port),
-                    d.dst_port.eq(info.dst_port),
-                    d.protocol.eq(info.protocol),
-                    d.vlan_valid.eq(info.vlan_valid),
-                    d.l3_offset.eq(info.l3_offset),
-                    d.l4_offset.eq(info.l4_offset),
-                ]
+                m.d.comb += self.decision.valid.eq(1)
                 with m.If(self.decision.ready):
                     count("forwarded")
                     m.d.sync += route.eq(ROUTE_FORWARD)
@@ -359,13 +364,11 @@ class Forwarder(wiring.Component):
                     with m.Case(ROUTE_FORWARD):
                         m.d.comb += [
                             self.forward_frame.valid.eq(f.valid),
-                            self.forward_frame.payload.eq(f.payload),
                             f.ready.eq(self.forward_frame.ready),
                         ]
                     with m.Case(ROUTE_HOLD):
                         m.d.comb += [
                             self.hold_frame.valid.eq(f.valid),
-                            self.hold_frame.payload.eq(f.payload),
                             f.ready.eq(self.hold_frame.ready),
                         ]
                         # The hold record is offered until the miss path takes it
@@ -373,15 +376,11 @@ class Forwarder(wiring.Component):
                         m.d.comb += self.hold.valid.eq(~hold_taken)
                         with m.If(self.hold.valid & self.hold.ready):
                             m.d.sync += hold_taken.eq(1)
-                        self._hold_record(m, key, info, vs_answer)
                     with m.Case(ROUTE_MESSAGE):
                         # Only the UDP payload: skip the headers, cut the Ethernet padding.
                         inside = (byte_index >= payload_start) & (byte_index < payload_end)
                         m.d.comb += [
                             self.message_frame.valid.eq(f.valid & inside),
-                            self.message_frame.payload.data.eq(f.payload.data),
-                            self.message_frame.payload.first.eq(byte_index == payload_start),
-                            self.message_frame.payload.last.eq(byte_index == payload_end - 1),
                             f.ready.eq(Mux(inside, self.message_frame.ready, 1)),
                         ]
                     with m.Default():

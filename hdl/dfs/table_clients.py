@@ -95,6 +95,8 @@ class PriorityMerger(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self._clients
+        # The last input's payload by default: a plain mux, not one ANDed with valid.
+        m.d.comb += self.source.payload.eq(self.sinks[n - 1].payload)
         for i in reversed(range(n)):
             with m.If(self.sinks[i].valid):
                 m.d.comb += [self.source.valid.eq(1), self.source.payload.eq(self.sinks[i].payload)]

@@ -310,6 +310,10 @@ class FlowTable(wiring.Component):
             with m.If(k_grant):
                 m.next = nxt
 
+        # Outside the FSM: a payload set in RESPOND only would be ANDed with
+        # the state, a LUT per bit.
+        m.d.comb += self.rsp.payload.eq(r)
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
@@ -522,7 +526,7 @@ class FlowTable(wiring.Component):
                     m.next = "RESPOND"
 
             with m.State("RESPOND"):
-                m.d.comb += [self.rsp.valid.eq(1), self.rsp.payload.eq(r)]
+                m.d.comb += self.rsp.valid.eq(1)
                 with m.If(self.rsp.ready):
                     m.next = "IDLE"
         return m
