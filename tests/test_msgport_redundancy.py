@@ -9,6 +9,7 @@ active/active split of QUERYs by CRC-32 of the flow key."""
 
 from __future__ import annotations
 
+import copy as copy_module
 import ipaddress
 import random
 
@@ -16,7 +17,7 @@ from amaranth.sim import Simulator
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from twinplane.hdl.msgport.layout import MAX_SENT_BYTES
+from twinplane.hdl.msgport.layout import MAX_SENT_BYTES, MAX_TRANSMIT_BYTES
 from twinplane.hdl.msgport.port import MessagePort
 from twinplane.model.dfs import DfsConfig, ReferenceDFS
 from twinplane.protocol.codec import Codec, session_id
@@ -31,10 +32,12 @@ from twinplane.protocol.messages import (
     FlowSignature,
     SsmbDelete,
     SsmbDump,
+    SsmbNewflow,
     SsmbQuery,
     SsmbReply,
     SsmbReset,
     SsmbStats,
+    Translation,
     VirtualServer,
     VsList,
 )
@@ -96,7 +99,7 @@ class Twin:
     async def quiet(self):
         """Wait until the port has sent nothing for a while."""
         seen, quiet = len(self.frames), 0
-        while quiet < 3 * MAX_SENT_BYTES:
+        while quiet < 4 * MAX_TRANSMIT_BYTES:  # a frame takes about 2.5 times its message
             await self.wait(1)
             quiet = 0 if len(self.frames) != seen else quiet + 1
             seen = len(self.frames)
@@ -237,6 +240,8 @@ def run_twin(script, **port_args):
 
 
 ACTIVE_IP, STANDBY_IP = 0x0A640002, 0x0A640003
+XLATE = Translation(node_addr=ipaddress.IPv4Address("10.1.0.5"), node_port=8080, node_mac=b"\x02\x00\x00\x00\x01\x05",
+                    client_mac=b"\x02\x00\x00\x00\x00\x09", idle_timeout_s=30)
 VS = VirtualServer(vs_id=7, protocol=6, virt_addr=ipaddress.IPv4Address("10.0.0.100"), virt_port=80)
 
 
@@ -310,14 +315,15 @@ def test_silent_cs_is_forgotten():
     """Change 5: a CS that misses 3 of its HELLO intervals loses its slot."""
 
     async def script(twin):
-        cs = TwinCS(ACTIVE_IP, Role.ACTIVE, epoch=1, hello_interval_ms=50)
+        cs = TwinCS(ACTIVE_IP, Role.ACTIVE, epoch=1, hello_interval_ms=100)
         hello_at = twin.now
         await twin.associate(cs)
-        await twin.wait(int((0.125 - (twin.now - hello_at)) * 1000 * CYCLES_PER_MS))  # 2.5 intervals
+        await twin.wait(int((0.2 - (twin.now - hello_at)) * 1000 * CYCLES_PER_MS))  # 2 intervals
         twin.model.poll(twin.now)
         (ack,) = (await twin.send(cs, Bus.CSMB, lambda: AddVs(vs=VS)))[ACTIVE_IP]
         assert ack[1] == ErrorCode.NONE
-        await twin.wait(int((0.165 - (twin.now - hello_at)) * 1000 * CYCLES_PER_MS))  # 3.3 intervals
+        assert twin.now - hello_at < 0.28  # still well inside 3 intervals
+        await twin.wait(int((0.33 - (twin.now - hello_at)) * 1000 * CYCLES_PER_MS))  # 3.3 intervals
         twin.model.poll(twin.now)
         assert twin.ctx.get(twin.port.expired) == twin.model.counters["cs_expired"] == 1
         assert twin.ctx.get(twin.port.active_cs) == 1  # none (= cs_slots)
@@ -412,3 +418,45 @@ def test_dump_answers_go_to_the_cs_that_asked():
         assert list(await twin.core_sends(SsmbStats(serial=3))) == [ACTIVE_IP]
 
     run_twin(script)
+
+
+def test_installed_reply_and_newflow_are_copied_to_the_other_cs():
+    """Change 6, the REPLY/NEWFLOW half (port side, ``install_verdicts``):
+    once the core says it installed a REPLY or NEWFLOW, the port sends it,
+    re-stamped (session, seq, epoch), to every other authenticated CS; one
+    the core did not install goes nowhere.  Meanwhile the core may still
+    send its own messages."""
+
+    async def script(twin):
+        ctx, port = twin.ctx, twin.port
+        active = TwinCS(ACTIVE_IP, Role.ACTIVE, epoch=1)
+        standby = TwinCS(STANDBY_IP, Role.STANDBY, epoch=1)
+        await twin.associate(active)
+        await twin.associate(standby)
+        sig = FlowSignature(src_addr=ipaddress.IPv4Address("192.0.2.7"), dst_addr=ipaddress.IPv4Address("10.0.0.100"),
+                            src_port=40001, dst_port=80, protocol=6)
+        for cls, installed in ((SsmbReply, 1), (SsmbNewflow, 0), (SsmbNewflow, 1)):
+            original = cls(serial=11, flow=sig, xlate=XLATE)
+            assert await twin.send(active, Bus.SSMB, lambda o=original: copy_module.copy(o)) == {}
+            assert twin.state["to_core"][-1] == (cls.TYPE, ACTIVE_IP)
+            # the core sends a QUERY before its verdict: it goes out
+            assert list(await twin.core_sends(SsmbQuery(serial=99))) == [ACTIVE_IP]
+            ctx.set(port.installed.valid, 1)
+            ctx.set(port.installed.payload, installed)
+            await ctx.tick().until(port.installed.ready)
+            ctx.set(port.installed.valid, 0)
+            await twin.quiet()
+            copies = []
+            while twin.frames:
+                packet = Ether(twin.frames.pop(0))
+                copies += [(packet[IP].dst, msg) for msg in twin.codec.decode(Bus.SSMB, bytes(packet[UDP].payload))]
+            if not installed:
+                assert copies == []
+                continue
+            ((dst, copy),) = copies
+            assert dst == str(ipaddress.IPv4Address(STANDBY_IP)) and isinstance(copy, cls)
+            assert copy.session == twin.sessions[STANDBY_IP] and copy.epoch == 1
+            assert (copy.serial, copy.flow, copy.xlate) == (original.serial, original.flow, original.xlate)
+        assert ctx.get(port.replicated) == 2
+
+    run_twin(script, install_verdicts=True)

@@ -15,9 +15,11 @@ from twinplane.protocol.messages import HEADER_SIZE, MESSAGES_BY_TYPE, TAG_SIZE,
 
 __all__ = [
     "DFS_RECEIVES",
+    "DFS_REPLICATES",
     "DFS_SENDS",
     "MAX_RECEIVED_BYTES",
     "MAX_SENT_BYTES",
+    "MAX_TRANSMIT_BYTES",
     "expected_lengths",
     "message_read_signature",
     "received_message_layout",
@@ -72,6 +74,16 @@ MAX_SENT_BYTES = max(cls.wire_size() - TAG_SIZE for cls in DFS_SENDS)
 #: Header and body of the largest message a DFS accepts (the tag is not kept).
 MAX_RECEIVED_BYTES = max(cls.wire_size() - TAG_SIZE for cls in DFS_RECEIVES)
 
+#: Messages the port copies, re-stamped, to the other CSs (replication).
+DFS_REPLICATES: tuple[type[Message], ...] = (
+    MESSAGES_BY_TYPE[(Bus.SSMB, SsmbType.REPLY)],
+    MESSAGES_BY_TYPE[(Bus.SSMB, SsmbType.NEWFLOW)],
+)
+assert {cls.wire_size() for cls in DFS_REPLICATES} == {MAX_RECEIVED_BYTES + TAG_SIZE}
+
+#: Header and body of the largest message the transmitter frames (a replica).
+MAX_TRANSMIT_BYTES = max(MAX_SENT_BYTES, MAX_RECEIVED_BYTES)
+
 
 def expected_lengths() -> dict[tuple[Bus, int], int]:
     """``msg_length`` (header + body + tag) of every message a DFS accepts."""
@@ -104,7 +116,7 @@ def transmit_message_layout() -> data.StructLayout:
     return data.StructLayout(
         {
             "bus": 1,
-            "length": range(MAX_SENT_BYTES + 1),
+            "length": range(MAX_TRANSMIT_BYTES + 1),
             "dst_mac": 48,
             "dst_ip": 32,
             "dst_port": 16,
@@ -118,7 +130,7 @@ def message_read_signature() -> wiring.Signature:
     ``byte`` back in the same clock.  The producer composes the byte it is
     asked for, so neither side holds the message in a message-sized register
     or multiplexes one as a whole."""
-    return wiring.Signature({"index": Out(range(MAX_SENT_BYTES)), "byte": In(8)})
+    return wiring.Signature({"index": Out(range(MAX_TRANSMIT_BYTES)), "byte": In(8)})
 
 
 assert HEADER_SIZE == 24  # the receiver reads msg_type at 2 and msg_length at 4..5

@@ -37,9 +37,10 @@ COUNTERS = tuple(f"rx_{name}" for name in _RX_COUNTERS) + _SESSION_COUNTERS + ("
 
 class MessagePort(wiring.Component):
     def __init__(self, *, cs_slots: int = 2, vs_entries: int = 16, nonce_seed: int = 0x9E3779B97F4A7C15,
-                 ms_per_tick: int = 1):
+                 ms_per_tick: int = 1, install_verdicts: bool = False):
         self._engine_args = dict(cs_slots=cs_slots, vs_entries=vs_entries, nonce_seed=nonce_seed,
-                                 ms_per_tick=ms_per_tick)
+                                 ms_per_tick=ms_per_tick, install_verdicts=install_verdicts)
+        self._install_verdicts = install_verdicts
         SessionEngine.check_arguments(**self._engine_args)
         super().__init__(
             {
@@ -55,6 +56,9 @@ class MessagePort(wiring.Component):
                 "tx": Out(packet_signature(8)),
                 "to_core": Out(stream.Signature(received_message_layout())),
                 "from_core": In(stream.Signature(core_message_layout())),
+                # install_verdicts: the core says, per REPLY/NEWFLOW it took,
+                # whether it installed it (1: copied to the other CSs)
+                **({"installed": In(stream.Signature(1))} if install_verdicts else {}),
                 "vs_write": Out(stream.Signature(vs_write_layout())),
                 "dfs_ip": Out(32),
                 "dfs_mac": Out(48),
@@ -98,6 +102,8 @@ class MessagePort(wiring.Component):
         connect(m, transmitter.source, wiring.flipped(self.tx))
         connect(m, session.to_core, wiring.flipped(self.to_core))
         connect(m, wiring.flipped(self.from_core), session.from_core)
+        if self._install_verdicts:
+            connect(m, wiring.flipped(self.installed), session.installed)
         connect(m, session.vs_write, wiring.flipped(self.vs_write))
 
         for name in _RX_COUNTERS:

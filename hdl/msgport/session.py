@@ -28,7 +28,10 @@ It sits between the message receiver and transmitter and the rest of the DFS:
   stamped with the active CS's session, the next ``seq`` and the epoch,
   addressed to its SSMB address; DELETE and RESET go to every authenticated
   CS (replication), the active one first; with several ACTIVE CSs at the
-  newest epoch a QUERY goes to the one that owns its flow key (CRC-32 split).
+  newest epoch a QUERY goes to the one that owns its flow key (CRC-32 split);
+  a DUMP's answers go to the CS that asked; with ``install_verdicts`` a
+  REPLY/NEWFLOW the core says (``installed``) it installed is copied,
+  re-stamped, to every other authenticated CS.
 
 Area: the engine copies no message.  The message it works on stays in the
 receiver's register (``rx`` is taken only when done, and ``to_core`` is
@@ -82,7 +85,13 @@ from twinplane.protocol.messages import (
 
 from ..crypto.siphash import SipHash24
 from .hash_arbiter import hash_client_signature
-from .layout import MAX_SENT_BYTES, message_read_signature, received_message_layout, transmit_message_layout
+from .layout import (
+    MAX_RECEIVED_BYTES,
+    MAX_SENT_BYTES,
+    message_read_signature,
+    received_message_layout,
+    transmit_message_layout,
+)
 
 __all__ = ["SessionEngine", "core_message_layout", "vs_write_layout"]
 
@@ -124,6 +133,7 @@ class _Kind(enum.Enum, shape=3):
     VS_LIST = 2
     ACK = 3
     CORE = 4  # a message of the DFS core, to the active CS
+    REPLICA = 5  # the REPLY/NEWFLOW on rx, to another CS
 
 
 def core_message_layout() -> data.StructLayout:
@@ -147,11 +157,12 @@ def _version(major, minor):
 
 class SessionEngine(wiring.Component):
     def __init__(self, *, cs_slots: int = 2, vs_entries: int = 16, nonce_seed: int = 0x9E3779B97F4A7C15,
-                 ms_per_tick: int = 1, shared_hash: bool = False):
+                 ms_per_tick: int = 1, install_verdicts: bool = False, shared_hash: bool = False):
         self.check_arguments(cs_slots=cs_slots, vs_entries=vs_entries, nonce_seed=nonce_seed,
-                             ms_per_tick=ms_per_tick)
+                             ms_per_tick=ms_per_tick, install_verdicts=install_verdicts)
         if not isinstance(shared_hash, bool):
             raise TypeError(f"shared_hash must be a bool, not {shared_hash!r}")
+        self._install_verdicts = install_verdicts
         self._cs_slots = cs_slots
         self._vs_entries = vs_entries
         self._nonce_seed = nonce_seed
@@ -169,6 +180,9 @@ class SessionEngine(wiring.Component):
                 "tx_read": In(message_read_signature()),
                 "to_core": Out(stream.Signature(received_message_layout())),
                 "from_core": In(stream.Signature(core_message_layout())),
+                # install_verdicts: one transfer per REPLY/NEWFLOW taken on
+                # to_core, 1 if the core installed it (then it is replicated)
+                **({"installed": In(stream.Signature(1))} if install_verdicts else {}),
                 "vs_write": Out(stream.Signature(vs_write_layout())),
                 "dfs_ip": Out(32),
                 "dfs_mac": Out(48),
@@ -179,7 +193,10 @@ class SessionEngine(wiring.Component):
         )
 
     @staticmethod
-    def check_arguments(*, cs_slots: int, vs_entries: int, nonce_seed: int, ms_per_tick: int = 1) -> None:
+    def check_arguments(*, cs_slots: int, vs_entries: int, nonce_seed: int, ms_per_tick: int = 1,
+                        install_verdicts: bool = False) -> None:
+        if not isinstance(install_verdicts, bool):
+            raise TypeError(f"install_verdicts must be a bool, not {install_verdicts!r}")
         if not isinstance(cs_slots, int) or not 1 <= cs_slots <= 8:
             raise ValueError(f"cs_slots must be an integer from 1 to 8, not {cs_slots!r}")
         if not isinstance(vs_entries, int) or not 1 <= vs_entries <= 256:
@@ -320,6 +337,11 @@ class SessionEngine(wiring.Component):
         raise_epoch = Signal()
         dump_slot = Signal.like(slot)  # the CS whose DUMP the core is answering
         dump_asked = Signal()
+        awaiting_verdict = Signal()  # the REPLY/NEWFLOW on rx waits for the core's verdict
+        lowest_other = Signal.like(slot)
+        for i in reversed(range(n)):
+            with m.If(authed[i] & (slot != i)):
+                m.d.comb += lowest_other.eq(i)
 
         # -- active/active: who owns a new flow (docs/redundancy.md)
         members = [authed[i] & (role[i] == Role.ACTIVE) & (epoch[i] == newest_epoch) for i in range(n)]
@@ -448,9 +470,17 @@ class SessionEngine(wiring.Component):
 
         # -- what goes to the transmitter: the reply or the core message, with
         # the header fields every message shares stamped in
-        is_core = kind == _Kind.CORE
-        out_head = Mux(is_core, self.from_core.payload.raw[-8 * HEADER_SIZE :], reply[-8 * HEADER_SIZE :])
-        out_len = Mux(is_core, self.from_core.payload.length, reply_len)
+        is_replica = Signal()
+        if self._install_verdicts:
+            m.d.comb += is_replica.eq(kind == _Kind.REPLICA)
+        is_core = Signal()  # to a slot's SSMB address
+        m.d.comb += is_core.eq((kind == _Kind.CORE) | is_replica)
+        out_head = Mux(
+            is_replica,
+            cur.raw[-8 * HEADER_SIZE :],  # a REPLY/NEWFLOW fills raw exactly
+            Mux(kind == _Kind.CORE, self.from_core.payload.raw[-8 * HEADER_SIZE :], reply[-8 * HEADER_SIZE :]),
+        )
+        out_len = Mux(is_replica, MAX_RECEIVED_BYTES, Mux(kind == _Kind.CORE, self.from_core.payload.length, reply_len))
         out_hdr = data.View(header_layout(), out_head)
         out_csmb = Signal()
         m.d.comb += out_csmb.eq(~is_core & (((kind != _Kind.HELLO) & (kind != _Kind.AUTH_RESPONSE)) | is_csmb))
@@ -466,7 +496,7 @@ class SessionEngine(wiring.Component):
         ]
         # The slot's session while it is authenticated (AUTH_RESPONSE: the new
         # one, set by now), else 0; a core message may carry its own.
-        with m.If((out_hdr.session == 0) & ~out_anonymous & authed[out_slot]):
+        with m.If(((out_hdr.session == 0) | is_replica) & ~out_anonymous & authed[out_slot]):
             m.d.comb += stamped_hdr.session.eq(session[out_slot])
         bytype = Signal(range(len(_CSMB_SENT)))
         for i, t in enumerate(_CSMB_SENT):
@@ -487,7 +517,11 @@ class SessionEngine(wiring.Component):
             return Cat(*(value.word_select(nbytes - 1 - k, 8) for k in range(nbytes))).word_select(index, 8)
 
         index = self.tx_read.index
-        body_byte = Mux(is_core, byte_of(self.from_core.payload.raw, MAX_SENT_BYTES), byte_of(reply, MAX_SENT_BYTES))
+        body_byte = Mux(
+            kind == _Kind.CORE, byte_of(self.from_core.payload.raw, MAX_SENT_BYTES), byte_of(reply, MAX_SENT_BYTES)
+        )
+        if self._install_verdicts:
+            body_byte = Mux(is_replica, byte_of(cur.raw, MAX_RECEIVED_BYTES), body_byte)
         m.d.comb += self.tx_read.byte.eq(Mux(index < HEADER_SIZE, byte_of(stamped, HEADER_SIZE), body_byte))
 
         # ... and what changes once the transmitter has taken it
@@ -522,7 +556,9 @@ class SessionEngine(wiring.Component):
 
         with m.FSM(name="session"):
             with m.State("Idle"):
-                with m.If(self.rx.valid):
+                with m.If(awaiting_verdict):
+                    m.next = "Waiting for the install verdict"  # the message on rx is handled
+                with m.Elif(self.rx.valid):
                     m.next = "Dispatching"
                 with m.Elif(self.from_core.valid):
                     m.next = "Stamping a core message"
@@ -772,9 +808,13 @@ class SessionEngine(wiring.Component):
                 m.d.comb += self.tx.valid.eq(1)
                 with m.If(self.tx.ready):
                     m.d.sync += sent
-                    with m.If((kind == _Kind.CORE) & (copies != 0)):
+                    with m.If(is_core & (copies != 0)):
                         m.d.sync += [out_slot.eq(next_copy), copies.eq(copies & ~(Const(1, n) << next_copy)[:n])]
                         count("replicated")
+                    with m.Elif(is_replica):
+                        count("replicated")
+                        m.d.comb += self.rx.ready.eq(1)
+                        m.next = "Idle"
                     with m.Elif(kind == _Kind.CORE):
                         m.d.comb += self.from_core.ready.eq(1)
                         m.next = "Idle"
@@ -789,8 +829,36 @@ class SessionEngine(wiring.Component):
                         # Its STATS and DUMP END go back to whoever asked.
                         m.d.sync += [dump_slot.eq(slot), dump_asked.eq(1)]
                     count("to_core_count")
-                    m.d.comb += self.rx.ready.eq(1)
-                    m.next = "Idle"
+                    replicates = (cur.msg_type == SsmbType.REPLY) | (cur.msg_type == SsmbType.NEWFLOW)
+                    with m.If(replicates & self._install_verdicts):
+                        # Keep it on rx until the core says whether it installed it.
+                        m.d.sync += awaiting_verdict.eq(1)
+                        m.next = "Waiting for the install verdict"
+                    with m.Else():
+                        m.d.comb += self.rx.ready.eq(1)
+                        m.next = "Idle"
+
+            with m.State("Waiting for the install verdict"):
+                if self._install_verdicts:
+                    others = Cat(*authed) & ~(Const(1, n) << slot)[:n]
+                    m.d.comb += self.installed.ready.eq(1)
+                    with m.If(self.installed.valid):
+                        m.d.sync += awaiting_verdict.eq(0)
+                        with m.If(self.installed.payload & (others != 0)):
+                            # Replication: a copy for every other authenticated CS.
+                            m.d.sync += [kind.eq(_Kind.REPLICA), out_slot.eq(lowest_other), copies.eq(others),
+                                         out_anonymous.eq(0)]
+                            m.next = "Replicating"
+                        with m.Else():
+                            m.next = "Done"
+                    with m.Elif(self.from_core.valid):
+                        m.next = "Stamping a core message"  # the core may speak first
+                else:
+                    m.next = "Done"
+
+            with m.State("Replicating"):
+                m.d.sync += copies.eq(copies & ~(Const(1, n) << out_slot)[:n])
+                m.next = "Sending"
 
             with m.State("Done"):
                 m.d.comb += self.rx.ready.eq(1)

@@ -43,7 +43,7 @@ from twinplane.protocol.messages import TAG_SIZE
 from ..crypto.siphash import SipHash24
 from ..packet import packet_signature
 from .hash_arbiter import hash_client_signature
-from .layout import MAX_SENT_BYTES, message_read_signature, transmit_message_layout
+from .layout import MAX_TRANSMIT_BYTES, message_read_signature, transmit_message_layout
 
 __all__ = ["MessageTransmitter"]
 
@@ -78,7 +78,7 @@ class MessageTransmitter(wiring.Component):
             m.d.comb += siphash.key.eq(self.key)
 
         msg = self.sink.payload  # held by the producer until the last byte
-        body_index = Signal(range(MAX_SENT_BYTES + 1))
+        body_index = Signal(range(MAX_TRANSMIT_BYTES + 1))
         head_index = Signal(range(_HEADERS + 1))
         tag = Signal(64)
         ident = Signal(16)
