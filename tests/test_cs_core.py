@@ -15,6 +15,7 @@ from twinplane.host.cs.fakedfs import FakeDfs
 from twinplane.protocol.codec import Codec, ReplayWindow
 from twinplane.protocol.codes import Bus, CsmbType, ErrorCode, Flag
 from twinplane.protocol.messages import FlowSignature, SsmbQuery
+from twinplane.protocol.wire import DecodeError
 
 KEYS = [bytes(range(16)), bytes(range(16, 32))]
 
@@ -171,19 +172,38 @@ def _mixed_run(dfs):
             dfs.encode(dfs.query(flow(6), vs_id=1))]
 
 
-def test_query_run_in_one_datagram_equals_one_at_a_time():
+@pytest.mark.parametrize("method,persistence_s", [("round_robin", 0), ("round_robin", 60), ("ratio", 0),
+                                                   ("least_connections", 0), ("maglev", 0)])
+def test_query_run_in_one_datagram_equals_one_at_a_time(method, persistence_s):
     # The QUERY loop (core.ControlSegment._queries) keeps the replay window,
-    # counters and histogram in locals across a datagram: it must end where
-    # the same messages sent one datagram each end.
-    together, apart = Net(), Net()
+    # counters and histogram in locals across a datagram and inlines round
+    # robin: it must end where the codec path (decode, _on_ssmb, _query,
+    # Pool.select), one message at a time, ends.
+    def config():
+        pool = {"name": "p", "method": method, "persistence_s": persistence_s, "node": [
+            {"address": f"10.0.0.{i}", "port": 8080, "mac": f"02:00:00:00:00:0{i}", "egress_port": i,
+             "weight": i, "connection_limit": 100} for i in (1, 2, 3)]}
+        if method == "maglev":
+            pool["maglev_size"] = 251
+        return base_config(pool=[pool])
+
+    together, apart = Net(config()), Net(config())
     for net in (together, apart):
         net.up()
         dfs = net.dfs["d0"]
         dfs.replies.clear()
         addr = net.addrs["d0"][Bus.SSMB]
         parts = _mixed_run(dfs)
-        for data in [b"".join(parts)] if net is together else parts:
-            net.cs.receive_datagram(Bus.SSMB, data, addr, net.now)
+        if net is together:
+            net.cs.receive_datagram(Bus.SSMB, b"".join(parts), addr, net.now)
+        else:
+            peer = net.cs.peers["d0"]
+            for data in parts:
+                for item in peer.codec.iter_decode(Bus.SSMB, data):
+                    if isinstance(item, DecodeError):
+                        net.cs._ignored(peer, item.field)
+                    else:
+                        net.cs._on_ssmb(peer, item, net.now)
         net.pump()
     views = []
     for net in (together, apart):
