@@ -29,6 +29,11 @@ alone.  The receiver spends one cycle per message feeding the bus byte to the
 SipHash core and waits for the tag (about 15 cycles) after each message, so
 it accepts a little under one byte per clock; messages are at least 36 bytes
 and arrive at most one per 84-byte frame time in a flood, so it keeps up.
+In the message port the receiver's register is the only copy of a message on
+the way in: the session engine works on it in place, so the receiver takes
+no new byte until the engine is done with it (backpressure into the DFS's
+frame buffer), and the SipHash core is shared with the engine and the
+transmitter (``shared_hash``).
 """
 
 from amaranth import Cat, Module, Signal
