@@ -188,7 +188,7 @@ async def run_demo(*, clients: int = 90, concurrency: int = 15, reset_share: flo
     soft = SoftDFS(DfsConfig(key=KEY, dfs_mac=bytes.fromhex(DFS_MAC.replace(":", "")), ssmb_port=0, csmb_port=0))
     await soft.start()
     config = _cs_config((soft.ports[Bus.SSMB], soft.ports[Bus.CSMB]), method,
-                        {"hello_interval_ms": 200, "flow_idle_s": 60, "csmb_retransmit_s": 0.2})
+                        {"hello_interval_ms": 1000, "flow_idle_s": 60, "csmb_retransmit_s": 0.5})
     daemon = CsDaemon(config, health=False)
     await daemon.start()
     core = daemon.core
