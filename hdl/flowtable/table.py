@@ -39,14 +39,14 @@ stage 1; the read port is transparent to the write port, so a touch of the
 same handle in the next clock sees the sum being written (no lost update).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from twinplane.model.flowtable import FlowGeometry, FlowOp, InsertStatus, h3_masks
 
-from .h3 import h3_index, h3_restore
+from .h3 import h3_index
 
 __all__ = ["FlowTable"]
 
@@ -290,17 +290,19 @@ class FlowTable(wiring.Component):
             for i in range(T * W):
                 with m.Case(i):
                     m.d.comb += mslot.eq(cand[i])
-        # The restore unit works on registers, loaded by a state (``rs_load``) and
-        # read in the next: driven through the slot selector directly, its
-        # parity trees would each absorb a copy of the 8-way slot mux.
+        # Key restore (see h3_restore) on the shared hash units: a state loads
+        # (``rs_load``) the table, the bucket and ``hkey`` = the stored rest
+        # with zero low bits; in a later clock without a lookup (``k_grant``)
+        # the hash units give the parity of the rest under each mask, so the
+        # low bits are the bucket's XOR that.  (A restore unit of its own is
+        # T * index_bits more parity trees.)
         rs_load = Signal()
         rs_t, rs_b = Signal(_bits(T)), Signal(g.index_bits)
         rs_rest = Signal(g.rest_width)
         rs_t_r, rs_b_r = Signal(_bits(T)), Signal(g.index_bits)
-        rs_rest_r = Signal(g.rest_width)
         with m.If(rs_load):
-            m.d.sync += [rs_t_r.eq(rs_t), rs_b_r.eq(rs_b), rs_rest_r.eq(rs_rest)]
-        rs_key = h3_restore(rs_t_r, rs_b_r, rs_rest_r, masks)
+            m.d.sync += [rs_t_r.eq(rs_t), rs_b_r.eq(rs_b), hkey.eq(Cat(Const(0, g.index_bits), rs_rest))]
+        rs_key = Cat(rs_b_r ^ Array(hidx)[rs_t_r], hkey[g.index_bits:])
         age = Signal(g.ts_width)
         m.d.comb += age.eq(cmd.now - crd.data.last_seen)
 
@@ -367,8 +369,9 @@ class FlowTable(wiring.Component):
                              rs_rest.eq(mslot.key)]
                 m.next = "MOVE RESTORE"
             with m.State("MOVE RESTORE"):
-                m.d.sync += hkey.eq(rs_key)
-                m.next = "MOVE HASH"
+                with m.If(k_grant):
+                    m.d.sync += hkey.eq(rs_key)
+                    m.next = "MOVE HASH"
             with m.State("MOVE HASH"):
                 with m.If(k_grant):
                     m.d.sync += [midx[t].eq(hidx[t]) for t in range(T)]
@@ -454,11 +457,14 @@ class FlowTable(wiring.Component):
                              tgt_t.eq(best_i // W), tgt_w.eq(best_i % W)]
                 m.next = "VICTIM INVALIDATE"
             with m.State("VICTIM INVALIDATE"):
-                m.d.sync += r.key.eq(rs_key)
                 m.d.comb += [kw_en.eq(1), kw_t.eq(tgt_t), kw_way.eq(tgt_w),
                              kw_addr.eq(Cat(*cidx).word_select(tgt_t, g.index_bits)),
                              kw_slot.valid.eq(0)]
-                m.next = "VICTIM SETTLE"
+                m.next = "VICTIM KEY"
+            with m.State("VICTIM KEY"):
+                with m.If(k_grant):
+                    m.d.sync += r.key.eq(rs_key)
+                    m.next = "VICTIM SETTLE"
             with m.State("VICTIM SETTLE"):
                 # A lookup that read the victim's slot just before it was
                 # invalidated reads actmem in this clock: keep the old action.
@@ -484,11 +490,12 @@ class FlowTable(wiring.Component):
                 m.d.comb += [rs_load.eq(1), rs_t.eq(loc.table), rs_b.eq(loc.bucket), rs_rest.eq(slot.key)]
                 m.next = "SLOT KEY"
             with m.State("SLOT KEY"):
-                m.d.sync += r.key.eq(rs_key)
-                with m.If(cmd.op == FlowOp.CLEAR):
-                    m.next = "CLEAR COUNTERS"
-                with m.Else():
-                    m.next = "READ ACTION"
+                with m.If(k_grant):
+                    m.d.sync += r.key.eq(rs_key)
+                    with m.If(cmd.op == FlowOp.CLEAR):
+                        m.next = "CLEAR COUNTERS"
+                    with m.Else():
+                        m.next = "READ ACTION"
             with m.State("CLEAR COUNTERS"):
                 m.d.comb += [c_we.eq(1), c_waddr.eq(cmd.handle),
                              c_wdata.last_seen.eq(cmd.now)]
