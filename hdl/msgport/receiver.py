@@ -123,6 +123,19 @@ class MessageReceiver(wiring.Component):
             counter = getattr(self, name)
             m.d.sync += counter.eq(counter + 1)
 
+        # The message and tag registers are written outside the FSM, as
+        # "clear, else shift, else hold": synthesis maps that onto the flip-
+        # flops' synchronous reset and clock enable, so the ~1,300 bits need
+        # no logic in front of them.
+        clear, shift_raw, shift_tag = Signal(), Signal(), Signal()
+        with m.If(clear):
+            m.d.sync += [out.raw.eq(0), tag.eq(0)]
+        with m.Else():
+            with m.If(shift_raw):
+                m.d.sync += out.raw.eq(Cat(byte, out.raw[:-8]))
+            with m.If(shift_tag):
+                m.d.sync += tag.eq(Cat(tag[8:], byte))
+
         with m.FSM(name="receiver"):
             with m.State("Waiting for a message"):
                 # Feed the bus byte to SipHash first (domain separation).
@@ -133,7 +146,8 @@ class MessageReceiver(wiring.Component):
                         m.d.comb += bus_now.eq(self.bus)
                     m.d.comb += [siphash.sink.valid.eq(1), siphash.sink.payload.data.eq(bus_now)]
                     with m.If(siphash.sink.ready):
-                        m.d.sync += [index.eq(0), length.eq(0), out.raw.eq(0), tag.eq(0)]
+                        m.d.sync += [index.eq(0), length.eq(0)]
+                        m.d.comb += clear.eq(1)
                         with m.If(self.sink.payload.first):
                             m.d.sync += [
                                 bus.eq(self.bus),
@@ -152,7 +166,8 @@ class MessageReceiver(wiring.Component):
                     siphash.sink.payload.last.eq(last_signed),
                 ]
                 with m.If(take):
-                    m.d.sync += [index.eq(index + 1), out.raw.eq(Cat(byte, out.raw[:-8]))]
+                    m.d.sync += index.eq(index + 1)
+                    m.d.comb += shift_raw.eq(1)
                     with m.If(index < HEADER_SIZE):
                         m.d.sync += out.header.eq(Cat(byte, out.header.as_value()[:-8]))
                     with m.Switch(index):
@@ -180,7 +195,8 @@ class MessageReceiver(wiring.Component):
             with m.State("Taking the tag"):
                 m.d.comb += self.sink.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [index.eq(index + 1), tag.eq(Cat(tag[8:], byte))]
+                    m.d.sync += index.eq(index + 1)
+                    m.d.comb += shift_tag.eq(1)
                     m.d.sync += datagram_over.eq(self.sink.payload.last)
                     with m.If(index == length - 1):
                         m.next = "Checking"
@@ -223,7 +239,8 @@ class MessageReceiver(wiring.Component):
                 # Same datagram, next message: same bus, same sender.
                 m.d.comb += [siphash.sink.valid.eq(1), siphash.sink.payload.data.eq(bus)]
                 with m.If(siphash.sink.ready):
-                    m.d.sync += [index.eq(0), length.eq(0), out.raw.eq(0), tag.eq(0)]
+                    m.d.sync += [index.eq(0), length.eq(0)]
+                    m.d.comb += clear.eq(1)
                     m.next = "Taking header and body"
 
             with m.State("Closing the hash"):
