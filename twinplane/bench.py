@@ -8,8 +8,11 @@ prints the dict as one JSON object, otherwise a readable table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import os
+import sys
 
 __all__ = ["BENCHMARKS", "configure", "run"]
 
@@ -42,19 +45,39 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller run (for smoke tests)")
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Everything written to file descriptor 1 meanwhile -- simulators and
+    toolchains run as subprocesses log there -- goes to stderr instead, so
+    that ``--json`` leaves exactly one JSON object on stdout."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def run(args: argparse.Namespace) -> int:
     module_name, function, _ = BENCHMARKS[args.name]
-    figures = getattr(importlib.import_module(module_name), function)(quick=args.quick)
+    bench = getattr(importlib.import_module(module_name), function)
     if args.json:
+        with _stdout_to_stderr():
+            figures = bench(quick=args.quick)
         print(json.dumps(figures, sort_keys=True))
-    else:
-        from rich.console import Console
-        from rich.table import Table
+        return 0
+    figures = bench(quick=args.quick)
+    from rich.console import Console
+    from rich.table import Table
 
-        table = Table(title=f"twinplane bench {args.name}")
-        table.add_column("figure")
-        table.add_column("value", justify="right")
-        for key, value in figures.items():
-            table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
-        Console().print(table)
+    table = Table(title=f"twinplane bench {args.name}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    Console().print(table)
     return 0
