@@ -307,6 +307,7 @@ def test_becoming_active_takes_a_fresh_authentication():
         (hello,) = (await twin.send(first, Bus.CSMB, first.hello))[ACTIVE_IP]
         assert hello[2] is True and hello[3] == 2
         assert twin.ctx.get(twin.port.active_cs) == 1  # the second slot
+        assert twin.ctx.get(twin.port.active_set) == 0b10
 
     run_twin(script)
 
@@ -386,6 +387,7 @@ def test_active_active_splits_queries_by_flow_key():
             assert list(got) == [int(ipaddress.IPv4Address(expected.ssmb_addr[0]))], serial
             owners.append(list(got)[0])
         assert set(owners) == {ACTIVE_IP, STANDBY_IP}  # both got a share
+        assert twin.ctx.get(twin.port.active_set) == 0b11
         # the first steps down: every QUERY goes to the second
         first.role = Role.STANDBY
         await twin.send(first, Bus.CSMB, first.hello)

@@ -64,6 +64,7 @@ class MessagePort(wiring.Component):
                 "dfs_mac": Out(48),
                 "idle_timeout_s": Out(16),
                 "active_cs": Out(8),
+                "active_set": Out(cs_slots),
                 **{name: Out(32) for name in COUNTERS},
             }
         )
@@ -94,6 +95,7 @@ class MessagePort(wiring.Component):
             self.dfs_mac.eq(session.dfs_mac),
             self.idle_timeout_s.eq(session.idle_timeout_s),
             self.active_cs.eq(session.active_cs),
+            self.active_set.eq(session.active_set),
         ]
         connect(m, wiring.flipped(self.rx), receiver.sink)
         connect(m, receiver.source, session.rx)
