@@ -20,22 +20,24 @@ __all__ = ["BUILD_ROOT", "icarus_compatible", "run_cocotb", "write_verilog"]
 BUILD_ROOT = Path(os.environ.get("TWINPLANE_SIM_BUILD", Path(__file__).resolve().parent.parent / "sim_build"))
 
 
-# Two constructs in the Verilog Yosys writes for Amaranth that Icarus 11
-# gets wrong, both harmless synthesis artefacts:
+# Three constructs in the Verilog Yosys writes for Amaranth that Icarus 11
+# gets wrong (the last two only under ``-g2012``, cocotb's flag for it),
+# none of them a difference in the hardware:
 # * a case arm holding only a ``(* full_case *)`` attribute (an empty nested
 #   switch): a syntax error, so the arm becomes the empty statement;
 _EMPTY_FULL_CASE = re.compile(r"\(\* full_case = 32'd1 \*\)\s*\n(?=\s*(?:endcase\b|\d+'[hbd]|default\b))")
-# * ``always @*`` around one constant assignment: it has no sensitivity, so
-#   Icarus never runs it and the bits stay X; it becomes an ``initial``.
-_CONSTANT_ALWAYS = re.compile(r"always @\*\n(\s+)([^\n=]+ = \d+'[hbd][0-9a-fA-FxzXZ_]+;)\n")
-
-
+# * ``always @*`` around one assignment (Yosys writes each unconditional
+#   slice of a partly conditional signal so, without the time-0 trigger of
+#   the next point): under ``-g2012`` it first runs when an input changes,
+#   so a constant, or an input still at its reset value, leaves the bits X.
+#   An ``initial #0`` copy of the assignment sets them at time 0.
+_ONE_LINE_ALWAYS = re.compile(r"^([ \t]*)always @\*\n([ \t]+)([^\n]+ = [^\n]+;)\n", re.M)
 # * Yosys makes every ``always @*`` block run once at time 0 by reading a
 #   dummy register declared ``= 0``; under ``-g2012`` (cocotb's Icarus
 #   flags) a declaration's value is set before any process starts, so no
 #   event happens and those blocks keep X until an input changes.  An
 #   ``initial #0`` assignment makes the event after every block waits.
-_DUMMY_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
+_DUMMY_TRIGGER = re.compile(r"^([ \t]*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
 
 
 def icarus_compatible(text: str) -> str:
@@ -43,7 +45,8 @@ def icarus_compatible(text: str) -> str:
     text = _EMPTY_FULL_CASE.sub(";\n", text)
     text = _DUMMY_TRIGGER.sub(lambda m: f"{m.group(1)}reg {m.group(2)};\n{m.group(1)}initial #0 {m.group(2)}= 1'b0;",
                               text)
-    return _CONSTANT_ALWAYS.sub(lambda m: f"initial\n{m.group(1)}{m.group(2)}\n", text)
+    return _ONE_LINE_ALWAYS.sub(
+        lambda m: f"{m.group(1)}always @*\n{m.group(2)}{m.group(3)}\n{m.group(1)}initial #0 {m.group(3)}\n", text)
 
 
 def write_verilog(component, name: str, build_dir: Path) -> Path:
