@@ -262,3 +262,37 @@ def test_constructor_checks():
     with pytest.raises(ValueError, match="vs_entries"):
         MessagePort(vs_entries=1000)
     assert message_layout(SsmbQuery).size // 8 + TAG_SIZE == SsmbQuery.wire_size()
+
+
+def test_core_message_goes_out_while_the_core_has_not_taken_ours():
+    """The DFS core sends one message at a time and takes none meanwhile: a
+    QUERY it offers must leave even while a REPLY waits for it on to_core
+    (waiting for each other would stop both for good)."""
+
+    async def script(ctx, port, frames, state):
+        cs = ScriptedCS(ctx, port, frames)
+        await cs.handshake()
+        ctx.set(port.to_core.ready, 0)
+        reply = cs.stamp(SsmbReply(serial=42))
+        assert await cs.send(Bus.SSMB, reply) == []
+        assert ctx.get(port.to_core.valid) and ctx.get(port.to_core.payload.msg_type) == SsmbType.REPLY
+        query = SsmbQuery(serial=77, vs_id=7)
+        signed = Codec(KEY).encode(query)[:-TAG_SIZE]
+        ctx.set(port.from_core.valid, 1)
+        ctx.set(port.from_core.payload, {"length": len(signed), "raw": int.from_bytes(signed, "big") << 8 * (
+            MAX_SENT_BYTES - len(signed))})
+        for _ in range(2000):
+            if (await ctx.tick().sample(port.from_core.ready))[2]:
+                break
+        else:
+            raise AssertionError("the core's QUERY never left: the port waits for the core and the core for it")
+        ctx.set(port.from_core.valid, 0)
+        (sent,) = await cs.send(Bus.SSMB, raw=b"")
+        assert isinstance(sent, SsmbQuery) and sent.serial == 77
+        assert ctx.get(port.to_core.valid)  # the REPLY still waits, unchanged
+        ctx.set(port.to_core.ready, 1)
+        await ctx.tick().repeat(3)
+        assert [(t, s) for t, s, _ in state["to_core"]][-1] == (SsmbType.REPLY, cs.session)
+        assert not ctx.get(port.to_core.valid) and ctx.get(port.rx_accepted) == 3
+
+    run_port(script)

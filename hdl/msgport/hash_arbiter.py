@@ -1,14 +1,17 @@
 # Ref: docs/protocol.md (one SipHash-2-4 key for every tag of the port);
 #      amaranth.lib.stream (valid/ready rules).
-"""One SipHash-2-4 core shared by the message port's receiver, session engine
-and transmitter.
+"""One SipHash-2-4 core shared by clients of the message port (the session
+engine and the transmitter).
 
-Messages arrive and leave at message rate, not line rate, and each client
-hashes one message at a time (bytes in, then it waits for the tag), so one
-core serves all three: the arbiter grants it to a client from that client's
+Messages leave at message rate, not line rate, and each client hashes one
+message at a time (bytes in, then it waits for the tag), so one core serves
+them: the arbiter grants it to a client from that client's
 first byte until the client has taken the tag, then looks again.  A grant
 never ends halfway through a message, so the core's key and state always
 belong to one client's message.  The lowest-numbered waiting client wins.
+A client must not wait on anything outside the port while it holds the core
+(between its first byte and taking its tag), or the others wait with it:
+that is why the receiver, fed by the network, keeps a core of its own.
 
 Interface
 ---------

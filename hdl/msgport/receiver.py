@@ -32,8 +32,9 @@ and arrive at most one per 84-byte frame time in a flood, so it keeps up.
 In the message port the receiver's register is the only copy of a message on
 the way in: the session engine works on it in place, so the receiver takes
 no new byte until the engine is done with it (backpressure into the DFS's
-frame buffer), and the SipHash core is shared with the engine and the
-transmitter (``shared_hash``).
+frame buffer).  ``shared_hash=True`` exists, but the port keeps the
+receiver's core separate: a shared core would be held while the network
+delivers a message's bytes, and the transmitter would wait on the network.
 """
 
 from amaranth import Cat, Module, Signal

@@ -338,7 +338,8 @@ class SessionEngine(wiring.Component):
         raise_epoch = Signal()
         dump_slot = Signal.like(slot)  # the CS whose DUMP the core is answering
         dump_asked = Signal()
-        awaiting_verdict = Signal()  # the REPLY/NEWFLOW on rx waits for the core's verdict
+        awaiting_verdict = Signal()
+        to_core_pending = Signal()  # the message on rx is offered to the core  # the REPLY/NEWFLOW on rx waits for the core's verdict
         lowest_other = Signal.like(slot)
         for i in reversed(range(n)):
             with m.If(authed[i] & (slot != i)):
@@ -560,7 +561,7 @@ class SessionEngine(wiring.Component):
             with m.State("Idle"):
                 with m.If(awaiting_verdict):
                     m.next = "Waiting for the install verdict"  # the message on rx is handled
-                with m.Elif(self.rx.valid):
+                with m.Elif(self.rx.valid & ~to_core_pending):
                     m.next = "Dispatching"
                 with m.Elif(self.from_core.valid):
                     m.next = "Stamping a core message"
@@ -825,20 +826,11 @@ class SessionEngine(wiring.Component):
                         m.next = "Idle"
 
             with m.State("Passing to the core"):
-                m.d.comb += [self.to_core.valid.eq(1), self.to_core.payload.eq(cur)]
-                with m.If(self.to_core.ready):
-                    with m.If(cur.msg_type == SsmbType.DUMP):
-                        # Its STATS and DUMP END go back to whoever asked.
-                        m.d.sync += [dump_slot.eq(slot), dump_asked.eq(1)]
-                    count("to_core_count")
-                    replicates = (cur.msg_type == SsmbType.REPLY) | (cur.msg_type == SsmbType.NEWFLOW)
-                    with m.If(replicates & self._install_verdicts):
-                        # Keep it on rx until the core says whether it installed it.
-                        m.d.sync += awaiting_verdict.eq(1)
-                        m.next = "Waiting for the install verdict"
-                    with m.Else():
-                        m.d.comb += self.rx.ready.eq(1)
-                        m.next = "Idle"
+                # Offered on to_core from now on (below), while the engine
+                # goes on serving the core's own messages: the core may be
+                # waiting to send one before it takes this.
+                m.d.sync += to_core_pending.eq(1)
+                m.next = "Idle"
 
             with m.State("Waiting for the install verdict"):
                 if self._install_verdicts:
@@ -928,6 +920,21 @@ class SessionEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += out_slot.eq(owner)
                     m.next = "Sending"
+
+        # The message passed to the core: held on to_core (and rx) until taken.
+        m.d.comb += [self.to_core.valid.eq(to_core_pending), self.to_core.payload.eq(cur)]
+        with m.If(to_core_pending & self.to_core.ready):
+            m.d.sync += to_core_pending.eq(0)
+            with m.If(cur.msg_type == SsmbType.DUMP):
+                # Its STATS and DUMP END go back to whoever asked.
+                m.d.sync += [dump_slot.eq(slot), dump_asked.eq(1)]
+            count("to_core_count")
+            replicates = (cur.msg_type == SsmbType.REPLY) | (cur.msg_type == SsmbType.NEWFLOW)
+            with m.If(replicates & self._install_verdicts):
+                # Keep it on rx until the core says whether it installed it.
+                m.d.sync += awaiting_verdict.eq(1)
+            with m.Else():
+                m.d.comb += self.rx.ready.eq(1)
         return m
 
     @staticmethod
