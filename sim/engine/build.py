@@ -138,10 +138,21 @@ def _source_key(config: EngineConfig) -> str:
 PARTS = 4  # translation units the model is split into, compiled in parallel
 
 
+def _cost(block: str) -> float:
+    """Rough g++ time of one function: ``reset()`` bodies are long lists of
+    constant assignments that compile ~6x faster per character than
+    ``eval()`` (measured: the part holding the largest resets took 46 s, the
+    others ~280 s, at equal sizes)."""
+    head = next((line for line in block.split("\n") if line and not line[0].isspace() and not line.startswith("//")),
+                "")
+    return len(block) * (0.15 if "::reset()" in head else 1.0)
+
+
 def _split(source: Path, parts: int) -> list[Path]:
     """Cut ``write_cxxrtl -header``'s .cc into ``parts`` files of whole
     function definitions (each starts in column 0 and ends with a ``}`` line),
-    balanced by lines, so g++ can build them in parallel."""
+    balanced by estimated compile cost (:func:`_cost`), so g++ can build them
+    in parallel."""
     lines = source.read_text().split("\n")
     begin = lines.index("namespace cxxrtl_design {") + 1
     end = max(i for i, line in enumerate(lines) if line.startswith("} // namespace cxxrtl_design"))
@@ -155,11 +166,11 @@ def _split(source: Path, parts: int) -> list[Path]:
     if any(line.strip() for line in current):
         raise RuntimeError(f"{source}: text after the last function definition")
     buckets: list[list[str]] = [[] for _ in range(parts)]
-    sizes = [0] * parts
-    for block in sorted(blocks, key=len, reverse=True):
+    sizes = [0.0] * parts
+    for block in sorted(blocks, key=_cost, reverse=True):
         i = sizes.index(min(sizes))
         buckets[i].append(block)
-        sizes[i] += len(block)
+        sizes[i] += _cost(block)
     paths = []
     for i, bucket in enumerate(buckets):
         path = source.with_name(f"{source.stem}_part{i}.cc")
