@@ -532,11 +532,17 @@ class FlowController(wiring.Component):
                 with m.Else():
                     m.next = "After eviction"
             with m.State("Deleting the victim's partner"):
+                # The partner's record is read meanwhile: when the victim is a
+                # return entry, the flow's close flags are on its partner's.
+                m.d.comb += conn_rd.addr.eq(conn_f.partner)
                 issue(FlowOp.DELETE, handle=conn_f.partner, then="Victim's partner deleted")
             with m.State("Victim's partner deleted"):
                 # The victim's own counters came with the insert's answer (rsp).
-                m.d.comb += self.rsp.ready.eq(1)
+                m.d.comb += [self.rsp.ready.eq(1), conn_rd.addr.eq(conn_f.partner)]
                 with m.If(self.rsp.valid):
+                    with m.If(~conn_f.forward):
+                        partner = conn_rd.data
+                        m.d.sync += tcp_state.eq(Cat(partner.fin_in, partner.fin_out, partner.rst))
                     victim_counters = Cat(rsp.packets, rsp.bytes, rsp.last_seen)
                     partner_counters = counters_from_rsp()
                     # Which of the two is inbound decides which key names the flow.
