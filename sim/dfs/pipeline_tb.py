@@ -152,7 +152,7 @@ class WireScoreboard(Scoreboard):
 @cocotb.test()
 async def pipeline_scoreboard(dut):
     seed = int(os.environ.get("DFS_SEED", "11"))
-    steps = int(os.environ.get("DFS_STEPS", "20"))
+    steps = int(os.environ.get("DFS_STEPS", "40"))
     buckets, ways, tables = (int(x) for x in os.environ.get("DFS_GEOMETRY", "4,1,2").split(","))
     geometry = FlowGeometry(key_width=KEY_WIDTH, action_width=ACTION_WIDTH, buckets=buckets, ways=ways,
                             tables=tables)
