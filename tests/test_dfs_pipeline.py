@@ -10,22 +10,14 @@ Amaranth's simulator (tests/test_dfs_scoreboard.py)."""
 
 from __future__ import annotations
 
-import os
-import random
-
-from twinplane.model.flowkey import ACTION_WIDTH, KEY_WIDTH
-from twinplane.model.flowtable import FlowGeometry
 from twinplane.sim.dfs.gmii_dfs import GmiiDFS
-from twinplane.sim.dfs.scoreboard import make_dut
+from twinplane.sim.dfs.scoreboard import SMALL_GEOMETRY as SMALL
+from twinplane.sim.dfs.scoreboard import make_dut, seed_and_steps
 from twinplane.sim.runner import run_cocotb
-
-SMALL = FlowGeometry(key_width=KEY_WIDTH, action_width=ACTION_WIDTH, buckets=4, ways=1, tables=2)
 
 
 def test_pipeline_on_the_wire_against_the_model():
-    seed = os.environ.get("TWINPLANE_SCOREBOARD_SEED", "11")
-    seed = random.randrange(1 << 32) if seed == "random" else int(seed)
-    steps = int(os.environ.get("TWINPLANE_SCOREBOARD_STEPS", 40))
+    seed, steps = seed_and_steps(40)
     print(f"pipeline scoreboard seed {seed}, {steps} steps")
     run_cocotb(
         GmiiDFS(make_dut(SMALL)),

@@ -16,25 +16,22 @@ test may take in Amaranth's simulator on the shared machine."""
 
 from __future__ import annotations
 
-import os
-import random
-
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from twinplane.model.flowkey import ACTION_WIDTH, KEY_WIDTH
-from twinplane.model.flowtable import FlowGeometry
-from twinplane.sim.dfs.scoreboard import l4_checksum_verifies, run_checksum_corners, run_scoreboard
-
-SMALL = FlowGeometry(key_width=KEY_WIDTH, action_width=ACTION_WIDTH, buckets=4, ways=1, tables=2)
+from twinplane.sim.dfs.scoreboard import (
+    SMALL_GEOMETRY,
+    l4_checksum_verifies,
+    run_checksum_corners,
+    run_scoreboard,
+    seed_and_steps,
+)
 
 
 def test_scoreboard_small_flow_table():
-    seed = os.environ.get("TWINPLANE_SCOREBOARD_SEED", "11")
-    seed = random.randrange(1 << 32) if seed == "random" else int(seed)
-    steps = int(os.environ.get("TWINPLANE_SCOREBOARD_STEPS", 25))
+    seed, steps = seed_and_steps(25)
     print(f"scoreboard seed {seed}, {steps} steps")
-    result = run_scoreboard(steps, seed, SMALL)
+    result = run_scoreboard(steps, seed, SMALL_GEOMETRY)
     print(result)
     assert result["frames"] > steps // 3 and result["messages"] > steps // 3
     if seed == 11 and steps == 25:  # what this run is kept for: evictions and forged tags compared

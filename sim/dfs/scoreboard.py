@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import ipaddress
+import os
 import random
 
 from scapy.layers.inet import IP, TCP, UDP
@@ -37,6 +38,7 @@ from scapy.packet import Raw
 from twinplane.hdl.dfs.top import DFSCore
 from twinplane.model.dfs import DfsConfig, PortRole, ReferenceDFS
 from twinplane.model.dfs_csmb import RESET_REASON_NO_FLOWS
+from twinplane.model.flowkey import ACTION_WIDTH, KEY_WIDTH
 from twinplane.model.flowtable import FlowGeometry
 from twinplane.protocol.codec import Codec, auth_response, session_id
 from twinplane.protocol.codes import CSMB_UDP_PORT, SSMB_UDP_PORT, Bus, ErrorCode, Flag, Role
@@ -55,7 +57,8 @@ from twinplane.protocol.messages import (
 
 from .world import CS_IP, CS_MAC, CS_PORT, DFS_IP, DFS_MAC, GEOMETRY, KEY, World, run_world
 
-__all__ = ["TICK_CYCLES", "Scoreboard", "make_dut", "run_checksum_corners", "run_scoreboard"]
+__all__ = ["SMALL_GEOMETRY", "TICK_CYCLES", "Scoreboard", "make_dut", "run_checksum_corners", "run_scoreboard",
+           "seed_and_steps"]
 
 TICK_CYCLES = 4000
 CLOSE_LINGER = 2  # ticks (short, so that closes are deleted within a short run)
@@ -66,6 +69,18 @@ ROUTER_MAC = "02:00:00:00:00:0c"
 #: (vs_id, protocol, address, port, flags): an exact TCP server, a wildcard-port
 #: TCP server on a second address, an exact UDP server.
 VSS = [(7, 6, VIP, 80, Flag.NONE), (3, 6, VIP2, 0, Flag.WILDCARD_PORT), (5, 17, VIP, 53, Flag.NONE)]
+
+
+#: An eight-entry flow table: evictions (figure 21) happen within a short run.
+SMALL_GEOMETRY = FlowGeometry(key_width=KEY_WIDTH, action_width=ACTION_WIDTH, buckets=4, ways=1, tables=2)
+
+
+def seed_and_steps(default_steps: int, default_seed: int = 11) -> tuple[int, int]:
+    """A run's seed and length: ``TWINPLANE_SCOREBOARD_SEED`` (a number, or
+    ``random``) and ``TWINPLANE_SCOREBOARD_STEPS`` replay or lengthen it."""
+    seed = os.environ.get("TWINPLANE_SCOREBOARD_SEED", str(default_seed))
+    seed = random.randrange(1 << 32) if seed == "random" else int(seed)
+    return seed, int(os.environ.get("TWINPLANE_SCOREBOARD_STEPS", default_steps))
 
 
 def make_dut(geometry: FlowGeometry = GEOMETRY) -> DFSCore:
