@@ -22,6 +22,13 @@ if ! command -v iverilog >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >&2
 fi
 
+# g++ compiles the DFS gateware (CXXRTL) that the demo and the engine tests run.
+if ! command -v g++ >/dev/null 2>&1; then
+    need_root_cmd "g++" "apt-get install -y g++"
+    echo "bootstrap: installing g++" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >&2
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     echo "bootstrap: creating .venv" >&2
