@@ -102,7 +102,7 @@ def test_random_operations_match_model(g):
 
     async def bench(ctx):
         keys = []
-        now = 0
+        now = last_handle = 0
         for _ in range(450):
             now += r.randrange(4)
             op = r.choices(["insert", "update", "delete", "read", "find", "clear",
@@ -111,8 +111,13 @@ def test_random_operations_match_model(g):
                 key = r.choice(keys) if op == "update" else r.getrandbits(g.key_width)
                 keys.append(key)
                 action = r.getrandbits(g.action_width)
-                rsp = await command(ctx, dut, FlowOp.INSERT, key=key, action=action, now=now)
-                res = model.insert(key, action, now)
+                # Half the inserts keep the previous one's entry, as the DFS
+                # keeps a flow's inbound entry while inserting its return entry.
+                keep = last_handle if r.random() < 0.5 else None
+                rsp = await command(ctx, dut, FlowOp.INSERT, key=key, action=action, now=now,
+                                    handle=keep or 0, keep=keep is not None)
+                res = model.insert(key, action, now, keep=keep)
+                last_handle = res.handle
                 assert (rsp["status"], rsp["handle"]) == (res.status, res.handle)
                 if res.status == InsertStatus.EVICTED:
                     counts["evicted"] += 1
@@ -164,6 +169,40 @@ def test_random_operations_match_model(g):
     run(dut, bench)
     # The run must have exercised the interesting paths.
     assert counts["evicted"] > 5 and counts["updated"] > 5 and counts["deleted"] > 5
+
+
+def test_insert_never_evicts_the_kept_entry():
+    """A full table where every entry has the same age: the oldest candidate
+    is the first in (table, way) order, which is often the entry just
+    inserted.  With ``keep`` it must never be the victim (the DFS's return
+    entry would otherwise push out its own inbound entry)."""
+    g = SMALL
+    dut, model = FlowTable(g), FlowTableModel(g)
+    r = random.Random(21)
+    would_have = []  # pairs where the kept entry was the plain choice
+
+    async def bench(ctx):
+        while model.occupancy < 1:
+            key, action = r.getrandbits(g.key_width), r.getrandbits(g.action_width)
+            await command(ctx, dut, FlowOp.INSERT, key=key, action=action)
+            model.insert(key, action, 0)
+        for _ in range(60):
+            first, second = r.getrandbits(g.key_width), r.getrandbits(g.key_width)
+            await command(ctx, dut, FlowOp.INSERT, key=first, action=1)
+            kept = model.insert(first, 1, 0).handle
+            plain = copy.deepcopy(model).insert(second, 2, 0)
+            would_have.append(plain.status == InsertStatus.EVICTED and plain.handle == kept)
+            rsp = await command(ctx, dut, FlowOp.INSERT, key=second, action=2, handle=kept, keep=1)
+            res = model.insert(second, 2, 0, keep=kept)
+            assert res.status == InsertStatus.EVICTED and res.handle != kept
+            assert (rsp["status"], rsp["handle"]) == (res.status, res.handle)
+            assert entry_of(rsp) == expect_entry(res.victim)
+            assert model.lookup(first) == kept  # both entries stay
+            rsp = await command(ctx, dut, FlowOp.FIND, key=first)
+            assert (rsp["found"], rsp["handle"]) == (1, kept)
+
+    run(dut, bench)
+    assert sum(would_have) >= 5, would_have  # the case arose, so the test can fail
 
 
 def test_back_to_back_touches():

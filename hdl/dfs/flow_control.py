@@ -51,6 +51,7 @@ from twinplane.protocol.messages import (
     SsmbTimeout,
 )
 
+from ..flowtable import command_layout, response_layout
 from ..msgport.layout import MAX_SENT_BYTES, received_message_layout
 from ..msgport.session import core_message_layout
 from .layouts import FlowAction, FlowKey
@@ -127,11 +128,8 @@ class FlowController(wiring.Component):
         self.geometry = g = geometry
         self._ms_per_tick = ms_per_tick
         self._close_linger = close_linger
-        hb, ts = g.handle_bits, g.ts_width
-        cmd_layout = data.StructLayout({"op": 3, "key": g.key_width, "action": g.action_width, "handle": hb, "now": ts})
-        rsp_layout = data.StructLayout({
-            "op": 3, "status": 2, "found": 1, "handle": hb, "key": g.key_width, "action": g.action_width,
-            "packets": g.packets_width, "bytes": g.bytes_width, "last_seen": ts})
+        ts = g.ts_width
+        cmd_layout, rsp_layout = command_layout(g), response_layout(g)
         super().__init__(
             {
                 "now": In(ts),
@@ -482,7 +480,10 @@ class FlowController(wiring.Component):
                     with m.Else():
                         m.next = "Inserting the return entry"
             with m.State("Inserting the return entry"):
-                issue(FlowOp.INSERT, key=key_r, action=action_r, then="Return inserted")
+                # Never evicting the inbound entry just written: the return entry
+                # alone would be a flow that cannot be reached.
+                m.d.comb += cmd.keep.eq(1)
+                issue(FlowOp.INSERT, key=key_r, action=action_r, handle=handle_f, then="Return inserted")
             with m.State("Return inserted"):
                 await_rsp()
                 with m.If(self.rsp.valid):

@@ -48,7 +48,7 @@ from twinplane.model.flowtable import FlowGeometry, FlowOp, InsertStatus, h3_mas
 
 from .h3 import h3_index
 
-__all__ = ["FlowTable"]
+__all__ = ["FlowTable", "command_layout", "response_layout"]
 
 
 def _bits(n: int) -> int:
@@ -63,6 +63,22 @@ def _or_words(words):
     return words[0]
 
 
+def command_layout(geometry: FlowGeometry) -> data.StructLayout:
+    """The ``cmd`` payload.  ``handle`` names the entry of DELETE, READ and
+    CLEAR; for INSERT with ``keep`` set, the entry never to evict."""
+    return data.StructLayout({"op": 3, "key": geometry.key_width, "action": geometry.action_width,
+                              "handle": geometry.handle_bits, "keep": 1, "now": geometry.ts_width})
+
+
+def response_layout(geometry: FlowGeometry) -> data.StructLayout:
+    """The ``rsp`` payload: one per command (see :class:`FlowTable`)."""
+    g = geometry
+    return data.StructLayout({
+        "op": 3, "status": 2, "found": 1, "handle": g.handle_bits, "key": g.key_width,
+        "action": g.action_width, "packets": g.packets_width, "bytes": g.bytes_width,
+        "last_seen": g.ts_width})
+
+
 class FlowTable(wiring.Component):
     """The flow table.  Ports (all payloads are ``data.StructLayout``):
 
@@ -73,10 +89,11 @@ class FlowTable(wiring.Component):
     * ``touch`` (in, ``ready`` is always 1): ``handle``, ``nbytes``, ``now``:
       packets += 1, bytes += nbytes, last_seen = now.
     * ``cmd`` (in) / ``rsp`` (out): one response per command, fields
-      ``op`` (:class:`FlowOp`), ``key``, ``action``, ``handle``, ``now`` in;
+      ``op`` (:class:`FlowOp`), ``key``, ``action``, ``handle``, ``keep``, ``now`` in;
       ``op``, ``status`` (:class:`InsertStatus` for INSERT), ``found``,
       ``handle``, ``key``, ``action``, ``packets``, ``bytes``, ``last_seen``
-      out.  INSERT answers the handle and, when it evicted, the victim entry;
+      out.  INSERT answers the handle and, when it evicted, the victim entry
+      (never ``handle`` when ``keep`` is set);
       DELETE and READ (by handle) and FIND (by key) answer the entry as it
       was; CLEAR zeroes a handle's counters (last_seen = now); FLUSH
       invalidates every slot in ``buckets`` clocks.
@@ -109,13 +126,8 @@ class FlowTable(wiring.Component):
                 "key": g.key_width, "hit": 1, "handle": hb, "action": g.action_width}))),
             "touch": In(stream.Signature(data.StructLayout({
                 "handle": hb, "nbytes": g.nbytes_width, "now": ts}))),
-            "cmd": In(stream.Signature(data.StructLayout({
-                "op": 3, "key": g.key_width, "action": g.action_width, "handle": hb,
-                "now": ts}))),
-            "rsp": Out(stream.Signature(data.StructLayout({
-                "op": 3, "status": 2, "found": 1, "handle": hb, "key": g.key_width,
-                "action": g.action_width, "packets": g.packets_width,
-                "bytes": g.bytes_width, "last_seen": ts}))),
+            "cmd": In(stream.Signature(command_layout(g))),
+            "rsp": Out(stream.Signature(response_layout(g))),
         })
 
     def elaborate(self, platform):
@@ -245,6 +257,7 @@ class FlowTable(wiring.Component):
         ei = Signal(range(T * W + 1))
         best_age = Signal(g.ts_width)
         best_i = Signal(range(T * W))
+        chosen = Signal()  # a victim candidate was found (the kept handle is skipped)
         loc = Signal(self.loc_layout)
         sweep = Signal(g.index_bits + 1)
         r = Signal.like(self.rsp.payload)
@@ -345,7 +358,7 @@ class FlowTable(wiring.Component):
                              c_hit.eq(s1_hit), c_hhandle.eq(s1_handle)]
                 m.next = "CHECK CANDIDATES"
             with m.State("CHECK CANDIDATES"):
-                m.d.sync += [mt.eq(0), mw.eq(0), ei.eq(0), r.key.eq(cmd.key)]
+                m.d.sync += [mt.eq(0), mw.eq(0), ei.eq(0), chosen.eq(0), r.key.eq(cmd.key)]
                 with m.If(cmd.op == FlowOp.FIND):
                     m.d.sync += [r.found.eq(c_hit), r.handle.eq(c_hhandle),
                                  cmd.handle.eq(c_hhandle)]
@@ -435,8 +448,10 @@ class FlowTable(wiring.Component):
                 with m.If(c_grant_r):
                     m.next = "AGE DATA"
             with m.State("AGE DATA"):
-                with m.If((ei == 0) | (age > best_age)):
-                    m.d.sync += [best_age.eq(age), best_i.eq(ei),
+                m.d.comb += sel.eq(ei)
+                kept = cmd.keep & (mslot.handle == cmd.handle)
+                with m.If(~kept & (~chosen | (age > best_age))):
+                    m.d.sync += [chosen.eq(1), best_age.eq(age), best_i.eq(ei),
                                  r.packets.eq(crd.data.packets), r.bytes.eq(crd.data.bytes),
                                  r.last_seen.eq(crd.data.last_seen)]
                 m.d.sync += ei.eq(ei + 1)

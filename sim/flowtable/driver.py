@@ -19,13 +19,15 @@ def rsp_fields(payload) -> dict:
     return {name: int(getattr(payload, name)) for name in RSP_FIELDS}
 
 
-async def command(ctx, dut, op: FlowOp, *, key=0, action=0, handle=0, now=0) -> dict:
-    """Send one command and wait for its response; returns the response fields."""
+async def command(ctx, dut, op: FlowOp, *, key=0, action=0, handle=0, keep=0, now=0) -> dict:
+    """Send one command and wait for its response; returns the response fields.
+    ``keep`` (INSERT): never evict ``handle``."""
     p = dut.cmd.payload
     ctx.set(p.op, op)
     ctx.set(p.key, key)
     ctx.set(p.action, action)
     ctx.set(p.handle, handle)
+    ctx.set(p.keep, keep)
     ctx.set(p.now, now)
     ctx.set(dut.cmd.valid, 1)
     await ctx.tick().until(dut.cmd.ready)

@@ -420,16 +420,11 @@ class ReferenceDFS(CsmbSide, FramePath):
         tick = self._tick(now)
         for attr, key in (("in_handle", in_key), ("out_handle", out_key)):
             action = action_word(flow, inbound=attr == "in_handle")
-            result = self.table.insert(key, action, tick)
+            # The return entry never evicts the inbound one just written.
+            keep = flow.in_handle if attr == "out_handle" else None
+            result = self.table.insert(key, action, tick, keep=keep)
             if result.status is InsertStatus.EVICTED:
                 victim = self.flows.get(result.handle)
-                if victim is flow:  # our own inbound entry went: no room for both directions
-                    self.table.delete(result.handle)
-                    self.flows.pop(result.handle, None)
-                    self._count("install_self_evicted")
-                    if pending:
-                        self._count("drop_install_failed", len(pending.held))
-                    return False
                 if victim is not None:
                     self._evicted(victim, result.handle, result.victim, now)
             elif result.status is InsertStatus.UPDATED:
@@ -439,7 +434,7 @@ class ReferenceDFS(CsmbSide, FramePath):
                     # mapped to one node): the return direction is ambiguous, the old flow goes.
                     self._count("return_key_collision")
                     self._delete(other, DeleteReason.OVERFLOW, now)
-                    result = self.table.insert(key, action, tick)
+                    result = self.table.insert(key, action, tick, keep=keep)
             setattr(flow, attr, result.handle)
             self.flows[result.handle] = flow
         self._count("flows_installed")

@@ -24,6 +24,8 @@ Insert (the control FSM in gateware does exactly these steps in this order):
 4. otherwise the oldest candidate (largest ``now - last_seen`` modulo
    ``2**ts_width``, first in (table, way) order on a tie) is evicted and its
    handle is reused (``EVICTED``, with the victim's key, action, counters).
+   An INSERT may name one handle to ``keep``: it is never the victim (the
+   DFS keeps a flow's inbound entry while it inserts the return entry).
 
 New handles come from a counter of never-used handles first, then from a FIFO
 of deleted ones.
@@ -264,7 +266,11 @@ class FlowTableModel:
                     return s.handle
         return None
 
-    def insert(self, key: int, action: int, now: int) -> InsertResult:
+    def insert(self, key: int, action: int, now: int, keep: int | None = None) -> InsertResult:
+        """Insert ``key`` (or update its action).  When the table is full the
+        candidate idle the longest is evicted, never the entry ``keep`` (a
+        handle): a flow's return entry must not push out its own inbound one.
+        Another candidate always exists (``tables`` >= 2)."""
         g = self.geometry
         handle = self.lookup(key)
         if handle is not None:
@@ -297,6 +303,8 @@ class FlowTableModel:
         victim = None
         for t, b in cands:
             for w, s in enumerate(self.slots[t][b]):
+                if s.handle == keep:
+                    continue
                 age = (now - self.last_seen[s.handle]) % mod
                 if victim is None or age > victim[0]:
                     victim = (age, t, b, w, s.handle)
