@@ -84,23 +84,25 @@ def test_round_robin_intact_and_flows_leave_both_tables(harness):
     site = world.sites[0]
 
     async def body():
-        before = await site.counters()
+        before, asked = await site.counters(), site.queried()
         t = time.monotonic()
         answer = await site.ask(op="get", n=6, concurrency=1, size=700, tag="rr", timeout=30)
         took = time.monotonic() - t
         after = await site.counters()
         empty, count = await world.tables_empty(0, site, 40)
-        return before, answer, took, after, empty, count
+        return before, answer, took, after, empty, count, site.queried() - asked
 
-    before, answer, took, after, empty, count = harness.run(body())
+    before, answer, took, after, empty, count, asked = harness.run(body())
     results = answer["results"]
     print(f"6 connections one at a time in {took:.1f} s; client TCP {answer['snmp']}")
     assert not _failed(results), results
     per_node = Counter(r["node"] for r in results)
     # Round robin, one connection at a time: each node twice, in turn.
     assert per_node == {name: 2 for name in NODE_NAMES}, per_node
-    assert after["queries_sent"] - before["queries_sent"] == 6
-    assert after["flows_installed"] - before["flows_installed"] == 6
+    # One QUERY per connection (asked again only if the engine was too slow for the miss timeout);
+    # everything else went through the gateware alone.
+    assert len(asked) == 6 and after["queries_sent"] - before["queries_sent"] >= 6
+    assert after["flows_installed"] - before["flows_installed"] >= 6
     assert empty and count == 0, f"flows left: CS {world.cs_flows(0)}, DFS DUMP {count}"
     final = harness.run(site.counters())
     assert final["deletes_sent"] == final["flows_installed"]

@@ -204,6 +204,11 @@ class MessageLog:
             self._decode(frame, "to_cs", sport=SSMB_UDP_PORT)
         return taken
 
+    def queried(self) -> set[tuple[bytes, int, bytes, int]]:
+        """The flows (client address and port, virtual server address and port) this CS was asked about."""
+        return {(m.flow.src_addr, m.flow.src_port, m.flow.dst_addr, m.flow.dst_port)
+                for d, _, m in self.messages if d == "to_cs" and type(m).__name__ == "SsmbQuery"}
+
     def of_type(self, name: str, direction: str | None = None) -> list:
         return [m for d, _, m in self.messages if type(m).__name__ == name and direction in (None, d)]
 
@@ -311,6 +316,10 @@ class DfsSite:
     # -- looking at it -------------------------------------------------------------------------------
     async def counters(self) -> dict:
         return await self.loop.acall(self.dfs.counters)
+
+    def queried(self) -> set:
+        """Every flow this DFS sent a QUERY for (a QUERY asked again after a timeout counts once)."""
+        return set().union(*(g.queried() for g in self.gateways if g is not None))
 
     def node_snmp(self, name: str) -> dict:
         """TCP counters of node ``name``'s namespace (``InCsumErrors``: segments its kernel refused)."""
