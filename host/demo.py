@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-__all__ = ["configure", "run", "run_demo", "run_gateware_demo"]
+__all__ = ["configure", "run", "run_demo", "run_gateware_demo", "run_tap_demo"]
 
 KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
 DFS_MAC = "02:00:00:00:fe:01"
@@ -48,6 +48,12 @@ CYCLES_PER_CONNECTION = 2_100
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tap", action="store_true",
+                        help="real Linux TCP: HTTP clients and three HTTP servers in network namespaces, wired "
+                             "to the compiled gateware through TAP interfaces (root; sim/engine/netns.py)")
+    parser.add_argument("--hold", type=float, default=0.0,
+                        help="with --tap: keep the system up this many seconds after the checks (try "
+                             "ip netns exec <client namespace> curl http://10.0.0.100/)")
     parser.add_argument("--model", action="store_true",
                         help="run the DFS reference model instead of the compiled gateware (fast, no compile)")
     parser.add_argument("--clients", type=int, default=None,
@@ -66,7 +72,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.model:
+    if args.tap:
+        from twinplane.sim.bridge.tap import need_root
+
+        why = need_root()
+        if why or shutil.which("g++") is None:
+            print(f"twinplane demo --tap: {why or 'the gateware is compiled with g++, which is missing'}",
+                  file=sys.stderr)
+            return 2
+        from twinplane.sim.engine import EngineConfig
+
+        summary = asyncio.run(
+            run_tap_demo(clients=args.clients or 12, concurrency=args.concurrency or 2, method=args.method,
+                         time_limit=args.time_limit, config=EngineConfig(opt=args.opt), hold=args.hold,
+                         log=lambda text: print(text, file=sys.stderr, flush=True))
+        )
+    elif args.model:
         summary = asyncio.run(
             run_demo(clients=args.clients or 90, concurrency=args.concurrency or 15, reset_share=args.reset_share,
                      method=args.method, seed=args.seed, time_limit=args.time_limit)
@@ -403,6 +424,100 @@ async def run_gateware_demo(*, clients: int | None = None, concurrency: int = 1,
     }
 
 
+async def run_tap_demo(*, clients: int = 12, concurrency: int = 2, method: str = "round_robin",
+                       time_limit: float = 60.0, config=None, hold: float = 0.0, log=None) -> dict:
+    """The demo with kernel TCP (``--tap``, root): a client namespace runs
+    ``clients`` HTTP requests (``concurrency`` at once) to the virtual server
+    through the compiled gateware, three node namespaces answer with
+    ``python -m http.server``-style servers; the CS daemon is real and talks
+    to the gateware over UDP.  The harness is tests/test_e2e_netns.py's
+    (:mod:`twinplane.sim.engine.netns`)."""
+    from twinplane.sim.engine import EngineConfig
+    from twinplane.sim.engine.netns import NODES, World
+    from twinplane.sim.engine.netns import VIP as TAP_VIP
+
+    if clients < 1 or concurrency < 1:
+        raise ValueError(f"clients and concurrency must be positive, not {clients!r} and {concurrency!r}")
+    say = log or (lambda text: None)
+    config = config or EngineConfig()
+    t0 = time.monotonic()
+    say(f"twinplane demo --tap: kernel TCP in network namespaces through the DFS gateware compiled with CXXRTL "
+        f"({config.flow_entries} flow entries, g++ {config.opt}; the first run compiles it, 2-8 minutes)")
+    world = World(config, method=method, log=say)
+    try:
+        await world.start()
+        compile_s = time.monotonic() - t0
+        site = world.sites[0]
+        started = time.monotonic()
+        await world.start_cs(0)
+        say(f"namespaces: client {site.client_ns}, nodes " + ", ".join(f"{n} {ns}" for n, ns in site.node_ns.items()))
+        associated = await world.wait_for(lambda: world.associated(0), min(60.0, time_limit))
+        setup_s = time.monotonic() - started
+        bring_up_speed = site.dfs.cycle / max(site.loop.busy_s, 1e-6)
+        say(f"CS associated in {setup_s:.1f} s; {clients} HTTP requests to {TAP_VIP}, {concurrency} at once")
+        core = world.css[0].core
+        snmp_before = (await site.ask(op="snmp"))["snmp"]
+        cycles, busy = site.dfs.cycle, site.loop.busy_s
+        answer = await site.ask(op="get", n=clients, concurrency=concurrency, size=600, tag="demo",
+                                timeout=max(10.0, time_limit - setup_s))
+        traffic_s = time.monotonic() - started - setup_s
+        speed = (site.dfs.cycle - cycles) / max(site.loop.busy_s - busy, 1e-6)
+        emptied, dumped = await world.tables_empty(0, site, 30.0)
+        counters = await site.counters()
+        snmp = {k: v - snmp_before.get(k, 0) for k, v in answer["snmp"].items()}
+        node_errors = {name: site.node_snmp(name).get("Tcp.InCsumErrors", 0) for name, _, _ in NODES}
+        cs_counters = dict(core.counters)
+        nodes = core.view_nodes()
+        results = answer["results"]
+        if hold > 0:
+            say(f"holding for {hold:.0f} s: ip netns exec {site.client_ns} curl http://{TAP_VIP}/")
+            await asyncio.sleep(hold)
+    finally:
+        await world.close()
+
+    per_node = Counter(r["node"] for r in results if r["node"])
+    failed = [r for r in results if r["error"]]
+    spread = max(per_node.values()) - min(per_node.values()) if len(per_node) == len(NODES) else None
+    times = [r["ms"] for r in results if not r["error"]]
+    checks = [
+        ("the CS associated with the DFS and pushed the virtual servers", associated, ""),
+        ("every HTTP request got its answer, every byte checked", not failed,
+         f"{len(results) - len(failed)}/{len(results)}" + (f"; {failed[0]['error']}" if failed else "")),
+        (f"connections spread over the nodes ({method})",
+         spread is not None and (method != "round_robin" or spread <= 1), json.dumps(dict(per_node))),
+        ("no kernel saw a bad checksum (client and nodes)",
+         snmp.get("Tcp.InCsumErrors", 0) == 0 and not any(node_errors.values()),
+         json.dumps({"client": snmp.get("Tcp.InCsumErrors", 0), **node_errors})),
+        ("every flow left the DFS's (DUMP) and the CS's tables", emptied,
+         f"DFS DUMP reports {dumped}, CS holds {len(core.flows)}"),
+    ]
+    return {
+        "dfs": f"gateware (DFSCore compiled with CXXRTL, g++ {config.opt}) with kernel TCP in network namespaces",
+        "clients": clients,
+        "concurrency": concurrency,
+        "served_by_node": dict(per_node),
+        "cs_node_view": [{k: n[k] for k in ("address", "connections", "flows") if k in n} for n in nodes],
+        "frames": {f"into port {p}": site.dfs.frames_in[p] for p in range(site.dfs.ports)}
+                  | {f"out of port {p}": site.dfs.frames_out[p] for p in range(site.dfs.ports)},
+        "forwarded": {"first packets held for a QUERY to the CS": counters.get("queries_sent", 0),
+                      "flows installed": counters.get("flows_installed", 0)},
+        "request_ms": _stats(times),
+        "tcp": {"client retransmitted segments": snmp.get("Tcp.RetransSegs", 0),
+                "of which SYNs": snmp.get("TcpExt.TCPSynRetrans", 0)},
+        "drops": {"miss path: no free slot": counters.get("miss_dropped_no_slot", 0),
+                  "miss path: query queue full": counters.get("miss_dropped_queue_full", 0),
+                  "message port: bad tag": counters.get("msg_rx_bad_tag", 0)},
+        "dfs_counters": counters,
+        "cs_counters": cs_counters,
+        "engine": {"compile_or_load_s": round(compile_s, 1), "cycles": site.dfs.cycle,
+                   "cycles_per_s": round(speed), "bring_up_cycles_per_s": round(bring_up_speed),
+                   "chunk": site.chunk},
+        "setup_s": round(setup_s, 3),
+        "traffic_s": round(traffic_s, 3),
+        "checks": [(name, bool(ok), detail) for name, ok, detail in checks],
+    }
+
+
 async def _open_engine(config, say):
     """``CompiledDFS(config)`` on a worker thread, saying every 15 s how long the compile has taken."""
     from twinplane.sim.engine import CompiledDFS
@@ -447,6 +562,11 @@ def _print_summary(summary: dict) -> None:
             s = summary[name]
             text = f"median {s['median']}, min {s['min']}, max {s['max']} ({s['count']})" if s["count"] else "-"
             table.add_row(name.replace("_", " ").replace("query reply", "QUERY -> REPLY"), text)
+    for key, value in summary.get("tcp", {}).items():
+        table.add_row(f"kernel TCP: {key}", str(value))
+    if summary.get("request_ms", {}).get("count"):
+        s = summary["request_ms"]
+        table.add_row("HTTP request (ms)", f"median {s['median']}, min {s['min']}, max {s['max']} ({s['count']})")
     for key, value in summary["drops"].items():
         table.add_row(f"drops: {key}", str(value))
     console.print(table)

@@ -20,7 +20,8 @@ line on stdout:
   close``; answers ``{"results": [{"node", "error", "ms"}...], "snmp": {...}}``;
 * ``{"op": "open", "n": K, "port": P}``: K keep-alive connections, one
   request each, kept; answers the nodes;
-* ``{"op": "ping"}``: one more request on every kept connection;
+* ``{"op": "ping", "timeout": T}``: one more request on every kept connection
+  (each may take T seconds);
 * ``{"op": "close"}`` / ``{"op": "abort"}``: close the kept connections with a
   FIN / an RST;
 * ``{"op": "snmp"}``: the namespace's TCP counters.
@@ -125,6 +126,8 @@ for line in sys.stdin:
     elif op == "ping":
         nodes = []
         for i, conn in enumerate(held):
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
             try:
                 nodes.append(ask(conn, f"/ping/{i}/{time.monotonic_ns()}?size={cmd.get('size', 300)}", False))
             except Exception as e:
