@@ -121,7 +121,9 @@ class DFSCore(wiring.Component):
 
         # -- time: one tick every tick_cycles clocks
         prescaler = Signal(range(a["tick_cycles"]))
-        with m.If(prescaler == a["tick_cycles"] - 1):
+        tick = Signal()  # one clock per tick: the message port counts CS expiry on it
+        m.d.comb += tick.eq(prescaler == a["tick_cycles"] - 1)
+        with m.If(tick):
             m.d.sync += [prescaler.eq(0), self.now.eq(self.now + 1)]
         with m.Else():
             m.d.sync += prescaler.eq(prescaler + 1)
@@ -139,7 +141,8 @@ class DFSCore(wiring.Component):
             timeout_cycles=a["miss_timeout_cycles"],
         )
         m.submodules.msgport = msgport = MessagePort(
-            cs_slots=a["cs_slots"], vs_entries=a["vs_entries"], nonce_seed=a["nonce_seed"]
+            cs_slots=a["cs_slots"], vs_entries=a["vs_entries"], nonce_seed=a["nonce_seed"],
+            ms_per_tick=a["ms_per_tick"],
         )
         m.submodules.cam = cam = CamAdapter(vs_entries=a["vs_entries"])
 
@@ -165,6 +168,7 @@ class DFSCore(wiring.Component):
             control.idle_timeout.eq(self._idle_ticks(msgport.idle_timeout_s)),
             miss.flush.eq(control.flush_pending),
             msgport.key.eq(self.key),
+            msgport.tick.eq(tick),
             msgport.own_mac.eq(self.own_mac),
             msgport.own_ip.eq(self.own_ip),
         ]

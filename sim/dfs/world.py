@@ -29,7 +29,7 @@ from twinplane.protocol.messages import (
 )
 from twinplane.sim.streams import put_frame
 
-__all__ = ["World", "bring_up", "checksums_ok", "open_flow", "run_world"]
+__all__ = ["ScriptedCs", "World", "bring_up", "bring_up_cs", "checksums_ok", "open_flow", "reply_to", "run_world"]
 
 KEY = bytes(range(16))
 DFS_MAC, DFS_IP = "02:00:00:00:d0:f5", "10.100.0.1"
@@ -64,6 +64,7 @@ class World:
         self.seq = 0
         self.session = 0
         self.serial = 0
+        self.css: dict[str, ScriptedCs] = {}
 
     async def send(self, port: int, frame: bytes):
         await put_frame(self.ctx, self.dut.rx[port], frame)
@@ -98,13 +99,67 @@ class World:
         bus = Bus.CSMB if packet[UDP].sport == CSMB_UDP_PORT else Bus.SSMB
         return self.codec.decode(bus, bytes(packet[UDP].payload))
 
+    async def cs_messages(self, count: int, limit: int = 20_000) -> list:
+        """The next ``count`` messages out of the internal port, each as
+        ``(ScriptedCs, message)``."""
+        out = []
+        for packet in await self.wait(1, count, limit):
+            cs = self.css[packet[IP].dst]
+            assert packet.dst == cs.mac and packet[UDP].dport == cs.port and checksums_ok(packet)
+            bus = Bus.CSMB if packet[UDP].sport == CSMB_UDP_PORT else Bus.SSMB
+            out += [(cs, msg) for msg in cs.codec.decode(bus, bytes(packet[UDP].payload))]
+        return out
 
+    async def quiet(self, port: int, clocks: int) -> None:
+        """``clocks`` clocks in which nothing may leave ``port``."""
+        await self.ctx.tick().repeat(clocks)
+        assert not self.out[port], f"port {port}: unexpected {[Ether(f).summary() for f in self.out[port]]}"
+
+
+
+class ScriptedCs:
+    """One more CS on the internal port (redundancy tests): its own
+    addresses, session, ``seq`` and epoch; :meth:`World.cs_messages` sorts
+    the DFS's messages by recipient."""
+
+    def __init__(self, w: World, number: int, *, cs_id: int = 0, epoch: int = 0):
+        self.w = w
+        self.mac = f"02:00:00:00:c5:{number:02x}"
+        self.ip = f"10.100.0.{10 + number}"
+        self.port = 41000 + number
+        self.cs_id, self.epoch = cs_id, epoch
+        self.codec = Codec(KEY)
+        self.seq = self.session = self.serial = 0
+        self.nonce = b""  # the DFS's, from its last HELLO answer
+        w.css[self.ip] = self
+
+    def stamp(self, msg):
+        self.seq += 1
+        msg.seq, msg.session, msg.epoch = self.seq, self.session, self.epoch
+        if msg.BUS is Bus.CSMB:
+            self.serial += 1
+            msg.serial_global = self.serial
+        return msg
+
+    async def send(self, *msgs):
+        bus = msgs[0].BUS
+        payload = b"".join(self.codec.encode(self.stamp(m)) for m in msgs)
+        frame = (Ether(src=self.mac, dst=DFS_MAC) / IP(src=self.ip, dst=DFS_IP)
+                 / UDP(sport=self.port, dport=CSMB_UDP_PORT if bus is Bus.CSMB else SSMB_UDP_PORT) / payload)
+        await self.w.send(1, bytes(frame))
+
+    def hello(self, role: Role, hello_interval_ms: int = 60_000) -> CsmbHello:
+        return CsmbHello(nonce=b"cs-nonce", role=role, cs_id=self.cs_id, csmb_vers_major=1, ssmb_vers_major=1,
+                         hello_interval_ms=hello_interval_ms, ssmb_addr=ipaddress.IPv4Address(self.ip),
+                         ssmb_port=self.port)
 
 
 async def bring_up(w: World) -> None:
     """HELLO, authentication and one virtual server (VIP:80/tcp)."""
+    # A long HELLO interval: this CS sends no more HELLOs, and the DFS forgets
+    # a CS after 3 of them.
     await w.cs_send(CsmbHello(nonce=b"cs-nonce", role=Role.ACTIVE, csmb_vers_major=1, ssmb_vers_major=1,
-                              ssmb_addr=ipaddress.IPv4Address(CS_IP), ssmb_port=CS_PORT))
+                              hello_interval_ms=60_000, ssmb_addr=ipaddress.IPv4Address(CS_IP), ssmb_port=CS_PORT))
     (hello,) = w.cs_decode((await w.wait(1))[0])
     assert isinstance(hello, CsmbHello) and hello.error == ErrorCode.NONE
     await w.cs_send(CsmbAuthChallenge(challenge=b"12345678"))
@@ -116,6 +171,38 @@ async def bring_up(w: World) -> None:
     await w.cs_send(AddVs(vs=vs))
     (ack,) = w.cs_decode((await w.wait(1))[0])
     assert ack.error == ErrorCode.NONE
+
+
+async def bring_up_cs(cs: ScriptedCs, role: Role = Role.ACTIVE, *, hello_interval_ms: int = 60_000,
+                      add_vs: bool = True) -> None:
+    """HELLO and authentication of ``cs`` (and, from an active one, VIP:80/tcp)."""
+    w = cs.w
+    await cs.send(cs.hello(role, hello_interval_ms))
+    ((_, hello),) = await w.cs_messages(1)
+    assert isinstance(hello, CsmbHello) and hello.error == ErrorCode.NONE
+    cs.nonce = hello.nonce
+    cs.session = 0
+    await cs.send(CsmbAuthChallenge(challenge=b"12345678"))
+    ((_, response),) = await w.cs_messages(1)
+    assert isinstance(response, CsmbAuthResponse)
+    assert response.response == auth_response(KEY, b"12345678", hello.nonce)
+    cs.session = session_id(KEY, b"12345678", hello.nonce)
+    if add_vs:
+        vs = VirtualServer(vs_id=1, protocol=6, virt_addr=ipaddress.IPv4Address(VIP), virt_port=80)
+        await cs.send(AddVs(vs=vs))
+        ((_, ack),) = await w.cs_messages(1)
+        assert ack.error == ErrorCode.NONE
+
+
+def reply_to(query: SsmbQuery, *, error: ErrorCode = ErrorCode.NONE) -> SsmbReply:
+    """The REPLY a CS sends for ``query``: to NODE_IP:8080 through port 1."""
+    xlate = Translation(node_addr=ipaddress.IPv4Address(NODE_IP), node_port=8080, egress_port=1,
+                        client_port=0, node_mac=bytes.fromhex(NODE_MAC.replace(":", "")),
+                        client_mac=query.client_mac, vs_id=query.vs_id, node_id=2)
+    flow = FlowSignature(src_addr=query.flow.src_addr, dst_addr=query.flow.dst_addr,
+                         src_port=query.flow.src_port, dst_port=query.flow.dst_port, protocol=query.flow.protocol)
+    return SsmbReply(serial=query.serial, error=error, flags=Flag.TRANSLATE_ADDR | Flag.TRANSLATE_PORT,
+                     flow=flow, xlate=xlate)
 
 
 def client_frame(client_ip: str, sport: int, flags: str = "A", payload: bytes = b"") -> bytes:
