@@ -50,10 +50,11 @@ def run(script, **kwargs):
 
     async def monitor(ctx):
         current = bytearray()
-        async for _, _, valid, ready, payload, _slot, qv, q in ctx.tick().sample(
-            dut.release.valid, dut.release.ready, dut.release.payload, dut.release_slot, dut.query.valid, dut.query.payload
+        async for _, _, valid, ready, payload, _slot, qv, qr, q in ctx.tick().sample(
+            dut.release.valid, dut.release.ready, dut.release.payload, dut.release_slot, dut.query.valid,
+            dut.query.ready, dut.query.payload
         ):
-            if qv:
+            if qv and qr:
                 queries.append(q.query)
             if valid and ready:
                 assert bool(payload.first) == (not current)
@@ -135,6 +136,33 @@ def test_timeout_and_flush():
     assert counters == {"timeouts": 1, "resolve_unmatched": 1}
 
 
+def test_new_flows_wait_for_their_query_in_arrival_order():
+    """While the flow controller takes no QUERY (it is sending an earlier
+    message), new flows still get slots; their QUERYs follow in arrival
+    order, each once, with its slot (it used to refuse every new flow while
+    one QUERY was unsent: a SYN in 16 lost in the demo)."""
+    counters = {}
+
+    async def script(ctx, dut, hold, resolve, probe):
+        ctx.set(dut.query.ready, 0)
+        for key in (5, 3, 7, 1):
+            await hold(key, frame(key, 0))
+        await hold(3, frame(3, 1))
+        await resolve(7, False)  # refused before its QUERY left: no QUERY for it
+        await ctx.tick().repeat(20)
+        ctx.set(dut.query.ready, 1)
+        await ctx.tick().repeat(20)
+        for name in ("dropped_no_slot", "frames_held", "queries"):
+            counters[name] = ctx.get(getattr(dut, name))
+        for key in (5, 3, 1):
+            await resolve(key, True)
+
+    _, released, queries = run(script, slots=4)
+    assert queries == [5, 3, 1]
+    assert counters == {"dropped_no_slot": 0, "frames_held": 5, "queries": 3}
+    assert sorted(released) == sorted([frame(5, 0), frame(3, 0), frame(3, 1), frame(1, 0)])
+
+
 def test_random_traffic_against_a_model():
     rng = random.Random(21)
     plan = []
@@ -183,3 +211,34 @@ def test_constructor_checks():
         MissPath(key_width=8, query_shape=8, slot_bytes=100)
     with pytest.raises(ValueError, match="slots"):
         MissPath(key_width=8, query_shape=8, slots=0)
+
+
+def test_concurrent_new_flows_through_the_whole_dfs():
+    """Eight SYNs of eight new flows back to back (the demo's overlapping
+    setups): each takes a slot and gets its QUERY while the message port is
+    still sending the previous ones; the REPLYs release every SYN."""
+    from scapy.layers.inet import IP, TCP
+
+    from twinplane.hdl.dfs.top import DFSCore
+    from twinplane.protocol.messages import SsmbQuery
+    from twinplane.sim.dfs.world import GEOMETRY, NODE_IP, bring_up, client_frame, reply_to, run_world
+
+    clients = [(f"10.2.0.{10 + i}", 40000 + i) for i in range(8)]
+
+    async def script(w):
+        await bring_up(w)
+        for ip, port in clients:
+            await w.send(0, client_frame(ip, port, "S"))
+        queries = [msg for packet in await w.wait(1, len(clients)) for msg in w.cs_decode(packet)]
+        assert all(isinstance(q, SsmbQuery) for q in queries)
+        assert sorted((q.flow.src_addr.compressed, q.flow.src_port) for q in queries) == clients
+        assert len({q.serial for q in queries}) == len(clients)
+        for query in queries:
+            await w.cs_send(reply_to(query))
+        at_node = await w.wait(1, len(clients))
+        assert sorted((p[IP].src, p[TCP].sport) for p in at_node) == clients
+        assert all(p[IP].dst == NODE_IP and p[TCP].flags == "S" for p in at_node)
+        return w.dut
+
+    dut = DFSCore(geometry=GEOMETRY, tick_cycles=1000, miss_slot_bytes=512, frame_buffer_bytes=2048)
+    run_world(dut, script)

@@ -26,8 +26,8 @@ frames.  When no slot is free the new flow's frame is dropped
 nothing on the fast path.
 """
 
-from amaranth import Array, Module, Mux, Signal, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..packet import packet_signature
@@ -80,6 +80,7 @@ class MissPath(wiring.Component):
         self._slot_bytes = slot_bytes
         self._frames_per_slot = frames_per_slot
         self._timeout = timeout_cycles
+        self._query_shape = query_shape
         slot_shape = range(slots)
         super().__init__(
             {
@@ -116,6 +117,15 @@ class MissPath(wiring.Component):
         m.submodules.store = store = memory.Memory(shape=9, depth=n * depth, init=[])
         wr = store.write_port()
         rd = store.read_port()
+        # Each slot's QUERY, kept while the slot is pending: the QUERYs of
+        # several new flows wait here (in arrival order, ``asks``) while the
+        # flow controller is still sending an earlier one, so a new flow is
+        # never refused for want of a QUERY register.
+        m.submodules.queries = queries = memory.Memory(shape=self._query_shape, depth=n, init=[])
+        q_wr = queries.write_port()
+        q_rd = queries.read_port()
+        m.submodules.asks = asks = fifo.SyncFIFOBuffered(width=max(1, (n - 1).bit_length()), depth=n)
+        ask = Signal(n)  # the slot's QUERY is still to be handed to the flow controller
 
         def count(name, amount=1):
             counter = getattr(self, name)
@@ -158,7 +168,6 @@ class MissPath(wiring.Component):
         m.d.comb += slot_sel.eq(Mux(match_hit, match_slot, free_slot))
         w_ptr = Signal(ptr_shape)
         writing = Signal()  # the frame on sink is being stored (else discarded)
-        query_pending = Signal()
         storing = Signal()  # the writer is inside a frame that it keeps
         frame_stored = Signal()  # a frame's last byte went in this cycle (slot w_slot)
         frame_taken = Signal()  # a frame's last byte left this cycle (slot r_slot)
@@ -174,16 +183,9 @@ class MissPath(wiring.Component):
                     with m.Elif(match_hit):
                         m.d.sync += [w_slot.eq(slot_sel), w_ptr.eq(wr_ptr[slot_sel]), writing.eq(1)]
                         m.next = "Storing"
-                    with m.Elif(free_hit):
+                    with m.Elif(free_hit & asks.w_rdy):
                         m.d.comb += alloc.eq(1)
-                        m.d.sync += [
-                            w_slot.eq(slot_sel),
-                            w_ptr.eq(wr_ptr[slot_sel]),
-                            writing.eq(1),
-                            self.query.payload.slot.eq(free_slot),
-                            self.query.payload.query.eq(hold.query),
-                            query_pending.eq(1),
-                        ]
+                        m.d.sync += [w_slot.eq(slot_sel), w_ptr.eq(wr_ptr[slot_sel]), writing.eq(1)]
                         m.next = "Storing"
                     with m.Else():
                         m.d.sync += writing.eq(0)
@@ -226,14 +228,44 @@ class MissPath(wiring.Component):
             with m.If(frame_stored & (w_slot == i)):
                 m.d.sync += wr_ptr[i].eq(w_ptr + 1)
 
-        # The QUERY request waits in a register; a new flow is not admitted
-        # while the previous QUERY is still unsent (its slot would be lost).
-        m.d.comb += self.query.valid.eq(query_pending)
-        with m.If(self.query.valid & self.query.ready):
-            m.d.sync += query_pending.eq(0)
+        # -- QUERYs: a new flow's is stored with its slot and the slot queued
+        # in ``asks``; the head of the queue is read out and offered on
+        # ``query`` (held, stable, until taken).  A slot resolved before its
+        # QUERY left is skipped (its ``ask`` bit is clear).
+        m.d.comb += [
+            q_wr.en.eq(alloc),
+            q_wr.addr.eq(free_slot),
+            q_wr.data.eq(hold.query),
+            asks.w_en.eq(alloc),
+            asks.w_data.eq(free_slot),
+        ]
+        q_valid = Signal()
+        q_taken = Signal()
+        m.d.comb += [
+            q_taken.eq(q_valid & self.query.ready),
+            self.query.valid.eq(q_valid),
+            self.query.payload.query.eq(q_rd.data),
+            q_rd.en.eq(0),
+        ]
+        with m.If(q_taken):
+            m.d.sync += q_valid.eq(0)
             count("queries")
-        with m.If(query_pending):
-            m.d.comb += free_hit.eq(0)
+        head = asks.r_data
+        with m.If(asks.r_rdy & (~q_valid | q_taken) & ~self.flush):
+            m.d.comb += asks.r_en.eq(1)
+            with m.If(ask.bit_select(head, 1)):
+                m.d.comb += [q_rd.en.eq(1), q_rd.addr.eq(head)]
+                m.d.sync += [q_valid.eq(1), self.query.payload.slot.eq(head)]
+        ask_set = Signal(n)
+        ask_clear = Signal(n)
+        with m.If(alloc):
+            m.d.comb += ask_set.eq((Const(1, n) << free_slot)[:n])
+        with m.If(asks.r_en):
+            m.d.comb += ask_clear.eq((Const(1, n) << head)[:n])
+        pending_now = Signal(n)  # slots still waiting for a REPLY (others need no QUERY)
+        for i in range(n):
+            m.d.comb += pending_now[i].eq(state[i] == SlotState.WAITING)
+        m.d.sync += ask.eq((ask & ~ask_clear & pending_now) | ask_set)
 
         # -- resolve: REPLY accepted or refused
         m.d.comb += self.resolve.ready.eq(1)
@@ -317,5 +349,6 @@ class MissPath(wiring.Component):
         with m.If(self.flush):
             for i in range(n):
                 m.d.sync += [state[i].eq(SlotState.FREE), rd_ptr[i].eq(wr_ptr[i]), frames[i].eq(0)]
-            m.d.sync += [r_busy.eq(0), out_valid.eq(0), query_pending.eq(0), out_first.eq(1), writing.eq(0)]
+            m.d.sync += [r_busy.eq(0), out_valid.eq(0), q_valid.eq(0), ask.eq(0), out_first.eq(1), writing.eq(0)]
+            m.d.comb += asks.r_en.eq(asks.r_rdy)  # the queue empties, a slot a clock (their ask bits are clear)
         return m
