@@ -75,6 +75,23 @@ def harness():
     h.close()
 
 
+def test_demo_tap_cli(capsys):
+    """``twinplane demo --tap`` on the same harness, before the module's world is up."""
+    why = need_root()
+    if why:
+        pytest.skip(why)
+    import json
+
+    from twinplane.cli import main
+
+    code = main(["demo", "--tap", "--clients", "6", "--concurrency", "2", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    failed = [(name, detail) for name, ok, detail in summary["checks"] if not ok]
+    assert not failed and code == 0, failed
+    assert summary["served_by_node"] == {name: 2 for name in NODE_NAMES}
+    assert summary["forwarded"]["flows installed"] >= 6 and summary["engine"]["cycles_per_s"] > 0
+
+
 def _failed(results: list[dict]) -> list:
     return [r for r in results if r["error"] is not None]
 

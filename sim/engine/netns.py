@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import json
 import os
 import queue
@@ -68,6 +69,7 @@ CLIENT_IP, CLIENT_MAC = "10.0.0.2", "02:00:00:02:00:01"
 NODES = [("node-a", "10.1.0.1", "02:00:00:00:01:01"), ("node-b", "10.1.0.2", "02:00:00:00:01:02"),
          ("node-c", "10.1.0.3", "02:00:00:00:01:03")]
 NODE_PORT = 8080
+_SITES = itertools.count()
 
 #: ``[timeouts]`` of a CS talking to the engine: a message costs 0.1-0.5 s of wall time here, the
 #: CS's handshake must fit one HELLO interval, CSMB requests are retransmitted after 10 s.
@@ -224,7 +226,8 @@ class DfsSite:
         self.index = index
         self.name = f"dfs{index}"
         self.config = config
-        self.tag = tag or f"{os.getpid() % 10000}"
+        # Unique per site in this machine: two worlds in one process must not share names.
+        self.tag = tag or f"{os.getpid() % 1000}{next(_SITES) % 100}"
         self.mtu = mtu
         self.chunk = chunk
         self.pcap_dir = pcap_dir
@@ -260,7 +263,7 @@ class DfsSite:
         if pcap is not None:
             self._closers.append(pcap.close)
         self.system = SimSystem(self.dfs, chunk=self.chunk, pcap=pcap)
-        self.topo = NamespaceTopology(prefix=f"tpe{self.index}")
+        self.topo = NamespaceTopology(prefix=f"tpe{self.tag}x")
         prefix = f"tpe{self.tag}{self.index}"
         client_tap = TapInterface(f"{prefix}c")
         self.taps.append(client_tap)
