@@ -5,7 +5,8 @@ The flow table takes a lookup every clock and answers a fixed number of
 clocks later, in order (``result.ready`` is ignored), and a counter update
 every clock.  Each forwarder issues at most one lookup and one update per
 frame (at least 64 clocks at 8 bits), so a fixed-priority grant per clock is
-enough.  Who asked goes into a small FIFO that each answer pops: answers come
+enough.  The granted lookup reaches the table one clock later, from a
+register.  Who asked goes into a small FIFO that each answer pops: answers come
 in order, so this holds whatever the table's latency is.
 """
 
@@ -49,13 +50,14 @@ class LookupSharer(wiring.Component):
         for i in reversed(range(n)):
             with m.If(self.lookups[i].valid):
                 m.d.comb += [grant.eq(i), granted.eq(1)]
+        # The granted lookup goes to the table from a register: the table
+        # hashes it in its first clock, which leaves no room for the clients'
+        # FSM decode and this mux in front (the table's ``ready`` is always 1).
         for i in range(n):
             with m.If(grant == i):
-                m.d.comb += [
-                    self.table_lookup.payload.eq(self.lookups[i].payload),
-                    self.lookups[i].ready.eq(1),
-                ]
-        m.d.comb += self.table_lookup.valid.eq(granted)
+                m.d.comb += self.lookups[i].ready.eq(1)
+                m.d.sync += self.table_lookup.payload.eq(self.lookups[i].payload)
+        m.d.sync += self.table_lookup.valid.eq(granted)
 
         # Who asked, in order; each answer pops one.
         m.submodules.owners = owners = fifo.SyncFIFO(width=len(grant), depth=8)

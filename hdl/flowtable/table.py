@@ -13,15 +13,23 @@ each, so every one maps onto ECP5 EBR in pseudo-dual-port mode):
 * ``actmem``, ``cntmem`` (packets, bytes, last_seen), ``locmem`` (where a
   handle's slot is): indexed by handle.  ``fifomem``: deleted handles.
 
-Sharing.  Lookups own the read ports of ``keymem`` (stage 0) and ``actmem``
-(stage 1) whenever a lookup is in that stage; the control FSM reads in the
-other cycles, so it only waits, it never stalls a lookup.  The control FSM
-owns every write port except ``cntmem``'s, where the counter pipeline has
-priority.
+Pipeline (for 125 MHz + 10 % on a speed-6 ECP5): every block-RAM read lands
+in a register before any logic (an EBR's clock-to-out is most of a clock),
+and each logic cone has a clock of its own.  Lookups: p0 hash, p1 ``keymem``
+address, p2 ``keymem`` data, p3 compare, p4 handle OR and ``actmem``
+address, p5 ``actmem`` data, p6 result (:attr:`FlowTable.latency` = 6).
+
+Sharing.  Lookups own the hash units (p0), the read ports of ``keymem`` (p1)
+and ``actmem`` (p4) whenever a lookup is in that stage; the control FSM uses
+them in the other clocks, so it only waits, it never stalls a lookup.  Its
+keymem reads go down the lookup stages, so the p3 comparators check its key
+too.  The control FSM owns every write port except ``cntmem``'s, where the
+counter pipeline has priority.
 
 Consistency with lookups in flight: a slot is made valid only after its
-action and counters are written, and an evicted slot is invalidated two clocks
-before its action changes (one would do with the present two-stage pipeline), so a lookup sees either the old entry whole or the
+action and counters are written, and an evicted slot is invalidated four
+clocks before its action changes (a lookup reads ``actmem`` three clocks
+after ``keymem``), so a lookup sees either the old entry whole or the
 new one whole.  A moved key is written to its new slot before its old slot is
 reused; in between the key is in both slots with the same handle.
 
@@ -34,9 +42,10 @@ and an EBR delivers at most 36 bits per clock, so ``keymem`` needs
 35 of the LFE5U-25F's 56 EBR (62 %, Yosys ``synth_ecp5`` agrees).  2048
 entries would take 46 (82 %); 512 entries still 32, so 1024 is the default.
 
-Counter pipeline: ``touch`` reads ``cntmem`` in stage 0 and writes the sum in
-stage 1; the read port is transparent to the write port, so a touch of the
-same handle in the next clock sees the sum being written (no lost update).
+Counter pipeline: ``touch`` reads ``cntmem`` (t0), registers the data (t1),
+adds and writes (t2).  The read port is transparent to the write port, and
+the one write a read cannot see yet (the touch just ahead, of the same
+handle) is forwarded from a register, so back-to-back touches lose nothing.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -83,7 +92,7 @@ class FlowTable(wiring.Component):
     """The flow table.  Ports (all payloads are ``data.StructLayout``):
 
     * ``lookup`` (in, ``ready`` is always 1): ``key``.  ``result`` (out,
-      :attr:`latency` = 2 clocks after the lookup, in order; ``ready`` is ignored: the consumer
+      :attr:`latency` = 6 clocks after the lookup, in order; ``ready`` is ignored: the consumer
       takes a result every clock): ``key``, ``hit``, ``handle``,
       ``action`` (zero on a miss).
     * ``touch`` (in, ``ready`` is always 1): ``handle``, ``nbytes``, ``now``:
@@ -100,7 +109,7 @@ class FlowTable(wiring.Component):
     """
 
     #: Clocks from a lookup transfer to its result.
-    latency = 2
+    latency = 6
 
     def __init__(self, geometry: FlowGeometry | None = None, **sizes):
         """``FlowTable(geometry)`` or ``FlowTable(key_width=..., buckets=..., ...)``
@@ -168,66 +177,96 @@ class FlowTable(wiring.Component):
         kw_way = Signal(_bits(W))
         kw_slot = Signal(self.slot_layout)
 
-        # ---- lookup pipeline: stage 0 hash + keymem read, stage 1 compare +
-        # actmem read, stage 2 result.
+        # ---- lookup pipeline, one register between every memory and every
+        # logic cone (docs/dfs.md, "Widths and clocks"): p0 hash, p1 keymem
+        # address, p2 keymem data (into a register only: the EBR's
+        # clock-to-out leaves no room for logic), p3 compare, p4 handle OR +
+        # actmem address, p5 actmem data (register only), p6 result.
         lkey = self.lookup.payload.key
         cmd = Signal.like(self.cmd.payload)  # the command being executed
         # One set of hash units: the control FSM hashes ``hkey`` in the clocks
-        # without a lookup (``k_grant``), like its keymem reads.
+        # without a lookup (``h_grant``) and takes the registered index
+        # (``p1_idx``) the clock after.
         hkey = Signal(g.key_width)
         hin = Signal(g.key_width)
         m.d.comb += hin.eq(Mux(self.lookup.valid, lkey, hkey))
         hidx = [h3_index(hin, masks[t]) for t in range(T)]
-        k_grant = ~self.lookup.valid
+        h_grant = ~self.lookup.valid
+        p1_valid, p1_key = Signal(), Signal(g.key_width)
+        p1_idx = [Signal(g.index_bits, name=f"p1_idx{t}") for t in range(T)]
+        m.d.sync += [p1_valid.eq(self.lookup.valid), p1_key.eq(hin)]
+        m.d.sync += [p1_idx[t].eq(hidx[t]) for t in range(T)]
+        # The control FSM reads keymem in the clocks without a lookup in p1.
+        k_grant = ~p1_valid
         for t in range(T):
-            m.d.comb += krd[t].addr.eq(Mux(self.lookup.valid,
-                                           hidx[t], k_addr[t]))
-        s1_valid, s1_key = Signal(), Signal(g.key_width)
-        m.d.sync += [s1_valid.eq(self.lookup.valid), s1_key.eq(hin)]
-        # Stage 1 compares and ORs the matches (a key's slots all carry the
-        # same handle, even mid-move, so an OR is the priority-free answer)
-        # and reads the action.  The comparators serve the control FSM too, in
-        # clocks without a lookup in stage 1 (its keymem reads happen only then):
-        # ``s1_key`` then holds ``hkey``, the command's key, hashed the clock
-        # before.  (A register, not a mux, in front of the comparators: a mux
-        # there is copied into each of them.)
-        cmp_key = s1_key
-        matches, handles = [], []
+            m.d.comb += krd[t].addr.eq(Mux(p1_valid, p1_idx[t], k_addr[t]))
+        p2_valid, p2_key = Signal(), Signal(g.key_width)
+        m.d.sync += [p2_valid.eq(p1_valid), p2_key.eq(p1_key)]
+        kd = Signal(data.ArrayLayout(self.bucket_layout, T))
+        p3_valid, p3_key = Signal(), Signal(g.key_width)
+        m.d.sync += [kd.eq(Cat(*(krd[t].data.as_value() for t in range(T)))),
+                     p3_valid.eq(p2_valid), p3_key.eq(p2_key)]
+        # p3 compares (a key's slots all carry the same handle, even mid-move,
+        # so an OR is the priority-free answer).  The comparators serve the
+        # control FSM too: its keymem reads pass down the same stages, and
+        # the key then is ``hkey``, hashed the clock before the read.
+        matches = []
         for t in range(T):
             for w in range(W):
-                slot = krd[t].data[w]
-                matches.append(slot.valid & (slot.key == cmp_key[g.index_bits:]))
-                handles.append(slot.handle & matches[-1].replicate(g.handle_bits))
-        s1_hit, s1_handle = Signal(), Signal(g.handle_bits)
-        m.d.comb += [s1_hit.eq(Cat(*matches).any()), s1_handle.eq(_or_words(handles))]
-        a_grant = ~s1_valid
-        m.d.comb += ard.addr.eq(Mux(s1_valid, s1_handle, a_addr))
-        s2_valid, s2_key, s2_hit = Signal(), Signal(g.key_width), Signal()
-        s2_handle = Signal(g.handle_bits)
-        m.d.sync += [s2_valid.eq(s1_valid), s2_key.eq(s1_key), s2_hit.eq(s1_hit),
-                     s2_handle.eq(s1_handle)]
+                slot = kd[t][w]
+                matches.append(slot.valid & (slot.key == p3_key[g.index_bits:]))
+        p4_valid, p4_key = Signal(), Signal(g.key_width)
+        p4_match = Signal(T * W)
+        p4_handles = Signal(data.ArrayLayout(g.handle_bits, T * W))
+        m.d.sync += [p4_valid.eq(p3_valid), p4_key.eq(p3_key), p4_match.eq(Cat(*matches)),
+                     p4_handles.eq(Cat(*(kd[i // W][i % W].handle for i in range(T * W))))]
+        p4_hit, p4_handle = Signal(), Signal(g.handle_bits)
+        m.d.comb += [p4_hit.eq(p4_match.any()),
+                     p4_handle.eq(_or_words([p4_handles[i] & p4_match[i].replicate(g.handle_bits)
+                                             for i in range(T * W)]))]
+        a_grant = ~p4_valid
+        m.d.comb += ard.addr.eq(Mux(p4_valid, p4_handle, a_addr))
+        p5_valid, p5_key, p5_hit = Signal(), Signal(g.key_width), Signal()
+        p5_handle = Signal(g.handle_bits)
+        m.d.sync += [p5_valid.eq(p4_valid), p5_key.eq(p4_key), p5_hit.eq(p4_hit),
+                     p5_handle.eq(p4_handle)]
+        p6_valid, p6_key, p6_hit = Signal(), Signal(g.key_width), Signal()
+        p6_handle, p6_action = Signal(g.handle_bits), Signal(g.action_width)
+        m.d.sync += [p6_valid.eq(p5_valid), p6_key.eq(p5_key), p6_hit.eq(p5_hit),
+                     p6_handle.eq(p5_handle), p6_action.eq(ard.data)]
         m.d.comb += [
             self.lookup.ready.eq(1),
             self.touch.ready.eq(1),
-            self.result.valid.eq(s2_valid),
-            self.result.payload.key.eq(s2_key),
-            self.result.payload.hit.eq(s2_hit),
-            self.result.payload.handle.eq(s2_handle),
-            self.result.payload.action.eq(Mux(s2_hit, ard.data, 0)),
+            self.result.valid.eq(p6_valid),
+            self.result.payload.key.eq(p6_key),
+            self.result.payload.hit.eq(p6_hit),
+            self.result.payload.handle.eq(p6_handle),
+            self.result.payload.action.eq(Mux(p6_hit, p6_action, 0)),
         ]
 
-        # ---- counter pipeline: stage 0 read, stage 1 add and write.
-        c_grant_r = ~self.touch.valid
+        # ---- counter pipeline: t0 read, t1 data into a register, t2 add and
+        # write.  The read port is transparent to the write port, so a read
+        # sees the write of its own clock; the one write it cannot see (the
+        # clock after, from the touch just ahead) is forwarded (``lw_*``).
+        # The FSM reads only with no touch in t0 or t1 (no write in flight).
         m.d.comb += crd.addr.eq(Mux(self.touch.valid, self.touch.payload.handle, c_raddr))
         t1_valid, t1 = Signal(), Signal.like(self.touch.payload)
         m.d.sync += [t1_valid.eq(self.touch.valid), t1.eq(self.touch.payload)]
-        c_grant_w = ~t1_valid
-        with m.If(t1_valid):
+        c_grant_r = ~self.touch.valid & ~t1_valid
+        cd = Signal(self.cnt_layout)
+        t2_valid, t2 = Signal(), Signal.like(self.touch.payload)
+        m.d.sync += [cd.eq(crd.data), t2_valid.eq(t1_valid), t2.eq(t1)]
+        lw_en, lw_addr, lw_data = Signal(), Signal(g.handle_bits), Signal(self.cnt_layout)
+        m.d.sync += [lw_en.eq(cwr.en), lw_addr.eq(cwr.addr), lw_data.eq(cwr.data)]
+        base = Signal(self.cnt_layout)
+        m.d.comb += base.eq(Mux(lw_en & (lw_addr == t2.handle), lw_data, cd))
+        c_grant_w = ~t2_valid
+        with m.If(t2_valid):
             m.d.comb += [
-                cwr.addr.eq(t1.handle), cwr.en.eq(1),
-                cwr.data.packets.eq(crd.data.packets + 1),
-                cwr.data.bytes.eq(crd.data.bytes + t1.nbytes),
-                cwr.data.last_seen.eq(t1.now),
+                cwr.addr.eq(t2.handle), cwr.en.eq(1),
+                cwr.data.packets.eq(base.packets + 1),
+                cwr.data.bytes.eq(base.bytes + t2.nbytes),
+                cwr.data.last_seen.eq(t2.now),
             ]
         with m.Elif(c_we):
             m.d.comb += [cwr.addr.eq(c_waddr), cwr.en.eq(1), cwr.data.eq(c_wdata)]
@@ -305,7 +344,7 @@ class FlowTable(wiring.Component):
                     m.d.comb += mslot.eq(cand[i])
         # Key restore (see h3_restore) on the shared hash units: a state loads
         # (``rs_load``) the table, the bucket and ``hkey`` = the stored rest
-        # with zero low bits; in a later clock without a lookup (``k_grant``)
+        # with zero low bits; in a later clock without a lookup (``h_grant``)
         # the hash units give the parity of the rest under each mask, so the
         # low bits are the bucket's XOR that.  (A restore unit of its own is
         # T * index_bits more parity trees.)
@@ -315,9 +354,9 @@ class FlowTable(wiring.Component):
         rs_t_r, rs_b_r = Signal(_bits(T)), Signal(g.index_bits)
         with m.If(rs_load):
             m.d.sync += [rs_t_r.eq(rs_t), rs_b_r.eq(rs_b), hkey.eq(Cat(Const(0, g.index_bits), rs_rest))]
-        rs_key = Cat(rs_b_r ^ Array(hidx)[rs_t_r], hkey[g.index_bits:])
+        rs_key = Cat(rs_b_r ^ Array(p1_idx)[rs_t_r], hkey[g.index_bits:])
         age = Signal(g.ts_width)
-        m.d.comb += age.eq(cmd.now - crd.data.last_seen)
+        m.d.comb += age.eq(cmd.now - cd.last_seen)
 
         def read_keys(addrs, nxt):
             for t in range(T):
@@ -346,16 +385,22 @@ class FlowTable(wiring.Component):
 
             # -- by key: read the candidate buckets
             with m.State("HASH KEY"):
-                with m.If(k_grant):
-                    m.d.sync += [cidx[t].eq(hidx[t]) for t in range(T)]
-                    m.next = "READ CANDIDATES"
+                with m.If(h_grant):
+                    m.next = "KEY HASHED"
+            with m.State("KEY HASHED"):
+                m.d.sync += [cidx[t].eq(p1_idx[t]) for t in range(T)]
+                m.next = "READ CANDIDATES"
             with m.State("READ CANDIDATES"):
-                read_keys(cidx, "CANDIDATES READ")
+                read_keys(cidx, "CANDIDATES WAIT")
+            with m.State("CANDIDATES WAIT"):
+                m.next = "CANDIDATES READ"
             with m.State("CANDIDATES READ"):
-                # Stage 1 is idle (this read was granted), so its comparators
-                # check the command's key against its candidate buckets.
-                m.d.sync += [cand.eq(Cat(*(krd[t].data.as_value() for t in range(T)))),
-                             c_hit.eq(s1_hit), c_hhandle.eq(s1_handle)]
+                # This read went down the lookup stages (it had no lookup in
+                # p1), so p3 compares the command's key with its buckets now.
+                m.d.sync += cand.eq(kd)
+                m.next = "CANDIDATES COMPARED"
+            with m.State("CANDIDATES COMPARED"):
+                m.d.sync += [c_hit.eq(p4_hit), c_hhandle.eq(p4_handle)]
                 m.next = "CHECK CANDIDATES"
             with m.State("CHECK CANDIDATES"):
                 m.d.sync += [mt.eq(0), mw.eq(0), ei.eq(0), chosen.eq(0), r.key.eq(cmd.key)]
@@ -382,17 +427,23 @@ class FlowTable(wiring.Component):
                              rs_rest.eq(mslot.key)]
                 m.next = "MOVE RESTORE"
             with m.State("MOVE RESTORE"):
-                with m.If(k_grant):
-                    m.d.sync += hkey.eq(rs_key)
-                    m.next = "MOVE HASH"
+                with m.If(h_grant):
+                    m.next = "MOVE RESTORED"
+            with m.State("MOVE RESTORED"):
+                m.d.sync += hkey.eq(rs_key)
+                m.next = "MOVE HASH"
             with m.State("MOVE HASH"):
-                with m.If(k_grant):
-                    m.d.sync += [midx[t].eq(hidx[t]) for t in range(T)]
-                    m.next = "MOVE READ"
+                with m.If(h_grant):
+                    m.next = "MOVE HASHED"
+            with m.State("MOVE HASHED"):
+                m.d.sync += [midx[t].eq(p1_idx[t]) for t in range(T)]
+                m.next = "MOVE READ"
             with m.State("MOVE READ"):
-                read_keys(midx, "MOVE DATA")
+                read_keys(midx, "MOVE WAIT")
+            with m.State("MOVE WAIT"):
+                m.next = "MOVE DATA"
             with m.State("MOVE DATA"):
-                m.d.sync += [alt[t].eq(krd[t].data) for t in range(T)]
+                m.d.sync += [alt[t].eq(kd[t]) for t in range(T)]
                 m.next = "MOVE CHECK"
             with m.State("MOVE CHECK"):
                 with m.If(mv_ok):
@@ -446,14 +497,16 @@ class FlowTable(wiring.Component):
             with m.State("AGE READ"):
                 m.d.comb += [sel.eq(ei), c_raddr.eq(mslot.handle)]
                 with m.If(c_grant_r):
-                    m.next = "AGE DATA"
+                    m.next = "AGE WAIT"
+            with m.State("AGE WAIT"):
+                m.next = "AGE DATA"
             with m.State("AGE DATA"):
                 m.d.comb += sel.eq(ei)
                 kept = cmd.keep & (mslot.handle == cmd.handle)
                 with m.If(~kept & (~chosen | (age > best_age))):
                     m.d.sync += [chosen.eq(1), best_age.eq(age), best_i.eq(ei),
-                                 r.packets.eq(crd.data.packets), r.bytes.eq(crd.data.bytes),
-                                 r.last_seen.eq(crd.data.last_seen)]
+                                 r.packets.eq(cd.packets), r.bytes.eq(cd.bytes),
+                                 r.last_seen.eq(cd.last_seen)]
                 m.d.sync += ei.eq(ei + 1)
                 with m.If(ei == T * W - 1):
                     m.next = "VICTIM ACTION"
@@ -462,12 +515,15 @@ class FlowTable(wiring.Component):
             with m.State("VICTIM ACTION"):
                 m.d.comb += [sel.eq(best_i), a_addr.eq(victim.handle)]
                 with m.If(a_grant):
-                    m.next = "VICTIM DATA"
+                    m.next = "VICTIM WAIT"
+            with m.State("VICTIM WAIT"):
+                m.d.comb += sel.eq(best_i)
+                m.next = "VICTIM DATA"
             with m.State("VICTIM DATA"):
                 vt = best_i // W
                 m.d.comb += [sel.eq(best_i), rs_load.eq(1), rs_t.eq(vt), rs_rest.eq(victim.key),
                              rs_b.eq(Cat(*cidx).word_select(vt, g.index_bits))]
-                m.d.sync += [r.action.eq(ard.data),
+                m.d.sync += [r.action.eq(p6_action),
                              r.status.eq(InsertStatus.EVICTED), new_handle.eq(victim.handle),
                              tgt_t.eq(best_i // W), tgt_w.eq(best_i % W)]
                 m.next = "VICTIM INVALIDATE"
@@ -477,12 +533,15 @@ class FlowTable(wiring.Component):
                              kw_slot.valid.eq(0)]
                 m.next = "VICTIM KEY"
             with m.State("VICTIM KEY"):
-                with m.If(k_grant):
-                    m.d.sync += r.key.eq(rs_key)
-                    m.next = "VICTIM SETTLE"
+                with m.If(h_grant):
+                    m.next = "VICTIM KEYED"
+            with m.State("VICTIM KEYED"):
+                m.d.sync += r.key.eq(rs_key)
+                m.next = "VICTIM SETTLE"
             with m.State("VICTIM SETTLE"):
-                # A lookup that read the victim's slot just before it was
-                # invalidated reads actmem in this clock: keep the old action.
+                # A lookup that read the victim's slot (p1) in the clock of
+                # the invalidation reads actmem (p4) three clocks later, in
+                # this one at the latest: keep the old action until then.
                 m.next = "WRITE NEW"
 
             # -- by handle: find the slot, check it still holds the handle
@@ -493,10 +552,12 @@ class FlowTable(wiring.Component):
                 m.d.sync += loc.eq(lrd.data)
                 m.next = "READ SLOT"
             with m.State("READ SLOT"):
-                read_keys([loc.bucket] * T, "SLOT READ")
+                read_keys([loc.bucket] * T, "SLOT WAIT")
+            with m.State("SLOT WAIT"):
+                m.next = "SLOT READ"
             with m.State("SLOT READ"):
                 # The slots of the location's bucket, picked by the shared selector.
-                m.d.sync += cand.eq(Cat(*(krd[t].data.as_value() for t in range(T))))
+                m.d.sync += cand.eq(kd)
                 m.next = "SLOT CHECK"
             with m.State("SLOT CHECK"):
                 slot = mslot
@@ -505,12 +566,14 @@ class FlowTable(wiring.Component):
                 m.d.comb += [rs_load.eq(1), rs_t.eq(loc.table), rs_b.eq(loc.bucket), rs_rest.eq(slot.key)]
                 m.next = "SLOT KEY"
             with m.State("SLOT KEY"):
-                with m.If(k_grant):
-                    m.d.sync += r.key.eq(rs_key)
-                    with m.If(cmd.op == FlowOp.CLEAR):
-                        m.next = "CLEAR COUNTERS"
-                    with m.Else():
-                        m.next = "READ ACTION"
+                with m.If(h_grant):
+                    m.next = "SLOT KEYED"
+            with m.State("SLOT KEYED"):
+                m.d.sync += r.key.eq(rs_key)
+                with m.If(cmd.op == FlowOp.CLEAR):
+                    m.next = "CLEAR COUNTERS"
+                with m.Else():
+                    m.next = "READ ACTION"
             with m.State("CLEAR COUNTERS"):
                 m.d.comb += [c_we.eq(1), c_waddr.eq(cmd.handle),
                              c_wdata.last_seen.eq(cmd.now)]
@@ -519,17 +582,21 @@ class FlowTable(wiring.Component):
             with m.State("READ ACTION"):
                 m.d.comb += a_addr.eq(cmd.handle)
                 with m.If(a_grant):
-                    m.next = "ACTION READ"
+                    m.next = "ACTION WAIT"
+            with m.State("ACTION WAIT"):
+                m.next = "ACTION READ"
             with m.State("ACTION READ"):
-                m.d.sync += r.action.eq(ard.data)
+                m.d.sync += r.action.eq(p6_action)
                 m.next = "READ COUNTERS"
             with m.State("READ COUNTERS"):
                 m.d.comb += c_raddr.eq(cmd.handle)
                 with m.If(c_grant_r):
-                    m.next = "COUNTERS READ"
+                    m.next = "COUNTERS WAIT"
+            with m.State("COUNTERS WAIT"):
+                m.next = "COUNTERS READ"
             with m.State("COUNTERS READ"):
-                m.d.sync += [r.packets.eq(crd.data.packets), r.bytes.eq(crd.data.bytes),
-                             r.last_seen.eq(crd.data.last_seen)]
+                m.d.sync += [r.packets.eq(cd.packets), r.bytes.eq(cd.bytes),
+                             r.last_seen.eq(cd.last_seen)]
                 with m.If((cmd.op == FlowOp.DELETE) & r.found):
                     m.next = "DELETE SLOT"
                 with m.Else():

@@ -1,0 +1,117 @@
+"""Place and route one gateware block alone on an ECP5 (out of context), for
+timing work: the block's inputs come from a shift register fed by one pin,
+its outputs are folded by a registered two-level XOR into one pin, so every
+port is driven from and lands in a flop, as inside the DFS, and a block with
+hundreds of port bits still fits the package's pins.
+
+Ref: docs/boards.md ("The DFS on the boards"); the same wrapper idea as
+sim/parser/pnr.py.
+
+Run: ``python -m twinplane.boards.block_pnr flowtable [--flows N] [--device 25k --speed 6]``.
+"""
+
+
+import argparse
+import json
+from pathlib import Path
+
+from amaranth import Cat, Module, Signal
+from amaranth.back import verilog
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["BlockBench", "block_pnr", "BLOCKS"]
+
+
+def _flat(sig, prefix=""):
+    """(name, flow, value) for every port member of a component's signature."""
+    for path, member, value in sig.signature.flatten(sig):
+        yield ".".join(str(p) for p in path), member.flow, value
+
+
+class BlockBench(wiring.Component):
+    """``BlockBench(block)``: ``block``'s inputs from a shift chain, outputs folded."""
+
+    din: In(1)
+    dout: Out(1)
+
+    def __init__(self, block: wiring.Component):
+        if not isinstance(block, wiring.Component):
+            raise TypeError(f"block must be a wiring.Component, not {block!r}")
+        self._block = block
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.block = block = self._block
+        ins, outs = [], []
+        for _name, flow, value in _flat(block):
+            (ins if flow == In else outs).append(value.as_value() if hasattr(value, "as_value") else value)
+        width_in = sum(len(v) for v in ins)
+        chain = Signal(width_in)
+        m.d.sync += chain.eq(Cat(self.din, chain[:-1]))
+        pos = 0
+        for v in ins:
+            m.d.comb += v.eq(chain[pos:pos + len(v)])
+            pos += len(v)
+        record = Cat(*outs)
+        groups = Signal((len(record) + 15) // 16)
+        m.d.sync += groups.eq(Cat(record[i:i + 16].xor() for i in range(0, len(record), 16)))
+        fold = Signal()
+        m.d.sync += fold.eq(groups.xor())
+        m.d.comb += self.dout.eq(fold)
+        return m
+
+
+def _flowtable(flows: int):
+    from twinplane.boards.dfs_core import TABLES, WAYS
+    from twinplane.hdl.dfs.top import DEFAULT_GEOMETRY
+    from twinplane.hdl.flowtable import FlowTable
+
+    buckets = 1 << ((flows // (TABLES * WAYS)).bit_length() - 1)
+    g = DEFAULT_GEOMETRY.__class__(
+        key_width=DEFAULT_GEOMETRY.key_width, action_width=DEFAULT_GEOMETRY.action_width,
+        buckets=buckets, ways=WAYS, tables=TABLES, ts_width=DEFAULT_GEOMETRY.ts_width)
+    return FlowTable(g)
+
+
+def _dfs(flows: int):
+    from twinplane.boards.dfs_core import board_core
+
+    return board_core(2, flows)
+
+
+BLOCKS = {"flowtable": _flowtable, "dfs": _dfs}
+
+_DEVICES = {"25k": ("CABGA256", 6), "um-45k": ("CABGA381", 8), "45k": ("CABGA381", 8)}
+
+
+def block_pnr(name, *, flows=1024, device="25k", speed=None,
+              seed=1, workdir="build/block") -> dict:
+    """Synthesise, place and route block ``name`` inside :class:`BlockBench`."""
+    from twinplane.boards.pnr import place_and_route
+
+    if name not in BLOCKS:
+        raise ValueError(f"unknown block {name!r}; one of {sorted(BLOCKS)}")
+    package, default_speed = _DEVICES[device]
+    text = verilog.convert(BlockBench(BLOCKS[name](flows)), name="bench", emit_src=False)
+    return place_and_route(text, "bench", device=device, package=package, speed=speed or default_speed,
+                           seed=seed, workdir=workdir)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("block", choices=sorted(BLOCKS))
+    p.add_argument("--flows", type=int, default=1024)
+    p.add_argument("--device", default="25k", choices=sorted(_DEVICES))
+    p.add_argument("--speed", type=int)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", default=None)
+    a = p.parse_args(argv)
+    out = Path(a.out or f"build/block_{a.block}_{a.device}")
+    print(json.dumps(block_pnr(a.block, flows=a.flows, device=a.device, speed=a.speed, seed=a.seed,
+                               workdir=out), indent=1))
+
+
+if __name__ == "__main__":
+    main()
