@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from amaranth import Cat, Module, Signal
-from amaranth.back import verilog
+from amaranth.back import rtlil
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -94,9 +94,9 @@ def block_pnr(name, *, flows=1024, device="25k", speed=None,
     if name not in BLOCKS:
         raise ValueError(f"unknown block {name!r}; one of {sorted(BLOCKS)}")
     package, default_speed = _DEVICES[device]
-    text = verilog.convert(BlockBench(BLOCKS[name](flows)), name="bench", emit_src=False)
+    text = rtlil.convert(BlockBench(BLOCKS[name](flows)), name="bench", emit_src=False)
     return place_and_route(text, "bench", device=device, package=package, speed=speed or default_speed,
-                           seed=seed, workdir=workdir)
+                           seed=seed, workdir=workdir, frontend="rtlil")
 
 
 def main(argv=None) -> None:

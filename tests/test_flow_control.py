@@ -95,7 +95,7 @@ class Harness:
         ctx.set(ft.lookup.payload, {"key": key})
         await ctx.tick()
         ctx.set(ft.lookup.valid, 0)
-        for _ in range(4):
+        for _ in range(FlowTable.latency + 2):
             if ctx.get(ft.result.valid):
                 result = ctx.get(ft.result.payload)
                 return (result.hit, result.handle, result.action)
