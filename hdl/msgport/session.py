@@ -318,8 +318,9 @@ class SessionEngine(wiring.Component):
         out_slot = Signal.like(slot)
         out_anonymous = Signal()  # to a CS without a slot: session 0, its own seq
         anonymous_seq = Signal(32)
-        serial_global = Signal(16)
-        serial_bytype = Array(Signal(16, name=f"serial_bytype{t.name.lower()}") for t in _CSMB_SENT)
+        # CSMB serials count from 1 (docs/protocol.md, "Serial numbers").
+        serial_global = Signal(16, init=1)
+        serial_bytype = Array(Signal(16, init=1, name=f"serial_bytype{t.name.lower()}") for t in _CSMB_SENT)
         ack_error = Signal(8)
         auth_response = Signal(64)
         vs_index = Signal(range(self._vs_entries + 1))

@@ -236,6 +236,8 @@ class ReferenceDFS(CsmbSide, FramePath):
         self.idle_timeout_s = config.idle_timeout_s
         self.extra_config: dict[ConfigItem, bytes] = {}
         self._serial = 0
+        self._csmb_serial = 0
+        self._csmb_serial_bytype: Counter[int] = Counter()
         self._held_total = 0
         self._outbox: list[tuple[Bus, Address, _Peer, Message]] = []
         self._frames: list[tuple[int, bytes]] = []
@@ -291,10 +293,12 @@ class ReferenceDFS(CsmbSide, FramePath):
             if peer.authenticated and not isinstance(msg, CsmbHello | CsmbAuthResponse):
                 msg.session = peer.session
             if isinstance(msg, CsmbMessage):
-                peer.serial_global = (peer.serial_global + 1) & 0xFFFF
-                peer.serial_bytype[msg.msg_type] = (peer.serial_bytype[msg.msg_type] + 1) & 0xFFFF
-                msg.serial_global = peer.serial_global
-                msg.serial_bytype = peer.serial_bytype[msg.msg_type]
+                # One sequence over everything the DFS sends on the CSMB, from 1
+                # (the gateware's session engine has one pair of counters).
+                self._csmb_serial = (self._csmb_serial + 1) & 0xFFFF
+                self._csmb_serial_bytype[msg.msg_type] = (self._csmb_serial_bytype[msg.msg_type] + 1) & 0xFFFF
+                msg.serial_global = self._csmb_serial
+                msg.serial_bytype = self._csmb_serial_bytype[msg.msg_type]
             groups.setdefault((bus, dst), []).append(msg)
         self._outbox.clear()
         return [(bus, dst, data) for (bus, dst), msgs in groups.items() for data in self.codec.encode_batch(msgs)]

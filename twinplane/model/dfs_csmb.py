@@ -7,7 +7,7 @@ listed in :mod:`twinplane.model.dfs`."""
 
 from __future__ import annotations
 
-from collections import Counter
+import ipaddress
 from dataclasses import dataclass, field
 
 from twinplane.protocol.codec import DecodeError, ReplayWindow, auth_response, session_id
@@ -33,6 +33,8 @@ Address = tuple[str, int]
 
 #: SsmbReset.reason of the RESET a DFS sends a newly authenticated CS while it holds no flow.
 RESET_REASON_NO_FLOWS = 1
+#: An address field the DFS leaves unset (its HELLO's ssmb_standby_addr).
+_UNSET_ADDR = ipaddress.IPv6Address(0)
 
 
 @dataclass
@@ -62,8 +64,6 @@ class _Peer:
     reset_sent: bool = False
     epoch: int = 0
     seq: int = 0
-    serial_global: int = 0
-    serial_bytype: Counter = field(default_factory=Counter)
     windows: dict = field(default_factory=dict)
 
     def window(self, session: int) -> ReplayWindow:
@@ -204,6 +204,7 @@ class CsmbSide:
                           ssmb_vers_major=version[0], ssmb_vers_minor=version[1], role=Role.ACTIVE, cs_id=0,
                           hello_interval_ms=msg.hello_interval_ms, nonce=peer.nonce,
                           ssmb_addr=self.config.dfs_addr, ssmb_port=self.config.ssmb_port,
+                          ssmb_standby_addr=_UNSET_ADDR,  # all zero on the wire
                           session=peer.session if peer.authenticated else 0)
         self._send(peer, Bus.CSMB, reply)
 
