@@ -5,7 +5,9 @@ The DFS puts its fast path on input 0, so established flows keep the egress
 port whatever the miss path, the message port or ARP have to send: a frame
 of a lower priority input waits for the gap after the current frame, never
 for more than that.  (A starvation-free scheme is not needed here: the other
-inputs are bounded by the miss path and message rates.)
+inputs are bounded by the miss path and message rates.)  With
+``round_robin`` the input after the last one served goes first instead, for
+inputs that share a link as equals (the VLANs of a one-port board).
 """
 
 from amaranth import Module, Signal
@@ -18,10 +20,11 @@ __all__ = ["FrameArbiter"]
 
 
 class FrameArbiter(wiring.Component):
-    def __init__(self, inputs: int, data_width: int = 8):
+    def __init__(self, inputs: int, data_width: int = 8, *, round_robin: bool = False):
         if not isinstance(inputs, int) or inputs < 1:
             raise ValueError(f"inputs must be a positive integer, not {inputs!r}")
         self._inputs = inputs
+        self._round_robin = bool(round_robin)
         super().__init__(
             {
                 "sinks": In(packet_signature(data_width)).array(inputs),
@@ -37,9 +40,19 @@ class FrameArbiter(wiring.Component):
         locked = Signal()  # inside a frame of input `grant`
 
         choice = Signal.like(grant)
-        for i in reversed(range(n)):
-            with m.If(self.sinks[i].valid):
-                m.d.comb += choice.eq(i)
+        if self._round_robin:
+            # Priority order grant+1, grant+2, ..., grant: one case per grant.
+            with m.Switch(grant):
+                for g in range(n):
+                    with m.Case(g):
+                        for k in reversed(range(1, n + 1)):
+                            i = (g + k) % n
+                            with m.If(self.sinks[i].valid):
+                                m.d.comb += choice.eq(i)
+        else:
+            for i in reversed(range(n)):
+                with m.If(self.sinks[i].valid):
+                    m.d.comb += choice.eq(i)
         current = Signal.like(grant)
         m.d.comb += current.eq(grant)
         with m.If(~locked):
