@@ -1,9 +1,10 @@
 """The boards twinplane builds for, by name, with what each one needs.
 
 Port roles: ``external`` faces the clients (and the virtual servers' public
-addresses), ``internal`` faces the servers.  A one-port board (ECPIX-5) will
-carry both roles as 802.1Q VLANs on its single port; for now it has just the
-port.
+addresses), ``internal`` faces the servers.  A one-port board (ECPIX-5)
+carries both roles as 802.1Q VLANs on its single port: ``vlans`` gives the
+(external, internal) VLAN ids the DFS core builds in (``--vlans`` changes
+them).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class BoardSpec:
     uart_shares_led: bool = False
     """the UART TX pin is the LED pin: no LED when the console is on"""
     notes: str = ""
+    vlans: tuple[int, ...] = ()
+    """one-port boards: the (external, internal) 802.1Q VLAN ids by default"""
 
 
 BOARDS: dict[str, BoardSpec] = {
@@ -59,7 +62,9 @@ BOARDS: dict[str, BoardSpec] = {
         BoardSpec(
             "ecpix5", ECPIX5Platform, "clk100", 100e6, ("external",), "tx90",
             activity_leds=("rgb_led:0",),
-            notes="KSZ9031: one port; external/internal as 802.1Q VLANs later; TX from the PLL 90-degree phase"),
+            notes="KSZ9031: one port, external/internal as 802.1Q VLANs (10/20 by default); "
+                  "TX from the PLL 90-degree phase",
+            vlans=(10, 20)),
     )
 }
 

@@ -43,16 +43,18 @@ DEFAULT_FLOWS = 1024
 TIMING_MARGIN = 1.10  # CI wants 10% headroom over every clock constraint
 
 
-def bridge_factory(n_ports: int, flow_entries: int):
+def bridge_factory(n_ports: int, flow_entries: int, vlans: tuple[int, ...] = ()):
+    """The interim bridge; ``vlans`` is not used (on a one-port board it is a
+    loopback, whatever the tags)."""
     from twinplane.boards.bridge import L2Bridge
 
     return L2Bridge(n_ports, flow_entries=flow_entries)
 
 
-def dfs_factory(n_ports: int, flow_entries: int):
+def dfs_factory(n_ports: int, flow_entries: int, vlans: tuple[int, ...] = ()):
     from twinplane.boards.dfs_core import board_core
 
-    return board_core(n_ports, flow_entries)
+    return board_core(n_ports, flow_entries, vlans)
 
 
 CORES = {"bridge": bridge_factory, "dfs": dfs_factory}
@@ -127,10 +129,11 @@ def _tool_env() -> dict[str, str]:
 
 def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_FLOWS,
                 config: dict[str, int] | None = None, console: bool = True, core_factory=None,
-                seed: int = 1, progress=None) -> dict:
+                seed: int = 1, progress=None, vlans: tuple[int, ...] | None = None) -> dict:
     """Synthesise, place, route and pack ``board``; write ``twinplane.bit`` and
     ``report.json`` into ``out_dir``; return the report.  ``progress(stage)``
-    is called with a short description as the build advances."""
+    is called with a short description as the build advances.  ``vlans``
+    (one-port boards): the (external, internal) VLAN ids, the board's by default."""
     from twinplane.boards.registry import get_board
     from twinplane.boards.top import BoardTop
 
@@ -138,7 +141,7 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_
         raise ValueError(f"flows must be a non-negative int, not {flows!r}")
     spec = get_board(board)
     factory = core_factory or default_core_factory()
-    core = factory(len(spec.roles), flows)
+    core = factory(len(spec.roles), flows, spec.vlans if vlans is None else vlans)
     top = BoardTop(spec, core, console=console, console_config=config)
     platform = spec.platform()
     out = Path(out_dir)
@@ -185,6 +188,7 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_
         "core": core.name,
         "flow_entries": core.flow_entries,
         "ports": list(spec.roles),
+        "vlans": list(getattr(core, "vlans", ())),  # one-port boards: (external, internal) VLAN ids
         "console": console,
         **parse_report((out / f"{name}.tim").read_text()),
         "bitstream": str(out / f"{name}.bit"),
@@ -232,9 +236,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", help="message key, 32 hex digits")
     parser.add_argument("--no-console", action="store_true", help="leave the UART console out")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("--vlans", type=_vlan_pair, default=None, metavar="EXT,INT",
+                        help="one-port boards (ecpix5): external and internal 802.1Q VLAN ids (default 10,20)")
     parser.add_argument("--core", choices=tuple(CORES), default="bridge",
                         help="bridge (default): the interim L2 bridge; dfs: the DFS, which does not fit "
                              "the supported boards yet (docs/boards.md)")
+
+
+def _vlan_pair(text: str) -> tuple[int, int]:
+    try:
+        ext, internal = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--vlans wants two VLAN ids as EXT,INT, not {text!r}") from None
+    from twinplane.hdl.vlan import check_vids
+
+    try:
+        return check_vids((ext, internal))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--vlans: {e}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -252,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
 
         report = build_board(args.board, out_dir=out, flows=args.flows, config=config,
                              console=not args.no_console, seed=args.seed, progress=progress,
-                             core_factory=CORES[args.core])
+                             core_factory=CORES[args.core], vlans=args.vlans)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
