@@ -72,8 +72,10 @@ NODE_PORT = 8080
 _SITES = itertools.count()
 
 #: ``[timeouts]`` of a CS talking to the engine: a message costs 0.1-0.5 s of wall time here, the
-#: CS's handshake must fit one HELLO interval, CSMB requests are retransmitted after 10 s.
-E2E_CS_TIMEOUTS = {"hello_interval_ms": 8_000, "flow_idle_s": 600, "csmb_retransmit_s": 10,
+#: CS's handshake (~4 messages) must fit one HELLO interval, CSMB requests are retransmitted after
+#: 10 s.  The DFS forgets a CS after 3 intervals of its own (simulated) time, which
+#: ``DfsSite.max_rate`` keeps at least half as long as the wall clock's.
+E2E_CS_TIMEOUTS = {"hello_interval_ms": 4_000, "flow_idle_s": 600, "csmb_retransmit_s": 10,
                    "csmb_retransmit_max_s": 30, "reap_retry_s": 2}
 
 
@@ -231,6 +233,9 @@ class DfsSite:
         self.mtu = mtu
         self.chunk = chunk
         self.pcap_dir = pcap_dir
+        # The DFS's timers (CS expiry after 3 HELLO intervals, idle timeouts) run on simulated
+        # ticks, its peers' on the wall clock: never more than twice as fast as the wall clock.
+        self.max_rate = 2 * config.clk_hz
         self.say = log or (lambda text: None)
         self.dfs = self.system = self.loop = self.switch = None
         self.taps: list = []
@@ -262,7 +267,7 @@ class DfsSite:
         pcap = PcapRecorder(self.pcap_dir, ports=self.config.ports) if self.pcap_dir else None
         if pcap is not None:
             self._closers.append(pcap.close)
-        self.system = SimSystem(self.dfs, chunk=self.chunk, pcap=pcap)
+        self.system = SimSystem(self.dfs, chunk=self.chunk, pcap=pcap, max_rate=self.max_rate)
         self.topo = NamespaceTopology(prefix=f"tpe{self.tag}x")
         prefix = f"tpe{self.tag}{self.index}"
         client_tap = TapInterface(f"{prefix}c")
@@ -350,7 +355,8 @@ class DfsSite:
         """The board restarts: a fresh engine (empty tables, a new nonce) on the same wires."""
         def swap():
             old = self.dfs
-            self.dfs = self.system.dfs = self._open_engine()
+            self.dfs = self._open_engine()
+            self.system.replace_engine(self.dfs)
             old.close()
 
         await self.loop.acall(swap)
@@ -406,8 +412,9 @@ class World:
     it (its sockets close: the DFS hears nothing more from it)."""
 
     def __init__(self, config, *, sites: int = 1, method: str = "round_robin", mtu: int = 576,
-                 pcap_dir: str | None = None, log=None):
+                 timeouts: dict | None = None, pcap_dir: str | None = None, log=None):
         self.config = config
+        self.timeouts = dict(timeouts or E2E_CS_TIMEOUTS)
         self.method = method
         self.say = log or (lambda text: None)
         self.sites = [DfsSite(i, config, mtu=mtu, log=self.say,
@@ -433,7 +440,7 @@ class World:
         self._gateway_count += 1
         ports = [(site.name, *site.add_gateway(n)) for site in self.sites]
         daemon = CsDaemon(cs_config(ports, cs_id=cs_id or i + 1, epoch=epoch, role=role, method=self.method,
-                                    timeouts=timeouts), health=False)
+                                    timeouts=timeouts or self.timeouts), health=False)
         await daemon.start()
         self.css[i] = daemon
         return daemon

@@ -10,7 +10,10 @@ runs ``chunk`` cycles, and each frame that left a port is offered to that
 port's endpoints.  With ``realtime`` the loop does not let the simulation
 run ahead of the wall clock at the build's declared ``clk_hz`` (it sleeps
 instead), so the DFS's timers run at wall speed whenever the engine is fast
-enough; without it the simulation runs flat out.  pcap timestamps are
+enough; ``max_rate`` (cycles per wall second) sets another limit, e.g.
+twice ``clk_hz`` so the DFS's timers never run more than twice as fast as
+the wall clock that its peers' timers follow; without either the
+simulation runs flat out.  pcap timestamps are
 simulated time at the boards' 125 MHz (8 ns per cycle).
 """
 
@@ -27,18 +30,27 @@ NS_PER_CYCLE = 8
 
 
 class SimSystem:
-    def __init__(self, dfs: CompiledDFS, *, chunk: int = 256, pcap=None, realtime: bool = False):
+    def __init__(self, dfs: CompiledDFS, *, chunk: int = 256, pcap=None, realtime: bool = False,
+                 max_rate: float | None = None):
         if not isinstance(chunk, int) or chunk < 1:
             raise ValueError(f"chunk must be a positive integer, not {chunk!r}")
+        if max_rate is not None and not max_rate > 0:
+            raise ValueError(f"max_rate must be positive cycles per second, not {max_rate!r}")
         self.dfs = dfs
         self.chunk = chunk
         self.pcap = pcap
         self.realtime = realtime
+        self.max_rate = dfs.config.clk_hz if realtime else max_rate
         self.endpoints: dict[int, list] = defaultdict(list)
         self.unclaimed: dict[int, list[bytes]] = defaultdict(list)
         self.log: list[TxFrame] | None = None  # set to a list to keep every frame that left
         self._t0 = time.monotonic()
         self._c0 = dfs.cycle
+
+    def replace_engine(self, dfs: CompiledDFS) -> None:
+        """Go on with another engine (a board that restarted) on the same endpoints."""
+        self.dfs = dfs
+        self._c0, self._t0 = dfs.cycle, time.monotonic()
 
     def attach(self, port: int, endpoint) -> None:
         if not 0 <= port < self.dfs.ports:
@@ -68,10 +80,13 @@ class SimSystem:
                     break
             else:
                 self.unclaimed[tx.port].append(tx.frame)
-        if self.realtime:
-            ahead = (self.dfs.cycle - self._c0) / self.dfs.config.clk_hz - (time.monotonic() - self._t0)
+        if self.max_rate is not None:
+            now = time.monotonic()
+            ahead = (self.dfs.cycle - self._c0) / self.max_rate - (now - self._t0)
             if ahead > 0:
                 time.sleep(min(ahead, 0.002))
+            elif ahead < -0.5:  # fell behind: no burst to catch up later, at most half a second of credit
+                self._c0, self._t0 = self.dfs.cycle, now - 0.5
         return out
 
     def run_until(self, predicate, *, timeout: float, cycles: int | None = None) -> bool:
