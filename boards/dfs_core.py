@@ -11,11 +11,13 @@ of other VLANs or untagged ones are dropped (``vlan_dropped``).  Without
 ``vlans`` the single port carries both roles untagged.  Flow-table size: ``flow_entries`` is
 rounded down to 4 tables x 2 ways x a power-of-two bucket count (the DFS
 default geometry's shape); the capacity actually built is reported.
-``cs_ip``/``cs_mac``/``cs_port`` of the console are not consumed by the DFS
-yet (it learns the CS from the message port).
+The console's ``cs_ip`` and ``cs_prefix`` say whose messages the DFS takes
+(a source in that network; prefix 0, the default, takes any authenticated
+CS); ``cs_mac``/``cs_port`` are not consumed (the DFS learns each CS's
+addresses from its HELLO).
 """
 
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 
 from .core import CORE_COUNTERS, core_signature
@@ -78,7 +80,10 @@ class DFSBoardCore(wiring.Component):
                 wiring.connect(m, outside=wiring.flipped(getattr(self, f"rx{i}")), dfs=dfs.rx[i])
                 wiring.connect(m, dfs=dfs.tx[i], outside=wiring.flipped(getattr(self, f"tx{i}")))
         m.d.comb += [dfs.key.eq(self.config.key), dfs.own_mac.eq(self.config.own_mac),
-                     dfs.own_ip.eq(self.config.own_ip)]
+                     dfs.own_ip.eq(self.config.own_ip),
+                     # Messages only from the CS network (console cs_ip / cs_prefix; prefix 0: any).
+                     dfs.cs_net.eq(self.config.cs_ip),
+                     dfs.cs_prefix.eq(Mux(self.config.cs_prefix > 32, 32, self.config.cs_prefix))]
         for j, name in enumerate(_COUNTERS[:CORE_COUNTERS]):
             m.d.comb += self.counters[j].eq(getattr(dfs, name))
         return m

@@ -233,6 +233,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cs-ip", dest="cs_ip", help="control segment IPv4 address")
     parser.add_argument("--cs-mac", dest="cs_mac", help="control segment MAC address")
     parser.add_argument("--cs-port", dest="cs_port", help="control segment UDP port")
+    parser.add_argument("--cs-prefix", dest="cs_prefix",
+                        help="take messages only from --cs-ip/PREFIX (0, the default: from any source)")
     parser.add_argument("--key", help="message key, 32 hex digits")
     parser.add_argument("--no-console", action="store_true", help="leave the UART console out")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
@@ -261,7 +263,8 @@ def run(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True)
     config = read_config(args.config, {k: getattr(args, k) for k in
-                                       ("own_ip", "own_mac", "cs_ip", "cs_mac", "cs_port", "key")})
+                                       ("own_ip", "own_mac", "cs_ip", "cs_mac", "cs_port", "key",
+                                        "cs_prefix")})
     out = args.out or os.path.join("build", args.board)
     with err.status(f"building {args.board}") as status:
         t0 = time.monotonic()

@@ -106,6 +106,7 @@ _COUNTERS = (
     "dropped_no_flow",
     "dropped_other",
     "dropped_arp",
+    "dropped_not_cs",
 )
 
 
@@ -123,6 +124,9 @@ class Forwarder(wiring.Component):
                 "meta": In(stream.Signature(frame_info_layout())),
                 "frame": In(packet_signature(8)),
                 "dfs_ip": In(32),
+                # messages are taken only from sources in cs_net/cs_mask (mask 0: any)
+                "cs_net": In(32),
+                "cs_mask": In(32),
                 "now": In(g.ts_width),
                 # flow table (shared; the top arbitrates)
                 "lookup": Out(stream.Signature(data.StructLayout({"key": g.key_width}))),
@@ -186,6 +190,8 @@ class Forwarder(wiring.Component):
                 & (info.dst_ip == self.dfs_ip)
                 & ((info.dst_port == SSMB_UDP_PORT) | (info.dst_port == CSMB_UDP_PORT))
             )
+        from_cs = Signal()  # the source is one the board was told is a CS
+        m.d.comb += from_cs.eq(((info.src_ip ^ self.cs_net) & self.cs_mask) == 0)
         m.d.comb += [
             self.message_bus.eq(Mux(info.dst_port == CSMB_UDP_PORT, Bus.CSMB, Bus.SSMB)),
             self.message_src.mac.eq(info.eth_src),
@@ -272,7 +278,9 @@ class Forwarder(wiring.Component):
                         with m.Else():
                             discard_frame("dropped_arp")
                     with m.Case(FrameKind.FLOW):
-                        with m.If(for_message_port):
+                        with m.If(for_message_port & ~from_cs):
+                            discard_frame("dropped_not_cs")
+                        with m.Elif(for_message_port):
                             m.d.sync += [
                                 route.eq(ROUTE_MESSAGE),
                                 payload_start.eq(info.l4_offset + 8),

@@ -22,7 +22,7 @@ ports), the virtual-server CAM, the miss path, the flow controller and the
 message port.
 """
 
-from amaranth import Module, Signal
+from amaranth import Const, Module, Signal
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -58,6 +58,7 @@ _COUNTERS = (
     "miss_dropped_queue_full",
     "msg_rx_accepted",
     "msg_rx_bad_tag",
+    "msg_rx_not_cs",
 )
 
 
@@ -109,6 +110,9 @@ class DFSCore(wiring.Component):
                 "key": In(128),
                 "own_mac": In(48),
                 "own_ip": In(32),
+                # Messages are taken only from sources in cs_net/cs_prefix (0: any).
+                "cs_net": In(32),
+                "cs_prefix": In(range(33)),
                 "now": Out(geometry.ts_width),
                 **{name: Out(32) for name in _COUNTERS},
             }
@@ -118,6 +122,11 @@ class DFSCore(wiring.Component):
         m = Module()
         g, a = self.geometry, self._args
         n = self._ports
+
+        # -- which sources may send messages: the prefix as a mask, registered
+        # (configuration changes rarely; the shifter stays off every path).
+        cs_mask = Signal(32)
+        m.d.sync += cs_mask.eq(~(Const(0xFFFFFFFF, 32) >> self.cs_prefix))
 
         # -- time: one tick every tick_cycles clocks
         prescaler = Signal(range(a["tick_cycles"]))
@@ -176,9 +185,11 @@ class DFSCore(wiring.Component):
         # -- per port: ingress
         egress_inputs: list[list] = [[] for _ in range(n)]
         rewriter_outputs = []
+        forwarders = []
         for p in range(n):
             external = p in self._external
             fwd = Forwarder(g, external=external, port=p)
+            forwarders.append(fwd)
             m.submodules[f"forwarder{p}"] = fwd
             m.submodules[f"parser{p}"] = parser = ParserAdapter()
             m.submodules[f"fork{p}"] = fork = StreamFork(packet_layout(8))
@@ -220,7 +231,8 @@ class DFSCore(wiring.Component):
                 tags.r_en.eq(fwd.meta.ready & parser.info.valid),
             ]
 
-            m.d.comb += [fwd.dfs_ip.eq(msgport.dfs_ip), fwd.now.eq(self.now)]
+            m.d.comb += [fwd.dfs_ip.eq(msgport.dfs_ip), fwd.now.eq(self.now),
+                         fwd.cs_net.eq(self.cs_net), fwd.cs_mask.eq(cs_mask)]
             connect(m, fwd.lookup, lookups.lookups[p])
             connect(m, lookups.results[p], fwd.result)
             connect(m, fwd.touch, touches.sinks[p])
@@ -310,6 +322,8 @@ class DFSCore(wiring.Component):
             self.miss_dropped_queue_full.eq(miss.dropped_queue_full),
             self.msg_rx_accepted.eq(msgport.rx_accepted),
             self.msg_rx_bad_tag.eq(msgport.rx_bad_tag),
+            # Only the internal port takes messages.
+            self.msg_rx_not_cs.eq(forwarders[self._internal].dropped_not_cs),
         ]
         return m
 

@@ -194,6 +194,9 @@ class DfsConfig:
     close_linger_ticks: int = 16
     ssmb_port: int = SSMB_UDP_PORT
     csmb_port: int = CSMB_UDP_PORT
+    #: messages are taken only from sources in this network (a board's
+    #: console cs_ip/cs_prefix); 0.0.0.0/0 takes any authenticated CS
+    cs_network: ipaddress.IPv4Network = ipaddress.IPv4Network("0.0.0.0/0")
     #: source of the 8-byte nonces (tests pass a seeded one)
     randbytes: Callable[[int], bytes] = os.urandom
 
@@ -201,6 +204,10 @@ class DfsConfig:
         if not isinstance(self.key, bytes | bytearray) or len(self.key) != 16:
             raise ValueError(f"key must be 16 bytes, not {self.key!r}")
         self.dfs_addr = ipaddress.IPv4Address(self.dfs_addr)
+        try:
+            self.cs_network = ipaddress.IPv4Network(self.cs_network)
+        except ValueError as e:
+            raise ValueError(f"cs_network must be an IPv4 network, not {self.cs_network!r}: {e}") from None
         if not isinstance(self.dfs_mac, bytes | bytearray) or len(self.dfs_mac) != 6:
             raise ValueError(f"dfs_mac must be 6 bytes, not {self.dfs_mac!r}")
         if not self.port_roles or not all(isinstance(r, PortRole) for r in self.port_roles):
@@ -311,6 +318,9 @@ class ReferenceDFS(CsmbSide, FramePath):
     # == message input ===========================================================================
     def receive_message(self, bus: Bus, data: bytes, src: Address, now: float) -> None:
         bus = Bus(bus)
+        if self.config.cs_network.prefixlen and not self._from_cs(src):
+            self._count("msg_rx_not_cs")
+            return
         self._count(f"rx_datagrams_{bus.name}")
         before = [id(p) for p in self.active_set()] if self.pending else None
         for item in self.codec.iter_decode(bus, data):
@@ -323,6 +333,12 @@ class ReferenceDFS(CsmbSide, FramePath):
                 self._ssmb(item, src, now)
         if before is not None and before != [id(p) for p in self.active_set()]:
             self._reroute_pending()
+
+    def _from_cs(self, src: Address) -> bool:
+        try:
+            return ipaddress.IPv4Address(src[0]) in self.config.cs_network
+        except ValueError:  # not an IPv4 source
+            return False
 
     def _reroute_pending(self) -> None:
         """Pending flows whose QUERY went to a CS no longer in the active set ask its successor."""
