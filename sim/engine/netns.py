@@ -2,7 +2,7 @@
 network namespaces, their TAP interfaces wired to the ports of the compiled
 DFS gateware (``CompiledDFS``), and real CS daemons (``CsDaemon``) that
 reach its message port over real UDP through the gateway.  Used by
-tests/test_e2e_netns.py and ``twinplane demo --tap``.
+tests/test_e2e_*.py and ``twinplane demo --tap``.
 
 Ref: docs/simulation.md ("End-to-end: kernel TCP through the gateware");
 sim/bridge/tap.py (TAP devices, namespaces), sim/bridge/udp.py (the
@@ -15,9 +15,10 @@ One :class:`DfsSite` is one simulated board and its two networks::
                                                                                  ├─ TAP ── node-b ns (10.1.0.2)
                                                                                  └─ TAP ── node-c ns (10.1.0.3)
 
-* The engine runs on a thread of its own (:class:`EngineLoop`), flat out,
-  chunk by chunk; everything else that touches it (counters, a new
-  endpoint, a reboot) is queued to that thread (:meth:`EngineLoop.call`).
+* The engine runs on a thread of its own (:class:`EngineLoop`) in chunks
+  of 32 cycles, at most twice the declared clock rate (``max_rate``);
+  everything else that touches it (counters, a new endpoint, a reboot) is
+  queued to that thread (:meth:`EngineLoop.call`).
 * The nodes share the internal port through :class:`TapSwitch`, a switch
   in Python (by destination MAC, broadcasts to all), so the gateware's
   per-node MAC rewrite decides which namespace gets a frame.
