@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..hdl.mdio import PhyOp
 from .platforms import (
     Colorlight5A75BR7Platform,
     Colorlight5A75BR8Platform,
@@ -18,7 +19,7 @@ from .platforms import (
     VersaECP5TwinPlatform,
 )
 
-__all__ = ["BOARDS", "BoardSpec", "get_board"]
+__all__ = ["BOARDS", "KSZ9031_RX_DELAY", "MARVELL_88E1512_RX_DELAY", "BoardSpec", "get_board"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,21 @@ class BoardSpec:
     notes: str = ""
     vlans: tuple[int, ...] = ()
     """one-port boards: the (external, internal) 802.1Q VLAN ids by default"""
+    phy_init: tuple[PhyOp, ...] = ()
+    """MDIO register writes each PHY found gets after power-up (hdl/mdio/)"""
+
+
+#: Marvell 88E1512 (Versa): page 2 register 21 bit 5 delays RX_CLK (RGMII-RXID;
+#: TX comes from the PLL's 90-degree phase), then back to page 0 and a soft
+#: reset (register 0 bit 15), which the change needs to take effect.
+MARVELL_88E1512_RX_DELAY = (PhyOp(22, 2), PhyOp(21, 0x0020, keep=0xFFFF), PhyOp(22, 0),
+                            PhyOp(0, 0x8000, keep=0xFFFF))
+#: Microchip KSZ9031 (ECPIX-5): MMD 2 pad skews through registers 13/14.  Its
+#: skews cannot delay RX_CLK by a full 2 ns: RX_CLK +0.96 ns (register 8,
+#: bits 4:0 = 31; GTX_CLK left at 0 ns, TX uses the PLL's 90-degree phase),
+#: RX_DV and RXD0..3 -0.42 ns (registers 4 and 5): 1.38 ns clock to data.
+KSZ9031_RX_DELAY = tuple(op for reg, value in ((8, 0x01FF), (5, 0x0000), (4, 0x0007))
+                         for op in (PhyOp(13, 0x0002), PhyOp(14, reg), PhyOp(13, 0x4002), PhyOp(14, value)))
 
 
 BOARDS: dict[str, BoardSpec] = {
@@ -58,13 +74,14 @@ BOARDS: dict[str, BoardSpec] = {
         BoardSpec(
             "versa-ecp5", VersaECP5TwinPlatform, "clk100", 100e6, ("external", "internal"), "tx90",
             activity_leds=("led:0", "led:1"),
-            notes="88E1512: RX clock delay must be enabled over MDIO (not done yet); TX from the PLL 90-degree phase"),
+            notes="88E1512: RX clock delay enabled over MDIO at power-up; TX from the PLL 90-degree phase",
+            phy_init=MARVELL_88E1512_RX_DELAY),
         BoardSpec(
             "ecpix5", ECPIX5Platform, "clk100", 100e6, ("external",), "tx90",
             activity_leds=("rgb_led:0",),
             notes="KSZ9031: one port, external/internal as 802.1Q VLANs (10/20 by default); "
-                  "TX from the PLL 90-degree phase",
-            vlans=(10, 20)),
+                  "RX clock skew set over MDIO at power-up; TX from the PLL 90-degree phase",
+            vlans=(10, 20), phy_init=KSZ9031_RX_DELAY),
     )
 }
 

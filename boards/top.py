@@ -22,6 +22,7 @@ from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer
 
 from ..hdl.mac.rgmii_mac import RGMIIMac
+from ..hdl.mdio import PHYInit
 from ..hdl.uart.console import RegisterConsole
 from ..hdl.uart.regmap import N_COUNTERS
 from .core import CORE_COUNTERS, check_core
@@ -78,13 +79,23 @@ class BoardTop(Elaboratable):
                 mac.sink.payload.eq(getattr(core, f"tx{i}").payload),
                 getattr(core, f"tx{i}").ready.eq(mac.sink.ready),
             ]
-        # PHY management: reset released, MDC low, MDIO left to the PHY's pull-up.
+        # PHY management: reset released; where the board's PHY needs registers
+        # written (spec.phy_init: the RGMII clock delays), an MDIO master finds
+        # the PHYs and writes them after power-up; otherwise MDC stays low and
+        # MDIO is left to the PHY's pull-up.
         mgmt_numbers = sorted({r.number for r in platform.resources.values() if r.name == "eth_mgmt"})
         for k in mgmt_numbers:
             mgmt = platform.request("eth_mgmt", k, dir="-")
             m.submodules[f"phy_rst{k}"] = rst = io.Buffer("o", mgmt.rst)  # active low on the pin
             m.submodules[f"phy_mdc{k}"] = mdc = io.Buffer("o", mgmt.mdc)
-            m.d.comb += [rst.o.eq(0), mdc.o.eq(0)]
+            m.d.comb += rst.o.eq(0)
+            if spec.phy_init:
+                m.submodules[f"phy_init{k}"] = init = PHYInit(spec.phy_init)
+                m.submodules[f"phy_mdio{k}"] = mdio = io.Buffer("io", mgmt.mdio)
+                m.submodules[f"phy_mdio_sync{k}"] = FFSynchronizer(mdio.i, init.mdio_i, init=1)
+                m.d.comb += [mdc.o.eq(init.mdc), mdio.o.eq(init.mdio_o), mdio.oe.eq(init.mdio_oe)]
+            else:
+                m.d.comb += mdc.o.eq(0)
 
         if self.console is not None:
             m.submodules.console = cons = self.console

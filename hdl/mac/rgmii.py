@@ -20,8 +20,8 @@ Per board (to be confirmed on hardware; none was at hand here):
   the PHY's strapped internal delays on both directions; use
   ``tx_clk_domain=tx_domain`` and keep RX as is.
 - Versa ECP5 (Marvell 88E1512): internal delays are set over MDIO (page 2,
-  register 21: bit 5 RX, bit 4 TX); enable both, or keep TX off and use the
-  ``tx90`` PLL phase.
+  register 21: bit 5 RX, bit 4 TX); the board enables RX at power-up
+  (``hdl/mdio/``, ``boards/registry.py``) and uses the ``tx90`` PLL phase.
 - ECPIX-5 (Microchip KSZ9031): its pad-skew registers (MMD 2, registers
   4..8) give at most ~+0.96 ns on the clock pads -- not a full 2 ns -- so use
   the ``tx90`` domain for TX and program the RX clock skew to its maximum.
