@@ -17,10 +17,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_e2e_netns import NODE_NAMES, Harness
 
 from twinplane.protocol.codes import Role
 from twinplane.sim.bridge.tap import need_root
+from twinplane.sim.engine.netns import NODES, LoopThread
+
+NODE_NAMES = tuple(name for name, _, _ in NODES)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def harness():
     from twinplane.sim.engine import EngineConfig
     from twinplane.sim.engine.netns import World
 
-    h = Harness()
+    h = LoopThread()
 
     async def up():
         world = await World(EngineConfig()).start()

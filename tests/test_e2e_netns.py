@@ -10,7 +10,8 @@ byte for byte by the client, and every TCP/IP checksum the gateware
 rewrote by the receiving kernel (``InCsumErrors`` must stay 0).  Needs root
 (TAP, namespaces): skipped with the reason otherwise.  The engine is the
 default ``EngineConfig()`` of tests/test_sim_engine.py and tests/test_demo.py
-(one compile for the suite).
+(one compile for the suite).  The world lives on a ``LoopThread``, so
+the CS keeps answering between the checks.
 
 Known: with overlapping flow setups the miss path drops about one SYN in 16
 (being fixed in hdl/miss); the kernel retransmits it after 1 s, so the
@@ -19,36 +20,15 @@ checks do not depend on no-drop but print the retransmissions.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections import Counter
 
 import pytest
 
 from twinplane.sim.bridge.tap import need_root
+from twinplane.sim.engine.netns import NODES, LoopThread
 
-NODE_NAMES = ("node-a", "node-b", "node-c")
-
-
-class Harness:
-    """A World on an event loop running in a thread of its own, so the CS
-    daemon keeps answering between the tests."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.world = None
-
-    def run(self, coro, timeout: float = 300):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self):
-        if self.world is not None:
-            self.run(self.world.close(), 120)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+NODE_NAMES = tuple(name for name, _, _ in NODES)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +39,7 @@ def harness():
     from twinplane.sim.engine import EngineConfig
     from twinplane.sim.engine.netns import World
 
-    h = Harness()
+    h = LoopThread()
     t0 = time.monotonic()
 
     async def up():

@@ -17,9 +17,11 @@ import time
 from collections import Counter
 
 import pytest
-from test_e2e_netns import NODE_NAMES, Harness
 
 from twinplane.sim.bridge.tap import need_root
+from twinplane.sim.engine.netns import NODES, LoopThread
+
+NODE_NAMES = tuple(name for name, _, _ in NODES)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def harness():
     from twinplane.sim.engine import EngineConfig
     from twinplane.sim.engine.netns import World
 
-    h = Harness()
+    h = LoopThread()
 
     async def up():
         world = await World(EngineConfig(), sites=2).start()

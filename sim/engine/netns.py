@@ -58,7 +58,7 @@ from twinplane.protocol.codes import CSMB_UDP_PORT, SSMB_UDP_PORT, Bus
 
 from .hosts import CLIENT, SERVER
 
-__all__ = ["DfsSite", "E2E_CS_TIMEOUTS", "EngineLoop", "MessageLog", "TapSwitch", "World", "cs_config"]
+__all__ = ["DfsSite", "E2E_CS_TIMEOUTS", "EngineLoop", "LoopThread", "MessageLog", "TapSwitch", "World", "cs_config"]
 
 KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
 DFS_MAC = "02:00:00:00:fe:01"
@@ -510,3 +510,25 @@ class World:
             await site.close()
 
 
+
+
+class LoopThread:
+    """An asyncio event loop running on a thread of its own, with the
+    :class:`World` it holds (:attr:`world`), so the CS daemons keep
+    answering while the caller (a test) waits between two checks;
+    :meth:`run` runs a coroutine there from any other thread."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="cs-loop", daemon=True)
+        self.thread.start()
+        self.world: World | None = None
+
+    def run(self, coro, timeout: float = 300):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        if self.world is not None:
+            self.run(self.world.close(), 120)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
