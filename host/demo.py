@@ -14,6 +14,11 @@ cycles per second, so the traffic is sized to its measured speed.  With
 ``--model`` the DFS is the reference model behind UDP sockets
 (:class:`SoftDFS`): no compile, a hundred times more traffic in seconds.
 
+With ``--tap`` (root) the hosts are real: kernel HTTP clients and three
+kernel HTTP servers in network namespaces, wired to the compiled gateware
+through TAP interfaces (:mod:`twinplane.sim.engine.netns`, the harness of
+tests/test_e2e_*.py).
+
 The demo checks what a user would: every client got its answer from the
 virtual server's address, connections were spread over the nodes, every flow
 left both the DFS's and the CS's tables, nothing was dropped or refused.  It

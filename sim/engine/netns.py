@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ipaddress
 import itertools
 import json
 import os
@@ -70,6 +71,7 @@ CLIENT_IP, CLIENT_MAC = "10.0.0.2", "02:00:00:02:00:01"
 NODES = [("node-a", "10.1.0.1", "02:00:00:00:01:01"), ("node-b", "10.1.0.2", "02:00:00:00:01:02"),
          ("node-c", "10.1.0.3", "02:00:00:00:01:03")]
 NODE_PORT = 8080
+CS_NET = "10.77.1.0"  #: the gateways' virtual CSs are 10.77.1.100 + n
 _SITES = itertools.count()
 
 #: ``[timeouts]`` of a CS talking to the engine: a message costs 0.1-0.5 s of wall time here, the
@@ -255,6 +257,9 @@ class DfsSite:
 
         dfs = CompiledDFS(self.config, log=self.say)
         dfs.configure(key=KEY, own_mac=DFS_MAC, own_ip=DFS_IP)
+        # Messages only from the virtual CSs' network (where every gateway puts its CS).
+        dfs.set("cs_net", int(ipaddress.IPv4Address(CS_NET)))
+        dfs.set("cs_prefix", 24)
         return dfs
 
     async def start(self) -> None:
