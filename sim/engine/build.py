@@ -62,8 +62,10 @@ class EngineConfig:
     ``miss_timeout_cycles`` (default: one declared second), so idle timeouts
     and the like given in seconds stay within a small factor of wall seconds.
     ``close_linger`` (ticks a closed TCP flow stays installed before its
-    DELETE) is 2 instead of the gateware's 16: 16 ticks are 3,200 cycles,
-    several wall seconds of this engine for every connection's last step.
+    DELETE) is 8 instead of the gateware's 16: 16 ticks are 3,200 cycles,
+    several wall seconds of this engine for every connection's last step;
+    2 was too short: a closing client's last ACK, a few hundred cycles
+    behind the second FIN through this engine, found its flow gone.
     """
 
     ports: int = 2
@@ -74,7 +76,7 @@ class EngineConfig:
     tick_cycles: int = 200
     miss_timeout_cycles: int | None = None
     frame_buffer_bytes: int = 4096
-    close_linger: int = 2
+    close_linger: int = 8
     opt: str = "-O1"
 
     def __post_init__(self):
