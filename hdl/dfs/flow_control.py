@@ -114,7 +114,8 @@ _COUNTERS = (
 
 
 class FlowController(wiring.Component):
-    def __init__(self, geometry: FlowGeometry, *, ms_per_tick: int, close_linger: int = 16):
+    def __init__(self, geometry: FlowGeometry, *, ms_per_tick: int, close_linger: int = 16,
+                 install_verdicts: bool = False):
         if not isinstance(geometry, FlowGeometry):
             raise TypeError(f"geometry must be a FlowGeometry, not {geometry!r}")
         if geometry.key_width != KEY_WIDTH or geometry.action_width != FlowAction.size:
@@ -128,6 +129,9 @@ class FlowController(wiring.Component):
         self.geometry = g = geometry
         self._ms_per_tick = ms_per_tick
         self._close_linger = close_linger
+        if not isinstance(install_verdicts, bool):
+            raise TypeError(f"install_verdicts must be a bool, not {install_verdicts!r}")
+        self._install_verdicts = install_verdicts
         ts = g.ts_width
         cmd_layout, rsp_layout = command_layout(g), response_layout(g)
         super().__init__(
@@ -142,6 +146,10 @@ class FlowController(wiring.Component):
                 "resolve": Out(stream.Signature(data.StructLayout({"key": g.key_width, "accept": 1}))),
                 "flush_pending": Out(1),
                 "core_msg": Out(stream.Signature(core_message_layout())),
+                # install_verdicts: per REPLY/NEWFLOW taken on msg, after the
+                # install attempt, 1 if it was installed (the message port
+                # then copies it to the other CSs: docs/redundancy.md)
+                **({"installed": Out(stream.Signature(1))} if install_verdicts else {}),
                 **{name: Out(32) for name in _COUNTERS},
             }
         )
@@ -445,7 +453,7 @@ class FlowController(wiring.Component):
                             m.next = "Inserting the inbound entry"
                         with m.Else():
                             count("flows_refused")
-                            m.next = "Resolving"
+                            m.next = "Telling the port"
                     with m.Case(SsmbType.DELETE):
                         m.d.sync += inbound(SsmbDelete) + [reason.eq(DeleteReason.CS_DELETE), idle_limit_ms.eq(0)]
                         m.next = "Finding the flow"
@@ -510,7 +518,15 @@ class FlowController(wiring.Component):
                 m.d.comb += link(handle_r, 0, handle_f)
                 count("flows_installed")
                 m.d.sync += reply_error.eq(ErrorCode.NONE)
-                m.next = "Resolving"
+                m.next = "Telling the port"
+            with m.State("Telling the port"):
+                # The verdict on the REPLY/NEWFLOW: the port replicates an installed one.
+                if self._install_verdicts:
+                    m.d.comb += [self.installed.valid.eq(1), self.installed.payload.eq(reply_error == ErrorCode.NONE)]
+                    with m.If(self.installed.ready):
+                        m.next = "Resolving"
+                else:
+                    m.next = "Resolving"
             with m.State("Resolving"):
                 m.d.comb += self.resolve.valid.eq(1)
                 with m.If(self.resolve.ready):

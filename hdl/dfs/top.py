@@ -143,7 +143,8 @@ class DFSCore(wiring.Component):
         touch_layout = data.StructLayout({"handle": g.handle_bits, "nbytes": g.nbytes_width, "now": g.ts_width})
         m.submodules.touches = touches = PriorityMerger(touch_layout, n)
         m.submodules.tcp_events = tcp_events = PriorityMerger(tcp_event_layout(g), n)
-        m.submodules.control = control = FlowController(g, ms_per_tick=a["ms_per_tick"], close_linger=a["close_linger"])
+        m.submodules.control = control = FlowController(
+            g, ms_per_tick=a["ms_per_tick"], close_linger=a["close_linger"], install_verdicts=True)
         m.submodules.miss = miss = MissPath(
             key_width=g.key_width, query_shape=query_layout(), slots=a["miss_slots"],
             slot_bytes=a["miss_slot_bytes"], frames_per_slot=a["frames_per_slot"],
@@ -151,7 +152,7 @@ class DFSCore(wiring.Component):
         )
         m.submodules.msgport = msgport = MessagePort(
             cs_slots=a["cs_slots"], vs_entries=a["vs_entries"], nonce_seed=a["nonce_seed"],
-            ms_per_tick=a["ms_per_tick"],
+            ms_per_tick=a["ms_per_tick"], install_verdicts=True,
         )
         m.submodules.cam = cam = CamAdapter(vs_entries=a["vs_entries"])
 
@@ -163,6 +164,7 @@ class DFSCore(wiring.Component):
         connect(m, tcp_events.source, control.tcp_event)
         connect(m, msgport.to_core, control.msg)
         connect(m, control.core_msg, msgport.from_core)
+        connect(m, control.installed, msgport.installed)  # REPLY/NEWFLOW replication
         m.d.comb += [
             control.query.valid.eq(miss.query.valid),
             control.query.payload.slot.eq(miss.query.payload.slot),
