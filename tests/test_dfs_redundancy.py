@@ -9,6 +9,13 @@ through frames on its internal port.
   copies an installed one, re-stamped, to every other authenticated CS, as
   the reference DFS does (``ReferenceDFS._replicate``); a refused one is
   not copied.
+* Pending flows across a takeover (change 8): a pending flow whose QUERY
+  went to a CS that left the active set is asked again, with its serial, of
+  the new active CS; a new flow that arrives while CSs are associated but
+  none is active waits, unasked, and is asked once one is; with no CS at
+  all it is dropped.  The reference DFS does the same
+  (``ReferenceDFS._reroute_pending``, ``query_waiting_for_active_cs``,
+  ``drop_no_cs``).
 """
 
 from __future__ import annotations
@@ -16,11 +23,21 @@ from __future__ import annotations
 from scapy.layers.inet import IP, TCP
 
 from twinplane.hdl.dfs.top import DFSCore
+from twinplane.protocol.codec import session_id
 from twinplane.protocol.codes import ErrorCode, Role
-from twinplane.protocol.messages import CsmbHello, SsmbHello, SsmbNewflow, SsmbQuery, SsmbReply
+from twinplane.protocol.messages import (
+    CsmbAuthChallenge,
+    CsmbAuthResponse,
+    CsmbHello,
+    SsmbHello,
+    SsmbNewflow,
+    SsmbQuery,
+    SsmbReply,
+)
 from twinplane.sim.dfs.world import (
     CLIENT_IP,
     GEOMETRY,
+    KEY,
     NODE_IP,
     ScriptedCs,
     bring_up_cs,
@@ -108,5 +125,64 @@ def test_an_installed_reply_is_copied_to_the_standby_a_refused_one_is_not():
         await active.send(newflow)
         ((cs, copy),) = await w.cs_messages(1)
         assert cs is standby and isinstance(copy, SsmbNewflow) and copy.flow == newflow.flow
+
+    run_world(small_dfs(), script)
+
+
+def test_pending_flows_are_asked_again_of_the_cs_that_takes_over():
+    async def script(w):
+        active = ScriptedCs(w, 1, cs_id=1, epoch=1)
+        standby = ScriptedCs(w, 2, cs_id=2)
+        await bring_up_cs(active, hello_interval_ms=30)
+        await bring_up_cs(standby, Role.STANDBY, add_vs=False)
+        # A SYN whose QUERY goes to the active CS, which then falls silent.
+        await w.send(0, client_frame(CLIENT_IP, 40001, "S"))
+        ((cs, first),) = await w.cs_messages(1)
+        assert cs is active and isinstance(first, SsmbQuery)
+        await w.ctx.tick().repeat(ms(90))  # 3 intervals: the active CS is forgotten
+        # A SYN while the standby is associated but no CS is active: it waits, unasked.
+        await w.send(0, client_frame(CLIENT_IP, 40002, "S"))
+        await w.quiet(1, 2000)
+        # The standby takes over: HELLO as ACTIVE ends its session, the
+        # challenge at epoch 2 puts it in the active set.
+        standby.epoch = 2
+        await standby.send(standby.hello(Role.ACTIVE))
+        ((_, answer),) = await w.cs_messages(1)
+        assert isinstance(answer, CsmbHello)
+        standby.session = 0
+        await standby.send(CsmbAuthChallenge(challenge=b"takeover"))
+        ((_, response),) = await w.cs_messages(1)
+        assert isinstance(response, CsmbAuthResponse)
+        standby.session = session_id(KEY, b"takeover", answer.nonce)
+        # Both pending flows are asked of the new active CS: the first again,
+        # with its serial; the second for the first time, with the next one.
+        got = await w.cs_messages(2)
+        assert all(cs is standby and isinstance(q, SsmbQuery) and q.session == standby.session for cs, q in got)
+        by_port = {q.flow.src_port: q for _, q in got}
+        assert sorted(by_port) == [40001, 40002]
+        assert by_port[40001].serial == first.serial and by_port[40001].flow == first.flow
+        assert by_port[40002].serial == first.serial + 1
+        # Its REPLYs release both SYNs.
+        for port in (40001, 40002):
+            await standby.send(reply_to(by_port[port]))
+        at_node = await w.wait(1, 2)
+        assert sorted(p[TCP].sport for p in at_node) == [40001, 40002]
+        assert all(p[IP].dst == NODE_IP and p[TCP].flags == "S" for p in at_node)
+        await w.quiet(1, 1000)  # nothing asked twice
+
+    run_world(small_dfs(), script)
+
+
+def test_a_new_flow_without_any_cs_is_dropped():
+    async def script(w):
+        cs = ScriptedCs(w, 1, cs_id=1, epoch=1)
+        await bring_up_cs(cs, hello_interval_ms=5)
+        await w.ctx.tick().repeat(ms(20))  # forgotten: no CS at all
+        await w.send(0, client_frame(CLIENT_IP, 40001, "S"))
+        await w.quiet(1, 1000)
+        # The CS comes back: nothing was kept for it to be asked about.
+        await bring_up_cs(cs, add_vs=False)
+        await w.quiet(1, 2000)
+        assert not w.out[0]
 
     run_world(small_dfs(), script)

@@ -19,6 +19,7 @@ def frame(key: int, number: int, length: int = 64) -> bytes:
 def run(script, **kwargs):
     dut = MissPath(key_width=16, query_shape=8, **kwargs)
     released, queries = [], []
+    dut.agains = agains = []  # the `again` bit of each QUERY taken
 
     async def driver(ctx):
         ctx.set(dut.release.ready, 1)
@@ -56,6 +57,7 @@ def run(script, **kwargs):
         ):
             if qv and qr:
                 queries.append(q.query)
+                agains.append(q.again)
             if valid and ready:
                 assert bool(payload.first) == (not current)
                 current.append(payload.data)
@@ -163,6 +165,38 @@ def test_new_flows_wait_for_their_query_in_arrival_order():
     assert sorted(released) == sorted([frame(5, 0), frame(3, 0), frame(3, 1), frame(1, 0)])
 
 
+def test_asked_again_when_the_active_set_loses_a_member():
+    """docs/redundancy.md change 8, the miss path's part: a QUERY handed over
+    while CS 0 was active is asked again (again = 1: same serial) once CS 1
+    is; a new flow while no CS is active waits unasked; with no CS at all it
+    is dropped."""
+    counters = {}
+
+    async def script(ctx, dut, hold, resolve, probe):
+        ctx.set(dut.authenticated, 0b11)
+        ctx.set(dut.active_set, 0b01)
+        await hold(1, frame(1, 0))
+        await ctx.tick().repeat(5)
+        ctx.set(dut.active_set, 0b00)  # CS 0 is gone, CS 1 not active yet
+        await hold(2, frame(2, 0))
+        await ctx.tick().repeat(20)
+        counters["before"] = ctx.get(dut.queries), ctx.get(dut.asked_again)
+        ctx.set(dut.active_set, 0b10)  # CS 1 takes over
+        await ctx.tick().repeat(20)
+        ctx.set(dut.active_set, 0b11)  # a member joins: nobody is asked again
+        await ctx.tick().repeat(20)
+        ctx.set(dut.authenticated, 0)
+        ctx.set(dut.active_set, 0)
+        await hold(3, frame(3, 0))  # no CS at all: dropped
+        assert (await probe(3))[0] == 0
+        for name in ("queries", "asked_again", "dropped_no_cs", "frames_held"):
+            counters[name] = ctx.get(getattr(dut, name))
+
+    dut, _, queries = run(script, slots=4, cs_slots=2)
+    assert list(zip(queries, dut.agains, strict=True)) == [(1, 0), (1, 1), (2, 0)]
+    assert counters == {"before": (1, 0), "queries": 2, "asked_again": 1, "dropped_no_cs": 1, "frames_held": 2}
+
+
 def test_random_traffic_against_a_model():
     rng = random.Random(21)
     plan = []
@@ -211,6 +245,8 @@ def test_constructor_checks():
         MissPath(key_width=8, query_shape=8, slot_bytes=100)
     with pytest.raises(ValueError, match="slots"):
         MissPath(key_width=8, query_shape=8, slots=0)
+    with pytest.raises(ValueError, match="cs_slots must be None or an integer from 1 to 8, not 9"):
+        MissPath(key_width=8, query_shape=8, cs_slots=9)
 
 
 def test_concurrent_new_flows_through_the_whole_dfs():

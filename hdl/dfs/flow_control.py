@@ -110,12 +110,13 @@ _COUNTERS = (
     "idle_deletes",
     "close_deletes",
     "resets",
+    "queries_rerouted",
 )
 
 
 class FlowController(wiring.Component):
     def __init__(self, geometry: FlowGeometry, *, ms_per_tick: int, close_linger: int = 16,
-                 install_verdicts: bool = False):
+                 install_verdicts: bool = False, pending_slots: int = 8):
         if not isinstance(geometry, FlowGeometry):
             raise TypeError(f"geometry must be a FlowGeometry, not {geometry!r}")
         if geometry.key_width != KEY_WIDTH or geometry.action_width != FlowAction.size:
@@ -132,6 +133,9 @@ class FlowController(wiring.Component):
         if not isinstance(install_verdicts, bool):
             raise TypeError(f"install_verdicts must be a bool, not {install_verdicts!r}")
         self._install_verdicts = install_verdicts
+        if not isinstance(pending_slots, int) or not 1 <= pending_slots <= 64:
+            raise ValueError(f"pending_slots must be an integer from 1 to 64, not {pending_slots!r}")
+        self._pending_slots = pending_slots
         ts = g.ts_width
         cmd_layout, rsp_layout = command_layout(g), response_layout(g)
         super().__init__(
@@ -139,7 +143,9 @@ class FlowController(wiring.Component):
                 "now": In(ts),
                 "idle_timeout": In(ts),  # ticks; 0 disables the idle scanner's deletions
                 "msg": In(stream.Signature(received_message_layout())),
-                "query": In(stream.Signature(data.StructLayout({"slot": 8, "query": query_layout()}))),
+                # again: the miss path asks a pending flow once more (its QUERY
+                # went to a CS that left the active set): the slot's serial
+                "query": In(stream.Signature(data.StructLayout({"slot": 8, "again": 1, "query": query_layout()}))),
                 "tcp_event": In(stream.Signature(tcp_event_layout(g))),
                 "cmd": Out(stream.Signature(cmd_layout)),
                 "rsp": In(stream.Signature(rsp_layout)),
@@ -164,6 +170,11 @@ class FlowController(wiring.Component):
         # records sit in block RAM, not in 1.5k LUT RAM cells.
         conn_rd = conns.read_port()
         conn_wr = conns.write_port()
+        # The serial of each pending slot's QUERY, for when it is asked again.
+        m.submodules.query_serials = query_serials = memory.Memory(shape=32, depth=self._pending_slots, init=[])
+        serial_rd = query_serials.read_port()
+        serial_wr = query_serials.write_port()
+        m.d.comb += serial_rd.addr.eq(self.query.payload.slot)  # stable while the request waits
 
         def count(name):
             counter = getattr(self, name)
@@ -352,8 +363,16 @@ class FlowController(wiring.Component):
             # ---- QUERY for a new flow -------------------------------------------------
             with m.State("Building a QUERY"):
                 q = self.query.payload.query
-                stmts, view = start_message(SsmbQuery, serial=query_serial)
+                again = self.query.payload.again
+                stmts, view = start_message(SsmbQuery, serial=Mux(again, serial_rd.data, query_serial))
                 m.d.sync += stmts
+                with m.If(again):
+                    count("queries_rerouted")
+                with m.Else():
+                    m.d.comb += [serial_wr.en.eq(1), serial_wr.addr.eq(self.query.payload.slot),
+                                 serial_wr.data.eq(query_serial)]
+                    m.d.sync += query_serial.eq(Mux(query_serial == 0xFFFF_FFFF, 1, query_serial + 1))
+                    count("queries_sent")
                 m.d.sync += [
                     key_f.eq(q.key),
                     view.flow.src_addr.eq(_IPV4_MAPPED | q.key.src_ip),
@@ -369,10 +388,8 @@ class FlowController(wiring.Component):
                     view.client_mac.eq(q.client_mac),
                     view.vs_id.eq(q.vs_id),
                     view.tcp_flags.eq(q.tcp_flags),
-                    query_serial.eq(Mux(query_serial == 0xFFFF_FFFF, 1, query_serial + 1)),
                 ]
                 m.d.comb += self.query.ready.eq(1)
-                count("queries_sent")
                 m.next = "Sending"
 
             # ---- messages from the CS ---------------------------------------------------

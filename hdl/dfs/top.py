@@ -144,11 +144,12 @@ class DFSCore(wiring.Component):
         m.submodules.touches = touches = PriorityMerger(touch_layout, n)
         m.submodules.tcp_events = tcp_events = PriorityMerger(tcp_event_layout(g), n)
         m.submodules.control = control = FlowController(
-            g, ms_per_tick=a["ms_per_tick"], close_linger=a["close_linger"], install_verdicts=True)
+            g, ms_per_tick=a["ms_per_tick"], close_linger=a["close_linger"], install_verdicts=True,
+            pending_slots=a["miss_slots"])
         m.submodules.miss = miss = MissPath(
             key_width=g.key_width, query_shape=query_layout(), slots=a["miss_slots"],
             slot_bytes=a["miss_slot_bytes"], frames_per_slot=a["frames_per_slot"],
-            timeout_cycles=a["miss_timeout_cycles"],
+            timeout_cycles=a["miss_timeout_cycles"], cs_slots=a["cs_slots"],
         )
         m.submodules.msgport = msgport = MessagePort(
             cs_slots=a["cs_slots"], vs_entries=a["vs_entries"], nonce_seed=a["nonce_seed"],
@@ -168,10 +169,14 @@ class DFSCore(wiring.Component):
         m.d.comb += [
             control.query.valid.eq(miss.query.valid),
             control.query.payload.slot.eq(miss.query.payload.slot),
+            control.query.payload.again.eq(miss.query.payload.again),
             control.query.payload.query.eq(miss.query.payload.query),
             miss.query.ready.eq(control.query.ready),
         ]
         connect(m, control.resolve, miss.resolve)
+        # Pending flows across a takeover (docs/redundancy.md): the miss path
+        # watches the active set and asks again.
+        m.d.comb += [miss.active_set.eq(msgport.active_set), miss.authenticated.eq(msgport.authenticated)]
         connect(m, msgport.vs_write, cam.write)
         m.d.comb += cam.local_addr.eq(msgport.dfs_ip)
         m.d.comb += [

@@ -51,6 +51,8 @@ _COUNTERS = (
     "dropped_queue_full",
     "timeouts",
     "resolve_unmatched",
+    "dropped_no_cs",
+    "asked_again",
 )
 
 
@@ -64,6 +66,7 @@ class MissPath(wiring.Component):
         slot_bytes: int = 2048,
         frames_per_slot: int = 8,
         timeout_cycles: int = 125_000_000,
+        cs_slots: int | None = None,
     ):
         if not isinstance(key_width, int) or key_width < 1:
             raise ValueError(f"key_width must be a positive integer, not {key_width!r}")
@@ -75,6 +78,9 @@ class MissPath(wiring.Component):
             raise ValueError(f"frames_per_slot must be an integer from 1 to 255, not {frames_per_slot!r}")
         if not isinstance(timeout_cycles, int) or not 1 <= timeout_cycles < 1 << 40:
             raise ValueError(f"timeout_cycles must be a positive integer below 2**40, not {timeout_cycles!r}")
+        if cs_slots is not None and (not isinstance(cs_slots, int) or not 1 <= cs_slots <= 8):
+            raise ValueError(f"cs_slots must be None or an integer from 1 to 8, not {cs_slots!r}")
+        self._cs_slots = cs_slots
         self._key_width = key_width
         self._slots = slots
         self._slot_bytes = slot_bytes
@@ -92,12 +98,20 @@ class MissPath(wiring.Component):
                 # frames to hold: one `hold` record per frame, taken with its first byte
                 "hold": In(stream.Signature(data.StructLayout({"key": key_width, "query": query_shape}))),
                 "sink": In(packet_signature(8)),
-                "query": Out(stream.Signature(data.StructLayout({"slot": slot_shape, "query": query_shape}))),
+                # again: this slot was asked before (its QUERY keeps its serial)
+                "query": Out(stream.Signature(data.StructLayout({"slot": slot_shape, "again": 1,
+                                                                 "query": query_shape}))),
                 # from the REPLY handler: release (accept) or drop the flow's frames
                 "resolve": In(stream.Signature(data.StructLayout({"key": key_width, "accept": 1}))),
                 "release": Out(packet_signature(8)),
                 "release_slot": Out(slot_shape),
                 "flush": In(1),  # RESET: drop every pending flow
+                # With cs_slots (docs/redundancy.md, pending flows across a
+                # takeover): the message port's active set and authenticated
+                # slots.  No CS at all: a new flow is dropped (dropped_no_cs);
+                # CSs but none active: it waits unasked; a member leaving the
+                # active set: the QUERYs that went out while it was in are asked again.
+                **({"active_set": In(cs_slots), "authenticated": In(cs_slots)} if cs_slots else {}),
                 **{name: Out(32) for name in _COUNTERS},
             }
         )
@@ -163,6 +177,10 @@ class MissPath(wiring.Component):
                 m.d.comb += [match_hit.eq(1), match_slot.eq(i)]
             with m.If(state[i] == SlotState.FREE):
                 m.d.comb += [free_hit.eq(1), free_slot.eq(i)]
+        cs_present = Signal(init=1)  # some CS is authenticated
+        active = Signal(init=1)  # the active set is not empty
+        if self._cs_slots:
+            m.d.comb += [cs_present.eq(self.authenticated != 0), active.eq(self.active_set != 0)]
         w_slot = Signal(range(n))
         slot_sel = Signal(range(n))  # the slot a held frame goes to
         m.d.comb += slot_sel.eq(Mux(match_hit, match_slot, free_slot))
@@ -183,6 +201,10 @@ class MissPath(wiring.Component):
                     with m.Elif(match_hit):
                         m.d.sync += [w_slot.eq(slot_sel), w_ptr.eq(wr_ptr[slot_sel]), writing.eq(1)]
                         m.next = "Storing"
+                    with m.Elif(~cs_present):
+                        m.d.sync += writing.eq(0)
+                        count("dropped_no_cs")
+                        m.next = "Discarding"
                     with m.Elif(free_hit & asks.w_rdy):
                         m.d.comb += alloc.eq(1)
                         m.d.sync += [w_slot.eq(slot_sel), w_ptr.eq(wr_ptr[slot_sel]), writing.eq(1)]
@@ -232,12 +254,15 @@ class MissPath(wiring.Component):
         # in ``asks``; the head of the queue is read out and offered on
         # ``query`` (held, stable, until taken).  A slot resolved before its
         # QUERY left is skipped (its ``ask`` bit is clear).
+        # A slot is queued when it is allocated (if a CS is active) or, one
+        # a clock, when it must be asked (again): see the redundancy watch below.
+        reask_hit, reask = Signal(), Signal(range(n))
         m.d.comb += [
             q_wr.en.eq(alloc),
             q_wr.addr.eq(free_slot),
             q_wr.data.eq(hold.query),
-            asks.w_en.eq(alloc),
-            asks.w_data.eq(free_slot),
+            asks.w_en.eq((alloc & active) | (~alloc & reask_hit)),
+            asks.w_data.eq(Mux(alloc, free_slot, reask)),
         ]
         q_valid = Signal()
         q_taken = Signal()
@@ -247,25 +272,71 @@ class MissPath(wiring.Component):
             self.query.payload.query.eq(q_rd.data),
             q_rd.en.eq(0),
         ]
+        asked_before = Signal(n)  # a QUERY (serial) went out for the slot's flow
         with m.If(q_taken):
             m.d.sync += q_valid.eq(0)
-            count("queries")
+            with m.If(self.query.payload.again):
+                count("asked_again")
+            with m.Else():
+                count("queries")
         head = asks.r_data
         with m.If(asks.r_rdy & (~q_valid | q_taken) & ~self.flush):
             m.d.comb += asks.r_en.eq(1)
             with m.If(ask.bit_select(head, 1)):
                 m.d.comb += [q_rd.en.eq(1), q_rd.addr.eq(head)]
-                m.d.sync += [q_valid.eq(1), self.query.payload.slot.eq(head)]
+                m.d.sync += [q_valid.eq(1), self.query.payload.slot.eq(head),
+                             self.query.payload.again.eq(asked_before.bit_select(head, 1))]
         ask_set = Signal(n)
         ask_clear = Signal(n)
-        with m.If(alloc):
+        with m.If(alloc & active):
             m.d.comb += ask_set.eq((Const(1, n) << free_slot)[:n])
+        with m.Elif(~alloc & reask_hit):
+            m.d.comb += ask_set.eq((Const(1, n) << reask)[:n])
         with m.If(asks.r_en):
             m.d.comb += ask_clear.eq((Const(1, n) << head)[:n])
         pending_now = Signal(n)  # slots still waiting for a REPLY (others need no QUERY)
         for i in range(n):
             m.d.comb += pending_now[i].eq(state[i] == SlotState.WAITING)
         m.d.sync += ask.eq((ask & ~ask_clear & pending_now) | ask_set)
+
+        # -- redundancy watch: per slot the active set its QUERY was handed
+        # over in (``asked_in``; 0: not asked yet).  When a member leaves the
+        # set, the slots asked while it was in are marked ``stale``; a waiting
+        # slot that is stale or was never asked is queued again (one a clock)
+        # as soon as the set is not empty, and the message port's CRC split
+        # picks its new owner.  In active/active this also re-asks flows whose
+        # owner stayed (a QUERY twice: a REPLY for an installed flow replaces it).
+        m.d.comb += asked_before.eq(0)
+        if self._cs_slots:
+            k = self._cs_slots
+            asked_in = Array(Signal(k, name=f"asked_in{i}") for i in range(n))
+            stale = Signal(n)
+            previous_set = Signal(k)
+            m.d.sync += previous_set.eq(self.active_set)
+            left = Signal(k)
+            m.d.comb += left.eq(previous_set & ~self.active_set)
+            for i in range(n):
+                m.d.comb += asked_before[i].eq(asked_in[i] != 0)
+            presenting = Signal(n)
+            with m.If(q_valid):
+                m.d.comb += presenting.eq((Const(1, n) << self.query.payload.slot)[:n])
+            needs = Signal(n)
+            for i in range(n):
+                m.d.comb += needs[i].eq(pending_now[i] & ~ask[i] & ~presenting[i]
+                                        & (stale[i] | (asked_in[i] == 0)))
+            for i in reversed(range(n)):
+                with m.If(needs[i]):
+                    m.d.comb += [reask_hit.eq(active & asks.w_rdy & ~self.flush), reask.eq(i)]
+            stale_next = Signal(n)
+            for i in range(n):
+                with m.If(alloc & (free_slot == i)):
+                    m.d.sync += asked_in[i].eq(0)
+                with m.Elif(q_taken & (self.query.payload.slot == i)):
+                    m.d.sync += asked_in[i].eq(self.active_set)
+                m.d.comb += stale_next[i].eq(
+                    Mux((alloc & (free_slot == i)) | (~alloc & reask_hit & (reask == i)), 0,
+                        stale[i] | ((asked_in[i] & left) != 0)))
+            m.d.sync += stale.eq(stale_next)
 
         # -- resolve: REPLY accepted or refused
         m.d.comb += self.resolve.ready.eq(1)

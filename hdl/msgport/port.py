@@ -66,6 +66,7 @@ class MessagePort(wiring.Component):
                 "idle_timeout_s": Out(16),
                 "active_cs": Out(8),
                 "active_set": Out(cs_slots),
+                "authenticated": Out(cs_slots),
                 **{name: Out(32) for name in COUNTERS},
             }
         )
@@ -101,6 +102,7 @@ class MessagePort(wiring.Component):
             self.idle_timeout_s.eq(session.idle_timeout_s),
             self.active_cs.eq(session.active_cs),
             self.active_set.eq(session.active_set),
+            self.authenticated.eq(session.authenticated),
         ]
         connect(m, wiring.flipped(self.rx), receiver.sink)
         connect(m, receiver.source, session.rx)

@@ -189,6 +189,7 @@ class SessionEngine(wiring.Component):
                 "idle_timeout_s": Out(16),
                 "active_cs": Out(range(cs_slots + 1)),  # cs_slots: none
                 "active_set": Out(cs_slots),  # slots in the active set (for the core's re-asking)
+                "authenticated": Out(cs_slots),  # authenticated slots (none: the core drops new flows)
                 **{name: Out(32) for name in _COUNTERS},
             }
         )
@@ -348,7 +349,7 @@ class SessionEngine(wiring.Component):
 
         # -- active/active: who owns a new flow (docs/redundancy.md)
         members = [authed[i] & (role[i] == Role.ACTIVE) & (epoch[i] == newest_epoch) for i in range(n)]
-        m.d.comb += self.active_set.eq(Cat(*members))
+        m.d.comb += [self.active_set.eq(Cat(*members)), self.authenticated.eq(Cat(*authed))]
         member_count = Signal(range(n + 1))
         m.d.comb += member_count.eq(sum(members))
         remainder = Signal(range(max(n, 2)))
