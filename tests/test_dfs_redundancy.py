@@ -39,6 +39,7 @@ from twinplane.sim.dfs.world import (
     GEOMETRY,
     KEY,
     NODE_IP,
+    ModelMirror,
     ScriptedCs,
     bring_up_cs,
     client_frame,
@@ -82,6 +83,13 @@ def test_a_silent_cs_expires_after_three_hello_intervals():
     run_world(small_dfs(), script)
 
 
+def agree(w) -> None:
+    """The gateware sent the CSs what the reference DFS sent them since the
+    last check (recipient, type, serial, error, session, flow)."""
+    assert sorted(w.seen) == w.mirror.messages()
+    w.seen.clear()
+
+
 async def active_and_standby(w):
     """CS 1 active at epoch 1 with VIP:80/tcp, CS 2 standby."""
     active = ScriptedCs(w, 1, cs_id=1, epoch=1)
@@ -93,6 +101,7 @@ async def active_and_standby(w):
 
 def test_an_installed_reply_is_copied_to_the_standby_a_refused_one_is_not():
     async def script(w):
+        ModelMirror(w, TICK_CYCLES)
         active, standby = await active_and_standby(w)
         await w.send(0, client_frame(CLIENT_IP, 40001, "S"))
         ((cs, query),) = await w.cs_messages(1)
@@ -110,6 +119,8 @@ def test_an_installed_reply_is_copied_to_the_standby_a_refused_one_is_not():
         assert copy.session == standby.session and copy.epoch == 1  # re-stamped for the standby
         for field in ("serial", "error", "flags", "flow", "xlate"):
             assert getattr(copy, field) == getattr(reply, field), field
+        agree(w)
+        assert w.mirror.frames() == [(1, bytes(to_node))]
 
         # A refused flow (NOTAVAIL) is not copied, and its SYN goes nowhere.
         await w.send(0, client_frame(CLIENT_IP, 40002, "S"))
@@ -118,6 +129,8 @@ def test_an_installed_reply_is_copied_to_the_standby_a_refused_one_is_not():
         await active.send(reply_to(query, error=ErrorCode.NOTAVAIL))
         await w.quiet(1, 3000)
         assert not w.out[0]
+        agree(w)
+        assert w.mirror.frames() == []
 
         # A NEWFLOW (a flow the active installs on its own) is copied too.
         newflow = reply_to(query)
@@ -125,12 +138,14 @@ def test_an_installed_reply_is_copied_to_the_standby_a_refused_one_is_not():
         await active.send(newflow)
         ((cs, copy),) = await w.cs_messages(1)
         assert cs is standby and isinstance(copy, SsmbNewflow) and copy.flow == newflow.flow
+        agree(w)
 
     run_world(small_dfs(), script)
 
 
 def test_pending_flows_are_asked_again_of_the_cs_that_takes_over():
     async def script(w):
+        ModelMirror(w, TICK_CYCLES)
         active = ScriptedCs(w, 1, cs_id=1, epoch=1)
         standby = ScriptedCs(w, 2, cs_id=2)
         await bring_up_cs(active, hello_interval_ms=30)
@@ -143,6 +158,8 @@ def test_pending_flows_are_asked_again_of_the_cs_that_takes_over():
         # A SYN while the standby is associated but no CS is active: it waits, unasked.
         await w.send(0, client_frame(CLIENT_IP, 40002, "S"))
         await w.quiet(1, 2000)
+        agree(w)
+        assert w.mirror.model.counters["query_waiting_for_active_cs"] == 1
         # The standby takes over: HELLO as ACTIVE ends its session, the
         # challenge at epoch 2 puts it in the active set.
         standby.epoch = 2
@@ -162,6 +179,8 @@ def test_pending_flows_are_asked_again_of_the_cs_that_takes_over():
         assert sorted(by_port) == [40001, 40002]
         assert by_port[40001].serial == first.serial and by_port[40001].flow == first.flow
         assert by_port[40002].serial == first.serial + 1
+        agree(w)
+        assert w.mirror.model.counters["queries_rerouted"] == 2
         # Its REPLYs release both SYNs.
         for port in (40001, 40002):
             await standby.send(reply_to(by_port[port]))
@@ -169,12 +188,15 @@ def test_pending_flows_are_asked_again_of_the_cs_that_takes_over():
         assert sorted(p[TCP].sport for p in at_node) == [40001, 40002]
         assert all(p[IP].dst == NODE_IP and p[TCP].flags == "S" for p in at_node)
         await w.quiet(1, 1000)  # nothing asked twice
+        agree(w)
+        assert w.mirror.frames() == sorted((1, bytes(p)) for p in at_node)
 
     run_world(small_dfs(), script)
 
 
 def test_a_new_flow_without_any_cs_is_dropped():
     async def script(w):
+        ModelMirror(w, TICK_CYCLES)
         cs = ScriptedCs(w, 1, cs_id=1, epoch=1)
         await bring_up_cs(cs, hello_interval_ms=5)
         await w.ctx.tick().repeat(ms(20))  # forgotten: no CS at all
@@ -184,5 +206,7 @@ def test_a_new_flow_without_any_cs_is_dropped():
         await bring_up_cs(cs, add_vs=False)
         await w.quiet(1, 2000)
         assert not w.out[0]
+        agree(w)
+        assert w.mirror.model.counters["drop_no_cs"] == 1
 
     run_world(small_dfs(), script)

@@ -12,6 +12,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from twinplane.hdl.dfs.top import DFSCore
+from twinplane.model.dfs_csmb import RESET_REASON_NO_FLOWS
 from twinplane.model.flowkey import ACTION_WIDTH, KEY_WIDTH
 from twinplane.model.flowtable import FlowGeometry
 from twinplane.protocol.codec import Codec, auth_response, session_id
@@ -24,12 +25,16 @@ from twinplane.protocol.messages import (
     FlowSignature,
     SsmbQuery,
     SsmbReply,
+    SsmbReset,
     Translation,
     VirtualServer,
 )
 from twinplane.sim.streams import put_frame
 
-__all__ = ["ScriptedCs", "World", "bring_up", "bring_up_cs", "checksums_ok", "open_flow", "reply_to", "run_world"]
+__all__ = [
+    "ModelMirror", "ScriptedCs", "World", "bring_up", "bring_up_cs", "checksums_ok", "message_summary", "open_flow",
+    "reply_to", "run_world",
+]
 
 KEY = bytes(range(16))
 DFS_MAC, DFS_IP = "02:00:00:00:d0:f5", "10.100.0.1"
@@ -65,8 +70,12 @@ class World:
         self.session = 0
         self.serial = 0
         self.css: dict[str, ScriptedCs] = {}
+        self.mirror: ModelMirror | None = None  # told what the ScriptedCs and port 0 send
+        self.seen: list[tuple] = []  # message_summary of every message cs_messages returned
 
     async def send(self, port: int, frame: bytes):
+        if self.mirror is not None and port == 0:
+            self.mirror.frame_in(port, frame)
         await put_frame(self.ctx, self.dut.rx[port], frame)
 
     async def wait(self, port: int, count: int = 1, limit: int = 20_000) -> list:
@@ -108,6 +117,7 @@ class World:
             assert packet.dst == cs.mac and packet[UDP].dport == cs.port and checksums_ok(packet)
             bus = Bus.CSMB if packet[UDP].sport == CSMB_UDP_PORT else Bus.SSMB
             out += [(cs, msg) for msg in cs.codec.decode(bus, bytes(packet[UDP].payload))]
+        self.seen += [message_summary(cs, msg) for cs, msg in out]
         return out
 
     async def quiet(self, port: int, clocks: int) -> None:
@@ -144,6 +154,8 @@ class ScriptedCs:
     async def send(self, *msgs):
         bus = msgs[0].BUS
         payload = b"".join(self.codec.encode(self.stamp(m)) for m in msgs)
+        if self.w.mirror is not None:
+            self.w.mirror.message_in(self, bus, payload)
         frame = (Ether(src=self.mac, dst=DFS_MAC) / IP(src=self.ip, dst=DFS_IP)
                  / UDP(sport=self.port, dport=CSMB_UDP_PORT if bus is Bus.CSMB else SSMB_UDP_PORT) / payload)
         await self.w.send(1, bytes(frame))
@@ -152,6 +164,65 @@ class ScriptedCs:
         return CsmbHello(nonce=b"cs-nonce", role=role, cs_id=self.cs_id, csmb_vers_major=1, ssmb_vers_major=1,
                          hello_interval_ms=hello_interval_ms, ssmb_addr=ipaddress.IPv4Address(self.ip),
                          ssmb_port=self.port)
+
+
+class ModelMirror:
+    """The reference DFS (``twinplane.model.dfs``) given the same CS messages
+    and client frames as the gateware in a :class:`World` (time: the
+    gateware's ticks of ``ms_per_tick`` = 1), to compare what each sends:
+    :meth:`messages` (recipient, type, serial, error, flow) and
+    :meth:`frames` (every frame out, by port).  The model takes the
+    gateware's nonce for each CS, so their sessions agree."""
+
+    def __init__(self, w: World, tick_cycles: int):
+        from twinplane.model.dfs import DfsConfig, PortRole, ReferenceDFS
+
+        self.w, self.tick_cycles = w, tick_cycles
+        config = DfsConfig(key=KEY, dfs_addr=ipaddress.IPv4Address(DFS_IP),
+                           dfs_mac=bytes.fromhex(DFS_MAC.replace(":", "")),
+                           port_roles=(PortRole.EXTERNAL, PortRole.INTERNAL), geometry=GEOMETRY, tick_s=0.001,
+                           pending_timeout_s=1000.0, randbytes=lambda n: bytes(n))
+        self.model = ReferenceDFS(config)
+        self.out: list[tuple[int, bytes]] = []
+        w.mirror = self
+
+    def now(self) -> float:
+        return self.w.cycle // self.tick_cycles * 0.001
+
+    def message_in(self, cs: ScriptedCs, bus: Bus, payload: bytes) -> None:
+        self.model.poll(self.now())
+        self.model.receive_message(bus, payload, (cs.ip, cs.port), self.now())
+
+    def frame_in(self, port: int, frame: bytes) -> None:
+        self.model.poll(self.now())
+        self.out += self.model.receive_frame(port, frame, self.now())
+
+    def take_nonce(self, cs: ScriptedCs, nonce: bytes) -> None:
+        self.model.peers[(cs.ip, cs.port)].nonce = nonce
+
+    def messages(self) -> list[tuple]:
+        """What the model sent since the last call, sorted as :func:`message_summary` makes them."""
+        self.model.poll(self.now())
+        out = []
+        for bus, dst, data in self.model.messages_to_send():
+            cs = self.w.css[str(dst[0])]
+            # The gateware does not send the "I hold no flow" RESET after an authentication (docs/dfs.md).
+            out += [message_summary(cs, msg) for msg in Codec(KEY).decode(bus, data)
+                    if not (isinstance(msg, SsmbReset) and msg.reason == RESET_REASON_NO_FLOWS)]
+        return sorted(out)
+
+    def frames(self) -> list[tuple[int, bytes]]:
+        out, self.out = self.out + self.model.frames_to_send(), []
+        return sorted(out)
+
+
+def message_summary(cs: ScriptedCs, msg) -> tuple:
+    """What a redundancy test compares of a message to ``cs``: the rest (the
+    DFS's nonce, CSMB serials) is known to differ (docs/dfs.md)."""
+    flow = getattr(msg, "flow", None)
+    key = None if flow is None else (str(flow.src_addr), str(flow.dst_addr), flow.src_port, flow.dst_port)
+    session_ok = msg.session == cs.session if msg.BUS is Bus.SSMB else None  # (a CSMB answer may precede it)
+    return (cs.ip, type(msg).__name__, getattr(msg, "serial", 0), int(msg.error), session_ok, key)
 
 
 async def bring_up(w: World) -> None:
@@ -181,6 +252,8 @@ async def bring_up_cs(cs: ScriptedCs, role: Role = Role.ACTIVE, *, hello_interva
     ((_, hello),) = await w.cs_messages(1)
     assert isinstance(hello, CsmbHello) and hello.error == ErrorCode.NONE
     cs.nonce = hello.nonce
+    if w.mirror is not None:
+        w.mirror.take_nonce(cs, hello.nonce)
     cs.session = 0
     await cs.send(CsmbAuthChallenge(challenge=b"12345678"))
     ((_, response),) = await w.cs_messages(1)
