@@ -15,7 +15,8 @@ through frames on its internal port.
   none is active waits, unasked, and is asked once one is; with no CS at
   all it is dropped.  The reference DFS does the same
   (``ReferenceDFS._reroute_pending``, ``query_waiting_for_active_cs``,
-  ``drop_no_cs``).
+  ``drop_no_cs``).  In active/active only the flows of the CS that left
+  are asked again.
 """
 
 from __future__ import annotations
@@ -208,5 +209,30 @@ def test_a_new_flow_without_any_cs_is_dropped():
         assert not w.out[0]
         agree(w)
         assert w.mirror.model.counters["drop_no_cs"] == 1
+
+    run_world(small_dfs(), script)
+
+
+def test_active_active_only_the_flows_of_the_cs_that_left_are_asked_again():
+    async def script(w):
+        ModelMirror(w, TICK_CYCLES)
+        first = ScriptedCs(w, 1, cs_id=1, epoch=1)
+        second = ScriptedCs(w, 2, cs_id=2, epoch=1)
+        await bring_up_cs(first, hello_interval_ms=40)
+        await bring_up_cs(second, add_vs=False)
+        ports = range(40001, 40007)
+        for port in ports:
+            await w.send(0, client_frame(CLIENT_IP, port, "S"))
+        asked = await w.cs_messages(len(ports))
+        owners = {q.flow.src_port: cs for cs, q in asked}
+        assert set(owners.values()) == {first, second}  # the CRC split used both
+        agree(w)
+        await w.ctx.tick().repeat(ms(130))  # the first CS falls silent and is forgotten
+        mine = sorted(port for port, cs in owners.items() if cs is first)
+        again = await w.cs_messages(len(mine))
+        assert all(cs is second for cs, _ in again)
+        assert sorted(q.flow.src_port for _, q in again) == mine
+        await w.quiet(1, 1500)  # the second CS's own flows are not asked twice
+        agree(w)
 
     run_world(small_dfs(), script)

@@ -197,6 +197,31 @@ def test_asked_again_when_the_active_set_loses_a_member():
     assert counters == {"before": (1, 0), "queries": 2, "asked_again": 1, "dropped_no_cs": 1, "frames_held": 2}
 
 
+def test_active_active_asks_again_only_when_the_owner_leaves():
+    """Two active CSs: the message port reports which one a QUERY went to
+    (``asked``); the slot is asked again only when that CS leaves the active
+    set, as the reference DFS does (its pending flow remembers its CS)."""
+    counters = {}
+
+    async def script(ctx, dut, hold, resolve, probe):
+        ctx.set(dut.authenticated, 0b11)
+        ctx.set(dut.active_set, 0b11)
+        await hold(1, frame(1, 0))
+        await hold(2, frame(2, 0))
+        for slot, cs in ((0, 1), (1, 0)):  # the CRC split: flow 1 to CS 1, flow 2 to CS 0
+            ctx.set(dut.asked.valid, 1)
+            ctx.set(dut.asked.payload, {"slot": slot, "cs": cs, "sent": 1})
+            await ctx.tick()
+        ctx.set(dut.asked.valid, 0)
+        ctx.set(dut.active_set, 0b10)  # CS 0 leaves: only flow 2 is asked again
+        await ctx.tick().repeat(20)
+        counters["asked_again"] = ctx.get(dut.asked_again)
+
+    dut, _, queries = run(script, slots=4, cs_slots=2)
+    assert list(zip(queries, dut.agains, strict=True)) == [(1, 0), (2, 0), (2, 1)]
+    assert counters == {"asked_again": 1}
+
+
 def test_random_traffic_against_a_model():
     rng = random.Random(21)
     plan = []

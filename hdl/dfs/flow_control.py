@@ -151,6 +151,12 @@ class FlowController(wiring.Component):
                 "rsp": In(stream.Signature(rsp_layout)),
                 "resolve": Out(stream.Signature(data.StructLayout({"key": g.key_width, "accept": 1}))),
                 "flush_pending": Out(1),
+                # Which CS a QUERY went to (the message port says, as it takes
+                # core_msg), for the miss path: it asks again if that CS leaves
+                # the active set.  One clock per QUERY, never waits.
+                "core_delivered": In(1),
+                "core_sent_to": In(8),
+                "asked": Out(stream.Signature(data.StructLayout({"slot": 8, "cs": 8, "sent": 1}))),
                 "core_msg": Out(stream.Signature(core_message_layout())),
                 # install_verdicts: per REPLY/NEWFLOW taken on msg, after the
                 # install attempt, 1 if it was installed (the message port
@@ -206,6 +212,18 @@ class FlowController(wiring.Component):
                 view.flags.eq(flags),
                 view.serial.eq(serial),
             ], view
+
+        # -- the QUERY being sent: the miss path hears where it went
+        query_in_flight = Signal()
+        query_slot = Signal(8)
+        m.d.comb += [
+            self.asked.payload.slot.eq(query_slot),
+            self.asked.payload.cs.eq(self.core_sent_to),
+            self.asked.payload.sent.eq(self.core_delivered),
+        ]
+        with m.If(query_in_flight & self.core_msg.valid & self.core_msg.ready):
+            m.d.comb += self.asked.valid.eq(1)
+            m.d.sync += query_in_flight.eq(0)
 
         # -- flow table command helper
         cmd = self.cmd.payload
@@ -362,6 +380,7 @@ class FlowController(wiring.Component):
 
             # ---- QUERY for a new flow -------------------------------------------------
             with m.State("Building a QUERY"):
+                m.d.sync += [query_in_flight.eq(1), query_slot.eq(self.query.payload.slot)]
                 q = self.query.payload.query
                 again = self.query.payload.again
                 stmts, view = start_message(SsmbQuery, serial=Mux(again, serial_rd.data, query_serial))

@@ -176,7 +176,17 @@ class DFSCore(wiring.Component):
         connect(m, control.resolve, miss.resolve)
         # Pending flows across a takeover (docs/redundancy.md): the miss path
         # watches the active set and asks again.
-        m.d.comb += [miss.active_set.eq(msgport.active_set), miss.authenticated.eq(msgport.authenticated)]
+        m.d.comb += [
+            miss.active_set.eq(msgport.active_set),
+            miss.authenticated.eq(msgport.authenticated),
+            control.core_delivered.eq(msgport.core_delivered),
+            control.core_sent_to.eq(msgport.core_sent_to),
+            miss.asked.valid.eq(control.asked.valid),
+            miss.asked.payload.slot.eq(control.asked.payload.slot),
+            miss.asked.payload.cs.eq(control.asked.payload.cs),
+            miss.asked.payload.sent.eq(control.asked.payload.sent),
+            control.asked.ready.eq(miss.asked.ready),
+        ]
         connect(m, msgport.vs_write, cam.write)
         m.d.comb += cam.local_addr.eq(msgport.dfs_ip)
         m.d.comb += [

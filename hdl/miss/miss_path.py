@@ -111,7 +111,10 @@ class MissPath(wiring.Component):
                 # slots.  No CS at all: a new flow is dropped (dropped_no_cs);
                 # CSs but none active: it waits unasked; a member leaving the
                 # active set: the QUERYs that went out while it was in are asked again.
-                **({"active_set": In(cs_slots), "authenticated": In(cs_slots)} if cs_slots else {}),
+                # asked: the CS a slot's QUERY went to (sent = 0: to nobody)
+                **({"active_set": In(cs_slots), "authenticated": In(cs_slots),
+                    "asked": In(stream.Signature(data.StructLayout({"slot": slot_shape, "cs": range(max(cs_slots, 2)),
+                                                                    "sent": 1})))} if cs_slots else {}),
                 **{name: Out(32) for name in _COUNTERS},
             }
         )
@@ -299,13 +302,13 @@ class MissPath(wiring.Component):
             m.d.comb += pending_now[i].eq(state[i] == SlotState.WAITING)
         m.d.sync += ask.eq((ask & ~ask_clear & pending_now) | ask_set)
 
-        # -- redundancy watch: per slot the active set its QUERY was handed
-        # over in (``asked_in``; 0: not asked yet).  When a member leaves the
-        # set, the slots asked while it was in are marked ``stale``; a waiting
-        # slot that is stale or was never asked is queued again (one a clock)
-        # as soon as the set is not empty, and the message port's CRC split
-        # picks its new owner.  In active/active this also re-asks flows whose
-        # owner stayed (a QUERY twice: a REPLY for an installed flow replaces it).
+        # -- redundancy watch: per slot the CS its QUERY went to (``asked_in``,
+        # one bit; 0: not asked yet).  Handed to the flow controller, a slot
+        # first takes the whole active set; the message port then says which
+        # member it sent the QUERY to (``asked``).  When that CS leaves the
+        # set, the slot is marked ``stale``; a waiting slot that is stale or
+        # was never asked is queued again (one a clock) as soon as the set is
+        # not empty, and the message port's CRC split picks its new owner.
         m.d.comb += asked_before.eq(0)
         if self._cs_slots:
             k = self._cs_slots
@@ -313,6 +316,7 @@ class MissPath(wiring.Component):
             stale = Signal(n)
             previous_set = Signal(k)
             m.d.sync += previous_set.eq(self.active_set)
+            m.d.comb += self.asked.ready.eq(1)
             left = Signal(k)
             m.d.comb += left.eq(previous_set & ~self.active_set)
             for i in range(n):
@@ -333,6 +337,9 @@ class MissPath(wiring.Component):
                     m.d.sync += asked_in[i].eq(0)
                 with m.Elif(q_taken & (self.query.payload.slot == i)):
                     m.d.sync += asked_in[i].eq(self.active_set)
+                with m.Elif(self.asked.valid & (self.asked.payload.slot == i)):
+                    m.d.sync += asked_in[i].eq(Mux(self.asked.payload.sent,
+                                                   (Const(1, k) << self.asked.payload.cs)[:k], 0))
                 m.d.comb += stale_next[i].eq(
                     Mux((alloc & (free_slot == i)) | (~alloc & reask_hit & (reask == i)), 0,
                         stale[i] | ((asked_in[i] & left) != 0)))

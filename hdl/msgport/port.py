@@ -67,6 +67,8 @@ class MessagePort(wiring.Component):
                 "active_cs": Out(8),
                 "active_set": Out(cs_slots),
                 "authenticated": Out(cs_slots),
+                "core_delivered": Out(1),  # with from_core.ready: the message went out (to core_sent_to)
+                "core_sent_to": Out(range(max(cs_slots, 2))),
                 **{name: Out(32) for name in COUNTERS},
             }
         )
@@ -103,6 +105,8 @@ class MessagePort(wiring.Component):
             self.active_cs.eq(session.active_cs),
             self.active_set.eq(session.active_set),
             self.authenticated.eq(session.authenticated),
+            self.core_delivered.eq(session.core_delivered),
+            self.core_sent_to.eq(session.core_sent_to),
         ]
         connect(m, wiring.flipped(self.rx), receiver.sink)
         connect(m, receiver.source, session.rx)

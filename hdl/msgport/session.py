@@ -190,6 +190,9 @@ class SessionEngine(wiring.Component):
                 "active_cs": Out(range(cs_slots + 1)),  # cs_slots: none
                 "active_set": Out(cs_slots),  # slots in the active set (for the core's re-asking)
                 "authenticated": Out(cs_slots),  # authenticated slots (none: the core drops new flows)
+                # with from_core.ready: whether the core's message went out, and to which slot first
+                "core_delivered": Out(1),
+                "core_sent_to": Out(range(max(cs_slots, 2))),
                 **{name: Out(32) for name in _COUNTERS},
             }
         )
@@ -349,7 +352,8 @@ class SessionEngine(wiring.Component):
 
         # -- active/active: who owns a new flow (docs/redundancy.md)
         members = [authed[i] & (role[i] == Role.ACTIVE) & (epoch[i] == newest_epoch) for i in range(n)]
-        m.d.comb += [self.active_set.eq(Cat(*members)), self.authenticated.eq(Cat(*authed))]
+        m.d.comb += [self.active_set.eq(Cat(*members)), self.authenticated.eq(Cat(*authed)),
+                     self.core_sent_to.eq(out_slot)]
         member_count = Signal(range(n + 1))
         m.d.comb += member_count.eq(sum(members))
         remainder = Signal(range(max(n, 2)))
@@ -821,7 +825,7 @@ class SessionEngine(wiring.Component):
                         m.d.comb += self.rx.ready.eq(1)
                         m.next = "Idle"
                     with m.Elif(kind == _Kind.CORE):
-                        m.d.comb += self.from_core.ready.eq(1)
+                        m.d.comb += [self.from_core.ready.eq(1), self.core_delivered.eq(1)]
                         m.next = "Idle"
                     with m.Else():
                         m.d.comb += self.rx.ready.eq(1)
