@@ -64,7 +64,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", type=int, default=None,
                         help="connections to open (default: sized to the engine's speed; 90 with --model)")
     parser.add_argument("--concurrency", type=int, default=None,
-                        help="connections open at once (default 1 on the gateware, see docs/simulation.md; "
+                        help="connections open at once (default 4 on the gateware, see docs/simulation.md; "
                              "15 with --model)")
     parser.add_argument("--reset-share", type=float, default=0.1, help="share of clients that reset (default 0.1)")
     parser.add_argument("--method", default="round_robin", help="the pool's balancing method")
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         from twinplane.sim.engine import EngineConfig
 
         summary = asyncio.run(
-            run_gateware_demo(clients=args.clients, concurrency=args.concurrency or 1,
+            run_gateware_demo(clients=args.clients, concurrency=args.concurrency or 4,
                               reset_share=args.reset_share, method=args.method, seed=args.seed,
                               time_limit=args.time_limit, config=EngineConfig(opt=args.opt),
                               log=lambda text: print(text, file=sys.stderr, flush=True))
