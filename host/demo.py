@@ -314,7 +314,10 @@ async def run_gateware_demo(*, clients: int | None = None, concurrency: int = 1,
     gateway = daemon = None
     try:
         dfs.configure(key=KEY, own_mac=DFS_MAC, own_ip=DFS_IP)
-        system = SimSystem(dfs, chunk=chunk)
+        # The gateware's timers run on simulated cycles: at most twice its
+        # declared clock, so the CS (HELLO every 20 s) is never taken for dead
+        # by a DFS that runs ahead on a fast machine.
+        system = SimSystem(dfs, chunk=chunk, max_rate=2 * config.clk_hz)
         gateway = UdpGateway(GatewayConfig(dfs_mac=DFS_MAC, dfs_ip=DFS_IP,
                                            buses={SSMB_UDP_PORT: 0, CSMB_UDP_PORT: 0}, relay_announced=True))
         servers = [TcpServer(mac, ip, 8080, name, DFS_MAC) for name, ip, mac in NODES]
