@@ -68,7 +68,9 @@ Protocol version {PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}.
 * SSMB: `serial` is chosen by the originator of a flow (the DFS for a QUERY,
   the CS for a NEWFLOW) and stays the same for every message about the flow.
 * CSMB: `serial_global` counts every CSMB message of the sender and
-  `serial_bytype` counts messages of that type (unsigned 16-bit, wrapping).
+  `serial_bytype` counts messages of that type (unsigned 16-bit, wrapping),
+  the first carrying 1.  A DFS counts everything it sends on the CSMB in one
+  sequence, whichever CS it goes to; a CS counts per DFS.
 
 ## Authentication
 
