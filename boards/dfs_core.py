@@ -11,13 +11,15 @@ of other VLANs or untagged ones are dropped (``vlan_dropped``).  Without
 ``vlans`` the single port carries both roles untagged.  Flow-table size: ``flow_entries`` is
 rounded down to 4 tables x 2 ways x a power-of-two bucket count (the DFS
 default geometry's shape); the capacity actually built is reported.
-The console's ``cs_ip`` and ``cs_prefix`` say whose messages the DFS takes
-(a source in that network; prefix 0, the default, takes any authenticated
-CS); ``cs_mac``/``cs_port`` are not consumed (the DFS learns each CS's
-addresses from its HELLO).
+The console's ``cs_ip`` with the build's ``cs_prefix`` (a constructor
+argument: a console register for it moved the Colorlight's marginal FIFO
+path below its timing margin, docs/boards.md) say whose messages the DFS
+takes: a source in that network; prefix 0, the default, takes any
+authenticated CS.  ``cs_mac``/``cs_port`` are not consumed (the DFS learns
+each CS's addresses from its HELLO).
 """
 
-from amaranth import Module, Mux, Signal
+from amaranth import Module, Signal
 from amaranth.lib import wiring
 
 from .core import CORE_COUNTERS, core_signature
@@ -28,9 +30,10 @@ TABLES, WAYS = 4, 2
 
 
 class DFSBoardCore(wiring.Component):
-    """``DFSBoardCore(n_ports, flow_entries, vlans=())``."""
+    """``DFSBoardCore(n_ports, flow_entries, vlans=(), cs_prefix=0)``."""
 
-    def __init__(self, n_ports: int = 2, flow_entries: int = 1024, vlans: tuple[int, ...] = ()):
+    def __init__(self, n_ports: int = 2, flow_entries: int = 1024, vlans: tuple[int, ...] = (),
+                 cs_prefix: int = 0):
         from twinplane.hdl.dfs.top import DEFAULT_GEOMETRY, DFSCore
         from twinplane.hdl.vlan import check_vids
 
@@ -43,6 +46,9 @@ class DFSBoardCore(wiring.Component):
             if len(vlans) != 2:
                 raise ValueError(f"vlans must be (external, internal) VLAN ids, not {vlans!r}")
         self.vlans = tuple(vlans)
+        if not isinstance(cs_prefix, int) or not 0 <= cs_prefix <= 32:
+            raise ValueError(f"cs_prefix must be an integer 0..32, not {cs_prefix!r}")
+        self.cs_prefix = cs_prefix
         if not isinstance(flow_entries, int) or flow_entries < TABLES * WAYS * 2:
             raise ValueError(f"flow_entries must be an int >= {TABLES * WAYS * 2}, not {flow_entries!r}")
         buckets = 1 << ((flow_entries // (TABLES * WAYS)).bit_length() - 1)
@@ -82,12 +88,11 @@ class DFSBoardCore(wiring.Component):
         m.d.comb += [dfs.key.eq(self.config.key), dfs.own_mac.eq(self.config.own_mac),
                      dfs.own_ip.eq(self.config.own_ip),
                      # Messages only from the CS network (console cs_ip / cs_prefix; prefix 0: any).
-                     dfs.cs_net.eq(self.config.cs_ip),
-                     dfs.cs_prefix.eq(Mux(self.config.cs_prefix > 32, 32, self.config.cs_prefix))]
+                     dfs.cs_net.eq(self.config.cs_ip), dfs.cs_prefix.eq(self.cs_prefix)]
         for j, name in enumerate(_COUNTERS[:CORE_COUNTERS]):
             m.d.comb += self.counters[j].eq(getattr(dfs, name))
         return m
 
 
-def board_core(n_ports: int, flow_entries: int, vlans: tuple[int, ...] = ()) -> DFSBoardCore:
-    return DFSBoardCore(n_ports, flow_entries, vlans)
+def board_core(n_ports: int, flow_entries: int, vlans: tuple[int, ...] = (), cs_prefix: int = 0) -> DFSBoardCore:
+    return DFSBoardCore(n_ports, flow_entries, vlans, cs_prefix)

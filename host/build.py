@@ -43,18 +43,18 @@ DEFAULT_FLOWS = 1024
 TIMING_MARGIN = 1.10  # CI wants 10% headroom over every clock constraint
 
 
-def bridge_factory(n_ports: int, flow_entries: int, vlans: tuple[int, ...] = ()):
-    """The interim bridge; ``vlans`` is not used (on a one-port board it is a
-    loopback, whatever the tags)."""
+def bridge_factory(n_ports: int, flow_entries: int, vlans: tuple[int, ...] = (), cs_prefix: int = 0):
+    """The interim bridge; ``vlans`` and ``cs_prefix`` are not used (on a
+    one-port board it is a loopback, whatever the tags)."""
     from twinplane.boards.bridge import L2Bridge
 
     return L2Bridge(n_ports, flow_entries=flow_entries)
 
 
-def dfs_factory(n_ports: int, flow_entries: int, vlans: tuple[int, ...] = ()):
+def dfs_factory(n_ports: int, flow_entries: int, vlans: tuple[int, ...] = (), cs_prefix: int = 0):
     from twinplane.boards.dfs_core import board_core
 
-    return board_core(n_ports, flow_entries, vlans)
+    return board_core(n_ports, flow_entries, vlans, cs_prefix)
 
 
 CORES = {"bridge": bridge_factory, "dfs": dfs_factory}
@@ -129,7 +129,8 @@ def _tool_env() -> dict[str, str]:
 
 def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_FLOWS,
                 config: dict[str, int] | None = None, console: bool = True, core_factory=None,
-                seed: int = 1, progress=None, vlans: tuple[int, ...] | None = None) -> dict:
+                seed: int = 1, progress=None, vlans: tuple[int, ...] | None = None,
+                cs_prefix: int = 0) -> dict:
     """Synthesise, place, route and pack ``board``; write ``twinplane.bit`` and
     ``report.json`` into ``out_dir``; return the report.  ``progress(stage)``
     is called with a short description as the build advances.  ``vlans``
@@ -141,7 +142,7 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_
         raise ValueError(f"flows must be a non-negative int, not {flows!r}")
     spec = get_board(board)
     factory = core_factory or default_core_factory()
-    core = factory(len(spec.roles), flows, spec.vlans if vlans is None else vlans)
+    core = factory(len(spec.roles), flows, spec.vlans if vlans is None else vlans, cs_prefix)
     top = BoardTop(spec, core, console=console, console_config=config)
     platform = spec.platform()
     out = Path(out_dir)
@@ -189,6 +190,7 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_
         "flow_entries": core.flow_entries,
         "ports": list(spec.roles),
         "vlans": list(getattr(core, "vlans", ())),  # one-port boards: (external, internal) VLAN ids
+        "cs_prefix": getattr(core, "cs_prefix", None),  # messages only from cs_ip/cs_prefix (DFS core)
         "console": console,
         **parse_report((out / f"{name}.tim").read_text()),
         "bitstream": str(out / f"{name}.bit"),
@@ -233,7 +235,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cs-ip", dest="cs_ip", help="control segment IPv4 address")
     parser.add_argument("--cs-mac", dest="cs_mac", help="control segment MAC address")
     parser.add_argument("--cs-port", dest="cs_port", help="control segment UDP port")
-    parser.add_argument("--cs-prefix", dest="cs_prefix",
+    parser.add_argument("--cs-prefix", type=int, default=0, choices=range(33), metavar="0..32",
                         help="take messages only from --cs-ip/PREFIX (0, the default: from any source)")
     parser.add_argument("--key", help="message key, 32 hex digits")
     parser.add_argument("--no-console", action="store_true", help="leave the UART console out")
@@ -263,8 +265,7 @@ def run(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True)
     config = read_config(args.config, {k: getattr(args, k) for k in
-                                       ("own_ip", "own_mac", "cs_ip", "cs_mac", "cs_port", "key",
-                                        "cs_prefix")})
+                                       ("own_ip", "own_mac", "cs_ip", "cs_mac", "cs_port", "key")})
     out = args.out or os.path.join("build", args.board)
     with err.status(f"building {args.board}") as status:
         t0 = time.monotonic()
@@ -274,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
 
         report = build_board(args.board, out_dir=out, flows=args.flows, config=config,
                              console=not args.no_console, seed=args.seed, progress=progress,
-                             core_factory=CORES[args.core], vlans=args.vlans)
+                             core_factory=CORES[args.core], vlans=args.vlans, cs_prefix=args.cs_prefix)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

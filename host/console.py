@@ -34,7 +34,7 @@ __all__ = ["COMMANDS", "COUNTER_NAMES", "ConsoleError", "RegisterClient", "confi
            "format_field", "parse_field", "run"]
 
 COMMANDS = {"ip": "own_ip", "mac": "own_mac", "cs-ip": "cs_ip", "cs-mac": "cs_mac", "cs-port": "cs_port",
-            "key": "key", "cs-prefix": "cs_prefix"}
+            "key": "key"}
 # Register COUNTER_BASE + i (see boards/top.py and the core's documentation).
 COUNTER_NAMES = ("core0", "core1", "core2", "core3", "core4", "core5", "core6", "core7",
                  "port0_tx_frames", "port0_tx_bytes", "port1_tx_frames", "port1_tx_bytes",
@@ -61,11 +61,6 @@ def parse_field(field: str, text: str) -> int:
             if not 0 <= port < 65536:
                 raise ValueError(text)
             return port
-        if field == "cs_prefix":
-            prefix = int(text.lstrip("/"), 10)
-            if not 0 <= prefix <= 32:
-                raise ValueError(text)
-            return prefix
         if field == "key":
             if len(text) != 32:
                 raise ValueError(text)

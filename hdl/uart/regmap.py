@@ -45,11 +45,10 @@ N_COUNTERS = 16
 CONFIG_LAYOUT = data.StructLayout({
     "own_ip": 32,    # this DFS's message-port IPv4 address
     "own_mac": 48,   # its MAC address
-    "cs_ip": 32,     # the control segment's IPv4 address (with cs_prefix: its network)
+    "cs_ip": 32,     # the control segment's IPv4 address (with the build's cs_prefix: its network)
     "cs_mac": 48,    # the control segment's MAC address (or its next hop)
     "cs_port": 16,   # the control segment's UDP port
     "key": 128,      # message authentication key (SipHash key)
-    "cs_prefix": 8,  # messages only from cs_ip/cs_prefix (0: from any source)
 })
 
 # field -> (first register address, bits, readable).  Multi-word fields are
@@ -61,7 +60,6 @@ CONFIG_FIELDS: dict[str, tuple[int, int, bool]] = {
     "cs_mac": (0x05, 48, True),
     "cs_port": (0x07, 16, True),
     "key": (0x08, 128, False),
-    "cs_prefix": (0x0C, 8, True),
 }
 
 
