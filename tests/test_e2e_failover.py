@@ -40,21 +40,8 @@ def harness():
     why = need_root()
     if why:
         pytest.skip(why)
-    from twinplane.sim.engine import EngineConfig
-    from twinplane.sim.engine.netns import World
-
     h = LoopThread()
-
-    async def up():
-        world = await World(EngineConfig()).start()
-        h.world = world
-        await world.start_cs(0, epoch=1)
-        assert await world.wait_for(lambda: world.associated(0), 90), "the active CS did not associate"
-        await world.start_cs(1, epoch=1, role="standby")
-        assert await world.wait_for(lambda: world.associated(1), 90), "the standby CS did not associate"
-        return world
-
-    h.run(up())
+    h.start_world(css=({"epoch": 1}, {"epoch": 1, "role": "standby"}))
     yield h
     h.close()
 

@@ -36,20 +36,9 @@ def harness():
     why = need_root()
     if why:
         pytest.skip(why)
-    from twinplane.sim.engine import EngineConfig
-    from twinplane.sim.engine.netns import World
-
     h = LoopThread()
     t0 = time.monotonic()
-
-    async def up():
-        world = await World(EngineConfig()).start()
-        h.world = world
-        await world.start_cs(0)
-        assert await world.wait_for(lambda: world.associated(0), 90), "the CS did not associate with the DFS"
-        return world
-
-    h.run(up())
+    h.start_world()
     print(f"\nworld up in {time.monotonic() - t0:.1f} s (engine compile or cache load included)")
     yield h
     h.close()

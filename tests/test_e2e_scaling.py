@@ -29,19 +29,8 @@ def harness():
     why = need_root()
     if why:
         pytest.skip(why)
-    from twinplane.sim.engine import EngineConfig
-    from twinplane.sim.engine.netns import World
-
     h = LoopThread()
-
-    async def up():
-        world = await World(EngineConfig(), sites=2).start()
-        h.world = world
-        await world.start_cs(0)
-        assert await world.wait_for(lambda: world.associated(0), 90), "the CS did not associate with both DFSs"
-        return world
-
-    h.run(up())
+    h.start_world(sites=2)
     yield h
     h.close()
 

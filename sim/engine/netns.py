@@ -197,7 +197,7 @@ class MessageLog:
             for msg in self.codec.decode(Bus.SSMB, udp[8:length]):
                 self.messages.append((direction, self.site.dfs.cycle, msg))
         except DecodeError:
-            pass
+            pass  # a datagram on the SSMB port that does not decode (damaged or forged): not logged
 
     def poll(self) -> list[bytes]:
         frames = self.gateway.poll()
@@ -531,6 +531,22 @@ class LoopThread:
 
     def run(self, coro, timeout: float = 300):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start_world(self, *, sites: int = 1, css: tuple[dict, ...] = ({},), timeout: float = 90) -> World:
+        """A :class:`World` on the default ``EngineConfig()`` (the compile the
+        demo and the engine tests share), held in :attr:`world`, with CS ``i``
+        started by ``start_cs(i, **css[i])`` and associated before the next."""
+        from .build import EngineConfig
+
+        async def up():
+            world = self.world = await World(EngineConfig(), sites=sites).start()
+            for i, kwargs in enumerate(css):
+                await world.start_cs(i, **kwargs)
+                if not await world.wait_for(lambda i=i: world.associated(i), timeout):
+                    raise AssertionError(f"CS {i} ({kwargs or 'default'}) did not associate with every DFS")
+            return world
+
+        return self.run(up())
 
     def close(self) -> None:
         if self.world is not None:
