@@ -57,6 +57,23 @@ def checksums_ok(packet) -> bool:
     )
 
 
+def _stamp(sender, msg):
+    """The next ``seq`` of ``sender`` (a World's own CS or a ScriptedCs), its
+    session, and on the CSMB its next ``serial_global``."""
+    sender.seq += 1
+    msg.seq, msg.session = sender.seq, sender.session
+    if msg.BUS is Bus.CSMB:
+        sender.serial += 1
+        msg.serial_global = sender.serial
+    return msg
+
+
+def _cs_frame(mac: str, ip: str, port: int, bus: Bus, payload: bytes) -> bytes:
+    """A CS's datagram to the DFS's message port on ``bus``."""
+    return bytes(Ether(src=mac, dst=DFS_MAC) / IP(src=ip, dst=DFS_IP)
+                 / UDP(sport=port, dport=CSMB_UDP_PORT if bus is Bus.CSMB else SSMB_UDP_PORT) / payload)
+
+
 class World:
     """Frames in and out of the simulated DFS's two ports."""
 
@@ -89,19 +106,12 @@ class World:
         return [Ether(f) for f in got]
 
     def stamp(self, msg):
-        self.seq += 1
-        msg.seq, msg.session = self.seq, self.session
-        if msg.BUS is Bus.CSMB:
-            self.serial += 1
-            msg.serial_global = self.serial
-        return msg
+        return _stamp(self, msg)
 
     async def cs_send(self, *msgs):
         bus = msgs[0].BUS
         payload = b"".join(self.codec.encode(self.stamp(m)) for m in msgs)
-        frame = (Ether(src=CS_MAC, dst=DFS_MAC) / IP(src=CS_IP, dst=DFS_IP)
-                 / UDP(sport=CS_PORT, dport=CSMB_UDP_PORT if bus is Bus.CSMB else SSMB_UDP_PORT) / payload)
-        await self.send(1, bytes(frame))
+        await self.send(1, _cs_frame(CS_MAC, CS_IP, CS_PORT, bus, payload))
 
     def cs_decode(self, packet) -> list:
         assert packet.dst == CS_MAC and packet[IP].dst == CS_IP and checksums_ok(packet)
@@ -144,21 +154,15 @@ class ScriptedCs:
         w.css[self.ip] = self
 
     def stamp(self, msg):
-        self.seq += 1
-        msg.seq, msg.session, msg.epoch = self.seq, self.session, self.epoch
-        if msg.BUS is Bus.CSMB:
-            self.serial += 1
-            msg.serial_global = self.serial
-        return msg
+        msg.epoch = self.epoch
+        return _stamp(self, msg)
 
     async def send(self, *msgs):
         bus = msgs[0].BUS
         payload = b"".join(self.codec.encode(self.stamp(m)) for m in msgs)
         if self.w.mirror is not None:
             self.w.mirror.message_in(self, bus, payload)
-        frame = (Ether(src=self.mac, dst=DFS_MAC) / IP(src=self.ip, dst=DFS_IP)
-                 / UDP(sport=self.port, dport=CSMB_UDP_PORT if bus is Bus.CSMB else SSMB_UDP_PORT) / payload)
-        await self.w.send(1, bytes(frame))
+        await self.w.send(1, _cs_frame(self.mac, self.ip, self.port, bus, payload))
 
     def hello(self, role: Role, hello_interval_ms: int = 60_000) -> CsmbHello:
         return CsmbHello(nonce=b"cs-nonce", role=role, cs_id=self.cs_id, csmb_vers_major=1, ssmb_vers_major=1,
