@@ -310,9 +310,10 @@ class FlowController(wiring.Component):
             self.resolve.payload.accept.eq(reply_error == ErrorCode.NONE),
         ]
 
-        def issue(op, *, key=None, action=None, handle=None, then):
-            """Send one command to the flow table; the answer lands in `rsp`."""
-            stmts = [cmd.op.eq(op)]
+        def issue(op, *, key=None, action=None, handle=None, keep=False, then):
+            """Send one command to the flow table; the answer lands in `rsp`.
+            ``keep``: an INSERT that must not evict ``handle``."""
+            stmts = [cmd.op.eq(op), cmd.keep.eq(keep)]
             if key is not None:
                 stmts.append(cmd.key.eq(key))
             if action is not None:
@@ -526,8 +527,8 @@ class FlowController(wiring.Component):
             with m.State("Inserting the return entry"):
                 # Never evicting the inbound entry just written: the return entry
                 # alone would be a flow that cannot be reached.
-                m.d.comb += cmd.keep.eq(1)
-                issue(FlowOp.INSERT, key=key_r, action=action_r, handle=handle_f, then="Return inserted")
+                issue(FlowOp.INSERT, key=key_r, action=action_r, handle=handle_f, keep=True,
+                      then="Return inserted")
             with m.State("Return inserted"):
                 await_rsp()
                 with m.If(self.rsp.valid):

@@ -76,10 +76,10 @@ class MDIOMaster(wiring.Component):
                         m.d.sync += got.eq(Cat(self.mdio_i, got[:-1]))
                     with m.Else():  # falling edge: next bit
                         m.d.sync += [frame.eq(frame << 1), bit.eq(bit + 1)]
-                        with m.If(bit == _FRAME_BITS - 1):
+                        with m.If((bit == _FRAME_BITS - 1) & reading):
                             m.next = "Answering"
-                            with m.If(~reading):
-                                m.next = "Idle"
+                        with m.Elif(bit == _FRAME_BITS - 1):
+                            m.next = "Idle"
             with m.State("Answering"):
                 m.d.comb += self.rsp.valid.eq(1)
                 with m.If(self.rsp.ready):

@@ -96,8 +96,7 @@ class PHYInit(wiring.Component):
                 with m.Else():
                     m.d.sync += phy.eq(phy + 1)
             with m.State("Reading"):
-                with m.If(keeps[index] == 0):
-                    m.d.sync += old.eq(0)
+                with m.If(keeps[index] == 0):  # a plain write: `old & keep` is 0
                     m.next = "Writing"
                 with m.Else():
                     m.d.comb += [master.cmd.valid.eq(1), cmd.read.eq(1), cmd.phy.eq(phy), cmd.reg.eq(regs[index])]

@@ -11,14 +11,13 @@ to back, as the MAC's transmitter needs.  Frames shorter than 12 bytes
 leave untagged (the DFS never sends one).
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.hdl import Array
+from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..packet import packet_signature
 from ..stream.arbiter import FrameArbiter
-from .split import _HELD, TPID
+from .split import _HELD, TPID, check_vids
 
 __all__ = ["VlanMerge"]
 
@@ -28,8 +27,6 @@ class VlanMerge(wiring.Component):
     to ``source`` (tagged)."""
 
     def __init__(self, vids):
-        from . import check_vids
-
         self.vids = check_vids(vids)
         super().__init__({
             "sinks": In(packet_signature(8)).array(len(self.vids)),

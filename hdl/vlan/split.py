@@ -19,10 +19,23 @@ from amaranth.lib.wiring import In, Out
 
 from ..packet import packet_signature
 
-__all__ = ["VlanSplit"]
+__all__ = ["VlanSplit", "check_vids"]
 
 TPID = 0x8100
 _HELD = 12  # destination and source addresses
+
+
+def check_vids(vids) -> tuple[int, ...]:
+    """``vids`` as a tuple of distinct 802.1Q VLAN ids (1..4094), or ValueError."""
+    vids = tuple(vids) if isinstance(vids, tuple | list) else vids
+    if not isinstance(vids, tuple) or not vids:
+        raise ValueError(f"vids must be a non-empty tuple of VLAN ids, not {vids!r}")
+    for vid in vids:
+        if not isinstance(vid, int) or isinstance(vid, bool) or not 1 <= vid <= 4094:
+            raise ValueError(f"a VLAN id must be an integer 1..4094, not {vid!r}")
+    if len(set(vids)) != len(vids):
+        raise ValueError(f"VLAN ids must be distinct, not {vids!r}")
+    return vids
 
 
 class VlanSplit(wiring.Component):
@@ -31,8 +44,6 @@ class VlanSplit(wiring.Component):
     counts frames of no listed VLAN (32 bits, wrapping)."""
 
     def __init__(self, vids):
-        from . import check_vids
-
         self.vids = check_vids(vids)
         super().__init__({
             "sink": In(packet_signature(8)),
@@ -55,8 +66,10 @@ class VlanSplit(wiring.Component):
         for src in self.sources:
             m.d.comb += [src.payload.data.eq(held[:8]), src.payload.first.eq(first),
                          src.payload.last.eq(left == 1)]
-        selected_ready = Signal()
+        # The selected output: `valid` from the state, `ready` back from it.
+        out_valid, selected_ready = Signal(), Signal()
         for i, src in enumerate(self.sources):
+            m.d.comb += src.valid.eq(out_valid & (port == i))
             with m.If(port == i):
                 m.d.comb += selected_ready.eq(src.ready)
 
@@ -93,19 +106,14 @@ class VlanSplit(wiring.Component):
                     m.d.sync += self.dropped.eq(self.dropped + 1)
                     m.next = "Drop"
             with m.State("Pass"):
-                for i, src in enumerate(self.sources):
-                    with m.If(port == i):
-                        m.d.comb += src.valid.eq(sink.valid)
-                m.d.comb += sink.ready.eq(selected_ready)
+                m.d.comb += [out_valid.eq(sink.valid), sink.ready.eq(selected_ready)]
                 with m.If(sink.valid & selected_ready):
                     m.d.sync += [shift_in(sink.payload.data), first.eq(0)]
                     with m.If(sink.payload.last):
                         m.d.sync += left.eq(_HELD)
                         m.next = "Flush"
             with m.State("Flush"):
-                for i, src in enumerate(self.sources):
-                    with m.If(port == i):
-                        m.d.comb += src.valid.eq(1)
+                m.d.comb += out_valid.eq(1)
                 with m.If(selected_ready):
                     m.d.sync += [shift_in(Const(0, 8)), left.eq(left - 1), first.eq(0)]
                     with m.If(left == 1):
