@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
+
 from twinplane.hdl.dfs.top import DFSCore
 from twinplane.model.dfs import DfsConfig, ReferenceDFS
 from twinplane.protocol.codec import Codec
@@ -76,7 +78,5 @@ def test_model_takes_messages_only_from_the_cs_network():
 
 
 def test_bad_cs_network_is_rejected():
-    import pytest
-
     with pytest.raises(ValueError, match="cs_network must be an IPv4 network, not '10.0.0.1/33'"):
         DfsConfig(key=KEY, cs_network="10.0.0.1/33")

@@ -9,6 +9,9 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
+from twinplane.boards.bridge import L2Bridge
+from twinplane.boards.registry import KSZ9031_RX_DELAY, get_board
+from twinplane.boards.top import BoardTop
 from twinplane.hdl.mdio import MDIOMaster, PHYInit, PhyOp
 
 
@@ -166,8 +169,6 @@ def test_phy_init_finds_the_phys_and_sets_the_rgmii_delay():
 
 
 def test_ksz9031_sequence_writes_the_pad_skews_through_mmd_registers():
-    from twinplane.boards.registry import KSZ9031_RX_DELAY
-
     dut = PHYInit(KSZ9031_RX_DELAY, divisor=2, start_delay=10)
     phy = PhyModel(3, {(0, 2): 0x0022})
 
@@ -184,10 +185,6 @@ def test_ksz9031_sequence_writes_the_pad_skews_through_mmd_registers():
 
 @pytest.mark.parametrize("board", ["versa-ecp5", "ecpix5"])
 def test_boards_with_phy_init_drive_mdio(board):
-    from twinplane.boards.bridge import L2Bridge
-    from twinplane.boards.registry import get_board
-    from twinplane.boards.top import BoardTop
-
     spec = get_board(board)
     assert spec.phy_init
     plan = spec.platform().prepare(BoardTop(spec, L2Bridge(len(spec.roles))), name="top")

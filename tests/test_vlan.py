@@ -6,6 +6,8 @@ scapy, random gaps and backpressure, in Amaranth's simulator."""
 import random
 
 import pytest
+from amaranth import Module
+from amaranth.lib import wiring
 from amaranth.sim import Simulator
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
@@ -146,9 +148,6 @@ def test_merge_tags_and_interleaves_whole_frames():
 
 def test_merge_then_split_is_identity_under_backpressure():
     r = random.Random(4)
-
-    from amaranth import Module
-    from amaranth.lib import wiring
 
     class Loop(wiring.Component):
         def __init__(self):

@@ -195,7 +195,7 @@ class DfsConfig:
     ssmb_port: int = SSMB_UDP_PORT
     csmb_port: int = CSMB_UDP_PORT
     #: messages are taken only from sources in this network (a board's
-    #: console cs_ip/cs_prefix); 0.0.0.0/0 takes any authenticated CS
+    #: console cs_ip and its build's --cs-prefix); 0.0.0.0/0 takes any source
     cs_network: ipaddress.IPv4Network = ipaddress.IPv4Network("0.0.0.0/0")
     #: source of the 8-byte nonces (tests pass a seeded one)
     randbytes: Callable[[int], bytes] = os.urandom
@@ -318,7 +318,7 @@ class ReferenceDFS(CsmbSide, FramePath):
     # == message input ===========================================================================
     def receive_message(self, bus: Bus, data: bytes, src: Address, now: float) -> None:
         bus = Bus(bus)
-        if self.config.cs_network.prefixlen and not self._from_cs(src):
+        if not self._from_cs(src):
             self._count("msg_rx_not_cs")
             return
         self._count(f"rx_datagrams_{bus.name}")
@@ -335,6 +335,8 @@ class ReferenceDFS(CsmbSide, FramePath):
             self._reroute_pending()
 
     def _from_cs(self, src: Address) -> bool:
+        if self.config.cs_network.prefixlen == 0:  # any source, an IPv6 one included
+            return True
         try:
             return ipaddress.IPv4Address(src[0]) in self.config.cs_network
         except ValueError:  # not an IPv4 source
