@@ -63,16 +63,21 @@ class BlockBench(wiring.Component):
         return m
 
 
-def _flowtable(flows: int):
+def _geometry(flows: int):
+    """The flow-table geometry ``twinplane build --flows`` makes (boards/dfs_core.py)."""
     from twinplane.boards.dfs_core import TABLES, WAYS
     from twinplane.hdl.dfs.top import DEFAULT_GEOMETRY
-    from twinplane.hdl.flowtable import FlowTable
 
     buckets = 1 << ((flows // (TABLES * WAYS)).bit_length() - 1)
-    g = DEFAULT_GEOMETRY.__class__(
+    return DEFAULT_GEOMETRY.__class__(
         key_width=DEFAULT_GEOMETRY.key_width, action_width=DEFAULT_GEOMETRY.action_width,
         buckets=buckets, ways=WAYS, tables=TABLES, ts_width=DEFAULT_GEOMETRY.ts_width)
-    return FlowTable(g)
+
+
+def _flowtable(flows: int):
+    from twinplane.hdl.flowtable import FlowTable
+
+    return FlowTable(_geometry(flows))
 
 
 def _dfs(flows: int):
@@ -81,7 +86,60 @@ def _dfs(flows: int):
     return board_core(2, flows)
 
 
-BLOCKS = {"flowtable": _flowtable, "dfs": _dfs}
+def _msgport(flows: int):
+    from twinplane.hdl.msgport.port import MessagePort
+
+    return MessagePort(cs_slots=2, vs_entries=16, ms_per_tick=134, install_verdicts=True)
+
+
+def _miss(flows: int):
+    from twinplane.hdl.dfs.flow_control import query_layout
+    from twinplane.hdl.miss.miss_path import MissPath
+    from twinplane.model.flowkey import KEY_WIDTH
+
+    return MissPath(key_width=KEY_WIDTH, query_shape=query_layout(), cs_slots=2)
+
+
+def _flow_control(flows: int):
+    from twinplane.hdl.dfs.flow_control import FlowController
+
+    return FlowController(_geometry(flows), ms_per_tick=134, install_verdicts=True)
+
+
+def _forwarder(flows: int):
+    from twinplane.hdl.dfs.forwarder import Forwarder
+
+    return Forwarder(_geometry(flows), external=True, port=0)
+
+
+def _parser(flows: int):
+    from twinplane.hdl.dfs.adapters import ParserAdapter
+
+    return ParserAdapter()
+
+
+def _rewriter(flows: int):
+    from twinplane.hdl.rewrite.command_rewriter import CommandRewriter
+
+    return CommandRewriter()
+
+
+def _arp(flows: int):
+    from twinplane.hdl.arp.responder import ArpResponder
+
+    return ArpResponder()
+
+
+def _vscam(flows: int):
+    from twinplane.hdl.dfs.adapters import CamAdapter
+
+    return CamAdapter(vs_entries=16)
+
+
+#: Every block of the DFS by name (the DFS's own arguments, docs/boards.md).
+BLOCKS = {"flowtable": _flowtable, "dfs": _dfs, "msgport": _msgport, "miss": _miss,
+          "flow_control": _flow_control, "forwarder": _forwarder, "parser": _parser,
+          "rewriter": _rewriter, "arp": _arp, "vscam": _vscam}
 
 _DEVICES = {"25k": ("CABGA256", 6), "um-45k": ("CABGA381", 8), "45k": ("CABGA381", 8)}
 
