@@ -93,9 +93,9 @@ class Harness:
         ctx, ft = self.ctx, self.top.ft
         ctx.set(ft.lookup.valid, 1)
         ctx.set(ft.lookup.payload, {"key": key})
-        await ctx.tick()
+        await ctx.tick().until(ft.lookup.ready)
         ctx.set(ft.lookup.valid, 0)
-        for _ in range(FlowTable.latency + 2):
+        for _ in range(ft.latency + 2):
             if ctx.get(ft.result.valid):
                 result = ctx.get(ft.result.payload)
                 return (result.hit, result.handle, result.action)

@@ -2,6 +2,7 @@
 
 import random
 
+from twinplane.hdl.dfs.top import DEFAULT_GEOMETRY
 from twinplane.model.flowtable import FlowGeometry, FlowTableModel, InsertStatus
 from twinplane.sim.flowtable.bench import ebr_estimate, first_failure
 
@@ -16,8 +17,12 @@ def test_default_geometry_reaches_90_percent_before_first_failure():
 
 def test_default_geometry_fits_the_ebr_budget():
     est = ebr_estimate(FlowGeometry())
-    # 56 EBR on the LFE5U-25F; the table may take about 60 % of them.
-    assert est["total"] <= 36 and est["keymem"] == 4 * 6
+    # 56 EBR on the LFE5U-25F.  The 4 sub-tables stacked in one keymem,
+    # 512 rows of 2 x 108 bits, read one a clock: 6 EBR (not 4 x 6).
+    assert est["total"] <= 18 and est["keymem"] == 6
+    # The DFS's geometry (105-bit keys, 179-bit actions): 2 x 109 bits a row.
+    dfs = ebr_estimate(DEFAULT_GEOMETRY)
+    assert dfs["keymem"] == 7 and dfs["actmem"] == 10 and dfs["total"] == 24
 
 
 def test_api_round_trip():

@@ -1,12 +1,12 @@
 """Sharing the flow table's lookup and counter ports between the forwarders
 of several network ports.
 
-The flow table takes a lookup every clock and answers a fixed number of
-clocks later, in order (``result.ready`` is ignored), and a counter update
-every clock.  Each forwarder issues at most one lookup and one update per
-frame (at least 64 clocks at 8 bits), so a fixed-priority grant per clock is
-enough.  The granted lookup reaches the table one clock later, from a
-register.  Who asked goes into a small FIFO that each answer pops: answers come
+The flow table takes a lookup every ``tables`` clocks (its ``ready``) and
+answers a fixed number of clocks later, in order (``result.ready`` is
+ignored), and a counter update every clock.  Each forwarder issues at most
+one lookup and one update per frame (at least 64 clocks at 8 bits), so a
+fixed-priority grant is enough.  The granted lookup reaches the table from
+a register, which holds it until the table takes it.  Who asked goes into a small FIFO that each answer pops: answers come
 in order, so this holds whatever the table's latency is.
 """
 
@@ -52,17 +52,23 @@ class LookupSharer(wiring.Component):
                 m.d.comb += [grant.eq(i), granted.eq(1)]
         # The granted lookup goes to the table from a register: the table
         # hashes it in its first clock, which leaves no room for the clients'
-        # FSM decode and this mux in front (the table's ``ready`` is always 1).
+        # FSM decode and this mux in front.  The register takes a new one
+        # when empty or being emptied (the table's ``ready`` comes from its
+        # own registers, never from ``valid``).
+        free = ~self.table_lookup.valid | self.table_lookup.ready
+        take = granted & free
+        with m.If(free):
+            m.d.sync += self.table_lookup.valid.eq(granted)
         for i in range(n):
             with m.If(grant == i):
-                m.d.comb += self.lookups[i].ready.eq(1)
-                m.d.sync += self.table_lookup.payload.eq(self.lookups[i].payload)
-        m.d.sync += self.table_lookup.valid.eq(granted)
+                m.d.comb += self.lookups[i].ready.eq(free)
+                with m.If(free):
+                    m.d.sync += self.table_lookup.payload.eq(self.lookups[i].payload)
 
         # Who asked, in order; each answer pops one.
         m.submodules.owners = owners = fifo.SyncFIFO(width=len(grant), depth=8)
         m.d.comb += [
-            owners.w_en.eq(granted),
+            owners.w_en.eq(take),
             owners.w_data.eq(grant),
             owners.r_en.eq(self.table_result.valid),
         ]

@@ -4,12 +4,9 @@ Each coroutine takes the testbench context ``ctx`` and the table ``dut``; they
 follow the stream rules (valid held until the transfer).
 """
 
-from twinplane.hdl.flowtable import FlowTable
 from twinplane.model.flowtable import FlowOp
 
-__all__ = ["LOOKUP_LATENCY", "command", "lookup_burst", "rsp_fields", "touch_burst"]
-
-LOOKUP_LATENCY = FlowTable.latency
+__all__ = ["command", "lookup_burst", "rsp_fields", "touch_burst"]
 
 RSP_FIELDS = ("op", "status", "found", "handle", "key", "action", "packets", "bytes",
               "last_seen")
@@ -41,23 +38,30 @@ async def command(ctx, dut, op: FlowOp, *, key=0, action=0, handle=0, keep=0, no
     return rsp
 
 
-async def lookup_burst(ctx, dut, keys, *, latency=LOOKUP_LATENCY) -> list[tuple[int, int, int, int]]:
-    """Look up ``keys`` one per clock; returns (key, hit, handle, action) per result.
+async def lookup_burst(ctx, dut, keys) -> list[tuple[int, int, int, int]]:
+    """Look up ``keys``, each offered as soon as the table takes one (``ready``);
+    returns (key, hit, handle, action) per result.
 
-    Also checks that results come back exactly ``latency`` clocks later, in order.
+    Also checks that each result comes exactly ``dut.latency`` clocks after its
+    lookup's transfer, in order, and no result comes at any other time.
     """
-    results = []
-    pending = list(keys) + [None] * (latency + 1)
-    for cycle, key in enumerate(pending):
-        ctx.set(dut.lookup.valid, key is not None)
-        ctx.set(dut.lookup.payload.key, key or 0)
+    results, taken, queue = [], [], list(keys)
+    cycle = 0
+    while queue or len(results) < len(keys):
+        ctx.set(dut.lookup.valid, bool(queue))
+        ctx.set(dut.lookup.payload.key, queue[0] if queue else 0)
+        due = [k for c, k in taken[len(results):] if cycle - c == dut.latency]
         if ctx.get(dut.result.valid):
             r = ctx.get(dut.result.payload)
+            assert due and int(r.key) == due[0], "result out of order or early"
             results.append((int(r.key), int(r.hit), int(r.handle), int(r.action)))
-            assert int(r.key) == keys[cycle - latency], "result out of order or late"
         else:
-            assert not 0 <= cycle - latency < len(keys), f"no result in cycle {cycle}"
+            assert not due, f"no result in cycle {cycle}"
+        if queue and ctx.get(dut.lookup.ready):
+            taken.append((cycle, queue.pop(0)))
         await ctx.tick()
+        cycle += 1
+        assert cycle < 100 * (len(keys) + 1) * dut.latency, "lookups not taken"
     ctx.set(dut.lookup.valid, 0)
     return results
 
