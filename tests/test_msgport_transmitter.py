@@ -25,7 +25,8 @@ OWN_MAC, OWN_IP = 0x020000AA0001, 0x0A640001
 
 class Producer(Elaboratable):
     """The transmitter and what a producer does for it: answer ``read``
-    with the byte asked for, here from a register holding the message."""
+    with the byte asked for, a clock later, here from a register holding the
+    message; it also checks that the reader asks in order."""
 
     def __init__(self):
         self.dut = MessageTransmitter()
@@ -35,7 +36,8 @@ class Producer(Elaboratable):
         m = Module()
         m.submodules.dut = dut = self.dut
         wire_order = Cat(*(self.raw.word_select(MAX_SENT_BYTES - 1 - k, 8) for k in range(MAX_SENT_BYTES)))
-        m.d.comb += dut.read.byte.eq(wire_order.word_select(dut.read.index, 8))
+        with m.If(dut.read.en):
+            m.d.sync += dut.read.byte.eq(wire_order.word_select(dut.read.index, 8))
         return m
 
 
@@ -66,10 +68,25 @@ def run_transmitter(jobs, ready_chance=1.0, seed=0):
             ctx.set(dut.source.ready, rng.random() < ready_chance)
             await ctx.tick()
 
+    async def monitor(ctx):
+        # The reader asks for the message in order, from byte 0, once per
+        # pass; a frame, once started, has no gap (a MAC cannot pause).
+        expected, in_frame = 0, False
+        async for _clk, _rst, en, index, valid, ready, last in ctx.tick().sample(
+            dut.read.en, dut.read.index, dut.source.valid, dut.source.ready, dut.source.payload.last
+        ):
+            if en:
+                assert index in (expected, 0), f"asked for byte {index}, expected {expected} or 0"
+                expected = index + 1
+            assert valid or not in_frame, "gap inside a frame"
+            if valid and ready:
+                in_frame = not last
+
     sim = Simulator(top)
     sim.add_clock(8e-9)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
+    sim.add_process(monitor)
     sim.add_process(frame_collector(dut.source, frames))
     sim.run()
     return frames

@@ -125,12 +125,15 @@ def transmit_message_layout() -> data.StructLayout:
 
 
 def message_read_signature() -> wiring.Signature:
-    """Random access to the signed bytes of the message being offered, from
-    the reader's side: ``index`` (0 = the first byte on the wire) out,
-    ``byte`` back in the same clock.  The producer composes the byte it is
-    asked for, so neither side holds the message in a message-sized register
-    or multiplexes one as a whole."""
-    return wiring.Signature({"index": Out(range(MAX_TRANSMIT_BYTES)), "byte": In(8)})
-
+    """Access to the signed bytes of the message being offered, from the
+    reader's side: with ``en`` high, ``index`` (0 = the first byte on the
+    wire) is asked for, and ``byte`` holds it from the next clock on (the
+    producer registers it, so its byte selection ends in a flip-flop instead
+    of running on into the reader's logic).  A reader reads the message in
+    order, ``index`` 0 to ``length - 1``, each once per pass (a producer may
+    rely on it: the session engine rotates the receiver's register for a
+    replica).  Neither side holds the message in a message-sized register or
+    multiplexes one as a whole."""
+    return wiring.Signature({"en": Out(1), "index": Out(range(MAX_TRANSMIT_BYTES)), "byte": In(8)})
 
 assert HEADER_SIZE == 24  # the receiver reads msg_type at 2 and msg_length at 4..5

@@ -94,6 +94,7 @@ class MessagePort(wiring.Component):
             receiver.src_mac.eq(self.rx_src_mac),
             receiver.src_ip.eq(self.rx_src_ip),
             receiver.src_port.eq(self.rx_src_port),
+            receiver.rotate.eq(session.rx_rotate),
             session.own_mac.eq(self.own_mac),
             session.own_ip.eq(self.own_ip),
             session.tick.eq(self.tick),

@@ -17,6 +17,13 @@ Interface
               message, its header and body in the low bits of ``raw``; held
               (valid, stable payload) until taken, so a consumer may work
               on it in place instead of copying it.
+``rotate``    In(1): while ``source`` is held after its consumer has read
+              the message, rotate ``raw`` left by a byte (its top byte moves
+              to the bottom), so the bytes of a message that fills ``raw``
+              come out in wire order at the top, 8 multiplexers instead of a
+              byte-wide one over 1,216 bits; after ``MAX_RECEIVED_BYTES`` rotations
+              ``raw`` is as it was.  (The session engine reads a REPLY/NEWFLOW
+              this way to replicate it.)
 counters      Out(32) each: ``accepted``, ``bad_length``, ``truncated``,
               ``unexpected``, ``bad_version``, ``bad_tag``.
 
@@ -37,7 +44,7 @@ receiver's core separate: a shared core would be held while the network
 delivers a message's bytes, and the transmitter would wait on the network.
 """
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -69,6 +76,7 @@ class MessageReceiver(wiring.Component):
                 "src_mac": In(48),
                 "src_ip": In(32),
                 "src_port": In(16),
+                "rotate": In(1),  # while source is held: raw's top byte to the bottom
                 **hash_port,
                 "source": Out(stream.Signature(received_message_layout())),
                 **{name: Out(32) for name in _COUNTERS},
@@ -132,8 +140,8 @@ class MessageReceiver(wiring.Component):
         with m.If(clear):
             m.d.sync += [out.raw.eq(0), tag.eq(0)]
         with m.Else():
-            with m.If(shift_raw):
-                m.d.sync += out.raw.eq(Cat(byte, out.raw[:-8]))
+            with m.If(shift_raw | self.rotate):
+                m.d.sync += out.raw.eq(Cat(Mux(shift_raw, byte, out.raw[-8:]), out.raw[:-8]))
             with m.If(shift_tag):
                 m.d.sync += tag.eq(Cat(tag[8:], byte))
 

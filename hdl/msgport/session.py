@@ -103,6 +103,7 @@ _WINDOW = ReplayWindow.SIZE
 _KEY_BITS = 8 * ((KEY_WIDTH + 7) // 8)  # the flow key as the model's crc32 sees it: whole bytes
 _CLOCK_BITS = 24  # the engine's millisecond clock (wraps after 4.6 hours)
 _DEFAULT_HELLO_MS = 1000  # a CS's HELLO interval until its HELLO says otherwise
+_LOOKUP_CLOCKS = 3  # slot lookup -> window compare -> window verdict, each a register
 _COUNTERS = (
     "hellos",
     "authentications",
@@ -178,6 +179,7 @@ class SessionEngine(wiring.Component):
                 "rx": In(stream.Signature(received_message_layout())),
                 "tx": Out(stream.Signature(transmit_message_layout())),
                 "tx_read": In(message_read_signature()),
+                "rx_rotate": Out(1),  # to the receiver: rotate raw (a replica is being read)
                 "to_core": Out(stream.Signature(received_message_layout())),
                 "from_core": In(stream.Signature(core_message_layout())),
                 # install_verdicts: one transfer per REPLY/NEWFLOW taken on
@@ -265,46 +267,60 @@ class SessionEngine(wiring.Component):
         def body(cls):
             return data.View(message_layout(cls), cur.raw[: message_layout(cls).size])
 
-        # slot lookup: CSMB by (address, port); SSMB by (address, session)
+        # Slot lookup and replay window run as a pipeline of registers fed
+        # every clock from the held message and the slot table (the compares,
+        # the 33-bit differences and the 64-bit window shift would be one
+        # path ~25 ns long); "Looking up the sender" waits for it to settle
+        # (_LOOKUP_CLOCKS) after the message or the table changed.
+        # Stage 1, slot lookup: CSMB by (address, port); SSMB by (address, session).
         match = Signal(n)
         for i in range(n):
             by_port = (cs_ip[i] == cur.src_ip) & (cs_port[i] == cur.src_port)
             by_session = (cs_ip[i] == cur.src_ip) & authed[i] & (session[i] == hdr.session)
             m.d.comb += match[i].eq(in_use[i] & Mux(is_csmb, by_port, by_session))
-        found = Signal()
+        found, any_free = Signal(), Signal()
         slot = Signal(range(max(n, 2)))
         free_slot = Signal(range(max(n, 2)))
-        any_free = Signal()
+        m.d.sync += [found.eq(0), any_free.eq(0)]
         for i in reversed(range(n)):
             with m.If(match[i]):
-                m.d.comb += [found.eq(1), slot.eq(i)]
+                m.d.sync += [found.eq(1), slot.eq(i)]
             with m.If(~in_use[i]):
-                m.d.comb += [any_free.eq(1), free_slot.eq(i)]
+                m.d.sync += [any_free.eq(1), free_slot.eq(i)]
 
-        # replay window check of hdr.seq against the current slot
+        # Stage 2: hdr.seq against the slot's highest.
         seq = hdr.seq
         slot_highest, slot_bitmap = Signal(32), Signal(_WINDOW)
         m.d.comb += [slot_highest.eq(highest[slot]), slot_bitmap.eq(bitmap[slot])]
-        ahead = Signal(33)
-        behind = Signal(33)
-        m.d.comb += [ahead.eq(seq - slot_highest), behind.eq(slot_highest - seq)]
+        ahead = seq - slot_highest
+        behind = slot_highest - seq
+        seq_zero, seq_ahead, far_ahead, near_behind = Signal(), Signal(), Signal(), Signal()
+        shift, back = Signal(6), Signal(6)
+        m.d.sync += [
+            seq_zero.eq(seq == 0),
+            seq_ahead.eq(seq > slot_highest),
+            far_ahead.eq(ahead[6:32] != 0),
+            shift.eq(ahead[:6]),
+            near_behind.eq(behind[6:32] == 0),
+            back.eq(behind[:6]),
+        ]
+
+        # Stage 3: the verdict and the slot's new window.
         fresh = Signal()
         new_highest, new_bitmap = Signal(32), Signal(_WINDOW)
-        with m.If(seq == 0):
-            m.d.comb += fresh.eq(0)
-        with m.Elif(seq > slot_highest):
-            shift = Signal(7)
-            m.d.comb += shift.eq(Mux(ahead >= _WINDOW, _WINDOW, ahead[:7]))
-            m.d.comb += [
+        m.d.sync += [fresh.eq(0), new_highest.eq(slot_highest), new_bitmap.eq(slot_bitmap)]
+        with m.If(seq_zero):
+            m.d.sync += fresh.eq(0)
+        with m.Elif(seq_ahead):
+            m.d.sync += [
                 fresh.eq(1),
                 new_highest.eq(seq),
-                new_bitmap.eq(Mux(ahead >= _WINDOW, 1, (slot_bitmap << shift)[:_WINDOW] | 1)),
+                new_bitmap.eq(Mux(far_ahead, 1, (slot_bitmap << shift)[:_WINDOW] | 1)),
             ]
-        with m.Elif(behind < _WINDOW):
-            m.d.comb += [
-                fresh.eq(~slot_bitmap.bit_select(behind[:6], 1)),
-                new_highest.eq(slot_highest),
-                new_bitmap.eq(slot_bitmap | (Const(1, _WINDOW) << behind[:6])[:_WINDOW]),
+        with m.Elif(near_behind):
+            m.d.sync += [
+                fresh.eq(~slot_bitmap.bit_select(back, 1)),
+                new_bitmap.eq(slot_bitmap | (Const(1, _WINDOW) << back)[:_WINDOW]),
             ]
 
         def accept_seq():
@@ -484,35 +500,42 @@ class SessionEngine(wiring.Component):
             m.d.comb += is_replica.eq(kind == _Kind.REPLICA)
         is_core = Signal()  # to a slot's SSMB address
         m.d.comb += is_core.eq((kind == _Kind.CORE) | is_replica)
-        out_head = Mux(
-            is_replica,
-            cur.raw[-8 * HEADER_SIZE :],  # a REPLY/NEWFLOW fills raw exactly
-            Mux(kind == _Kind.CORE, self.from_core.payload.raw[-8 * HEADER_SIZE :], reply[-8 * HEADER_SIZE :]),
-        )
         out_len = Mux(is_replica, MAX_RECEIVED_BYTES, Mux(kind == _Kind.CORE, self.from_core.payload.length, reply_len))
-        out_hdr = data.View(header_layout(), out_head)
         out_csmb = Signal()
         m.d.comb += out_csmb.eq(~is_core & (((kind != _Kind.HELLO) & (kind != _Kind.AUTH_RESPONSE)) | is_csmb))
+        # Registered: stable a clock after out_slot/tx_seq change, and the
+        # transmitter asks for the header no sooner than two clocks after.
         out_seq = Signal(32)
-        m.d.comb += out_seq.eq(Mux(out_anonymous, anonymous_seq, tx_seq[out_slot]) + 1)
-        stamped = Signal(8 * HEADER_SIZE)
-        stamped_hdr = data.View(header_layout(), stamped)
+        m.d.sync += out_seq.eq(Mux(out_anonymous, anonymous_seq, tx_seq[out_slot]) + 1)
+        # A CSMB message the DFS sends is a reply; its kind is its by-type serial's index.
+        assert all(_Kind[t.name].value == i for i, t in enumerate(_CSMB_SENT))
+        bytype = kind.as_value()[:2]
+        # The header fields every message has stamped in; the other bytes
+        # come from the message itself.  The slot's session while it is
+        # authenticated (AUTH_RESPONSE: the new one, set by now), else 0 (a
+        # reply's own); a core message may carry its own session.
+        core_hdr = data.View(header_layout(), self.from_core.payload.raw[-8 * HEADER_SIZE :])
+        own_session = ((kind != _Kind.CORE) | (core_hdr.session == 0)) & ~out_anonymous & authed[out_slot]
+        stamp = Signal(8 * HEADER_SIZE)
+        stamp_hdr = data.View(header_layout(), stamp)
         m.d.comb += [
-            stamped.eq(out_head),
-            stamped_hdr.msg_length.eq(out_len + TAG_SIZE),
-            stamped_hdr.seq.eq(out_seq),
-            stamped_hdr.epoch.eq(newest_epoch),
+            stamp_hdr.msg_length.eq(out_len + TAG_SIZE),
+            stamp_hdr.epoch.eq(newest_epoch),
+            stamp_hdr.serial.eq(Cat(serial_bytype[bytype], serial_global)),
+            stamp_hdr.session.eq(session[out_slot]),
+            stamp_hdr.seq.eq(out_seq),
         ]
-        # The slot's session while it is authenticated (AUTH_RESPONSE: the new
-        # one, set by now), else 0; a core message may carry its own.
-        with m.If(((out_hdr.session == 0) | is_replica) & ~out_anonymous & authed[out_slot]):
-            m.d.comb += stamped_hdr.session.eq(session[out_slot])
-        bytype = Signal(range(len(_CSMB_SENT)))
-        for i, t in enumerate(_CSMB_SENT):
-            with m.If(out_hdr.msg_type == t):
-                m.d.comb += bytype.eq(i)
-        with m.If(out_csmb):
-            m.d.comb += stamped_hdr.serial.eq(Cat(serial_bytype[bytype], serial_global))
+
+        def header_bytes(name):
+            """Wire byte numbers of header field ``name`` (first byte on top)."""
+            field = header_layout()[name]
+            return range(HEADER_SIZE - (field.offset + field.width) // 8, HEADER_SIZE - field.offset // 8)
+
+        stamped = Signal(32)  # a bit per header byte: the stamp's byte goes out
+        for name, when in (("msg_length", 1), ("epoch", 1), ("seq", 1), ("serial", out_csmb),
+                           ("session", own_session)):
+            for k in header_bytes(name):
+                m.d.comb += stamped[k].eq(when)
         m.d.comb += [
             self.tx.payload.bus.eq(out_csmb),
             self.tx.payload.length.eq(out_len),
@@ -520,18 +543,25 @@ class SessionEngine(wiring.Component):
             self.tx.payload.dst_ip.eq(Mux(is_core, ssmb_ip[out_slot], cur.src_ip)),
             self.tx.payload.dst_port.eq(Mux(is_core, ssmb_port[out_slot], cur.src_port)),
         ]
-        # The byte the transmitter asks for: the stamped header, or the body
-        # of the reply or of the core message.
+
+        # The byte the transmitter asks for, into a register (it answers a
+        # clock later): a stamped header byte, or the message's own -- the
+        # reply's, the core message's, or for a replica the receiver's top
+        # byte (it rotates raw a byte per read: no 152-way byte multiplexer).
         def byte_of(value, nbytes):
             return Cat(*(value.word_select(nbytes - 1 - k, 8) for k in range(nbytes))).word_select(index, 8)
 
         index = self.tx_read.index
-        body_byte = Mux(
+        own_byte = Mux(
             kind == _Kind.CORE, byte_of(self.from_core.payload.raw, MAX_SENT_BYTES), byte_of(reply, MAX_SENT_BYTES)
         )
         if self._install_verdicts:
-            body_byte = Mux(is_replica, byte_of(cur.raw, MAX_RECEIVED_BYTES), body_byte)
-        m.d.comb += self.tx_read.byte.eq(Mux(index < HEADER_SIZE, byte_of(stamped, HEADER_SIZE), body_byte))
+            assert len(cur.raw) == 8 * MAX_RECEIVED_BYTES  # a REPLY/NEWFLOW fills raw exactly
+            own_byte = Mux(is_replica, cur.raw[-8:], own_byte)
+            m.d.comb += self.rx_rotate.eq(self.tx_read.en & is_replica)
+        use_stamp = (index < HEADER_SIZE) & stamped.bit_select(index[:5], 1)
+        with m.If(self.tx_read.en):
+            m.d.sync += self.tx_read.byte.eq(Mux(use_stamp, byte_of(stamp, HEADER_SIZE), own_byte))
 
         # ... and what changes once the transmitter has taken it
         sent = [
@@ -563,12 +593,14 @@ class SessionEngine(wiring.Component):
             newest_epoch.eq(Mux(raise_epoch, hdr.epoch, newest_epoch)),
         ]
 
+        lookup_wait = Signal(range(_LOOKUP_CLOCKS))
         with m.FSM(name="session"):
             with m.State("Idle"):
                 with m.If(awaiting_verdict):
                     m.next = "Waiting for the install verdict"  # the message on rx is handled
                 with m.Elif(self.rx.valid & ~to_core_pending):
-                    m.next = "Dispatching"
+                    m.d.sync += lookup_wait.eq(0)
+                    m.next = "Looking up the sender"
                 with m.Elif(self.from_core.valid):
                     m.next = "Stamping a core message"
                 with m.Else():
@@ -578,6 +610,12 @@ class SessionEngine(wiring.Component):
                     with m.If(in_use[expiry_slot] & expired(expiry_slot)):
                         m.d.sync += [in_use[expiry_slot].eq(0), authed[expiry_slot].eq(0)]
                         count("expired")
+
+            with m.State("Looking up the sender"):
+                # The lookup pipeline above settles on the message and table.
+                m.d.sync += lookup_wait.eq(lookup_wait + 1)
+                with m.If(lookup_wait == _LOOKUP_CLOCKS - 1):
+                    m.next = "Dispatching"
 
             with m.State("Dispatching"):
                 is_hello = Mux(is_csmb, cur.msg_type == CsmbType.HELLO, cur.msg_type == SsmbType.HELLO)
@@ -600,7 +638,8 @@ class SessionEngine(wiring.Component):
                             role[free_slot].eq(Role.ACTIVE),
                             deadline[free_slot].eq(now_ms + 3 * _DEFAULT_HELLO_MS),
                         ]
-                        m.next = "Dispatching"  # again, now with the slot found
+                        m.d.sync += lookup_wait.eq(0)
+                        m.next = "Looking up the sender"  # again, now with the slot found
                     with m.Else():
                         count("no_slot")
                         m.next = "Done"

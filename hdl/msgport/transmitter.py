@@ -8,7 +8,8 @@ Interface
 ``sink``      In(stream of :func:`transmit_message_layout`): one message's
               bus, length and destination; held until the frame is out.
 ``read``      Out(:func:`message_read_signature`): the message's bytes, asked
-              for one at a time by index while ``sink`` is valid.
+              for in order while ``sink`` is valid, each answered a clock
+              later (a 3-byte FIFO here absorbs that).
 ``key``       In(128): the shared key (``int.from_bytes(key16, "little")``).
 ``own_mac``, ``own_ip``
               In: the DFS's addresses on the internal side (frame source).
@@ -29,11 +30,11 @@ With ``shared_hash=True`` the SipHash core is outside (``hash``: see
 :class:`~.hash_arbiter.HashArbiter`) and ``key`` is not a member.
 
 The UDP checksum is 0 ("no checksum", allowed over IPv4 by RFC 768): the tag
-protects the payload end to end.  The IPv4 header checksum is computed from
-the header fields while the message is hashed.
+protects the payload end to end.  The IPv4 header checksum is summed from
+the header fields, a word a clock, while the message is hashed.
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -78,22 +79,56 @@ class MessageTransmitter(wiring.Component):
             m.d.comb += siphash.key.eq(self.key)
 
         msg = self.sink.payload  # held by the producer until the last byte
-        body_index = Signal(range(MAX_TRANSMIT_BYTES + 1))
+        body_index = Signal(range(MAX_TRANSMIT_BYTES + 1))  # message bytes taken in this pass
+        length = Signal(range(MAX_TRANSMIT_BYTES + 1))  # msg.length, registered
+        last_index = Signal(range(MAX_TRANSMIT_BYTES))  # msg.length - 1
         head_index = Signal(range(_HEADERS + 1))
         tag = Signal(64)
         ident = Signal(16)
         ip_total = Signal(16)
         ip_sum = Signal(20)
+        sum_step = Signal(3)
 
-        # Folding the checksum's carries is idempotent once folded, and the
+        # -- Fetcher: asks the producer for the message's bytes in order, a
+        # clock ahead (``read`` answers from a register), into a 3-byte FIFO.
+        # Whether to ask depends on registers only (FIFO fill + the byte in
+        # flight), so the consumer's ready is not in front of the producer's
+        # byte multiplexer; 3 entries keep one byte a clock flowing.
+        fetching = Signal()  # the FSM is in a pass that reads the message
+        fetch_index = Signal(range(MAX_TRANSMIT_BYTES + 1))
+        in_flight = Signal()
+        fifo = [Signal(8, name=f"fifo{i}") for i in range(3)]
+        fill = Signal(range(4))
+        pop = Signal()
+        ask = Signal()
+        m.d.comb += [
+            ask.eq(fetching & (fetch_index != length) & (fill + in_flight < 3)),
+            self.read.en.eq(ask),
+            self.read.index.eq(fetch_index),
+        ]
+        m.d.sync += in_flight.eq(ask)
+        with m.If(ask):
+            m.d.sync += fetch_index.eq(fetch_index + 1)
+        m.d.sync += fill.eq(fill + in_flight - pop)
+        for i in range(3):
+            # Entry i after this clock: shift down on pop; the arriving byte
+            # lands at the first free place.
+            kept = fifo[i + 1] if i + 1 < 3 else fifo[i]
+            with m.If(in_flight & (fill - pop == i)):
+                m.d.sync += fifo[i].eq(self.read.byte)
+            with m.Elif(pop):
+                m.d.sync += fifo[i].eq(kept)
+        have_byte = fill != 0
+        body_byte = fifo[0]
+        last_body = body_index == last_index
+
+        # The IPv4 header checksum, one 16-bit word a clock while the message
+        # is hashed (a 9-operand sum in one clock would be 3 carry chains
+        # deep); folding the carries is idempotent once folded, and the
         # hash takes more than the two clocks a 20-bit sum needs.
+        sum_words = Array([ip_total, ident, self.own_ip[16:], self.own_ip[:16], msg.dst_ip[16:], msg.dst_ip[:16]])
         folded = ip_sum[:16] + ip_sum[16:]
         fold = ip_sum.eq(folded[:16] + folded[16:])
-
-        # Byte k of the message (k = 0 first on the wire), from the producer.
-        m.d.comb += self.read.index.eq(body_index)
-        body_byte = self.read.byte
-        last_body = body_index == msg.length - 1
 
         port = Signal(16)
         m.d.comb += port.eq(Mux(msg.bus, CSMB_UDP_PORT, SSMB_UDP_PORT))
@@ -121,76 +156,74 @@ class MessageTransmitter(wiring.Component):
         head_bytes = Cat(*(value.word_select(width // 8 - 1 - k, 8) for value, width in fields for k in range(width // 8)))
         head_byte = head_bytes.word_select(head_index, 8)
 
+        # Payloads driven in every state (a value set only where valid is
+        # raised would be ANDed with the state, a LUT per bit).
+        sending_head, sending_tag = Signal(), Signal()
+        m.d.comb += [
+            siphash.sink.payload.data.eq(body_byte),
+            siphash.sink.payload.last.eq(last_body),
+            self.source.payload.data.eq(Mux(sending_head, head_byte, Mux(sending_tag, tag[:8], body_byte))),
+            self.source.payload.first.eq(head_index == 0),
+            self.source.payload.last.eq(sending_tag & (body_index == TAG_SIZE - 1)),
+        ]
+
         with m.FSM(name="transmitter"):
             with m.State("Waiting for a message"):
+                m.d.sync += [body_index.eq(0), fetch_index.eq(0), sum_step.eq(0),
+                             ip_sum.eq(0x4500 + 0x4000 + (_TTL << 8 | 17))]
                 with m.If(self.sink.valid):
-                    m.d.sync += [body_index.eq(0), ip_total.eq(20 + 8 + msg.length + TAG_SIZE)]
+                    m.d.sync += [ip_total.eq(20 + 8 + msg.length + TAG_SIZE), length.eq(msg.length), last_index.eq(msg.length - 1)]
                     m.next = "Hashing the bus byte"
 
             with m.State("Hashing the bus byte"):
-                m.d.comb += [siphash.sink.valid.eq(1), siphash.sink.payload.data.eq(msg.bus)]
+                m.d.comb += [
+                    fetching.eq(1),
+                    siphash.sink.valid.eq(1),
+                    siphash.sink.payload.data.eq(msg.bus),
+                    siphash.sink.payload.last.eq(0),
+                ]
                 with m.If(siphash.sink.ready):
                     m.next = "Hashing the message"
 
             with m.State("Hashing the message"):
-                m.d.comb += [
-                    siphash.sink.valid.eq(1),
-                    siphash.sink.payload.data.eq(body_byte),
-                    siphash.sink.payload.last.eq(last_body),
-                ]
-                with m.If(siphash.sink.ready):
+                m.d.comb += [fetching.eq(1), siphash.sink.valid.eq(have_byte), pop.eq(have_byte & siphash.sink.ready)]
+                with m.If(pop):
                     m.d.sync += body_index.eq(body_index + 1)
                     with m.If(last_body):
                         m.next = "Waiting for the tag"
-                # The IPv4 header checksum, meanwhile: a plain sum, folded below.
-                m.d.sync += ip_sum.eq(
-                    0x4500
-                    + ip_total
-                    + ident
-                    + 0x4000
-                    + (_TTL << 8 | 17)
-                    + self.own_ip[16:]
-                    + self.own_ip[:16]
-                    + msg.dst_ip[16:]
-                    + msg.dst_ip[:16]
-                )
+                with m.If(sum_step != len(sum_words)):
+                    m.d.sync += [ip_sum.eq(ip_sum + sum_words[sum_step]), sum_step.eq(sum_step + 1)]
 
             with m.State("Waiting for the tag"):
-                m.d.sync += fold
+                m.d.sync += [fold, fetch_index.eq(0)]
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
                     m.d.sync += [tag.eq(siphash.source.payload), head_index.eq(0), body_index.eq(0)]
                     m.next = "Sending the headers"
 
             with m.State("Sending the headers"):
-                m.d.comb += [
-                    self.source.valid.eq(1),
-                    self.source.payload.data.eq(head_byte),
-                    self.source.payload.first.eq(head_index == 0),
-                ]
+                m.d.comb += [fetching.eq(1), sending_head.eq(1), self.source.valid.eq(1)]
                 with m.If(self.source.ready):
                     m.d.sync += head_index.eq(head_index + 1)
                     with m.If(head_index == _HEADERS - 1):
                         m.next = "Sending the message"
 
             with m.State("Sending the message"):
-                m.d.comb += [self.source.valid.eq(1), self.source.payload.data.eq(body_byte)]
-                with m.If(self.source.ready):
+                # The FIFO filled during the headers and the fetcher keeps a
+                # byte a clock coming, so valid does not drop inside the frame.
+                m.d.comb += [fetching.eq(1), self.source.valid.eq(have_byte),
+                             pop.eq(have_byte & self.source.ready)]
+                with m.If(pop):
                     m.d.sync += body_index.eq(body_index + 1)
                     with m.If(last_body):
                         m.d.sync += body_index.eq(0)
                         m.next = "Sending the tag"
 
             with m.State("Sending the tag"):
-                last = body_index == TAG_SIZE - 1
-                m.d.comb += [
-                    self.source.valid.eq(1),
-                    self.source.payload.data.eq(tag[:8]),
-                    self.source.payload.last.eq(last),
-                ]
+                m.d.comb += [sending_tag.eq(1), self.source.valid.eq(1)]
                 with m.If(self.source.ready):
                     m.d.sync += [tag.eq(tag >> 8), body_index.eq(body_index + 1)]
-                    with m.If(last):
+                    with m.If(body_index == TAG_SIZE - 1):
                         # The frame is out: now the producer may move on.
                         m.d.comb += self.sink.ready.eq(1)
                         m.d.sync += [self.sent.eq(self.sent + 1), ident.eq(ident + 1)]
