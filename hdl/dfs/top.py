@@ -40,6 +40,7 @@ from .adapters import CamAdapter, DecisionToCommand, ParserAdapter
 from .flow_control import FlowController, query_layout, tcp_event_layout
 from .fork import FrameDemux, StreamFork
 from .forwarder import Forwarder, decision_layout
+from .seconds_to_ticks import SecondsToTicks
 from .table_clients import LookupSharer, PriorityMerger
 
 __all__ = ["DEFAULT_GEOMETRY", "DFSCore"]
@@ -189,9 +190,12 @@ class DFSCore(wiring.Component):
         ]
         connect(m, msgport.vs_write, cam.write)
         m.d.comb += cam.local_addr.eq(msgport.dfs_ip)
+        # CONFIG IDLE_TIMEOUT_S in ticks, for the idle scanner.
+        m.submodules.idle_ticks = idle_ticks = SecondsToTicks(
+            width=16, ms_per_tick=a["ms_per_tick"], ticks_width=g.ts_width)
+        m.d.comb += [idle_ticks.seconds.eq(msgport.idle_timeout_s), control.idle_timeout.eq(idle_ticks.ticks)]
         m.d.comb += [
             control.now.eq(self.now),
-            control.idle_timeout.eq(self._idle_ticks(msgport.idle_timeout_s)),
             miss.flush.eq(control.flush_pending),
             msgport.key.eq(self.key),
             msgport.tick.eq(tick),
@@ -343,11 +347,3 @@ class DFSCore(wiring.Component):
             self.msg_rx_not_cs.eq(forwarders[self._internal].dropped_not_cs),
         ]
         return m
-
-    def _idle_ticks(self, seconds):
-        """CONFIG IDLE_TIMEOUT_S in ticks (0: no idle deletion)."""
-        ms_per_tick = self._args["ms_per_tick"]
-        # seconds * 1000 / ms_per_tick, as a constant multiply and shift (no divider).
-        scale = round((1000 << 16) / ms_per_tick)
-        ticks = (seconds * scale) >> 16
-        return ticks[: self.geometry.ts_width]

@@ -1,0 +1,50 @@
+# Ref: docs/dfs.md (timers: the DFS counts time in ticks of ms_per_tick ms).
+"""Seconds (a configuration value) to timebase ticks, without a multiplier.
+
+``ticks = seconds * 1000 / ms_per_tick`` (rounded down, kept to
+``ticks_width`` bits) as a multiply by the constant ``round(2**16 * 1000 /
+ms_per_tick)`` and a shift, done one bit of ``seconds`` a clock: a new value
+shows ``width + 1`` clocks after it appears, and the old one holds until
+then.  Configuration changes once in a while; a DSP multiply in front of the
+idle scanner's compare would have cost it a whole clock (docs/boards.md).
+"""
+
+from amaranth import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SecondsToTicks"]
+
+
+class SecondsToTicks(wiring.Component):
+    """``seconds`` in, ``ticks`` out (a register)."""
+
+    def __init__(self, *, width: int = 16, ms_per_tick: int, ticks_width: int):
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, not {width!r}")
+        if not isinstance(ms_per_tick, int) or ms_per_tick < 1:
+            raise ValueError(f"ms_per_tick must be a positive integer, not {ms_per_tick!r}")
+        if not isinstance(ticks_width, int) or ticks_width < 1:
+            raise ValueError(f"ticks_width must be a positive integer, not {ticks_width!r}")
+        self._width = width
+        self.scale = round((1000 << 16) / ms_per_tick)
+        super().__init__({"seconds": In(width), "ticks": Out(ticks_width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        width = self._width
+        taken = Signal(width)       # the value converted, or being converted
+        rest = Signal(width)        # its bits not yet added, lowest first
+        addend = Signal(width + self.scale.bit_length())
+        product = Signal(width + self.scale.bit_length())
+        steps = Signal(range(width + 1))
+        with m.If(steps != 0):
+            with m.If(rest[0]):
+                m.d.sync += product.eq(product + addend)
+            m.d.sync += [rest.eq(rest >> 1), addend.eq(addend << 1), steps.eq(steps - 1)]
+        with m.Elif(taken != self.seconds):
+            m.d.sync += [taken.eq(self.seconds), rest.eq(self.seconds), addend.eq(self.scale),
+                         product.eq(0), steps.eq(width)]
+        with m.Else():
+            m.d.sync += self.ticks.eq(product >> 16)
+        return m
