@@ -38,11 +38,11 @@ def info_of(frame: bytes, released: bool = False) -> dict:
         ip = p[IP]
         info.update(kind=FrameKind.FLOW, src_ip=int(ipaddress.IPv4Address(ip.src)),
                     dst_ip=int(ipaddress.IPv4Address(ip.dst)), protocol=ip.proto, tos=ip.tos,
-                    l3_offset=14, l4_offset=14 + 4 * ip.ihl, ip_length=ip.len)
+                    l3_offset=14, l4_offset=14 + 4 * ip.ihl, ip_length=ip.len, ip_end=14 + ip.len)
         if TCP in p:
             info.update(src_port=p[TCP].sport, dst_port=p[TCP].dport, tcp_flags=int(p[TCP].flags))
         elif UDP in p:
-            info.update(src_port=p[UDP].sport, dst_port=p[UDP].dport, udp_length=p[UDP].len)
+            info.update(src_port=p[UDP].sport, dst_port=p[UDP].dport)
     return info
 
 

@@ -62,7 +62,7 @@ def frame_info_layout() -> data.StructLayout:
             "vlan_id": 12,
             **FLOW_FIELDS,
             "ip_length": 16,  # IPv4 total length
-            "udp_length": 16,
+            "ip_end": 16,  # where the IPv4 packet ends in the frame (Ethernet padding follows)
             "arp_request": 1,  # ARP "who has" (oper 1)
         }
     )
@@ -284,7 +284,7 @@ class Forwarder(wiring.Component):
                             m.d.sync += [
                                 route.eq(ROUTE_MESSAGE),
                                 payload_start.eq(info.l4_offset + 8),
-                                payload_end.eq(info.l4_offset + info.udp_length),
+                                payload_end.eq(info.ip_end),
                             ]
                             count("to_message_port")
                             m.next = "Moving the frame"
