@@ -211,11 +211,19 @@ class CommandRewriter(wiring.Component):
             m.d.sync += l4_ck_new.eq(l4_folded)
 
         # ---- the byte that leaves ---------------------------------------------------------
+        # The output position relative to L3 and L4, kept as counters beside
+        # out_index (a subtract in front of the byte mux cost the clock): a
+        # command loads while its frame's output position is 0, then they
+        # count with out_index and stop where it saturates.
         j = out_index
         rel3 = Signal(9)
         rel4 = Signal(9)
+        with m.If(load):
+            m.d.sync += [rel3.eq(-self.command.payload.l3_offset), rel4.eq(-self.command.payload.l4_offset)]
+        with m.Elif(advance & (out_index != 511)):
+            m.d.sync += [rel3.eq(rel3 + 1), rel4.eq(rel4 + 1)]
         out = Signal(8)
-        m.d.comb += [rel3.eq(j - c.l3_offset), rel4.eq(j - c.l4_offset), out.eq(head.data)]
+        m.d.comb += out.eq(head.data)
         with m.If(j < 6):
             m.d.comb += out.eq(_byte_of(c.eth_dst, 6, j[:3]))
         with m.Elif(j < 12):
