@@ -18,7 +18,7 @@ the low 32 bits; an ``index`` beyond the table is ignored).
 
 Why a scan: a lookup is needed only for a frame of no known flow (a new
 flow, ARP), at most one per frame, and a minimum frame takes 84 clocks at
-one byte per clock, so one comparator walking the entries (``entries`` + 4
+one byte per clock, so one comparator walking the entries (``entries`` + 5
 clocks a question) does the work of ``entries`` comparators and registers
 (16 entries: ~2.4k LUT4 and 1.75k FF as a parallel CAM).
 
@@ -79,7 +79,7 @@ class VirtualServerCAM(wiring.Component):
 
     def latency(self) -> int:
         """Clocks from a question's transfer to its result."""
-        return self.entries + 4
+        return self.entries + 5
 
     def elaborate(self, platform):
         m = Module()
@@ -140,6 +140,16 @@ class VirtualServerCAM(wiring.Component):
             base & e.wild_addr & e.wild_port,
         ]
         known_bit = e_live & ~e.wild_addr & addr_eq  # the ARP question: addr_eq & ~noarp
+        # The compares land in registers, the class bookkeeping runs a clock
+        # later: an entry's 70-bit compare and the found/known updates do not
+        # fit one clock together.
+        c_classes = Signal(4)
+        c_known_bit = Signal()
+        c_noarp = Signal()
+        c_index = Signal(ib)
+        c_valid = Signal()
+        m.d.sync += [c_classes.eq(Cat(*classes)), c_known_bit.eq(known_bit), c_noarp.eq(e.noarp),
+                     c_index.eq(e_index), c_valid.eq(e_valid)]
         found = [Signal(name=f"found{c}") for c in range(4)]
         found_at = [Signal(ib, name=f"found{c}_at") for c in range(4)]
         known = Signal()
@@ -161,7 +171,7 @@ class VirtualServerCAM(wiring.Component):
         with m.FSM(name="cam"):
             with m.State("Idle"):
                 m.d.comb += idle.eq(1)
-                m.d.sync += [addr.eq(0), e_valid.eq(0), known.eq(0), arp_answer.eq(0)]
+                m.d.sync += [addr.eq(0), e_valid.eq(0), c_valid.eq(0), known.eq(0), arp_answer.eq(0)]
                 m.d.sync += [f.eq(0) for f in found]
                 with m.If(self.lookup.valid & self.lookup.ready):
                     # The DFS's own address is known too.
@@ -173,14 +183,14 @@ class VirtualServerCAM(wiring.Component):
                     m.next = "Searching"
             with m.State("Searching"):
                 m.d.sync += [addr.eq(addr + 1), e_index.eq(addr[:ib]), e_valid.eq(addr < n)]
-                with m.If(e_valid):
+                with m.If(c_valid):
                     # Ascending: the first entry of a class is its lowest index.
                     for c in range(4):
-                        with m.If(classes[c] & ~found[c]):
-                            m.d.sync += [found[c].eq(1), found_at[c].eq(e_index)]
-                    m.d.sync += [known.eq(known | known_bit),
-                                 arp_answer.eq(arp_answer | (known_bit & ~e.noarp))]
-                    with m.If(e_index == n - 1):
+                        with m.If(c_classes[c] & ~found[c]):
+                            m.d.sync += [found[c].eq(1), found_at[c].eq(c_index)]
+                    m.d.sync += [known.eq(known | c_known_bit),
+                                 arp_answer.eq(arp_answer | (c_known_bit & ~c_noarp))]
+                    with m.If(c_index == n - 1):
                         m.next = "Reading the winner"
             with m.State("Reading the winner"):
                 m.d.comb += rd.addr.eq(win)
