@@ -25,7 +25,7 @@ with one registered level a clock and registered folds, computed while the
 earlier header bytes pass (they have 6 or more clocks of slack).
 """
 
-from amaranth import Array, Cat, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -162,12 +162,18 @@ class CommandRewriter(wiring.Component):
                                  d_ip], "port_sum")
         d_l4_base = _fold(m, port_sum, "d_l4_base")
 
-        # Captures as bytes enter (the frame at the input: its command was latched with byte 0).
-        cin = Signal(RewriteCommand)
+        # Captures as bytes enter (the frame at the input: its command is on
+        # ``command`` with byte 0).  The position of the byte taken, relative
+        # to L3/L4, counts like in_index (no subtract in front of the compares).
+        in_rel3 = Signal(9)
+        in_rel4 = Signal(9)
+        in_tcp = Signal()
         with m.If(first_taken):
-            m.d.sync += cin.eq(self.command.payload)
-        in_rel3 = (in_index - cin.l3_offset)[:9]
-        in_rel4 = (in_index - cin.l4_offset)[:9]
+            m.d.sync += [in_rel3.eq(1 - self.command.payload.l3_offset),
+                         in_rel4.eq(1 - self.command.payload.l4_offset),
+                         in_tcp.eq(self.command.payload.protocol == _TCP)]
+        with m.Elif(take_in & (in_index != 511)):
+            m.d.sync += [in_rel3.eq(in_rel3 + 1), in_rel4.eq(in_rel4 + 1)]
         byte_in = self.sink.payload.data
         ip_ck_old = Signal(16)
         l4_ck_old = Signal(16)
@@ -180,7 +186,7 @@ class CommandRewriter(wiring.Component):
                 m.d.sync += old_seq.eq(Cat(byte_in, old_seq[:24]))
             with m.If((in_rel4 >= 8) & (in_rel4 < 12)):
                 m.d.sync += old_ack.eq(Cat(byte_in, old_ack[:24]))
-            l4_ck_at = Mux(cin.protocol == _TCP, 16, 6)
+            l4_ck_at = Mux(in_tcp, 16, 6)
             with m.If((in_rel4 == l4_ck_at) | (in_rel4 == l4_ck_at + 1)):
                 m.d.sync += l4_ck_old.eq(Cat(byte_in, l4_ck_old[:8]))
 
@@ -211,46 +217,67 @@ class CommandRewriter(wiring.Component):
             m.d.sync += l4_ck_new.eq(l4_folded)
 
         # ---- the byte that leaves ---------------------------------------------------------
-        # The output position relative to L3 and L4, kept as counters beside
-        # out_index (a subtract in front of the byte mux cost the clock): a
-        # command loads while its frame's output position is 0, then they
-        # count with out_index and stop where it saturates.
+        # Where the byte at the output sits, as registered flags: computed a
+        # clock ahead from the next position (0 with a new command, else one
+        # on), so the byte mux selects on flops, not on subtracts and compares.
+        # ``nxt_*`` hold the position after the head byte's (rel = j - offset).
+        nxt_j = Signal(9)
+        nxt_rel3 = Signal(9)
+        nxt_rel4 = Signal(9)
         j = out_index
-        rel3 = Signal(9)
-        rel4 = Signal(9)
+
+        def where(j, rel3, rel4):
+            in_range = lambda v, lo, hi: (v >= lo) & (v < hi)  # noqa: E731
+            return {
+                "dst_mac": j < 6, "src_mac": j < 12, "tci_hi": j == 14, "tci_lo": j == 15,
+                "ip_ck": in_range(rel3, 10, 12), "src_ip": in_range(rel3, 12, 16),
+                "dst_ip": in_range(rel3, 16, 20), "src_port": rel4 < 2, "dst_port": rel4 < 4,
+                "seq": rel4 < 8, "ack": rel4 < 12, "tcp_ck": in_range(rel4, 16, 18),
+                "udp_ck": in_range(rel4, 6, 8),
+            }
+
+        at = {name: Signal(name=f"at_{name}") for name in where(j, j, j)}
+        rel3_lo = Signal(2)   # the low bits of the head's rel3 and rel4: a byte within a field
+        rel4_lo = Signal(2)
+        new_l3 = self.command.payload.l3_offset
+        new_l4 = self.command.payload.l4_offset
         with m.If(load):
-            m.d.sync += [rel3.eq(-self.command.payload.l3_offset), rel4.eq(-self.command.payload.l4_offset)]
+            m.d.sync += [nxt_j.eq(1), nxt_rel3.eq(1 - new_l3), nxt_rel4.eq(1 - new_l4),
+                         rel3_lo.eq((-new_l3)[:2]), rel4_lo.eq((-new_l4)[:2])]
+            m.d.sync += [at[k].eq(v) for k, v in where(Const(0, 9), (-new_l3)[:9], (-new_l4)[:9]).items()]
         with m.Elif(advance & (out_index != 511)):
-            m.d.sync += [rel3.eq(rel3 + 1), rel4.eq(rel4 + 1)]
+            m.d.sync += [nxt_j.eq(nxt_j + 1), nxt_rel3.eq(nxt_rel3 + 1), nxt_rel4.eq(nxt_rel4 + 1),
+                         rel3_lo.eq(nxt_rel3[:2]), rel4_lo.eq(nxt_rel4[:2])]
+            m.d.sync += [at[k].eq(v) for k, v in where(nxt_j, nxt_rel3, nxt_rel4).items()]
         out = Signal(8)
         m.d.comb += out.eq(head.data)
-        with m.If(j < 6):
+        with m.If(at["dst_mac"]):
             m.d.comb += out.eq(_byte_of(c.eth_dst, 6, j[:3]))
-        with m.Elif(j < 12):
+        with m.Elif(at["src_mac"]):
             m.d.comb += out.eq(_byte_of(c.eth_src, 6, (j - 6)[:3]))
-        with m.Elif(c.tagged & c.vlan_rewrite & (j == 14)):
+        with m.Elif(c.tagged & c.vlan_rewrite & at["tci_hi"]):
             m.d.comb += out.eq(Cat(c.vlan_id[8:12], head.data[4:8]))
-        with m.Elif(c.tagged & c.vlan_rewrite & (j == 15)):
+        with m.Elif(c.tagged & c.vlan_rewrite & at["tci_lo"]):
             m.d.comb += out.eq(c.vlan_id[:8])
-        with m.Elif((rel3 == 10) | (rel3 == 11)):
-            m.d.comb += out.eq(_byte_of(ip_ck_new, 2, rel3[0]))
-        with m.Elif((rel3 >= 12) & (rel3 < 16)):
-            m.d.comb += out.eq(_byte_of(new_src_ip, 4, (rel3 - 12)[:2]))
-        with m.Elif((rel3 >= 16) & (rel3 < 20)):
-            m.d.comb += out.eq(_byte_of(new_dst_ip, 4, (rel3 - 16)[:2]))
+        with m.Elif(at["ip_ck"]):
+            m.d.comb += out.eq(_byte_of(ip_ck_new, 2, rel3_lo[0]))
+        with m.Elif(at["src_ip"]):
+            m.d.comb += out.eq(_byte_of(new_src_ip, 4, rel3_lo))
+        with m.Elif(at["dst_ip"]):
+            m.d.comb += out.eq(_byte_of(new_dst_ip, 4, rel3_lo))
         with m.Elif(is_tcp | is_udp):
-            with m.If(rel4 < 2):
-                m.d.comb += out.eq(_byte_of(new_src_port, 2, rel4[0]))
-            with m.Elif(rel4 < 4):
-                m.d.comb += out.eq(_byte_of(new_dst_port, 2, rel4[0]))
-            with m.Elif(offsets & (rel4 < 8)):
-                m.d.comb += out.eq(_byte_of(new_seq, 4, (rel4 - 4)[:2]))
-            with m.Elif(offsets & (rel4 < 12)):
-                m.d.comb += out.eq(_byte_of(new_ack, 4, (rel4 - 8)[:2]))
-            with m.Elif(is_tcp & ((rel4 == 16) | (rel4 == 17))):
-                m.d.comb += out.eq(_byte_of(l4_ck_new, 2, rel4[0]))
-            with m.Elif(is_udp & ((rel4 == 6) | (rel4 == 7))):
-                m.d.comb += out.eq(_byte_of(l4_ck_new, 2, rel4[0]))
+            with m.If(at["src_port"]):
+                m.d.comb += out.eq(_byte_of(new_src_port, 2, rel4_lo[0]))
+            with m.Elif(at["dst_port"]):
+                m.d.comb += out.eq(_byte_of(new_dst_port, 2, rel4_lo[0]))
+            with m.Elif(offsets & at["seq"]):
+                m.d.comb += out.eq(_byte_of(new_seq, 4, rel4_lo))
+            with m.Elif(offsets & at["ack"]):
+                m.d.comb += out.eq(_byte_of(new_ack, 4, rel4_lo))
+            with m.Elif(is_tcp & at["tcp_ck"]):
+                m.d.comb += out.eq(_byte_of(l4_ck_new, 2, rel4_lo[0]))
+            with m.Elif(is_udp & at["udp_ck"]):
+                m.d.comb += out.eq(_byte_of(l4_ck_new, 2, rel4_lo[0]))
 
         m.d.comb += [
             self.source.valid.eq(emit & ~c.drop),
