@@ -155,6 +155,11 @@ class VirtualServerCAM(wiring.Component):
         known = Signal()
         arp_answer = Signal()
 
+        # The DFS's own address is known too: compared on the registered
+        # question, every clock (the winner is read entries + 2 clocks later).
+        local_known = Signal()
+        m.d.sync += local_known.eq((self.local_addr != 0) & (self.local_addr == q.dst_ip))
+
         # ---- the winner --------------------------------------------------------------------
         hit = Signal()
         win = Signal(ib)
@@ -162,9 +167,9 @@ class VirtualServerCAM(wiring.Component):
             m.d.comb += [hit.eq(1), win.eq(found_at[0])]
         with m.Elif(found[1]):
             m.d.comb += [hit.eq(1), win.eq(found_at[1])]
-        with m.Elif(found[2] & ~known):
+        with m.Elif(found[2] & ~known & ~local_known):
             m.d.comb += [hit.eq(1), win.eq(found_at[2])]
-        with m.Elif(found[3] & ~known):
+        with m.Elif(found[3] & ~known & ~local_known):
             m.d.comb += [hit.eq(1), win.eq(found_at[3])]
 
         m.d.sync += [self.result.valid.eq(0), self.arp_result.valid.eq(0)]
@@ -174,9 +179,7 @@ class VirtualServerCAM(wiring.Component):
                 m.d.sync += [addr.eq(0), e_valid.eq(0), c_valid.eq(0), known.eq(0), arp_answer.eq(0)]
                 m.d.sync += [f.eq(0) for f in found]
                 with m.If(self.lookup.valid & self.lookup.ready):
-                    # The DFS's own address is known too.
-                    m.d.sync += [q.eq(self.lookup.payload), is_arp.eq(0),
-                                 known.eq((self.local_addr != 0) & (self.local_addr == self.lookup.payload.dst_ip))]
+                    m.d.sync += [q.eq(self.lookup.payload), is_arp.eq(0)]
                     m.next = "Searching"
                 with m.Elif(self.arp.valid & self.arp.ready):
                     m.d.sync += [q.eq(0), q.dst_ip.eq(self.arp.payload.addr), is_arp.eq(1)]
