@@ -19,17 +19,18 @@ byte leaves: old addresses/ports come from the command, old checksums and
 seq/ack are captured as they enter.  The commands of the frames in the line
 sit in one register for the frame at the output and on ``command`` for the
 next one, so the next frame's command is ready the clock its first byte leaves: no bubble
-between back-to-back frames; latency 8 bytes (frames shorter than 8 bytes
-may wait for a command register).  The checksum adjustments are adder trees
+between back-to-back frames; latency 9 clocks, the line and an output skid
+buffer (frames shorter than 8 bytes may wait for a command register).  The checksum adjustments are adder trees
 with one registered level a clock and registered folds, computed while the
 earlier header bytes pass (they have 6 or more clocks of slack).
 """
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..packet import packet_layout, packet_signature
+from ..stream.skid import SkidBuffer
 from .layout import RewriteCommand
 
 __all__ = ["CommandRewriter"]
@@ -89,6 +90,10 @@ class CommandRewriter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # The rewritten bytes leave through a skid buffer: the byte mux ends
+        # in a register, and the consumer's ready does not reach the line.
+        m.submodules.out_stage = out_stage = SkidBuffer(packet_signature(8))
+        connect(m, out_stage.source, flipped(self.source))
         # ---- the lookahead line and the commands of the frames in it -----------------
         line = Array(Signal(packet_layout(8), name=f"line{k}") for k in range(_DEPTH))
         count = Signal(range(_DEPTH + 1))
@@ -110,7 +115,7 @@ class CommandRewriter(wiring.Component):
         first_in = self.sink.payload.first
         m.d.comb += [
             emit.eq((count != 0) & c_valid & ((count >= _LINE) | (lasts != 0))),
-            advance.eq(emit & (self.source.ready | c.drop)),
+            advance.eq(emit & (out_stage.sink.ready | c.drop)),
             self.sink.ready.eq((count < _DEPTH) & (~first_in | (self.command.valid & ~pending))),
             take_in.eq(self.sink.valid & self.sink.ready),
             first_taken.eq(take_in & first_in),
@@ -152,9 +157,13 @@ class CommandRewriter(wiring.Component):
         new_dst_ip = Mux(c.set_dst_ip, c.new_dst_ip, c.old_dst_ip)
         new_src_port = Mux(c.set_src_port, c.new_src_port, c.old_src_port)
         new_dst_port = Mux(c.set_dst_port, c.new_dst_port, c.old_dst_port)
-        is_tcp = c.l4_valid & (c.protocol == _TCP)
-        is_udp = c.l4_valid & (c.protocol == _UDP)
-        offsets = c.add_offsets & is_tcp
+        # Per-command bits the byte mux uses, registered with the command.
+        is_tcp, is_udp, offsets, vlan_rewrite = Signal(), Signal(), Signal(), Signal()
+        nc = self.command.payload
+        with m.If(load):
+            m.d.sync += [is_tcp.eq(nc.l4_valid & (nc.protocol == _TCP)), is_udp.eq(nc.l4_valid & (nc.protocol == _UDP)),
+                         offsets.eq(nc.add_offsets & nc.l4_valid & (nc.protocol == _TCP)),
+                         vlan_rewrite.eq(nc.tagged & nc.vlan_rewrite)]
         ip_sum = _tree_sum(m, [(~w)[:16] for w in _words(Cat(c.old_dst_ip, c.old_src_ip), 4)]
                            + _words(Cat(new_dst_ip, new_src_ip), 4), "ip_sum")
         d_ip = _fold(m, ip_sum, "d_ip")
@@ -255,9 +264,9 @@ class CommandRewriter(wiring.Component):
             m.d.comb += out.eq(_byte_of(c.eth_dst, 6, j[:3]))
         with m.Elif(at["src_mac"]):
             m.d.comb += out.eq(_byte_of(c.eth_src, 6, (j - 6)[:3]))
-        with m.Elif(c.tagged & c.vlan_rewrite & at["tci_hi"]):
+        with m.Elif(vlan_rewrite & at["tci_hi"]):
             m.d.comb += out.eq(Cat(c.vlan_id[8:12], head.data[4:8]))
-        with m.Elif(c.tagged & c.vlan_rewrite & at["tci_lo"]):
+        with m.Elif(vlan_rewrite & at["tci_lo"]):
             m.d.comb += out.eq(c.vlan_id[:8])
         with m.Elif(at["ip_ck"]):
             m.d.comb += out.eq(_byte_of(ip_ck_new, 2, rel3_lo[0]))
@@ -280,9 +289,9 @@ class CommandRewriter(wiring.Component):
                 m.d.comb += out.eq(_byte_of(l4_ck_new, 2, rel4_lo[0]))
 
         m.d.comb += [
-            self.source.valid.eq(emit & ~c.drop),
-            self.source.payload.data.eq(out),
-            self.source.payload.first.eq(head.first),
-            self.source.payload.last.eq(head.last),
+            out_stage.sink.valid.eq(emit & ~c.drop),
+            out_stage.sink.payload.data.eq(out),
+            out_stage.sink.payload.first.eq(head.first),
+            out_stage.sink.payload.last.eq(head.last),
         ]
         return m
