@@ -15,9 +15,10 @@ virtual-server CAM); this block only builds the reply frame:
 
 from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..packet import packet_signature
+from ..stream.skid import SkidBuffer
 
 __all__ = ["ArpResponder", "arp_request_layout"]
 
@@ -61,13 +62,17 @@ class ArpResponder(wiring.Component):
         with m.If(self.request.valid & ~busy):
             m.d.sync += [req.eq(self.request.payload), index.eq(0), busy.eq(1)]
 
+        # The 60-way byte mux ends in a register (and the consumer's ready starts in one).
+        m.submodules.out_stage = out_stage = SkidBuffer(packet_signature(8))
+        connect(m, out_stage.source, flipped(self.source))
+        out = out_stage.sink
         m.d.comb += [
-            self.source.valid.eq(busy),
-            self.source.payload.data.eq(byte),
-            self.source.payload.first.eq(index == 0),
-            self.source.payload.last.eq(index == _FRAME_BYTES - 1),
+            out.valid.eq(busy),
+            out.payload.data.eq(byte),
+            out.payload.first.eq(index == 0),
+            out.payload.last.eq(index == _FRAME_BYTES - 1),
         ]
-        with m.If(self.source.valid & self.source.ready):
+        with m.If(out.valid & out.ready):
             m.d.sync += index.eq(index + 1)
             with m.If(index == _FRAME_BYTES - 1):
                 m.d.sync += [busy.eq(0), self.replies.eq(self.replies + 1)]
