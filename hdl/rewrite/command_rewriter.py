@@ -18,9 +18,9 @@ through an 8-byte line, so each value is known a few clocks before its first
 byte leaves: old addresses/ports come from the command, old checksums and
 seq/ack are captured as they enter.  The commands of the frames in the line
 sit in one register for the frame at the output and on ``command`` for the
-next one, so the next frame's command is ready the clock its first byte leaves: no bubble
-between back-to-back frames; latency 9 clocks, the line and an output skid
-buffer (frames shorter than 8 bytes may wait for a command register).  The checksum adjustments are adder trees
+next one, loaded when that frame's first byte is at the output: one idle
+clock between back-to-back frames; latency 9 clocks, the line and an output
+skid buffer (frames shorter than 8 bytes may wait for a command register).  The checksum adjustments are adder trees
 with one registered level a clock and registered folds, computed while the
 earlier header bytes pass (they have 6 or more clocks of slack).
 """
@@ -97,13 +97,16 @@ class CommandRewriter(wiring.Component):
         # ---- the lookahead line and the commands of the frames in it -----------------
         line = Array(Signal(packet_layout(8), name=f"line{k}") for k in range(_DEPTH))
         count = Signal(range(_DEPTH + 1))
-        # One command register, ``c``, for the frame at the output.  The next
-        # frame's command is only looked at (its offsets, as its bytes enter)
-        # and stays on ``command`` until that frame reaches the output
-        # (``pending``): no second 400-bit register.
+        # One command register, ``c``, for the frame at the output.  A frame's
+        # command is only looked at as its first byte enters (its offsets)
+        # and stays on ``command`` (``unloaded``) until ``c`` is free and the
+        # frame is at the head: no second 400-bit register.  ``c`` loads from
+        # flops only (it was behind the input handshake, and ``load`` fans out
+        # to every bit of ``c``); the price is one idle clock between frames,
+        # which the 20-byte gap of Ethernet pays many times over.
         c = Signal(RewriteCommand)
         c_valid = Signal()
-        pending = Signal()  # a frame in the line whose command is still on ``command``
+        unloaded = Signal()  # a frame in the line whose command is still on ``command``
         first_taken = Signal()
         load = Signal()
         pop = Signal()
@@ -116,13 +119,12 @@ class CommandRewriter(wiring.Component):
         m.d.comb += [
             emit.eq((count != 0) & c_valid & ((count >= _LINE) | (lasts != 0))),
             advance.eq(emit & (out_stage.sink.ready | c.drop)),
-            self.sink.ready.eq((count < _DEPTH) & (~first_in | (self.command.valid & ~pending))),
+            self.sink.ready.eq((count < _DEPTH) & (~first_in | (self.command.valid & ~unloaded))),
             take_in.eq(self.sink.valid & self.sink.ready),
             first_taken.eq(take_in & first_in),
             pop.eq(advance & head.last),
-            # ``c`` takes the command at the head of ``command`` when it is free
-            # (or frees this clock) and that command's frame has entered.
-            load.eq((pending & pop) | (first_taken & (~c_valid | pop))),
+            # c is free, so the head is the first byte of the frame whose command waits.
+            load.eq(~c_valid & unloaded & (count != 0)),
             self.command.ready.eq(load),
         ]
         with m.If(load):
@@ -131,10 +133,10 @@ class CommandRewriter(wiring.Component):
             m.d.sync += c_valid.eq(1)
         with m.Elif(pop):
             m.d.sync += c_valid.eq(0)
-        with m.If(pending & pop):
-            m.d.sync += pending.eq(0)
-        with m.Elif(first_taken & c_valid & ~pop):
-            m.d.sync += pending.eq(1)
+        with m.If(first_taken):
+            m.d.sync += unloaded.eq(1)
+        with m.Elif(load):
+            m.d.sync += unloaded.eq(0)
         m.d.sync += lasts.eq(lasts + (take_in & self.sink.payload.last) - (advance & head.last))
         for k in range(_DEPTH):
             with m.If(advance):
