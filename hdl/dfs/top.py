@@ -36,6 +36,7 @@ from ..msgport.port import MessagePort
 from ..packet import packet_layout, packet_signature
 from ..rewrite.command_rewriter import CommandRewriter
 from ..stream.arbiter import FrameArbiter
+from ..stream.skid import SkidBuffer
 from .adapters import CamAdapter, DecisionToCommand, ParserAdapter
 from .flow_control import FlowController, query_layout, tcp_event_layout
 from .fork import FrameDemux, StreamFork
@@ -332,7 +333,10 @@ class DFSCore(wiring.Component):
             m.submodules[f"egress{p}"] = egress = FrameArbiter(len(egress_inputs[p]))
             for i, source in enumerate(egress_inputs[p]):
                 connect(m, source, egress.sinks[i])
-            connect(m, egress.source, flipped(self.tx[p]))
+            # The arbiter's choice and mux end in flops, and so does the MAC's ready.
+            m.submodules[f"egress_reg{p}"] = egress_reg = SkidBuffer(packet_signature(8))
+            connect(m, egress.source, egress_reg.sink)
+            connect(m, egress_reg.source, flipped(self.tx[p]))
 
         m.d.comb += [
             self.flows_installed.eq(control.flows_installed),

@@ -142,7 +142,8 @@ class CommandRewriter(wiring.Component):
             with m.If(advance):
                 if k + 1 < _DEPTH:
                     m.d.sync += line[k].eq(line[k + 1])
-            with m.If(take_in & ((count - advance) == k)):
+            # The free slot after this clock's shift: count - advance, as a choice of two compares.
+            with m.If(take_in & Mux(advance, count == k + 1, count == k)):
                 m.d.sync += line[k].eq(self.sink.payload)
         m.d.sync += count.eq(count + take_in - advance)
 
