@@ -65,6 +65,14 @@ def _tree_sum(m: Module, terms: list, name: str):
     return terms[0]
 
 
+def _or_all(values):
+    """The bitwise OR of ``values`` (an AND-OR mux over one-hot selects)."""
+    result = 0
+    for v in values:
+        result = result | v
+    return result
+
+
 def _words(value, count: int):
     """The 16-bit words of a value, most significant first."""
     return [value[16 * (count - 1 - i) : 16 * (count - i)] for i in range(count)]
@@ -229,14 +237,15 @@ class CommandRewriter(wiring.Component):
             m.d.sync += l4_ck_new.eq(l4_folded)
 
         # ---- the byte that leaves ---------------------------------------------------------
-        # Where the byte at the output sits, as registered flags: computed a
-        # clock ahead from the next position (0 with a new command, else one
-        # on), so the byte mux selects on flops, not on subtracts and compares.
-        # ``nxt_*`` hold the position after the head byte's (rel = j - offset).
-        nxt_j = Signal(9)
-        nxt_rel3 = Signal(9)
-        nxt_rel4 = Signal(9)
+        # Which field the byte at the output belongs to, as one-hot registered
+        # selects, so the byte mux is an AND-OR over flops.  Two stages run
+        # ahead of the output: ``w1`` holds the position flags of the next
+        # byte (compares on the counters ``p2_*`` of the byte after it), and
+        # ``sel`` takes them with the fields' priority resolved as the head
+        # advances.  A new frame's first six bytes are the destination MAC
+        # whatever its offsets, so a command loads both stages with constants.
         j = out_index
+        p2_j, p2_rel3, p2_rel4 = Signal(9), Signal(9), Signal(9)  # head + 2 (rel = j - offset)
 
         def where(j, rel3, rel4):
             in_range = lambda v, lo, hi: (v >= lo) & (v < hi)  # noqa: E731
@@ -248,48 +257,60 @@ class CommandRewriter(wiring.Component):
                 "udp_ck": in_range(rel4, 6, 8),
             }
 
-        at = {name: Signal(name=f"at_{name}") for name in where(j, j, j)}
-        rel3_lo = Signal(2)   # the low bits of the head's rel3 and rel4: a byte within a field
-        rel4_lo = Signal(2)
+        def resolve(w):
+            """The position flags in the byte mux's order of precedence, made exclusive."""
+            l4 = is_tcp | is_udp
+            conditions = {
+                "dst_mac": w["dst_mac"], "src_mac": w["src_mac"],
+                "tci_hi": vlan_rewrite & w["tci_hi"], "tci_lo": vlan_rewrite & w["tci_lo"],
+                "ip_ck": w["ip_ck"], "src_ip": w["src_ip"], "dst_ip": w["dst_ip"],
+                "src_port": l4 & w["src_port"], "dst_port": l4 & w["dst_port"],
+                "seq": l4 & offsets & w["seq"], "ack": l4 & offsets & w["ack"],
+                "tcp_ck": is_tcp & w["tcp_ck"], "udp_ck": is_udp & w["udp_ck"],
+            }
+            taken, exclusive = Const(0, 1), {}
+            for name, condition in conditions.items():
+                exclusive[name] = condition & ~taken
+                taken = taken | condition
+            return exclusive
+
+        names = list(where(j, j, j))
+        w1 = {name: Signal(name=f"w1_{name}") for name in names}
+        sel = {name: Signal(name=f"sel_{name}") for name in names}
+        lo1, lo = Signal(2), Signal(2)  # rel3's low bits (= rel4's: IHL x 4) at head + 1 and the head
         new_l3 = self.command.payload.l3_offset
         new_l4 = self.command.payload.l4_offset
         with m.If(load):
-            m.d.sync += [nxt_j.eq(1), nxt_rel3.eq(1 - new_l3), nxt_rel4.eq(1 - new_l4),
-                         rel3_lo.eq((-new_l3)[:2]), rel4_lo.eq((-new_l4)[:2])]
-            m.d.sync += [at[k].eq(v) for k, v in where(Const(0, 9), (-new_l3)[:9], (-new_l4)[:9]).items()]
+            m.d.sync += [p2_j.eq(2), p2_rel3.eq(2 - new_l3), p2_rel4.eq(2 - new_l4),
+                         lo1.eq((1 - new_l3)[:2]), lo.eq((-new_l3)[:2])]
+            m.d.sync += [w1[k].eq(k == "dst_mac") for k in names]
+            m.d.sync += [sel[k].eq(k == "dst_mac") for k in names]
         with m.Elif(advance & (out_index != 511)):
-            m.d.sync += [nxt_j.eq(nxt_j + 1), nxt_rel3.eq(nxt_rel3 + 1), nxt_rel4.eq(nxt_rel4 + 1),
-                         rel3_lo.eq(nxt_rel3[:2]), rel4_lo.eq(nxt_rel4[:2])]
-            m.d.sync += [at[k].eq(v) for k, v in where(nxt_j, nxt_rel3, nxt_rel4).items()]
+            # Past 511 no field is near (they end below l4 + 18 < 274): the counters stop.
+            with m.If(p2_j != 511):
+                m.d.sync += [p2_j.eq(p2_j + 1), p2_rel3.eq(p2_rel3 + 1), p2_rel4.eq(p2_rel4 + 1)]
+            m.d.sync += [w1[k].eq(v) for k, v in where(p2_j, p2_rel3, p2_rel4).items()]
+            m.d.sync += [sel[k].eq(v) for k, v in resolve(w1).items()]
+            m.d.sync += [lo1.eq(p2_rel3[:2]), lo.eq(lo1)]
+        field_byte = {
+            "dst_mac": _byte_of(c.eth_dst, 6, j[:3]),
+            "src_mac": _byte_of(c.eth_src, 6, (j - 6)[:3]),
+            "tci_hi": Cat(c.vlan_id[8:12], head.data[4:8]),
+            "tci_lo": c.vlan_id[:8],
+            "ip_ck": _byte_of(ip_ck_new, 2, lo[0]),
+            "src_ip": _byte_of(new_src_ip, 4, lo),
+            "dst_ip": _byte_of(new_dst_ip, 4, lo),
+            "src_port": _byte_of(new_src_port, 2, lo[0]),
+            "dst_port": _byte_of(new_dst_port, 2, lo[0]),
+            "seq": _byte_of(new_seq, 4, lo),
+            "ack": _byte_of(new_ack, 4, lo),
+            "tcp_ck": _byte_of(l4_ck_new, 2, lo[0]),
+            "udp_ck": _byte_of(l4_ck_new, 2, lo[0]),
+        }
         out = Signal(8)
-        m.d.comb += out.eq(head.data)
-        with m.If(at["dst_mac"]):
-            m.d.comb += out.eq(_byte_of(c.eth_dst, 6, j[:3]))
-        with m.Elif(at["src_mac"]):
-            m.d.comb += out.eq(_byte_of(c.eth_src, 6, (j - 6)[:3]))
-        with m.Elif(vlan_rewrite & at["tci_hi"]):
-            m.d.comb += out.eq(Cat(c.vlan_id[8:12], head.data[4:8]))
-        with m.Elif(vlan_rewrite & at["tci_lo"]):
-            m.d.comb += out.eq(c.vlan_id[:8])
-        with m.Elif(at["ip_ck"]):
-            m.d.comb += out.eq(_byte_of(ip_ck_new, 2, rel3_lo[0]))
-        with m.Elif(at["src_ip"]):
-            m.d.comb += out.eq(_byte_of(new_src_ip, 4, rel3_lo))
-        with m.Elif(at["dst_ip"]):
-            m.d.comb += out.eq(_byte_of(new_dst_ip, 4, rel3_lo))
-        with m.Elif(is_tcp | is_udp):
-            with m.If(at["src_port"]):
-                m.d.comb += out.eq(_byte_of(new_src_port, 2, rel4_lo[0]))
-            with m.Elif(at["dst_port"]):
-                m.d.comb += out.eq(_byte_of(new_dst_port, 2, rel4_lo[0]))
-            with m.Elif(offsets & at["seq"]):
-                m.d.comb += out.eq(_byte_of(new_seq, 4, rel4_lo))
-            with m.Elif(offsets & at["ack"]):
-                m.d.comb += out.eq(_byte_of(new_ack, 4, rel4_lo))
-            with m.Elif(is_tcp & at["tcp_ck"]):
-                m.d.comb += out.eq(_byte_of(l4_ck_new, 2, rel4_lo[0]))
-            with m.Elif(is_udp & at["udp_ck"]):
-                m.d.comb += out.eq(_byte_of(l4_ck_new, 2, rel4_lo[0]))
+        unchanged = ~Cat(*sel.values()).any()
+        m.d.comb += out.eq(Mux(unchanged, head.data, 0)
+                           | _or_all(Mux(sel[k], v, 0) for k, v in field_byte.items()))
 
         m.d.comb += [
             out_stage.sink.valid.eq(emit & ~c.drop),
