@@ -23,7 +23,7 @@ ROGUE_IP = "10.99.0.5"
 
 
 def small_dfs() -> DFSCore:
-    return DFSCore(geometry=GEOMETRY, tick_cycles=64, miss_slot_bytes=512, frame_buffer_bytes=2048)
+    return DFSCore(geometry=GEOMETRY, tick_cycles=64, frame_buffer_bytes=2048)
 
 
 def rogue(w) -> ScriptedCs:

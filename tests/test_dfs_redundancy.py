@@ -52,7 +52,7 @@ TICK_CYCLES = 64  # with clk_hz = 64 kHz: one millisecond a tick
 
 
 def small_dfs(**kwargs) -> DFSCore:
-    return DFSCore(geometry=GEOMETRY, tick_cycles=TICK_CYCLES, clk_hz=64_000, miss_slot_bytes=512,
+    return DFSCore(geometry=GEOMETRY, tick_cycles=TICK_CYCLES, clk_hz=64_000,
                    frame_buffer_bytes=2048, **kwargs)
 
 

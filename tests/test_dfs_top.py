@@ -34,7 +34,7 @@ from twinplane.sim.dfs.world import (
 
 
 def test_a_flow_through_the_whole_dfs():
-    dut = DFSCore(geometry=GEOMETRY, tick_cycles=1000, miss_slot_bytes=512, frame_buffer_bytes=2048)
+    dut = DFSCore(geometry=GEOMETRY, tick_cycles=1000, frame_buffer_bytes=2048)
 
     async def script(w):
         # ARP for the DFS's own address on the internal side

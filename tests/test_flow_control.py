@@ -256,14 +256,14 @@ def test_overflow_close_idle_dump_and_reset():
             ctx.set(fc.tcp_event.payload, {"handle": handle, "fin": 1, "rst": 0})
             await ctx.tick().until(fc.tcp_event.ready)
             ctx.set(fc.tcp_event.valid, 0)
-        await h.settle(50 * 6)
+        await h.settle(50 * 8)  # the linger, plus a sweep of the idle scanner (~25 clocks a flow)
         closed = h.take()
         assert [(m.flow.src_addr, m.stats.reason, m.stats.tcp_state) for m in closed] == [
             (client(100), DeleteReason.FIN, 0b011)]
 
         # idle ageing: every flow goes (reason IDLE)
         ctx.set(fc.idle_timeout, 3)
-        await h.settle(50 * 10)
+        await h.settle(50 * 14)  # idle for 3 ticks, then the scanner's sweeps (~30 clocks a flow)
         idle = h.take()
         assert idle and all(m.stats.reason == DeleteReason.IDLE for m in idle)
         ctx.set(fc.idle_timeout, 0)

@@ -43,7 +43,9 @@ def run(script, **kwargs):
             ctx.set(dut.resolve.valid, 0)
 
         async def probe(key: int):
+            # the answer is registered: three clocks after the key (the key, the compare in two halves)
             ctx.set(dut.probe_key, key)
+            await ctx.tick().repeat(3)
             return ctx.get(dut.probe_hit), ctx.get(dut.probe_state)
 
         await script(ctx, dut, hold, resolve, probe)
@@ -130,6 +132,7 @@ def test_timeout_and_flush():
         await ctx.tick()
         ctx.set(dut.flush, 0)
         await resolve(2, True)  # too late: flushed
+        await ctx.tick().repeat(4)  # the resolve's key compare takes three clocks
         counters["timeouts"] = ctx.get(dut.timeouts)
         counters["resolve_unmatched"] = ctx.get(dut.resolve_unmatched)
 
@@ -301,5 +304,5 @@ def test_concurrent_new_flows_through_the_whole_dfs():
         assert all(p[IP].dst == NODE_IP and p[TCP].flags == "S" for p in at_node)
         return w.dut
 
-    dut = DFSCore(geometry=GEOMETRY, tick_cycles=1000, miss_slot_bytes=512, frame_buffer_bytes=2048)
+    dut = DFSCore(geometry=GEOMETRY, tick_cycles=1000, frame_buffer_bytes=2048)
     run_world(dut, script)

@@ -176,6 +176,11 @@ class FlowController(wiring.Component):
         # records sit in block RAM, not in 1.5k LUT RAM cells.
         conn_rd = conns.read_port()
         conn_wr = conns.write_port()
+        # The record read goes into a register before any logic (a block RAM's
+        # clock-to-out is most of a clock): a state that reads a record sets
+        # the address, waits a clock, then finds the record in ``rec``.
+        rec = Signal(_conn_layout(g))
+        m.d.sync += rec.eq(conn_rd.data)
         # The serial of each pending slot's QUERY, for when it is asked again.
         m.submodules.query_serials = query_serials = memory.Memory(shape=32, depth=self._pending_slots, init=[])
         serial_rd = query_serials.read_port()
@@ -201,15 +206,48 @@ class FlowController(wiring.Component):
             size = message_layout(cls).size
             return data.View(message_layout(cls), out_raw[-size:])
 
-        def start_message(cls, error=ErrorCode.NONE, flags=0, serial=0):
+        # The message is chosen by the states (its kind, type, error, and where
+        # to go once it is sent) and composed in one state, "Composing", from
+        # registers only: out_raw's ~900 flops then load from one registered
+        # enable (``load_out``) through a 3-way mux, not from every state's
+        # own mux.  Kinds: a QUERY; a DELETE or STATS (one layout); a RESET
+        # or DUMP (one layout).
+        K_QUERY, K_FLOW, K_SHORT = 0, 1, 2
+        for a, b in ((SsmbStats, SsmbDelete), (SsmbReset, SsmbDump)):  # a kind's types share one shape
+            assert [(f.offset, f.width) for _, f in message_layout(a)] == \
+                [(f.offset, f.width) for _, f in message_layout(b)], (a, b)
+        THEN_IDLE, THEN_AFTER_EVICTION, THEN_DUMPING = 0, 1, 2
+        out_kind = Signal(2)
+        out_type = Signal(8)
+        out_error = Signal(8)
+        out_end = Signal()  # DUMP: the END flag and the count
+        send_then = Signal(2)
+        # The flow's figures (idle, age, in ms) come from registers a few
+        # clocks behind their inputs: a state that uses them waits
+        # ``FIGURES`` clocks after its inputs were written (``settled``).
+        FIGURES = 4
+        settle = Signal(range(FIGURES + 1))
+        settled = Signal()
+        m.d.comb += settled.eq(settle == FIGURES)
+        m.d.sync += settle.eq(Mux(settled, settle, settle + 1))
+        composing = Signal()
+        load_out = Signal()
+        m.d.sync += load_out.eq(composing & (settle == FIGURES - 1))
+
+        def compose(kind, msg_type, *, error=ErrorCode.NONE, end=0, then=THEN_IDLE):
+            m.d.sync += [out_kind.eq(kind), out_type.eq(msg_type), out_error.eq(error), out_end.eq(end),
+                         send_then.eq(then), settle.eq(0)]
+            m.next = "Composing"
+
+        def header(cls, serial):
             view = out_view(cls)
             return [
                 out_raw.eq(0),
                 out_len.eq(cls.wire_size() - TAG_SIZE),
                 view.vers_major.eq(1),
-                view.msg_type.eq(cls.TYPE),
-                view.error.eq(error),
-                view.flags.eq(flags),
+                view.msg_type.eq(out_type),
+                view.error.eq(out_error),
+                view.flags.eq(Mux(out_end, Flag.END, 0)),
                 view.serial.eq(serial),
             ], view
 
@@ -271,31 +309,69 @@ class FlowController(wiring.Component):
                 view.flow.family.eq(AddressFamily.IPV4),
             ]
 
+        # The flow's figures, a register stage each (subtract, smaller,
+        # multiply, compare): idleness (both directions: the smaller age) and
+        # age, in ticks and in ms.
+        idle_in, idle_out, age = Signal(ts), Signal(ts), Signal(ts)
+        idle, age_t = Signal(ts), Signal(ts)
+        idle_ms, age_ms = Signal(32), Signal(32)
+        idle_over_limit = Signal()  # REAP/TIMEOUT: idle_ms >= idle_limit_ms
+        lingered = Signal()  # idle >= close_linger
+        idle_timed_out = Signal()  # the idle scanner's timeout
+        m.d.sync += [
+            idle_in.eq(self.now - counters_in.last_seen),
+            idle_out.eq(self.now - counters_out.last_seen),
+            age.eq(self.now - created),
+            idle.eq(Mux(idle_in < idle_out, idle_in, idle_out)),
+            age_t.eq(age),
+            idle_ms.eq(ms(idle)),
+            age_ms.eq(ms(age_t)),
+            idle_over_limit.eq(idle_ms >= idle_limit_ms),
+            lingered.eq(idle >= self._close_linger),
+            idle_timed_out.eq((self.idle_timeout != 0) & (idle >= self.idle_timeout)),
+        ]
+
         def stats_stmts(view):
-            newest = Mux((self.now - counters_in.last_seen)[:ts] < (self.now - counters_out.last_seen)[:ts],
-                         counters_in.last_seen, counters_out.last_seen)
             return [
                 view.stats.packets_in.eq(counters_in.packets),
                 view.stats.bytes_in.eq(counters_in.bytes),
                 view.stats.packets_out.eq(counters_out.packets),
                 view.stats.bytes_out.eq(counters_out.bytes),
-                view.stats.age_ms.eq(ms((self.now - created)[:ts])),
-                view.stats.idle_ms.eq(ms((self.now - newest)[:ts])),
+                view.stats.age_ms.eq(age_ms),
+                view.stats.idle_ms.eq(idle_ms),
                 view.stats.reason.eq(reason),
                 view.stats.tcp_state.eq(tcp_state),
                 view.stats.vs_id.eq(vs_id),
                 view.stats.node_id.eq(node_id),
             ]
 
-        # Idleness of the flow in work (both directions): the smaller age.
-        idle_in = Signal(ts)
-        idle_out = Signal(ts)
-        idle = Signal(ts)
-        m.d.comb += [
-            idle_in.eq(self.now - counters_in.last_seen),
-            idle_out.eq(self.now - counters_out.last_seen),
-            idle.eq(Mux(idle_in < idle_out, idle_in, idle_out)),
-        ]
+        # out_raw: composed from registers, loaded on one registered enable.
+        with m.If(load_out):
+            with m.Switch(out_kind):
+                with m.Case(K_QUERY):
+                    q = self.query.payload.query  # held on the stream until "Composing" takes it
+                    stmts, view = header(SsmbQuery, serial)
+                    m.d.sync += stmts + [
+                        view.flow.src_addr.eq(_IPV4_MAPPED | q.key.src_ip),
+                        view.flow.dst_addr.eq(_IPV4_MAPPED | q.key.dst_ip),
+                        view.flow.src_port.eq(q.key.src_port),
+                        view.flow.dst_port.eq(q.key.dst_port),
+                        view.flow.protocol.eq(q.key.protocol),
+                        view.flow.tos.eq(q.tos),
+                        view.flow.family.eq(AddressFamily.IPV4),
+                        view.flow.vlan_valid.eq(q.vlan_valid),
+                        view.flow.vlan_id.eq(q.vlan_id),
+                        view.flow.ingress_port.eq(q.ingress_port),
+                        view.client_mac.eq(q.client_mac),
+                        view.vs_id.eq(q.vs_id),
+                        view.tcp_flags.eq(q.tcp_flags),
+                    ]
+                with m.Case(K_FLOW):  # DELETE and STATS share the layout
+                    stmts, view = header(SsmbDelete, serial)
+                    m.d.sync += stmts + signature_stmts(view) + stats_stmts(view)
+                with m.Default():  # RESET and DUMP share the layout
+                    stmts, view = header(SsmbDump, 0)
+                    m.d.sync += stmts + [view.count.eq(Mux(out_end, dump_count, 0))]
 
         # Payloads with a default in every state (a value set only in some
         # states would also be ANDed with them, a LUT per bit).
@@ -333,36 +409,41 @@ class FlowController(wiring.Component):
                     m.next = then
 
         def counters_from_rsp():
-            return Cat(self.rsp.payload.packets, self.rsp.payload.bytes, self.rsp.payload.last_seen)
+            return counters_from(self.rsp.payload)
+
+        def counters_from(answer):
+            return Cat(answer.packets, answer.bytes, answer.last_seen)
 
         def read_inbound_states(prefix, then):
             """READ the inbound entry (handle_f): its counters and key."""
             with m.State(f"{prefix}: reading the inbound entry"):
                 issue(FlowOp.READ, handle=handle_f, then=f"{prefix}: inbound entry read")
             with m.State(f"{prefix}: inbound entry read"):
-                await_rsp()
-                with m.If(self.rsp.valid):
-                    m.d.sync += [counters_in.eq(counters_from_rsp()), key_f.eq(self.rsp.payload.key)]
-                    m.next = then
+                await_rsp(f"{prefix}: taking the inbound entry")
+            with m.State(f"{prefix}: taking the inbound entry"):
+                # from the answer's register: the loads are enabled by the state alone
+                m.d.sync += [counters_in.eq(counters_from(rsp)), key_f.eq(rsp.key)]
+                m.next = then
 
         def read_return_states(prefix, then, extra=()):
             """READ the return entry (conn_f.partner) and take the flow's record."""
             with m.State(f"{prefix}: reading the return entry"):
                 issue(FlowOp.READ, handle=conn_f.partner, then=f"{prefix}: return entry read")
             with m.State(f"{prefix}: return entry read"):
-                await_rsp()
-                with m.If(self.rsp.valid):
-                    m.d.sync += [
-                        counters_out.eq(counters_from_rsp()),
-                        handle_r.eq(conn_f.partner),
-                        vs_id.eq(conn_f.vs_id),
-                        node_id.eq(conn_f.node_id),
-                        created.eq(conn_f.created),
-                        serial.eq(conn_f.serial),
-                        tcp_state.eq(Cat(conn_f.fin_in, conn_f.fin_out, conn_f.rst)),
-                        *extra,
-                    ]
-                    m.next = then
+                await_rsp(f"{prefix}: taking the return entry")
+            with m.State(f"{prefix}: taking the return entry"):
+                m.d.sync += [
+                    counters_out.eq(counters_from(rsp)),
+                    handle_r.eq(conn_f.partner),
+                    vs_id.eq(conn_f.vs_id),
+                    node_id.eq(conn_f.node_id),
+                    created.eq(conn_f.created),
+                    serial.eq(conn_f.serial),
+                    tcp_state.eq(Cat(conn_f.fin_in, conn_f.fin_out, conn_f.rst)),
+                    settle.eq(0),
+                    *extra,
+                ]
+                m.next = then
 
         with m.FSM(name="flows"):
             with m.State("Idle"):
@@ -375,7 +456,7 @@ class FlowController(wiring.Component):
                     m.d.sync += handle_f.eq(self.tcp_event.payload.handle)
                     m.d.sync += tcp_state.eq(Cat(self.tcp_event.payload.fin, self.tcp_event.payload.rst))
                     m.d.comb += self.tcp_event.ready.eq(1)
-                    m.next = "Tracking TCP close"
+                    m.next = "Tracking: reading the record"
                 with m.Else():
                     m.next = "Scanning"
 
@@ -384,8 +465,7 @@ class FlowController(wiring.Component):
                 m.d.sync += [query_in_flight.eq(1), query_slot.eq(self.query.payload.slot)]
                 q = self.query.payload.query
                 again = self.query.payload.again
-                stmts, view = start_message(SsmbQuery, serial=Mux(again, serial_rd.data, query_serial))
-                m.d.sync += stmts
+                m.d.sync += serial.eq(Mux(again, serial_rd.data, query_serial))
                 with m.If(again):
                     count("queries_rerouted")
                 with m.Else():
@@ -393,24 +473,8 @@ class FlowController(wiring.Component):
                                  serial_wr.data.eq(query_serial)]
                     m.d.sync += query_serial.eq(Mux(query_serial == 0xFFFF_FFFF, 1, query_serial + 1))
                     count("queries_sent")
-                m.d.sync += [
-                    key_f.eq(q.key),
-                    view.flow.src_addr.eq(_IPV4_MAPPED | q.key.src_ip),
-                    view.flow.dst_addr.eq(_IPV4_MAPPED | q.key.dst_ip),
-                    view.flow.src_port.eq(q.key.src_port),
-                    view.flow.dst_port.eq(q.key.dst_port),
-                    view.flow.protocol.eq(q.key.protocol),
-                    view.flow.tos.eq(q.tos),
-                    view.flow.family.eq(AddressFamily.IPV4),
-                    view.flow.vlan_valid.eq(q.vlan_valid),
-                    view.flow.vlan_id.eq(q.vlan_id),
-                    view.flow.ingress_port.eq(q.ingress_port),
-                    view.client_mac.eq(q.client_mac),
-                    view.vs_id.eq(q.vs_id),
-                    view.tcp_flags.eq(q.tcp_flags),
-                ]
-                m.d.comb += self.query.ready.eq(1)
-                m.next = "Sending"
+                m.d.sync += key_f.eq(q.key)
+                compose(K_QUERY, SsmbType.QUERY)
 
             # ---- messages from the CS ---------------------------------------------------
             with m.State("Dispatching"):
@@ -521,7 +585,7 @@ class FlowController(wiring.Component):
                     m.d.sync += handle_f.eq(self.rsp.payload.handle)
                     with m.If(self.rsp.payload.status == InsertStatus.EVICTED):
                         m.d.sync += after_eviction.eq(0)
-                        m.next = "Evicting"
+                        m.next = "Evicting: reading the victim's record"
                     with m.Else():
                         m.next = "Inserting the return entry"
             with m.State("Inserting the return entry"):
@@ -536,7 +600,7 @@ class FlowController(wiring.Component):
                     m.d.sync += handle_r.eq(self.rsp.payload.handle)
                     with m.If(self.rsp.payload.status == InsertStatus.EVICTED):
                         m.d.sync += after_eviction.eq(1)
-                        m.next = "Evicting"
+                        m.next = "Evicting: reading the victim's record"
                     with m.Else():
                         m.next = "Linking the entries"
             def link(handle, forward, partner):
@@ -570,10 +634,12 @@ class FlowController(wiring.Component):
                     m.next = "Idle"
 
             # ---- overflow: the victim (in rsp) and its partner go, the CS hears of it -----
+            with m.State("Evicting: reading the victim's record"):
+                m.next = "Evicting"
             with m.State("Evicting"):
                 # conn[victim] still describes the victim: we have not linked yet
                 # (read with the insert's answer).
-                victim = conn_rd.data
+                victim = rec
                 m.d.sync += [
                     conn_f.eq(victim),
                     reason.eq(DeleteReason.OVERFLOW),
@@ -594,9 +660,6 @@ class FlowController(wiring.Component):
                 # The victim's own counters came with the insert's answer (rsp).
                 m.d.comb += [self.rsp.ready.eq(1), conn_rd.addr.eq(conn_f.partner)]
                 with m.If(self.rsp.valid):
-                    with m.If(~conn_f.forward):
-                        partner = conn_rd.data
-                        m.d.sync += tcp_state.eq(Cat(partner.fin_in, partner.fin_out, partner.rst))
                     victim_counters = Cat(rsp.packets, rsp.bytes, rsp.last_seen)
                     partner_counters = counters_from_rsp()
                     # Which of the two is inbound decides which key names the flow.
@@ -607,15 +670,14 @@ class FlowController(wiring.Component):
                         m.d.sync += [counters_in.eq(partner_counters), counters_out.eq(victim_counters),
                                      key_f.eq(self.rsp.payload.key)]
                     m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(conn_f.partner), conn_wr.data.eq(0)]
-                    m.d.sync += [vs_id.eq(conn_f.vs_id), node_id.eq(conn_f.node_id), created.eq(conn_f.created)]
                     m.next = "Reporting the victim"
             with m.State("Reporting the victim"):
-                stmts, view = start_message(SsmbDelete, serial=serial)
-                m.d.sync += stmts + signature_stmts(view) + stats_stmts(view)
+                m.d.sync += [vs_id.eq(conn_f.vs_id), node_id.eq(conn_f.node_id), created.eq(conn_f.created)]
+                # The partner's record, read in the states before (rec).
+                with m.If(~conn_f.forward):
+                    m.d.sync += tcp_state.eq(Cat(rec.fin_in, rec.fin_out, rec.rst))
                 count("deletes_sent")
-                m.next = "Sending the victim"
-            with m.State("Sending the victim"):
-                self._send(m, out_raw, out_len, then="After eviction")
+                compose(K_FLOW, SsmbType.DELETE, then=THEN_AFTER_EVICTION)
             with m.State("After eviction"):
                 # Back to installing the new flow; its keys were kept aside.
                 m.d.sync += [serial.eq(new_serial), vs_id.eq(new_vs_id), node_id.eq(new_node_id),
@@ -632,32 +694,34 @@ class FlowController(wiring.Component):
                 await_rsp()
                 with m.If(self.rsp.valid):
                     m.d.comb += conn_rd.addr.eq(self.rsp.payload.handle)
-                    m.d.sync += [
-                        handle_f.eq(self.rsp.payload.handle),
-                        counters_in.eq(counters_from_rsp()),
-                    ]
+                    m.d.sync += handle_f.eq(self.rsp.payload.handle)
                     with m.If(self.rsp.payload.found):
-                        m.next = "Found: its record"
+                        m.next = "Found: reading its record"
                     with m.Else():
-                        # Unknown here: tell the CS it is gone (zero counters).
-                        m.d.sync += [counters_in.eq(0), counters_out.eq(0), created.eq(self.now),
-                                     counters_in.last_seen.eq(self.now), counters_out.last_seen.eq(self.now),
-                                     vs_id.eq(0), node_id.eq(0), tcp_state.eq(0)]
-                        m.next = "Reporting the deletion"
+                        m.next = "Not found"
+            with m.State("Not found"):
+                # Unknown here: tell the CS it is gone (zero counters).
+                m.d.sync += [counters_in.eq(0), counters_out.eq(0), created.eq(self.now),
+                             counters_in.last_seen.eq(self.now), counters_out.last_seen.eq(self.now),
+                             vs_id.eq(0), node_id.eq(0), tcp_state.eq(0)]
+                m.next = "Reporting the deletion"
+            with m.State("Found: reading its record"):
+                m.d.sync += counters_in.eq(counters_from(rsp))
+                m.next = "Found: its record"
             with m.State("Found: its record"):
-                m.d.sync += conn_f.eq(conn_rd.data)
+                m.d.sync += conn_f.eq(rec)
                 m.next = "Found: reading the return entry"
             read_return_states("Found", then="Deciding")
             with m.State("Deciding"):
                 # Compared in milliseconds: a constant multiply, no divider.
-                with m.If((reason == DeleteReason.CS_DELETE) | (ms(idle) >= idle_limit_ms)):
+                with m.If(~settled):
+                    pass  # the figures are still being computed
+                with m.Elif((reason == DeleteReason.CS_DELETE) | idle_over_limit):
                     m.next = "Deleting the inbound entry"
                 with m.Else():
-                    stmts, view = start_message(SsmbStats, error=ErrorCode.CONNALIVE, serial=serial)
-                    m.d.sync += stmts + signature_stmts(view) + stats_stmts(view)
-                    m.d.sync += out_view(SsmbStats).stats.reason.eq(DeleteReason.NONE)
+                    m.d.sync += reason.eq(DeleteReason.NONE)
                     count("stats_sent")
-                    m.next = "Sending"
+                    compose(K_FLOW, SsmbType.STATS, error=ErrorCode.CONNALIVE)
             with m.State("Deleting the inbound entry"):
                 issue(FlowOp.DELETE, handle=handle_f, then="Inbound deleted")
             with m.State("Inbound deleted"):
@@ -673,15 +737,15 @@ class FlowController(wiring.Component):
                 m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(handle_r), conn_wr.data.eq(0)]
                 m.next = "Reporting the deletion"
             with m.State("Reporting the deletion"):
-                stmts, view = start_message(SsmbDelete, serial=serial)
-                m.d.sync += stmts + signature_stmts(view) + stats_stmts(view)
                 count("deletes_sent")
-                m.next = "Sending"
+                compose(K_FLOW, SsmbType.DELETE)
 
             # ---- TCP close tracking ---------------------------------------------------------
+            with m.State("Tracking: reading the record"):
+                m.next = "Tracking TCP close"
             with m.State("Tracking TCP close"):
                 # Flags live on the inbound entry's record.
-                record = conn_rd.data
+                record = rec
                 m.d.sync += conn_f.eq(record)
                 with m.If(~record.valid):
                     m.next = "Idle"
@@ -692,7 +756,9 @@ class FlowController(wiring.Component):
                     m.d.sync += handle_f.eq(record.partner)
                     m.next = "Reading the inbound record"
             with m.State("Reading the inbound record"):
-                m.d.sync += conn_f.eq(conn_rd.data)
+                m.next = "Inbound record read"
+            with m.State("Inbound record read"):
+                m.d.sync += conn_f.eq(rec)
                 m.next = "Marking close from the node"
             with m.State("Marking close from the node"):
                 # tcp_state: bit 0 FIN, bit 1 RST of the packet that was seen
@@ -710,10 +776,12 @@ class FlowController(wiring.Component):
             with m.State("Scanning"):
                 m.d.comb += conn_rd.addr.eq(scan)
                 m.d.sync += [handle_f.eq(scan), scan.eq(scan + 1)]
+                m.next = "Scanner: reading the record"
+            with m.State("Scanner: reading the record"):
                 m.next = "Scanner: the record"
             with m.State("Scanner: the record"):
-                m.d.sync += conn_f.eq(conn_rd.data)
-                with m.If(conn_rd.data.valid & conn_rd.data.forward):
+                m.d.sync += conn_f.eq(rec)
+                with m.If(rec.valid & rec.forward):
                     m.next = "Scanner: reading the inbound entry"
                 with m.Else():
                     m.next = "Idle"
@@ -721,11 +789,13 @@ class FlowController(wiring.Component):
             read_return_states("Scanner", then="Scanner deciding")
             with m.State("Scanner deciding"):
                 closed = (conn_f.fin_in & conn_f.fin_out) | conn_f.rst
-                with m.If(closed & (idle >= self._close_linger)):
+                with m.If(~settled):
+                    pass  # the figures are still being computed
+                with m.Elif(closed & lingered):
                     m.d.sync += reason.eq(Mux(conn_f.rst, DeleteReason.RST, DeleteReason.FIN))
                     count("close_deletes")
                     m.next = "Deleting the inbound entry"
-                with m.Elif((self.idle_timeout != 0) & (idle >= self.idle_timeout)):
+                with m.Elif(idle_timed_out):
                     m.d.sync += reason.eq(DeleteReason.IDLE)
                     count("idle_deletes")
                     m.next = "Deleting the inbound entry"
@@ -745,24 +815,22 @@ class FlowController(wiring.Component):
                 m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(flush_sweep), conn_wr.data.eq(0)]
                 m.d.sync += flush_sweep.eq(flush_sweep + 1)
                 with m.If(flush_sweep == g.entries - 1):
-                    stmts, view = start_message(SsmbReset)
-                    m.d.sync += stmts
-                    m.next = "Sending"
+                    compose(K_SHORT, SsmbType.RESET)
 
             # ---- DUMP ------------------------------------------------------------------------
             with m.State("Dumping"):
                 m.d.comb += conn_rd.addr.eq(scan)
                 m.d.sync += [handle_f.eq(scan), scan.eq(scan + 1)]
                 with m.If(first_seen & (scan == 0)):
-                    stmts, view = start_message(SsmbDump, flags=Flag.END)
-                    m.d.sync += stmts + [view.count.eq(dump_count)]
-                    m.next = "Sending"
+                    compose(K_SHORT, SsmbType.DUMP, end=1)
                 with m.Else():
-                    m.next = "Dump: the record"
+                    m.next = "Dump: reading the record"
                 m.d.sync += first_seen.eq(1)
+            with m.State("Dump: reading the record"):
+                m.next = "Dump: the record"
             with m.State("Dump: the record"):
-                m.d.sync += conn_f.eq(conn_rd.data)
-                with m.If(conn_rd.data.valid & conn_rd.data.forward):
+                m.d.sync += conn_f.eq(rec)
+                with m.If(rec.valid & rec.forward):
                     m.next = "Dump: reading the inbound entry"
                 with m.Else():
                     m.next = "Dumping"
@@ -770,18 +838,23 @@ class FlowController(wiring.Component):
             read_return_states("Dump", then="Dump entry",
                                extra=(reason.eq(DeleteReason.NONE), dump_count.eq(dump_count + 1)))
             with m.State("Dump entry"):
-                stmts, view = start_message(SsmbStats, serial=serial)
-                m.d.sync += stmts + signature_stmts(view) + stats_stmts(view)
                 count("stats_sent")
-                m.next = "Sending a dump entry"
-            with m.State("Sending a dump entry"):
-                self._send(m, out_raw, out_len, then="Dumping")
+                compose(K_FLOW, SsmbType.STATS, then=THEN_DUMPING)
 
+            with m.State("Composing"):
+                m.d.comb += composing.eq(1)
+                with m.If(load_out):
+                    with m.If(out_kind == K_QUERY):
+                        m.d.comb += self.query.ready.eq(1)
+                    m.next = "Sending"
             with m.State("Sending"):
-                self._send(m, out_raw, out_len, then="Idle")
+                m.d.comb += self.core_msg.valid.eq(1)
+                with m.If(self.core_msg.ready):
+                    with m.Switch(send_then):
+                        with m.Case(THEN_AFTER_EVICTION):
+                            m.next = "After eviction"
+                        with m.Case(THEN_DUMPING):
+                            m.next = "Dumping"
+                        with m.Default():
+                            m.next = "Idle"
         return m
-
-    def _send(self, m, out_raw, out_len, *, then):
-        m.d.comb += self.core_msg.valid.eq(1)
-        with m.If(self.core_msg.ready):
-            m.next = then

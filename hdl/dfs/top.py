@@ -26,6 +26,7 @@ from amaranth import Const, Module, Signal
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
+from twinplane.model.dfs import HELD_BYTES_PER_FLOW, HELD_PER_FLOW
 from twinplane.model.flowkey import ACTION_WIDTH, KEY_WIDTH
 from twinplane.model.flowtable import FlowGeometry
 
@@ -75,8 +76,8 @@ class DFSCore(wiring.Component):
         vs_entries: int = 16,
         cs_slots: int = 2,
         miss_slots: int = 8,
-        miss_slot_bytes: int = 2048,
-        frames_per_slot: int = 8,
+        miss_slot_bytes: int = HELD_BYTES_PER_FLOW,
+        frames_per_slot: int = HELD_PER_FLOW,
         miss_timeout_cycles: int = 125_000_000,
         tick_cycles: int = 1 << 24,
         clk_hz: int = 125_000_000,

@@ -23,12 +23,29 @@ ECP5 block RAM's native 2048x9 shape) and at most ``frames_per_slot``
 frames.  When no slot is free the new flow's frame is dropped
 (``dropped_no_slot``); when a slot's queue is full the frame is dropped
 (``dropped_queue_full``); a SYN flood therefore costs slots and queue space,
-nothing on the fast path.
+nothing on the fast path.  A slot holds the first packets of a flow (a SYN
+is 60-78 bytes): the defaults, 8 frames and 256 bytes a slot (8 slots: one
+block RAM), are the reference model's ``HELD_PER_FLOW`` and
+``HELD_BYTES_PER_FLOW``.  A first frame too big for its slot is dropped,
+the flow is asked for all the same (so is the model's).
+
+Timing (docs/boards.md, "The DFS on the boards"): the three questions about
+a key (``probe``, the writer's ``hold`` record, ``resolve``) share one bank
+of comparators, registered before, in the middle and after:
+``probe_hit``/``probe_slot``/``probe_state`` answer three clocks after
+``probe_key`` (the forwarder holds its key for many more), a resolve acts
+three clocks after it is taken (always ready), and a held frame waits three
+clocks for its slot.  Released bytes
+leave from a register after the block RAM.  Pending slots age on a shared
+prescaler (timeout_cycles / 8): a slot times out between ``timeout_cycles``
+and a quarter more.
 """
 
-from amaranth import Array, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from twinplane.model.dfs import HELD_BYTES_PER_FLOW, HELD_PER_FLOW
 
 from ..packet import packet_signature
 
@@ -63,8 +80,8 @@ class MissPath(wiring.Component):
         key_width: int,
         query_shape,
         slots: int = 8,
-        slot_bytes: int = 2048,
-        frames_per_slot: int = 8,
+        slot_bytes: int = HELD_BYTES_PER_FLOW,
+        frames_per_slot: int = HELD_PER_FLOW,
         timeout_cycles: int = 125_000_000,
         cs_slots: int | None = None,
     ):
@@ -123,13 +140,12 @@ class MissPath(wiring.Component):
         m = Module()
         n, depth = self._slots, self._slot_bytes
         ptr_shape = unsigned((depth - 1).bit_length() + 1)  # one extra bit tells full from empty
+        low = ptr_shape.width - 1
 
         state = Array(Signal(2, name=f"state{i}") for i in range(n))
-        keys = Array(Signal(self._key_width, name=f"key{i}") for i in range(n))
+        keys = [Signal(self._key_width, name=f"key{i}") for i in range(n)]
         wr_ptr = Array(Signal(ptr_shape, name=f"wr_ptr{i}") for i in range(n))
-        rd_ptr = Array(Signal(ptr_shape, name=f"rd_ptr{i}") for i in range(n))
         frames = Array(Signal(8, name=f"frames{i}") for i in range(n))
-        age = Array(Signal(range(self._timeout + 1), name=f"age{i}") for i in range(n))
 
         m.submodules.store = store = memory.Memory(shape=9, depth=n * depth, init=[])
         wr = store.write_port()
@@ -148,61 +164,168 @@ class MissPath(wiring.Component):
             counter = getattr(self, name)
             m.d.sync += counter.eq(counter + amount)
 
-        # -- probe: the decision stage's question about a key (combinational).
-        # A dropping slot's key is not pending any more: its frames go, and a
-        # new frame of the flow starts over with a new QUERY.
+        def onehot_mux(select, values):
+            """OR of the values whose select bit is set (select is one-hot or zero)."""
+            result = 0
+            for i, v in enumerate(values):
+                result = result | Mux(select[i], v, 0)
+            return result
+
+        # Per-slot conditions, each from the slot's own 2-bit state.
+        is_free, waiting, releasing, dropping = (Signal(n, name=nm) for nm in
+                                                 ("is_free", "waiting", "releasing", "dropping"))
+        for i in range(n):
+            m.d.comb += [is_free[i].eq(state[i] == SlotState.FREE),
+                         waiting[i].eq(state[i] == SlotState.WAITING),
+                         releasing[i].eq(state[i] == SlotState.RELEASING),
+                         dropping[i].eq(state[i] == SlotState.DROPPING)]
+        live = Signal(n)  # pending: a DROPPING slot's frames go, a new frame of its flow starts over
+        m.d.comb += live.eq(waiting | releasing)
+
+        # -- one bank of key comparators, shared by the three questions
+        # (rationale: 3 x n 97-bit comparators were a third of the block, and
+        # a compare in front of the slot states was its longest path).  A
+        # question's key is registered, compared against every slot's key
+        # (in two registered halves), and its answer used a clock later:
+        # three clocks from key to answer.  Priority: a REPLY's resolve, then the writer's
+        # hold record, else the probe (whose key the forwarder keeps for many
+        # clocks: its answer is the last probe compare, with the slot states
+        # of now).  A slot allocated while a compare is under way is not
+        # matched by it (its key changes).
+        # A new flow's slot is chosen in one clock (``alloc``) and taken the
+        # next (``alloc_fx_1h``: key, state, QUERY), from registers, so the
+        # choice does not drive the ~800 key flops' enables.
+        alloc = Signal()  # the writer chooses slot free_slot for a new flow
+        alloc_r = Signal()
+        alloc_slot_1h = Signal(n)
+        alloc_slot = Signal(range(n))
+        alloc_fx_1h = Signal(n)  # the slot taken this clock
+        m.d.sync += alloc_r.eq(alloc)
+        m.d.comb += alloc_fx_1h.eq(Mux(alloc_r, alloc_slot_1h, 0))
+        writer_asks = Signal()  # the writer wants its hold record's key compared
+        CMP_PROBE, CMP_HOLD, CMP_RESOLVE = 0, 1, 2
+        cmp_key = Signal(self._key_width)
+        cmp_tag = Signal(2)
+        cmp_accept = Signal()
+        m.d.comb += self.resolve.ready.eq(1)
+        with m.If(self.resolve.valid):
+            m.d.sync += [cmp_key.eq(self.resolve.payload.key), cmp_tag.eq(CMP_RESOLVE),
+                         cmp_accept.eq(self.resolve.payload.accept)]
+        with m.Elif(writer_asks):
+            m.d.sync += [cmp_key.eq(self.hold.payload.key), cmp_tag.eq(CMP_HOLD)]
+        with m.Else():
+            m.d.sync += [cmp_key.eq(self.probe_key), cmp_tag.eq(CMP_PROBE)]
+        match = Signal(n)  # the compare's answer: slot keys equal to cmp_key
+        match_tag = Signal(2)
+        match_accept = Signal()
+        probe_match = Signal(n)
+        # The compare itself in two registered halves: 16-bit pieces, then
+        # their AND (a 97-bit equality is 6 LUT levels over the die).
+        pieces = range(0, self._key_width, 16)
+        piece_eq = [Signal(len(pieces), name=f"piece_eq{i}") for i in range(n)]
+        for i in range(n):
+            m.d.sync += piece_eq[i].eq(Cat(keys[i][j:j + 16] == cmp_key[j:j + 16] for j in pieces))
+        piece_tag = Signal(2)
+        piece_accept = Signal()
+        alloc_fx_last = Signal(n)  # the slot whose key changed under the pieces' compare
+        m.d.sync += [piece_tag.eq(cmp_tag), piece_accept.eq(cmp_accept), alloc_fx_last.eq(alloc_fx_1h)]
+        same = Signal(n)
+        for i in range(n):
+            m.d.comb += same[i].eq(piece_eq[i].all() & ~alloc_fx_last[i] & ~alloc_fx_1h[i])
+        m.d.sync += [match.eq(same), match_tag.eq(piece_tag), match_accept.eq(piece_accept)]
+        m.d.sync += probe_match.eq(Mux(piece_tag == CMP_PROBE, same, probe_match & ~alloc_fx_1h))
+
+        # -- probe: the decision stage's question about a key
+        probe_1h = Signal(n)
+        m.d.comb += probe_1h.eq(probe_match & live)
         for i in reversed(range(n)):
-            live = (state[i] == SlotState.WAITING) | (state[i] == SlotState.RELEASING)
-            with m.If(live & (keys[i] == self.probe_key)):
+            with m.If(probe_1h[i]):
                 m.d.comb += [self.probe_hit.eq(1), self.probe_slot.eq(i), self.probe_state.eq(state[i])]
 
-        # -- ageing: a WAITING slot without a REPLY for timeout_cycles drops its frames
-        # (Each per-slot register is assigned in one flat place from 1-bit
-        # conditions: assignments through an Array inside the FSM's branches
-        # become a mux per branch level per slot.)
-        alloc = Signal()  # the writer takes slot free_slot for a new flow
-        match_hit, match_slot = Signal(), Signal(range(n))
-        free_hit, free_slot = Signal(), Signal(range(n))
+        # -- ageing: a WAITING slot without a REPLY for timeout_cycles drops its
+        # frames.  One shared prescaler ticks every timeout/8 clocks; a slot
+        # times out at its 9th or 10th tick (late by at most a quarter of the
+        # timeout), instead of a 27-bit counter per slot.
+        period = -(-self._timeout // 8)
+        ticks_out = -(-self._timeout // period) + 1
+        prescaler = Signal(range(period))
+        age_tick = Signal()
+        m.d.sync += age_tick.eq(prescaler == period - 1)
+        m.d.sync += prescaler.eq(Mux(prescaler == period - 1, 0, prescaler + 1))
+        age = [Signal(range(ticks_out + 1), name=f"age{i}") for i in range(n)]
+        expired = Signal(n)
         for i in range(n):
-            with m.If(alloc & (free_slot == i)):
+            m.d.comb += expired[i].eq(age_tick & waiting[i] & (age[i] == ticks_out - 1))
+            with m.If(alloc_fx_1h[i]):
                 m.d.sync += age[i].eq(0)
-            with m.Elif(state[i] == SlotState.WAITING):
-                with m.If(age[i] == self._timeout):
-                    m.d.sync += state[i].eq(SlotState.DROPPING)
-                    count("timeouts")
-                with m.Else():
-                    m.d.sync += age[i].eq(age[i] + 1)
+            with m.Elif(age_tick & waiting[i]):
+                m.d.sync += age[i].eq(age[i] + 1)
+        with m.If(expired != 0):
+            count("timeouts", sum(expired[i] for i in range(n)))
 
         # -- writer: frames into their slot's queue
         hold = self.hold.payload
-        for i in reversed(range(n)):
-            with m.If((state[i] != SlotState.FREE) & (state[i] != SlotState.DROPPING) & (keys[i] == hold.key)):
-                m.d.comb += [match_hit.eq(1), match_slot.eq(i)]
-            with m.If(state[i] == SlotState.FREE):
-                m.d.comb += [free_hit.eq(1), free_slot.eq(i)]
         cs_present = Signal(init=1)  # some CS is authenticated
         active = Signal(init=1)  # the active set is not empty
         if self._cs_slots:
-            m.d.comb += [cs_present.eq(self.authenticated != 0), active.eq(self.active_set != 0)]
+            m.d.sync += [cs_present.eq(self.authenticated != 0), active.eq(self.active_set != 0)]
+        # The first free slot, registered: only an allocation takes a free
+        # slot, and two allocations are at least four clocks apart.
+        free_1h = Signal(n)
+        free_hit, free_slot = Signal(), Signal(range(n))
+        free_first = Signal(n)
+        m.d.comb += free_first.eq(is_free & -is_free)  # lowest set bit
+        m.d.sync += [free_1h.eq(free_first), free_hit.eq(is_free != 0)]
+        for i in range(n):
+            with m.If(free_1h[i]):
+                m.d.comb += free_slot.eq(i)
+        full_1h = Signal(n)  # the slot holds frames_per_slot frames
+        for i in range(n):
+            m.d.sync += full_1h[i].eq(frames[i] >= self._frames_per_slot)
+        hold_1h = Signal(n)  # the live slot of the hold record's key
+        m.d.comb += hold_1h.eq(match & ~is_free & ~dropping)
+        r_slot = Signal(range(n))  # the reader's (below)
+        r_busy = Signal()
+        r_ptr = Signal(ptr_shape)
         w_slot = Signal(range(n))
-        slot_sel = Signal(range(n))  # the slot a held frame goes to
-        m.d.comb += slot_sel.eq(Mux(match_hit, match_slot, free_slot))
         w_ptr = Signal(ptr_shape)
+        w_rp = Signal(ptr_shape)  # the read pointer of w_slot's queue (a clock late: never later than true)
         writing = Signal()  # the frame on sink is being stored (else discarded)
         storing = Signal()  # the writer is inside a frame that it keeps
+        deciding = Signal()  # the writer has a frame whose slot is being decided
         frame_stored = Signal()  # a frame's last byte went in this cycle (slot w_slot)
         frame_taken = Signal()  # a frame's last byte left this cycle (slot r_slot)
 
+        # The hold record is taken the clock after its slot is chosen (the
+        # new slot takes its key and QUERY from it then).
+        take_hold = Signal()
+        m.d.sync += take_hold.eq(0)
+        m.d.comb += self.hold.ready.eq(take_hold)
         with m.FSM(name="writer"):
             with m.State("Waiting for a frame"):
-                with m.If(self.hold.valid & self.sink.valid & ~self.flush):
-                    m.d.comb += self.hold.ready.eq(1)
-                    with m.If(match_hit & (frames[match_slot] >= self._frames_per_slot)):
+                with m.If(self.hold.valid & self.sink.valid & ~self.flush & ~self.resolve.valid):
+                    m.d.comb += writer_asks.eq(1)
+                    m.next = "Comparing the key"
+            with m.State("Comparing the key"):
+                m.d.comb += deciding.eq(1)
+                m.next = "Comparing the key, second half"
+            with m.State("Comparing the key, second half"):
+                m.d.comb += deciding.eq(1)
+                m.next = "Choosing the slot"
+            with m.State("Choosing the slot"):
+                m.d.comb += deciding.eq(1)
+                with m.If(self.flush):
+                    m.next = "Waiting for a frame"
+                with m.Else():
+                    m.d.sync += take_hold.eq(1)
+                    with m.If((hold_1h & full_1h) != 0):
                         count("dropped_queue_full")
                         m.d.sync += writing.eq(0)
                         m.next = "Discarding"
-                    with m.Elif(match_hit):
-                        m.d.sync += [w_slot.eq(slot_sel), w_ptr.eq(wr_ptr[slot_sel]), writing.eq(1)]
+                    with m.Elif(hold_1h != 0):
+                        m.d.sync += [w_slot.eq(onehot_mux(hold_1h, [Const(i, range(n)) for i in range(n)])),
+                                     w_ptr.eq(onehot_mux(hold_1h, wr_ptr)), writing.eq(1),
+                                     w_rp.eq(Mux(r_busy & hold_1h.bit_select(r_slot, 1), r_ptr, 0))]
                         m.next = "Storing"
                     with m.Elif(~cs_present):
                         m.d.sync += writing.eq(0)
@@ -210,7 +333,8 @@ class MissPath(wiring.Component):
                         m.next = "Discarding"
                     with m.Elif(free_hit & asks.w_rdy):
                         m.d.comb += alloc.eq(1)
-                        m.d.sync += [w_slot.eq(slot_sel), w_ptr.eq(wr_ptr[slot_sel]), writing.eq(1)]
+                        m.d.sync += [w_slot.eq(free_slot), w_ptr.eq(0), writing.eq(1), w_rp.eq(0),
+                                     alloc_slot_1h.eq(free_1h), alloc_slot.eq(free_slot)]
                         m.next = "Storing"
                     with m.Else():
                         m.d.sync += writing.eq(0)
@@ -221,7 +345,7 @@ class MissPath(wiring.Component):
                 # Bytes go in at w_ptr; the frame counts only when its last byte fits.
                 m.d.comb += [self.sink.ready.eq(1), storing.eq(writing)]
                 with m.If(self.sink.valid):
-                    full = (w_ptr - rd_ptr[w_slot])[: ptr_shape.width] == depth
+                    full = (w_ptr[:low] == w_rp[:low]) & (w_ptr[low] != w_rp[low])
                     with m.If(~writing | full):
                         with m.If(writing):
                             count("dropped_queue_full")
@@ -231,11 +355,7 @@ class MissPath(wiring.Component):
                         with m.Else():
                             m.next = "Waiting for a frame"
                     with m.Else():
-                        m.d.comb += [
-                            wr.en.eq(1),
-                            wr.addr.eq(w_slot * depth + w_ptr[: ptr_shape.width - 1]),
-                            wr.data.eq(self.sink.payload.data | self.sink.payload.last << 8),
-                        ]
+                        m.d.comb += wr.en.eq(1)
                         m.d.sync += w_ptr.eq(w_ptr + 1)
                         with m.If(self.sink.payload.last):
                             m.d.comb += frame_stored.eq(1)
@@ -246,11 +366,18 @@ class MissPath(wiring.Component):
                 m.d.comb += self.sink.ready.eq(1)
                 with m.If(self.sink.valid & self.sink.payload.last):
                     m.next = "Waiting for a frame"
+        # address and data in every state: only wr.en depends on the FSM
+        m.d.comb += [wr.addr.eq(Cat(w_ptr[:low], w_slot)),
+                     wr.data.eq(Cat(self.sink.payload.data, self.sink.payload.last))]
 
+        # A queue starts at 0: its write pointer goes back when the slot is freed.
+        slot_freed = Signal(n)
         for i in range(n):
-            with m.If(alloc & (free_slot == i)):
-                m.d.sync += [state[i].eq(SlotState.WAITING), keys[i].eq(hold.key)]
-            with m.If(frame_stored & (w_slot == i)):
+            with m.If(alloc_fx_1h[i]):
+                m.d.sync += keys[i].eq(hold.key)
+            with m.If(slot_freed[i]):
+                m.d.sync += wr_ptr[i].eq(0)
+            with m.Elif(frame_stored & (w_slot == i)):
                 m.d.sync += wr_ptr[i].eq(w_ptr + 1)
 
         # -- QUERYs: a new flow's is stored with its slot and the slot queued
@@ -260,19 +387,22 @@ class MissPath(wiring.Component):
         # A slot is queued when it is allocated (if a CS is active) or, one
         # a clock, when it must be asked (again): see the redundancy watch below.
         reask_hit, reask = Signal(), Signal(range(n))
+        reask_1h = Signal(n)
         m.d.comb += [
-            q_wr.en.eq(alloc),
-            q_wr.addr.eq(free_slot),
+            q_wr.en.eq(alloc_r),
+            q_wr.addr.eq(alloc_slot),
             q_wr.data.eq(hold.query),
-            asks.w_en.eq((alloc & active) | (~alloc & reask_hit)),
-            asks.w_data.eq(Mux(alloc, free_slot, reask)),
+            asks.w_en.eq((alloc_r & active) | (~alloc_r & reask_hit)),
+            asks.w_data.eq(Mux(alloc_r, alloc_slot, reask)),
         ]
         q_valid = Signal()
         q_taken = Signal()
+        head = asks.r_data
         m.d.comb += [
             q_taken.eq(q_valid & self.query.ready),
             self.query.valid.eq(q_valid),
             self.query.payload.query.eq(q_rd.data),
+            q_rd.addr.eq(head),
             q_rd.en.eq(0),
         ]
         asked_before = Signal(n)  # a QUERY (serial) went out for the slot's flow
@@ -282,25 +412,21 @@ class MissPath(wiring.Component):
                 count("asked_again")
             with m.Else():
                 count("queries")
-        head = asks.r_data
         with m.If(asks.r_rdy & (~q_valid | q_taken) & ~self.flush):
             m.d.comb += asks.r_en.eq(1)
             with m.If(ask.bit_select(head, 1)):
-                m.d.comb += [q_rd.en.eq(1), q_rd.addr.eq(head)]
+                m.d.comb += q_rd.en.eq(1)
                 m.d.sync += [q_valid.eq(1), self.query.payload.slot.eq(head),
                              self.query.payload.again.eq(asked_before.bit_select(head, 1))]
         ask_set = Signal(n)
         ask_clear = Signal(n)
-        with m.If(alloc & active):
-            m.d.comb += ask_set.eq((Const(1, n) << free_slot)[:n])
-        with m.Elif(~alloc & reask_hit):
-            m.d.comb += ask_set.eq((Const(1, n) << reask)[:n])
+        with m.If(alloc_r & active):
+            m.d.comb += ask_set.eq(alloc_slot_1h)
+        with m.Elif(~alloc_r & reask_hit):
+            m.d.comb += ask_set.eq(reask_1h)
         with m.If(asks.r_en):
             m.d.comb += ask_clear.eq((Const(1, n) << head)[:n])
-        pending_now = Signal(n)  # slots still waiting for a REPLY (others need no QUERY)
-        for i in range(n):
-            m.d.comb += pending_now[i].eq(state[i] == SlotState.WAITING)
-        m.d.sync += ask.eq((ask & ~ask_clear & pending_now) | ask_set)
+        m.d.sync += ask.eq((ask & ~ask_clear & waiting) | ask_set)
 
         # -- redundancy watch: per slot the CS its QUERY went to (``asked_in``,
         # one bit; 0: not asked yet).  Handed to the flow controller, a slot
@@ -324,16 +450,23 @@ class MissPath(wiring.Component):
             presenting = Signal(n)
             with m.If(q_valid):
                 m.d.comb += presenting.eq((Const(1, n) << self.query.payload.slot)[:n])
+            # Which slots need asking, registered (a clock late; the ask bit
+            # and the state are checked again now: a slot queued or resolved
+            # meanwhile is left alone).
             needs = Signal(n)
             for i in range(n):
-                m.d.comb += needs[i].eq(pending_now[i] & ~ask[i] & ~presenting[i]
-                                        & (stale[i] | (asked_in[i] == 0)))
-            for i in reversed(range(n)):
-                with m.If(needs[i]):
-                    m.d.comb += [reask_hit.eq(active & asks.w_rdy & ~self.flush), reask.eq(i)]
+                m.d.sync += needs[i].eq(waiting[i] & ~ask[i] & ~presenting[i] & (stale[i] | (asked_in[i] == 0)))
+            candidates = Signal(n)
+            m.d.comb += [candidates.eq(needs & ~ask & waiting), reask_1h.eq(candidates & -candidates)]
+            for i in range(n):
+                with m.If(reask_1h[i]):
+                    m.d.comb += reask.eq(i)
+            # (not while the writer chooses a slot: a new slot's QUERY goes into
+            # ``asks`` the clock after, on the room seen while choosing)
+            m.d.comb += reask_hit.eq((candidates != 0) & active & asks.w_rdy & ~self.flush & ~deciding)
             stale_next = Signal(n)
             for i in range(n):
-                with m.If(alloc & (free_slot == i)):
+                with m.If(alloc_fx_1h[i]):
                     m.d.sync += asked_in[i].eq(0)
                 with m.Elif(q_taken & (self.query.payload.slot == i)):
                     m.d.sync += asked_in[i].eq(self.active_set)
@@ -341,92 +474,116 @@ class MissPath(wiring.Component):
                     m.d.sync += asked_in[i].eq(Mux(self.asked.payload.sent,
                                                    (Const(1, k) << self.asked.payload.cs)[:k], 0))
                 m.d.comb += stale_next[i].eq(
-                    Mux((alloc & (free_slot == i)) | (~alloc & reask_hit & (reask == i)), 0,
+                    Mux(alloc_fx_1h[i] | (~alloc_r & reask_hit & reask_1h[i]), 0,
                         stale[i] | ((asked_in[i] & left) != 0)))
             m.d.sync += stale.eq(stale_next)
 
-        # -- resolve: REPLY accepted or refused
-        m.d.comb += self.resolve.ready.eq(1)
-        with m.If(self.resolve.valid):
-            resolved = Signal()
-            for i in range(n):
-                with m.If((state[i] == SlotState.WAITING) & (keys[i] == self.resolve.payload.key)):
-                    m.d.comb += resolved.eq(1)
-                    m.d.sync += state[i].eq(Mux(self.resolve.payload.accept, SlotState.RELEASING, SlotState.DROPPING))
-            with m.If(~resolved):
-                count("resolve_unmatched")
+        # -- resolve: REPLY accepted or refused (its compare answered now)
+        resolve_1h = Signal(n)
+        m.d.comb += resolve_1h.eq(Mux(match_tag == CMP_RESOLVE, match & waiting, 0))
+        with m.If((match_tag == CMP_RESOLVE) & (resolve_1h == 0)):
+            count("resolve_unmatched")
 
-        # -- reader: one releasing slot at a time, frame by frame
-        r_slot = Signal(range(n))
-        r_busy = Signal()
-        out_valid = Signal()
-        out_first = Signal(init=1)
+        # -- reader: one releasing slot at a time, frame by frame.  The block
+        # RAM's data goes into a register (``out``) before anything uses it:
+        # two stages, the RAM's (``ram_valid``) and the register's.
+        r_armed = Signal()  # r_end is r_slot's (a clock after the slot is picked)
+        r_end = Signal(ptr_shape)  # wr_ptr[r_slot], a clock late
+        stored_last = Signal()  # a frame went into a queue last clock (r_end may be a clock behind)
+        m.d.sync += [r_end.eq(wr_ptr[r_slot]), stored_last.eq(frame_stored)]
         pick_hit, pick = Signal(), Signal(range(n))
         for i in reversed(range(n)):
-            with m.If(state[i] == SlotState.RELEASING):
+            with m.If(releasing[i]):
                 m.d.comb += [pick_hit.eq(1), pick.eq(i)]
-        with m.If(~r_busy & pick_hit):
-            m.d.sync += [r_busy.eq(1), r_slot.eq(pick)]
-
-        # A dropping slot empties at once (its stored frames are forgotten),
-        # so a flood of refused flows frees its slots quickly.  One per clock,
-        # and not while the writer is inside a frame of that slot.
-        drop_hit, drop = Signal(), Signal(range(n))
-        for i in reversed(range(n)):
-            with m.If((state[i] == SlotState.DROPPING) & ~(storing & (w_slot == i))):
-                m.d.comb += [drop_hit.eq(1), drop.eq(i)]
-
-        available = Signal()
-        r_ptr = Signal(ptr_shape)
-        m.d.comb += [r_ptr.eq(rd_ptr[r_slot]), available.eq(r_busy & (r_ptr != wr_ptr[r_slot]))]
-        word = rd.data
+        ram_valid = Signal()
+        out_valid = Signal()
+        out = Signal(9)
+        out_first = Signal(init=1)
         m.d.comb += [
             self.release.valid.eq(out_valid),
-            self.release.payload.data.eq(word[:8]),
-            self.release.payload.last.eq(word[8]),
+            self.release.payload.data.eq(out[:8]),
+            self.release.payload.last.eq(out[8]),
             self.release.payload.first.eq(out_first),
             self.release_slot.eq(r_slot),
         ]
         consumed = Signal()
         m.d.comb += consumed.eq(out_valid & self.release.ready)
+        load_out = Signal()
+        m.d.comb += load_out.eq(ram_valid & (~out_valid | consumed))
+        available = Signal()
+        m.d.comb += available.eq(r_armed & (r_ptr != r_end))
         advance = Signal()
-        m.d.comb += advance.eq(available & (~out_valid | consumed))
-        with m.If(consumed):
-            m.d.sync += out_first.eq(word[8])
-            with m.If(word[8]):
-                m.d.comb += frame_taken.eq(1)
-                count("frames_released")
+        m.d.comb += advance.eq(available & (~ram_valid | load_out))
+        m.d.comb += [rd.en.eq(advance), rd.addr.eq(Cat(r_ptr[:low], r_slot))]
         with m.If(advance):
-            m.d.comb += [rd.en.eq(1), rd.addr.eq(r_slot * depth + r_ptr[: ptr_shape.width - 1])]
-            m.d.sync += out_valid.eq(1)
+            m.d.sync += [r_ptr.eq(r_ptr + 1), ram_valid.eq(1)]
+        with m.Elif(load_out):
+            m.d.sync += ram_valid.eq(0)
+        with m.If(load_out):
+            m.d.sync += [out.eq(rd.data), out_valid.eq(1)]
         with m.Elif(consumed):
             m.d.sync += out_valid.eq(0)
+        with m.If(consumed):
+            m.d.sync += out_first.eq(out[8])
+            with m.If(out[8]):
+                m.d.comb += frame_taken.eq(1)
+                count("frames_released")
+        with m.If(~r_busy & pick_hit):
+            m.d.sync += [r_busy.eq(1), r_slot.eq(pick), r_ptr.eq(0)]
+        # The writer's read pointer while it stores: a queue nobody reads starts at 0.
+        with m.If(storing):
+            m.d.sync += w_rp.eq(Mux(r_busy & (r_slot == w_slot), r_ptr, 0))
+        # The slot is done when its queue is empty and no frame is on its way
+        # into it; decided a clock ahead (``done``: nothing can reach the
+        # queue in between, the writer's own decision blocks it).
+        done = Signal()
+        m.d.sync += done.eq(r_armed & ~done & ~available & ~ram_valid & ~out_valid & ~stored_last & ~deciding
+                            & ~(storing & (w_slot == r_slot)) & ~self.flush)
+        with m.If(done):
+            m.d.sync += r_busy.eq(0)
+        m.d.sync += r_armed.eq(r_busy & ~done)
 
+        # A dropping slot empties at once (its stored frames are forgotten),
+        # so a flood of refused flows frees its slots quickly.  One per clock,
+        # and not while the writer is inside a frame of that slot.  Chosen a
+        # clock ahead (``drop_1h``; the writer only starts a frame in a live
+        # slot, so nothing changes in between).
+        drop_1h = Signal(n)  # the slot emptied this clock
+        may_drop = Signal(n)
+        for i in range(n):
+            m.d.comb += may_drop[i].eq(dropping[i] & ~drop_1h[i] & ~(storing & (w_slot == i)))
+        m.d.sync += drop_1h.eq(Mux(self.flush, 0, may_drop & -may_drop))
+        dropped_frames = Signal(8)  # counted a clock later
+        m.d.sync += dropped_frames.eq(onehot_mux(drop_1h, frames))
+        count("frames_dropped_refused", dropped_frames)
+
+        # -- every slot's state and frame count, in one flat place
         # Frames per slot: one writer and one reader may finish a frame of the
         # same slot in the same clock.
         for i in range(n):
             inc = frame_stored & (w_slot == i)
             dec = frame_taken & (r_slot == i)
-            with m.If(advance & (r_slot == i)):
-                m.d.sync += rd_ptr[i].eq(r_ptr + 1)
-            with m.If(drop_hit & (drop == i)):
-                m.d.sync += [frames[i].eq(0), rd_ptr[i].eq(wr_ptr[i]), state[i].eq(SlotState.FREE)]
+            m.d.comb += slot_freed[i].eq(self.flush | drop_1h[i] | (done & (r_slot == i)))
+            with m.If(slot_freed[i]):
+                m.d.sync += frames[i].eq(0)
             with m.Elif(inc & ~dec):
                 m.d.sync += frames[i].eq(frames[i] + 1)
             with m.Elif(dec & ~inc):
                 m.d.sync += frames[i].eq(frames[i] - 1)
-
-        with m.If(drop_hit):
-            count("frames_dropped_refused", frames[drop])
-
-        # The slot is done when its queue is empty and no frame is being stored in it.
-        with m.If(r_busy & ~available & ~out_valid & ~(storing & (w_slot == r_slot))):
-            m.d.sync += [r_busy.eq(0), state[r_slot].eq(SlotState.FREE)]
+            with m.If(self.flush):
+                m.d.sync += state[i].eq(SlotState.FREE)
+            with m.Elif(alloc_fx_1h[i]):
+                m.d.sync += state[i].eq(SlotState.WAITING)
+            with m.Elif(resolve_1h[i]):
+                m.d.sync += state[i].eq(Mux(match_accept, SlotState.RELEASING, SlotState.DROPPING))
+            with m.Elif(expired[i]):
+                m.d.sync += state[i].eq(SlotState.DROPPING)
+            with m.Elif(drop_1h[i] | (done & (r_slot == i))):
+                m.d.sync += state[i].eq(SlotState.FREE)
 
         # -- RESET: every pending flow goes (its frames with it)
         with m.If(self.flush):
-            for i in range(n):
-                m.d.sync += [state[i].eq(SlotState.FREE), rd_ptr[i].eq(wr_ptr[i]), frames[i].eq(0)]
-            m.d.sync += [r_busy.eq(0), out_valid.eq(0), q_valid.eq(0), ask.eq(0), out_first.eq(1), writing.eq(0)]
+            m.d.sync += [r_busy.eq(0), r_armed.eq(0), done.eq(0), ram_valid.eq(0), out_valid.eq(0), q_valid.eq(0), ask.eq(0),
+                         out_first.eq(1), writing.eq(0)]
             m.d.comb += asks.r_en.eq(asks.r_rdy)  # the queue empties, a slot a clock (their ask bits are clear)
         return m

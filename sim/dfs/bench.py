@@ -28,7 +28,7 @@ def run_bench(quick: bool = False) -> dict:
     from .world import CLIENT_IP, GEOMETRY, bring_up, client_frame, node_frame, open_flow, run_world
 
     frames = 12 if quick else 40
-    dut = DFSCore(geometry=GEOMETRY, tick_cycles=1000, miss_slot_bytes=512, frame_buffer_bytes=2048)
+    dut = DFSCore(geometry=GEOMETRY, tick_cycles=1000, frame_buffer_bytes=2048)
 
     async def script(w):
         await bring_up(w)

@@ -84,7 +84,7 @@ def seed_and_steps(default_steps: int, default_seed: int = 11) -> tuple[int, int
 
 
 def make_dut(geometry: FlowGeometry = GEOMETRY) -> DFSCore:
-    return DFSCore(geometry=geometry, tick_cycles=TICK_CYCLES, miss_slot_bytes=512, frame_buffer_bytes=2048,
+    return DFSCore(geometry=geometry, tick_cycles=TICK_CYCLES, frame_buffer_bytes=2048,
                    close_linger=CLOSE_LINGER)
 
 
@@ -272,7 +272,7 @@ class Scoreboard:
         self.nonce = answer.nonce
         config = DfsConfig(key=KEY, dfs_addr=ipaddress.IPv4Address(DFS_IP), dfs_mac=_mac(DFS_MAC),
                            port_roles=(PortRole.EXTERNAL, PortRole.INTERNAL), geometry=self.geometry,
-                           tick_s=0.001, max_pending=8, max_held_per_flow=8, max_held_total=64,
+                           tick_s=0.001, max_pending=8, max_held_total=64,
                            close_linger_ticks=CLOSE_LINGER, pending_timeout_s=1000.0,
                            randbytes=lambda n: self.nonce[:n])
         self.model = ReferenceDFS(config)

@@ -34,7 +34,9 @@ Decisions (documented here once; tests pin them):
 * New flow (figure 20/21): the first packet of a flow to a VS sends QUERY to
   the active CS and is held.  Bounds: ``max_pending`` pending flows
   (beyond: the packet is dropped, ``drop_pending_full``), ``max_held_per_flow``
-  packets per pending flow (``drop_held_flow_full``) and ``max_held_total``
+  packets and ``max_held_bytes_per_flow`` bytes per pending flow
+  (``drop_held_flow_full``; a first packet too big to hold is dropped, but the
+  flow is still asked for) and ``max_held_total``
   overall (``drop_held_total_full``).  A pending flow without REPLY for
   ``pending_timeout_s`` expires and its held packets are dropped
   (``drop_pending_timeout``); its next packet queries again.
@@ -160,6 +162,8 @@ from .flowkey import ACTION_WIDTH, KEY_WIDTH, pack_key
 from .flowtable import FlowGeometry, FlowTableModel, InsertStatus
 
 __all__ = [
+    "HELD_BYTES_PER_FLOW",
+    "HELD_PER_FLOW",
     "DfsConfig",
     "Flow",
     "PortRole",
@@ -168,6 +172,14 @@ __all__ = [
     "VsEntry",
 ]
 
+
+
+#: What a pending flow may hold until its REPLY: frames and bytes (the
+#: gateware's miss-path slot, ``MissPath(frames_per_slot=, slot_bytes=)``,
+#: takes its defaults from here).  The first packets of a new flow: a TCP SYN
+#: is 60-78 bytes, so 256 bytes hold three; 8 slots x 256 bytes are one EBR.
+HELD_PER_FLOW = 8
+HELD_BYTES_PER_FLOW = 256
 
 
 def _default_geometry() -> FlowGeometry:
@@ -185,7 +197,9 @@ class DfsConfig:
     tick_s: float = 0.1
     idle_timeout_s: float = 300.0
     max_pending: int = 64
-    max_held_per_flow: int = 8
+    max_held_per_flow: int = HELD_PER_FLOW
+    #: bytes held per pending flow (a frame that does not fit is dropped, drop_held_flow_full)
+    max_held_bytes_per_flow: int = HELD_BYTES_PER_FLOW
     max_held_total: int = 256
     pending_timeout_s: float = 1.0
     #: virtual-server CAM slots (ADD_VS beyond them: BADCONFIG)
@@ -216,7 +230,7 @@ class DfsConfig:
             raise ValueError(f"at most 4 ports (the flow action's egress_port has 2 bits), not {self.port_roles!r}")
         if self.geometry.key_width < KEY_WIDTH or self.geometry.action_width < ACTION_WIDTH:
             raise ValueError(f"geometry {self.geometry!r} is too narrow for the flow key/action")
-        for name in ("max_pending", "max_held_per_flow", "max_held_total", "vs_entries"):
+        for name in ("max_pending", "max_held_per_flow", "max_held_bytes_per_flow", "max_held_total", "vs_entries"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")

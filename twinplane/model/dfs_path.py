@@ -195,7 +195,9 @@ class FramePath:
         return None if match is None else self._vs_cache[2][match.vs_id]
 
     def _hold(self, pending: _Pending, port: int, frame: bytes) -> bool:
-        if len(pending.held) >= self.config.max_held_per_flow:
+        held_bytes = sum(len(f) for _, f in pending.held)
+        if (len(pending.held) >= self.config.max_held_per_flow
+                or held_bytes + len(frame) > self.config.max_held_bytes_per_flow):
             self._count("drop_held_flow_full")
             return False
         if self._held_total >= self.config.max_held_total:
@@ -227,7 +229,11 @@ class FramePath:
             return
         self._serial = self._serial % 0xFFFF_FFFF + 1
         pending = _Pending(self._serial, now)
-        if not self._hold(pending, port, frame):
+        if len(frame) > self.config.max_held_bytes_per_flow:
+            # Too big to hold (the gateware learns a frame's size only as it
+            # stores it): the frame goes, the flow is asked for all the same.
+            self._count("drop_held_flow_full")
+        elif not self._hold(pending, port, frame):
             return
         self.pending[key] = pending
         sig = FlowSignature(src_addr=_ipv4(p.src_ip), dst_addr=_ipv4(p.dst_ip), src_port=p.src_port,
