@@ -179,7 +179,7 @@ class FlowController(wiring.Component):
         # The record read goes into a register before any logic (a block RAM's
         # clock-to-out is most of a clock): a state that reads a record sets
         # the address, waits a clock, then finds the record in ``rec``.
-        rec = Signal(_conn_layout(g))
+        rec = Signal(_conn_layout(g), reset_less=True)  # (no reset mux between the RAM and it)
         m.d.sync += rec.eq(conn_rd.data)
         # The serial of each pending slot's QUERY, for when it is asked again.
         m.submodules.query_serials = query_serials = memory.Memory(shape=32, depth=self._pending_slots, init=[])

@@ -457,7 +457,9 @@ class MissPath(wiring.Component):
             for i in range(n):
                 m.d.sync += needs[i].eq(waiting[i] & ~ask[i] & ~presenting[i] & (stale[i] | (asked_in[i] == 0)))
             candidates = Signal(n)
-            m.d.comb += [candidates.eq(needs & ~ask & waiting), reask_1h.eq(candidates & -candidates)]
+            m.d.comb += candidates.eq(needs & ~ask & waiting)
+            for i in range(n):  # the lowest candidate (LUTs, not a carry chain)
+                m.d.comb += reask_1h[i].eq(candidates[i] & ~(candidates[:i] != 0) if i else candidates[0])
             for i in range(n):
                 with m.If(reask_1h[i]):
                     m.d.comb += reask.eq(i)
@@ -497,7 +499,7 @@ class MissPath(wiring.Component):
                 m.d.comb += [pick_hit.eq(1), pick.eq(i)]
         ram_valid = Signal()
         out_valid = Signal()
-        out = Signal(9)
+        out = Signal(9, reset_less=True)  # (no reset mux between the RAM and it)
         out_first = Signal(init=1)
         m.d.comb += [
             self.release.valid.eq(out_valid),
