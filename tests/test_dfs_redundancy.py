@@ -199,8 +199,8 @@ def test_a_new_flow_without_any_cs_is_dropped():
     async def script(w):
         ModelMirror(w, TICK_CYCLES)
         cs = ScriptedCs(w, 1, cs_id=1, epoch=1)
-        await bring_up_cs(cs, hello_interval_ms=5)
-        await w.ctx.tick().repeat(ms(20))  # forgotten: no CS at all
+        await bring_up_cs(cs, hello_interval_ms=10)  # 1 ms = 64 clocks here: room for the handshake
+        await w.ctx.tick().repeat(ms(40))  # forgotten (3 intervals): no CS at all
         await w.send(0, client_frame(CLIENT_IP, 40001, "S"))
         await w.quiet(1, 1000)
         # The CS comes back: nothing was kept for it to be asked about.

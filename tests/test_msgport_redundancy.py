@@ -99,7 +99,7 @@ class Twin:
     async def quiet(self):
         """Wait until the port has sent nothing for a while."""
         seen, quiet = len(self.frames), 0
-        while quiet < 4 * MAX_TRANSMIT_BYTES:  # a frame takes about 2.5 times its message
+        while quiet < 6 * MAX_TRANSMIT_BYTES:  # receiving ~2x a message (hashed from the register), sending ~2.5x
             await self.wait(1)
             quiet = 0 if len(self.frames) != seen else quiet + 1
             seen = len(self.frames)

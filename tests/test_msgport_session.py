@@ -71,7 +71,7 @@ class ScriptedCS:
         ctx.set(port.rx.valid, 0)
         # Answers: wait until the port has been quiet for a while.
         seen, quiet = len(self.frames), 0
-        while quiet < 3 * MAX_SENT_BYTES:
+        while quiet < 6 * MAX_SENT_BYTES:  # the receiver hashes a whole message, then the answer is hashed and sent
             await ctx.tick()
             quiet = 0 if len(self.frames) != seen else quiet + 1
             seen = len(self.frames)

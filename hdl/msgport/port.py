@@ -10,9 +10,10 @@ The DFS top delivers the UDP payload of every datagram addressed to the
 DFS's SSMB or CSMB port on the internal side (with the sender's addresses and
 which bus), and merges the frames on ``tx`` into the internal port's egress.
 
-One SipHash-2-4 core (:class:`HashArbiter`) serves the session engine and
-the transmitter; the receiver, which hashes bytes as the network delivers
-them, has its own (sharing it made the transmitter wait on the network).  No stage copies a message: each holds the one it
+One SipHash-2-4 core (:class:`HashArbiter`) serves the receiver, the
+session engine and the transmitter: each hashes a message it already holds
+(the receiver rotates its register once the message is whole), so none
+holds the core while waiting on the network.  No stage copies a message: each holds the one it
 works on in its producer's stream (valid, payload stable) until done, so the
 receiver's register is the only message-sized one on the way in, and
 ``to_core`` likewise stays valid and stable until taken.
@@ -75,19 +76,19 @@ class MessagePort(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # The receiver keeps a SipHash core of its own: it hashes bytes as
-        # they arrive, so a shared core would wait on the network, and the
-        # transmitter on it.  The session engine and the transmitter share
-        # one: the engine hashes only while the transmitter is idle (it hands
-        # a message over only when the previous frame is out) and neither
-        # waits on anything outside the port while it holds the core.
-        m.submodules.receiver = receiver = MessageReceiver()
+        # One SipHash core for the three: none holds it while waiting on
+        # anything outside the port (the receiver hashes a whole message from
+        # its register; the session engine hashes only while the transmitter
+        # is idle, as it hands a message over only when the previous frame is
+        # out; the transmitter reads the session's message).
+        m.submodules.receiver = receiver = MessageReceiver(shared_hash=True)
         m.submodules.session = session = SessionEngine(**self._engine_args, shared_hash=True)
         m.submodules.transmitter = transmitter = MessageTransmitter(shared_hash=True)
-        m.submodules.hash = hasher = HashArbiter(2)
-        m.d.comb += [hasher.key.eq(self.key), receiver.key.eq(self.key)]
+        m.submodules.hash = hasher = HashArbiter(3)
+        m.d.comb += hasher.key.eq(self.key)
         connect(m, session.hash, hasher.client0)
         connect(m, transmitter.hash, hasher.client1)
+        connect(m, receiver.hash, hasher.client2)
 
         m.d.comb += [
             receiver.bus.eq(self.rx_bus),

@@ -32,16 +32,17 @@ the association, kept by the message port's executor.
 
 A message whose ``msg_length`` is out of range ends the datagram (nothing
 after it is framed), as in the host codec; any other bad message is skipped
-alone.  The receiver spends one cycle per message feeding the bus byte to the
-SipHash core and waits for the tag (about 15 cycles) after each message, so
-it accepts a little under one byte per clock; messages are at least 36 bytes
-and arrive at most one per 84-byte frame time in a flood, so it keeps up.
+alone.  Bytes are taken one a clock into the register; once a message and
+its tag are in, the register is rotated a byte a clock through SipHash
+(MAX_RECEIVED_BYTES clocks, then ~15 for the tag), so the SipHash core can
+be the port's shared one: it is never held while the network delivers bytes.
+Messages are at least 36 bytes and a REPLY (the largest, 160) costs about
+330 clocks, so the receiver takes a message every ~2.6 us at 125 MHz; the
+DFS's frame buffer holds the datagrams behind it.
 In the message port the receiver's register is the only copy of a message on
 the way in: the session engine works on it in place, so the receiver takes
 no new byte until the engine is done with it (backpressure into the DFS's
-frame buffer).  ``shared_hash=True`` exists, but the port keeps the
-receiver's core separate: a shared core would be held while the network
-delivers a message's bytes, and the transmitter would wait on the network.
+frame buffer).
 """
 
 from amaranth import Cat, Module, Mux, Signal
@@ -99,7 +100,6 @@ class MessageReceiver(wiring.Component):
         vers_major = Signal(8)
         tag = Signal(64)
         datagram_over = Signal()  # the byte just taken carried `last`
-        eat_rest = Signal()  # after closing the hash, discard the rest of the datagram
 
         byte = self.sink.payload.data
         take = Signal()
@@ -135,45 +135,42 @@ class MessageReceiver(wiring.Component):
         # The message and tag registers are written outside the FSM, as
         # "clear, else shift, else hold": synthesis maps that onto the flip-
         # flops' synchronous reset and clock enable, so the ~1,300 bits need
-        # no logic in front of them.
-        clear, shift_raw, shift_tag = Signal(), Signal(), Signal()
+        # no logic in front of them.  Rotating (raw's top byte to the bottom)
+        # is how the message is hashed, and read again for a replica: after
+        # MAX_RECEIVED_BYTES rotations raw is as it was.
+        clear, shift_raw, shift_tag, rotate = Signal(), Signal(), Signal(), Signal()
         with m.If(clear):
             m.d.sync += [out.raw.eq(0), tag.eq(0)]
         with m.Else():
-            with m.If(shift_raw | self.rotate):
+            with m.If(shift_raw | rotate | self.rotate):
                 m.d.sync += out.raw.eq(Cat(Mux(shift_raw, byte, out.raw[-8:]), out.raw[:-8]))
             with m.If(shift_tag):
                 m.d.sync += tag.eq(Cat(tag[8:], byte))
 
+        # The hash reads the message from raw once it is whole: first the
+        # unused top of raw rotates away, then the bus byte and the signed
+        # bytes go to SipHash as they reach the top.
+        m.d.comb += siphash.sink.payload.data.eq(out.raw[-8:])
+        unused = Signal(range(MAX_RECEIVED_BYTES + 1))
+        m.d.comb += unused.eq(MAX_RECEIVED_BYTES + TAG_SIZE - length)
+
         with m.FSM(name="receiver"):
             with m.State("Waiting for a message"):
-                # Feed the bus byte to SipHash first (domain separation).
                 with m.If(self.sink.valid):
-                    bus_now = Signal(1)
-                    m.d.comb += bus_now.eq(bus)
+                    m.d.sync += [index.eq(0), length.eq(0)]
+                    m.d.comb += clear.eq(1)
                     with m.If(self.sink.payload.first):
-                        m.d.comb += bus_now.eq(self.bus)
-                    m.d.comb += [siphash.sink.valid.eq(1), siphash.sink.payload.data.eq(bus_now)]
-                    with m.If(siphash.sink.ready):
-                        m.d.sync += [index.eq(0), length.eq(0)]
-                        m.d.comb += clear.eq(1)
-                        with m.If(self.sink.payload.first):
-                            m.d.sync += [
-                                bus.eq(self.bus),
-                                out.bus.eq(self.bus),
-                                out.src_mac.eq(self.src_mac),
-                                out.src_ip.eq(self.src_ip),
-                                out.src_port.eq(self.src_port),
-                            ]
-                        m.next = "Taking header and body"
+                        m.d.sync += [
+                            bus.eq(self.bus),
+                            out.bus.eq(self.bus),
+                            out.src_mac.eq(self.src_mac),
+                            out.src_ip.eq(self.src_ip),
+                            out.src_port.eq(self.src_port),
+                        ]
+                    m.next = "Taking header and body"
 
             with m.State("Taking header and body"):
-                m.d.comb += [
-                    self.sink.ready.eq(siphash.sink.ready),
-                    siphash.sink.valid.eq(self.sink.valid),
-                    siphash.sink.payload.data.eq(byte),
-                    siphash.sink.payload.last.eq(last_signed),
-                ]
+                m.d.comb += self.sink.ready.eq(1)
                 with m.If(take):
                     m.d.sync += index.eq(index + 1)
                     m.d.comb += shift_raw.eq(1)
@@ -190,14 +187,13 @@ class MessageReceiver(wiring.Component):
                             m.d.sync += length[0:8].eq(byte)
                     with m.If((index == 5) & length_bad):
                         count("bad_length")
-                        m.d.sync += eat_rest.eq(~self.sink.payload.last)
-                        m.next = "Closing the hash"
+                        with m.If(self.sink.payload.last):
+                            m.next = "Waiting for a message"
+                        with m.Else():
+                            m.next = "Eating the rest"
                     with m.Elif(self.sink.payload.last):
                         count("truncated")
-                        with m.If(last_signed):
-                            m.next = "Dropping the tag"
-                        with m.Else():
-                            m.next = "Closing the hash"
+                        m.next = "Waiting for a message"
                     with m.Elif(last_signed):
                         m.next = "Taking the tag"
 
@@ -211,18 +207,46 @@ class MessageReceiver(wiring.Component):
                         m.next = "Checking"
                     with m.Elif(self.sink.payload.last):
                         count("truncated")
-                        m.next = "Dropping the tag"
+                        m.next = "Waiting for a message"
 
             with m.State("Checking"):
+                m.d.sync += index.eq(0)
+                with m.If(expected != length):
+                    count("unexpected")
+                    m.next = "Next message"
+                with m.Elif(~version_ok):
+                    count("bad_version")
+                    m.next = "Next message"
+                with m.Else():
+                    m.next = "Rotating to the message"
+
+            with m.State("Rotating to the message"):
+                with m.If(index == unused):
+                    m.d.sync += index.eq(0)
+                    m.next = "Hashing the bus byte"
+                with m.Else():
+                    m.d.comb += rotate.eq(1)
+                    m.d.sync += index.eq(index + 1)
+
+            with m.State("Hashing the bus byte"):
+                # Domain separation: the bus byte first.
+                m.d.comb += [siphash.sink.valid.eq(1), siphash.sink.payload.data.eq(bus)]
+                with m.If(siphash.sink.ready):
+                    m.next = "Hashing the message"
+
+            with m.State("Hashing the message"):
+                last = index == length - TAG_SIZE - 1
+                m.d.comb += [siphash.sink.valid.eq(1), siphash.sink.payload.last.eq(last)]
+                with m.If(siphash.sink.ready):
+                    m.d.comb += rotate.eq(1)
+                    m.d.sync += index.eq(index + 1)
+                    with m.If(last):
+                        m.next = "Checking the tag"
+
+            with m.State("Checking the tag"):
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
-                    with m.If(expected != length):
-                        count("unexpected")
-                        m.next = "Next message"
-                    with m.Elif(~version_ok):
-                        count("bad_version")
-                        m.next = "Next message"
-                    with m.Elif(siphash.source.payload != tag):
+                    with m.If(siphash.source.payload != tag):
                         count("bad_tag")
                         m.next = "Next message"
                     with m.Else():
@@ -233,44 +257,16 @@ class MessageReceiver(wiring.Component):
                 with m.If(self.source.ready):
                     m.d.sync += self.source.valid.eq(0)
                     count("accepted")
-                    with m.If(datagram_over):
-                        m.next = "Waiting for a message"
-                    with m.Else():
-                        m.next = "Feeding the bus byte"
+                    m.next = "Next message"
 
             with m.State("Next message"):
+                # Same datagram, next message: same bus, same sender.
                 with m.If(datagram_over):
                     m.next = "Waiting for a message"
                 with m.Else():
-                    m.next = "Feeding the bus byte"
-
-            with m.State("Feeding the bus byte"):
-                # Same datagram, next message: same bus, same sender.
-                m.d.comb += [siphash.sink.valid.eq(1), siphash.sink.payload.data.eq(bus)]
-                with m.If(siphash.sink.ready):
                     m.d.sync += [index.eq(0), length.eq(0)]
                     m.d.comb += clear.eq(1)
                     m.next = "Taking header and body"
-
-            with m.State("Closing the hash"):
-                # The datagram ended before the signed bytes did: end the
-                # SipHash message with an empty transfer and throw the tag away.
-                m.d.comb += [
-                    siphash.sink.valid.eq(1),
-                    siphash.sink.payload.last.eq(1),
-                    siphash.sink.payload.empty.eq(1),
-                ]
-                with m.If(siphash.sink.ready):
-                    m.next = "Dropping the tag"
-
-            with m.State("Dropping the tag"):
-                m.d.comb += siphash.source.ready.eq(1)
-                with m.If(siphash.source.valid):
-                    with m.If(eat_rest):
-                        m.d.sync += eat_rest.eq(0)
-                        m.next = "Eating the rest"
-                    with m.Else():
-                        m.next = "Waiting for a message"
 
             with m.State("Eating the rest"):
                 # msg_length was out of range: nothing after it is framed.

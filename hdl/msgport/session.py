@@ -323,6 +323,12 @@ class SessionEngine(wiring.Component):
                 new_bitmap.eq(slot_bitmap | (Const(1, _WINDOW) << back)[:_WINDOW]),
             ]
 
+        # 3 HELLO intervals of the held HELLO, registered (an add of its own,
+        # not a multiplier in front of the deadline's add).
+        interval = Mux(body(CsmbHello).hello_interval_ms == 0, 1, body(CsmbHello).hello_interval_ms)
+        hello_3_intervals = Signal(_CLOCK_BITS)
+        m.d.sync += hello_3_intervals.eq(interval + (interval << 1))
+
         def accept_seq():
             return [highest[slot].eq(new_highest), bitmap[slot].eq(new_bitmap)]
 
@@ -692,13 +698,12 @@ class SessionEngine(wiring.Component):
                 count("hellos")
                 m.d.sync += start_reply(_Kind.HELLO)
                 with m.If(is_csmb & (verdict == ErrorCode.NONE)):
-                    interval = Mux(hello.hello_interval_ms == 0, 1, hello.hello_interval_ms)
                     m.d.sync += [
                         role[slot].eq(hello.role[0]),
                         cs_id[slot].eq(hello.cs_id),
                         ssmb_ip[slot].eq(hello.ssmb_addr[:32]),
                         ssmb_port[slot].eq(hello.ssmb_port),
-                        deadline[slot].eq(now_ms + 3 * interval),
+                        deadline[slot].eq(now_ms + hello_3_intervals),
                     ]
                     becomes_active = (hello.role[0] == Role.ACTIVE) & (role[slot] != Role.ACTIVE)
                     with m.If(authed[slot] & becomes_active):
