@@ -169,7 +169,7 @@ class FlowTable(wiring.Component):
         krd, kwr = keymem.read_port(), keymem.write_port(granularity=1)
         ard, awr = actmem.read_port(), actmem.write_port()
         cwr = cntmem.write_port()
-        crd = cntmem.read_port(transparent_for=(cwr,))
+        crd = cntmem.read_port()
         lrd, lwr = locmem.read_port(), locmem.write_port()
         frd, fwr = fifomem.read_port(), fifomem.write_port()
 
@@ -177,18 +177,20 @@ class FlowTable(wiring.Component):
             """A bucket's keymem address: the sub-tables stacked."""
             return Cat(bucket[:ib], Const(t, tb) if isinstance(t, int) else t[:tb])
 
+        cmd = Signal.like(self.cmd.payload)  # the command being executed
         # Requests the control FSM drives (combinationally, default idle).
         s_req = Signal()  # search ``hkey``
-        rd_row = Signal(ib + tb)  # the keymem row the FSM reads (a register)
-        a_addr = Signal(hb)
+        # Registers, not state-decoded muxes, in front of the EBR ports:
+        # ``rd_row``/``rd_way`` the keymem row and way the FSM reads or
+        # writes (also the flush sweep), ``c_raddr`` its cntmem read address;
+        # its actmem reads are at ``cmd.handle``.
+        rd_row, rd_way = Signal(ib + tb), Signal(wb)
         c_raddr = Signal(hb)
         c_we = Signal()
         c_waddr = Signal(hb)
         c_wdata = Signal(self.cnt_layout)
-        kw_en, kw_all = Signal(), Signal()
-        kw_addr = Signal(ib + tb)
-        kw_way = Signal(wb)
-        kw_slot = Signal(self.slot_layout)
+        kw_en, kw_all, kw_valid = Signal(), Signal(), Signal()
+        wr_move = Signal()  # a keymem write writes ``mslot`` (else the new key)
 
         # ---- search sequencer and lookup pipeline (see "Pipeline").  A
         # search taken in p0 reads sub-table ``s_t`` in each of the next T
@@ -260,18 +262,18 @@ class FlowTable(wiring.Component):
         m.d.sync += [acc_hit.eq(p4_hit), acc_handle.eq(p4_handle)]
         p4_done = p4.valid & p4.last
         a_grant = ~p4_done
-        m.d.comb += ard.addr.eq(Mux(p4_done, p4_handle, a_addr))
-        p5_valid, p5_key, p5_hit, p5_miss = Signal(), Signal(g.key_width), Signal(), Signal()
+        m.d.comb += ard.addr.eq(Mux(p4_done, p4_handle, cmd.handle))
+        p5_valid, p5_key, p5_hit = Signal(), Signal(g.key_width), Signal()
         p5_handle = Signal(hb)
         m.d.sync += [p5_valid.eq(p4_done & ~p4.fsm), p5_key.eq(p4_key), p5_hit.eq(p4_hit),
-                     p5_miss.eq(p4_done & ~p4_hit), p5_handle.eq(p4_handle)]
+                     p5_handle.eq(p4_handle)]
         p6_valid, p6_key, p6_hit = Signal(), Signal(g.key_width), Signal()
         p6_handle, p6_action = Signal(hb), Signal(g.action_width)
-        # A search's miss zeroes the action as it lands: a synchronous reset
-        # of the flops, not a LUT per bit (the FSM's own actmem reads are
-        # never in p4 with a search, so they are not zeroed).
+        # The action straight from the EBR into flops, zeroed on a miss
+        # after them: a zeroing in front became a LUT behind the EBR's
+        # 5.8 ns clock-to-out (109 MHz routed; Yosys does not make it a reset).
         m.d.sync += [p6_valid.eq(p5_valid), p6_key.eq(p5_key), p6_hit.eq(p5_hit),
-                     p6_handle.eq(p5_handle), p6_action.eq(Mux(p5_miss, 0, ard.data))]
+                     p6_handle.eq(p5_handle), p6_action.eq(ard.data)]
         m.d.comb += [
             self.lookup.ready.eq(~hold),
             self.touch.ready.eq(1),
@@ -279,7 +281,7 @@ class FlowTable(wiring.Component):
             self.result.payload.key.eq(p6_key),
             self.result.payload.hit.eq(p6_hit),
             self.result.payload.handle.eq(p6_handle),
-            self.result.payload.action.eq(p6_action),
+            self.result.payload.action.eq(Mux(p6_hit, p6_action, 0)),
         ]
 
         # What the control FSM's searches leave behind, bucket by bucket as
@@ -302,23 +304,28 @@ class FlowTable(wiring.Component):
         search_done = p4_done & p4.fsm
 
         # ---- counter pipeline: t0 read, t1 data into a register, t2 add and
-        # write.  The read port is transparent to the write port, so a read
-        # sees the write of its own clock; the one write it cannot see (the
-        # clock after, from the touch just ahead) is forwarded (``lw_*``).
-        # The FSM reads only with no touch in t0 or t1 (no write in flight).
+        # write.  The two writes a read cannot see (in its own clock and the
+        # next: the two touches just ahead, or the FSM's) are forwarded from
+        # registers (``lw1_*``, ``lw2_*``), whether each hits this touch's
+        # handle known a clock early, so only a mux sits in front of the
+        # adders.  (A read port transparent to the write port costs a bypass
+        # mux behind the EBR's clock-to-out instead.)  The FSM reads only
+        # with no touch in t0, t1 or t2 (no write in flight).
         m.d.comb += crd.addr.eq(Mux(self.touch.valid, self.touch.payload.handle, c_raddr))
         t1_valid, t1 = Signal(), Signal.like(self.touch.payload)
         m.d.sync += [t1_valid.eq(self.touch.valid), t1.eq(self.touch.payload)]
-        c_grant_r = ~self.touch.valid & ~t1_valid
         cd = Signal(self.cnt_layout)
         t2_valid, t2 = Signal(), Signal.like(self.touch.payload)
         m.d.sync += [cd.eq(crd.data), t2_valid.eq(t1_valid), t2.eq(t1)]
-        # Whether the write just ahead hits this touch's handle is known a
-        # clock early (t1), so only a mux sits in front of the adders.
-        lw_hit, lw_data = Signal(), Signal(self.cnt_layout)
-        m.d.sync += [lw_hit.eq(cwr.en & (cwr.addr == t1.handle)), lw_data.eq(cwr.data)]
+        c_grant_r = ~self.touch.valid & ~t1_valid & ~t2_valid
+        lw1_en, lw1_addr = Signal(), Signal(hb)
+        lw1_hit, lw1_data = Signal(), Signal(self.cnt_layout)
+        lw2_hit, lw2_data = Signal(), Signal(self.cnt_layout)
+        m.d.sync += [lw1_en.eq(cwr.en), lw1_addr.eq(cwr.addr), lw1_data.eq(cwr.data),
+                     lw1_hit.eq(cwr.en & (cwr.addr == t1.handle)),
+                     lw2_hit.eq(lw1_en & (lw1_addr == t1.handle)), lw2_data.eq(lw1_data)]
         base = Signal(self.cnt_layout)
-        m.d.comb += base.eq(Mux(lw_hit, lw_data, cd))
+        m.d.comb += base.eq(Mux(lw1_hit, lw1_data, Mux(lw2_hit, lw2_data, cd)))
         c_grant_w = ~t2_valid
         with m.If(t2_valid):
             m.d.comb += [
@@ -331,23 +338,24 @@ class FlowTable(wiring.Component):
             m.d.comb += [cwr.addr.eq(c_waddr), cwr.en.eq(1), cwr.data.eq(c_wdata)]
 
         # ---- keymem writes (control only, never while ``hold``): one slot
-        # or a whole row (flush; kw_slot is zero unless a state drives it).
+        # or a whole row (flush), at ``rd_row``.  An invalidated slot keeps
+        # whatever key and handle bits: only its valid bit is ever read.
         kw_grant = ~hold
-        m.d.comb += [kwr.addr.eq(kw_addr), kwr.data.eq(Cat(*([kw_slot.as_value()] * W)))]
+        kw_slot = Signal(self.slot_layout)
+        m.d.comb += [kwr.addr.eq(rd_row), kwr.data.eq(Cat(*([kw_slot.as_value()] * W)))]
         with m.If(kw_all & kw_grant):
             m.d.comb += kwr.en.eq((1 << W) - 1)
         with m.Elif(kw_en & kw_grant):
-            m.d.comb += kwr.en.eq(1 << kw_way)
+            m.d.comb += kwr.en.eq(1 << rd_way)
 
         # ---- control FSM state.
-        cmd = Signal.like(self.cmd.payload)  # the command being executed
         cidx = [Signal(ib, name=f"cidx{t}") for t in range(T)]
         midx = [Signal(ib, name=f"midx{t}") for t in range(T)]
         mslot = Signal(self.slot_layout)  # the one slot the FSM holds
         mt, mw = Signal(tb), Signal(wb)
         tgt_t, tgt_w = Signal(tb), Signal(wb)
         best_t, best_w = Signal(tb), Signal(wb)
-        pk_ok, pk_t, pk_w, pk_b = Signal(), Signal(tb), Signal(wb), Signal(ib)
+        pk_ok, fr_ok = Signal(), Signal()
         e_age, e_cnt, e_kept = Signal(g.ts_width), Signal(self.cnt_layout), Signal()
         e_t, e_w = Signal(tb), Signal(wb)
         new_handle = Signal(hb)
@@ -356,7 +364,6 @@ class FlowTable(wiring.Component):
         best_age = Signal(g.ts_width)
         chosen = Signal()  # a victim candidate was found (the kept handle is skipped)
         loc = Signal(self.loc_layout)
-        sweep = Signal(ib + tb + 1)
         r = Signal.like(self.rsp.payload)
         # ``idle`` is a flop of its own, not the FSM's state decode: it
         # enables the ~600 flops of ``cmd``, ``hkey`` and ``r`` (a decoded
@@ -367,7 +374,16 @@ class FlowTable(wiring.Component):
             return Mux(ptr == N - 1, 0, ptr + 1)
 
         m.d.comb += [frd.addr.eq(fhead), fwr.addr.eq(ftail), fwr.data.eq(cmd.handle),
-                     lrd.addr.eq(cmd.handle)]
+                     lrd.addr.eq(cmd.handle),
+                     kw_slot.valid.eq(kw_valid),
+                     kw_slot.key.eq(Mux(wr_move, mslot.key, cmd.key[ib:])),
+                     kw_slot.handle.eq(Mux(wr_move, mslot.handle, new_handle)),
+                     lwr.addr.eq(kw_slot.handle), lwr.data.table.eq(rd_row[ib:]),
+                     lwr.data.bucket.eq(rd_row[:ib]), lwr.data.way.eq(rd_way)]
+        # The FIFO's head, registered straight from the EBR (its head moves
+        # at most once a command, many clocks before the next ALLOCATE).
+        fifo_out = Signal(hb)
+        m.d.sync += fifo_out.eq(frd.data)
 
         # Candidate analysis (from ``cvalid``, the key's candidate buckets).
         best_used, best_ft, best_fw = Const(W, range(W + 1)), Const(0, tb), Const(0, wb)
@@ -401,8 +417,10 @@ class FlowTable(wiring.Component):
                 for w in range(W):
                     with m.Case(w | t << wb):
                         m.d.comb += ehandle.eq(chandle[t][w])
+        # The cntmem read address a clock ahead: the eviction's candidate
+        # handle (after the moves) or the command's.
+        m.d.sync += c_raddr.eq(Mux(cap_alt, ehandle, cmd.handle))
         # One row read: the slot of way ``rd_way`` goes into ``mslot``.
-        rd_way = Signal(wb)
         kd_way = Signal(self.slot_layout)
         with m.Switch(rd_way):
             for w in range(W):
@@ -445,7 +463,7 @@ class FlowTable(wiring.Component):
         with m.If(idle):
             m.d.sync += [cmd.eq(self.cmd.payload), hkey.eq(self.cmd.payload.key),
                          r.eq(0), r.op.eq(self.cmd.payload.op),
-                         r.handle.eq(self.cmd.payload.handle), sweep.eq(0)]
+                         r.handle.eq(self.cmd.payload.handle), rd_row.eq(0)]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -467,9 +485,14 @@ class FlowTable(wiring.Component):
                 m.next = "CANDIDATES WAIT"
             with m.State("CANDIDATES WAIT"):
                 with m.If(search_done):
-                    m.next = "CHECK CANDIDATES"
+                    m.next = "ANALYSE CANDIDATES"
+            with m.State("ANALYSE CANDIDATES"):
+                m.d.sync += [fr_ok.eq(has_free), tgt_t.eq(best_ft), tgt_w.eq(best_fw)]
+                m.next = "CHECK CANDIDATES"
             with m.State("CHECK CANDIDATES"):
-                m.d.sync += [mt.eq(0), mw.eq(0), chosen.eq(0), r.key.eq(cmd.key)]
+                # ``hkey`` is the command's key here; taking it rather than
+                # ``cmd.key`` leaves ``r.key`` one source above the low bits.
+                m.d.sync += [mt.eq(0), mw.eq(0), chosen.eq(0), r.key.eq(hkey)]
                 with m.If(cmd.op == FlowOp.FIND):
                     m.d.sync += [r.found.eq(c_hit), r.handle.eq(c_hhandle),
                                  cmd.handle.eq(c_hhandle)]
@@ -481,8 +504,7 @@ class FlowTable(wiring.Component):
                     m.d.sync += [r.status.eq(InsertStatus.UPDATED), r.found.eq(1),
                                  r.handle.eq(c_hhandle)]
                     m.next = "RESPOND"
-                with m.Elif(has_free):
-                    m.d.sync += [tgt_t.eq(best_ft), tgt_w.eq(best_fw)]
+                with m.Elif(fr_ok):
                     m.next = "ALLOCATE"
                 with m.Else():
                     m.d.sync += cap_alt.eq(1)
@@ -519,22 +541,18 @@ class FlowTable(wiring.Component):
             with m.State("MOVE PICK"):
                 # The free slot picked into registers: the pick and the
                 # bucket mux were in front of the keymem write address.
-                m.d.sync += [pk_ok.eq(mv_ok), pk_t.eq(mv_t), pk_w.eq(mv_w),
-                             pk_b.eq(Array(midx)[mv_t])]
+                m.d.sync += [pk_ok.eq(mv_ok), rd_row.eq(row(mv_t, Array(midx)[mv_t])),
+                             rd_way.eq(mv_w), wr_move.eq(1)]
                 m.next = "MOVE CHECK"
             with m.State("MOVE CHECK"):
                 with m.If(pk_ok):
-                    m.d.comb += [kw_en.eq(1), kw_way.eq(pk_w), kw_addr.eq(row(pk_t, pk_b)),
-                                 kw_slot.eq(mslot),
-                                 lwr.addr.eq(mslot.handle), lwr.en.eq(1),
-                                 lwr.data.table.eq(pk_t), lwr.data.way.eq(pk_w),
-                                 lwr.data.bucket.eq(pk_b)]
+                    m.d.comb += [kw_en.eq(1), kw_valid.eq(1), lwr.en.eq(1)]
                     with m.If(kw_grant):
                         m.d.sync += [tgt_t.eq(mt), tgt_w.eq(mw)]
                         m.next = "ALLOCATE"
                 with m.Elif((mt == T - 1) & (mw == W - 1)):
                     m.d.sync += [mt.eq(0), mw.eq(0)]
-                    m.next = "AGE READ"
+                    m.next = "AGE START"
                 with m.Else():
                     with m.If(mw == W - 1):
                         m.d.sync += [mw.eq(0), mt.eq(mt + 1)]
@@ -544,10 +562,12 @@ class FlowTable(wiring.Component):
 
             # -- a free slot: take a handle, write action and counters, then the key
             with m.State("ALLOCATE"):
+                m.d.sync += [rd_row.eq(row(tgt_t, Array(cidx)[tgt_t])), rd_way.eq(tgt_w),
+                             wr_move.eq(0)]
                 with m.If(fresh < N):
                     m.d.sync += [new_handle.eq(fresh), fresh.eq(fresh + 1)]
                 with m.Else():
-                    m.d.sync += [new_handle.eq(frd.data), fhead.eq(wrap(fhead))]
+                    m.d.sync += [new_handle.eq(fifo_out), fhead.eq(wrap(fhead))]
                 m.next = "WRITE NEW"
             with m.State("WRITE NEW"):
                 m.d.comb += [awr.addr.eq(new_handle), awr.data.eq(cmd.action),
@@ -556,14 +576,7 @@ class FlowTable(wiring.Component):
                 with m.If(c_grant_w):
                     m.next = "WRITE KEY"
             with m.State("WRITE KEY"):
-                baddr = Array(cidx)[tgt_t]
-                m.d.comb += [kw_en.eq(1), kw_way.eq(tgt_w),
-                             kw_addr.eq(row(tgt_t, baddr)), kw_slot.valid.eq(1),
-                             kw_slot.key.eq(cmd.key[ib:]),
-                             kw_slot.handle.eq(new_handle),
-                             lwr.addr.eq(new_handle), lwr.en.eq(1),
-                             lwr.data.table.eq(tgt_t), lwr.data.way.eq(tgt_w),
-                             lwr.data.bucket.eq(baddr)]
+                m.d.comb += [kw_en.eq(1), kw_valid.eq(1), lwr.en.eq(1)]
                 with m.If(kw_grant):
                     m.d.sync += [r.status.eq(Mux(r.status == InsertStatus.EVICTED,
                                                  InsertStatus.EVICTED, InsertStatus.INSERTED)),
@@ -572,8 +585,9 @@ class FlowTable(wiring.Component):
                     m.next = "RESPOND"
 
             # -- full: evict the candidate idle the longest
+            with m.State("AGE START"):
+                m.next = "AGE READ"  # ``c_raddr`` follows (mt, mw) a clock late
             with m.State("AGE READ"):
-                m.d.comb += c_raddr.eq(ehandle)
                 with m.If(c_grant_r):
                     m.next = "AGE WAIT"
             with m.State("AGE WAIT"):
@@ -601,16 +615,18 @@ class FlowTable(wiring.Component):
                     m.next = "AGE READ"
             with m.State("VICTIM ROW"):
                 load_row(row(best_t, Array(cidx)[best_t]), best_w)
+                m.d.sync += wr_move.eq(0)
                 m.next = "VICTIM READ"
             with m.State("VICTIM READ"):
                 read_row("VICTIM ROW WAIT")
             with m.State("VICTIM ROW WAIT"):
                 m.next = "VICTIM ROW READ"
             with m.State("VICTIM ROW READ"):
-                m.d.sync += mslot.eq(kd_way)
+                # The kept handle is no longer needed: ``cmd.handle`` is the
+                # victim's now (the actmem read address).
+                m.d.sync += [mslot.eq(kd_way), cmd.handle.eq(kd_way.handle)]
                 m.next = "VICTIM ACTION"
             with m.State("VICTIM ACTION"):
-                m.d.comb += a_addr.eq(mslot.handle)
                 with m.If(a_grant):
                     m.next = "VICTIM WAIT"
             with m.State("VICTIM WAIT"):
@@ -622,8 +638,7 @@ class FlowTable(wiring.Component):
                              tgt_t.eq(best_t), tgt_w.eq(best_w)]
                 m.next = "VICTIM INVALIDATE"
             with m.State("VICTIM INVALIDATE"):
-                m.d.comb += [kw_en.eq(1), kw_way.eq(tgt_w),
-                             kw_addr.eq(row(tgt_t, Array(cidx)[tgt_t])), kw_slot.valid.eq(0)]
+                m.d.comb += kw_en.eq(1)
                 with m.If(kw_grant):
                     m.next = "VICTIM KEY"
             with m.State("VICTIM KEY"):
@@ -673,7 +688,6 @@ class FlowTable(wiring.Component):
                 with m.If(c_grant_w):
                     m.next = "RESPOND"
             with m.State("READ ACTION"):
-                m.d.comb += a_addr.eq(cmd.handle)
                 with m.If(a_grant):
                     m.next = "ACTION WAIT"
             with m.State("ACTION WAIT"):
@@ -682,7 +696,6 @@ class FlowTable(wiring.Component):
                 m.d.sync += r.action.eq(p6_action)
                 m.next = "READ COUNTERS"
             with m.State("READ COUNTERS"):
-                m.d.comb += c_raddr.eq(cmd.handle)
                 with m.If(c_grant_r):
                     m.next = "COUNTERS WAIT"
             with m.State("COUNTERS WAIT"):
@@ -695,18 +708,16 @@ class FlowTable(wiring.Component):
                 with m.Else():
                     m.next = "RESPOND"
             with m.State("DELETE SLOT"):
-                m.d.comb += [kw_en.eq(1), kw_way.eq(loc.way),
-                             kw_addr.eq(row(loc.table, loc.bucket)), kw_slot.valid.eq(0),
-                             fwr.en.eq(1)]
+                m.d.comb += [kw_en.eq(1), fwr.en.eq(1)]
                 with m.If(kw_grant):
                     m.d.sync += ftail.eq(wrap(ftail))
                     m.next = "RESPOND"
 
             with m.State("FLUSH SWEEP"):
-                m.d.comb += [kw_all.eq(1), kw_addr.eq(sweep)]
+                m.d.comb += kw_all.eq(1)
                 with m.If(kw_grant):
-                    m.d.sync += sweep.eq(sweep + 1)
-                    with m.If(sweep == T * g.buckets - 1):
+                    m.d.sync += rd_row.eq(rd_row + 1)
+                    with m.If(rd_row == T * g.buckets - 1):
                         m.d.sync += [fresh.eq(0), fhead.eq(0), ftail.eq(0)]
                         m.next = "RESPOND"
 

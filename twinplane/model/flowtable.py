@@ -66,8 +66,9 @@ class FlowGeometry:
 
     The default, 4 tables x 128 buckets x 2 ways = 1024 entries, fills to at
     least 90 % before the first insert that has to evict (random keys,
-    ``sim/flowtable/bench.py``) and takes 35 of the LFE5U-25F's 56 EBR (the
-    arithmetic is in ``hdl/flowtable/table.py``).  Timestamps are modulo
+    ``sim/flowtable/bench.py``) and takes 17 of the LFE5U-25F's 56 EBR, 24
+    with the DFS's 105-bit keys and 179-bit actions (the arithmetic is in
+    ``hdl/flowtable/table.py``).  Timestamps are modulo
     ``2**ts_width``: pick the tick so that this outlasts the idle timeout.
     """
 
