@@ -237,7 +237,10 @@ class FlowTable(wiring.Component):
         copy(p2, p1)
         m.d.sync += p2_key.eq(p1_key)
         # p3: the row into a register only (the EBR's clock-to-out).
-        kd = Signal(self.bucket_layout)
+        # Flops that take an EBR's data have no reset (``reset_less``): the
+        # domain's synchronous reset became a LUT between the EBR's 5.8 ns
+        # clock-to-out and the flop (fifo_out: 110 MHz routed).
+        kd = Signal(self.bucket_layout, reset_less=True)
         copy(p3, p2)
         m.d.sync += [kd.eq(krd.data), p3_key.eq(p2_key)]
         # p4: ``ways`` comparators; a key's slots all carry the same handle,
@@ -268,12 +271,17 @@ class FlowTable(wiring.Component):
         m.d.sync += [p5_valid.eq(p4_done & ~p4.fsm), p5_key.eq(p4_key), p5_hit.eq(p4_hit),
                      p5_handle.eq(p4_handle)]
         p6_valid, p6_key, p6_hit = Signal(), Signal(g.key_width), Signal()
-        p6_handle, p6_action = Signal(hb), Signal(g.action_width)
-        # The action straight from the EBR into flops, zeroed on a miss
-        # after them: a zeroing in front became a LUT behind the EBR's
-        # 5.8 ns clock-to-out (109 MHz routed; Yosys does not make it a reset).
-        m.d.sync += [p6_valid.eq(p5_valid), p6_key.eq(p5_key), p6_hit.eq(p5_hit),
-                     p6_handle.eq(p5_handle), p6_action.eq(ard.data)]
+        # The action straight from the EBR into flops, zeroed on a search's
+        # miss by their synchronous reset: flops without the domain's reset
+        # (``reset_less``) have it free, so no LUT sits behind the EBR's
+        # 5.8 ns clock-to-out (with the domain's reset it was a LUT: 109 MHz
+        # routed).  The FSM's own actmem reads are never in p4 with a
+        # search, so they are not zeroed.
+        p6_handle, p6_action = Signal(hb), Signal(g.action_width, reset_less=True)
+        p5_miss = Signal()
+        m.d.sync += [p5_miss.eq(p4_done & ~p4_hit),
+                     p6_valid.eq(p5_valid), p6_key.eq(p5_key), p6_hit.eq(p5_hit),
+                     p6_handle.eq(p5_handle), p6_action.eq(Mux(p5_miss, 0, ard.data))]
         m.d.comb += [
             self.lookup.ready.eq(~hold),
             self.touch.ready.eq(1),
@@ -281,7 +289,7 @@ class FlowTable(wiring.Component):
             self.result.payload.key.eq(p6_key),
             self.result.payload.hit.eq(p6_hit),
             self.result.payload.handle.eq(p6_handle),
-            self.result.payload.action.eq(Mux(p6_hit, p6_action, 0)),
+            self.result.payload.action.eq(p6_action),
         ]
 
         # What the control FSM's searches leave behind, bucket by bucket as
@@ -314,7 +322,7 @@ class FlowTable(wiring.Component):
         m.d.comb += crd.addr.eq(Mux(self.touch.valid, self.touch.payload.handle, c_raddr))
         t1_valid, t1 = Signal(), Signal.like(self.touch.payload)
         m.d.sync += [t1_valid.eq(self.touch.valid), t1.eq(self.touch.payload)]
-        cd = Signal(self.cnt_layout)
+        cd = Signal(self.cnt_layout, reset_less=True)
         t2_valid, t2 = Signal(), Signal.like(self.touch.payload)
         m.d.sync += [cd.eq(crd.data), t2_valid.eq(t1_valid), t2.eq(t1)]
         c_grant_r = ~self.touch.valid & ~t1_valid & ~t2_valid
@@ -363,8 +371,10 @@ class FlowTable(wiring.Component):
         fhead, ftail = Signal(hb), Signal(hb)
         best_age = Signal(g.ts_width)
         chosen = Signal()  # a victim candidate was found (the kept handle is skipped)
-        loc = Signal(self.loc_layout)
-        r = Signal.like(self.rsp.payload)
+        loc = Signal(self.loc_layout, reset_less=True)
+        # Zeroed while idle by the flops' synchronous reset (free without
+        # the domain's reset), not a LUT per bit.
+        r = Signal.like(self.rsp.payload, reset_less=True)
         # ``idle`` is a flop of its own, not the FSM's state decode: it
         # enables the ~600 flops of ``cmd``, ``hkey`` and ``r`` (a decoded
         # state there was the table's worst path, 96 % routing).
@@ -382,7 +392,7 @@ class FlowTable(wiring.Component):
                      lwr.data.bucket.eq(rd_row[:ib]), lwr.data.way.eq(rd_way)]
         # The FIFO's head, registered straight from the EBR (its head moves
         # at most once a command, many clocks before the next ALLOCATE).
-        fifo_out = Signal(hb)
+        fifo_out = Signal(hb, reset_less=True)
         m.d.sync += fifo_out.eq(frd.data)
 
         # Candidate analysis (from ``cvalid``, the key's candidate buckets).
