@@ -35,7 +35,10 @@ def _run(seed, steps):
     print(f"scoreboard seed {seed}, {steps} steps (TWINPLANE_SCOREBOARD_SEED={seed} replays it)")
     result = run_scoreboard(steps, seed, SMALL_GEOMETRY)
     print(result)
-    assert result["frames"] > steps // 3 and result["messages"] > steps // 3
+    # The comparison is the test; this only says the run was not empty.  How
+    # many messages a run has depends on how many of its steps open flows
+    # (seed 1938222158: one QUERY, 8 messages in 25 steps, all equal).
+    assert result["frames"] > steps // 3 and result["messages"] > 0
     return result
 
 
