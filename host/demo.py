@@ -279,6 +279,16 @@ async def run_demo(*, clients: int = 90, concurrency: int = 15, reset_share: flo
     }
 
 
+def _miss_drops(counters: dict) -> dict:
+    """The gateware's miss-path losses, by what a user would call them."""
+    return {
+        "miss path: no free slot": counters.get("miss_dropped_no_slot", 0),
+        "miss path: the flow's held frames were full": counters.get("miss_dropped_queue_full", 0),
+        "miss path: no REPLY in time (flows given up)": counters.get("miss_timeouts", 0),
+        "miss path: held frames of refused or given-up flows": counters.get("miss_frames_dropped", 0),
+    }
+
+
 def _stats(values: list[int]) -> dict:
     if not values:
         return {"count": 0}
@@ -386,8 +396,7 @@ async def run_gateware_demo(*, clients: int | None = None, concurrency: int = 1,
 
     client_checks, per_node = _client_checks(all_clients, servers, method)
     drops = {
-        "miss path: no free slot": counters.get("miss_dropped_no_slot", 0),
-        "miss path: query queue full": counters.get("miss_dropped_queue_full", 0),
+        **_miss_drops(counters),
         "message port: bad tag": counters.get("msg_rx_bad_tag", 0),
         "gateway: not for the CS": gateway.core.dropped,
         "nobody to take the frame": sum(len(v) for v in system.unclaimed.values()),
@@ -512,9 +521,7 @@ async def run_tap_demo(*, clients: int = 12, concurrency: int = 2, method: str =
         "request_ms": _stats(times),
         "tcp": {"client retransmitted segments": snmp.get("Tcp.RetransSegs", 0),
                 "of which SYNs": snmp.get("TcpExt.TCPSynRetrans", 0)},
-        "drops": {"miss path: no free slot": counters.get("miss_dropped_no_slot", 0),
-                  "miss path: query queue full": counters.get("miss_dropped_queue_full", 0),
-                  "message port: bad tag": counters.get("msg_rx_bad_tag", 0)},
+        "drops": {**_miss_drops(counters), "message port: bad tag": counters.get("msg_rx_bad_tag", 0)},
         "dfs_counters": counters,
         "cs_counters": cs_counters,
         "engine": {"compile_or_load_s": round(compile_s, 1), "cycles": site.dfs.cycle,

@@ -62,6 +62,22 @@ class EngineCS:
         assert self.out[port], f"no frame left port {port} in {limit} cycles"
         return self.out[port].pop(0)
 
+    def bring_up(self) -> VirtualServer:
+        """HELLO, challenge and one virtual server (VIP:80/TCP), through frames."""
+        self.send(Bus.CSMB, self.cs.hello())
+        (hello,) = self.messages()
+        assert isinstance(hello, CsmbHello) and hello.error is ErrorCode.NONE
+        self.send(Bus.CSMB, self.cs.auth_challenge())
+        response, *_ = self.messages()
+        self.cs.accept_auth(response)  # raises unless the gateware's proof verifies
+        vs = VirtualServer(vs_id=1, protocol=6, virt_addr=ipaddress.ip_address(VIP), virt_port=80)
+        self.send(Bus.CSMB, self.cs.encode(AddVs(vs=vs)))
+        msgs = self.messages()
+        while not hasattr(msgs[-1], "error") or type(msgs[-1]).__name__ == "SsmbReset":
+            msgs = self.messages()  # a RESET on the SSMB may come first
+        assert msgs[-1].error is ErrorCode.NONE
+        return vs
+
     def messages(self) -> list:
         packet = Ether(self.wait(1))
         assert packet.dst == CS_MAC and packet[IP].dst == CS_IP and packet[UDP].dport == CS_PORT
@@ -94,19 +110,7 @@ def test_flows_match_the_reference_model(dfs):
     arp = Ether(e.wait(1))
     assert arp[ARP].op == 2 and arp[ARP].hwsrc == DFS_MAC and arp[ARP].psrc == DFS_IP
 
-    # bring-up through frames: HELLO, challenge, one virtual server
-    e.send(Bus.CSMB, e.cs.hello())
-    (hello,) = e.messages()
-    assert isinstance(hello, CsmbHello) and hello.error is ErrorCode.NONE
-    e.send(Bus.CSMB, e.cs.auth_challenge())
-    response, *_ = e.messages()
-    e.cs.accept_auth(response)  # raises unless the gateware's proof verifies
-    vs = VirtualServer(vs_id=1, protocol=6, virt_addr=ipaddress.ip_address(VIP), virt_port=80)
-    e.send(Bus.CSMB, e.cs.encode(AddVs(vs=vs)))
-    msgs = e.messages()
-    while not hasattr(msgs[-1], "error") or type(msgs[-1]).__name__ == "SsmbReset":
-        msgs = e.messages()  # a RESET on the SSMB may come first
-    assert msgs[-1].error is ErrorCode.NONE
+    vs = e.bring_up()
 
     # the model, brought up the same way
     cs = ScriptedCS(KEY, csmb_addr=(CS_IP, CS_PORT), ssmb_addr=(CS_IP, CS_PORT), hello_interval_ms=60000)
@@ -167,6 +171,45 @@ def test_flows_match_the_reference_model(dfs):
         assert (delete[0].stats.packets_in, delete[0].stats.packets_out) == (4, 3)
     counters = dfs.counters()
     assert counters["flows_installed"] == 2 and counters["msg_rx_bad_tag"] == 0
+
+
+def test_overlapping_setups_outlast_no_timeout():
+    # Six new flows at once, each QUERY answered the moment it leaves: the
+    # gateware's own work (QUERY out, REPLY in, two inserts, release) runs
+    # one flow after the other, ~380 clocks each, so the last SYNs leave
+    # well over one declared second (clk_hz cycles) after they came in.  The build's miss
+    # timeout must outlast that, or the flow is installed and its SYN lost
+    # (the gateware demo's lost connections, found 2026-11-27).
+    config = EngineConfig()
+    with CompiledDFS(config) as engine:
+        engine.configure(key=KEY, own_mac=DFS_MAC, own_ip=DFS_IP)
+        e = EngineCS(engine)
+        e.bring_up()
+        clients = [(f"10.2.0.{10 + i}", 41000 + i) for i in range(6)]
+        start = engine.cycle
+        for i, (client, sport) in enumerate(clients):
+            engine.inject(0, bytes(Ether(src=f"02:00:00:00:02:{i:02x}", dst=DFS_MAC) / IP(src=client, dst=VIP)
+                                   / TCP(sport=sport, dport=80, flags="S", seq=1000 + i)))
+        answered, released = 0, []
+        while len(released) < len(clients):
+            packet = Ether(e.wait(1, limit=20_000))
+            if UDP in packet:
+                for query in e.cs.decode(Bus.SSMB, bytes(packet[UDP].payload)):
+                    assert isinstance(query, SsmbQuery)
+                    xlate = Translation(node_addr=ipaddress.ip_address(NODE_IP), node_port=8080, egress_port=1,
+                                        client_port=0, node_mac=mac(NODE_MAC), client_mac=query.client_mac,
+                                        vs_id=1, node_id=1)
+                    e.send(Bus.SSMB, e.cs.encode(SsmbReply(serial=query.serial, flow=query.flow, xlate=xlate,
+                                                           flags=Flag.TRANSLATE_ADDR | Flag.TRANSLATE_PORT)))
+                    answered += 1
+            else:
+                assert packet[IP].dst == NODE_IP and packet[TCP].flags == "S"
+                released.append((packet[IP].src, packet[TCP].sport))
+        assert answered == 6 and sorted(released) == clients
+        assert engine.cycle - start > 1.5 * config.clk_hz, "the setups no longer outlast a declared second: moot"
+        counters = engine.counters()
+        assert counters["miss_timeouts"] == 0 and counters["miss_frames_dropped"] == 0
+        assert counters["flows_installed"] == 6
 
 
 def _sim_args(tmp_path, **overrides):

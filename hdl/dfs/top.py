@@ -59,6 +59,8 @@ _COUNTERS = (
     "evictions",
     "miss_dropped_no_slot",
     "miss_dropped_queue_full",
+    "miss_timeouts",
+    "miss_frames_dropped",
     "msg_rx_accepted",
     "msg_rx_bad_tag",
     "msg_rx_not_cs",
@@ -346,6 +348,10 @@ class DFSCore(wiring.Component):
             self.evictions.eq(control.evictions),
             self.miss_dropped_no_slot.eq(miss.dropped_no_slot),
             self.miss_dropped_queue_full.eq(miss.dropped_queue_full),
+            # Pending flows given up without a REPLY, and the held frames that
+            # went with refused or given-up flows: losses a user must see.
+            self.miss_timeouts.eq(miss.timeouts),
+            self.miss_frames_dropped.eq(miss.frames_dropped_refused),
             self.msg_rx_accepted.eq(msgport.rx_accepted),
             self.msg_rx_bad_tag.eq(msgport.rx_bad_tag),
             # Only the internal port takes messages.

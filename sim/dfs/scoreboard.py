@@ -418,6 +418,8 @@ class Scoreboard:
             "evictions": c["flows_deleted_overflow"],
             "miss_dropped_no_slot": c["drop_pending_full"],
             "miss_dropped_queue_full": c["drop_held_flow_full"],
+            "miss_timeouts": c["pending_timeouts"],
+            "miss_frames_dropped": c["drop_pending_timeout"] + sum(v for k, v in c.items() if k.startswith("drop_reply_")),
             "msg_rx_bad_tag": c["invalid_tag"],
         }
         got = {name: ctx.get(getattr(dut, name)) for name in want}

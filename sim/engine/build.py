@@ -49,6 +49,10 @@ _FLAGS = f"{_PREPARE} write_cxxrtl -header -noflatten -g0; runtime without alway
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
+#: The simulation build's miss-path timeout in declared seconds (see EngineConfig).
+MISS_TIMEOUT_S = 10
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Parameters of a simulation build of ``DFSCore``.
@@ -58,9 +62,14 @@ class EngineConfig:
     (docs/simulation.md), not the 125 MHz of a board, so a simulation build
     declares roughly that speed (default 2 kHz): the flow timers count ticks
     of ``tick_cycles`` clocks (``ms_per_tick`` = tick_cycles * 1000 /
-    clk_hz, default 100 ms) and the miss path gives up on a flow after
-    ``miss_timeout_cycles`` (default: one declared second), so idle timeouts
-    and the like given in seconds stay within a small factor of wall seconds.
+    clk_hz, default 100 ms), so idle timeouts and the like given in seconds
+    stay within a small factor of wall seconds.  The miss path gives up on a
+    pending flow after ``miss_timeout_cycles``, by default ten declared
+    seconds (``MISS_TIMEOUT_S``): the gateware's own work on a flow setup
+    (QUERY out, REPLY in, two inserts) is 1,100-3,000 clocks when four flows
+    set up at once, more than one declared second at 2 kHz, which is a few
+    microseconds at a board's 125 MHz.  With one second, the second of two
+    overlapping setups timed out and its held SYN was lost.
     ``close_linger`` (ticks a closed TCP flow stays installed before its
     DELETE) is 8 instead of the gateware's 16: 16 ticks are 3,200 cycles,
     several wall seconds of this engine for every connection's last step;
@@ -104,7 +113,7 @@ def make_core(config: EngineConfig):
     geometry = FlowGeometry(key_width=DEFAULT_GEOMETRY.key_width, action_width=DEFAULT_GEOMETRY.action_width,
                             buckets=config.buckets, ways=config.ways, tables=config.tables,
                             ts_width=DEFAULT_GEOMETRY.ts_width)
-    miss_timeout = config.miss_timeout_cycles or config.clk_hz
+    miss_timeout = config.miss_timeout_cycles or MISS_TIMEOUT_S * config.clk_hz
     return DFSCore(ports=config.ports, external_ports=(0,), internal_port=config.ports - 1, geometry=geometry,
                    tick_cycles=config.tick_cycles, clk_hz=config.clk_hz, miss_timeout_cycles=miss_timeout,
                    frame_buffer_bytes=config.frame_buffer_bytes, close_linger=config.close_linger)
@@ -130,6 +139,7 @@ def _source_key(config: EngineConfig) -> str:
     h.update(_TEMPLATE.encode())
     h.update(_FLAGS.encode())
     h.update(amaranth.__version__.encode())
+    h.update(Path(__file__).read_bytes())  # make_core: the parameters the config becomes
     for folder in ("hdl", "twinplane"):
         for path in sorted((_PACKAGE_ROOT / folder).rglob("*.py")):
             h.update(str(path.relative_to(_PACKAGE_ROOT)).encode())

@@ -38,8 +38,8 @@ Decisions (documented here once; tests pin them):
   (``drop_held_flow_full``; a first packet too big to hold is dropped, but the
   flow is still asked for) and ``max_held_total``
   overall (``drop_held_total_full``).  A pending flow without REPLY for
-  ``pending_timeout_s`` expires and its held packets are dropped
-  (``drop_pending_timeout``); its next packet queries again.
+  ``pending_timeout_s`` expires (``pending_timeouts``) and its held packets
+  are dropped (``drop_pending_timeout``); its next packet queries again.
 * REPLY error NONE (or NEWFLOW) installs two flow table entries: the inbound
   one keyed (client, VS, inbound=1) and the return one keyed (node, client,
   inbound=0); held packets are then forwarded in arrival order.  REPLY with
@@ -588,6 +588,7 @@ class ReferenceDFS(CsmbSide, FramePath):
                 del self.pending[key]
                 self._held_total -= len(pending.held)
                 self._count("drop_pending_timeout", len(pending.held))
+                self._count("pending_timeouts")
         for src, peer in list(self.peers.items()):
             if now - peer.last_hello > 3 * peer.hello_interval_s:
                 del self.peers[src]
