@@ -244,6 +244,19 @@ def test_sim_command_pcap_in_to_pcap_out(tmp_path, capsys):
     assert "cycles; frames in [0, 4], out [0, 3]" in capsys.readouterr().err
 
 
+def test_sim_command_caps_its_speed_unless_only_pcap_files_feed_it(tmp_path):
+    from twinplane.sim.engine import cli
+
+    for overrides, rate in (({}, 2 * 2000), ({"speed": 1.5}, 1.5 * 2000), ({"speed": 0}, None),
+                            ({"pcap_in": str(tmp_path)}, None), ({"realtime": True, "speed": 0}, 2000)):
+        system, _, closers = cli.open_system(_sim_args(tmp_path, **overrides), log=lambda text: None)
+        for close in reversed(closers):
+            close()
+        assert system.max_rate == rate, overrides
+    with pytest.raises(SystemExit, match="--speed must be 0"):
+        cli.open_system(_sim_args(tmp_path, speed=-1), log=lambda text: None)
+
+
 def test_sim_command_gateway_answers_a_hello_from_a_real_socket(tmp_path):
     import socket
     import time

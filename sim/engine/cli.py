@@ -44,6 +44,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk", type=int, default=256, help="cycles run between endpoint polls (default 256)")
     parser.add_argument("--realtime", action="store_true",
                         help="do not run ahead of the wall clock at --clk-hz (saves CPU when idle)")
+    parser.add_argument("--speed", type=float, default=2.0,
+                        help="run at most this many times --clk-hz (default 2, as the demo: the gateware's "
+                             "timers never run more than twice as fast as the wall-clock timers of the CSs "
+                             "talking to it); 0: flat out.  A pcap-only run is always flat out")
     parser.add_argument("--duration", type=float, help="stop after this many wall seconds")
     parser.add_argument("--drain", type=int, default=5000, help="idle cycles that end a pcap-only run (default 5000)")
 
@@ -67,7 +71,12 @@ def open_system(args: argparse.Namespace, *, log=print):
     pcap = PcapRecorder(args.pcap_out, ports=config.ports) if args.pcap_out else None
     if pcap:
         closers.append(pcap.close)
-    system = SimSystem(dfs, chunk=args.chunk, pcap=pcap, realtime=args.realtime)
+    if args.speed < 0:
+        raise SystemExit(f"--speed must be 0 (flat out) or positive, not {args.speed!r}")
+    # Nobody's wall-clock timers are involved when only pcap files are fed in.
+    pcap_only = bool(args.pcap_in) and not args.tap and args.duration is None
+    max_rate = None if pcap_only or args.speed == 0 else args.speed * config.clk_hz
+    system = SimSystem(dfs, chunk=args.chunk, pcap=pcap, realtime=args.realtime, max_rate=max_rate)
     gateway = UdpGateway(GatewayConfig(dfs_mac=args.dfs_mac, dfs_ip=args.dfs_ip, host=args.host,
                                        buses={6340: args.ssmb_port, 6341: args.csmb_port}, relay_announced=True))
     closers.append(gateway.close)
@@ -103,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                     for frame in read_frames(path):
                         system.inject(port, frame)
                         fed += 1
-        ends_by_itself = bool(args.pcap_in) and not args.tap and args.duration is None
+        ends_by_itself = bool(args.pcap_in) and not args.tap and args.duration is None  # (open_system's pcap_only)
         started = time.monotonic()
         idle_since = None
         while True:
