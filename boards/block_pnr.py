@@ -20,6 +20,8 @@ from amaranth.back import rtlil
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from twinplane.hdl.ram import ECP5Netlist
+
 __all__ = ["BlockBench", "block_pnr", "BLOCKS"]
 
 
@@ -152,7 +154,11 @@ def block_pnr(name, *, flows=1024, device="25k", speed=None,
     if name not in BLOCKS:
         raise ValueError(f"unknown block {name!r}; one of {sorted(BLOCKS)}")
     package, default_speed = _DEVICES[device]
-    text = rtlil.convert(BlockBench(BLOCKS[name](flows)), name="bench", emit_src=False)
+    # Elaborated as for an ECP5 board (blocks that look at ``platform.family``
+    # instantiate DP16KD with its output register, hdl/ram/block_ram.py);
+    # the board build gets the same netlist from its real platform.
+    text = rtlil.convert(BlockBench(BLOCKS[name](flows)), name="bench", emit_src=False,
+                         platform=ECP5Netlist())
     return place_and_route(text, "bench", device=device, package=package, speed=speed or default_speed,
                            seed=seed, workdir=workdir, frontend="rtlil", router=router)
 

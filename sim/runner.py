@@ -49,12 +49,13 @@ def icarus_compatible(text: str) -> str:
         lambda m: f"{m.group(1)}always @*\n{m.group(2)}{m.group(3)}\n{m.group(1)}initial #0 {m.group(3)}\n", text)
 
 
-def write_verilog(component, name: str, build_dir: Path) -> Path:
+def write_verilog(component, name: str, build_dir: Path, *, platform=None) -> Path:
     """Convert ``component`` to Verilog named ``name`` in ``build_dir``
-    (made Icarus-compatible, see :func:`icarus_compatible`)."""
+    (made Icarus-compatible, see :func:`icarus_compatible`), elaborated for
+    ``platform`` (e.g. :class:`twinplane.hdl.ram.ECP5Netlist`)."""
     build_dir.mkdir(parents=True, exist_ok=True)
     path = build_dir / f"{name}.v"
-    text = icarus_compatible(verilog.convert(component, name=name, emit_src=False))
+    text = icarus_compatible(verilog.convert(component, name=name, emit_src=False, platform=platform))
     # Only rewrite when changed, so Icarus rebuilds are skipped for unchanged designs.
     if not path.exists() or path.read_text() != text:
         path.write_text(text)

@@ -1,5 +1,5 @@
 """PacketFIFO as built for ECP5 (DP16KD columns read through their output
-register, hdl/stream/packet_fifo.py) in cocotb/Icarus against a behavioural
+register, hdl/ram/block_ram.py) in cocotb/Icarus against a behavioural
 DP16KD (sim/stream/dp16kd.v): x9 one column, x4 three columns, x18 with
 byte enables over two columns."""
 
@@ -10,28 +10,18 @@ from pathlib import Path
 import pytest
 from cocotb_tools.runner import get_results, get_runner
 
+from twinplane.hdl.ram import ECP5Netlist
 from twinplane.hdl.stream.packet_fifo import PacketFIFO
 from twinplane.sim.runner import BUILD_ROOT, write_verilog
 
 DP16KD_MODEL = Path(__file__).resolve().parent.parent / "sim" / "stream" / "dp16kd.v"
 
 
-class _ECP5:
-    """Just enough of a platform for PacketFIFO to choose its ECP5 memory."""
-
-    family = "ecp5"
-
-
-class EbrPacketFIFO(PacketFIFO):
-    def elaborate(self, platform):
-        return super().elaborate(_ECP5())
-
-
 @pytest.mark.parametrize(("data_width", "depth"), [(8, 2048), (8, 4096), (16, 1024)])
 def test_ecp5_fifo_frames(data_width, depth):
     build_dir = BUILD_ROOT / f"packet_fifo_ebr_w{data_width}_d{depth}"
     top = "packet_fifo_ebr"
-    source = write_verilog(EbrPacketFIFO(data_width, depth), top, build_dir)
+    source = write_verilog(PacketFIFO(data_width, depth), top, build_dir, platform=ECP5Netlist())
     assert "REGMODE_B" in source.read_text()  # the DP16KD instances, not a Memory
     runner = get_runner("icarus")
     runner.build(sources=[source, DP16KD_MODEL], hdl_toplevel=top, build_dir=build_dir,

@@ -17,7 +17,7 @@ Read side (domain ``r_domain``): ``source`` carries committed frames only,
 with ``first`` regenerated (it is not stored: one memory bit saved per entry).
 A read takes two clocks, the memory's read then an output register, in lock
 step: both advance when ``source`` is empty or transfers.  On ECP5 (the
-platform's ``family`` is "ecp5") the memory is DP16KD block RAM instantiated
+platform's ``family`` is "ecp5") the memory (``BlockRAM``, hdl/ram) is DP16KD instantiated
 with ``REGMODE_B="OUTREG"``, so that register is the block RAM's own output
 register (Yosys' memory mapping never uses it): the fabric sees a flop's
 clock-to-out instead of the array's 5.8 ns.  Elsewhere (simulation, other
@@ -43,32 +43,15 @@ the one in the read side's output register).  Like any late news of the read poi
 this only makes the FIFO look fuller: no entry is ever overwritten.
 """
 
-from amaranth import C, Cat, ClockSignal, Instance, Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.cdc import FFSynchronizer
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..packet import packet_layout, packet_signature
+from ..ram.block_ram import BlockRAM
 
 __all__ = ["PacketFIFO"]
-
-EBR_BITS_X9 = 2048 * 9  # an ECP5 DP16KD in its x9/x18/x36 modes
-EBR_BITS = 16384  # ... and in its x4/x2/x1 modes
-
-
-#: DP16KD data widths and the depth each gives (x18 needs its byte enables).
-_DP16KD_MODES = ((18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
-_DP16KD_ADDR_SHIFT = {1: 0, 2: 1, 4: 2, 9: 3, 18: 4}
-
-
-def _dp16kd_width(depth):
-    """The widest DP16KD mode that holds ``depth`` entries, or None."""
-    for width, most in _DP16KD_MODES:
-        if depth <= most:
-            return width
-    return None
-
 
 def _gray(v):
     return v ^ (v >> 1)
@@ -125,11 +108,8 @@ class PacketFIFO(wiring.Component):
         layout = packet_layout(self._data_width)
         stored = data.StructLayout({k: v.shape for k, v in layout if k != "first"})
 
-        # Timing (ECP5): a block RAM (DP16KD) holds 18 kbit as 2048x9 but
-        # only 16 kbit as 4096x4, 8192x2, 16384x1.  A deeper memory split
-        # by address needs a read-data mux, one LUT and a route after the
-        # RAM's 5.8 ns clock-to-out; split into bit lanes instead, each lane
-        # one RAM column, the read data reaches the next flop without logic.
+        # The memory: BlockRAM's two-clock read (on ECP5 the DP16KD's own
+        # output register, hdl/ram/block_ram.py).
         width = stored.size
         w_word = Signal(width)
         r_word = Signal(width)  # the read side's output register
@@ -138,21 +118,11 @@ class PacketFIFO(wiring.Component):
         r_out = Signal()  # second read stage: the output register loads
         w_addr = Signal(abits)
         r_addr = Signal(abits)
-        ebr = _dp16kd_width(self._depth) if getattr(platform, "family", None) == "ecp5" else None
-        if ebr is not None and self._depth >= 512:
-            self._dp16kd_lanes(m, ebr, width, abits, w_word, w_en, w_addr, r_word, r_en, r_out, r_addr)
-        else:
-            lane = width if width * self._depth <= EBR_BITS_X9 else max(1, EBR_BITS // self._depth)
-            for k, lo in enumerate(range(0, width, lane)):
-                hi = min(width, lo + lane)
-                mem = Memory(shape=hi - lo, depth=self._depth, init=[])
-                m.submodules[f"mem{k}" if lane < width else "mem"] = mem
-                wport = mem.write_port(domain=self._w_domain)
-                rport = mem.read_port(domain=self._r_domain, transparent_for=())
-                m.d.comb += [wport.addr.eq(w_addr), wport.en.eq(w_en), wport.data.eq(w_word[lo:hi]),
-                             rport.addr.eq(r_addr), rport.en.eq(r_en)]
-                with m.If(r_out):
-                    rd += r_word[lo:hi].eq(rport.data)
+        m.submodules.ram = ram = BlockRAM(width, self._depth, w_domain=self._w_domain,
+                                          r_domain=self._r_domain)
+        m.d.comb += [ram.write.addr.eq(w_addr), ram.write.en.eq(w_en), ram.write.data.eq(w_word),
+                     ram.read.addr.eq(r_addr), ram.read.en.eq(r_en), ram.read.out_en.eq(r_out),
+                     r_word.eq(ram.read.data)]
         wp_mem = data.View(stored, w_word)
         rp_mem = data.View(stored, r_word)
 
@@ -259,34 +229,3 @@ class PacketFIFO(wiring.Component):
         with m.If(self.source.valid & self.source.ready):
             rd += r_first.eq(self.source.payload.last)
         return m
-
-    def _dp16kd_lanes(self, m, ebr, width, abits, w_word, w_en, w_addr, r_word, r_en, r_out, r_addr):
-        """The memory as DP16KD columns of ``ebr`` bits: port A writes, port B
-        reads through its output register (``REGMODE_B="OUTREG"``, loaded by
-        OCEB)."""
-        mode = next(w for w in (1, 2, 4, 9, 18) if w >= min(width, ebr))
-        shift = _DP16KD_ADDR_SHIFT[mode]
-        # x18 puts the write byte enables on ADA[1:0]; both bytes are written.
-        ada = Cat(C(0b11 if mode == 18 else 0, shift), w_addr, C(0, 14 - shift - abits))
-        adb = Cat(C(0, shift), r_addr, C(0, 14 - shift - abits))
-        for k, lo in enumerate(range(0, width, mode)):
-            hi = min(width, lo + mode)
-            do = Signal(18, name=f"ebr{k}_do")
-            m.d.comb += r_word[lo:hi].eq(do[:hi - lo])
-            m.submodules[f"ebr{k}"] = Instance(
-                "DP16KD",
-                p_DATA_WIDTH_A=mode, p_DATA_WIDTH_B=mode,
-                p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
-                p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
-                p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
-                p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
-                i_CLKA=ClockSignal(self._w_domain), i_CEA=w_en, i_OCEA=C(1, 1), i_WEA=w_en,
-                i_RSTA=C(0, 1), i_CSA0=C(0, 1), i_CSA1=C(0, 1), i_CSA2=C(0, 1),
-                **{f"i_ADA{i}": ada[i] for i in range(14)},
-                **{f"i_DIA{i}": (w_word[lo + i] if i < hi - lo else C(0, 1)) for i in range(18)},
-                i_CLKB=ClockSignal(self._r_domain), i_CEB=r_en, i_OCEB=r_out, i_WEB=C(0, 1),
-                i_RSTB=C(0, 1), i_CSB0=C(0, 1), i_CSB1=C(0, 1), i_CSB2=C(0, 1),
-                **{f"i_ADB{i}": adb[i] for i in range(14)},
-                **{f"i_DIB{i}": C(0, 1) for i in range(18)},
-                **{f"o_DOB{i}": do[i] for i in range(18)},
-            )

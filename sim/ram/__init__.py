@@ -1,0 +1,1 @@
+"""Benches and a reference model for hdl/ram."""
