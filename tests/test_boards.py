@@ -54,6 +54,9 @@ def test_each_board_requests_all_ports_and_elaborates(name):
     # The whole board top (PLL, MACs, console, LEDs, bridge) goes through the platform.
     plan = platform.prepare(BoardTop(spec, L2Bridge(n)), name="top")
     assert "EHXPLLL" in plan.files["top.il"]
+    # The platform reaches every block: the MACs' FIFOs read through the
+    # DP16KD's output register (hdl/ram/block_ram.py), as block_pnr builds them.
+    assert "OUTREG" in plan.files["top.il"]
 
 
 def test_colorlight_revisions_differ_only_where_the_boards_do():
