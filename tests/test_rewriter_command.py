@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The command-driven rewriter (hdl/rewrite/command_rewriter.py) against the
 reference model (twinplane.model.rewrite) and, for non-fragments, scapy's
 recomputation: random frames (TCP/UDP/ICMP, VLAN, options, UDP 0, first and

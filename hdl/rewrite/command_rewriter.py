@@ -104,7 +104,9 @@ class CommandRewriter(wiring.Component):
         connect(m, out_stage.source, flipped(self.source))
         # ---- the lookahead line and the commands of the frames in it -----------------
         line = Array(Signal(packet_layout(8), name=f"line{k}") for k in range(_DEPTH))
-        count = Signal(range(_DEPTH + 1))
+        # Bytes in the line, one-hot (``filled[n]``: n bytes): every use is one
+        # bit, and the line's write enables are one LUT after the handshakes.
+        filled = Signal(_DEPTH + 1, init=1)
         # One command register, ``c``, for the frame at the output.  A frame's
         # command is only looked at as its first byte enters (its offsets)
         # and stays on ``command`` (``unloaded``) until ``c`` is free and the
@@ -125,14 +127,14 @@ class CommandRewriter(wiring.Component):
         take_in = Signal()
         first_in = self.sink.payload.first
         m.d.comb += [
-            emit.eq((count != 0) & c_valid & ((count >= _LINE) | (lasts != 0))),
+            emit.eq(~filled[0] & c_valid & (filled[_LINE] | filled[_DEPTH] | (lasts != 0))),
             advance.eq(emit & (out_stage.sink.ready | c.drop)),
-            self.sink.ready.eq((count < _DEPTH) & (~first_in | (self.command.valid & ~unloaded))),
+            self.sink.ready.eq(~filled[_DEPTH] & (~first_in | (self.command.valid & ~unloaded))),
             take_in.eq(self.sink.valid & self.sink.ready),
             first_taken.eq(take_in & first_in),
             pop.eq(advance & head.last),
             # c is free, so the head is the first byte of the frame whose command waits.
-            load.eq(~c_valid & unloaded & (count != 0)),
+            load.eq(~c_valid & unloaded & ~filled[0]),
             self.command.ready.eq(load),
         ]
         with m.If(load):
@@ -150,18 +152,18 @@ class CommandRewriter(wiring.Component):
             with m.If(advance):
                 if k + 1 < _DEPTH:
                     m.d.sync += line[k].eq(line[k + 1])
-            # The free slot after this clock's shift: count - advance, as a choice of two compares.
-            with m.If(take_in & Mux(advance, count == k + 1, count == k)):
+            # The free slot after this clock's shift: the fill less the byte that left.
+            with m.If(take_in & Mux(advance, filled[k + 1], filled[k])):
                 m.d.sync += line[k].eq(self.sink.payload)
-        m.d.sync += count.eq(count + take_in - advance)
+        with m.If(take_in & ~advance):
+            m.d.sync += filled.eq(filled << 1)
+        with m.Elif(advance & ~take_in):
+            m.d.sync += filled.eq(filled >> 1)
 
         # Byte positions saturate at 511: every rewritten field lies below l4 (< 256) + 18.
-        out_index = Signal(9)
         in_index = Signal(9)
         with m.If(take_in):
             m.d.sync += in_index.eq(Mux(self.sink.payload.last, 0, Mux(in_index == 511, 511, in_index + 1)))
-        with m.If(advance):
-            m.d.sync += out_index.eq(Mux(head.last, 0, Mux(out_index == 511, 511, out_index + 1)))
 
         # ---- the new values and the checksum adjustments of the frame at the output ------
         new_src_ip = Mux(c.set_src_ip, c.new_src_ip, c.old_src_ip)
@@ -244,7 +246,6 @@ class CommandRewriter(wiring.Component):
         # ``sel`` takes them with the fields' priority resolved as the head
         # advances.  A new frame's first six bytes are the destination MAC
         # whatever its offsets, so a command loads both stages with constants.
-        j = out_index
         p2_j, p2_rel3, p2_rel4 = Signal(9), Signal(9), Signal(9)  # head + 2 (rel = j - offset)
 
         def where(j, rel3, rel4):
@@ -274,7 +275,7 @@ class CommandRewriter(wiring.Component):
                 taken = taken | condition
             return exclusive
 
-        names = list(where(j, j, j))
+        names = list(where(p2_j, p2_rel3, p2_rel4))
         w1 = {name: Signal(name=f"w1_{name}") for name in names}
         sel = {name: Signal(name=f"sel_{name}") for name in names}
         lo1, lo = Signal(2), Signal(2)  # rel3's low bits (= rel4's: IHL x 4) at head + 1 and the head
@@ -285,27 +286,46 @@ class CommandRewriter(wiring.Component):
                          lo1.eq((1 - new_l3)[:2]), lo.eq((-new_l3)[:2])]
             m.d.sync += [w1[k].eq(k == "dst_mac") for k in names]
             m.d.sync += [sel[k].eq(k == "dst_mac") for k in names]
-        with m.Elif(advance & (out_index != 511)):
-            # Past 511 no field is near (they end below l4 + 18 < 274): the counters stop.
+        with m.Elif(advance):
+            # Past 511 no field is near (they end below l4 + 18 < 274): the counters stop,
+            # and their flags stay clear (rel3/rel4 stop at 511 - offset > 255).
             with m.If(p2_j != 511):
                 m.d.sync += [p2_j.eq(p2_j + 1), p2_rel3.eq(p2_rel3 + 1), p2_rel4.eq(p2_rel4 + 1)]
             m.d.sync += [w1[k].eq(v) for k, v in where(p2_j, p2_rel3, p2_rel4).items()]
             m.d.sync += [sel[k].eq(v) for k, v in resolve(w1).items()]
             m.d.sync += [lo1.eq(p2_rel3[:2]), lo.eq(lo1)]
+        # Each field's byte for the head is picked a clock ahead too (``ahead``:
+        # its byte for the head's next position, taken as the head advances),
+        # so the byte mux is one AND-OR level over flops.  The values are final
+        # clocks before their first byte reaches the head (see above); the TCI
+        # is the head's own bits and the command's, no selection.
+        def field_bytes(j, lo):
+            return {
+                "dst_mac": _byte_of(c.eth_dst, 6, j[:3]),
+                "src_mac": _byte_of(c.eth_src, 6, (j - 6)[:3]),
+                "ip_ck": _byte_of(ip_ck_new, 2, lo[0]),
+                "src_ip": _byte_of(new_src_ip, 4, lo),
+                "dst_ip": _byte_of(new_dst_ip, 4, lo),
+                "src_port": _byte_of(new_src_port, 2, lo[0]),
+                "dst_port": _byte_of(new_dst_port, 2, lo[0]),
+                "seq": _byte_of(new_seq, 4, lo),
+                "ack": _byte_of(new_ack, 4, lo),
+                "tcp_ck": _byte_of(l4_ck_new, 2, lo[0]),
+                "udp_ck": _byte_of(l4_ck_new, 2, lo[0]),
+            }
+
+        j1 = Signal(3)  # the head's next position, low bits (the MACs' byte index)
+        ahead = {k: Signal(8, name=f"byte_{k}") for k in field_bytes(j1, lo)}
+        with m.If(load):
+            m.d.sync += [ahead["dst_mac"].eq(self.command.payload.eth_dst[40:48]),  # a frame's byte 0
+                         j1.eq(1)]
+        with m.Elif(advance):
+            m.d.sync += [ahead[k].eq(v) for k, v in field_bytes(j1, lo1).items()]
+            m.d.sync += j1.eq(p2_j[:3])
         field_byte = {
-            "dst_mac": _byte_of(c.eth_dst, 6, j[:3]),
-            "src_mac": _byte_of(c.eth_src, 6, (j - 6)[:3]),
+            **ahead,
             "tci_hi": Cat(c.vlan_id[8:12], head.data[4:8]),
             "tci_lo": c.vlan_id[:8],
-            "ip_ck": _byte_of(ip_ck_new, 2, lo[0]),
-            "src_ip": _byte_of(new_src_ip, 4, lo),
-            "dst_ip": _byte_of(new_dst_ip, 4, lo),
-            "src_port": _byte_of(new_src_port, 2, lo[0]),
-            "dst_port": _byte_of(new_dst_port, 2, lo[0]),
-            "seq": _byte_of(new_seq, 4, lo),
-            "ack": _byte_of(new_ack, 4, lo),
-            "tcp_ck": _byte_of(l4_ck_new, 2, lo[0]),
-            "udp_ck": _byte_of(l4_ck_new, 2, lo[0]),
         }
         out = Signal(8)
         unchanged = ~Cat(*sel.values()).any()
