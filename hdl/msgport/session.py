@@ -361,6 +361,11 @@ class SessionEngine(wiring.Component):
         found_vs = Signal()  # the walk below found the vs_id at vs_index
         free_vs = Signal(range(self._vs_entries + 1))  # first free entry (vs_entries: none)
         m.d.comb += vs_rd.addr.eq(vs_index)
+        # The entry a VS_LIST answer carries, from a register: "Listing virtual
+        # servers" holds vs_index for the clock before the answer is offered,
+        # and the LUT-RAM read stays off the path into the transmitter's byte.
+        vs_listed = Signal(vs_write_layout())
+        m.d.sync += vs_listed.eq(vs_rd.data)
 
         raise_epoch = Signal()
         dump_slot = Signal.like(slot)  # the CS whose DUMP the core is answering
@@ -481,8 +486,8 @@ class SessionEngine(wiring.Component):
             with m.Case(_Kind.VS_LIST):
                 view = fill(VsList)
                 m.d.comb += [
-                    view.flags.eq(vs_rd.data.flags),
-                    view.vs.eq(vs_rd.data.vs),
+                    view.flags.eq(vs_listed.flags),
+                    view.vs.eq(vs_listed.vs),
                     view.list_index.eq(vs_list_count),
                     view.list_count.eq(sum(vs_valid[i] for i in range(self._vs_entries))),
                 ]
