@@ -13,6 +13,12 @@ each, so every one maps onto ECP5 EBR in pseudo-dual-port mode):
 * ``actmem``, ``cntmem`` (packets, bytes, last_seen), ``locmem`` (where a
   handle's slot is): indexed by handle.  ``fifomem``: deleted handles.
 
+``actmem`` and ``fifomem`` are :class:`~twinplane.hdl.ram.BlockRAM`:
+on ECP5 their data comes from the DP16KD's own output register, a clock
+after the array's read, instead of a fabric flop after the array's 5.8 ns
+clock-to-out (the table's worst path was actmem -> result flops).  The
+array reads at the same clock edge as before; only the data's pickup moves.
+
 Why one sub-table a clock: an EBR gives at most 36 bits a clock, so reading
 all ``tables x ways`` candidate slots at once took 7 EBR per sub-table
 whatever the depth (28 at 1024 entries), and 8 comparators.  Stacked, a
@@ -27,8 +33,9 @@ and each logic cone has a clock of its own.  A search (a lookup, or the
 control FSM's own): p0 hash (all sub-tables), p1 ``keymem`` address of
 sub-table t (t = 0 .. tables-1 in consecutive clocks), p2 ``keymem`` data,
 p3 compare, p4 OR into the running hit/handle, after the last sub-table
-``actmem`` address, p5 ``actmem`` data, p6 result
-(:attr:`FlowTable.latency` = tables + 5 clocks from the lookup's transfer).
+``actmem`` address, p5 ``actmem`` array read, p6 its output register, p7
+result, zeroed on a miss (:attr:`FlowTable.latency` = tables + 6 clocks
+from the lookup's transfer).
 
 Sharing.  Lookups own the hash units (p0), the search sequencer and the
 ``actmem`` read port in p4 whenever a lookup is there; the control FSM uses
@@ -67,6 +74,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from twinplane.hdl.ram import BlockRAM
 from twinplane.model.flowtable import FlowGeometry, FlowOp, InsertStatus, h3_masks
 
 from .h3 import h3_index
@@ -135,7 +143,7 @@ class FlowTable(wiring.Component):
         self.geometry = g = geometry
         hb, ts = g.handle_bits, g.ts_width
         #: Clocks from a lookup's transfer to its result.
-        self.latency = g.tables + 5
+        self.latency = g.tables + 6
         self.slot_layout = data.StructLayout({"valid": 1, "key": g.rest_width, "handle": hb})
         self.bucket_layout = data.ArrayLayout(self.slot_layout, g.ways)
         self.loc_layout = data.StructLayout({
@@ -162,16 +170,19 @@ class FlowTable(wiring.Component):
 
         m.submodules.keymem = keymem = Memory(shape=self.bucket_layout, depth=T * g.buckets,
                                               init=[])
-        m.submodules.actmem = actmem = Memory(shape=g.action_width, depth=N, init=[])
+        # Read through the block RAM's own output register (BlockRAM): data
+        # two clocks after the address, always reading.
+        m.submodules.actmem = actmem = BlockRAM(g.action_width, N)
         m.submodules.cntmem = cntmem = Memory(shape=self.cnt_layout, depth=N, init=[])
         m.submodules.locmem = locmem = Memory(shape=self.loc_layout, depth=N, init=[])
-        m.submodules.fifomem = fifomem = Memory(shape=hb, depth=N, init=[])
+        m.submodules.fifomem = fifomem = BlockRAM(hb, N)
         krd, kwr = keymem.read_port(), keymem.write_port(granularity=1)
-        ard, awr = actmem.read_port(), actmem.write_port()
+        ard, awr = actmem.read, actmem.write
         cwr = cntmem.write_port()
         crd = cntmem.read_port()
         lrd, lwr = locmem.read_port(), locmem.write_port()
-        frd, fwr = fifomem.read_port(), fifomem.write_port()
+        frd, fwr = fifomem.read, fifomem.write
+        m.d.comb += [ard.en.eq(1), ard.out_en.eq(1), frd.en.eq(1), frd.out_en.eq(1)]
 
         def row(t, bucket):
             """A bucket's keymem address: the sub-tables stacked."""
@@ -270,26 +281,31 @@ class FlowTable(wiring.Component):
         p5_handle = Signal(hb)
         m.d.sync += [p5_valid.eq(p4_done & ~p4.fsm), p5_key.eq(p4_key), p5_hit.eq(p4_hit),
                      p5_handle.eq(p4_handle)]
+        # p6: the action in the block RAM's output register (``ard.data``).
+        # p7: into flops, zeroed on a search's miss.
         p6_valid, p6_key, p6_hit = Signal(), Signal(g.key_width), Signal()
-        # The action straight from the EBR into flops, zeroed on a search's
-        # miss by their synchronous reset: flops without the domain's reset
-        # (``reset_less``) have it free, so no LUT sits behind the EBR's
-        # 5.8 ns clock-to-out (with the domain's reset it was a LUT: 109 MHz
-        # routed).  The FSM's own actmem reads are never in p4 with a
-        # search, so they are not zeroed.
-        p6_handle, p6_action = Signal(hb), Signal(g.action_width, reset_less=True)
-        p5_miss = Signal()
-        m.d.sync += [p5_miss.eq(p4_done & ~p4_hit),
+        p7_valid, p7_key, p7_hit = Signal(), Signal(g.key_width), Signal()
+        # The zeroing is the result flops' synchronous reset where Yosys
+        # finds it (``reset_less``: the domain's reset would take it), else a
+        # LUT; either way behind the EBR's output register now, not its
+        # 5.8 ns array clock-to-out.  The FSM takes its own actmem reads from
+        # ``ard.data`` (never zeroed: they are never in p4 with a search).
+        p6_handle, p7_handle = Signal(hb), Signal(hb)
+        p7_action = Signal(g.action_width, reset_less=True)
+        p5_miss, p6_miss = Signal(), Signal()
+        m.d.sync += [p5_miss.eq(p4_done & ~p4_hit), p6_miss.eq(p5_miss),
                      p6_valid.eq(p5_valid), p6_key.eq(p5_key), p6_hit.eq(p5_hit),
-                     p6_handle.eq(p5_handle), p6_action.eq(Mux(p5_miss, 0, ard.data))]
+                     p6_handle.eq(p5_handle),
+                     p7_valid.eq(p6_valid), p7_key.eq(p6_key), p7_hit.eq(p6_hit),
+                     p7_handle.eq(p6_handle), p7_action.eq(Mux(p6_miss, 0, ard.data))]
         m.d.comb += [
             self.lookup.ready.eq(~hold),
             self.touch.ready.eq(1),
-            self.result.valid.eq(p6_valid),
-            self.result.payload.key.eq(p6_key),
-            self.result.payload.hit.eq(p6_hit),
-            self.result.payload.handle.eq(p6_handle),
-            self.result.payload.action.eq(p6_action),
+            self.result.valid.eq(p7_valid),
+            self.result.payload.key.eq(p7_key),
+            self.result.payload.hit.eq(p7_hit),
+            self.result.payload.handle.eq(p7_handle),
+            self.result.payload.action.eq(p7_action),
         ]
 
         # What the control FSM's searches leave behind, bucket by bucket as
@@ -322,6 +338,9 @@ class FlowTable(wiring.Component):
         m.d.comb += crd.addr.eq(Mux(self.touch.valid, self.touch.payload.handle, c_raddr))
         t1_valid, t1 = Signal(), Signal.like(self.touch.payload)
         m.d.sync += [t1_valid.eq(self.touch.valid), t1.eq(self.touch.payload)]
+        # (cntmem stays a Memory and a fabric register: read through the
+        # EBR's output register, the add and write back made one path from
+        # EBR to EBR across the die, 104.7 MHz routed.)
         cd = Signal(self.cnt_layout, reset_less=True)
         t2_valid, t2 = Signal(), Signal.like(self.touch.payload)
         m.d.sync += [cd.eq(crd.data), t2_valid.eq(t1_valid), t2.eq(t1)]
@@ -383,6 +402,10 @@ class FlowTable(wiring.Component):
         def wrap(ptr):
             return Mux(ptr == N - 1, 0, ptr + 1)
 
+        # actmem is written at ``new_handle`` with the command's action (only
+        # its enable is decoded from the state: a state-gated data or address
+        # was a LUT per bit in front of the EBR's write port, 101.6 MHz).
+        m.d.comb += [awr.addr.eq(new_handle), awr.data.eq(cmd.action)]
         m.d.comb += [frd.addr.eq(fhead), fwr.addr.eq(ftail), fwr.data.eq(cmd.handle),
                      lrd.addr.eq(cmd.handle),
                      kw_slot.valid.eq(kw_valid),
@@ -392,8 +415,7 @@ class FlowTable(wiring.Component):
                      lwr.data.bucket.eq(rd_row[:ib]), lwr.data.way.eq(rd_way)]
         # The FIFO's head, registered straight from the EBR (its head moves
         # at most once a command, many clocks before the next ALLOCATE).
-        fifo_out = Signal(hb, reset_less=True)
-        m.d.sync += fifo_out.eq(frd.data)
+        fifo_out = frd.data
 
         # Candidate analysis (from ``cvalid``, the key's candidate buckets).
         best_used, best_ft, best_fw = Const(W, range(W + 1)), Const(0, tb), Const(0, wb)
@@ -462,6 +484,42 @@ class FlowTable(wiring.Component):
             with m.If(k_grant):
                 m.next = nxt
 
+        def next_candidate():
+            """(mt, mw) to the next candidate slot, in (table, way) order."""
+            with m.If(mw == W - 1):
+                m.d.sync += [mw.eq(0), mt.eq(mt + 1)]
+            with m.Else():
+                m.d.sync += mw.eq(mw + 1)
+
+        def search_key(name, idx, nxt):
+            """The states ``name`` SEARCH, HASHED, WAIT: search ``hkey`` (its
+            bucket indexes into ``idx``, its buckets' slots into ``cvalid``/
+            ``avalid``, see above), then ``nxt``."""
+            with m.State(f"{name} SEARCH"):
+                search(f"{name} HASHED")
+            with m.State(f"{name} HASHED"):
+                m.d.sync += [idx[t].eq(p1_idx[t]) for t in range(T)]
+                m.next = f"{name} WAIT"
+            with m.State(f"{name} WAIT"):
+                with m.If(search_done):
+                    m.next = nxt
+
+        def fetch_slot(name, addr, way, nxt, *, on_load=(), on_take=()):
+            """The states ``name`` LOAD, READ, WAIT, TAKE: slot ``way`` of
+            keymem row ``addr`` into ``mslot`` (the row's data is in ``kd``
+            two clocks after the read), then ``nxt``."""
+            with m.State(f"{name} LOAD"):
+                load_row(addr, way)
+                m.d.sync += list(on_load)
+                m.next = f"{name} READ"
+            with m.State(f"{name} READ"):
+                read_row(f"{name} WAIT")
+            with m.State(f"{name} WAIT"):
+                m.next = f"{name} TAKE"
+            with m.State(f"{name} TAKE"):
+                m.d.sync += [mslot.eq(kd_way), *on_take]
+                m.next = nxt
+
         def search(nxt):
             m.d.comb += s_req.eq(1)
             with m.If(h_grant):
@@ -481,23 +539,19 @@ class FlowTable(wiring.Component):
                     m.d.sync += [idle.eq(0), cap_alt.eq(0)]
                     with m.Switch(self.cmd.payload.op):
                         with m.Case(FlowOp.INSERT, FlowOp.FIND):
-                            m.next = "SEARCH KEY"
+                            m.next = "KEY SEARCH"
                         with m.Case(FlowOp.FLUSH):
                             m.next = "FLUSH SWEEP"
                         with m.Default():
                             m.next = "READ LOCATION"
 
             # -- by key: search the candidate buckets
-            with m.State("SEARCH KEY"):
-                search("KEY HASHED")
-            with m.State("KEY HASHED"):
-                m.d.sync += [cidx[t].eq(p1_idx[t]) for t in range(T)]
-                m.next = "CANDIDATES WAIT"
-            with m.State("CANDIDATES WAIT"):
-                with m.If(search_done):
-                    m.next = "ANALYSE CANDIDATES"
+            search_key("KEY", cidx, "ANALYSE CANDIDATES")
             with m.State("ANALYSE CANDIDATES"):
-                m.d.sync += [fr_ok.eq(has_free), tgt_t.eq(best_ft), tgt_w.eq(best_fw)]
+                # ``new_handle``: the actmem write address of an update (an
+                # allocation sets it again).
+                m.d.sync += [fr_ok.eq(has_free), tgt_t.eq(best_ft), tgt_w.eq(best_fw),
+                             new_handle.eq(c_hhandle)]
                 m.next = "CHECK CANDIDATES"
             with m.State("CHECK CANDIDATES"):
                 # ``hkey`` is the command's key here; taking it rather than
@@ -510,7 +564,7 @@ class FlowTable(wiring.Component):
                     with m.If(~c_hit):
                         m.next = "RESPOND"
                 with m.Elif(c_hit):
-                    m.d.comb += [awr.addr.eq(c_hhandle), awr.data.eq(cmd.action), awr.en.eq(1)]
+                    m.d.comb += awr.en.eq(1)  # at new_handle = c_hhandle
                     m.d.sync += [r.status.eq(InsertStatus.UPDATED), r.found.eq(1),
                                  r.handle.eq(c_hhandle)]
                     m.next = "RESPOND"
@@ -518,19 +572,10 @@ class FlowTable(wiring.Component):
                     m.next = "ALLOCATE"
                 with m.Else():
                     m.d.sync += cap_alt.eq(1)
-                    m.next = "MOVE LOAD"
+                    m.next = "MOVE SLOT LOAD"
 
             # -- one cuckoo move: try each candidate slot in (table, way) order
-            with m.State("MOVE LOAD"):
-                load_row(row(mt, Array(cidx)[mt]), mw)
-                m.next = "MOVE READ"
-            with m.State("MOVE READ"):
-                read_row("MOVE ROW WAIT")
-            with m.State("MOVE ROW WAIT"):
-                m.next = "MOVE ROW"
-            with m.State("MOVE ROW"):
-                m.d.sync += mslot.eq(kd_way)
-                m.next = "MOVE RESTORE"
+            fetch_slot("MOVE SLOT", row(mt, Array(cidx)[mt]), mw, "MOVE RESTORE")
             with m.State("MOVE RESTORE"):
                 m.d.comb += [rs_load.eq(1), rs_t.eq(mt), rs_b.eq(Array(cidx)[mt])]
                 m.next = "MOVE RESTORE HASH"
@@ -540,14 +585,7 @@ class FlowTable(wiring.Component):
             with m.State("MOVE RESTORED"):
                 m.d.sync += hkey.eq(rs_key)
                 m.next = "MOVE SEARCH"
-            with m.State("MOVE SEARCH"):
-                search("MOVE HASHED")
-            with m.State("MOVE HASHED"):
-                m.d.sync += [midx[t].eq(p1_idx[t]) for t in range(T)]
-                m.next = "MOVE WAIT"
-            with m.State("MOVE WAIT"):
-                with m.If(search_done):
-                    m.next = "MOVE PICK"
+            search_key("MOVE", midx, "MOVE PICK")
             with m.State("MOVE PICK"):
                 # The free slot picked into registers: the pick and the
                 # bucket mux were in front of the keymem write address.
@@ -564,11 +602,8 @@ class FlowTable(wiring.Component):
                     m.d.sync += [mt.eq(0), mw.eq(0)]
                     m.next = "AGE START"
                 with m.Else():
-                    with m.If(mw == W - 1):
-                        m.d.sync += [mw.eq(0), mt.eq(mt + 1)]
-                    with m.Else():
-                        m.d.sync += mw.eq(mw + 1)
-                    m.next = "MOVE LOAD"
+                    next_candidate()
+                    m.next = "MOVE SLOT LOAD"
 
             # -- a free slot: take a handle, write action and counters, then the key
             with m.State("ALLOCATE"):
@@ -580,8 +615,7 @@ class FlowTable(wiring.Component):
                     m.d.sync += [new_handle.eq(fifo_out), fhead.eq(wrap(fhead))]
                 m.next = "WRITE NEW"
             with m.State("WRITE NEW"):
-                m.d.comb += [awr.addr.eq(new_handle), awr.data.eq(cmd.action),
-                             awr.en.eq(1), c_we.eq(1), c_waddr.eq(new_handle),
+                m.d.comb += [awr.en.eq(1), c_we.eq(1), c_waddr.eq(new_handle),
                              c_wdata.last_seen.eq(cmd.now)]
                 with m.If(c_grant_w):
                     m.next = "WRITE KEY"
@@ -609,10 +643,7 @@ class FlowTable(wiring.Component):
                 # Age and counters into registers; the compare a clock later
                 # (a subtract and a compare in front of ~100 enables).
                 m.d.sync += [e_age.eq(age), e_cnt.eq(cd), e_kept.eq(kept), e_t.eq(mt), e_w.eq(mw)]
-                with m.If(mw == W - 1):
-                    m.d.sync += [mw.eq(0), mt.eq(mt + 1)]
-                with m.Else():
-                    m.d.sync += mw.eq(mw + 1)
+                next_candidate()
                 m.next = "AGE COMPARE"
             with m.State("AGE COMPARE"):
                 with m.If(~e_kept & (~chosen | (e_age > best_age))):
@@ -620,22 +651,13 @@ class FlowTable(wiring.Component):
                                  r.packets.eq(e_cnt.packets), r.bytes.eq(e_cnt.bytes),
                                  r.last_seen.eq(e_cnt.last_seen)]
                 with m.If((e_t == T - 1) & (e_w == W - 1)):
-                    m.next = "VICTIM ROW"
+                    m.next = "VICTIM SLOT LOAD"
                 with m.Else():
                     m.next = "AGE READ"
-            with m.State("VICTIM ROW"):
-                load_row(row(best_t, Array(cidx)[best_t]), best_w)
-                m.d.sync += wr_move.eq(0)
-                m.next = "VICTIM READ"
-            with m.State("VICTIM READ"):
-                read_row("VICTIM ROW WAIT")
-            with m.State("VICTIM ROW WAIT"):
-                m.next = "VICTIM ROW READ"
-            with m.State("VICTIM ROW READ"):
-                # The kept handle is no longer needed: ``cmd.handle`` is the
-                # victim's now (the actmem read address).
-                m.d.sync += [mslot.eq(kd_way), cmd.handle.eq(kd_way.handle)]
-                m.next = "VICTIM ACTION"
+            # The kept handle is no longer needed: ``cmd.handle`` is the
+            # victim's once its slot is read (the actmem read address).
+            fetch_slot("VICTIM SLOT", row(best_t, Array(cidx)[best_t]), best_w, "VICTIM ACTION",
+                       on_load=[wr_move.eq(0)], on_take=[cmd.handle.eq(kd_way.handle)])
             with m.State("VICTIM ACTION"):
                 with m.If(a_grant):
                     m.next = "VICTIM WAIT"
@@ -643,7 +665,7 @@ class FlowTable(wiring.Component):
                 m.next = "VICTIM DATA"
             with m.State("VICTIM DATA"):
                 m.d.comb += [rs_load.eq(1), rs_t.eq(best_t), rs_b.eq(Array(cidx)[best_t])]
-                m.d.sync += [r.action.eq(p6_action),
+                m.d.sync += [r.action.eq(ard.data),
                              r.status.eq(InsertStatus.EVICTED), new_handle.eq(mslot.handle),
                              tgt_t.eq(best_t), tgt_w.eq(best_w)]
                 m.next = "VICTIM INVALIDATE"
@@ -668,17 +690,8 @@ class FlowTable(wiring.Component):
                 m.next = "LOCATION READ"
             with m.State("LOCATION READ"):
                 m.d.sync += loc.eq(lrd.data)
-                m.next = "LOAD SLOT"
-            with m.State("LOAD SLOT"):
-                load_row(row(loc.table, loc.bucket), loc.way)
-                m.next = "READ SLOT"
-            with m.State("READ SLOT"):
-                read_row("SLOT WAIT")
-            with m.State("SLOT WAIT"):
-                m.next = "SLOT READ"
-            with m.State("SLOT READ"):
-                m.d.sync += mslot.eq(kd_way)
-                m.next = "SLOT CHECK"
+                m.next = "HANDLE SLOT LOAD"
+            fetch_slot("HANDLE SLOT", row(loc.table, loc.bucket), loc.way, "SLOT CHECK")
             with m.State("SLOT CHECK"):
                 m.d.sync += r.found.eq(mslot.valid & (mslot.handle == cmd.handle))
                 m.d.comb += [rs_load.eq(1), rs_t.eq(loc.table), rs_b.eq(loc.bucket)]
@@ -703,7 +716,7 @@ class FlowTable(wiring.Component):
             with m.State("ACTION WAIT"):
                 m.next = "ACTION READ"
             with m.State("ACTION READ"):
-                m.d.sync += r.action.eq(p6_action)
+                m.d.sync += r.action.eq(ard.data)
                 m.next = "READ COUNTERS"
             with m.State("READ COUNTERS"):
                 with m.If(c_grant_r):

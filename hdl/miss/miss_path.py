@@ -36,7 +36,7 @@ of comparators, registered before, in the middle and after:
 ``probe_key`` (the forwarder holds its key for many more), a resolve acts
 three clocks after it is taken (always ready), and a held frame waits three
 clocks for its slot.  Released bytes
-leave from a register after the block RAM.  Pending slots age on a shared
+leave from the block RAM's own output register (hdl/ram).  Pending slots age on a shared
 prescaler (timeout_cycles / 8): a slot times out between ``timeout_cycles``
 and a quarter more.
 """
@@ -48,6 +48,7 @@ from amaranth.lib.wiring import In, Out
 from twinplane.model.dfs import HELD_BYTES_PER_FLOW, HELD_PER_FLOW
 
 from ..packet import packet_signature
+from ..ram.block_ram import BlockRAM
 
 __all__ = ["MissPath", "SlotState"]
 
@@ -147,9 +148,11 @@ class MissPath(wiring.Component):
         wr_ptr = Array(Signal(ptr_shape, name=f"wr_ptr{i}") for i in range(n))
         frames = Array(Signal(8, name=f"frames{i}") for i in range(n))
 
-        m.submodules.store = store = memory.Memory(shape=9, depth=n * depth, init=[])
-        wr = store.write_port()
-        rd = store.read_port()
+        # The queues: a block RAM whose read goes through its own output
+        # register (hdl/ram/block_ram.py), which is the reader's ``out``.
+        m.submodules.store = store = BlockRAM(9, n * depth)
+        wr = store.write
+        rd = store.read
         # Each slot's QUERY, kept while the slot is pending: the QUERYs of
         # several new flows wait here (in arrival order, ``asks``) while the
         # flow controller is still sending an earlier one, so a new flow is
@@ -487,8 +490,9 @@ class MissPath(wiring.Component):
             count("resolve_unmatched")
 
         # -- reader: one releasing slot at a time, frame by frame.  The block
-        # RAM's data goes into a register (``out``) before anything uses it:
-        # two stages, the RAM's (``ram_valid``) and the register's.
+        # RAM's read has two stages, the array's (``ram_valid``) and its
+        # output register's (``out``, the DP16KD's own on ECP5: the fabric
+        # sees a flop's clock-to-out, not the array's 5.8 ns).
         r_armed = Signal()  # r_end is r_slot's (a clock after the slot is picked)
         r_end = Signal(ptr_shape)  # wr_ptr[r_slot], a clock late
         stored_last = Signal()  # a frame went into a queue last clock (r_end may be a clock behind)
@@ -499,7 +503,7 @@ class MissPath(wiring.Component):
                 m.d.comb += [pick_hit.eq(1), pick.eq(i)]
         ram_valid = Signal()
         out_valid = Signal()
-        out = Signal(9, reset_less=True)  # (no reset mux between the RAM and it)
+        out = Signal(9)  # the block RAM's output register (loads on ``load_out``)
         out_first = Signal(init=1)
         m.d.comb += [
             self.release.valid.eq(out_valid),
@@ -516,13 +520,14 @@ class MissPath(wiring.Component):
         m.d.comb += available.eq(r_armed & (r_ptr != r_end))
         advance = Signal()
         m.d.comb += advance.eq(available & (~ram_valid | load_out))
-        m.d.comb += [rd.en.eq(advance), rd.addr.eq(Cat(r_ptr[:low], r_slot))]
+        m.d.comb += [rd.en.eq(advance), rd.out_en.eq(load_out), rd.addr.eq(Cat(r_ptr[:low], r_slot)),
+                     out.eq(rd.data)]
         with m.If(advance):
             m.d.sync += [r_ptr.eq(r_ptr + 1), ram_valid.eq(1)]
         with m.Elif(load_out):
             m.d.sync += ram_valid.eq(0)
         with m.If(load_out):
-            m.d.sync += [out.eq(rd.data), out_valid.eq(1)]
+            m.d.sync += out_valid.eq(1)
         with m.Elif(consumed):
             m.d.sync += out_valid.eq(0)
         with m.If(consumed):
