@@ -31,7 +31,9 @@ top (one tick every ``tick_cycles`` clocks); ``ms_per_tick`` converts it for
 the CS.
 """
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from contextlib import contextmanager
+
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -54,6 +56,7 @@ from twinplane.protocol.messages import (
 from ..flowtable import command_layout, response_layout
 from ..msgport.layout import MAX_SENT_BYTES, received_message_layout
 from ..msgport.session import core_message_layout
+from ..ram import BlockRAM
 from .layouts import FlowAction, FlowKey
 
 __all__ = ["FlowController", "query_layout", "tcp_event_layout"]
@@ -98,6 +101,108 @@ def _conn_layout(geometry: FlowGeometry) -> data.StructLayout:
             "rst": 1,
         }
     )
+
+
+class _OneHotStates:
+    """The controller's states as a one-hot vector, one flop a state.
+
+    Amaranth's FSM is binary and Yosys leaves it so (its ``fsm`` pass skips a
+    state register with an init value), so every decode of ~60 states was
+    two LUT levels in front of each wide register's source mux.  Here a
+    state's test is its own flop (``with state(name)`` is an ``If`` on it).
+    A state leaves through ``goto``, at most once a clock (the callers'
+    branches are exclusive); a state that does not call it stays.  The
+    registers with many writers load through :class:`_Loads` (an AND-OR
+    mux): ``If`` blocks one after the other would make a priority chain.
+    """
+
+    def __init__(self, m: Module, initial: str):
+        self._m = m
+        self._bits: dict[str, Signal] = {}
+        self._go: dict[str, Signal] = {}
+        self._leave: dict[str, Signal] = {}
+        self._current: list[str] = []
+        self._initial = initial
+
+    def _bit(self, name: str) -> Signal:
+        if name not in self._bits:
+            slug = "".join(c if c.isalnum() else "_" for c in name.lower())
+            self._bits[name] = Signal(init=name == self._initial, name=f"in_{slug}")
+            self._go[name] = Signal(name=f"go_{slug}")
+            self._leave[name] = Signal(name=f"leave_{slug}")
+        return self._bits[name]
+
+    @contextmanager
+    def state(self, name: str):
+        if self._current:
+            raise ValueError(f"state {name!r} opened inside state {self._current[-1]!r}")
+        bit = self._bit(name)
+        self._current.append(name)
+        try:
+            with self._m.If(bit):
+                yield
+        finally:
+            self._current.pop()
+
+    def goto(self, name: str) -> None:
+        self._bit(name)
+        self._m.d.comb += [self._go[name].eq(1), self._leave[self._current[-1]].eq(1)]
+
+    def close(self) -> None:
+        """The flops' next values, once every state is known."""
+        for name, bit in self._bits.items():
+            self._m.d.sync += bit.eq(self._go[name] | (bit & ~self._leave[name]))
+
+
+class _Loads:
+    """A register written by several states: each write raises a flag of its
+    own where it stands, and the register loads the OR of (flag AND value)
+    -- at most one flag a clock, so this is the mux without priority."""
+
+    def __init__(self, m: Module, reg, *, comb: bool = False):
+        self._m = m
+        self._comb = comb
+        self._reg = Value.cast(reg)
+        self._sources: list[tuple[Signal, Value]] = []
+
+    def __call__(self, value) -> None:
+        flag = Signal(name=f"{self._reg.name if hasattr(self._reg, 'name') else 'reg'}_load{len(self._sources)}")
+        value = Value.cast(value)
+        if len(value) > len(self._reg):
+            raise ValueError(f"{value!r} is wider than the register")
+        self._m.d.comb += flag.eq(1)
+        self._sources.append((flag, value))
+
+    def close(self) -> None:
+        if not self._sources:
+            return
+        w = len(self._reg)
+        any_load = Cat(flag for flag, _ in self._sources).any()
+        total = 0
+        for flag, value in self._sources:
+            total = total | (flag.replicate(w) & value.as_unsigned())
+        if self._comb:  # 0 where no state writes
+            self._m.d.comb += self._reg.eq(total)
+            return
+        with self._m.If(any_load):
+            self._m.d.sync += self._reg.eq(total)
+
+
+# The kinds of message "Dispatching" tells apart, a one-hot bit each.
+_MSG_KINDS = ((SsmbType.REPLY, SsmbType.NEWFLOW), (SsmbType.DELETE,), (SsmbType.REAP,), (SsmbType.TIMEOUT,),
+              (SsmbType.RESET,), (SsmbType.DUMP,))
+
+
+def _kind_case(i: int) -> str:
+    return "-" * (len(_MSG_KINDS) - 1 - i) + "1" + "-" * i
+
+
+def _const_mul_clocks(c: int) -> int:
+    """Clocks of ``ms()``: levels of a pairwise add tree over c's set bits."""
+    n, levels = bin(c).count("1"), 1
+    while n > 2:
+        n, levels = (n + 1) // 2, levels + 1
+    return levels
 
 
 _COUNTERS = (
@@ -171,21 +276,28 @@ class FlowController(wiring.Component):
         g = self.geometry
         ts = g.ts_width
 
-        m.submodules.conns = conns = memory.Memory(shape=_conn_layout(g), depth=g.entries, init=[])
-        # A synchronous read port (the data one clock after the address), so the
-        # records sit in block RAM, not in 1.5k LUT RAM cells.
-        conn_rd = conns.read_port()
-        conn_wr = conns.write_port()
-        # The record read goes into a register before any logic (a block RAM's
-        # clock-to-out is most of a clock): a state that reads a record sets
-        # the address, waits a clock, then finds the record in ``rec``.
-        rec = Signal(_conn_layout(g), reset_less=True)  # (no reset mux between the RAM and it)
-        m.d.sync += rec.eq(conn_rd.data)
+        # The records in block RAM read through its output register
+        # (hdl/ram: DP16KD with REGMODE OUTREG on ECP5): the record is in
+        # ``rec`` two clocks after the address, so a state that reads a record
+        # sets the address, waits a clock, then finds it in ``rec`` (the
+        # RAM's 5.8 ns clock-to-out is no longer in front of a flop).
+        m.submodules.conns = conns = BlockRAM(_conn_layout(g), g.entries)
+        conn_rd, conn_wr = conns.read, conns.write
+        m.d.comb += [conn_rd.en.eq(1), conn_rd.out_en.eq(1)]
+        rec = conn_rd.data
         # The serial of each pending slot's QUERY, for when it is asked again.
         m.submodules.query_serials = query_serials = memory.Memory(shape=32, depth=self._pending_slots, init=[])
         serial_rd = query_serials.read_port()
         serial_wr = query_serials.write_port()
         m.d.comb += serial_rd.addr.eq(self.query.payload.slot)  # stable while the request waits
+
+        fsm = _OneHotStates(m, "Idle")
+        state, goto = fsm.state, fsm.goto
+        loads: list[_Loads] = []
+
+        def loads_of(reg, *, comb=False):
+            loads.append(_Loads(m, reg, comb=comb))
+            return loads[-1]
 
         def count(name):
             counter = getattr(self, name)
@@ -225,7 +337,7 @@ class FlowController(wiring.Component):
         # The flow's figures (idle, age, in ms) come from registers a few
         # clocks behind their inputs: a state that uses them waits
         # ``FIGURES`` clocks after its inputs were written (``settled``).
-        FIGURES = 4
+        FIGURES = 3 + _const_mul_clocks(self._ms_per_tick)
         settle = Signal(range(FIGURES + 1))
         settled = Signal()
         m.d.comb += settled.eq(settle == FIGURES)
@@ -237,7 +349,7 @@ class FlowController(wiring.Component):
         def compose(kind, msg_type, *, error=ErrorCode.NONE, end=0, then=THEN_IDLE):
             m.d.sync += [out_kind.eq(kind), out_type.eq(msg_type), out_error.eq(error), out_end.eq(end),
                          send_then.eq(then), settle.eq(0)]
-            m.next = "Composing"
+            goto("Composing")
 
         def header(cls, serial):
             view = out_view(cls)
@@ -295,8 +407,37 @@ class FlowController(wiring.Component):
         new_serial = Signal(32)
         new_vs_id, new_node_id = Signal(16), Signal(16)
 
-        def ms(ticks):
-            return (ticks * self._ms_per_tick)[:32]
+        # Registers written by several states, and the record port's address
+        # and write, through AND-OR muxes (_Loads).
+        to_key_f, to_serial = loads_of(key_f), loads_of(serial)
+        to_counters_in, to_counters_out = loads_of(counters_in), loads_of(counters_out)
+        to_handle_f, to_conn_f, to_tcp_state = loads_of(handle_f), loads_of(conn_f), loads_of(tcp_state)
+        to_vs_id, to_node_id, to_created = loads_of(vs_id), loads_of(node_id), loads_of(created)
+        to_reason = loads_of(reason)
+        to_rd_addr = loads_of(conn_rd.addr, comb=True)
+        conn_write = Signal(1 + g.handle_bits + _conn_layout(g).size)  # en, addr, data
+        to_conn_write = loads_of(conn_write, comb=True)
+        m.d.comb += Cat(conn_wr.en, conn_wr.addr, conn_wr.data).eq(conn_write)
+
+        def write_record(handle, record):
+            to_conn_write(Cat(Const(1, 1), handle, record))
+
+        def ms(ticks, name):
+            """ticks x ms_per_tick as shifted copies summed, a register after
+            each level of adds (a DSP multiply was the critical path)."""
+            c = self._ms_per_tick
+            terms = [(ticks << i)[:32] for i in range(c.bit_length()) if c >> i & 1]
+            level = 0
+            while True:
+                sums = []
+                for k in range(0, len(terms), 2):
+                    r = Signal(32, name=f"{name}_{level}_{k // 2}")
+                    m.d.sync += r.eq(sum(terms[k:k + 2])[:32])
+                    sums.append(r)
+                terms, level = sums, level + 1
+                if len(terms) == 1:
+                    assert level == _const_mul_clocks(c)
+                    return terms[0]
 
         def signature_stmts(view):
             # The flow signature the CS knows: from the inbound key.
@@ -315,6 +456,7 @@ class FlowController(wiring.Component):
         idle_in, idle_out, age = Signal(ts), Signal(ts), Signal(ts)
         idle, age_t = Signal(ts), Signal(ts)
         idle_ms, age_ms = Signal(32), Signal(32)
+        m.d.comb += [idle_ms.eq(ms(idle, "idle_ms")), age_ms.eq(ms(age_t, "age_ms"))]
         idle_over_limit = Signal()  # REAP/TIMEOUT: idle_ms >= idle_limit_ms
         lingered = Signal()  # idle >= close_linger
         idle_timed_out = Signal()  # the idle scanner's timeout
@@ -324,8 +466,6 @@ class FlowController(wiring.Component):
             age.eq(self.now - created),
             idle.eq(Mux(idle_in < idle_out, idle_in, idle_out)),
             age_t.eq(age),
-            idle_ms.eq(ms(idle)),
-            age_ms.eq(ms(age_t)),
             idle_over_limit.eq(idle_ms >= idle_limit_ms),
             lingered.eq(idle >= self._close_linger),
             idle_timed_out.eq((self.idle_timeout != 0) & (idle >= self.idle_timeout)),
@@ -399,14 +539,19 @@ class FlowController(wiring.Component):
             m.d.comb += self.cmd.valid.eq(1)
             m.d.comb += stmts
             with m.If(self.cmd.ready):
-                m.next = then
+                goto(then)
+
+        # The answer register loads on one flag (whichever state awaits it).
+        take_rsp = Signal()
+        with m.If(take_rsp):
+            m.d.sync += rsp.eq(self.rsp.payload)
 
         def await_rsp(then=None):
             m.d.comb += self.rsp.ready.eq(1)
             with m.If(self.rsp.valid):
-                m.d.sync += rsp.eq(self.rsp.payload)
+                m.d.comb += take_rsp.eq(1)
                 if then is not None:
-                    m.next = then
+                    goto(then)
 
         def counters_from_rsp():
             return counters_from(self.rsp.payload)
@@ -416,445 +561,463 @@ class FlowController(wiring.Component):
 
         def read_inbound_states(prefix, then):
             """READ the inbound entry (handle_f): its counters and key."""
-            with m.State(f"{prefix}: reading the inbound entry"):
+            with state(f"{prefix}: reading the inbound entry"):
                 issue(FlowOp.READ, handle=handle_f, then=f"{prefix}: inbound entry read")
-            with m.State(f"{prefix}: inbound entry read"):
+            with state(f"{prefix}: inbound entry read"):
                 await_rsp(f"{prefix}: taking the inbound entry")
-            with m.State(f"{prefix}: taking the inbound entry"):
+            with state(f"{prefix}: taking the inbound entry"):
                 # from the answer's register: the loads are enabled by the state alone
-                m.d.sync += [counters_in.eq(counters_from(rsp)), key_f.eq(rsp.key)]
-                m.next = then
+                to_counters_in(counters_from(rsp))
+                to_key_f(rsp.key)
+                goto(then)
 
         def read_return_states(prefix, then, extra=()):
             """READ the return entry (conn_f.partner) and take the flow's record."""
-            with m.State(f"{prefix}: reading the return entry"):
+            with state(f"{prefix}: reading the return entry"):
                 issue(FlowOp.READ, handle=conn_f.partner, then=f"{prefix}: return entry read")
-            with m.State(f"{prefix}: return entry read"):
+            with state(f"{prefix}: return entry read"):
                 await_rsp(f"{prefix}: taking the return entry")
-            with m.State(f"{prefix}: taking the return entry"):
-                m.d.sync += [
-                    counters_out.eq(counters_from(rsp)),
-                    handle_r.eq(conn_f.partner),
-                    vs_id.eq(conn_f.vs_id),
-                    node_id.eq(conn_f.node_id),
-                    created.eq(conn_f.created),
-                    serial.eq(conn_f.serial),
-                    tcp_state.eq(Cat(conn_f.fin_in, conn_f.fin_out, conn_f.rst)),
-                    settle.eq(0),
-                    *extra,
-                ]
-                m.next = then
+            with state(f"{prefix}: taking the return entry"):
+                if prefix == "Dump":
+                    to_reason(DeleteReason.NONE)
+                to_counters_out(counters_from(rsp))
+                to_vs_id(conn_f.vs_id)
+                to_node_id(conn_f.node_id)
+                to_created(conn_f.created)
+                to_serial(conn_f.serial)
+                to_tcp_state(Cat(conn_f.fin_in, conn_f.fin_out, conn_f.rst))
+                m.d.sync += [handle_r.eq(conn_f.partner), settle.eq(0), *extra]
+                goto(then)
 
-        with m.FSM(name="flows"):
-            with m.State("Idle"):
-                with m.If(self.msg.valid):
-                    m.next = "Dispatching"
-                with m.Elif(self.query.valid):
-                    m.next = "Building a QUERY"
-                with m.Elif(self.tcp_event.valid):
-                    m.d.comb += conn_rd.addr.eq(self.tcp_event.payload.handle)
-                    m.d.sync += handle_f.eq(self.tcp_event.payload.handle)
-                    m.d.sync += tcp_state.eq(Cat(self.tcp_event.payload.fin, self.tcp_event.payload.rst))
-                    m.d.comb += self.tcp_event.ready.eq(1)
-                    m.next = "Tracking: reading the record"
-                with m.Else():
-                    m.next = "Scanning"
+        with state("Idle"):
+            with m.If(self.msg.valid):
+                goto("Dispatching")
+            with m.Elif(self.query.valid):
+                goto("Building a QUERY")
+            with m.Elif(self.tcp_event.valid):
+                to_rd_addr(self.tcp_event.payload.handle)
+                to_handle_f(self.tcp_event.payload.handle)
+                to_tcp_state(Cat(self.tcp_event.payload.fin, self.tcp_event.payload.rst))
+                m.d.comb += self.tcp_event.ready.eq(1)
+                goto("Tracking: reading the record")
+            with m.Else():
+                goto("Scanning")
 
-            # ---- QUERY for a new flow -------------------------------------------------
-            with m.State("Building a QUERY"):
-                m.d.sync += [query_in_flight.eq(1), query_slot.eq(self.query.payload.slot)]
-                q = self.query.payload.query
-                again = self.query.payload.again
-                m.d.sync += serial.eq(Mux(again, serial_rd.data, query_serial))
-                with m.If(again):
-                    count("queries_rerouted")
-                with m.Else():
-                    m.d.comb += [serial_wr.en.eq(1), serial_wr.addr.eq(self.query.payload.slot),
-                                 serial_wr.data.eq(query_serial)]
-                    m.d.sync += query_serial.eq(Mux(query_serial == 0xFFFF_FFFF, 1, query_serial + 1))
-                    count("queries_sent")
-                m.d.sync += key_f.eq(q.key)
-                compose(K_QUERY, SsmbType.QUERY)
+        # ---- QUERY for a new flow -------------------------------------------------
+        with state("Building a QUERY"):
+            m.d.sync += [query_in_flight.eq(1), query_slot.eq(self.query.payload.slot)]
+            q = self.query.payload.query
+            again = self.query.payload.again
+            to_serial(Mux(again, serial_rd.data, query_serial))
+            with m.If(again):
+                count("queries_rerouted")
+            with m.Else():
+                m.d.comb += [serial_wr.en.eq(1), serial_wr.addr.eq(self.query.payload.slot),
+                             serial_wr.data.eq(query_serial)]
+                m.d.sync += query_serial.eq(Mux(query_serial == 0xFFFF_FFFF, 1, query_serial + 1))
+                count("queries_sent")
+            to_key_f(q.key)
+            compose(K_QUERY, SsmbType.QUERY)
 
-            # ---- messages from the CS ---------------------------------------------------
-            with m.State("Dispatching"):
-                m.d.comb += self.msg.ready.eq(1)
-                reply = body(SsmbReply)  # REPLY and NEWFLOW share the layout
-                flow = reply.flow
-                xlate = reply.xlate
-                flags = cur.header.flags
-                def inbound(cls):
-                    # Each type has its own layout: the flow sits at a different place.
-                    flow = body(cls).flow
-                    return [
-                        key_f.src_ip.eq(flow.src_addr[:32]),
-                        key_f.dst_ip.eq(flow.dst_addr[:32]),
-                        key_f.src_port.eq(flow.src_port),
-                        key_f.dst_port.eq(flow.dst_port),
-                        key_f.protocol.eq(flow.protocol),
-                        key_f.inbound.eq(1),
-                        serial.eq(cur.header.serial),
-                    ]
+        # ---- messages from the CS ---------------------------------------------------
+        # The message's kind (one-hot) and whether its error is NONE, decoded
+        # into registers every clock: the message is on the stream from the
+        # clock "Idle" sees it, so they are ready in "Dispatching".
+        msg_kind = Signal(len(_MSG_KINDS))
+        msg_error_none = Signal()
+        m.d.sync += [msg_kind.eq(Cat(Cat(cur.msg_type == t for t in types).any() for types in _MSG_KINDS)),
+                     msg_error_none.eq(cur.header.error == ErrorCode.NONE)]
 
-                with m.Switch(cur.msg_type):
-                    with m.Case(SsmbType.REPLY, SsmbType.NEWFLOW):
-                        translate_addr = (flags & Flag.TRANSLATE_ADDR) != 0
-                        translate_port = (flags & Flag.TRANSLATE_PORT) != 0
-                        offsets = (flags & Flag.ADD_TCP_OFFSETS) != 0
-                        node_ip = Mux(translate_addr, xlate.node_addr[:32], flow.dst_addr[:32])
-                        node_port = Mux(translate_port, xlate.node_port, flow.dst_port)
-                        def action_stmts(action, *, rewrite_source, egress_port, new_ip, new_port,
-                                         eth_dst, vlan, seq_delta, ack_delta):
-                            """One direction's action; translation flags and offsets
-                            are the flow's, shared by both directions."""
-                            return [
-                                action.eq(0),
-                                action.egress_port.eq(egress_port),
-                                action.rewrite_source.eq(rewrite_source),
-                                action.translate_addr.eq(translate_addr),
-                                action.translate_port.eq(translate_port),
-                                action.new_ip.eq(new_ip),
-                                action.new_port.eq(new_port),
-                                action.eth_dst.eq(eth_dst),
-                                action.vlan_rewrite.eq(vlan != 0),
-                                action.vlan_id.eq(vlan),
-                                action.add_offsets.eq(offsets),
-                                action.seq_delta.eq(seq_delta),
-                                action.ack_delta.eq(ack_delta),
-                            ]
+        with state("Dispatching"):
+            m.d.comb += self.msg.ready.eq(1)
+            reply = body(SsmbReply)  # REPLY and NEWFLOW share the layout
+            flow = reply.flow
+            xlate = reply.xlate
+            flags = cur.header.flags
+            def inbound(cls):
+                # Each type has its own layout: the flow sits at a different place.
+                flow = body(cls).flow
+                to_key_f(Cat(flow.src_addr[:32], flow.dst_addr[:32], flow.src_port, flow.dst_port,
+                             flow.protocol, Const(1, 1)))
+                to_serial(cur.header.serial)
+                return []
 
-                        m.d.sync += inbound(SsmbReply)
-                        m.d.sync += [
-                            reply_error.eq(cur.header.error),
-                            vs_id.eq(xlate.vs_id),
-                            node_id.eq(xlate.node_id),
-                            *action_stmts(action_f, rewrite_source=0, egress_port=xlate.egress_port,
-                                          new_ip=xlate.node_addr[:32], new_port=xlate.node_port,
-                                          eth_dst=xlate.node_mac, vlan=xlate.node_vlan,
-                                          seq_delta=xlate.seq_offset, ack_delta=xlate.ack_offset),
-                            # Return flow: node -> client, source back to the virtual server.
-                            key_r.src_ip.eq(node_ip),
-                            key_r.dst_ip.eq(flow.src_addr[:32]),
-                            key_r.src_port.eq(node_port),
-                            key_r.dst_port.eq(flow.src_port),
-                            key_r.protocol.eq(flow.protocol),
-                            key_r.inbound.eq(0),
-                            # The node's seq space is the client's ack space shifted by
-                            # ack_offset, and it acknowledges the shifted client seq.
-                            *action_stmts(action_r, rewrite_source=1, egress_port=xlate.client_port,
-                                          new_ip=flow.dst_addr[:32], new_port=flow.dst_port,
-                                          eth_dst=xlate.client_mac, vlan=xlate.client_vlan,
-                                          seq_delta=-xlate.ack_offset, ack_delta=-xlate.seq_offset),
+            with m.Switch(msg_kind):
+                with m.Case(_kind_case(0)):  # REPLY, NEWFLOW
+                    translate_addr = (flags & Flag.TRANSLATE_ADDR) != 0
+                    translate_port = (flags & Flag.TRANSLATE_PORT) != 0
+                    offsets = (flags & Flag.ADD_TCP_OFFSETS) != 0
+                    node_ip = Mux(translate_addr, xlate.node_addr[:32], flow.dst_addr[:32])
+                    node_port = Mux(translate_port, xlate.node_port, flow.dst_port)
+                    def action_stmts(action, *, rewrite_source, egress_port, new_ip, new_port,
+                                     eth_dst, vlan, seq_delta, ack_delta):
+                        """One direction's action; translation flags and offsets
+                        are the flow's, shared by both directions."""
+                        return [
+                            action.eq(0),
+                            action.egress_port.eq(egress_port),
+                            action.rewrite_source.eq(rewrite_source),
+                            action.translate_addr.eq(translate_addr),
+                            action.translate_port.eq(translate_port),
+                            action.new_ip.eq(new_ip),
+                            action.new_port.eq(new_port),
+                            action.eth_dst.eq(eth_dst),
+                            action.vlan_rewrite.eq(vlan != 0),
+                            action.vlan_id.eq(vlan),
+                            action.add_offsets.eq(offsets),
+                            action.seq_delta.eq(seq_delta),
+                            action.ack_delta.eq(ack_delta),
                         ]
-                        m.d.sync += [new_serial.eq(cur.header.serial), new_vs_id.eq(xlate.vs_id),
-                                     new_node_id.eq(xlate.node_id)]
-                        m.d.sync += new_key.eq(Cat(flow.src_addr[:32], flow.dst_addr[:32], flow.src_port,
-                                                   flow.dst_port, flow.protocol, Const(1, 1)))
-                        with m.If(cur.header.error == ErrorCode.NONE):
-                            m.next = "Inserting the inbound entry"
-                        with m.Else():
-                            count("flows_refused")
-                            m.next = "Telling the port"
-                    with m.Case(SsmbType.DELETE):
-                        m.d.sync += inbound(SsmbDelete) + [reason.eq(DeleteReason.CS_DELETE), idle_limit_ms.eq(0)]
-                        m.next = "Finding the flow"
-                    with m.Case(SsmbType.REAP):
-                        reap = body(SsmbReap)
-                        m.d.sync += inbound(SsmbReap) + [reason.eq(DeleteReason.REAP), idle_limit_ms.eq(reap.idle_ms)]
-                        m.next = "Finding the flow"
-                    with m.Case(SsmbType.TIMEOUT):
-                        timeout = body(SsmbTimeout)
-                        m.d.sync += inbound(SsmbTimeout) + [reason.eq(DeleteReason.TIMEOUT), idle_limit_ms.eq(timeout.idle_ms)]
-                        m.next = "Finding the flow"
-                    with m.Case(SsmbType.RESET):
-                        count("resets")
-                        m.next = "Flushing the table"
-                    with m.Case(SsmbType.DUMP):
-                        m.d.sync += [scan.eq(0), dump_count.eq(0), first_seen.eq(0)]
-                        m.next = "Dumping"
-                    with m.Default():
-                        m.next = "Idle"  # HELLO and AUTH are the session engine's
 
-            # ---- install: inbound entry, return entry, release ----------------------------
-            with m.State("Inserting the inbound entry"):
-                issue(FlowOp.INSERT, key=key_f, action=action_f, then="Inbound inserted")
-            with m.State("Inbound inserted"):
-                await_rsp()
-                with m.If(self.rsp.valid):
-                    m.d.comb += conn_rd.addr.eq(self.rsp.payload.handle)  # the victim's record, for "Evicting"
-                    m.d.sync += handle_f.eq(self.rsp.payload.handle)
-                    with m.If(self.rsp.payload.status == InsertStatus.EVICTED):
-                        m.d.sync += after_eviction.eq(0)
-                        m.next = "Evicting: reading the victim's record"
+                    m.d.sync += inbound(SsmbReply)
+                    to_vs_id(xlate.vs_id)
+                    to_node_id(xlate.node_id)
+                    m.d.sync += [
+                        reply_error.eq(cur.header.error),
+                        *action_stmts(action_f, rewrite_source=0, egress_port=xlate.egress_port,
+                                      new_ip=xlate.node_addr[:32], new_port=xlate.node_port,
+                                      eth_dst=xlate.node_mac, vlan=xlate.node_vlan,
+                                      seq_delta=xlate.seq_offset, ack_delta=xlate.ack_offset),
+                        # Return flow: node -> client, source back to the virtual server.
+                        key_r.src_ip.eq(node_ip),
+                        key_r.dst_ip.eq(flow.src_addr[:32]),
+                        key_r.src_port.eq(node_port),
+                        key_r.dst_port.eq(flow.src_port),
+                        key_r.protocol.eq(flow.protocol),
+                        key_r.inbound.eq(0),
+                        # The node's seq space is the client's ack space shifted by
+                        # ack_offset, and it acknowledges the shifted client seq.
+                        *action_stmts(action_r, rewrite_source=1, egress_port=xlate.client_port,
+                                      new_ip=flow.dst_addr[:32], new_port=flow.dst_port,
+                                      eth_dst=xlate.client_mac, vlan=xlate.client_vlan,
+                                      seq_delta=-xlate.ack_offset, ack_delta=-xlate.seq_offset),
+                    ]
+                    m.d.sync += [new_serial.eq(cur.header.serial), new_vs_id.eq(xlate.vs_id),
+                                 new_node_id.eq(xlate.node_id)]
+                    m.d.sync += new_key.eq(Cat(flow.src_addr[:32], flow.dst_addr[:32], flow.src_port,
+                                               flow.dst_port, flow.protocol, Const(1, 1)))
+                    with m.If(msg_error_none):
+                        goto("Inserting the inbound entry")
                     with m.Else():
-                        m.next = "Inserting the return entry"
-            with m.State("Inserting the return entry"):
-                # Never evicting the inbound entry just written: the return entry
-                # alone would be a flow that cannot be reached.
-                issue(FlowOp.INSERT, key=key_r, action=action_r, handle=handle_f, keep=True,
-                      then="Return inserted")
-            with m.State("Return inserted"):
-                await_rsp()
-                with m.If(self.rsp.valid):
-                    m.d.comb += conn_rd.addr.eq(self.rsp.payload.handle)
-                    m.d.sync += handle_r.eq(self.rsp.payload.handle)
-                    with m.If(self.rsp.payload.status == InsertStatus.EVICTED):
-                        m.d.sync += after_eviction.eq(1)
-                        m.next = "Evicting: reading the victim's record"
-                    with m.Else():
-                        m.next = "Linking the entries"
-            def link(handle, forward, partner):
-                """A new flow's record for one of its two entries."""
-                return [
-                    conn_wr.en.eq(1),
-                    conn_wr.addr.eq(handle),
-                    conn_wr.data.eq(Cat(Const(1, 1), Const(forward, 1), partner, serial, vs_id, node_id, self.now,
-                                        Const(0, 3))),
-                ]
+                        count("flows_refused")
+                        goto("Telling the port")
+                with m.Case(_kind_case(1)):  # DELETE
+                    m.d.sync += inbound(SsmbDelete) + [idle_limit_ms.eq(0)]
+                    to_reason(DeleteReason.CS_DELETE)
+                    goto("Finding the flow")
+                with m.Case(_kind_case(2)):  # REAP
+                    reap = body(SsmbReap)
+                    m.d.sync += inbound(SsmbReap) + [idle_limit_ms.eq(reap.idle_ms)]
+                    to_reason(DeleteReason.REAP)
+                    goto("Finding the flow")
+                with m.Case(_kind_case(3)):  # TIMEOUT
+                    timeout = body(SsmbTimeout)
+                    m.d.sync += inbound(SsmbTimeout) + [idle_limit_ms.eq(timeout.idle_ms)]
+                    to_reason(DeleteReason.TIMEOUT)
+                    goto("Finding the flow")
+                with m.Case(_kind_case(4)):  # RESET
+                    count("resets")
+                    goto("Flushing the table")
+                with m.Case(_kind_case(5)):  # DUMP
+                    m.d.sync += [scan.eq(0), dump_count.eq(0), first_seen.eq(0)]
+                    goto("Dumping")
+                with m.Default():
+                    goto("Idle")  # HELLO and AUTH are the session engine's
 
-            with m.State("Linking the entries"):
-                m.d.comb += link(handle_f, 1, handle_r)
-                m.next = "Linking the return entry"
-            with m.State("Linking the return entry"):
-                m.d.comb += link(handle_r, 0, handle_f)
-                count("flows_installed")
-                m.d.sync += reply_error.eq(ErrorCode.NONE)
-                m.next = "Telling the port"
-            with m.State("Telling the port"):
-                # The verdict on the REPLY/NEWFLOW: the port replicates an installed one.
-                if self._install_verdicts:
-                    m.d.comb += [self.installed.valid.eq(1), self.installed.payload.eq(reply_error == ErrorCode.NONE)]
-                    with m.If(self.installed.ready):
-                        m.next = "Resolving"
-                else:
-                    m.next = "Resolving"
-            with m.State("Resolving"):
-                m.d.comb += self.resolve.valid.eq(1)
-                with m.If(self.resolve.ready):
-                    m.next = "Idle"
+        # ---- install: inbound entry, return entry, release ----------------------------
+        with state("Inserting the inbound entry"):
+            issue(FlowOp.INSERT, key=key_f, action=action_f, then="Inbound inserted")
+        with state("Inbound inserted"):
+            await_rsp("Inbound insert answered")
+        with state("Inbound insert answered"):
+            # Decided from the answer's register, not the stream (its valid
+            # and status were in front of wide enables).
+            to_rd_addr(rsp.handle)  # the victim's record, for "Evicting"
+            to_handle_f(rsp.handle)
+            with m.If(rsp.status == InsertStatus.EVICTED):
+                m.d.sync += after_eviction.eq(0)
+                goto("Evicting: reading the victim's record")
+            with m.Else():
+                goto("Inserting the return entry")
+        with state("Inserting the return entry"):
+            # Never evicting the inbound entry just written: the return entry
+            # alone would be a flow that cannot be reached.
+            issue(FlowOp.INSERT, key=key_r, action=action_r, handle=handle_f, keep=True,
+                  then="Return inserted")
+        with state("Return inserted"):
+            await_rsp("Return insert answered")
+        with state("Return insert answered"):
+            to_rd_addr(rsp.handle)
+            m.d.sync += handle_r.eq(rsp.handle)
+            with m.If(rsp.status == InsertStatus.EVICTED):
+                m.d.sync += after_eviction.eq(1)
+                goto("Evicting: reading the victim's record")
+            with m.Else():
+                goto("Linking the entries")
+        def link(handle, forward, partner):
+            """A new flow's record for one of its two entries."""
+            write_record(handle, Cat(Const(1, 1), Const(forward, 1), partner, serial, vs_id, node_id, self.now,
+                                     Const(0, 3)))
 
-            # ---- overflow: the victim (in rsp) and its partner go, the CS hears of it -----
-            with m.State("Evicting: reading the victim's record"):
-                m.next = "Evicting"
-            with m.State("Evicting"):
-                # conn[victim] still describes the victim: we have not linked yet
-                # (read with the insert's answer).
-                victim = rec
-                m.d.sync += [
-                    conn_f.eq(victim),
-                    reason.eq(DeleteReason.OVERFLOW),
-                    tcp_state.eq(Cat(victim.fin_in, victim.fin_out, victim.rst)),
-                    serial.eq(victim.serial),
-                ]
-                count("evictions")
-                with m.If(victim.valid):
-                    m.next = "Deleting the victim's partner"
-                with m.Else():
-                    m.next = "After eviction"
-            with m.State("Deleting the victim's partner"):
-                # The partner's record is read meanwhile: when the victim is a
-                # return entry, the flow's close flags are on its partner's.
-                m.d.comb += conn_rd.addr.eq(conn_f.partner)
-                issue(FlowOp.DELETE, handle=conn_f.partner, then="Victim's partner deleted")
-            with m.State("Victim's partner deleted"):
-                # The victim's own counters came with the insert's answer (rsp).
-                m.d.comb += [self.rsp.ready.eq(1), conn_rd.addr.eq(conn_f.partner)]
-                with m.If(self.rsp.valid):
-                    victim_counters = Cat(rsp.packets, rsp.bytes, rsp.last_seen)
-                    partner_counters = counters_from_rsp()
-                    # Which of the two is inbound decides which key names the flow.
-                    with m.If(conn_f.forward):
-                        m.d.sync += [counters_in.eq(victim_counters), counters_out.eq(partner_counters),
-                                     key_f.eq(rsp.key)]
-                    with m.Else():
-                        m.d.sync += [counters_in.eq(partner_counters), counters_out.eq(victim_counters),
-                                     key_f.eq(self.rsp.payload.key)]
-                    m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(conn_f.partner), conn_wr.data.eq(0)]
-                    m.next = "Reporting the victim"
-            with m.State("Reporting the victim"):
-                m.d.sync += [vs_id.eq(conn_f.vs_id), node_id.eq(conn_f.node_id), created.eq(conn_f.created)]
-                # The partner's record, read in the states before (rec).
-                with m.If(~conn_f.forward):
-                    m.d.sync += tcp_state.eq(Cat(rec.fin_in, rec.fin_out, rec.rst))
-                count("deletes_sent")
-                compose(K_FLOW, SsmbType.DELETE, then=THEN_AFTER_EVICTION)
-            with m.State("After eviction"):
-                # Back to installing the new flow; its keys were kept aside.
-                m.d.sync += [serial.eq(new_serial), vs_id.eq(new_vs_id), node_id.eq(new_node_id),
-                             key_f.eq(new_key)]
-                with m.If(after_eviction == 0):
-                    m.next = "Inserting the return entry"
-                with m.Else():
-                    m.next = "Linking the entries"
+        with state("Linking the entries"):
+            link(handle_f, 1, handle_r)
+            goto("Linking the return entry")
+        with state("Linking the return entry"):
+            link(handle_r, 0, handle_f)
+            count("flows_installed")
+            m.d.sync += reply_error.eq(ErrorCode.NONE)
+            goto("Telling the port")
+        with state("Telling the port"):
+            # The verdict on the REPLY/NEWFLOW: the port replicates an installed one.
+            if self._install_verdicts:
+                m.d.comb += [self.installed.valid.eq(1), self.installed.payload.eq(reply_error == ErrorCode.NONE)]
+                with m.If(self.installed.ready):
+                    goto("Resolving")
+            else:
+                goto("Resolving")
+        with state("Resolving"):
+            m.d.comb += self.resolve.valid.eq(1)
+            with m.If(self.resolve.ready):
+                goto("Idle")
 
-            # ---- REAP / TIMEOUT / DELETE: find, then answer ---------------------------------
-            with m.State("Finding the flow"):
-                issue(FlowOp.FIND, key=key_f, then="Flow found")
-            with m.State("Flow found"):
-                await_rsp()
-                with m.If(self.rsp.valid):
-                    m.d.comb += conn_rd.addr.eq(self.rsp.payload.handle)
-                    m.d.sync += handle_f.eq(self.rsp.payload.handle)
-                    with m.If(self.rsp.payload.found):
-                        m.next = "Found: reading its record"
-                    with m.Else():
-                        m.next = "Not found"
-            with m.State("Not found"):
-                # Unknown here: tell the CS it is gone (zero counters).
-                m.d.sync += [counters_in.eq(0), counters_out.eq(0), created.eq(self.now),
-                             counters_in.last_seen.eq(self.now), counters_out.last_seen.eq(self.now),
-                             vs_id.eq(0), node_id.eq(0), tcp_state.eq(0)]
-                m.next = "Reporting the deletion"
-            with m.State("Found: reading its record"):
-                m.d.sync += counters_in.eq(counters_from(rsp))
-                m.next = "Found: its record"
-            with m.State("Found: its record"):
-                m.d.sync += conn_f.eq(rec)
-                m.next = "Found: reading the return entry"
-            read_return_states("Found", then="Deciding")
-            with m.State("Deciding"):
-                # Compared in milliseconds: a constant multiply, no divider.
-                with m.If(~settled):
-                    pass  # the figures are still being computed
-                with m.Elif((reason == DeleteReason.CS_DELETE) | idle_over_limit):
-                    m.next = "Deleting the inbound entry"
+        # ---- overflow: the victim (in rsp) and its partner go, the CS hears of it -----
+        with state("Evicting: reading the victim's record"):
+            goto("Evicting")
+        with state("Evicting"):
+            # conn[victim] still describes the victim: we have not linked yet
+            # (read with the insert's answer).
+            victim = rec
+            to_conn_f(victim)
+            to_reason(DeleteReason.OVERFLOW)
+            to_tcp_state(Cat(victim.fin_in, victim.fin_out, victim.rst))
+            to_serial(victim.serial)
+            count("evictions")
+            with m.If(victim.valid):
+                goto("Deleting the victim's partner")
+            with m.Else():
+                goto("After eviction")
+        with state("Deleting the victim's partner"):
+            # The partner's record is read meanwhile: when the victim is a
+            # return entry, the flow's close flags are on its partner's.
+            to_rd_addr(conn_f.partner)
+            issue(FlowOp.DELETE, handle=conn_f.partner, then="Victim's partner deleted")
+        with state("Victim's partner deleted"):
+            # The victim's own counters came with the insert's answer (rsp).
+            m.d.comb += self.rsp.ready.eq(1)
+            to_rd_addr(conn_f.partner)
+            with m.If(self.rsp.valid):
+                victim_counters = Cat(rsp.packets, rsp.bytes, rsp.last_seen)
+                partner_counters = counters_from_rsp()
+                # Which of the two is inbound decides which key names the flow.
+                with m.If(conn_f.forward):
+                    to_counters_in(victim_counters)
+                    to_counters_out(partner_counters)
+                    to_key_f(rsp.key)
                 with m.Else():
-                    m.d.sync += reason.eq(DeleteReason.NONE)
-                    count("stats_sent")
-                    compose(K_FLOW, SsmbType.STATS, error=ErrorCode.CONNALIVE)
-            with m.State("Deleting the inbound entry"):
-                issue(FlowOp.DELETE, handle=handle_f, then="Inbound deleted")
-            with m.State("Inbound deleted"):
-                await_rsp("Deleting the return entry")
-            with m.State("Deleting the return entry"):
-                issue(FlowOp.DELETE, handle=handle_r, then="Return deleted")
-            with m.State("Return deleted"):
-                await_rsp()
-                with m.If(self.rsp.valid):
-                    m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(handle_f), conn_wr.data.eq(0)]
-                    m.next = "Forgetting the return entry"
-            with m.State("Forgetting the return entry"):
-                m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(handle_r), conn_wr.data.eq(0)]
-                m.next = "Reporting the deletion"
-            with m.State("Reporting the deletion"):
-                count("deletes_sent")
-                compose(K_FLOW, SsmbType.DELETE)
+                    to_counters_in(partner_counters)
+                    to_counters_out(victim_counters)
+                    to_key_f(self.rsp.payload.key)
+                write_record(conn_f.partner, 0)
+                goto("Reporting the victim")
+        with state("Reporting the victim"):
+            to_vs_id(conn_f.vs_id)
+            to_node_id(conn_f.node_id)
+            to_created(conn_f.created)
+            # The partner's record, read in the states before (rec).
+            with m.If(~conn_f.forward):
+                to_tcp_state(Cat(rec.fin_in, rec.fin_out, rec.rst))
+            count("deletes_sent")
+            compose(K_FLOW, SsmbType.DELETE, then=THEN_AFTER_EVICTION)
+        with state("After eviction"):
+            # Back to installing the new flow; its keys were kept aside.
+            to_serial(new_serial)
+            to_vs_id(new_vs_id)
+            to_node_id(new_node_id)
+            to_key_f(new_key)
+            with m.If(after_eviction == 0):
+                goto("Inserting the return entry")
+            with m.Else():
+                goto("Linking the entries")
 
-            # ---- TCP close tracking ---------------------------------------------------------
-            with m.State("Tracking: reading the record"):
-                m.next = "Tracking TCP close"
-            with m.State("Tracking TCP close"):
-                # Flags live on the inbound entry's record.
-                record = rec
-                m.d.sync += conn_f.eq(record)
-                with m.If(~record.valid):
-                    m.next = "Idle"
-                with m.Elif(record.forward):
-                    m.next = "Marking close"
-                with m.Else():
-                    m.d.comb += conn_rd.addr.eq(record.partner)
-                    m.d.sync += handle_f.eq(record.partner)
-                    m.next = "Reading the inbound record"
-            with m.State("Reading the inbound record"):
-                m.next = "Inbound record read"
-            with m.State("Inbound record read"):
-                m.d.sync += conn_f.eq(rec)
-                m.next = "Marking close from the node"
-            with m.State("Marking close from the node"):
-                # tcp_state: bit 0 FIN, bit 1 RST of the packet that was seen
-                m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(handle_f), conn_wr.data.eq(conn_f)]
-                m.d.comb += [conn_wr.data.fin_out.eq(conn_f.fin_out | tcp_state[0]),
-                             conn_wr.data.rst.eq(conn_f.rst | tcp_state[1])]
-                m.next = "Idle"
-            with m.State("Marking close"):
-                m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(handle_f), conn_wr.data.eq(conn_f)]
-                m.d.comb += [conn_wr.data.fin_in.eq(conn_f.fin_in | tcp_state[0]),
-                             conn_wr.data.rst.eq(conn_f.rst | tcp_state[1])]
-                m.next = "Idle"
-
-            # ---- idle scanner: one inbound entry per visit -----------------------------------
-            with m.State("Scanning"):
-                m.d.comb += conn_rd.addr.eq(scan)
-                m.d.sync += [handle_f.eq(scan), scan.eq(scan + 1)]
-                m.next = "Scanner: reading the record"
-            with m.State("Scanner: reading the record"):
-                m.next = "Scanner: the record"
-            with m.State("Scanner: the record"):
-                m.d.sync += conn_f.eq(rec)
-                with m.If(rec.valid & rec.forward):
-                    m.next = "Scanner: reading the inbound entry"
-                with m.Else():
-                    m.next = "Idle"
-            read_inbound_states("Scanner", then="Scanner: reading the return entry")
-            read_return_states("Scanner", then="Scanner deciding")
-            with m.State("Scanner deciding"):
-                closed = (conn_f.fin_in & conn_f.fin_out) | conn_f.rst
-                with m.If(~settled):
-                    pass  # the figures are still being computed
-                with m.Elif(closed & lingered):
-                    m.d.sync += reason.eq(Mux(conn_f.rst, DeleteReason.RST, DeleteReason.FIN))
-                    count("close_deletes")
-                    m.next = "Deleting the inbound entry"
-                with m.Elif(idle_timed_out):
-                    m.d.sync += reason.eq(DeleteReason.IDLE)
-                    count("idle_deletes")
-                    m.next = "Deleting the inbound entry"
-                with m.Else():
-                    m.next = "Idle"
-
-            # ---- RESET ---------------------------------------------------------------------
-            with m.State("Flushing the table"):
-                m.d.comb += self.flush_pending.eq(1)
-                issue(FlowOp.FLUSH, then="Table flushed")
-            with m.State("Table flushed"):
-                await_rsp()
-                with m.If(self.rsp.valid):
-                    m.d.sync += flush_sweep.eq(0)
-                    m.next = "Forgetting every flow"
-            with m.State("Forgetting every flow"):
-                m.d.comb += [conn_wr.en.eq(1), conn_wr.addr.eq(flush_sweep), conn_wr.data.eq(0)]
-                m.d.sync += flush_sweep.eq(flush_sweep + 1)
-                with m.If(flush_sweep == g.entries - 1):
-                    compose(K_SHORT, SsmbType.RESET)
-
-            # ---- DUMP ------------------------------------------------------------------------
-            with m.State("Dumping"):
-                m.d.comb += conn_rd.addr.eq(scan)
-                m.d.sync += [handle_f.eq(scan), scan.eq(scan + 1)]
-                with m.If(first_seen & (scan == 0)):
-                    compose(K_SHORT, SsmbType.DUMP, end=1)
-                with m.Else():
-                    m.next = "Dump: reading the record"
-                m.d.sync += first_seen.eq(1)
-            with m.State("Dump: reading the record"):
-                m.next = "Dump: the record"
-            with m.State("Dump: the record"):
-                m.d.sync += conn_f.eq(rec)
-                with m.If(rec.valid & rec.forward):
-                    m.next = "Dump: reading the inbound entry"
-                with m.Else():
-                    m.next = "Dumping"
-            read_inbound_states("Dump", then="Dump: reading the return entry")
-            read_return_states("Dump", then="Dump entry",
-                               extra=(reason.eq(DeleteReason.NONE), dump_count.eq(dump_count + 1)))
-            with m.State("Dump entry"):
+        # ---- REAP / TIMEOUT / DELETE: find, then answer ---------------------------------
+        with state("Finding the flow"):
+            issue(FlowOp.FIND, key=key_f, then="Flow found")
+        with state("Flow found"):
+            await_rsp("Find answered")
+        with state("Find answered"):
+            to_rd_addr(rsp.handle)
+            to_handle_f(rsp.handle)
+            with m.If(rsp.found):
+                goto("Found: reading its record")
+            with m.Else():
+                goto("Not found")
+        with state("Not found"):
+            # Unknown here: tell the CS it is gone (zero counters).
+            zero_counters = Cat(Const(0, g.packets_width + g.bytes_width), self.now)
+            to_counters_in(zero_counters)
+            to_counters_out(zero_counters)
+            to_created(self.now)
+            to_vs_id(0)
+            to_node_id(0)
+            to_tcp_state(0)
+            goto("Reporting the deletion")
+        with state("Found: reading its record"):
+            to_counters_in(counters_from(rsp))
+            goto("Found: its record")
+        with state("Found: its record"):
+            to_conn_f(rec)
+            goto("Found: reading the return entry")
+        read_return_states("Found", then="Deciding")
+        with state("Deciding"):
+            # Compared in milliseconds: a constant multiply, no divider.
+            with m.If(~settled):
+                pass  # the figures are still being computed
+            with m.Elif((reason == DeleteReason.CS_DELETE) | idle_over_limit):
+                goto("Deleting the inbound entry")
+            with m.Else():
+                to_reason(DeleteReason.NONE)
                 count("stats_sent")
-                compose(K_FLOW, SsmbType.STATS, then=THEN_DUMPING)
+                compose(K_FLOW, SsmbType.STATS, error=ErrorCode.CONNALIVE)
+        with state("Deleting the inbound entry"):
+            issue(FlowOp.DELETE, handle=handle_f, then="Inbound deleted")
+        with state("Inbound deleted"):
+            await_rsp("Deleting the return entry")
+        with state("Deleting the return entry"):
+            issue(FlowOp.DELETE, handle=handle_r, then="Return deleted")
+        with state("Return deleted"):
+            await_rsp()
+            with m.If(self.rsp.valid):
+                write_record(handle_f, 0)
+                goto("Forgetting the return entry")
+        with state("Forgetting the return entry"):
+            write_record(handle_r, 0)
+            goto("Reporting the deletion")
+        with state("Reporting the deletion"):
+            count("deletes_sent")
+            compose(K_FLOW, SsmbType.DELETE)
 
-            with m.State("Composing"):
-                m.d.comb += composing.eq(1)
-                with m.If(load_out):
-                    with m.If(out_kind == K_QUERY):
-                        m.d.comb += self.query.ready.eq(1)
-                    m.next = "Sending"
-            with m.State("Sending"):
-                m.d.comb += self.core_msg.valid.eq(1)
-                with m.If(self.core_msg.ready):
-                    with m.Switch(send_then):
-                        with m.Case(THEN_AFTER_EVICTION):
-                            m.next = "After eviction"
-                        with m.Case(THEN_DUMPING):
-                            m.next = "Dumping"
-                        with m.Default():
-                            m.next = "Idle"
+        # ---- TCP close tracking ---------------------------------------------------------
+        with state("Tracking: reading the record"):
+            goto("Tracking TCP close")
+        with state("Tracking TCP close"):
+            # Flags live on the inbound entry's record.
+            record = rec
+            to_conn_f(record)
+            with m.If(~record.valid):
+                goto("Idle")
+            with m.Elif(record.forward):
+                goto("Marking close")
+            with m.Else():
+                to_rd_addr(record.partner)
+                to_handle_f(record.partner)
+                goto("Reading the inbound record")
+        with state("Reading the inbound record"):
+            goto("Inbound record read")
+        with state("Inbound record read"):
+            to_conn_f(rec)
+            goto("Marking close from the node")
+        with state("Marking close from the node"):
+            # tcp_state: bit 0 FIN, bit 1 RST of the packet that was seen
+            marked = Signal.like(conn_f, name="marked_out")
+            m.d.comb += [marked.eq(conn_f), marked.fin_out.eq(conn_f.fin_out | tcp_state[0]),
+                         marked.rst.eq(conn_f.rst | tcp_state[1])]
+            write_record(handle_f, marked)
+            goto("Idle")
+        with state("Marking close"):
+            marked = Signal.like(conn_f, name="marked_in")
+            m.d.comb += [marked.eq(conn_f), marked.fin_in.eq(conn_f.fin_in | tcp_state[0]),
+                         marked.rst.eq(conn_f.rst | tcp_state[1])]
+            write_record(handle_f, marked)
+            goto("Idle")
+
+        # ---- idle scanner: one inbound entry per visit -----------------------------------
+        with state("Scanning"):
+            to_rd_addr(scan)
+            to_handle_f(scan)
+            m.d.sync += scan.eq(scan + 1)
+            goto("Scanner: reading the record")
+        with state("Scanner: reading the record"):
+            goto("Scanner: the record")
+        with state("Scanner: the record"):
+            to_conn_f(rec)
+            with m.If(rec.valid & rec.forward):
+                goto("Scanner: reading the inbound entry")
+            with m.Else():
+                goto("Idle")
+        read_inbound_states("Scanner", then="Scanner: reading the return entry")
+        read_return_states("Scanner", then="Scanner deciding")
+        with state("Scanner deciding"):
+            closed = (conn_f.fin_in & conn_f.fin_out) | conn_f.rst
+            with m.If(~settled):
+                pass  # the figures are still being computed
+            with m.Elif(closed & lingered):
+                to_reason(Mux(conn_f.rst, DeleteReason.RST, DeleteReason.FIN))
+                count("close_deletes")
+                goto("Deleting the inbound entry")
+            with m.Elif(idle_timed_out):
+                to_reason(DeleteReason.IDLE)
+                count("idle_deletes")
+                goto("Deleting the inbound entry")
+            with m.Else():
+                goto("Idle")
+
+        # ---- RESET ---------------------------------------------------------------------
+        with state("Flushing the table"):
+            m.d.comb += self.flush_pending.eq(1)
+            issue(FlowOp.FLUSH, then="Table flushed")
+        with state("Table flushed"):
+            await_rsp()
+            with m.If(self.rsp.valid):
+                m.d.sync += flush_sweep.eq(0)
+                goto("Forgetting every flow")
+        with state("Forgetting every flow"):
+            write_record(flush_sweep[:g.handle_bits], 0)
+            m.d.sync += flush_sweep.eq(flush_sweep + 1)
+            with m.If(flush_sweep == g.entries - 1):
+                compose(K_SHORT, SsmbType.RESET)
+
+        # ---- DUMP ------------------------------------------------------------------------
+        with state("Dumping"):
+            to_rd_addr(scan)
+            to_handle_f(scan)
+            m.d.sync += scan.eq(scan + 1)
+            with m.If(first_seen & (scan == 0)):
+                compose(K_SHORT, SsmbType.DUMP, end=1)
+            with m.Else():
+                goto("Dump: reading the record")
+            m.d.sync += first_seen.eq(1)
+        with state("Dump: reading the record"):
+            goto("Dump: the record")
+        with state("Dump: the record"):
+            to_conn_f(rec)
+            with m.If(rec.valid & rec.forward):
+                goto("Dump: reading the inbound entry")
+            with m.Else():
+                goto("Dumping")
+        read_inbound_states("Dump", then="Dump: reading the return entry")
+        read_return_states("Dump", then="Dump entry",
+                           extra=(dump_count.eq(dump_count + 1),))
+        with state("Dump entry"):
+            count("stats_sent")
+            compose(K_FLOW, SsmbType.STATS, then=THEN_DUMPING)
+
+        with state("Composing"):
+            m.d.comb += composing.eq(1)
+            with m.If(load_out):
+                with m.If(out_kind == K_QUERY):
+                    m.d.comb += self.query.ready.eq(1)
+                goto("Sending")
+        with state("Sending"):
+            m.d.comb += self.core_msg.valid.eq(1)
+            with m.If(self.core_msg.ready):
+                with m.Switch(send_then):
+                    with m.Case(THEN_AFTER_EVICTION):
+                        goto("After eviction")
+                    with m.Case(THEN_DUMPING):
+                        goto("Dumping")
+                    with m.Default():
+                        goto("Idle")
+        fsm.close()
+        for load in loads:
+            load.close()
         return m
