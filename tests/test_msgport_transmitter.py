@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from twinplane.hdl.msgport.layout import DFS_SENDS, MAX_SENT_BYTES
+from twinplane.hdl.msgport.layout import DFS_SENDS, MAX_SENT_BYTES, READ_LATENCY
 from twinplane.hdl.msgport.transmitter import MessageTransmitter
 from twinplane.protocol.codec import Codec
 from twinplane.protocol.codes import CSMB_UDP_PORT, SSMB_UDP_PORT, Bus
@@ -25,8 +25,8 @@ OWN_MAC, OWN_IP = 0x020000AA0001, 0x0A640001
 
 class Producer(Elaboratable):
     """The transmitter and what a producer does for it: answer ``read``
-    with the byte asked for, a clock later, here from a register holding the
-    message; it also checks that the reader asks in order."""
+    with the byte asked for, READ_LATENCY clocks later, here from a register
+    holding the message; it also checks that the reader asks in order."""
 
     def __init__(self):
         self.dut = MessageTransmitter()
@@ -36,8 +36,12 @@ class Producer(Elaboratable):
         m = Module()
         m.submodules.dut = dut = self.dut
         wire_order = Cat(*(self.raw.word_select(MAX_SENT_BYTES - 1 - k, 8) for k in range(MAX_SENT_BYTES)))
+        # READ_LATENCY clocks from the ask to the byte: a register per clock.
+        stages = [Signal(8, name=f"stage{i}") for i in range(READ_LATENCY - 1)] + [dut.read.byte]
         with m.If(dut.read.en):
-            m.d.sync += dut.read.byte.eq(wire_order.word_select(dut.read.index, 8))
+            m.d.sync += stages[0].eq(wire_order.word_select(dut.read.index, 8))
+        for a, b in zip(stages, stages[1:], strict=False):
+            m.d.sync += b.eq(a)
         return m
 
 

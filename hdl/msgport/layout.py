@@ -20,6 +20,7 @@ __all__ = [
     "MAX_RECEIVED_BYTES",
     "MAX_SENT_BYTES",
     "MAX_TRANSMIT_BYTES",
+    "READ_LATENCY",
     "expected_lengths",
     "message_read_signature",
     "received_message_layout",
@@ -84,6 +85,9 @@ assert {cls.wire_size() for cls in DFS_REPLICATES} == {MAX_RECEIVED_BYTES + TAG_
 #: Header and body of the largest message the transmitter frames (a replica).
 MAX_TRANSMIT_BYTES = max(MAX_SENT_BYTES, MAX_RECEIVED_BYTES)
 
+#: Clocks from a read's ``en``/``index`` to its ``byte`` (:func:`message_read_signature`).
+READ_LATENCY = 2
+
 
 def expected_lengths() -> dict[tuple[Bus, int], int]:
     """``msg_length`` (header + body + tag) of every message a DFS accepts."""
@@ -127,9 +131,10 @@ def transmit_message_layout() -> data.StructLayout:
 def message_read_signature() -> wiring.Signature:
     """Access to the signed bytes of the message being offered, from the
     reader's side: with ``en`` high, ``index`` (0 = the first byte on the
-    wire) is asked for, and ``byte`` holds it from the next clock on (the
-    producer registers it, so its byte selection ends in a flip-flop instead
-    of running on into the reader's logic).  A reader reads the message in
+    wire) is asked for, and ``byte`` holds it :data:`READ_LATENCY` clocks
+    later (the producer selects it through registers, a word then a byte, so
+    its selection ends in a flip-flop instead of running on into the
+    reader's logic).  A reader reads the message in
     order, ``index`` 0 to ``length - 1``, each once per pass (a producer may
     rely on it: the session engine rotates the receiver's register for a
     replica).  Neither side holds the message in a message-sized register or

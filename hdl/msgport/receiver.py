@@ -94,7 +94,10 @@ class MessageReceiver(wiring.Component):
 
         out = self.source.payload
         bus = Signal(1)
-        index = Signal(16)  # byte of the current message being taken
+        # Byte of the current message being taken: 8 bits are enough, since a
+        # message whose msg_length is out of range ends at byte 5.
+        assert _MAX_LENGTH < 256
+        index = Signal(8)
         length = Signal(16)
         msg_type = Signal(8)
         vers_major = Signal(8)
@@ -120,10 +123,20 @@ class MessageReceiver(wiring.Component):
             with m.If(vers_major == major):
                 m.d.comb += version_ok.eq(1)
 
-        # `length` is known from byte 6 on; before, `last_signed` cannot be true
-        # because index < 6 < _MIN_LENGTH - TAG_SIZE.
+        # Where the message ends, from registers: `length` is known from byte 6
+        # on and these follow it a clock later, long before they are compared
+        # (the tag starts at byte 24 or later), so no subtraction sits in
+        # front of the register's enable (a net to ~1,300 flip-flops).
+        signed_end = Signal(8)  # index of the last signed byte: length - TAG_SIZE - 1
+        tag_end = Signal(8)  # index of the tag's last byte: length - 1
+        unused = Signal(range(MAX_RECEIVED_BYTES + 1))  # raw's bytes above the message
+        m.d.sync += [
+            signed_end.eq((length - TAG_SIZE - 1)[:8]),
+            tag_end.eq((length - 1)[:8]),
+            unused.eq(MAX_RECEIVED_BYTES + TAG_SIZE - length),
+        ]
         last_signed = Signal()
-        m.d.comb += last_signed.eq((index >= HEADER_SIZE) & (index == length - TAG_SIZE - 1))
+        m.d.comb += last_signed.eq((index >= HEADER_SIZE) & (index == signed_end))
         length_now = Cat(byte, length[8:16])  # msg_length while byte 5 is taken
         length_bad = Signal()
         m.d.comb += length_bad.eq((length_now < _MIN_LENGTH) | (length_now > _MAX_LENGTH))
@@ -151,8 +164,6 @@ class MessageReceiver(wiring.Component):
         # unused top of raw rotates away, then the bus byte and the signed
         # bytes go to SipHash as they reach the top.
         m.d.comb += siphash.sink.payload.data.eq(out.raw[-8:])
-        unused = Signal(range(MAX_RECEIVED_BYTES + 1))
-        m.d.comb += unused.eq(MAX_RECEIVED_BYTES + TAG_SIZE - length)
 
         with m.FSM(name="receiver"):
             with m.State("Waiting for a message"):
@@ -203,7 +214,7 @@ class MessageReceiver(wiring.Component):
                     m.d.sync += index.eq(index + 1)
                     m.d.comb += shift_tag.eq(1)
                     m.d.sync += datagram_over.eq(self.sink.payload.last)
-                    with m.If(index == length - 1):
+                    with m.If(index == tag_end):
                         m.next = "Checking"
                     with m.Elif(self.sink.payload.last):
                         count("truncated")
@@ -235,7 +246,7 @@ class MessageReceiver(wiring.Component):
                     m.next = "Hashing the message"
 
             with m.State("Hashing the message"):
-                last = index == length - TAG_SIZE - 1
+                last = index == signed_end
                 m.d.comb += [siphash.sink.valid.eq(1), siphash.sink.payload.last.eq(last)]
                 with m.If(siphash.sink.ready):
                     m.d.comb += rotate.eq(1)

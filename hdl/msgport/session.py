@@ -36,8 +36,8 @@ It sits between the message receiver and transmitter and the rest of the DFS:
 Area: the engine copies no message.  The message it works on stays in the
 receiver's register (``rx`` is taken only when done, and ``to_core`` is
 ``rx``'s payload), a core message stays on ``from_core`` until sent (to
-every recipient), and a reply is composed combinationally from its kind and
-a few registers while the transmitter reads it.  The SipHash core is shared
+every recipient), and a reply is composed from its kind and a few registers
+(into one register, a clock later) while the transmitter reads it.  The SipHash core is shared
 (``shared_hash``).
 
 The DFS nonce comes from a free-running xorshift64 generator sampled when a
@@ -88,6 +88,7 @@ from .hash_arbiter import hash_client_signature
 from .layout import (
     MAX_RECEIVED_BYTES,
     MAX_SENT_BYTES,
+    READ_LATENCY,
     message_read_signature,
     received_message_layout,
     transmit_message_layout,
@@ -305,6 +306,24 @@ class SessionEngine(wiring.Component):
             back.eq(behind[:6]),
         ]
 
+        # Also settled by stage 2, so that "Dispatching" decides from
+        # registers (its decision enables the slot's window, epoch and the
+        # DFS's newest epoch): the message's kind (stage 1) and how the
+        # sender's slot stands (stage 2, from stage 1's `slot`).
+        is_hello, is_challenge, read_only, is_request = Signal(), Signal(), Signal(), Signal()
+        session_ok, slot_active, epoch_behind, epoch_ahead = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [
+            is_hello.eq(Mux(is_csmb, cur.msg_type == CsmbType.HELLO, cur.msg_type == SsmbType.HELLO)),
+            is_challenge.eq(Mux(is_csmb, cur.msg_type == CsmbType.AUTH_CHALLENGE,
+                                cur.msg_type == SsmbType.AUTH_CHALLENGE)),
+            read_only.eq(Mux(is_csmb, cur.msg_type == CsmbType.VS_LIST, cur.msg_type == SsmbType.DUMP)),
+            is_request.eq(is_csmb & self._is_request(cur.msg_type)),
+            session_ok.eq(authed[slot] & (hdr.session == session[slot])),
+            slot_active.eq(role[slot] == Role.ACTIVE),
+            epoch_behind.eq(hdr.epoch < newest_epoch),
+            epoch_ahead.eq(hdr.epoch > newest_epoch),
+        ]
+
         # Stage 3: the verdict and the slot's new window.
         fresh = Signal()
         new_highest, new_bitmap = Signal(32), Signal(_WINDOW)
@@ -336,10 +355,10 @@ class SessionEngine(wiring.Component):
             counter = getattr(self, name)
             m.d.sync += counter.eq(counter + 1)
 
-        # -- the message being sent.  Nothing is copied into a message-sized
-        # register: a reply is put together combinationally from its kind and
-        # a few registers (the request it answers is still held on rx), and a
-        # core message is read in place on from_core, held until it is sent.
+        # -- the message being sent.  Nothing is copied: a reply is put
+        # together from its kind and a few registers (the request it answers
+        # is still held on rx) into reply_q, and a core message is read in
+        # place on from_core, held until it is sent.
         kind = Signal(_Kind)
         out_slot = Signal.like(slot)
         out_anonymous = Signal()  # to a CS without a slot: session 0, its own seq
@@ -398,7 +417,12 @@ class SessionEngine(wiring.Component):
         padded_key = Cat(flow_key, Const(0, _KEY_BITS - KEY_WIDTH))
         key_feed = Cat(*(padded_key[_KEY_BITS - 8 * (b + 1) + j] for b in range(_KEY_BITS // 8) for j in range(8)))
         m.submodules.key_crc = key_crc = crc.catalog.CRC32_ISO_HDLC(data_width=1).create()
-        split_step = Signal(range(_KEY_BITS + 33))
+        split_step = Signal(range(_KEY_BITS + 34))
+        # The CRC takes its bit from registers: the key's bit select (a
+        # 104-way multiplexer on split_step) is a clock ahead of it.
+        feed_valid, feed_start, feed_bit = Signal(), Signal(), Signal()
+        m.d.sync += feed_valid.eq(0)
+        m.d.comb += [key_crc.valid.eq(feed_valid), key_crc.start.eq(feed_start), key_crc.data.eq(feed_bit)]
         copies = Signal(n)  # slots still owed a copy of the core message
         next_copy = Signal.like(slot)
         lowest_authed = Signal.like(slot)
@@ -555,24 +579,50 @@ class SessionEngine(wiring.Component):
             self.tx.payload.dst_port.eq(Mux(is_core, ssmb_port[out_slot], cur.src_port)),
         ]
 
-        # The byte the transmitter asks for, into a register (it answers a
-        # clock later): a stamped header byte, or the message's own -- the
-        # reply's, the core message's, or for a replica the receiver's top
-        # byte (it rotates raw a byte per read: no 152-way byte multiplexer).
-        def byte_of(value, nbytes):
-            return Cat(*(value.word_select(nbytes - 1 - k, 8) for k in range(nbytes))).word_select(index, 8)
-
+        # The byte the transmitter asks for, through two registers (it answers
+        # READ_LATENCY = 2 clocks later): a stamped header byte, or the
+        # message's own -- the reply's, the core message's, or for a replica
+        # the receiver's top byte (it rotates raw a byte per read: no 152-way
+        # byte multiplexer).  The first clock selects the 8-byte word holding
+        # the byte (a replica's byte stands in every lane), the second the
+        # byte in the word: the index's fan-out and the selection tree are
+        # split over two clocks.
+        assert READ_LATENCY == 2
         index = self.tx_read.index
-        own_byte = Mux(
-            kind == _Kind.CORE, byte_of(self.from_core.payload.raw, MAX_SENT_BYTES), byte_of(reply, MAX_SENT_BYTES)
+
+        def word_of(value, nbytes):
+            """The 8-byte word of ``value`` (``nbytes`` bytes, first byte on
+            top) holding byte ``index``, its first byte in the low bits."""
+            wire = Cat(*(value.word_select(nbytes - 1 - k, 8) for k in range(nbytes)))
+            wire = Cat(wire, Const(0, 8 * (-nbytes % 8)))
+            return wire.word_select(index[3:], 64)
+
+        # The reply, registered: its kind's decode and field muxes stay off
+        # the path through the word selection.  Valid a clock after kind and
+        # out_slot change, as out_seq (the first read comes later).
+        reply_q = Signal.like(reply)
+        m.d.sync += reply_q.eq(reply)
+        own_word = Mux(
+            kind == _Kind.CORE, word_of(self.from_core.payload.raw, MAX_SENT_BYTES), word_of(reply_q, MAX_SENT_BYTES)
         )
         if self._install_verdicts:
             assert len(cur.raw) == 8 * MAX_RECEIVED_BYTES  # a REPLY/NEWFLOW fills raw exactly
-            own_byte = Mux(is_replica, cur.raw[-8:], own_byte)
+            own_word = Mux(is_replica, Cat(*([cur.raw[-8:]] * 8)), own_word)
             m.d.comb += self.rx_rotate.eq(self.tx_read.en & is_replica)
         use_stamp = (index < HEADER_SIZE) & stamped.bit_select(index[:5], 1)
+        word_q, stamp_q = Signal(64), Signal(64)
+        lane_q = Signal(3)
+        use_stamp_q, en_q = Signal(), Signal()
+        m.d.sync += en_q.eq(self.tx_read.en)
         with m.If(self.tx_read.en):
-            m.d.sync += self.tx_read.byte.eq(Mux(use_stamp, byte_of(stamp, HEADER_SIZE), own_byte))
+            m.d.sync += [
+                word_q.eq(own_word),
+                stamp_q.eq(word_of(stamp, HEADER_SIZE)),
+                lane_q.eq(index[:3]),
+                use_stamp_q.eq(use_stamp),
+            ]
+        with m.If(en_q):
+            m.d.sync += self.tx_read.byte.eq(Mux(use_stamp_q, stamp_q, word_q).word_select(lane_q, 8))
 
         # ... and what changes once the transmitter has taken it
         sent = [
@@ -597,8 +647,7 @@ class SessionEngine(wiring.Component):
 
         # Epoch adoption (docs/redundancy.md): the slot keeps the highest
         # epoch it used; only an ACTIVE-role slot raises the DFS's.
-        read_only = Mux(is_csmb, cur.msg_type == CsmbType.VS_LIST, cur.msg_type == SsmbType.DUMP)
-        m.d.comb += raise_epoch.eq((role[slot] == Role.ACTIVE) & (hdr.epoch > newest_epoch))
+        m.d.comb += raise_epoch.eq(slot_active & epoch_ahead)
         adopt_epoch = [
             epoch[slot].eq(Mux(hdr.epoch > epoch[slot], hdr.epoch, epoch[slot])),
             newest_epoch.eq(Mux(raise_epoch, hdr.epoch, newest_epoch)),
@@ -629,10 +678,6 @@ class SessionEngine(wiring.Component):
                     m.next = "Dispatching"
 
             with m.State("Dispatching"):
-                is_hello = Mux(is_csmb, cur.msg_type == CsmbType.HELLO, cur.msg_type == SsmbType.HELLO)
-                is_challenge = Mux(
-                    is_csmb, cur.msg_type == CsmbType.AUTH_CHALLENGE, cur.msg_type == SsmbType.AUTH_CHALLENGE
-                )
                 with m.If(is_csmb & is_hello & ~found):
                     with m.If(any_free):
                         m.d.sync += [
@@ -656,7 +701,7 @@ class SessionEngine(wiring.Component):
                         m.next = "Done"
                 with m.Elif(~found):
                     count("not_authenticated")
-                    with m.If(is_csmb & self._is_request(cur.msg_type)):
+                    with m.If(is_request):
                         m.d.sync += ack_error.eq(ErrorCode.NOTAUTH)
                         m.next = "Acknowledging"
                     with m.Else():
@@ -670,10 +715,10 @@ class SessionEngine(wiring.Component):
                 with m.Elif(is_challenge):
                     m.d.sync += [*accept_seq(), hash_index.eq(0), hash_for_session.eq(0)]
                     m.next = "Hashing"
-                with m.Elif(~authed[slot] | (hdr.session != session[slot])):
+                with m.Elif(~session_ok):
                     m.d.sync += accept_seq()
                     count("bad_session")
-                    with m.If(is_csmb & self._is_request(cur.msg_type)):
+                    with m.If(is_request):
                         m.d.sync += ack_error.eq(ErrorCode.NOTAUTH)
                         m.next = "Acknowledging"
                     with m.Else():
@@ -682,7 +727,7 @@ class SessionEngine(wiring.Component):
                     # SSMB DUMP reads only: any authenticated CS, any epoch.
                     m.d.sync += accept_seq()
                     m.next = "Passing to the core"
-                with m.Elif(~read_only & ((role[slot] != Role.ACTIVE) | (hdr.epoch < newest_epoch))):
+                with m.Elif(~read_only & (~slot_active | epoch_behind)):
                     # Fencing: only the active set changes state.
                     m.d.sync += [*accept_seq(), *adopt_epoch]
                     count("stale_epoch")
@@ -959,14 +1004,17 @@ class SessionEngine(wiring.Component):
                 # bit per clock (zlib's order: bytes big-endian, bits LSB
                 # first), then the remainder a bit per clock, MSB first.
                 with m.If(split_step < _KEY_BITS):
-                    m.d.comb += [
-                        key_crc.valid.eq(1),
-                        key_crc.start.eq(split_step == 0),
-                        key_crc.data.eq(key_feed.bit_select(split_step, 1)),
+                    m.d.sync += [
+                        feed_valid.eq(1),
+                        feed_start.eq(split_step == 0),
+                        feed_bit.eq(key_feed.bit_select(split_step, 1)),
+                        split_step.eq(split_step + 1),
+                        remainder.eq(0),
                     ]
-                    m.d.sync += [split_step.eq(split_step + 1), remainder.eq(0)]
-                with m.Elif(split_step < _KEY_BITS + 32):
-                    crc_bit = key_crc.crc.bit_select((_KEY_BITS + 31 - split_step)[:5], 1)
+                with m.Elif(split_step == _KEY_BITS):
+                    m.d.sync += split_step.eq(split_step + 1)  # the last bit reaches the CRC
+                with m.Elif(split_step < _KEY_BITS + 33):
+                    crc_bit = key_crc.crc.bit_select((_KEY_BITS + 32 - split_step)[:5], 1)
                     twice = Cat(crc_bit, remainder)
                     m.d.sync += [
                         remainder.eq(Mux(twice >= member_count, twice - member_count, twice)),

@@ -8,8 +8,8 @@ Interface
 ``sink``      In(stream of :func:`transmit_message_layout`): one message's
               bus, length and destination; held until the frame is out.
 ``read``      Out(:func:`message_read_signature`): the message's bytes, asked
-              for in order while ``sink`` is valid, each answered a clock
-              later (a 3-byte FIFO here absorbs that).
+              for in order while ``sink`` is valid, each answered
+              ``READ_LATENCY`` clocks later (a 4-byte FIFO here absorbs that).
 ``key``       In(128): the shared key (``int.from_bytes(key16, "little")``).
 ``own_mac``, ``own_ip``
               In: the DFS's addresses on the internal side (frame source).
@@ -44,7 +44,7 @@ from twinplane.protocol.messages import TAG_SIZE
 from ..crypto.siphash import SipHash24
 from ..packet import packet_signature
 from .hash_arbiter import hash_client_signature
-from .layout import MAX_TRANSMIT_BYTES, message_read_signature, transmit_message_layout
+from .layout import MAX_TRANSMIT_BYTES, READ_LATENCY, message_read_signature, transmit_message_layout
 
 __all__ = ["MessageTransmitter"]
 
@@ -89,32 +89,36 @@ class MessageTransmitter(wiring.Component):
         ip_sum = Signal(20)
         sum_step = Signal(3)
 
-        # -- Fetcher: asks the producer for the message's bytes in order, a
-        # clock ahead (``read`` answers from a register), into a 3-byte FIFO.
-        # Whether to ask depends on registers only (FIFO fill + the byte in
-        # flight), so the consumer's ready is not in front of the producer's
-        # byte multiplexer; 3 entries keep one byte a clock flowing.
+        # -- Fetcher: asks the producer for the message's bytes in order,
+        # READ_LATENCY clocks ahead (``read`` answers through registers), into
+        # a small FIFO.  Whether to ask depends on registers only (FIFO fill +
+        # the bytes in flight), so the consumer's ready is not in front of the
+        # producer's byte multiplexer; READ_LATENCY + 2 entries keep one byte
+        # a clock flowing.
+        depth = READ_LATENCY + 2
         fetching = Signal()  # the FSM is in a pass that reads the message
         fetch_index = Signal(range(MAX_TRANSMIT_BYTES + 1))
-        in_flight = Signal()
-        fifo = [Signal(8, name=f"fifo{i}") for i in range(3)]
-        fill = Signal(range(4))
+        fetch_more = Signal()  # fetch_index != length, registered (off the path into `read.en`)
+        in_flight = Signal(READ_LATENCY)  # the asks of the last READ_LATENCY clocks
+        arriving = in_flight[-1]
+        fifo = [Signal(8, name=f"fifo{i}") for i in range(depth)]
+        fill = Signal(range(depth + 1))
         pop = Signal()
         ask = Signal()
         m.d.comb += [
-            ask.eq(fetching & (fetch_index != length) & (fill + in_flight < 3)),
+            ask.eq(fetching & fetch_more & (fill + sum(in_flight) < depth)),
             self.read.en.eq(ask),
             self.read.index.eq(fetch_index),
         ]
-        m.d.sync += in_flight.eq(ask)
+        m.d.sync += in_flight.eq(Cat(ask, in_flight[:-1]))
         with m.If(ask):
-            m.d.sync += fetch_index.eq(fetch_index + 1)
-        m.d.sync += fill.eq(fill + in_flight - pop)
-        for i in range(3):
+            m.d.sync += [fetch_index.eq(fetch_index + 1), fetch_more.eq(fetch_index != last_index)]
+        m.d.sync += fill.eq(fill + arriving - pop)
+        for i in range(depth):
             # Entry i after this clock: shift down on pop; the arriving byte
             # lands at the first free place.
-            kept = fifo[i + 1] if i + 1 < 3 else fifo[i]
-            with m.If(in_flight & (fill - pop == i)):
+            kept = fifo[i + 1] if i + 1 < depth else fifo[i]
+            with m.If(arriving & (fill - pop == i)):
                 m.d.sync += fifo[i].eq(self.read.byte)
             with m.Elif(pop):
                 m.d.sync += fifo[i].eq(kept)
@@ -169,7 +173,7 @@ class MessageTransmitter(wiring.Component):
 
         with m.FSM(name="transmitter"):
             with m.State("Waiting for a message"):
-                m.d.sync += [body_index.eq(0), fetch_index.eq(0), sum_step.eq(0),
+                m.d.sync += [body_index.eq(0), fetch_index.eq(0), fetch_more.eq(1), sum_step.eq(0),
                              ip_sum.eq(0x4500 + 0x4000 + (_TTL << 8 | 17))]
                 with m.If(self.sink.valid):
                     m.d.sync += [ip_total.eq(20 + 8 + msg.length + TAG_SIZE), length.eq(msg.length), last_index.eq(msg.length - 1)]
@@ -195,7 +199,7 @@ class MessageTransmitter(wiring.Component):
                     m.d.sync += [ip_sum.eq(ip_sum + sum_words[sum_step]), sum_step.eq(sum_step + 1)]
 
             with m.State("Waiting for the tag"):
-                m.d.sync += [fold, fetch_index.eq(0)]
+                m.d.sync += [fold, fetch_index.eq(0), fetch_more.eq(1)]  # a message is never empty
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
                     m.d.sync += [tag.eq(siphash.source.payload), head_index.eq(0), body_index.eq(0)]
