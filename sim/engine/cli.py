@@ -52,6 +52,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drain", type=int, default=5000, help="idle cycles that end a pcap-only run (default 5000)")
 
 
+def _pcap_only(args: argparse.Namespace) -> bool:
+    """Only pcap files feed the engine: the run ends by itself and nobody's timers run on the wall clock."""
+    return bool(args.pcap_in) and not args.tap and args.duration is None
+
+
 def open_system(args: argparse.Namespace, *, log=print):
     """The engine, its gateway, TAPs and recorder as ``args`` say; returns
     ``(system, gateway, closers)``."""
@@ -63,6 +68,8 @@ def open_system(args: argparse.Namespace, *, log=print):
     from .compiled import CompiledDFS
     from .system import SimSystem
 
+    if args.speed < 0:  # before anything is opened
+        raise SystemExit(f"--speed must be 0 (flat out) or positive, not {args.speed!r}")
     config = EngineConfig(buckets=args.buckets, tables=args.tables, ways=args.ways, clk_hz=args.clk_hz,
                           opt=args.opt)
     dfs = CompiledDFS(config, log=log)
@@ -71,11 +78,8 @@ def open_system(args: argparse.Namespace, *, log=print):
     pcap = PcapRecorder(args.pcap_out, ports=config.ports) if args.pcap_out else None
     if pcap:
         closers.append(pcap.close)
-    if args.speed < 0:
-        raise SystemExit(f"--speed must be 0 (flat out) or positive, not {args.speed!r}")
     # Nobody's wall-clock timers are involved when only pcap files are fed in.
-    pcap_only = bool(args.pcap_in) and not args.tap and args.duration is None
-    max_rate = None if pcap_only or args.speed == 0 else args.speed * config.clk_hz
+    max_rate = None if _pcap_only(args) or args.speed == 0 else args.speed * config.clk_hz
     system = SimSystem(dfs, chunk=args.chunk, pcap=pcap, realtime=args.realtime, max_rate=max_rate)
     gateway = UdpGateway(GatewayConfig(dfs_mac=args.dfs_mac, dfs_ip=args.dfs_ip, host=args.host,
                                        buses={6340: args.ssmb_port, 6341: args.csmb_port}, relay_announced=True))
@@ -112,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
                     for frame in read_frames(path):
                         system.inject(port, frame)
                         fed += 1
-        ends_by_itself = bool(args.pcap_in) and not args.tap and args.duration is None  # (open_system's pcap_only)
+        ends_by_itself = _pcap_only(args)
         started = time.monotonic()
         idle_since = None
         while True:
