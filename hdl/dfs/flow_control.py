@@ -916,19 +916,18 @@ class FlowController(wiring.Component):
         with state("Inbound record read"):
             to_conn_f(rec)
             goto("Marking close from the node")
-        with state("Marking close from the node"):
-            # tcp_state: bit 0 FIN, bit 1 RST of the packet that was seen
-            marked = Signal.like(conn_f, name="marked_out")
-            m.d.comb += [marked.eq(conn_f), marked.fin_out.eq(conn_f.fin_out | tcp_state[0]),
-                         marked.rst.eq(conn_f.rst | tcp_state[1])]
-            write_record(handle_f, marked)
-            goto("Idle")
-        with state("Marking close"):
-            marked = Signal.like(conn_f, name="marked_in")
-            m.d.comb += [marked.eq(conn_f), marked.fin_in.eq(conn_f.fin_in | tcp_state[0]),
-                         marked.rst.eq(conn_f.rst | tcp_state[1])]
-            write_record(handle_f, marked)
-            goto("Idle")
+        def marking_close(name, fin):
+            """The state that records the packet's FIN (on the record's ``fin``
+            side) and RST: tcp_state bit 0 FIN, bit 1 RST of the packet seen."""
+            with state(name):
+                marked = Signal.like(conn_f, name=f"marked_{fin}")
+                m.d.comb += [marked.eq(conn_f), getattr(marked, fin).eq(getattr(conn_f, fin) | tcp_state[0]),
+                             marked.rst.eq(conn_f.rst | tcp_state[1])]
+                write_record(handle_f, marked)
+                goto("Idle")
+
+        marking_close("Marking close from the node", "fin_out")
+        marking_close("Marking close", "fin_in")
 
         # ---- idle scanner: one inbound entry per visit -----------------------------------
         with state("Scanning"):
