@@ -559,6 +559,18 @@ class FlowController(wiring.Component):
         def counters_from(answer):
             return Cat(answer.packets, answer.bytes, answer.last_seen)
 
+        def read_record_states(prefix, otherwise):
+            """The record at the read address (set by the state before): an
+            installed flow's inbound entry goes on to be read, else ``otherwise``."""
+            with state(f"{prefix}: reading the record"):
+                goto(f"{prefix}: the record")
+            with state(f"{prefix}: the record"):
+                to_conn_f(rec)
+                with m.If(rec.valid & rec.forward):
+                    goto(f"{prefix}: reading the inbound entry")
+                with m.Else():
+                    goto(otherwise)
+
         def read_inbound_states(prefix, then):
             """READ the inbound entry (handle_f): its counters and key."""
             with state(f"{prefix}: reading the inbound entry"):
@@ -935,14 +947,7 @@ class FlowController(wiring.Component):
             to_handle_f(scan)
             m.d.sync += scan.eq(scan + 1)
             goto("Scanner: reading the record")
-        with state("Scanner: reading the record"):
-            goto("Scanner: the record")
-        with state("Scanner: the record"):
-            to_conn_f(rec)
-            with m.If(rec.valid & rec.forward):
-                goto("Scanner: reading the inbound entry")
-            with m.Else():
-                goto("Idle")
+        read_record_states("Scanner", otherwise="Idle")
         read_inbound_states("Scanner", then="Scanner: reading the return entry")
         read_return_states("Scanner", then="Scanner deciding")
         with state("Scanner deciding"):
@@ -985,14 +990,7 @@ class FlowController(wiring.Component):
             with m.Else():
                 goto("Dump: reading the record")
             m.d.sync += first_seen.eq(1)
-        with state("Dump: reading the record"):
-            goto("Dump: the record")
-        with state("Dump: the record"):
-            to_conn_f(rec)
-            with m.If(rec.valid & rec.forward):
-                goto("Dump: reading the inbound entry")
-            with m.Else():
-                goto("Dumping")
+        read_record_states("Dump", otherwise="Dumping")
         read_inbound_states("Dump", then="Dump: reading the return entry")
         read_return_states("Dump", then="Dump entry",
                            extra=(dump_count.eq(dump_count + 1),))
