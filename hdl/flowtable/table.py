@@ -13,7 +13,7 @@ each, so every one maps onto ECP5 EBR in pseudo-dual-port mode):
 * ``actmem``, ``cntmem`` (packets, bytes, last_seen), ``locmem`` (where a
   handle's slot is): indexed by handle.  ``fifomem``: deleted handles.
 
-``actmem`` and ``fifomem`` are :class:`~twinplane.hdl.ram.BlockRAM`:
+``actmem``, ``cntmem`` and ``fifomem`` are :class:`~twinplane.hdl.ram.BlockRAM`:
 on ECP5 their data comes from the DP16KD's own output register, a clock
 after the array's read, instead of a fabric flop after the array's 5.8 ns
 clock-to-out (the table's worst path was actmem -> result flops).  The
@@ -61,10 +61,11 @@ geometry, 4 tables x 128 buckets x 2 ways = 1024 entries, 105-bit keys,
 1024 x (32+40+16) = 5, ``locmem`` 1, ``fifomem`` 1: 24 (was 45).  2048
 entries: 13 + 20 + 10 + 2 + 2 = 47.
 
-Counter pipeline: ``touch`` reads ``cntmem`` (t0), registers the data (t1),
-adds and writes (t2).  The read port is transparent to the write port, and
-the one write a read cannot see yet (the touch just ahead, of the same
-handle) is forwarded from a register, so back-to-back touches lose nothing.
+Counter pipeline: ``touch`` reads ``cntmem`` (t0: address, t1: the array,
+t2: its output register), registers the data (t3) and adds and writes in
+the same clock.  The three writes a read cannot see (its own clock's and
+the next two: the touches just ahead, or the FSM's) are forwarded from
+registers, so back-to-back touches of one handle lose nothing.
 """
 
 from types import SimpleNamespace
@@ -173,13 +174,12 @@ class FlowTable(wiring.Component):
         # Read through the block RAM's own output register (BlockRAM): data
         # two clocks after the address, always reading.
         m.submodules.actmem = actmem = BlockRAM(g.action_width, N)
-        m.submodules.cntmem = cntmem = Memory(shape=self.cnt_layout, depth=N, init=[])
+        m.submodules.cntmem = cntmem = BlockRAM(self.cnt_layout, N)
         m.submodules.locmem = locmem = Memory(shape=self.loc_layout, depth=N, init=[])
         m.submodules.fifomem = fifomem = BlockRAM(hb, N)
         krd, kwr = keymem.read_port(), keymem.write_port(granularity=1)
         ard, awr = actmem.read, actmem.write
-        cwr = cntmem.write_port()
-        crd = cntmem.read_port()
+        cwr, crd = cntmem.write, cntmem.read
         lrd, lwr = locmem.read_port(), locmem.write_port()
         frd, fwr = fifomem.read, fifomem.write
         m.d.comb += [ard.en.eq(1), ard.out_en.eq(1), frd.en.eq(1), frd.out_en.eq(1)]
@@ -327,39 +327,52 @@ class FlowTable(wiring.Component):
             m.d.sync += [c_hit.eq(p4_hit), c_hhandle.eq(p4_handle)]
         search_done = p4_done & p4.fsm
 
-        # ---- counter pipeline: t0 read, t1 data into a register, t2 add and
-        # write.  The two writes a read cannot see (in its own clock and the
-        # next: the two touches just ahead, or the FSM's) are forwarded from
-        # registers (``lw1_*``, ``lw2_*``), whether each hits this touch's
-        # handle known a clock early, so only a mux sits in front of the
-        # adders.  (A read port transparent to the write port costs a bypass
-        # mux behind the EBR's clock-to-out instead.)  The FSM reads only
-        # with no touch in t0, t1 or t2 (no write in flight).
-        m.d.comb += crd.addr.eq(Mux(self.touch.valid, self.touch.payload.handle, c_raddr))
-        t1_valid, t1 = Signal(), Signal.like(self.touch.payload)
-        m.d.sync += [t1_valid.eq(self.touch.valid), t1.eq(self.touch.payload)]
-        # (cntmem stays a Memory and a fabric register: read through the
-        # EBR's output register, the add and write back made one path from
-        # EBR to EBR across the die, 104.7 MHz routed.)
+        # ---- counter pipeline: t0 read address, t1 the array's read, t2 the
+        # block RAM's output register (``crd.data``), t3 the data in ``cd``,
+        # add and write.  The three writes a read cannot see (in its own
+        # clock, where the EBR's answer is undefined, and the two after) are
+        # forwarded from registers: the two older ones merged a clock early
+        # (``old_*``), the newest (the touch just ahead) on its own, each hit
+        # known a clock early, so only a 3:1 mux sits in front of the adders.
+        # (Adding straight from the output register made the read-add-write
+        # one path from EBR to EBR across the die, 104.7 MHz routed; taking
+        # the data without the output register left the EBR's 5.8 ns
+        # clock-to-out in front of ``cd``, 114.5 MHz.)  The FSM reads only
+        # with no touch in t0 .. t3 (no write in flight).
+        m.d.comb += [crd.en.eq(1), crd.out_en.eq(1),
+                     crd.addr.eq(Mux(self.touch.valid, self.touch.payload.handle, c_raddr))]
+        tv = [Signal(name=f"t{n}_valid") for n in range(1, 4)]
+        tp = [Signal.like(self.touch.payload, name=f"t{n}") for n in range(1, 4)]
+        m.d.sync += [tv[0].eq(self.touch.valid), tp[0].eq(self.touch.payload)]
+        m.d.sync += [tv[n].eq(tv[n - 1]) for n in range(1, 3)]
+        m.d.sync += [tp[n].eq(tp[n - 1]) for n in range(1, 3)]
+        t1, t2, t3_valid, t3 = tp[0], tp[1], tv[2], tp[2]
         cd = Signal(self.cnt_layout, reset_less=True)
-        t2_valid, t2 = Signal(), Signal.like(self.touch.payload)
-        m.d.sync += [cd.eq(crd.data), t2_valid.eq(t1_valid), t2.eq(t1)]
-        c_grant_r = ~self.touch.valid & ~t1_valid & ~t2_valid
-        lw1_en, lw1_addr = Signal(), Signal(hb)
-        lw1_hit, lw1_data = Signal(), Signal(self.cnt_layout)
-        lw2_hit, lw2_data = Signal(), Signal(self.cnt_layout)
+        m.d.sync += cd.eq(crd.data)
+        c_grant_r = ~self.touch.valid & ~Cat(*tv).any()
+        # ``lw1``/``lw2``: the writes of the last two clocks.  For the touch
+        # in t2, ``h_new``/``h_mid``/``h_old``: whether the write of this
+        # clock, the last or the one before hit its handle.
+        lw1_en, lw1_addr, lw1_data = Signal(), Signal(hb), Signal(self.cnt_layout)
+        lw2_data = Signal(self.cnt_layout)
+        h_mid, h_old = Signal(), Signal()
         m.d.sync += [lw1_en.eq(cwr.en), lw1_addr.eq(cwr.addr), lw1_data.eq(cwr.data),
-                     lw1_hit.eq(cwr.en & (cwr.addr == t1.handle)),
-                     lw2_hit.eq(lw1_en & (lw1_addr == t1.handle)), lw2_data.eq(lw1_data)]
+                     lw2_data.eq(lw1_data),
+                     h_mid.eq(cwr.en & (cwr.addr == t1.handle)),
+                     h_old.eq(lw1_en & (lw1_addr == t1.handle))]
+        new_hit, old_hit = Signal(), Signal()
+        old_data = Signal(self.cnt_layout)
+        m.d.sync += [new_hit.eq(cwr.en & (cwr.addr == t2.handle)),
+                     old_hit.eq(h_mid | h_old), old_data.eq(Mux(h_mid, lw1_data, lw2_data))]
         base = Signal(self.cnt_layout)
-        m.d.comb += base.eq(Mux(lw1_hit, lw1_data, Mux(lw2_hit, lw2_data, cd)))
-        c_grant_w = ~t2_valid
-        with m.If(t2_valid):
+        m.d.comb += base.eq(Mux(new_hit, lw1_data, Mux(old_hit, old_data, cd)))
+        c_grant_w = ~t3_valid
+        with m.If(t3_valid):
             m.d.comb += [
-                cwr.addr.eq(t2.handle), cwr.en.eq(1),
+                cwr.addr.eq(t3.handle), cwr.en.eq(1),
                 cwr.data.packets.eq(base.packets + 1),
-                cwr.data.bytes.eq(base.bytes + t2.nbytes),
-                cwr.data.last_seen.eq(t2.now),
+                cwr.data.bytes.eq(base.bytes + t3.nbytes),
+                cwr.data.last_seen.eq(t3.now),
             ]
         with m.Elif(c_we):
             m.d.comb += [cwr.addr.eq(c_waddr), cwr.en.eq(1), cwr.data.eq(c_wdata)]
@@ -638,7 +651,9 @@ class FlowTable(wiring.Component):
                 # The kept-handle check a clock ahead, from a register: in
                 # front of the age compare it was the table's critical path.
                 m.d.sync += kept.eq(cmd.keep & (ehandle == cmd.handle))
-                m.next = "AGE DATA"
+                m.next = "AGE PICKUP"
+            with m.State("AGE PICKUP"):
+                m.next = "AGE DATA"  # the read in the output register, ``cd`` takes it
             with m.State("AGE DATA"):
                 # Age and counters into registers; the compare a clock later
                 # (a subtract and a compare in front of ~100 enables).
@@ -722,7 +737,9 @@ class FlowTable(wiring.Component):
                 with m.If(c_grant_r):
                     m.next = "COUNTERS WAIT"
             with m.State("COUNTERS WAIT"):
-                m.next = "COUNTERS READ"
+                m.next = "COUNTERS PICKUP"
+            with m.State("COUNTERS PICKUP"):
+                m.next = "COUNTERS READ"  # the read in the output register, ``cd`` takes it
             with m.State("COUNTERS READ"):
                 m.d.sync += [r.packets.eq(cd.packets), r.bytes.eq(cd.bytes),
                              r.last_seen.eq(cd.last_seen)]
