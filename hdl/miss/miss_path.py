@@ -38,7 +38,8 @@ three clocks after it is taken (always ready), and a held frame waits three
 clocks for its slot.  Released bytes
 leave from the block RAM's own output register (hdl/ram).  Pending slots age on a shared
 prescaler (timeout_cycles / 8): a slot times out between ``timeout_cycles``
-and a quarter more.
+and a quarter more.  A slot's frame count follows its queue a clock late,
+the ``timeouts`` counter two clocks.
 """
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
@@ -263,8 +264,11 @@ class MissPath(wiring.Component):
                 m.d.sync += age[i].eq(0)
             with m.Elif(age_tick & waiting[i]):
                 m.d.sync += age[i].eq(age[i] + 1)
-        with m.If(expired != 0):
-            count("timeouts", sum(expired[i] for i in range(n)))
+        # counted two clocks later: the expiries registered, then their number
+        expired_r = Signal(n)
+        expired_count = Signal(range(n + 1))
+        m.d.sync += [expired_r.eq(expired), expired_count.eq(sum(expired_r[i] for i in range(n)))]
+        count("timeouts", expired_count)
 
         # -- writer: frames into their slot's queue
         hold = self.hold.payload
@@ -295,6 +299,10 @@ class MissPath(wiring.Component):
         w_rp = Signal(ptr_shape)  # the read pointer of w_slot's queue (a clock late: never later than true)
         writing = Signal()  # the frame on sink is being stored (else discarded)
         storing = Signal()  # the writer is inside a frame that it keeps
+        # The same, one-hot by slot, as a register (set as the writer enters
+        # "Storing", cleared as it stops keeping the frame): the per-slot
+        # tests (drop, done) start from a flop, not the writer's state decode.
+        storing_1h = Signal(n)
         deciding = Signal()  # the writer has a frame whose slot is being decided
         frame_stored = Signal()  # a frame's last byte went in this cycle (slot w_slot)
         frame_taken = Signal()  # a frame's last byte left this cycle (slot r_slot)
@@ -326,6 +334,7 @@ class MissPath(wiring.Component):
                         m.d.sync += writing.eq(0)
                         m.next = "Discarding"
                     with m.Elif(hold_1h != 0):
+                        m.d.sync += storing_1h.eq(hold_1h)
                         m.d.sync += [w_slot.eq(onehot_mux(hold_1h, [Const(i, range(n)) for i in range(n)])),
                                      w_ptr.eq(onehot_mux(hold_1h, wr_ptr)), writing.eq(1),
                                      w_rp.eq(Mux(r_busy & hold_1h.bit_select(r_slot, 1), r_ptr, 0))]
@@ -336,6 +345,7 @@ class MissPath(wiring.Component):
                         m.next = "Discarding"
                     with m.Elif(free_hit & asks.w_rdy):
                         m.d.comb += alloc.eq(1)
+                        m.d.sync += storing_1h.eq(free_1h)
                         m.d.sync += [w_slot.eq(free_slot), w_ptr.eq(0), writing.eq(1), w_rp.eq(0),
                                      alloc_slot_1h.eq(free_1h), alloc_slot.eq(free_slot)]
                         m.next = "Storing"
@@ -352,7 +362,7 @@ class MissPath(wiring.Component):
                     with m.If(~writing | full):
                         with m.If(writing):
                             count("dropped_queue_full")
-                        m.d.sync += writing.eq(0)
+                        m.d.sync += [writing.eq(0), storing_1h.eq(0)]
                         with m.If(~self.sink.payload.last):
                             m.next = "Discarding"
                         with m.Else():
@@ -362,6 +372,7 @@ class MissPath(wiring.Component):
                         m.d.sync += w_ptr.eq(w_ptr + 1)
                         with m.If(self.sink.payload.last):
                             m.d.comb += frame_stored.eq(1)
+                            m.d.sync += storing_1h.eq(0)
                             count("frames_held")
                             m.next = "Waiting for a frame"
 
@@ -545,7 +556,7 @@ class MissPath(wiring.Component):
         # queue in between, the writer's own decision blocks it).
         done = Signal()
         m.d.sync += done.eq(r_armed & ~done & ~available & ~ram_valid & ~out_valid & ~stored_last & ~deciding
-                            & ~(storing & (w_slot == r_slot)) & ~self.flush)
+                            & ~storing_1h.bit_select(r_slot, 1) & ~self.flush)
         with m.If(done):
             m.d.sync += r_busy.eq(0)
         m.d.sync += r_armed.eq(r_busy & ~done)
@@ -558,25 +569,32 @@ class MissPath(wiring.Component):
         drop_1h = Signal(n)  # the slot emptied this clock
         may_drop = Signal(n)
         for i in range(n):
-            m.d.comb += may_drop[i].eq(dropping[i] & ~drop_1h[i] & ~(storing & (w_slot == i)))
-        m.d.sync += drop_1h.eq(Mux(self.flush, 0, may_drop & -may_drop))
+            m.d.comb += may_drop[i].eq(dropping[i] & ~drop_1h[i] & ~storing_1h[i])
+        for i in range(n):  # the lowest candidate (LUTs, not a carry chain)
+            m.d.sync += drop_1h[i].eq(~self.flush & may_drop[i] & ~(may_drop[:i] != 0) if i
+                                      else ~self.flush & may_drop[0])
         dropped_frames = Signal(8)  # counted a clock later
         m.d.sync += dropped_frames.eq(onehot_mux(drop_1h, frames))
         count("frames_dropped_refused", dropped_frames)
 
         # -- every slot's state and frame count, in one flat place
         # Frames per slot: one writer and one reader may finish a frame of the
-        # same slot in the same clock.
+        # same slot in the same clock.  Counted a clock after the frame ends
+        # (``inc_1h``/``dec_1h``, from the writer's and reader's handshakes):
+        # a slot is never freed in that clock (its writer or reader was busy
+        # in it the clock before), and the writer looks at the count (through
+        # ``full_1h``) three clocks after its last frame.  One adder a slot,
+        # adding 1 or -1.
+        inc_1h, dec_1h = Signal(n), Signal(n)
         for i in range(n):
-            inc = frame_stored & (w_slot == i)
-            dec = frame_taken & (r_slot == i)
+            m.d.sync += [inc_1h[i].eq(frame_stored & (w_slot == i) & ~self.flush),
+                         dec_1h[i].eq(frame_taken & (r_slot == i) & ~self.flush)]
+            inc, dec = inc_1h[i], dec_1h[i]
             m.d.comb += slot_freed[i].eq(self.flush | drop_1h[i] | (done & (r_slot == i)))
             with m.If(slot_freed[i]):
                 m.d.sync += frames[i].eq(0)
-            with m.Elif(inc & ~dec):
-                m.d.sync += frames[i].eq(frames[i] + 1)
-            with m.Elif(dec & ~inc):
-                m.d.sync += frames[i].eq(frames[i] - 1)
+            with m.Elif(inc ^ dec):
+                m.d.sync += frames[i].eq(frames[i] + Cat(Const(1, 1), dec.replicate(7)))
             with m.If(self.flush):
                 m.d.sync += state[i].eq(SlotState.FREE)
             with m.Elif(alloc_fx_1h[i]):
@@ -591,6 +609,6 @@ class MissPath(wiring.Component):
         # -- RESET: every pending flow goes (its frames with it)
         with m.If(self.flush):
             m.d.sync += [r_busy.eq(0), r_armed.eq(0), done.eq(0), ram_valid.eq(0), out_valid.eq(0), q_valid.eq(0), ask.eq(0),
-                         out_first.eq(1), writing.eq(0)]
+                         out_first.eq(1), writing.eq(0), storing_1h.eq(0)]
             m.d.comb += asks.r_en.eq(asks.r_rdy)  # the queue empties, a slot a clock (their ask bits are clear)
         return m
