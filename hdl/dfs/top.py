@@ -298,10 +298,13 @@ class DFSCore(wiring.Component):
             # Rewrite, then steer each frame to its egress port.  The decision
             # waits in a FIFO: the rewriter takes it when the frame's first byte
             # reaches it, and the forwarder sends the bytes after the decision.
+            # Two deep, in flops: four deep it was LUT-RAM, 75 cells of six
+            # LUT4s for 300 bits, for no throughput or latency (bench dfs:
+            # ratio 1.0 and 84 clocks either way).
             m.submodules[f"rewriter{p}"] = rewriter = CommandRewriter()
             m.submodules[f"command{p}"] = to_command = DecisionToCommand()
             m.submodules[f"decisions{p}"] = decisions = fifo.SyncFIFOBuffered(
-                width=decision_layout().size, depth=4)
+                width=decision_layout().size, depth=2)
             m.submodules[f"egress_ports{p}"] = ports = fifo.SyncFIFOBuffered(width=2, depth=8)
             m.submodules[f"demux{p}"] = demux = FrameDemux(n)
             accept = fwd.decision.valid & decisions.w_rdy & ports.w_rdy
