@@ -178,8 +178,14 @@ class _Loads:
             return
         w = len(self._reg)
         any_load = Cat(flag for flag, _ in self._sources).any()
-        total = 0
+        # Writes of the same value (e.g. the answer register's counters from
+        # several states) share one AND: their flags are ORed first.
+        groups: dict[str, tuple[list[Signal], Value]] = {}
         for flag, value in self._sources:
+            groups.setdefault(repr(value), ([], value))[0].append(flag)
+        total = 0
+        for flags, value in groups.values():
+            flag = Cat(flags).any() if len(flags) > 1 else flags[0]
             total = total | (flag.replicate(w) & value.as_unsigned())
         if self._comb:  # 0 where no state writes
             self._m.d.comb += self._reg.eq(total)
@@ -279,8 +285,9 @@ class FlowController(wiring.Component):
         # The records in block RAM read through its output register
         # (hdl/ram: DP16KD with REGMODE OUTREG on ECP5): the record is in
         # ``rec`` two clocks after the address, so a state that reads a record
-        # sets the address, waits a clock, then finds it in ``rec`` (the
-        # RAM's 5.8 ns clock-to-out is no longer in front of a flop).
+        # sets the address (a register, ``rd_addr``), waits two clocks
+        # (``reading_states``), then finds it in ``rec`` (the RAM's 5.8 ns
+        # clock-to-out is no longer in front of a flop).
         m.submodules.conns = conns = BlockRAM(_conn_layout(g), g.entries)
         conn_rd, conn_wr = conns.read, conns.write
         m.d.comb += [conn_rd.en.eq(1), conn_rd.out_en.eq(1)]
@@ -335,20 +342,30 @@ class FlowController(wiring.Component):
         out_end = Signal()  # DUMP: the END flag and the count
         send_then = Signal(2)
         # The flow's figures (idle, age, in ms) come from registers a few
-        # clocks behind their inputs: a state that uses them waits
-        # ``FIGURES`` clocks after its inputs were written (``settled``).
-        FIGURES = 3 + _const_mul_clocks(self._ms_per_tick)
-        settle = Signal(range(FIGURES + 1))
+        # clocks behind their inputs, and the decisions on them from a
+        # register more: a state that uses them waits ``FIGURES`` clocks after
+        # its inputs were written (``settled``, the last flop of a shift
+        # register that ``restart_figures`` clears).
+        FIGURES = 4 + _const_mul_clocks(self._ms_per_tick)
+        settle = Signal(FIGURES)
         settled = Signal()
-        m.d.comb += settled.eq(settle == FIGURES)
-        m.d.sync += settle.eq(Mux(settled, settle, settle + 1))
+        restart_figures = Signal()
+        m.d.comb += settled.eq(settle[-1])
+        m.d.sync += settle.eq(Mux(restart_figures, 0, Cat(Const(1, 1), settle[:-1])))
         composing = Signal()
         load_out = Signal()
-        m.d.sync += load_out.eq(composing & (settle == FIGURES - 1))
+        m.d.sync += load_out.eq(composing & settle[-2] & ~settle[-1])  # one clock
+
+        to_out_kind, to_out_type, to_out_error = loads_of(out_kind), loads_of(out_type), loads_of(out_error)
+        to_out_end, to_send_then = loads_of(out_end), loads_of(send_then)
 
         def compose(kind, msg_type, *, error=ErrorCode.NONE, end=0, then=THEN_IDLE):
-            m.d.sync += [out_kind.eq(kind), out_type.eq(msg_type), out_error.eq(error), out_end.eq(end),
-                         send_then.eq(then), settle.eq(0)]
+            to_out_kind(Const(kind, 2))
+            to_out_type(Const(msg_type, 8))
+            to_out_error(Const(error, 8))
+            to_out_end(Const(end, 1))
+            to_send_then(Const(then, 2))
+            m.d.comb += restart_figures.eq(1)
             goto("Composing")
 
         def header(cls, serial):
@@ -375,8 +392,14 @@ class FlowController(wiring.Component):
             m.d.comb += self.asked.valid.eq(1)
             m.d.sync += query_in_flight.eq(0)
 
-        # -- flow table command helper
+        # -- flow table command helper: the command from registers
         cmd = self.cmd.payload
+        cmd_valid, cmd_set = Signal(), Signal()
+        m.d.sync += cmd_valid.eq(cmd_set | (cmd_valid & ~self.cmd.ready))
+        cmd_op, cmd_keep, cmd_return = Signal.like(cmd.op), Signal(), Signal()
+        cmd_handle = Signal(g.handle_bits)
+        to_cmd_op, to_cmd_keep = loads_of(cmd_op), loads_of(cmd_keep)
+        to_cmd_return, to_cmd_handle = loads_of(cmd_return), loads_of(cmd_handle)
         rsp = Signal.like(self.rsp.payload)
 
         # -- flow being worked on
@@ -395,10 +418,14 @@ class FlowController(wiring.Component):
         reason = Signal(8)
         tcp_state = Signal(8)
         idle_limit_ms = Signal(32)  # REAP/TIMEOUT: idleness that makes the flow deletable
-        reply_error = Signal(8)
+        reply_ok = Signal()  # the REPLY/NEWFLOW is accepted (error NONE) and installed
         query_serial = Signal(32, init=1)  # QUERY serials 1, 2, ... skipping 0 (the serial of no request)
         dump_count = Signal(32)
         scan = Signal(g.handle_bits)
+        # scan == 0, a clock late: "Dumping" comes back at least three clocks
+        # after it counted (on its first visit first_seen is 0)
+        scan_zero = Signal()
+        m.d.sync += scan_zero.eq(scan == 0)
         flush_sweep = Signal(g.handle_bits + 1)
         after_eviction = Signal(2)  # 0: insert return entry, 1: finish install
         first_seen = Signal()
@@ -414,7 +441,12 @@ class FlowController(wiring.Component):
         to_handle_f, to_conn_f, to_tcp_state = loads_of(handle_f), loads_of(conn_f), loads_of(tcp_state)
         to_vs_id, to_node_id, to_created = loads_of(vs_id), loads_of(node_id), loads_of(created)
         to_reason = loads_of(reason)
-        to_rd_addr = loads_of(conn_rd.addr, comb=True)
+        # The record read address is a register (its nine writers' mux was in
+        # front of the block RAM's address pins): a record is in ``rec``
+        # three clocks after the state that sets the address.
+        rd_addr = Signal(g.handle_bits)
+        to_rd_addr = loads_of(rd_addr)
+        m.d.comb += conn_rd.addr.eq(rd_addr)
         conn_write = Signal(1 + g.handle_bits + _conn_layout(g).size)  # en, addr, data
         to_conn_write = loads_of(conn_write, comb=True)
         m.d.comb += Cat(conn_wr.en, conn_wr.addr, conn_wr.data).eq(conn_write)
@@ -460,7 +492,14 @@ class FlowController(wiring.Component):
         idle_over_limit = Signal()  # REAP/TIMEOUT: idle_ms >= idle_limit_ms
         lingered = Signal()  # idle >= close_linger
         idle_timed_out = Signal()  # the idle scanner's timeout
+        # The deciding states' choices, registered from the figures (a clock
+        # after them, within FIGURES): the compares were in front of the
+        # message registers' enables.
+        delete_asked = Signal()  # "Deciding": CS DELETE, or idle past the REAP/TIMEOUT limit
+        close_lingered = Signal()  # "Scanner deciding": closed and idle for close_linger
         m.d.sync += [
+            delete_asked.eq((reason == DeleteReason.CS_DELETE) | idle_over_limit),
+            close_lingered.eq(((conn_f.fin_in & conn_f.fin_out) | conn_f.rst) & lingered),
             idle_in.eq(self.now - counters_in.last_seen),
             idle_out.eq(self.now - counters_out.last_seen),
             age.eq(self.now - created),
@@ -519,51 +558,59 @@ class FlowController(wiring.Component):
             self.core_msg.payload.raw.eq(out_raw),
             self.core_msg.payload.length.eq(out_len),
             cmd.now.eq(self.now),
-            cmd.key.eq(key_f),
-            cmd.action.eq(action_f),
-            cmd.handle.eq(handle_f),
+            cmd.key.eq(Mux(cmd_return, key_r, key_f)),
+            cmd.action.eq(Mux(cmd_return, action_r, action_f)),
+            cmd.handle.eq(cmd_handle),
+            cmd.op.eq(cmd_op),
+            cmd.keep.eq(cmd_keep),
+            self.cmd.valid.eq(cmd_valid),
             self.resolve.payload.key.eq(key_f),
-            self.resolve.payload.accept.eq(reply_error == ErrorCode.NONE),
+            self.resolve.payload.accept.eq(reply_ok),
         ]
 
-        def issue(op, *, key=None, action=None, handle=None, keep=False, then):
+        def issue(op, *, inbound=True, handle=None, keep=False, then):
             """Send one command to the flow table; the answer lands in `rsp`.
-            ``keep``: an INSERT that must not evict ``handle``."""
-            stmts = [cmd.op.eq(op), cmd.keep.eq(keep)]
-            if key is not None:
-                stmts.append(cmd.key.eq(key))
-            if action is not None:
-                stmts.append(cmd.action.eq(action))
-            if handle is not None:
-                stmts.append(cmd.handle.eq(handle))
-            m.d.comb += self.cmd.valid.eq(1)
-            m.d.comb += stmts
-            with m.If(self.cmd.ready):
+            ``inbound``: key_f and action_f, else key_r and action_r;
+            ``keep``: an INSERT that must not evict ``handle``.  The command
+            is loaded into its registers in the state's first clock and
+            offered from them (valid and payload from flops)."""
+            with m.If(~cmd_valid):
+                m.d.comb += cmd_set.eq(1)
+                to_cmd_op(Const(op, cmd_op.shape()))
+                to_cmd_keep(Const(keep, 1))
+                to_cmd_return(Const(not inbound, 1))
+                to_cmd_handle(handle_f if handle is None else handle)
+            with m.Elif(self.cmd.ready):
                 goto(then)
 
-        # The answer register loads on one flag (whichever state awaits it).
-        take_rsp = Signal()
-        with m.If(take_rsp):
+        # Every command is awaited in the state after it is taken, so the
+        # answer is always taken at once: ``rsp.ready`` is 1 and the answer
+        # register loads on ``rsp.valid`` alone (the awaiting states' decode
+        # was in front of its ~200 enables).
+        m.d.comb += self.rsp.ready.eq(1)
+        with m.If(self.rsp.valid):
             m.d.sync += rsp.eq(self.rsp.payload)
 
         def await_rsp(then=None):
-            m.d.comb += self.rsp.ready.eq(1)
-            with m.If(self.rsp.valid):
-                m.d.comb += take_rsp.eq(1)
-                if then is not None:
+            if then is not None:
+                with m.If(self.rsp.valid):
                     goto(then)
-
-        def counters_from_rsp():
-            return counters_from(self.rsp.payload)
 
         def counters_from(answer):
             return Cat(answer.packets, answer.bytes, answer.last_seen)
 
+        def reading_states(name, then):
+            """``name`` and a second clock: the record whose address the state
+            before set is in ``rec`` in ``then``."""
+            with state(name):
+                goto(f"{name}, second clock")
+            with state(f"{name}, second clock"):
+                goto(then)
+
         def read_record_states(prefix, otherwise):
             """The record at the read address (set by the state before): an
             installed flow's inbound entry goes on to be read, else ``otherwise``."""
-            with state(f"{prefix}: reading the record"):
-                goto(f"{prefix}: the record")
+            reading_states(f"{prefix}: reading the record", f"{prefix}: the record")
             with state(f"{prefix}: the record"):
                 to_conn_f(rec)
                 with m.If(rec.valid & rec.forward):
@@ -598,7 +645,8 @@ class FlowController(wiring.Component):
                 to_created(conn_f.created)
                 to_serial(conn_f.serial)
                 to_tcp_state(Cat(conn_f.fin_in, conn_f.fin_out, conn_f.rst))
-                m.d.sync += [handle_r.eq(conn_f.partner), settle.eq(0), *extra]
+                m.d.comb += restart_figures.eq(1)
+                m.d.sync += [handle_r.eq(conn_f.partner), *extra]
                 goto(then)
 
         with state("Idle"):
@@ -649,83 +697,85 @@ class FlowController(wiring.Component):
             def inbound(cls):
                 # Each type has its own layout: the flow sits at a different place.
                 flow = body(cls).flow
-                to_key_f(Cat(flow.src_addr[:32], flow.dst_addr[:32], flow.src_port, flow.dst_port,
-                             flow.protocol, Const(1, 1)))
-                to_serial(cur.header.serial)
-                return []
+                return Cat(flow.src_addr[:32], flow.dst_addr[:32], flow.src_port, flow.dst_port,
+                           flow.protocol, Const(1, 1))
+
+            # Loaded whatever the kind (unused by RESET, DUMP and the session
+            # engine's messages), so their enables are the state's flop alone;
+            # the flow's place picked by the registered kind bits.
+            to_serial(cur.header.serial)
+            to_key_f(Mux(msg_kind[0], inbound(SsmbReply),
+                         Mux(msg_kind[1], inbound(SsmbDelete), inbound(SsmbReap))))
+
+            # A REPLY's action, return key and kept copies, and REAP/TIMEOUT's
+            # limit, loaded whatever the kind (used only on their paths): their
+            # enables are the state's flop alone.
+            translate_addr = (flags & Flag.TRANSLATE_ADDR) != 0
+            translate_port = (flags & Flag.TRANSLATE_PORT) != 0
+            offsets = (flags & Flag.ADD_TCP_OFFSETS) != 0
+            node_ip = Mux(translate_addr, xlate.node_addr[:32], flow.dst_addr[:32])
+            node_port = Mux(translate_port, xlate.node_port, flow.dst_port)
+            def action_stmts(action, *, rewrite_source, egress_port, new_ip, new_port,
+                             eth_dst, vlan, seq_delta, ack_delta):
+                """One direction's action; translation flags and offsets
+                are the flow's, shared by both directions."""
+                return [
+                    action.eq(0),
+                    action.egress_port.eq(egress_port),
+                    action.rewrite_source.eq(rewrite_source),
+                    action.translate_addr.eq(translate_addr),
+                    action.translate_port.eq(translate_port),
+                    action.new_ip.eq(new_ip),
+                    action.new_port.eq(new_port),
+                    action.eth_dst.eq(eth_dst),
+                    action.vlan_rewrite.eq(vlan != 0),
+                    action.vlan_id.eq(vlan),
+                    action.add_offsets.eq(offsets),
+                    action.seq_delta.eq(seq_delta),
+                    action.ack_delta.eq(ack_delta),
+                ]
+
+            to_vs_id(xlate.vs_id)
+            to_node_id(xlate.node_id)
+            m.d.sync += [
+                reply_ok.eq(msg_error_none),
+                *action_stmts(action_f, rewrite_source=0, egress_port=xlate.egress_port,
+                              new_ip=xlate.node_addr[:32], new_port=xlate.node_port,
+                              eth_dst=xlate.node_mac, vlan=xlate.node_vlan,
+                              seq_delta=xlate.seq_offset, ack_delta=xlate.ack_offset),
+                # Return flow: node -> client, source back to the virtual server.
+                key_r.src_ip.eq(node_ip),
+                key_r.dst_ip.eq(flow.src_addr[:32]),
+                key_r.src_port.eq(node_port),
+                key_r.dst_port.eq(flow.src_port),
+                key_r.protocol.eq(flow.protocol),
+                key_r.inbound.eq(0),
+                # The node's seq space is the client's ack space shifted by
+                # ack_offset, and it acknowledges the shifted client seq.
+                *action_stmts(action_r, rewrite_source=1, egress_port=xlate.client_port,
+                              new_ip=flow.dst_addr[:32], new_port=flow.dst_port,
+                              eth_dst=xlate.client_mac, vlan=xlate.client_vlan,
+                              seq_delta=-xlate.ack_offset, ack_delta=-xlate.seq_offset),
+            ]
+            m.d.sync += [new_serial.eq(cur.header.serial), new_vs_id.eq(xlate.vs_id),
+                         new_node_id.eq(xlate.node_id)]
+            m.d.sync += new_key.eq(Cat(flow.src_addr[:32], flow.dst_addr[:32], flow.src_port,
+                                       flow.dst_port, flow.protocol, Const(1, 1)))
+            m.d.sync += idle_limit_ms.eq(Mux(msg_kind[1], 0, body(SsmbReap).idle_ms))
 
             with m.Switch(msg_kind):
                 with m.Case(_kind_case(0)):  # REPLY, NEWFLOW
-                    translate_addr = (flags & Flag.TRANSLATE_ADDR) != 0
-                    translate_port = (flags & Flag.TRANSLATE_PORT) != 0
-                    offsets = (flags & Flag.ADD_TCP_OFFSETS) != 0
-                    node_ip = Mux(translate_addr, xlate.node_addr[:32], flow.dst_addr[:32])
-                    node_port = Mux(translate_port, xlate.node_port, flow.dst_port)
-                    def action_stmts(action, *, rewrite_source, egress_port, new_ip, new_port,
-                                     eth_dst, vlan, seq_delta, ack_delta):
-                        """One direction's action; translation flags and offsets
-                        are the flow's, shared by both directions."""
-                        return [
-                            action.eq(0),
-                            action.egress_port.eq(egress_port),
-                            action.rewrite_source.eq(rewrite_source),
-                            action.translate_addr.eq(translate_addr),
-                            action.translate_port.eq(translate_port),
-                            action.new_ip.eq(new_ip),
-                            action.new_port.eq(new_port),
-                            action.eth_dst.eq(eth_dst),
-                            action.vlan_rewrite.eq(vlan != 0),
-                            action.vlan_id.eq(vlan),
-                            action.add_offsets.eq(offsets),
-                            action.seq_delta.eq(seq_delta),
-                            action.ack_delta.eq(ack_delta),
-                        ]
-
-                    m.d.sync += inbound(SsmbReply)
-                    to_vs_id(xlate.vs_id)
-                    to_node_id(xlate.node_id)
-                    m.d.sync += [
-                        reply_error.eq(cur.header.error),
-                        *action_stmts(action_f, rewrite_source=0, egress_port=xlate.egress_port,
-                                      new_ip=xlate.node_addr[:32], new_port=xlate.node_port,
-                                      eth_dst=xlate.node_mac, vlan=xlate.node_vlan,
-                                      seq_delta=xlate.seq_offset, ack_delta=xlate.ack_offset),
-                        # Return flow: node -> client, source back to the virtual server.
-                        key_r.src_ip.eq(node_ip),
-                        key_r.dst_ip.eq(flow.src_addr[:32]),
-                        key_r.src_port.eq(node_port),
-                        key_r.dst_port.eq(flow.src_port),
-                        key_r.protocol.eq(flow.protocol),
-                        key_r.inbound.eq(0),
-                        # The node's seq space is the client's ack space shifted by
-                        # ack_offset, and it acknowledges the shifted client seq.
-                        *action_stmts(action_r, rewrite_source=1, egress_port=xlate.client_port,
-                                      new_ip=flow.dst_addr[:32], new_port=flow.dst_port,
-                                      eth_dst=xlate.client_mac, vlan=xlate.client_vlan,
-                                      seq_delta=-xlate.ack_offset, ack_delta=-xlate.seq_offset),
-                    ]
-                    m.d.sync += [new_serial.eq(cur.header.serial), new_vs_id.eq(xlate.vs_id),
-                                 new_node_id.eq(xlate.node_id)]
-                    m.d.sync += new_key.eq(Cat(flow.src_addr[:32], flow.dst_addr[:32], flow.src_port,
-                                               flow.dst_port, flow.protocol, Const(1, 1)))
                     with m.If(msg_error_none):
                         goto("Inserting the inbound entry")
                     with m.Else():
                         count("flows_refused")
                         goto("Telling the port")
                 with m.Case(_kind_case(1)):  # DELETE
-                    m.d.sync += inbound(SsmbDelete) + [idle_limit_ms.eq(0)]
                     to_reason(DeleteReason.CS_DELETE)
                     goto("Finding the flow")
-                with m.Case(_kind_case(2)):  # REAP
-                    reap = body(SsmbReap)
-                    m.d.sync += inbound(SsmbReap) + [idle_limit_ms.eq(reap.idle_ms)]
-                    to_reason(DeleteReason.REAP)
-                    goto("Finding the flow")
-                with m.Case(_kind_case(3)):  # TIMEOUT
-                    timeout = body(SsmbTimeout)
-                    m.d.sync += inbound(SsmbTimeout) + [idle_limit_ms.eq(timeout.idle_ms)]
-                    to_reason(DeleteReason.TIMEOUT)
+                with m.Case(_kind_case(2), _kind_case(3)):  # REAP, TIMEOUT: one layout
+                    assert message_layout(SsmbReap) == message_layout(SsmbTimeout)
+                    to_reason(Mux(msg_kind[3], DeleteReason.TIMEOUT, DeleteReason.REAP))
                     goto("Finding the flow")
                 with m.Case(_kind_case(4)):  # RESET
                     count("resets")
@@ -738,7 +788,7 @@ class FlowController(wiring.Component):
 
         # ---- install: inbound entry, return entry, release ----------------------------
         with state("Inserting the inbound entry"):
-            issue(FlowOp.INSERT, key=key_f, action=action_f, then="Inbound inserted")
+            issue(FlowOp.INSERT, then="Inbound inserted")
         with state("Inbound inserted"):
             await_rsp("Inbound insert answered")
         with state("Inbound insert answered"):
@@ -754,7 +804,7 @@ class FlowController(wiring.Component):
         with state("Inserting the return entry"):
             # Never evicting the inbound entry just written: the return entry
             # alone would be a flow that cannot be reached.
-            issue(FlowOp.INSERT, key=key_r, action=action_r, handle=handle_f, keep=True,
+            issue(FlowOp.INSERT, inbound=False, handle=handle_f, keep=True,
                   then="Return inserted")
         with state("Return inserted"):
             await_rsp("Return insert answered")
@@ -777,12 +827,12 @@ class FlowController(wiring.Component):
         with state("Linking the return entry"):
             link(handle_r, 0, handle_f)
             count("flows_installed")
-            m.d.sync += reply_error.eq(ErrorCode.NONE)
+            m.d.sync += reply_ok.eq(1)
             goto("Telling the port")
         with state("Telling the port"):
             # The verdict on the REPLY/NEWFLOW: the port replicates an installed one.
             if self._install_verdicts:
-                m.d.comb += [self.installed.valid.eq(1), self.installed.payload.eq(reply_error == ErrorCode.NONE)]
+                m.d.comb += [self.installed.valid.eq(1), self.installed.payload.eq(reply_ok)]
                 with m.If(self.installed.ready):
                     goto("Resolving")
             else:
@@ -793,8 +843,7 @@ class FlowController(wiring.Component):
                 goto("Idle")
 
         # ---- overflow: the victim (in rsp) and its partner go, the CS hears of it -----
-        with state("Evicting: reading the victim's record"):
-            goto("Evicting")
+        reading_states("Evicting: reading the victim's record", "Evicting")
         with state("Evicting"):
             # conn[victim] still describes the victim: we have not linked yet
             # (read with the insert's answer).
@@ -809,28 +858,30 @@ class FlowController(wiring.Component):
             with m.Else():
                 goto("After eviction")
         with state("Deleting the victim's partner"):
-            # The partner's record is read meanwhile: when the victim is a
-            # return entry, the flow's close flags are on its partner's.
+            # The partner's record is read meanwhile (in ``rec`` from the
+            # third clock on, "Reporting the victim" at the earliest): when the
+            # victim is a return entry, the flow's close flags are on its partner's.
             to_rd_addr(conn_f.partner)
+            # The victim's own counters came with the insert's answer (rsp,
+            # until the DELETE's answer replaces it); which of the two entries
+            # is inbound decides which key names the flow.
+            with m.If(conn_f.forward):
+                to_counters_in(counters_from(rsp))
+                to_key_f(rsp.key)
+            with m.Else():
+                to_counters_out(counters_from(rsp))
             issue(FlowOp.DELETE, handle=conn_f.partner, then="Victim's partner deleted")
         with state("Victim's partner deleted"):
-            # The victim's own counters came with the insert's answer (rsp).
-            m.d.comb += self.rsp.ready.eq(1)
-            to_rd_addr(conn_f.partner)
-            with m.If(self.rsp.valid):
-                victim_counters = Cat(rsp.packets, rsp.bytes, rsp.last_seen)
-                partner_counters = counters_from_rsp()
-                # Which of the two is inbound decides which key names the flow.
-                with m.If(conn_f.forward):
-                    to_counters_in(victim_counters)
-                    to_counters_out(partner_counters)
-                    to_key_f(rsp.key)
-                with m.Else():
-                    to_counters_in(partner_counters)
-                    to_counters_out(victim_counters)
-                    to_key_f(self.rsp.payload.key)
-                write_record(conn_f.partner, 0)
-                goto("Reporting the victim")
+            await_rsp("Victim's partner's answer")
+        with state("Victim's partner's answer"):
+            # from the answer's register: the partner's counters (and key)
+            with m.If(conn_f.forward):
+                to_counters_out(counters_from(rsp))
+            with m.Else():
+                to_counters_in(counters_from(rsp))
+                to_key_f(rsp.key)
+            write_record(conn_f.partner, 0)
+            goto("Reporting the victim")
         with state("Reporting the victim"):
             to_vs_id(conn_f.vs_id)
             to_node_id(conn_f.node_id)
@@ -853,7 +904,7 @@ class FlowController(wiring.Component):
 
         # ---- REAP / TIMEOUT / DELETE: find, then answer ---------------------------------
         with state("Finding the flow"):
-            issue(FlowOp.FIND, key=key_f, then="Flow found")
+            issue(FlowOp.FIND, then="Flow found")
         with state("Flow found"):
             await_rsp("Find answered")
         with state("Find answered"):
@@ -875,6 +926,8 @@ class FlowController(wiring.Component):
             goto("Reporting the deletion")
         with state("Found: reading its record"):
             to_counters_in(counters_from(rsp))
+            goto("Found: reading its record, second clock")
+        with state("Found: reading its record, second clock"):
             goto("Found: its record")
         with state("Found: its record"):
             to_conn_f(rec)
@@ -884,7 +937,7 @@ class FlowController(wiring.Component):
             # Compared in milliseconds: a constant multiply, no divider.
             with m.If(~settled):
                 pass  # the figures are still being computed
-            with m.Elif((reason == DeleteReason.CS_DELETE) | idle_over_limit):
+            with m.Elif(delete_asked):
                 goto("Deleting the inbound entry")
             with m.Else():
                 to_reason(DeleteReason.NONE)
@@ -909,8 +962,7 @@ class FlowController(wiring.Component):
             compose(K_FLOW, SsmbType.DELETE)
 
         # ---- TCP close tracking ---------------------------------------------------------
-        with state("Tracking: reading the record"):
-            goto("Tracking TCP close")
+        reading_states("Tracking: reading the record", "Tracking TCP close")
         with state("Tracking TCP close"):
             # Flags live on the inbound entry's record.
             record = rec
@@ -923,8 +975,7 @@ class FlowController(wiring.Component):
                 to_rd_addr(record.partner)
                 to_handle_f(record.partner)
                 goto("Reading the inbound record")
-        with state("Reading the inbound record"):
-            goto("Inbound record read")
+        reading_states("Reading the inbound record", "Inbound record read")
         with state("Inbound record read"):
             to_conn_f(rec)
             goto("Marking close from the node")
@@ -951,10 +1002,9 @@ class FlowController(wiring.Component):
         read_inbound_states("Scanner", then="Scanner: reading the return entry")
         read_return_states("Scanner", then="Scanner deciding")
         with state("Scanner deciding"):
-            closed = (conn_f.fin_in & conn_f.fin_out) | conn_f.rst
             with m.If(~settled):
                 pass  # the figures are still being computed
-            with m.Elif(closed & lingered):
+            with m.Elif(close_lingered):
                 to_reason(Mux(conn_f.rst, DeleteReason.RST, DeleteReason.FIN))
                 count("close_deletes")
                 goto("Deleting the inbound entry")
@@ -985,7 +1035,7 @@ class FlowController(wiring.Component):
             to_rd_addr(scan)
             to_handle_f(scan)
             m.d.sync += scan.eq(scan + 1)
-            with m.If(first_seen & (scan == 0)):
+            with m.If(first_seen & scan_zero):
                 compose(K_SHORT, SsmbType.DUMP, end=1)
             with m.Else():
                 goto("Dump: reading the record")
