@@ -6,6 +6,7 @@ replayed, unauthenticated or fenced CS out."""
 from __future__ import annotations
 
 import ipaddress
+import random
 
 import pytest
 from amaranth.sim import Simulator
@@ -14,7 +15,7 @@ from scapy.layers.l2 import Ether
 
 from twinplane.hdl.msgport.layout import MAX_SENT_BYTES
 from twinplane.hdl.msgport.port import MessagePort
-from twinplane.protocol.codec import Codec, auth_response, session_id
+from twinplane.protocol.codec import Codec, DecodeError, ReplayWindow, auth_response, session_id
 from twinplane.protocol.codes import CSMB_UDP_PORT, Bus, ConfigItem, CsmbType, ErrorCode, Flag, Role, SsmbType
 from twinplane.protocol.layouts import message_layout
 from twinplane.protocol.messages import (
@@ -223,6 +224,41 @@ def test_intruders_are_kept_out():
         # SSMB without the session never reaches the core
         assert await cs.send(Bus.SSMB, cs.stamp(SsmbReply(), session=0)) == []
         assert "to_core" not in state
+
+    run_port(script)
+
+
+def test_replay_window_against_the_model():
+    """The slot's 64-message window (moved a bit a clock in gateware) against
+    the codec's ReplayWindow: steps of 1 to 64 and more ahead, inside and
+    just outside the window behind, repeats after the window moved, seq 0,
+    then random steps and repeats."""
+    rng = random.Random(7)
+    seqs = [3, 9, 8, 8, 72, 10, 10, 75, 72, 9, 139, 75, 138, 170, 138, 0, 140, 110, 109, 110]
+    highest = 170
+    for _ in range(8):
+        if rng.random() < 0.4:  # an earlier one again
+            seqs.append(rng.choice(seqs[-8:]) or 1)
+        else:
+            seqs.append(max(highest + rng.choice([rng.randint(1, 70), -rng.randint(0, 70)]), 1))
+        highest = max(highest, seqs[-1])
+
+    async def script(ctx, port, frames, state):
+        cs = ScriptedCS(ctx, port, frames)
+        await cs.handshake()
+        model = ReplayWindow()
+        for seq in (1, 2):  # the handshake's
+            model.check(seq)
+        replayed = 0
+        for seq in seqs:
+            try:
+                model.check(seq)
+                fresh = True
+            except DecodeError:
+                fresh, replayed = False, replayed + 1
+            answers = await cs.send(Bus.CSMB, cs.stamp(Config(item=ConfigItem.HELLO_INTERVAL_MS), seq=seq))
+            assert len(answers) == fresh, seq
+            assert ctx.get(port.replayed) == replayed, seq
 
     run_port(script)
 

@@ -11,7 +11,9 @@ never ends halfway through a message, so the core's key and state always
 belong to one client's message.  The lowest-numbered waiting client wins.
 A client must not wait on anything outside the port while it holds the core
 (between its first byte and taking its tag), or the others wait with it:
-that is why the receiver, fed by the network, keeps a core of its own.
+that is why the receiver hashes a message only once it holds all of it.
+The client's bytes and the core's tag each pass a register here, so no
+client's logic reaches into the core (and the other way round).
 
 Interface
 ---------
@@ -60,9 +62,29 @@ class HashArbiter(wiring.Component):
         owner = Signal(range(max(self._clients, 2)))
         busy = Signal()
 
+        # A register on each side of the core: the owner's byte goes into
+        # `stage`, the core's tag into `tag`.  A client's FSM then drives the
+        # enables of a few flip-flops here, never the core's own (its byte
+        # assembler and key register, its state's load behind the tag), and
+        # the core sees registers only: one clock more per byte stream and
+        # per tag, the throughput stays a byte a clock.
+        stage = Signal(siphash_input_layout)
+        stage_valid = Signal()
+        tag = Signal(64)
+        tag_valid = Signal()
+        m.d.comb += [
+            siphash.sink.valid.eq(stage_valid),
+            siphash.sink.payload.eq(stage),
+            siphash.source.ready.eq(~tag_valid),
+        ]
+        with m.If(siphash.sink.ready):
+            m.d.sync += stage_valid.eq(0)
+        with m.If(siphash.source.valid & ~tag_valid):
+            m.d.sync += [tag.eq(siphash.source.payload), tag_valid.eq(1)]
+
         # The tag goes to every client; only the owner sees it valid.
         for client in clients:
-            m.d.comb += client.source.payload.eq(siphash.source.payload)
+            m.d.comb += client.source.payload.eq(tag)
 
         with m.If(~busy):
             # Pick the lowest waiting client; it starts next clock.
@@ -73,12 +95,11 @@ class HashArbiter(wiring.Component):
             for i, client in enumerate(clients):
                 with m.If(owner == i):
                     m.d.comb += [
-                        siphash.sink.valid.eq(client.sink.valid),
-                        siphash.sink.payload.eq(client.sink.payload),
-                        client.sink.ready.eq(siphash.sink.ready),
-                        client.source.valid.eq(siphash.source.valid),
-                        siphash.source.ready.eq(client.source.ready),
+                        client.sink.ready.eq(~stage_valid | siphash.sink.ready),
+                        client.source.valid.eq(tag_valid),
                     ]
-            with m.If(siphash.source.valid & siphash.source.ready):
-                m.d.sync += busy.eq(0)
+                    with m.If(client.sink.valid & client.sink.ready):
+                        m.d.sync += [stage.eq(client.sink.payload), stage_valid.eq(1)]
+                    with m.If(tag_valid & client.source.ready):
+                        m.d.sync += [tag_valid.eq(0), busy.eq(0)]
         return m

@@ -36,9 +36,9 @@ It sits between the message receiver and transmitter and the rest of the DFS:
 Area: the engine copies no message.  The message it works on stays in the
 receiver's register (``rx`` is taken only when done, and ``to_core`` is
 ``rx``'s payload), a core message stays on ``from_core`` until sent (to
-every recipient), and a reply is composed from its kind and a few registers
-(into one register, a clock later) while the transmitter reads it.  The SipHash core is shared
-(``shared_hash``).
+every recipient), and a reply is read a word at a time from its kind's
+constants and a few registers while the transmitter reads it (no reply-sized
+register).  The SipHash core is shared (``shared_hash``).
 
 The DFS nonce comes from a free-running xorshift64 generator sampled when a
 slot is taken: unpredictable to the network only through arrival timing.  A
@@ -272,7 +272,8 @@ class SessionEngine(wiring.Component):
         # every clock from the held message and the slot table (the compares,
         # the 33-bit differences and the 64-bit window shift would be one
         # path ~25 ns long); "Looking up the sender" waits for it to settle
-        # (_LOOKUP_CLOCKS) after the message or the table changed.
+        # (_LOOKUP_CLOCKS) after the message or the table changed, then
+        # "Sliding the window" moves the window a bit a clock.
         # Stage 1, slot lookup: CSMB by (address, port); SSMB by (address, session).
         match = Signal(n)
         for i in range(n):
@@ -324,6 +325,13 @@ class SessionEngine(wiring.Component):
             epoch_ahead.eq(hdr.epoch > newest_epoch),
         ]
 
+        # The window moved ahead by `shift`, a bit per clock in "Sliding the
+        # window" (a 64-bit barrel shifter in one clock costs ~800 LUT4; a
+        # sequence number is mostly one ahead of the last, so this takes a
+        # clock or two).
+        slid = Signal(_WINDOW)
+        slide_left = Signal(6)
+
         # Stage 3: the verdict and the slot's new window.
         fresh = Signal()
         new_highest, new_bitmap = Signal(32), Signal(_WINDOW)
@@ -334,7 +342,7 @@ class SessionEngine(wiring.Component):
             m.d.sync += [
                 fresh.eq(1),
                 new_highest.eq(seq),
-                new_bitmap.eq(Mux(far_ahead, 1, (slot_bitmap << shift)[:_WINDOW] | 1)),
+                new_bitmap.eq(Mux(far_ahead, 1, slid | 1)),
             ]
         with m.Elif(near_behind):
             m.d.sync += [
@@ -357,7 +365,7 @@ class SessionEngine(wiring.Component):
 
         # -- the message being sent.  Nothing is copied: a reply is put
         # together from its kind and a few registers (the request it answers
-        # is still held on rx) into reply_q, and a core message is read in
+        # is still held on rx) as it is read, and a core message is read in
         # place on from_core, held until it is sent.
         kind = Signal(_Kind)
         out_slot = Signal.like(slot)
@@ -441,22 +449,39 @@ class SessionEngine(wiring.Component):
                 m.d.comb += [active_found.eq(1), active.eq(i)]
         m.d.comb += self.active_cs.eq(Mux(active_found, active, n))
 
-        # -- the reply: signed bytes left-aligned, as the transmitter wants them
-        reply = Signal(8 * MAX_SENT_BYTES)
-        reply_len = Signal(range(MAX_SENT_BYTES + 1))
+        # -- the reply: each kind's message composed on its own from constants
+        # and registers (no reply-sized register: the transmitter's word
+        # select below picks the kind's word, and a message's constant bytes
+        # cost nothing there).  The fields that come through a multiplexer or
+        # a compare are registered, valid a clock after kind and out_slot
+        # change, as out_seq (the first read comes later).
+        hello = body(CsmbHello)
+        offered = _version(hello.csmb_vers_major, hello.csmb_vers_minor)
+        verdict = Signal(8)
+        with m.If(offered > _version(*_HIGHEST)):
+            m.d.comb += verdict.eq(ErrorCode.VERS_NEW)
+        with m.Elif(offered < _version(*_LOWEST)):
+            m.d.comb += verdict.eq(ErrorCode.VERS_OBSOLETE)
+        challenge = Mux(is_csmb, body(CsmbAuthChallenge).challenge, body(SsmbAuthChallenge).challenge)
+        nonce_q, verdict_q = Signal(64), Signal(8)
+        active_q, vs_count_q = Signal(), Signal(range(self._vs_entries + 1))
+        m.d.sync += [
+            nonce_q.eq(nonce[out_slot]),
+            verdict_q.eq(verdict),
+            active_q.eq(active_found),
+            vs_count_q.eq(sum(vs_valid[i] for i in range(self._vs_entries))),
+        ]
 
-        def reply_view(cls):
-            size = message_layout(cls).size
-            return data.View(message_layout(cls), reply[-size:])
+        replies = []  # (kind, on CSMB or None: either bus, class, its signed bytes)
 
-        def fill(cls, error=ErrorCode.NONE):
-            view = reply_view(cls)
+        def compose(which, on_csmb, cls):
+            value = Signal(message_layout(cls).size, name=f"reply_{cls.__name__}")
+            replies.append((which, on_csmb, cls, value))
+            view = data.View(message_layout(cls), value)
             m.d.comb += [
-                reply_len.eq(cls.wire_size() - TAG_SIZE),
                 view.vers_major.eq(PROTOCOL_VERSION[0]),
                 view.vers_minor.eq(PROTOCOL_VERSION[1]),
                 view.msg_type.eq(cls.TYPE),
-                view.error.eq(error),
             ]
             return view
 
@@ -468,60 +493,51 @@ class SessionEngine(wiring.Component):
                 view.csmb_vers_minor.eq(_HIGHEST[1]),
                 view.ssmb_vers_major.eq(_HIGHEST[0]),
                 view.ssmb_vers_minor.eq(_HIGHEST[1]),
-                view.nonce.eq(nonce[out_slot]),
+                view.nonce.eq(nonce_q),
                 view.ssmb_addr.eq(_IPV4_MAPPED | self.dfs_ip),
                 view.ssmb_port.eq(SSMB_UDP_PORT),
             ]
 
-        hello = body(CsmbHello)
-        offered = _version(hello.csmb_vers_major, hello.csmb_vers_minor)
-        verdict = Signal(8)
-        with m.If(offered > _version(*_HIGHEST)):
-            m.d.comb += verdict.eq(ErrorCode.VERS_NEW)
-        with m.Elif(offered < _version(*_LOWEST)):
-            m.d.comb += verdict.eq(ErrorCode.VERS_OBSOLETE)
-        challenge = Mux(is_csmb, body(CsmbAuthChallenge).challenge, body(SsmbAuthChallenge).challenge)
-
+        view = compose(_Kind.HELLO, True, CsmbHello)
+        m.d.comb += hello_answer(view)
+        m.d.comb += [
+            view.error.eq(verdict_q),
+            view.csmb_vers_major.eq(Mux(verdict_q == ErrorCode.VERS_OBSOLETE, _LOWEST[0], _HIGHEST[0])),
+            view.csmb_vers_minor.eq(Mux(verdict_q == ErrorCode.VERS_OBSOLETE, _LOWEST[1], _HIGHEST[1])),
+            view.role.eq(Role.ACTIVE),
+            view.flags.eq(Mux(active_q, Flag.ACTIVE_CS, 0)),
+            view.hello_interval_ms.eq(hello.hello_interval_ms),
+        ]
+        m.d.comb += hello_answer(compose(_Kind.HELLO, False, SsmbHello))
+        for cls, on_csmb in ((CsmbAuthResponse, True), (SsmbAuthResponse, False)):
+            view = compose(_Kind.AUTH_RESPONSE, on_csmb, cls)
+            m.d.comb += [
+                view.challenge.eq(challenge),  # the same bytes on either bus
+                # The tag's wire bytes are the little-endian
+                # integer; the field holds them big-endian.
+                view.response.eq(Cat(*(auth_response.word_select(7 - b, 8) for b in range(8)))),
+            ]
+        view = compose(_Kind.VS_LIST, None, VsList)
+        m.d.comb += [
+            view.flags.eq(vs_listed.flags),
+            view.vs.eq(vs_listed.vs),
+            view.list_index.eq(vs_list_count),
+            view.list_count.eq(vs_count_q),
+        ]
+        view = compose(_Kind.ACK, None, CsmbAck)
+        m.d.comb += [
+            view.error.eq(ack_error),
+            view.acked_type.eq(cur.msg_type),
+            view.acked_serial.eq(hdr.serial[16:]),  # CSMB: serial_global is the high half
+        ]
+        reply_len = Signal(range(MAX_SENT_BYTES + 1))
         with m.Switch(kind):
-            with m.Case(_Kind.HELLO):
-                with m.If(is_csmb):
-                    view = fill(CsmbHello)
-                    m.d.comb += hello_answer(view)
-                    m.d.comb += [
-                        view.error.eq(verdict),
-                        view.csmb_vers_major.eq(Mux(verdict == ErrorCode.VERS_OBSOLETE, _LOWEST[0], _HIGHEST[0])),
-                        view.csmb_vers_minor.eq(Mux(verdict == ErrorCode.VERS_OBSOLETE, _LOWEST[1], _HIGHEST[1])),
-                        view.role.eq(Role.ACTIVE),
-                        view.flags.eq(Mux(active_found, Flag.ACTIVE_CS, 0)),
-                        view.hello_interval_ms.eq(hello.hello_interval_ms),
-                    ]
-                with m.Else():
-                    m.d.comb += hello_answer(fill(SsmbHello))
-            with m.Case(_Kind.AUTH_RESPONSE):
-                for cls, on_csmb in ((CsmbAuthResponse, True), (SsmbAuthResponse, False)):
-                    with m.If(is_csmb == on_csmb):
-                        view = fill(cls)
-                        m.d.comb += [
-                            view.challenge.eq(challenge),
-                            # The tag's wire bytes are the little-endian
-                            # integer; the field holds them big-endian.
-                            view.response.eq(Cat(*(auth_response.word_select(7 - b, 8) for b in range(8)))),
-                        ]
-            with m.Case(_Kind.VS_LIST):
-                view = fill(VsList)
-                m.d.comb += [
-                    view.flags.eq(vs_listed.flags),
-                    view.vs.eq(vs_listed.vs),
-                    view.list_index.eq(vs_list_count),
-                    view.list_count.eq(sum(vs_valid[i] for i in range(self._vs_entries))),
-                ]
-            with m.Case(_Kind.ACK):
-                view = fill(CsmbAck)
-                m.d.comb += [
-                    view.error.eq(ack_error),
-                    view.acked_type.eq(cur.msg_type),
-                    view.acked_serial.eq(hdr.serial[16:]),  # CSMB: serial_global is the high half
-                ]
+            for which in (_Kind.HELLO, _Kind.AUTH_RESPONSE, _Kind.VS_LIST, _Kind.ACK):
+                with m.Case(which):
+                    for k, on_csmb, cls, _ in replies:
+                        if k == which:
+                            with m.If(is_csmb == on_csmb if on_csmb is not None else 1):
+                                m.d.comb += reply_len.eq(cls.wire_size() - TAG_SIZE)
 
         def start_reply(which):
             """Answer the message on rx, to its sender."""
@@ -597,14 +613,17 @@ class SessionEngine(wiring.Component):
             wire = Cat(wire, Const(0, 8 * (-nbytes % 8)))
             return wire.word_select(index[3:], 64)
 
-        # The reply, registered: its kind's decode and field muxes stay off
-        # the path through the word selection.  Valid a clock after kind and
-        # out_slot change, as out_seq (the first read comes later).
-        reply_q = Signal.like(reply)
-        m.d.sync += reply_q.eq(reply)
-        own_word = Mux(
-            kind == _Kind.CORE, word_of(self.from_core.payload.raw, MAX_SENT_BYTES), word_of(reply_q, MAX_SENT_BYTES)
-        )
+        # The reply's word: its kind's message's word (a select over mostly
+        # constant bytes).
+        reply_word = Signal(64)
+        with m.Switch(kind):
+            for which in (_Kind.HELLO, _Kind.AUTH_RESPONSE, _Kind.VS_LIST, _Kind.ACK):
+                with m.Case(which):
+                    for k, on_csmb, _cls, value in replies:
+                        if k == which:
+                            with m.If(is_csmb == on_csmb if on_csmb is not None else 1):
+                                m.d.comb += reply_word.eq(word_of(value, len(value) // 8))
+        own_word = Mux(kind == _Kind.CORE, word_of(self.from_core.payload.raw, MAX_SENT_BYTES), reply_word)
         if self._install_verdicts:
             assert len(cur.raw) == 8 * MAX_RECEIVED_BYTES  # a REPLY/NEWFLOW fills raw exactly
             own_word = Mux(is_replica, Cat(*([cur.raw[-8:]] * 8)), own_word)
@@ -633,17 +652,23 @@ class SessionEngine(wiring.Component):
         ]
 
         # -- SipHash input for authentication: label | challenge | nonce
-        hash_index = Signal(range(len(_SESSION_LABEL) + 17))
+        # The label ends at byte 31 of the count, so challenge | nonce always
+        # sit at 32..47: the label comes from a small ROM on (which label,
+        # index) and the rest from a 16-way byte select, instead of a select
+        # over each whole input.
+        assert len(_SESSION_LABEL) <= 32 and len(_AUTH_LABEL) <= 32
+        hash_index = Signal(6)
         hash_for_session = Signal()
-
-        def label_bytes(label):
-            return [Const(b, 8) for b in label] + [challenge.word_select(7 - b, 8) for b in range(8)] + [
-                nonce[slot].word_select(7 - b, 8) for b in range(8)
-            ]
-
-        auth_input = Cat(*label_bytes(_AUTH_LABEL)).word_select(hash_index, 8)
-        session_input = Cat(*label_bytes(_SESSION_LABEL)).word_select(hash_index, 8)
-        hash_last = Mux(hash_for_session, hash_index == len(_SESSION_LABEL) + 15, hash_index == len(_AUTH_LABEL) + 15)
+        label_byte = Signal(8)
+        with m.Switch(Cat(hash_index[:5], hash_for_session)):
+            for for_session, label in ((0, _AUTH_LABEL), (1, _SESSION_LABEL)):
+                for k, b in enumerate(label):
+                    with m.Case(32 - len(label) + k + 32 * for_session):
+                        m.d.comb += label_byte.eq(b)
+        secret_bytes = Cat(*(challenge.word_select(7 - b, 8) for b in range(8)),
+                           *(nonce[slot].word_select(7 - b, 8) for b in range(8)))
+        hash_input = Mux(hash_index[5], secret_bytes.word_select(hash_index[:4], 8), label_byte)
+        hash_last = hash_index == 47
 
         # Epoch adoption (docs/redundancy.md): the slot keeps the highest
         # epoch it used; only an ACTIVE-role slot raises the DFS's.
@@ -675,6 +700,14 @@ class SessionEngine(wiring.Component):
                 # The lookup pipeline above settles on the message and table.
                 m.d.sync += lookup_wait.eq(lookup_wait + 1)
                 with m.If(lookup_wait == _LOOKUP_CLOCKS - 1):
+                    m.d.sync += [slid.eq(slot_bitmap), slide_left.eq(Mux(seq_ahead & ~far_ahead, shift, 0))]
+                    m.next = "Sliding the window"
+
+            with m.State("Sliding the window"):
+                # Stage 3 takes `slid` a clock after the last step.
+                with m.If(slide_left != 0):
+                    m.d.sync += [slid.eq(slid << 1), slide_left.eq(slide_left - 1)]
+                with m.Else():
                     m.next = "Dispatching"
 
             with m.State("Dispatching"):
@@ -713,7 +746,7 @@ class SessionEngine(wiring.Component):
                     m.d.sync += accept_seq()
                     m.next = "Answering HELLO"
                 with m.Elif(is_challenge):
-                    m.d.sync += [*accept_seq(), hash_index.eq(0), hash_for_session.eq(0)]
+                    m.d.sync += [*accept_seq(), hash_index.eq(32 - len(_AUTH_LABEL)), hash_for_session.eq(0)]
                     m.next = "Hashing"
                 with m.Elif(~session_ok):
                     m.d.sync += accept_seq()
@@ -770,7 +803,7 @@ class SessionEngine(wiring.Component):
                 # Label, then challenge and nonce, both big-endian.
                 m.d.comb += [
                     siphash.sink.valid.eq(1),
-                    siphash.sink.payload.data.eq(Mux(hash_for_session, session_input, auth_input)),
+                    siphash.sink.payload.data.eq(hash_input),
                     siphash.sink.payload.last.eq(hash_last),
                 ]
                 with m.If(siphash.sink.ready):
@@ -785,7 +818,7 @@ class SessionEngine(wiring.Component):
                         m.d.sync += [
                             auth_response.eq(siphash.source.payload),
                             hash_for_session.eq(1),
-                            hash_index.eq(0),
+                            hash_index.eq(32 - len(_SESSION_LABEL)),
                         ]
                         m.next = "Hashing"
                     with m.Else():
