@@ -74,20 +74,27 @@ def test_layout_shape():
 
 
 @pytest.mark.parametrize(("width", "depth", "granularity", "columns"), [
-    (9, 2048, None, 1), (179, 1024, None, 10), (218, 512, 109, 14), (88, 1024, None, 5),
-    (12, 4096, None, 3), (8, 256, None, 0), (8, 32768, None, 0),
+    (9, 2048, None, 1), (179, 1024, None, 10), (218, 512, 109, 7), (218, 1024, 109, 13),
+    (88, 1024, None, 5), (12, 4096, None, 3), (8, 256, None, 0), (8, 32768, None, 0),
+    (18, 512, None, 1), (20, 1024, 10, 2), (40, 512, 20, 2), (12, 4096, 6, 4),
 ])
 def test_ecp5_netlist(width, depth, granularity, columns):
     assert dp16kd_columns(width, depth, granularity) == columns
     dut = BlockRAM(width, depth, granularity=granularity)
     text = rtlil.convert(dut, platform=ECP5Netlist())
     assert text.count("cell \\DP16KD ") == columns
-    assert text.count("OUTREG") == columns
+    assert text.count('REGMODE_B "OUTREG"') == columns
+    # x36 (a 512-word RAM wider than 18 bits): both halves' output registers.
+    x36 = depth == 512 and width > 18
+    assert text.count('REGMODE_A "OUTREG"') == (columns if x36 else 0)
+    assert text.count("DATA_WIDTH_A 36") == (columns if x36 else 0)
     assert "DP16KD" not in rtlil.convert(BlockRAM(width, depth, granularity=granularity))
     assert "DP16KD" not in rtlil.convert(BlockRAM(width, depth, init=[1]), platform=ECP5Netlist())
 
 
-@pytest.mark.parametrize(("width", "depth", "granularity"), [(9, 2048, None), (20, 1024, 10), (3, 4096, None)])
+@pytest.mark.parametrize(("width", "depth", "granularity"), [
+    (9, 2048, None), (20, 1024, 10), (3, 4096, None), (26, 1024, 13), (218, 512, 109), (40, 512, None),
+])
 def test_ecp5_dp16kd(width, depth, granularity):
     build_dir = BUILD_ROOT / f"block_ram_ebr_w{width}_d{depth}_g{granularity}"
     top = "block_ram_ebr"

@@ -4,8 +4,11 @@ Ref: patent figure 21 (on overflow, make room by deleting the oldest flow);
 organisation, hash functions and every insert decision are those of
 :mod:`twinplane.model.flowtable` (read its docstring first), bit for bit.
 
-Memories (all ``amaranth.lib.memory.Memory``, one read and one write port
-each, so every one maps onto ECP5 EBR in pseudo-dual-port mode):
+Memories (one write port and one read port each, ECP5 EBR in
+pseudo-dual-port mode; all :class:`~twinplane.hdl.ram.BlockRAM` but
+``locmem``, a ``lib.memory.Memory`` read into a fabric register: read once a
+by-handle command, never on a critical path, and as a ``BlockRAM`` it cost
+~400 LUT4 more in the routed table for no Fmax):
 
 * ``keymem``: the sub-tables stacked, one word per bucket (address = table
   above bucket), the ``ways`` slots (valid, key less its low ``index_bits``
@@ -13,11 +16,12 @@ each, so every one maps onto ECP5 EBR in pseudo-dual-port mode):
 * ``actmem``, ``cntmem`` (packets, bytes, last_seen), ``locmem`` (where a
   handle's slot is): indexed by handle.  ``fifomem``: deleted handles.
 
-``actmem``, ``cntmem`` and ``fifomem`` are :class:`~twinplane.hdl.ram.BlockRAM`:
-on ECP5 their data comes from the DP16KD's own output register, a clock
-after the array's read, instead of a fabric flop after the array's 5.8 ns
-clock-to-out (the table's worst path was actmem -> result flops).  The
-array reads at the same clock edge as before; only the data's pickup moves.
+On ECP5 a ``BlockRAM``'s data comes from the DP16KD's own output register,
+a clock after the array's read, instead of a fabric flop after the array's
+5.8 ns clock-to-out (the table's worst paths were actmem -> result flops,
+then cntmem -> ``cd``).  Its read of a word written in the same clock is
+undefined: ``keymem`` is never written in a clock with a search read,
+touches forward the counter writes their read cannot see.
 
 Why one sub-table a clock: an EBR gives at most 36 bits a clock, so reading
 all ``tables x ways`` candidate slots at once took 7 EBR per sub-table
@@ -31,8 +35,8 @@ Pipeline (for 125 MHz + 10 % on a speed-6 ECP5): every block-RAM read lands
 in a register before any logic (an EBR's clock-to-out is most of a clock),
 and each logic cone has a clock of its own.  A search (a lookup, or the
 control FSM's own): p0 hash (all sub-tables), p1 ``keymem`` address of
-sub-table t (t = 0 .. tables-1 in consecutive clocks), p2 ``keymem`` data,
-p3 compare, p4 OR into the running hit/handle, after the last sub-table
+sub-table t (t = 0 .. tables-1 in consecutive clocks), p2 ``keymem``
+array read, p3 its output register, compare, p4 OR into the running hit/handle, after the last sub-table
 ``actmem`` address, p5 ``actmem`` array read, p6 its output register, p7
 result, zeroed on a miss (:attr:`FlowTable.latency` = tables + 6 clocks
 from the lookup's transfer).
@@ -46,11 +50,12 @@ registers as they pass p4; its single-slot reads use the ``keymem`` port in
 clocks without a search.  The control FSM owns every write port except
 ``cntmem``'s, where the counter pipeline has priority.
 
-Consistency with lookups in flight: ``keymem`` is never written between
-two reads of one search, so a search sees the sub-tables of one instant.  A
-slot is made valid only after its action and counters are written, and an
-evicted slot is invalidated four clocks before its action changes (a
-search reads ``actmem`` three clocks after its last ``keymem`` read), so a
+Consistency with lookups in flight: ``keymem`` is never written from the
+first to the last read of one search, so a search sees the sub-tables of one
+instant.  A slot is made valid only after its action and counters are
+written, and an evicted slot is invalidated four clocks before its action
+changes (a search reads ``actmem`` three clocks after its last ``keymem``
+read, which is before the invalidation's clock), so a
 lookup sees either the old entry whole or the new one whole.  A moved key
 is written to its new slot before its old slot is reused; in between the
 key is in both slots with the same handle.
@@ -62,10 +67,11 @@ geometry, 4 tables x 128 buckets x 2 ways = 1024 entries, 105-bit keys,
 entries: 13 + 20 + 10 + 2 + 2 = 47.
 
 Counter pipeline: ``touch`` reads ``cntmem`` (t0: address, t1: the array,
-t2: its output register), registers the data (t3) and adds and writes in
-the same clock.  The three writes a read cannot see (its own clock's and
-the next two: the touches just ahead, or the FSM's) are forwarded from
-registers, so back-to-back touches of one handle lose nothing.
+t2: its output register), registers the data and adds (t3) into a write
+register, written in t4.  The four writes a read cannot see (its own
+clock's and the next three: the touches just ahead, or the FSM's) are
+forwarded from registers, so back-to-back touches of one handle lose
+nothing.
 """
 
 from types import SimpleNamespace
@@ -169,20 +175,24 @@ class FlowTable(wiring.Component):
         masks = h3_masks(g)
         m = Module()
 
-        m.submodules.keymem = keymem = Memory(shape=self.bucket_layout, depth=T * g.buckets,
-                                              init=[])
+        # keymem in the EBR's 36-bit mode with a write enable per slot (7 EBR
+        # at 512 rows x 2 x 109 bits, as Yosys's mapping), read through its
+        # output register: data two clocks after the address.
+        m.submodules.keymem = keymem = BlockRAM(self.bucket_layout, T * g.buckets,
+                                                granularity=self.slot_layout.size)
         # Read through the block RAM's own output register (BlockRAM): data
         # two clocks after the address, always reading.
         m.submodules.actmem = actmem = BlockRAM(g.action_width, N)
         m.submodules.cntmem = cntmem = BlockRAM(self.cnt_layout, N)
         m.submodules.locmem = locmem = Memory(shape=self.loc_layout, depth=N, init=[])
         m.submodules.fifomem = fifomem = BlockRAM(hb, N)
-        krd, kwr = keymem.read_port(), keymem.write_port(granularity=1)
+        krd, kwr = keymem.read, keymem.write
         ard, awr = actmem.read, actmem.write
         cwr, crd = cntmem.write, cntmem.read
         lrd, lwr = locmem.read_port(), locmem.write_port()
         frd, fwr = fifomem.read, fifomem.write
-        m.d.comb += [ard.en.eq(1), ard.out_en.eq(1), frd.en.eq(1), frd.out_en.eq(1)]
+        m.d.comb += [ard.en.eq(1), ard.out_en.eq(1), frd.en.eq(1), frd.out_en.eq(1),
+                     krd.en.eq(1), krd.out_en.eq(1)]
 
         def row(t, bucket):
             """A bucket's keymem address: the sub-tables stacked."""
@@ -247,13 +257,12 @@ class FlowTable(wiring.Component):
         p2_key, p3_key, p4_key = (Signal(g.key_width, name=f"p{n}_key") for n in (2, 3, 4))
         copy(p2, p1)
         m.d.sync += p2_key.eq(p1_key)
-        # p3: the row into a register only (the EBR's clock-to-out).
-        # Flops that take an EBR's data have no reset (``reset_less``): the
-        # domain's synchronous reset became a LUT between the EBR's 5.8 ns
-        # clock-to-out and the flop (fifo_out: 110 MHz routed).
-        kd = Signal(self.bucket_layout, reset_less=True)
+        # p3: the row in the block RAM's output register (``kd``; p2 is the
+        # array's read), so the comparators start from a register, not from
+        # the array's 5.8 ns clock-to-out.
+        kd = krd.data
         copy(p3, p2)
-        m.d.sync += [kd.eq(krd.data), p3_key.eq(p2_key)]
+        m.d.sync += p3_key.eq(p2_key)
         # p4: ``ways`` comparators; a key's slots all carry the same handle,
         # even mid-move, so an OR is the priority-free answer.
         p4_match = Signal(W)
@@ -329,16 +338,20 @@ class FlowTable(wiring.Component):
 
         # ---- counter pipeline: t0 read address, t1 the array's read, t2 the
         # block RAM's output register (``crd.data``), t3 the data in ``cd``,
-        # add and write.  The three writes a read cannot see (in its own
-        # clock, where the EBR's answer is undefined, and the two after) are
-        # forwarded from registers: the two older ones merged a clock early
-        # (``old_*``), the newest (the touch just ahead) on its own, each hit
-        # known a clock early, so only a 3:1 mux sits in front of the adders.
+        # add into the write register ``w``, t4 ``w`` written.  Every write
+        # (a touch's or the FSM's) goes through ``w``, so the adders end in
+        # flops and the EBR's data comes from flops.  The four writes a
+        # read cannot see (in its own clock, where the EBR's answer is
+        # undefined, and the three after) are forwarded from registers: the
+        # newest (``w``, the touch just ahead) on its own, the three older
+        # merged into ``old_*`` a clock early, each hit known a clock before
+        # it is used, so only a 3:1 mux sits in front of the adders.
         # (Adding straight from the output register made the read-add-write
         # one path from EBR to EBR across the die, 104.7 MHz routed; taking
         # the data without the output register left the EBR's 5.8 ns
-        # clock-to-out in front of ``cd``, 114.5 MHz.)  The FSM reads only
-        # with no touch in t0 .. t3 (no write in flight).
+        # clock-to-out in front of ``cd``, 114.5 MHz; writing from the
+        # adders, ``cd`` -> 40-bit add -> EBR data, 115.1 MHz.)  The FSM
+        # reads only with no touch in t0 .. t3 and no write in ``w``.
         m.d.comb += [crd.en.eq(1), crd.out_en.eq(1),
                      crd.addr.eq(Mux(self.touch.valid, self.touch.payload.handle, c_raddr))]
         tv = [Signal(name=f"t{n}_valid") for n in range(1, 4)]
@@ -349,38 +362,50 @@ class FlowTable(wiring.Component):
         t1, t2, t3_valid, t3 = tp[0], tp[1], tv[2], tp[2]
         cd = Signal(self.cnt_layout, reset_less=True)
         m.d.sync += cd.eq(crd.data)
-        c_grant_r = ~self.touch.valid & ~Cat(*tv).any()
-        # ``lw1``/``lw2``: the writes of the last two clocks.  For the touch
-        # in t2, ``h_new``/``h_mid``/``h_old``: whether the write of this
-        # clock, the last or the one before hit its handle.
+        # ``nxt``: what ``w`` takes (the touch in t3, else the FSM's write);
+        # ``lw1``/``lw2``: ``w`` one and two clocks ago.
+        nxt_en, nxt_addr, nxt_data = Signal(), Signal(hb), Signal(self.cnt_layout)
+        w_en, w_addr, w_data = Signal(), Signal(hb), Signal(self.cnt_layout)
         lw1_en, lw1_addr, lw1_data = Signal(), Signal(hb), Signal(self.cnt_layout)
         lw2_data = Signal(self.cnt_layout)
-        h_mid, h_old = Signal(), Signal()
-        m.d.sync += [lw1_en.eq(cwr.en), lw1_addr.eq(cwr.addr), lw1_data.eq(cwr.data),
-                     lw2_data.eq(lw1_data),
-                     h_mid.eq(cwr.en & (cwr.addr == t1.handle)),
-                     h_old.eq(lw1_en & (lw1_addr == t1.handle))]
+        m.d.sync += [w_en.eq(nxt_en), w_addr.eq(nxt_addr), w_data.eq(nxt_data),
+                     lw1_en.eq(w_en), lw1_addr.eq(w_addr), lw1_data.eq(w_data),
+                     lw2_data.eq(lw1_data)]
+        m.d.comb += [cwr.en.eq(w_en), cwr.addr.eq(w_addr), cwr.data.eq(w_data)]
+        c_grant_r = ~self.touch.valid & ~Cat(*tv).any() & ~w_en
+        # For the touch in t1: did the write of the next clock (``nxt``), of
+        # this one (``w``) or of the last (``lw1``) hit its handle?
+        h_a, h_b, h_c = Signal(), Signal(), Signal()
+        m.d.sync += [h_a.eq(nxt_en & (nxt_addr == t1.handle)),
+                     h_b.eq(w_en & (w_addr == t1.handle)),
+                     h_c.eq(lw1_en & (lw1_addr == t1.handle))]
+        # For the touch in t2: the older three merged, the newest (``w`` in
+        # its t3) on its own.
         new_hit, old_hit = Signal(), Signal()
         old_data = Signal(self.cnt_layout)
-        m.d.sync += [new_hit.eq(cwr.en & (cwr.addr == t2.handle)),
-                     old_hit.eq(h_mid | h_old), old_data.eq(Mux(h_mid, lw1_data, lw2_data))]
+        m.d.sync += [new_hit.eq(nxt_en & (nxt_addr == t2.handle)),
+                     old_hit.eq(h_a | h_b | h_c),
+                     old_data.eq(Mux(h_a, w_data, Mux(h_b, lw1_data, lw2_data)))]
         base = Signal(self.cnt_layout)
-        m.d.comb += base.eq(Mux(new_hit, lw1_data, Mux(old_hit, old_data, cd)))
+        m.d.comb += base.eq(Mux(new_hit, w_data, Mux(old_hit, old_data, cd)))
         c_grant_w = ~t3_valid
         with m.If(t3_valid):
             m.d.comb += [
-                cwr.addr.eq(t3.handle), cwr.en.eq(1),
-                cwr.data.packets.eq(base.packets + 1),
-                cwr.data.bytes.eq(base.bytes + t3.nbytes),
-                cwr.data.last_seen.eq(t3.now),
+                nxt_addr.eq(t3.handle), nxt_en.eq(1),
+                nxt_data.packets.eq(base.packets + 1),
+                nxt_data.bytes.eq(base.bytes + t3.nbytes),
+                nxt_data.last_seen.eq(t3.now),
             ]
         with m.Elif(c_we):
-            m.d.comb += [cwr.addr.eq(c_waddr), cwr.en.eq(1), cwr.data.eq(c_wdata)]
+            m.d.comb += [nxt_addr.eq(c_waddr), nxt_en.eq(1), nxt_data.eq(c_wdata)]
 
-        # ---- keymem writes (control only, never while ``hold``): one slot
-        # or a whole row (flush), at ``rd_row``.  An invalidated slot keeps
-        # whatever key and handle bits: only its valid bit is ever read.
-        kw_grant = ~hold
+        # ---- keymem writes (control only, never in a clock with a search
+        # read: the EBR's answer to a read of the row written in the same
+        # clock is undefined): one slot or a whole row (flush), at ``rd_row``.
+        # An invalidated slot keeps whatever key and handle bits: only its
+        # valid bit is ever read.  (The FSM's own row reads may collide with
+        # its writes: it takes no row read in a clock it writes.)
+        kw_grant = ~s_valid
         kw_slot = Signal(self.slot_layout)
         m.d.comb += [kwr.addr.eq(rd_row), kwr.data.eq(Cat(*([kw_slot.as_value()] * W)))]
         with m.If(kw_all & kw_grant):
@@ -695,9 +720,10 @@ class FlowTable(wiring.Component):
                 m.d.sync += r.key.eq(rs_key)
                 m.next = "VICTIM SETTLE"
             with m.State("VICTIM SETTLE"):
-                # A search whose last keymem read was in the clock of the
-                # invalidation reads actmem (p4) three clocks later, in this
-                # one at the latest: keep the old action until then.
+                # A search's last keymem read is at the latest in the clock
+                # before the invalidation (no write in a clock with a search
+                # read), and it reads actmem (p4) three clocks after that:
+                # keep the old action until then (a clock to spare).
                 m.next = "WRITE NEW"
 
             # -- by handle: find the slot, check it still holds the handle
