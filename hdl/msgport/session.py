@@ -530,14 +530,18 @@ class SessionEngine(wiring.Component):
             view.acked_type.eq(cur.msg_type),
             view.acked_serial.eq(hdr.serial[16:]),  # CSMB: serial_global is the high half
         ]
+        def per_reply(assign):
+            """``assign(cls, value)`` for the reply of ``kind`` on the message's bus."""
+            with m.Switch(kind):
+                for which in (_Kind.HELLO, _Kind.AUTH_RESPONSE, _Kind.VS_LIST, _Kind.ACK):
+                    with m.Case(which):
+                        for k, on_csmb, cls, value in replies:
+                            if k == which:
+                                with m.If(is_csmb == on_csmb if on_csmb is not None else 1):
+                                    m.d.comb += assign(cls, value)
+
         reply_len = Signal(range(MAX_SENT_BYTES + 1))
-        with m.Switch(kind):
-            for which in (_Kind.HELLO, _Kind.AUTH_RESPONSE, _Kind.VS_LIST, _Kind.ACK):
-                with m.Case(which):
-                    for k, on_csmb, cls, _ in replies:
-                        if k == which:
-                            with m.If(is_csmb == on_csmb if on_csmb is not None else 1):
-                                m.d.comb += reply_len.eq(cls.wire_size() - TAG_SIZE)
+        per_reply(lambda cls, value: reply_len.eq(cls.wire_size() - TAG_SIZE))
 
         def start_reply(which):
             """Answer the message on rx, to its sender."""
@@ -616,13 +620,7 @@ class SessionEngine(wiring.Component):
         # The reply's word: its kind's message's word (a select over mostly
         # constant bytes).
         reply_word = Signal(64)
-        with m.Switch(kind):
-            for which in (_Kind.HELLO, _Kind.AUTH_RESPONSE, _Kind.VS_LIST, _Kind.ACK):
-                with m.Case(which):
-                    for k, on_csmb, _cls, value in replies:
-                        if k == which:
-                            with m.If(is_csmb == on_csmb if on_csmb is not None else 1):
-                                m.d.comb += reply_word.eq(word_of(value, len(value) // 8))
+        per_reply(lambda cls, value: reply_word.eq(word_of(value, len(value) // 8)))
         own_word = Mux(kind == _Kind.CORE, word_of(self.from_core.payload.raw, MAX_SENT_BYTES), reply_word)
         if self._install_verdicts:
             assert len(cur.raw) == 8 * MAX_RECEIVED_BYTES  # a REPLY/NEWFLOW fills raw exactly
