@@ -89,22 +89,28 @@ class RegisterConsole(wiring.Component):
         with m.Elif(idle != 0):
             m.d.sync += idle.eq(idle - 1)
 
-        # Timing: the read mux in two registered halves (configuration and
-        # counters), then a 2:1 select; "Selecting the register" and
-        # "Reading the register" give it the two clocks.
-        read_cfg, read_cnt, is_cnt = Signal(32), Signal(32), Signal()
-        with m.Switch(addr):
-            with m.Case(MAGIC_ADDR):
-                m.d.comb += read_cfg.eq(MAGIC)
-            for a, reg in regs.items():
-                if a in readable:
-                    with m.Case(a):
-                        m.d.comb += read_cfg.eq(reg)
-            for i in range(N_COUNTERS):
-                with m.Case(COUNTER_BASE + i):
-                    m.d.comb += [read_cnt.eq(self.counters[i]), is_cnt.eq(1)]
+        # Timing: the address is decoded a clock ahead into one-hot selects,
+        # so each half of the read mux (configuration, counters) is an AND-OR
+        # over flops into a register, then a 2:1 select; "Decoding the
+        # address", "Selecting the register" and "Reading the register" give
+        # it the three clocks.  (Decoding inside the mux's clock put the
+        # Colorlight bridge build's sync clock at 137.46 MHz, 0.04 short.)
+        cfg_sources = [(MAGIC_ADDR, Const(MAGIC, 32))] + [(a, reg) for a, reg in regs.items() if a in readable]
+        cnt_sources = [(COUNTER_BASE + i, self.counters[i]) for i in range(N_COUNTERS)]
+        cfg_sel = [Signal(name=f"cfg_sel_{a:02x}") for a, _ in cfg_sources]
+        cnt_sel = [Signal(name=f"cnt_sel_{i}") for i in range(N_COUNTERS)]
+        m.d.sync += [s.eq(addr == a) for s, (a, _) in zip(cfg_sel, cfg_sources, strict=True)]
+        m.d.sync += [s.eq(addr == a) for s, (a, _) in zip(cnt_sel, cnt_sources, strict=True)]
+
+        def and_or(selects, sources):
+            result = Const(0, 32)
+            for s, (_, v) in zip(selects, sources, strict=True):
+                result = result | Mux(s, v, 0)
+            return result
+
         read_cfg_r, read_cnt_r, is_cnt_r = Signal(32), Signal(32), Signal()
-        m.d.sync += [read_cfg_r.eq(read_cfg), read_cnt_r.eq(read_cnt), is_cnt_r.eq(is_cnt)]
+        m.d.sync += [read_cfg_r.eq(and_or(cfg_sel, cfg_sources)), read_cnt_r.eq(and_or(cnt_sel, cnt_sources)),
+                     is_cnt_r.eq(Cat(*cnt_sel).any())]
 
         read_value_r = Signal(32)
         m.d.sync += read_value_r.eq(Mux(is_cnt_r, read_cnt_r, read_cfg_r))
@@ -126,7 +132,7 @@ class RegisterConsole(wiring.Component):
                     with m.If(cmd_write):
                         m.next = "Receiving the value"
                     with m.Else():
-                        m.next = "Selecting the register"
+                        m.next = "Decoding the address"
                 with m.Elif(idle == 0):
                     m.next = "Waiting for a command"
             with m.State("Receiving the value"):
@@ -150,6 +156,8 @@ class RegisterConsole(wiring.Component):
                 with m.Else():
                     m.d.sync += value.eq(Cat(Const(0, 24), Const(NAK, 8)))
                 m.next = "Sending"
+            with m.State("Decoding the address"):
+                m.next = "Selecting the register"
             with m.State("Selecting the register"):
                 m.next = "Reading the register"
             with m.State("Reading the register"):
