@@ -257,7 +257,6 @@ def test_lookups_every_clock_during_writes():
     g = SMALL
     dut, model = FlowTable(g), FlowTableModel(g)
     r = random.Random(11)
-    rl = random.Random(12)  # the lookups' own: the commands do not depend on the table's timing
     keys = [r.getrandbits(g.key_width) for _ in range(150)]
     snapshots = []
     state = {"version": 0, "done": False, "hot": keys, "evicted": 0}
@@ -296,8 +295,8 @@ def test_lookups_every_clock_during_writes():
     async def lookups(ctx):
         inflight, pending = [], None
         while not state["done"]:
-            if pending is None and rl.random() < 0.5:
-                pending = (rl.choice(state["hot"] if rl.random() < 0.7 else keys),
+            if pending is None and r.random() < 0.5:
+                pending = (r.choice(state["hot"] if r.random() < 0.7 else keys),
                            state["version"])
             ctx.set(dut.lookup.valid, pending is not None)
             ctx.set(dut.lookup.payload.key, pending[0] if pending else 0)
