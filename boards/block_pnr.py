@@ -159,40 +159,38 @@ BLOCKS = {"flowtable": _flowtable, "dfs": _dfs, "msgport": _msgport, "miss": _mi
           "flow_control": _flow_control, "forwarder": _forwarder, "parser": _parser,
           "rewriter": _rewriter, "arp": _arp, "vscam": _vscam}
 
-def _counters(module_name: str, keep=()) -> frozenset:
-    """A block's counter outputs (its module's ``_COUNTERS``) but ``keep``."""
-    import importlib
-
-    names = importlib.import_module(f"twinplane.hdl.{module_name}")._COUNTERS
-    assert set(keep) <= set(names), (module_name, keep)
-    return frozenset(names) - set(keep)
+#: Each of ``DFSCore``'s counters and the block output it is wired from
+#: (hdl/dfs/top.py; the forwarder's on the internal port).
+_CORE_COUNTER_SOURCES = {
+    "flows_installed": ("flow_control", "flows_installed"),
+    "queries_sent": ("flow_control", "queries_sent"),
+    "deletes_sent": ("flow_control", "deletes_sent"),
+    "evictions": ("flow_control", "evictions"),
+    "miss_dropped_no_slot": ("miss", "dropped_no_slot"),
+    "miss_dropped_queue_full": ("miss", "dropped_queue_full"),
+    "miss_timeouts": ("miss", "timeouts"),
+    "miss_frames_dropped": ("miss", "frames_dropped_refused"),
+    "msg_rx_accepted": ("msgport", "rx_accepted"),
+    "msg_rx_bad_tag": ("msgport", "rx_bad_tag"),
+    "msg_rx_not_cs": ("forwarder", "dropped_not_cs"),
+}
 
 
 def dfs_unused(name: str) -> frozenset:
     """Outputs of block ``name`` that the board's DFS (boards/dfs_core.py)
-    leaves unconnected: counters that reach neither ``DFSCore``'s outputs nor
-    the first ``CORE_COUNTERS`` of them, which are all the console shows
-    (hdl/dfs/top.py wires them)."""
+    leaves unconnected: its counters but those wired to the first
+    ``CORE_COUNTERS`` of ``DFSCore``'s, which are all the console shows."""
     from twinplane.boards.core import CORE_COUNTERS
+    from twinplane.hdl.dfs import flow_control, forwarder
     from twinplane.hdl.dfs.top import _COUNTERS as CORE
+    from twinplane.hdl.miss import miss_path
+    from twinplane.hdl.msgport import port
 
-    shown = set(CORE[:CORE_COUNTERS])
-    from twinplane.hdl.msgport.port import COUNTERS as MSGPORT
-
-    table = {
-        "msgport": frozenset(MSGPORT),  # none of msg_rx_* is among the shown
-        "forwarder": _counters("dfs.forwarder"),
-        "flow_control": _counters("dfs.flow_control", keep=[n for n in ("flows_installed", "queries_sent",
-                                                                      "deletes_sent", "evictions") if n in shown]),
-        "miss": _counters("miss.miss_path", keep=[m for n, m in (("miss_dropped_no_slot", "dropped_no_slot"),
-                                                               ("miss_dropped_queue_full", "dropped_queue_full"),
-                                                               ("miss_timeouts", "timeouts"),
-                                                               ("miss_frames_dropped", "frames_dropped_refused"))
-                                                if n in shown]),
-        "arp": frozenset({"replies"}),
-    }
-    assert not {"msg_rx_accepted", "msg_rx_bad_tag"} & shown, "msgport counters shown: update dfs_unused"
-    return table.get(name, frozenset())
+    assert set(_CORE_COUNTER_SOURCES) == set(CORE), "DFSCore's counters changed: update _CORE_COUNTER_SOURCES"
+    counters = {"msgport": port.COUNTERS, "forwarder": forwarder._COUNTERS,
+                "flow_control": flow_control._COUNTERS, "miss": miss_path._COUNTERS, "arp": ("replies",)}
+    shown = {_CORE_COUNTER_SOURCES[core] for core in CORE[:CORE_COUNTERS]}
+    return frozenset(c for c in counters.get(name, ()) if (name, c) not in shown)
 
 
 _DEVICES = {"25k": ("CABGA256", 6), "um-45k": ("CABGA381", 8), "45k": ("CABGA381", 8)}
