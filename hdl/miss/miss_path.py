@@ -48,6 +48,7 @@ from amaranth.lib.wiring import In, Out
 
 from twinplane.model.dfs import HELD_BYTES_PER_FLOW, HELD_PER_FLOW
 
+from ..onehot import onehot_mux
 from ..packet import packet_signature
 from ..ram.block_ram import BlockRAM
 
@@ -167,13 +168,6 @@ class MissPath(wiring.Component):
         def count(name, amount=1):
             counter = getattr(self, name)
             m.d.sync += counter.eq(counter + amount)
-
-        def onehot_mux(select, values):
-            """OR of the values whose select bit is set (select is one-hot or zero)."""
-            result = 0
-            for i, v in enumerate(values):
-                result = result | Mux(select[i], v, 0)
-            return result
 
         # Per-slot conditions, each from the slot's own 2-bit state.
         is_free, waiting, releasing, dropping = (Signal(n, name=nm) for nm in

@@ -29,6 +29,7 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
+from ..onehot import onehot_mux
 from ..packet import packet_layout, packet_signature
 from ..stream.skid import SkidBuffer
 from .layout import RewriteCommand
@@ -63,14 +64,6 @@ def _tree_sum(m: Module, terms: list, name: str):
             nxt.append(acc)
         terms, level = nxt, level + 1
     return terms[0]
-
-
-def _or_all(values):
-    """The bitwise OR of ``values`` (an AND-OR mux over one-hot selects)."""
-    result = 0
-    for v in values:
-        result = result | v
-    return result
 
 
 def _words(value, count: int):
@@ -330,7 +323,7 @@ class CommandRewriter(wiring.Component):
         out = Signal(8)
         unchanged = ~Cat(*sel.values()).any()
         m.d.comb += out.eq(Mux(unchanged, head.data, 0)
-                           | _or_all(Mux(sel[k], v, 0) for k, v in field_byte.items()))
+                           | onehot_mux([sel[k] for k in field_byte], field_byte.values()))
 
         m.d.comb += [
             out_stage.sink.valid.eq(emit & ~c.drop),

@@ -14,6 +14,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..onehot import onehot_mux
 from .regmap import (
     ACK,
     CONFIG_FIELDS,
@@ -102,14 +103,8 @@ class RegisterConsole(wiring.Component):
         m.d.sync += [s.eq(addr == a) for s, (a, _) in zip(cfg_sel, cfg_sources, strict=True)]
         m.d.sync += [s.eq(addr == a) for s, (a, _) in zip(cnt_sel, cnt_sources, strict=True)]
 
-        def and_or(selects, sources):
-            result = Const(0, 32)
-            for s, (_, v) in zip(selects, sources, strict=True):
-                result = result | Mux(s, v, 0)
-            return result
-
         read_cfg_r, read_cnt_r, is_cnt_r = Signal(32), Signal(32), Signal()
-        m.d.sync += [read_cfg_r.eq(and_or(cfg_sel, cfg_sources)), read_cnt_r.eq(and_or(cnt_sel, cnt_sources)),
+        m.d.sync += [read_cfg_r.eq(onehot_mux(cfg_sel, [v for _, v in cfg_sources])), read_cnt_r.eq(onehot_mux(cnt_sel, [v for _, v in cnt_sources])),
                      is_cnt_r.eq(Cat(*cnt_sel).any())]
 
         read_value_r = Signal(32)
