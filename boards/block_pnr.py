@@ -20,12 +20,14 @@ import argparse
 import json
 from pathlib import Path
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.back import rtlil
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from twinplane.hdl.ram import ECP5Netlist
+
+from .global_reset import global_net
 
 __all__ = ["BlockBench", "block_pnr", "BLOCKS"]
 
@@ -57,25 +59,32 @@ class BlockBench(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.block = block = self._block
+        # The block's reset as the board builds it (boards/pll.py): registered,
+        # then on a global network; the bench's own registers have none.
+        m.domains.core = ClockDomain("core")
+        reset = Signal(reset_less=True)
+        m.d.sync += reset.eq(ResetSignal("sync"))
+        m.d.comb += [ClockSignal("core").eq(ClockSignal("sync")),
+                     ResetSignal("core").eq(global_net(m, reset, platform, name="core_reset"))]
+        m.submodules.block = DomainRenamer({"sync": "core"})(self._block)
         ins, outs = [], []
-        for name, flow, value in _flat(block):
+        for name, flow, value in _flat(self._block):
             value = value.as_value() if hasattr(value, "as_value") else value
             if flow == In:
                 ins.append(value)
             elif name not in self._leave_out:
                 outs.append(value)
         width_in = sum(len(v) for v in ins)
-        chain = Signal(width_in)
+        chain = Signal(width_in, reset_less=True)
         m.d.sync += chain.eq(Cat(self.din, chain[:-1]))
         pos = 0
         for v in ins:
             m.d.comb += v.eq(chain[pos:pos + len(v)])
             pos += len(v)
         record = Cat(*outs)
-        groups = Signal((len(record) + 15) // 16)
+        groups = Signal((len(record) + 15) // 16, reset_less=True)
         m.d.sync += groups.eq(Cat(record[i:i + 16].xor() for i in range(0, len(record), 16)))
-        fold = Signal()
+        fold = Signal(reset_less=True)
         m.d.sync += fold.eq(groups.xor())
         m.d.comb += self.dout.eq(fold)
         return m

@@ -76,7 +76,7 @@ def block_of(name: str, depth: int = 2) -> str:
 
 def _bit_names(module: dict) -> dict[int, str]:
     """A readable name per net bit: its shortest public name, with the bit."""
-    names: dict[int, str] = {}
+    best: dict[int, tuple[tuple[bool, int], str]] = {}
     for name, net in module["netnames"].items():
         if net.get("hide_name", 0) or name.startswith("$"):
             continue
@@ -84,9 +84,11 @@ def _bit_names(module: dict) -> dict[int, str]:
             if not isinstance(bit, int):
                 continue
             label = name if len(net["bits"]) == 1 else f"{name}[{i}]"
-            if bit not in names or len(label) < len(names[bit]):
-                names[bit] = label
-    return names
+            # A source name before one Yosys derived from a mapped cell's.
+            rank = (bool(_DERIVED.search(name)), len(label))
+            if bit not in best or rank < best[bit][0]:
+                best[bit] = (rank, label)
+    return {bit: label for bit, (_, label) in best.items()}
 
 
 def logic_paths(netlist: dict, top: str = "bench") -> list[Path_]:
@@ -187,6 +189,23 @@ def _endpoint_name(cell: dict, cname: str, names: dict[int, str]) -> str:
     return cname
 
 
+def _base(name: str) -> str:
+    return re.sub(r"\[\d+\]$", "", name)
+
+
+def _by_register(paths: list[Path_]) -> list[tuple[Path_, int]]:
+    """The deepest path per (start register, end register), bits of a
+    register taken together, with how many end bits share it; deepest first."""
+    worst: dict[tuple[str, str], Path_] = {}
+    count: dict[tuple[str, str], int] = {}
+    for p in paths:
+        key = (_base(p.start), _base(p.end))
+        count[key] = count.get(key, 0) + 1
+        if key not in worst or p.cost > worst[key].cost:
+            worst[key] = p
+    return sorted(((worst[k], count[k]) for k in worst), key=lambda pc: -pc[0].cost)
+
+
 def _summary(paths: list[Path_], depth: int) -> dict[tuple[str, str], Path_]:
     worst: dict[tuple[str, str], Path_] = {}
     for p in paths:
@@ -219,9 +238,11 @@ def main(argv=None) -> None:
               "read_rtlil bench.il; synth_ecp5 -top bench -json bench.json"], out)
         netlist_path = out / "bench.json"
     paths = logic_paths(json.loads(netlist_path.read_text()))
-    print(f"{len(paths)} endpoints; deepest {a.top}:")
-    for path in paths[:a.top]:
-        print(f"  {path.levels:2d} levels, fanout {path.max_fanout:5d}: {path.start} -> {path.end} ({path.end_port})")
+    groups = _by_register(paths)
+    print(f"{len(paths)} endpoints, {len(groups)} register pairs; the deepest {a.top}:")
+    for path, bits in groups[:a.top]:
+        print(f"  {path.levels:2d} levels, fanout {path.max_fanout:5d}: {path.start} -> {path.end} ({path.end_port}"
+              f"{f', {bits} bits' if bits > 1 else ''})")
         inner = [n for n in path.through[1:-1] if not _DERIVED.search(n)]
         if inner:
             print(f"        via {' > '.join(inner[:8])}")

@@ -11,10 +11,12 @@ cycles: ``CPHASE = 2`` is 0 degrees for a divide-by-5 output, and 90 degrees
 of 8 ns is 1.25 VCO cycles more: ``CPHASE = 3``, ``FPHASE = 2`` (eighths).
 """
 
-from amaranth import ClockSignal, Instance, Module, Signal
+from amaranth import ClockDomain, ClockSignal, Instance, Module, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
+
+from .global_reset import global_net
 
 __all__ = ["ECP5PLL"]
 
@@ -60,5 +62,11 @@ class ECP5PLL(wiring.Component):
             o_CLKOP=clkop, o_CLKOS=clkos, o_LOCK=self.locked,
         )
         m.d.comb += [ClockSignal("sync").eq(clkop), ClockSignal("tx90").eq(clkos)]
-        m.submodules.rst_sync = ResetSynchronizer(~self.locked, domain="sync")
+        # The synchroniser in a domain of its own on the same clock, so that its
+        # output reaches ``sync``'s ~15k flip-flops on a global network.
+        m.domains.reset_source = ClockDomain("reset_source", local=True)
+        m.d.comb += ClockSignal("reset_source").eq(clkop)
+        m.submodules.rst_sync = ResetSynchronizer(~self.locked, domain="reset_source")
+        m.d.comb += ResetSignal("sync").eq(
+            global_net(m, ResetSignal("reset_source"), platform, name="sync_reset"))
         return m

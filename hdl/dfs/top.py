@@ -37,6 +37,7 @@ from ..msgport.port import MessagePort
 from ..packet import packet_layout, packet_signature
 from ..rewrite.command_rewriter import CommandRewriter
 from ..stream.arbiter import FrameArbiter
+from ..stream.register import PipelineRegister, StreamRegister
 from ..stream.skid import SkidBuffer
 from .adapters import CamAdapter, DecisionToCommand, ParserAdapter
 from .flow_control import FlowController, query_layout, tcp_event_layout
@@ -192,7 +193,11 @@ class DFSCore(wiring.Component):
             miss.asked.payload.sent.eq(control.asked.payload.sent),
             control.asked.ready.eq(miss.asked.ready),
         ]
-        connect(m, msgport.vs_write, cam.write)
+        # The session's FSM decides a CAM write; the CAM decodes its index into
+        # the entries' valid bits: a register between them.
+        m.submodules.vs_write = vs_write = StreamRegister(msgport.vs_write.signature)
+        connect(m, msgport.vs_write, vs_write.sink)
+        connect(m, vs_write.source, cam.write)
         m.d.comb += cam.local_addr.eq(msgport.dfs_ip)
         # CONFIG IDLE_TIMEOUT_S in ticks, for the idle scanner.
         m.submodules.idle_ticks = idle_ticks = SecondsToTicks(
@@ -242,11 +247,20 @@ class DFSCore(wiring.Component):
                 fork.a.ready.eq(buffer.w_rdy),
             ]
             connect(m, fork.b, parser.sink)
+            # The buffer is block RAM read without the output register (5.8 ns
+            # from the clock on a speed-6 ECP5): its word goes straight into
+            # flops (no mux in front: a pipeline register), then through a skid
+            # buffer, so the forwarder's logic sees flops and its ready reaches
+            # only flops.
+            m.submodules[f"buffer_word{p}"] = buffer_word = PipelineRegister(packet_signature(8))
+            m.submodules[f"buffer_out{p}"] = buffer_out = SkidBuffer(packet_signature(8))
             m.d.comb += [
-                fwd.frame.valid.eq(buffer.r_rdy),
-                fwd.frame.payload.eq(buffer.r_data),
-                buffer.r_en.eq(fwd.frame.ready),
+                buffer_word.sink.valid.eq(buffer.r_rdy),
+                buffer_word.sink.payload.eq(buffer.r_data),
+                buffer.r_en.eq(buffer_word.sink.ready),
             ]
+            connect(m, buffer_word.source, buffer_out.sink)
+            connect(m, buffer_out.source, fwd.frame)
             # parser record + released tag -> frame info
             m.d.comb += [
                 fwd.meta.valid.eq(parser.info.valid & tags.r_rdy),
