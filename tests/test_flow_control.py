@@ -78,6 +78,16 @@ class Harness:
     async def settle(self, cycles=300):
         await self.ctx.tick().repeat(cycles)
 
+    async def until_resolved(self, key: int, limit=5000):
+        """Wait for the verdict on the REPLY of ``key``: the flow controller
+        resolves a REPLY after everything it did for it (evictions reported
+        included), however long the table took."""
+        for _ in range(limit):
+            if any(k == key for k, _ in self.resolved):
+                return
+            await self.ctx.tick()
+        raise AssertionError(f"REPLY of {key:#x} not resolved in {limit} clocks")
+
     def take(self):
         out, self.messages = self.messages, []
         return out
@@ -232,6 +242,7 @@ def test_overflow_close_idle_dump_and_reset():
         # one more flow: the oldest are evicted, their partners go, the CS hears of it
         await h.settle(100)
         await h.send(reply(100))
+        await h.until_resolved(inbound_key(100))
         evicted = h.take()
         assert evicted and all(isinstance(m, SsmbDelete) for m in evicted)
         assert all(m.stats.reason == DeleteReason.OVERFLOW for m in evicted)

@@ -257,6 +257,7 @@ def test_lookups_every_clock_during_writes():
     g = SMALL
     dut, model = FlowTable(g), FlowTableModel(g)
     r = random.Random(11)
+    rl = random.Random(12)  # the lookups' own: the commands do not depend on the table's timing
     keys = [r.getrandbits(g.key_width) for _ in range(150)]
     snapshots = []
     state = {"version": 0, "done": False, "hot": keys, "evicted": 0}
@@ -295,8 +296,8 @@ def test_lookups_every_clock_during_writes():
     async def lookups(ctx):
         inflight, pending = [], None
         while not state["done"]:
-            if pending is None and r.random() < 0.5:
-                pending = (r.choice(state["hot"] if r.random() < 0.7 else keys),
+            if pending is None and rl.random() < 0.5:
+                pending = (rl.choice(state["hot"] if rl.random() < 0.7 else keys),
                            state["version"])
             ctx.set(dut.lookup.valid, pending is not None)
             ctx.set(dut.lookup.payload.key, pending[0] if pending else 0)
@@ -443,3 +444,77 @@ def test_bench():
     assert result["occupancy_at_first_failure_min"] >= 0.90
     assert result["rtl_first_failure_matches_model"] is True
     assert result["flow_entries"] == FlowGeometry().entries == 1024
+
+
+@pytest.mark.parametrize("g", [
+    # The flow controller's test geometry (16 entries) and a 4-table one.
+    FlowGeometry(tables=2, buckets=4, ways=2, ts_width=16),
+    FlowGeometry(tables=4, buckets=2, ways=2, ts_width=16),
+], ids=["2x4x2", "4x2x2"])
+def test_overflow_keeps_every_entry_findable(g):
+    """Flows installed as the DFS does (an inbound entry, then its return
+    entry keeping the inbound one) into a table far too small, each victim's
+    partner deleted after an eviction, a few touches and CLEARs: after every
+    command, every key the model holds is found by a lookup with its handle
+    and action, and every other key of the run misses.  (Cuckoo moves and
+    evictions rewrite keymem rows that the control FSM reads again a few
+    clocks later.)"""
+    dut, model = FlowTable(g), FlowTableModel(g)
+    r = random.Random(23)
+    counts = {"evicted": 0, "moved": 0, "partner": 0, "checks": 0}
+
+    def slot_of():
+        return {s.key: (t, b, w) for t, tab in enumerate(model.slots)
+                for b, bucket in enumerate(tab) for w, s in enumerate(bucket) if s.valid}
+
+    async def check(ctx, keys):
+        probe = sorted(keys)
+        got = await lookup_burst(ctx, dut, probe)
+        assert got == [expect_lookup(model, k) for k in probe]
+        counts["checks"] += 1
+
+    async def bench(ctx):
+        keys, partner = set(), {}
+        now = 0
+        for _ in range(36):
+            now += r.randrange(1, 5)
+            if model.count and r.random() < 0.2:
+                live = [e.handle for e in model.entries()]
+                touches = [(r.choice(live), 64, now) for _ in range(3)]
+                await touch_burst(ctx, dut, touches)
+                for t in touches:
+                    model.touch(*t)
+            kept = None
+            for _ in range(2):
+                key, action = r.getrandbits(g.key_width), r.getrandbits(g.action_width)
+                keys.add(key)
+                before = slot_of()
+                rsp = await command(ctx, dut, FlowOp.INSERT, key=key, action=action, now=now,
+                                    handle=kept or 0, keep=kept is not None)
+                res = model.insert(key, action, now, keep=kept)
+                assert (rsp["status"], rsp["handle"]) == (res.status, res.handle)
+                after = slot_of()
+                counts["moved"] += any(after.get(k, p) != p for k, p in before.items())
+                await check(ctx, keys)
+                if res.status == InsertStatus.EVICTED:
+                    counts["evicted"] += 1
+                    assert entry_of(rsp) == expect_entry(res.victim)
+                    other = partner.pop(res.victim.handle, None)
+                    partner.pop(other, None)
+                    if other is not None and model.read(other) is not None:
+                        # As the flow controller does: the victim's partner goes too.
+                        rsp = await command(ctx, dut, FlowOp.DELETE, handle=other)
+                        assert entry_of(rsp) == expect_entry(model.delete(other))
+                        counts["partner"] += 1
+                        await check(ctx, keys)
+                if kept is None:
+                    kept = res.handle
+            partner[kept], partner[res.handle] = res.handle, kept
+            if r.random() < 0.1:
+                handle = r.choice([e.handle for e in model.entries()])
+                await command(ctx, dut, FlowOp.CLEAR, handle=handle, now=now)
+                model.clear(handle, now)
+                await check(ctx, keys)
+
+    run(dut, bench)
+    assert counts["evicted"] > 10 and counts["partner"] > 5 and counts["moved"] > 3, counts

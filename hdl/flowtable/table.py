@@ -34,12 +34,15 @@ once per frame (84 clocks at minimum size), so that is far above need.
 Pipeline (for 125 MHz + 10 % on a speed-6 ECP5): every block-RAM read lands
 in a register before any logic (an EBR's clock-to-out is most of a clock),
 and each logic cone has a clock of its own.  A search (a lookup, or the
-control FSM's own): p0 hash (all sub-tables), p1 ``keymem`` address of
-sub-table t (t = 0 .. tables-1 in consecutive clocks), p2 ``keymem``
-array read, p3 its output register, compare, p4 OR into the running hit/handle, after the last sub-table
-``actmem`` address, p5 ``actmem`` array read, p6 its output register, p7
-result, zeroed on a miss (:attr:`FlowTable.latency` = tables + 6 clocks
-from the lookup's transfer).
+control FSM's own): p0 taken, its key into ``q_key``, p0' hash (all
+sub-tables) into ``p1_idx``, p1 ``keymem`` address of sub-table t (t = 0
+.. tables-1 in consecutive clocks), p2 ``keymem`` array read, p3 its output
+register, p3r the row in fabric flops, compare, p4 OR into the running
+hit/handle, after the last sub-table ``actmem`` address, p5 ``actmem``
+array read, p6 its output register, p7 result, zeroed on a miss
+(:attr:`FlowTable.latency` = tables + 8 clocks from the lookup's
+transfer).  ``keymem`` writes go through registers and land the clock
+after their grant.
 
 Sharing.  Lookups own the hash units (p0), the search sequencer and the
 ``actmem`` read port in p4 whenever a lookup is there; the control FSM uses
@@ -54,7 +57,7 @@ Consistency with lookups in flight: ``keymem`` is never written from the
 first to the last read of one search, so a search sees the sub-tables of one
 instant.  A slot is made valid only after its action and counters are
 written, and an evicted slot is invalidated four clocks before its action
-changes (a search reads ``actmem`` three clocks after its last ``keymem``
+changes (a search reads ``actmem`` four clocks after its last ``keymem``
 read, which is before the invalidation's clock), so a
 lookup sees either the old entry whole or the new one whole.  A moved key
 is written to its new slot before its old slot is reused; in between the
@@ -150,7 +153,7 @@ class FlowTable(wiring.Component):
         self.geometry = g = geometry
         hb, ts = g.handle_bits, g.ts_width
         #: Clocks from a lookup's transfer to its result.
-        self.latency = g.tables + 6
+        self.latency = g.tables + 8
         self.slot_layout = data.StructLayout({"valid": 1, "key": g.rest_width, "handle": hb})
         self.bucket_layout = data.ArrayLayout(self.slot_layout, g.ways)
         self.loc_layout = data.StructLayout({
@@ -214,29 +217,44 @@ class FlowTable(wiring.Component):
         wr_move = Signal()  # a keymem write writes ``mslot`` (else the new key)
 
         # ---- search sequencer and lookup pipeline (see "Pipeline").  A
-        # search taken in p0 reads sub-table ``s_t`` in each of the next T
+        # search taken in p0 has its key in ``q_key`` (p0'), hashed into
+        # ``p1_idx``, and reads sub-table ``s_t`` in each of the next T
         # clocks; ``hold`` (more reads of it to come) keeps p1 and the keymem
-        # writes still, so a search sees the sub-tables of one instant.
+        # writes still, so a search sees the sub-tables of one instant.  The
+        # hash trees start from a register (``q_key``): with the lookup/FSM
+        # key mux in front of them they were the table's worst path
+        # (``hkey`` -> mux -> XOR trees -> ``p1_idx``, 8.6 ns).
         lkey = self.lookup.payload.key
         hkey = Signal(g.key_width)  # the control FSM's key (or a key to restore)
-        hin = Signal(g.key_width)
-        m.d.comb += hin.eq(Mux(self.lookup.valid, lkey, hkey))
-        hidx = [h3_index(hin, masks[t]) for t in range(T)]
+        q_key = Signal(g.key_width)  # hashed this clock
+        m.d.sync += q_key.eq(Mux(self.lookup.valid, lkey, hkey))
+        hidx = [h3_index(q_key, masks[t]) for t in range(T)]
         s_valid, s_t, s_last, s_fsm = Signal(), Signal(tb), Signal(), Signal()
         hold = Signal()
         m.d.comb += hold.eq(s_valid & ~s_last)
+        # A take every T clocks at most (``busy`` counts down to the next),
+        # so p1 is free the clock after each take.
+        busy = Signal(range(T))
+        free = busy == 0
         # The hash units serve the control FSM in clocks without a lookup
-        # and with p1 free: it takes the registered index the clock after.
-        h_grant = ~self.lookup.valid & ~hold
-        s_take = (self.lookup.valid | s_req) & ~hold
+        # and free: ``hkey`` goes into ``q_key``, its registered index is in
+        # ``p1_idx`` two clocks after.
+        h_grant = ~self.lookup.valid & free
+        s_take = (self.lookup.valid | s_req) & free
+        q_valid, q_fsm = Signal(), Signal()
+        m.d.sync += [q_valid.eq(s_take), q_fsm.eq(~self.lookup.valid)]
         with m.If(s_take):
-            m.d.sync += [s_valid.eq(1), s_t.eq(0), s_last.eq(0), s_fsm.eq(~self.lookup.valid)]
+            m.d.sync += busy.eq(T - 1)
+        with m.Elif(~free):
+            m.d.sync += busy.eq(busy - 1)
+        with m.If(q_valid):
+            m.d.sync += [s_valid.eq(1), s_t.eq(0), s_last.eq(0), s_fsm.eq(q_fsm)]
         with m.Elif(s_valid):
             m.d.sync += [s_t.eq(s_t + 1), s_last.eq(s_t == T - 2), s_valid.eq(~s_last)]
         p1_key = Signal(g.key_width)
         p1_idx = [Signal(ib, name=f"p1_idx{t}") for t in range(T)]
         with m.If(~hold):
-            m.d.sync += p1_key.eq(hin)
+            m.d.sync += p1_key.eq(q_key)
             m.d.sync += [p1_idx[t].eq(hidx[t]) for t in range(T)]
         # The control FSM reads single rows in the clocks without a search read.
         k_grant = ~s_valid
@@ -258,22 +276,28 @@ class FlowTable(wiring.Component):
         copy(p2, p1)
         m.d.sync += p2_key.eq(p1_key)
         # p3: the row in the block RAM's output register (``kd``; p2 is the
-        # array's read), so the comparators start from a register, not from
-        # the array's 5.8 ns clock-to-out.
+        # array's read; the FSM takes its single rows from there); p3r: the
+        # row in fabric flops (``kd_r``) next to the comparators.  (The
+        # comparators straight behind the output register: 2-3 ns of route
+        # from the EBR, then 5 LUT levels, 107-116 MHz.)
         kd = krd.data
         copy(p3, p2)
         m.d.sync += p3_key.eq(p2_key)
+        p3r, p3r_key = tags("3r"), Signal(g.key_width, name="p3r_key")
+        kd_r = Signal(self.bucket_layout, reset_less=True)
+        copy(p3r, p3)
+        m.d.sync += [p3r_key.eq(p3_key), kd_r.eq(kd)]
         # p4: ``ways`` comparators; a key's slots all carry the same handle,
         # even mid-move, so an OR is the priority-free answer.
         p4_match = Signal(W)
         p4_slotvalid = Signal(W)
         p4_handles = Signal(data.ArrayLayout(hb, W))
-        copy(p4, p3)
+        copy(p4, p3r)
         m.d.sync += [
-            p4_key.eq(p3_key),
-            p4_match.eq(Cat(*(kd[w].valid & (kd[w].key == p3_key[ib:]) for w in range(W)))),
-            p4_slotvalid.eq(Cat(*(kd[w].valid for w in range(W)))),
-            p4_handles.eq(Cat(*(kd[w].handle for w in range(W)))),
+            p4_key.eq(p3r_key),
+            p4_match.eq(Cat(*(kd_r[w].valid & (kd_r[w].key == p3r_key[ib:]) for w in range(W)))),
+            p4_slotvalid.eq(Cat(*(kd_r[w].valid for w in range(W)))),
+            p4_handles.eq(Cat(*(kd_r[w].handle for w in range(W)))),
         ]
         acc_hit, acc_handle = Signal(), Signal(hb)
         p4_hit, p4_handle = Signal(), Signal(hb)
@@ -308,7 +332,7 @@ class FlowTable(wiring.Component):
                      p7_valid.eq(p6_valid), p7_key.eq(p6_key), p7_hit.eq(p6_hit),
                      p7_handle.eq(p6_handle), p7_action.eq(Mux(p6_miss, 0, ard.data))]
         m.d.comb += [
-            self.lookup.ready.eq(~hold),
+            self.lookup.ready.eq(free),
             self.touch.ready.eq(1),
             self.result.valid.eq(p7_valid),
             self.result.payload.key.eq(p7_key),
@@ -405,13 +429,22 @@ class FlowTable(wiring.Component):
         # An invalidated slot keeps whatever key and handle bits: only its
         # valid bit is ever read.  (The FSM's own row reads may collide with
         # its writes: it takes no row read in a clock it writes.)
-        kw_grant = ~s_valid
+        # The write goes through registers (``kw_r_*``) and lands the clock
+        # after its grant: a search reads the next clock if one reads now
+        # and more are to come (``hold``) or one was taken last clock
+        # (``q_valid``).  (Decoded straight from the FSM state into the EBR's
+        # byte enables it was the table's worst path, 9.1 ns.)
+        kw_grant = ~hold & ~q_valid
         kw_slot = Signal(self.slot_layout)
-        m.d.comb += [kwr.addr.eq(rd_row), kwr.data.eq(Cat(*([kw_slot.as_value()] * W)))]
+        kw_r_en, kw_r_addr = Signal(W), Signal(ib + tb)
+        kw_r_data = Signal(self.bucket_layout)
+        m.d.sync += [kw_r_addr.eq(rd_row), kw_r_data.eq(Cat(*([kw_slot.as_value()] * W))),
+                     kw_r_en.eq(0)]
         with m.If(kw_all & kw_grant):
-            m.d.comb += kwr.en.eq((1 << W) - 1)
+            m.d.sync += kw_r_en.eq((1 << W) - 1)
         with m.Elif(kw_en & kw_grant):
-            m.d.comb += kwr.en.eq(1 << rd_way)
+            m.d.sync += kw_r_en.eq(1 << rd_way)
+        m.d.comb += [kwr.addr.eq(kw_r_addr), kwr.data.eq(kw_r_data), kwr.en.eq(kw_r_en)]
 
         # ---- control FSM state.
         cidx = [Signal(ib, name=f"cidx{t}") for t in range(T)]
@@ -530,11 +563,13 @@ class FlowTable(wiring.Component):
                 m.d.sync += mw.eq(mw + 1)
 
         def search_key(name, idx, nxt):
-            """The states ``name`` SEARCH, HASHED, WAIT: search ``hkey`` (its
-            bucket indexes into ``idx``, its buckets' slots into ``cvalid``/
-            ``avalid``, see above), then ``nxt``."""
+            """The states ``name`` SEARCH, HASHING, HASHED, WAIT: search
+            ``hkey`` (its bucket indexes into ``idx``, its buckets' slots into
+            ``cvalid``/``avalid``, see above), then ``nxt``."""
             with m.State(f"{name} SEARCH"):
-                search(f"{name} HASHED")
+                search(f"{name} HASHING")
+            with m.State(f"{name} HASHING"):
+                m.next = f"{name} HASHED"  # ``hkey`` in ``q_key``
             with m.State(f"{name} HASHED"):
                 m.d.sync += [idx[t].eq(p1_idx[t]) for t in range(T)]
                 m.next = f"{name} WAIT"
@@ -556,6 +591,16 @@ class FlowTable(wiring.Component):
                 m.next = f"{name} TAKE"
             with m.State(f"{name} TAKE"):
                 m.d.sync += [mslot.eq(kd_way), *on_take]
+                m.next = nxt
+
+        def hash_key(name, nxt):
+            """The states ``name`` (``hkey`` into the hash units when they are
+            free) and ``name`` HASHING, then ``nxt``, where ``p1_idx`` holds
+            ``hkey``'s bucket indexes."""
+            with m.State(name):
+                with m.If(h_grant):
+                    m.next = f"{name} HASHING"
+            with m.State(f"{name} HASHING"):
                 m.next = nxt
 
         def search(nxt):
@@ -617,9 +662,7 @@ class FlowTable(wiring.Component):
             with m.State("MOVE RESTORE"):
                 m.d.comb += [rs_load.eq(1), rs_t.eq(mt), rs_b.eq(Array(cidx)[mt])]
                 m.next = "MOVE RESTORE HASH"
-            with m.State("MOVE RESTORE HASH"):
-                with m.If(h_grant):
-                    m.next = "MOVE RESTORED"
+            hash_key("MOVE RESTORE HASH", "MOVE RESTORED")
             with m.State("MOVE RESTORED"):
                 m.d.sync += hkey.eq(rs_key)
                 m.next = "MOVE SEARCH"
@@ -713,17 +756,15 @@ class FlowTable(wiring.Component):
                 m.d.comb += kw_en.eq(1)
                 with m.If(kw_grant):
                     m.next = "VICTIM KEY"
-            with m.State("VICTIM KEY"):
-                with m.If(h_grant):
-                    m.next = "VICTIM KEYED"
+            hash_key("VICTIM KEY", "VICTIM KEYED")
             with m.State("VICTIM KEYED"):
                 m.d.sync += r.key.eq(rs_key)
                 m.next = "VICTIM SETTLE"
             with m.State("VICTIM SETTLE"):
                 # A search's last keymem read is at the latest in the clock
-                # before the invalidation (no write in a clock with a search
-                # read), and it reads actmem (p4) three clocks after that:
-                # keep the old action until then (a clock to spare).
+                # before the invalidation lands (no write in a clock with a
+                # search read), and it reads actmem (p4) four clocks after
+                # that: keep the old action until then.
                 m.next = "WRITE NEW"
 
             # -- by handle: find the slot, check it still holds the handle
@@ -737,9 +778,7 @@ class FlowTable(wiring.Component):
                 m.d.sync += r.found.eq(mslot.valid & (mslot.handle == cmd.handle))
                 m.d.comb += [rs_load.eq(1), rs_t.eq(loc.table), rs_b.eq(loc.bucket)]
                 m.next = "SLOT KEY"
-            with m.State("SLOT KEY"):
-                with m.If(h_grant):
-                    m.next = "SLOT KEYED"
+            hash_key("SLOT KEY", "SLOT KEYED")
             with m.State("SLOT KEYED"):
                 m.d.sync += r.key.eq(rs_key)
                 with m.If(cmd.op == FlowOp.CLEAR):
