@@ -313,6 +313,7 @@ class SessionEngine(wiring.Component):
         # sender's slot stands (stage 2, from stage 1's `slot`).
         is_hello, is_challenge, read_only, is_request = Signal(), Signal(), Signal(), Signal()
         session_ok, slot_active, epoch_behind, epoch_ahead = Signal(), Signal(), Signal(), Signal()
+        slot_epoch_ahead = Signal()
         m.d.sync += [
             is_hello.eq(Mux(is_csmb, cur.msg_type == CsmbType.HELLO, cur.msg_type == SsmbType.HELLO)),
             is_challenge.eq(Mux(is_csmb, cur.msg_type == CsmbType.AUTH_CHALLENGE,
@@ -323,6 +324,7 @@ class SessionEngine(wiring.Component):
             slot_active.eq(role[slot] == Role.ACTIVE),
             epoch_behind.eq(hdr.epoch < newest_epoch),
             epoch_ahead.eq(hdr.epoch > newest_epoch),
+            slot_epoch_ahead.eq(hdr.epoch > epoch[slot]),
         ]
 
         # The window moved ahead by `shift`, a bit per clock in "Sliding the
@@ -672,7 +674,7 @@ class SessionEngine(wiring.Component):
         # epoch it used; only an ACTIVE-role slot raises the DFS's.
         m.d.comb += raise_epoch.eq(slot_active & epoch_ahead)
         adopt_epoch = [
-            epoch[slot].eq(Mux(hdr.epoch > epoch[slot], hdr.epoch, epoch[slot])),
+            epoch[slot].eq(Mux(slot_epoch_ahead, hdr.epoch, epoch[slot])),
             newest_epoch.eq(Mux(raise_epoch, hdr.epoch, newest_epoch)),
         ]
 
@@ -786,14 +788,18 @@ class SessionEngine(wiring.Component):
                         ssmb_port[slot].eq(hello.ssmb_port),
                         deadline[slot].eq(now_ms + hello_3_intervals),
                     ]
-                    becomes_active = (hello.role[0] == Role.ACTIVE) & (role[slot] != Role.ACTIVE)
+                    # The slot's role, session and epoch, and the DFS's
+                    # newest epoch, are as the lookup pipeline saw them in
+                    # "Dispatching" (which changed none of them for a HELLO),
+                    # so its registered compares stand for the 32-bit ones.
+                    becomes_active = (hello.role[0] == Role.ACTIVE) & ~slot_active
                     with m.If(authed[slot] & becomes_active):
                         # Becoming active takes a fresh authentication.
                         m.d.sync += authed[slot].eq(0)
                         count("reauth_for_active")
-                    with m.Elif(authed[slot] & (hdr.session == session[slot])):
-                        m.d.sync += epoch[slot].eq(Mux(hdr.epoch > epoch[slot], hdr.epoch, epoch[slot]))
-                        with m.If((hello.role[0] == Role.ACTIVE) & (hdr.epoch > newest_epoch)):
+                    with m.Elif(session_ok):
+                        m.d.sync += epoch[slot].eq(Mux(slot_epoch_ahead, hdr.epoch, epoch[slot]))
+                        with m.If((hello.role[0] == Role.ACTIVE) & epoch_ahead):
                             m.d.sync += newest_epoch.eq(hdr.epoch)
                 m.next = "Sending"
 
