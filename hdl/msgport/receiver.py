@@ -19,7 +19,9 @@ Interface
               on it in place instead of copying it.
 ``rotate``    In(1): while ``source`` is held after its consumer has read
               the message, rotate ``raw`` left by a byte (its top byte moves
-              to the bottom), so the bytes of a message that fills ``raw``
+              to the bottom) a clock later (a reader asking on consecutive
+              clocks finds the next byte below the top while its previous
+              rotation is pending), so the bytes of a message that fills ``raw``
               come out in wire order at the top, 8 multiplexers instead of a
               byte-wide one over 1,216 bits; after ``MAX_RECEIVED_BYTES`` rotations
               ``raw`` is as it was.  (The session engine reads a REPLY/NEWFLOW
@@ -151,19 +153,35 @@ class MessageReceiver(wiring.Component):
         # no logic in front of them.  Rotating (raw's top byte to the bottom)
         # is how the message is hashed, and read again for a replica: after
         # MAX_RECEIVED_BYTES rotations raw is as it was.
+        # raw's clear and enable come straight from flip-flops (their fan-out
+        # is the whole register): what a clock decides is done to raw the
+        # clock after, with the byte taken held for it.  Meanwhile `top` is
+        # raw's top byte as it will be (the one below it while a rotation
+        # is pending), which is what the hash, and a reader rotating raw
+        # (``rotate``: the same one-clock delay), must see.
         clear, shift_raw, shift_tag, rotate = Signal(), Signal(), Signal(), Signal()
+        clear_q, step_q, shift_q, byte_q = Signal(), Signal(), Signal(), Signal(8)
+        m.d.sync += [
+            clear_q.eq(clear),
+            step_q.eq(~clear & (shift_raw | rotate | self.rotate)),
+            shift_q.eq(shift_raw),
+            byte_q.eq(byte),
+        ]
+        with m.If(clear_q):
+            m.d.sync += out.raw.eq(0)
+        with m.Elif(step_q):
+            m.d.sync += out.raw.eq(Cat(Mux(shift_q, byte_q, out.raw[-8:]), out.raw[:-8]))
         with m.If(clear):
-            m.d.sync += [out.raw.eq(0), tag.eq(0)]
-        with m.Else():
-            with m.If(shift_raw | rotate | self.rotate):
-                m.d.sync += out.raw.eq(Cat(Mux(shift_raw, byte, out.raw[-8:]), out.raw[:-8]))
-            with m.If(shift_tag):
-                m.d.sync += tag.eq(Cat(tag[8:], byte))
+            m.d.sync += tag.eq(0)
+        with m.Elif(shift_tag):
+            m.d.sync += tag.eq(Cat(tag[8:], byte))
+        top = Signal(8)
+        m.d.comb += top.eq(Mux(step_q, out.raw[-16:-8], out.raw[-8:]))
 
         # The hash reads the message from raw once it is whole: first the
         # unused top of raw rotates away, then the bus byte and the signed
         # bytes go to SipHash as they reach the top.
-        m.d.comb += siphash.sink.payload.data.eq(out.raw[-8:])
+        m.d.comb += siphash.sink.payload.data.eq(top)
 
         with m.FSM(name="receiver"):
             with m.State("Waiting for a message"):

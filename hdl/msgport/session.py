@@ -626,7 +626,12 @@ class SessionEngine(wiring.Component):
         own_word = Mux(kind == _Kind.CORE, word_of(self.from_core.payload.raw, MAX_SENT_BYTES), reply_word)
         if self._install_verdicts:
             assert len(cur.raw) == 8 * MAX_RECEIVED_BYTES  # a REPLY/NEWFLOW fills raw exactly
-            own_word = Mux(is_replica, Cat(*([cur.raw[-8:]] * 8)), own_word)
+            # The receiver rotates raw a clock after it is asked: while the
+            # last ask's rotation is pending, the next byte is below the top.
+            rotating = Signal()
+            m.d.sync += rotating.eq(self.rx_rotate)
+            rx_top = Mux(rotating, cur.raw[-16:-8], cur.raw[-8:])
+            own_word = Mux(is_replica, Cat(*([rx_top] * 8)), own_word)
             m.d.comb += self.rx_rotate.eq(self.tx_read.en & is_replica)
         use_stamp = (index < HEADER_SIZE) & stamped.bit_select(index[:5], 1)
         word_q, stamp_q = Signal(64), Signal(64)
