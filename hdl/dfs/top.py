@@ -187,11 +187,18 @@ class DFSCore(wiring.Component):
             miss.authenticated.eq(msgport.authenticated),
             control.core_delivered.eq(msgport.core_delivered),
             control.core_sent_to.eq(msgport.core_sent_to),
-            miss.asked.valid.eq(control.asked.valid),
-            miss.asked.payload.slot.eq(control.asked.payload.slot),
-            miss.asked.payload.cs.eq(control.asked.payload.cs),
-            miss.asked.payload.sent.eq(control.asked.payload.sent),
-            control.asked.ready.eq(miss.asked.ready),
+        ]
+        # Where a QUERY went is known when the message port takes it (its
+        # session's choice of CS); the miss path's redundancy watch decides on
+        # it: a register between them.
+        m.submodules.asked = asked = PipelineRegister(control.asked.signature)
+        connect(m, control.asked, asked.sink)
+        m.d.comb += [
+            miss.asked.valid.eq(asked.source.valid),
+            miss.asked.payload.slot.eq(asked.source.payload.slot),
+            miss.asked.payload.cs.eq(asked.source.payload.cs),
+            miss.asked.payload.sent.eq(asked.source.payload.sent),
+            asked.source.ready.eq(miss.asked.ready),
         ]
         # The session's FSM decides a CAM write; the CAM decodes its index into
         # the entries' valid bits: a register between them.
