@@ -5,10 +5,7 @@ organisation, hash functions and every insert decision are those of
 :mod:`twinplane.model.flowtable` (read its docstring first), bit for bit.
 
 Memories (one write port and one read port each, ECP5 EBR in
-pseudo-dual-port mode; all :class:`~twinplane.hdl.ram.BlockRAM` but
-``locmem``, a ``lib.memory.Memory`` read into a fabric register: read once a
-by-handle command, never on a critical path, and as a ``BlockRAM`` it cost
-~400 LUT4 more in the routed table for no Fmax):
+pseudo-dual-port mode; all :class:`~twinplane.hdl.ram.BlockRAM`):
 
 * ``keymem``: the sub-tables stacked, one word per bucket (address = table
   above bucket), the ``ways`` slots (valid, key less its low ``index_bits``
@@ -37,7 +34,7 @@ and each logic cone has a clock of its own.  A search (a lookup, or the
 control FSM's own): p0 taken, its key into ``q_key``, p0' hash (all
 sub-tables) into ``p1_idx``, p1 ``keymem`` address of sub-table t (t = 0
 .. tables-1 in consecutive clocks), p2 ``keymem`` array read, p3 its output
-register, p3r the row in fabric flops, compare, p4 OR into the running
+register, p3r the key compared 8 bits at a time, p4 the chunks ANDed, OR into the running
 hit/handle, after the last sub-table ``actmem`` address, p5 ``actmem``
 array read, p6 its output register, p7 result, zeroed on a miss
 (:attr:`FlowTable.latency` = tables + 8 clocks from the lookup's
@@ -81,7 +78,6 @@ from types import SimpleNamespace
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from twinplane.hdl.ram import BlockRAM
@@ -187,12 +183,12 @@ class FlowTable(wiring.Component):
         # two clocks after the address, always reading.
         m.submodules.actmem = actmem = BlockRAM(g.action_width, N)
         m.submodules.cntmem = cntmem = BlockRAM(self.cnt_layout, N)
-        m.submodules.locmem = locmem = Memory(shape=self.loc_layout, depth=N, init=[])
+        m.submodules.locmem = locmem = BlockRAM(self.loc_layout, N)
         m.submodules.fifomem = fifomem = BlockRAM(hb, N)
         krd, kwr = keymem.read, keymem.write
         ard, awr = actmem.read, actmem.write
         cwr, crd = cntmem.write, cntmem.read
-        lrd, lwr = locmem.read_port(), locmem.write_port()
+        lrd, lwr = locmem.read, locmem.write
         frd, fwr = fifomem.read, fifomem.write
         m.d.comb += [ard.en.eq(1), ard.out_en.eq(1), frd.en.eq(1), frd.out_en.eq(1),
                      krd.en.eq(1), krd.out_en.eq(1)]
@@ -210,7 +206,16 @@ class FlowTable(wiring.Component):
         # its actmem reads are at ``cmd.handle``.
         rd_row, rd_way = Signal(ib + tb), Signal(wb)
         c_raddr = Signal(hb)
+        # The FSM's counter write (a new entry's, or CLEAR's: zero counters,
+        # last_seen = now): ``c_we`` a flop set by the state before WRITE NEW
+        # or CLEAR COUNTERS, cleared by the grant, the address picked by the
+        # command (state decodes here fed ``new_hit``'s compare, 8.7 ns).
         c_we = Signal()
+        op_clear = Signal()  # ``cmd.op == CLEAR``, decoded as the command is taken
+        # actmem's write enable, a flop set by the state before the write's
+        # (decoded from the state it was 8.1 ns to the EBR).
+        aw_en = Signal()
+        m.d.sync += aw_en.eq(0)
         c_waddr = Signal(hb)
         c_wdata = Signal(self.cnt_layout)
         kw_en, kw_all, kw_valid = Signal(), Signal(), Signal()
@@ -277,16 +282,25 @@ class FlowTable(wiring.Component):
         m.d.sync += p2_key.eq(p1_key)
         # p3: the row in the block RAM's output register (``kd``; p2 is the
         # array's read; the FSM takes its single rows from there); p3r: the
-        # row in fabric flops (``kd_r``) next to the comparators.  (The
-        # comparators straight behind the output register: 2-3 ns of route
-        # from the EBR, then 5 LUT levels, 107-116 MHz.)
+        # compare's first half, each 8-bit chunk of each slot's key equal
+        # (two LUT levels) into ``eq_r``, valid bits and handles beside it;
+        # p4 ANDs the chunks.  (The whole compare in one clock behind the
+        # output register: 2-3 ns of route from the EBR, then 5 LUT levels,
+        # 107-116 MHz; behind a fabric copy of the row, 218 flops more,
+        # 118-121 MHz.)
         kd = krd.data
         copy(p3, p2)
         m.d.sync += p3_key.eq(p2_key)
         p3r, p3r_key = tags("3r"), Signal(g.key_width, name="p3r_key")
-        kd_r = Signal(self.bucket_layout, reset_less=True)
+        rest = p3_key[ib:]
+        chunks = range(0, len(rest), 8)
+        eq_r = [Signal(len(chunks), name=f"eq_r{w}") for w in range(W)]
+        kd_r = Signal(data.ArrayLayout(data.StructLayout({"valid": 1, "handle": hb}), W))
         copy(p3r, p3)
-        m.d.sync += [p3r_key.eq(p3_key), kd_r.eq(kd)]
+        m.d.sync += p3r_key.eq(p3_key)
+        for w in range(W):
+            m.d.sync += [eq_r[w].eq(Cat(*(kd[w].key[c:c + 8] == rest[c:c + 8] for c in chunks))),
+                         kd_r[w].valid.eq(kd[w].valid), kd_r[w].handle.eq(kd[w].handle)]
         # p4: ``ways`` comparators; a key's slots all carry the same handle,
         # even mid-move, so an OR is the priority-free answer.
         p4_match = Signal(W)
@@ -295,7 +309,7 @@ class FlowTable(wiring.Component):
         copy(p4, p3r)
         m.d.sync += [
             p4_key.eq(p3r_key),
-            p4_match.eq(Cat(*(kd_r[w].valid & (kd_r[w].key == p3r_key[ib:]) for w in range(W)))),
+            p4_match.eq(Cat(*(kd_r[w].valid & eq_r[w].all() for w in range(W)))),
             p4_slotvalid.eq(Cat(*(kd_r[w].valid for w in range(W)))),
             p4_handles.eq(Cat(*(kd_r[w].handle for w in range(W)))),
         ]
@@ -413,6 +427,8 @@ class FlowTable(wiring.Component):
         base = Signal(self.cnt_layout)
         m.d.comb += base.eq(Mux(new_hit, w_data, Mux(old_hit, old_data, cd)))
         c_grant_w = ~t3_valid
+        with m.If(c_grant_w):
+            m.d.sync += c_we.eq(0)
         with m.If(t3_valid):
             m.d.comb += [
                 nxt_addr.eq(t3.handle), nxt_en.eq(1),
@@ -454,6 +470,7 @@ class FlowTable(wiring.Component):
         tgt_t, tgt_w = Signal(tb), Signal(wb)
         best_t, best_w = Signal(tb), Signal(wb)
         pk_ok, fr_ok = Signal(), Signal()
+        pk_t, pk_w = Signal(tb), Signal(wb)
         e_age, e_cnt, e_kept = Signal(g.ts_width), Signal(self.cnt_layout), Signal()
         e_t, e_w = Signal(tb), Signal(wb)
         new_handle = Signal(hb)
@@ -461,7 +478,19 @@ class FlowTable(wiring.Component):
         fhead, ftail = Signal(hb), Signal(hb)
         best_age = Signal(g.ts_width)
         chosen = Signal()  # a victim candidate was found (the kept handle is skipped)
-        loc = Signal(self.loc_layout, reset_less=True)
+        # The candidate in ``e_*`` is the oldest so far: a flop, not the age
+        # compare, in front of the ~100 enables of ``best_*`` and ``r``'s
+        # counters (the compare's carry chain -> ``r`` loads was the table's
+        # worst path, 8.4 ns).
+        ld_best = Signal()
+        ld_key, ld_key_rs = Signal(), Signal()
+        m.d.sync += ld_best.eq(0)
+        with m.If(ld_best):
+            m.d.sync += [chosen.eq(1), best_age.eq(e_age), best_t.eq(e_t), best_w.eq(e_w)]
+        # ``lrd.addr`` is ``cmd.handle``: ``loc`` holds its slot two clocks
+        # after the command is taken, in the EBR's output register.
+        loc = lrd.data
+        m.d.comb += [lrd.en.eq(1), lrd.out_en.eq(1)]
         # Zeroed while idle by the flops' synchronous reset (free without
         # the domain's reset), not a LUT per bit.
         r = Signal.like(self.rsp.payload, reset_less=True)
@@ -473,10 +502,12 @@ class FlowTable(wiring.Component):
         def wrap(ptr):
             return Mux(ptr == N - 1, 0, ptr + 1)
 
-        # actmem is written at ``new_handle`` with the command's action (only
-        # its enable is decoded from the state: a state-gated data or address
-        # was a LUT per bit in front of the EBR's write port, 101.6 MHz).
-        m.d.comb += [awr.addr.eq(new_handle), awr.data.eq(cmd.action)]
+        # actmem is written at ``new_handle`` with the command's action, the
+        # enable ``aw_en`` a flop (a state-gated data or address was a LUT
+        # per bit in front of the EBR's write port, 101.6 MHz).
+        m.d.comb += [awr.addr.eq(new_handle), awr.data.eq(cmd.action), awr.en.eq(aw_en)]
+        m.d.comb += [c_waddr.eq(Mux(op_clear, cmd.handle, new_handle)),
+                     c_wdata.last_seen.eq(cmd.now)]
         m.d.comb += [frd.addr.eq(fhead), fwr.addr.eq(ftail), fwr.data.eq(cmd.handle),
                      lrd.addr.eq(cmd.handle),
                      kw_slot.valid.eq(kw_valid),
@@ -593,7 +624,7 @@ class FlowTable(wiring.Component):
                 m.d.sync += [mslot.eq(kd_way), *on_take]
                 m.next = nxt
 
-        def hash_key(name, nxt):
+        def hash_key(name, nxt, *, on_hashing=()):
             """The states ``name`` (``hkey`` into the hash units when they are
             free) and ``name`` HASHING, then ``nxt``, where ``p1_idx`` holds
             ``hkey``'s bucket indexes."""
@@ -601,6 +632,7 @@ class FlowTable(wiring.Component):
                 with m.If(h_grant):
                     m.next = f"{name} HASHING"
             with m.State(f"{name} HASHING"):
+                m.d.sync += list(on_hashing)
                 m.next = nxt
 
         def search(nxt):
@@ -613,8 +645,20 @@ class FlowTable(wiring.Component):
         m.d.comb += [self.rsp.payload.eq(r), self.cmd.ready.eq(idle)]
         with m.If(idle):
             m.d.sync += [cmd.eq(self.cmd.payload), hkey.eq(self.cmd.payload.key),
+                         op_clear.eq(self.cmd.payload.op == FlowOp.CLEAR),
                          r.eq(0), r.op.eq(self.cmd.payload.op),
                          r.handle.eq(self.cmd.payload.handle), rd_row.eq(0)]
+
+        with m.If(ld_best):
+            m.d.sync += [r.packets.eq(e_cnt.packets), r.bytes.eq(e_cnt.bytes),
+                         r.last_seen.eq(e_cnt.last_seen)]
+        # ``r.key`` loads where ``ld_key`` is set (by the state before):
+        # flops, not the state decode, in front of its 105 enables (they were
+        # the table's worst path through the flops' reset input, 8.1 ns).
+        # The high bits are ``hkey``'s either way.
+        m.d.sync += ld_key.eq(0)
+        with m.If(ld_key):
+            m.d.sync += r.key.eq(Mux(ld_key_rs, rs_key, hkey))
 
         with m.FSM():
             with m.State("IDLE"):
@@ -634,12 +678,12 @@ class FlowTable(wiring.Component):
                 # ``new_handle``: the actmem write address of an update (an
                 # allocation sets it again).
                 m.d.sync += [fr_ok.eq(has_free), tgt_t.eq(best_ft), tgt_w.eq(best_fw),
-                             new_handle.eq(c_hhandle)]
+                             new_handle.eq(c_hhandle), ld_key.eq(1), ld_key_rs.eq(0),
+                             aw_en.eq(c_hit & (cmd.op != FlowOp.FIND))]
                 m.next = "CHECK CANDIDATES"
             with m.State("CHECK CANDIDATES"):
-                # ``hkey`` is the command's key here; taking it rather than
-                # ``cmd.key`` leaves ``r.key`` one source above the low bits.
-                m.d.sync += [mt.eq(0), mw.eq(0), chosen.eq(0), r.key.eq(hkey)]
+                # ``r.key`` takes ``hkey``, the command's key here (``ld_key``).
+                m.d.sync += [mt.eq(0), mw.eq(0), chosen.eq(0)]
                 with m.If(cmd.op == FlowOp.FIND):
                     m.d.sync += [r.found.eq(c_hit), r.handle.eq(c_hhandle),
                                  cmd.handle.eq(c_hhandle)]
@@ -647,7 +691,7 @@ class FlowTable(wiring.Component):
                     with m.If(~c_hit):
                         m.next = "RESPOND"
                 with m.Elif(c_hit):
-                    m.d.comb += awr.en.eq(1)  # at new_handle = c_hhandle
+                    # actmem written at new_handle = c_hhandle (``aw_en``)
                     m.d.sync += [r.status.eq(InsertStatus.UPDATED), r.found.eq(1),
                                  r.handle.eq(c_hhandle)]
                     m.next = "RESPOND"
@@ -668,10 +712,14 @@ class FlowTable(wiring.Component):
                 m.next = "MOVE SEARCH"
             search_key("MOVE", midx, "MOVE PICK")
             with m.State("MOVE PICK"):
-                # The free slot picked into registers: the pick and the
-                # bucket mux were in front of the keymem write address.
-                m.d.sync += [pk_ok.eq(mv_ok), rd_row.eq(row(mv_t, Array(midx)[mv_t])),
-                             rd_way.eq(mv_w), wr_move.eq(1)]
+                # The free slot picked into registers, the row a clock later:
+                # the pick and the bucket mux were in front of the keymem
+                # write address (then the pick alone, 7.8 ns).
+                m.d.sync += [pk_ok.eq(mv_ok), pk_t.eq(mv_t), pk_w.eq(mv_w)]
+                m.next = "MOVE PICKED"
+            with m.State("MOVE PICKED"):
+                m.d.sync += [rd_row.eq(row(pk_t, Array(midx)[pk_t])), rd_way.eq(pk_w),
+                             wr_move.eq(1)]
                 m.next = "MOVE CHECK"
             with m.State("MOVE CHECK"):
                 with m.If(pk_ok):
@@ -694,10 +742,11 @@ class FlowTable(wiring.Component):
                     m.d.sync += [new_handle.eq(fresh), fresh.eq(fresh + 1)]
                 with m.Else():
                     m.d.sync += [new_handle.eq(fifo_out), fhead.eq(wrap(fhead))]
+                m.d.sync += [c_we.eq(1), aw_en.eq(1)]
                 m.next = "WRITE NEW"
             with m.State("WRITE NEW"):
-                m.d.comb += [awr.en.eq(1), c_we.eq(1), c_waddr.eq(new_handle),
-                             c_wdata.last_seen.eq(cmd.now)]
+                # actmem written in the first clock (``aw_en``), counters
+                # when granted (``c_we``)
                 with m.If(c_grant_w):
                     m.next = "WRITE KEY"
             with m.State("WRITE KEY"):
@@ -729,14 +778,15 @@ class FlowTable(wiring.Component):
                 next_candidate()
                 m.next = "AGE COMPARE"
             with m.State("AGE COMPARE"):
-                with m.If(~e_kept & (~chosen | (e_age > best_age))):
-                    m.d.sync += [chosen.eq(1), best_age.eq(e_age), best_t.eq(e_t), best_w.eq(e_w),
-                                 r.packets.eq(e_cnt.packets), r.bytes.eq(e_cnt.bytes),
-                                 r.last_seen.eq(e_cnt.last_seen)]
+                # The compare into one flop (``ld_best``); the loads it
+                # enables happen the clock after, outside the FSM.
+                m.d.sync += ld_best.eq(~e_kept & (~chosen | (e_age > best_age)))
                 with m.If((e_t == T - 1) & (e_w == W - 1)):
-                    m.next = "VICTIM SLOT LOAD"
+                    m.next = "AGE CHOSEN"
                 with m.Else():
                     m.next = "AGE READ"
+            with m.State("AGE CHOSEN"):
+                m.next = "VICTIM SLOT LOAD"  # the last candidate's ``ld_best`` loads
             # The kept handle is no longer needed: ``cmd.handle`` is the
             # victim's once its slot is read (the actmem read address).
             fetch_slot("VICTIM SLOT", row(best_t, Array(cidx)[best_t]), best_w, "VICTIM ACTION",
@@ -756,39 +806,38 @@ class FlowTable(wiring.Component):
                 m.d.comb += kw_en.eq(1)
                 with m.If(kw_grant):
                     m.next = "VICTIM KEY"
-            hash_key("VICTIM KEY", "VICTIM KEYED")
+            hash_key("VICTIM KEY", "VICTIM KEYED", on_hashing=[ld_key.eq(1), ld_key_rs.eq(1)])
             with m.State("VICTIM KEYED"):
-                m.d.sync += r.key.eq(rs_key)
+                # ``r.key`` takes the restored key (``ld_key``)
                 m.next = "VICTIM SETTLE"
             with m.State("VICTIM SETTLE"):
                 # A search's last keymem read is at the latest in the clock
                 # before the invalidation lands (no write in a clock with a
                 # search read), and it reads actmem (p4) four clocks after
                 # that: keep the old action until then.
+                m.d.sync += [c_we.eq(1), aw_en.eq(1)]
                 m.next = "WRITE NEW"
 
             # -- by handle: find the slot, check it still holds the handle
             with m.State("READ LOCATION"):
                 m.next = "LOCATION READ"
             with m.State("LOCATION READ"):
-                m.d.sync += loc.eq(lrd.data)
-                m.next = "HANDLE SLOT LOAD"
+                m.next = "HANDLE SLOT LOAD"  # ``loc`` holds the read
             fetch_slot("HANDLE SLOT", row(loc.table, loc.bucket), loc.way, "SLOT CHECK")
             with m.State("SLOT CHECK"):
                 m.d.sync += r.found.eq(mslot.valid & (mslot.handle == cmd.handle))
                 m.d.comb += [rs_load.eq(1), rs_t.eq(loc.table), rs_b.eq(loc.bucket)]
                 m.next = "SLOT KEY"
-            hash_key("SLOT KEY", "SLOT KEYED")
+            hash_key("SLOT KEY", "SLOT KEYED", on_hashing=[ld_key.eq(1), ld_key_rs.eq(1)])
             with m.State("SLOT KEYED"):
-                m.d.sync += r.key.eq(rs_key)
+                # ``r.key`` takes the restored key (``ld_key``)
                 with m.If(cmd.op == FlowOp.CLEAR):
+                    m.d.sync += c_we.eq(1)
                     m.next = "CLEAR COUNTERS"
                 with m.Else():
                     m.next = "READ ACTION"
             with m.State("CLEAR COUNTERS"):
-                m.d.comb += [c_we.eq(1), c_waddr.eq(cmd.handle),
-                             c_wdata.last_seen.eq(cmd.now)]
-                with m.If(c_grant_w):
+                with m.If(c_grant_w):  # ``c_we`` set
                     m.next = "RESPOND"
             with m.State("READ ACTION"):
                 with m.If(a_grant):
