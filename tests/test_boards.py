@@ -1,6 +1,5 @@
 """Board support without place-and-route: platform subclasses, board tops
-for every board, the core contract, the interim bridge and the stream
-register against models, report parsing, config parsing, ``program``."""
+for every board, the core contract, the interim bridge against models, report parsing, config parsing, ``program``."""
 
 import random
 
@@ -12,12 +11,10 @@ from amaranth_boards.colorlight_5a75b_r7_0 import Colorlight_5A75B_R70Platform
 
 from twinplane.boards.bridge import L2Bridge
 from twinplane.boards.core import check_core, core_signature
-from twinplane.boards.pipe import StreamRegister
 from twinplane.boards.platforms import split_rgmii_resources
 from twinplane.boards.registry import BOARDS, get_board
 from twinplane.boards.top import BoardTop
 from twinplane.cli import main
-from twinplane.hdl.packet import packet_signature
 from twinplane.host.build import parse_report, read_config
 
 
@@ -180,47 +177,6 @@ def test_bridge_counts_frames():
     sim.add_testbench(bench)
     sim.run()
     assert out["c"] == [len(frames), 0, 0, 0]
-
-
-def test_stream_register_keeps_order_and_throughput():
-    rng = random.Random(7)
-    dut = StreamRegister(packet_signature(8))
-    frames = random_frames(rng, 10)
-    got = {}
-
-    async def src(ctx):
-        await put_frames(ctx, dut.sink, frames, rng)
-
-    async def snk(ctx):
-        got["f"] = await get_frames(ctx, dut.source, len(frames), rng)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(src)
-    sim.add_testbench(snk)
-    sim.run()
-    assert got["f"] == frames
-
-    # Always-ready consumer: one beat per cycle, no bubbles.
-    dut2 = StreamRegister(packet_signature(8))
-    beats = []
-
-    async def fast(ctx):
-        ctx.set(dut2.source.ready, 1)
-        ctx.set(dut2.sink.valid, 1)
-        for k in range(20):
-            ctx.set(dut2.sink.payload, {"data": k, "first": 0, "last": 0})
-            _, _, ready, valid, p = await ctx.tick().sample(dut2.sink.ready, dut2.source.valid,
-                                                            dut2.source.payload)
-            assert ready
-            beats.append(p.data if valid else None)
-    sim = Simulator(dut2)
-    sim.add_clock(1e-6)
-    sim.add_testbench(fast)
-    sim.run()
-    assert beats[1:] == list(range(19))
-    with pytest.raises(TypeError, match="signature must be a stream.Signature"):
-        StreamRegister(8)
 
 
 def test_parse_report():

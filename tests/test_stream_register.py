@@ -1,8 +1,8 @@
-"""PipelineRegister and StreamRegister: every beat through in order, none
-lost or doubled, under random valid and ready.  PipelineRegister: a beat a
-clock; its valid does not follow the consumer's ready in the same clock.
-StreamRegister: a beat every two clocks; neither side's ready nor valid
-reaches the other in the same clock."""
+"""The stream registers (hdl/stream/): every beat through in order, none
+lost or doubled, under random valid and ready; valid never follows the
+consumer's ready in the same clock.  SkidBuffer and PipelineRegister: a
+beat a clock.  StreamRegister: a beat every two clocks, and its ready does
+not follow the consumer's either (nor SkidBuffer's)."""
 
 import random
 
@@ -11,6 +11,7 @@ from amaranth.sim import Simulator
 
 from twinplane.hdl.packet import packet_signature
 from twinplane.hdl.stream.register import PipelineRegister, StreamRegister
+from twinplane.hdl.stream.skid import SkidBuffer
 
 
 def run(seed, p_valid, p_ready, n=300, kind=StreamRegister):
@@ -40,7 +41,7 @@ def run(seed, p_valid, p_ready, n=300, kind=StreamRegister):
             await ctx.delay(1e-9)
             # valid is registered; StreamRegister's sink.ready is too.
             assert ctx.get(dut.source.valid) == valid_before
-            if kind is StreamRegister:
+            if kind is not PipelineRegister:
                 assert ctx.get(dut.sink.ready) == sink_ready_before
             if ready and ctx.get(dut.source.valid):
                 p = dut.source.payload
@@ -59,7 +60,7 @@ def run(seed, p_valid, p_ready, n=300, kind=StreamRegister):
 
 
 @pytest.mark.parametrize("seed,p_valid,p_ready", [(1, 0.5, 0.5), (2, 1.0, 0.3), (3, 0.3, 1.0), (4, 0.9, 0.9)])
-@pytest.mark.parametrize("kind", [PipelineRegister, StreamRegister])
+@pytest.mark.parametrize("kind", [SkidBuffer, PipelineRegister, StreamRegister])
 def test_in_order_under_random_handshakes(seed, p_valid, p_ready, kind):
     run(seed, p_valid, p_ready, kind=kind)
 
@@ -70,6 +71,13 @@ def test_half_rate():
     assert 2 * 200 - 2 <= cycles <= 2 * 200 + 2
 
 
-def test_pipeline_register_full_rate():
+@pytest.mark.parametrize("kind", [SkidBuffer, PipelineRegister])
+def test_full_rate(kind):
     # Both sides always willing: a beat a clock, one clock of latency.
-    assert run(6, 1.0, 1.0, n=200, kind=PipelineRegister) <= 200 + 2
+    assert run(6, 1.0, 1.0, n=200, kind=kind) <= 200 + 2
+
+
+@pytest.mark.parametrize("kind", [SkidBuffer, PipelineRegister, StreamRegister])
+def test_rejects_a_shape(kind):
+    with pytest.raises(TypeError, match="signature must be a stream.Signature"):
+        kind(8)

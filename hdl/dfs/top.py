@@ -68,6 +68,15 @@ _COUNTERS = (
 )
 
 
+def _connect_by_field(m, source, sink):
+    """``source`` -> ``sink``, streams whose payloads have the same field names
+    in shapes of their own (the miss path's slot numbers are narrower than
+    the flow controller's): each field assigned, as ``connect`` cannot."""
+    m.d.comb += [sink.valid.eq(source.valid), source.ready.eq(sink.ready)]
+    for name, _ in sink.payload.shape():
+        m.d.comb += getattr(sink.payload, name).eq(getattr(source.payload, name))
+
+
 class DFSCore(wiring.Component):
     def __init__(
         self,
@@ -172,13 +181,7 @@ class DFSCore(wiring.Component):
         connect(m, msgport.to_core, control.msg)
         connect(m, control.core_msg, msgport.from_core)
         connect(m, control.installed, msgport.installed)  # REPLY/NEWFLOW replication
-        m.d.comb += [
-            control.query.valid.eq(miss.query.valid),
-            control.query.payload.slot.eq(miss.query.payload.slot),
-            control.query.payload.again.eq(miss.query.payload.again),
-            control.query.payload.query.eq(miss.query.payload.query),
-            miss.query.ready.eq(control.query.ready),
-        ]
+        _connect_by_field(m, miss.query, control.query)
         connect(m, control.resolve, miss.resolve)
         # Pending flows across a takeover (docs/redundancy.md): the miss path
         # watches the active set and asks again.
@@ -193,13 +196,7 @@ class DFSCore(wiring.Component):
         # it: a register between them.
         m.submodules.asked = asked = PipelineRegister(control.asked.signature)
         connect(m, control.asked, asked.sink)
-        m.d.comb += [
-            miss.asked.valid.eq(asked.source.valid),
-            miss.asked.payload.slot.eq(asked.source.payload.slot),
-            miss.asked.payload.cs.eq(asked.source.payload.cs),
-            miss.asked.payload.sent.eq(asked.source.payload.sent),
-            asked.source.ready.eq(miss.asked.ready),
-        ]
+        _connect_by_field(m, asked.source, miss.asked)
         # The session's FSM decides a CAM write; the CAM decodes its index into
         # the entries' valid bits: a register between them.
         m.submodules.vs_write = vs_write = StreamRegister(msgport.vs_write.signature)

@@ -26,13 +26,15 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["PipelineRegister", "StreamRegister"]
 
 
-class PipelineRegister(wiring.Component):
-    """``PipelineRegister(signature)``: ``sink`` -> one register -> ``source``, a beat a clock."""
-
+class _OneRegister(wiring.Component):
     def __init__(self, signature):
         if not isinstance(signature, stream.Signature):
             raise TypeError(f"signature must be a stream.Signature, not {signature!r}")
         super().__init__({"sink": In(signature), "source": Out(signature)})
+
+
+class PipelineRegister(_OneRegister):
+    """``PipelineRegister(signature)``: ``sink`` -> one register -> ``source``, a beat a clock."""
 
     def elaborate(self, platform):
         m = Module()
@@ -42,13 +44,8 @@ class PipelineRegister(wiring.Component):
         return m
 
 
-class StreamRegister(wiring.Component):
+class StreamRegister(_OneRegister):
     """``StreamRegister(signature)``: ``sink`` -> one register -> ``source``, at most a beat every two clocks."""
-
-    def __init__(self, signature):
-        if not isinstance(signature, stream.Signature):
-            raise TypeError(f"signature must be a stream.Signature, not {signature!r}")
-        super().__init__({"sink": In(signature), "source": Out(signature)})
 
     def elaborate(self, platform):
         m = Module()
