@@ -8,7 +8,7 @@ measures the real MAC, clocking and FIFOs.
 Each direction goes through a :class:`PacketFIFO` (store and forward, never
 stalls the receiver; a frame that does not fit is dropped and counted), so a
 busy transmitter on one side does not hold the other side's receive FIFO,
-with a :class:`StreamRegister` on each side (timing: block RAM outputs feed
+with a :class:`~twinplane.hdl.stream.register.PipelineRegister` on each side (timing: block RAM outputs feed
 the next block's logic through a flop, not straight from the RAM).
 Counters (core domain): 2*i = frames forwarded from port i, 2*i+1 = frames
 dropped on the way (FIFO full).
@@ -19,8 +19,8 @@ from amaranth.lib import wiring
 
 from ..hdl.packet import packet_signature
 from ..hdl.stream.packet_fifo import PacketFIFO
+from ..hdl.stream.register import PipelineRegister
 from .core import core_signature
-from .pipe import StreamRegister
 
 __all__ = ["L2Bridge"]
 
@@ -49,7 +49,7 @@ class L2Bridge(wiring.Component):
             m.submodules[f"fifo{i}"] = fifo
             rx, tx = getattr(self, f"rx{i}"), getattr(self, f"tx{out}")
             # A register between the MAC's FIFO (block RAM out) and this FIFO's pointer logic.
-            m.submodules[f"in_reg{i}"] = in_reg = StreamRegister(packet_signature(8))
+            m.submodules[f"in_reg{i}"] = in_reg = PipelineRegister(packet_signature(8))
             wiring.connect(m, port=wiring.flipped(rx), reg=in_reg.sink)
             m.d.comb += [
                 fifo.sink.valid.eq(in_reg.source.valid),
@@ -60,8 +60,8 @@ class L2Bridge(wiring.Component):
             # Two registers after the FIFO's block RAM (5.8 ns clock-to-out):
             # the first has no other load, so the placer keeps it next to
             # the RAM; the second feeds the MAC's CRC logic.
-            m.submodules[f"reg{i}"] = reg = StreamRegister(packet_signature(8))
-            m.submodules[f"out_reg{i}"] = out_reg = StreamRegister(packet_signature(8))
+            m.submodules[f"reg{i}"] = reg = PipelineRegister(packet_signature(8))
+            m.submodules[f"out_reg{i}"] = out_reg = PipelineRegister(packet_signature(8))
             wiring.connect(m, fifo=fifo.source, reg=reg.sink)
             wiring.connect(m, reg=reg.source, out_reg=out_reg.sink)
             wiring.connect(m, out_reg=out_reg.source, port=wiring.flipped(tx))
