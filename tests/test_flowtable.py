@@ -29,6 +29,14 @@ def run(dut, bench):
     sim.run()
 
 
+async def touch_both(ctx, dut, model, touches):
+    """The counter updates ``touches`` ((handle, nbytes, now) each) to the
+    gateware, back to back, and to the model."""
+    await touch_burst(ctx, dut, touches)
+    for t in touches:
+        model.touch(*t)
+
+
 def expect_lookup(model, key):
     h = model.lookup(key)
     return (key, 0, 0, 0) if h is None else (key, 1, h, model.action[h])
@@ -150,9 +158,7 @@ def test_random_operations_match_model(g):
             elif op == "touch":
                 touches = [(r.randrange(g.entries), r.randrange(1 << 16), now)
                            for _ in range(r.randrange(1, 6))]
-                await touch_burst(ctx, dut, touches)
-                for t in touches:
-                    model.touch(*t)
+                await touch_both(ctx, dut, model, touches)
             elif op == "lookup" and keys:
                 probe = [r.choice(keys) if r.random() < 0.7 else r.getrandbits(g.key_width)
                          for _ in range(20)]
@@ -222,9 +228,7 @@ def test_back_to_back_touches():
         pattern = [a] * 8 + [a, b] * 4 + [a, a, b, b, a] + [b, a, a, a]
         touches = [(h, r.randrange(1, 1 << 16), 100 + i) for i, h in enumerate(pattern)]
         touches += [(r.choice(handles), r.randrange(1 << 16), 200 + i) for i in range(40)]
-        await touch_burst(ctx, dut, touches)
-        for t in touches:
-            model.touch(*t)
+        await touch_both(ctx, dut, model, touches)
         for h in handles:
             rsp = await command(ctx, dut, FlowOp.READ, handle=h)
             e = model.read(h)
@@ -388,10 +392,7 @@ def test_eviction_takes_the_oldest_candidate():
             now += 1
             if model.count and r.random() < 0.3:
                 live = [e.handle for e in model.entries()]
-                touches = [(r.choice(live), 64, now) for _ in range(3)]
-                await touch_burst(ctx, dut, touches)
-                for t in touches:
-                    model.touch(*t)
+                await touch_both(ctx, dut, model, [(r.choice(live), 64, now) for _ in range(3)])
                 continue
             key = r.getrandbits(g.key_width)
             cands = [model.slots[t][model.bucket_of(t, key)][w]
@@ -480,10 +481,7 @@ def test_overflow_keeps_every_entry_findable(g):
             now += r.randrange(1, 5)
             if model.count and r.random() < 0.2:
                 live = [e.handle for e in model.entries()]
-                touches = [(r.choice(live), 64, now) for _ in range(3)]
-                await touch_burst(ctx, dut, touches)
-                for t in touches:
-                    model.touch(*t)
+                await touch_both(ctx, dut, model, [(r.choice(live), 64, now) for _ in range(3)])
             kept = None
             for _ in range(2):
                 key, action = r.getrandbits(g.key_width), r.getrandbits(g.action_width)
