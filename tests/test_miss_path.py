@@ -277,6 +277,27 @@ def test_constructor_checks():
         MissPath(key_width=8, query_shape=8, cs_slots=9)
 
 
+def test_ecp5_queries_in_block_ram():
+    """On ECP5 the slots' QUERYs are block RAM read through its output
+    register (the DP16KD's 36-bit mode), not LUT RAM: the queues' one EBR
+    plus the QUERY memory's columns."""
+    from amaranth.back import rtlil
+    from amaranth.hdl import Shape
+
+    from twinplane.hdl.dfs.flow_control import query_layout
+    from twinplane.hdl.ram import ECP5Netlist, dp16kd_columns
+    from twinplane.model.flowkey import KEY_WIDTH
+
+    width = Shape.cast(query_layout()).width
+    text = rtlil.convert(MissPath(key_width=KEY_WIDTH, query_shape=query_layout(), cs_slots=2),
+                         platform=ECP5Netlist())
+    columns = dp16kd_columns(width, 512)
+    assert columns == -(-width // 36)  # ~200 bits: six columns
+    assert text.count("cell \\DP16KD ") == 1 + columns
+    assert text.count("DATA_WIDTH_A 36") == columns
+    assert text.count('REGMODE_B "OUTREG"') == 1 + columns
+
+
 def test_concurrent_new_flows_through_the_whole_dfs():
     """Eight SYNs of eight new flows back to back (the demo's overlapping
     setups): each takes a slot and gets its QUERY while the message port is

@@ -43,7 +43,7 @@ the ``timeouts`` counter two clocks.
 """
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from twinplane.model.dfs import HELD_BYTES_PER_FLOW, HELD_PER_FLOW
@@ -61,6 +61,10 @@ class SlotState:
     RELEASING = 2  #: REPLY accepted: frames leave in order
     DROPPING = 3  #: refused or timed out: frames are discarded
 
+
+#: The QUERY memory's depth: the DP16KD's 36-bit mode (hdl/ram), so that
+#: BlockRAM builds it from EBR on ECP5 rather than leaving it to LUT RAM.
+_QUERY_RAM_DEPTH = 512
 
 _COUNTERS = (
     "queries",
@@ -158,10 +162,13 @@ class MissPath(wiring.Component):
         # Each slot's QUERY, kept while the slot is pending: the QUERYs of
         # several new flows wait here (in arrival order, ``asks``) while the
         # flow controller is still sending an earlier one, so a new flow is
-        # never refused for want of a QUERY register.
-        m.submodules.queries = queries = memory.Memory(shape=self._query_shape, depth=n, init=[])
-        q_wr = queries.write_port()
-        q_rd = queries.read_port()
+        # never refused for want of a QUERY register.  Block RAM (the
+        # DP16KD's 36-bit mode, 512 words of which ``n`` are used): ~200
+        # bits are six of the board's spare EBR instead of ~50 LUT-RAM cells
+        # (~300 LUT4) and their read flops; read through its output register.
+        m.submodules.queries = queries = BlockRAM(self._query_shape, max(n, _QUERY_RAM_DEPTH))
+        q_wr = queries.write
+        q_rd = queries.read
         m.submodules.asks = asks = fifo.SyncFIFOBuffered(width=max(1, (n - 1).bit_length()), depth=n)
         ask = Signal(n)  # the slot's QUERY is still to be handed to the flow controller
 
@@ -389,7 +396,8 @@ class MissPath(wiring.Component):
                 m.d.sync += wr_ptr[i].eq(w_ptr + 1)
 
         # -- QUERYs: a new flow's is stored with its slot and the slot queued
-        # in ``asks``; the head of the queue is read out and offered on
+        # in ``asks``; the head of the queue is read out (two clocks: the
+        # array, ``q_fetch``, then the output register) and offered on
         # ``query`` (held, stable, until taken).  A slot resolved before its
         # QUERY left is skipped (its ``ask`` bit is clear).
         # A slot is queued when it is allocated (if a CS is active) or, one
@@ -404,6 +412,7 @@ class MissPath(wiring.Component):
             asks.w_data.eq(Mux(alloc_r, alloc_slot, reask)),
         ]
         q_valid = Signal()
+        q_fetch = Signal()  # the array read the head's QUERY last clock: its output register loads now
         q_taken = Signal()
         head = asks.r_data
         m.d.comb += [
@@ -412,6 +421,7 @@ class MissPath(wiring.Component):
             self.query.payload.query.eq(q_rd.data),
             q_rd.addr.eq(head),
             q_rd.en.eq(0),
+            q_rd.out_en.eq(q_fetch),
         ]
         asked_before = Signal(n)  # a QUERY (serial) went out for the slot's flow
         with m.If(q_taken):
@@ -420,11 +430,14 @@ class MissPath(wiring.Component):
                 count("asked_again")
             with m.Else():
                 count("queries")
-        with m.If(asks.r_rdy & (~q_valid | q_taken) & ~self.flush):
+        m.d.sync += q_fetch.eq(0)
+        with m.If(q_fetch):
+            m.d.sync += q_valid.eq(1)
+        with m.If(asks.r_rdy & ~q_fetch & (~q_valid | q_taken) & ~self.flush):
             m.d.comb += asks.r_en.eq(1)
             with m.If(ask.bit_select(head, 1)):
                 m.d.comb += q_rd.en.eq(1)
-                m.d.sync += [q_valid.eq(1), self.query.payload.slot.eq(head),
+                m.d.sync += [q_fetch.eq(1), self.query.payload.slot.eq(head),
                              self.query.payload.again.eq(asked_before.bit_select(head, 1))]
         ask_set = Signal(n)
         ask_clear = Signal(n)
@@ -455,8 +468,8 @@ class MissPath(wiring.Component):
             m.d.comb += left.eq(previous_set & ~self.active_set)
             for i in range(n):
                 m.d.comb += asked_before[i].eq(asked_in[i] != 0)
-            presenting = Signal(n)
-            with m.If(q_valid):
+            presenting = Signal(n)  # being read out or offered: not to be queued again
+            with m.If(q_valid | q_fetch):
                 m.d.comb += presenting.eq((Const(1, n) << self.query.payload.slot)[:n])
             # Which slots need asking, registered (a clock late; the ask bit
             # and the state are checked again now: a slot queued or resolved
@@ -602,7 +615,7 @@ class MissPath(wiring.Component):
 
         # -- RESET: every pending flow goes (its frames with it)
         with m.If(self.flush):
-            m.d.sync += [r_busy.eq(0), r_armed.eq(0), done.eq(0), ram_valid.eq(0), out_valid.eq(0), q_valid.eq(0), ask.eq(0),
+            m.d.sync += [r_busy.eq(0), r_armed.eq(0), done.eq(0), ram_valid.eq(0), out_valid.eq(0), q_valid.eq(0), q_fetch.eq(0), ask.eq(0),
                          out_first.eq(1), writing.eq(0), storing_1h.eq(0)]
             m.d.comb += asks.r_en.eq(asks.r_rdy)  # the queue empties, a slot a clock (their ask bits are clear)
         return m
