@@ -178,9 +178,20 @@ class DFSCore(wiring.Component):
         connect(m, control.cmd, table.cmd)
         connect(m, table.rsp, control.rsp)
         connect(m, tcp_events.source, control.tcp_event)
-        connect(m, msgport.to_core, control.msg)
+        # The message port and the flow controller are the DFS's two largest
+        # blocks and sit apart: the held message (which the flow controller
+        # read in place) and the install verdict each cross through a
+        # register (a routed worst path of the eighth session ran from the
+        # message port's held message through the flow controller and back).
+        # One message per CS datagram: half rate is plenty, and Yosys keeps
+        # only the bits the flow controller reads.
+        m.submodules.to_core = to_core = StreamRegister(msgport.to_core.signature)
+        connect(m, msgport.to_core, to_core.sink)
+        connect(m, to_core.source, control.msg)
         connect(m, control.core_msg, msgport.from_core)
-        connect(m, control.installed, msgport.installed)  # REPLY/NEWFLOW replication
+        m.submodules.verdict = verdict = StreamRegister(control.installed.signature)
+        connect(m, control.installed, verdict.sink)  # REPLY/NEWFLOW replication
+        connect(m, verdict.source, msgport.installed)
         _connect_by_field(m, miss.query, control.query)
         connect(m, control.resolve, miss.resolve)
         # Pending flows across a takeover (docs/redundancy.md): the miss path
