@@ -104,7 +104,7 @@ _WINDOW = ReplayWindow.SIZE
 _KEY_BITS = 8 * ((KEY_WIDTH + 7) // 8)  # the flow key as the model's crc32 sees it: whole bytes
 _CLOCK_BITS = 24  # the engine's millisecond clock (wraps after 4.6 hours)
 _DEFAULT_HELLO_MS = 1000  # a CS's HELLO interval until its HELLO says otherwise
-_LOOKUP_CLOCKS = 3  # slot lookup -> window compare -> window verdict, each a register
+_LOOKUP_CLOCKS = 5  # slot lookup -> its window -> the differences -> their verdicts, each a register
 _COUNTERS = (
     "hellos",
     "authentications",
@@ -290,15 +290,20 @@ class SessionEngine(wiring.Component):
             with m.If(~in_use[i]):
                 m.d.sync += [any_free.eq(1), free_slot.eq(i)]
 
-        # Stage 2: hdr.seq against the slot's highest.
+        # Stage 2: hdr.seq against the slot's highest, in three registers:
+        # the slot's window (the slot mux), the differences (carry chains
+        # from flops), then their verdicts (the message port's worst path
+        # alone was the slot mux, a 32-bit subtract and its zero test in one
+        # clock, 10.3 ns).
         seq = hdr.seq
         slot_highest, slot_bitmap = Signal(32), Signal(_WINDOW)
-        m.d.comb += [slot_highest.eq(highest[slot]), slot_bitmap.eq(bitmap[slot])]
-        ahead = seq - slot_highest
-        behind = slot_highest - seq
+        m.d.sync += [slot_highest.eq(highest[slot]), slot_bitmap.eq(bitmap[slot])]
+        ahead, behind = Signal(32), Signal(32)
         seq_zero, seq_ahead, far_ahead, near_behind = Signal(), Signal(), Signal(), Signal()
         shift, back = Signal(6), Signal(6)
         m.d.sync += [
+            ahead.eq(seq - slot_highest),
+            behind.eq(slot_highest - seq),
             seq_zero.eq(seq == 0),
             seq_ahead.eq(seq > slot_highest),
             far_ahead.eq(ahead[6:32] != 0),
