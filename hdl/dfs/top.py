@@ -23,7 +23,7 @@ message port.
 """
 
 from amaranth import Const, Module, Signal
-from amaranth.lib import data, fifo, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from twinplane.model.dfs import HELD_BYTES_PER_FLOW, HELD_PER_FLOW
@@ -192,7 +192,11 @@ class DFSCore(wiring.Component):
         m.submodules.verdict = verdict = StreamRegister(control.installed.signature)
         connect(m, control.installed, verdict.sink)  # REPLY/NEWFLOW replication
         connect(m, verdict.source, msgport.installed)
-        _connect_by_field(m, miss.query, control.query)
+        # The flow controller takes a QUERY when it composes it (its state and
+        # kind into the miss path's slot logic were 7 levels): a register.
+        m.submodules.query = query = StreamRegister(stream.Signature(control.query.payload.shape()))
+        _connect_by_field(m, miss.query, query.sink)
+        connect(m, query.source, control.query)
         connect(m, control.resolve, miss.resolve)
         # Pending flows across a takeover (docs/redundancy.md): the miss path
         # watches the active set and asks again.
@@ -369,7 +373,12 @@ class DFSCore(wiring.Component):
         for p in range(n):
             for demux in rewriter_outputs:
                 egress_inputs[p].insert(0, demux.sources[p])  # the fast path first
-        egress_inputs[self._internal].append(msgport.tx)
+        # The message port's frames through a skid buffer: the transmitter's
+        # FIFO level reached the egress arbiter's grant and, through it, the
+        # other sources' readies (6 levels, fanout 91).
+        m.submodules.msgport_tx = msgport_tx = SkidBuffer(packet_signature(8))
+        connect(m, msgport.tx, msgport_tx.sink)
+        egress_inputs[self._internal].append(msgport_tx.source)
 
         # -- per port: egress
         for p in range(n):
