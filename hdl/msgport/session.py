@@ -84,6 +84,7 @@ from twinplane.protocol.messages import (
 )
 
 from ..crypto.siphash import SipHash24
+from ..ram import BlockRAM
 from .hash_arbiter import hash_client_signature
 from .layout import (
     MAX_RECEIVED_BYTES,
@@ -148,6 +149,19 @@ def core_message_layout() -> data.StructLayout:
 def vs_write_layout() -> data.StructLayout:
     """One CAM write: slot ``index`` now holds ``vs`` (``valid``) or nothing."""
     return data.StructLayout({"index": 8, "valid": 1, "flags": 32, "vs": block_layout(VirtualServer)})
+
+
+def _stored_vs_layout() -> data.StructLayout:
+    """A virtual server as the engine keeps it for VS_LIST: its flags and
+    its fields, the address as IPv4 (ADD_VS takes IPv4-mapped addresses
+    only, so the upper 96 bits are known)."""
+    fields = {name: 32 if name == "virt_addr" else field.shape for name, field in block_layout(VirtualServer)}
+    return data.StructLayout({"flags": 32, **fields})
+
+
+#: Block RAM words the virtual-server table spans (the DP16KD's 36-bit mode
+#: is 512 words deep; the table uses ``vs_entries`` of them).
+_VS_RAM_DEPTH = 512
 
 
 def _version(major, minor):
@@ -386,20 +400,22 @@ class SessionEngine(wiring.Component):
         vs_index = Signal(range(self._vs_entries + 1))
         vs_list_count = Signal(range(self._vs_entries + 1))
 
-        m.submodules.vs_memory = vs_memory = memory.Memory(
-            shape=vs_write_layout(), depth=self._vs_entries, init=[]
-        )
-        vs_wr = vs_memory.write_port()
-        vs_rd = vs_memory.read_port(domain="comb")
+        # The virtual servers: their ids in LUT RAM (the ADD_VS/DEL_VS walk
+        # compares one a clock), the rest in block RAM, read only for a
+        # VS_LIST entry (4 of the board's spare EBR instead of ~55 LUT-RAM
+        # cells, ~330 LUT4); its output register is the entry the answer
+        # carries, two clocks after ``vs_index`` (held by "Reading a list
+        # entry").
+        m.submodules.vs_ids = vs_ids = memory.Memory(shape=16, depth=self._vs_entries, init=[])
+        vs_id_wr = vs_ids.write_port()
+        vs_id_rd = vs_ids.read_port(domain="comb")
+        m.submodules.vs_memory = vs_memory = BlockRAM(_stored_vs_layout(), max(self._vs_entries, _VS_RAM_DEPTH))
+        vs_wr, vs_rd = vs_memory.write, vs_memory.read
         vs_valid = Signal(self._vs_entries)
         found_vs = Signal()  # the walk below found the vs_id at vs_index
         free_vs = Signal(range(self._vs_entries + 1))  # first free entry (vs_entries: none)
-        m.d.comb += vs_rd.addr.eq(vs_index)
-        # The entry a VS_LIST answer carries, from a register: "Listing virtual
-        # servers" holds vs_index for the clock before the answer is offered,
-        # and the LUT-RAM read stays off the path into the transmitter's byte.
-        vs_listed = Signal(vs_write_layout())
-        m.d.sync += vs_listed.eq(vs_rd.data)
+        m.d.comb += [vs_id_rd.addr.eq(vs_index), vs_rd.addr.eq(vs_index), vs_rd.en.eq(1), vs_rd.out_en.eq(1)]
+        vs_listed = data.View(_stored_vs_layout(), vs_rd.data)
 
         raise_epoch = Signal()
         dump_slot = Signal.like(slot)  # the CS whose DUMP the core is answering
@@ -527,7 +543,9 @@ class SessionEngine(wiring.Component):
         view = compose(_Kind.VS_LIST, None, VsList)
         m.d.comb += [
             view.flags.eq(vs_listed.flags),
-            view.vs.eq(vs_listed.vs),
+            *(getattr(view.vs, name).eq(getattr(vs_listed, name))
+              for name, _ in block_layout(VirtualServer) if name != "virt_addr"),
+            view.vs.virt_addr.eq(_IPV4_MAPPED | vs_listed.virt_addr),
             view.list_index.eq(vs_list_count),
             view.list_count.eq(vs_count_q),
         ]
@@ -889,7 +907,7 @@ class SessionEngine(wiring.Component):
                 entry_valid = vs_valid.bit_select(vs_index, 1)
                 with m.If(vs_index == self._vs_entries):
                     m.next = "Deciding"
-                with m.Elif(entry_valid & (vs_rd.data.vs.vs_id == wanted_id)):
+                with m.Elif(entry_valid & (vs_id_rd.data == wanted_id)):
                     m.d.sync += found_vs.eq(1)
                     m.next = "Deciding"
                 with m.Else():
@@ -926,10 +944,16 @@ class SessionEngine(wiring.Component):
                     self.vs_write.payload.vs.eq(Mux(is_add, add.vs.as_value(), delete.vs.as_value())),
                 ]
                 with m.If(self.vs_write.ready):
+                    written = self.vs_write.payload
                     m.d.comb += [
+                        vs_id_wr.en.eq(1),
+                        vs_id_wr.addr.eq(vs_index),
+                        vs_id_wr.data.eq(written.vs.vs_id),
                         vs_wr.en.eq(1),
                         vs_wr.addr.eq(vs_index),
-                        vs_wr.data.eq(self.vs_write.payload),
+                        vs_wr.data.flags.eq(written.flags),
+                        *(getattr(vs_wr.data, name).eq(getattr(written.vs, name)[:len(getattr(vs_wr.data, name))])
+                          for name, _ in block_layout(VirtualServer)),
                     ]
                     m.d.sync += vs_valid.bit_select(vs_index, 1).eq(is_add)
                     m.next = "Acknowledging"
@@ -940,8 +964,15 @@ class SessionEngine(wiring.Component):
                 with m.Elif(~vs_valid.bit_select(vs_index, 1)):
                     m.d.sync += vs_index.eq(vs_index + 1)
                 with m.Else():
-                    m.d.sync += start_reply(_Kind.VS_LIST)
-                    m.next = "Sending a list entry"
+                    m.next = "Reading a list entry"
+
+            with m.State("Reading a list entry"):
+                # The block RAM's read is two clocks; vs_index holds.
+                m.next = "Reading a list entry, second clock"
+
+            with m.State("Reading a list entry, second clock"):
+                m.d.sync += start_reply(_Kind.VS_LIST)
+                m.next = "Sending a list entry"
 
             with m.State("Sending a list entry"):
                 m.d.comb += self.tx.valid.eq(1)
