@@ -1,10 +1,12 @@
 """ARP replies are what scapy expects; the frame arbiter never interleaves
-frames, keeps each input's order and prefers the lowest input."""
+frames, keeps each input's order and prefers the lowest input; with its
+choice registered no input's ready follows another input's valid."""
 
 from __future__ import annotations
 
 import random
 
+import pytest
 from amaranth.sim import Simulator
 from scapy.layers.l2 import ARP, Ether
 
@@ -44,11 +46,12 @@ def test_arp_reply_frames():
         assert arp.pdst == ".".join(str(b) for b in ip.to_bytes(4, "big"))
 
 
-def test_arbiter_keeps_frames_whole_and_in_order():
+@pytest.mark.parametrize("registered_choice", [False, True])
+def test_arbiter_keeps_frames_whole_and_in_order(registered_choice):
     rng = random.Random(4)
     inputs = 3
     offered = [[bytes([i, n]) + rng.randbytes(rng.randint(0, 12)) for n in range(15)] for i in range(inputs)]
-    dut = FrameArbiter(inputs)
+    dut = FrameArbiter(inputs, registered_choice=registered_choice)
     out = []
 
     def producer(i):
@@ -80,3 +83,32 @@ def test_arbiter_keeps_frames_whole_and_in_order():
     # priority: input 0 finishes before the others
     last_zero = max(k for k, f in enumerate(out) if f[0] == 0)
     assert last_zero < max(k for k, f in enumerate(out) if f[0] == 2)
+
+
+def test_registered_choice_ready_does_not_follow_other_valid():
+    """Clock by clock, input 1's ready is the same with input 0 valid or
+    not (the plain arbiter's choice, and with it input 1's ready, follows
+    input 0's valid between frames); frames of input 1 still pass."""
+    dut = FrameArbiter(2, registered_choice=True)
+    rng = random.Random(7)
+    passed = []
+
+    async def bench(ctx):
+        ctx.set(dut.source.ready, 1)
+        ctx.set(dut.sinks[1].valid, 1)
+        for k in range(200):
+            ctx.set(dut.sinks[1].payload, {"data": k & 0xFF, "first": 0, "last": k % 5 == 4})
+            ctx.set(dut.sinks[0].valid, 0)
+            alone = ctx.get(dut.sinks[1].ready)
+            ctx.set(dut.sinks[0].valid, 1)
+            ctx.set(dut.sinks[0].payload, {"data": 0, "first": 1, "last": 1})
+            assert ctx.get(dut.sinks[1].ready) == alone
+            ctx.set(dut.sinks[0].valid, rng.random() < 0.3 and not alone)
+            passed.append(ctx.get(dut.sinks[1].ready))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(8e-9)
+    sim.add_testbench(bench)
+    sim.run()
+    assert sum(passed) > 50

@@ -1,5 +1,6 @@
 """Two forwarders share the flow table's lookup port: each gets its own
-answers, also when both ask in the same clock; merged streams lose nothing."""
+answers, also when both ask in the same clock; merged streams lose nothing,
+and no input's ready waits on another input's valid."""
 
 import random
 
@@ -7,7 +8,7 @@ from amaranth import ClockDomain, Module
 from amaranth.lib.wiring import connect
 from amaranth.sim import Simulator
 
-from twinplane.hdl.dfs.table_clients import LookupSharer, PriorityMerger
+from twinplane.hdl.dfs.table_clients import LookupSharer, TurnMerger
 from twinplane.hdl.flowtable import FlowTable
 from twinplane.model.flowtable import FlowGeometry, FlowOp
 
@@ -62,8 +63,8 @@ def test_two_clients_get_their_own_answers():
         assert answers[i] == [(k, k in installed, installed.get(k, 0)) for k in asked[i]]
 
 
-def test_priority_merger_loses_nothing():
-    dut = PriorityMerger(8, 3)
+def test_turn_merger_loses_nothing():
+    dut = TurnMerger(8, 3)
     got = []
     sent = {i: [i * 50 + k for k in range(20)] for i in range(3)}
     rng = random.Random(5)
@@ -100,3 +101,33 @@ def test_priority_merger_loses_nothing():
     sim.run()
     for i in range(3):
         assert [v for v in got if v // 50 == i] == sent[i]
+
+
+def test_turn_merger_ready_is_the_turn_not_the_others_valid():
+    """Input 1's ready is the same clock by clock whether input 0 offers or
+    not (a priority merger held it off while 0 was valid), and input 0
+    always valid does not starve input 1."""
+    def readies(zero_valid):
+        dut = TurnMerger(8, 2)
+        seen = []
+
+        async def bench(ctx):
+            ctx.set(dut.source.ready, 1)
+            ctx.set(dut.sinks[0].valid, zero_valid)
+            ctx.set(dut.sinks[1].valid, 1)
+            for _ in range(8):
+                seen.append(ctx.get(dut.sinks[1].ready))
+                await ctx.tick()
+
+        top = Module()
+        top.submodules.dut = dut
+        top.domains.sync = ClockDomain()
+        sim = Simulator(top)
+        sim.add_clock(8e-9)
+        sim.add_testbench(bench)
+        sim.run()
+        return seen
+
+    alone, contended = readies(0), readies(1)
+    assert alone == contended
+    assert 0 < sum(contended) < len(contended)

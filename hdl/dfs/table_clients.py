@@ -4,19 +4,24 @@ of several network ports.
 The flow table takes a lookup every ``tables`` clocks (its ``ready``) and
 answers a fixed number of clocks later, in order (``result.ready`` is
 ignored), and a counter update every clock.  Each forwarder issues at most
-one lookup and one update per frame (at least 64 clocks at 8 bits), so a
-fixed-priority grant is enough.  The granted lookup reaches the table from
-a register, which holds it until the table takes it.  Who asked goes into a small FIFO that each answer pops: answers come
-in order, so this holds whatever the table's latency is.
+one lookup and one update per frame (at least 64 clocks at 8 bits), so
+taking turns, a clock each, is enough: whose turn it is is a register, so a
+client's ``ready`` never depends on another client's ``valid`` (with a
+priority grant one forwarder's FSM reached the other's through it, 6
+levels in the whole DFS).  A client waits at most ``clients - 1`` clocks for
+its turn.  The granted lookup reaches the table from a register, which
+holds it until the table takes it.  Who asked goes into a small FIFO that
+each answer pops: answers come in order, so this holds whatever the table's
+latency is.
 """
 
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from twinplane.model.flowtable import FlowGeometry
 
-__all__ = ["LookupSharer", "PriorityMerger"]
+__all__ = ["LookupSharer", "TurnMerger"]
 
 def _lookup_sig(g: FlowGeometry):
     return stream.Signature(data.StructLayout({"key": g.key_width}))
@@ -45,11 +50,11 @@ class LookupSharer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self._clients
-        grant = Signal(range(max(n, 2)))
+        grant = _turn(m, n)
         granted = Signal()
-        for i in reversed(range(n)):
-            with m.If(self.lookups[i].valid):
-                m.d.comb += [grant.eq(i), granted.eq(1)]
+        for i in range(n):
+            with m.If(grant == i):
+                m.d.comb += granted.eq(self.lookups[i].valid)
         # The granted lookup goes to the table from a register: the table
         # hashes it in its first clock, which leaves no room for the clients'
         # FSM decode and this mux in front.  The register takes a new one
@@ -85,9 +90,27 @@ class LookupSharer(wiring.Component):
         return m
 
 
-class PriorityMerger(wiring.Component):
-    """Several streams of one payload shape into one, a transfer at a time,
-    the lowest-numbered valid input first (counter updates, TCP events)."""
+def _turn(m, n: int, hold=None) -> Signal:
+    """A register counting 0 .. ``n - 1`` round, a step a clock (not while ``hold``)."""
+    turn = Signal(range(max(n, 2)))
+    if n > 1:
+        step = Mux(turn == n - 1, 0, turn + 1)
+        if hold is None:
+            m.d.sync += turn.eq(step)
+        else:
+            with m.If(~hold):
+                m.d.sync += turn.eq(step)
+    return turn
+
+
+class TurnMerger(wiring.Component):
+    """Several streams of one payload shape into one, a transfer at a time:
+    the inputs take turns, a clock each (counter updates, TCP events).
+
+    Whose turn it is is a register, so an input's ``ready`` is its turn and
+    the output's ``ready``, never another input's ``valid``; the turn stays
+    while the output offers a transfer it has not taken (a stream's
+    ``valid`` holds).  An input waits at most ``clients - 1`` clocks."""
 
     def __init__(self, shape, clients: int):
         if not isinstance(clients, int) or clients < 1:
@@ -103,11 +126,12 @@ class PriorityMerger(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self._clients
-        # The last input's payload by default: a plain mux, not one ANDed with valid.
-        m.d.comb += self.source.payload.eq(self.sinks[n - 1].payload)
-        for i in reversed(range(n)):
-            with m.If(self.sinks[i].valid):
-                m.d.comb += [self.source.valid.eq(1), self.source.payload.eq(self.sinks[i].payload)]
-                for j in range(n):
-                    m.d.comb += self.sinks[j].ready.eq((j == i) & self.source.ready)
+        turn = _turn(m, n, hold=self.source.valid & ~self.source.ready)
+        for i in range(n):
+            with m.If(turn == i):
+                m.d.comb += [
+                    self.source.valid.eq(self.sinks[i].valid),
+                    self.source.payload.eq(self.sinks[i].payload),
+                    self.sinks[i].ready.eq(self.source.ready),
+                ]
         return m

@@ -42,9 +42,9 @@ from ..stream.skid import SkidBuffer
 from .adapters import CamAdapter, DecisionToCommand, ParserAdapter
 from .flow_control import FlowController, query_layout, tcp_event_layout
 from .fork import FrameDemux, StreamFork
-from .forwarder import Forwarder, decision_layout
+from .forwarder import Forwarder, decision_layout, frame_info_layout
 from .seconds_to_ticks import SecondsToTicks
-from .table_clients import LookupSharer, PriorityMerger
+from .table_clients import LookupSharer, TurnMerger
 
 __all__ = ["DEFAULT_GEOMETRY", "DFSCore"]
 
@@ -156,8 +156,8 @@ class DFSCore(wiring.Component):
         m.submodules.table = table = FlowTable(g)
         m.submodules.lookups = lookups = LookupSharer(g, n)
         touch_layout = data.StructLayout({"handle": g.handle_bits, "nbytes": g.nbytes_width, "now": g.ts_width})
-        m.submodules.touches = touches = PriorityMerger(touch_layout, n)
-        m.submodules.tcp_events = tcp_events = PriorityMerger(tcp_event_layout(g), n)
+        m.submodules.touches = touches = TurnMerger(touch_layout, n)
+        m.submodules.tcp_events = tcp_events = TurnMerger(tcp_event_layout(g), n)
         m.submodules.control = control = FlowController(
             g, ms_per_tick=a["ms_per_tick"], close_linger=a["close_linger"], install_verdicts=True,
             pending_slots=a["miss_slots"])
@@ -177,7 +177,12 @@ class DFSCore(wiring.Component):
         connect(m, touches.source, table.touch)
         connect(m, control.cmd, table.cmd)
         connect(m, table.rsp, control.rsp)
-        connect(m, tcp_events.source, control.tcp_event)
+        # A register between the merged TCP events and the flow controller's
+        # Idle decision (a forwarder's FSM reached its read address through
+        # the merger, 7 levels): an event a frame at most, half rate is plenty.
+        m.submodules.tcp_event = tcp_event = StreamRegister(tcp_events.source.signature)
+        connect(m, tcp_events.source, tcp_event.sink)
+        connect(m, tcp_event.source, control.tcp_event)
         # The message port and the flow controller are the DFS's two largest
         # blocks and sit apart: the held message (which the flow controller
         # read in place) and the install verdict each cross through a
@@ -217,11 +222,20 @@ class DFSCore(wiring.Component):
         m.submodules.vs_write = vs_write = StreamRegister(msgport.vs_write.signature)
         connect(m, msgport.vs_write, vs_write.sink)
         connect(m, vs_write.source, cam.write)
-        m.d.comb += cam.local_addr.eq(msgport.dfs_ip)
+        # The message port's configuration (CONFIG or the build's values) is
+        # quasi-static: registered once here, so its muxes in the session
+        # stay off the forwarders', ARP responders', rewriters' and CAM's
+        # paths (6 levels from the session's registers).  A clock late is
+        # nothing to a CONFIG.
+        dfs_ip, dfs_mac = Signal(32), Signal(48)
+        idle_timeout_s = Signal.like(msgport.idle_timeout_s)
+        m.d.sync += [dfs_ip.eq(msgport.dfs_ip), dfs_mac.eq(msgport.dfs_mac),
+                     idle_timeout_s.eq(msgport.idle_timeout_s)]
+        m.d.comb += cam.local_addr.eq(dfs_ip)
         # CONFIG IDLE_TIMEOUT_S in ticks, for the idle scanner.
         m.submodules.idle_ticks = idle_ticks = SecondsToTicks(
             width=16, ms_per_tick=a["ms_per_tick"], ticks_width=g.ts_width)
-        m.d.comb += [idle_ticks.seconds.eq(msgport.idle_timeout_s), control.idle_timeout.eq(idle_ticks.ticks)]
+        m.d.comb += [idle_ticks.seconds.eq(idle_timeout_s), control.idle_timeout.eq(idle_ticks.ticks)]
         m.d.comb += [
             control.now.eq(self.now),
             miss.flush.eq(control.flush_pending),
@@ -280,16 +294,21 @@ class DFSCore(wiring.Component):
             ]
             connect(m, buffer_word.source, buffer_out.sink)
             connect(m, buffer_out.source, fwd.frame)
-            # parser record + released tag -> frame info
+            # parser record + released tag -> frame info, through a register:
+            # the forwarder's FSM took it straight into the parser's field
+            # enables, the tag FIFO and (by the fork) the frame buffer, 7
+            # levels.  A record a frame: half rate is plenty.
+            m.submodules[f"meta{p}"] = meta = StreamRegister(stream.Signature(frame_info_layout()))
             m.d.comb += [
-                fwd.meta.valid.eq(parser.info.valid & tags.r_rdy),
-                fwd.meta.payload.eq(parser.info.payload),
-                fwd.meta.payload.released.eq(tags.r_data),
-                parser.info.ready.eq(fwd.meta.ready & tags.r_rdy),
-                tags.r_en.eq(fwd.meta.ready & parser.info.valid),
+                meta.sink.valid.eq(parser.info.valid & tags.r_rdy),
+                meta.sink.payload.eq(parser.info.payload),
+                meta.sink.payload.released.eq(tags.r_data),
+                parser.info.ready.eq(meta.sink.ready & tags.r_rdy),
+                tags.r_en.eq(meta.sink.ready & parser.info.valid),
             ]
+            connect(m, meta.source, fwd.meta)
 
-            m.d.comb += [fwd.dfs_ip.eq(msgport.dfs_ip), fwd.now.eq(self.now),
+            m.d.comb += [fwd.dfs_ip.eq(dfs_ip), fwd.now.eq(self.now),
                          fwd.cs_net.eq(self.cs_net), fwd.cs_mask.eq(cs_mask)]
             connect(m, fwd.lookup, lookups.lookups[p])
             connect(m, lookups.results[p], fwd.result)
@@ -332,34 +351,31 @@ class DFSCore(wiring.Component):
 
             # ARP replies leave on the port the request came in on.
             m.submodules[f"arp{p}"] = arp = ArpResponder()
-            m.d.comb += arp.own_mac.eq(msgport.dfs_mac)
+            m.d.comb += arp.own_mac.eq(dfs_mac)
             connect(m, fwd.arp_request, arp.request)
             egress_inputs[p].append(arp.source)
 
             # Rewrite, then steer each frame to its egress port.  The decision
-            # waits in a FIFO: the rewriter takes it when the frame's first byte
-            # reaches it, and the forwarder sends the bytes after the decision.
-            # Two deep, in flops: four deep it was LUT-RAM, 75 cells of six
-            # LUT4s for 300 bits, for no throughput or latency (bench dfs:
-            # ratio 1.0 and 84 clocks either way).
+            # waits in a register: the rewriter takes it when the frame's first
+            # byte reaches it, and the forwarder sends the bytes after the
+            # decision, so the next frame's decision never finds it full.  One
+            # register, not a FIFO: the forwarder's FSM reached the FIFO's
+            # write enables (298 bits, 4 levels) and the rewriter's ready its
+            # read enables (365 loads); here both directions start at flops.
             m.submodules[f"rewriter{p}"] = rewriter = CommandRewriter()
             m.submodules[f"command{p}"] = to_command = DecisionToCommand()
-            m.submodules[f"decisions{p}"] = decisions = fifo.SyncFIFOBuffered(
-                width=decision_layout().size, depth=2)
+            m.submodules[f"decisions{p}"] = decisions = StreamRegister(stream.Signature(decision_layout()))
             m.submodules[f"egress_ports{p}"] = ports = fifo.SyncFIFOBuffered(width=2, depth=8)
             m.submodules[f"demux{p}"] = demux = FrameDemux(n)
-            accept = fwd.decision.valid & decisions.w_rdy & ports.w_rdy
             m.d.comb += [
-                fwd.decision.ready.eq(decisions.w_rdy & ports.w_rdy),
-                decisions.w_en.eq(accept),
-                decisions.w_data.eq(fwd.decision.payload),
-                ports.w_en.eq(accept),
+                decisions.sink.valid.eq(fwd.decision.valid & ports.w_rdy),
+                decisions.sink.payload.eq(fwd.decision.payload),
+                fwd.decision.ready.eq(decisions.sink.ready & ports.w_rdy),
+                ports.w_en.eq(fwd.decision.valid & decisions.sink.ready & ports.w_rdy),
                 ports.w_data.eq(fwd.decision.payload.action.egress_port),
-                to_command.decision.valid.eq(decisions.r_rdy),
-                to_command.decision.payload.eq(decisions.r_data),
-                decisions.r_en.eq(to_command.decision.ready),
-                to_command.own_mac.eq(msgport.dfs_mac),
+                to_command.own_mac.eq(dfs_mac),
             ]
+            connect(m, decisions.source, to_command.decision)
             connect(m, to_command.command, rewriter.command)
             connect(m, fwd.forward_frame, rewriter.sink)
             connect(m, rewriter.source, demux.sink)
@@ -382,7 +398,10 @@ class DFSCore(wiring.Component):
 
         # -- per port: egress
         for p in range(n):
-            m.submodules[f"egress{p}"] = egress = FrameArbiter(len(egress_inputs[p]))
+            # The choice in a clock of its own between frames: the demux of
+            # every port (and its egress-port FIFO) reached the others'
+            # through the arbiter's choice, 6 levels.
+            m.submodules[f"egress{p}"] = egress = FrameArbiter(len(egress_inputs[p]), registered_choice=True)
             for i, source in enumerate(egress_inputs[p]):
                 connect(m, source, egress.sinks[i])
             # The arbiter's choice and mux end in flops, and so does the MAC's ready.

@@ -8,9 +8,16 @@ for more than that.  (A starvation-free scheme is not needed here: the other
 inputs are bounded by the miss path and message rates.)  With
 ``round_robin`` the input after the last one served goes first instead, for
 inputs that share a link as equals (the VLANs of a one-port board).
+
+With ``registered_choice`` the choice is made in a clock of its own between
+frames (nothing passes in it) and held in a register: every input's
+``ready`` is then its grant and the output's ``ready``, never another
+input's ``valid``, so the blocks in front of the inputs (the DFS's per-port
+demultiplexers) do not reach one another through the arbiter.  The price is
+that clock: one per frame, within the gap a MAC leaves between frames.
 """
 
-from amaranth import Module, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -20,11 +27,13 @@ __all__ = ["FrameArbiter"]
 
 
 class FrameArbiter(wiring.Component):
-    def __init__(self, inputs: int, data_width: int = 8, *, round_robin: bool = False):
+    def __init__(self, inputs: int, data_width: int = 8, *, round_robin: bool = False,
+                 registered_choice: bool = False):
         if not isinstance(inputs, int) or inputs < 1:
             raise ValueError(f"inputs must be a positive integer, not {inputs!r}")
         self._inputs = inputs
         self._round_robin = bool(round_robin)
+        self._registered = bool(registered_choice)
         super().__init__(
             {
                 "sinks": In(packet_signature(data_width)).array(inputs),
@@ -53,6 +62,23 @@ class FrameArbiter(wiring.Component):
             for i in reversed(range(n)):
                 with m.If(self.sinks[i].valid):
                     m.d.comb += choice.eq(i)
+        if self._registered:
+            # Not locked: choose among the valid inputs into ``grant``, lock.
+            # Locked: pass input ``grant`` until its last byte.
+            with m.If(~locked):
+                m.d.sync += [grant.eq(choice), locked.eq(Cat(s.valid for s in self.sinks).any())]
+            m.d.comb += self.grant.eq(grant)
+            for i in range(n):
+                with m.If(grant == i):
+                    m.d.comb += [
+                        self.source.valid.eq(self.sinks[i].valid & locked),
+                        self.source.payload.eq(self.sinks[i].payload),
+                        self.sinks[i].ready.eq(self.source.ready & locked),
+                    ]
+            with m.If(self.source.valid & self.source.ready & self.source.payload.last):
+                m.d.sync += locked.eq(0)
+            return m
+
         current = Signal.like(grant)
         m.d.comb += current.eq(grant)
         with m.If(~locked):
