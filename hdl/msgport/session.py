@@ -697,6 +697,11 @@ class SessionEngine(wiring.Component):
                            *(nonce[slot].word_select(7 - b, 8) for b in range(8)))
         hash_input = Mux(hash_index[5], secret_bytes.word_select(hash_index[:4], 8), label_byte)
         hash_last = hash_index == 47
+        # The byte is offered from a register, a clock after hash_index
+        # (the ROM and the 16-way select ran on into the hash arbiter's mux,
+        # 7 levels): a byte every two clocks, 96 clocks an authentication.
+        hash_byte, hash_byte_last, hash_byte_ok = Signal(8), Signal(), Signal()
+        m.d.sync += [hash_byte.eq(hash_input), hash_byte_last.eq(hash_last), hash_byte_ok.eq(0)]
 
         # Epoch adoption (docs/redundancy.md): the slot keeps the highest
         # epoch it used; only an ACTIVE-role slot raises the DFS's.
@@ -834,14 +839,16 @@ class SessionEngine(wiring.Component):
             with m.State("Hashing"):
                 # Label, then challenge and nonce, both big-endian.
                 m.d.comb += [
-                    siphash.sink.valid.eq(1),
-                    siphash.sink.payload.data.eq(hash_input),
-                    siphash.sink.payload.last.eq(hash_last),
+                    siphash.sink.valid.eq(hash_byte_ok),
+                    siphash.sink.payload.data.eq(hash_byte),
+                    siphash.sink.payload.last.eq(hash_byte_last),
                 ]
-                with m.If(siphash.sink.ready):
-                    m.d.sync += hash_index.eq(hash_index + 1)
-                    with m.If(hash_last):
+                with m.If(siphash.sink.ready & hash_byte_ok):
+                    m.d.sync += hash_index.eq(hash_index + 1)  # hash_byte_ok drops for a clock
+                    with m.If(hash_byte_last):
                         m.next = "Waiting for the hash"
+                with m.Else():
+                    m.d.sync += hash_byte_ok.eq(1)  # hash_byte is hash_index's from the next clock
 
             with m.State("Waiting for the hash"):
                 m.d.comb += siphash.source.ready.eq(1)
