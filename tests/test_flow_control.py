@@ -13,7 +13,6 @@ from amaranth.sim import Simulator
 
 from twinplane.hdl.dfs.flow_control import FlowController
 from twinplane.hdl.flowtable import FlowTable
-from twinplane.hdl.msgport.layout import MAX_SENT_BYTES
 from twinplane.model.flowkey import ACTION_WIDTH, KEY_WIDTH, pack_key, unpack_action
 from twinplane.model.flowtable import FlowGeometry
 from twinplane.protocol.codec import Codec
@@ -131,22 +130,44 @@ def run(script):
     now = {"ticks": 0}
 
     async def bench(ctx):
-        ctx.set(top.fc.core_msg.ready, 1)
         ctx.set(top.fc.resolve.ready, 1)
         h = Harness(ctx, top)
         top.harness = h
         await script(ctx, top, h, now)
 
     async def collector(ctx):
-        async for _, _, valid, payload, rv, rp in ctx.tick().sample(
-            top.fc.core_msg.valid, top.fc.core_msg.payload, top.fc.resolve.valid, top.fc.resolve.payload
-        ):
-            if valid:
-                signed = bytearray((payload.raw >> 8 * (MAX_SENT_BYTES - payload.length)).to_bytes(payload.length, "big"))
-                signed[4:6] = (payload.length + TAG_SIZE).to_bytes(2, "big")
-                top.harness.messages += CODEC.decode(Bus.SSMB, bytes(signed) + CODEC.tag(Bus.SSMB, bytes(signed)))
+        async for _, _, rv, rp in ctx.tick().sample(top.fc.resolve.valid, top.fc.resolve.payload):
             if rv:
                 top.harness.resolved.append((rp.key, rp.accept))
+
+    async def core_reader(ctx):
+        """The message port's part: each message offered on core_msg read
+        by index (a word a clock later), then taken."""
+        fc = top.fc
+        while True:
+            await ctx.tick()
+            if not ctx.get(fc.core_msg.valid):
+                continue
+            payload = ctx.get(fc.core_msg.payload)
+            signed = bytearray()
+            for w in range((payload.length + 7) // 8):
+                ctx.set(fc.core_read.index, 8 * w)
+                await ctx.tick()
+                signed += ctx.get(fc.core_read.word).to_bytes(8, "little")
+            signed = signed[: payload.length]
+            assert (payload.msg_type, payload.error) == (signed[2], signed[3])
+            assert ctx.get(fc.core_msg.payload).as_bits() == payload.as_bits()  # held while read
+            ctx.set(fc.core_msg.ready, 1)
+            await ctx.tick()
+            ctx.set(fc.core_msg.ready, 0)
+            signed[4:6] = (payload.length + TAG_SIZE).to_bytes(2, "big")
+            (msg,) = CODEC.decode(Bus.SSMB, bytes(signed) + CODEC.tag(Bus.SSMB, bytes(signed)))
+            if isinstance(msg, SsmbQuery):  # the flow the message port splits QUERYs by
+                flow = payload.flow
+                assert (flow.src_addr & 0xFFFF_FFFF, flow.dst_addr & 0xFFFF_FFFF, flow.src_port, flow.dst_port,
+                        flow.protocol) == (int(msg.flow.src_addr), int(msg.flow.dst_addr), msg.flow.src_port,
+                                           msg.flow.dst_port, msg.flow.protocol)
+            top.harness.messages.append(msg)
 
     async def clock(ctx):
         cycles = 0
@@ -160,6 +181,7 @@ def run(script):
     sim.add_clock(8e-9)
     sim.add_testbench(bench)
     sim.add_process(collector)
+    sim.add_testbench(core_reader, background=True)
     sim.add_process(clock)
     sim.run()
 
@@ -267,14 +289,16 @@ def test_overflow_close_idle_dump_and_reset():
             ctx.set(fc.tcp_event.payload, {"handle": handle, "fin": 1, "rst": 0})
             await ctx.tick().until(fc.tcp_event.ready)
             ctx.set(fc.tcp_event.valid, 0)
-        await h.settle(50 * 8)  # the linger, plus a sweep of the idle scanner (~25 clocks a flow)
+        # the linger, plus a sweep of the idle scanner (~25 clocks a flow), plus
+        # the harness's reading of each message (a word a clock)
+        await h.settle(50 * 12)
         closed = h.take()
         assert [(m.flow.src_addr, m.stats.reason, m.stats.tcp_state) for m in closed] == [
             (client(100), DeleteReason.FIN, 0b011)]
 
         # idle ageing: every flow goes (reason IDLE)
         ctx.set(fc.idle_timeout, 3)
-        await h.settle(50 * 14)  # idle for 3 ticks, then the scanner's sweeps (~30 clocks a flow)
+        await h.settle(50 * 20)  # idle for 3 ticks, then the scanner's sweeps (~30 clocks a flow), the reads
         idle = h.take()
         assert idle and all(m.stats.reason == DeleteReason.IDLE for m in idle)
         ctx.set(fc.idle_timeout, 0)

@@ -13,10 +13,13 @@ import copy as copy_module
 import ipaddress
 import random
 
+from amaranth import Module
+from amaranth.lib.wiring import connect
 from amaranth.sim import Simulator
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+from twinplane.hdl.msgport.held import HeldCoreMessage
 from twinplane.hdl.msgport.layout import MAX_SENT_BYTES, MAX_TRANSMIT_BYTES
 from twinplane.hdl.msgport.port import MessagePort
 from twinplane.model.dfs import DfsConfig, ReferenceDFS
@@ -186,18 +189,25 @@ class Twin:
         """The DFS core hands the port a message (what the model's core would send)."""
         signed = self.codec.encode(msg)[:-TAG_SIZE]
         raw_left = int.from_bytes(signed, "big") << 8 * (MAX_SENT_BYTES - len(signed))
-        self.ctx.set(self.port.from_core.valid, 1)
-        self.ctx.set(self.port.from_core.payload, {"length": len(signed), "raw": raw_left})
-        await self.ctx.tick().until(self.port.from_core.ready)
-        self.ctx.set(self.port.from_core.valid, 0)
+        core = self.state["core"].sink
+        self.ctx.set(core.valid, 1)
+        self.ctx.set(core.payload, {"length": len(signed), "raw": raw_left})
+        await self.ctx.tick().until(core.ready)
+        self.ctx.set(core.valid, 0)
         await self.quiet()
         return self.gateware_answers(self.sessions)
 
 
 def run_twin(script, **port_args):
     port = MessagePort(**port_args)
+    # The DFS core's messages as their bytes (state["core"].sink), on from_core and its read port.
+    core = HeldCoreMessage()
+    top = Module()
+    top.submodules.port, top.submodules.core = port, core
+    connect(top, core.source, port.from_core)
+    connect(top, port.from_core_read, core.read)
     frames: list[bytes] = []
-    state: dict = {"ms": 0}
+    state: dict = {"ms": 0, "core": core}
 
     async def testbench(ctx):
         ctx.set(port.key, int.from_bytes(KEY, "little"))
@@ -230,7 +240,7 @@ def run_twin(script, **port_args):
             if core_valid:
                 state.setdefault("to_core", []).append((core.msg_type, core.src_ip))
 
-    sim = Simulator(port)
+    sim = Simulator(top)
     sim.add_clock(8e-9)
     sim.add_testbench(testbench)
     sim.add_testbench(ticker, background=True)

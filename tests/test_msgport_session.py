@@ -9,10 +9,13 @@ import ipaddress
 import random
 
 import pytest
+from amaranth import Module
+from amaranth.lib.wiring import connect
 from amaranth.sim import Simulator
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+from twinplane.hdl.msgport.held import HeldCoreMessage
 from twinplane.hdl.msgport.layout import MAX_SENT_BYTES
 from twinplane.hdl.msgport.port import MessagePort
 from twinplane.protocol.codec import Codec, DecodeError, ReplayWindow, auth_response, session_id
@@ -101,8 +104,14 @@ class ScriptedCS:
 
 def run_port(script, **port_args):
     port = MessagePort(**port_args)
+    # The DFS core's messages as their bytes (state["core"].sink), on from_core and its read port.
+    core = HeldCoreMessage()
+    top = Module()
+    top.submodules.port, top.submodules.core = port, core
+    connect(top, core.source, port.from_core)
+    connect(top, port.from_core_read, core.read)
     frames: list[bytes] = []
-    state = {}
+    state = {"core": core}
 
     async def testbench(ctx):
         ctx.set(port.key, int.from_bytes(KEY, "little"))
@@ -129,7 +138,7 @@ def run_port(script, **port_args):
             if core_valid:
                 state.setdefault("to_core", []).append((core.msg_type, core.header.session, core.raw))
 
-    sim = Simulator(port)
+    sim = Simulator(top)
     sim.add_clock(8e-9)
     sim.add_testbench(testbench)
     sim.add_process(collector)
@@ -183,10 +192,11 @@ def test_handshake_requests_and_core_messages():
         query = SsmbQuery(serial=77, vs_id=7)
         signed = Codec(KEY).encode(query)[:-TAG_SIZE]
         raw_left = int.from_bytes(signed, "big") << 8 * (MAX_SENT_BYTES - len(signed))
-        ctx.set(port.from_core.valid, 1)
-        ctx.set(port.from_core.payload, {"length": len(signed), "raw": raw_left})
-        await ctx.tick().until(port.from_core.ready)
-        ctx.set(port.from_core.valid, 0)
+        core = state["core"].sink
+        ctx.set(core.valid, 1)
+        ctx.set(core.payload, {"length": len(signed), "raw": raw_left})
+        await ctx.tick().until(core.ready)
+        ctx.set(core.valid, 0)
         (sent,) = await cs.send(Bus.SSMB, raw=b"")
         assert isinstance(sent, SsmbQuery) and sent.serial == 77 and sent.vs_id == 7
         assert sent.session == cs.session and sent.seq > ack.seq
@@ -314,15 +324,16 @@ def test_core_message_goes_out_while_the_core_has_not_taken_ours():
         assert ctx.get(port.to_core.valid) and ctx.get(port.to_core.payload.msg_type) == SsmbType.REPLY
         query = SsmbQuery(serial=77, vs_id=7)
         signed = Codec(KEY).encode(query)[:-TAG_SIZE]
-        ctx.set(port.from_core.valid, 1)
-        ctx.set(port.from_core.payload, {"length": len(signed), "raw": int.from_bytes(signed, "big") << 8 * (
+        core = state["core"].sink
+        ctx.set(core.valid, 1)
+        ctx.set(core.payload, {"length": len(signed), "raw": int.from_bytes(signed, "big") << 8 * (
             MAX_SENT_BYTES - len(signed))})
         for _ in range(2000):
-            if (await ctx.tick().sample(port.from_core.ready))[2]:
+            if (await ctx.tick().sample(core.ready))[2]:
                 break
         else:
             raise AssertionError("the core's QUERY never left: the port waits for the core and the core for it")
-        ctx.set(port.from_core.valid, 0)
+        ctx.set(core.valid, 0)
         (sent,) = await cs.send(Bus.SSMB, raw=b"")
         assert isinstance(sent, SsmbQuery) and sent.serial == 77
         assert ctx.get(port.to_core.valid)  # the REPLY still waits, unchanged

@@ -54,7 +54,7 @@ from twinplane.protocol.messages import (
 )
 
 from ..flowtable import command_layout, response_layout
-from ..msgport.layout import MAX_SENT_BYTES, received_message_layout
+from ..msgport.layout import core_read_signature, received_message_layout, wire_word
 from ..msgport.session import core_message_layout
 from ..ram import BlockRAM
 from .layouts import FlowAction, FlowKey
@@ -269,6 +269,7 @@ class FlowController(wiring.Component):
                 "core_sent_to": In(8),
                 "asked": Out(stream.Signature(data.StructLayout({"slot": 8, "cs": 8, "sent": 1}))),
                 "core_msg": Out(stream.Signature(core_message_layout())),
+                "core_read": In(core_read_signature()),  # core_msg's bytes, by index, while offered
                 # install_verdicts: per REPLY/NEWFLOW taken on msg, after the
                 # install attempt, 1 if it was installed (the message port
                 # then copies it to the other CSs: docs/redundancy.md)
@@ -317,20 +318,14 @@ class FlowController(wiring.Component):
         def body(cls):
             return data.View(message_layout(cls), cur.raw[: message_layout(cls).size])
 
-        # -- outgoing message being built, left-aligned as the session engine wants
-        out_raw = Signal(8 * MAX_SENT_BYTES)
-        out_len = Signal(range(MAX_SENT_BYTES + 1))
-
-        def out_view(cls):
-            size = message_layout(cls).size
-            return data.View(message_layout(cls), out_raw[-size:])
-
-        # The message is chosen by the states (its kind, type, error, and where
-        # to go once it is sent) and composed in one state, "Composing", from
-        # registers only: out_raw's ~900 flops then load from one registered
-        # enable (``load_out``) through a 3-way mux, not from every state's
-        # own mux.  Kinds: a QUERY; a DELETE or STATS (one layout); a RESET
-        # or DUMP (one layout).
+        # -- the message sent: chosen by the states (its kind, type, error, and
+        # where to go once it is sent), then offered on core_msg from
+        # "Composing" on; its bytes are never a register of their own.  The
+        # message port reads them by index (core_read) while it is offered,
+        # a word at a time, selected from constants and the registers that
+        # hold the flow (which stay put until it is sent).
+        # Kinds: a QUERY; a DELETE or STATS (one layout); a RESET or DUMP
+        # (one layout).
         K_QUERY, K_FLOW, K_SHORT = 0, 1, 2
         for a, b in ((SsmbStats, SsmbDelete), (SsmbReset, SsmbDump)):  # a kind's types share one shape
             assert [(f.offset, f.width) for _, f in message_layout(a)] == \
@@ -353,8 +348,10 @@ class FlowController(wiring.Component):
         m.d.comb += settled.eq(settle[-1])
         m.d.sync += settle.eq(Mux(restart_figures, 0, Cat(Const(1, 1), settle[:-1])))
         composing = Signal()
+        # One clock, once the figures settled: the ones that move with `now`
+        # (idle_ms, age_ms) and the QUERY's fields are latched for the read.
         load_out = Signal()
-        m.d.sync += load_out.eq(composing & settle[-2] & ~settle[-1])  # one clock
+        m.d.sync += load_out.eq(composing & settle[-2] & ~settle[-1])
 
         to_out_kind, to_out_type, to_out_error = loads_of(out_kind), loads_of(out_type), loads_of(out_error)
         to_out_end, to_send_then = loads_of(out_end), loads_of(send_then)
@@ -368,17 +365,32 @@ class FlowController(wiring.Component):
             m.d.comb += restart_figures.eq(1)
             goto("Composing")
 
-        def header(cls, serial):
-            view = out_view(cls)
-            return [
-                out_raw.eq(0),
-                out_len.eq(cls.wire_size() - TAG_SIZE),
-                view.vers_major.eq(1),
-                view.msg_type.eq(out_type),
-                view.error.eq(out_error),
-                view.flags.eq(Mux(out_end, Flag.END, 0)),
-                view.serial.eq(serial),
-            ], view
+        kinds = {K_QUERY: SsmbQuery, K_FLOW: SsmbDelete, K_SHORT: SsmbDump}
+        # The three kinds' bytes as one message (left-aligned, as the port
+        # reads them): a byte past a kind's length is never read, so a kind
+        # overrides only the bytes where it differs from the longest (DELETE):
+        # the header and the flow are the same bytes in all three, a QUERY's
+        # tail takes the place of the counters' first bytes, a DUMP's count
+        # that of the flow's (zero) first bytes.  The word select then runs
+        # over one message, not three.
+        out_bytes = Signal(8 * max(message_layout(cls).size // 8 for cls in kinds.values()))
+
+        def out_view(kind):
+            size = message_layout(kinds[kind]).size
+            return data.View(message_layout(kinds[kind]), out_bytes[-size:])
+
+        def top_offset(cls, name):
+            """Bits from the message's first byte to the end of field ``name``."""
+            return message_layout(cls).size - message_layout(cls)[name].offset
+
+        for name in ("flow", "serial", "flags", "msg_type", "error"):
+            assert top_offset(SsmbQuery, name) == top_offset(SsmbDelete, name)
+        for name in ("serial", "flags", "msg_type", "error"):
+            assert top_offset(SsmbDump, name) == top_offset(SsmbDelete, name)
+        # The count within the flow's first 10 bytes: ::ffff:a.b.c.d's zeros.
+        flow_start = top_offset(SsmbDelete, "flow") - message_layout(SsmbDelete)["flow"].width
+        count_start = top_offset(SsmbDump, "count") - message_layout(SsmbDump)["count"].width
+        assert flow_start <= count_start and top_offset(SsmbDump, "count") <= flow_start + 80
 
         # -- the QUERY being sent: the miss path hears where it went
         query_in_flight = Signal()
@@ -489,6 +501,9 @@ class FlowController(wiring.Component):
         idle, age_t = Signal(ts), Signal(ts)
         idle_ms, age_ms = Signal(32), Signal(32)
         m.d.comb += [idle_ms.eq(ms(idle, "idle_ms")), age_ms.eq(ms(age_t, "age_ms"))]
+        idle_ms_q, age_ms_q = Signal(32), Signal(32)  # as the message says them (load_out)
+        with m.If(load_out):
+            m.d.sync += [idle_ms_q.eq(idle_ms), age_ms_q.eq(age_ms)]
         idle_over_limit = Signal()  # REAP/TIMEOUT: idle_ms >= idle_limit_ms
         lingered = Signal()  # idle >= close_linger
         idle_timed_out = Signal()  # the idle scanner's timeout
@@ -516,47 +531,67 @@ class FlowController(wiring.Component):
                 view.stats.bytes_in.eq(counters_in.bytes),
                 view.stats.packets_out.eq(counters_out.packets),
                 view.stats.bytes_out.eq(counters_out.bytes),
-                view.stats.age_ms.eq(age_ms),
-                view.stats.idle_ms.eq(idle_ms),
+                view.stats.age_ms.eq(age_ms_q),
+                view.stats.idle_ms.eq(idle_ms_q),
                 view.stats.reason.eq(reason),
                 view.stats.tcp_state.eq(tcp_state),
                 view.stats.vs_id.eq(vs_id),
                 view.stats.node_id.eq(node_id),
             ]
 
-        # out_raw: composed from registers, loaded on one registered enable.
+        # The QUERY's fields but its key (key_f has it), latched as "Composing"
+        # takes the request off the stream.
+        q_held = Signal(query_layout())
         with m.If(load_out):
-            with m.Switch(out_kind):
-                with m.Case(K_QUERY):
-                    q = self.query.payload.query  # held on the stream until "Composing" takes it
-                    stmts, view = header(SsmbQuery, serial)
-                    m.d.sync += stmts + [
-                        view.flow.src_addr.eq(_IPV4_MAPPED | q.key.src_ip),
-                        view.flow.dst_addr.eq(_IPV4_MAPPED | q.key.dst_ip),
-                        view.flow.src_port.eq(q.key.src_port),
-                        view.flow.dst_port.eq(q.key.dst_port),
-                        view.flow.protocol.eq(q.key.protocol),
-                        view.flow.tos.eq(q.tos),
-                        view.flow.family.eq(AddressFamily.IPV4),
-                        view.flow.vlan_valid.eq(q.vlan_valid),
-                        view.flow.vlan_id.eq(q.vlan_id),
-                        view.flow.ingress_port.eq(q.ingress_port),
-                        view.client_mac.eq(q.client_mac),
-                        view.vs_id.eq(q.vs_id),
-                        view.tcp_flags.eq(q.tcp_flags),
-                    ]
-                with m.Case(K_FLOW):  # DELETE and STATS share the layout
-                    stmts, view = header(SsmbDelete, serial)
-                    m.d.sync += stmts + signature_stmts(view) + stats_stmts(view)
-                with m.Default():  # RESET and DUMP share the layout
-                    stmts, view = header(SsmbDump, 0)
-                    m.d.sync += stmts + [view.count.eq(Mux(out_end, dump_count, 0))]
+            q = self.query.payload.query
+            m.d.sync += [getattr(q_held, n).eq(getattr(q, n)) for n, _ in query_layout() if n != "key"]
+        is_query, is_short = Signal(), Signal()
+        m.d.comb += [is_query.eq(out_kind == K_QUERY), is_short.eq(out_kind == K_SHORT)]
+        view = out_view(K_FLOW)  # DELETE and STATS share the layout
+        m.d.comb += [
+            view.vers_major.eq(1),
+            view.msg_type.eq(out_type),
+            view.error.eq(out_error),
+            view.flags.eq(Mux(out_end, Flag.END, 0)),
+            view.serial.eq(Mux(is_short, 0, serial)),
+            *signature_stmts(view),
+            view.flow.tos.eq(Mux(is_query, q_held.tos, 0)),
+            view.flow.vlan_valid.eq(Mux(is_query, q_held.vlan_valid, 0)),
+            view.flow.vlan_id.eq(Mux(is_query, q_held.vlan_id, 0)),
+            view.flow.ingress_port.eq(Mux(is_query, q_held.ingress_port, 0)),
+            *stats_stmts(view),
+        ]
+        view = out_view(K_QUERY)
+        with m.If(is_query):
+            m.d.comb += [
+                view.client_mac.eq(q_held.client_mac),
+                view.vs_id.eq(q_held.vs_id),
+                view.tcp_flags.eq(q_held.tcp_flags),
+                view.reserved.eq(0),
+            ]
+        view = out_view(K_SHORT)  # RESET and DUMP share the layout
+        with m.If(is_short):
+            m.d.comb += view.count.eq(Mux(out_end, dump_count, 0))
+
+        # The word asked for, registered every clock from the index alone
+        # (the reader picks the byte a clock later; no reset: read only
+        # while a message is offered).
+        out_word = Signal(64, reset_less=True)
+        m.d.sync += out_word.eq(wire_word(out_bytes, len(out_bytes) // 8, self.core_read.index[3:]))
+        m.d.comb += self.core_read.word.eq(out_word)
+        out_len = Signal(range(max(cls.wire_size() - TAG_SIZE for cls in kinds.values()) + 1))
+        with m.Switch(out_kind):
+            for kind, cls in kinds.items():
+                with m.Case(kind):
+                    m.d.comb += out_len.eq(cls.wire_size() - TAG_SIZE)
 
         # Payloads with a default in every state (a value set only in some
         # states would also be ANDed with them, a LUT per bit).
         m.d.comb += [
-            self.core_msg.payload.raw.eq(out_raw),
             self.core_msg.payload.length.eq(out_len),
+            self.core_msg.payload.msg_type.eq(out_type),
+            self.core_msg.payload.error.eq(out_error),
+            *signature_stmts(self.core_msg.payload),  # a QUERY's flow (its owner by the CRC split)
             cmd.now.eq(self.now),
             cmd.key.eq(Mux(cmd_return, key_r, key_f)),
             cmd.action.eq(Mux(cmd_return, action_r, action_f)),

@@ -194,6 +194,7 @@ class DFSCore(wiring.Component):
         connect(m, msgport.to_core, to_core.sink)
         connect(m, to_core.source, control.msg)
         connect(m, control.core_msg, msgport.from_core)
+        connect(m, msgport.from_core_read, control.core_read)  # its bytes, read by index
         m.submodules.verdict = verdict = StreamRegister(control.installed.signature)
         connect(m, control.installed, verdict.sink)  # REPLY/NEWFLOW replication
         connect(m, verdict.source, msgport.installed)

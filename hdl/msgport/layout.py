@@ -6,6 +6,7 @@ declaration in :mod:`twinplane.protocol.messages` (never typed in by hand).
 
 from __future__ import annotations
 
+from amaranth import Cat, Const
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -21,10 +22,12 @@ __all__ = [
     "MAX_SENT_BYTES",
     "MAX_TRANSMIT_BYTES",
     "READ_LATENCY",
+    "core_read_signature",
     "expected_lengths",
     "message_read_signature",
     "received_message_layout",
     "transmit_message_layout",
+    "wire_word",
 ]
 
 #: Messages a DFS accepts (CS -> DFS, or either direction).  Anything else that
@@ -140,5 +143,27 @@ def message_read_signature() -> wiring.Signature:
     replica).  Neither side holds the message in a message-sized register or
     multiplexes one as a whole."""
     return wiring.Signature({"en": Out(1), "index": Out(range(MAX_TRANSMIT_BYTES)), "byte": In(8)})
+
+
+def wire_word(value, nbytes: int, word):
+    """The 8-byte word number ``word`` of ``value`` (``nbytes`` signed bytes
+    as a big-endian number, the first byte on the wire on top), its first
+    byte on the wire in the low bits; past the end, zeros."""
+    wire = Cat(*(value[8 * (nbytes - 1 - k) : 8 * (nbytes - k)] for k in range(nbytes)))
+    wire = Cat(wire, Const(0, 8 * (-nbytes % 8)))
+    return wire.word_select(word, 64)
+
+
+def core_read_signature() -> wiring.Signature:
+    """Access to the signed bytes of the core's message being offered (the
+    session engine's ``from_core``), from the reader's side: ``word`` holds,
+    one clock after ``index`` (0 = the first byte on the wire), the 8-byte
+    word holding that byte, its first byte on the wire in the low bits.  The
+    producer registers it every clock from ``index`` alone (no enable): the
+    reader's second stage picks the byte, so a :func:`message_read_signature`
+    read through it keeps its :data:`READ_LATENCY`, and the message is never
+    a message-sized register or multiplexed as a whole on either side."""
+    return wiring.Signature({"index": Out(range(MAX_SENT_BYTES)), "word": In(64)})
+
 
 assert HEADER_SIZE == 24  # the receiver reads msg_type at 2 and msg_length at 4..5

@@ -4,7 +4,7 @@ messages out, as frames.
 
     UDP payload ─► MessageReceiver ─► SessionEngine ─► MessageTransmitter ─► frames
                                          │      ▲
-                              to_core ◄──┘      └── from_core
+                              to_core ◄──┘      └── from_core (+ from_core_read: its bytes by index)
 
 The DFS top delivers the UDP payload of every datagram addressed to the
 DFS's SSMB or CSMB port on the internal side (with the sender's addresses and
@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out, connect
 
 from ..packet import packet_signature
 from .hash_arbiter import HashArbiter
-from .layout import received_message_layout
+from .layout import core_read_signature, received_message_layout
 from .receiver import _COUNTERS as _RX_COUNTERS
 from .receiver import MessageReceiver
 from .session import _COUNTERS as _SESSION_COUNTERS
@@ -58,6 +58,7 @@ class MessagePort(wiring.Component):
                 "tx": Out(packet_signature(8)),
                 "to_core": Out(stream.Signature(received_message_layout())),
                 "from_core": In(stream.Signature(core_message_layout())),
+                "from_core_read": Out(core_read_signature()),  # from_core's bytes, by index (session.py)
                 # install_verdicts: the core says, per REPLY/NEWFLOW it took,
                 # whether it installed it (1: copied to the other CSs)
                 **({"installed": In(stream.Signature(1))} if install_verdicts else {}),
@@ -117,6 +118,7 @@ class MessagePort(wiring.Component):
         connect(m, transmitter.source, wiring.flipped(self.tx))
         connect(m, session.to_core, wiring.flipped(self.to_core))
         connect(m, wiring.flipped(self.from_core), session.from_core)
+        connect(m, session.from_core_read, wiring.flipped(self.from_core_read))
         if self._install_verdicts:
             connect(m, wiring.flipped(self.installed), session.installed)
         connect(m, session.vs_write, wiring.flipped(self.vs_write))

@@ -90,9 +90,11 @@ from .layout import (
     MAX_RECEIVED_BYTES,
     MAX_SENT_BYTES,
     READ_LATENCY,
+    core_read_signature,
     message_read_signature,
     received_message_layout,
     transmit_message_layout,
+    wire_word,
 )
 
 __all__ = ["SessionEngine", "core_message_layout", "vs_write_layout"]
@@ -140,10 +142,24 @@ class _Kind(enum.Enum, shape=3):
 
 
 def core_message_layout() -> data.StructLayout:
-    """A message the DFS core sends to the active CS: its signed bytes
-    (header fields other than session, seq, epoch and msg_length filled in)
-    left-aligned in ``raw``, as for the transmitter."""
-    return data.StructLayout({"length": range(MAX_SENT_BYTES + 1), "raw": 8 * MAX_SENT_BYTES})
+    """A message the DFS core sends to the active CS, as far as the engine
+    decides on it: the number of its signed bytes, its header's type, error
+    and session (0: the engine stamps the CS's), and for a QUERY its flow
+    (whose owner the active/active split picks).  The signed bytes
+    themselves (header fields other than session, seq, epoch and msg_length
+    filled in) are read by index through :func:`core_read_signature` while
+    the message is offered: no message-sized register or multiplexer on
+    either side."""
+    hdr = header_layout()
+    return data.StructLayout(
+        {
+            "length": range(MAX_SENT_BYTES + 1),
+            "msg_type": hdr["msg_type"].shape,
+            "error": hdr["error"].shape,
+            "session": hdr["session"].shape,
+            "flow": message_layout(SsmbQuery)["flow"].shape,
+        }
+    )
 
 
 def vs_write_layout() -> data.StructLayout:
@@ -197,6 +213,7 @@ class SessionEngine(wiring.Component):
                 "rx_rotate": Out(1),  # to the receiver: rotate raw (a replica is being read)
                 "to_core": Out(stream.Signature(received_message_layout())),
                 "from_core": In(stream.Signature(core_message_layout())),
+                "from_core_read": Out(core_read_signature()),  # from_core's bytes, by index
                 # install_verdicts: one transfer per REPLY/NEWFLOW taken on
                 # to_core, 1 if the core installed it (then it is replicated)
                 **({"installed": In(stream.Signature(1))} if install_verdicts else {}),
@@ -441,8 +458,7 @@ class SessionEngine(wiring.Component):
             rank = sum(before) if before else Const(0)
             with m.If(members[i] & (rank == remainder)):
                 m.d.comb += owner.eq(i)
-        query = data.View(message_layout(SsmbQuery), self.from_core.payload.raw[-message_layout(SsmbQuery).size :])
-        flow = query.flow
+        flow = self.from_core.payload.flow
         flow_key = Cat(flow.src_addr[:32], flow.dst_addr[:32], flow.src_port, flow.dst_port, flow.protocol, Const(1, 1))
         assert len(flow_key) == KEY_WIDTH
         padded_key = Cat(flow_key, Const(0, _KEY_BITS - KEY_WIDTH))
@@ -594,8 +610,7 @@ class SessionEngine(wiring.Component):
         # come from the message itself.  The slot's session while it is
         # authenticated (AUTH_RESPONSE: the new one, set by now), else 0 (a
         # reply's own); a core message may carry its own session.
-        core_hdr = data.View(header_layout(), self.from_core.payload.raw[-8 * HEADER_SIZE :])
-        own_session = ((kind != _Kind.CORE) | (core_hdr.session == 0)) & ~out_anonymous & authed[out_slot]
+        own_session = ((kind != _Kind.CORE) | (self.from_core.payload.session == 0)) & ~out_anonymous & authed[out_slot]
         stamp = Signal(8 * HEADER_SIZE)
         stamp_hdr = data.View(header_layout(), stamp)
         m.d.comb += [
@@ -631,22 +646,21 @@ class SessionEngine(wiring.Component):
         # byte multiplexer).  The first clock selects the 8-byte word holding
         # the byte (a replica's byte stands in every lane), the second the
         # byte in the word: the index's fan-out and the selection tree are
-        # split over two clocks.
+        # split over two clocks.  A core message's word is the core's own
+        # first clock (from_core_read: its register, from the index alone).
         assert READ_LATENCY == 2
         index = self.tx_read.index
+        m.d.comb += self.from_core_read.index.eq(index)
 
         def word_of(value, nbytes):
-            """The 8-byte word of ``value`` (``nbytes`` bytes, first byte on
-            top) holding byte ``index``, its first byte in the low bits."""
-            wire = Cat(*(value.word_select(nbytes - 1 - k, 8) for k in range(nbytes)))
-            wire = Cat(wire, Const(0, 8 * (-nbytes % 8)))
-            return wire.word_select(index[3:], 64)
+            """The 8-byte word of ``value`` holding byte ``index``."""
+            return wire_word(value, nbytes, index[3:])
 
         # The reply's word: its kind's message's word (a select over mostly
-        # constant bytes).
+        # constant bytes); 0 for a core message (no kind of per_reply's).
         reply_word = Signal(64)
         per_reply(lambda cls, value: reply_word.eq(word_of(value, len(value) // 8)))
-        own_word = Mux(kind == _Kind.CORE, word_of(self.from_core.payload.raw, MAX_SENT_BYTES), reply_word)
+        own_word = reply_word
         if self._install_verdicts:
             assert len(cur.raw) == 8 * MAX_RECEIVED_BYTES  # a REPLY/NEWFLOW fills raw exactly
             # The receiver rotates raw a clock after it is asked: while the
@@ -659,7 +673,7 @@ class SessionEngine(wiring.Component):
         use_stamp = (index < HEADER_SIZE) & stamped.bit_select(index[:5], 1)
         word_q, stamp_q = Signal(64), Signal(64)
         lane_q = Signal(3)
-        use_stamp_q, en_q = Signal(), Signal()
+        use_stamp_q, core_q, en_q = Signal(), Signal(), Signal()
         m.d.sync += en_q.eq(self.tx_read.en)
         with m.If(self.tx_read.en):
             m.d.sync += [
@@ -667,9 +681,12 @@ class SessionEngine(wiring.Component):
                 stamp_q.eq(word_of(stamp, HEADER_SIZE)),
                 lane_q.eq(index[:3]),
                 use_stamp_q.eq(use_stamp),
+                core_q.eq(kind == _Kind.CORE),
             ]
+        # word_q is 0 for a core message, the core's word 0 (masked) for the others.
+        core_word = Mux(core_q, self.from_core_read.word, 0)
         with m.If(en_q):
-            m.d.sync += self.tx_read.byte.eq(Mux(use_stamp_q, stamp_q, word_q).word_select(lane_q, 8))
+            m.d.sync += self.tx_read.byte.eq(Mux(use_stamp_q, stamp_q, word_q | core_word).word_select(lane_q, 8))
 
         # ... and what changes once the transmitter has taken it
         sent = [
@@ -1046,14 +1063,13 @@ class SessionEngine(wiring.Component):
             with m.State("Stamping a core message"):
                 # DELETE and RESET go to every authenticated CS (the active
                 # one first), re-stamped for each: replication.
-                core_hdr = data.View(header_layout(), self.from_core.payload.raw[-8 * HEADER_SIZE :])
-                core_type = core_hdr.msg_type
+                core_type = self.from_core.payload.msg_type
                 to_all = (core_type == SsmbType.DELETE) | (core_type == SsmbType.RESET)
                 authed_mask = Cat(*authed)
                 # A DUMP's answers (STATS without error, DUMP END) go to the
                 # CS that asked, standby or not; a REAP's STATS (CONNALIVE)
                 # to the owner as usual.
-                dump_answer = ((core_type == SsmbType.STATS) & (core_hdr.error == ErrorCode.NONE)) | (
+                dump_answer = ((core_type == SsmbType.STATS) & (self.from_core.payload.error == ErrorCode.NONE)) | (
                     core_type == SsmbType.DUMP
                 )
                 to_asker = Signal()
