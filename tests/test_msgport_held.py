@@ -44,7 +44,7 @@ def test_fields_and_words():
             # index (registered: the next index asked meanwhile changes nothing).
             read = bytearray(8 * ((len(signed) + 7) // 8))
             words = list(reversed(range(len(read) // 8)))
-            for w, after in zip(words, words[1:] + [0]):
+            for w, after in zip(words, words[1:] + [0], strict=True):
                 ctx.set(dut.read.index, 8 * w + (w % 8))  # any byte of the word names it
                 await ctx.tick()
                 ctx.set(dut.read.index, 8 * after)
