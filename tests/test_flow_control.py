@@ -149,11 +149,14 @@ def run(script):
             if not ctx.get(fc.core_msg.valid):
                 continue
             payload = ctx.get(fc.core_msg.payload)
+            assert ctx.get(fc.core_read.word) == 0  # not read (en low) the clock before
             signed = bytearray()
+            ctx.set(fc.core_read.en, 1)
             for w in range((payload.length + 7) // 8):
                 ctx.set(fc.core_read.index, 8 * w)
                 await ctx.tick()
                 signed += ctx.get(fc.core_read.word).to_bytes(8, "little")
+            ctx.set(fc.core_read.en, 0)
             signed = signed[: payload.length]
             assert (payload.msg_type, payload.error) == (signed[2], signed[3])
             assert ctx.get(fc.core_msg.payload).as_bits() == payload.as_bits()  # held while read

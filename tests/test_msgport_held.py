@@ -1,7 +1,7 @@
 """HeldCoreMessage: a core message held as its bytes, offered as the session
 engine takes one -- the narrow from_core fields come from the header (and a
-QUERY's flow), the read port answers every word a clock after its index, and
-the stream's handshake passes through."""
+QUERY's flow), the read port answers every word a clock after its index (0
+while not enabled), and the stream's handshake passes through."""
 
 from __future__ import annotations
 
@@ -40,8 +40,13 @@ def test_fields_and_words():
                 assert (out.flow.src_addr & 0xFFFF_FFFF, out.flow.dst_addr & 0xFFFF_FFFF, out.flow.src_port,
                         out.flow.dst_port, out.flow.protocol, out.flow.tos) == (
                     int(flow.src_addr), int(flow.dst_addr), 40001, 80, 6, 0x10)
+            # Not read (en low): 0.
+            ctx.set(dut.read.index, 0)
+            await ctx.tick()
+            assert ctx.get(dut.read.word) == 0
             # Every byte, word by word, last first: the word a clock after its
             # index (registered: the next index asked meanwhile changes nothing).
+            ctx.set(dut.read.en, 1)
             read = bytearray(8 * ((len(signed) + 7) // 8))
             words = list(reversed(range(len(read) // 8)))
             for w, after in zip(words, words[1:] + [0], strict=True):
@@ -50,6 +55,7 @@ def test_fields_and_words():
                 ctx.set(dut.read.index, 8 * after)
                 read[8 * w : 8 * w + 8] = ctx.get(dut.read.word).to_bytes(8, "little")
             assert bytes(read[: len(signed)]) == signed
+            ctx.set(dut.read.en, 0)
             ctx.set(dut.source.ready, 1)
             assert ctx.get(dut.sink.ready)
             await ctx.tick()

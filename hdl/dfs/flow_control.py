@@ -574,10 +574,11 @@ class FlowController(wiring.Component):
             m.d.comb += view.count.eq(Mux(out_end, dump_count, 0))
 
         # The word asked for, registered every clock from the index alone
-        # (the reader picks the byte a clock later; no reset: read only
-        # while a message is offered).
+        # (the reader picks the byte a clock later); 0 while the reader
+        # reads a message of its own: a synchronous reset, no LUT.
         out_word = Signal(64, reset_less=True)
-        m.d.sync += out_word.eq(wire_word(out_bytes, len(out_bytes) // 8, self.core_read.index[3:]))
+        m.d.sync += out_word.eq(Mux(self.core_read.en, wire_word(out_bytes, len(out_bytes) // 8,
+                                                                  self.core_read.index[3:]), 0))
         m.d.comb += self.core_read.word.eq(out_word)
         out_len = Signal(range(max(cls.wire_size() - TAG_SIZE for cls in kinds.values()) + 1))
         with m.Switch(out_kind):

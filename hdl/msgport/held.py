@@ -7,11 +7,12 @@ For a producer that has the message's bytes at hand (tests, a core that
 builds its messages in a register): its ``sink`` carries them left-aligned in
 ``raw``, as the transmitter reads them, and stays valid and stable until
 taken.  Nothing is copied: the narrow fields are views of ``raw``, and the
-read port's word a register loaded every clock from ``raw`` by index.  The
+read port's word a register loaded every clock from ``raw`` by index
+(0 while the reader says it reads something else).  The
 DFS's flow controller answers the read from its own registers instead.
 """
 
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -50,6 +51,6 @@ class HeldCoreMessage(wiring.Component):
             self.source.payload.flow.eq(query.flow),
         ]
         word = Signal(64, reset_less=True)
-        m.d.sync += word.eq(wire_word(raw, MAX_SENT_BYTES, self.read.index[3:]))
+        m.d.sync += word.eq(Mux(self.read.en, wire_word(raw, MAX_SENT_BYTES, self.read.index[3:]), 0))
         m.d.comb += self.read.word.eq(word)
         return m

@@ -158,12 +158,15 @@ def core_read_signature() -> wiring.Signature:
     """Access to the signed bytes of the core's message being offered (the
     session engine's ``from_core``), from the reader's side: ``word`` holds,
     one clock after ``index`` (0 = the first byte on the wire), the 8-byte
-    word holding that byte, its first byte on the wire in the low bits.  The
-    producer registers it every clock from ``index`` alone (no enable): the
-    reader's second stage picks the byte, so a :func:`message_read_signature`
-    read through it keeps its :data:`READ_LATENCY`, and the message is never
-    a message-sized register or multiplexed as a whole on either side."""
-    return wiring.Signature({"index": Out(range(MAX_SENT_BYTES)), "word": In(64)})
+    word holding that byte, its first byte on the wire in the low bits --
+    if ``en`` was high then, else 0 (``en``: the reader is reading this
+    message, a level, not a strobe per read).  The producer registers it
+    every clock from ``index`` alone, ``en`` its flip-flops' synchronous
+    reset: the reader's second stage picks the byte, ORed with its own
+    messages' word, so a :func:`message_read_signature` read through it keeps
+    its :data:`READ_LATENCY`, and the message is never a message-sized
+    register or multiplexed as a whole on either side."""
+    return wiring.Signature({"en": Out(1), "index": Out(range(MAX_SENT_BYTES)), "word": In(64)})
 
 
 assert HEADER_SIZE == 24  # the receiver reads msg_type at 2 and msg_length at 4..5

@@ -650,7 +650,8 @@ class SessionEngine(wiring.Component):
         # first clock (from_core_read: its register, from the index alone).
         assert READ_LATENCY == 2
         index = self.tx_read.index
-        m.d.comb += self.from_core_read.index.eq(index)
+        # The core zeroes its word while another kind is read (kind is a register).
+        m.d.comb += [self.from_core_read.index.eq(index), self.from_core_read.en.eq(kind == _Kind.CORE)]
 
         def word_of(value, nbytes):
             """The 8-byte word of ``value`` holding byte ``index``."""
@@ -673,7 +674,7 @@ class SessionEngine(wiring.Component):
         use_stamp = (index < HEADER_SIZE) & stamped.bit_select(index[:5], 1)
         word_q, stamp_q = Signal(64), Signal(64)
         lane_q = Signal(3)
-        use_stamp_q, core_q, en_q = Signal(), Signal(), Signal()
+        use_stamp_q, en_q = Signal(), Signal()
         m.d.sync += en_q.eq(self.tx_read.en)
         with m.If(self.tx_read.en):
             m.d.sync += [
@@ -681,12 +682,11 @@ class SessionEngine(wiring.Component):
                 stamp_q.eq(word_of(stamp, HEADER_SIZE)),
                 lane_q.eq(index[:3]),
                 use_stamp_q.eq(use_stamp),
-                core_q.eq(kind == _Kind.CORE),
             ]
-        # word_q is 0 for a core message, the core's word 0 (masked) for the others.
-        core_word = Mux(core_q, self.from_core_read.word, 0)
+        # word_q is 0 for a core message, the core's word 0 for the others.
         with m.If(en_q):
-            m.d.sync += self.tx_read.byte.eq(Mux(use_stamp_q, stamp_q, word_q | core_word).word_select(lane_q, 8))
+            m.d.sync += self.tx_read.byte.eq(
+                Mux(use_stamp_q, stamp_q, word_q | self.from_core_read.word).word_select(lane_q, 8))
 
         # ... and what changes once the transmitter has taken it
         sent = [
