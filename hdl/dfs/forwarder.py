@@ -166,7 +166,7 @@ class Forwarder(wiring.Component):
         payload_start = Signal(16)
         vs_answer = Signal.like(self.vs_answer.payload)
         cam_question = Signal.like(self.vs_query.payload)
-        hold_taken = Signal()
+        hold_offered = Signal()  # the hold record waits for the miss path (``hold.valid``, a flop)
 
         def count(name):
             counter = getattr(self, name)
@@ -259,6 +259,7 @@ class Forwarder(wiring.Component):
             self.message_frame.payload.last.eq(byte_index == payload_end - 1),
         ]
         self._hold_record(m, key, info, vs_answer)
+        m.d.comb += self.hold.valid.eq(hold_offered)
 
         with m.FSM(name="forwarder"):
             with m.State("Waiting for a frame"):
@@ -361,7 +362,7 @@ class Forwarder(wiring.Component):
                     m.next = "Moving the frame"
 
             with m.State("Holding"):
-                m.d.sync += [route.eq(ROUTE_HOLD), hold_taken.eq(0)]
+                m.d.sync += [route.eq(ROUTE_HOLD), hold_offered.eq(1)]
                 count("held")
                 m.next = "Moving the frame"
 
@@ -380,10 +381,11 @@ class Forwarder(wiring.Component):
                             f.ready.eq(self.hold_frame.ready),
                         ]
                         # The hold record is offered until the miss path takes it
-                        # (together with the first byte).
-                        m.d.comb += self.hold.valid.eq(~hold_taken)
+                        # (together with the first byte, so always in this state):
+                        # its valid is a flop, not the FSM's decode, into the
+                        # miss path's writer.
                         with m.If(self.hold.valid & self.hold.ready):
-                            m.d.sync += hold_taken.eq(1)
+                            m.d.sync += hold_offered.eq(0)
                     with m.Case(ROUTE_MESSAGE):
                         # Only the UDP payload: skip the headers, cut the Ethernet padding.
                         inside = (byte_index >= payload_start) & (byte_index < payload_end)

@@ -320,7 +320,13 @@ class DFSCore(wiring.Component):
                 connect(m, fwd.vs_query, cam.query)
                 connect(m, cam.answer, fwd.vs_answer)
                 connect(m, fwd.hold, miss.hold)
-                connect(m, fwd.hold_frame, miss.sink)
+                # The held frame's bytes through a register on valid and payload
+                # (the forwarder's FSM reached the miss path's writer FSM, 6
+                # levels); the hold record is offered until taken, so it still
+                # meets its first byte.
+                m.submodules.hold_frame = hold_frame = PipelineRegister(packet_signature(8))
+                connect(m, fwd.hold_frame, hold_frame.sink)
+                connect(m, hold_frame.source, miss.sink)
                 m.d.comb += [
                     miss.probe_key.eq(fwd.probe_key),
                     fwd.probe_hit.eq(miss.probe_hit),
@@ -368,23 +374,39 @@ class DFSCore(wiring.Component):
             m.submodules[f"decisions{p}"] = decisions = StreamRegister(stream.Signature(decision_layout()))
             m.submodules[f"egress_ports{p}"] = ports = fifo.SyncFIFOBuffered(width=2, depth=8)
             m.submodules[f"demux{p}"] = demux = FrameDemux(n)
+            # The frame's egress port goes into its FIFO as the rewriter takes
+            # the decision (the frame reaches the demux after that), so the
+            # forwarder's handshake reaches the decision register alone.
+            connect(m, fwd.decision, decisions.sink)
+            d = decisions.source
             m.d.comb += [
-                decisions.sink.valid.eq(fwd.decision.valid & ports.w_rdy),
-                decisions.sink.payload.eq(fwd.decision.payload),
-                fwd.decision.ready.eq(decisions.sink.ready & ports.w_rdy),
-                ports.w_en.eq(fwd.decision.valid & decisions.sink.ready & ports.w_rdy),
-                ports.w_data.eq(fwd.decision.payload.action.egress_port),
+                to_command.decision.valid.eq(d.valid & ports.w_rdy),
+                to_command.decision.payload.eq(d.payload),
+                d.ready.eq(to_command.decision.ready & ports.w_rdy),
+                ports.w_en.eq(d.valid & to_command.decision.ready & ports.w_rdy),
+                ports.w_data.eq(d.payload.action.egress_port),
                 to_command.own_mac.eq(dfs_mac),
             ]
-            connect(m, decisions.source, to_command.decision)
             connect(m, to_command.command, rewriter.command)
-            connect(m, fwd.forward_frame, rewriter.sink)
+            # The forwarder's FSM and route gate its frame bytes, which went
+            # straight into the rewriter's stage enables (6 levels): a
+            # register on valid and payload (ready passes, from the rewriter's
+            # flops).
+            m.submodules[f"forward{p}"] = forward = PipelineRegister(packet_signature(8))
+            connect(m, fwd.forward_frame, forward.sink)
+            connect(m, forward.source, rewriter.sink)
             connect(m, rewriter.source, demux.sink)
+            # The frame's egress port through a register: the demux takes it
+            # with the frame's last byte, which the egress arbiter's ready
+            # decides, and that reached the FIFO's read logic (6 levels).  One
+            # a frame: half rate is plenty.
+            m.submodules[f"select{p}"] = select = StreamRegister(demux.select.signature.flip())
             m.d.comb += [
-                demux.select.valid.eq(ports.r_rdy),
-                demux.select.payload.eq(ports.r_data),
-                ports.r_en.eq(demux.select.ready),
+                select.sink.valid.eq(ports.r_rdy),
+                select.sink.payload.eq(ports.r_data),
+                ports.r_en.eq(select.sink.ready),
             ]
+            connect(m, select.source, demux.select)
             rewriter_outputs.append(demux)
 
         for p in range(n):
