@@ -204,7 +204,7 @@ class FlowTable(wiring.Component):
         # ``rd_row``/``rd_way`` the keymem row and way the FSM reads or
         # writes (also the flush sweep), ``c_raddr`` its cntmem read address;
         # its actmem reads are at ``cmd.handle``.
-        rd_row, rd_way = Signal(ib + tb), Signal(wb)
+        rd_row, rd_way = Signal(ib + tb, name="rd_row"), Signal(wb, name="rd_way")
         c_raddr = Signal(hb)
         # The FSM's counter write (a new entry's, or CLEAR's: zero counters,
         # last_seen = now): ``c_we`` a flop set by the state before WRITE NEW
@@ -218,7 +218,7 @@ class FlowTable(wiring.Component):
         m.d.sync += aw_en.eq(0)
         c_waddr = Signal(hb)
         c_wdata = Signal(self.cnt_layout)
-        kw_en, kw_all, kw_valid = Signal(), Signal(), Signal()
+        kw_en, kw_all, kw_valid = Signal(name="kw_en"), Signal(name="kw_all"), Signal(name="kw_valid")
         wr_move = Signal()  # a keymem write writes ``mslot`` (else the new key)
 
         # ---- search sequencer and lookup pipeline (see "Pipeline").  A
@@ -234,7 +234,8 @@ class FlowTable(wiring.Component):
         q_key = Signal(g.key_width)  # hashed this clock
         m.d.sync += q_key.eq(Mux(self.lookup.valid, lkey, hkey))
         hidx = [h3_index(q_key, masks[t]) for t in range(T)]
-        s_valid, s_t, s_last, s_fsm = Signal(), Signal(tb), Signal(), Signal()
+        s_valid, s_t, s_last, s_fsm = (
+            Signal(name="s_valid"), Signal(tb, name="s_t"), Signal(name="s_last"), Signal(name="s_fsm"))
         hold = Signal()
         m.d.comb += hold.eq(s_valid & ~s_last)
         # A take every T clocks at most (``busy`` counts down to the next),
@@ -246,7 +247,7 @@ class FlowTable(wiring.Component):
         # ``p1_idx`` two clocks after.
         h_grant = ~self.lookup.valid & free
         s_take = (self.lookup.valid | s_req) & free
-        q_valid, q_fsm = Signal(), Signal()
+        q_valid, q_fsm = Signal(name="q_valid"), Signal(name="q_fsm")
         m.d.sync += [q_valid.eq(s_take), q_fsm.eq(~self.lookup.valid)]
         with m.If(s_take):
             m.d.sync += busy.eq(T - 1)
@@ -313,8 +314,8 @@ class FlowTable(wiring.Component):
             p4_slotvalid.eq(Cat(*(kd_r[w].valid for w in range(W)))),
             p4_handles.eq(Cat(*(kd_r[w].handle for w in range(W)))),
         ]
-        acc_hit, acc_handle = Signal(), Signal(hb)
-        p4_hit, p4_handle = Signal(), Signal(hb)
+        acc_hit, acc_handle = Signal(name="acc_hit"), Signal(hb, name="acc_handle")
+        p4_hit, p4_handle = Signal(name="p4_hit"), Signal(hb, name="p4_handle")
         m.d.comb += [
             p4_hit.eq(p4_match.any() | (acc_hit & ~p4.first)),
             p4_handle.eq(_or_words([p4_handles[w] & p4_match[w].replicate(hb) for w in range(W)]
@@ -324,22 +325,25 @@ class FlowTable(wiring.Component):
         p4_done = p4.valid & p4.last
         a_grant = ~p4_done
         m.d.comb += ard.addr.eq(Mux(p4_done, p4_handle, cmd.handle))
-        p5_valid, p5_key, p5_hit = Signal(), Signal(g.key_width), Signal()
+        p5_valid, p5_key, p5_hit = (
+            Signal(name="p5_valid"), Signal(g.key_width, name="p5_key"), Signal(name="p5_hit"))
         p5_handle = Signal(hb)
         m.d.sync += [p5_valid.eq(p4_done & ~p4.fsm), p5_key.eq(p4_key), p5_hit.eq(p4_hit),
                      p5_handle.eq(p4_handle)]
         # p6: the action in the block RAM's output register (``ard.data``).
         # p7: into flops, zeroed on a search's miss.
-        p6_valid, p6_key, p6_hit = Signal(), Signal(g.key_width), Signal()
-        p7_valid, p7_key, p7_hit = Signal(), Signal(g.key_width), Signal()
+        p6_valid, p6_key, p6_hit = (
+            Signal(name="p6_valid"), Signal(g.key_width, name="p6_key"), Signal(name="p6_hit"))
+        p7_valid, p7_key, p7_hit = (
+            Signal(name="p7_valid"), Signal(g.key_width, name="p7_key"), Signal(name="p7_hit"))
         # The zeroing is the result flops' synchronous reset where Yosys
         # finds it (``reset_less``: the domain's reset would take it), else a
         # LUT; either way behind the EBR's output register now, not its
         # 5.8 ns array clock-to-out.  The FSM takes its own actmem reads from
         # ``ard.data`` (never zeroed: they are never in p4 with a search).
-        p6_handle, p7_handle = Signal(hb), Signal(hb)
+        p6_handle, p7_handle = Signal(hb, name="p6_handle"), Signal(hb, name="p7_handle")
         p7_action = Signal(g.action_width, reset_less=True)
-        p5_miss, p6_miss = Signal(), Signal()
+        p5_miss, p6_miss = Signal(name="p5_miss"), Signal(name="p6_miss")
         m.d.sync += [p5_miss.eq(p4_done & ~p4_hit), p6_miss.eq(p5_miss),
                      p6_valid.eq(p5_valid), p6_key.eq(p5_key), p6_hit.eq(p5_hit),
                      p6_handle.eq(p5_handle),
@@ -362,7 +366,7 @@ class FlowTable(wiring.Component):
         cvalid = [Signal(W, name=f"cvalid{t}") for t in range(T)]
         avalid = [Signal(W, name=f"avalid{t}") for t in range(T)]
         chandle = [Signal(data.ArrayLayout(hb, W), name=f"chandle{t}") for t in range(T)]
-        c_hit, c_hhandle = Signal(), Signal(hb)
+        c_hit, c_hhandle = Signal(name="c_hit"), Signal(hb, name="c_hhandle")
         with m.If(p4.valid & p4.fsm):
             with m.Switch(p4.t):
                 for t in range(T):
@@ -402,9 +406,12 @@ class FlowTable(wiring.Component):
         m.d.sync += cd.eq(crd.data)
         # ``nxt``: what ``w`` takes (the touch in t3, else the FSM's write);
         # ``lw1``/``lw2``: ``w`` one and two clocks ago.
-        nxt_en, nxt_addr, nxt_data = Signal(), Signal(hb), Signal(self.cnt_layout)
-        w_en, w_addr, w_data = Signal(), Signal(hb), Signal(self.cnt_layout)
-        lw1_en, lw1_addr, lw1_data = Signal(), Signal(hb), Signal(self.cnt_layout)
+        nxt_en, nxt_addr, nxt_data = (
+            Signal(name="nxt_en"), Signal(hb, name="nxt_addr"), Signal(self.cnt_layout, name="nxt_data"))
+        w_en, w_addr, w_data = (
+            Signal(name="w_en"), Signal(hb, name="w_addr"), Signal(self.cnt_layout, name="w_data"))
+        lw1_en, lw1_addr, lw1_data = (
+            Signal(name="lw1_en"), Signal(hb, name="lw1_addr"), Signal(self.cnt_layout, name="lw1_data"))
         lw2_data = Signal(self.cnt_layout)
         m.d.sync += [w_en.eq(nxt_en), w_addr.eq(nxt_addr), w_data.eq(nxt_data),
                      lw1_en.eq(w_en), lw1_addr.eq(w_addr), lw1_data.eq(w_data),
@@ -413,13 +420,13 @@ class FlowTable(wiring.Component):
         c_grant_r = ~self.touch.valid & ~Cat(*tv).any() & ~w_en
         # For the touch in t1: did the write of the next clock (``nxt``), of
         # this one (``w``) or of the last (``lw1``) hit its handle?
-        h_a, h_b, h_c = Signal(), Signal(), Signal()
+        h_a, h_b, h_c = Signal(name="h_a"), Signal(name="h_b"), Signal(name="h_c")
         m.d.sync += [h_a.eq(nxt_en & (nxt_addr == t1.handle)),
                      h_b.eq(w_en & (w_addr == t1.handle)),
                      h_c.eq(lw1_en & (lw1_addr == t1.handle))]
         # For the touch in t2: the older three merged, the newest (``w`` in
         # its t3) on its own.
-        new_hit, old_hit = Signal(), Signal()
+        new_hit, old_hit = Signal(name="new_hit"), Signal(name="old_hit")
         old_data = Signal(self.cnt_layout)
         m.d.sync += [new_hit.eq(nxt_en & (nxt_addr == t2.handle)),
                      old_hit.eq(h_a | h_b | h_c),
@@ -452,7 +459,7 @@ class FlowTable(wiring.Component):
         # byte enables it was the table's worst path, 9.1 ns.)
         kw_grant = ~hold & ~q_valid
         kw_slot = Signal(self.slot_layout)
-        kw_r_en, kw_r_addr = Signal(W), Signal(ib + tb)
+        kw_r_en, kw_r_addr = Signal(W, name="kw_r_en"), Signal(ib + tb, name="kw_r_addr")
         kw_r_data = Signal(self.bucket_layout)
         m.d.sync += [kw_r_addr.eq(rd_row), kw_r_data.eq(Cat(*([kw_slot.as_value()] * W))),
                      kw_r_en.eq(0)]
@@ -466,16 +473,17 @@ class FlowTable(wiring.Component):
         cidx = [Signal(ib, name=f"cidx{t}") for t in range(T)]
         midx = [Signal(ib, name=f"midx{t}") for t in range(T)]
         mslot = Signal(self.slot_layout)  # the one slot the FSM holds
-        mt, mw = Signal(tb), Signal(wb)
-        tgt_t, tgt_w = Signal(tb), Signal(wb)
-        best_t, best_w = Signal(tb), Signal(wb)
-        pk_ok, fr_ok = Signal(), Signal()
-        pk_t, pk_w = Signal(tb), Signal(wb)
-        e_age, e_cnt, e_kept = Signal(g.ts_width), Signal(self.cnt_layout), Signal()
-        e_t, e_w = Signal(tb), Signal(wb)
+        mt, mw = Signal(tb, name="mt"), Signal(wb, name="mw")
+        tgt_t, tgt_w = Signal(tb, name="tgt_t"), Signal(wb, name="tgt_w")
+        best_t, best_w = Signal(tb, name="best_t"), Signal(wb, name="best_w")
+        pk_ok, fr_ok = Signal(name="pk_ok"), Signal(name="fr_ok")
+        pk_t, pk_w = Signal(tb, name="pk_t"), Signal(wb, name="pk_w")
+        e_age, e_cnt, e_kept = (
+            Signal(g.ts_width, name="e_age"), Signal(self.cnt_layout, name="e_cnt"), Signal(name="e_kept"))
+        e_t, e_w = Signal(tb, name="e_t"), Signal(wb, name="e_w")
         new_handle = Signal(hb)
         fresh = Signal(range(N + 1))
-        fhead, ftail = Signal(hb), Signal(hb)
+        fhead, ftail = Signal(hb, name="fhead"), Signal(hb, name="ftail")
         best_age = Signal(g.ts_width)
         chosen = Signal()  # a victim candidate was found (the kept handle is skipped)
         # The candidate in ``e_*`` is the oldest so far: a flop, not the age
@@ -483,7 +491,7 @@ class FlowTable(wiring.Component):
         # counters (the compare's carry chain -> ``r`` loads was the table's
         # worst path, 8.4 ns).
         ld_best = Signal()
-        ld_key, ld_key_rs = Signal(), Signal()
+        ld_key, ld_key_rs = Signal(name="ld_key"), Signal(name="ld_key_rs")
         m.d.sync += ld_best.eq(0)
         with m.If(ld_best):
             m.d.sync += [chosen.eq(1), best_age.eq(e_age), best_t.eq(e_t), best_w.eq(e_w)]
@@ -567,8 +575,8 @@ class FlowTable(wiring.Component):
         # bucket's XOR that.  (A restore unit of its own is T * index_bits
         # more parity trees.)
         rs_load = Signal()
-        rs_t, rs_b = Signal(tb), Signal(ib)
-        rs_t_r, rs_b_r = Signal(tb), Signal(ib)
+        rs_t, rs_b = Signal(tb, name="rs_t"), Signal(ib, name="rs_b")
+        rs_t_r, rs_b_r = Signal(tb, name="rs_t_r"), Signal(ib, name="rs_b_r")
         with m.If(rs_load):
             m.d.sync += [rs_t_r.eq(rs_t), rs_b_r.eq(rs_b),
                          hkey.eq(Cat(Const(0, ib), mslot.key))]
