@@ -10,9 +10,10 @@ client's ``ready`` never depends on another client's ``valid`` (with a
 priority grant one forwarder's FSM reached the other's through it, 6
 levels in the whole DFS).  A client waits at most ``clients - 1`` clocks for
 its turn.  The granted lookup reaches the table from a register, which
-holds it until the table takes it.  Who asked goes into a small FIFO that
-each answer pops: answers come in order, so this holds whatever the table's
-latency is.
+holds it until the table takes it and takes the next only once empty, so a
+client's ``ready`` comes from registers alone.  Who asked goes into a small
+FIFO that each answer pops: answers come in order, so this holds whatever
+the table's latency is.
 """
 
 from amaranth import Module, Mux, Signal
@@ -58,12 +59,17 @@ class LookupSharer(wiring.Component):
         # The granted lookup goes to the table from a register: the table
         # hashes it in its first clock, which leaves no room for the clients'
         # FSM decode and this mux in front.  The register takes a new one
-        # when empty or being emptied (the table's ``ready`` comes from its
-        # own registers, never from ``valid``).
-        free = ~self.table_lookup.valid | self.table_lookup.ready
+        # only when empty, not in the clock it is being emptied: the clients'
+        # ``ready`` is then a flop, not the table's ``ready`` through this
+        # logic into the forwarders' state (5 levels, fanout 213, in the
+        # DFS).  The table is busy for ``tables`` (>= 2) clocks after each
+        # take anyway.
+        free = ~self.table_lookup.valid
         take = granted & free
         with m.If(free):
             m.d.sync += self.table_lookup.valid.eq(granted)
+        with m.Elif(self.table_lookup.ready):
+            m.d.sync += self.table_lookup.valid.eq(0)
         for i in range(n):
             with m.If(grant == i):
                 m.d.comb += self.lookups[i].ready.eq(free)

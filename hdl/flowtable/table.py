@@ -239,9 +239,11 @@ class FlowTable(wiring.Component):
         hold = Signal()
         m.d.comb += hold.eq(s_valid & ~s_last)
         # A take every T clocks at most (``busy`` counts down to the next),
-        # so p1 is free the clock after each take.
+        # so p1 is free the clock after each take.  ``free`` (busy == 0) is a
+        # flop of its own: it is ``lookup.ready``, and in the DFS the lookup
+        # sharer's and the forwarders' handshakes hung behind its decode.
         busy = Signal(range(T))
-        free = busy == 0
+        free = Signal(init=1)
         # The hash units serve the control FSM in clocks without a lookup
         # and free: ``hkey`` goes into ``q_key``, its registered index is in
         # ``p1_idx`` two clocks after.
@@ -250,9 +252,9 @@ class FlowTable(wiring.Component):
         q_valid, q_fsm = Signal(name="q_valid"), Signal(name="q_fsm")
         m.d.sync += [q_valid.eq(s_take), q_fsm.eq(~self.lookup.valid)]
         with m.If(s_take):
-            m.d.sync += busy.eq(T - 1)
+            m.d.sync += [busy.eq(T - 1), free.eq(T == 1)]
         with m.Elif(~free):
-            m.d.sync += busy.eq(busy - 1)
+            m.d.sync += [busy.eq(busy - 1), free.eq(busy == 1)]
         with m.If(q_valid):
             m.d.sync += [s_valid.eq(1), s_t.eq(0), s_last.eq(0), s_fsm.eq(q_fsm)]
         with m.Elif(s_valid):
@@ -643,6 +645,15 @@ class FlowTable(wiring.Component):
                 m.d.sync += list(on_hashing)
                 m.next = nxt
 
+        rsp_valid = Signal()
+
+        def respond():
+            # ``rsp.valid`` is a flop set with the move to RESPOND: the flow
+            # controller loads its 364-bit answer register on it (decoded
+            # from the state it was 5 levels, fanout 233, in the DFS).
+            m.d.sync += rsp_valid.eq(1)
+            m.next = "RESPOND"
+
         def search(nxt):
             m.d.comb += s_req.eq(1)
             with m.If(h_grant):
@@ -650,7 +661,9 @@ class FlowTable(wiring.Component):
 
         # Outside the FSM: a payload set in RESPOND only would be ANDed with
         # the state, a LUT per bit.
-        m.d.comb += [self.rsp.payload.eq(r), self.cmd.ready.eq(idle)]
+        m.d.comb += [self.rsp.payload.eq(r), self.rsp.valid.eq(rsp_valid), self.cmd.ready.eq(idle)]
+        with m.If(rsp_valid & self.rsp.ready):
+            m.d.sync += [rsp_valid.eq(0), idle.eq(1)]
         with m.If(idle):
             m.d.sync += [cmd.eq(self.cmd.payload), hkey.eq(self.cmd.payload.key),
                          op_clear.eq(self.cmd.payload.op == FlowOp.CLEAR),
@@ -695,14 +708,15 @@ class FlowTable(wiring.Component):
                 with m.If(cmd.op == FlowOp.FIND):
                     m.d.sync += [r.found.eq(c_hit), r.handle.eq(c_hhandle),
                                  cmd.handle.eq(c_hhandle)]
-                    m.next = "READ ACTION"
-                    with m.If(~c_hit):
-                        m.next = "RESPOND"
+                    with m.If(c_hit):
+                        m.next = "READ ACTION"
+                    with m.Else():
+                        respond()
                 with m.Elif(c_hit):
                     # actmem written at new_handle = c_hhandle (``aw_en``)
                     m.d.sync += [r.status.eq(InsertStatus.UPDATED), r.found.eq(1),
                                  r.handle.eq(c_hhandle)]
-                    m.next = "RESPOND"
+                    respond()
                 with m.Elif(fr_ok):
                     m.next = "ALLOCATE"
                 with m.Else():
@@ -764,7 +778,7 @@ class FlowTable(wiring.Component):
                                                  InsertStatus.EVICTED, InsertStatus.INSERTED)),
                                  r.handle.eq(new_handle),
                                  r.found.eq(r.status == InsertStatus.EVICTED)]
-                    m.next = "RESPOND"
+                    respond()
 
             # -- full: evict the candidate idle the longest
             with m.State("AGE START"):
@@ -846,7 +860,7 @@ class FlowTable(wiring.Component):
                     m.next = "READ ACTION"
             with m.State("CLEAR COUNTERS"):
                 with m.If(c_grant_w):  # ``c_we`` set
-                    m.next = "RESPOND"
+                    respond()
             with m.State("READ ACTION"):
                 with m.If(a_grant):
                     m.next = "ACTION WAIT"
@@ -868,12 +882,12 @@ class FlowTable(wiring.Component):
                 with m.If((cmd.op == FlowOp.DELETE) & r.found):
                     m.next = "DELETE SLOT"
                 with m.Else():
-                    m.next = "RESPOND"
+                    respond()
             with m.State("DELETE SLOT"):
                 m.d.comb += [kw_en.eq(1), fwr.en.eq(1)]
                 with m.If(kw_grant):
                     m.d.sync += ftail.eq(wrap(ftail))
-                    m.next = "RESPOND"
+                    respond()
 
             with m.State("FLUSH SWEEP"):
                 m.d.comb += kw_all.eq(1)
@@ -881,11 +895,9 @@ class FlowTable(wiring.Component):
                     m.d.sync += rd_row.eq(rd_row + 1)
                     with m.If(rd_row == T * g.buckets - 1):
                         m.d.sync += [fresh.eq(0), fhead.eq(0), ftail.eq(0)]
-                        m.next = "RESPOND"
+                        respond()
 
             with m.State("RESPOND"):
-                m.d.comb += self.rsp.valid.eq(1)
-                with m.If(self.rsp.ready):
-                    m.d.sync += idle.eq(1)
+                with m.If(self.rsp.ready):  # ``rsp_valid`` is set here
                     m.next = "IDLE"
         return m
