@@ -789,7 +789,10 @@ class FlowTable(wiring.Component):
             with m.State("AGE WAIT"):
                 # The kept-handle check a clock ahead, from a register: in
                 # front of the age compare it was the table's critical path.
-                m.d.sync += kept.eq(cmd.keep & (ehandle == cmd.handle))
+                # ``c_raddr`` is (mt, mw)'s handle here (the cntmem read's
+                # address): the candidate mux is not in front of the compare
+                # (it was the table's worst path, 7.3 ns).
+                m.d.sync += kept.eq(cmd.keep & (c_raddr == cmd.handle))
                 m.next = "AGE PICKUP"
             with m.State("AGE PICKUP"):
                 m.next = "AGE DATA"  # the read in the output register, ``cd`` takes it
