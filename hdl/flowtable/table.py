@@ -570,19 +570,27 @@ class FlowTable(wiring.Component):
             for w in range(W):
                 with m.Case(w):
                     m.d.comb += kd_way.eq(kd[w])
-        # Key restore (see h3_restore) on the shared hash units: a state loads
-        # (``rs_load``) the table, the bucket and ``hkey`` = the stored rest
-        # with zero low bits; in a later clock with ``h_grant`` the hash units
-        # give the parity of the rest under each mask, so the low bits are the
-        # bucket's XOR that.  (A restore unit of its own is T * index_bits
-        # more parity trees.)
-        rs_load = Signal()
-        rs_t, rs_b = Signal(tb, name="rs_t"), Signal(ib, name="rs_b")
+        # Key restore (see h3_restore) on the shared hash units: a state sets
+        # the table and the bucket (``rs_t_r``, ``rs_b_r``) and ``rs_load``,
+        # and the clock after ``hkey`` takes the stored rest with zero low
+        # bits; in a later clock with ``h_grant`` the hash units give the
+        # parity of the rest under each mask, so the low bits are the
+        # bucket's XOR that, ``hkey`` taking them where ``rs_hkey`` (a flop
+        # too) says.  (A restore unit of its own is T * index_bits more parity
+        # trees.  ``hkey``'s ~100 enables decoded from the state were the
+        # table's worst path, 6.9 ns.)
+        rs_load, rs_hkey = Signal(name="rs_load"), Signal(name="rs_hkey")
         rs_t_r, rs_b_r = Signal(tb, name="rs_t_r"), Signal(ib, name="rs_b_r")
-        with m.If(rs_load):
-            m.d.sync += [rs_t_r.eq(rs_t), rs_b_r.eq(rs_b),
-                         hkey.eq(Cat(Const(0, ib), mslot.key))]
+        m.d.sync += [rs_load.eq(0), rs_hkey.eq(0)]
         rs_key = Cat(rs_b_r ^ Array(p1_idx)[rs_t_r], hkey[ib:])
+        with m.If(rs_load):
+            m.d.sync += hkey.eq(Cat(Const(0, ib), mslot.key))
+        with m.If(rs_hkey):
+            m.d.sync += hkey.eq(rs_key)
+
+        def restore(t, b):
+            """Statements of the state before the restore's ``hkey`` load."""
+            return [rs_load.eq(1), rs_t_r.eq(t), rs_b_r.eq(b)]
         age = Signal(g.ts_width)
         kept = Signal()  # the candidate in AGE DATA holds the handle INSERT keeps
         m.d.comb += age.eq(cmd.now - cd.last_seen)
@@ -724,14 +732,13 @@ class FlowTable(wiring.Component):
                     m.next = "MOVE SLOT LOAD"
 
             # -- one cuckoo move: try each candidate slot in (table, way) order
-            fetch_slot("MOVE SLOT", row(mt, Array(cidx)[mt]), mw, "MOVE RESTORE")
+            fetch_slot("MOVE SLOT", row(mt, Array(cidx)[mt]), mw, "MOVE RESTORE",
+                       on_take=restore(mt, Array(cidx)[mt]))
             with m.State("MOVE RESTORE"):
-                m.d.comb += [rs_load.eq(1), rs_t.eq(mt), rs_b.eq(Array(cidx)[mt])]
-                m.next = "MOVE RESTORE HASH"
-            hash_key("MOVE RESTORE HASH", "MOVE RESTORED")
+                m.next = "MOVE RESTORE HASH"  # ``hkey`` takes the slot's rest (``rs_load``)
+            hash_key("MOVE RESTORE HASH", "MOVE RESTORED", on_hashing=[rs_hkey.eq(1)])
             with m.State("MOVE RESTORED"):
-                m.d.sync += hkey.eq(rs_key)
-                m.next = "MOVE SEARCH"
+                m.next = "MOVE SEARCH"  # ``hkey`` takes the restored key (``rs_hkey``)
             search_key("MOVE", midx, "MOVE PICK")
             with m.State("MOVE PICK"):
                 # The free slot picked into registers, the row a clock later:
@@ -820,9 +827,9 @@ class FlowTable(wiring.Component):
                 with m.If(a_grant):
                     m.next = "VICTIM WAIT"
             with m.State("VICTIM WAIT"):
+                m.d.sync += restore(best_t, Array(cidx)[best_t])
                 m.next = "VICTIM DATA"
             with m.State("VICTIM DATA"):
-                m.d.comb += [rs_load.eq(1), rs_t.eq(best_t), rs_b.eq(Array(cidx)[best_t])]
                 m.d.sync += [r.action.eq(ard.data),
                              r.status.eq(InsertStatus.EVICTED), new_handle.eq(mslot.handle),
                              tgt_t.eq(best_t), tgt_w.eq(best_w)]
@@ -848,10 +855,10 @@ class FlowTable(wiring.Component):
                 m.next = "LOCATION READ"
             with m.State("LOCATION READ"):
                 m.next = "HANDLE SLOT LOAD"  # ``loc`` holds the read
-            fetch_slot("HANDLE SLOT", row(loc.table, loc.bucket), loc.way, "SLOT CHECK")
+            fetch_slot("HANDLE SLOT", row(loc.table, loc.bucket), loc.way, "SLOT CHECK",
+                       on_take=restore(loc.table, loc.bucket))
             with m.State("SLOT CHECK"):
                 m.d.sync += r.found.eq(mslot.valid & (mslot.handle == cmd.handle))
-                m.d.comb += [rs_load.eq(1), rs_t.eq(loc.table), rs_b.eq(loc.bucket)]
                 m.next = "SLOT KEY"
             hash_key("SLOT KEY", "SLOT KEYED", on_hashing=[ld_key.eq(1), ld_key_rs.eq(1)])
             with m.State("SLOT KEYED"):
