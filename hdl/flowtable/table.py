@@ -597,8 +597,27 @@ class FlowTable(wiring.Component):
 
         # A row read takes two states: one sets the address register (no
         # state decode in front of the EBR's address), one waits for the port.
-        def load_row(addr, way):
-            m.d.sync += [rd_row.eq(addr), rd_way.eq(way)]
+        # ``rd_row``/``rd_way`` take one of five rows (a move's candidate, the
+        # victim's, a handle's, a move's free slot, the slot to allocate)
+        # where a flop set by the state before says: one-hot flops and an
+        # AND-OR in front of the register, not the state decode and a mux
+        # (FSM state -> ``rd_row`` was 7 levels in the DFS).
+        rl_move, rl_victim, rl_handle, rl_pick, rl_alloc = rl = [
+            Signal(name=f"rl_{n}") for n in ("move", "victim", "handle", "pick", "alloc")]
+        m.d.sync += [f.eq(0) for f in rl]
+        rows = [(rl_move, row(mt, Array(cidx)[mt]), mw),
+                (rl_victim, row(best_t, Array(cidx)[best_t]), best_w),
+                (rl_handle, row(loc.table, loc.bucket), loc.way),
+                (rl_pick, row(pk_t, Array(midx)[pk_t]), pk_w),
+                (rl_alloc, row(tgt_t, Array(cidx)[tgt_t]), tgt_w)]
+        with m.If(Cat(*rl).any()):
+            m.d.sync += [rd_row.eq(_or_words([a & f.replicate(len(rd_row)) for f, a, _ in rows])),
+                         rd_way.eq(_or_words([w & f.replicate(wb) for f, _, w in rows]))]
+
+        def goto(state, flag):
+            """To ``state``, whose ``rd_row`` load ``flag`` enables."""
+            m.d.sync += flag.eq(1)
+            m.next = state
 
         def read_row(nxt):
             with m.If(k_grant):
@@ -626,12 +645,12 @@ class FlowTable(wiring.Component):
                 with m.If(search_done):
                     m.next = nxt
 
-        def fetch_slot(name, addr, way, nxt, *, on_load=(), on_take=()):
-            """The states ``name`` LOAD, READ, WAIT, TAKE: slot ``way`` of
-            keymem row ``addr`` into ``mslot`` (the row's data is in ``kd``
-            two clocks after the read), then ``nxt``."""
+        def fetch_slot(name, nxt, *, on_load=(), on_take=()):
+            """The states ``name`` LOAD, READ, WAIT, TAKE: a slot into
+            ``mslot`` (LOAD, entered with ``goto``, loads its row and way into
+            ``rd_row``/``rd_way``; the row's data is in ``kd`` two clocks
+            after the read), then ``nxt``."""
             with m.State(f"{name} LOAD"):
-                load_row(addr, way)
                 m.d.sync += list(on_load)
                 m.next = f"{name} READ"
             with m.State(f"{name} READ"):
@@ -726,13 +745,13 @@ class FlowTable(wiring.Component):
                                  r.handle.eq(c_hhandle)]
                     respond()
                 with m.Elif(fr_ok):
-                    m.next = "ALLOCATE"
+                    goto("ALLOCATE", rl_alloc)
                 with m.Else():
                     m.d.sync += cap_alt.eq(1)
-                    m.next = "MOVE SLOT LOAD"
+                    goto("MOVE SLOT LOAD", rl_move)
 
             # -- one cuckoo move: try each candidate slot in (table, way) order
-            fetch_slot("MOVE SLOT", row(mt, Array(cidx)[mt]), mw, "MOVE RESTORE",
+            fetch_slot("MOVE SLOT", "MOVE RESTORE",
                        on_take=restore(mt, Array(cidx)[mt]))
             with m.State("MOVE RESTORE"):
                 m.next = "MOVE RESTORE HASH"  # ``hkey`` takes the slot's rest (``rs_load``)
@@ -745,28 +764,26 @@ class FlowTable(wiring.Component):
                 # the pick and the bucket mux were in front of the keymem
                 # write address (then the pick alone, 7.8 ns).
                 m.d.sync += [pk_ok.eq(mv_ok), pk_t.eq(mv_t), pk_w.eq(mv_w)]
-                m.next = "MOVE PICKED"
+                goto("MOVE PICKED", rl_pick)
             with m.State("MOVE PICKED"):
-                m.d.sync += [rd_row.eq(row(pk_t, Array(midx)[pk_t])), rd_way.eq(pk_w),
-                             wr_move.eq(1)]
+                m.d.sync += wr_move.eq(1)  # ``rd_row`` takes the free slot's row (``rl_pick``)
                 m.next = "MOVE CHECK"
             with m.State("MOVE CHECK"):
                 with m.If(pk_ok):
                     m.d.comb += [kw_en.eq(1), kw_valid.eq(1), lwr.en.eq(1)]
                     with m.If(kw_grant):
                         m.d.sync += [tgt_t.eq(mt), tgt_w.eq(mw)]
-                        m.next = "ALLOCATE"
+                        goto("ALLOCATE", rl_alloc)
                 with m.Elif((mt == T - 1) & (mw == W - 1)):
                     m.d.sync += [mt.eq(0), mw.eq(0)]
                     m.next = "AGE START"
                 with m.Else():
                     next_candidate()
-                    m.next = "MOVE SLOT LOAD"
+                    goto("MOVE SLOT LOAD", rl_move)
 
             # -- a free slot: take a handle, write action and counters, then the key
             with m.State("ALLOCATE"):
-                m.d.sync += [rd_row.eq(row(tgt_t, Array(cidx)[tgt_t])), rd_way.eq(tgt_w),
-                             wr_move.eq(0)]
+                m.d.sync += wr_move.eq(0)  # ``rd_row`` takes the slot's row (``rl_alloc``)
                 with m.If(fresh < N):
                     m.d.sync += [new_handle.eq(fresh), fresh.eq(fresh + 1)]
                 with m.Else():
@@ -818,10 +835,10 @@ class FlowTable(wiring.Component):
                 with m.Else():
                     m.next = "AGE READ"
             with m.State("AGE CHOSEN"):
-                m.next = "VICTIM SLOT LOAD"  # the last candidate's ``ld_best`` loads
+                goto("VICTIM SLOT LOAD", rl_victim)  # the last candidate's ``ld_best`` loads
             # The kept handle is no longer needed: ``cmd.handle`` is the
             # victim's once its slot is read (the actmem read address).
-            fetch_slot("VICTIM SLOT", row(best_t, Array(cidx)[best_t]), best_w, "VICTIM ACTION",
+            fetch_slot("VICTIM SLOT", "VICTIM ACTION",
                        on_load=[wr_move.eq(0)], on_take=[cmd.handle.eq(kd_way.handle)])
             with m.State("VICTIM ACTION"):
                 with m.If(a_grant):
@@ -854,8 +871,8 @@ class FlowTable(wiring.Component):
             with m.State("READ LOCATION"):
                 m.next = "LOCATION READ"
             with m.State("LOCATION READ"):
-                m.next = "HANDLE SLOT LOAD"  # ``loc`` holds the read
-            fetch_slot("HANDLE SLOT", row(loc.table, loc.bucket), loc.way, "SLOT CHECK",
+                goto("HANDLE SLOT LOAD", rl_handle)  # ``loc`` holds the read
+            fetch_slot("HANDLE SLOT", "SLOT CHECK",
                        on_take=restore(loc.table, loc.bucket))
             with m.State("SLOT CHECK"):
                 m.d.sync += r.found.eq(mslot.valid & (mslot.handle == cmd.handle))
