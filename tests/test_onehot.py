@@ -1,10 +1,12 @@
-"""hdl/onehot.py: one-hot AND-OR selection, every select pattern of three."""
+"""hdl/onehot.py: one-hot AND-OR selection, every select pattern of three; the one-hot FSM against Amaranth's."""
+
+import random
 
 import pytest
 from amaranth import Module, Signal
 from amaranth.sim import Simulator
 
-from twinplane.hdl.onehot import onehot_mux
+from twinplane.hdl.onehot import OneHotFSM, onehot_mux
 
 
 def test_every_select_pattern():
@@ -31,3 +33,64 @@ def test_every_select_pattern():
 def test_counts_must_match():
     with pytest.raises(ValueError, match="2 selects for 3 values"):
         onehot_mux([Signal(), Signal()], [1, 2, 3])
+
+
+def _machine(m, state, goto, a, b, out):
+    """Three states written once for both FSMs: A -> B on ``a``; B -> C on
+    ``b``, else -> A on ``a``; C -> A; ``out`` counts in B, 7 in C."""
+    with state("A"):
+        m.d.sync += out.eq(0)
+        with m.If(a):
+            goto("B")
+    with state("B"):
+        m.d.sync += out.eq(out + 1)
+        with m.If(b):
+            goto("C")
+        with m.Elif(a):
+            goto("A")
+    with state("C"):
+        m.d.sync += out.eq(7)
+        goto("A")
+
+
+def test_one_hot_fsm_follows_amaranth_fsm():
+    a, b = Signal(), Signal()
+    ref_out, hot_out = Signal(4), Signal(4)
+    m = Module()
+    with m.FSM():
+        def goto(name):
+            m.next = name
+        _machine(m, m.State, goto, a, b, ref_out)
+    fsm = OneHotFSM(m, "A")
+    with fsm:
+        _machine(m, fsm.state, fsm.goto, a, b, hot_out)
+    in_a, in_b, in_c = (fsm.ongoing(s) for s in "ABC")
+    rng = random.Random(7)
+
+    async def bench(ctx):
+        seen = set()
+        for _ in range(300):
+            ctx.set(a, rng.random() < 0.5)
+            ctx.set(b, rng.random() < 0.3)
+            await ctx.tick()
+            hot = (ctx.get(in_a), ctx.get(in_b), ctx.get(in_c))
+            assert sum(hot) == 1, hot  # exactly one state
+            seen.add(hot)
+            assert ctx.get(hot_out) == ctx.get(ref_out)
+        assert len(seen) == 3  # every state visited
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_one_hot_fsm_checks_its_use():
+    m = Module()
+    fsm = OneHotFSM(m, "A")
+    with pytest.raises(ValueError, match="outside a state"):
+        fsm.goto("A")
+    with pytest.raises(ValueError, match="never defined"):
+        with fsm:
+            with fsm.state("A"):
+                fsm.goto("B")

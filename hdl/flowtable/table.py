@@ -80,6 +80,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from twinplane.hdl.onehot import OneHotFSM
 from twinplane.hdl.ram import BlockRAM
 from twinplane.model.flowtable import FlowGeometry, FlowOp, InsertStatus, h3_masks
 
@@ -595,6 +596,12 @@ class FlowTable(wiring.Component):
         kept = Signal()  # the candidate in AGE DATA holds the handle INSERT keeps
         m.d.comb += age.eq(cmd.now - cd.last_seen)
 
+        # The control FSM, a flop per state (``OneHotFSM``): a state's test
+        # is its own flop, not a decode of a 7-bit state register in front of
+        # every load and transition (FSM state -> FSM state was 7 levels in
+        # the DFS).
+        fsm = OneHotFSM(m, "IDLE")
+
         # A row read takes two states: one sets the address register (no
         # state decode in front of the EBR's address), one waits for the port.
         # ``rd_row``/``rd_way`` take one of five rows (a move's candidate, the
@@ -614,14 +621,14 @@ class FlowTable(wiring.Component):
             m.d.sync += [rd_row.eq(_or_words([a & f.replicate(len(rd_row)) for f, a, _ in rows])),
                          rd_way.eq(_or_words([w & f.replicate(wb) for f, _, w in rows]))]
 
-        def goto(state, flag):
+        def goto_row(state, flag):
             """To ``state``, whose ``rd_row`` load ``flag`` enables."""
             m.d.sync += flag.eq(1)
-            m.next = state
+            fsm.goto(state)
 
         def read_row(nxt):
             with m.If(k_grant):
-                m.next = nxt
+                fsm.goto(nxt)
 
         def next_candidate():
             """(mt, mw) to the next candidate slot, in (table, way) order."""
@@ -634,43 +641,43 @@ class FlowTable(wiring.Component):
             """The states ``name`` SEARCH, HASHING, HASHED, WAIT: search
             ``hkey`` (its bucket indexes into ``idx``, its buckets' slots into
             ``cvalid``/``avalid``, see above), then ``nxt``."""
-            with m.State(f"{name} SEARCH"):
+            with fsm.state(f"{name} SEARCH"):
                 search(f"{name} HASHING")
-            with m.State(f"{name} HASHING"):
-                m.next = f"{name} HASHED"  # ``hkey`` in ``q_key``
-            with m.State(f"{name} HASHED"):
+            with fsm.state(f"{name} HASHING"):
+                fsm.goto(f"{name} HASHED")  # ``hkey`` in ``q_key``
+            with fsm.state(f"{name} HASHED"):
                 m.d.sync += [idx[t].eq(p1_idx[t]) for t in range(T)]
-                m.next = f"{name} WAIT"
-            with m.State(f"{name} WAIT"):
+                fsm.goto(f"{name} WAIT")
+            with fsm.state(f"{name} WAIT"):
                 with m.If(search_done):
-                    m.next = nxt
+                    fsm.goto(nxt)
 
         def fetch_slot(name, nxt, *, on_load=(), on_take=()):
             """The states ``name`` LOAD, READ, WAIT, TAKE: a slot into
             ``mslot`` (LOAD, entered with ``goto``, loads its row and way into
             ``rd_row``/``rd_way``; the row's data is in ``kd`` two clocks
             after the read), then ``nxt``."""
-            with m.State(f"{name} LOAD"):
+            with fsm.state(f"{name} LOAD"):
                 m.d.sync += list(on_load)
-                m.next = f"{name} READ"
-            with m.State(f"{name} READ"):
+                fsm.goto(f"{name} READ")
+            with fsm.state(f"{name} READ"):
                 read_row(f"{name} WAIT")
-            with m.State(f"{name} WAIT"):
-                m.next = f"{name} TAKE"
-            with m.State(f"{name} TAKE"):
+            with fsm.state(f"{name} WAIT"):
+                fsm.goto(f"{name} TAKE")
+            with fsm.state(f"{name} TAKE"):
                 m.d.sync += [mslot.eq(kd_way), *on_take]
-                m.next = nxt
+                fsm.goto(nxt)
 
         def hash_key(name, nxt, *, on_hashing=()):
             """The states ``name`` (``hkey`` into the hash units when they are
             free) and ``name`` HASHING, then ``nxt``, where ``p1_idx`` holds
             ``hkey``'s bucket indexes."""
-            with m.State(name):
+            with fsm.state(name):
                 with m.If(h_grant):
-                    m.next = f"{name} HASHING"
-            with m.State(f"{name} HASHING"):
+                    fsm.goto(f"{name} HASHING")
+            with fsm.state(f"{name} HASHING"):
                 m.d.sync += list(on_hashing)
-                m.next = nxt
+                fsm.goto(nxt)
 
         rsp_valid = Signal()
 
@@ -679,12 +686,12 @@ class FlowTable(wiring.Component):
             # controller loads its 364-bit answer register on it (decoded
             # from the state it was 5 levels, fanout 233, in the DFS).
             m.d.sync += rsp_valid.eq(1)
-            m.next = "RESPOND"
+            fsm.goto("RESPOND")
 
         def search(nxt):
             m.d.comb += s_req.eq(1)
             with m.If(h_grant):
-                m.next = nxt
+                fsm.goto(nxt)
 
         # Outside the FSM: a payload set in RESPOND only would be ANDed with
         # the state, a LUT per bit.
@@ -708,35 +715,35 @@ class FlowTable(wiring.Component):
         with m.If(ld_key):
             m.d.sync += r.key.eq(Mux(ld_key_rs, rs_key, hkey))
 
-        with m.FSM():
-            with m.State("IDLE"):
+        with fsm:
+            with fsm.state("IDLE"):
                 with m.If(self.cmd.valid):
                     m.d.sync += [idle.eq(0), cap_alt.eq(0)]
                     with m.Switch(self.cmd.payload.op):
                         with m.Case(FlowOp.INSERT, FlowOp.FIND):
-                            m.next = "KEY SEARCH"
+                            fsm.goto("KEY SEARCH")
                         with m.Case(FlowOp.FLUSH):
-                            m.next = "FLUSH SWEEP"
+                            fsm.goto("FLUSH SWEEP")
                         with m.Default():
-                            m.next = "READ LOCATION"
+                            fsm.goto("READ LOCATION")
 
             # -- by key: search the candidate buckets
             search_key("KEY", cidx, "ANALYSE CANDIDATES")
-            with m.State("ANALYSE CANDIDATES"):
+            with fsm.state("ANALYSE CANDIDATES"):
                 # ``new_handle``: the actmem write address of an update (an
                 # allocation sets it again).
                 m.d.sync += [fr_ok.eq(has_free), tgt_t.eq(best_ft), tgt_w.eq(best_fw),
                              new_handle.eq(c_hhandle), ld_key.eq(1), ld_key_rs.eq(0),
                              aw_en.eq(c_hit & (cmd.op != FlowOp.FIND))]
-                m.next = "CHECK CANDIDATES"
-            with m.State("CHECK CANDIDATES"):
+                fsm.goto("CHECK CANDIDATES")
+            with fsm.state("CHECK CANDIDATES"):
                 # ``r.key`` takes ``hkey``, the command's key here (``ld_key``).
                 m.d.sync += [mt.eq(0), mw.eq(0), chosen.eq(0)]
                 with m.If(cmd.op == FlowOp.FIND):
                     m.d.sync += [r.found.eq(c_hit), r.handle.eq(c_hhandle),
                                  cmd.handle.eq(c_hhandle)]
                     with m.If(c_hit):
-                        m.next = "READ ACTION"
+                        fsm.goto("READ ACTION")
                     with m.Else():
                         respond()
                 with m.Elif(c_hit):
@@ -745,57 +752,57 @@ class FlowTable(wiring.Component):
                                  r.handle.eq(c_hhandle)]
                     respond()
                 with m.Elif(fr_ok):
-                    goto("ALLOCATE", rl_alloc)
+                    goto_row("ALLOCATE", rl_alloc)
                 with m.Else():
                     m.d.sync += cap_alt.eq(1)
-                    goto("MOVE SLOT LOAD", rl_move)
+                    goto_row("MOVE SLOT LOAD", rl_move)
 
             # -- one cuckoo move: try each candidate slot in (table, way) order
             fetch_slot("MOVE SLOT", "MOVE RESTORE",
                        on_take=restore(mt, Array(cidx)[mt]))
-            with m.State("MOVE RESTORE"):
-                m.next = "MOVE RESTORE HASH"  # ``hkey`` takes the slot's rest (``rs_load``)
+            with fsm.state("MOVE RESTORE"):
+                fsm.goto("MOVE RESTORE HASH")  # ``hkey`` takes the slot's rest (``rs_load``)
             hash_key("MOVE RESTORE HASH", "MOVE RESTORED", on_hashing=[rs_hkey.eq(1)])
-            with m.State("MOVE RESTORED"):
-                m.next = "MOVE SEARCH"  # ``hkey`` takes the restored key (``rs_hkey``)
+            with fsm.state("MOVE RESTORED"):
+                fsm.goto("MOVE SEARCH")  # ``hkey`` takes the restored key (``rs_hkey``)
             search_key("MOVE", midx, "MOVE PICK")
-            with m.State("MOVE PICK"):
+            with fsm.state("MOVE PICK"):
                 # The free slot picked into registers, the row a clock later:
                 # the pick and the bucket mux were in front of the keymem
                 # write address (then the pick alone, 7.8 ns).
                 m.d.sync += [pk_ok.eq(mv_ok), pk_t.eq(mv_t), pk_w.eq(mv_w)]
-                goto("MOVE PICKED", rl_pick)
-            with m.State("MOVE PICKED"):
+                goto_row("MOVE PICKED", rl_pick)
+            with fsm.state("MOVE PICKED"):
                 m.d.sync += wr_move.eq(1)  # ``rd_row`` takes the free slot's row (``rl_pick``)
-                m.next = "MOVE CHECK"
-            with m.State("MOVE CHECK"):
+                fsm.goto("MOVE CHECK")
+            with fsm.state("MOVE CHECK"):
                 with m.If(pk_ok):
                     m.d.comb += [kw_en.eq(1), kw_valid.eq(1), lwr.en.eq(1)]
                     with m.If(kw_grant):
                         m.d.sync += [tgt_t.eq(mt), tgt_w.eq(mw)]
-                        goto("ALLOCATE", rl_alloc)
+                        goto_row("ALLOCATE", rl_alloc)
                 with m.Elif((mt == T - 1) & (mw == W - 1)):
                     m.d.sync += [mt.eq(0), mw.eq(0)]
-                    m.next = "AGE START"
+                    fsm.goto("AGE START")
                 with m.Else():
                     next_candidate()
-                    goto("MOVE SLOT LOAD", rl_move)
+                    goto_row("MOVE SLOT LOAD", rl_move)
 
             # -- a free slot: take a handle, write action and counters, then the key
-            with m.State("ALLOCATE"):
+            with fsm.state("ALLOCATE"):
                 m.d.sync += wr_move.eq(0)  # ``rd_row`` takes the slot's row (``rl_alloc``)
                 with m.If(fresh < N):
                     m.d.sync += [new_handle.eq(fresh), fresh.eq(fresh + 1)]
                 with m.Else():
                     m.d.sync += [new_handle.eq(fifo_out), fhead.eq(wrap(fhead))]
                 m.d.sync += [c_we.eq(1), aw_en.eq(1)]
-                m.next = "WRITE NEW"
-            with m.State("WRITE NEW"):
+                fsm.goto("WRITE NEW")
+            with fsm.state("WRITE NEW"):
                 # actmem written in the first clock (``aw_en``), counters
                 # when granted (``c_we``)
                 with m.If(c_grant_w):
-                    m.next = "WRITE KEY"
-            with m.State("WRITE KEY"):
+                    fsm.goto("WRITE KEY")
+            with fsm.state("WRITE KEY"):
                 m.d.comb += [kw_en.eq(1), kw_valid.eq(1), lwr.en.eq(1)]
                 with m.If(kw_grant):
                     m.d.sync += [r.status.eq(Mux(r.status == InsertStatus.EVICTED,
@@ -805,118 +812,118 @@ class FlowTable(wiring.Component):
                     respond()
 
             # -- full: evict the candidate idle the longest
-            with m.State("AGE START"):
-                m.next = "AGE READ"  # ``c_raddr`` follows (mt, mw) a clock late
-            with m.State("AGE READ"):
+            with fsm.state("AGE START"):
+                fsm.goto("AGE READ")  # ``c_raddr`` follows (mt, mw) a clock late
+            with fsm.state("AGE READ"):
                 with m.If(c_grant_r):
-                    m.next = "AGE WAIT"
-            with m.State("AGE WAIT"):
+                    fsm.goto("AGE WAIT")
+            with fsm.state("AGE WAIT"):
                 # The kept-handle check a clock ahead, from a register: in
                 # front of the age compare it was the table's critical path.
                 # ``c_raddr`` is (mt, mw)'s handle here (the cntmem read's
                 # address): the candidate mux is not in front of the compare
                 # (it was the table's worst path, 7.3 ns).
                 m.d.sync += kept.eq(cmd.keep & (c_raddr == cmd.handle))
-                m.next = "AGE PICKUP"
-            with m.State("AGE PICKUP"):
-                m.next = "AGE DATA"  # the read in the output register, ``cd`` takes it
-            with m.State("AGE DATA"):
+                fsm.goto("AGE PICKUP")
+            with fsm.state("AGE PICKUP"):
+                fsm.goto("AGE DATA")  # the read in the output register, ``cd`` takes it
+            with fsm.state("AGE DATA"):
                 # Age and counters into registers; the compare a clock later
                 # (a subtract and a compare in front of ~100 enables).
                 m.d.sync += [e_age.eq(age), e_cnt.eq(cd), e_kept.eq(kept), e_t.eq(mt), e_w.eq(mw)]
                 next_candidate()
-                m.next = "AGE COMPARE"
-            with m.State("AGE COMPARE"):
+                fsm.goto("AGE COMPARE")
+            with fsm.state("AGE COMPARE"):
                 # The compare into one flop (``ld_best``); the loads it
                 # enables happen the clock after, outside the FSM.
                 m.d.sync += ld_best.eq(~e_kept & (~chosen | (e_age > best_age)))
                 with m.If((e_t == T - 1) & (e_w == W - 1)):
-                    m.next = "AGE CHOSEN"
+                    fsm.goto("AGE CHOSEN")
                 with m.Else():
-                    m.next = "AGE READ"
-            with m.State("AGE CHOSEN"):
-                goto("VICTIM SLOT LOAD", rl_victim)  # the last candidate's ``ld_best`` loads
+                    fsm.goto("AGE READ")
+            with fsm.state("AGE CHOSEN"):
+                goto_row("VICTIM SLOT LOAD", rl_victim)  # the last candidate's ``ld_best`` loads
             # The kept handle is no longer needed: ``cmd.handle`` is the
             # victim's once its slot is read (the actmem read address).
             fetch_slot("VICTIM SLOT", "VICTIM ACTION",
                        on_load=[wr_move.eq(0)], on_take=[cmd.handle.eq(kd_way.handle)])
-            with m.State("VICTIM ACTION"):
+            with fsm.state("VICTIM ACTION"):
                 with m.If(a_grant):
-                    m.next = "VICTIM WAIT"
-            with m.State("VICTIM WAIT"):
+                    fsm.goto("VICTIM WAIT")
+            with fsm.state("VICTIM WAIT"):
                 m.d.sync += restore(best_t, Array(cidx)[best_t])
-                m.next = "VICTIM DATA"
-            with m.State("VICTIM DATA"):
+                fsm.goto("VICTIM DATA")
+            with fsm.state("VICTIM DATA"):
                 m.d.sync += [r.action.eq(ard.data),
                              r.status.eq(InsertStatus.EVICTED), new_handle.eq(mslot.handle),
                              tgt_t.eq(best_t), tgt_w.eq(best_w)]
-                m.next = "VICTIM INVALIDATE"
-            with m.State("VICTIM INVALIDATE"):
+                fsm.goto("VICTIM INVALIDATE")
+            with fsm.state("VICTIM INVALIDATE"):
                 m.d.comb += kw_en.eq(1)
                 with m.If(kw_grant):
-                    m.next = "VICTIM KEY"
+                    fsm.goto("VICTIM KEY")
             hash_key("VICTIM KEY", "VICTIM KEYED", on_hashing=[ld_key.eq(1), ld_key_rs.eq(1)])
-            with m.State("VICTIM KEYED"):
+            with fsm.state("VICTIM KEYED"):
                 # ``r.key`` takes the restored key (``ld_key``)
-                m.next = "VICTIM SETTLE"
-            with m.State("VICTIM SETTLE"):
+                fsm.goto("VICTIM SETTLE")
+            with fsm.state("VICTIM SETTLE"):
                 # A search's last keymem read is at the latest in the clock
                 # before the invalidation lands (no write in a clock with a
                 # search read), and it reads actmem (p4) four clocks after
                 # that: keep the old action until then.
                 m.d.sync += [c_we.eq(1), aw_en.eq(1)]
-                m.next = "WRITE NEW"
+                fsm.goto("WRITE NEW")
 
             # -- by handle: find the slot, check it still holds the handle
-            with m.State("READ LOCATION"):
-                m.next = "LOCATION READ"
-            with m.State("LOCATION READ"):
-                goto("HANDLE SLOT LOAD", rl_handle)  # ``loc`` holds the read
+            with fsm.state("READ LOCATION"):
+                fsm.goto("LOCATION READ")
+            with fsm.state("LOCATION READ"):
+                goto_row("HANDLE SLOT LOAD", rl_handle)  # ``loc`` holds the read
             fetch_slot("HANDLE SLOT", "SLOT CHECK",
                        on_take=restore(loc.table, loc.bucket))
-            with m.State("SLOT CHECK"):
+            with fsm.state("SLOT CHECK"):
                 m.d.sync += r.found.eq(mslot.valid & (mslot.handle == cmd.handle))
-                m.next = "SLOT KEY"
+                fsm.goto("SLOT KEY")
             hash_key("SLOT KEY", "SLOT KEYED", on_hashing=[ld_key.eq(1), ld_key_rs.eq(1)])
-            with m.State("SLOT KEYED"):
+            with fsm.state("SLOT KEYED"):
                 # ``r.key`` takes the restored key (``ld_key``)
                 with m.If(cmd.op == FlowOp.CLEAR):
                     m.d.sync += c_we.eq(1)
-                    m.next = "CLEAR COUNTERS"
+                    fsm.goto("CLEAR COUNTERS")
                 with m.Else():
-                    m.next = "READ ACTION"
-            with m.State("CLEAR COUNTERS"):
+                    fsm.goto("READ ACTION")
+            with fsm.state("CLEAR COUNTERS"):
                 with m.If(c_grant_w):  # ``c_we`` set
                     respond()
-            with m.State("READ ACTION"):
+            with fsm.state("READ ACTION"):
                 with m.If(a_grant):
-                    m.next = "ACTION WAIT"
-            with m.State("ACTION WAIT"):
-                m.next = "ACTION READ"
-            with m.State("ACTION READ"):
+                    fsm.goto("ACTION WAIT")
+            with fsm.state("ACTION WAIT"):
+                fsm.goto("ACTION READ")
+            with fsm.state("ACTION READ"):
                 m.d.sync += r.action.eq(ard.data)
-                m.next = "READ COUNTERS"
-            with m.State("READ COUNTERS"):
+                fsm.goto("READ COUNTERS")
+            with fsm.state("READ COUNTERS"):
                 with m.If(c_grant_r):
-                    m.next = "COUNTERS WAIT"
-            with m.State("COUNTERS WAIT"):
-                m.next = "COUNTERS PICKUP"
-            with m.State("COUNTERS PICKUP"):
-                m.next = "COUNTERS READ"  # the read in the output register, ``cd`` takes it
-            with m.State("COUNTERS READ"):
+                    fsm.goto("COUNTERS WAIT")
+            with fsm.state("COUNTERS WAIT"):
+                fsm.goto("COUNTERS PICKUP")
+            with fsm.state("COUNTERS PICKUP"):
+                fsm.goto("COUNTERS READ")  # the read in the output register, ``cd`` takes it
+            with fsm.state("COUNTERS READ"):
                 m.d.sync += [r.packets.eq(cd.packets), r.bytes.eq(cd.bytes),
                              r.last_seen.eq(cd.last_seen)]
                 with m.If((cmd.op == FlowOp.DELETE) & r.found):
-                    m.next = "DELETE SLOT"
+                    fsm.goto("DELETE SLOT")
                 with m.Else():
                     respond()
-            with m.State("DELETE SLOT"):
+            with fsm.state("DELETE SLOT"):
                 m.d.comb += [kw_en.eq(1), fwr.en.eq(1)]
                 with m.If(kw_grant):
                     m.d.sync += ftail.eq(wrap(ftail))
                     respond()
 
-            with m.State("FLUSH SWEEP"):
+            with fsm.state("FLUSH SWEEP"):
                 m.d.comb += kw_all.eq(1)
                 with m.If(kw_grant):
                     m.d.sync += rd_row.eq(rd_row + 1)
@@ -924,7 +931,7 @@ class FlowTable(wiring.Component):
                         m.d.sync += [fresh.eq(0), fhead.eq(0), ftail.eq(0)]
                         respond()
 
-            with m.State("RESPOND"):
+            with fsm.state("RESPOND"):
                 with m.If(self.rsp.ready):  # ``rsp_valid`` is set here
-                    m.next = "IDLE"
+                    fsm.goto("IDLE")
         return m
