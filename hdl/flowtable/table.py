@@ -459,8 +459,14 @@ class FlowTable(wiring.Component):
         # after its grant: a search reads the next clock if one reads now
         # and more are to come (``hold``) or one was taken last clock
         # (``q_valid``).  (Decoded straight from the FSM state into the EBR's
-        # byte enables it was the table's worst path, 9.1 ns.)
-        kw_grant = ~hold & ~q_valid
+        # byte enables it was the table's worst path, 9.1 ns.)  ``kw_grant``
+        # (``~hold & ~q_valid``) is a flop, its value worked out a clock
+        # ahead from the sequencer's next state: the FSM's writes and the
+        # answer's valid behind them hung on ``s_valid`` (6 levels, fanout
+        # 127, in the DFS).
+        kw_grant = Signal(init=1, name="kw_grant")
+        hold_next = Mux(q_valid, 1, s_valid & ~s_last & (s_t != T - 2))
+        m.d.sync += kw_grant.eq(~hold_next & ~s_take)
         kw_slot = Signal(self.slot_layout)
         kw_r_en, kw_r_addr = Signal(W, name="kw_r_en"), Signal(ib + tb, name="kw_r_addr")
         kw_r_data = Signal(self.bucket_layout)
