@@ -86,9 +86,15 @@ class OneHotFSM:
 
     def __exit__(self, *exc):
         if exc[0] is None:
-            missing = sorted(set(self._bits) - self._opened)
-            if missing:
-                raise ValueError(f"states never defined: {missing}")
-            for state, bit in self._bits.items():
-                self._m.d.sync += bit.eq(self._go[state] | (bit & ~self._leave[state]))
+            self.close()
         return False
+
+    def close(self) -> None:
+        """The flops' next values, once every state is known (what leaving
+        ``with fsm:`` does, for a machine whose states are spread over a
+        long ``elaborate``)."""
+        missing = sorted(set(self._bits) - self._opened)
+        if missing:
+            raise ValueError(f"states never defined: {missing}")
+        for state, bit in self._bits.items():
+            self._m.d.sync += bit.eq(self._go[state] | (bit & ~self._leave[state]))

@@ -31,8 +31,6 @@ top (one tick every ``tick_cycles`` clocks); ``ms_per_tick`` converts it for
 the CS.
 """
 
-from contextlib import contextmanager
-
 from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -56,6 +54,7 @@ from twinplane.protocol.messages import (
 from ..flowtable import command_layout, response_layout
 from ..msgport.layout import core_read_signature, received_message_layout, wire_word
 from ..msgport.session import core_message_layout
+from ..onehot import OneHotFSM
 from ..ram import BlockRAM
 from .layouts import FlowAction, FlowKey
 
@@ -101,57 +100,6 @@ def _conn_layout(geometry: FlowGeometry) -> data.StructLayout:
             "rst": 1,
         }
     )
-
-
-class _OneHotStates:
-    """The controller's states as a one-hot vector, one flop a state.
-
-    Amaranth's FSM is binary and Yosys leaves it so (its ``fsm`` pass skips a
-    state register with an init value), so every decode of ~60 states was
-    two LUT levels in front of each wide register's source mux.  Here a
-    state's test is its own flop (``with state(name)`` is an ``If`` on it).
-    A state leaves through ``goto``, at most once a clock (the callers'
-    branches are exclusive); a state that does not call it stays.  The
-    registers with many writers load through :class:`_Loads` (an AND-OR
-    mux): ``If`` blocks one after the other would make a priority chain.
-    """
-
-    def __init__(self, m: Module, initial: str):
-        self._m = m
-        self._bits: dict[str, Signal] = {}
-        self._go: dict[str, Signal] = {}
-        self._leave: dict[str, Signal] = {}
-        self._current: list[str] = []
-        self._initial = initial
-
-    def _bit(self, name: str) -> Signal:
-        if name not in self._bits:
-            slug = "".join(c if c.isalnum() else "_" for c in name.lower())
-            self._bits[name] = Signal(init=name == self._initial, name=f"in_{slug}")
-            self._go[name] = Signal(name=f"go_{slug}")
-            self._leave[name] = Signal(name=f"leave_{slug}")
-        return self._bits[name]
-
-    @contextmanager
-    def state(self, name: str):
-        if self._current:
-            raise ValueError(f"state {name!r} opened inside state {self._current[-1]!r}")
-        bit = self._bit(name)
-        self._current.append(name)
-        try:
-            with self._m.If(bit):
-                yield
-        finally:
-            self._current.pop()
-
-    def goto(self, name: str) -> None:
-        self._bit(name)
-        self._m.d.comb += [self._go[name].eq(1), self._leave[self._current[-1]].eq(1)]
-
-    def close(self) -> None:
-        """The flops' next values, once every state is known."""
-        for name, bit in self._bits.items():
-            self._m.d.sync += bit.eq(self._go[name] | (bit & ~self._leave[name]))
 
 
 class _Loads:
@@ -299,7 +247,7 @@ class FlowController(wiring.Component):
         serial_wr = query_serials.write_port()
         m.d.comb += serial_rd.addr.eq(self.query.payload.slot)  # stable while the request waits
 
-        fsm = _OneHotStates(m, "Idle")
+        fsm = OneHotFSM(m, "Idle")  # a flop per state (hdl/onehot.py); closed at the end
         state, goto = fsm.state, fsm.goto
         loads: list[_Loads] = []
 
