@@ -73,8 +73,23 @@ def _connect_by_field(m, source, sink):
     in shapes of their own (the miss path's slot numbers are narrower than
     the flow controller's): each field assigned, as ``connect`` cannot."""
     m.d.comb += [sink.valid.eq(source.valid), source.ready.eq(sink.ready)]
-    for name, _ in sink.payload.shape():
-        m.d.comb += getattr(sink.payload, name).eq(getattr(source.payload, name))
+    shape = sink.payload.shape()
+    if isinstance(shape, data.StructLayout):
+        for name, _ in shape:
+            m.d.comb += getattr(sink.payload, name).eq(getattr(source.payload, name))
+    else:
+        m.d.comb += sink.payload.eq(source.payload)
+
+
+def _through(m, name, register, source, sink=None):
+    """``source`` -> a stream register (hdl/stream: ``register`` of the
+    source's payload) called ``name`` -> ``sink``: a register between two
+    blocks.  Returns it (its ``source`` for a caller that has no sink yet)."""
+    m.submodules[name] = reg = register(stream.Signature(source.payload.shape()))
+    _connect_by_field(m, source, reg.sink)
+    if sink is not None:
+        _connect_by_field(m, reg.source, sink)
+    return reg
 
 
 class DFSCore(wiring.Component):
@@ -180,9 +195,7 @@ class DFSCore(wiring.Component):
         # A register between the merged TCP events and the flow controller's
         # Idle decision (a forwarder's FSM reached its read address through
         # the merger, 7 levels): an event a frame at most, half rate is plenty.
-        m.submodules.tcp_event = tcp_event = StreamRegister(tcp_events.source.signature)
-        connect(m, tcp_events.source, tcp_event.sink)
-        connect(m, tcp_event.source, control.tcp_event)
+        _through(m, "tcp_event", StreamRegister, tcp_events.source, control.tcp_event)
         # The message port and the flow controller are the DFS's two largest
         # blocks and sit apart: the held message (which the flow controller
         # read in place) and the install verdict each cross through a
@@ -190,19 +203,13 @@ class DFSCore(wiring.Component):
         # message port's held message through the flow controller and back).
         # One message per CS datagram: half rate is plenty, and Yosys keeps
         # only the bits the flow controller reads.
-        m.submodules.to_core = to_core = StreamRegister(msgport.to_core.signature)
-        connect(m, msgport.to_core, to_core.sink)
-        connect(m, to_core.source, control.msg)
+        _through(m, "to_core", StreamRegister, msgport.to_core, control.msg)
         connect(m, control.core_msg, msgport.from_core)
         connect(m, msgport.from_core_read, control.core_read)  # its bytes, read by index
-        m.submodules.verdict = verdict = StreamRegister(control.installed.signature)
-        connect(m, control.installed, verdict.sink)  # REPLY/NEWFLOW replication
-        connect(m, verdict.source, msgport.installed)
+        _through(m, "verdict", StreamRegister, control.installed, msgport.installed)  # REPLY/NEWFLOW replication
         # The flow controller takes a QUERY when it composes it (its state and
         # kind into the miss path's slot logic were 7 levels): a register.
-        m.submodules.query = query = StreamRegister(stream.Signature(control.query.payload.shape()))
-        _connect_by_field(m, miss.query, query.sink)
-        connect(m, query.source, control.query)
+        _through(m, "query", StreamRegister, miss.query, control.query)
         connect(m, control.resolve, miss.resolve)
         # Pending flows across a takeover (docs/redundancy.md): the miss path
         # watches the active set and asks again.
@@ -215,14 +222,10 @@ class DFSCore(wiring.Component):
         # Where a QUERY went is known when the message port takes it (its
         # session's choice of CS); the miss path's redundancy watch decides on
         # it: a register between them.
-        m.submodules.asked = asked = PipelineRegister(control.asked.signature)
-        connect(m, control.asked, asked.sink)
-        _connect_by_field(m, asked.source, miss.asked)
+        _through(m, "asked", PipelineRegister, control.asked, miss.asked)
         # The session's FSM decides a CAM write; the CAM decodes its index into
         # the entries' valid bits: a register between them.
-        m.submodules.vs_write = vs_write = StreamRegister(msgport.vs_write.signature)
-        connect(m, msgport.vs_write, vs_write.sink)
-        connect(m, vs_write.source, cam.write)
+        _through(m, "vs_write", StreamRegister, msgport.vs_write, cam.write)
         # The message port's configuration (CONFIG or the build's values) is
         # quasi-static: registered once here, so its muxes in the session
         # stay off the forwarders', ARP responders', rewriters' and CAM's
@@ -324,9 +327,7 @@ class DFSCore(wiring.Component):
                 # (the forwarder's FSM reached the miss path's writer FSM, 6
                 # levels); the hold record is offered until taken, so it still
                 # meets its first byte.
-                m.submodules.hold_frame = hold_frame = PipelineRegister(packet_signature(8))
-                connect(m, fwd.hold_frame, hold_frame.sink)
-                connect(m, hold_frame.source, miss.sink)
+                _through(m, "hold_frame", PipelineRegister, fwd.hold_frame, miss.sink)
                 m.d.comb += [
                     miss.probe_key.eq(fwd.probe_key),
                     fwd.probe_hit.eq(miss.probe_hit),
@@ -344,9 +345,7 @@ class DFSCore(wiring.Component):
                 # message's first byte, which is at least a UDP header into
                 # the frame and a message header before its end, so the
                 # forwarder (at most two bytes ahead) is still on that frame.
-                m.submodules.message_in = message_in = SkidBuffer(packet_signature(8))
-                connect(m, fwd.message_frame, message_in.sink)
-                connect(m, message_in.source, msgport.rx)
+                _through(m, "message_in", SkidBuffer, fwd.message_frame, msgport.rx)
                 m.d.comb += [
                     msgport.rx_bus.eq(fwd.message_bus),
                     msgport.rx_src_mac.eq(fwd.message_src.mac),
@@ -392,9 +391,7 @@ class DFSCore(wiring.Component):
             # straight into the rewriter's stage enables (6 levels): a
             # register on valid and payload (ready passes, from the rewriter's
             # flops).
-            m.submodules[f"forward{p}"] = forward = PipelineRegister(packet_signature(8))
-            connect(m, fwd.forward_frame, forward.sink)
-            connect(m, forward.source, rewriter.sink)
+            _through(m, f"forward{p}", PipelineRegister, fwd.forward_frame, rewriter.sink)
             connect(m, rewriter.source, demux.sink)
             # The frame's egress port through a register: the demux takes it
             # with the frame's last byte, which the egress arbiter's ready
@@ -415,9 +412,7 @@ class DFSCore(wiring.Component):
         # The message port's frames through a skid buffer: the transmitter's
         # FIFO level reached the egress arbiter's grant and, through it, the
         # other sources' readies (6 levels, fanout 91).
-        m.submodules.msgport_tx = msgport_tx = SkidBuffer(packet_signature(8))
-        connect(m, msgport.tx, msgport_tx.sink)
-        egress_inputs[self._internal].append(msgport_tx.source)
+        egress_inputs[self._internal].append(_through(m, "msgport_tx", SkidBuffer, msgport.tx).source)
 
         # -- per port: egress
         for p in range(n):
@@ -428,9 +423,7 @@ class DFSCore(wiring.Component):
             for i, source in enumerate(egress_inputs[p]):
                 connect(m, source, egress.sinks[i])
             # The arbiter's choice and mux end in flops, and so does the MAC's ready.
-            m.submodules[f"egress_reg{p}"] = egress_reg = SkidBuffer(packet_signature(8))
-            connect(m, egress.source, egress_reg.sink)
-            connect(m, egress_reg.source, flipped(self.tx[p]))
+            _through(m, f"egress_reg{p}", SkidBuffer, egress.source, self.tx[p])
 
         m.d.comb += [
             self.flows_installed.eq(control.flows_installed),
