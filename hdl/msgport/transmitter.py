@@ -158,7 +158,11 @@ class MessageTransmitter(wiring.Component):
         assert all(len(value) == width for value, width in fields)
         # Each field is big-endian on the wire: its top byte goes first.
         head_bytes = Cat(*(value.word_select(width // 8 - 1 - k, 8) for value, width in fields for k in range(width // 8)))
-        head_byte = head_bytes.word_select(head_index, 8)
+        # The byte goes out from a register (head_q), loaded a byte ahead:
+        # head_index is the next byte's, so the 42-way select ends at a
+        # register, not at the frame's output.
+        head_q = Signal(8)
+        first = Signal()
 
         # Payloads driven in every state (a value set only where valid is
         # raised would be ANDed with the state, a LUT per bit).
@@ -166,8 +170,8 @@ class MessageTransmitter(wiring.Component):
         m.d.comb += [
             siphash.sink.payload.data.eq(body_byte),
             siphash.sink.payload.last.eq(last_body),
-            self.source.payload.data.eq(Mux(sending_head, head_byte, Mux(sending_tag, tag[:8], body_byte))),
-            self.source.payload.first.eq(head_index == 0),
+            self.source.payload.data.eq(Mux(sending_head, head_q, Mux(sending_tag, tag[:8], body_byte))),
+            self.source.payload.first.eq(first),
             self.source.payload.last.eq(sending_tag & (body_index == TAG_SIZE - 1)),
         ]
 
@@ -202,14 +206,16 @@ class MessageTransmitter(wiring.Component):
                 m.d.sync += [fold, fetch_index.eq(0), fetch_more.eq(1)]  # a message is never empty
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
-                    m.d.sync += [tag.eq(siphash.source.payload), head_index.eq(0), body_index.eq(0)]
+                    m.d.sync += [tag.eq(siphash.source.payload), head_index.eq(1), body_index.eq(0),
+                                 head_q.eq(head_bytes[:8]), first.eq(1)]
                     m.next = "Sending the headers"
 
             with m.State("Sending the headers"):
                 m.d.comb += [fetching.eq(1), sending_head.eq(1), self.source.valid.eq(1)]
                 with m.If(self.source.ready):
-                    m.d.sync += head_index.eq(head_index + 1)
-                    with m.If(head_index == _HEADERS - 1):
+                    m.d.sync += [head_q.eq(head_bytes.word_select(head_index, 8)), head_index.eq(head_index + 1),
+                                 first.eq(0)]
+                    with m.If(head_index == _HEADERS):
                         m.next = "Sending the message"
 
             with m.State("Sending the message"):
