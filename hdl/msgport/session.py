@@ -927,11 +927,18 @@ class SessionEngine(wiring.Component):
             add = body(AddVs)
             delete = body(DelVs)
             wanted_id = Mux(cur.msg_type == CsmbType.ADD_VS, add.vs.vs_id, delete.vs.vs_id)
+            # The entry's id compare is registered (the LUT RAM read and the
+            # 16-bit compare ran on into the state's decode, 7 levels): two
+            # clocks an entry, id_match valid on the second.
+            id_match, compared = Signal(), Signal()
+            m.d.sync += [id_match.eq(vs_id_rd.data == wanted_id), compared.eq(0)]
             with m.State("Finding the virtual server"):
                 entry_valid = vs_valid.bit_select(vs_index, 1)
                 with m.If(vs_index == self._vs_entries):
                     m.next = "Deciding"
-                with m.Elif(entry_valid & (vs_id_rd.data == wanted_id)):
+                with m.Elif(~compared):
+                    m.d.sync += compared.eq(1)
+                with m.Elif(entry_valid & id_match):
                     m.d.sync += found_vs.eq(1)
                     m.next = "Deciding"
                 with m.Else():
