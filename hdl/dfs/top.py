@@ -42,7 +42,7 @@ from ..stream.skid import SkidBuffer
 from .adapters import CamAdapter, DecisionToCommand, ParserAdapter
 from .flow_control import FlowController, query_layout, tcp_event_layout
 from .fork import FrameDemux, StreamFork
-from .forwarder import Forwarder, decision_layout, frame_info_layout
+from .forwarder import Forwarder, frame_info_layout
 from .seconds_to_ticks import SecondsToTicks
 from .table_clients import LookupSharer, TurnMerger
 
@@ -370,14 +370,12 @@ class DFSCore(wiring.Component):
             # read enables (365 loads); here both directions start at flops.
             m.submodules[f"rewriter{p}"] = rewriter = CommandRewriter()
             m.submodules[f"command{p}"] = to_command = DecisionToCommand()
-            m.submodules[f"decisions{p}"] = decisions = StreamRegister(stream.Signature(decision_layout()))
             m.submodules[f"egress_ports{p}"] = ports = fifo.SyncFIFOBuffered(width=2, depth=8)
             m.submodules[f"demux{p}"] = demux = FrameDemux(n)
             # The frame's egress port goes into its FIFO as the rewriter takes
             # the decision (the frame reaches the demux after that), so the
             # forwarder's handshake reaches the decision register alone.
-            connect(m, fwd.decision, decisions.sink)
-            d = decisions.source
+            d = _through(m, f"decisions{p}", StreamRegister, fwd.decision).source
             m.d.comb += [
                 to_command.decision.valid.eq(d.valid & ports.w_rdy),
                 to_command.decision.payload.eq(d.payload),
