@@ -287,3 +287,37 @@ def test_sim_command_gateway_answers_a_hello_from_a_real_socket(tmp_path):
         sock.close()
         for close in reversed(closers):
             close()
+
+
+def test_max_rate_holds_an_engine_far_faster_than_the_limit():
+    """The throttle in ``SimSystem.step`` against an engine that costs no
+    time at all: over ~0.3 s it must not run more than ``max_rate`` cycles a
+    second (plus one chunk of slack).  The e2e tests' DFS timers rely on it:
+    a 2 ms cap on each nap once let a fast engine run at 4x its limit and
+    forget every CS between two HELLOs."""
+    import time
+    from types import SimpleNamespace
+
+    from twinplane.sim.engine.system import SimSystem
+
+    class InstantEngine:
+        ports, config = 2, SimpleNamespace(clk_hz=2000)
+
+        def __init__(self):
+            self.cycle = 0
+            self.tx = {0: [], 1: []}
+
+        def run(self, cycles):
+            self.cycle += cycles
+            return []
+
+    engine = InstantEngine()
+    system = SimSystem(engine, chunk=32, max_rate=4000)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 0.3:
+        system.step()
+    elapsed = time.monotonic() - t0
+    assert engine.cycle <= 4000 * elapsed + 32, (engine.cycle, elapsed)
+    assert engine.cycle > 0
+    # The naps are counted apart (the demo's engine speed leaves them out): here nearly all the time.
+    assert 0.5 * elapsed < system.throttled_s <= elapsed, (system.throttled_s, elapsed)

@@ -145,9 +145,9 @@ class EngineLoop:
                             future.set_result(fn())
                         except BaseException as error:  # noqa: BLE001 - handed to the caller
                             future.set_exception(error)
-                t = time.perf_counter()
+                t, napped = time.perf_counter(), self.system.throttled_s
                 self.system.step()
-                self.busy_s += time.perf_counter() - t
+                self.busy_s += time.perf_counter() - t - (self.system.throttled_s - napped)
         except BaseException as error:  # noqa: BLE001 - reported by call() and stop()
             self.error = error
             while True:
