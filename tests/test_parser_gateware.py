@@ -11,13 +11,14 @@ import pytest
 from amaranth.sim import Simulator
 
 from twinplane.hdl.parser import HeaderParser, unpack_parsed_frame
-from twinplane.model.frames import FrameClass, parse_frame
+from twinplane.hdl.parser.layout import FLOW_FIELDS
+from twinplane.model.frames import FragmentKind, FrameClass, parse_frame
 from twinplane.sim.parser.matrix import header_matrix, random_frames, truncations
 
 
-def run_parser(frames, *, seed=0, gap_p=0.0, ready_p=1.0):
+def run_parser(frames, *, seed=0, gap_p=0.0, ready_p=1.0, **parser_args):
     """Drive ``frames``, return (records, latencies, stall checks)."""
-    dut = HeaderParser()
+    dut = HeaderParser(**parser_args)
     rng = random.Random(seed)
     records, last_cycles, valid_cycles = [], [], []
     cycle = [0]
@@ -107,3 +108,26 @@ def test_random_traffic():
     frames = random_frames(random.Random(4), 150)
     records, _, _ = run_parser(frames, seed=4, gap_p=0.1, ready_p=0.7)
     check(frames, records)
+
+
+def test_zero_unused_off_keeps_what_the_forwarder_reads():
+    """``zero_unused=False`` (the DFS's parser): every record agrees with the
+    model on the class and on each field the forwarder reads for that class
+    (hdl/dfs/forwarder.py: ARP's requester and target, a TCP/UDP flow's
+    frame info, ``tcp_flags`` 0 for UDP: a UDP flow's flags go into its QUERY)."""
+    frames = header_matrix() + truncations(header_matrix()[::8]) + random_frames(random.Random(5), 150)
+    records, _, _ = run_parser(frames, seed=5, gap_p=0.1, ready_p=0.7, zero_unused=False)
+    always = ("klass", "malformed_reason", "fragment", "vlan", "vlan_id", "l3_offset")
+    arp = ("eth_src", "arp_oper", "src_ip", "dst_ip")
+    flow = ("eth_src", "ip_total_length", *FLOW_FIELDS)
+    kinds = set()
+    for frame, got in zip(frames, records, strict=True):
+        want = parse_frame(frame).as_dict()
+        fields = always
+        if want["klass"] == FrameClass.ARP:
+            fields += arp
+        elif want["klass"] in (FrameClass.IPV4_TCP, FrameClass.IPV4_UDP) and want["fragment"] != FragmentKind.LATER:
+            fields += flow
+        kinds.add(FrameClass(want["klass"]))
+        assert {k: got[k] for k in fields} == {k: want[k] for k in fields}, frame.hex()
+    assert {FrameClass.ARP, FrameClass.IPV4_TCP, FrameClass.IPV4_UDP} <= kinds

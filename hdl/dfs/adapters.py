@@ -30,7 +30,7 @@ class ParserAdapter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.parser = parser = HeaderParser()
+        m.submodules.parser = parser = HeaderParser(zero_unused=False)  # the forwarder reads a field only where its class defines it
         connect(m, flipped(self.sink), parser.sink)
         meta = parser.meta.payload
         info = self.info.payload

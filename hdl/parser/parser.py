@@ -47,10 +47,18 @@ __all__ = ["HeaderParser"]
 class HeaderParser(wiring.Component):
     """``sink``: ``packet_signature(8)``; ``meta``: ``stream.Signature(ParsedFrame)``."""
 
-    def __init__(self, data_width: int = 8):
+    def __init__(self, data_width: int = 8, *, zero_unused: bool = True):
+        """``zero_unused``: the record is the model's, every field a class does
+        not define 0.  False: fields that hold a value in some class hold the
+        captured value in every class (ARP's addresses and IPv4's the same
+        fields; ICMP's type/code not moved into the ports), and ``tcp_flags``
+        is 0 unless the protocol is TCP.  For a consumer that reads a field
+        only in the classes that define it (the DFS's forwarder): the 250-odd
+        record bits then load without a class condition each."""
         if data_width != 8:
             raise ValueError(f"HeaderParser supports data_width 8 only, not {data_width!r}")
         self.data_width = data_width
+        self._zero_unused = bool(zero_unused)
         super().__init__({
             "sink": In(packet_signature(data_width)),
             "meta": Out(stream.Signature(ParsedFrame)),
@@ -86,14 +94,20 @@ class HeaderParser(wiring.Component):
         vlan = Signal()        # et0 == 0x8100, kept as a flag as et0 is written
         l3 = Mux(vlan, 18, 14)
 
+        def l3_at(k):
+            """This byte is byte ``k`` of L3."""
+            return Mux(vlan, at(k + 18), at(k + 14))
+
         def capture(fields, offset=0):
             """``fields``: (register, first byte index); bytes in network order."""
             for reg, start in fields:
                 nbytes = len(reg) // 8
                 for k in range(nbytes):
                     lo = 8 * (nbytes - 1 - k)
-                    if offset:
-                        hit = Mux(vlan, at(start + k + 18), at(start + k + 14))
+                    if isinstance(start, tuple):  # (IPv4 position, ARP position)
+                        hit = Mux(et_arp, l3_at(start[1] + k), l3_at(start[0] + k))
+                    elif offset:
+                        hit = l3_at(start + k)
                     else:
                         hit = at(start + k)
                     with m.If(accept & hit):
@@ -109,10 +123,17 @@ class HeaderParser(wiring.Component):
         b0, tos, tlen, ff, proto = Signal(8), Signal(8), Signal(16), Signal(16), Signal(8)
         sip, dip = Signal(32), Signal(32)
         htype, ptype, hlen_a, plen_a, oper = Signal(16), Signal(16), Signal(8), Signal(8), Signal(16)
-        sha, spa, tpa = Signal(48), Signal(32), Signal(32)
-        capture([(b0, 0), (tos, 1), (tlen, 2), (ff, 6), (proto, 9), (sip, 12), (dip, 16)], offset=1)
-        capture([(htype, 0), (ptype, 2), (hlen_a, 4), (plen_a, 5), (oper, 6),
-                 (sha, 8), (spa, 14), (tpa, 24)], offset=1)
+        sha = Signal(48)
+        # The addresses: one register pair for IPv4's (L3 12, 16) and ARP's sender
+        # and target (L3 14, 24), at the position the ethertype says (known from
+        # byte 17 on, the addresses start at byte 26): the record takes them
+        # without a 64-bit mux between the two.
+        et = Signal(16)
+        m.d.comb += et.eq(Mux(vlan, et1, et0))
+        et_arp = Signal()
+        m.d.sync += et_arp.eq(et == 0x0806)
+        capture([(b0, 0), (tos, 1), (tlen, 2), (ff, 6), (proto, 9), (sip, (12, 14)), (dip, (16, 24))], offset=1)
+        capture([(htype, 0), (ptype, 2), (hlen_a, 4), (plen_a, 5), (oper, 6), (sha, 8)], offset=1)
 
         ihl = b0[0:4]
         hbytes = Signal(6)
@@ -178,8 +199,6 @@ class HeaderParser(wiring.Component):
             "later", "more", "tcp", "udp", "icmp")}
         c_flen = Signal(16)
         c_dst_hi = Signal(8)
-        et = Signal(16)
-        m.d.comb += et.eq(Mux(vlan, et1, et0))
         version = b0[4:8]
         # Sums of captured fields, registered every cycle: they only matter for
         # frames long enough that the fields were written well before the end.
@@ -212,27 +231,38 @@ class HeaderParser(wiring.Component):
 
         # ---- classify: priorities as the model, into the meta register -----
         rec = Signal(ParsedFrame)
-        self._classify(m, rec, c, flen=c_flen, vlan=vlan, l3=l3, tci=tci, et=et,
+        self._classify(m, rec, c, zero_unused=self._zero_unused, flen=c_flen, vlan=vlan, l3=l3, tci=tci, et=et,
                        eth_dst=Cat(eth_dst[0:40], c_dst_hi), eth_src=eth_src, tos=tos,
                        tlen=tlen, proto=proto, sip=sip, dip=dip, ihl=ihl, l4s=l4s, oper=oper,
-                       sha=sha, spa=spa, tpa=tpa, sport=sport, dport=dport, tflags=tflags)
+                       sha=sha, sport=sport, dport=dport, tflags=tflags)
         with m.If(out_load):
             m.d.sync += meta.payload.eq(rec)
         return m
 
     @staticmethod
-    def _classify(m, rec, c, *, flen, vlan, l3, tci, et, eth_dst, eth_src, tos, tlen, proto,
-                  sip, dip, ihl, l4s, oper, sha, spa, tpa, sport, dport, tflags):
+    def _classify(m, rec, c, *, zero_unused, flen, vlan, l3, tci, et, eth_dst, eth_src, tos, tlen, proto,
+                  sip, dip, ihl, l4s, oper, sha, sport, dport, tflags):
         """Combinational record from the check flags and the capture registers."""
         def malformed(reason):
             m.d.comb += [rec.klass.eq(FrameClass.MALFORMED), rec.malformed_reason.eq(reason)]
+
+        # Fields set whatever the class when ``zero_unused`` is off (see __init__).
+        free = {"eth_dst": eth_dst, "eth_src": eth_src, "ethertype": et, "arp_oper": oper, "arp_sha": sha,
+                "src_ip": sip, "dst_ip": dip,
+                "tos": tos, "ip_total_length": tlen, "protocol": proto, "l4_offset": l4s,
+                "src_port": sport, "dst_port": dport, "tcp_flags": Mux(c["tcp"], tflags, 0)}
+        if not zero_unused:
+            m.d.comb += [rec[name].eq(value) for name, value in free.items()]
+
+        def put(**fields):
+            m.d.comb += [rec[name].eq(value) for name, value in fields.items() if zero_unused or name not in free]
 
         m.d.comb += rec.frame_length.eq(flen)
         with m.If(c["l2_short"]):
             malformed(MalformedReason.TRUNCATED_L2)
         with m.Else():
+            put(eth_dst=eth_dst, eth_src=eth_src, ethertype=et)
             m.d.comb += [
-                rec.eth_dst.eq(eth_dst), rec.eth_src.eq(eth_src), rec.ethertype.eq(et),
                 rec.vlan.eq(vlan), rec.vlan_id.eq(Mux(vlan, tci[0:12], 0)), rec.l3_offset.eq(l3),
                 rec.klass.eq(FrameClass.OTHER),
             ]
@@ -240,10 +270,8 @@ class HeaderParser(wiring.Component):
                 with m.If(c["arp_short"]):
                     malformed(MalformedReason.TRUNCATED_L3)
                 with m.Elif(c["arp_ok"]):
-                    m.d.comb += [
-                        rec.klass.eq(FrameClass.ARP), rec.arp_oper.eq(oper), rec.arp_sha.eq(sha),
-                        rec.src_ip.eq(spa), rec.dst_ip.eq(tpa),
-                    ]
+                    m.d.comb += rec.klass.eq(FrameClass.ARP)
+                    put(arp_oper=oper, arp_sha=sha, src_ip=sip, dst_ip=dip)
             with m.Elif(c["ipv6"]):
                 with m.If(c["ipv6_short"]):
                     malformed(MalformedReason.TRUNCATED_L3)
@@ -274,20 +302,18 @@ class HeaderParser(wiring.Component):
                         rec.ip_options.eq(ihl > 5),
                         rec.fragment.eq(Mux(later, FragmentKind.LATER,
                                             Mux(c["more"], FragmentKind.FIRST, FragmentKind.NONE))),
-                        rec.tos.eq(tos), rec.ip_total_length.eq(tlen), rec.protocol.eq(proto),
-                        rec.src_ip.eq(sip), rec.dst_ip.eq(dip), rec.l4_offset.eq(l4s),
                         rec.klass.eq(FrameClass.IPV4_OTHER),
                     ]
+                    put(tos=tos, ip_total_length=tlen, protocol=proto, src_ip=sip, dst_ip=dip, l4_offset=l4s)
                     with m.If(c["tcp"]):
                         m.d.comb += rec.klass.eq(FrameClass.IPV4_TCP)
                         with m.If(~later):
-                            m.d.comb += [rec.src_port.eq(sport), rec.dst_port.eq(dport),
-                                         rec.tcp_flags.eq(tflags)]
+                            put(src_port=sport, dst_port=dport, tcp_flags=tflags)
                     with m.Elif(c["udp"]):
                         m.d.comb += rec.klass.eq(FrameClass.IPV4_UDP)
                         with m.If(~later):
-                            m.d.comb += [rec.src_port.eq(sport), rec.dst_port.eq(dport)]
+                            put(src_port=sport, dst_port=dport)
                     with m.Elif(c["icmp"]):
                         m.d.comb += rec.klass.eq(FrameClass.IPV4_ICMP)
                         with m.If(~later):
-                            m.d.comb += [rec.src_port.eq(sport[8:16]), rec.dst_port.eq(sport[0:8])]
+                            put(src_port=sport[8:16], dst_port=sport[0:8])
