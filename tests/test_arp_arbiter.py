@@ -44,6 +44,11 @@ def test_arp_reply_frames():
         assert packet.src == arp.hwsrc == "02:00:00:00:d0:f5"
         assert arp.op == 2 and arp.psrc == ".".join(str(b) for b in target.to_bytes(4, "big"))
         assert arp.pdst == ".".join(str(b) for b in ip.to_bytes(4, "big"))
+        # Every byte, the constant header and the zero padding included (RFC 826).
+        own = (0x02000000D0F5).to_bytes(6, "big")
+        expected = (mac.to_bytes(6, "big") + own + bytes.fromhex("0806 0001 0800 06 04 0002") + own
+                    + target.to_bytes(4, "big") + mac.to_bytes(6, "big") + ip.to_bytes(4, "big"))
+        assert frame == expected + bytes(60 - len(expected))
 
 
 @pytest.mark.parametrize("registered_choice", [False, True])
