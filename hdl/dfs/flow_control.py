@@ -138,6 +138,13 @@ class _Loads:
         if self._comb:  # 0 where no state writes
             self._m.d.comb += self._reg.eq(total)
             return
+        # Under the enable one flag is up: the last value needs no flag of
+        # its own (a 2-input mux a source, one input a bit less than AND-OR).
+        items = list(groups.values())
+        total = items[-1][1].as_unsigned()
+        for flags, value in reversed(items[:-1]):
+            flag = Cat(flags).any() if len(flags) > 1 else flags[0]
+            total = Mux(flag, value.as_unsigned(), total)
         with self._m.If(any_load):
             self._m.d.sync += self._reg.eq(total)
 
@@ -380,7 +387,7 @@ class FlowController(wiring.Component):
         idle_limit_ms = Signal(32)  # REAP/TIMEOUT: idleness that makes the flow deletable
         reply_ok = Signal()  # the REPLY/NEWFLOW is accepted (error NONE) and installed
         query_serial = Signal(32, init=1)  # QUERY serials 1, 2, ... skipping 0 (the serial of no request)
-        dump_count = Signal(32)
+        dump_count = Signal(range(g.entries + 1))  # a DUMP counts each flow once: at most entries
         scan = Signal(g.handle_bits)
         # scan == 0, a clock late: "Dumping" comes back at least three clocks
         # after it counted (on its first visit first_seen is 0)
