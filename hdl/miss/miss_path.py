@@ -152,7 +152,9 @@ class MissPath(wiring.Component):
         state = Array(Signal(2, name=f"state{i}") for i in range(n))
         keys = [Signal(self._key_width, name=f"key{i}") for i in range(n)]
         wr_ptr = Array(Signal(ptr_shape, name=f"wr_ptr{i}") for i in range(n))
-        frames = Array(Signal(8, name=f"frames{i}") for i in range(n))
+        # a slot's frame count never passes frames_per_slot (the writer drops at it)
+        frames_shape = range(self._frames_per_slot + 1)
+        frames = Array(Signal(frames_shape, name=f"frames{i}") for i in range(n))
 
         # The queues: a block RAM whose read goes through its own output
         # register (hdl/ram/block_ram.py), which is the reader's ``out``.
@@ -580,7 +582,7 @@ class MissPath(wiring.Component):
         for i in range(n):  # the lowest candidate (LUTs, not a carry chain)
             m.d.sync += drop_1h[i].eq(~self.flush & may_drop[i] & ~(may_drop[:i] != 0) if i
                                       else ~self.flush & may_drop[0])
-        dropped_frames = Signal(8)  # counted a clock later
+        dropped_frames = Signal(frames_shape)  # counted a clock later
         m.d.sync += dropped_frames.eq(onehot_mux(drop_1h, frames))
         count("frames_dropped_refused", dropped_frames)
 
@@ -601,7 +603,7 @@ class MissPath(wiring.Component):
             with m.If(slot_freed[i]):
                 m.d.sync += frames[i].eq(0)
             with m.Elif(inc ^ dec):
-                m.d.sync += frames[i].eq(frames[i] + Cat(Const(1, 1), dec.replicate(7)))
+                m.d.sync += frames[i].eq(frames[i] + Cat(Const(1, 1), dec.replicate(len(frames[i]) - 1)))
             with m.If(self.flush):
                 m.d.sync += state[i].eq(SlotState.FREE)
             with m.Elif(alloc_fx_1h[i]):
