@@ -273,6 +273,43 @@ def test_replay_window_against_the_model():
     run_port(script)
 
 
+def test_replay_window_of_a_reused_slot():
+    """A slot's window holds its seqs circularly (seq mod 64): a CS that takes
+    the slot of one that expired must not find the old CS's seqs seen, after
+    small steps ahead or a jump of 64 or more (which clears every bit)."""
+    old_seqs = list(range(3, 60)) + [130, 131, 164, 200]
+    new_seqs = [10, 7, 9, 20, 15, 15, 3, 100, 99, 40, 37, 36, 170, 131, 164, 130, 171, 107, 106, 200, 201, 170]
+
+    async def script(ctx, port, frames, state):
+        old = ScriptedCS(ctx, port, frames)
+        await old.handshake()
+        for seq in old_seqs:
+            assert len(await old.send(Bus.CSMB, old.stamp(Config(item=ConfigItem.HELLO_INTERVAL_MS), seq=seq))) == 1
+        # The old CS goes silent: 3 HELLO intervals (1 s each) later its slot is free.
+        ctx.set(port.tick, 1)
+        await ctx.tick().repeat(8)
+        ctx.set(port.tick, 0)
+        await ctx.tick().repeat(8)
+        assert ctx.get(port.expired) == 1
+        new = ScriptedCS(ctx, port, frames, ip=CS_IP + 1)
+        await new.handshake()
+        model = ReplayWindow()
+        for seq in (1, 2):  # the handshake's
+            model.check(seq)
+        replayed = 0
+        for seq in new_seqs:
+            try:
+                model.check(seq)
+                fresh = True
+            except DecodeError:
+                fresh, replayed = False, replayed + 1
+            answers = await new.send(Bus.CSMB, new.stamp(Config(item=ConfigItem.HELLO_INTERVAL_MS), seq=seq))
+            assert len(answers) == fresh, seq
+            assert ctx.get(port.replayed) == replayed, seq
+
+    run_port(script, cs_slots=1, ms_per_tick=1000)
+
+
 @pytest.mark.parametrize(
     ("offered", "verdict", "carried"),
     [((2, 0), ErrorCode.VERS_NEW, (1, 0)), ((0, 9), ErrorCode.VERS_OBSOLETE, (1, 0)), ((1, 0), ErrorCode.NONE, (1, 0))],

@@ -276,7 +276,7 @@ class SessionEngine(wiring.Component):
         cs_mac, cs_ip, cs_port = slot_array(48, "cs_mac"), slot_array(32, "cs_ip"), slot_array(16, "cs_port")
         ssmb_ip, ssmb_port = slot_array(32, "ssmb_ip"), slot_array(16, "ssmb_port")
         nonce, session = slot_array(64, "nonce"), slot_array(32, "session")
-        highest, bitmap = slot_array(32, "highest"), slot_array(_WINDOW, "bitmap")
+        highest = slot_array(32, "highest")  # the windows themselves are in LUT RAM (below)
         tx_seq, role, epoch = slot_array(32, "tx_seq"), slot_array(1, "role"), slot_array(16, "epoch")
         cs_id = slot_array(8, "cs_id")  # orders the active set (active/active QUERY split)
         deadline = slot_array(_CLOCK_BITS, "deadline")  # ms: forgotten after (3 HELLO intervals)
@@ -322,16 +322,16 @@ class SessionEngine(wiring.Component):
                 m.d.sync += [any_free.eq(1), free_slot.eq(i)]
 
         # Stage 2: hdr.seq against the slot's highest, in three registers:
-        # the slot's window (the slot mux), the differences (carry chains
+        # the slot's highest (the slot mux), the differences (carry chains
         # from flops), then their verdicts (the message port's worst path
         # alone was the slot mux, a 32-bit subtract and its zero test in one
         # clock, 10.3 ns).
         seq = hdr.seq
-        slot_highest, slot_bitmap = Signal(32), Signal(_WINDOW)
-        m.d.sync += [slot_highest.eq(highest[slot]), slot_bitmap.eq(bitmap[slot])]
+        slot_highest = Signal(32)
+        m.d.sync += slot_highest.eq(highest[slot])
         ahead, behind = Signal(32), Signal(32)
         seq_zero, seq_ahead, far_ahead, near_behind = Signal(), Signal(), Signal(), Signal()
-        shift, back = Signal(6), Signal(6)
+        shift = Signal(6)
         m.d.sync += [
             ahead.eq(seq - slot_highest),
             behind.eq(slot_highest - seq),
@@ -340,7 +340,6 @@ class SessionEngine(wiring.Component):
             far_ahead.eq(ahead[6:32] != 0),
             shift.eq(ahead[:6]),
             near_behind.eq(behind[6:32] == 0),
-            back.eq(behind[:6]),
         ]
 
         # Also settled by stage 2, so that "Dispatching" decides from
@@ -363,30 +362,50 @@ class SessionEngine(wiring.Component):
             slot_epoch_ahead.eq(hdr.epoch > epoch[slot]),
         ]
 
-        # The window moved ahead by `shift`, a bit per clock in "Sliding the
-        # window" (a 64-bit barrel shifter in one clock costs ~800 LUT4; a
-        # sequence number is mostly one ahead of the last, so this takes a
-        # clock or two).
-        slid = Signal(_WINDOW)
-        slide_left = Signal(6)
+        # The slots' 64-message windows, circular, in LUT RAM (16 words of 4
+        # bits a slot): seq s is bit s mod 64, valid for the 64 seqs up to the
+        # slot's highest (a 64-bit flop window per slot, shifted, read and
+        # set through a slot multiplexer, cost ~480 LUT4).  Moving the
+        # highest ahead clears the bits of the seqs it skips, one a clock in
+        # "Sliding the window" (a sequence number is mostly one ahead of the
+        # last), or every word, one a clock, when it jumps 64 or more;
+        # accepting a message sets its bit.  Bits above a new slot's
+        # highest (0) are never read before they are cleared, so taking a
+        # slot clears nothing.  The word read for the verdict is the one
+        # holding seq, registered in stage 2 (seen_word) like the highest.
+        assert _WINDOW == 64
+        m.submodules.window = window = memory.Memory(shape=4, depth=16 * n, init=[])
+        win_rd = window.read_port(domain="comb")
+        win_wr = window.write_port()
+        clear_ptr = Signal(6)  # the next bit (or, far ahead, word << 2) to clear
+        clear_words = Signal()  # far ahead: clear whole words
+        slide_left = Signal(6)  # bits (or words) still to clear
+        clearing, accept = Signal(), Signal()
+        m.d.comb += [
+            win_rd.addr.eq(Cat(Mux(clearing, clear_ptr[2:], seq[2:6]), slot)),
+            win_wr.addr.eq(win_rd.addr),
+            win_wr.en.eq(clearing | accept),
+            win_wr.data.eq(Mux(clearing, Mux(clear_words, 0, win_rd.data & ~(Const(1, 4) << clear_ptr[:2])[:4]),
+                               win_rd.data | (Const(1, 4) << seq[:2])[:4])),
+        ]
+        seen_word = Signal(4)
+        m.d.sync += seen_word.eq(win_rd.data)
 
-        # Stage 3: the verdict and the slot's new window.
+        # Stage 3: the verdict (a seq ahead of the highest is fresh; one
+        # behind, inside the window, if its bit is clear).
         fresh = Signal()
-        new_highest, new_bitmap = Signal(32), Signal(_WINDOW)
-        m.d.sync += [fresh.eq(0), new_highest.eq(slot_highest), new_bitmap.eq(slot_bitmap)]
+        m.d.sync += fresh.eq(0)
         with m.If(seq_zero):
             m.d.sync += fresh.eq(0)
         with m.Elif(seq_ahead):
-            m.d.sync += [
-                fresh.eq(1),
-                new_highest.eq(seq),
-                new_bitmap.eq(Mux(far_ahead, 1, slid | 1)),
-            ]
+            m.d.sync += fresh.eq(1)
         with m.Elif(near_behind):
-            m.d.sync += [
-                fresh.eq(~slot_bitmap.bit_select(back, 1)),
-                new_bitmap.eq(slot_bitmap | (Const(1, _WINDOW) << back)[:_WINDOW]),
-            ]
+            m.d.sync += fresh.eq(~seen_word.bit_select(seq[:2], 1))
+
+        # A fresh message's window and highest (accept, in "Dispatching"):
+        # its bit set (above), the highest moved to it when it is ahead.
+        with m.If(accept & seq_ahead):
+            m.d.sync += highest[slot].eq(seq)
 
         # 3 HELLO intervals of the held HELLO, registered (an add of its own,
         # not a multiplier in front of the deadline's add).
@@ -395,7 +414,8 @@ class SessionEngine(wiring.Component):
         m.d.sync += hello_3_intervals.eq(interval + (interval << 1))
 
         def accept_seq():
-            return [highest[slot].eq(new_highest), bitmap[slot].eq(new_bitmap)]
+            m.d.comb += accept.eq(1)
+            return []
 
         def count(name):
             counter = getattr(self, name)
@@ -750,13 +770,18 @@ class SessionEngine(wiring.Component):
                 # The lookup pipeline above settles on the message and table.
                 m.d.sync += lookup_wait.eq(lookup_wait + 1)
                 with m.If(lookup_wait == _LOOKUP_CLOCKS - 1):
-                    m.d.sync += [slid.eq(slot_bitmap), slide_left.eq(Mux(seq_ahead & ~far_ahead, shift, 0))]
+                    m.d.sync += [
+                        clear_ptr.eq(Mux(far_ahead, 0, slot_highest[:6] + 1)),
+                        clear_words.eq(far_ahead),
+                        slide_left.eq(Mux(seq_ahead, Mux(far_ahead, 16, shift - 1), 0)),
+                    ]
                     m.next = "Sliding the window"
 
             with m.State("Sliding the window"):
-                # Stage 3 takes `slid` a clock after the last step.
+                # The skipped seqs' bits cleared, one (or a word) a clock.
                 with m.If(slide_left != 0):
-                    m.d.sync += [slid.eq(slid << 1), slide_left.eq(slide_left - 1)]
+                    m.d.comb += clearing.eq(1)
+                    m.d.sync += [clear_ptr.eq(clear_ptr + Mux(clear_words, 4, 1)), slide_left.eq(slide_left - 1)]
                 with m.Else():
                     m.next = "Dispatching"
 
@@ -771,7 +796,6 @@ class SessionEngine(wiring.Component):
                             cs_port[free_slot].eq(cur.src_port),
                             nonce[free_slot].eq(nonce_state),
                             highest[free_slot].eq(0),
-                            bitmap[free_slot].eq(0),
                             tx_seq[free_slot].eq(0),
                             epoch[free_slot].eq(0),
                             role[free_slot].eq(Role.ACTIVE),
