@@ -41,13 +41,42 @@ _DEPTH = _LINE + 1  # one spare register: the sink's ready does not wait for the
 _TCP, _UDP = 6, 17
 
 
-def _fold(m: Module, value, name: str) -> Signal:
-    """One's-complement fold of a wide sum to 16 bits (two end-around carries), registered."""
+def _fold(m: Module, value, name: str, keep=None) -> Signal:
+    """One's-complement fold of a wide sum to 16 bits (two end-around carries),
+    registered; 0 where ``keep`` is 0."""
     once = Signal(18, name=f"{name}_fold1")
     twice = Signal(16, name=f"{name}_fold2")
     m.d.comb += once.eq(value[:16] + value[16:])
-    m.d.sync += twice.eq(once[:16] + once[16:])
+    folded = once[:16] + once[16:]
+    m.d.sync += twice.eq(folded if keep is None else Mux(keep, folded, 0))
     return twice
+
+
+def _plus_not(a, b):
+    """``a + ~b`` (``b`` 16 bits, 17-bit result) as one subtract: a CCU2C
+    inverts its subtrahend in its own LUT halves, while ``~b`` as an addend
+    took a LUT4 a bit.  ``2(a + 2^16) - (2b + 1) = 2(a + ~b) + 1``."""
+    return (Cat(Const(0, 1), a, Const(1, 1)) - Cat(Const(1, 1), b))[1:18]
+
+
+def _not_sum(a, c):
+    """``~(a + c)`` on 16 bits (``c`` one bit) as one subtract from a
+    constant, for the same reason: ``2(2^16 - 1) - (2a + c) = 2 ~(a + c) + c``."""
+    return (Cat(Const(0, 1), Const(0xFFFF, 16)) - Cat(c, a))[1:17]
+
+
+def _diffs(m: Module, pairs, name: str) -> list:
+    """Registered ``new + ~old`` of each (new, old, keep) 16-bit word pair: the
+    first level of a checksum adjustment's adder tree, each adder a subtract.
+    Where ``keep`` is 0 the word is unchanged (new is old), so the term is
+    ``old + ~old`` = 0xFFFF (one LUT a bit, the set/keep mux of the new word)."""
+    terms = []
+    for k, (new, old, keep) in enumerate(pairs):
+        term = Signal(17, name=f"{name}_d{k}")
+        value = _plus_not(new, old)
+        m.d.sync += term.eq(value if keep is None else Mux(keep, value, 0xFFFF))
+        terms.append(term)
+    return terms
 
 
 def _tree_sum(m: Module, terms: list, name: str):
@@ -170,11 +199,17 @@ class CommandRewriter(wiring.Component):
             m.d.sync += [is_tcp.eq(nc.l4_valid & (nc.protocol == _TCP)), is_udp.eq(nc.l4_valid & (nc.protocol == _UDP)),
                          offsets.eq(nc.add_offsets & nc.l4_valid & (nc.protocol == _TCP)),
                          vlan_rewrite.eq(nc.tagged & nc.vlan_rewrite)]
-        ip_sum = _tree_sum(m, [(~w)[:16] for w in _words(Cat(c.old_dst_ip, c.old_src_ip), 4)]
-                           + _words(Cat(new_dst_ip, new_src_ip), 4), "ip_sum")
+        # Each word's new + ~old first (one subtract each, a kept word 0xFFFF),
+        # then the tree: the same integer sum as the eight terms summed before,
+        # so the same folds.
+        ip_sum = _tree_sum(m, _diffs(m, [
+            (n, o, keep) for new, old, keep in ((c.new_src_ip, c.old_src_ip, c.set_src_ip),
+                                                 (c.new_dst_ip, c.old_dst_ip, c.set_dst_ip))
+            for n, o in zip(_words(new, 2), _words(old, 2), strict=True)], "ip_sum"), "ip_sum")
         d_ip = _fold(m, ip_sum, "d_ip")
-        port_sum = _tree_sum(m, [(~c.old_src_port)[:16], (~c.old_dst_port)[:16], new_src_port, new_dst_port,
-                                 d_ip], "port_sum")
+        port_sum = _tree_sum(m, _diffs(m, [(c.new_src_port, c.old_src_port, c.set_src_port),
+                                           (c.new_dst_port, c.old_dst_port, c.set_dst_port)], "port_sum")
+                             + [d_ip], "port_sum")
         d_l4_base = _fold(m, port_sum, "d_l4_base")
 
         # Captures as bytes enter (the frame at the input: its command is on
@@ -208,21 +243,23 @@ class CommandRewriter(wiring.Component):
         new_seq = Signal(32)
         new_ack = Signal(32)
         m.d.sync += [new_seq.eq(old_seq + c.seq_delta), new_ack.eq(old_ack + c.ack_delta)]
-        seqack_sum = _tree_sum(m, [(~w)[:16] for w in _words(old_seq, 2) + _words(old_ack, 2)]
-                               + _words(new_seq, 2) + _words(new_ack, 2), "seqack_sum")
-        d_seqack = _fold(m, seqack_sum, "d_seqack")
+        seqack_sum = _tree_sum(m, _diffs(m, [
+            (n, o, None) for n, o in zip(_words(new_seq, 2) + _words(new_ack, 2),
+                                         _words(old_seq, 2) + _words(old_ack, 2), strict=True)],
+            "seqack_sum"), "seqack_sum")
+        d_seqack = _fold(m, seqack_sum, "d_seqack", keep=offsets)  # 0 without ADD_TCP_OFFSETS
         l4_total = Signal(17)
-        m.d.sync += l4_total.eq(d_l4_base + Mux(offsets, d_seqack, 0))
+        m.d.sync += l4_total.eq(d_l4_base + d_seqack)
         d_l4 = _fold(m, l4_total, "d_l4")
 
         # RFC 1624 eqn. 3: new = ~fold(~old + D), registered in two steps.
         ip_step = Signal(17)
         ip_ck_new = Signal(16)
-        m.d.sync += [ip_step.eq((~ip_ck_old)[:16] + d_ip), ip_ck_new.eq(~(ip_step[:16] + ip_step[16:]))]
+        m.d.sync += [ip_step.eq(_plus_not(d_ip, ip_ck_old)), ip_ck_new.eq(_not_sum(ip_step[:16], ip_step[16]))]
         l4_step = Signal(17)
-        m.d.sync += l4_step.eq((~l4_ck_old)[:16] + d_l4)
+        m.d.sync += l4_step.eq(_plus_not(d_l4, l4_ck_old))
         l4_folded = Signal(16)
-        m.d.comb += l4_folded.eq(~(l4_step[:16] + l4_step[16:]))
+        m.d.comb += l4_folded.eq(_not_sum(l4_step[:16], l4_step[16]))
         l4_ck_new = Signal(16)
         with m.If(is_udp & (l4_ck_old == 0)):
             m.d.sync += l4_ck_new.eq(0)  # no checksum stays no checksum
