@@ -396,7 +396,9 @@ class FlowController(wiring.Component):
         flush_sweep = Signal(g.handle_bits + 1)
         after_eviction = Signal(2)  # 0: insert return entry, 1: finish install
         first_seen = Signal()
-        # The new flow being installed, kept for after an eviction report.
+        # The new flow being installed (its records and the release are
+        # made from these, so an eviction report may take key_f, serial,
+        # vs_id and node_id for the victim and leave them so).
         new_key = Signal(FlowKey)
         new_serial = Signal(32)
         new_vs_id, new_node_id = Signal(16), Signal(16)
@@ -555,7 +557,7 @@ class FlowController(wiring.Component):
             cmd.op.eq(cmd_op),
             cmd.keep.eq(cmd_keep),
             self.cmd.valid.eq(cmd_valid),
-            self.resolve.payload.key.eq(key_f),
+            self.resolve.payload.key.eq(new_key),
             self.resolve.payload.accept.eq(reply_ok),
         ]
 
@@ -665,7 +667,9 @@ class FlowController(wiring.Component):
             with m.Else():
                 m.d.comb += [serial_wr.en.eq(1), serial_wr.addr.eq(self.query.payload.slot),
                              serial_wr.data.eq(query_serial)]
-                m.d.sync += query_serial.eq(Mux(query_serial == 0xFFFF_FFFF, 1, query_serial + 1))
+                # past 0xFFFF_FFFF the sum's carry makes the 0 a 1 (no compare)
+                next_serial = query_serial + 1
+                m.d.sync += query_serial.eq(next_serial[:32] | next_serial[32])
                 count("queries_sent")
             to_key_f(q.key)
             compose(K_QUERY, SsmbType.QUERY)
@@ -726,8 +730,6 @@ class FlowController(wiring.Component):
                     action.ack_delta.eq(ack_delta),
                 ]
 
-            to_vs_id(xlate.vs_id)
-            to_node_id(xlate.node_id)
             m.d.sync += [
                 reply_ok.eq(msg_error_none),
                 *action_stmts(action_f, rewrite_source=0, egress_port=xlate.egress_port,
@@ -809,8 +811,8 @@ class FlowController(wiring.Component):
                 goto("Linking the entries")
         def link(handle, forward, partner):
             """A new flow's record for one of its two entries."""
-            write_record(handle, Cat(Const(1, 1), Const(forward, 1), partner, serial, vs_id, node_id, self.now,
-                                     Const(0, 3)))
+            write_record(handle, Cat(Const(1, 1), Const(forward, 1), partner, new_serial, new_vs_id, new_node_id,
+                                     self.now, Const(0, 3)))
 
         with state("Linking the entries"):
             link(handle_f, 1, handle_r)
@@ -842,7 +844,6 @@ class FlowController(wiring.Component):
             to_conn_f(victim)
             to_reason(DeleteReason.OVERFLOW)
             to_tcp_state(Cat(victim.fin_in, victim.fin_out, victim.rst))
-            to_serial(victim.serial)
             count("evictions")
             with m.If(victim.valid):
                 goto("Deleting the victim's partner")
@@ -853,6 +854,9 @@ class FlowController(wiring.Component):
             # third clock on, "Reporting the victim" at the earliest): when the
             # victim is a return entry, the flow's close flags are on its partner's.
             to_rd_addr(conn_f.partner)
+            # The victim's serial from its record (the value read_return_states
+            # loads: one source fewer for ``serial``).
+            to_serial(conn_f.serial)
             # The victim's own counters came with the insert's answer (rsp,
             # until the DELETE's answer replaces it); which of the two entries
             # is inbound decides which key names the flow.
@@ -883,11 +887,7 @@ class FlowController(wiring.Component):
             count("deletes_sent")
             compose(K_FLOW, SsmbType.DELETE, then=THEN_AFTER_EVICTION)
         with state("After eviction"):
-            # Back to installing the new flow; its keys were kept aside.
-            to_serial(new_serial)
-            to_vs_id(new_vs_id)
-            to_node_id(new_node_id)
-            to_key_f(new_key)
+            # Back to installing the new flow (from key_r and the new_* copies).
             with m.If(after_eviction == 0):
                 goto("Inserting the return entry")
             with m.Else():
