@@ -14,7 +14,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 from scapy.layers.inet import IP, TCP, UDP, fragment
-from scapy.layers.l2 import Ether
+from scapy.layers.l2 import Dot1Q, Ether
 from test_rewriter_model import (
     _free_word_for_zero_checksum,
     command_for,
@@ -149,6 +149,28 @@ def test_checksum_corners_and_nat_directions(kind):
     ck = {"ip": p[IP].chksum, "tcp": p[TCP].chksum if TCP in p else None, "udp": p[UDP].chksum if UDP in p else None}
     assert ck[kind] == (0xFFFF if kind == "udp" else 0x0000)
     assert Ether(got[2])[UDP].chksum == 0
+
+
+def test_long_frames_past_512_bytes():
+    """Frames longer than the 9-bit byte positions: the input side's
+    positions wrap after 512 bytes (a capture fires again in the payload),
+    the output side's stop at 511; neither may touch the long frame's tail
+    or the next frame's fields."""
+    rng = random.Random(512)
+    cases = []
+    for vlan in (False, True):
+        for l4 in (TCP(sport=40001, dport=80, seq=rng.getrandbits(32), ack=rng.getrandbits(32)), UDP(sport=9, dport=53)):
+            eth = Ether(src="02:00:00:00:00:0c") / (Dot1Q(vlan=5) if vlan else IP(src="192.0.2.7", dst="198.51.100.10"))
+            if vlan:
+                eth = eth / IP(src="192.0.2.7", dst="198.51.100.10")
+            frame = bytes(eth / l4 / rng.randbytes(1400))
+            cases.append((frame, command_for(frame, **random_changes(rng))))
+            short = tcp_frame(vlan=vlan)
+            cases.append((short, command_for(short, set_src_ip=True, new_src_ip=0x0A000064, add_offsets=True,
+                                             seq_delta=7, ack_delta=9)))
+    assert all(len(f) > 1400 for f, _ in cases[::2])
+    got, _, _ = run(cases, ready_chance=0.8, gap_chance=0.1, seed=5)
+    check(cases, got)
 
 
 def test_constructor_check():

@@ -27,6 +27,7 @@ earlier header bytes pass (they have 6 or more clocks of slack).
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..onehot import onehot_mux
@@ -125,9 +126,17 @@ class CommandRewriter(wiring.Component):
         m.submodules.out_stage = out_stage = SkidBuffer(packet_signature(8))
         connect(m, out_stage.source, flipped(self.source))
         # ---- the lookahead line and the commands of the frames in it -----------------
-        line = Array(Signal(packet_layout(8), name=f"line{k}") for k in range(_DEPTH))
-        # Bytes in the line, one-hot (``filled[n]``: n bytes): every use is one
-        # bit, and the line's write enables are one LUT after the handshakes.
+        # The line: its head byte in a register, the bytes behind it in a ring
+        # of LUT RAM (written at ``wr_at``, read at ``rd_at``).  As a shift
+        # register every byte had a load-or-shift mux whose enables came from
+        # both handshakes: 323 COMB for 90 bits (docs/boards.md, tenth session).
+        m.submodules.ring = ring = Memory(shape=packet_layout(8), depth=_LINE, init=[])
+        ring_w = ring.write_port()
+        ring_r = ring.read_port(domain="comb")
+        wr_at = Signal(range(_LINE))
+        rd_at = Signal(range(_LINE))
+        head = Signal(packet_layout(8))
+        # Bytes in the line, one-hot (``filled[n]``: n bytes): every use is one bit.
         filled = Signal(_DEPTH + 1, init=1)
         # One command register, ``c``, for the frame at the output.  A frame's
         # command is only looked at as its first byte enters (its offsets)
@@ -142,7 +151,6 @@ class CommandRewriter(wiring.Component):
         first_taken = Signal()
         load = Signal()
         pop = Signal()
-        head = line[0]
         emit = Signal()  # the head byte may leave (or be dropped)
         lasts = Signal(range(_DEPTH + 1))  # frame ends in the line, counted (not an 8-way OR of the line)
         advance = Signal()
@@ -170,22 +178,24 @@ class CommandRewriter(wiring.Component):
         with m.Elif(load):
             m.d.sync += unloaded.eq(0)
         m.d.sync += lasts.eq(lasts + (take_in & self.sink.payload.last) - (advance & head.last))
-        for k in range(_DEPTH):
-            with m.If(advance):
-                if k + 1 < _DEPTH:
-                    m.d.sync += line[k].eq(line[k + 1])
-            # The free slot after this clock's shift: the fill less the byte that left.
-            with m.If(take_in & Mux(advance, filled[k + 1], filled[k])):
-                m.d.sync += line[k].eq(self.sink.payload)
+        # The byte taken becomes the head when the line is empty after this
+        # clock's advance; otherwise it joins the ring.
+        to_head = Signal()
+        m.d.comb += [
+            to_head.eq(take_in & Mux(advance, filled[1], filled[0])),
+            ring_w.addr.eq(wr_at), ring_w.data.eq(self.sink.payload), ring_w.en.eq(take_in & ~to_head),
+            ring_r.addr.eq(rd_at),
+        ]
+        with m.If(take_in & ~to_head):
+            m.d.sync += wr_at.eq(wr_at + 1)
+        with m.If(advance & ~filled[1]):  # a byte behind the head
+            m.d.sync += [head.eq(ring_r.data), rd_at.eq(rd_at + 1)]
+        with m.Elif(to_head):
+            m.d.sync += head.eq(self.sink.payload)
         with m.If(take_in & ~advance):
             m.d.sync += filled.eq(filled << 1)
         with m.Elif(advance & ~take_in):
             m.d.sync += filled.eq(filled >> 1)
-
-        # Byte positions saturate at 511: every rewritten field lies below l4 (< 256) + 18.
-        in_index = Signal(9)
-        with m.If(take_in):
-            m.d.sync += in_index.eq(Mux(self.sink.payload.last, 0, Mux(in_index == 511, 511, in_index + 1)))
 
         # ---- the new values and the checksum adjustments of the frame at the output ------
         new_src_ip = Mux(c.set_src_ip, c.new_src_ip, c.old_src_ip)
@@ -214,7 +224,11 @@ class CommandRewriter(wiring.Component):
 
         # Captures as bytes enter (the frame at the input: its command is on
         # ``command`` with byte 0).  The position of the byte taken, relative
-        # to L3/L4, counts like in_index (no subtract in front of the compares).
+        # to L3/L4, counts (no subtract in front of the compares) and wraps
+        # every 512 bytes: a capture again at byte 512 + l3 + 10 or later is
+        # harmless, as the frame's head (at most 8 bytes behind, the same
+        # frame) is then past every field it rewrites (they end below
+        # l4 + 18 < 274) and the next frame's first byte loads new positions.
         in_rel3 = Signal(9)
         in_rel4 = Signal(9)
         in_tcp = Signal()
@@ -222,7 +236,7 @@ class CommandRewriter(wiring.Component):
             m.d.sync += [in_rel3.eq(1 - self.command.payload.l3_offset),
                          in_rel4.eq(1 - self.command.payload.l4_offset),
                          in_tcp.eq(self.command.payload.protocol == _TCP)]
-        with m.Elif(take_in & (in_index != 511)):
+        with m.Elif(take_in):
             m.d.sync += [in_rel3.eq(in_rel3 + 1), in_rel4.eq(in_rel4 + 1)]
         byte_in = self.sink.payload.data
         ip_ck_old = Signal(16)
@@ -308,6 +322,7 @@ class CommandRewriter(wiring.Component):
         names = list(where(p2_j, p2_rel3, p2_rel4))
         w1 = {name: Signal(name=f"w1_{name}") for name in names}
         sel = {name: Signal(name=f"sel_{name}") for name in names}
+        unchanged = Signal(init=1)  # no select set: registered beside them, not a 13-input NOR in the byte mux
         lo1, lo = Signal(2), Signal(2)  # rel3's low bits (= rel4's: IHL x 4) at head + 1 and the head
         new_l3 = self.command.payload.l3_offset
         new_l4 = self.command.payload.l4_offset
@@ -316,13 +331,16 @@ class CommandRewriter(wiring.Component):
                          lo1.eq((1 - new_l3)[:2]), lo.eq((-new_l3)[:2])]
             m.d.sync += [w1[k].eq(k == "dst_mac") for k in names]
             m.d.sync += [sel[k].eq(k == "dst_mac") for k in names]
+            m.d.sync += unchanged.eq(0)
         with m.Elif(advance):
             # Past 511 no field is near (they end below l4 + 18 < 274): the counters stop,
             # and their flags stay clear (rel3/rel4 stop at 511 - offset > 255).
             with m.If(p2_j != 511):
                 m.d.sync += [p2_j.eq(p2_j + 1), p2_rel3.eq(p2_rel3 + 1), p2_rel4.eq(p2_rel4 + 1)]
             m.d.sync += [w1[k].eq(v) for k, v in where(p2_j, p2_rel3, p2_rel4).items()]
-            m.d.sync += [sel[k].eq(v) for k, v in resolve(w1).items()]
+            selects = resolve(w1)
+            m.d.sync += [sel[k].eq(v) for k, v in selects.items()]
+            m.d.sync += unchanged.eq(~Cat(*selects.values()).any())
             m.d.sync += [lo1.eq(p2_rel3[:2]), lo.eq(lo1)]
         # Each field's byte for the head is picked a clock ahead too (``ahead``:
         # its byte for the head's next position, taken as the head advances),
@@ -358,7 +376,6 @@ class CommandRewriter(wiring.Component):
             "tci_lo": c.vlan_id[:8],
         }
         out = Signal(8)
-        unchanged = ~Cat(*sel.values()).any()
         m.d.comb += out.eq(Mux(unchanged, head.data, 0)
                            | onehot_mux([sel[k] for k in field_byte], field_byte.values()))
 
