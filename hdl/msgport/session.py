@@ -94,7 +94,6 @@ from .layout import (
     message_read_signature,
     received_message_layout,
     transmit_message_layout,
-    wire_word,
 )
 
 __all__ = ["SessionEngine", "core_message_layout", "vs_write_layout"]
@@ -673,14 +672,33 @@ class SessionEngine(wiring.Component):
         # The core zeroes its word while another kind is read (kind is a register).
         m.d.comb += [self.from_core_read.index.eq(index), self.from_core_read.en.eq(kind == _Kind.CORE)]
 
+        # The words are selected by a case per word (a multiplexer of the
+        # words, 0 past the end) rather than wire_word's shift by the index,
+        # which Yosys maps to a barrel shifter: 11 LUT4 less for the stamp,
+        # ~70 more off the reply's by putting every (kind, bus, word) in one
+        # case (the kind's select and the word's in one multiplexer).
+        def wire_words(value, nbytes):
+            """``value``'s ``nbytes`` signed bytes as 8-byte words, as
+            :func:`wire_word` numbers them."""
+            wire = Cat(*(value[8 * (nbytes - 1 - k) : 8 * (nbytes - k)] for k in range(nbytes)))
+            wire = Cat(wire, Const(0, 8 * (-nbytes % 8)))
+            return [wire[64 * w : 64 * (w + 1)] for w in range(len(wire) // 64)]
+
         def word_of(value, nbytes):
             """The 8-byte word of ``value`` holding byte ``index``."""
-            return wire_word(value, nbytes, index[3:])
+            return Array(wire_words(value, nbytes))[index[3:]]
 
-        # The reply's word: its kind's message's word (a select over mostly
-        # constant bytes); 0 for a core message (no kind of per_reply's).
+        # The reply's word: its kind's message's word on the message's bus
+        # (a select over mostly constant bytes); 0 for a core message (no
+        # kind of the replies').
         reply_word = Signal(64)
-        per_reply(lambda cls, value: reply_word.eq(word_of(value, len(value) // 8)))
+        word_bits = len(index[3:])
+        with m.Switch(Cat(index[3:], kind.as_value(), is_csmb)):
+            for which, on_csmb, _, value in replies:
+                for w, word in enumerate(wire_words(value, len(value) // 8)):
+                    for bus in (0, 1) if on_csmb is None else (int(on_csmb),):
+                        with m.Case(w | which.value << word_bits | bus << (word_bits + len(kind.as_value()))):
+                            m.d.comb += reply_word.eq(word)
         own_word = reply_word
         if self._install_verdicts:
             assert len(cur.raw) == 8 * MAX_RECEIVED_BYTES  # a REPLY/NEWFLOW fills raw exactly
