@@ -125,6 +125,15 @@ class _Loads:
         if not self._sources:
             return
         w = len(self._reg)
+        # A write of 0 is the flops' synchronous reset (the domain's is
+        # one already): no input of the mux.
+        zeros = [flag for flag, value in self._sources
+                 if not self._comb and isinstance(value, Const) and value.value == 0]
+        self._sources = [(flag, value) for flag, value in self._sources if not any(flag is z for z in zeros)]
+        if not self._sources:
+            with self._m.If(Cat(zeros).any()):
+                self._m.d.sync += self._reg.eq(0)
+            return
         any_load = Cat(flag for flag, _ in self._sources).any()
         # Writes of the same value (e.g. the answer register's counters from
         # several states) share one AND: their flags are ORed first.
@@ -147,6 +156,9 @@ class _Loads:
             total = Mux(flag, value.as_unsigned(), total)
         with self._m.If(any_load):
             self._m.d.sync += self._reg.eq(total)
+        if zeros:
+            with self._m.If(Cat(zeros).any()):
+                self._m.d.sync += self._reg.eq(0)
 
 
 # The kinds of message "Dispatching" tells apart, a one-hot bit each.
@@ -406,7 +418,23 @@ class FlowController(wiring.Component):
         # Registers written by several states, and the record port's address
         # and write, through AND-OR muxes (_Loads).
         to_key_f, to_serial = loads_of(key_f), loads_of(serial)
-        to_counters_in, to_counters_out = loads_of(counters_in), loads_of(counters_out)
+        def counter_loads(reg):
+            # the counts and last_seen apart: "Not found" zeroes the counts
+            # (a reset, see _Loads) and sets last_seen to now
+            counts = loads_of(reg.as_value()[:g.packets_width + g.bytes_width])
+            seen = loads_of(reg.last_seen)
+
+            def load(value):
+                if value is None:
+                    counts(Const(0, g.packets_width + g.bytes_width))
+                    seen(self.now)
+                else:
+                    value = Value.cast(value)
+                    counts(value[:g.packets_width + g.bytes_width])
+                    seen(value[g.packets_width + g.bytes_width:])
+            return load
+
+        to_counters_in, to_counters_out = counter_loads(counters_in), counter_loads(counters_out)
         to_handle_f, to_conn_f, to_tcp_state = loads_of(handle_f), loads_of(conn_f), loads_of(tcp_state)
         to_vs_id, to_node_id, to_created = loads_of(vs_id), loads_of(node_id), loads_of(created)
         to_reason = loads_of(reason)
@@ -754,7 +782,9 @@ class FlowController(wiring.Component):
                          new_node_id.eq(xlate.node_id)]
             m.d.sync += new_key.eq(Cat(flow.src_addr[:32], flow.dst_addr[:32], flow.src_port,
                                        flow.dst_port, flow.protocol, Const(1, 1)))
-            m.d.sync += idle_limit_ms.eq(Mux(msg_kind[1], 0, body(SsmbReap).idle_ms))
+            m.d.sync += idle_limit_ms.eq(body(SsmbReap).idle_ms)
+            with m.If(msg_kind[1]):  # DELETE: 0 (the flops' synchronous reset, not an AND a bit)
+                m.d.sync += idle_limit_ms.eq(0)
 
             with m.Switch(msg_kind):
                 with m.Case(_kind_case(0)):  # REPLY, NEWFLOW
@@ -907,9 +937,8 @@ class FlowController(wiring.Component):
                 goto("Not found")
         with state("Not found"):
             # Unknown here: tell the CS it is gone (zero counters).
-            zero_counters = Cat(Const(0, g.packets_width + g.bytes_width), self.now)
-            to_counters_in(zero_counters)
-            to_counters_out(zero_counters)
+            to_counters_in(None)  # zero counts, last seen now
+            to_counters_out(None)
             to_created(self.now)
             to_vs_id(0)
             to_node_id(0)
