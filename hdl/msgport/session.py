@@ -328,17 +328,20 @@ class SessionEngine(wiring.Component):
         seq = hdr.seq
         slot_highest = Signal(32)
         m.d.sync += slot_highest.eq(highest[slot])
-        ahead, behind = Signal(32), Signal(32)
+        # One 33-bit difference, its sign the borrow: seq is ahead when it
+        # is positive, behind inside the window when it is 0 to -63 (a
+        # second subtraction and a compare, each a 32-bit carry chain, cost
+        # ~64 LUT4 more).
+        ahead = Signal(33)
         seq_zero, seq_ahead, far_ahead, near_behind = Signal(), Signal(), Signal(), Signal()
         shift = Signal(6)
         m.d.sync += [
             ahead.eq(seq - slot_highest),
-            behind.eq(slot_highest - seq),
             seq_zero.eq(seq == 0),
-            seq_ahead.eq(seq > slot_highest),
+            seq_ahead.eq(~ahead[32] & (ahead[:32] != 0)),
             far_ahead.eq(ahead[6:32] != 0),
             shift.eq(ahead[:6]),
-            near_behind.eq(behind[6:32] == 0),
+            near_behind.eq((ahead == 0) | (ahead[6:].all() & (ahead[:6] != 0))),
         ]
 
         # Also settled by stage 2, so that "Dispatching" decides from
@@ -749,7 +752,7 @@ class SessionEngine(wiring.Component):
                     with m.Case(32 - len(label) + k + 32 * for_session):
                         m.d.comb += label_byte.eq(b)
         secret_bytes = Cat(*(challenge.word_select(7 - b, 8) for b in range(8)),
-                           *(nonce[slot].word_select(7 - b, 8) for b in range(8)))
+                           *(nonce_q.word_select(7 - b, 8) for b in range(8)))
         hash_input = Mux(hash_index[5], secret_bytes.word_select(hash_index[:4], 8), label_byte)
         hash_last = hash_index == 47
         # The byte is offered from a register, a clock after hash_index
@@ -838,7 +841,9 @@ class SessionEngine(wiring.Component):
                     m.d.sync += accept_seq()
                     m.next = "Answering HELLO"
                 with m.Elif(is_challenge):
-                    m.d.sync += [*accept_seq(), hash_index.eq(32 - len(_AUTH_LABEL)), hash_for_session.eq(0)]
+                    # out_slot: nonce_q is the slot's nonce from the next clock on.
+                    m.d.sync += [*accept_seq(), hash_index.eq(32 - len(_AUTH_LABEL)), hash_for_session.eq(0),
+                                 out_slot.eq(slot)]
                     m.next = "Hashing"
                 with m.Elif(~session_ok):
                     m.d.sync += accept_seq()
