@@ -4,6 +4,7 @@ included."""
 
 from __future__ import annotations
 
+import ipaddress
 import random
 
 from amaranth import Cat, Elaboratable, Module, Signal
@@ -121,3 +122,35 @@ def test_frames_carry_the_hosts_messages():
         assert payload == codec.encode(msg)
         assert codec.decode(msg.BUS, payload) == [msg]
     assert len({Ether(f)[IP].id for f in frames}) == len(frames)
+
+
+def test_ip_checksum_carries():
+    """The IPv4 header checksum is summed a word a clock, its carries added
+    back: destinations whose words carry (the last one too), and one whose
+    sum is 0xFFFF (checksum 0), against scapy's."""
+    codec = Codec(KEY)
+    rng = random.Random(11)
+    msgs = [random_block(DFS_SENDS[0], rng) for _ in range(8)]
+    signed = [codec.encode(msg)[:-TAG_SIZE] for msg in msgs]
+
+    def partial(n, dst_hi):
+        """The one's complement sum of frame n's header but dst_ip's low word."""
+        words = [0x4500, 20 + 8 + len(signed[n]) + TAG_SIZE, n, 0x4000, 64 << 8 | 17, OWN_IP >> 16, OWN_IP & 0xFFFF,
+                 dst_hi]
+        total = sum(words)
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        return total
+
+    dsts = [0xFFFFFFFF, 0xFFFF0000, 0x0000FFFF, 0xFFFEFFFF, 0xF0F0F0F0, 0x8000FFFF]
+    dsts.append(0xFFF00000 | (0xFFFF - partial(6, 0xFFF0)))  # the sum is 0xFFFF: checksum 0
+    dsts.append(0xFFFF0000 | (0x1FFFE - partial(7, 0xFFFF)) & 0xFFFF)
+    jobs = [(msg.BUS, s, (0x02000000BB00, dst, 40000)) for msg, s, dst in zip(msgs, signed, dsts, strict=True)]
+    frames = run_transmitter(jobs)
+    assert Ether(frames[6])[IP].chksum == 0
+    for frame, dst in zip(frames, dsts, strict=True):
+        packet = Ether(frame)
+        assert packet[IP].dst == str(ipaddress.IPv4Address(dst))
+        ip_sum = packet[IP].chksum
+        del packet[IP].chksum
+        assert Ether(bytes(packet))[IP].chksum == ip_sum, f"IPv4 header checksum to {dst:#x}"

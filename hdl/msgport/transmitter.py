@@ -86,7 +86,8 @@ class MessageTransmitter(wiring.Component):
         tag = Signal(64)
         ident = Signal(16)
         ip_total = Signal(16)
-        ip_sum = Signal(20)
+        ip_sum = Signal(16)
+        ip_carry = Signal()
         sum_step = Signal(3)
 
         # -- Fetcher: asks the producer for the message's bytes in order,
@@ -128,11 +129,13 @@ class MessageTransmitter(wiring.Component):
 
         # The IPv4 header checksum, one 16-bit word a clock while the message
         # is hashed (a 9-operand sum in one clock would be 3 carry chains
-        # deep); folding the carries is idempotent once folded, and the
-        # hash takes more than the two clocks a 20-bit sum needs.
+        # deep), its carry added in with the next word (one's complement),
+        # and the last carry by a step with no word: no fold adders.  A sum
+        # that carried is at most 0xFFFE (0xFFFF + 0xFFFF + 1 never happens,
+        # as the carry starts at 0), so that step never carries.  7 steps;
+        # a message is hashed for at least 24 clocks.
         sum_words = Array([ip_total, ident, self.own_ip[16:], self.own_ip[:16], msg.dst_ip[16:], msg.dst_ip[:16]])
-        folded = ip_sum[:16] + ip_sum[16:]
-        fold = ip_sum.eq(folded[:16] + folded[16:])
+        sum_steps = len(sum_words) + 1  # the Array is 0 past its words
 
         port = Signal(16)
         m.d.comb += port.eq(Mux(msg.bus, CSMB_UDP_PORT, SSMB_UDP_PORT))
@@ -178,7 +181,7 @@ class MessageTransmitter(wiring.Component):
         with m.FSM(name="transmitter"):
             with m.State("Waiting for a message"):
                 m.d.sync += [body_index.eq(0), fetch_index.eq(0), fetch_more.eq(1), sum_step.eq(0),
-                             ip_sum.eq(0x4500 + 0x4000 + (_TTL << 8 | 17))]
+                             ip_sum.eq(0x4500 + 0x4000 + (_TTL << 8 | 17)), ip_carry.eq(0)]
                 with m.If(self.sink.valid):
                     m.d.sync += [ip_total.eq(20 + 8 + msg.length + TAG_SIZE), length.eq(msg.length), last_index.eq(msg.length - 1)]
                     m.next = "Hashing the bus byte"
@@ -199,11 +202,12 @@ class MessageTransmitter(wiring.Component):
                     m.d.sync += body_index.eq(body_index + 1)
                     with m.If(last_body):
                         m.next = "Waiting for the tag"
-                with m.If(sum_step != len(sum_words)):
-                    m.d.sync += [ip_sum.eq(ip_sum + sum_words[sum_step]), sum_step.eq(sum_step + 1)]
+                with m.If(sum_step != sum_steps):
+                    m.d.sync += [Cat(ip_sum, ip_carry).eq(ip_sum + sum_words[sum_step] + ip_carry),
+                                 sum_step.eq(sum_step + 1)]
 
             with m.State("Waiting for the tag"):
-                m.d.sync += [fold, fetch_index.eq(0), fetch_more.eq(1)]  # a message is never empty
+                m.d.sync += [fetch_index.eq(0), fetch_more.eq(1)]  # a message is never empty
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
                     m.d.sync += [tag.eq(siphash.source.payload), head_index.eq(1), body_index.eq(0),
