@@ -760,6 +760,8 @@ class SessionEngine(wiring.Component):
         # 7 levels): a byte every two clocks, 96 clocks an authentication.
         hash_byte, hash_byte_last, hash_byte_ok = Signal(8), Signal(), Signal()
         m.d.sync += [hash_byte.eq(hash_input), hash_byte_last.eq(hash_last), hash_byte_ok.eq(0)]
+        # Driven in every state (only valid in "Hashing"): no AND a bit.
+        m.d.comb += [siphash.sink.payload.data.eq(hash_byte), siphash.sink.payload.last.eq(hash_byte_last)]
 
         # Epoch adoption (docs/redundancy.md): the slot keeps the highest
         # epoch it used; only an ACTIVE-role slot raises the DFS's.
@@ -902,11 +904,7 @@ class SessionEngine(wiring.Component):
 
             with m.State("Hashing"):
                 # Label, then challenge and nonce, both big-endian.
-                m.d.comb += [
-                    siphash.sink.valid.eq(hash_byte_ok),
-                    siphash.sink.payload.data.eq(hash_byte),
-                    siphash.sink.payload.last.eq(hash_byte_last),
-                ]
+                m.d.comb += siphash.sink.valid.eq(hash_byte_ok)
                 with m.If(siphash.sink.ready & hash_byte_ok):
                     m.d.sync += hash_index.eq(hash_index + 1)  # hash_byte_ok drops for a clock
                     with m.If(hash_byte_last):
@@ -1012,27 +1010,28 @@ class SessionEngine(wiring.Component):
                 with m.Else():
                     m.next = "Acknowledging"  # idempotent: already gone
 
+            # The CAM write and the table's write data and addresses are
+            # driven in every state, only the enables in the state below (set
+            # only there, each of their ~230 bits would be ANDed with the
+            # state: a LUT4 a bit).
+            is_add = cur.msg_type == CsmbType.ADD_VS
+            written = self.vs_write.payload
+            m.d.comb += [
+                written.index.eq(vs_index),
+                written.valid.eq(is_add),
+                written.flags.eq(Mux(is_add, hdr.flags, 0)),
+                written.vs.eq(Mux(is_add, add.vs.as_value(), delete.vs.as_value())),
+                vs_id_wr.addr.eq(vs_index),
+                vs_id_wr.data.eq(written.vs.vs_id),
+                vs_wr.addr.eq(vs_index),
+                vs_wr.data.flags.eq(written.flags),
+                *(getattr(vs_wr.data, name).eq(getattr(written.vs, name)[:len(getattr(vs_wr.data, name))])
+                  for name, _ in block_layout(VirtualServer)),
+            ]
             with m.State("Writing a virtual server"):
-                is_add = cur.msg_type == CsmbType.ADD_VS
-                m.d.comb += [
-                    self.vs_write.valid.eq(1),
-                    self.vs_write.payload.index.eq(vs_index),
-                    self.vs_write.payload.valid.eq(is_add),
-                    self.vs_write.payload.flags.eq(Mux(is_add, hdr.flags, 0)),
-                    self.vs_write.payload.vs.eq(Mux(is_add, add.vs.as_value(), delete.vs.as_value())),
-                ]
+                m.d.comb += self.vs_write.valid.eq(1)
                 with m.If(self.vs_write.ready):
-                    written = self.vs_write.payload
-                    m.d.comb += [
-                        vs_id_wr.en.eq(1),
-                        vs_id_wr.addr.eq(vs_index),
-                        vs_id_wr.data.eq(written.vs.vs_id),
-                        vs_wr.en.eq(1),
-                        vs_wr.addr.eq(vs_index),
-                        vs_wr.data.flags.eq(written.flags),
-                        *(getattr(vs_wr.data, name).eq(getattr(written.vs, name)[:len(getattr(vs_wr.data, name))])
-                          for name, _ in block_layout(VirtualServer)),
-                    ]
+                    m.d.comb += [vs_id_wr.en.eq(1), vs_wr.en.eq(1)]
                     m.d.sync += vs_valid.bit_select(vs_index, 1).eq(is_add)
                     m.next = "Acknowledging"
 
