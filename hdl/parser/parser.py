@@ -94,20 +94,14 @@ class HeaderParser(wiring.Component):
         vlan = Signal()        # et0 == 0x8100, kept as a flag as et0 is written
         l3 = Mux(vlan, 18, 14)
 
-        def l3_at(k):
-            """This byte is byte ``k`` of L3."""
-            return Mux(vlan, at(k + 18), at(k + 14))
-
         def capture(fields, offset=0):
             """``fields``: (register, first byte index); bytes in network order."""
             for reg, start in fields:
                 nbytes = len(reg) // 8
                 for k in range(nbytes):
                     lo = 8 * (nbytes - 1 - k)
-                    if isinstance(start, tuple):  # (IPv4 position, ARP position)
-                        hit = Mux(et_arp, l3_at(start[1] + k), l3_at(start[0] + k))
-                    elif offset:
-                        hit = l3_at(start + k)
+                    if offset:
+                        hit = Mux(vlan, at(start + k + 18), at(start + k + 14))
                     else:
                         hit = at(start + k)
                     with m.If(accept & hit):
@@ -123,17 +117,10 @@ class HeaderParser(wiring.Component):
         b0, tos, tlen, ff, proto = Signal(8), Signal(8), Signal(16), Signal(16), Signal(8)
         sip, dip = Signal(32), Signal(32)
         htype, ptype, hlen_a, plen_a, oper = Signal(16), Signal(16), Signal(8), Signal(8), Signal(16)
-        sha = Signal(48)
-        # The addresses: one register pair for IPv4's (L3 12, 16) and ARP's sender
-        # and target (L3 14, 24), at the position the ethertype says (known from
-        # byte 17 on, the addresses start at byte 26): the record takes them
-        # without a 64-bit mux between the two.
-        et = Signal(16)
-        m.d.comb += et.eq(Mux(vlan, et1, et0))
-        et_arp = Signal()
-        m.d.sync += et_arp.eq(et == 0x0806)
-        capture([(b0, 0), (tos, 1), (tlen, 2), (ff, 6), (proto, 9), (sip, (12, 14)), (dip, (16, 24))], offset=1)
-        capture([(htype, 0), (ptype, 2), (hlen_a, 4), (plen_a, 5), (oper, 6), (sha, 8)], offset=1)
+        sha, spa, tpa = Signal(48), Signal(32), Signal(32)
+        capture([(b0, 0), (tos, 1), (tlen, 2), (ff, 6), (proto, 9), (sip, 12), (dip, 16)], offset=1)
+        capture([(htype, 0), (ptype, 2), (hlen_a, 4), (plen_a, 5), (oper, 6),
+                 (sha, 8), (spa, 14), (tpa, 24)], offset=1)
 
         ihl = b0[0:4]
         hbytes = Signal(6)
@@ -199,6 +186,8 @@ class HeaderParser(wiring.Component):
             "later", "more", "tcp", "udp", "icmp")}
         c_flen = Signal(16)
         c_dst_hi = Signal(8)
+        et = Signal(16)
+        m.d.comb += et.eq(Mux(vlan, et1, et0))
         version = b0[4:8]
         # Sums of captured fields, registered every cycle: they only matter for
         # frames long enough that the fields were written well before the end.
@@ -234,21 +223,21 @@ class HeaderParser(wiring.Component):
         self._classify(m, rec, c, zero_unused=self._zero_unused, flen=c_flen, vlan=vlan, l3=l3, tci=tci, et=et,
                        eth_dst=Cat(eth_dst[0:40], c_dst_hi), eth_src=eth_src, tos=tos,
                        tlen=tlen, proto=proto, sip=sip, dip=dip, ihl=ihl, l4s=l4s, oper=oper,
-                       sha=sha, sport=sport, dport=dport, tflags=tflags)
+                       sha=sha, spa=spa, tpa=tpa, sport=sport, dport=dport, tflags=tflags)
         with m.If(out_load):
             m.d.sync += meta.payload.eq(rec)
         return m
 
     @staticmethod
     def _classify(m, rec, c, *, zero_unused, flen, vlan, l3, tci, et, eth_dst, eth_src, tos, tlen, proto,
-                  sip, dip, ihl, l4s, oper, sha, sport, dport, tflags):
+                  sip, dip, ihl, l4s, oper, sha, spa, tpa, sport, dport, tflags):
         """Combinational record from the check flags and the capture registers."""
         def malformed(reason):
             m.d.comb += [rec.klass.eq(FrameClass.MALFORMED), rec.malformed_reason.eq(reason)]
 
         # Fields set whatever the class when ``zero_unused`` is off (see __init__).
         free = {"eth_dst": eth_dst, "eth_src": eth_src, "ethertype": et, "arp_oper": oper, "arp_sha": sha,
-                "src_ip": sip, "dst_ip": dip,
+                "src_ip": Mux(c["arp"], spa, sip), "dst_ip": Mux(c["arp"], tpa, dip),
                 "tos": tos, "ip_total_length": tlen, "protocol": proto, "l4_offset": l4s,
                 "src_port": sport, "dst_port": dport, "tcp_flags": Mux(c["tcp"], tflags, 0)}
         if not zero_unused:
@@ -271,7 +260,7 @@ class HeaderParser(wiring.Component):
                     malformed(MalformedReason.TRUNCATED_L3)
                 with m.Elif(c["arp_ok"]):
                     m.d.comb += rec.klass.eq(FrameClass.ARP)
-                    put(arp_oper=oper, arp_sha=sha, src_ip=sip, dst_ip=dip)
+                    put(arp_oper=oper, arp_sha=sha, src_ip=spa, dst_ip=tpa)
             with m.Elif(c["ipv6"]):
                 with m.If(c["ipv6_short"]):
                     malformed(MalformedReason.TRUNCATED_L3)
