@@ -276,6 +276,10 @@ class SessionEngine(wiring.Component):
         ssmb_ip, ssmb_port = slot_array(32, "ssmb_ip"), slot_array(16, "ssmb_port")
         nonce, session = slot_array(64, "nonce"), slot_array(32, "session")
         highest = slot_array(32, "highest")  # the windows themselves are in LUT RAM (below)
+        # A slot taken reads its highest as 0 until its first message moves
+        # it (always ahead of 0): zeroing the register as the slot is taken
+        # put a LUT4 a bit in front of it, the flag fits the read's slot mux.
+        highest_clear = slot_array(1, "highest_clear")
         tx_seq, role, epoch = slot_array(32, "tx_seq"), slot_array(1, "role"), slot_array(16, "epoch")
         cs_id = slot_array(8, "cs_id")  # orders the active set (active/active QUERY split)
         deadline = slot_array(_CLOCK_BITS, "deadline")  # ms: forgotten after (3 HELLO intervals)
@@ -327,7 +331,7 @@ class SessionEngine(wiring.Component):
         # clock, 10.3 ns).
         seq = hdr.seq
         slot_highest = Signal(32)
-        m.d.sync += slot_highest.eq(highest[slot])
+        m.d.sync += slot_highest.eq(Mux(highest_clear[slot], 0, highest[slot]))
         # One 33-bit difference, its sign the borrow: seq is ahead when it
         # is positive, behind inside the window when it is 0 to -63 (a
         # second subtraction and a compare, each a 32-bit carry chain, cost
@@ -407,7 +411,7 @@ class SessionEngine(wiring.Component):
         # A fresh message's window and highest (accept, in "Dispatching"):
         # its bit set (above), the highest moved to it when it is ahead.
         with m.If(accept & seq_ahead):
-            m.d.sync += highest[slot].eq(seq)
+            m.d.sync += [highest[slot].eq(seq), highest_clear[slot].eq(0)]
 
         # 3 HELLO intervals of the held HELLO, registered (an add of its own,
         # not a multiplier in front of the deadline's add).
@@ -818,7 +822,7 @@ class SessionEngine(wiring.Component):
                             cs_ip[free_slot].eq(cur.src_ip),
                             cs_port[free_slot].eq(cur.src_port),
                             nonce[free_slot].eq(nonce_state),
-                            highest[free_slot].eq(0),
+                            highest_clear[free_slot].eq(1),
                             tx_seq[free_slot].eq(0),
                             epoch[free_slot].eq(0),
                             role[free_slot].eq(Role.ACTIVE),
