@@ -417,7 +417,6 @@ class SessionEngine(wiring.Component):
         # not a multiplier in front of the deadline's add).
         interval = Mux(body(CsmbHello).hello_interval_ms == 0, 1, body(CsmbHello).hello_interval_ms)
         hello_3_intervals = Signal(_CLOCK_BITS)
-        m.d.sync += hello_3_intervals.eq(interval + (interval << 1))
 
         def accept_seq():
             m.d.comb += accept.eq(1)
@@ -527,6 +526,12 @@ class SessionEngine(wiring.Component):
             m.d.comb += verdict.eq(ErrorCode.VERS_NEW)
         with m.Elif(offered < _version(*_LOWEST)):
             m.d.comb += verdict.eq(ErrorCode.VERS_OBSOLETE)
+        # A slot is taken with the default intervals, and a HELLO whose
+        # verdict is NONE then sets the CS's own ("Answering HELLO"): the
+        # held HELLO's verdict picks which, so both writes of a deadline
+        # are now_ms + hello_3_intervals, one adder and no multiplexer.
+        m.d.sync += hello_3_intervals.eq(Mux(verdict == ErrorCode.NONE, interval + (interval << 1),
+                                             3 * _DEFAULT_HELLO_MS))
         challenge = Mux(is_csmb, body(CsmbAuthChallenge).challenge, body(SsmbAuthChallenge).challenge)
         nonce_q, verdict_q = Signal(64), Signal(8)
         active_q, vs_count_q = Signal(), Signal(range(self._vs_entries + 1))
@@ -826,7 +831,7 @@ class SessionEngine(wiring.Component):
                             tx_seq[free_slot].eq(0),
                             epoch[free_slot].eq(0),
                             role[free_slot].eq(Role.ACTIVE),
-                            deadline[free_slot].eq(now_ms + 3 * _DEFAULT_HELLO_MS),
+                            deadline[free_slot].eq(now_ms + hello_3_intervals),
                         ]
                         m.d.sync += lookup_wait.eq(0)
                         m.next = "Looking up the sender"  # again, now with the slot found
