@@ -170,12 +170,16 @@ class MessageTransmitter(wiring.Component):
         # Payloads driven in every state (a value set only where valid is
         # raised would be ANDed with the state, a LUT per bit).
         sending_head, sending_tag = Signal(), Signal()
+        # The tag's last byte, a flag set a byte ahead: sink.ready (the
+        # producer's "done", on into the session engine and the receiver)
+        # comes from flops, not through body_index's compare.
+        tag_last = Signal()
         m.d.comb += [
             siphash.sink.payload.data.eq(body_byte),
             siphash.sink.payload.last.eq(last_body),
             self.source.payload.data.eq(Mux(sending_head, head_q, Mux(sending_tag, tag[:8], body_byte))),
             self.source.payload.first.eq(first),
-            self.source.payload.last.eq(sending_tag & (body_index == TAG_SIZE - 1)),
+            self.source.payload.last.eq(sending_tag & tag_last),
         ]
 
         with m.FSM(name="transmitter"):
@@ -230,14 +234,15 @@ class MessageTransmitter(wiring.Component):
                 with m.If(pop):
                     m.d.sync += body_index.eq(body_index + 1)
                     with m.If(last_body):
-                        m.d.sync += body_index.eq(0)
+                        m.d.sync += [body_index.eq(0), tag_last.eq(0)]
                         m.next = "Sending the tag"
 
             with m.State("Sending the tag"):
                 m.d.comb += [sending_tag.eq(1), self.source.valid.eq(1)]
                 with m.If(self.source.ready):
                     m.d.sync += [tag.eq(tag >> 8), body_index.eq(body_index + 1)]
-                    with m.If(body_index == TAG_SIZE - 1):
+                    m.d.sync += tag_last.eq(body_index == TAG_SIZE - 2)
+                    with m.If(tag_last):
                         # The frame is out: now the producer may move on.
                         m.d.comb += self.sink.ready.eq(1)
                         m.d.sync += [self.sent.eq(self.sent + 1), ident.eq(ident + 1)]
