@@ -238,8 +238,26 @@ def test_intruders_are_kept_out():
     run_port(script)
 
 
+async def _sequence_against_the_model(ctx, port, cs, seqs):
+    """Send a CONFIG with each seq after the handshake (seqs 1 and 2): answered
+    and counted as the codec's ReplayWindow says, one by one."""
+    model = ReplayWindow()
+    for seq in (1, 2):  # the handshake's
+        model.check(seq)
+    replayed = ctx.get(port.replayed)
+    for seq in seqs:
+        try:
+            model.check(seq)
+            fresh = True
+        except DecodeError:
+            fresh, replayed = False, replayed + 1
+        answers = await cs.send(Bus.CSMB, cs.stamp(Config(item=ConfigItem.HELLO_INTERVAL_MS), seq=seq))
+        assert len(answers) == fresh, seq
+        assert ctx.get(port.replayed) == replayed, seq
+
+
 def test_replay_window_against_the_model():
-    """The slot's 64-message window (moved a bit a clock in gateware) against
+    """The slot's 64-message window (circular in LUT RAM in gateware) against
     the codec's ReplayWindow: steps of 1 to 64 and more ahead, inside and
     just outside the window behind, repeats after the window moved, seq 0,
     then random steps and repeats."""
@@ -256,19 +274,7 @@ def test_replay_window_against_the_model():
     async def script(ctx, port, frames, state):
         cs = ScriptedCS(ctx, port, frames)
         await cs.handshake()
-        model = ReplayWindow()
-        for seq in (1, 2):  # the handshake's
-            model.check(seq)
-        replayed = 0
-        for seq in seqs:
-            try:
-                model.check(seq)
-                fresh = True
-            except DecodeError:
-                fresh, replayed = False, replayed + 1
-            answers = await cs.send(Bus.CSMB, cs.stamp(Config(item=ConfigItem.HELLO_INTERVAL_MS), seq=seq))
-            assert len(answers) == fresh, seq
-            assert ctx.get(port.replayed) == replayed, seq
+        await _sequence_against_the_model(ctx, port, cs, seqs)
 
     run_port(script)
 
@@ -293,19 +299,7 @@ def test_replay_window_of_a_reused_slot():
         assert ctx.get(port.expired) == 1
         new = ScriptedCS(ctx, port, frames, ip=CS_IP + 1)
         await new.handshake()
-        model = ReplayWindow()
-        for seq in (1, 2):  # the handshake's
-            model.check(seq)
-        replayed = 0
-        for seq in new_seqs:
-            try:
-                model.check(seq)
-                fresh = True
-            except DecodeError:
-                fresh, replayed = False, replayed + 1
-            answers = await new.send(Bus.CSMB, new.stamp(Config(item=ConfigItem.HELLO_INTERVAL_MS), seq=seq))
-            assert len(answers) == fresh, seq
-            assert ctx.get(port.replayed) == replayed, seq
+        await _sequence_against_the_model(ctx, port, new, new_seqs)
 
     run_port(script, cs_slots=1, ms_per_tick=1000)
 
