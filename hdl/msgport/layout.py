@@ -28,6 +28,7 @@ __all__ = [
     "received_message_layout",
     "transmit_message_layout",
     "wire_word",
+    "wire_words",
 ]
 
 #: Messages a DFS accepts (CS -> DFS, or either direction).  Anything else that
@@ -145,13 +146,19 @@ def message_read_signature() -> wiring.Signature:
     return wiring.Signature({"en": Out(1), "index": Out(range(MAX_TRANSMIT_BYTES)), "byte": In(8)})
 
 
-def wire_word(value, nbytes: int, word):
-    """The 8-byte word number ``word`` of ``value`` (``nbytes`` signed bytes
-    as a big-endian number, the first byte on the wire on top), its first
-    byte on the wire in the low bits; past the end, zeros."""
+def wire_words(value, nbytes: int) -> list:
+    """The 8-byte words of ``value`` (``nbytes`` signed bytes as a big-endian
+    number, the first byte on the wire on top), each with its first byte on
+    the wire in the low bits, the last padded with zeros."""
     wire = Cat(*(value[8 * (nbytes - 1 - k) : 8 * (nbytes - k)] for k in range(nbytes)))
     wire = Cat(wire, Const(0, 8 * (-nbytes % 8)))
-    return wire.word_select(word, 64)
+    return [wire[64 * w : 64 * (w + 1)] for w in range(len(wire) // 64)]
+
+
+def wire_word(value, nbytes: int, word):
+    """Word number ``word`` of :func:`wire_words`, selected by a shift; past
+    the end, zeros."""
+    return Cat(*wire_words(value, nbytes)).word_select(word, 64)
 
 
 def core_read_signature() -> wiring.Signature:

@@ -94,6 +94,7 @@ from .layout import (
     message_read_signature,
     received_message_layout,
     transmit_message_layout,
+    wire_words,
 )
 
 __all__ = ["SessionEngine", "core_message_layout", "vs_write_layout"]
@@ -685,13 +686,6 @@ class SessionEngine(wiring.Component):
         # which Yosys maps to a barrel shifter: 11 LUT4 less for the stamp,
         # ~70 more off the reply's by putting every (kind, bus, word) in one
         # case (the kind's select and the word's in one multiplexer).
-        def wire_words(value, nbytes):
-            """``value``'s ``nbytes`` signed bytes as 8-byte words, as
-            :func:`wire_word` numbers them."""
-            wire = Cat(*(value[8 * (nbytes - 1 - k) : 8 * (nbytes - k)] for k in range(nbytes)))
-            wire = Cat(wire, Const(0, 8 * (-nbytes % 8)))
-            return [wire[64 * w : 64 * (w + 1)] for w in range(len(wire) // 64)]
-
         def word_of(value, nbytes):
             """The 8-byte word of ``value`` holding byte ``index``."""
             return Array(wire_words(value, nbytes))[index[3:]]
