@@ -128,7 +128,7 @@ class _Loads:
         # one already): no input of the mux.
         zeros = [] if self._comb else [flag for flag, value in self._sources
                                        if isinstance(value, Const) and value.value == 0]
-        # Writes of the same value (e.g. the answer register's counters from
+        # Writes of the same value (e.g. the answer's counters from
         # several states) share one flag: theirs ORed first.
         groups: dict[str, tuple[list[Signal], Value]] = {}
         for flag, value in self._sources:
@@ -374,7 +374,9 @@ class FlowController(wiring.Component):
         cmd_handle = Signal(g.handle_bits)
         to_cmd_op, to_cmd_keep = loads_of(cmd_op), loads_of(cmd_keep)
         to_cmd_return, to_cmd_handle = loads_of(cmd_return), loads_of(cmd_handle)
-        rsp = Signal.like(self.rsp.payload)
+        # The answer is read where the table holds it (``rsp`` is not taken
+        # until the next command is offered, below), not copied.
+        rsp = self.rsp.payload
 
         # -- flow being worked on
         key_f = Signal(FlowKey)  # inbound (client -> virtual server)
@@ -599,13 +601,13 @@ class FlowController(wiring.Component):
             with m.Elif(self.cmd.ready):
                 goto(then)
 
-        # Every command is awaited in the state after it is taken, so the
-        # answer is always taken at once: ``rsp.ready`` is 1 and the answer
-        # register loads on ``rsp.valid`` alone (the awaiting states' decode
-        # was in front of its ~200 enables).
-        m.d.comb += self.rsp.ready.eq(1)
-        with m.If(self.rsp.valid):
-            m.d.sync += rsp.eq(self.rsp.payload)
+        # The answer stays on ``rsp`` (the table's register holds it) until
+        # the next command is offered: ``ready`` is ``cmd_valid``, a flop.
+        # The states that read it come after the awaiting one and before the
+        # next command (a 206-bit copy of it was the answer register); every
+        # command is awaited in the state after it is taken, so an awaiting
+        # state sees only its own answer.
+        m.d.comb += self.rsp.ready.eq(cmd_valid)
 
         def await_rsp(then=None):
             if then is not None:
@@ -641,7 +643,7 @@ class FlowController(wiring.Component):
             with state(f"{prefix}: inbound entry read"):
                 await_rsp(f"{prefix}: taking the inbound entry")
             with state(f"{prefix}: taking the inbound entry"):
-                # from the answer's register: the loads are enabled by the state alone
+                # from the held answer: the loads are enabled by the state alone
                 to_counters_in(counters_from(rsp))
                 to_key_f(rsp.key)
                 goto(then)
@@ -810,8 +812,8 @@ class FlowController(wiring.Component):
         with state("Inbound inserted"):
             await_rsp("Inbound insert answered")
         with state("Inbound insert answered"):
-            # Decided from the answer's register, not the stream (its valid
-            # and status were in front of wide enables).
+            # Decided a clock after the answer came (its valid and status
+            # in the awaiting state were in front of wide enables).
             to_rd_addr(rsp.handle)  # the victim's record, for "Evicting"
             to_handle_f(rsp.handle)
             with m.If(rsp.status == InsertStatus.EVICTED):
@@ -870,6 +872,14 @@ class FlowController(wiring.Component):
             to_reason(DeleteReason.OVERFLOW)
             to_tcp_state(Cat(victim.fin_in, victim.fin_out, victim.rst))
             count("evictions")
+            # The victim's own counters and key came with the insert's answer
+            # (held until the next command): taken as both directions' here,
+            # where no command was offered since; the partner's answer then
+            # replaces the other direction's (and the key, if the partner is
+            # the inbound entry).
+            to_counters_in(counters_from(rsp))
+            to_counters_out(counters_from(rsp))
+            to_key_f(rsp.key)
             with m.If(victim.valid):
                 goto("Deleting the victim's partner")
             with m.Else():
@@ -882,19 +892,11 @@ class FlowController(wiring.Component):
             # The victim's serial from its record (the value read_return_states
             # loads: one source fewer for ``serial``).
             to_serial(conn_f.serial)
-            # The victim's own counters came with the insert's answer (rsp,
-            # until the DELETE's answer replaces it); which of the two entries
-            # is inbound decides which key names the flow.
-            with m.If(conn_f.forward):
-                to_counters_in(counters_from(rsp))
-                to_key_f(rsp.key)
-            with m.Else():
-                to_counters_out(counters_from(rsp))
             issue(FlowOp.DELETE, handle=conn_f.partner, then="Victim's partner deleted")
         with state("Victim's partner deleted"):
             await_rsp("Victim's partner's answer")
         with state("Victim's partner's answer"):
-            # from the answer's register: the partner's counters (and key)
+            # from the held answer: the partner's counters (and key)
             with m.If(conn_f.forward):
                 to_counters_out(counters_from(rsp))
             with m.Else():
