@@ -16,6 +16,7 @@ from scapy.layers.l2 import ARP, Ether
 
 from twinplane.hdl.dfs.flow_control import query_layout
 from twinplane.hdl.dfs.forwarder import Forwarder, FrameKind
+from twinplane.hdl.dfs.table_clients import LookupSharer
 from twinplane.hdl.flowtable import FlowTable
 from twinplane.hdl.miss.miss_path import MissPath
 from twinplane.model.flowkey import ACTION_WIDTH, KEY_WIDTH, pack_action, pack_key, unpack_action
@@ -60,16 +61,20 @@ def run(frames, *, external=True, installed=(), virtual_servers=(VIP,)):
     fwd = Forwarder(GEOMETRY, external=external, port=0 if external else 1)
     ft = FlowTable(GEOMETRY)
     miss = MissPath(key_width=KEY_WIDTH, query_shape=query_layout(), slots=2, slot_bytes=256)
+    # The table's answer is a pulse; the sharer holds it until taken, as in the DFS.
+    lookups = LookupSharer(GEOMETRY, 1)
     m = Module()
-    m.submodules += [fwd, ft, miss]
-    connect(m, fwd.lookup, ft.lookup)
-    connect(m, ft.result, fwd.result)
+    m.submodules += [fwd, ft, miss, lookups]
+    connect(m, fwd.lookup, lookups.lookups[0])
+    connect(m, lookups.table_lookup, ft.lookup)
+    connect(m, ft.result, lookups.table_result)
+    connect(m, lookups.results[0], fwd.result)
     connect(m, fwd.touch, ft.touch)
     connect(m, fwd.hold, miss.hold)
     connect(m, fwd.hold_frame, miss.sink)
     m.d.comb += [fwd.probe_hit.eq(miss.probe_hit), fwd.probe_state.eq(miss.probe_state),
                  miss.probe_key.eq(fwd.probe_key)]
-    out = {"forward": [], "decisions": [], "message": [], "arp": [], "events": [], "queries": []}
+    out = {"forward": [], "decisions": [], "message": [], "arp": [], "events": [], "queries": [], "taken": 0}
 
     async def bench(ctx):
         ctx.set(fwd.dfs_ip, int(ipaddress.IPv4Address(DFS_IP)))
@@ -85,11 +90,11 @@ def run(frames, *, external=True, installed=(), virtual_servers=(VIP,)):
             ctx.set(ft.rsp.ready, 1)
             await ctx.tick().until(ft.rsp.valid)
         for frame, released in frames:
+            # The record stays offered until the frame's last byte takes it.
             ctx.set(fwd.meta.valid, 1)
             ctx.set(fwd.meta.payload, info_of(frame, released))
-            await ctx.tick().until(fwd.meta.ready)
-            ctx.set(fwd.meta.valid, 0)
             await put_frame(ctx, fwd.frame, frame)
+            ctx.set(fwd.meta.valid, 0)
         await ctx.tick().repeat(50)
         out["counters"] = {n: ctx.get(getattr(fwd, n)) for n in (
             "frames", "forwarded", "held", "to_message_port", "arp_answered", "dropped_no_flow", "dropped_malformed")}
@@ -114,8 +119,17 @@ def run(frames, *, external=True, installed=(), virtual_servers=(VIP,)):
             *(x for s in streams.values() for x in (s.valid, s.ready, s.payload)),
             fwd.decision.valid, fwd.decision.payload, fwd.arp_request.valid, fwd.arp_request.payload,
             fwd.tcp_event.valid, fwd.tcp_event.payload, miss.query.valid, miss.query.payload,
+            fwd.meta.valid, fwd.meta.ready, fwd.result.valid, fwd.result.ready,
+            fwd.frame.valid, fwd.frame.ready, fwd.frame.payload,
         ):
             values = sampled[2:]
+            # The record and the table's answer are read in place: taken only
+            # with the frame's last byte.
+            mv, mr, rv, rr, fv, fr, fp = values[14:]
+            frame_done = fv and fr and fp.last
+            assert not (mv and mr) or frame_done, "meta taken before the frame's last byte"
+            assert not (rv and rr) or frame_done, "result taken before the frame's last byte"
+            out["taken"] += bool(mv and mr)
             for k, name in enumerate(streams):
                 valid, ready, payload = values[3 * k : 3 * k + 3]
                 if valid and ready:
@@ -123,7 +137,7 @@ def run(frames, *, external=True, installed=(), virtual_servers=(VIP,)):
                     if payload.last:
                         out[name].append(bytes(partial[name]))
                         partial[name] = bytearray()
-            dv, dp, av, ap, ev, ep, qv, qp = values[6:]
+            dv, dp, av, ap, ev, ep, qv, qp = values[6:14]
             if dv:
                 out["decisions"].append(unpack_action(dp.action.as_bits()))
             if av:
@@ -139,6 +153,7 @@ def run(frames, *, external=True, installed=(), virtual_servers=(VIP,)):
     sim.add_process(vs_cam)
     sim.add_process(monitor)
     sim.run()
+    assert out["taken"] == len(frames)  # each record taken once
     return out
 
 

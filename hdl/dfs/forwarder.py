@@ -26,6 +26,11 @@ anything else               dropped (counted)
 
 Frames the miss path releases come back through the port's parser with
 ``released`` set: they skip the pending check and take the table's action.
+
+``meta`` and ``result`` are read where they stand: a frame's ``meta`` is
+taken with its last byte, its ``result`` then too (both come from
+registers that hold them until taken, hdl/dfs/top.py), so the forwarder
+keeps no copy of either.
 """
 
 from amaranth import Module, Mux, Signal
@@ -158,14 +163,16 @@ class Forwarder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        info = Signal(frame_info_layout())
+        # The frame's record and its lookup's answer, held by the registers in
+        # front until the frame's last byte (no copy here: 400-odd flops).
+        info = self.meta.payload
         key = Signal(FlowKey)
-        result = Signal.like(self.result.payload)
+        result = self.result.payload
         byte_index = Signal(16)
         payload_end = Signal(16)  # message frames: bytes of header + UDP payload
         payload_start = Signal(16)
         vs_answer = Signal.like(self.vs_answer.payload)
-        cam_question = Signal.like(self.vs_query.payload)
+        cam_protocol = Signal(8)
         hold_offered = Signal()  # the hold record waits for the miss path (``hold.valid``, a flop)
 
         def count(name):
@@ -218,14 +225,10 @@ class Forwarder(wiring.Component):
 
         asking_arp = Signal()  # the CAM question is "answer ARP for this address?"
 
-        def ask_cam(for_arp, dst_port, protocol):
-            m.d.sync += asking_arp.eq(for_arp)
-            m.d.sync += [
-                cam_question.dst_ip.eq(info.dst_ip),
-                cam_question.dst_port.eq(dst_port),
-                cam_question.protocol.eq(protocol),
-                cam_question.vlan_id.eq(info.vlan_id),
-            ]
+        def ask_cam(for_arp, protocol):
+            # The question is the held record's but for its protocol (0: "answer
+            # ARP?"; the CAM then reads the address alone): only that is stored.
+            m.d.sync += [asking_arp.eq(for_arp), cam_protocol.eq(protocol)]
             m.next = "Asking the CAM"
 
         # Payloads are driven in every state (they matter only with valid): set
@@ -235,7 +238,10 @@ class Forwarder(wiring.Component):
             self.arp_request.payload.requester_mac.eq(info.eth_src),
             self.arp_request.payload.requester_ip.eq(info.src_ip),
             self.arp_request.payload.target_ip.eq(info.dst_ip),
-            self.vs_query.payload.eq(cam_question),
+            self.vs_query.payload.dst_ip.eq(info.dst_ip),
+            self.vs_query.payload.dst_port.eq(info.dst_port),
+            self.vs_query.payload.protocol.eq(cam_protocol),
+            self.vs_query.payload.vlan_id.eq(info.vlan_id),
             self.lookup.payload.key.eq(key),
             self.touch.payload.handle.eq(result.handle),
             self.touch.payload.nbytes.eq(info.ip_length),
@@ -263,9 +269,8 @@ class Forwarder(wiring.Component):
 
         with m.FSM(name="forwarder"):
             with m.State("Waiting for a frame"):
-                m.d.comb += self.meta.ready.eq(1)
                 with m.If(self.meta.valid):
-                    m.d.sync += [info.eq(self.meta.payload), byte_index.eq(0)]
+                    m.d.sync += byte_index.eq(0)
                     count("frames")
                     m.next = "Classifying"
 
@@ -275,7 +280,7 @@ class Forwarder(wiring.Component):
                         with m.If(info.arp_request & (info.dst_ip == self.dfs_ip)):
                             m.next = "Answering ARP"
                         with m.Elif(info.arp_request & self._external):
-                            ask_cam(1, 0, 0)
+                            ask_cam(1, 0)
                         with m.Else():
                             discard_frame("dropped_arp")
                     with m.Case(FrameKind.FLOW):
@@ -328,9 +333,7 @@ class Forwarder(wiring.Component):
                 with m.If(self.lookup.ready):
                     m.next = "Waiting for the table"
             with m.State("Waiting for the table"):
-                m.d.comb += self.result.ready.eq(1)
                 with m.If(self.result.valid):
-                    m.d.sync += result.eq(self.result.payload)
                     m.next = "Deciding"
 
             with m.State("Deciding"):
@@ -339,7 +342,7 @@ class Forwarder(wiring.Component):
                 with m.Elif(result.hit):
                     m.next = "Touching"
                 with m.Elif(self._external):
-                    ask_cam(0, info.dst_port, info.protocol)
+                    ask_cam(0, info.protocol)
                 with m.Else():
                     discard_frame("dropped_no_flow")
 
@@ -398,6 +401,8 @@ class Forwarder(wiring.Component):
                 with m.If(f.valid & f.ready):
                     m.d.sync += byte_index.eq(byte_index + 1)
                     with m.If(last):
+                        # Done with the frame: its record and answer (if it had one) are taken.
+                        m.d.comb += [self.meta.ready.eq(1), self.result.ready.eq(1)]
                         m.next = "Waiting for a frame"
         return m
 

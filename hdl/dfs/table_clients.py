@@ -84,7 +84,8 @@ class LookupSharer(wiring.Component):
             owners.r_en.eq(self.table_result.valid),
         ]
 
-        # Results are held per client until taken (the forwarder may be a clock late).
+        # Results are held per client until taken (the forwarder reads its own
+        # in place until its frame is done: no copy of its own).
         for i in range(n):
             held = Signal.like(self.table_result.payload, name=f"held{i}")
             full = Signal(name=f"full{i}")

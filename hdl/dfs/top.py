@@ -301,7 +301,8 @@ class DFSCore(wiring.Component):
             # parser record + released tag -> frame info, through a register:
             # the forwarder's FSM took it straight into the parser's field
             # enables, the tag FIFO and (by the fork) the frame buffer, 7
-            # levels.  A record a frame: half rate is plenty.
+            # levels.  A record a frame: half rate is plenty.  The forwarder
+            # reads it here, in place, and takes it with the frame's last byte.
             m.submodules[f"meta{p}"] = meta = StreamRegister(stream.Signature(frame_info_layout()))
             m.d.comb += [
                 meta.sink.valid.eq(parser.info.valid & tags.r_rdy),
