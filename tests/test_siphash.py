@@ -25,11 +25,15 @@ def _transfers(message: bytes, rng: random.Random, *, empties: bool):
     return out
 
 
-def run_messages(messages, *, seed, gap_prob, stall_prob, empties=True, idle_between=0):
+def run_messages(messages, *, seed, gap_prob, stall_prob, empties=True, idle_between=0, key_held=False,
+                 scramble=None):
     """Stream ``messages`` (list of (key16, message)) through the core and
-    return (tags, sink_stall_cycles, cycles)."""
+    return (tags, sink_stall_cycles, cycles).  ``key_held``: the core does
+    not copy its key.  ``scramble`` (default: unless ``key_held``): change
+    the key after each message's first transfer."""
+    scramble = not key_held if scramble is None else scramble
     rng = random.Random(seed)
-    dut = SipHash24()
+    dut = SipHash24(key_held=key_held)
     tags = []
     stats = {"stalls": 0, "cycles": 0}
 
@@ -47,8 +51,9 @@ def run_messages(messages, *, seed, gap_prob, stall_prob, empties=True, idle_bet
                     if ready:
                         break
                     stats["stalls"] += 1
-                # Scramble the key between messages' first transfers: the core must have latched it.
-                ctx.set(dut.key, rng.getrandbits(128))
+                if scramble:
+                    # Scramble the key between messages' first transfers: the core must have latched it.
+                    ctx.set(dut.key, rng.getrandbits(128))
                 ctx.set(dut.sink.valid, 0)
             for _ in range(idle_between):
                 await ctx.tick()
@@ -81,6 +86,32 @@ def test_all_lengths(gap_prob, stall_prob):
     rng.shuffle(messages)
     tags, _ = run_messages(messages, seed=rng.getrandbits(32), gap_prob=gap_prob, stall_prob=stall_prob)
     assert [hex(t) for t in tags] == [hex(siphash24(k, msg)) for k, msg in messages]
+
+
+@pytest.mark.parametrize("gap_prob,stall_prob", [(0.0, 0.0), (0.3, 0.3)])
+def test_all_lengths_with_a_held_key(gap_prob, stall_prob):
+    # The message port's configuration: one key, held by its producer, no copy.
+    rng = random.Random(4021 + int(gap_prob * 10))
+    key = rng.randbytes(16)
+    messages = [(key, rng.randbytes(length)) for length in range(65)]
+    rng.shuffle(messages)
+    tags, _ = run_messages(messages, seed=rng.getrandbits(32), gap_prob=gap_prob, stall_prob=stall_prob,
+                           key_held=True)
+    assert [hex(t) for t in tags] == [hex(siphash24(k, msg)) for k, msg in messages]
+
+
+def test_a_held_key_is_read_where_it_stands():
+    # No copy: a key changed after a message's first transfer (which the latching core ignores)
+    # reaches the held-key core's tag.  The messages are shorter than a word, so the core reads
+    # the key after their last transfer, when run_messages has scrambled it.
+    rng = random.Random(77)
+    messages = [(rng.randbytes(16), rng.randbytes(length)) for length in (1, 3, 5, 7)]
+    expected = [siphash24(k, msg) for k, msg in messages]
+    latched, _ = run_messages(messages, seed=5, gap_prob=0.0, stall_prob=0.0, scramble=True)
+    held, _ = run_messages(messages, seed=5, gap_prob=0.0, stall_prob=0.0, key_held=True, scramble=True)
+    assert latched == expected
+    assert all(tag != want for tag, want in zip(held, expected, strict=True))
+
 
 
 def test_paper_vector():

@@ -8,7 +8,10 @@ Interface
 ---------
 ``key``      In(128): ``int.from_bytes(key16, "little")`` -- k0 is ``key[0:64]``,
              k1 is ``key[64:128]``.  Sampled on the first transfer of each
-             message, so it may change between messages.
+             message, so it may change between messages; with
+             ``key_held=True`` it is not copied (128 flip-flops fewer) and must
+             be held by its producer, as a configuration register is: a
+             message being hashed when it changes gets a tag of neither key.
 ``sink``     In(stream of :data:`siphash_input_layout`): ``data`` (one message
              byte), ``last`` (ends the message), ``empty`` (the transfer
              carries no byte).  A zero-length message is one transfer with
@@ -80,7 +83,8 @@ _C3 = 0x7465646279746573
 class SipHash24(wiring.Component):
     """SipHash-2-4 of each message on ``sink``; the tag comes out on ``source``."""
 
-    def __init__(self):
+    def __init__(self, *, key_held: bool = False):
+        self._key_held = key_held
         super().__init__(
             {
                 "key": In(128),
@@ -100,6 +104,8 @@ class SipHash24(wiring.Component):
         sealed_in_msg = Signal()  # a word of the current message was sealed
         key_q = Signal(128)
         key_busy = Signal()  # key_q belongs to a message not yet initialized
+        if self._key_held:
+            key_q, key_busy = self.key, Const(0)
 
         buf_valid = Signal()  # buf is a sealed word waiting for hold
         seal_first = Signal()
@@ -141,8 +147,9 @@ class SipHash24(wiring.Component):
         m.d.comb += new_len.eq(Mux(in_msg, length, 0) + wr)
         with m.If(accept):
             m.d.sync += [length.eq(new_len), in_msg.eq(~payload.last)]
-            with m.If(~in_msg):
-                m.d.sync += [key_q.eq(self.key), key_busy.eq(1)]
+            if not self._key_held:
+                with m.If(~in_msg):
+                    m.d.sync += [key_q.eq(self.key), key_busy.eq(1)]
             with m.If(wr):
                 # Writing byte 0 clears the rest, so a short last word is zero-padded.
                 with m.If(count == 0):
@@ -207,8 +214,9 @@ class SipHash24(wiring.Component):
                     b.eq(k1 ^ _C1),
                     c.eq(k0 ^ _C2),
                     d.eq(k1 ^ _C3 ^ hold_m),
-                    key_busy.eq(0),
                 ]
+                if not self._key_held:
+                    m.d.sync += key_busy.eq(0)
             with m.Else():
                 m.d.sync += d.eq(d ^ hold_m)
         with m.Elif(run):

@@ -19,7 +19,8 @@ Interface
 ---------
 ``sink{i}``    In(stream of :data:`siphash_input_layout`): client ``i``'s bytes.
 ``source{i}``  Out(stream of unsigned(64)): client ``i``'s tag.
-``key``        In(128): passed to the core.
+``key``        In(128): passed to the core, which does not copy it: held by
+               its producer (the port's configuration register).
 """
 
 from amaranth import Module, Signal, unsigned
@@ -55,7 +56,8 @@ class HashArbiter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.siphash = siphash = SipHash24()
+        # The port's key is a configuration register (held): no copy in the core.
+        m.submodules.siphash = siphash = SipHash24(key_held=True)
         m.d.comb += siphash.key.eq(self.key)
 
         clients = [getattr(self, f"client{i}") for i in range(self._clients)]
@@ -65,7 +67,7 @@ class HashArbiter(wiring.Component):
         # A register on each side of the core: the owner's byte goes into
         # `stage`, the core's tag into `tag`.  A client's FSM then drives the
         # enables of a few flip-flops here, never the core's own (its byte
-        # assembler and key register, its state's load behind the tag), and
+        # assembler, its state's load behind the tag), and
         # the core sees registers only: one clock more per byte stream and
         # per tag, the throughput stays a byte a clock.
         stage = Signal(siphash_input_layout)
