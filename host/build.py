@@ -135,6 +135,7 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_
     ``report.json`` into ``out_dir``; return the report.  ``progress(stage)``
     is called with a short description as the build advances.  ``vlans``
     (one-port boards): the (external, internal) VLAN ids, the board's by default."""
+    from twinplane.boards.pnr import SYNTH_OPTS, script_after_synth
     from twinplane.boards.registry import get_board
     from twinplane.boards.top import BoardTop
 
@@ -156,7 +157,8 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_
     try:
         if progress:
             progress("elaborating")
-        plan = platform.prepare(top, name, nextpnr_opts=f"--timing-allow-fail --seed {seed}")
+        plan = platform.prepare(top, name, synth_opts=SYNTH_OPTS, script_after_synth=script_after_synth(name),
+                                nextpnr_opts=f"--timing-allow-fail --seed {seed}")
 
         def execute():
             try:
