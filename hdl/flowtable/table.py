@@ -233,7 +233,6 @@ class FlowTable(wiring.Component):
         lkey = self.lookup.payload.key
         hkey = Signal(g.key_width)  # the control FSM's key (or a key to restore)
         q_key = Signal(g.key_width)  # hashed this clock
-        m.d.sync += q_key.eq(Mux(self.lookup.valid, lkey, hkey))
         hidx = [h3_index(q_key, masks[t]) for t in range(T)]
         s_valid, s_t, s_last, s_fsm = (
             Signal(name="s_valid"), Signal(tb, name="s_t"), Signal(name="s_last"), Signal(name="s_fsm"))
@@ -252,6 +251,11 @@ class FlowTable(wiring.Component):
         s_take = (self.lookup.valid | s_req) & free
         q_valid, q_fsm = Signal(name="q_valid"), Signal(name="q_fsm")
         m.d.sync += [q_valid.eq(s_take), q_fsm.eq(~self.lookup.valid)]
+        # ``q_key`` loads only while ``free``: a lookup's key stays there
+        # for the ``tables`` clocks until the next take, long enough for the
+        # compare stage to take it (below) without a register per stage.
+        with m.If(free):
+            m.d.sync += q_key.eq(Mux(self.lookup.valid, lkey, hkey))
         with m.If(s_take):
             m.d.sync += [busy.eq(T - 1), free.eq(T == 1)]
         with m.Elif(~free):
@@ -260,11 +264,19 @@ class FlowTable(wiring.Component):
             m.d.sync += [s_valid.eq(1), s_t.eq(0), s_last.eq(0), s_fsm.eq(q_fsm)]
         with m.Elif(s_valid):
             m.d.sync += [s_t.eq(s_t + 1), s_last.eq(s_t == T - 2), s_valid.eq(~s_last)]
-        p1_key = Signal(g.key_width)
         p1_idx = [Signal(ib, name=f"p1_idx{t}") for t in range(T)]
         with m.If(~hold):
-            m.d.sync += p1_key.eq(q_key)
             m.d.sync += [p1_idx[t].eq(hidx[t]) for t in range(T)]
+        # The key a search compares: ``q_key`` holds it for ``tables``
+        # clocks after the take, which reaches the clock its first row is in
+        # p2 when tables >= 3; with two tables ``p1_key`` (held with p1)
+        # bridges the gap.
+        if T >= 3:
+            key_src = q_key
+        else:
+            key_src = Signal(g.key_width, name="p1_key")
+            with m.If(~hold):
+                m.d.sync += key_src.eq(q_key)
         # The control FSM reads single rows in the clocks without a search read.
         k_grant = ~s_valid
         m.d.comb += krd.addr.eq(Mux(s_valid, row(s_t, Array(p1_idx)[s_t]), rd_row))
@@ -281,9 +293,8 @@ class FlowTable(wiring.Component):
 
         p1 = SimpleNamespace(valid=s_valid, t=s_t, first=s_t == 0, last=s_last, fsm=s_fsm)
         p2, p3, p4 = tags(2), tags(3), tags(4)
-        p2_key, p3_key, p4_key = (Signal(g.key_width, name=f"p{n}_key") for n in (2, 3, 4))
+        p3_key, p4_key = (Signal(g.key_width, name=f"p{n}_key") for n in (3, 4))
         copy(p2, p1)
-        m.d.sync += p2_key.eq(p1_key)
         # p3: the row in the block RAM's output register (``kd``; p2 is the
         # array's read; the FSM takes its single rows from there); p3r: the
         # compare's first half, each 8-bit chunk of each slot's key equal
@@ -294,7 +305,11 @@ class FlowTable(wiring.Component):
         # 118-121 MHz.)
         kd = krd.data
         copy(p3, p2)
-        m.d.sync += p3_key.eq(p2_key)
+        # ``p3_key`` is the search's key for all its rows in p3 (taken as
+        # its first row enters p3; the next search's first row is there
+        # ``tables`` clocks later at the earliest), not a copy per stage.
+        with m.If(p2.valid & p2.first):
+            m.d.sync += p3_key.eq(key_src)
         p3r, p3r_key = tags("3r"), Signal(g.key_width, name="p3r_key")
         rest = p3_key[ib:]
         chunks = range(0, len(rest), 8)
@@ -467,16 +482,22 @@ class FlowTable(wiring.Component):
         kw_grant = Signal(init=1, name="kw_grant")
         hold_next = Mux(q_valid, 1, s_valid & ~s_last & (s_t != T - 2))
         m.d.sync += kw_grant.eq(~hold_next & ~s_take)
+        # Only the valid bit of the written slot is registered: its key and
+        # handle are a mux of flops (``mslot``, the command's key,
+        # ``new_handle``, picked by ``wr_move``) that keep their values in
+        # the clock the write lands, which a 109-bit register only copied.
         kw_slot = Signal(self.slot_layout)
         kw_r_en, kw_r_addr = Signal(W, name="kw_r_en"), Signal(ib + tb, name="kw_r_addr")
-        kw_r_data = Signal(self.bucket_layout)
-        m.d.sync += [kw_r_addr.eq(rd_row), kw_r_data.eq(Cat(*([kw_slot.as_value()] * W))),
-                     kw_r_en.eq(0)]
+        kw_r_valid = Signal(name="kw_r_valid")
+        kw_r_slot = Signal(self.slot_layout)
+        m.d.comb += [kw_r_slot.eq(kw_slot), kw_r_slot.valid.eq(kw_r_valid)]
+        m.d.sync += [kw_r_addr.eq(rd_row), kw_r_valid.eq(kw_valid), kw_r_en.eq(0)]
         with m.If(kw_all & kw_grant):
             m.d.sync += kw_r_en.eq((1 << W) - 1)
         with m.Elif(kw_en & kw_grant):
             m.d.sync += kw_r_en.eq(1 << rd_way)
-        m.d.comb += [kwr.addr.eq(kw_r_addr), kwr.data.eq(kw_r_data), kwr.en.eq(kw_r_en)]
+        m.d.comb += [kwr.addr.eq(kw_r_addr), kwr.data.eq(Cat(*([kw_r_slot.as_value()] * W))),
+                     kwr.en.eq(kw_r_en)]
 
         # ---- control FSM state.
         cidx = [Signal(ib, name=f"cidx{t}") for t in range(T)]
