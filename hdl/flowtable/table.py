@@ -549,7 +549,10 @@ class FlowTable(wiring.Component):
         m.d.comb += [frd.addr.eq(fhead), fwr.addr.eq(ftail), fwr.data.eq(cmd.handle),
                      lrd.addr.eq(cmd.handle),
                      kw_slot.valid.eq(kw_valid),
-                     kw_slot.key.eq(Mux(wr_move, mslot.key, cmd.key[ib:])),
+                     # a new entry's key from ``r.key``, the command's until
+                     # the write (an eviction's answer takes the victim's
+                     # after it): no copy of it in ``cmd``
+                     kw_slot.key.eq(Mux(wr_move, mslot.key, r.key[ib:])),
                      kw_slot.handle.eq(Mux(wr_move, mslot.handle, new_handle)),
                      lwr.addr.eq(kw_slot.handle), lwr.data.table.eq(rd_row[ib:]),
                      lwr.data.bucket.eq(rd_row[:ib]), lwr.data.way.eq(rd_way)]
@@ -836,7 +839,13 @@ class FlowTable(wiring.Component):
                                                  InsertStatus.EVICTED, InsertStatus.INSERTED)),
                                  r.handle.eq(new_handle),
                                  r.found.eq(r.status == InsertStatus.EVICTED)]
-                    respond()
+                    # After an eviction ``r.key`` takes the victim's key
+                    # (restored into ``hkey``) in the clock the write, from
+                    # ``r.key``, lands.
+                    m.d.sync += [ld_key.eq(r.status == InsertStatus.EVICTED), ld_key_rs.eq(0)]
+                    fsm.goto("KEY WRITTEN")
+            with fsm.state("KEY WRITTEN"):
+                respond()
 
             # -- full: evict the candidate idle the longest
             with fsm.state("AGE START"):
@@ -889,9 +898,10 @@ class FlowTable(wiring.Component):
                 m.d.comb += kw_en.eq(1)
                 with m.If(kw_grant):
                     fsm.goto("VICTIM KEY")
-            hash_key("VICTIM KEY", "VICTIM KEYED", on_hashing=[ld_key.eq(1), ld_key_rs.eq(1)])
+            hash_key("VICTIM KEY", "VICTIM KEYED", on_hashing=[rs_hkey.eq(1)])
             with fsm.state("VICTIM KEYED"):
-                # ``r.key`` takes the restored key (``ld_key``)
+                # ``hkey`` takes the restored key (``rs_hkey``); ``r.key``
+                # keeps the new one until its slot is written
                 fsm.goto("VICTIM SETTLE")
             with fsm.state("VICTIM SETTLE"):
                 # A search's last keymem read is at the latest in the clock
