@@ -43,9 +43,9 @@ def run(script, **kwargs):
             ctx.set(dut.resolve.valid, 0)
 
         async def probe(key: int):
-            # the answer is registered: three clocks after the key (the key, the compare in two halves)
+            # the answer: every slot compared with the key once (one a clock), registered
             ctx.set(dut.probe_key, key)
-            await ctx.tick().repeat(3)
+            await ctx.tick().repeat(dut.probe_latency)
             return ctx.get(dut.probe_hit), ctx.get(dut.probe_state)
 
         await script(ctx, dut, hold, resolve, probe)
@@ -89,7 +89,7 @@ def test_accept_releases_in_order_and_refusal_drops():
         await ctx.tick().repeat(400)
         assert await probe(1) == (0, 0)  # released and freed
         await resolve(7, True)  # nothing pending for key 7
-        await ctx.tick().repeat(5)
+        await ctx.tick().repeat(dut.resolve_latency + 1)
         for name in ("queries", "frames_held", "frames_released", "frames_dropped_refused", "resolve_unmatched"):
             counters[name] = ctx.get(getattr(dut, name))
 
@@ -132,7 +132,7 @@ def test_timeout_and_flush():
         await ctx.tick()
         ctx.set(dut.flush, 0)
         await resolve(2, True)  # too late: flushed
-        await ctx.tick().repeat(4)  # the resolve's key compare takes three clocks
+        await ctx.tick().repeat(dut.resolve_latency)  # the resolve's key compare (a round)
         counters["timeouts"] = ctx.get(dut.timeouts)
         counters["resolve_unmatched"] = ctx.get(dut.resolve_unmatched)
 

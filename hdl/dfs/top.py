@@ -329,6 +329,12 @@ class DFSCore(wiring.Component):
                 # levels); the hold record is offered until taken, so it still
                 # meets its first byte.
                 _through(m, "hold_frame", PipelineRegister, fwd.hold_frame, miss.sink)
+                # The forwarder looks at the probe's answer after the flow
+                # table's result, more than ``table.latency`` clocks after
+                # its key: the miss path must have answered by then.
+                if miss.probe_latency > table.latency:
+                    raise ValueError(f"the miss path answers a probe in {miss.probe_latency} clocks, "
+                                     f"after the flow table's {table.latency}: fewer miss slots")
                 m.d.comb += [
                     miss.probe_key.eq(fwd.probe_key),
                     fwd.probe_hit.eq(miss.probe_hit),

@@ -29,13 +29,16 @@ block RAM), are the reference model's ``HELD_PER_FLOW`` and
 ``HELD_BYTES_PER_FLOW``.  A first frame too big for its slot is dropped,
 the flow is asked for all the same (so is the model's).
 
-Timing (docs/boards.md, "The DFS on the boards"): the three questions about
-a key (``probe``, the writer's ``hold`` record, ``resolve``) share one bank
-of comparators, registered before, in the middle and after:
-``probe_hit``/``probe_slot``/``probe_state`` answer three clocks after
-``probe_key`` (the forwarder holds its key for many more), a resolve acts
-three clocks after it is taken (always ready), and a held frame waits three
-clocks for its slot.  Released bytes
+Timing (docs/boards.md, "The DFS on the boards"): the slots' keys are in
+LUT RAM, read one slot a clock round robin and compared with two keys,
+registered before, in the middle and after: the probe's, so
+``probe_hit``/``probe_slot``/``probe_state`` answer :attr:`probe_latency`
+(``slots + 2``) clocks after ``probe_key`` (the forwarder holds its key
+longer: it looks at the answer after the flow table's), and a resolve's or
+the writer's ``hold`` record's, a round each: a resolve acts
+:attr:`resolve_latency` (``slots + 3``) clocks after it is taken
+(``resolve.ready`` is low meanwhile), and a held frame waits as long for its
+slot.  Released bytes
 leave from the block RAM's own output register (hdl/ram).  Pending slots age on a shared
 prescaler (timeout_cycles / 8): a slot times out between ``timeout_cycles``
 and a quarter more.  A slot's frame count follows its queue a clock late,
@@ -44,6 +47,7 @@ the ``timeouts`` counter two clocks.
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from twinplane.model.dfs import HELD_BYTES_PER_FLOW, HELD_PER_FLOW
@@ -111,6 +115,10 @@ class MissPath(wiring.Component):
         self._frames_per_slot = frames_per_slot
         self._timeout = timeout_cycles
         self._query_shape = query_shape
+        #: Clocks from a ``probe_key`` to its answer (see "Timing").
+        self.probe_latency = slots + 2
+        #: Clocks from a resolve's transfer to its action.
+        self.resolve_latency = slots + 3
         slot_shape = range(slots)
         super().__init__(
             {
@@ -150,7 +158,11 @@ class MissPath(wiring.Component):
         low = ptr_shape.width - 1
 
         state = Array(Signal(2, name=f"state{i}") for i in range(n))
-        keys = [Signal(self._key_width, name=f"key{i}") for i in range(n)]
+        # The slots' keys in LUT RAM (async read), read one slot a clock
+        # (below), not n key registers compared in parallel.
+        m.submodules.keys = keys = Memory(shape=unsigned(self._key_width), depth=n, init=[])
+        key_wr = keys.write_port()
+        key_rd = keys.read_port(domain="comb")
         wr_ptr = Array(Signal(ptr_shape, name=f"wr_ptr{i}") for i in range(n))
         # a slot's frame count never passes frames_per_slot (the writer drops at it)
         frames_shape = range(self._frames_per_slot + 1)
@@ -189,16 +201,19 @@ class MissPath(wiring.Component):
         live = Signal(n)  # pending: a DROPPING slot's frames go, a new frame of its flow starts over
         m.d.comb += live.eq(waiting | releasing)
 
-        # -- one bank of key comparators, shared by the three questions
-        # (rationale: 3 x n 97-bit comparators were a third of the block, and
-        # a compare in front of the slot states was its longest path).  A
-        # question's key is registered, compared against every slot's key
-        # (in two registered halves), and its answer used a clock later:
-        # three clocks from key to answer.  Priority: a REPLY's resolve, then the writer's
-        # hold record, else the probe (whose key the forwarder keeps for many
-        # clocks: its answer is the last probe compare, with the slot states
-        # of now).  A slot allocated while a compare is under way is not
-        # matched by it (its key changes).
+        # -- the key compare: the slots' keys are read one a clock, round
+        # robin (``sc``), from LUT RAM and compared with two registered keys
+        # (in two registered halves: 16-bit pieces, then their AND), so
+        # every slot meets each key once in ``n`` clocks.  The probe's key
+        # (the forwarder keeps it for many clocks) is compared all the time:
+        # its answer, per slot the last compare, holds ``probe_latency``
+        # clocks after the key.  A resolve or the writer's hold record (the
+        # resolve first) takes the other comparator for one round (``n``
+        # clocks, ``resolve.ready`` low meanwhile) and is answered in
+        # ``match`` ``n + 3`` clocks after it was taken.  A slot allocated
+        # while a compare is under way is not matched by it (its key
+        # changes).  (n keys in flip-flops and n comparators were ~1000
+        # flops; a question now waits a round, rarer than a frame.)
         # A new flow's slot is chosen in one clock (``alloc``) and taken the
         # next (``alloc_fx_1h``: key, state, QUERY), from registers, so the
         # choice does not drive the ~800 key flops' enables.
@@ -210,37 +225,63 @@ class MissPath(wiring.Component):
         m.d.sync += alloc_r.eq(alloc)
         m.d.comb += alloc_fx_1h.eq(Mux(alloc_r, alloc_slot_1h, 0))
         writer_asks = Signal()  # the writer wants its hold record's key compared
-        CMP_PROBE, CMP_HOLD, CMP_RESOLVE = 0, 1, 2
-        cmp_key = Signal(self._key_width)
-        cmp_tag = Signal(2)
-        cmp_accept = Signal()
-        m.d.comb += self.resolve.ready.eq(1)
-        with m.If(self.resolve.valid):
-            m.d.sync += [cmp_key.eq(self.resolve.payload.key), cmp_tag.eq(CMP_RESOLVE),
-                         cmp_accept.eq(self.resolve.payload.accept)]
-        with m.Elif(writer_asks):
-            m.d.sync += [cmp_key.eq(self.hold.payload.key), cmp_tag.eq(CMP_HOLD)]
-        with m.Else():
-            m.d.sync += [cmp_key.eq(self.probe_key), cmp_tag.eq(CMP_PROBE)]
-        match = Signal(n)  # the compare's answer: slot keys equal to cmp_key
-        match_tag = Signal(2)
-        match_accept = Signal()
-        probe_match = Signal(n)
-        # The compare itself in two registered halves: 16-bit pieces, then
-        # their AND (a 97-bit equality is 6 LUT levels over the die).
+        CMP_NONE, CMP_HOLD, CMP_RESOLVE = 0, 1, 2
+        sc = Signal(range(n))  # the slot read this clock
+        sc_b = Signal(range(n))  # the slot whose pieces are in ``p_piece``/``e_piece``
+        m.d.sync += [sc.eq(Mux(sc == n - 1, 0, sc + 1)), sc_b.eq(sc)]
+        m.d.comb += key_rd.addr.eq(sc)
+        slot_key = key_rd.data
         pieces = range(0, self._key_width, 16)
-        piece_eq = [Signal(len(pieces), name=f"piece_eq{i}") for i in range(n)]
-        for i in range(n):
-            m.d.sync += piece_eq[i].eq(Cat(keys[i][j:j + 16] == cmp_key[j:j + 16] for j in pieces))
-        piece_tag = Signal(2)
-        piece_accept = Signal()
+
+        def piece_compare(key):
+            return Cat(slot_key[j:j + 16] == key[j:j + 16] for j in pieces)
+
         alloc_fx_last = Signal(n)  # the slot whose key changed under the pieces' compare
-        m.d.sync += [piece_tag.eq(cmp_tag), piece_accept.eq(cmp_accept), alloc_fx_last.eq(alloc_fx_1h)]
-        same = Signal(n)
+        m.d.sync += alloc_fx_last.eq(alloc_fx_1h)
+        at_b = Signal(n)  # one-hot ``sc_b``
         for i in range(n):
-            m.d.comb += same[i].eq(piece_eq[i].all() & ~alloc_fx_last[i] & ~alloc_fx_1h[i])
-        m.d.sync += [match.eq(same), match_tag.eq(piece_tag), match_accept.eq(piece_accept)]
-        m.d.sync += probe_match.eq(Mux(piece_tag == CMP_PROBE, same, probe_match & ~alloc_fx_1h))
+            m.d.comb += at_b[i].eq(sc_b == i)
+        # The probe: its key registered, each slot's answer kept per slot.
+        p_key = Signal(self._key_width)
+        p_piece = Signal(len(pieces))
+        m.d.sync += [p_key.eq(self.probe_key), p_piece.eq(piece_compare(p_key))]
+        probe_match = Signal(n)
+        for i in range(n):
+            m.d.sync += probe_match[i].eq(Mux(at_b[i], p_piece.all() & ~alloc_fx_last[i],
+                                              probe_match[i]) & ~alloc_fx_1h[i])
+        # The round of a resolve or a hold record: ``e_step`` counts its
+        # clocks (reads in 0 .. n-1, their pieces' ANDs into ``e_match`` in
+        # 1 .. n), its answer goes into ``match`` in n + 1.
+        e_busy = Signal()
+        e_step = Signal(range(n + 2))
+        e_key = Signal(self._key_width)
+        e_tag = Signal(2)
+        e_accept = Signal()
+        e_piece = Signal(len(pieces))
+        e_match = Signal(n)
+        e_dirty = Signal(n)  # allocated during the round
+        m.d.comb += self.resolve.ready.eq(~e_busy)
+        with m.If(~e_busy):
+            m.d.sync += [e_step.eq(0), e_dirty.eq(0)]
+            with m.If(self.resolve.valid):
+                m.d.sync += [e_busy.eq(1), e_key.eq(self.resolve.payload.key), e_tag.eq(CMP_RESOLVE),
+                             e_accept.eq(self.resolve.payload.accept)]
+            with m.Elif(writer_asks):
+                m.d.sync += [e_busy.eq(1), e_key.eq(self.hold.payload.key), e_tag.eq(CMP_HOLD)]
+        with m.Else():
+            m.d.sync += [e_step.eq(e_step + 1), e_dirty.eq(e_dirty | alloc_fx_1h)]
+            with m.If(e_step == n + 1):
+                m.d.sync += e_busy.eq(0)
+        m.d.sync += e_piece.eq(piece_compare(e_key))
+        for i in range(n):
+            with m.If(e_busy & (e_step != 0) & at_b[i]):
+                m.d.sync += e_match[i].eq(e_piece.all())
+        match = Signal(n)  # the round's answer: slot keys equal to its key
+        match_tag = Signal(2)  # CMP_NONE but in the clock after a round
+        match_accept = Signal()
+        m.d.sync += [match.eq(e_match & ~e_dirty & ~alloc_fx_1h),
+                     match_tag.eq(Mux(e_busy & (e_step == n + 1), e_tag, CMP_NONE)),
+                     match_accept.eq(e_accept)]
 
         # -- probe: the decision stage's question about a key
         probe_1h = Signal(n)
@@ -317,20 +358,15 @@ class MissPath(wiring.Component):
         m.d.comb += self.hold.ready.eq(take_hold)
         with m.FSM(name="writer"):
             with m.State("Waiting for a frame"):
-                with m.If(self.hold.valid & self.sink.valid & ~self.flush & ~self.resolve.valid):
+                with m.If(self.hold.valid & self.sink.valid & ~self.flush & ~self.resolve.valid & ~e_busy):
                     m.d.comb += writer_asks.eq(1)
-                    m.next = "Comparing the key"
-            with m.State("Comparing the key"):
-                m.d.comb += deciding.eq(1)
-                m.next = "Comparing the key, second half"
-            with m.State("Comparing the key, second half"):
-                m.d.comb += deciding.eq(1)
-                m.next = "Choosing the slot"
+                    m.next = "Choosing the slot"
             with m.State("Choosing the slot"):
+                # (on the round's answer, ``match``)
                 m.d.comb += deciding.eq(1)
                 with m.If(self.flush):
                     m.next = "Waiting for a frame"
-                with m.Else():
+                with m.Elif(match_tag == CMP_HOLD):
                     m.d.sync += take_hold.eq(1)
                     with m.If((hold_1h & full_1h) != 0):
                         count("dropped_queue_full")
@@ -389,9 +425,8 @@ class MissPath(wiring.Component):
 
         # A queue starts at 0: its write pointer goes back when the slot is freed.
         slot_freed = Signal(n)
+        m.d.comb += [key_wr.addr.eq(alloc_slot), key_wr.data.eq(hold.key), key_wr.en.eq(alloc_r)]
         for i in range(n):
-            with m.If(alloc_fx_1h[i]):
-                m.d.sync += keys[i].eq(hold.key)
             with m.If(slot_freed[i]):
                 m.d.sync += wr_ptr[i].eq(0)
             with m.Elif(frame_stored & (w_slot == i)):
