@@ -220,7 +220,7 @@ class FlowTable(wiring.Component):
         c_waddr = Signal(hb)
         c_wdata = Signal(self.cnt_layout)
         kw_en, kw_all, kw_valid = Signal(name="kw_en"), Signal(name="kw_all"), Signal(name="kw_valid")
-        wr_move = Signal()  # a keymem write writes ``mslot`` (else the new key)
+        wr_move = Signal()  # a keymem write writes the moved slot (else the new key)
 
         # ---- search sequencer and lookup pipeline (see "Pipeline").  A
         # search taken in p0 has its key in ``q_key`` (p0'), hashed into
@@ -483,7 +483,7 @@ class FlowTable(wiring.Component):
         hold_next = Mux(q_valid, 1, s_valid & ~s_last & (s_t != T - 2))
         m.d.sync += kw_grant.eq(~hold_next & ~s_take)
         # Only the valid bit of the written slot is registered: its key and
-        # handle are a mux of flops (``mslot``, the command's key,
+        # handle are a mux of flops (``hkey``, ``mslot``, the command's key,
         # ``new_handle``, picked by ``wr_move``) that keep their values in
         # the clock the write lands, which a 109-bit register only copied.
         kw_slot = Signal(self.slot_layout)
@@ -552,7 +552,7 @@ class FlowTable(wiring.Component):
                      # a new entry's key from ``r.key``, the command's until
                      # the write (an eviction's answer takes the victim's
                      # after it): no copy of it in ``cmd``
-                     kw_slot.key.eq(Mux(wr_move, mslot.key, r.key[ib:])),
+                     kw_slot.key.eq(Mux(wr_move, hkey[ib:], r.key[ib:])),
                      kw_slot.handle.eq(Mux(wr_move, mslot.handle, new_handle)),
                      lwr.addr.eq(kw_slot.handle), lwr.data.table.eq(rd_row[ib:]),
                      lwr.data.bucket.eq(rd_row[:ib]), lwr.data.way.eq(rd_way)]
@@ -614,8 +614,11 @@ class FlowTable(wiring.Component):
         rs_t_r, rs_b_r = Signal(tb, name="rs_t_r"), Signal(ib, name="rs_b_r")
         m.d.sync += [rs_load.eq(0), rs_hkey.eq(0)]
         rs_key = Cat(rs_b_r ^ Array(p1_idx)[rs_t_r], hkey[ib:])
+        # (``rs_load`` is up in a fetch's TAKE: the rest comes from the row
+        # read, not from ``mslot``, which so keeps no key; a moved slot's key
+        # is written back from ``hkey``.)
         with m.If(rs_load):
-            m.d.sync += hkey.eq(Cat(Const(0, ib), mslot.key))
+            m.d.sync += hkey.eq(Cat(Const(0, ib), kd_way.key))
         with m.If(rs_hkey):
             m.d.sync += hkey.eq(rs_key)
 
@@ -682,17 +685,20 @@ class FlowTable(wiring.Component):
                 with m.If(search_done):
                     fsm.goto(nxt)
 
-        def fetch_slot(name, nxt, *, on_load=(), on_take=()):
+        def fetch_slot(name, nxt, *, on_load=(), on_take=(), restore_at=None):
             """The states ``name`` LOAD, READ, WAIT, TAKE: a slot into
             ``mslot`` (LOAD, entered with ``goto``, loads its row and way into
             ``rd_row``/``rd_way``; the row's data is in ``kd`` two clocks
-            after the read), then ``nxt``."""
+            after the read), then ``nxt``.  ``restore_at`` (table, bucket):
+            its key's rest into ``hkey`` in TAKE too, to be restored."""
             with fsm.state(f"{name} LOAD"):
                 m.d.sync += list(on_load)
                 fsm.goto(f"{name} READ")
             with fsm.state(f"{name} READ"):
                 read_row(f"{name} WAIT")
             with fsm.state(f"{name} WAIT"):
+                if restore_at is not None:
+                    m.d.sync += restore(*restore_at)
                 fsm.goto(f"{name} TAKE")
             with fsm.state(f"{name} TAKE"):
                 m.d.sync += [mslot.eq(kd_way), *on_take]
@@ -788,10 +794,7 @@ class FlowTable(wiring.Component):
                     goto_row("MOVE SLOT LOAD", rl_move)
 
             # -- one cuckoo move: try each candidate slot in (table, way) order
-            fetch_slot("MOVE SLOT", "MOVE RESTORE",
-                       on_take=restore(mt, Array(cidx)[mt]))
-            with fsm.state("MOVE RESTORE"):
-                fsm.goto("MOVE RESTORE HASH")  # ``hkey`` takes the slot's rest (``rs_load``)
+            fetch_slot("MOVE SLOT", "MOVE RESTORE HASH", restore_at=(mt, Array(cidx)[mt]))
             hash_key("MOVE RESTORE HASH", "MOVE RESTORED", on_hashing=[rs_hkey.eq(1)])
             with fsm.state("MOVE RESTORED"):
                 fsm.goto("MOVE SEARCH")  # ``hkey`` takes the restored key (``rs_hkey``)
@@ -882,12 +885,12 @@ class FlowTable(wiring.Component):
             # The kept handle is no longer needed: ``cmd.handle`` is the
             # victim's once its slot is read (the actmem read address).
             fetch_slot("VICTIM SLOT", "VICTIM ACTION",
-                       on_load=[wr_move.eq(0)], on_take=[cmd.handle.eq(kd_way.handle)])
+                       on_load=[wr_move.eq(0)], on_take=[cmd.handle.eq(kd_way.handle)],
+                       restore_at=(best_t, Array(cidx)[best_t]))
             with fsm.state("VICTIM ACTION"):
                 with m.If(a_grant):
                     fsm.goto("VICTIM WAIT")
             with fsm.state("VICTIM WAIT"):
-                m.d.sync += restore(best_t, Array(cidx)[best_t])
                 fsm.goto("VICTIM DATA")
             with fsm.state("VICTIM DATA"):
                 m.d.sync += [r.action.eq(ard.data),
@@ -916,8 +919,7 @@ class FlowTable(wiring.Component):
                 fsm.goto("LOCATION READ")
             with fsm.state("LOCATION READ"):
                 goto_row("HANDLE SLOT LOAD", rl_handle)  # ``loc`` holds the read
-            fetch_slot("HANDLE SLOT", "SLOT CHECK",
-                       on_take=restore(loc.table, loc.bucket))
+            fetch_slot("HANDLE SLOT", "SLOT CHECK", restore_at=(loc.table, loc.bucket))
             with fsm.state("SLOT CHECK"):
                 m.d.sync += r.found.eq(mslot.valid & (mslot.handle == cmd.handle))
                 fsm.goto("SLOT KEY")
