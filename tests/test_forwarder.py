@@ -80,7 +80,7 @@ def run(frames, *, external=True, installed=(), virtual_servers=(VIP,)):
         ctx.set(fwd.dfs_ip, int(ipaddress.IPv4Address(DFS_IP)))
         for port in (fwd.forward_frame, fwd.message_frame):
             ctx.set(port.ready, 1)
-        for s in (fwd.decision, fwd.arp_request, fwd.tcp_event, miss.query):
+        for s in (fwd.arp_request, fwd.tcp_event, miss.query):
             ctx.set(s.ready, 1)
         for key, action in installed:
             ctx.set(ft.cmd.valid, 1)
@@ -112,12 +112,29 @@ def run(frames, *, external=True, installed=(), virtual_servers=(VIP,)):
                 ctx.set(fwd.vs_query.ready, 1)
                 ctx.set(fwd.vs_answer.valid, 0)
 
+    async def rewriter(ctx):
+        """Takes a decision as the DFS's rewriter does: once its frame's first
+        byte has come (the forwarder offers it while the bytes go out)."""
+        started, waiting = False, 0
+        async for _, _, fv, fr, fp, dv in ctx.tick().sample(
+                fwd.forward_frame.valid, fwd.forward_frame.ready, fwd.forward_frame.payload, fwd.decision.valid):
+            waiting = waiting + 1 if dv and not started else 0
+            assert waiting < 100, "a decision offered without its frame's bytes"
+            if fv and fr and fp.first:
+                assert dv, "a forwarded frame's bytes without its decision"
+                started = True
+            elif dv and started:
+                started = False
+                ctx.set(fwd.decision.ready, 1)
+                continue
+            ctx.set(fwd.decision.ready, 0)
+
     async def monitor(ctx):
         streams = {"forward": fwd.forward_frame, "message": fwd.message_frame}
         partial = {name: bytearray() for name in streams}
         async for sampled in ctx.tick().sample(
             *(x for s in streams.values() for x in (s.valid, s.ready, s.payload)),
-            fwd.decision.valid, fwd.decision.payload, fwd.arp_request.valid, fwd.arp_request.payload,
+            fwd.decision.valid & fwd.decision.ready, fwd.decision.payload, fwd.arp_request.valid, fwd.arp_request.payload,
             fwd.tcp_event.valid, fwd.tcp_event.payload, miss.query.valid, miss.query.payload,
             fwd.meta.valid, fwd.meta.ready, fwd.result.valid, fwd.result.ready,
             fwd.frame.valid, fwd.frame.ready, fwd.frame.payload,
@@ -151,6 +168,7 @@ def run(frames, *, external=True, installed=(), virtual_servers=(VIP,)):
     sim.add_clock(8e-9)
     sim.add_testbench(bench)
     sim.add_process(vs_cam)
+    sim.add_process(rewriter)
     sim.add_process(monitor)
     sim.run()
     assert out["taken"] == len(frames)  # each record taken once

@@ -30,7 +30,10 @@ Frames the miss path releases come back through the port's parser with
 ``meta`` and ``result`` are read where they stand: a frame's ``meta`` is
 taken with its last byte, its ``result`` then too (both come from
 registers that hold them until taken, hdl/dfs/top.py), so the forwarder
-keeps no copy of either.
+keeps no copy of either.  The ``decision`` is made of them: it is offered
+(``valid`` a flop) while the frame's bytes go out on ``forward_frame`` and
+must be taken before the frame's last byte (the rewriter takes it with
+the first, and a forwarded frame is a whole TCP or UDP header long).
 """
 
 from amaranth import Module, Mux, Signal
@@ -174,6 +177,7 @@ class Forwarder(wiring.Component):
         vs_answer = Signal.like(self.vs_answer.payload)
         cam_protocol = Signal(8)
         hold_offered = Signal()  # the hold record waits for the miss path (``hold.valid``, a flop)
+        decision_offered = Signal()  # the decision waits for the rewriter (``decision.valid``, a flop)
 
         def count(name):
             counter = getattr(self, name)
@@ -265,7 +269,7 @@ class Forwarder(wiring.Component):
             self.message_frame.payload.last.eq(byte_index == payload_end - 1),
         ]
         self._hold_record(m, key, info, vs_answer)
-        m.d.comb += self.hold.valid.eq(hold_offered)
+        m.d.comb += [self.hold.valid.eq(hold_offered), self.decision.valid.eq(decision_offered)]
 
         with m.FSM(name="forwarder"):
             with m.State("Waiting for a frame"):
@@ -358,11 +362,9 @@ class Forwarder(wiring.Component):
                 with m.If(self.tcp_event.ready):
                     m.next = "Sending the decision"
             with m.State("Sending the decision"):
-                m.d.comb += self.decision.valid.eq(1)
-                with m.If(self.decision.ready):
-                    count("forwarded")
-                    m.d.sync += route.eq(ROUTE_FORWARD)
-                    m.next = "Moving the frame"
+                count("forwarded")
+                m.d.sync += [route.eq(ROUTE_FORWARD), decision_offered.eq(1)]
+                m.next = "Moving the frame"
 
             with m.State("Holding"):
                 m.d.sync += [route.eq(ROUTE_HOLD), hold_offered.eq(1)]
@@ -378,6 +380,12 @@ class Forwarder(wiring.Component):
                             self.forward_frame.valid.eq(f.valid),
                             f.ready.eq(self.forward_frame.ready),
                         ]
+                        # The decision is offered until the rewriter takes it, which it
+                        # does before this frame's first byte leaves it (so before the
+                        # last byte leaves here: the record and answer it is made of
+                        # are held until then).
+                        with m.If(self.decision.valid & self.decision.ready):
+                            m.d.sync += decision_offered.eq(0)
                     with m.Case(ROUTE_HOLD):
                         m.d.comb += [
                             self.hold_frame.valid.eq(f.valid),

@@ -369,20 +369,20 @@ class DFSCore(wiring.Component):
             egress_inputs[p].append(arp.source)
 
             # Rewrite, then steer each frame to its egress port.  The decision
-            # waits in a register: the rewriter takes it when the frame's first
-            # byte reaches it, and the forwarder sends the bytes after the
-            # decision, so the next frame's decision never finds it full.  One
-            # register, not a FIFO: the forwarder's FSM reached the FIFO's
-            # write enables (298 bits, 4 levels) and the rewriter's ready its
-            # read enables (365 loads); here both directions start at flops.
+            # is made of the frame's record and table answer, which the
+            # registers in front of the forwarder hold, and is offered from a
+            # flop until the rewriter takes it (when the frame's first byte
+            # reaches it): no register of its own (a 292-bit copy before),
+            # and both directions start at flops (the rewriter's ``load`` is
+            # its flops'), as a FIFO's would not (the forwarder's FSM reached
+            # its write enables, 298 bits, 4 levels).
             m.submodules[f"rewriter{p}"] = rewriter = CommandRewriter()
             m.submodules[f"command{p}"] = to_command = DecisionToCommand()
             m.submodules[f"egress_ports{p}"] = ports = fifo.SyncFIFOBuffered(width=2, depth=8)
             m.submodules[f"demux{p}"] = demux = FrameDemux(n)
             # The frame's egress port goes into its FIFO as the rewriter takes
-            # the decision (the frame reaches the demux after that), so the
-            # forwarder's handshake reaches the decision register alone.
-            d = _through(m, f"decisions{p}", StreamRegister, fwd.decision).source
+            # the decision (the frame reaches the demux after that).
+            d = fwd.decision
             m.d.comb += [
                 to_command.decision.valid.eq(d.valid & ports.w_rdy),
                 to_command.decision.payload.eq(d.payload),
