@@ -274,7 +274,8 @@ class FlowController(wiring.Component):
             m.d.sync += counter.eq(counter + 1)
 
         # The message being dispatched is read on ``msg`` itself (accepted at the
-        # end of "Dispatching"), not copied: a 1.5 kbit register and its muxes.
+        # end of "Dispatching", a REPLY/NEWFLOW once resolved), not copied: a
+        # 1.5 kbit register and its muxes.
         cur = self.msg.payload
 
         def body(cls):
@@ -708,12 +709,72 @@ class FlowController(wiring.Component):
         m.d.sync += [msg_kind.eq(Cat(Cat(cur.msg_type == t for t in types).any() for types in _MSG_KINDS)),
                      msg_error_none.eq(cur.header.error == ErrorCode.NONE)]
 
+        # A REPLY/NEWFLOW stays on ``msg`` (held by the stream register in
+        # front) until the flow is resolved: its actions, return key, serial,
+        # virtual server and node are read from it where the states use them
+        # (they were ~630 flops loaded in "Dispatching").  The other kinds
+        # are taken in "Dispatching".
+        reply = body(SsmbReply)  # REPLY and NEWFLOW share the layout
+        flow = reply.flow
+        xlate = reply.xlate
+        flags = cur.header.flags
+        translate_addr = (flags & Flag.TRANSLATE_ADDR) != 0
+        translate_port = (flags & Flag.TRANSLATE_PORT) != 0
+        offsets = (flags & Flag.ADD_TCP_OFFSETS) != 0
+        node_ip = Mux(translate_addr, xlate.node_addr[:32], flow.dst_addr[:32])
+        node_port = Mux(translate_port, xlate.node_port, flow.dst_port)
+
+        def action_stmts(action, *, rewrite_source, egress_port, new_ip, new_port,
+                         eth_dst, vlan, seq_delta, ack_delta):
+            """One direction's action; translation flags and offsets
+            are the flow's, shared by both directions."""
+            return [
+                action.eq(0),
+                action.egress_port.eq(egress_port),
+                action.rewrite_source.eq(rewrite_source),
+                action.translate_addr.eq(translate_addr),
+                action.translate_port.eq(translate_port),
+                action.new_ip.eq(new_ip),
+                action.new_port.eq(new_port),
+                action.eth_dst.eq(eth_dst),
+                action.vlan_rewrite.eq(vlan != 0),
+                action.vlan_id.eq(vlan),
+                action.add_offsets.eq(offsets),
+                action.seq_delta.eq(seq_delta),
+                action.ack_delta.eq(ack_delta),
+            ]
+
+        # The return deltas are sums (a carry chain): registered in
+        # "Dispatching", not in front of the flow table's command register.
+        return_seq_delta, return_ack_delta = Signal(32), Signal(32)
+        m.d.comb += [
+            *action_stmts(action_f, rewrite_source=0, egress_port=xlate.egress_port,
+                          new_ip=xlate.node_addr[:32], new_port=xlate.node_port,
+                          eth_dst=xlate.node_mac, vlan=xlate.node_vlan,
+                          seq_delta=xlate.seq_offset, ack_delta=xlate.ack_offset),
+            # Return flow: node -> client, source back to the virtual server.
+            key_r.src_ip.eq(node_ip),
+            key_r.dst_ip.eq(flow.src_addr[:32]),
+            key_r.src_port.eq(node_port),
+            key_r.dst_port.eq(flow.src_port),
+            key_r.protocol.eq(flow.protocol),
+            key_r.inbound.eq(0),
+            # The node's seq space is the client's ack space shifted by
+            # ack_offset, and it acknowledges the shifted client seq.
+            *action_stmts(action_r, rewrite_source=1, egress_port=xlate.client_port,
+                          new_ip=flow.dst_addr[:32], new_port=flow.dst_port,
+                          eth_dst=xlate.client_mac, vlan=xlate.client_vlan,
+                          seq_delta=return_seq_delta, ack_delta=return_ack_delta),
+            new_serial.eq(cur.header.serial),
+            new_vs_id.eq(xlate.vs_id),
+            new_node_id.eq(xlate.node_id),
+            new_key.eq(Cat(flow.src_addr[:32], flow.dst_addr[:32], flow.src_port,
+                           flow.dst_port, flow.protocol, Const(1, 1))),
+        ]
+
         with state("Dispatching"):
-            m.d.comb += self.msg.ready.eq(1)
-            reply = body(SsmbReply)  # REPLY and NEWFLOW share the layout
-            flow = reply.flow
-            xlate = reply.xlate
-            flags = cur.header.flags
+            m.d.comb += self.msg.ready.eq(~msg_kind[0])
+            m.d.sync += [return_seq_delta.eq(-xlate.ack_offset), return_ack_delta.eq(-xlate.seq_offset)]
             def inbound(cls):
                 # Each type has its own layout: the flow sits at a different place.
                 flow = body(cls).flow
@@ -727,58 +788,9 @@ class FlowController(wiring.Component):
             to_key_f(Mux(msg_kind[0], inbound(SsmbReply),
                          Mux(msg_kind[1], inbound(SsmbDelete), inbound(SsmbReap))))
 
-            # A REPLY's action, return key and kept copies, and REAP/TIMEOUT's
-            # limit, loaded whatever the kind (used only on their paths): their
-            # enables are the state's flop alone.
-            translate_addr = (flags & Flag.TRANSLATE_ADDR) != 0
-            translate_port = (flags & Flag.TRANSLATE_PORT) != 0
-            offsets = (flags & Flag.ADD_TCP_OFFSETS) != 0
-            node_ip = Mux(translate_addr, xlate.node_addr[:32], flow.dst_addr[:32])
-            node_port = Mux(translate_port, xlate.node_port, flow.dst_port)
-            def action_stmts(action, *, rewrite_source, egress_port, new_ip, new_port,
-                             eth_dst, vlan, seq_delta, ack_delta):
-                """One direction's action; translation flags and offsets
-                are the flow's, shared by both directions."""
-                return [
-                    action.eq(0),
-                    action.egress_port.eq(egress_port),
-                    action.rewrite_source.eq(rewrite_source),
-                    action.translate_addr.eq(translate_addr),
-                    action.translate_port.eq(translate_port),
-                    action.new_ip.eq(new_ip),
-                    action.new_port.eq(new_port),
-                    action.eth_dst.eq(eth_dst),
-                    action.vlan_rewrite.eq(vlan != 0),
-                    action.vlan_id.eq(vlan),
-                    action.add_offsets.eq(offsets),
-                    action.seq_delta.eq(seq_delta),
-                    action.ack_delta.eq(ack_delta),
-                ]
-
-            m.d.sync += [
-                reply_ok.eq(msg_error_none),
-                *action_stmts(action_f, rewrite_source=0, egress_port=xlate.egress_port,
-                              new_ip=xlate.node_addr[:32], new_port=xlate.node_port,
-                              eth_dst=xlate.node_mac, vlan=xlate.node_vlan,
-                              seq_delta=xlate.seq_offset, ack_delta=xlate.ack_offset),
-                # Return flow: node -> client, source back to the virtual server.
-                key_r.src_ip.eq(node_ip),
-                key_r.dst_ip.eq(flow.src_addr[:32]),
-                key_r.src_port.eq(node_port),
-                key_r.dst_port.eq(flow.src_port),
-                key_r.protocol.eq(flow.protocol),
-                key_r.inbound.eq(0),
-                # The node's seq space is the client's ack space shifted by
-                # ack_offset, and it acknowledges the shifted client seq.
-                *action_stmts(action_r, rewrite_source=1, egress_port=xlate.client_port,
-                              new_ip=flow.dst_addr[:32], new_port=flow.dst_port,
-                              eth_dst=xlate.client_mac, vlan=xlate.client_vlan,
-                              seq_delta=-xlate.ack_offset, ack_delta=-xlate.seq_offset),
-            ]
-            m.d.sync += [new_serial.eq(cur.header.serial), new_vs_id.eq(xlate.vs_id),
-                         new_node_id.eq(xlate.node_id)]
-            m.d.sync += new_key.eq(Cat(flow.src_addr[:32], flow.dst_addr[:32], flow.src_port,
-                                       flow.dst_port, flow.protocol, Const(1, 1)))
+            m.d.sync += reply_ok.eq(msg_error_none)
+            # REAP/TIMEOUT's limit, loaded whatever the kind (used only on
+            # their paths): its enable is the state's flop alone.
             m.d.sync += idle_limit_ms.eq(body(SsmbReap).idle_ms)
             with m.If(msg_kind[1]):  # DELETE: 0 (the flops' synchronous reset, not an AND a bit)
                 m.d.sync += idle_limit_ms.eq(0)
@@ -860,6 +872,7 @@ class FlowController(wiring.Component):
         with state("Resolving"):
             m.d.comb += self.resolve.valid.eq(1)
             with m.If(self.resolve.ready):
+                m.d.comb += self.msg.ready.eq(1)  # done with the REPLY/NEWFLOW
                 goto("Idle")
 
         # ---- overflow: the victim (in rsp) and its partner go, the CS hears of it -----
