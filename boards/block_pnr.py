@@ -148,7 +148,7 @@ def _parser(flows: int):
 def _rewriter(flows: int):
     from twinplane.hdl.rewrite.command_rewriter import CommandRewriter
 
-    return CommandRewriter()
+    return CommandRewriter(held_eth_src=True)  # as the DFS builds it
 
 
 def _arp(flows: int):

@@ -30,11 +30,12 @@ from twinplane.hdl.rewrite.layout import command_value
 from twinplane.model.rewrite import rewrite_frame
 
 
-def run(cases, *, ready_chance=1.0, gap_chance=0.0, seed=0):
-    """(frame, command) pairs through the rewriter: (frames out, source.valid
-    trace from the first byte out -- 1 a byte, 0 an idle clock between frames,
-    -1 an idle clock inside a frame --, first-byte latency in clocks)."""
-    dut = CommandRewriter()
+def run(cases, *, ready_chance=1.0, gap_chance=0.0, seed=0, **options):
+    """(frame, command) pairs through the rewriter (``options``: its
+    constructor's): (frames out, source.valid trace from the first byte out
+    -- 1 a byte, 0 an idle clock between frames, -1 an idle clock inside a
+    frame --, first-byte latency in clocks)."""
+    dut = CommandRewriter(**options)
     rng = random.Random(seed)
     want = sum(not c.drop for _, c in cases)
     out: list[bytes] = []
@@ -131,6 +132,22 @@ def test_random_backpressure_gaps_and_drops():
     assert any(c.drop for _, c in cases) and any(not c.l4_valid for _, c in cases)
     got, _, _ = run(cases, ready_chance=0.7, gap_chance=0.2, seed=4)
     check(cases, got)
+
+
+def test_held_source_mac():
+    """``held_eth_src``: one source MAC for every frame (the DFS's own), read
+    from ``command`` where it stands: the same frames as a copied one, with
+    back-pressure and gaps, and back to back at full rate."""
+    rng = random.Random(6)
+    mac = 0x0200_0000_D0F5
+    cases = [(f, dataclasses.replace(c, eth_src=mac)) for f, c in (random_case(rng, drops=True) for _ in range(40))]
+    got, _, _ = run(cases, ready_chance=0.7, gap_chance=0.2, seed=7, held_eth_src=True)
+    check(cases, got)
+    assert all(Ether(f).src == "02:00:00:00:d0:f5" for f in got)
+    kept = [case for case in cases if not case[1].drop]
+    got, trace, latency = run(kept, held_eth_src=True)
+    check(kept, got)
+    assert trace.count(-1) == 0 and latency == 9
 
 
 @pytest.mark.parametrize("kind", ["ip", "tcp", "udp"])

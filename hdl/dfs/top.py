@@ -376,7 +376,8 @@ class DFSCore(wiring.Component):
             # and both directions start at flops (the rewriter's ``load`` is
             # its flops'), as a FIFO's would not (the forwarder's FSM reached
             # its write enables, 298 bits, 4 levels).
-            m.submodules[f"rewriter{p}"] = rewriter = CommandRewriter()
+            # Its source MAC is the DFS's own (``dfs_mac``, a register): read in place.
+            m.submodules[f"rewriter{p}"] = rewriter = CommandRewriter(held_eth_src=True)
             m.submodules[f"command{p}"] = to_command = DecisionToCommand()
             m.submodules[f"egress_ports{p}"] = ports = fifo.SyncFIFOBuffered(width=2, depth=8)
             m.submodules[f"demux{p}"] = demux = FrameDemux(n)

@@ -110,9 +110,14 @@ class CommandRewriter(wiring.Component):
     """Members: ``sink`` (in, packet_signature(8)), ``command`` (in stream of
     ``RewriteCommand``), ``source`` (out, packet_signature(8))."""
 
-    def __init__(self, data_width: int = 8):
+    def __init__(self, data_width: int = 8, *, held_eth_src: bool = False):
+        """``held_eth_src``: the command's ``eth_src`` is the same for every
+        frame and stays on ``command`` between commands too (the DFS's own
+        MAC, from its configuration register): read where it stands, not
+        copied per frame (48 flops)."""
         if data_width != 8:
             raise ValueError(f"data_width must be 8 (one byte per clock), not {data_width!r}")
+        self._held_eth_src = bool(held_eth_src)
         super().__init__({
             "sink": In(packet_signature(8)),
             "command": In(stream.Signature(RewriteCommand)),
@@ -347,10 +352,12 @@ class CommandRewriter(wiring.Component):
         # so the byte mux is one AND-OR level over flops.  The values are final
         # clocks before their first byte reaches the head (see above); the TCI
         # is the head's own bits and the command's, no selection.
+        eth_src = self.command.payload.eth_src if self._held_eth_src else c.eth_src
+
         def field_bytes(j, lo):
             return {
                 "dst_mac": _byte_of(c.eth_dst, 6, j[:3]),
-                "src_mac": _byte_of(c.eth_src, 6, (j - 6)[:3]),
+                "src_mac": _byte_of(eth_src, 6, (j - 6)[:3]),
                 "ip_ck": _byte_of(ip_ck_new, 2, lo[0]),
                 "src_ip": _byte_of(new_src_ip, 4, lo),
                 "dst_ip": _byte_of(new_dst_ip, 4, lo),
