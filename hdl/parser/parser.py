@@ -115,12 +115,24 @@ class HeaderParser(wiring.Component):
 
         # ---- L3: IPv4 and ARP fields ---------------------------------------
         b0, tos, tlen, ff, proto = Signal(8), Signal(8), Signal(16), Signal(16), Signal(8)
-        sip, dip = Signal(32), Signal(32)
         htype, ptype, hlen_a, plen_a, oper = Signal(16), Signal(16), Signal(8), Signal(8), Signal(16)
-        sha, spa, tpa = Signal(48), Signal(32), Signal(32)
-        capture([(b0, 0), (tos, 1), (tlen, 2), (ff, 6), (proto, 9), (sip, 12), (dip, 16)], offset=1)
-        capture([(htype, 0), (ptype, 2), (hlen_a, 4), (plen_a, 5), (oper, 6),
-                 (sha, 8), (spa, 14), (tpa, 24)], offset=1)
+        sha = Signal(48)
+        capture([(b0, 0), (tos, 1), (tlen, 2), (ff, 6), (proto, 9)], offset=1)
+        capture([(htype, 0), (ptype, 2), (hlen_a, 4), (plen_a, 5), (oper, 6), (sha, 8)], offset=1)
+        # The record's two addresses: IPv4's source/destination or ARP's sender/
+        # target protocol address, one register each (a frame is one or the
+        # other; the EtherType is in by then: ``arp_et``, a clock late, is
+        # right from byte 19 on, and the first address byte is L3 + 12).
+        sip, dip = Signal(32), Signal(32)
+        arp_et = Signal()
+        m.d.sync += arp_et.eq(Mux(vlan, et1, et0) == 0x0806)
+        for reg, ip_at, arp_at in [(sip, 12, 14), (dip, 16, 24)]:
+            for k in range(4):
+                lo = 8 * (3 - k)
+                ip_hit = Mux(vlan, at(ip_at + k + 18), at(ip_at + k + 14))
+                arp_hit = Mux(vlan, at(arp_at + k + 18), at(arp_at + k + 14))
+                with m.If(accept & Mux(arp_et, arp_hit, ip_hit)):
+                    m.d.sync += reg[lo:lo + 8].eq(byte)
 
         ihl = b0[0:4]
         hbytes = Signal(6)
@@ -223,21 +235,21 @@ class HeaderParser(wiring.Component):
         self._classify(m, rec, c, zero_unused=self._zero_unused, flen=c_flen, vlan=vlan, l3=l3, tci=tci, et=et,
                        eth_dst=Cat(eth_dst[0:40], c_dst_hi), eth_src=eth_src, tos=tos,
                        tlen=tlen, proto=proto, sip=sip, dip=dip, ihl=ihl, l4s=l4s, oper=oper,
-                       sha=sha, spa=spa, tpa=tpa, sport=sport, dport=dport, tflags=tflags)
+                       sha=sha, sport=sport, dport=dport, tflags=tflags)
         with m.If(out_load):
             m.d.sync += meta.payload.eq(rec)
         return m
 
     @staticmethod
     def _classify(m, rec, c, *, zero_unused, flen, vlan, l3, tci, et, eth_dst, eth_src, tos, tlen, proto,
-                  sip, dip, ihl, l4s, oper, sha, spa, tpa, sport, dport, tflags):
+                  sip, dip, ihl, l4s, oper, sha, sport, dport, tflags):
         """Combinational record from the check flags and the capture registers."""
         def malformed(reason):
             m.d.comb += [rec.klass.eq(FrameClass.MALFORMED), rec.malformed_reason.eq(reason)]
 
         # Fields set whatever the class when ``zero_unused`` is off (see __init__).
         free = {"eth_dst": eth_dst, "eth_src": eth_src, "ethertype": et, "arp_oper": oper, "arp_sha": sha,
-                "src_ip": Mux(c["arp"], spa, sip), "dst_ip": Mux(c["arp"], tpa, dip),
+                "src_ip": sip, "dst_ip": dip,
                 "tos": tos, "ip_total_length": tlen, "protocol": proto, "l4_offset": l4s,
                 "src_port": sport, "dst_port": dport, "tcp_flags": Mux(c["tcp"], tflags, 0)}
         if not zero_unused:
@@ -260,7 +272,7 @@ class HeaderParser(wiring.Component):
                     malformed(MalformedReason.TRUNCATED_L3)
                 with m.Elif(c["arp_ok"]):
                     m.d.comb += rec.klass.eq(FrameClass.ARP)
-                    put(arp_oper=oper, arp_sha=sha, src_ip=spa, dst_ip=tpa)
+                    put(arp_oper=oper, arp_sha=sha, src_ip=sip, dst_ip=dip)
             with m.Elif(c["ipv6"]):
                 with m.If(c["ipv6_short"]):
                     malformed(MalformedReason.TRUNCATED_L3)
