@@ -260,6 +260,8 @@ class MissPath(wiring.Component):
         e_piece = Signal(len(pieces))
         e_match = Signal(n)
         e_dirty = Signal(n)  # allocated during the round
+        e_end = Signal()  # the round's last clock (e_step == n + 1), a flop
+        m.d.sync += e_end.eq(e_busy & (e_step == n))
         m.d.comb += self.resolve.ready.eq(~e_busy)
         with m.If(~e_busy):
             m.d.sync += [e_step.eq(0), e_dirty.eq(0)]
@@ -270,18 +272,21 @@ class MissPath(wiring.Component):
                 m.d.sync += [e_busy.eq(1), e_key.eq(self.hold.payload.key), e_tag.eq(CMP_HOLD)]
         with m.Else():
             m.d.sync += [e_step.eq(e_step + 1), e_dirty.eq(e_dirty | alloc_fx_1h)]
-            with m.If(e_step == n + 1):
+            with m.If(e_end):
                 m.d.sync += e_busy.eq(0)
         m.d.sync += e_piece.eq(piece_compare(e_key))
         for i in range(n):
             with m.If(e_busy & (e_step != 0) & at_b[i]):
                 m.d.sync += e_match[i].eq(e_piece.all())
+        # ``match`` holds until the next round's end: the writer chooses
+        # its slot from it the clock after its round (a state of its own,
+        # not a test of ``match_tag`` in front of its decision).
         match = Signal(n)  # the round's answer: slot keys equal to its key
         match_tag = Signal(2)  # CMP_NONE but in the clock after a round
         match_accept = Signal()
-        m.d.sync += [match.eq(e_match & ~e_dirty & ~alloc_fx_1h),
-                     match_tag.eq(Mux(e_busy & (e_step == n + 1), e_tag, CMP_NONE)),
-                     match_accept.eq(e_accept)]
+        with m.If(e_end):
+            m.d.sync += match.eq(e_match & ~e_dirty & ~alloc_fx_1h)
+        m.d.sync += [match_tag.eq(Mux(e_end, e_tag, CMP_NONE)), match_accept.eq(e_accept)]
 
         # -- probe: the decision stage's question about a key
         probe_1h = Signal(n)
@@ -360,13 +365,16 @@ class MissPath(wiring.Component):
             with m.State("Waiting for a frame"):
                 with m.If(self.hold.valid & self.sink.valid & ~self.flush & ~self.resolve.valid & ~e_busy):
                     m.d.comb += writer_asks.eq(1)
+                    m.next = "Comparing the key"
+            with m.State("Comparing the key"):
+                m.d.comb += deciding.eq(1)
+                with m.If(match_tag == CMP_HOLD):  # the round's answer in ``match``
                     m.next = "Choosing the slot"
             with m.State("Choosing the slot"):
-                # (on the round's answer, ``match``)
                 m.d.comb += deciding.eq(1)
                 with m.If(self.flush):
                     m.next = "Waiting for a frame"
-                with m.Elif(match_tag == CMP_HOLD):
+                with m.Else():
                     m.d.sync += take_hold.eq(1)
                     with m.If((hold_1h & full_1h) != 0):
                         count("dropped_queue_full")
