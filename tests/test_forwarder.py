@@ -90,10 +90,11 @@ def run(frames, *, external=True, installed=(), virtual_servers=(VIP,)):
             ctx.set(ft.rsp.ready, 1)
             await ctx.tick().until(ft.rsp.valid)
         for frame, released in frames:
-            # The record stays offered until the frame's last byte takes it.
+            # The record stays offered until taken, after the frame's last byte.
             ctx.set(fwd.meta.valid, 1)
             ctx.set(fwd.meta.payload, info_of(frame, released))
             await put_frame(ctx, fwd.frame, frame)
+            await ctx.tick().until(fwd.meta.ready)
             ctx.set(fwd.meta.valid, 0)
         await ctx.tick().repeat(50)
         out["counters"] = {n: ctx.get(getattr(fwd, n)) for n in (
@@ -132,6 +133,7 @@ def run(frames, *, external=True, installed=(), virtual_servers=(VIP,)):
     async def monitor(ctx):
         streams = {"forward": fwd.forward_frame, "message": fwd.message_frame}
         partial = {name: bytearray() for name in streams}
+        frame_done = False
         async for sampled in ctx.tick().sample(
             *(x for s in streams.values() for x in (s.valid, s.ready, s.payload)),
             fwd.decision.valid & fwd.decision.ready, fwd.decision.payload, fwd.arp_request.valid, fwd.arp_request.payload,
@@ -141,11 +143,11 @@ def run(frames, *, external=True, installed=(), virtual_servers=(VIP,)):
         ):
             values = sampled[2:]
             # The record and the table's answer are read in place: taken only
-            # with the frame's last byte.
+            # the clock after the frame's last byte.
             mv, mr, rv, rr, fv, fr, fp = values[14:]
+            assert not (mv and mr) or frame_done, "meta taken before the clock after the last byte"
+            assert not (rv and rr) or frame_done, "result taken before the clock after the last byte"
             frame_done = fv and fr and fp.last
-            assert not (mv and mr) or frame_done, "meta taken before the frame's last byte"
-            assert not (rv and rr) or frame_done, "result taken before the frame's last byte"
             out["taken"] += bool(mv and mr)
             for k, name in enumerate(streams):
                 valid, ready, payload = values[3 * k : 3 * k + 3]

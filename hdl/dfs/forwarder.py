@@ -28,7 +28,7 @@ Frames the miss path releases come back through the port's parser with
 ``released`` set: they skip the pending check and take the table's action.
 
 ``meta`` and ``result`` are read where they stand: a frame's ``meta`` is
-taken with its last byte, its ``result`` then too (both come from
+taken the clock after its last byte, its ``result`` then too (both come from
 registers that hold them until taken, hdl/dfs/top.py), so the forwarder
 keeps no copy of either.  The ``decision`` is made of them: it is offered
 (``valid`` a flop) while the frame's bytes go out on ``forward_frame`` and
@@ -409,9 +409,14 @@ class Forwarder(wiring.Component):
                 with m.If(f.valid & f.ready):
                     m.d.sync += byte_index.eq(byte_index + 1)
                     with m.If(last):
-                        # Done with the frame: its record and answer (if it had one) are taken.
-                        m.d.comb += [self.meta.ready.eq(1), self.result.ready.eq(1)]
-                        m.next = "Waiting for a frame"
+                        m.next = "Done with the frame"
+
+            with m.State("Done with the frame"):
+                # Its record and answer (if it had one) are taken in a state of
+                # their own: the readies are the state's decode, not the byte
+                # handshake (7 levels into the registers in front).
+                m.d.comb += [self.meta.ready.eq(1), self.result.ready.eq(1)]
+                m.next = "Waiting for a frame"
         return m
 
     def _hold_record(self, m, key, info, vs_answer):
