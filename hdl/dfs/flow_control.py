@@ -355,16 +355,16 @@ class FlowController(wiring.Component):
         count_start = top_offset(SsmbDump, "count") - message_layout(SsmbDump)["count"].width
         assert flow_start <= count_start and top_offset(SsmbDump, "count") <= flow_start + 80
 
-        # -- the QUERY being sent: the miss path hears where it went
+        # -- the QUERY being sent: the miss path hears where it went, and the
+        # request is taken (on ``query`` until then)
         query_in_flight = Signal()
-        query_slot = Signal(8)
         m.d.comb += [
-            self.asked.payload.slot.eq(query_slot),
+            self.asked.payload.slot.eq(self.query.payload.slot),
             self.asked.payload.cs.eq(self.core_sent_to),
             self.asked.payload.sent.eq(self.core_delivered),
         ]
         with m.If(query_in_flight & self.core_msg.valid & self.core_msg.ready):
-            m.d.comb += self.asked.valid.eq(1)
+            m.d.comb += [self.asked.valid.eq(1), self.query.ready.eq(1)]
             m.d.sync += query_in_flight.eq(0)
 
         # -- flow table command helper: the command from registers
@@ -522,12 +522,10 @@ class FlowController(wiring.Component):
                 view.stats.node_id.eq(node_id),
             ]
 
-        # The QUERY's fields but its key (key_f has it), latched as "Composing"
-        # takes the request off the stream.
-        q_held = Signal(query_layout())
-        with m.If(load_out):
-            q = self.query.payload.query
-            m.d.sync += [getattr(q_held, n).eq(getattr(q, n)) for n, _ in query_layout() if n != "key"]
+        # The QUERY's fields but its key (key_f has it), read on the request
+        # itself, held by the stream register in front until the QUERY is
+        # sent (a 95-bit copy was).
+        q_held = self.query.payload.query
         is_query, is_short = Signal(), Signal()
         m.d.comb += [is_query.eq(out_kind == K_QUERY), is_short.eq(out_kind == K_SHORT)]
         view = out_view(K_FLOW)  # DELETE and STATS share the layout
@@ -684,7 +682,7 @@ class FlowController(wiring.Component):
 
         # ---- QUERY for a new flow -------------------------------------------------
         with state("Building a QUERY"):
-            m.d.sync += [query_in_flight.eq(1), query_slot.eq(self.query.payload.slot)]
+            m.d.sync += query_in_flight.eq(1)
             q = self.query.payload.query
             again = self.query.payload.again
             to_serial(Mux(again, serial_rd.data, query_serial))
@@ -1081,8 +1079,6 @@ class FlowController(wiring.Component):
         with state("Composing"):
             m.d.comb += composing.eq(1)
             with m.If(load_out):
-                with m.If(out_kind == K_QUERY):
-                    m.d.comb += self.query.ready.eq(1)
                 goto("Sending")
         with state("Sending"):
             m.d.comb += self.core_msg.valid.eq(1)
