@@ -9,7 +9,7 @@ then.  Configuration changes once in a while; a DSP multiply in front of the
 idle scanner's compare would have cost it a whole clock (docs/boards.md).
 """
 
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -33,18 +33,19 @@ class SecondsToTicks(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         width = self._width
+        # Shift and add, lowest bit of ``seconds`` first, with the sum shifted
+        # right a bit a step (the product's low half falls off: ``acc`` ends
+        # as the product >> ``width``, never wider than what is added), not
+        # a doubling addend into a full-width product.
+        add = self.scale << max(0, width - 16)
         taken = Signal(width)       # the value converted, or being converted
         rest = Signal(width)        # its bits not yet added, lowest first
-        addend = Signal(width + self.scale.bit_length())
-        product = Signal(width + self.scale.bit_length())
+        acc = Signal(add.bit_length())
         steps = Signal(range(width + 1))
         with m.If(steps != 0):
-            with m.If(rest[0]):
-                m.d.sync += product.eq(product + addend)
-            m.d.sync += [rest.eq(rest >> 1), addend.eq(addend << 1), steps.eq(steps - 1)]
+            m.d.sync += [acc.eq((acc + Mux(rest[0], add, 0)) >> 1), rest.eq(rest >> 1), steps.eq(steps - 1)]
         with m.Elif(taken != self.seconds):
-            m.d.sync += [taken.eq(self.seconds), rest.eq(self.seconds), addend.eq(self.scale),
-                         product.eq(0), steps.eq(width)]
+            m.d.sync += [taken.eq(self.seconds), rest.eq(self.seconds), acc.eq(0), steps.eq(width)]
         with m.Else():
-            m.d.sync += self.ticks.eq(product >> 16)
+            m.d.sync += self.ticks.eq(acc >> max(0, 16 - width))
         return m
