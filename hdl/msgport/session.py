@@ -474,11 +474,19 @@ class SessionEngine(wiring.Component):
                 m.d.comb += lowest_other.eq(i)
 
         # -- active/active: who owns a new flow (docs/redundancy.md)
-        members = [authed[i] & (role[i] == Role.ACTIVE) & (epoch[i] == newest_epoch) for i in range(n)]
-        m.d.comb += [self.active_set.eq(Cat(*members)), self.authenticated.eq(Cat(*authed)),
-                     self.core_sent_to.eq(out_slot)]
+        # The set and its count are registered, a clock behind the slots:
+        # the epoch compare behind them fanned out into the split's
+        # remainder step and the miss path's view of the set, the core
+        # clock's worst routed path on the Colorlight (docs/boards.md).  The
+        # set changes on a HELLO or an authentication, a clock later now; a
+        # split (over a hundred clocks) could already straddle a change.
+        active = Signal(n)
         member_count = Signal(range(n + 1))
-        m.d.comb += member_count.eq(sum(members))
+        in_set = [authed[i] & (role[i] == Role.ACTIVE) & (epoch[i] == newest_epoch) for i in range(n)]
+        m.d.sync += [active.eq(Cat(*in_set)), member_count.eq(sum(in_set))]
+        members = list(active)
+        m.d.comb += [self.active_set.eq(active), self.authenticated.eq(Cat(*authed)),
+                     self.core_sent_to.eq(out_slot)]
         remainder = Signal(range(max(n, 2)))
         owner = Signal.like(slot)
         for i in range(n):
