@@ -61,9 +61,10 @@ CORES = {"bridge": bridge_factory, "dfs": dfs_factory}
 
 
 def default_core_factory():
-    """The interim L2 bridge: the DFS (``--core dfs``) synthesises but fits
-    none of the supported boards yet (docs/boards.md, "The DFS on the
-    boards"), so a plain build must not be one that fails in placement."""
+    """The interim L2 bridge: the DFS (``--core dfs``) places and routes on
+    the Colorlight's 25F but its core clock misses 125 MHz (docs/boards.md,
+    "The DFS on the boards"), so a plain build must not be a bitstream that
+    fails timing."""
     return bridge_factory
 
 
@@ -245,8 +246,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vlans", type=_vlan_pair, default=None, metavar="EXT,INT",
                         help="one-port boards (ecpix5): external and internal 802.1Q VLAN ids (default 10,20)")
     parser.add_argument("--core", choices=tuple(CORES), default="bridge",
-                        help="bridge (default): the interim L2 bridge; dfs: the DFS, which does not fit "
-                             "the supported boards yet (docs/boards.md)")
+                        help="bridge (default): the interim L2 bridge; dfs: the DFS, which places on the "
+                             "Colorlight but misses its core clock (docs/boards.md)")
 
 
 def _vlan_pair(text: str) -> tuple[int, int]:
