@@ -501,7 +501,12 @@ class SessionEngine(wiring.Component):
         padded_key = Cat(flow_key, Const(0, _KEY_BITS - KEY_WIDTH))
         key_feed = Cat(*(padded_key[_KEY_BITS - 8 * (b + 1) + j] for b in range(_KEY_BITS // 8) for j in range(8)))
         m.submodules.key_crc = key_crc = crc.catalog.CRC32_ISO_HDLC(data_width=1).create()
-        split_step = Signal(range(_KEY_BITS + 34))
+        split_step = Signal(range(_KEY_BITS + 35))
+        # The CRC, copied once it is whole and shifted out MSB first: a bit
+        # selected by split_step put a 32-way multiplexer and a subtract in
+        # front of the remainder step, the core clock's worst path on the
+        # Colorlight (docs/boards.md).
+        crc_shift = Signal(32)
         # The CRC takes its bit from registers: the key's bit select (a
         # 104-way multiplexer on split_step) is a clock ahead of it.
         feed_valid, feed_start, feed_bit = Signal(), Signal(), Signal()
@@ -1181,11 +1186,13 @@ class SessionEngine(wiring.Component):
                     ]
                 with m.Elif(split_step == _KEY_BITS):
                     m.d.sync += split_step.eq(split_step + 1)  # the last bit reaches the CRC
-                with m.Elif(split_step < _KEY_BITS + 33):
-                    crc_bit = key_crc.crc.bit_select((_KEY_BITS + 32 - split_step)[:5], 1)
-                    twice = Cat(crc_bit, remainder)
+                with m.Elif(split_step == _KEY_BITS + 1):
+                    m.d.sync += [crc_shift.eq(key_crc.crc), split_step.eq(split_step + 1)]
+                with m.Elif(split_step < _KEY_BITS + 34):
+                    twice = Cat(crc_shift[-1], remainder)
                     m.d.sync += [
                         remainder.eq(Mux(twice >= member_count, twice - member_count, twice)),
+                        crc_shift.eq(crc_shift << 1),
                         split_step.eq(split_step + 1),
                     ]
                 with m.Else():
