@@ -2,8 +2,9 @@
 every clock meets its constraint with 10% margin, resources fit the device.
 
 The Colorlight 5A-75B (R8.0) build runs in CI (marked ``slow``: about two
-minutes on 2 cores).  The other boards run only before a release, with
-``TWINPLANE_RELEASE=1``; otherwise they are skipped and say why.
+minutes on 2 cores).  The other boards, and the Colorlight with the DFS
+core, run only before a release, with ``TWINPLANE_RELEASE=1``; otherwise
+they are skipped and say why.
 """
 
 import json
@@ -11,7 +12,7 @@ import os
 
 import pytest
 
-from twinplane.host.build import TIMING_MARGIN, bridge_factory, build_board
+from twinplane.host.build import TIMING_MARGIN, bridge_factory, build_board, dfs_factory
 
 RELEASE = os.environ.get("TWINPLANE_RELEASE") == "1"
 
@@ -82,3 +83,19 @@ def test_release_board_bitstream(board, tmp_path):
     if not RELEASE:
         pytest.skip(f"{board}: release build, runs only with TWINPLANE_RELEASE=1")
     build_and_check(board, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.release
+def test_colorlight_5a_75b_dfs_places_and_routes(tmp_path):
+    # The DFS core on the Colorlight's 25F (issue 6): since the eleventh
+    # session it places, routes and fits, about 9 minutes on 2 cores.  Its
+    # core clock is not yet at 125 MHz (docs/boards.md, "Where it stands"), so
+    # only the receive clocks are held to their constraint here.
+    if not RELEASE:
+        pytest.skip("colorlight-5a-75b --core dfs: release build, runs only with TWINPLANE_RELEASE=1")
+    report = build_and_check("colorlight-5a-75b", tmp_path, timing=False, core_factory=dfs_factory)
+    assert (report["core"], report["flow_entries"]) == ("dfs", 1024)
+    rx = {c: (mhz, report["target_mhz"][c]) for c, mhz in report["fmax_mhz"].items()
+          if c != "sync" and mhz < report["target_mhz"][c]}
+    assert not rx, f"receive clocks below their constraint: {rx}"
