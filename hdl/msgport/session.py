@@ -480,12 +480,12 @@ class SessionEngine(wiring.Component):
         # clock's worst routed path on the Colorlight (docs/boards.md).  The
         # set changes on a HELLO or an authentication, a clock later now; a
         # split (over a hundred clocks) could already straddle a change.
-        active = Signal(n)
+        active_members = Signal(n)
         member_count = Signal(range(n + 1))
         in_set = [authed[i] & (role[i] == Role.ACTIVE) & (epoch[i] == newest_epoch) for i in range(n)]
-        m.d.sync += [active.eq(Cat(*in_set)), member_count.eq(sum(in_set))]
-        members = list(active)
-        m.d.comb += [self.active_set.eq(active), self.authenticated.eq(Cat(*authed)),
+        m.d.sync += [active_members.eq(Cat(*in_set)), member_count.eq(sum(in_set))]
+        members = list(active_members)
+        m.d.comb += [self.active_set.eq(active_members), self.authenticated.eq(Cat(*authed)),
                      self.core_sent_to.eq(out_slot)]
         remainder = Signal(range(max(n, 2)))
         owner = Signal.like(slot)
@@ -522,11 +522,14 @@ class SessionEngine(wiring.Component):
                 m.d.comb += lowest_authed.eq(i)
         expiry_slot = Signal.like(slot)
 
-        # -- the active CS: the lowest authenticated ACTIVE slot at the newest epoch
+        # -- the active CS: the lowest authenticated ACTIVE slot at the newest
+        # epoch, from the registered set (its epoch compares reached the flow
+        # controller's QUERY path through it: the Colorlight's worst core path
+        # at a8db240, docs/boards.md)
         active_found = Signal()
         active = Signal.like(slot)
         for i in reversed(range(n)):
-            with m.If(authed[i] & (role[i] == Role.ACTIVE) & (epoch[i] == newest_epoch)):
+            with m.If(active_members[i]):
                 m.d.comb += [active_found.eq(1), active.eq(i)]
         m.d.comb += self.active_cs.eq(Mux(active_found, active, n))
 
