@@ -84,6 +84,7 @@ from twinplane.protocol.messages import (
 )
 
 from ..crypto.siphash import SipHash24
+from ..onehot import OneHotFSM
 from ..ram import BlockRAM
 from .hash_arbiter import hash_client_signature
 from .layout import (
@@ -555,6 +556,14 @@ class SessionEngine(wiring.Component):
         challenge = Mux(is_csmb, body(CsmbAuthChallenge).challenge, body(SsmbAuthChallenge).challenge)
         nonce_q, verdict_q = Signal(64), Signal(8)
         active_q, vs_count_q = Signal(), Signal(range(self._vs_entries + 1))
+        # What "Answering HELLO" acts on, registered (the held HELLO's role
+        # bit and version compare ran on into newest_epoch's enable: the
+        # Colorlight's worst core path at 80f4b98, 7 levels).
+        hello_taken, hello_active = Signal(), Signal()
+        m.d.sync += [
+            hello_taken.eq(is_csmb & (verdict == ErrorCode.NONE)),
+            hello_active.eq(hello.role[0] == Role.ACTIVE),
+        ]
         m.d.sync += [
             nonce_q.eq(nonce[out_slot]),
             verdict_q.eq(verdict),
@@ -794,15 +803,15 @@ class SessionEngine(wiring.Component):
         ]
 
         lookup_wait = Signal(range(_LOOKUP_CLOCKS))
-        with m.FSM(name="session"):
-            with m.State("Idle"):
+        with OneHotFSM(m, "Idle", name="session") as fsm:
+            with fsm.state("Idle"):
                 with m.If(awaiting_verdict):
-                    m.next = "Waiting for the install verdict"  # the message on rx is handled
+                    fsm.goto("Waiting for the install verdict")  # the message on rx is handled
                 with m.Elif(self.rx.valid & ~to_core_pending):
                     m.d.sync += lookup_wait.eq(0)
-                    m.next = "Looking up the sender"
+                    fsm.goto("Looking up the sender")
                 with m.Elif(self.from_core.valid):
-                    m.next = "Stamping a core message"
+                    fsm.goto("Stamping a core message")
                 with m.Else():
                     # A CS silent for 3 of its HELLO intervals is forgotten;
                     # one slot looked at per idle clock.
@@ -811,7 +820,7 @@ class SessionEngine(wiring.Component):
                         m.d.sync += [in_use[expiry_slot].eq(0), authed[expiry_slot].eq(0)]
                         count("expired")
 
-            with m.State("Looking up the sender"):
+            with fsm.state("Looking up the sender"):
                 # The lookup pipeline above settles on the message and table.
                 m.d.sync += lookup_wait.eq(lookup_wait + 1)
                 with m.If(lookup_wait == _LOOKUP_CLOCKS - 1):
@@ -820,17 +829,17 @@ class SessionEngine(wiring.Component):
                         clear_words.eq(far_ahead),
                         slide_left.eq(Mux(seq_ahead, Mux(far_ahead, 16, shift - 1), 0)),
                     ]
-                    m.next = "Sliding the window"
+                    fsm.goto("Sliding the window")
 
-            with m.State("Sliding the window"):
+            with fsm.state("Sliding the window"):
                 # The skipped seqs' bits cleared, one (or a word) a clock.
                 with m.If(slide_left != 0):
                     m.d.comb += clearing.eq(1)
                     m.d.sync += [clear_ptr.eq(clear_ptr + Mux(clear_words, 4, 1)), slide_left.eq(slide_left - 1)]
                 with m.Else():
-                    m.next = "Dispatching"
+                    fsm.goto("Dispatching")
 
-            with m.State("Dispatching"):
+            with fsm.state("Dispatching"):
                 with m.If(is_csmb & is_hello & ~found):
                     with m.If(any_free):
                         m.d.sync += [
@@ -847,61 +856,61 @@ class SessionEngine(wiring.Component):
                             deadline[free_slot].eq(now_ms + hello_3_intervals),
                         ]
                         m.d.sync += lookup_wait.eq(0)
-                        m.next = "Looking up the sender"  # again, now with the slot found
+                        fsm.goto("Looking up the sender")  # again, now with the slot found
                     with m.Else():
                         count("no_slot")
-                        m.next = "Done"
+                        fsm.goto("Done")
                 with m.Elif(~found):
                     count("not_authenticated")
                     with m.If(is_request):
                         m.d.sync += ack_error.eq(ErrorCode.NOTAUTH)
-                        m.next = "Acknowledging"
+                        fsm.goto("Acknowledging")
                     with m.Else():
-                        m.next = "Done"
+                        fsm.goto("Done")
                 with m.Elif(~fresh):
                     count("replayed")
-                    m.next = "Done"
+                    fsm.goto("Done")
                 with m.Elif(is_hello):
                     m.d.sync += accept_seq()
-                    m.next = "Answering HELLO"
+                    fsm.goto("Answering HELLO")
                 with m.Elif(is_challenge):
                     # out_slot: nonce_q is the slot's nonce from the next clock on.
                     m.d.sync += [*accept_seq(), hash_index.eq(32 - len(_AUTH_LABEL)), hash_for_session.eq(0),
                                  out_slot.eq(slot)]
-                    m.next = "Hashing"
+                    fsm.goto("Hashing")
                 with m.Elif(~session_ok):
                     m.d.sync += accept_seq()
                     count("bad_session")
                     with m.If(is_request):
                         m.d.sync += ack_error.eq(ErrorCode.NOTAUTH)
-                        m.next = "Acknowledging"
+                        fsm.goto("Acknowledging")
                     with m.Else():
-                        m.next = "Done"
+                        fsm.goto("Done")
                 with m.Elif(read_only & ~is_csmb):
                     # SSMB DUMP reads only: any authenticated CS, any epoch.
                     m.d.sync += accept_seq()
-                    m.next = "Passing to the core"
+                    fsm.goto("Passing to the core")
                 with m.Elif(~read_only & (~slot_active | epoch_behind)):
                     # Fencing: only the active set changes state.
                     m.d.sync += [*accept_seq(), *adopt_epoch]
                     count("stale_epoch")
                     with m.If(is_csmb):
                         m.d.sync += ack_error.eq(ErrorCode.STALE_EPOCH)
-                        m.next = "Acknowledging"
+                        fsm.goto("Acknowledging")
                     with m.Else():
-                        m.next = "Done"
+                        fsm.goto("Done")
                 with m.Else():
                     m.d.sync += [*accept_seq(), *adopt_epoch]
                     with m.If(is_csmb):
                         count("requests")
-                        m.next = "Executing a request"
+                        fsm.goto("Executing a request")
                     with m.Else():
-                        m.next = "Passing to the core"
+                        fsm.goto("Passing to the core")
 
-            with m.State("Answering HELLO"):
+            with fsm.state("Answering HELLO"):
                 count("hellos")
                 m.d.sync += start_reply(_Kind.HELLO)
-                with m.If(is_csmb & (verdict == ErrorCode.NONE)):
+                with m.If(hello_taken):
                     m.d.sync += [
                         role[slot].eq(hello.role[0]),
                         cs_id[slot].eq(hello.cs_id),
@@ -913,28 +922,28 @@ class SessionEngine(wiring.Component):
                     # newest epoch, are as the lookup pipeline saw them in
                     # "Dispatching" (which changed none of them for a HELLO),
                     # so its registered compares stand for the 32-bit ones.
-                    becomes_active = (hello.role[0] == Role.ACTIVE) & ~slot_active
+                    becomes_active = hello_active & ~slot_active
                     with m.If(authed[slot] & becomes_active):
                         # Becoming active takes a fresh authentication.
                         m.d.sync += authed[slot].eq(0)
                         count("reauth_for_active")
                     with m.Elif(session_ok):
                         m.d.sync += epoch[slot].eq(Mux(slot_epoch_ahead, hdr.epoch, epoch[slot]))
-                        with m.If((hello.role[0] == Role.ACTIVE) & epoch_ahead):
+                        with m.If(hello_active & epoch_ahead):
                             m.d.sync += newest_epoch.eq(hdr.epoch)
-                m.next = "Sending"
+                fsm.goto("Sending")
 
-            with m.State("Hashing"):
+            with fsm.state("Hashing"):
                 # Label, then challenge and nonce, both big-endian.
                 m.d.comb += siphash.sink.valid.eq(hash_byte_ok)
                 with m.If(siphash.sink.ready & hash_byte_ok):
                     m.d.sync += hash_index.eq(hash_index + 1)  # hash_byte_ok drops for a clock
                     with m.If(hash_byte_last):
-                        m.next = "Waiting for the hash"
+                        fsm.goto("Waiting for the hash")
                 with m.Else():
                     m.d.sync += hash_byte_ok.eq(1)  # hash_byte is hash_index's from the next clock
 
-            with m.State("Waiting for the hash"):
+            with fsm.state("Waiting for the hash"):
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
                     with m.If(~hash_for_session):
@@ -943,27 +952,27 @@ class SessionEngine(wiring.Component):
                             hash_for_session.eq(1),
                             hash_index.eq(32 - len(_SESSION_LABEL)),
                         ]
-                        m.next = "Hashing"
+                        fsm.goto("Hashing")
                     with m.Else():
                         new_session = Signal(32)
                         hashed = siphash.source.payload[:32]
                         m.d.comb += new_session.eq(Mux(hashed == 0, 1, hashed))  # 0 means "no session"
                         count("authentications")
                         m.d.sync += [session[slot].eq(new_session), authed[slot].eq(1), epoch[slot].eq(hdr.epoch)]
-                        with m.If((role[slot] == Role.ACTIVE) & (hdr.epoch > newest_epoch)):
+                        with m.If(raise_epoch):  # the lookup pipeline's registered compares
                             m.d.sync += newest_epoch.eq(hdr.epoch)
                         m.d.sync += start_reply(_Kind.AUTH_RESPONSE)
-                        m.next = "Sending"
+                        fsm.goto("Sending")
 
-            with m.State("Executing a request"):
+            with fsm.state("Executing a request"):
                 m.d.sync += [vs_index.eq(0), ack_error.eq(ErrorCode.NONE)]
                 with m.Switch(cur.msg_type):
                     with m.Case(CsmbType.ADD_VS, CsmbType.DEL_VS):
                         m.d.sync += [found_vs.eq(0), free_vs.eq(self._vs_entries)]
-                        m.next = "Finding the virtual server"
+                        fsm.goto("Finding the virtual server")
                     with m.Case(CsmbType.VS_LIST):
                         m.d.sync += vs_list_count.eq(0)
-                        m.next = "Listing virtual servers"
+                        fsm.goto("Listing virtual servers")
                     with m.Case(CsmbType.CONFIG):
                         config = body(Config)
                         value = config.value
@@ -983,10 +992,10 @@ class SessionEngine(wiring.Component):
                                 pass  # accepted; not used by this DFS yet
                             with m.Default():
                                 m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
-                        m.next = "Acknowledging"
+                        fsm.goto("Acknowledging")
                     with m.Default():
                         m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
-                        m.next = "Acknowledging"
+                        fsm.goto("Acknowledging")
 
             # ADD_VS/DEL_VS: walk the table a entry per clock for the vs_id
             # (first match) and the first free entry, instead of comparing
@@ -999,21 +1008,21 @@ class SessionEngine(wiring.Component):
             # clocks an entry, id_match valid on the second.
             id_match, compared = Signal(), Signal()
             m.d.sync += [id_match.eq(vs_id_rd.data == wanted_id), compared.eq(0)]
-            with m.State("Finding the virtual server"):
+            with fsm.state("Finding the virtual server"):
                 entry_valid = vs_valid.bit_select(vs_index, 1)
                 with m.If(vs_index == self._vs_entries):
-                    m.next = "Deciding"
+                    fsm.goto("Deciding")
                 with m.Elif(~compared):
                     m.d.sync += compared.eq(1)
                 with m.Elif(entry_valid & id_match):
                     m.d.sync += found_vs.eq(1)
-                    m.next = "Deciding"
+                    fsm.goto("Deciding")
                 with m.Else():
                     with m.If(~entry_valid & (free_vs == self._vs_entries)):
                         m.d.sync += free_vs.eq(vs_index)
                     m.d.sync += vs_index.eq(vs_index + 1)
 
-            with m.State("Deciding"):
+            with fsm.state("Deciding"):
                 with m.If(cur.msg_type == CsmbType.ADD_VS):
                     supported = (
                         ((hdr.flags & int(PROXY_FLAGS)) == 0)
@@ -1022,15 +1031,15 @@ class SessionEngine(wiring.Component):
                     )
                     with m.If(~supported | (~found_vs & (free_vs == self._vs_entries))):
                         m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
-                        m.next = "Acknowledging"
+                        fsm.goto("Acknowledging")
                     with m.Else():
                         with m.If(~found_vs):
                             m.d.sync += vs_index.eq(free_vs)
-                        m.next = "Writing a virtual server"
+                        fsm.goto("Writing a virtual server")
                 with m.Elif(found_vs):
-                    m.next = "Writing a virtual server"
+                    fsm.goto("Writing a virtual server")
                 with m.Else():
-                    m.next = "Acknowledging"  # idempotent: already gone
+                    fsm.goto("Acknowledging")  # idempotent: already gone
 
             # The CAM write and the table's write data and addresses are
             # driven in every state, only the enables in the state below (set
@@ -1050,41 +1059,41 @@ class SessionEngine(wiring.Component):
                 *(getattr(vs_wr.data, name).eq(getattr(written.vs, name)[:len(getattr(vs_wr.data, name))])
                   for name, _ in block_layout(VirtualServer)),
             ]
-            with m.State("Writing a virtual server"):
+            with fsm.state("Writing a virtual server"):
                 m.d.comb += self.vs_write.valid.eq(1)
                 with m.If(self.vs_write.ready):
                     m.d.comb += [vs_id_wr.en.eq(1), vs_wr.en.eq(1)]
                     m.d.sync += vs_valid.bit_select(vs_index, 1).eq(is_add)
-                    m.next = "Acknowledging"
+                    fsm.goto("Acknowledging")
 
-            with m.State("Listing virtual servers"):
+            with fsm.state("Listing virtual servers"):
                 with m.If(vs_index == self._vs_entries):
-                    m.next = "Acknowledging"
+                    fsm.goto("Acknowledging")
                 with m.Elif(~vs_valid.bit_select(vs_index, 1)):
                     m.d.sync += vs_index.eq(vs_index + 1)
                 with m.Else():
-                    m.next = "Reading a list entry"
+                    fsm.goto("Reading a list entry")
 
-            with m.State("Reading a list entry"):
+            with fsm.state("Reading a list entry"):
                 # The block RAM's read is two clocks; vs_index holds.
-                m.next = "Reading a list entry, second clock"
+                fsm.goto("Reading a list entry, second clock")
 
-            with m.State("Reading a list entry, second clock"):
+            with fsm.state("Reading a list entry, second clock"):
                 m.d.sync += start_reply(_Kind.VS_LIST)
-                m.next = "Sending a list entry"
+                fsm.goto("Sending a list entry")
 
-            with m.State("Sending a list entry"):
+            with fsm.state("Sending a list entry"):
                 m.d.comb += self.tx.valid.eq(1)
                 with m.If(self.tx.ready):
                     m.d.sync += sent
                     m.d.sync += [vs_index.eq(vs_index + 1), vs_list_count.eq(vs_list_count + 1)]
-                    m.next = "Listing virtual servers"
+                    fsm.goto("Listing virtual servers")
 
-            with m.State("Acknowledging"):
+            with fsm.state("Acknowledging"):
                 m.d.sync += start_reply(_Kind.ACK)
-                m.next = "Sending"
+                fsm.goto("Sending")
 
-            with m.State("Sending"):
+            with fsm.state("Sending"):
                 m.d.comb += self.tx.valid.eq(1)
                 with m.If(self.tx.ready):
                     m.d.sync += sent
@@ -1094,22 +1103,22 @@ class SessionEngine(wiring.Component):
                     with m.Elif(is_replica):
                         count("replicated")
                         m.d.comb += self.rx.ready.eq(1)
-                        m.next = "Idle"
+                        fsm.goto("Idle")
                     with m.Elif(kind == _Kind.CORE):
                         m.d.comb += [self.from_core.ready.eq(1), self.core_delivered.eq(1)]
-                        m.next = "Idle"
+                        fsm.goto("Idle")
                     with m.Else():
                         m.d.comb += self.rx.ready.eq(1)
-                        m.next = "Idle"
+                        fsm.goto("Idle")
 
-            with m.State("Passing to the core"):
+            with fsm.state("Passing to the core"):
                 # Offered on to_core from now on (below), while the engine
                 # goes on serving the core's own messages: the core may be
                 # waiting to send one before it takes this.
                 m.d.sync += to_core_pending.eq(1)
-                m.next = "Idle"
+                fsm.goto("Idle")
 
-            with m.State("Waiting for the install verdict"):
+            with fsm.state("Waiting for the install verdict"):
                 if self._install_verdicts:
                     others = Cat(*authed) & ~(Const(1, n) << slot)[:n]
                     m.d.comb += self.installed.ready.eq(1)
@@ -1119,23 +1128,23 @@ class SessionEngine(wiring.Component):
                             # Replication: a copy for every other authenticated CS.
                             m.d.sync += [kind.eq(_Kind.REPLICA), out_slot.eq(lowest_other), copies.eq(others),
                                          out_anonymous.eq(0)]
-                            m.next = "Replicating"
+                            fsm.goto("Replicating")
                         with m.Else():
-                            m.next = "Done"
+                            fsm.goto("Done")
                     with m.Elif(self.from_core.valid):
-                        m.next = "Stamping a core message"  # the core may speak first
+                        fsm.goto("Stamping a core message")  # the core may speak first
                 else:
-                    m.next = "Done"
+                    fsm.goto("Done")
 
-            with m.State("Replicating"):
+            with fsm.state("Replicating"):
                 m.d.sync += copies.eq(copies & ~(Const(1, n) << out_slot)[:n])
-                m.next = "Sending"
+                fsm.goto("Sending")
 
-            with m.State("Done"):
+            with fsm.state("Done"):
                 m.d.comb += self.rx.ready.eq(1)
-                m.next = "Idle"
+                fsm.goto("Idle")
 
-            with m.State("Stamping a core message"):
+            with fsm.state("Stamping a core message"):
                 # DELETE and RESET go to every authenticated CS (the active
                 # one first), re-stamped for each: replication.
                 core_type = self.from_core.payload.msg_type
@@ -1154,11 +1163,11 @@ class SessionEngine(wiring.Component):
                 with m.If(to_asker):
                     m.d.sync += [kind.eq(_Kind.CORE), out_slot.eq(dump_slot), out_anonymous.eq(0), copies.eq(0)]
                     count("from_core_count")
-                    m.next = "Sending"
+                    fsm.goto("Sending")
                 with m.Elif(~active_found & ~(to_all & (authed_mask != 0))):
                     count("no_active_cs")
                     m.d.comb += self.from_core.ready.eq(1)
-                    m.next = "Idle"
+                    fsm.goto("Idle")
                 with m.Else():
                     first = Mux(active_found, active, lowest_authed)
                     m.d.sync += [
@@ -1170,11 +1179,11 @@ class SessionEngine(wiring.Component):
                     ]
                     count("from_core_count")
                     with m.If((core_type == SsmbType.QUERY) & (member_count > 1)):
-                        m.next = "Splitting the active set"
+                        fsm.goto("Splitting the active set")
                     with m.Else():
-                        m.next = "Sending"
+                        fsm.goto("Sending")
 
-            with m.State("Splitting the active set"):
+            with fsm.state("Splitting the active set"):
                 # Active/active: the QUERY goes to member crc32(key) % count
                 # of the active set ordered by cs_id.  The CRC takes the key a
                 # bit per clock (zlib's order: bytes big-endian, bits LSB
@@ -1200,7 +1209,7 @@ class SessionEngine(wiring.Component):
                     ]
                 with m.Else():
                     m.d.sync += out_slot.eq(owner)
-                    m.next = "Sending"
+                    fsm.goto("Sending")
 
         # The message passed to the core: held on to_core (and rx) until taken.
         m.d.comb += [self.to_core.valid.eq(to_core_pending), self.to_core.payload.eq(cur)]
