@@ -120,7 +120,10 @@ def received_message_layout() -> data.StructLayout:
 def transmit_message_layout() -> data.StructLayout:
     """One message to send: its bus, the number of signed bytes (header and
     body) and where it goes.  The bytes themselves are read through
-    :func:`message_read_signature` while the message is offered."""
+    :func:`message_read_signature` while the message is offered.  The
+    destination may settle a clock after ``valid`` rises (the session engine
+    registers it): a reader takes ``bus`` and ``length`` at once and the
+    destination no sooner than two clocks later."""
     return data.StructLayout(
         {
             "bus": 1,

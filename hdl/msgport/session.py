@@ -694,6 +694,12 @@ class SessionEngine(wiring.Component):
         m.d.comb += [
             self.tx.payload.bus.eq(out_csmb),
             self.tx.payload.length.eq(out_len),
+        ]
+        # Registered like out_seq: the transmitter reads them for the IPv4
+        # checksum and the headers, several clocks after it takes the
+        # message (the slot multiplexer on out_slot, fanout 231, ran on into
+        # its 42-way header byte select: 7 levels).
+        m.d.sync += [
             self.tx.payload.dst_mac.eq(Mux(is_core, cs_mac[out_slot], cur.src_mac)),
             self.tx.payload.dst_ip.eq(Mux(is_core, ssmb_ip[out_slot], cur.src_ip)),
             self.tx.payload.dst_port.eq(Mux(is_core, ssmb_port[out_slot], cur.src_port)),

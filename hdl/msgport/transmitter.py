@@ -42,6 +42,7 @@ from twinplane.protocol.codes import CSMB_UDP_PORT, SSMB_UDP_PORT
 from twinplane.protocol.messages import TAG_SIZE
 
 from ..crypto.siphash import SipHash24
+from ..onehot import OneHotFSM
 from ..packet import packet_signature
 from .hash_arbiter import hash_client_signature
 from .layout import MAX_TRANSMIT_BYTES, READ_LATENCY, message_read_signature, transmit_message_layout
@@ -182,15 +183,15 @@ class MessageTransmitter(wiring.Component):
             self.source.payload.last.eq(sending_tag & tag_last),
         ]
 
-        with m.FSM(name="transmitter"):
-            with m.State("Waiting for a message"):
+        with OneHotFSM(m, "Waiting for a message", name="transmitter") as fsm:
+            with fsm.state("Waiting for a message"):
                 m.d.sync += [body_index.eq(0), fetch_index.eq(0), fetch_more.eq(1), sum_step.eq(0),
                              ip_sum.eq(0x4500 + 0x4000 + (_TTL << 8 | 17)), ip_carry.eq(0)]
                 with m.If(self.sink.valid):
                     m.d.sync += [ip_total.eq(20 + 8 + msg.length + TAG_SIZE), length.eq(msg.length), last_index.eq(msg.length - 1)]
-                    m.next = "Hashing the bus byte"
+                    fsm.goto("Hashing the bus byte")
 
-            with m.State("Hashing the bus byte"):
+            with fsm.state("Hashing the bus byte"):
                 m.d.comb += [
                     fetching.eq(1),
                     siphash.sink.valid.eq(1),
@@ -198,35 +199,35 @@ class MessageTransmitter(wiring.Component):
                     siphash.sink.payload.last.eq(0),
                 ]
                 with m.If(siphash.sink.ready):
-                    m.next = "Hashing the message"
+                    fsm.goto("Hashing the message")
 
-            with m.State("Hashing the message"):
+            with fsm.state("Hashing the message"):
                 m.d.comb += [fetching.eq(1), siphash.sink.valid.eq(have_byte), pop.eq(have_byte & siphash.sink.ready)]
                 with m.If(pop):
                     m.d.sync += body_index.eq(body_index + 1)
                     with m.If(last_body):
-                        m.next = "Waiting for the tag"
+                        fsm.goto("Waiting for the tag")
                 with m.If(sum_step != sum_steps):
                     m.d.sync += [Cat(ip_sum, ip_carry).eq(ip_sum + sum_words[sum_step] + ip_carry),
                                  sum_step.eq(sum_step + 1)]
 
-            with m.State("Waiting for the tag"):
+            with fsm.state("Waiting for the tag"):
                 m.d.sync += [fetch_index.eq(0), fetch_more.eq(1)]  # a message is never empty
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
                     m.d.sync += [tag.eq(siphash.source.payload), head_index.eq(1), body_index.eq(0),
                                  head_q.eq(head_bytes[:8]), first.eq(1)]
-                    m.next = "Sending the headers"
+                    fsm.goto("Sending the headers")
 
-            with m.State("Sending the headers"):
+            with fsm.state("Sending the headers"):
                 m.d.comb += [fetching.eq(1), sending_head.eq(1), self.source.valid.eq(1)]
                 with m.If(self.source.ready):
                     m.d.sync += [head_q.eq(head_bytes.word_select(head_index, 8)), head_index.eq(head_index + 1),
                                  first.eq(0)]
                     with m.If(head_index == _HEADERS):
-                        m.next = "Sending the message"
+                        fsm.goto("Sending the message")
 
-            with m.State("Sending the message"):
+            with fsm.state("Sending the message"):
                 # The FIFO filled during the headers and the fetcher keeps a
                 # byte a clock coming, so valid does not drop inside the frame.
                 m.d.comb += [fetching.eq(1), self.source.valid.eq(have_byte),
@@ -235,9 +236,9 @@ class MessageTransmitter(wiring.Component):
                     m.d.sync += body_index.eq(body_index + 1)
                     with m.If(last_body):
                         m.d.sync += [body_index.eq(0), tag_last.eq(0)]
-                        m.next = "Sending the tag"
+                        fsm.goto("Sending the tag")
 
-            with m.State("Sending the tag"):
+            with fsm.state("Sending the tag"):
                 m.d.comb += [sending_tag.eq(1), self.source.valid.eq(1)]
                 with m.If(self.source.ready):
                     m.d.sync += [tag.eq(tag >> 8), body_index.eq(body_index + 1)]
@@ -246,5 +247,5 @@ class MessageTransmitter(wiring.Component):
                         # The frame is out: now the producer may move on.
                         m.d.comb += self.sink.ready.eq(1)
                         m.d.sync += [self.sent.eq(self.sent + 1), ident.eq(ident + 1)]
-                        m.next = "Waiting for a message"
+                        fsm.goto("Waiting for a message")
         return m
