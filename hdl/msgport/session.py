@@ -108,7 +108,7 @@ _WINDOW = ReplayWindow.SIZE
 _KEY_BITS = 8 * ((KEY_WIDTH + 7) // 8)  # the flow key as the model's crc32 sees it: whole bytes
 _CLOCK_BITS = 24  # the engine's millisecond clock (wraps after 4.6 hours)
 _DEFAULT_HELLO_MS = 1000  # a CS's HELLO interval until its HELLO says otherwise
-_LOOKUP_CLOCKS = 5  # slot lookup -> its window -> the differences -> their verdicts, each a register
+_LOOKUP_CLOCKS = 6  # slot match -> lookup -> its window -> the differences -> their verdicts, each a register
 _COUNTERS = (
     "hellos",
     "authentications",
@@ -311,11 +311,18 @@ class SessionEngine(wiring.Component):
         # (_LOOKUP_CLOCKS) after the message or the table changed, then
         # "Sliding the window" moves the window a bit a clock.
         # Stage 1, slot lookup: CSMB by (address, port); SSMB by (address, session).
+        # Each slot's compares are registered before they are combined and
+        # picked from (the 32-bit compares, the pick and `slot` were one
+        # path of 7 levels).
         match = Signal(n)
         for i in range(n):
-            by_port = (cs_ip[i] == cur.src_ip) & (cs_port[i] == cur.src_port)
-            by_session = (cs_ip[i] == cur.src_ip) & authed[i] & (session[i] == hdr.session)
-            m.d.comb += match[i].eq(in_use[i] & Mux(is_csmb, by_port, by_session))
+            ip_same, port_same, session_same = Signal(), Signal(), Signal()
+            m.d.sync += [
+                ip_same.eq(cs_ip[i] == cur.src_ip),
+                port_same.eq(cs_port[i] == cur.src_port),
+                session_same.eq(session[i] == hdr.session),
+            ]
+            m.d.comb += match[i].eq(in_use[i] & ip_same & Mux(is_csmb, port_same, authed[i] & session_same))
         found, any_free = Signal(), Signal()
         slot = Signal(range(max(n, 2)))
         free_slot = Signal(range(max(n, 2)))
@@ -511,6 +518,10 @@ class SessionEngine(wiring.Component):
         # The CRC takes its bit from registers: the key's bit select (a
         # 104-way multiplexer on split_step) is a clock ahead of it.
         feed_valid, feed_start, feed_bit = Signal(), Signal(), Signal()
+        # The key, copied while the engine is not splitting (from_core holds
+        # it from valid on) and shifted out a bit a clock: a bit selected by
+        # split_step was a 104-way multiplexer, 7 levels.
+        key_shift = Signal(_KEY_BITS)
         m.d.sync += feed_valid.eq(0)
         m.d.comb += [key_crc.valid.eq(feed_valid), key_crc.start.eq(feed_start), key_crc.data.eq(feed_bit)]
         copies = Signal(n)  # slots still owed a copy of the core message
@@ -808,8 +819,53 @@ class SessionEngine(wiring.Component):
             newest_epoch.eq(Mux(raise_epoch, hdr.epoch, newest_epoch)),
         ]
 
+        # The core message's type decoded into registers every clock: from_core
+        # holds the message from valid on, and "Stamping a core message" is
+        # a clock after valid is first seen (the decodes ran on into
+        # out_slot, kind and copies, 7 levels).
+        core_type = self.from_core.payload.msg_type
+        core_to_all, core_dump_answer, core_is_dump, core_is_query = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [
+            # DELETE and RESET go to every authenticated CS.
+            core_to_all.eq((core_type == SsmbType.DELETE) | (core_type == SsmbType.RESET)),
+            # A DUMP's answers (STATS without error, DUMP END) go to the CS
+            # that asked, standby or not; a REAP's STATS (CONNALIVE) to the
+            # owner as usual.
+            core_dump_answer.eq(((core_type == SsmbType.STATS) & (self.from_core.payload.error == ErrorCode.NONE))
+                                | (core_type == SsmbType.DUMP)),
+            core_is_dump.eq(core_type == SsmbType.DUMP),
+            core_is_query.eq(core_type == SsmbType.QUERY),
+        ]
+
+        # The held request decoded into registers (settled, like the lookup
+        # pipeline, long before "Executing a request"; the type and item
+        # compares ran on into ack_error and the state flops, 7 levels).
+        request_is_vs, request_is_list, is_add, add_supported = Signal(), Signal(), Signal(), Signal()
+        config_dfs_addr, config_dfs_mac, config_idle, config_known = Signal(), Signal(), Signal(), Signal()
+        config_item = body(Config).item
+        is_config = cur.msg_type == CsmbType.CONFIG
+        m.d.sync += [
+            request_is_vs.eq((cur.msg_type == CsmbType.ADD_VS) | (cur.msg_type == CsmbType.DEL_VS)),
+            request_is_list.eq(cur.msg_type == CsmbType.VS_LIST),
+            is_add.eq(cur.msg_type == CsmbType.ADD_VS),
+            add_supported.eq(((hdr.flags & int(PROXY_FLAGS)) == 0)
+                             & ((body(AddVs).vs.protocol == 6) | (body(AddVs).vs.protocol == 17))
+                             & (body(AddVs).vs.virt_addr[32:] == 0xFFFF)),
+            config_dfs_addr.eq(is_config & (config_item == ConfigItem.DFS_ADDR)),
+            config_dfs_mac.eq(is_config & (config_item == ConfigItem.DFS_MAC)),
+            config_idle.eq(is_config & (config_item == ConfigItem.IDLE_TIMEOUT_S)),
+            config_known.eq(is_config & ((config_item == ConfigItem.DFS_ADDR) | (config_item == ConfigItem.DFS_MAC)
+                                         | (config_item == ConfigItem.IDLE_TIMEOUT_S)
+                                         | (config_item == ConfigItem.CS_ADDR)
+                                         | (config_item == ConfigItem.DEFAULT_GATEWAY)
+                                         | (config_item == ConfigItem.SSMB_STANDBY_ADDR)
+                                         | (config_item == ConfigItem.HELLO_INTERVAL_MS))),
+        ]
+
         lookup_wait = Signal(range(_LOOKUP_CLOCKS))
         with OneHotFSM(m, "Idle", name="session") as fsm:
+            with m.If(~fsm.ongoing("Splitting the active set")):
+                m.d.sync += key_shift.eq(key_feed)
             with fsm.state("Idle"):
                 with m.If(awaiting_verdict):
                     fsm.goto("Waiting for the install verdict")  # the message on rx is handled
@@ -972,43 +1028,33 @@ class SessionEngine(wiring.Component):
 
             with fsm.state("Executing a request"):
                 m.d.sync += [vs_index.eq(0), ack_error.eq(ErrorCode.NONE)]
-                with m.Switch(cur.msg_type):
-                    with m.Case(CsmbType.ADD_VS, CsmbType.DEL_VS):
-                        m.d.sync += [found_vs.eq(0), free_vs.eq(self._vs_entries)]
-                        fsm.goto("Finding the virtual server")
-                    with m.Case(CsmbType.VS_LIST):
-                        m.d.sync += vs_list_count.eq(0)
-                        fsm.goto("Listing virtual servers")
-                    with m.Case(CsmbType.CONFIG):
-                        config = body(Config)
-                        value = config.value
-                        with m.Switch(config.item):
-                            with m.Case(ConfigItem.DFS_ADDR):
-                                m.d.sync += [dfs_ip_reg.eq(value[:32]), dfs_ip_set.eq(1)]
-                            with m.Case(ConfigItem.DFS_MAC):
-                                m.d.sync += [dfs_mac_reg.eq(value[:48]), dfs_mac_set.eq(1)]
-                            with m.Case(ConfigItem.IDLE_TIMEOUT_S):
-                                m.d.sync += self.idle_timeout_s.eq(value[:16])
-                            with m.Case(
-                                ConfigItem.CS_ADDR,
-                                ConfigItem.DEFAULT_GATEWAY,
-                                ConfigItem.SSMB_STANDBY_ADDR,
-                                ConfigItem.HELLO_INTERVAL_MS,
-                            ):
-                                pass  # accepted; not used by this DFS yet
-                            with m.Default():
-                                m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
-                        fsm.goto("Acknowledging")
-                    with m.Default():
+                value = body(Config).value
+                with m.If(request_is_vs):
+                    m.d.sync += [found_vs.eq(0), free_vs.eq(self._vs_entries)]
+                    fsm.goto("Finding the virtual server")
+                with m.Elif(request_is_list):
+                    m.d.sync += vs_list_count.eq(0)
+                    fsm.goto("Listing virtual servers")
+                with m.Else():
+                    # CONFIG (its item known) or BADCONFIG.  CS_ADDR,
+                    # DEFAULT_GATEWAY, SSMB_STANDBY_ADDR and HELLO_INTERVAL_MS
+                    # are accepted and not used by this DFS yet.
+                    with m.If(config_dfs_addr):
+                        m.d.sync += [dfs_ip_reg.eq(value[:32]), dfs_ip_set.eq(1)]
+                    with m.If(config_dfs_mac):
+                        m.d.sync += [dfs_mac_reg.eq(value[:48]), dfs_mac_set.eq(1)]
+                    with m.If(config_idle):
+                        m.d.sync += self.idle_timeout_s.eq(value[:16])
+                    with m.If(~config_known):
                         m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
-                        fsm.goto("Acknowledging")
+                    fsm.goto("Acknowledging")
 
             # ADD_VS/DEL_VS: walk the table a entry per clock for the vs_id
             # (first match) and the first free entry, instead of comparing
             # every entry's id at once.
             add = body(AddVs)
             delete = body(DelVs)
-            wanted_id = Mux(cur.msg_type == CsmbType.ADD_VS, add.vs.vs_id, delete.vs.vs_id)
+            wanted_id = Mux(is_add, add.vs.vs_id, delete.vs.vs_id)
             # The entry's id compare is registered (the LUT RAM read and the
             # 16-bit compare ran on into the state's decode, 7 levels): two
             # clocks an entry, id_match valid on the second.
@@ -1029,13 +1075,8 @@ class SessionEngine(wiring.Component):
                     m.d.sync += vs_index.eq(vs_index + 1)
 
             with fsm.state("Deciding"):
-                with m.If(cur.msg_type == CsmbType.ADD_VS):
-                    supported = (
-                        ((hdr.flags & int(PROXY_FLAGS)) == 0)
-                        & ((add.vs.protocol == 6) | (add.vs.protocol == 17))
-                        & (add.vs.virt_addr[32:] == 0xFFFF)
-                    )
-                    with m.If(~supported | (~found_vs & (free_vs == self._vs_entries))):
+                with m.If(is_add):
+                    with m.If(~add_supported | (~found_vs & (free_vs == self._vs_entries))):
                         m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
                         fsm.goto("Acknowledging")
                     with m.Else():
@@ -1051,7 +1092,6 @@ class SessionEngine(wiring.Component):
             # driven in every state, only the enables in the state below (set
             # only there, each of their ~230 bits would be ANDed with the
             # state: a LUT4 a bit).
-            is_add = cur.msg_type == CsmbType.ADD_VS
             written = self.vs_write.payload
             m.d.comb += [
                 written.index.eq(vs_index),
@@ -1153,24 +1193,16 @@ class SessionEngine(wiring.Component):
             with fsm.state("Stamping a core message"):
                 # DELETE and RESET go to every authenticated CS (the active
                 # one first), re-stamped for each: replication.
-                core_type = self.from_core.payload.msg_type
-                to_all = (core_type == SsmbType.DELETE) | (core_type == SsmbType.RESET)
                 authed_mask = Cat(*authed)
-                # A DUMP's answers (STATS without error, DUMP END) go to the
-                # CS that asked, standby or not; a REAP's STATS (CONNALIVE)
-                # to the owner as usual.
-                dump_answer = ((core_type == SsmbType.STATS) & (self.from_core.payload.error == ErrorCode.NONE)) | (
-                    core_type == SsmbType.DUMP
-                )
                 to_asker = Signal()
-                m.d.comb += to_asker.eq(dump_answer & dump_asked & authed[dump_slot])
-                with m.If(core_type == SsmbType.DUMP):
+                m.d.comb += to_asker.eq(core_dump_answer & dump_asked & authed[dump_slot])
+                with m.If(core_is_dump):
                     m.d.sync += dump_asked.eq(0)
                 with m.If(to_asker):
                     m.d.sync += [kind.eq(_Kind.CORE), out_slot.eq(dump_slot), out_anonymous.eq(0), copies.eq(0)]
                     count("from_core_count")
                     fsm.goto("Sending")
-                with m.Elif(~active_found & ~(to_all & (authed_mask != 0))):
+                with m.Elif(~active_found & ~(core_to_all & (authed_mask != 0))):
                     count("no_active_cs")
                     m.d.comb += self.from_core.ready.eq(1)
                     fsm.goto("Idle")
@@ -1180,11 +1212,11 @@ class SessionEngine(wiring.Component):
                         kind.eq(_Kind.CORE),
                         out_slot.eq(first),
                         out_anonymous.eq(0),
-                        copies.eq(Mux(to_all, authed_mask & ~(Const(1, n) << first)[:n], 0)),
+                        copies.eq(Mux(core_to_all, authed_mask & ~(Const(1, n) << first)[:n], 0)),
                         split_step.eq(0),
                     ]
                     count("from_core_count")
-                    with m.If((core_type == SsmbType.QUERY) & (member_count > 1)):
+                    with m.If(core_is_query & (member_count > 1)):
                         fsm.goto("Splitting the active set")
                     with m.Else():
                         fsm.goto("Sending")
@@ -1198,7 +1230,8 @@ class SessionEngine(wiring.Component):
                     m.d.sync += [
                         feed_valid.eq(1),
                         feed_start.eq(split_step == 0),
-                        feed_bit.eq(key_feed.bit_select(split_step, 1)),
+                        feed_bit.eq(key_shift[0]),
+                        key_shift.eq(key_shift >> 1),
                         split_step.eq(split_step + 1),
                         remainder.eq(0),
                     ]
