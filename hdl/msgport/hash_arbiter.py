@@ -61,17 +61,20 @@ class HashArbiter(wiring.Component):
         m.d.comb += siphash.key.eq(self.key)
 
         clients = [getattr(self, f"client{i}") for i in range(self._clients)]
-        owner = Signal(range(max(self._clients, 2)))
-        busy = Signal()
-
+        # The grant, a flop per client: a client's ready and valid come
+        # from flops (the owner's decode and the core's ready ran on into the
+        # transmitter's FIFO enables, 7 levels).
+        granted = Signal(self._clients)
+        busy = granted.any()
         # A register on each side of the core: the owner's byte goes into
-        # `stage`, the core's tag into `tag`.  A client's FSM then drives the
-        # enables of a few flip-flops here, never the core's own (its byte
-        # assembler, its state's load behind the tag), and
-        # the core sees registers only: one clock more per byte stream and
-        # per tag, the throughput stays a byte a clock.
-        stage = Signal(siphash_input_layout)
-        stage_valid = Signal()
+        # `stage` (with `spare` behind it, so that the client's ready is
+        # ~spare_valid, a flop, not the core's ready), the core's tag into
+        # `tag`.  A client's FSM then drives the enables of a few flip-flops
+        # here, never the core's own (its byte assembler, its state's load
+        # behind the tag), and the core sees registers only: one clock more
+        # per byte stream and per tag, the throughput stays a byte a clock.
+        stage, spare = Signal(siphash_input_layout), Signal(siphash_input_layout)
+        stage_valid, spare_valid = Signal(), Signal()
         tag = Signal(64)
         tag_valid = Signal()
         m.d.comb += [
@@ -79,29 +82,33 @@ class HashArbiter(wiring.Component):
             siphash.sink.payload.eq(stage),
             siphash.source.ready.eq(~tag_valid),
         ]
-        with m.If(siphash.sink.ready):
-            m.d.sync += stage_valid.eq(0)
         with m.If(siphash.source.valid & ~tag_valid):
             m.d.sync += [tag.eq(siphash.source.payload), tag_valid.eq(1)]
-
         # The tag goes to every client; only the owner sees it valid.
-        for client in clients:
-            m.d.comb += client.source.payload.eq(tag)
-
+        pushed = Signal()
+        incoming = Signal(siphash_input_layout)
+        for i, client in enumerate(clients):
+            m.d.comb += [
+                client.source.payload.eq(tag),
+                client.sink.ready.eq(granted[i] & ~spare_valid),
+                client.source.valid.eq(granted[i] & tag_valid),
+            ]
+            with m.If(granted[i]):
+                m.d.comb += [pushed.eq(client.sink.valid & ~spare_valid), incoming.eq(client.sink.payload)]
+                with m.If(tag_valid & client.source.ready):
+                    m.d.sync += [tag_valid.eq(0), granted.eq(0)]
+        with m.If(~stage_valid | siphash.sink.ready):
+            with m.If(spare_valid):
+                m.d.sync += [stage.eq(spare), stage_valid.eq(1), spare_valid.eq(0)]
+            with m.Elif(pushed):
+                m.d.sync += [stage.eq(incoming), stage_valid.eq(1)]
+            with m.Else():
+                m.d.sync += stage_valid.eq(0)
+        with m.Elif(pushed):
+            m.d.sync += [spare.eq(incoming), spare_valid.eq(1)]
         with m.If(~busy):
-            # Pick the lowest waiting client; it starts next clock.
+            # Grant the lowest waiting client; it starts next clock.
             for i in reversed(range(self._clients)):
                 with m.If(clients[i].sink.valid):
-                    m.d.sync += [owner.eq(i), busy.eq(1)]
-        with m.Else():
-            for i, client in enumerate(clients):
-                with m.If(owner == i):
-                    m.d.comb += [
-                        client.sink.ready.eq(~stage_valid | siphash.sink.ready),
-                        client.source.valid.eq(tag_valid),
-                    ]
-                    with m.If(client.sink.valid & client.sink.ready):
-                        m.d.sync += [stage.eq(client.sink.payload), stage_valid.eq(1)]
-                    with m.If(tag_valid & client.source.ready):
-                        m.d.sync += [tag_valid.eq(0), busy.eq(0)]
+                    m.d.sync += granted.eq(1 << i)
         return m

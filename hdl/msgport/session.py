@@ -496,20 +496,23 @@ class SessionEngine(wiring.Component):
         m.d.comb += [self.active_set.eq(active_members), self.authenticated.eq(Cat(*authed)),
                      self.core_sent_to.eq(out_slot)]
         remainder = Signal(range(max(n, 2)))
+        # The owner of the remainder, registered (read a clock after the
+        # split's last remainder step: the ranks' cs_id compares and the
+        # pick ran on into out_slot, 7 levels).
         owner = Signal.like(slot)
         for i in range(n):
             before = [members[j] & ((cs_id[j] < cs_id[i]) | ((cs_id[j] == cs_id[i]) & (j < i)))
                       for j in range(n) if j != i]
             rank = sum(before) if before else Const(0)
             with m.If(members[i] & (rank == remainder)):
-                m.d.comb += owner.eq(i)
+                m.d.sync += owner.eq(i)
         flow = self.from_core.payload.flow
         flow_key = Cat(flow.src_addr[:32], flow.dst_addr[:32], flow.src_port, flow.dst_port, flow.protocol, Const(1, 1))
         assert len(flow_key) == KEY_WIDTH
         padded_key = Cat(flow_key, Const(0, _KEY_BITS - KEY_WIDTH))
         key_feed = Cat(*(padded_key[_KEY_BITS - 8 * (b + 1) + j] for b in range(_KEY_BITS // 8) for j in range(8)))
         m.submodules.key_crc = key_crc = crc.catalog.CRC32_ISO_HDLC(data_width=1).create()
-        split_step = Signal(range(_KEY_BITS + 35))
+        split_step = Signal(range(_KEY_BITS + 36))
         # The CRC, copied once it is whole and shifted out MSB first: a bit
         # selected by split_step put a 32-way multiplexer and a subtract in
         # front of the remainder step, the core clock's worst path on the
@@ -1246,6 +1249,8 @@ class SessionEngine(wiring.Component):
                         crc_shift.eq(crc_shift << 1),
                         split_step.eq(split_step + 1),
                     ]
+                with m.Elif(split_step == _KEY_BITS + 34):
+                    m.d.sync += split_step.eq(split_step + 1)  # the owner register follows the remainder
                 with m.Else():
                     m.d.sync += out_slot.eq(owner)
                     fsm.goto("Sending")

@@ -116,15 +116,24 @@ class MessageTransmitter(wiring.Component):
         with m.If(ask):
             m.d.sync += [fetch_index.eq(fetch_index + 1), fetch_more.eq(fetch_index != last_index)]
         m.d.sync += fill.eq(fill + arriving - pop)
+        # The fill as a flop per value too: where the arriving byte lands is
+        # then a 2-way pick on pop, not fill - pop compared (pop comes from
+        # the consumer's ready: that subtract and compare ran on into the
+        # entries' enables, 7 levels).
+        fill_is = Signal(depth + 1, init=1)
+        with m.If(arriving & ~pop):
+            m.d.sync += fill_is.eq(fill_is << 1)
+        with m.Elif(pop & ~arriving):
+            m.d.sync += fill_is.eq(fill_is >> 1)
         for i in range(depth):
             # Entry i after this clock: shift down on pop; the arriving byte
             # lands at the first free place.
             kept = fifo[i + 1] if i + 1 < depth else fifo[i]
-            with m.If(arriving & (fill - pop == i)):
+            with m.If(arriving & Mux(pop, fill_is[i + 1], fill_is[i])):
                 m.d.sync += fifo[i].eq(self.read.byte)
             with m.Elif(pop):
                 m.d.sync += fifo[i].eq(kept)
-        have_byte = fill != 0
+        have_byte = ~fill_is[0]
         body_byte = fifo[0]
         last_body = body_index == last_index
 
