@@ -52,7 +52,7 @@ from amaranth.lib.wiring import In, Out
 
 from twinplane.model.dfs import HELD_BYTES_PER_FLOW, HELD_PER_FLOW
 
-from ..onehot import onehot_mux
+from ..onehot import OneHotFSM, onehot_mux
 from ..packet import packet_signature
 from ..ram.block_ram import BlockRAM
 
@@ -157,7 +157,6 @@ class MissPath(wiring.Component):
         ptr_shape = unsigned((depth - 1).bit_length() + 1)  # one extra bit tells full from empty
         low = ptr_shape.width - 1
 
-        state = Array(Signal(2, name=f"state{i}") for i in range(n))
         # The slots' keys in LUT RAM (async read), read one slot a clock
         # (below), not n key registers compared in parallel.
         m.submodules.keys = keys = Memory(shape=unsigned(self._key_width), depth=n, init=[])
@@ -190,14 +189,16 @@ class MissPath(wiring.Component):
             counter = getattr(self, name)
             m.d.sync += counter.eq(counter + amount)
 
-        # Per-slot conditions, each from the slot's own 2-bit state.
-        is_free, waiting, releasing, dropping = (Signal(n, name=nm) for nm in
-                                                 ("is_free", "waiting", "releasing", "dropping"))
+        # A slot's state is one-hot, a flop per state (set in "every slot's
+        # state" below): each per-slot test is a flop, not a decode of a
+        # 2-bit state (the decode ran on into the ask queue, the writer's
+        # pointers and the reader's pick, 7 levels).
+        is_free, waiting, releasing, dropping = (Signal(n, name=nm, init=init) for nm, init in
+                                                 (("is_free", (1 << n) - 1), ("waiting", 0),
+                                                  ("releasing", 0), ("dropping", 0)))
+        state = Array(Signal(2, name=f"state{i}") for i in range(n))  # SlotState, for probe_state
         for i in range(n):
-            m.d.comb += [is_free[i].eq(state[i] == SlotState.FREE),
-                         waiting[i].eq(state[i] == SlotState.WAITING),
-                         releasing[i].eq(state[i] == SlotState.RELEASING),
-                         dropping[i].eq(state[i] == SlotState.DROPPING)]
+            m.d.comb += state[i].eq(Cat(waiting[i] | dropping[i], releasing[i] | dropping[i]))
         live = Signal(n)  # pending: a DROPPING slot's frames go, a new frame of its flow starts over
         m.d.comb += live.eq(waiting | releasing)
 
@@ -287,6 +288,8 @@ class MissPath(wiring.Component):
         with m.If(e_end):
             m.d.sync += match.eq(e_match & ~e_dirty & ~alloc_fx_1h)
         m.d.sync += [match_tag.eq(Mux(e_end, e_tag, CMP_NONE)), match_accept.eq(e_accept)]
+        match_resolve = Signal()  # match_tag == CMP_RESOLVE, a flop (in front of the slots' states)
+        m.d.sync += match_resolve.eq(e_end & (e_tag == CMP_RESOLVE))
 
         # -- probe: the decision stage's question about a key
         probe_1h = Signal(n)
@@ -306,9 +309,14 @@ class MissPath(wiring.Component):
         m.d.sync += age_tick.eq(prescaler == period - 1)
         m.d.sync += prescaler.eq(Mux(prescaler == period - 1, 0, prescaler + 1))
         age = [Signal(range(ticks_out + 1), name=f"age{i}") for i in range(n)]
+        # A slot expires the clock after its last tick (``expiring``, a flop:
+        # the age compare ran on into the slots' states, 6 levels), if it
+        # still waits then.
+        expiring = Signal(n)
         expired = Signal(n)
         for i in range(n):
-            m.d.comb += expired[i].eq(age_tick & waiting[i] & (age[i] == ticks_out - 1))
+            m.d.sync += expiring[i].eq(age_tick & waiting[i] & (age[i] == ticks_out - 1))
+            m.d.comb += expired[i].eq(expiring[i] & waiting[i])
             with m.If(alloc_fx_1h[i]):
                 m.d.sync += age[i].eq(0)
             with m.Elif(age_tick & waiting[i]):
@@ -338,82 +346,111 @@ class MissPath(wiring.Component):
         full_1h = Signal(n)  # the slot holds frames_per_slot frames
         for i in range(n):
             m.d.sync += full_1h[i].eq(frames[i] >= self._frames_per_slot)
-        hold_1h = Signal(n)  # the live slot of the hold record's key
-        m.d.comb += hold_1h.eq(match & ~is_free & ~dropping)
+        # The live slot of the hold record's key, registered (the writer
+        # chooses from it the clock after its round's answer; the states'
+        # test ran on into the writer's pointers, 6 levels).  A slot that
+        # times out in that clock still takes the frame, as one that times
+        # out while the writer stores: it is dropped once the frame is in.
+        hold_1h = Signal(n)
+        m.d.sync += hold_1h.eq(match & ~is_free & ~dropping & Mux(self.flush, 0, (1 << n) - 1))
         r_slot = Signal(range(n))  # the reader's (below)
+        r_1h = Signal(n)  # the same, one-hot
         r_busy = Signal()
         r_ptr = Signal(ptr_shape)
         w_slot = Signal(range(n))
         w_ptr = Signal(ptr_shape)
-        w_rp = Signal(ptr_shape)  # the read pointer of w_slot's queue (a clock late: never later than true)
+        # Is w_slot's queue full?  Decided a clock ahead, from registers (the
+        # 9-bit compare ran on into the pointers' enables, 7 levels): with
+        # ``w_rp``, the read pointer of w_slot's queue as it is now (the
+        # reader's, or 0 for a queue nobody reads), ``full_same`` holds the
+        # compare for w_ptr kept, ``full_next`` for w_ptr + 1, and
+        # ``stepped`` which of them is so.  (The read pointer a clock late,
+        # never later than true, as before.)
+        w_rp = Signal(ptr_shape)
+        full_same, full_next, stepped = Signal(), Signal(), Signal()
         writing = Signal()  # the frame on sink is being stored (else discarded)
-        storing = Signal()  # the writer is inside a frame that it keeps
-        # The same, one-hot by slot, as a register (set as the writer enters
-        # "Storing", cleared as it stops keeping the frame): the per-slot
-        # tests (drop, done) start from a flop, not the writer's state decode.
+        # The slot being written, one-hot, as a register (set as the writer
+        # chooses the slot, cleared as it stops keeping the frame): the
+        # per-slot tests (drop, done, the write pointers) start from a flop,
+        # not the writer's state decode.
         storing_1h = Signal(n)
         deciding = Signal()  # the writer has a frame whose slot is being decided
         frame_stored = Signal()  # a frame's last byte went in this cycle (slot w_slot)
         frame_taken = Signal()  # a frame's last byte left this cycle (slot r_slot)
+        m.d.comb += w_rp.eq(Mux(r_busy & (r_slot == w_slot), r_ptr, 0))
+        m.d.sync += [full_same.eq((w_ptr - w_rp)[:ptr_shape.width] == depth),
+                     full_next.eq((w_ptr - w_rp)[:ptr_shape.width] == depth - 1),
+                     stepped.eq(wr.en)]
+        full = Signal()
+        m.d.comb += full.eq(Mux(stepped, full_next, full_same))
+        # The writer's drops are counted a clock later (the counters' enables
+        # from a flop, not from the writer's decisions).
+        queue_full, no_slot, no_cs = Signal(), Signal(), Signal()
+        m.d.sync += [queue_full.eq(0), no_slot.eq(0), no_cs.eq(0)]
+        with m.If(queue_full):
+            count("dropped_queue_full")
+        with m.If(no_slot):
+            count("dropped_no_slot")
+        with m.If(no_cs):
+            count("dropped_no_cs")
 
         # The hold record is taken the clock after its slot is chosen (the
         # new slot takes its key and QUERY from it then).
         take_hold = Signal()
         m.d.sync += take_hold.eq(0)
         m.d.comb += self.hold.ready.eq(take_hold)
-        with m.FSM(name="writer"):
-            with m.State("Waiting for a frame"):
+        # One-hot (hdl/onehot.py): the states' tests are flops.  A chosen
+        # slot is opened for a clock ("Opening": w_ptr is loaded, its
+        # ``full`` is decided) before its bytes go in.
+        with OneHotFSM(m, "Waiting for a frame", name="writer") as writer:
+            with writer.state("Waiting for a frame"):
                 with m.If(self.hold.valid & self.sink.valid & ~self.flush & ~self.resolve.valid & ~e_busy):
                     m.d.comb += writer_asks.eq(1)
-                    m.next = "Comparing the key"
-            with m.State("Comparing the key"):
+                    writer.goto("Comparing the key")
+            with writer.state("Comparing the key"):
                 m.d.comb += deciding.eq(1)
                 with m.If(match_tag == CMP_HOLD):  # the round's answer in ``match``
-                    m.next = "Choosing the slot"
-            with m.State("Choosing the slot"):
+                    writer.goto("Choosing the slot")
+            with writer.state("Choosing the slot"):
                 m.d.comb += deciding.eq(1)
                 with m.If(self.flush):
-                    m.next = "Waiting for a frame"
+                    writer.goto("Waiting for a frame")
                 with m.Else():
                     m.d.sync += take_hold.eq(1)
                     with m.If((hold_1h & full_1h) != 0):
-                        count("dropped_queue_full")
-                        m.d.sync += writing.eq(0)
-                        m.next = "Discarding"
+                        m.d.sync += [queue_full.eq(1), writing.eq(0)]
+                        writer.goto("Discarding")
                     with m.Elif(hold_1h != 0):
                         m.d.sync += storing_1h.eq(hold_1h)
                         m.d.sync += [w_slot.eq(onehot_mux(hold_1h, [Const(i, range(n)) for i in range(n)])),
-                                     w_ptr.eq(onehot_mux(hold_1h, wr_ptr)), writing.eq(1),
-                                     w_rp.eq(Mux(r_busy & hold_1h.bit_select(r_slot, 1), r_ptr, 0))]
-                        m.next = "Storing"
+                                     w_ptr.eq(onehot_mux(hold_1h, wr_ptr)), writing.eq(1)]
+                        writer.goto("Opening")
                     with m.Elif(~cs_present):
-                        m.d.sync += writing.eq(0)
-                        count("dropped_no_cs")
-                        m.next = "Discarding"
+                        m.d.sync += [no_cs.eq(1), writing.eq(0)]
+                        writer.goto("Discarding")
                     with m.Elif(free_hit & asks.w_rdy):
                         m.d.comb += alloc.eq(1)
                         m.d.sync += storing_1h.eq(free_1h)
-                        m.d.sync += [w_slot.eq(free_slot), w_ptr.eq(0), writing.eq(1), w_rp.eq(0),
+                        m.d.sync += [w_slot.eq(free_slot), w_ptr.eq(0), writing.eq(1),
                                      alloc_slot_1h.eq(free_1h), alloc_slot.eq(free_slot)]
-                        m.next = "Storing"
+                        writer.goto("Opening")
                     with m.Else():
-                        m.d.sync += writing.eq(0)
-                        count("dropped_no_slot")
-                        m.next = "Discarding"
+                        m.d.sync += [no_slot.eq(1), writing.eq(0)]
+                        writer.goto("Discarding")
 
-            with m.State("Storing"):
+            with writer.state("Opening"):
+                writer.goto("Storing")
+
+            with writer.state("Storing"):
                 # Bytes go in at w_ptr; the frame counts only when its last byte fits.
-                m.d.comb += [self.sink.ready.eq(1), storing.eq(writing)]
+                m.d.comb += self.sink.ready.eq(1)
                 with m.If(self.sink.valid):
-                    full = (w_ptr[:low] == w_rp[:low]) & (w_ptr[low] != w_rp[low])
                     with m.If(~writing | full):
-                        with m.If(writing):
-                            count("dropped_queue_full")
-                        m.d.sync += [writing.eq(0), storing_1h.eq(0)]
+                        m.d.sync += [queue_full.eq(writing), writing.eq(0), storing_1h.eq(0)]
                         with m.If(~self.sink.payload.last):
-                            m.next = "Discarding"
+                            writer.goto("Discarding")
                         with m.Else():
-                            m.next = "Waiting for a frame"
+                            writer.goto("Waiting for a frame")
                     with m.Else():
                         m.d.comb += wr.en.eq(1)
                         m.d.sync += w_ptr.eq(w_ptr + 1)
@@ -421,12 +458,12 @@ class MissPath(wiring.Component):
                             m.d.comb += frame_stored.eq(1)
                             m.d.sync += storing_1h.eq(0)
                             count("frames_held")
-                            m.next = "Waiting for a frame"
+                            writer.goto("Waiting for a frame")
 
-            with m.State("Discarding"):
+            with writer.state("Discarding"):
                 m.d.comb += self.sink.ready.eq(1)
                 with m.If(self.sink.valid & self.sink.payload.last):
-                    m.next = "Waiting for a frame"
+                    writer.goto("Waiting for a frame")
         # address and data in every state: only wr.en depends on the FSM
         m.d.comb += [wr.addr.eq(Cat(w_ptr[:low], w_slot)),
                      wr.data.eq(Cat(self.sink.payload.data, self.sink.payload.last))]
@@ -437,7 +474,7 @@ class MissPath(wiring.Component):
         for i in range(n):
             with m.If(slot_freed[i]):
                 m.d.sync += wr_ptr[i].eq(0)
-            with m.Elif(frame_stored & (w_slot == i)):
+            with m.Elif(frame_stored & storing_1h[i]):
                 m.d.sync += wr_ptr[i].eq(w_ptr + 1)
 
         # -- QUERYs: a new flow's is stored with its slot and the slot queued
@@ -524,14 +561,26 @@ class MissPath(wiring.Component):
                 m.d.sync += needs[i].eq(waiting[i] & ~ask[i] & ~presenting[i] & (stale[i] | (asked_in[i] == 0)))
             candidates = Signal(n)
             m.d.comb += candidates.eq(needs & ~ask & waiting)
+            # The slot to queue is chosen a clock ahead (``reask_1h``, flops:
+            # the candidates' OR and priority ran on into the queue's write,
+            # 6-7 levels), none in the clock after one is queued (its ask bit
+            # is set only then).  A slot resolved in between is queued all the
+            # same: its ask bit is clear, so it is skipped at the queue's head.
+            lowest = Signal(n)
             for i in range(n):  # the lowest candidate (LUTs, not a carry chain)
-                m.d.comb += reask_1h[i].eq(candidates[i] & ~(candidates[:i] != 0) if i else candidates[0])
+                m.d.comb += lowest[i].eq(candidates[i] & ~(candidates[:i] != 0) if i else candidates[0])
+            lowest_slot = Signal(range(n))
             for i in range(n):
-                with m.If(reask_1h[i]):
-                    m.d.comb += reask.eq(i)
+                with m.If(lowest[i]):
+                    m.d.comb += lowest_slot.eq(i)
+            reask_any = Signal()
+            queued = Signal()
+            m.d.comb += queued.eq(~alloc_r & reask_hit)
+            m.d.sync += [reask_1h.eq(Mux(queued, 0, lowest)), reask.eq(lowest_slot),
+                         reask_any.eq(~queued & (candidates != 0))]
             # (not while the writer chooses a slot: a new slot's QUERY goes into
             # ``asks`` the clock after, on the room seen while choosing)
-            m.d.comb += reask_hit.eq((candidates != 0) & active & asks.w_rdy & ~self.flush & ~deciding)
+            m.d.comb += reask_hit.eq(reask_any & active & asks.w_rdy & ~self.flush & ~deciding)
             stale_next = Signal(n)
             for i in range(n):
                 with m.If(alloc_fx_1h[i]):
@@ -548,8 +597,8 @@ class MissPath(wiring.Component):
 
         # -- resolve: REPLY accepted or refused (its compare answered now)
         resolve_1h = Signal(n)
-        m.d.comb += resolve_1h.eq(Mux(match_tag == CMP_RESOLVE, match & waiting, 0))
-        with m.If((match_tag == CMP_RESOLVE) & (resolve_1h == 0)):
+        m.d.comb += resolve_1h.eq(Mux(match_resolve, match & waiting, 0))
+        with m.If(match_resolve & (resolve_1h == 0)):
             count("resolve_unmatched")
 
         # -- reader: one releasing slot at a time, frame by frame.  The block
@@ -561,9 +610,10 @@ class MissPath(wiring.Component):
         stored_last = Signal()  # a frame went into a queue last clock (r_end may be a clock behind)
         m.d.sync += [r_end.eq(wr_ptr[r_slot]), stored_last.eq(frame_stored)]
         pick_hit, pick = Signal(), Signal(range(n))
+        pick_1h = Signal(n)
         for i in reversed(range(n)):
             with m.If(releasing[i]):
-                m.d.comb += [pick_hit.eq(1), pick.eq(i)]
+                m.d.comb += [pick_hit.eq(1), pick.eq(i), pick_1h.eq(1 << i)]
         ram_valid = Signal()
         out_valid = Signal()
         out = Signal(9)  # the block RAM's output register (loads on ``load_out``)
@@ -599,16 +649,13 @@ class MissPath(wiring.Component):
                 m.d.comb += frame_taken.eq(1)
                 count("frames_released")
         with m.If(~r_busy & pick_hit):
-            m.d.sync += [r_busy.eq(1), r_slot.eq(pick), r_ptr.eq(0)]
-        # The writer's read pointer while it stores: a queue nobody reads starts at 0.
-        with m.If(storing):
-            m.d.sync += w_rp.eq(Mux(r_busy & (r_slot == w_slot), r_ptr, 0))
+            m.d.sync += [r_busy.eq(1), r_slot.eq(pick), r_1h.eq(pick_1h), r_ptr.eq(0)]
         # The slot is done when its queue is empty and no frame is on its way
         # into it; decided a clock ahead (``done``: nothing can reach the
         # queue in between, the writer's own decision blocks it).
         done = Signal()
         m.d.sync += done.eq(r_armed & ~done & ~available & ~ram_valid & ~out_valid & ~stored_last & ~deciding
-                            & ~storing_1h.bit_select(r_slot, 1) & ~self.flush)
+                            & ((storing_1h & r_1h) == 0) & ~self.flush)
         with m.If(done):
             m.d.sync += r_busy.eq(0)
         m.d.sync += r_armed.eq(r_busy & ~done)
@@ -639,24 +686,29 @@ class MissPath(wiring.Component):
         # adding 1 or -1.
         inc_1h, dec_1h = Signal(n), Signal(n)
         for i in range(n):
-            m.d.sync += [inc_1h[i].eq(frame_stored & (w_slot == i) & ~self.flush),
-                         dec_1h[i].eq(frame_taken & (r_slot == i) & ~self.flush)]
+            m.d.sync += [inc_1h[i].eq(frame_stored & storing_1h[i] & ~self.flush),
+                         dec_1h[i].eq(frame_taken & r_1h[i] & ~self.flush)]
             inc, dec = inc_1h[i], dec_1h[i]
-            m.d.comb += slot_freed[i].eq(self.flush | drop_1h[i] | (done & (r_slot == i)))
+            m.d.comb += slot_freed[i].eq(self.flush | drop_1h[i] | (done & r_1h[i]))
             with m.If(slot_freed[i]):
                 m.d.sync += frames[i].eq(0)
             with m.Elif(inc ^ dec):
                 m.d.sync += frames[i].eq(frames[i] + Cat(Const(1, 1), dec.replicate(len(frames[i]) - 1)))
+
+            def goes(free=0, wait=0, release=0, drop=0, i=i):
+                m.d.sync += [is_free[i].eq(free), waiting[i].eq(wait), releasing[i].eq(release),
+                             dropping[i].eq(drop)]
+
             with m.If(self.flush):
-                m.d.sync += state[i].eq(SlotState.FREE)
+                goes(free=1)
             with m.Elif(alloc_fx_1h[i]):
-                m.d.sync += state[i].eq(SlotState.WAITING)
+                goes(wait=1)
             with m.Elif(resolve_1h[i]):
-                m.d.sync += state[i].eq(Mux(match_accept, SlotState.RELEASING, SlotState.DROPPING))
+                goes(release=match_accept, drop=~match_accept)
             with m.Elif(expired[i]):
-                m.d.sync += state[i].eq(SlotState.DROPPING)
-            with m.Elif(drop_1h[i] | (done & (r_slot == i))):
-                m.d.sync += state[i].eq(SlotState.FREE)
+                goes(drop=1)
+            with m.Elif(drop_1h[i] | (done & r_1h[i])):
+                goes(free=1)
 
         # -- RESET: every pending flow goes (its frames with it)
         with m.If(self.flush):
