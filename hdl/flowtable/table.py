@@ -218,6 +218,7 @@ class FlowTable(wiring.Component):
         aw_en = Signal()
         m.d.sync += aw_en.eq(0)
         c_waddr = Signal(hb)
+        new_handle = Signal(hb)  # the FSM's actmem (and a new entry's counter) address
         c_wdata = Signal(self.cnt_layout)
         kw_en, kw_all, kw_valid = Signal(name="kw_en"), Signal(name="kw_all"), Signal(name="kw_valid")
         wr_move = Signal()  # a keymem write writes the moved slot (else the new key)
@@ -381,10 +382,22 @@ class FlowTable(wiring.Component):
         # they pass p4: the candidates' valid bits and handles (or, for the
         # search of a key it may move, ``avalid``), and the hit.
         cap_alt = Signal()
-        cvalid = [Signal(W, name=f"cvalid{t}") for t in range(T)]
         avalid = [Signal(W, name=f"avalid{t}") for t in range(T)]
         chandle = [Signal(data.ArrayLayout(hb, W), name=f"chandle{t}") for t in range(T)]
         c_hit, c_hhandle = Signal(name="c_hit"), Signal(hb, name="c_hhandle")
+        # The candidate analysis as the buckets pass (from ``p4_slotvalid``,
+        # flops): the sub-table with the fewest used slots, the first such,
+        # and its first free way, kept in ``best_*`` while the tables go by
+        # in order (the analysis of all T buckets at once, popcounts and a
+        # compare chain, was 7 levels in front of ``tgt_t``/``tgt_w``).
+        run_used, run_t, run_w = (Signal(range(W + 1), name="run_used"), Signal(tb, name="run_t"),
+                                  Signal(wb, name="run_w"))
+        p4_used = sum(p4_slotvalid[w] for w in range(W))
+        p4_fw = Const(0, wb)
+        for w in reversed(range(W)):
+            p4_fw = Mux(~p4_slotvalid[w], w, p4_fw)
+        with m.If(p4.valid & p4.fsm & ~cap_alt & (p4.first | (p4_used < run_used))):
+            m.d.sync += [run_used.eq(p4_used), run_t.eq(p4.t), run_w.eq(p4_fw)]
         with m.If(p4.valid & p4.fsm):
             with m.Switch(p4.t):
                 for t in range(T):
@@ -392,7 +405,7 @@ class FlowTable(wiring.Component):
                         with m.If(cap_alt):
                             m.d.sync += avalid[t].eq(p4_slotvalid)
                         with m.Else():
-                            m.d.sync += [cvalid[t].eq(p4_slotvalid), chandle[t].eq(p4_handles)]
+                            m.d.sync += chandle[t].eq(p4_handles)
             m.d.sync += [c_hit.eq(p4_hit), c_hhandle.eq(p4_handle)]
         search_done = p4_done & p4.fsm
 
@@ -438,15 +451,22 @@ class FlowTable(wiring.Component):
         c_grant_r = ~self.touch.valid & ~Cat(*tv).any() & ~w_en
         # For the touch in t1: did the write of the next clock (``nxt``), of
         # this one (``w``) or of the last (``lw1``) hit its handle?
+        # The hits on ``nxt`` per source (the touch in t3, or the FSM's
+        # write at one of its two addresses), each compare from registers:
+        # after ``nxt``'s address mux it was 7 levels from ``t3_valid``.
+        def nxt_hits(handle):
+            return ((t3_valid & (t3.handle == handle))
+                    | (~t3_valid & c_we & Mux(op_clear, cmd.handle == handle, new_handle == handle)))
+
         h_a, h_b, h_c = Signal(name="h_a"), Signal(name="h_b"), Signal(name="h_c")
-        m.d.sync += [h_a.eq(nxt_en & (nxt_addr == t1.handle)),
+        m.d.sync += [h_a.eq(nxt_hits(t1.handle)),
                      h_b.eq(w_en & (w_addr == t1.handle)),
                      h_c.eq(lw1_en & (lw1_addr == t1.handle))]
         # For the touch in t2: the older three merged, the newest (``w`` in
         # its t3) on its own.
         new_hit, old_hit = Signal(name="new_hit"), Signal(name="old_hit")
         old_data = Signal(self.cnt_layout)
-        m.d.sync += [new_hit.eq(nxt_en & (nxt_addr == t2.handle)),
+        m.d.sync += [new_hit.eq(nxt_hits(t2.handle)),
                      old_hit.eq(h_a | h_b | h_c),
                      old_data.eq(Mux(h_a, w_data, Mux(h_b, lw1_data, lw2_data)))]
         base = Signal(self.cnt_layout)
@@ -511,7 +531,6 @@ class FlowTable(wiring.Component):
         e_age, e_cnt, e_kept = (
             Signal(g.ts_width, name="e_age"), Signal(self.cnt_layout, name="e_cnt"), Signal(name="e_kept"))
         e_t, e_w = Signal(tb, name="e_t"), Signal(wb, name="e_w")
-        new_handle = Signal(hb)
         fresh = Signal(range(N + 1))
         fhead, ftail = Signal(hb, name="fhead"), Signal(hb, name="ftail")
         best_age = Signal(g.ts_width)
@@ -523,8 +542,13 @@ class FlowTable(wiring.Component):
         ld_best = Signal()
         ld_key, ld_key_rs = Signal(name="ld_key"), Signal(name="ld_key_rs")
         m.d.sync += ld_best.eq(0)
+        # ``best_bucket``: the victim's bucket, taken with it (cidx holds the
+        # key's buckets meanwhile): the bucket mux by ``best_t`` was in front
+        # of ``rd_row``, 6 levels.
+        best_bucket = Signal(ib)
         with m.If(ld_best):
-            m.d.sync += [chosen.eq(1), best_age.eq(e_age), best_t.eq(e_t), best_w.eq(e_w)]
+            m.d.sync += [chosen.eq(1), best_age.eq(e_age), best_t.eq(e_t), best_w.eq(e_w),
+                         best_bucket.eq(Array(cidx)[e_t])]
         # ``lrd.addr`` is ``cmd.handle``: ``loc`` holds its slot two clocks
         # after the command is taken, in the EBR's output register.
         loc = lrd.data
@@ -560,19 +584,9 @@ class FlowTable(wiring.Component):
         # at most once a command, many clocks before the next ALLOCATE).
         fifo_out = frd.data
 
-        # Candidate analysis (from ``cvalid``, the key's candidate buckets).
-        best_used, best_ft, best_fw = Const(W, range(W + 1)), Const(0, tb), Const(0, wb)
-        for t in range(T):
-            valid = [cvalid[t][w] for w in range(W)]
-            used = sum(valid)
-            fw = Const(0, wb)
-            for w in reversed(range(W)):
-                fw = Mux(~valid[w], w, fw)
-            take = used < best_used
-            best_used = Mux(take, used, best_used)
-            best_ft = Mux(take, t, best_ft)
-            best_fw = Mux(take, fw, best_fw)
-        has_free = best_used < W
+        # Candidate analysis: kept as the key's candidate buckets passed (above).
+        best_ft, best_fw = run_t, run_w
+        has_free = run_used < W
         # Move analysis (from ``avalid``, the moving key's buckets).
         mv_ok, mv_t, mv_w = Const(0), Const(0, tb), Const(0, wb)
         for u in reversed(range(T)):
@@ -646,7 +660,7 @@ class FlowTable(wiring.Component):
             Signal(name=f"rl_{n}") for n in ("move", "victim", "handle", "pick", "alloc")]
         m.d.sync += [f.eq(0) for f in rl]
         rows = [(rl_move, row(mt, Array(cidx)[mt]), mw),
-                (rl_victim, row(best_t, Array(cidx)[best_t]), best_w),
+                (rl_victim, row(best_t, best_bucket), best_w),
                 (rl_handle, row(loc.table, loc.bucket), loc.way),
                 (rl_pick, row(pk_t, Array(midx)[pk_t]), pk_w),
                 (rl_alloc, row(tgt_t, Array(cidx)[tgt_t]), tgt_w)]
@@ -673,7 +687,7 @@ class FlowTable(wiring.Component):
         def search_key(name, idx, nxt):
             """The states ``name`` SEARCH, HASHING, HASHED, WAIT: search
             ``hkey`` (its bucket indexes into ``idx``, its buckets' slots into
-            ``cvalid``/``avalid``, see above), then ``nxt``."""
+            ``run_*``/``avalid``, see above), then ``nxt``."""
             with fsm.state(f"{name} SEARCH"):
                 search(f"{name} HASHING")
             with fsm.state(f"{name} HASHING"):
@@ -886,7 +900,7 @@ class FlowTable(wiring.Component):
             # victim's once its slot is read (the actmem read address).
             fetch_slot("VICTIM SLOT", "VICTIM ACTION",
                        on_load=[wr_move.eq(0)], on_take=[cmd.handle.eq(kd_way.handle)],
-                       restore_at=(best_t, Array(cidx)[best_t]))
+                       restore_at=(best_t, best_bucket))
             with fsm.state("VICTIM ACTION"):
                 with m.If(a_grant):
                     fsm.goto("VICTIM WAIT")
