@@ -15,25 +15,34 @@ from twinplane.hdl.stream.arbiter import FrameArbiter
 from twinplane.sim.streams import frame_collector
 
 
-def test_arp_reply_frames():
+@pytest.mark.parametrize("ready_p", [1.0, 0.5])
+def test_arp_reply_frames(ready_p):
+    # With the consumer's ready random as well: the responder picks each
+    # byte a byte ahead, which must advance only with a byte taken.
     dut = ArpResponder()
     frames = []
     requests = [(0x02AABBCCDD01, 0x0A000001, 0x0A000064), (0x02AABBCCDD02, 0x0A000002, 0x0A640001)]
+    rng = random.Random(7)
 
     async def bench(ctx):
         ctx.set(dut.own_mac, 0x02000000D0F5)
-        ctx.set(dut.source.ready, 1)
         for mac, ip, target in requests:
             ctx.set(dut.request.valid, 1)
             ctx.set(dut.request.payload, {"requester_mac": mac, "requester_ip": ip, "target_ip": target})
             await ctx.tick().until(dut.request.ready)
             ctx.set(dut.request.valid, 0)
-        await ctx.tick().repeat(150)
+        await ctx.tick().repeat(int(150 / ready_p))
         assert ctx.get(dut.replies) == 2
+
+    async def consumer(ctx):
+        while True:
+            ctx.set(dut.source.ready, rng.random() < ready_p)
+            await ctx.tick()
 
     sim = Simulator(dut)
     sim.add_clock(8e-9)
     sim.add_testbench(bench)
+    sim.add_process(consumer)
     sim.add_process(frame_collector(dut.source, frames))
     sim.run()
     assert [len(f) for f in frames] == [60, 60]

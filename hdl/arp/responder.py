@@ -17,8 +17,9 @@ from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
+from ..onehot import onehot_mux
 from ..packet import packet_signature
-from ..stream.skid import SkidBuffer
+from ..stream.register import PipelineRegister
 
 __all__ = ["ArpResponder", "arp_request_layout"]
 
@@ -52,18 +53,32 @@ class ArpResponder(wiring.Component):
             self.own_mac, req.target_ip, req.requester_mac, req.requester_ip,
         ]
         assert sum(len(f) for f in fields) == 8 * _ARP_BYTES
-        # Bytes in wire order, then zero padding: a mux tree on the index.
+        # Bytes in wire order, then zero padding.
         frame = Cat(*(f.word_select(len(f) // 8 - 1 - k, 8) for f in fields for k in range(len(f) // 8)),
                     Const(0, 8 * (64 - _ARP_BYTES)))
+        # The byte in two registered steps: each group of eight bytes has its
+        # byte at the index picked a byte ahead (``at``, by ``low_next``, the
+        # index's next low bits), and a one-hot flag a group (``in_group``)
+        # picks one of those flops.  A 64-way mux on the index ran 7 levels
+        # into the output register (a 3-level pick, unregistered, still 7).
+        groups = [frame[64 * g:64 * g + 64] for g in range((_ARP_BYTES + 7) // 8)]  # the rest is padding
+        at = [Signal(8, name=f"at{g}") for g in range(len(groups))]
+        in_group = Signal(len(groups))
+        low_next = Signal(3)
         byte = Signal(8)
-        m.d.comb += byte.eq(frame.word_select(index, 8))
+        m.d.comb += byte.eq(onehot_mux(in_group, at))
 
         m.d.comb += self.request.ready.eq(~busy)
         with m.If(self.request.valid & ~busy):
-            m.d.sync += [req.eq(self.request.payload), index.eq(0), busy.eq(1)]
+            m.d.sync += [req.eq(self.request.payload), index.eq(0), busy.eq(1), in_group.eq(1),
+                         at[0].eq(self.request.payload.requester_mac[40:48]),  # the frame's byte 0
+                         low_next.eq(1)]
 
-        # The 60-way byte mux ends in a register (and the consumer's ready starts in one).
-        m.submodules.out_stage = out_stage = SkidBuffer(packet_signature(8))
+        # The byte ends in a register with nothing but its enable in
+        # front (a skid buffer's spare-or-input mux made it 7 levels from
+        # ``index``); the consumer's ready passes (the DFS's egress arbiter:
+        # its registered grant and its output register's flops).
+        m.submodules.out_stage = out_stage = PipelineRegister(packet_signature(8))
         connect(m, out_stage.source, flipped(self.source))
         out = out_stage.sink
         m.d.comb += [
@@ -74,6 +89,10 @@ class ArpResponder(wiring.Component):
         ]
         with m.If(out.valid & out.ready):
             m.d.sync += index.eq(index + 1)
+            m.d.sync += [a.eq(group.word_select(low_next, 8)) for a, group in zip(at, groups, strict=True)]
+            m.d.sync += low_next.eq(low_next + 1)
+            with m.If(index[:3] == 7):
+                m.d.sync += in_group.eq(in_group << 1)  # none past the last: padding
             with m.If(index == _FRAME_BYTES - 1):
                 m.d.sync += [busy.eq(0), self.replies.eq(self.replies + 1)]
         return m
