@@ -305,16 +305,21 @@ class FlowController(wiring.Component):
         # its inputs were written (``settled``, the last flop of a shift
         # register that ``restart_figures`` clears).
         FIGURES = 4 + _const_mul_clocks(self._ms_per_tick)
+        # The restart is taken into a flop (``restart_r``) and clears the
+        # shift register a clock later, its clock masked meanwhile, same
+        # clocks as before: the OR of the restarting states' conditions ran
+        # on into ``settle`` and ``settled``, 7 levels.
         settle = Signal(FIGURES)
         settled = Signal()
-        restart_figures = Signal()
-        m.d.comb += settled.eq(settle[-1])
-        m.d.sync += settle.eq(Mux(restart_figures, 0, Cat(Const(1, 1), settle[:-1])))
+        restart_figures, restart_r = Signal(), Signal()
+        m.d.sync += restart_r.eq(restart_figures)
+        m.d.comb += settled.eq(settle[-1] & ~restart_r)
+        m.d.sync += settle.eq(Mux(restart_r, 1, Cat(Const(1, 1), settle[:-1])))
         composing = Signal()
         # One clock, once the figures settled: the ones that move with `now`
         # (idle_ms, age_ms) and the QUERY's fields are latched for the read.
         load_out = Signal()
-        m.d.sync += load_out.eq(composing & settle[-2] & ~settle[-1])
+        m.d.sync += load_out.eq(composing & settle[-2] & ~settle[-1] & ~restart_r)
 
         to_out_kind, to_out_type, to_out_error = loads_of(out_kind), loads_of(out_type), loads_of(out_error)
         to_out_end, to_send_then = loads_of(out_end), loads_of(send_then)
@@ -404,6 +409,9 @@ class FlowController(wiring.Component):
         scan_zero = Signal()
         m.d.sync += scan_zero.eq(scan == 0)
         flush_sweep = Signal(g.handle_bits + 1)
+        # ``flush_sweep`` is at its last entry: a flop set a clock ahead (the
+        # compare ran on into ``restart_figures`` and ``settle``, 7 levels).
+        sweep_last = Signal()
         after_eviction = Signal(2)  # 0: insert return entry, 1: finish install
         first_seen = Signal()
         # The new flow being installed (its records and the release are
@@ -995,13 +1003,17 @@ class FlowController(wiring.Component):
             # Flags live on the inbound entry's record.
             record = rec
             to_conn_f(record)
+            # The partner's address and handle loaded whatever the record
+            # says (handle_f kept for an inbound record, which "Marking
+            # close" writes): the record's bits were in front of their
+            # registers' enables, 6 levels from the block RAM's output.
+            to_rd_addr(record.partner)
+            to_handle_f(Mux(record.forward, handle_f, record.partner))
             with m.If(~record.valid):
                 goto("Idle")
             with m.Elif(record.forward):
                 goto("Marking close")
             with m.Else():
-                to_rd_addr(record.partner)
-                to_handle_f(record.partner)
                 goto("Reading the inbound record")
         reading_states("Reading the inbound record", "Inbound record read")
         with state("Inbound record read"):
@@ -1050,12 +1062,12 @@ class FlowController(wiring.Component):
         with state("Table flushed"):
             await_rsp()
             with m.If(self.rsp.valid):
-                m.d.sync += flush_sweep.eq(0)
+                m.d.sync += [flush_sweep.eq(0), sweep_last.eq(g.entries == 1)]
                 goto("Forgetting every flow")
         with state("Forgetting every flow"):
             write_record(flush_sweep[:g.handle_bits], 0)
-            m.d.sync += flush_sweep.eq(flush_sweep + 1)
-            with m.If(flush_sweep == g.entries - 1):
+            m.d.sync += [flush_sweep.eq(flush_sweep + 1), sweep_last.eq(flush_sweep == g.entries - 2)]
+            with m.If(sweep_last):
                 compose(K_SHORT, SsmbType.RESET)
 
         # ---- DUMP ------------------------------------------------------------------------

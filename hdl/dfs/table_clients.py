@@ -65,9 +65,9 @@ class LookupSharer(wiring.Component):
         # DFS).  The table is busy for ``tables`` (>= 2) clocks after each
         # take anyway.
         free = ~self.table_lookup.valid
-        take = granted & free
+        owner = Signal.like(grant)  # whose lookup is in the register
         with m.If(free):
-            m.d.sync += self.table_lookup.valid.eq(granted)
+            m.d.sync += [self.table_lookup.valid.eq(granted), owner.eq(grant)]
         with m.Elif(self.table_lookup.ready):
             m.d.sync += self.table_lookup.valid.eq(0)
         for i in range(n):
@@ -76,11 +76,14 @@ class LookupSharer(wiring.Component):
                 with m.If(free):
                     m.d.sync += self.table_lookup.payload.eq(self.lookups[i].payload)
 
-        # Who asked, in order; each answer pops one.
+        # Who asked, in order; each answer pops one.  Pushed as the table
+        # takes the lookup from the register (two flops), not as the register
+        # takes it: the clients' valid behind the grant ran on into the
+        # FIFO's level (forwarder state -> owners' r_level, 7 levels).
         m.submodules.owners = owners = fifo.SyncFIFO(width=len(grant), depth=8)
         m.d.comb += [
-            owners.w_en.eq(take),
-            owners.w_data.eq(grant),
+            owners.w_en.eq(self.table_lookup.valid & self.table_lookup.ready),
+            owners.w_data.eq(owner),
             owners.r_en.eq(self.table_result.valid),
         ]
 

@@ -128,28 +128,32 @@ class VirtualServerCAM(wiring.Component):
         m.d.comb += rd.addr.eq(addr[:ib])
 
         # ---- one comparator over the entry on rd.data --------------------------------------
+        # The compares land in registers field by field, the classes are
+        # formed from them and the class bookkeeping runs a clock later: an
+        # entry's 70-bit compare and the found/known updates do not fit one
+        # clock together.  (The classes themselves registered, behind the
+        # field compares and their AND, were 7 levels from ``q``.)
         e = rd.data
-        e_live = e_valid & valid.bit_select(e_index, 1)
-        addr_eq = e.addr == q.dst_ip
-        port_eq = e.port == q.dst_port
-        base = e_live & (e.protocol == q.protocol) & ((e.vlan_id == 0) | (e.vlan_id == q.vlan_id))
-        classes = [
-            base & ~e.wild_addr & ~e.wild_port & addr_eq & port_eq,
-            base & ~e.wild_addr & e.wild_port & addr_eq,
-            base & e.wild_addr & ~e.wild_port & port_eq,
-            base & e.wild_addr & e.wild_port,
-        ]
-        known_bit = e_live & ~e.wild_addr & addr_eq  # the ARP question: addr_eq & ~noarp
-        # The compares land in registers, the class bookkeeping runs a clock
-        # later: an entry's 70-bit compare and the found/known updates do not
-        # fit one clock together.
-        c_classes = Signal(4)
-        c_known_bit = Signal()
+        c_live, c_addr_eq, c_port_eq, c_proto_eq, c_vlan_ok = (
+            Signal(name=n) for n in ("c_live", "c_addr_eq", "c_port_eq", "c_proto_eq", "c_vlan_ok"))
+        c_wild_addr, c_wild_port = Signal(), Signal()
         c_noarp = Signal()
         c_index = Signal(ib)
         c_valid = Signal()
-        m.d.sync += [c_classes.eq(Cat(*classes)), c_known_bit.eq(known_bit), c_noarp.eq(e.noarp),
+        m.d.sync += [c_live.eq(e_valid & valid.bit_select(e_index, 1)),
+                     c_addr_eq.eq(e.addr == q.dst_ip), c_port_eq.eq(e.port == q.dst_port),
+                     c_proto_eq.eq(e.protocol == q.protocol),
+                     c_vlan_ok.eq((e.vlan_id == 0) | (e.vlan_id == q.vlan_id)),
+                     c_wild_addr.eq(e.wild_addr), c_wild_port.eq(e.wild_port), c_noarp.eq(e.noarp),
                      c_index.eq(e_index), c_valid.eq(e_valid)]
+        base = c_live & c_proto_eq & c_vlan_ok
+        c_classes = Cat(
+            base & ~c_wild_addr & ~c_wild_port & c_addr_eq & c_port_eq,
+            base & ~c_wild_addr & c_wild_port & c_addr_eq,
+            base & c_wild_addr & ~c_wild_port & c_port_eq,
+            base & c_wild_addr & c_wild_port,
+        )
+        c_known_bit = c_live & ~c_wild_addr & c_addr_eq  # the ARP question: addr_eq & ~noarp
         found = [Signal(name=f"found{c}") for c in range(4)]
         found_at = [Signal(ib, name=f"found{c}_at") for c in range(4)]
         known = Signal()
@@ -157,8 +161,12 @@ class VirtualServerCAM(wiring.Component):
 
         # The DFS's own address is known too: compared on the registered
         # question, every clock (the winner is read entries + 2 clocks later).
+        # ``local_addr`` (configuration) registered first: the compare behind
+        # the port's own path was 6 levels.
         local_known = Signal()
-        m.d.sync += local_known.eq((self.local_addr != 0) & (self.local_addr == q.dst_ip))
+        local_addr, local_set = Signal(32), Signal()
+        m.d.sync += [local_addr.eq(self.local_addr), local_set.eq(self.local_addr != 0),
+                     local_known.eq(local_set & (local_addr == q.dst_ip))]
 
         # ---- the winner --------------------------------------------------------------------
         hit = Signal()
