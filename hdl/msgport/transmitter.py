@@ -42,7 +42,7 @@ from twinplane.protocol.codes import CSMB_UDP_PORT, SSMB_UDP_PORT
 from twinplane.protocol.messages import TAG_SIZE
 
 from ..crypto.siphash import SipHash24
-from ..onehot import OneHotFSM
+from ..onehot import OneHotFSM, onehot_mux
 from ..packet import packet_signature
 from .hash_arbiter import hash_client_signature
 from .layout import MAX_TRANSMIT_BYTES, READ_LATENCY, message_read_signature, transmit_message_layout
@@ -83,7 +83,10 @@ class MessageTransmitter(wiring.Component):
         body_index = Signal(range(MAX_TRANSMIT_BYTES + 1))  # message bytes taken in this pass
         length = Signal(range(MAX_TRANSMIT_BYTES + 1))  # msg.length, registered
         last_index = Signal(range(MAX_TRANSMIT_BYTES))  # msg.length - 1
-        head_index = Signal(range(_HEADERS + 1))
+        # The next header byte's index, one-hot (bit _HEADERS: none left): the
+        # 42-way byte select is an AND-OR of flops (a binary index made it a
+        # multiplexer tree, 7 levels to head_q).
+        head_at = Signal(_HEADERS + 1)
         tag = Signal(64)
         ident = Signal(16)
         ip_total = Signal(16)
@@ -170,7 +173,8 @@ class MessageTransmitter(wiring.Component):
         assert sum(width for _, width in fields) == 8 * _HEADERS
         assert all(len(value) == width for value, width in fields)
         # Each field is big-endian on the wire: its top byte goes first.
-        head_bytes = Cat(*(value.word_select(width // 8 - 1 - k, 8) for value, width in fields for k in range(width // 8)))
+        head_bytes_list = [value.word_select(width // 8 - 1 - k, 8) for value, width in fields for k in range(width // 8)]
+        head_bytes = Cat(*head_bytes_list)
         # The byte goes out from a register (head_q), loaded a byte ahead:
         # head_index is the next byte's, so the 42-way select ends at a
         # register, not at the frame's output.
@@ -224,16 +228,16 @@ class MessageTransmitter(wiring.Component):
                 m.d.sync += [fetch_index.eq(0), fetch_more.eq(1)]  # a message is never empty
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
-                    m.d.sync += [tag.eq(siphash.source.payload), head_index.eq(1), body_index.eq(0),
+                    m.d.sync += [tag.eq(siphash.source.payload), head_at.eq(1 << 1), body_index.eq(0),
                                  head_q.eq(head_bytes[:8]), first.eq(1)]
                     fsm.goto("Sending the headers")
 
             with fsm.state("Sending the headers"):
                 m.d.comb += [fetching.eq(1), sending_head.eq(1), self.source.valid.eq(1)]
                 with m.If(self.source.ready):
-                    m.d.sync += [head_q.eq(head_bytes.word_select(head_index, 8)), head_index.eq(head_index + 1),
+                    m.d.sync += [head_q.eq(onehot_mux(head_at[:_HEADERS], head_bytes_list)), head_at.eq(head_at << 1),
                                  first.eq(0)]
-                    with m.If(head_index == _HEADERS):
+                    with m.If(head_at[_HEADERS]):
                         fsm.goto("Sending the message")
 
             with fsm.state("Sending the message"):
@@ -253,8 +257,14 @@ class MessageTransmitter(wiring.Component):
                     m.d.sync += [tag.eq(tag >> 8), body_index.eq(body_index + 1)]
                     m.d.sync += tag_last.eq(body_index == TAG_SIZE - 2)
                     with m.If(tag_last):
-                        # The frame is out: now the producer may move on.
-                        m.d.comb += self.sink.ready.eq(1)
                         m.d.sync += [self.sent.eq(self.sent + 1), ident.eq(ident + 1)]
-                        fsm.goto("Waiting for a message")
+                        fsm.goto("Done")
+
+            with fsm.state("Done"):
+                # The frame is out: now the producer may move on.  Its ready
+                # is this state's flop, a clock after the last byte (the
+                # consumer's ready ran through tag_last into the session's
+                # state, 7 levels).
+                m.d.comb += self.sink.ready.eq(1)
+                fsm.goto("Waiting for a message")
         return m
