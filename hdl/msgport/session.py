@@ -364,7 +364,9 @@ class SessionEngine(wiring.Component):
         is_hello, is_challenge, read_only, is_request = Signal(), Signal(), Signal(), Signal()
         session_ok, slot_active, epoch_behind, epoch_ahead = Signal(), Signal(), Signal(), Signal()
         slot_epoch_ahead = Signal()
+        csmb_q = Signal()  # is_csmb, for the states (the bus bit fanned out into their decisions)
         m.d.sync += [
+            csmb_q.eq(is_csmb),
             is_hello.eq(Mux(is_csmb, cur.msg_type == CsmbType.HELLO, cur.msg_type == SsmbType.HELLO)),
             is_challenge.eq(Mux(is_csmb, cur.msg_type == CsmbType.AUTH_CHALLENGE,
                                 cur.msg_type == SsmbType.AUTH_CHALLENGE)),
@@ -747,7 +749,7 @@ class SessionEngine(wiring.Component):
         # kind of the replies').
         reply_word = Signal(64)
         word_bits = len(index[3:])
-        with m.Switch(Cat(index[3:], kind.as_value(), is_csmb)):
+        with m.Switch(Cat(index[3:], kind.as_value(), csmb_q)):
             for which, on_csmb, _, value in replies:
                 for w, word in enumerate(wire_words(value, len(value) // 8)):
                     for bus in (0, 1) if on_csmb is None else (int(on_csmb),):
@@ -804,13 +806,17 @@ class SessionEngine(wiring.Component):
                         m.d.comb += label_byte.eq(b)
         secret_bytes = Cat(*(challenge.word_select(7 - b, 8) for b in range(8)),
                            *(nonce_q.word_select(7 - b, 8) for b in range(8)))
-        hash_input = Mux(hash_index[5], secret_bytes.word_select(hash_index[:4], 8), label_byte)
-        hash_last = hash_index == 47
-        # The byte is offered from a register, a clock after hash_index
-        # (the ROM and the 16-way select ran on into the hash arbiter's mux,
-        # 7 levels): a byte every two clocks, 96 clocks an authentication.
-        hash_byte, hash_byte_last, hash_byte_ok = Signal(8), Signal(), Signal()
-        m.d.sync += [hash_byte.eq(hash_input), hash_byte_last.eq(hash_last), hash_byte_ok.eq(0)]
+        # The byte is offered from a register two clocks after hash_index:
+        # the ROM and the 16-way select each into a register of its own,
+        # then the pick between them (in one clock they ran on into the
+        # byte's register, 7 levels): a byte every three clocks, 288 clocks
+        # an authentication.
+        label_q, secret_q, pick_secret, last_q = Signal(8), Signal(8), Signal(), Signal()
+        m.d.sync += [label_q.eq(label_byte), secret_q.eq(secret_bytes.word_select(hash_index[:4], 8)),
+                     pick_secret.eq(hash_index[5]), last_q.eq(hash_index == 47)]
+        hash_byte, hash_byte_last, hash_byte_ok, hash_settling = Signal(8), Signal(), Signal(), Signal()
+        m.d.sync += [hash_byte.eq(Mux(pick_secret, secret_q, label_q)), hash_byte_last.eq(last_q),
+                     hash_byte_ok.eq(0), hash_settling.eq(0)]
         # Driven in every state (only valid in "Hashing"): no AND a bit.
         m.d.comb += [siphash.sink.payload.data.eq(hash_byte), siphash.sink.payload.last.eq(hash_byte_last)]
 
@@ -865,8 +871,18 @@ class SessionEngine(wiring.Component):
                                          | (config_item == ConfigItem.HELLO_INTERVAL_MS))),
         ]
 
+        # Whether "Dispatching" adopts the message's epoch (its stale-epoch
+        # and its accepting branches), registered from the settled lookup
+        # (the branches' conditions in a row ran on into newest_epoch's
+        # enable, 7 levels); valid from "Sliding the window" on.
+        adopts, fsm_dispatching = Signal(), Signal()
+        m.d.sync += adopts.eq(found & fresh & ~is_hello & ~is_challenge & session_ok & ~(read_only & ~csmb_q))
+        with m.If(fsm_dispatching & adopts):
+            m.d.sync += adopt_epoch
+
         lookup_wait = Signal(range(_LOOKUP_CLOCKS))
         with OneHotFSM(m, "Idle", name="session") as fsm:
+            m.d.comb += fsm_dispatching.eq(fsm.ongoing("Dispatching"))
             with m.If(~fsm.ongoing("Splitting the active set")):
                 m.d.sync += key_shift.eq(key_feed)
             with fsm.state("Idle"):
@@ -905,7 +921,7 @@ class SessionEngine(wiring.Component):
                     fsm.goto("Dispatching")
 
             with fsm.state("Dispatching"):
-                with m.If(is_csmb & is_hello & ~found):
+                with m.If(csmb_q & is_hello & ~found):
                     with m.If(any_free):
                         m.d.sync += [
                             in_use[free_slot].eq(1),
@@ -951,22 +967,22 @@ class SessionEngine(wiring.Component):
                         fsm.goto("Acknowledging")
                     with m.Else():
                         fsm.goto("Done")
-                with m.Elif(read_only & ~is_csmb):
+                with m.Elif(read_only & ~csmb_q):
                     # SSMB DUMP reads only: any authenticated CS, any epoch.
                     m.d.sync += accept_seq()
                     fsm.goto("Passing to the core")
                 with m.Elif(~read_only & (~slot_active | epoch_behind)):
                     # Fencing: only the active set changes state.
-                    m.d.sync += [*accept_seq(), *adopt_epoch]
+                    m.d.sync += accept_seq()
                     count("stale_epoch")
-                    with m.If(is_csmb):
+                    with m.If(csmb_q):
                         m.d.sync += ack_error.eq(ErrorCode.STALE_EPOCH)
                         fsm.goto("Acknowledging")
                     with m.Else():
                         fsm.goto("Done")
                 with m.Else():
-                    m.d.sync += [*accept_seq(), *adopt_epoch]
-                    with m.If(is_csmb):
+                    m.d.sync += accept_seq()
+                    with m.If(csmb_q):
                         count("requests")
                         fsm.goto("Executing a request")
                     with m.Else():
@@ -1002,11 +1018,12 @@ class SessionEngine(wiring.Component):
                 # Label, then challenge and nonce, both big-endian.
                 m.d.comb += siphash.sink.valid.eq(hash_byte_ok)
                 with m.If(siphash.sink.ready & hash_byte_ok):
-                    m.d.sync += hash_index.eq(hash_index + 1)  # hash_byte_ok drops for a clock
+                    m.d.sync += hash_index.eq(hash_index + 1)  # hash_byte_ok drops for two clocks
                     with m.If(hash_byte_last):
                         fsm.goto("Waiting for the hash")
                 with m.Else():
-                    m.d.sync += hash_byte_ok.eq(1)  # hash_byte is hash_index's from the next clock
+                    # hash_byte is hash_index's two clocks after it moved
+                    m.d.sync += [hash_settling.eq(1), hash_byte_ok.eq(hash_settling)]
 
             with fsm.state("Waiting for the hash"):
                 m.d.comb += siphash.source.ready.eq(1)
