@@ -269,13 +269,23 @@ class DFSCore(wiring.Component):
                 m.submodules[f"ingress{p}"] = ingress = FrameArbiter(2)
                 connect(m, flipped(self.rx[p]), ingress.sinks[0])
                 connect(m, miss.release, ingress.sinks[1])
-                connect(m, ingress.source, fork.sink)
+                # The arbiter's choice through a skid buffer: it ran through the
+                # fork into the frame buffer's write and level (7 levels), and
+                # the fork's ready back into the MAC's and the miss path's.
+                _through(m, f"ingress_reg{p}", SkidBuffer, ingress.source, fork.sink)
                 first = ingress.source.valid & ingress.source.ready & ingress.source.payload.first
-                m.d.comb += [tags.w_en.eq(first), tags.w_data.eq(ingress.grant == 1)]
+                tag = ingress.grant == 1
             else:
                 connect(m, flipped(self.rx[p]), fork.sink)
                 first = fork.sink.valid & fork.sink.ready & fork.sink.payload.first
-                m.d.comb += [tags.w_en.eq(first), tags.w_data.eq(0)]
+                tag = 0
+            # The tag is written a clock after the frame's first byte: the
+            # fork's ready (the frame buffer's level, the parser's state) ran
+            # on into the tag FIFO's level (7 levels).  It is read with the
+            # frame's record, clocks after its last byte.
+            tag_w_en, tag_w_data = Signal(name=f"tag_w_en{p}"), Signal(name=f"tag_w_data{p}")
+            m.d.sync += [tag_w_en.eq(first), tag_w_data.eq(tag)]
+            m.d.comb += [tags.w_en.eq(tag_w_en), tags.w_data.eq(tag_w_data)]
 
             # fork -> frame buffer (10-bit words) and parser
             m.d.comb += [
@@ -283,7 +293,11 @@ class DFSCore(wiring.Component):
                 buffer.w_data.eq(fork.a.payload.as_value()),
                 fork.a.ready.eq(buffer.w_rdy),
             ]
-            connect(m, fork.b, parser.sink)
+            # The parser's bytes through a register on valid and payload: the
+            # MAC's valid and the ingress arbiter's choice went through the fork
+            # into the parser's capture enables (7 levels).  Its ready passes
+            # (of the parser's flops).
+            _through(m, f"parse_in{p}", PipelineRegister, fork.b, parser.sink)
             # The buffer is block RAM read without the output register (5.8 ns
             # from the clock on a speed-6 ECP5): its word goes straight into
             # flops (no mux in front: a pipeline register), then through a skid
@@ -383,21 +397,30 @@ class DFSCore(wiring.Component):
             m.submodules[f"demux{p}"] = demux = FrameDemux(n)
             # The frame's egress port goes into its FIFO as the rewriter takes
             # the decision (the frame reaches the demux after that).
+            # Room in the FIFO, registered: its level compare went through the
+            # decision's valid into the rewriter's input ready and on into the
+            # forwarder and the frame buffer's skid (7 levels).  Decided from
+            # the level a clock old, with one write a clock at most: at most
+            # depth - 3 then leaves room for this clock's write.
             d = fwd.decision
+            room = Signal(name=f"egress_room{p}", init=1)
+            m.d.sync += room.eq(ports.w_level <= ports.depth - 3)
             m.d.comb += [
-                to_command.decision.valid.eq(d.valid & ports.w_rdy),
+                to_command.decision.valid.eq(d.valid & room),
                 to_command.decision.payload.eq(d.payload),
-                d.ready.eq(to_command.decision.ready & ports.w_rdy),
-                ports.w_en.eq(d.valid & to_command.decision.ready & ports.w_rdy),
+                d.ready.eq(to_command.decision.ready & room),
+                ports.w_en.eq(d.valid & to_command.decision.ready & room),
                 ports.w_data.eq(d.payload.action.egress_port),
                 to_command.own_mac.eq(dfs_mac),
             ]
             connect(m, to_command.command, rewriter.command)
             # The forwarder's FSM and route gate its frame bytes, which went
-            # straight into the rewriter's stage enables (6 levels): a
-            # register on valid and payload (ready passes, from the rewriter's
-            # flops).
-            _through(m, f"forward{p}", PipelineRegister, fwd.forward_frame, rewriter.sink)
+            # straight into the rewriter's stage enables (6 levels): a skid
+            # buffer, both directions from flops (a pipeline register's
+            # passing ready took the rewriter's input ready, of the decision's
+            # valid and its line, into the forwarder's FSM and the frame
+            # buffer's skid, 6 levels).
+            _through(m, f"forward{p}", SkidBuffer, fwd.forward_frame, rewriter.sink)
             connect(m, rewriter.source, demux.sink)
             # The frame's egress port through a register: the demux takes it
             # with the frame's last byte, which the egress arbiter's ready

@@ -4,7 +4,8 @@
 """HeaderParser: observes a packet stream, emits one ``ParsedFrame`` per frame.
 
 The parser only watches: ``sink.ready`` is 1 every cycle except while a
-classified record waits for ``meta`` (the previous record still unaccepted).
+classified record waits for ``meta`` (the previous record still on ``meta``,
+even in the clock it is taken: ``sink.ready`` is of flops only).
 ``meta`` becomes valid 3 cycles after the frame's ``last`` byte is accepted:
 one cycle compares the frame's lengths and fields (``check`` stage), one
 runs the class priority and selects the record's fields (``meta`` register
@@ -173,8 +174,13 @@ class HeaderParser(wiring.Component):
         # checked: `check` holds its flags, the capture registers its fields.
         pending, checked = Signal(), Signal()
         out_load = Signal()
+        # The record loads only into an empty ``meta`` (not one being taken
+        # this clock): ``sink.ready`` is then of the parser's flops alone.
+        # The consumer's ready went through it into every capture enable and,
+        # in the DFS, back through the fork and the ingress arbiter (7
+        # levels).  The price is a clock when a record waits on a full ``meta``.
         m.d.comb += [
-            out_load.eq(checked & ~(meta.valid & ~meta.ready)),
+            out_load.eq(checked & ~meta.valid),
             sink.ready.eq(~checked | out_load),
         ]
         check_load = pending & (~checked | out_load)
