@@ -36,7 +36,7 @@ must be taken before the frame's last byte (the rewriter takes it with
 the first, and a forwarded frame is a whole TCP or UDP header long).
 """
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -192,17 +192,35 @@ class Forwarder(wiring.Component):
             key.inbound.eq(self._external),
             self.probe_key.eq(key),
         ]
+        # The record's compares, registered every clock: "Classifying" comes a
+        # clock after "Waiting for a frame" saw the record, which the register
+        # in front holds unchanged from then on, so they are its.  The 32-bit
+        # compares ran on into the FSM's next state and ``route`` (7 levels).
         for_message_port = Signal()
+        # The address compare a byte a flag (Yosys made the 32-bit compare a
+        # 6-level chain), the flags ANDed where they are used.
+        ip_bytes_eq = Signal(4)
+        m.d.sync += ip_bytes_eq.eq(Cat(info.dst_ip.word_select(k, 8) == self.dfs_ip.word_select(k, 8)
+                                       for k in range(4)))
+        to_dfs_ip = Signal()  # the frame is addressed to the DFS's own address
+        m.d.comb += to_dfs_ip.eq(ip_bytes_eq.all())
         if self._external:
             m.d.comb += for_message_port.eq(0)  # never from the external side
         else:
-            m.d.comb += for_message_port.eq(
+            to_message_port = Signal()
+            m.d.sync += to_message_port.eq(
                 (info.protocol == _UDP)
-                & (info.dst_ip == self.dfs_ip)
                 & ((info.dst_port == SSMB_UDP_PORT) | (info.dst_port == CSMB_UDP_PORT))
             )
+            m.d.comb += for_message_port.eq(to_message_port & to_dfs_ip)
         from_cs = Signal()  # the source is one the board was told is a CS
-        m.d.comb += from_cs.eq(((info.src_ip ^ self.cs_net) & self.cs_mask) == 0)
+        m.d.sync += from_cs.eq(((info.src_ip ^ self.cs_net) & self.cs_mask) == 0)
+        # TCP and not a lone SYN; TCP with FIN or RST: registered as the above.
+        tcp_not_syn, tcp_fin_rst = Signal(), Signal()
+        m.d.sync += [
+            tcp_not_syn.eq((info.protocol == _TCP) & ((info.tcp_flags & (_SYN | _ACK | _RST)) != _SYN)),
+            tcp_fin_rst.eq((info.protocol == _TCP) & ((info.tcp_flags & (_FIN | _RST)) != 0)),
+        ]
         m.d.comb += [
             self.message_bus.eq(Mux(info.dst_port == CSMB_UDP_PORT, Bus.CSMB, Bus.SSMB)),
             self.message_src.mac.eq(info.eth_src),
@@ -281,7 +299,7 @@ class Forwarder(wiring.Component):
             with m.State("Classifying"):
                 with m.Switch(info.kind):
                     with m.Case(FrameKind.ARP):
-                        with m.If(info.arp_request & (info.dst_ip == self.dfs_ip)):
+                        with m.If(info.arp_request & to_dfs_ip):
                             m.next = "Answering ARP"
                         with m.Elif(info.arp_request & self._external):
                             ask_cam(1, 0)
@@ -322,8 +340,7 @@ class Forwarder(wiring.Component):
                         m.next = "Answering ARP"
                     with m.Elif(asking_arp):
                         discard_frame("dropped_arp")
-                    with m.Elif(self.vs_answer.payload.hit & (info.protocol == _TCP)
-                                & ((info.tcp_flags & (_SYN | _ACK | _RST)) != _SYN)):
+                    with m.Elif(self.vs_answer.payload.hit & tcp_not_syn):
                         # Only a SYN opens a TCP flow (the model's drop_tcp_not_syn): a stray
                         # segment of a flow the DFS does not hold must not make a QUERY.
                         discard_frame("dropped_no_flow")
@@ -353,7 +370,7 @@ class Forwarder(wiring.Component):
             with m.State("Touching"):
                 m.d.comb += self.touch.valid.eq(1)
                 with m.If(self.touch.ready):
-                    with m.If((info.protocol == _TCP) & ((info.tcp_flags & (_FIN | _RST)) != 0)):
+                    with m.If(tcp_fin_rst):
                         m.next = "Reporting FIN or RST"
                     with m.Else():
                         m.next = "Sending the decision"
