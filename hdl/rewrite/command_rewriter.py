@@ -157,12 +157,15 @@ class CommandRewriter(wiring.Component):
         load = Signal()
         pop = Signal()
         emit = Signal()  # the head byte may leave (or be dropped)
-        lasts = Signal(range(_DEPTH + 1))  # frame ends in the line, counted (not an 8-way OR of the line)
+        # Frame ends in the line, counted (not an 8-way OR of the line), one-hot
+        # (``lasts[n]``: n ends) as ``filled``: a binary count's add and
+        # subtract ran from the output's ready through ``advance``, 6 levels.
+        lasts = Signal(_DEPTH + 1, init=1)
         advance = Signal()
         take_in = Signal()
         first_in = self.sink.payload.first
         m.d.comb += [
-            emit.eq(~filled[0] & c_valid & (filled[_LINE] | filled[_DEPTH] | (lasts != 0))),
+            emit.eq(~filled[0] & c_valid & (filled[_LINE] | filled[_DEPTH] | ~lasts[0])),
             advance.eq(emit & (out_stage.sink.ready | c.drop)),
             self.sink.ready.eq(~filled[_DEPTH] & (~first_in | (self.command.valid & ~unloaded))),
             take_in.eq(self.sink.valid & self.sink.ready),
@@ -182,7 +185,11 @@ class CommandRewriter(wiring.Component):
             m.d.sync += unloaded.eq(1)
         with m.Elif(load):
             m.d.sync += unloaded.eq(0)
-        m.d.sync += lasts.eq(lasts + (take_in & self.sink.payload.last) - (advance & head.last))
+        last_in, last_out = take_in & self.sink.payload.last, advance & head.last
+        with m.If(last_in & ~last_out):
+            m.d.sync += lasts.eq(lasts << 1)
+        with m.Elif(last_out & ~last_in):
+            m.d.sync += lasts.eq(lasts >> 1)
         # The byte taken becomes the head when the line is empty after this
         # clock's advance; otherwise it joins the ring.
         to_head = Signal()
@@ -299,30 +306,31 @@ class CommandRewriter(wiring.Component):
 
         def where(j, rel3, rel4):
             in_range = lambda v, lo, hi: (v >= lo) & (v < hi)  # noqa: E731
+            # Disjoint ranges (a field's own bytes only), as the layers are:
+            # the MACs end at 12, the TCI at 16, L3 starts at 14 or 18 and L4
+            # at least 20 bytes after it.
             return {
-                "dst_mac": j < 6, "src_mac": j < 12, "tci_hi": j == 14, "tci_lo": j == 15,
+                "dst_mac": j < 6, "src_mac": in_range(j, 6, 12), "tci_hi": j == 14, "tci_lo": j == 15,
                 "ip_ck": in_range(rel3, 10, 12), "src_ip": in_range(rel3, 12, 16),
-                "dst_ip": in_range(rel3, 16, 20), "src_port": rel4 < 2, "dst_port": rel4 < 4,
-                "seq": rel4 < 8, "ack": rel4 < 12, "tcp_ck": in_range(rel4, 16, 18),
+                "dst_ip": in_range(rel3, 16, 20), "src_port": rel4 < 2, "dst_port": in_range(rel4, 2, 4),
+                "seq": in_range(rel4, 4, 8), "ack": in_range(rel4, 8, 12), "tcp_ck": in_range(rel4, 16, 18),
                 "udp_ck": in_range(rel4, 6, 8),
             }
 
         def resolve(w):
-            """The position flags in the byte mux's order of precedence, made exclusive."""
+            """The position flags made selects.  The ranges are disjoint but for
+            UDP's checksum inside the sequence number's bytes, where the
+            sequence number (only ever with ``offsets``) goes first: no
+            precedence chain over all thirteen (it ran 7 levels into ``sel``)."""
             l4 = is_tcp | is_udp
-            conditions = {
+            return {
                 "dst_mac": w["dst_mac"], "src_mac": w["src_mac"],
                 "tci_hi": vlan_rewrite & w["tci_hi"], "tci_lo": vlan_rewrite & w["tci_lo"],
                 "ip_ck": w["ip_ck"], "src_ip": w["src_ip"], "dst_ip": w["dst_ip"],
                 "src_port": l4 & w["src_port"], "dst_port": l4 & w["dst_port"],
                 "seq": l4 & offsets & w["seq"], "ack": l4 & offsets & w["ack"],
-                "tcp_ck": is_tcp & w["tcp_ck"], "udp_ck": is_udp & w["udp_ck"],
+                "tcp_ck": is_tcp & w["tcp_ck"], "udp_ck": is_udp & ~offsets & w["udp_ck"],
             }
-            taken, exclusive = Const(0, 1), {}
-            for name, condition in conditions.items():
-                exclusive[name] = condition & ~taken
-                taken = taken | condition
-            return exclusive
 
         names = list(where(p2_j, p2_rel3, p2_rel4))
         w1 = {name: Signal(name=f"w1_{name}") for name in names}
