@@ -69,6 +69,8 @@ from amaranth import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..onehot import OneHotFSM
+
 __all__ = ["SipHash24", "siphash_input_layout"]
 
 siphash_input_layout = data.StructLayout({"data": 8, "last": 1, "empty": 1})
@@ -241,12 +243,14 @@ class SipHash24(wiring.Component):
         len_word = Cat(Const(0, 56), cur_len)
         source_load = Signal()
 
-        with m.FSM(name="engine"):
-            with m.State("Waiting for a word"):
+        # One-hot (a flop a state): a binary state register's decode sat in
+        # front of every load of cur_*/hold_valid (6 levels, fanout 68).
+        with OneHotFSM(m, "Waiting for a word", name="engine") as fsm:
+            with fsm.state("Waiting for a word"):
                 m.d.comb += [load.eq(hold_valid), load_init.eq(hold_first)]
                 with m.If(hold_valid):
-                    m.next = "Compressing"
-            with m.State("Compressing"):
+                    fsm.goto("Compressing")
+            with fsm.state("Compressing"):
                 m.d.comb += run.eq(1)
                 with m.If(h == 2):
                     # Operands of the word's last half-round: v0 ^= m ends the
@@ -268,7 +272,7 @@ class SipHash24(wiring.Component):
                         m.d.sync += [cur_m.eq(len_word), cur_extra.eq(0), h.eq(0)]
                     with m.Elif(cur_last):
                         m.d.sync += h.eq(0)
-                        m.next = "Finalizing"
+                        fsm.goto("Finalizing")
                     with m.Elif(fold):
                         m.d.sync += [
                             cur_m.eq(hold_m),
@@ -279,20 +283,20 @@ class SipHash24(wiring.Component):
                             h.eq(0),
                         ]
                     with m.Else():
-                        m.next = "Waiting for a word"
-            with m.State("Finalizing"):
+                        fsm.goto("Waiting for a word")
+            with fsm.state("Finalizing"):
                 m.d.comb += run.eq(1)
                 with m.If(h == 7):
-                    m.next = "Presenting the tag"
-            with m.State("Presenting the tag"):
+                    fsm.goto("Presenting the tag")
+            with fsm.state("Presenting the tag"):
                 with m.If(~self.source.valid | self.source.ready):
                     m.d.comb += source_load.eq(1)
                     # The next message's first word, if waiting, starts now.
                     m.d.comb += [load.eq(hold_valid), load_init.eq(1)]
                     with m.If(hold_valid):
-                        m.next = "Compressing"
+                        fsm.goto("Compressing")
                     with m.Else():
-                        m.next = "Waiting for a word"
+                        fsm.goto("Waiting for a word")
 
         with m.If(source_load):
             m.d.sync += [self.source.valid.eq(1), self.source.payload.eq(a ^ b ^ c ^ d)]
