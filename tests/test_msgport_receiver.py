@@ -137,3 +137,17 @@ def test_random_mutations_match_the_host_codec():
     received, counters = run_receiver(datagrams)
     assert received == reference(datagrams)
     assert counters["accepted"] == len(received)
+
+
+def test_a_length_with_its_high_byte_set_ends_the_datagram():
+    # The receiver checks msg_length's high byte when byte 4 is taken and its
+    # low byte at byte 5: a high byte of 1 over an in-range low byte is out
+    # of range (256 + the real length), as the host codec says.
+    rng = random.Random(14)
+    codec = Codec(KEY)
+    good = [codec.encode(random_block(cls, rng)) for cls in DFS_RECEIVES[:2]]
+    long = good[0][:4] + bytes([1]) + good[0][5:]
+    datagrams = [(Bus.SSMB, long + good[1]), (Bus.SSMB, good[1])]
+    received, counters = run_receiver(datagrams)
+    assert received == reference(datagrams)
+    assert counters["bad_length"] == 1 and counters["accepted"] == 1

@@ -55,6 +55,7 @@ from twinplane.protocol.codes import SUPPORTED_VERSIONS, Bus, CsmbType, SsmbType
 from twinplane.protocol.messages import HEADER_SIZE, TAG_SIZE
 
 from ..crypto.siphash import SipHash24
+from ..onehot import OneHotFSM, onehot_mux
 from ..packet import packet_signature
 from .hash_arbiter import hash_client_signature
 from .layout import MAX_RECEIVED_BYTES, expected_lengths, received_message_layout
@@ -105,16 +106,25 @@ class MessageReceiver(wiring.Component):
         vers_major = Signal(8)
         tag = Signal(64)
         datagram_over = Signal()  # the byte just taken carried `last`
+        tag_ok = Signal(8)  # the hash's tag equals the message's, byte by byte
 
         byte = self.sink.payload.data
         take = Signal()
         m.d.comb += take.eq(self.sink.valid & self.sink.ready)
 
-        expected = Signal(16)
-        with m.Switch(Cat(msg_type, bus)):
-            for (msg_bus, code), size in expected_lengths().items():
-                with m.Case(code | int(msg_bus) << 8):
-                    m.d.comb += expected.eq(size)
+        # The expected length in three registered steps (a flop per known
+        # (bus, type), their sizes OR-ed, the compare): "Checking" comes 30
+        # clocks or more after the type and length are in; the type's decode
+        # and the 16-bit compare in one clock ran on into the state flops
+        # (7 levels, and still 7 into a register of the 16-bit switch).
+        sizes = expected_lengths()
+        assert max(sizes.values()) < 256
+        type_hits = Signal(len(sizes))
+        m.d.sync += type_hits.eq(
+            Cat((Cat(msg_type, bus) == (code | int(msg_bus) << 8)) for msg_bus, code in sizes)
+        )
+        expected_q = Signal(8)  # 0: no such message
+        m.d.sync += expected_q.eq(onehot_mux(type_hits, list(sizes.values())))
         is_hello = Signal()
         m.d.comb += is_hello.eq(
             ((bus == Bus.SSMB) & (msg_type == SsmbType.HELLO)) | ((bus == Bus.CSMB) & (msg_type == CsmbType.HELLO))
@@ -124,6 +134,12 @@ class MessageReceiver(wiring.Component):
         for major in {major for major, _ in SUPPORTED_VERSIONS}:
             with m.If(vers_major == major):
                 m.d.comb += version_ok.eq(1)
+        length_ok_q = Signal()
+        version_ok_q = Signal()
+        m.d.sync += [
+            length_ok_q.eq(expected_q == length),
+            version_ok_q.eq(version_ok),
+        ]
 
         # Where the message ends, from registers: `length` is known from byte 6
         # on and these follow it a clock later, long before they are compared
@@ -139,9 +155,14 @@ class MessageReceiver(wiring.Component):
         ]
         last_signed = Signal()
         m.d.comb += last_signed.eq((index >= HEADER_SIZE) & (index == signed_end))
-        length_now = Cat(byte, length[8:16])  # msg_length while byte 5 is taken
+        # msg_length while byte 5 is taken: its high byte must be 0 (the
+        # limits are under 256), registered when byte 4 is taken, so only the
+        # low byte's compares meet index == 5 (7 levels from length[8:16]).
+        assert _MAX_LENGTH < 256
+        length_hi_bad = Signal()
+        at_length = Signal()  # byte 5 is next (index == 5, a flop)
         length_bad = Signal()
-        m.d.comb += length_bad.eq((length_now < _MIN_LENGTH) | (length_now > _MAX_LENGTH))
+        m.d.comb += length_bad.eq(length_hi_bad | (byte < _MIN_LENGTH) | (byte > _MAX_LENGTH))
 
         def count(name):
             counter = getattr(self, name)
@@ -183,10 +204,13 @@ class MessageReceiver(wiring.Component):
         # bytes go to SipHash as they reach the top.
         m.d.comb += siphash.sink.payload.data.eq(top)
 
-        with m.FSM(name="receiver"):
-            with m.State("Waiting for a message"):
+        # One-hot (a flop a state): each state's test is its own flop, not a
+        # decode of a binary state register in front of raw's and the hash's
+        # enables (7 levels).
+        with OneHotFSM(m, "Waiting for a message", name="receiver") as fsm:
+            with fsm.state("Waiting for a message"):
                 with m.If(self.sink.valid):
-                    m.d.sync += [index.eq(0), length.eq(0)]
+                    m.d.sync += [index.eq(0), length.eq(0), at_length.eq(0)]
                     m.d.comb += clear.eq(1)
                     with m.If(self.sink.payload.first):
                         m.d.sync += [
@@ -196,12 +220,12 @@ class MessageReceiver(wiring.Component):
                             out.src_ip.eq(self.src_ip),
                             out.src_port.eq(self.src_port),
                         ]
-                    m.next = "Taking header and body"
+                    fsm.goto("Taking header and body")
 
-            with m.State("Taking header and body"):
+            with fsm.state("Taking header and body"):
                 m.d.comb += self.sink.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += index.eq(index + 1)
+                    m.d.sync += [index.eq(index + 1), at_length.eq(index == 4)]
                     m.d.comb += shift_raw.eq(1)
                     with m.If(index < HEADER_SIZE):
                         m.d.sync += out.header.eq(Cat(byte, out.header.as_value()[:-8]))
@@ -211,95 +235,104 @@ class MessageReceiver(wiring.Component):
                         with m.Case(2):
                             m.d.sync += [msg_type.eq(byte), out.msg_type.eq(byte)]
                         with m.Case(4):
-                            m.d.sync += length[8:16].eq(byte)
+                            m.d.sync += [length[8:16].eq(byte), length_hi_bad.eq(byte != 0)]
                         with m.Case(5):
                             m.d.sync += length[0:8].eq(byte)
-                    with m.If((index == 5) & length_bad):
+                    with m.If(at_length & length_bad):
                         count("bad_length")
                         with m.If(self.sink.payload.last):
-                            m.next = "Waiting for a message"
+                            fsm.goto("Waiting for a message")
                         with m.Else():
-                            m.next = "Eating the rest"
+                            fsm.goto("Eating the rest")
                     with m.Elif(self.sink.payload.last):
                         count("truncated")
-                        m.next = "Waiting for a message"
+                        fsm.goto("Waiting for a message")
                     with m.Elif(last_signed):
-                        m.next = "Taking the tag"
+                        fsm.goto("Taking the tag")
 
-            with m.State("Taking the tag"):
+            with fsm.state("Taking the tag"):
                 m.d.comb += self.sink.ready.eq(1)
                 with m.If(take):
                     m.d.sync += index.eq(index + 1)
                     m.d.comb += shift_tag.eq(1)
                     m.d.sync += datagram_over.eq(self.sink.payload.last)
                     with m.If(index == tag_end):
-                        m.next = "Checking"
+                        fsm.goto("Checking")
                     with m.Elif(self.sink.payload.last):
                         count("truncated")
-                        m.next = "Waiting for a message"
+                        fsm.goto("Waiting for a message")
 
-            with m.State("Checking"):
+            with fsm.state("Checking"):
                 m.d.sync += index.eq(0)
-                with m.If(expected != length):
+                with m.If(~length_ok_q):
                     count("unexpected")
-                    m.next = "Next message"
-                with m.Elif(~version_ok):
+                    fsm.goto("Next message")
+                with m.Elif(~version_ok_q):
                     count("bad_version")
-                    m.next = "Next message"
+                    fsm.goto("Next message")
                 with m.Else():
-                    m.next = "Rotating to the message"
+                    fsm.goto("Rotating to the message")
 
-            with m.State("Rotating to the message"):
+            with fsm.state("Rotating to the message"):
                 with m.If(index == unused):
                     m.d.sync += index.eq(0)
-                    m.next = "Hashing the bus byte"
+                    fsm.goto("Hashing the bus byte")
                 with m.Else():
                     m.d.comb += rotate.eq(1)
                     m.d.sync += index.eq(index + 1)
 
-            with m.State("Hashing the bus byte"):
+            with fsm.state("Hashing the bus byte"):
                 # Domain separation: the bus byte first.
                 m.d.comb += [siphash.sink.valid.eq(1), siphash.sink.payload.data.eq(bus)]
                 with m.If(siphash.sink.ready):
-                    m.next = "Hashing the message"
+                    fsm.goto("Hashing the message")
 
-            with m.State("Hashing the message"):
+            with fsm.state("Hashing the message"):
                 last = index == signed_end
                 m.d.comb += [siphash.sink.valid.eq(1), siphash.sink.payload.last.eq(last)]
                 with m.If(siphash.sink.ready):
                     m.d.comb += rotate.eq(1)
                     m.d.sync += index.eq(index + 1)
                     with m.If(last):
-                        m.next = "Checking the tag"
+                        fsm.goto("Checking the tag")
 
-            with m.State("Checking the tag"):
+            with fsm.state("Checking the tag"):
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
-                    with m.If(siphash.source.payload != tag):
-                        count("bad_tag")
-                        m.next = "Next message"
-                    with m.Else():
-                        m.d.sync += self.source.valid.eq(1)
-                        m.next = "Passing it on"
+                    # Registered a byte a flop, a clock a message: the 64-bit
+                    # compare ran on into the state flops and source.valid
+                    # (7 levels, and 7 into a single flop).
+                    m.d.sync += tag_ok.eq(
+                        Cat(siphash.source.payload.word_select(i, 8) == tag.word_select(i, 8) for i in range(8))
+                    )
+                    fsm.goto("Judging the tag")
 
-            with m.State("Passing it on"):
+            with fsm.state("Judging the tag"):
+                with m.If(~tag_ok.all()):
+                    count("bad_tag")
+                    fsm.goto("Next message")
+                with m.Else():
+                    m.d.sync += self.source.valid.eq(1)
+                    fsm.goto("Passing it on")
+
+            with fsm.state("Passing it on"):
                 with m.If(self.source.ready):
                     m.d.sync += self.source.valid.eq(0)
                     count("accepted")
-                    m.next = "Next message"
+                    fsm.goto("Next message")
 
-            with m.State("Next message"):
+            with fsm.state("Next message"):
                 # Same datagram, next message: same bus, same sender.
                 with m.If(datagram_over):
-                    m.next = "Waiting for a message"
+                    fsm.goto("Waiting for a message")
                 with m.Else():
-                    m.d.sync += [index.eq(0), length.eq(0)]
+                    m.d.sync += [index.eq(0), length.eq(0), at_length.eq(0)]
                     m.d.comb += clear.eq(1)
-                    m.next = "Taking header and body"
+                    fsm.goto("Taking header and body")
 
-            with m.State("Eating the rest"):
+            with fsm.state("Eating the rest"):
                 # msg_length was out of range: nothing after it is framed.
                 m.d.comb += self.sink.ready.eq(1)
                 with m.If(take & self.sink.payload.last):
-                    m.next = "Waiting for a message"
+                    fsm.goto("Waiting for a message")
         return m
