@@ -34,8 +34,9 @@ the association, kept by the message port's executor.
 
 A message whose ``msg_length`` is out of range ends the datagram (nothing
 after it is framed), as in the host codec; any other bad message is skipped
-alone.  Bytes are taken one a clock into the register; once a message and
-its tag are in, the register is rotated a byte a clock through SipHash
+alone.  Bytes are taken one a clock into the register (but for a clock's
+pause after byte 5, whose length check has a clock of its own); once a
+message and its tag are in, the register is rotated a byte a clock through SipHash
 (MAX_RECEIVED_BYTES clocks, then ~15 for the tag), so the SipHash core can
 be the port's shared one: it is never held while the network delivers bytes.
 Messages are at least 36 bytes and a REPLY (the largest, 160) costs about
@@ -162,6 +163,7 @@ class MessageReceiver(wiring.Component):
         length_hi_bad = Signal()
         at_length = Signal()  # byte 5 is next (index == 5, a flop)
         length_bad = Signal()
+        length_bad_q = Signal()
         m.d.comb += length_bad.eq(length_hi_bad | (byte < _MIN_LENGTH) | (byte > _MAX_LENGTH))
 
         def count(name):
@@ -204,13 +206,23 @@ class MessageReceiver(wiring.Component):
         # bytes go to SipHash as they reach the top.
         m.d.comb += siphash.sink.payload.data.eq(top)
 
+        # index is written outside the states, as "clear, else step": the
+        # states' conditions meet at two nets instead of a mux of the states'
+        # values in front of each bit (7 levels from the hash's ready).
+        index_clear, index_step = Signal(), Signal()
+        with m.If(index_clear):
+            m.d.sync += index.eq(0)
+        with m.Elif(index_step):
+            m.d.sync += index.eq(index + 1)
+
         # One-hot (a flop a state): each state's test is its own flop, not a
         # decode of a binary state register in front of raw's and the hash's
         # enables (7 levels).
         with OneHotFSM(m, "Waiting for a message", name="receiver") as fsm:
             with fsm.state("Waiting for a message"):
                 with m.If(self.sink.valid):
-                    m.d.sync += [index.eq(0), length.eq(0), at_length.eq(0)]
+                    m.d.sync += [length.eq(0), at_length.eq(0)]
+                    m.d.comb += index_clear.eq(1)
                     m.d.comb += clear.eq(1)
                     with m.If(self.sink.payload.first):
                         m.d.sync += [
@@ -225,7 +237,8 @@ class MessageReceiver(wiring.Component):
             with fsm.state("Taking header and body"):
                 m.d.comb += self.sink.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [index.eq(index + 1), at_length.eq(index == 4)]
+                    m.d.sync += at_length.eq(index == 4)
+                    m.d.comb += index_step.eq(1)
                     m.d.comb += shift_raw.eq(1)
                     with m.If(index < HEADER_SIZE):
                         m.d.sync += out.header.eq(Cat(byte, out.header.as_value()[:-8]))
@@ -238,22 +251,35 @@ class MessageReceiver(wiring.Component):
                             m.d.sync += [length[8:16].eq(byte), length_hi_bad.eq(byte != 0)]
                         with m.Case(5):
                             m.d.sync += length[0:8].eq(byte)
-                    with m.If(at_length & length_bad):
-                        count("bad_length")
-                        with m.If(self.sink.payload.last):
-                            fsm.goto("Waiting for a message")
-                        with m.Else():
-                            fsm.goto("Eating the rest")
+                    with m.If(at_length):
+                        # Byte 5 judged in a clock of its own (one more a
+                        # message): its compares ran on into the state flops
+                        # (7 levels from the byte).
+                        m.d.sync += [length_bad_q.eq(length_bad), datagram_over.eq(self.sink.payload.last)]
+                        fsm.goto("Checking the length")
                     with m.Elif(self.sink.payload.last):
                         count("truncated")
                         fsm.goto("Waiting for a message")
                     with m.Elif(last_signed):
                         fsm.goto("Taking the tag")
 
+            with fsm.state("Checking the length"):
+                with m.If(length_bad_q):
+                    count("bad_length")
+                    with m.If(datagram_over):
+                        fsm.goto("Waiting for a message")
+                    with m.Else():
+                        fsm.goto("Eating the rest")
+                with m.Elif(datagram_over):
+                    count("truncated")
+                    fsm.goto("Waiting for a message")
+                with m.Else():
+                    fsm.goto("Taking header and body")
+
             with fsm.state("Taking the tag"):
                 m.d.comb += self.sink.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += index.eq(index + 1)
+                    m.d.comb += index_step.eq(1)
                     m.d.comb += shift_tag.eq(1)
                     m.d.sync += datagram_over.eq(self.sink.payload.last)
                     with m.If(index == tag_end):
@@ -263,7 +289,7 @@ class MessageReceiver(wiring.Component):
                         fsm.goto("Waiting for a message")
 
             with fsm.state("Checking"):
-                m.d.sync += index.eq(0)
+                m.d.comb += index_clear.eq(1)
                 with m.If(~length_ok_q):
                     count("unexpected")
                     fsm.goto("Next message")
@@ -275,11 +301,11 @@ class MessageReceiver(wiring.Component):
 
             with fsm.state("Rotating to the message"):
                 with m.If(index == unused):
-                    m.d.sync += index.eq(0)
+                    m.d.comb += index_clear.eq(1)
                     fsm.goto("Hashing the bus byte")
                 with m.Else():
                     m.d.comb += rotate.eq(1)
-                    m.d.sync += index.eq(index + 1)
+                    m.d.comb += index_step.eq(1)
 
             with fsm.state("Hashing the bus byte"):
                 # Domain separation: the bus byte first.
@@ -292,7 +318,7 @@ class MessageReceiver(wiring.Component):
                 m.d.comb += [siphash.sink.valid.eq(1), siphash.sink.payload.last.eq(last)]
                 with m.If(siphash.sink.ready):
                     m.d.comb += rotate.eq(1)
-                    m.d.sync += index.eq(index + 1)
+                    m.d.comb += index_step.eq(1)
                     with m.If(last):
                         fsm.goto("Checking the tag")
 
@@ -326,7 +352,8 @@ class MessageReceiver(wiring.Component):
                 with m.If(datagram_over):
                     fsm.goto("Waiting for a message")
                 with m.Else():
-                    m.d.sync += [index.eq(0), length.eq(0), at_length.eq(0)]
+                    m.d.sync += [length.eq(0), at_length.eq(0)]
+                    m.d.comb += index_clear.eq(1)
                     m.d.comb += clear.eq(1)
                     fsm.goto("Taking header and body")
 
