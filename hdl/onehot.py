@@ -2,13 +2,15 @@
 # its selects are registered one-hot flags (one LUT level per pair of inputs,
 # no binary decode in front).
 """``onehot_mux(selects, values)``: the OR of the values whose select is set.
-``OneHotFSM``: a state machine with a flop per state."""
+``OneHotFSM``: a state machine with a flop per state.
+``Loads``: a register written from several exclusive places (one-hot
+states), as a mux without priority."""
 
 from contextlib import contextmanager
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 
-__all__ = ["OneHotFSM", "onehot_mux"]
+__all__ = ["Loads", "OneHotFSM", "onehot_mux"]
 
 
 def onehot_mux(selects, values):
@@ -98,3 +100,80 @@ class OneHotFSM:
             raise ValueError(f"states never defined: {missing}")
         for state, bit in self._bits.items():
             self._m.d.sync += bit.eq(self._go[state] | (bit & ~self._leave[state]))
+
+
+class Loads:
+    """A register written by several states: each write raises a flag of its
+    own where it stands, and the register loads the value whose flag is up --
+    at most one flag a clock (the states are one-hot and a state's branches
+    exclusive), so the mux needs no priority.  Written in the states as
+    ``to_reg(value)`` (for ``to_reg = Loads(m, reg)``) where one would write
+    ``m.d.sync += reg.eq(value)``; ``close()`` once every write is known.
+
+    Amaranth's statements in separate ``If``s are a priority chain, one mux a
+    writer, which a register written in many states turns into as many levels
+    in front of its flops.  Here:
+
+    * writes of the same value share one flag (theirs ORed first);
+    * a write of a constant 0 is the flops' synchronous reset, not a mux input;
+    * the others: under the enable (the OR of every flag), a chain of
+      2-input muxes, the last value needing no flag (the fewest LUTs); with
+      ``and_or=True`` the OR of (flag AND value) instead, two or three LUT
+      levels whatever the number of writers;
+    * ``comb=True``: a combinational value, the AND-OR, 0 where no flag is up.
+    """
+
+    def __init__(self, m: Module, reg, *, comb: bool = False, and_or: bool = False):
+        self._m = m
+        self._comb = comb
+        self._and_or = and_or
+        self._reg = Value.cast(reg)
+        self._sources: list[tuple[Signal, Value]] = []
+
+    def __call__(self, value) -> None:
+        flag = Signal(name=f"{self._reg.name if hasattr(self._reg, 'name') else 'reg'}_load{len(self._sources)}")
+        value = Value.cast(value)
+        if len(value) > len(self._reg):
+            raise ValueError(f"{value!r} is wider than the register")
+        self._m.d.comb += flag.eq(1)
+        self._sources.append((flag, value))
+
+    def close(self) -> None:
+        if not self._sources:
+            return
+        # A write of 0 is the flops' synchronous reset (the domain's is
+        # one already): no input of the mux.
+        zeros = [] if self._comb else [flag for flag, value in self._sources
+                                       if isinstance(value, Const) and value.value == 0]
+        # Writes of the same value (e.g. the answer's counters from
+        # several states) share one flag: theirs ORed first.  The same value
+        # is the same expression of the same signals (two signals may print
+        # alike: the repr alone would merge them).
+        groups: dict[tuple, tuple[list[Signal], Value]] = {}
+        for flag, value in self._sources:
+            if not any(flag is z for z in zeros):
+                same = (repr(value), tuple(sorted(id(s) for s in value._rhs_signals())))
+                groups.setdefault(same, ([], value))[0].append(flag)
+        loads = [(Cat(flags).any() if len(flags) > 1 else flags[0], value.as_unsigned())
+                 for flags, value in groups.values()]
+        if self._comb or self._and_or:
+            total = 0
+            for flag, value in loads:
+                total = total | (flag.replicate(len(self._reg)) & value)
+            if self._comb:  # 0 where no state writes
+                self._m.d.comb += self._reg.eq(total)
+                return
+        elif loads:
+            # Under the enable one flag is up: the last value needs no flag
+            # of its own (a 2-input mux a source, one input a bit less than AND-OR).
+            total = loads[-1][1]
+            for flag, value in reversed(loads[:-1]):
+                total = Mux(flag, value, total)
+        if loads:
+            # The enable is the OR of every flag itself (the group ORs in it
+            # mapped 83 COMB worse in the flow controller).
+            with self._m.If(Cat(flag for flags, _ in groups.values() for flag in flags).any()):
+                self._m.d.sync += self._reg.eq(total)
+        if zeros:
+            with self._m.If(Cat(zeros).any()):
+                self._m.d.sync += self._reg.eq(0)

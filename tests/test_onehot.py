@@ -1,4 +1,5 @@
-"""hdl/onehot.py: one-hot AND-OR selection, every select pattern of three; the one-hot FSM against Amaranth's."""
+"""hdl/onehot.py: one-hot AND-OR selection, every select pattern of three; the one-hot FSM against Amaranth's;
+``Loads`` against plain ``m.d.sync`` writes in exclusive branches."""
 
 import random
 
@@ -6,7 +7,7 @@ import pytest
 from amaranth import Module, Signal
 from amaranth.sim import Simulator
 
-from twinplane.hdl.onehot import OneHotFSM, onehot_mux
+from twinplane.hdl.onehot import Loads, OneHotFSM, onehot_mux
 
 
 def test_every_select_pattern():
@@ -94,3 +95,51 @@ def test_one_hot_fsm_checks_its_use():
         with fsm:
             with fsm.state("A"):
                 fsm.goto("B")
+
+
+@pytest.mark.parametrize("mode", ["chain", "and_or", "comb"])
+def test_loads_follow_plain_writes(mode):
+    """Five writers of one register (two of one value, one of 0, one of an
+    expression of the register itself) in exclusive branches, each a random
+    clock: the ``Loads`` register follows the one written with ``m.d``."""
+    which = Signal(range(6))  # 0: no writer this clock
+    x, y = Signal(8), Signal(8)
+    ref, out = Signal(8, init=0x5A), Signal(8, init=0x5A)
+    m = Module()
+    to_out = Loads(m, out, comb=mode == "comb", and_or=mode == "and_or")
+    values = [x, 0, y, x, (out + 3)[:8]] if mode != "comb" else [x, 0, y, x, ~y]
+    for i, value in enumerate(values, start=1):
+        with m.If(which == i):
+            (m.d.comb if mode == "comb" else m.d.sync).__iadd__(ref.eq(value))
+            to_out(value)
+    to_out.close()
+    rng = random.Random(mode)
+
+    async def bench(ctx):
+        seen = set()
+        for _ in range(400):
+            w = rng.randrange(6)
+            seen.add(w)
+            ctx.set(which, w)
+            ctx.set(x, rng.randrange(256))
+            ctx.set(y, rng.randrange(256))
+            if mode == "comb":
+                await ctx.delay(1e-6)
+                assert ctx.get(out) == (ctx.get(ref) if w else 0), w  # 0 where no writer
+            else:
+                await ctx.tick()
+                assert ctx.get(out) == ctx.get(ref), w
+        assert seen == set(range(6))
+
+    sim = Simulator(m)
+    if mode != "comb":
+        sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_loads_reject_a_wider_value():
+    m = Module()
+    to_out = Loads(m, Signal(4))
+    with pytest.raises(ValueError, match="wider than the register"):
+        to_out(Signal(5))

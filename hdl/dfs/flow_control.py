@@ -54,7 +54,7 @@ from twinplane.protocol.messages import (
 from ..flowtable import command_layout, response_layout
 from ..msgport.layout import core_read_signature, received_message_layout, wire_word
 from ..msgport.session import core_message_layout
-from ..onehot import OneHotFSM
+from ..onehot import Loads, OneHotFSM
 from ..ram import BlockRAM
 from .layouts import FlowAction, FlowKey
 
@@ -100,60 +100,6 @@ def _conn_layout(geometry: FlowGeometry) -> data.StructLayout:
             "rst": 1,
         }
     )
-
-
-class _Loads:
-    """A register written by several states: each write raises a flag of its
-    own where it stands, and the register loads the OR of (flag AND value)
-    -- at most one flag a clock, so this is the mux without priority."""
-
-    def __init__(self, m: Module, reg, *, comb: bool = False):
-        self._m = m
-        self._comb = comb
-        self._reg = Value.cast(reg)
-        self._sources: list[tuple[Signal, Value]] = []
-
-    def __call__(self, value) -> None:
-        flag = Signal(name=f"{self._reg.name if hasattr(self._reg, 'name') else 'reg'}_load{len(self._sources)}")
-        value = Value.cast(value)
-        if len(value) > len(self._reg):
-            raise ValueError(f"{value!r} is wider than the register")
-        self._m.d.comb += flag.eq(1)
-        self._sources.append((flag, value))
-
-    def close(self) -> None:
-        if not self._sources:
-            return
-        # A write of 0 is the flops' synchronous reset (the domain's is
-        # one already): no input of the mux.
-        zeros = [] if self._comb else [flag for flag, value in self._sources
-                                       if isinstance(value, Const) and value.value == 0]
-        # Writes of the same value (e.g. the answer's counters from
-        # several states) share one flag: theirs ORed first.
-        groups: dict[str, tuple[list[Signal], Value]] = {}
-        for flag, value in self._sources:
-            if not any(flag is z for z in zeros):
-                groups.setdefault(repr(value), ([], value))[0].append(flag)
-        loads = [(Cat(flags).any() if len(flags) > 1 else flags[0], value.as_unsigned())
-                 for flags, value in groups.values()]
-        if self._comb:  # AND-OR, 0 where no state writes
-            total = 0
-            for flag, value in loads:
-                total = total | (flag.replicate(len(self._reg)) & value)
-            self._m.d.comb += self._reg.eq(total)
-            return
-        if loads:
-            # Under the enable one flag is up: the last value needs no flag
-            # of its own (a 2-input mux a source, one input a bit less than AND-OR).
-            total = loads[-1][1]
-            for flag, value in reversed(loads[:-1]):
-                total = Mux(flag, value, total)
-            # The enable is the OR of every flag itself (the group ORs in it mapped 83 COMB worse).
-            with self._m.If(Cat(flag for flags, _ in groups.values() for flag in flags).any()):
-                self._m.d.sync += self._reg.eq(total)
-        if zeros:
-            with self._m.If(Cat(zeros).any()):
-                self._m.d.sync += self._reg.eq(0)
 
 
 # The kinds of message "Dispatching" tells apart, a one-hot bit each.
@@ -263,10 +209,10 @@ class FlowController(wiring.Component):
 
         fsm = OneHotFSM(m, "Idle")  # a flop per state (hdl/onehot.py); closed at the end
         state, goto = fsm.state, fsm.goto
-        loads: list[_Loads] = []
+        loads: list[Loads] = []
 
         def loads_of(reg, *, comb=False):
-            loads.append(_Loads(m, reg, comb=comb))
+            loads.append(Loads(m, reg, comb=comb))
             return loads[-1]
 
         def count(name):
@@ -422,11 +368,11 @@ class FlowController(wiring.Component):
         new_vs_id, new_node_id = Signal(16), Signal(16)
 
         # Registers written by several states, and the record port's address
-        # and write, through AND-OR muxes (_Loads).
+        # and write, through AND-OR muxes (hdl/onehot.py's Loads).
         to_key_f, to_serial = loads_of(key_f), loads_of(serial)
         def counter_loads(reg):
             # the counts and last_seen apart: "Not found" zeroes the counts
-            # (a reset, see _Loads) and sets last_seen to now
+            # (a reset, see Loads) and sets last_seen to now
             counts = loads_of(reg.as_value()[:g.packets_width + g.bytes_width])
             seen = loads_of(reg.last_seen)
 

@@ -84,7 +84,7 @@ from twinplane.protocol.messages import (
 )
 
 from ..crypto.siphash import SipHash24
-from ..onehot import OneHotFSM
+from ..onehot import Loads, OneHotFSM
 from ..ram import BlockRAM
 from .hash_arbiter import hash_client_signature
 from .layout import (
@@ -447,6 +447,11 @@ class SessionEngine(wiring.Component):
         kind = Signal(_Kind)
         out_slot = Signal.like(slot)
         out_anonymous = Signal()  # to a CS without a slot: session 0, its own seq
+        # Written in many states: AND-OR loads, not a priority chain of the
+        # states' ``If``s (031ee57's worst routed path ended in ``out_slot``
+        # through such a chain).
+        to_kind, to_out_slot, to_out_anonymous = (
+            Loads(m, kind, and_or=True), Loads(m, out_slot, and_or=True), Loads(m, out_anonymous, and_or=True))
         anonymous_seq = Signal(32)
         # CSMB serials count from 1 (docs/protocol.md, "Serial numbers").
         serial_global = Signal(16, init=1)
@@ -530,6 +535,7 @@ class SessionEngine(wiring.Component):
         m.d.sync += feed_valid.eq(0)
         m.d.comb += [key_crc.valid.eq(feed_valid), key_crc.start.eq(feed_start), key_crc.data.eq(feed_bit)]
         copies = Signal(n)  # slots still owed a copy of the core message
+        to_copies = Loads(m, copies, and_or=True)
         next_copy = Signal.like(slot)
         lowest_authed = Signal.like(slot)
         for i in reversed(range(n)):
@@ -662,7 +668,9 @@ class SessionEngine(wiring.Component):
 
         def start_reply(which):
             """Answer the message on rx, to its sender."""
-            return [kind.eq(which), out_slot.eq(slot), out_anonymous.eq(~found)]
+            to_kind(which)
+            to_out_slot(slot)
+            to_out_anonymous(~found)
 
 
         # -- what goes to the transmitter: the reply or the core message, with
@@ -881,6 +889,7 @@ class SessionEngine(wiring.Component):
             m.d.sync += adopt_epoch
 
         lookup_wait = Signal(range(_LOOKUP_CLOCKS))
+        core_went = Signal()  # the core's message went to some CS (for core_delivered)
         with OneHotFSM(m, "Idle", name="session") as fsm:
             m.d.comb += fsm_dispatching.eq(fsm.ongoing("Dispatching"))
             with m.If(~fsm.ongoing("Splitting the active set")):
@@ -956,8 +965,8 @@ class SessionEngine(wiring.Component):
                     fsm.goto("Answering HELLO")
                 with m.Elif(is_challenge):
                     # out_slot: nonce_q is the slot's nonce from the next clock on.
-                    m.d.sync += [*accept_seq(), hash_index.eq(32 - len(_AUTH_LABEL)), hash_for_session.eq(0),
-                                 out_slot.eq(slot)]
+                    m.d.sync += [*accept_seq(), hash_index.eq(32 - len(_AUTH_LABEL)), hash_for_session.eq(0)]
+                    to_out_slot(slot)
                     fsm.goto("Hashing")
                 with m.Elif(~session_ok):
                     m.d.sync += accept_seq()
@@ -990,7 +999,7 @@ class SessionEngine(wiring.Component):
 
             with fsm.state("Answering HELLO"):
                 count("hellos")
-                m.d.sync += start_reply(_Kind.HELLO)
+                start_reply(_Kind.HELLO)
                 with m.If(hello_taken):
                     m.d.sync += [
                         role[slot].eq(hello.role[0]),
@@ -1043,7 +1052,7 @@ class SessionEngine(wiring.Component):
                         m.d.sync += [session[slot].eq(new_session), authed[slot].eq(1), epoch[slot].eq(hdr.epoch)]
                         with m.If(raise_epoch):  # the lookup pipeline's registered compares
                             m.d.sync += newest_epoch.eq(hdr.epoch)
-                        m.d.sync += start_reply(_Kind.AUTH_RESPONSE)
+                        start_reply(_Kind.AUTH_RESPONSE)
                         fsm.goto("Sending")
 
             with fsm.state("Executing a request"):
@@ -1145,7 +1154,7 @@ class SessionEngine(wiring.Component):
                 fsm.goto("Reading a list entry, second clock")
 
             with fsm.state("Reading a list entry, second clock"):
-                m.d.sync += start_reply(_Kind.VS_LIST)
+                start_reply(_Kind.VS_LIST)
                 fsm.goto("Sending a list entry")
 
             with fsm.state("Sending a list entry"):
@@ -1156,7 +1165,7 @@ class SessionEngine(wiring.Component):
                     fsm.goto("Listing virtual servers")
 
             with fsm.state("Acknowledging"):
-                m.d.sync += start_reply(_Kind.ACK)
+                start_reply(_Kind.ACK)
                 fsm.goto("Sending")
 
             with fsm.state("Sending"):
@@ -1164,15 +1173,16 @@ class SessionEngine(wiring.Component):
                 with m.If(self.tx.ready):
                     m.d.sync += sent
                     with m.If(is_core & (copies != 0)):
-                        m.d.sync += [out_slot.eq(next_copy), copies.eq(copies & ~(Const(1, n) << next_copy)[:n])]
+                        to_out_slot(next_copy)
+                        to_copies(copies & ~(Const(1, n) << next_copy)[:n])
                         count("replicated")
                     with m.Elif(is_replica):
                         count("replicated")
                         m.d.comb += self.rx.ready.eq(1)
                         fsm.goto("Idle")
                     with m.Elif(kind == _Kind.CORE):
-                        m.d.comb += [self.from_core.ready.eq(1), self.core_delivered.eq(1)]
-                        fsm.goto("Idle")
+                        m.d.sync += core_went.eq(1)
+                        fsm.goto("Releasing the core message")
                     with m.Else():
                         m.d.comb += self.rx.ready.eq(1)
                         fsm.goto("Idle")
@@ -1192,8 +1202,10 @@ class SessionEngine(wiring.Component):
                         m.d.sync += awaiting_verdict.eq(0)
                         with m.If(self.installed.payload & (others != 0)):
                             # Replication: a copy for every other authenticated CS.
-                            m.d.sync += [kind.eq(_Kind.REPLICA), out_slot.eq(lowest_other), copies.eq(others),
-                                         out_anonymous.eq(0)]
+                            to_kind(_Kind.REPLICA)
+                            to_out_slot(lowest_other)
+                            to_copies(others)
+                            to_out_anonymous(0)
                             fsm.goto("Replicating")
                         with m.Else():
                             fsm.goto("Done")
@@ -1203,7 +1215,7 @@ class SessionEngine(wiring.Component):
                     fsm.goto("Done")
 
             with fsm.state("Replicating"):
-                m.d.sync += copies.eq(copies & ~(Const(1, n) << out_slot)[:n])
+                to_copies(copies & ~(Const(1, n) << out_slot)[:n])
                 fsm.goto("Sending")
 
             with fsm.state("Done"):
@@ -1219,27 +1231,38 @@ class SessionEngine(wiring.Component):
                 with m.If(core_is_dump):
                     m.d.sync += dump_asked.eq(0)
                 with m.If(to_asker):
-                    m.d.sync += [kind.eq(_Kind.CORE), out_slot.eq(dump_slot), out_anonymous.eq(0), copies.eq(0)]
+                    to_kind(_Kind.CORE)
+                    to_out_slot(dump_slot)
+                    to_out_anonymous(0)
+                    to_copies(0)
                     count("from_core_count")
                     fsm.goto("Sending")
                 with m.Elif(~active_found & ~(core_to_all & (authed_mask != 0))):
                     count("no_active_cs")
-                    m.d.comb += self.from_core.ready.eq(1)
-                    fsm.goto("Idle")
+                    m.d.sync += core_went.eq(0)
+                    fsm.goto("Releasing the core message")
                 with m.Else():
                     first = Mux(active_found, active, lowest_authed)
-                    m.d.sync += [
-                        kind.eq(_Kind.CORE),
-                        out_slot.eq(first),
-                        out_anonymous.eq(0),
-                        copies.eq(Mux(core_to_all, authed_mask & ~(Const(1, n) << first)[:n], 0)),
-                        split_step.eq(0),
-                    ]
+                    to_kind(_Kind.CORE)
+                    to_out_slot(first)
+                    to_out_anonymous(0)
+                    to_copies(Mux(core_to_all, authed_mask & ~(Const(1, n) << first)[:n], 0))
+                    m.d.sync += split_step.eq(0)
                     count("from_core_count")
                     with m.If(core_is_query & (member_count > 1)):
                         fsm.goto("Splitting the active set")
                     with m.Else():
                         fsm.goto("Sending")
+
+            with fsm.state("Releasing the core message"):
+                # The core's message is taken from this state's flop (one
+                # clock more a message): the flow controller's state and its
+                # QUERY bookkeeping act on ``from_core.ready``, and the
+                # decode of tx.ready, kind and copies behind it ran on into
+                # them (ed45393's worst routed path: the session's ``authed``
+                # -> the flow controller's "After eviction", 10.0 ns).
+                m.d.comb += [self.from_core.ready.eq(1), self.core_delivered.eq(core_went)]
+                fsm.goto("Idle")
 
             with fsm.state("Splitting the active set"):
                 # Active/active: the QUERY goes to member crc32(key) % count
@@ -1269,7 +1292,7 @@ class SessionEngine(wiring.Component):
                 with m.Elif(split_step == _KEY_BITS + 34):
                     m.d.sync += split_step.eq(split_step + 1)  # the owner register follows the remainder
                 with m.Else():
-                    m.d.sync += out_slot.eq(owner)
+                    to_out_slot(owner)
                     fsm.goto("Sending")
 
         # The message passed to the core: held on to_core (and rx) until taken.
@@ -1286,6 +1309,8 @@ class SessionEngine(wiring.Component):
                 m.d.sync += awaiting_verdict.eq(1)
             with m.Else():
                 m.d.comb += self.rx.ready.eq(1)
+        for loads in (to_kind, to_out_slot, to_out_anonymous, to_copies):
+            loads.close()
         return m
 
     @staticmethod
