@@ -116,6 +116,28 @@ def parse_report(tim_log: str) -> dict:
     return report
 
 
+def late_endpoints(nextpnr_report: Path, target_mhz: dict[str, float]) -> dict[str, int]:
+    """Per clock domain (with its target in ``target_mhz``), the endpoints (register, RAM and pin inputs) whose
+    latest path misses its constraint with the 10 % margin: the count that
+    says how far a design is from timing, where Fmax names only its worst
+    path (``python -m twinplane.boards.slack`` lists them by block).  Paths
+    between two clocks are not counted (synchronisers)."""
+    from twinplane.boards.slack import endpoints
+
+    eps = endpoints(json.loads(nextpnr_report.read_text()))
+    counts: dict[str, int] = {}
+    for clock in sorted({e.capture for e in eps}):
+        if not clock or clock == "<async>":
+            continue
+        domain = clock_domain(clock)
+        if domain not in target_mhz:
+            continue
+        period = 1000.0 / (target_mhz[domain] * TIMING_MARGIN)
+        n = sum(1 for e in eps if e.capture == clock and e.launch == clock and e.arrival_ns > period)
+        counts[domain] = counts.get(domain, 0) + n
+    return counts
+
+
 def _tool_env() -> dict[str, str]:
     env = {}
     bindir = Path(sys.executable).parent
@@ -138,6 +160,7 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_
     (one-port boards): the (external, internal) VLAN ids, the board's by default."""
     from twinplane.boards.pnr import SYNTH_OPTS, script_after_synth
     from twinplane.boards.registry import get_board
+    from twinplane.boards.slack import REPORT_NAME
     from twinplane.boards.top import BoardTop
 
     if not isinstance(flows, int) or flows < 0:
@@ -159,7 +182,7 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_
         if progress:
             progress("elaborating")
         plan = platform.prepare(top, name, synth_opts=SYNTH_OPTS, script_after_synth=script_after_synth(name),
-                                nextpnr_opts=f"--timing-allow-fail --seed {seed}")
+                                nextpnr_opts=f"--timing-allow-fail --seed {seed} --report {REPORT_NAME} --detailed-timing-report")
 
         def execute():
             try:
@@ -201,6 +224,7 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_
         "seed": seed,
         "notes": spec.notes,
     }
+    report["late_endpoints"] = late_endpoints(out / REPORT_NAME, report["target_mhz"])
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

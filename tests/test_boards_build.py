@@ -32,6 +32,16 @@ def check_report(report, out_dir, *, timing=True):
     assert all(target == 125.0 for target in report["target_mhz"].values()), report["target_mhz"]
     if timing:
         assert not slow_clocks(report), f"clocks below constraint + 10%: {slow_clocks(report)}"
+    # The endpoints past each clock's target + 10 % (nextpnr's per-endpoint
+    # report) agree with its Fmax, away from the boundary (setup time and
+    # clock skew are in Fmax, not in an arrival).
+    assert set(report["late_endpoints"]) == set(report["fmax_mhz"]), report["late_endpoints"]
+    for clock, mhz in report["fmax_mhz"].items():
+        margin = report["target_mhz"][clock] * TIMING_MARGIN
+        if mhz > margin * 1.02:
+            assert report["late_endpoints"][clock] == 0, (clock, mhz, report["late_endpoints"])
+        elif mhz < margin * 0.98:
+            assert report["late_endpoints"][clock] > 0, (clock, mhz, report["late_endpoints"])
     for key in ("lut4", "ff", "ebr", "dsp"):
         assert 0 <= report[key] <= report[f"{key}_avail"], key
     assert report["lut4"] > 0 and report["ebr"] > 0
@@ -41,7 +51,8 @@ def build_and_check(board, tmp_path, *, timing=True, **kwargs):
     out = tmp_path / board
     report = build_board(board, out_dir=out, **kwargs)
     print(f"\n{board}: {report['build_seconds']} s, core {report['core']}, Fmax {report['fmax_mhz']}, "
-          f"LUT4 {report['lut4']}/{report['lut4_avail']}, FF {report['ff']}, EBR {report['ebr']}/{report['ebr_avail']}")
+          f"LUT4 {report['lut4']}/{report['lut4_avail']}, FF {report['ff']}, EBR {report['ebr']}/{report['ebr_avail']}, "
+          f"endpoints past target + 10 % {report['late_endpoints']}")
     check_report(report, out, timing=timing)
     return report
 

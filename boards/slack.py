@@ -1,0 +1,113 @@
+"""Which routed endpoints miss a clock target, block by block.
+
+nextpnr names one worst path per clock, and each fix so far moved that path
+elsewhere in the next placement; the number of endpoints past the target is
+the measure that does not move by chance.  ``twinplane build`` keeps
+nextpnr's JSON report with its per-endpoint timing
+(``nextpnr-report.json``, ``--detailed-timing-report``): for every
+register, RAM or pin input, the arrival time of its latest path.  This
+counts those past ``1000 / mhz`` ns and groups them by the block that holds
+the endpoint (its cell name's first ``scopes`` scopes, as
+:mod:`twinplane.boards.depth` groups registers).
+
+``python -m twinplane.boards.slack build/colorlight-5a-75b --mhz 137.5``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["REPORT_NAME", "Endpoint", "endpoints", "late", "main"]
+
+#: nextpnr's JSON report in a build directory (host/build.py asks for it).
+REPORT_NAME = "nextpnr-report.json"
+# nextpnr names a packed cell after the net it drives ("x_TRELLIS_FF_Q"): the register is "x".
+_PACKED = re.compile(r"_(TRELLIS_FF|LUT4|CCU2C|PFUMX|L6MUX21|TRELLIS_RAMW|TRELLIS_DPR16X4|DP16KD)_.*$")
+# The clock of an event such as "posedge $glbnet$mac0.mac.rx0_clk".
+_CLOCK = re.compile(r"^(?:posedge|negedge)\s+(?:\$glbnet\$)?(.*)$")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A timing endpoint: ``cell``'s input ``port``, reached ``arrival_ns``
+    after the ``launch`` clock's edge, captured by ``capture``."""
+
+    cell: str
+    port: str
+    launch: str
+    capture: str
+    arrival_ns: float
+
+    @property
+    def register(self) -> str:
+        return _PACKED.sub("", self.cell)
+
+    def block(self, scopes: int) -> str:
+        return ".".join(self.register.split(".")[:scopes])
+
+
+def _clock(event: str) -> str:
+    match = _CLOCK.match(event)
+    return match.group(1) if match else event
+
+
+def endpoints(report: dict) -> list[Endpoint]:
+    """Every endpoint of nextpnr's ``report`` (its ``detailed_net_timings``)."""
+    if "detailed_net_timings" not in report:
+        raise ValueError("the report has no detailed_net_timings: nextpnr ran without --detailed-timing-report")
+    found = []
+    for net in report["detailed_net_timings"]:
+        launch = _clock(net.get("event", ""))
+        for ep in net["endpoints"]:
+            delay = ep["delay"]
+            found.append(Endpoint(ep["cell"], ep["port"], launch, _clock(ep.get("event", "")),
+                                  float(max(delay) if isinstance(delay, list) else delay)))
+    return found
+
+
+def late(eps: list[Endpoint], mhz: float, *, same_clock: bool = True) -> list[Endpoint]:
+    """The endpoints whose arrival is past one period at ``mhz``, latest first
+    (with ``same_clock``, only paths launched and captured by one clock: the
+    crossings are synchronisers, not timed at full rate)."""
+    period = 1000.0 / mhz
+    return sorted((e for e in eps if e.arrival_ns > period and (not same_clock or e.launch == e.capture)),
+                  key=lambda e: -e.arrival_ns)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m twinplane.boards.slack", description=__doc__.split("\n\n")[0])
+    p.add_argument("build", help=f"a build directory (with {REPORT_NAME}) or the report itself")
+    p.add_argument("--mhz", type=float, default=137.5, help="target clock (default 137.5: 125 MHz + 10 %%)")
+    p.add_argument("--scopes", type=int, default=3, help="name scopes that make a block (default 3)")
+    p.add_argument("--top", type=int, default=20, help="latest endpoints listed (default 20)")
+    args = p.parse_args(argv)
+    path = Path(args.build)
+    if path.is_dir():
+        path = path / REPORT_NAME
+    eps = endpoints(json.loads(path.read_text()))
+    past = late(eps, args.mhz)
+    timed = sum(1 for e in eps if e.launch == e.capture)
+    print(f"{path}: {len(past)} of {timed} endpoints past {1000 / args.mhz:.2f} ns ({args.mhz:g} MHz)")
+    by_clock = Counter(e.capture for e in past)
+    for clock, n in by_clock.most_common():
+        print(f"  clock {clock}: {n}")
+    blocks: dict[str, list[Endpoint]] = defaultdict(list)
+    for e in past:
+        blocks[e.block(args.scopes)].append(e)
+    print(f"{'block':40} {'late':>6} {'registers':>9} {'latest':>8}")
+    for block, group in sorted(blocks.items(), key=lambda kv: -len(kv[1])):
+        registers = len({e.register for e in group})
+        print(f"{block:40} {len(group):6d} {registers:9d} {group[0].arrival_ns:7.2f}ns")
+    print(f"latest {min(args.top, len(past))}:")
+    for e in past[: args.top]:
+        print(f"  {e.arrival_ns:6.2f} ns  {e.register}.{e.port}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

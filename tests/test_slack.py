@@ -1,0 +1,63 @@
+"""boards/slack.py and the build report's ``late_endpoints``: endpoints past
+a clock target, read from nextpnr's per-endpoint report, by block."""
+
+import json
+
+import pytest
+
+from twinplane.boards.slack import endpoints, late, main
+from twinplane.host.build import late_endpoints
+
+
+def _report():
+    # The shape of nextpnr's --detailed-timing-report: per net, its driver's
+    # clock event and, per endpoint, the capture event and the arrival.
+    def net(driver_clock, *eps):
+        return {"net": "n", "driver": "d", "port": "Q", "event": f"posedge $glbnet${driver_clock}",
+                "endpoints": [{"cell": c, "port": p, "event": f"posedge $glbnet${clk}", "delay": [0.1, d]}
+                              for c, p, clk, d in eps]}
+    return {"detailed_net_timings": [
+        net("console.clk",
+            ("core.dfs.table.fsm_in_age_read_TRELLIS_FF_Q", "DI", "console.clk", 10.55),
+            ("core.dfs.table.t1_TRELLIS_FF_Q_10", "DI", "console.clk", 7.30),
+            ("core.dfs.msgport.session.out_slot_TRELLIS_FF_Q", "CE", "console.clk", 7.20),
+            ("core.dfs.table.t2_TRELLIS_FF_Q", "DI", "mac0.mac.rx0_clk", 9.0)),  # a crossing: not timed
+        net("mac0.mac.rx0_clk",
+            ("mac0.mac.fifo.full_TRELLIS_FF_Q", "DI", "mac0.mac.rx0_clk", 7.39),
+            ("mac0.mac.fifo.wp_TRELLIS_FF_Q_1", "DI", "mac0.mac.rx0_clk", 6.0)),
+    ]}
+
+
+def test_late_endpoints_by_period_and_clock():
+    eps = endpoints(_report())
+    assert len(eps) == 6
+    past = late(eps, 137.5)  # 7.27 ns
+    assert [(e.register, e.port) for e in past] == [
+        ("core.dfs.table.fsm_in_age_read", "DI"), ("mac0.mac.fifo.full", "DI"), ("core.dfs.table.t1", "DI")]
+    assert past[0].block(3) == "core.dfs.table"
+    assert len(late(eps, 137.5, same_clock=False)) == 4  # with the crossing
+    assert late(eps, 100.0) == past[:1]  # 10 ns: only the 10.55 ns path
+    assert late(eps, 90.0) == []  # 11.1 ns
+
+
+def test_late_endpoints_per_domain_with_margin(tmp_path):
+    path = tmp_path / "nextpnr-report.json"
+    path.write_text(json.dumps(_report()))
+    # 125 MHz + 10 %: 7.27 ns; the clock nets map to the board's domains.
+    assert late_endpoints(path, {"sync": 125.0, "rx0": 125.0}) == {"sync": 2, "rx0": 1}
+    assert late_endpoints(path, {"sync": 100.0, "rx0": 125.0}) == {"sync": 1, "rx0": 1}  # 9.09 ns
+
+
+def test_the_listing_by_block(tmp_path, capsys):
+    (tmp_path / "nextpnr-report.json").write_text(json.dumps(_report()))
+    assert main([str(tmp_path), "--mhz", "137.5", "--top", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 5 endpoints past 7.27 ns (137.5 MHz)" in out
+    rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines() if line.startswith(("core.", "mac0."))}
+    assert rows == {"core.dfs.table": ["2", "2"], "mac0.mac.fifo": ["1", "1"]}
+    assert "10.55 ns  core.dfs.table.fsm_in_age_read.DI" in out
+
+
+def test_a_report_without_endpoint_timing_is_refused():
+    with pytest.raises(ValueError, match="--detailed-timing-report"):
+        endpoints({"fmax": {}, "critical_paths": []})
