@@ -256,12 +256,16 @@ class SessionEngine(wiring.Component):
             m.d.comb += siphash.key.eq(self.key)
 
         # -- configuration registers (CONFIG overrides the build-time values)
+        # The addresses are registers that follow own_ip/own_mac until CONFIG
+        # sets them (a clock behind): the multiplexer behind the set flags ran
+        # on into the transmitter's header byte select, 7 levels.
         dfs_ip_set, dfs_mac_set = Signal(), Signal()
         dfs_ip_reg, dfs_mac_reg = Signal(32), Signal(48)
-        m.d.comb += [
-            self.dfs_ip.eq(Mux(dfs_ip_set, dfs_ip_reg, self.own_ip)),
-            self.dfs_mac.eq(Mux(dfs_mac_set, dfs_mac_reg, self.own_mac)),
-        ]
+        m.d.comb += [self.dfs_ip.eq(dfs_ip_reg), self.dfs_mac.eq(dfs_mac_reg)]
+        with m.If(~dfs_ip_set):
+            m.d.sync += dfs_ip_reg.eq(self.own_ip)
+        with m.If(~dfs_mac_set):
+            m.d.sync += dfs_mac_reg.eq(self.own_mac)
 
         # -- nonce generator: xorshift64, one step per clock
         nonce_state = Signal(64, init=self._nonce_seed)
@@ -315,14 +319,15 @@ class SessionEngine(wiring.Component):
         # picked from (the 32-bit compares, the pick and `slot` were one
         # path of 7 levels).
         match = Signal(n)
+        session_same = Signal(n)
         for i in range(n):
-            ip_same, port_same, session_same = Signal(), Signal(), Signal()
+            ip_same, port_same = Signal(), Signal()
             m.d.sync += [
                 ip_same.eq(cs_ip[i] == cur.src_ip),
                 port_same.eq(cs_port[i] == cur.src_port),
-                session_same.eq(session[i] == hdr.session),
+                session_same[i].eq(session[i] == hdr.session),
             ]
-            m.d.comb += match[i].eq(in_use[i] & ip_same & Mux(is_csmb, port_same, authed[i] & session_same))
+            m.d.comb += match[i].eq(in_use[i] & ip_same & Mux(is_csmb, port_same, authed[i] & session_same[i]))
         found, any_free = Signal(), Signal()
         slot = Signal(range(max(n, 2)))
         free_slot = Signal(range(max(n, 2)))
@@ -372,7 +377,9 @@ class SessionEngine(wiring.Component):
                                 cur.msg_type == SsmbType.AUTH_CHALLENGE)),
             read_only.eq(Mux(is_csmb, cur.msg_type == CsmbType.VS_LIST, cur.msg_type == SsmbType.DUMP)),
             is_request.eq(is_csmb & self._is_request(cur.msg_type)),
-            session_ok.eq(authed[slot] & (hdr.session == session[slot])),
+            # stage 1's registered compares (a 32-bit compare through the
+            # slot multiplexer was 7 levels)
+            session_ok.eq(Array(authed[i] & session_same[i] for i in range(n))[slot]),
             slot_active.eq(role[slot] == Role.ACTIVE),
             epoch_behind.eq(hdr.epoch < newest_epoch),
             epoch_ahead.eq(hdr.epoch > newest_epoch),
@@ -397,6 +404,9 @@ class SessionEngine(wiring.Component):
         clear_ptr = Signal(6)  # the next bit (or, far ahead, word << 2) to clear
         clear_words = Signal()  # far ahead: clear whole words
         slide_left = Signal(6)  # bits (or words) still to clear
+        # slide_left != 0 as a flop (the compare ran through the LUT RAM's
+        # address, its read and the write data into the window, 7 levels)
+        slide_more = Signal()
         clearing, accept = Signal(), Signal()
         m.d.comb += [
             win_rd.addr.eq(Cat(Mux(clearing, clear_ptr[2:], seq[2:6]), slot)),
@@ -888,6 +898,25 @@ class SessionEngine(wiring.Component):
         with m.If(fsm_dispatching & adopts):
             m.d.sync += adopt_epoch
 
+        # What "Sending" does once the frame is out, decoded from kind and
+        # copies into flops every clock: the transmitter's ready comes a
+        # whole frame after either last changed (the decodes ran on through
+        # rx.ready into the receiver's state, 7 levels).
+        more_copies_q, replica_q, core_q = Signal(), Signal(), Signal()
+        m.d.sync += [more_copies_q.eq(is_core & (copies != 0)), replica_q.eq(is_replica),
+                     core_q.eq(kind == _Kind.CORE)]
+        # The held message's type decoded for its hand-over to the core
+        # (settled: to_core is offered from "Passing to the core" on), and
+        # rx released a clock after the core took it, from a flop (the core's
+        # ready and the type compare ran on into the receiver's state).
+        to_core_dump, to_core_replicates, release_rx = Signal(), Signal(), Signal()
+        m.d.sync += [
+            to_core_dump.eq(cur.msg_type == SsmbType.DUMP),
+            to_core_replicates.eq((cur.msg_type == SsmbType.REPLY) | (cur.msg_type == SsmbType.NEWFLOW)),
+            release_rx.eq(0),
+        ]
+        with m.If(release_rx):
+            m.d.comb += self.rx.ready.eq(1)
         lookup_wait = Signal(range(_LOOKUP_CLOCKS))
         core_went = Signal()  # the core's message went to some CS (for core_delivered)
         with OneHotFSM(m, "Idle", name="session") as fsm:
@@ -897,7 +926,7 @@ class SessionEngine(wiring.Component):
             with fsm.state("Idle"):
                 with m.If(awaiting_verdict):
                     fsm.goto("Waiting for the install verdict")  # the message on rx is handled
-                with m.Elif(self.rx.valid & ~to_core_pending):
+                with m.Elif(self.rx.valid & ~to_core_pending & ~release_rx):
                     m.d.sync += lookup_wait.eq(0)
                     fsm.goto("Looking up the sender")
                 with m.Elif(self.from_core.valid):
@@ -918,14 +947,16 @@ class SessionEngine(wiring.Component):
                         clear_ptr.eq(Mux(far_ahead, 0, slot_highest[:6] + 1)),
                         clear_words.eq(far_ahead),
                         slide_left.eq(Mux(seq_ahead, Mux(far_ahead, 16, shift - 1), 0)),
+                        slide_more.eq(seq_ahead & (far_ahead | (shift != 1))),
                     ]
                     fsm.goto("Sliding the window")
 
             with fsm.state("Sliding the window"):
                 # The skipped seqs' bits cleared, one (or a word) a clock.
-                with m.If(slide_left != 0):
+                with m.If(slide_more):
                     m.d.comb += clearing.eq(1)
-                    m.d.sync += [clear_ptr.eq(clear_ptr + Mux(clear_words, 4, 1)), slide_left.eq(slide_left - 1)]
+                    m.d.sync += [clear_ptr.eq(clear_ptr + Mux(clear_words, 4, 1)), slide_left.eq(slide_left - 1),
+                                 slide_more.eq(slide_left != 1)]
                 with m.Else():
                     fsm.goto("Dispatching")
 
@@ -1172,15 +1203,15 @@ class SessionEngine(wiring.Component):
                 m.d.comb += self.tx.valid.eq(1)
                 with m.If(self.tx.ready):
                     m.d.sync += sent
-                    with m.If(is_core & (copies != 0)):
+                    with m.If(more_copies_q):
                         to_out_slot(next_copy)
                         to_copies(copies & ~(Const(1, n) << next_copy)[:n])
                         count("replicated")
-                    with m.Elif(is_replica):
+                    with m.Elif(replica_q):
                         count("replicated")
                         m.d.comb += self.rx.ready.eq(1)
                         fsm.goto("Idle")
-                    with m.Elif(kind == _Kind.CORE):
+                    with m.Elif(core_q):
                         m.d.sync += core_went.eq(1)
                         fsm.goto("Releasing the core message")
                     with m.Else():
@@ -1299,16 +1330,15 @@ class SessionEngine(wiring.Component):
         m.d.comb += [self.to_core.valid.eq(to_core_pending), self.to_core.payload.eq(cur)]
         with m.If(to_core_pending & self.to_core.ready):
             m.d.sync += to_core_pending.eq(0)
-            with m.If(cur.msg_type == SsmbType.DUMP):
+            with m.If(to_core_dump):
                 # Its STATS and DUMP END go back to whoever asked.
                 m.d.sync += [dump_slot.eq(slot), dump_asked.eq(1)]
             count("to_core_count")
-            replicates = (cur.msg_type == SsmbType.REPLY) | (cur.msg_type == SsmbType.NEWFLOW)
-            with m.If(replicates & self._install_verdicts):
+            with m.If(to_core_replicates & self._install_verdicts):
                 # Keep it on rx until the core says whether it installed it.
                 m.d.sync += awaiting_verdict.eq(1)
             with m.Else():
-                m.d.comb += self.rx.ready.eq(1)
+                m.d.sync += release_rx.eq(1)
         for loads in (to_kind, to_out_slot, to_out_anonymous, to_copies):
             loads.close()
         return m

@@ -83,6 +83,12 @@ class MessageTransmitter(wiring.Component):
         body_index = Signal(range(MAX_TRANSMIT_BYTES + 1))  # message bytes taken in this pass
         length = Signal(range(MAX_TRANSMIT_BYTES + 1))  # msg.length, registered
         last_index = Signal(range(MAX_TRANSMIT_BYTES))  # msg.length - 1
+        # body_index == last_index as a flop, set as the byte before the
+        # last is taken (compared with msg.length - 2): the compare ran on
+        # through the hash arbiter's byte into its spare, and with the
+        # arbiter's ready into body_index, 7 levels.
+        penult_index = Signal(range(MAX_TRANSMIT_BYTES))
+        last_body = Signal()
         # The next header byte's index, one-hot (bit _HEADERS: none left): the
         # 42-way byte select is an AND-OR of flops (a binary index made it a
         # multiplexer tree, 7 levels to head_q).
@@ -90,6 +96,7 @@ class MessageTransmitter(wiring.Component):
         tag = Signal(64)
         ident = Signal(16)
         ip_total = Signal(16)
+        udp_length = Signal(16)  # ip_total - 20, registered (its subtract ran on into head_q)
         ip_sum = Signal(16)
         ip_carry = Signal()
         sum_step = Signal(3)
@@ -138,7 +145,8 @@ class MessageTransmitter(wiring.Component):
                 m.d.sync += fifo[i].eq(kept)
         have_byte = ~fill_is[0]
         body_byte = fifo[0]
-        last_body = body_index == last_index
+        with m.If(pop):
+            m.d.sync += last_body.eq(body_index == penult_index)
 
         # The IPv4 header checksum, one 16-bit word a clock while the message
         # is hashed (a 9-operand sum in one clock would be 3 carry chains
@@ -167,7 +175,7 @@ class MessageTransmitter(wiring.Component):
             (msg.dst_ip, 32),
             (port, 16),
             (msg.dst_port, 16),
-            ((ip_total - 20)[:16], 16),
+            (udp_length, 16),
             (Const(0, 16), 16),
         ]
         assert sum(width for _, width in fields) == 8 * _HEADERS
@@ -201,7 +209,9 @@ class MessageTransmitter(wiring.Component):
                 m.d.sync += [body_index.eq(0), fetch_index.eq(0), fetch_more.eq(1), sum_step.eq(0),
                              ip_sum.eq(0x4500 + 0x4000 + (_TTL << 8 | 17)), ip_carry.eq(0)]
                 with m.If(self.sink.valid):
-                    m.d.sync += [ip_total.eq(20 + 8 + msg.length + TAG_SIZE), length.eq(msg.length), last_index.eq(msg.length - 1)]
+                    m.d.sync += [ip_total.eq(20 + 8 + msg.length + TAG_SIZE), udp_length.eq(8 + msg.length + TAG_SIZE),
+                                 length.eq(msg.length), last_index.eq(msg.length - 1),
+                                 penult_index.eq(msg.length - 2), last_body.eq(0)]
                     fsm.goto("Hashing the bus byte")
 
             with fsm.state("Hashing the bus byte"):
@@ -229,7 +239,7 @@ class MessageTransmitter(wiring.Component):
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
                     m.d.sync += [tag.eq(siphash.source.payload), head_at.eq(1 << 1), body_index.eq(0),
-                                 head_q.eq(head_bytes[:8]), first.eq(1)]
+                                 last_body.eq(0), head_q.eq(head_bytes[:8]), first.eq(1)]
                     fsm.goto("Sending the headers")
 
             with fsm.state("Sending the headers"):
