@@ -154,6 +154,7 @@ def run(script):
             ctx.set(fc.core_read.en, 1)
             for w in range((payload.length + 7) // 8):
                 ctx.set(fc.core_read.index, 8 * w)
+                ctx.set(fc.core_read.word_at, 1 << w)
                 await ctx.tick()
                 signed += ctx.get(fc.core_read.word).to_bytes(8, "little")
             ctx.set(fc.core_read.en, 0)

@@ -42,6 +42,7 @@ def test_fields_and_words():
                     int(flow.src_addr), int(flow.dst_addr), 40001, 80, 6, 0x10)
             # Not read (en low): 0.
             ctx.set(dut.read.index, 0)
+            ctx.set(dut.read.word_at, 1)
             await ctx.tick()
             assert ctx.get(dut.read.word) == 0
             # Every byte, word by word, last first: the word a clock after its
@@ -51,8 +52,10 @@ def test_fields_and_words():
             words = list(reversed(range(len(read) // 8)))
             for w, after in zip(words, words[1:] + [0], strict=True):
                 ctx.set(dut.read.index, 8 * w + (w % 8))  # any byte of the word names it
+                ctx.set(dut.read.word_at, 1 << w)
                 await ctx.tick()
                 ctx.set(dut.read.index, 8 * after)
+                ctx.set(dut.read.word_at, 1 << after)
                 read[8 * w : 8 * w + 8] = ctx.get(dut.read.word).to_bytes(8, "little")
             assert bytes(read[: len(signed)]) == signed
             ctx.set(dut.read.en, 0)

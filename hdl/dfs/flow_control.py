@@ -52,9 +52,9 @@ from twinplane.protocol.messages import (
 )
 
 from ..flowtable import command_layout, response_layout
-from ..msgport.layout import core_read_signature, received_message_layout, wire_word
+from ..msgport.layout import core_read_signature, received_message_layout, wire_words
 from ..msgport.session import core_message_layout
-from ..onehot import Loads, OneHotFSM
+from ..onehot import Loads, OneHotFSM, onehot_mux
 from ..ram import BlockRAM
 from .layouts import FlowAction, FlowKey
 
@@ -512,8 +512,12 @@ class FlowController(wiring.Component):
         # (the reader picks the byte a clock later); 0 while the reader
         # reads a message of its own: a synchronous reset, no LUT.
         out_word = Signal(64, reset_less=True)
-        m.d.sync += out_word.eq(Mux(self.core_read.en, wire_word(out_bytes, len(out_bytes) // 8,
-                                                                  self.core_read.index[3:]), 0))
+        # The word by the reader's one-hot word_at (an AND-OR of its flops:
+        # the index's word select ran from the message port's transmitter
+        # into out_word, 7 levels).
+        out_words = wire_words(out_bytes, len(out_bytes) // 8)
+        m.d.sync += out_word.eq(Mux(self.core_read.en,
+                                    onehot_mux(self.core_read.word_at[:len(out_words)], out_words), 0))
         m.d.comb += self.core_read.word.eq(out_word)
         out_len = Signal(range(max(cls.wire_size() - TAG_SIZE for cls in kinds.values()) + 1))
         with m.Switch(out_kind):

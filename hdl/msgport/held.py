@@ -19,7 +19,8 @@ from amaranth.lib.wiring import In, Out
 from twinplane.protocol.layouts import header_layout, message_layout
 from twinplane.protocol.messages import HEADER_SIZE, SsmbQuery
 
-from .layout import MAX_SENT_BYTES, core_read_signature, wire_word
+from ..onehot import onehot_mux
+from .layout import MAX_SENT_BYTES, core_read_signature, wire_words
 from .session import core_message_layout
 
 __all__ = ["HeldCoreMessage", "raw_core_message_layout"]
@@ -51,6 +52,6 @@ class HeldCoreMessage(wiring.Component):
             self.source.payload.flow.eq(query.flow),
         ]
         word = Signal(64, reset_less=True)
-        m.d.sync += word.eq(Mux(self.read.en, wire_word(raw, MAX_SENT_BYTES, self.read.index[3:]), 0))
+        m.d.sync += word.eq(Mux(self.read.en, onehot_mux(self.read.word_at, wire_words(raw, MAX_SENT_BYTES)), 0))
         m.d.comb += self.read.word.eq(word)
         return m

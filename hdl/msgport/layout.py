@@ -29,6 +29,7 @@ __all__ = [
     "transmit_message_layout",
     "wire_word",
     "wire_words",
+    "words_of",
 ]
 
 #: Messages a DFS accepts (CS -> DFS, or either direction).  Anything else that
@@ -93,6 +94,12 @@ MAX_TRANSMIT_BYTES = max(MAX_SENT_BYTES, MAX_RECEIVED_BYTES)
 READ_LATENCY = 2
 
 
+def words_of(nbytes: int) -> int:
+    """8-byte words of ``nbytes`` bytes (the last padded): the width of a
+    read's one-hot ``word_at``."""
+    return (nbytes + 7) // 8
+
+
 def expected_lengths() -> dict[tuple[Bus, int], int]:
     """``msg_length`` (header + body + tag) of every message a DFS accepts."""
     return {(cls.BUS, int(cls.TYPE)): cls.wire_size() for cls in DFS_RECEIVES}
@@ -145,8 +152,12 @@ def message_read_signature() -> wiring.Signature:
     order, ``index`` 0 to ``length - 1``, each once per pass (a producer may
     rely on it: the session engine rotates the receiver's register for a
     replica).  Neither side holds the message in a message-sized register or
-    multiplexes one as a whole."""
-    return wiring.Signature({"en": Out(1), "index": Out(range(MAX_TRANSMIT_BYTES)), "byte": In(8)})
+    multiplexes one as a whole.  ``word_at`` is ``index // 8`` one-hot (bit
+    w: byte ``index`` is in word w), a register of the reader's beside
+    ``index``: the producer's word select is an AND-OR of flops, not a
+    decode of the index (the index's word select was 7 levels)."""
+    return wiring.Signature({"en": Out(1), "index": Out(range(MAX_TRANSMIT_BYTES)),
+                             "word_at": Out(words_of(MAX_TRANSMIT_BYTES)), "byte": In(8)})
 
 
 def wire_words(value, nbytes: int) -> list:
@@ -175,8 +186,11 @@ def core_read_signature() -> wiring.Signature:
     reset: the reader's second stage picks the byte, ORed with its own
     messages' word, so a :func:`message_read_signature` read through it keeps
     its :data:`READ_LATENCY`, and the message is never a message-sized
-    register or multiplexed as a whole on either side."""
-    return wiring.Signature({"en": Out(1), "index": Out(range(MAX_SENT_BYTES)), "word": In(64)})
+    register or multiplexed as a whole on either side.  ``word_at``: the
+    word of ``index``, one-hot (as :func:`message_read_signature`'s); the
+    producer selects by it."""
+    return wiring.Signature({"en": Out(1), "index": Out(range(MAX_SENT_BYTES)),
+                             "word_at": Out(words_of(MAX_SENT_BYTES)), "word": In(64)})
 
 
 assert HEADER_SIZE == 24  # the receiver reads msg_type at 2 and msg_length at 4..5

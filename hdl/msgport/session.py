@@ -84,7 +84,7 @@ from twinplane.protocol.messages import (
 )
 
 from ..crypto.siphash import SipHash24
-from ..onehot import Loads, OneHotFSM
+from ..onehot import Loads, OneHotFSM, onehot_mux
 from ..ram import BlockRAM
 from .hash_arbiter import hash_client_signature
 from .layout import (
@@ -369,6 +369,7 @@ class SessionEngine(wiring.Component):
         is_hello, is_challenge, read_only, is_request = Signal(), Signal(), Signal(), Signal()
         session_ok, slot_active, epoch_behind, epoch_ahead = Signal(), Signal(), Signal(), Signal()
         slot_epoch_ahead = Signal()
+        slot_authed = Signal()  # authed[slot], for "Answering HELLO" (its slot mux ran on into the epochs)
         csmb_q = Signal()  # is_csmb, for the states (the bus bit fanned out into their decisions)
         m.d.sync += [
             csmb_q.eq(is_csmb),
@@ -380,6 +381,7 @@ class SessionEngine(wiring.Component):
             # stage 1's registered compares (a 32-bit compare through the
             # slot multiplexer was 7 levels)
             session_ok.eq(Array(authed[i] & session_same[i] for i in range(n))[slot]),
+            slot_authed.eq(authed[slot]),
             slot_active.eq(role[slot] == Role.ACTIVE),
             epoch_behind.eq(hdr.epoch < newest_epoch),
             epoch_ahead.eq(hdr.epoch > newest_epoch),
@@ -469,6 +471,9 @@ class SessionEngine(wiring.Component):
         ack_error = Signal(8)
         auth_response = Signal(64)
         vs_index = Signal(range(self._vs_entries + 1))
+        # Written in several states: AND-OR loads (a priority chain of the
+        # states' Ifs ran from found_vs into vs_index, 6 levels).
+        to_vs_index = Loads(m, vs_index, and_or=True)
         vs_list_count = Signal(range(self._vs_entries + 1))
 
         # The virtual servers: their ids in LUT RAM (the ADD_VS/DEL_VS walk
@@ -484,7 +489,8 @@ class SessionEngine(wiring.Component):
         vs_wr, vs_rd = vs_memory.write, vs_memory.read
         vs_valid = Signal(self._vs_entries)
         found_vs = Signal()  # the walk below found the vs_id at vs_index
-        free_vs = Signal(range(self._vs_entries + 1))  # first free entry (vs_entries: none)
+        free_vs = Signal(range(self._vs_entries + 1))  # first free entry
+        free_none = Signal()  # free_vs not found yet (a flop, not a compare of free_vs)
         m.d.comb += [vs_id_rd.addr.eq(vs_index), vs_rd.addr.eq(vs_index), vs_rd.en.eq(1), vs_rd.out_en.eq(1)]
         vs_listed = data.View(_stored_vs_layout(), vs_rd.data)
 
@@ -493,10 +499,16 @@ class SessionEngine(wiring.Component):
         dump_asked = Signal()
         awaiting_verdict = Signal()
         to_core_pending = Signal()  # the message on rx is offered to the core  # the REPLY/NEWFLOW on rx waits for the core's verdict
+        # The other authenticated slots and the lowest of them, registered
+        # every clock for "Waiting for the install verdict" (neither slot nor
+        # authed changes there; the compares and the pick ran on into
+        # copies and out_slot's loads, 7 levels).
         lowest_other = Signal.like(slot)
+        others = Signal(n)
+        m.d.sync += others.eq(Cat(*authed) & ~(Const(1, n) << slot)[:n])
         for i in reversed(range(n)):
             with m.If(authed[i] & (slot != i)):
-                m.d.comb += lowest_other.eq(i)
+                m.d.sync += lowest_other.eq(i)
 
         # -- active/active: who owns a new flow (docs/redundancy.md)
         # The set and its count are registered, a clock behind the slots:
@@ -753,26 +765,28 @@ class SessionEngine(wiring.Component):
         # The core zeroes its word while another kind is read (kind is a register).
         m.d.comb += [self.from_core_read.index.eq(index), self.from_core_read.en.eq(kind == _Kind.CORE)]
 
-        # The words are selected by a case per word (a multiplexer of the
-        # words, 0 past the end) rather than wire_word's shift by the index,
-        # which Yosys maps to a barrel shifter: 11 LUT4 less for the stamp,
-        # ~70 more off the reply's by putting every (kind, bus, word) in one
-        # case (the kind's select and the word's in one multiplexer).
+        # The words are selected by the reader's one-hot word_at (an AND-OR
+        # of flops; the index's word select by a case per (kind, bus, word)
+        # was 7 levels, into word_q and the core's word register).
+        word_at = self.tx_read.word_at
+        m.d.comb += self.from_core_read.word_at.eq(word_at[:len(self.from_core_read.word_at)])
+
         def word_of(value, nbytes):
             """The 8-byte word of ``value`` holding byte ``index``."""
-            return Array(wire_words(value, nbytes))[index[3:]]
+            words = wire_words(value, nbytes)
+            return onehot_mux(word_at[:len(words)], words)
 
         # The reply's word: its kind's message's word on the message's bus
-        # (a select over mostly constant bytes); 0 for a core message (no
-        # kind of the replies').
-        reply_word = Signal(64)
-        word_bits = len(index[3:])
-        with m.Switch(Cat(index[3:], kind.as_value(), csmb_q)):
-            for which, on_csmb, _, value in replies:
-                for w, word in enumerate(wire_words(value, len(value) // 8)):
-                    for bus in (0, 1) if on_csmb is None else (int(on_csmb),):
-                        with m.Case(w | which.value << word_bits | bus << (word_bits + len(kind.as_value()))):
-                            m.d.comb += reply_word.eq(word)
+        # (an AND-OR over mostly constant bytes), each reply's select a
+        # flop decoded from kind and the bus every clock (kind changes as
+        # the message is offered; the transmitter's first read is two
+        # clocks later); 0 for a core message (no reply's select is up).
+        reply_word = Const(0, 64)
+        for which, on_csmb, _, value in replies:
+            reads = Signal(name=f"reads_{value.name}")
+            m.d.sync += reads.eq((kind == which) & ((csmb_q == on_csmb) if on_csmb is not None else 1))
+            for w, word in enumerate(wire_words(value, len(value) // 8)):
+                reply_word = reply_word | Mux(reads & word_at[w], word, 0)
         own_word = reply_word
         if self._install_verdicts:
             assert len(cur.raw) == 8 * MAX_RECEIVED_BYTES  # a REPLY/NEWFLOW fills raw exactly
@@ -781,7 +795,9 @@ class SessionEngine(wiring.Component):
             rotating = Signal()
             m.d.sync += rotating.eq(self.rx_rotate)
             rx_top = Mux(rotating, cur.raw[-16:-8], cur.raw[-8:])
-            own_word = Mux(is_replica, Cat(*([rx_top] * 8)), own_word)
+            reads_replica = Signal()  # registered like the replies' selects
+            m.d.sync += reads_replica.eq(is_replica)
+            own_word = Mux(reads_replica, Cat(*([rx_top] * 8)), own_word)
             m.d.comb += self.rx_rotate.eq(self.tx_read.en & is_replica)
         use_stamp = (index < HEADER_SIZE) & stamped.bit_select(index[:5], 1)
         word_q, stamp_q = Signal(64), Signal(64)
@@ -841,13 +857,17 @@ class SessionEngine(wiring.Component):
         # Epoch adoption (docs/redundancy.md): the slot keeps the highest
         # epoch it used; only an ACTIVE-role slot raises the DFS's.
         m.d.comb += raise_epoch.eq(slot_active & epoch_ahead)
-        adopt_epoch = [
-            epoch[slot].eq(Mux(slot_epoch_ahead, hdr.epoch, epoch[slot])),
-            newest_epoch.eq(Mux(raise_epoch, hdr.epoch, newest_epoch)),
-        ]
+        # The slot's epoch takes the message's where a state raises
+        # epoch_to_hdr: one write of one value under an OR of flags (the
+        # states' writes of Mux(slot_epoch_ahead, ...) in a priority chain
+        # ran on from slot into the epochs, 7 levels).
+        epoch_to_hdr = Signal()
+        with m.If(epoch_to_hdr):
+            m.d.sync += epoch[slot].eq(hdr.epoch)
+        adopt_epoch = [newest_epoch.eq(Mux(raise_epoch, hdr.epoch, newest_epoch))]
 
         # The core message's type decoded into registers every clock: from_core
-        # holds the message from valid on, and "Stamping a core message" is
+        # holds the message from valid on, and "Choosing the recipients" is
         # a clock after valid is first seen (the decodes ran on into
         # out_slot, kind and copies, 7 levels).
         core_type = self.from_core.payload.msg_type
@@ -897,6 +917,7 @@ class SessionEngine(wiring.Component):
         m.d.sync += adopts.eq(found & fresh & ~is_hello & ~is_challenge & session_ok & ~(read_only & ~csmb_q))
         with m.If(fsm_dispatching & adopts):
             m.d.sync += adopt_epoch
+            m.d.comb += epoch_to_hdr.eq(slot_epoch_ahead)
 
         # What "Sending" does once the frame is out, decoded from kind and
         # copies into flops every clock: the transmitter's ready comes a
@@ -919,6 +940,9 @@ class SessionEngine(wiring.Component):
             m.d.comb += self.rx.ready.eq(1)
         lookup_wait = Signal(range(_LOOKUP_CLOCKS))
         core_went = Signal()  # the core's message went to some CS (for core_delivered)
+        installed_q = Signal()  # the install verdict taken
+        to_asker, no_recipient, to_split = Signal(), Signal(), Signal()  # "Choosing the recipients"
+        first_q, first_copies = Signal.like(slot), Signal(n)
         with OneHotFSM(m, "Idle", name="session") as fsm:
             m.d.comb += fsm_dispatching.eq(fsm.ongoing("Dispatching"))
             with m.If(~fsm.ongoing("Splitting the active set")):
@@ -930,7 +954,7 @@ class SessionEngine(wiring.Component):
                     m.d.sync += lookup_wait.eq(0)
                     fsm.goto("Looking up the sender")
                 with m.Elif(self.from_core.valid):
-                    fsm.goto("Stamping a core message")
+                    fsm.goto("Choosing the recipients")
                 with m.Else():
                     # A CS silent for 3 of its HELLO intervals is forgotten;
                     # one slot looked at per idle clock.
@@ -1044,12 +1068,12 @@ class SessionEngine(wiring.Component):
                     # "Dispatching" (which changed none of them for a HELLO),
                     # so its registered compares stand for the 32-bit ones.
                     becomes_active = hello_active & ~slot_active
-                    with m.If(authed[slot] & becomes_active):
+                    with m.If(slot_authed & becomes_active):
                         # Becoming active takes a fresh authentication.
                         m.d.sync += authed[slot].eq(0)
                         count("reauth_for_active")
                     with m.Elif(session_ok):
-                        m.d.sync += epoch[slot].eq(Mux(slot_epoch_ahead, hdr.epoch, epoch[slot]))
+                        m.d.comb += epoch_to_hdr.eq(slot_epoch_ahead)
                         with m.If(hello_active & epoch_ahead):
                             m.d.sync += newest_epoch.eq(hdr.epoch)
                 fsm.goto("Sending")
@@ -1080,17 +1104,19 @@ class SessionEngine(wiring.Component):
                         hashed = siphash.source.payload[:32]
                         m.d.comb += new_session.eq(Mux(hashed == 0, 1, hashed))  # 0 means "no session"
                         count("authentications")
-                        m.d.sync += [session[slot].eq(new_session), authed[slot].eq(1), epoch[slot].eq(hdr.epoch)]
+                        m.d.sync += [session[slot].eq(new_session), authed[slot].eq(1)]
+                        m.d.comb += epoch_to_hdr.eq(1)
                         with m.If(raise_epoch):  # the lookup pipeline's registered compares
                             m.d.sync += newest_epoch.eq(hdr.epoch)
                         start_reply(_Kind.AUTH_RESPONSE)
                         fsm.goto("Sending")
 
             with fsm.state("Executing a request"):
-                m.d.sync += [vs_index.eq(0), ack_error.eq(ErrorCode.NONE)]
+                to_vs_index(0)
+                m.d.sync += ack_error.eq(ErrorCode.NONE)
                 value = body(Config).value
                 with m.If(request_is_vs):
-                    m.d.sync += [found_vs.eq(0), free_vs.eq(self._vs_entries)]
+                    m.d.sync += [found_vs.eq(0), free_vs.eq(self._vs_entries), free_none.eq(1)]
                     fsm.goto("Finding the virtual server")
                 with m.Elif(request_is_list):
                     m.d.sync += vs_list_count.eq(0)
@@ -1118,30 +1144,34 @@ class SessionEngine(wiring.Component):
             # The entry's id compare is registered (the LUT RAM read and the
             # 16-bit compare ran on into the state's decode, 7 levels): two
             # clocks an entry, id_match valid on the second.
+            # So are the entry's valid bit and the end of the table (the
+            # 16-way bit select and the compare ran on into vs_index, 7
+            # levels): the end is seen on the second clock too.
             id_match, compared = Signal(), Signal()
-            m.d.sync += [id_match.eq(vs_id_rd.data == wanted_id), compared.eq(0)]
+            entry_valid, at_end = Signal(), Signal()
+            m.d.sync += [id_match.eq(vs_id_rd.data == wanted_id), compared.eq(0),
+                         entry_valid.eq(vs_valid.bit_select(vs_index, 1)), at_end.eq(vs_index == self._vs_entries)]
             with fsm.state("Finding the virtual server"):
-                entry_valid = vs_valid.bit_select(vs_index, 1)
-                with m.If(vs_index == self._vs_entries):
-                    fsm.goto("Deciding")
-                with m.Elif(~compared):
+                with m.If(~compared):
                     m.d.sync += compared.eq(1)
+                with m.Elif(at_end):
+                    fsm.goto("Deciding")
                 with m.Elif(entry_valid & id_match):
                     m.d.sync += found_vs.eq(1)
                     fsm.goto("Deciding")
                 with m.Else():
-                    with m.If(~entry_valid & (free_vs == self._vs_entries)):
-                        m.d.sync += free_vs.eq(vs_index)
-                    m.d.sync += vs_index.eq(vs_index + 1)
+                    with m.If(~entry_valid & free_none):
+                        m.d.sync += [free_vs.eq(vs_index), free_none.eq(0)]
+                    to_vs_index((vs_index + 1)[:len(vs_index)])
 
             with fsm.state("Deciding"):
                 with m.If(is_add):
-                    with m.If(~add_supported | (~found_vs & (free_vs == self._vs_entries))):
+                    with m.If(~add_supported | (~found_vs & free_none)):
                         m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
                         fsm.goto("Acknowledging")
                     with m.Else():
                         with m.If(~found_vs):
-                            m.d.sync += vs_index.eq(free_vs)
+                            to_vs_index(free_vs)
                         fsm.goto("Writing a virtual server")
                 with m.Elif(found_vs):
                     fsm.goto("Writing a virtual server")
@@ -1173,10 +1203,13 @@ class SessionEngine(wiring.Component):
                     fsm.goto("Acknowledging")
 
             with fsm.state("Listing virtual servers"):
-                with m.If(vs_index == self._vs_entries):
+                # Two clocks an entry, as the walk above.
+                with m.If(~compared):
+                    m.d.sync += compared.eq(1)
+                with m.Elif(at_end):
                     fsm.goto("Acknowledging")
-                with m.Elif(~vs_valid.bit_select(vs_index, 1)):
-                    m.d.sync += vs_index.eq(vs_index + 1)
+                with m.Elif(~entry_valid):
+                    to_vs_index((vs_index + 1)[:len(vs_index)])
                 with m.Else():
                     fsm.goto("Reading a list entry")
 
@@ -1192,7 +1225,8 @@ class SessionEngine(wiring.Component):
                 m.d.comb += self.tx.valid.eq(1)
                 with m.If(self.tx.ready):
                     m.d.sync += sent
-                    m.d.sync += [vs_index.eq(vs_index + 1), vs_list_count.eq(vs_list_count + 1)]
+                    to_vs_index((vs_index + 1)[:len(vs_index)])
+                    m.d.sync += vs_list_count.eq(vs_list_count + 1)
                     fsm.goto("Listing virtual servers")
 
             with fsm.state("Acknowledging"):
@@ -1227,22 +1261,27 @@ class SessionEngine(wiring.Component):
 
             with fsm.state("Waiting for the install verdict"):
                 if self._install_verdicts:
-                    others = Cat(*authed) & ~(Const(1, n) << slot)[:n]
                     m.d.comb += self.installed.ready.eq(1)
                     with m.If(self.installed.valid):
-                        m.d.sync += awaiting_verdict.eq(0)
-                        with m.If(self.installed.payload & (others != 0)):
-                            # Replication: a copy for every other authenticated CS.
-                            to_kind(_Kind.REPLICA)
-                            to_out_slot(lowest_other)
-                            to_copies(others)
-                            to_out_anonymous(0)
-                            fsm.goto("Replicating")
-                        with m.Else():
-                            fsm.goto("Done")
+                        # Acted on from a flop (one clock more a verdict):
+                        # the flow controller's verdict ran on into kind,
+                        # out_slot and copies' loads, 6 levels across blocks.
+                        m.d.sync += [awaiting_verdict.eq(0), installed_q.eq(self.installed.payload)]
+                        fsm.goto("Taking the install verdict")
                     with m.Elif(self.from_core.valid):
-                        fsm.goto("Stamping a core message")  # the core may speak first
+                        fsm.goto("Choosing the recipients")  # the core may speak first
                 else:
+                    fsm.goto("Done")
+
+            with fsm.state("Taking the install verdict"):
+                with m.If(installed_q & (others != 0)):
+                    # Replication: a copy for every other authenticated CS.
+                    to_kind(_Kind.REPLICA)
+                    to_out_slot(lowest_other)
+                    to_copies(others)
+                    to_out_anonymous(0)
+                    fsm.goto("Replicating")
+                with m.Else():
                     fsm.goto("Done")
 
             with fsm.state("Replicating"):
@@ -1253,12 +1292,27 @@ class SessionEngine(wiring.Component):
                 m.d.comb += self.rx.ready.eq(1)
                 fsm.goto("Idle")
 
-            with fsm.state("Stamping a core message"):
+            with fsm.state("Choosing the recipients"):
+                # Who gets the core's message, decided into flops a clock
+                # before "Stamping a core message" acts on them (one clock
+                # more a core message): the active set's pick, the copies'
+                # mask and the branch conditions ran on into copies, kind and
+                # out_slot's loads, 7 levels.  Nothing here changes authed
+                # or the active set.
                 # DELETE and RESET go to every authenticated CS (the active
                 # one first), re-stamped for each: replication.
                 authed_mask = Cat(*authed)
-                to_asker = Signal()
-                m.d.comb += to_asker.eq(core_dump_answer & dump_asked & authed[dump_slot])
+                first = Mux(active_found, active, lowest_authed)
+                m.d.sync += [
+                    to_asker.eq(core_dump_answer & dump_asked & authed[dump_slot]),
+                    no_recipient.eq(~active_found & ~(core_to_all & (authed_mask != 0))),
+                    first_q.eq(first),
+                    first_copies.eq(Mux(core_to_all, authed_mask & ~(Const(1, n) << first)[:n], 0)),
+                    to_split.eq(core_is_query & (member_count > 1)),
+                ]
+                fsm.goto("Stamping a core message")
+
+            with fsm.state("Stamping a core message"):
                 with m.If(core_is_dump):
                     m.d.sync += dump_asked.eq(0)
                 with m.If(to_asker):
@@ -1268,19 +1322,18 @@ class SessionEngine(wiring.Component):
                     to_copies(0)
                     count("from_core_count")
                     fsm.goto("Sending")
-                with m.Elif(~active_found & ~(core_to_all & (authed_mask != 0))):
+                with m.Elif(no_recipient):
                     count("no_active_cs")
                     m.d.sync += core_went.eq(0)
                     fsm.goto("Releasing the core message")
                 with m.Else():
-                    first = Mux(active_found, active, lowest_authed)
                     to_kind(_Kind.CORE)
-                    to_out_slot(first)
+                    to_out_slot(first_q)
                     to_out_anonymous(0)
-                    to_copies(Mux(core_to_all, authed_mask & ~(Const(1, n) << first)[:n], 0))
+                    to_copies(first_copies)
                     m.d.sync += split_step.eq(0)
                     count("from_core_count")
-                    with m.If(core_is_query & (member_count > 1)):
+                    with m.If(to_split):
                         fsm.goto("Splitting the active set")
                     with m.Else():
                         fsm.goto("Sending")
@@ -1339,7 +1392,7 @@ class SessionEngine(wiring.Component):
                 m.d.sync += awaiting_verdict.eq(1)
             with m.Else():
                 m.d.sync += release_rx.eq(1)
-        for loads in (to_kind, to_out_slot, to_out_anonymous, to_copies):
+        for loads in (to_kind, to_out_slot, to_out_anonymous, to_copies, to_vs_index):
             loads.close()
         return m
 

@@ -45,7 +45,13 @@ from ..crypto.siphash import SipHash24
 from ..onehot import OneHotFSM, onehot_mux
 from ..packet import packet_signature
 from .hash_arbiter import hash_client_signature
-from .layout import MAX_TRANSMIT_BYTES, READ_LATENCY, message_read_signature, transmit_message_layout
+from .layout import (
+    MAX_TRANSMIT_BYTES,
+    READ_LATENCY,
+    message_read_signature,
+    transmit_message_layout,
+    words_of,
+)
 
 __all__ = ["MessageTransmitter"]
 
@@ -110,6 +116,7 @@ class MessageTransmitter(wiring.Component):
         depth = READ_LATENCY + 2
         fetching = Signal()  # the FSM is in a pass that reads the message
         fetch_index = Signal(range(MAX_TRANSMIT_BYTES + 1))
+        fetch_word = Signal(words_of(MAX_TRANSMIT_BYTES), init=1)  # fetch_index // 8, one-hot
         fetch_more = Signal()  # fetch_index != length, registered (off the path into `read.en`)
         in_flight = Signal(READ_LATENCY)  # the asks of the last READ_LATENCY clocks
         arriving = in_flight[-1]
@@ -121,10 +128,13 @@ class MessageTransmitter(wiring.Component):
             ask.eq(fetching & fetch_more & (fill + sum(in_flight) < depth)),
             self.read.en.eq(ask),
             self.read.index.eq(fetch_index),
+            self.read.word_at.eq(fetch_word),
         ]
         m.d.sync += in_flight.eq(Cat(ask, in_flight[:-1]))
         with m.If(ask):
             m.d.sync += [fetch_index.eq(fetch_index + 1), fetch_more.eq(fetch_index != last_index)]
+            with m.If(fetch_index[:3] == 7):
+                m.d.sync += fetch_word.eq(fetch_word << 1)
         m.d.sync += fill.eq(fill + arriving - pop)
         # The fill as a flop per value too: where the arriving byte lands is
         # then a 2-way pick on pop, not fill - pop compared (pop comes from
@@ -182,12 +192,18 @@ class MessageTransmitter(wiring.Component):
         assert all(len(value) == width for value, width in fields)
         # Each field is big-endian on the wire: its top byte goes first.
         head_bytes_list = [value.word_select(width // 8 - 1 - k, 8) for value, width in fields for k in range(width // 8)]
-        head_bytes = Cat(*head_bytes_list)
         # The byte goes out from a register (head_q), loaded a byte ahead:
-        # head_index is the next byte's, so the 42-way select ends at a
+        # head_at is the next byte's, so the 42-way select ends at a
         # register, not at the frame's output.
         head_q = Signal(8)
         first = Signal()
+        # head_q and head_at load on one enable, from one value (the first
+        # byte too: head_at points at it from "Waiting for a message" on):
+        # the tag's arrival and the consumer's ready picking between two
+        # loads ran on into head_q, 6 levels.
+        head_load = Signal()
+        with m.If(head_load):
+            m.d.sync += [head_q.eq(onehot_mux(head_at[:_HEADERS], head_bytes_list)), head_at.eq(head_at << 1)]
 
         # Payloads driven in every state (a value set only where valid is
         # raised would be ANDed with the state, a LUT per bit).
@@ -206,7 +222,8 @@ class MessageTransmitter(wiring.Component):
 
         with OneHotFSM(m, "Waiting for a message", name="transmitter") as fsm:
             with fsm.state("Waiting for a message"):
-                m.d.sync += [body_index.eq(0), fetch_index.eq(0), fetch_more.eq(1), sum_step.eq(0),
+                m.d.sync += [body_index.eq(0), fetch_index.eq(0), fetch_word.eq(1), fetch_more.eq(1), sum_step.eq(0),
+                             head_at.eq(1),
                              ip_sum.eq(0x4500 + 0x4000 + (_TTL << 8 | 17)), ip_carry.eq(0)]
                 with m.If(self.sink.valid):
                     m.d.sync += [ip_total.eq(20 + 8 + msg.length + TAG_SIZE), udp_length.eq(8 + msg.length + TAG_SIZE),
@@ -235,18 +252,18 @@ class MessageTransmitter(wiring.Component):
                                  sum_step.eq(sum_step + 1)]
 
             with fsm.state("Waiting for the tag"):
-                m.d.sync += [fetch_index.eq(0), fetch_more.eq(1)]  # a message is never empty
+                m.d.sync += [fetch_index.eq(0), fetch_word.eq(1), fetch_more.eq(1)]  # a message is never empty
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
-                    m.d.sync += [tag.eq(siphash.source.payload), head_at.eq(1 << 1), body_index.eq(0),
-                                 last_body.eq(0), head_q.eq(head_bytes[:8]), first.eq(1)]
+                    m.d.comb += head_load.eq(1)
+                    m.d.sync += [tag.eq(siphash.source.payload), body_index.eq(0), last_body.eq(0), first.eq(1)]
                     fsm.goto("Sending the headers")
 
             with fsm.state("Sending the headers"):
                 m.d.comb += [fetching.eq(1), sending_head.eq(1), self.source.valid.eq(1)]
                 with m.If(self.source.ready):
-                    m.d.sync += [head_q.eq(onehot_mux(head_at[:_HEADERS], head_bytes_list)), head_at.eq(head_at << 1),
-                                 first.eq(0)]
+                    m.d.comb += head_load.eq(1)
+                    m.d.sync += first.eq(0)
                     with m.If(head_at[_HEADERS]):
                         fsm.goto("Sending the message")
 
