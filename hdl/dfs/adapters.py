@@ -66,7 +66,14 @@ class CamAdapter(wiring.Component):
     """The virtual-server CAM (:class:`VirtualServerCAM`) behind the
     forwarder's question/answer handshake.  A question with protocol 0 asks
     "should the DFS answer ARP for this address?"; any other is a virtual
-    server lookup.  Precedence and ARP rules are the CAM's (hdl/vscam)."""
+    server lookup.  Precedence and ARP rules are the CAM's (hdl/vscam).
+
+    A question is taken as soon as none is open (``query.ready`` a flop) and
+    handed to the CAM from the next clock on, its kind decoded as it is
+    taken: the forwarder's state ran through the kind's decode and the CAM's
+    ready into the CAM's question register, 5 levels across the blocks.  Its
+    payload is read in place until the CAM takes it: the asker holds it
+    until the answer is taken (the forwarder's record and protocol do)."""
 
     def __init__(self, *, vs_entries: int = 16):
         self._entries = vs_entries
@@ -84,19 +91,19 @@ class CamAdapter(wiring.Component):
         m.submodules.cam = cam = VirtualServerCAM(self._entries)
         connect(m, flipped(self.write), cam.write)
         m.d.comb += cam.local_addr.eq(self.local_addr)
-        busy = Signal()
+        busy = Signal()  # a question is open (taken, its answer not yet taken)
+        asking = Signal()  # the open question waits for the CAM to take it
+        for_arp = Signal()  # its protocol is 0
         answer = Signal.like(self.answer.payload)
         answered = Signal()
-        with m.If(~busy):
-            with m.If(self.query.payload.protocol == 0):
-                m.d.comb += [cam.arp.valid.eq(self.query.valid), cam.arp.payload.addr.eq(self.query.payload.dst_ip),
-                             self.query.ready.eq(cam.arp.ready)]
-            with m.Else():
-                m.d.comb += [cam.lookup.valid.eq(self.query.valid), cam.lookup.payload.eq(self.query.payload),
-                             self.query.ready.eq(cam.lookup.ready)]
-        with m.If(self.query.valid & self.query.ready):
-            m.d.sync += [busy.eq(1), answered.eq(0)]
-        with m.If(busy & ~answered):
+        m.d.comb += self.query.ready.eq(~busy)
+        with m.If(self.query.valid & ~busy):
+            m.d.sync += [busy.eq(1), answered.eq(0), asking.eq(1), for_arp.eq(self.query.payload.protocol == 0)]
+        m.d.comb += [cam.arp.valid.eq(asking & for_arp), cam.arp.payload.addr.eq(self.query.payload.dst_ip),
+                     cam.lookup.valid.eq(asking & ~for_arp), cam.lookup.payload.eq(self.query.payload)]
+        with m.If((cam.arp.valid & cam.arp.ready) | (cam.lookup.valid & cam.lookup.ready)):
+            m.d.sync += asking.eq(0)
+        with m.If(busy & ~asking & ~answered):
             with m.If(cam.result.valid):
                 m.d.sync += [answered.eq(1), answer.hit.eq(cam.result.hit), answer.vs_id.eq(cam.result.vs_id),
                              answer.answer_arp.eq(0)]

@@ -178,6 +178,9 @@ class Forwarder(wiring.Component):
         cam_protocol = Signal(8)
         hold_offered = Signal()  # the hold record waits for the miss path (``hold.valid``, a flop)
         decision_offered = Signal()  # the decision waits for the rewriter (``decision.valid``, a flop)
+        # The CAM question waits for the CAM (``vs_query.valid``, a flop: the
+        # state's decode ran on into the CAM's question register, 5 levels).
+        query_offered = Signal()
 
         def count(name):
             counter = getattr(self, name)
@@ -245,12 +248,18 @@ class Forwarder(wiring.Component):
             m.d.sync += route.eq(ROUTE_DROP)
             m.next = "Moving the frame"
 
-        asking_arp = Signal()  # the CAM question is "answer ARP for this address?"
+        # The CAM question is "answer ARP for this address?" for an ARP
+        # request, else a flow's (only a flow reaches Deciding): the record's,
+        # registered every clock as its compares above, not loaded by the
+        # states (their decode, 6 levels, in front of the CAM question's).
+        # The question is the held record's but for its protocol (0: "answer
+        # ARP?"; the CAM then reads the address alone).
+        asking_arp = Signal()
+        m.d.sync += [asking_arp.eq(info.kind == FrameKind.ARP),
+                     cam_protocol.eq(Mux(info.kind == FrameKind.ARP, 0, info.protocol))]
 
-        def ask_cam(for_arp, protocol):
-            # The question is the held record's but for its protocol (0: "answer
-            # ARP?"; the CAM then reads the address alone): only that is stored.
-            m.d.sync += [asking_arp.eq(for_arp), cam_protocol.eq(protocol)]
+        def ask_cam():
+            m.d.sync += query_offered.eq(1)
             m.next = "Asking the CAM"
 
         # Payloads are driven in every state (they matter only with valid): set
@@ -287,7 +296,8 @@ class Forwarder(wiring.Component):
             self.message_frame.payload.last.eq(byte_index == payload_end - 1),
         ]
         self._hold_record(m, key, info, vs_answer)
-        m.d.comb += [self.hold.valid.eq(hold_offered), self.decision.valid.eq(decision_offered)]
+        m.d.comb += [self.hold.valid.eq(hold_offered), self.decision.valid.eq(decision_offered),
+                     self.vs_query.valid.eq(query_offered)]
 
         with m.FSM(name="forwarder"):
             with m.State("Waiting for a frame"):
@@ -302,7 +312,7 @@ class Forwarder(wiring.Component):
                         with m.If(info.arp_request & to_dfs_ip):
                             m.next = "Answering ARP"
                         with m.Elif(info.arp_request & self._external):
-                            ask_cam(1, 0)
+                            ask_cam()  # asking_arp
                         with m.Else():
                             discard_frame("dropped_arp")
                     with m.Case(FrameKind.FLOW):
@@ -329,8 +339,8 @@ class Forwarder(wiring.Component):
                     discard_frame("arp_answered")
 
             with m.State("Asking the CAM"):
-                m.d.comb += self.vs_query.valid.eq(1)
                 with m.If(self.vs_query.ready):
+                    m.d.sync += query_offered.eq(0)
                     m.next = "The CAM answered"
             with m.State("The CAM answered"):
                 m.d.comb += self.vs_answer.ready.eq(1)
@@ -363,7 +373,7 @@ class Forwarder(wiring.Component):
                 with m.Elif(result.hit):
                     m.next = "Touching"
                 with m.Elif(self._external):
-                    ask_cam(0, info.protocol)
+                    ask_cam()  # a flow's
                 with m.Else():
                     discard_frame("dropped_no_flow")
 

@@ -4,7 +4,7 @@
 ``ticks = seconds * 1000 / ms_per_tick`` (rounded down, kept to
 ``ticks_width`` bits) as a multiply by the constant ``round(2**16 * 1000 /
 ms_per_tick)`` and a shift, done one bit of ``seconds`` a clock: a new value
-shows ``width + 1`` clocks after it appears, and the old one holds until
+shows ``width + 2`` clocks after it appears, and the old one holds until
 then.  Configuration changes once in a while; a DSP multiply in front of the
 idle scanner's compare would have cost it a whole clock (docs/boards.md).
 """
@@ -42,9 +42,15 @@ class SecondsToTicks(wiring.Component):
         rest = Signal(width)        # its bits not yet added, lowest first
         acc = Signal(add.bit_length())
         steps = Signal(range(width + 1))
+        # The new value is noticed a clock late (``differs``, a flop): the
+        # compare ran on into ``ticks``' enables, in the flow controller, 5
+        # levels from the configuration register.  While a conversion runs
+        # ``differs`` is not looked at, and it is a conversion old when it ends.
+        differs = Signal()
+        m.d.sync += differs.eq(taken != self.seconds)
         with m.If(steps != 0):
             m.d.sync += [acc.eq((acc + Mux(rest[0], add, 0)) >> 1), rest.eq(rest >> 1), steps.eq(steps - 1)]
-        with m.Elif(taken != self.seconds):
+        with m.Elif(differs):
             m.d.sync += [taken.eq(self.seconds), rest.eq(self.seconds), acc.eq(0), steps.eq(width)]
         with m.Else():
             m.d.sync += self.ticks.eq(acc >> max(0, 16 - width))

@@ -274,7 +274,10 @@ class DFSCore(wiring.Component):
                 # Released frames of pending flows come round again on their port.
                 m.submodules[f"ingress{p}"] = ingress = FrameArbiter(2)
                 connect(m, flipped(self.rx[p]), ingress.sinks[0])
-                connect(m, miss.release, ingress.sinks[1])
+                # Through a skid buffer: the arbiter's grant, as its ready,
+                # ran on into the miss path's reader and frame counts (4
+                # levels across the blocks).
+                _through(m, "release", SkidBuffer, miss.release, ingress.sinks[1])
                 # The arbiter's choice through a skid buffer: it ran through the
                 # fork into the frame buffer's write and level (7 levels), and
                 # the fork's ready back into the MAC's and the miss path's.
@@ -350,9 +353,13 @@ class DFSCore(wiring.Component):
                 # meets its first byte.
                 _through(m, "hold_frame", PipelineRegister, fwd.hold_frame, miss.sink)
                 # The forwarder looks at the probe's answer after the flow
-                # table's result, more than ``table.latency`` clocks after
-                # its key: the miss path must have answered by then.
-                if miss.probe_latency > table.latency:
+                # table's result: its key (the frame's record) is there from
+                # "Waiting for a frame" on, then come Classifying, Looking up,
+                # the lookup sharer's register, the table's latency and the
+                # sharer's held result, ``table.latency + 4`` clocks at least
+                # (+ 3 here, a clock to spare): the miss path must have
+                # answered by then.
+                if miss.probe_latency > table.latency + 3:
                     raise ValueError(f"the miss path answers a probe in {miss.probe_latency} clocks, "
                                      f"after the flow table's {table.latency}: fewer miss slots")
                 m.d.comb += [

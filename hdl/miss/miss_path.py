@@ -32,8 +32,8 @@ the flow is asked for all the same (so is the model's).
 Timing (docs/boards.md, "The DFS on the boards"): the slots' keys are in
 LUT RAM, read one slot a clock round robin and compared with two keys,
 registered before, in the middle and after: the probe's, so
-``probe_hit``/``probe_slot``/``probe_state`` answer :attr:`probe_latency`
-(``slots + 2``) clocks after ``probe_key`` (the forwarder holds its key
+``probe_hit``/``probe_slot``/``probe_state`` (flops) answer :attr:`probe_latency`
+(``slots + 3``) clocks after ``probe_key`` (the forwarder holds its key
 longer: it looks at the answer after the flow table's), and a resolve's or
 the writer's ``hold`` record's, a round each: a resolve acts
 :attr:`resolve_latency` (``slots + 3``) clocks after it is taken
@@ -116,7 +116,7 @@ class MissPath(wiring.Component):
         self._timeout = timeout_cycles
         self._query_shape = query_shape
         #: Clocks from a ``probe_key`` to its answer (see "Timing").
-        self.probe_latency = slots + 2
+        self.probe_latency = slots + 3
         #: Clocks from a resolve's transfer to its action.
         self.resolve_latency = slots + 3
         slot_shape = range(slots)
@@ -182,8 +182,21 @@ class MissPath(wiring.Component):
         m.submodules.queries = queries = BlockRAM(self._query_shape, max(n, _QUERY_RAM_DEPTH))
         q_wr = queries.write
         q_rd = queries.read
-        m.submodules.asks = asks = fifo.SyncFIFOBuffered(width=max(1, (n - 1).bit_length()), depth=n)
+        # Two places more than slots: its room is judged a clock ahead
+        # (``asks_room``, below) and its writes land a clock late.
+        m.submodules.asks = asks = fifo.SyncFIFOBuffered(width=max(1, (n - 1).bit_length()), depth=n + 2)
         ask = Signal(n)  # the slot's QUERY is still to be handed to the flow controller
+        # Room for a write, registered (the level's compare ran on into the
+        # writer's pointers, 6 levels): a write decided a clock at most, from
+        # the level two clocks before it lands, so n + 2 places.
+        asks_room = Signal(init=1)
+        m.d.sync += asks_room.eq(asks.w_level < n)
+
+        # RESET taken into a flop of its own (a clock later): the flow
+        # controller's state flop ran on into the ask queue's level and the
+        # slots' logic, 7 levels, fanout 39 across the two blocks.
+        flush = Signal()
+        m.d.sync += flush.eq(self.flush)
 
         def count(name, amount=1):
             counter = getattr(self, name)
@@ -204,7 +217,7 @@ class MissPath(wiring.Component):
 
         # -- the key compare: the slots' keys are read one a clock, round
         # robin (``sc``), from LUT RAM and compared with two registered keys
-        # (in two registered halves: 16-bit pieces, then their AND), so
+        # (in two registered halves: byte pieces, then their AND), so
         # every slot meets each key once in ``n`` clocks.  The probe's key
         # (the forwarder keeps it for many clocks) is compared all the time:
         # its answer, per slot the last compare, holds ``probe_latency``
@@ -232,10 +245,11 @@ class MissPath(wiring.Component):
         m.d.sync += [sc.eq(Mux(sc == n - 1, 0, sc + 1)), sc_b.eq(sc)]
         m.d.comb += key_rd.addr.eq(sc)
         slot_key = key_rd.data
-        pieces = range(0, self._key_width, 16)
+        # Bytes: a 16-bit piece's compare behind the LUT RAM's read was 6 levels.
+        pieces = range(0, self._key_width, 8)
 
         def piece_compare(key):
-            return Cat(slot_key[j:j + 16] == key[j:j + 16] for j in pieces)
+            return Cat(slot_key[j:j + 8] == key[j:j + 8] for j in pieces)
 
         alloc_fx_last = Signal(n)  # the slot whose key changed under the pieces' compare
         m.d.sync += alloc_fx_last.eq(alloc_fx_1h)
@@ -291,12 +305,24 @@ class MissPath(wiring.Component):
         match_resolve = Signal()  # match_tag == CMP_RESOLVE, a flop (in front of the slots' states)
         m.d.sync += match_resolve.eq(e_end & (e_tag == CMP_RESOLVE))
 
-        # -- probe: the decision stage's question about a key
+        # -- probe: the decision stage's question about a key.  Its answer
+        # leaves from flops (a clock more): the slots' states and the pick
+        # ran on into the forwarder's Deciding state and its CAM question,
+        # 7 levels across the two blocks.  A slot freed in that clock still
+        # looks pending to the forwarder, as one freed between its Deciding
+        # state and the writer's compare already did: the writer then finds
+        # no live slot and opens a new one.
+        # A key is in one live slot at most (a frame of a live slot's flow
+        # joins it), so the answer is ORs, not a pick among the slots: the
+        # slot's number, and WAITING or RELEASING.
         probe_1h = Signal(n)
         m.d.comb += probe_1h.eq(probe_match & live)
-        for i in reversed(range(n)):
-            with m.If(probe_1h[i]):
-                m.d.comb += [self.probe_hit.eq(1), self.probe_slot.eq(i), self.probe_state.eq(state[i])]
+        probe_waits, probe_releases = Signal(), Signal()
+        m.d.comb += [probe_waits.eq((probe_match & waiting) != 0), probe_releases.eq((probe_match & releasing) != 0)]
+        m.d.sync += [self.probe_hit.eq(probe_waits | probe_releases),
+                     self.probe_slot.eq(onehot_mux(probe_1h, [Const(i, range(n)) for i in range(n)])),
+                     self.probe_state.eq(Mux(probe_waits, SlotState.WAITING,
+                                             Mux(probe_releases, SlotState.RELEASING, SlotState.FREE)))]
 
         # -- ageing: a WAITING slot without a REPLY for timeout_cycles drops its
         # frames.  One shared prescaler ticks every timeout/8 clocks; a slot
@@ -351,8 +377,21 @@ class MissPath(wiring.Component):
         # test ran on into the writer's pointers, 6 levels).  A slot that
         # times out in that clock still takes the frame, as one that times
         # out while the writer stores: it is dropped once the frame is in.
-        hold_1h = Signal(n)
-        m.d.sync += hold_1h.eq(match & ~is_free & ~dropping & Mux(self.flush, 0, (1 << n) - 1))
+        # What the writer's choice needs of it is registered with it (its
+        # ORs, the slot's number and write pointer, whether its queue is
+        # full: they ran on into the writer's pointer, 7 levels).  A candidate
+        # slot's write pointer does not move in between (only the writer
+        # stores, the reader's ``done`` waits for ``deciding``, a dropping
+        # slot is no candidate); its ``full`` is a clock older (a frame that
+        # left in that clock is still counted).
+        hold_next = Signal(n)
+        m.d.comb += hold_next.eq(match & ~is_free & ~dropping & Mux(flush, 0, (1 << n) - 1))
+        hold_1h, hold_any, hold_full = Signal(n), Signal(), Signal()
+        hold_slot = Signal(range(n))
+        hold_ptr = Signal(ptr_shape)
+        m.d.sync += [hold_1h.eq(hold_next), hold_any.eq(hold_next != 0), hold_full.eq((hold_next & full_1h) != 0),
+                     hold_slot.eq(onehot_mux(hold_next, [Const(i, range(n)) for i in range(n)])),
+                     hold_ptr.eq(onehot_mux(hold_next, wr_ptr))]
         r_slot = Signal(range(n))  # the reader's (below)
         r_1h = Signal(n)  # the same, one-hot
         r_busy = Signal()
@@ -365,8 +404,13 @@ class MissPath(wiring.Component):
         # reader's, or 0 for a queue nobody reads), ``full_same`` holds the
         # compare for w_ptr kept, ``full_next`` for w_ptr + 1, and
         # ``stepped`` which of them is so.  (The read pointer a clock late,
-        # never later than true, as before.)
+        # never later than true, as before.)  Without a subtraction: a queue
+        # is full when its pointers differ in their top bit alone (the
+        # subtraction's carry chain in front of the compare was 6 levels),
+        # and ``w_ptr1`` is w_ptr + 1, a register of its own (loaded in
+        # "Opening", stepped with w_ptr).
         w_rp = Signal(ptr_shape)
+        w_ptr1 = Signal(ptr_shape)
         full_same, full_next, stepped = Signal(), Signal(), Signal()
         writing = Signal()  # the frame on sink is being stored (else discarded)
         # The slot being written, one-hot, as a register (set as the writer
@@ -377,9 +421,15 @@ class MissPath(wiring.Component):
         deciding = Signal()  # the writer has a frame whose slot is being decided
         frame_stored = Signal()  # a frame's last byte went in this cycle (slot w_slot)
         frame_taken = Signal()  # a frame's last byte left this cycle (slot r_slot)
-        m.d.comb += w_rp.eq(Mux(r_busy & (r_slot == w_slot), r_ptr, 0))
-        m.d.sync += [full_same.eq((w_ptr - w_rp)[:ptr_shape.width] == depth),
-                     full_next.eq((w_ptr - w_rp)[:ptr_shape.width] == depth - 1),
+        # Whether the reader reads w_slot, a flop (its slot compare ran on
+        # into ``full``, 7 levels): loaded with w_slot as the writer chooses
+        # (a new slot is nobody's), else a clock late, which changes nothing:
+        # the reader's pick of w_slot starts at 0, as w_rp was, and its
+        # ``done`` waits for the writer.
+        reading_w = Signal()
+        m.d.sync += reading_w.eq(r_busy & (r_slot == w_slot))
+        m.d.comb += w_rp.eq(Mux(reading_w, r_ptr, 0))
+        m.d.sync += [full_same.eq((w_ptr ^ w_rp) == depth), full_next.eq((w_ptr1 ^ w_rp) == depth),
                      stepped.eq(wr.en)]
         full = Signal()
         m.d.comb += full.eq(Mux(stepped, full_next, full_same))
@@ -404,7 +454,7 @@ class MissPath(wiring.Component):
         # ``full`` is decided) before its bytes go in.
         with OneHotFSM(m, "Waiting for a frame", name="writer") as writer:
             with writer.state("Waiting for a frame"):
-                with m.If(self.hold.valid & self.sink.valid & ~self.flush & ~self.resolve.valid & ~e_busy):
+                with m.If(self.hold.valid & self.sink.valid & ~flush & ~self.resolve.valid & ~e_busy):
                     m.d.comb += writer_asks.eq(1)
                     writer.goto("Comparing the key")
             with writer.state("Comparing the key"):
@@ -413,25 +463,25 @@ class MissPath(wiring.Component):
                     writer.goto("Choosing the slot")
             with writer.state("Choosing the slot"):
                 m.d.comb += deciding.eq(1)
-                with m.If(self.flush):
+                with m.If(flush):
                     writer.goto("Waiting for a frame")
                 with m.Else():
                     m.d.sync += take_hold.eq(1)
-                    with m.If((hold_1h & full_1h) != 0):
+                    with m.If(hold_full):
                         m.d.sync += [queue_full.eq(1), writing.eq(0)]
                         writer.goto("Discarding")
-                    with m.Elif(hold_1h != 0):
+                    with m.Elif(hold_any):
                         m.d.sync += storing_1h.eq(hold_1h)
-                        m.d.sync += [w_slot.eq(onehot_mux(hold_1h, [Const(i, range(n)) for i in range(n)])),
-                                     w_ptr.eq(onehot_mux(hold_1h, wr_ptr)), writing.eq(1)]
+                        m.d.sync += [w_slot.eq(hold_slot), w_ptr.eq(hold_ptr), writing.eq(1),
+                                     reading_w.eq(r_busy & (r_slot == hold_slot))]
                         writer.goto("Opening")
                     with m.Elif(~cs_present):
                         m.d.sync += [no_cs.eq(1), writing.eq(0)]
                         writer.goto("Discarding")
-                    with m.Elif(free_hit & asks.w_rdy):
+                    with m.Elif(free_hit & asks_room):
                         m.d.comb += alloc.eq(1)
                         m.d.sync += storing_1h.eq(free_1h)
-                        m.d.sync += [w_slot.eq(free_slot), w_ptr.eq(0), writing.eq(1),
+                        m.d.sync += [w_slot.eq(free_slot), w_ptr.eq(0), writing.eq(1), reading_w.eq(0),
                                      alloc_slot_1h.eq(free_1h), alloc_slot.eq(free_slot)]
                         writer.goto("Opening")
                     with m.Else():
@@ -439,6 +489,7 @@ class MissPath(wiring.Component):
                         writer.goto("Discarding")
 
             with writer.state("Opening"):
+                m.d.sync += w_ptr1.eq(w_ptr + 1)
                 writer.goto("Storing")
 
             with writer.state("Storing"):
@@ -453,7 +504,7 @@ class MissPath(wiring.Component):
                             writer.goto("Waiting for a frame")
                     with m.Else():
                         m.d.comb += wr.en.eq(1)
-                        m.d.sync += w_ptr.eq(w_ptr + 1)
+                        m.d.sync += [w_ptr.eq(w_ptr1), w_ptr1.eq(w_ptr1 + 1)]
                         with m.If(self.sink.payload.last):
                             m.d.comb += frame_stored.eq(1)
                             m.d.sync += storing_1h.eq(0)
@@ -475,7 +526,7 @@ class MissPath(wiring.Component):
             with m.If(slot_freed[i]):
                 m.d.sync += wr_ptr[i].eq(0)
             with m.Elif(frame_stored & storing_1h[i]):
-                m.d.sync += wr_ptr[i].eq(w_ptr + 1)
+                m.d.sync += wr_ptr[i].eq(w_ptr1)
 
         # -- QUERYs: a new flow's is stored with its slot and the slot queued
         # in ``asks``; the head of the queue is read out (two clocks: the
@@ -490,6 +541,12 @@ class MissPath(wiring.Component):
             q_wr.en.eq(alloc_r),
             q_wr.addr.eq(alloc_slot),
             q_wr.data.eq(hold.query),
+        ]
+        # The queue's write a clock late, from flops (the allocation and the
+        # redundancy watch's choice ran on into its level, 6 levels; the
+        # slot's ask bit is set meanwhile, which is all the queue's head reads
+        # of it).
+        m.d.sync += [
             asks.w_en.eq((alloc_r & active) | (~alloc_r & reask_hit)),
             asks.w_data.eq(Mux(alloc_r, alloc_slot, reask)),
         ]
@@ -515,7 +572,7 @@ class MissPath(wiring.Component):
         m.d.sync += q_fetch.eq(0)
         with m.If(q_fetch):
             m.d.sync += q_valid.eq(1)
-        with m.If(asks.r_rdy & ~q_fetch & (~q_valid | q_taken) & ~self.flush):
+        with m.If(asks.r_rdy & ~q_fetch & (~q_valid | q_taken) & ~flush):
             m.d.comb += asks.r_en.eq(1)
             with m.If(ask.bit_select(head, 1)):
                 m.d.comb += q_rd.en.eq(1)
@@ -559,28 +616,34 @@ class MissPath(wiring.Component):
             needs = Signal(n)
             for i in range(n):
                 m.d.sync += needs[i].eq(waiting[i] & ~ask[i] & ~presenting[i] & (stale[i] | (asked_in[i] == 0)))
-            candidates = Signal(n)
-            m.d.comb += candidates.eq(needs & ~ask & waiting)
-            # The slot to queue is chosen a clock ahead (``reask_1h``, flops:
-            # the candidates' OR and priority ran on into the queue's write,
-            # 6-7 levels), none in the clock after one is queued (its ask bit
-            # is set only then).  A slot resolved in between is queued all the
-            # same: its ask bit is clear, so it is skipped at the queue's head.
-            lowest = Signal(n)
-            for i in range(n):  # the lowest candidate (LUTs, not a carry chain)
-                m.d.comb += lowest[i].eq(candidates[i] & ~(candidates[:i] != 0) if i else candidates[0])
-            lowest_slot = Signal(range(n))
+            # The slot to queue is chosen a clock ahead (``reask_1h``, flops),
+            # one slot looked at a clock, round robin (``rr``): the lowest of
+            # the candidates, their OR and its number ran on into the choice
+            # and the queue's write, 7 levels.  A takeover's slots are so
+            # queued within ``n`` clocks of each other, not in consecutive
+            # ones.  From ``needs`` alone but for the slot queued last clock
+            # (``queued_1h``: its ask bit is set only now, after ``needs``
+            # was taken), and none is queued in the clock after one is
+            # (``queued_r``: that clock's choice was made before).  The ask
+            # bit and the state are not looked at again: a slot resolved in
+            # the two clocks before is queued all the same, its ask bit is
+            # clear, so it is skipped at the queue's head.
+            queued_1h, queued_r = Signal(n, name="queued_1h"), Signal(name="queued_r")
+            rr = Signal(range(n), name="reask_rr")
+            m.d.sync += rr.eq(Mux(rr == n - 1, 0, rr + 1))
+            rr_1h = Signal(n)
             for i in range(n):
-                with m.If(lowest[i]):
-                    m.d.comb += lowest_slot.eq(i)
+                m.d.comb += rr_1h[i].eq(rr == i)
+            candidate = Signal(n)
+            m.d.comb += candidate.eq(needs & ~queued_1h & rr_1h)
             reask_any = Signal()
             queued = Signal()
             m.d.comb += queued.eq(~alloc_r & reask_hit)
-            m.d.sync += [reask_1h.eq(Mux(queued, 0, lowest)), reask.eq(lowest_slot),
-                         reask_any.eq(~queued & (candidates != 0))]
+            m.d.sync += [reask_1h.eq(candidate), reask.eq(rr), reask_any.eq(candidate != 0),
+                         queued_r.eq(queued), queued_1h.eq(Mux(queued, reask_1h, 0))]
             # (not while the writer chooses a slot: a new slot's QUERY goes into
             # ``asks`` the clock after, on the room seen while choosing)
-            m.d.comb += reask_hit.eq(reask_any & active & asks.w_rdy & ~self.flush & ~deciding)
+            m.d.comb += reask_hit.eq(reask_any & ~queued_r & active & asks_room & ~flush & ~deciding)
             stale_next = Signal(n)
             for i in range(n):
                 with m.If(alloc_fx_1h[i]):
@@ -605,10 +668,13 @@ class MissPath(wiring.Component):
         # RAM's read has two stages, the array's (``ram_valid``) and its
         # output register's (``out``, the DP16KD's own on ECP5: the fabric
         # sees a flop's clock-to-out, not the array's 5.8 ns).
-        r_armed = Signal()  # r_end is r_slot's (a clock after the slot is picked)
+        r_armed = Signal()  # r_end is r_slot's and compared (two clocks after the slot is picked)
+        r_started = Signal()  # a clock after the slot is picked
         r_end = Signal(ptr_shape)  # wr_ptr[r_slot], a clock late
-        stored_last = Signal()  # a frame went into a queue last clock (r_end may be a clock behind)
-        m.d.sync += [r_end.eq(wr_ptr[r_slot]), stored_last.eq(frame_stored)]
+        # A frame went into a queue in the last two clocks (r_end and its
+        # compares may be that far behind).
+        stored_last, stored_before = Signal(), Signal()
+        m.d.sync += [r_end.eq(wr_ptr[r_slot]), stored_last.eq(frame_stored), stored_before.eq(stored_last)]
         pick_hit, pick = Signal(), Signal(range(n))
         pick_1h = Signal(n)
         for i in reversed(range(n)):
@@ -629,14 +695,23 @@ class MissPath(wiring.Component):
         m.d.comb += consumed.eq(out_valid & self.release.ready)
         load_out = Signal()
         m.d.comb += load_out.eq(ram_valid & (~out_valid | consumed))
+        # Is a byte left to read?  Compared a clock ahead, into flops (the
+        # 9-bit compare ran on into the read's enables, 7 levels): r_ptr
+        # and ``r_ptr1`` (r_ptr + 1, a register of its own) with r_end, the
+        # one that r_ptr is now chosen by whether it stepped.  r_end a clock
+        # older only holds a read back a clock (it only grows while read).
+        r_ptr1 = Signal(ptr_shape)
+        at_end_same, at_end_next, advanced = Signal(), Signal(), Signal()
+        m.d.sync += [at_end_same.eq(r_ptr == r_end), at_end_next.eq(r_ptr1 == r_end)]
         available = Signal()
-        m.d.comb += available.eq(r_armed & (r_ptr != r_end))
+        m.d.comb += available.eq(r_armed & ~Mux(advanced, at_end_next, at_end_same))
         advance = Signal()
         m.d.comb += advance.eq(available & (~ram_valid | load_out))
+        m.d.sync += advanced.eq(advance)
         m.d.comb += [rd.en.eq(advance), rd.out_en.eq(load_out), rd.addr.eq(Cat(r_ptr[:low], r_slot)),
                      out.eq(rd.data)]
         with m.If(advance):
-            m.d.sync += [r_ptr.eq(r_ptr + 1), ram_valid.eq(1)]
+            m.d.sync += [r_ptr.eq(r_ptr1), r_ptr1.eq(r_ptr1 + 1), ram_valid.eq(1)]
         with m.Elif(load_out):
             m.d.sync += ram_valid.eq(0)
         with m.If(load_out):
@@ -649,18 +724,18 @@ class MissPath(wiring.Component):
                 m.d.comb += frame_taken.eq(1)
                 count("frames_released")
         with m.If(~r_busy & pick_hit):
-            m.d.sync += [r_busy.eq(1), r_slot.eq(pick), r_1h.eq(pick_1h), r_ptr.eq(0)]
+            m.d.sync += [r_busy.eq(1), r_slot.eq(pick), r_1h.eq(pick_1h), r_ptr.eq(0), r_ptr1.eq(1)]
         # The slot is done when its queue is empty and no frame is on its way
         # into it; decided a clock ahead (``done``: nothing can reach the
         # queue in between, the writer's own decision blocks it).
         done = Signal()
-        m.d.sync += done.eq(r_armed & ~done & ~available & ~ram_valid & ~out_valid & ~stored_last & ~deciding
-                            & ((storing_1h & r_1h) == 0) & ~self.flush)
+        m.d.sync += done.eq(r_armed & ~done & ~available & ~ram_valid & ~out_valid & ~stored_last & ~stored_before
+                            & ~deciding & ((storing_1h & r_1h) == 0) & ~flush)
         with m.If(done):
             m.d.sync += r_busy.eq(0)
-        m.d.sync += r_armed.eq(r_busy & ~done)
+        m.d.sync += [r_started.eq(r_busy & ~done), r_armed.eq(r_busy & r_started & ~done)]
 
-        # A dropping slot empties at once (its stored frames are forgotten),
+        # A dropping slot empties within n clocks (its stored frames are forgotten),
         # so a flood of refused flows frees its slots quickly.  One per clock,
         # and not while the writer is inside a frame of that slot.  Chosen a
         # clock ahead (``drop_1h``; the writer only starts a frame in a live
@@ -669,9 +744,12 @@ class MissPath(wiring.Component):
         may_drop = Signal(n)
         for i in range(n):
             m.d.comb += may_drop[i].eq(dropping[i] & ~drop_1h[i] & ~storing_1h[i])
-        for i in range(n):  # the lowest candidate (LUTs, not a carry chain)
-            m.d.sync += drop_1h[i].eq(~self.flush & may_drop[i] & ~(may_drop[:i] != 0) if i
-                                      else ~self.flush & may_drop[0])
+        # One slot looked at a clock, round robin (``drop_rr``): the lowest
+        # candidate's priority was 6 levels.  A slot so empties within n clocks.
+        drop_rr = Signal(range(n))
+        m.d.sync += drop_rr.eq(Mux(drop_rr == n - 1, 0, drop_rr + 1))
+        for i in range(n):
+            m.d.sync += drop_1h[i].eq(~flush & may_drop[i] & (drop_rr == i))
         dropped_frames = Signal(frames_shape)  # counted a clock later
         m.d.sync += dropped_frames.eq(onehot_mux(drop_1h, frames))
         count("frames_dropped_refused", dropped_frames)
@@ -686,10 +764,10 @@ class MissPath(wiring.Component):
         # adding 1 or -1.
         inc_1h, dec_1h = Signal(n), Signal(n)
         for i in range(n):
-            m.d.sync += [inc_1h[i].eq(frame_stored & storing_1h[i] & ~self.flush),
-                         dec_1h[i].eq(frame_taken & r_1h[i] & ~self.flush)]
+            m.d.sync += [inc_1h[i].eq(frame_stored & storing_1h[i] & ~flush),
+                         dec_1h[i].eq(frame_taken & r_1h[i] & ~flush)]
             inc, dec = inc_1h[i], dec_1h[i]
-            m.d.comb += slot_freed[i].eq(self.flush | drop_1h[i] | (done & r_1h[i]))
+            m.d.comb += slot_freed[i].eq(flush | drop_1h[i] | (done & r_1h[i]))
             with m.If(slot_freed[i]):
                 m.d.sync += frames[i].eq(0)
             with m.Elif(inc ^ dec):
@@ -699,7 +777,7 @@ class MissPath(wiring.Component):
                 m.d.sync += [is_free[i].eq(free), waiting[i].eq(wait), releasing[i].eq(release),
                              dropping[i].eq(drop)]
 
-            with m.If(self.flush):
+            with m.If(flush):
                 goes(free=1)
             with m.Elif(alloc_fx_1h[i]):
                 goes(wait=1)
@@ -711,8 +789,8 @@ class MissPath(wiring.Component):
                 goes(free=1)
 
         # -- RESET: every pending flow goes (its frames with it)
-        with m.If(self.flush):
-            m.d.sync += [r_busy.eq(0), r_armed.eq(0), done.eq(0), ram_valid.eq(0), out_valid.eq(0), q_valid.eq(0), q_fetch.eq(0), ask.eq(0),
+        with m.If(flush):
+            m.d.sync += [r_busy.eq(0), r_armed.eq(0), r_started.eq(0), done.eq(0), ram_valid.eq(0), out_valid.eq(0), q_valid.eq(0), q_fetch.eq(0), ask.eq(0),
                          out_first.eq(1), writing.eq(0), storing_1h.eq(0)]
             m.d.comb += asks.r_en.eq(asks.r_rdy)  # the queue empties, a slot a clock (their ask bits are clear)
         return m

@@ -18,7 +18,7 @@ the low 32 bits; an ``index`` beyond the table is ignored).
 
 Why a scan: a lookup is needed only for a frame of no known flow (a new
 flow, ARP), at most one per frame, and a minimum frame takes 84 clocks at
-one byte per clock, so one comparator walking the entries (``entries`` + 5
+one byte per clock, so one comparator walking the entries (``entries`` + 6
 clocks a question) does the work of ``entries`` comparators and registers
 (16 entries: ~2.4k LUT4 and 1.75k FF as a parallel CAM).
 
@@ -79,7 +79,7 @@ class VirtualServerCAM(wiring.Component):
 
     def latency(self) -> int:
         """Clocks from a question's transfer to its result."""
-        return self.entries + 5
+        return self.entries + 6
 
     def elaborate(self, platform):
         m = Module()
@@ -134,14 +134,19 @@ class VirtualServerCAM(wiring.Component):
         # clock together.  (The classes themselves registered, behind the
         # field compares and their AND, were 7 levels from ``q``.)
         e = rd.data
-        c_live, c_addr_eq, c_port_eq, c_proto_eq, c_vlan_ok = (
-            Signal(name=n) for n in ("c_live", "c_addr_eq", "c_port_eq", "c_proto_eq", "c_vlan_ok"))
+        c_live, c_port_eq, c_proto_eq, c_vlan_ok = (
+            Signal(name=n) for n in ("c_live", "c_port_eq", "c_proto_eq", "c_vlan_ok"))
+        # The address a byte a flag (the 32-bit compare was 6 levels), ANDed
+        # where the classes are formed.
+        c_addr_bytes = Signal(4, name="c_addr_bytes")
+        c_addr_eq = c_addr_bytes.all()
         c_wild_addr, c_wild_port = Signal(), Signal()
         c_noarp = Signal()
         c_index = Signal(ib)
         c_valid = Signal()
         m.d.sync += [c_live.eq(e_valid & valid.bit_select(e_index, 1)),
-                     c_addr_eq.eq(e.addr == q.dst_ip), c_port_eq.eq(e.port == q.dst_port),
+                     c_addr_bytes.eq(Cat(e.addr.word_select(k, 8) == q.dst_ip.word_select(k, 8) for k in range(4))),
+                     c_port_eq.eq(e.port == q.dst_port),
                      c_proto_eq.eq(e.protocol == q.protocol),
                      c_vlan_ok.eq((e.vlan_id == 0) | (e.vlan_id == q.vlan_id)),
                      c_wild_addr.eq(e.wild_addr), c_wild_port.eq(e.wild_port), c_noarp.eq(e.noarp),
@@ -163,14 +168,21 @@ class VirtualServerCAM(wiring.Component):
         # question, every clock (the winner is read entries + 2 clocks later).
         # ``local_addr`` (configuration) registered first: the compare behind
         # the port's own path was 6 levels.
-        local_known = Signal()
+        # A byte a flag, as the entries' (the 32-bit compare was 6 levels).
+        local_bytes = Signal(4)
         local_addr, local_set = Signal(32), Signal()
         m.d.sync += [local_addr.eq(self.local_addr), local_set.eq(self.local_addr != 0),
-                     local_known.eq(local_set & (local_addr == q.dst_ip))]
+                     local_bytes.eq(Cat(local_addr.word_select(k, 8) == q.dst_ip.word_select(k, 8)
+                                        for k in range(4)))]
+        local_known = Signal()  # their AND, a clock later (the winner is chosen much later)
+        m.d.sync += local_known.eq(local_set & local_bytes.all())
 
-        # ---- the winner --------------------------------------------------------------------
+        # ---- the winner: chosen in a clock of its own ("Choosing the winner",
+        # into ``hit_r``/``win_r``): the classes' priority ran on into the
+        # memory's read address and its data register, 6 levels.
         hit = Signal()
         win = Signal(ib)
+        hit_r, win_r = Signal(), Signal(ib)
         with m.If(found[0]):
             m.d.comb += [hit.eq(1), win.eq(found_at[0])]
         with m.Elif(found[1]):
@@ -202,18 +214,21 @@ class VirtualServerCAM(wiring.Component):
                     m.d.sync += [known.eq(known | c_known_bit),
                                  arp_answer.eq(arp_answer | (c_known_bit & ~c_noarp))]
                     with m.If(c_index == n - 1):
-                        m.next = "Reading the winner"
+                        m.next = "Choosing the winner"
+            with m.State("Choosing the winner"):
+                m.d.sync += [hit_r.eq(hit), win_r.eq(win)]
+                m.next = "Reading the winner"
             with m.State("Reading the winner"):
-                m.d.comb += rd.addr.eq(win)
+                m.d.comb += rd.addr.eq(win_r)
                 m.next = "Answering"
             with m.State("Answering"):
                 r = self.result
                 with m.If(is_arp):
                     m.d.sync += [self.arp_result.valid.eq(1), self.arp_result.answer_arp.eq(arp_answer)]
                 with m.Else():
-                    m.d.sync += [r.valid.eq(1), r.hit.eq(hit), r.index.eq(Mux(hit, win, 0)),
-                                 r.vs_id.eq(Mux(hit, e.vs_id, 0)),
+                    m.d.sync += [r.valid.eq(1), r.hit.eq(hit_r), r.index.eq(Mux(hit_r, win_r, 0)),
+                                 r.vs_id.eq(Mux(hit_r, e.vs_id, 0)),
                                  # WILDCARD_ADDR is bit 7, then 8, 9
-                                 r.flags.eq(Mux(hit, Cat(Const(0, 7), e.wild_addr, e.wild_port, e.noarp), 0))]
+                                 r.flags.eq(Mux(hit_r, Cat(Const(0, 7), e.wild_addr, e.wild_port, e.noarp), 0))]
                 m.next = "Idle"
         return m
