@@ -211,8 +211,8 @@ class FlowController(wiring.Component):
         state, goto = fsm.state, fsm.goto
         loads: list[Loads] = []
 
-        def loads_of(reg, *, comb=False):
-            loads.append(Loads(m, reg, comb=comb))
+        def loads_of(reg, *, comb=False, and_or=False):
+            loads.append(Loads(m, reg, comb=comb, and_or=and_or))
             return loads[-1]
 
         def count(name):
@@ -267,8 +267,11 @@ class FlowController(wiring.Component):
         load_out = Signal()
         m.d.sync += load_out.eq(composing & settle[-2] & ~settle[-1] & ~restart_r)
 
-        to_out_kind, to_out_type, to_out_error = loads_of(out_kind), loads_of(out_type), loads_of(out_error)
-        to_out_end, to_send_then = loads_of(out_end), loads_of(send_then)
+        # AND-OR (constants from a dozen composing states: their mux chain
+        # behind the settled figures' decisions was 6 levels into out_type).
+        to_out_kind, to_out_type = loads_of(out_kind, and_or=True), loads_of(out_type, and_or=True)
+        to_out_error = loads_of(out_error, and_or=True)
+        to_out_end, to_send_then = loads_of(out_end, and_or=True), loads_of(send_then, and_or=True)
 
         def compose(kind, msg_type, *, error=ErrorCode.NONE, end=0, then=THEN_IDLE):
             to_out_kind(Const(kind, 2))
@@ -324,8 +327,10 @@ class FlowController(wiring.Component):
         m.d.sync += cmd_valid.eq(cmd_set | (cmd_valid & ~self.cmd.ready))
         cmd_op, cmd_keep, cmd_return = Signal.like(cmd.op), Signal(), Signal()
         cmd_handle = Signal(g.handle_bits)
-        to_cmd_op, to_cmd_keep = loads_of(cmd_op), loads_of(cmd_keep)
-        to_cmd_return, to_cmd_handle = loads_of(cmd_return), loads_of(cmd_handle)
+        # AND-OR (hdl/onehot.py): a dozen states issue commands, and their
+        # chain of muxes ran from a state flop into cmd_op, 6 levels.
+        to_cmd_op, to_cmd_keep = loads_of(cmd_op, and_or=True), loads_of(cmd_keep, and_or=True)
+        to_cmd_return, to_cmd_handle = loads_of(cmd_return, and_or=True), loads_of(cmd_handle, and_or=True)
         # The answer is read where the table holds it (``rsp`` is not taken
         # until the next command is offered, below), not copied.
         rsp = self.rsp.payload
@@ -369,7 +374,9 @@ class FlowController(wiring.Component):
 
         # Registers written by several states, and the record port's address
         # and write, through AND-OR muxes (hdl/onehot.py's Loads).
-        to_key_f, to_serial = loads_of(key_f), loads_of(serial)
+        # serial AND-OR: its mux chain behind "Building a QUERY" (fanout 241)
+        # was 6 levels.
+        to_key_f, to_serial = loads_of(key_f), loads_of(serial, and_or=True)
         def counter_loads(reg):
             # the counts and last_seen apart: "Not found" zeroes the counts
             # (a reset, see Loads) and sets last_seen to now
@@ -387,9 +394,12 @@ class FlowController(wiring.Component):
             return load
 
         to_counters_in, to_counters_out = counter_loads(counters_in), counter_loads(counters_out)
-        to_handle_f, to_conn_f, to_tcp_state = loads_of(handle_f), loads_of(conn_f), loads_of(tcp_state)
+        # tcp_state and reason AND-OR (a mux chain of their writers, 6
+        # levels from "Building a QUERY"'s flop, fanout 241).
+        to_handle_f, to_conn_f = loads_of(handle_f), loads_of(conn_f)
+        to_tcp_state = loads_of(tcp_state, and_or=True)
         to_vs_id, to_node_id, to_created = loads_of(vs_id), loads_of(node_id), loads_of(created)
-        to_reason = loads_of(reason)
+        to_reason = loads_of(reason, and_or=True)
         # The record read address is a register (its nine writers' mux was in
         # front of the block RAM's address pins): a record is in ``rec``
         # three clocks after the state that sets the address.
