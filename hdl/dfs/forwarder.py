@@ -225,7 +225,6 @@ class Forwarder(wiring.Component):
             tcp_fin_rst.eq((info.protocol == _TCP) & ((info.tcp_flags & (_FIN | _RST)) != 0)),
         ]
         m.d.comb += [
-            self.message_bus.eq(Mux(info.dst_port == CSMB_UDP_PORT, Bus.CSMB, Bus.SSMB)),
             self.message_src.mac.eq(info.eth_src),
             self.message_src.ip.eq(info.src_ip),
             self.message_src.port.eq(info.src_port),
@@ -321,6 +320,9 @@ class Forwarder(wiring.Component):
                         with m.Elif(for_message_port):
                             m.d.sync += [
                                 route.eq(ROUTE_MESSAGE),
+                                # a flop: the port compare ran on into the
+                                # message port's receiver, 4 levels across blocks
+                                self.message_bus.eq(Mux(info.dst_port == CSMB_UDP_PORT, Bus.CSMB, Bus.SSMB)),
                                 payload_start.eq(info.l4_offset + 8),
                                 payload_end.eq(info.ip_end),
                             ]

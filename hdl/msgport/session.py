@@ -702,7 +702,15 @@ class SessionEngine(wiring.Component):
             m.d.comb += is_replica.eq(kind == _Kind.REPLICA)
         is_core = Signal()  # to a slot's SSMB address
         m.d.comb += is_core.eq((kind == _Kind.CORE) | is_replica)
-        out_len = Mux(is_replica, MAX_RECEIVED_BYTES, Mux(kind == _Kind.CORE, self.from_core.payload.length, reply_len))
+        # The core message's length and whether it carries a session,
+        # registered every clock (from_core holds them from valid on, and
+        # kind turns CORE two clocks later at the earliest): the flow
+        # controller's message kind ran on through them into the stamp and
+        # the transmitter's IPv4 length, 4-5 levels across blocks.
+        core_length, core_own_session = Signal.like(self.from_core.payload.length), Signal()
+        m.d.sync += [core_length.eq(self.from_core.payload.length),
+                     core_own_session.eq(self.from_core.payload.session == 0)]
+        out_len = Mux(is_replica, MAX_RECEIVED_BYTES, Mux(kind == _Kind.CORE, core_length, reply_len))
         out_csmb = Signal()
         m.d.comb += out_csmb.eq(~is_core & (((kind != _Kind.HELLO) & (kind != _Kind.AUTH_RESPONSE)) | is_csmb))
         # Registered: stable a clock after out_slot/tx_seq change, and the
@@ -716,7 +724,7 @@ class SessionEngine(wiring.Component):
         # come from the message itself.  The slot's session while it is
         # authenticated (AUTH_RESPONSE: the new one, set by now), else 0 (a
         # reply's own); a core message may carry its own session.
-        own_session = ((kind != _Kind.CORE) | (self.from_core.payload.session == 0)) & ~out_anonymous & authed[out_slot]
+        own_session = ((kind != _Kind.CORE) | core_own_session) & ~out_anonymous & authed[out_slot]
         stamp = Signal(8 * HEADER_SIZE)
         stamp_hdr = data.View(header_layout(), stamp)
         m.d.comb += [
