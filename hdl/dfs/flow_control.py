@@ -272,6 +272,11 @@ class FlowController(wiring.Component):
         to_out_kind, to_out_type = loads_of(out_kind, and_or=True), loads_of(out_type, and_or=True)
         to_out_error = loads_of(out_error, and_or=True)
         to_out_end, to_send_then = loads_of(out_end, and_or=True), loads_of(send_then, and_or=True)
+        # The message's length a register loaded with its kind (decoded from
+        # out_kind it ran on into the message port's stamp and IP length, 5
+        # levels across the blocks).
+        out_len = Signal(range(max(cls.wire_size() - TAG_SIZE for cls in (SsmbQuery, SsmbDelete, SsmbDump)) + 1))
+        to_out_len = loads_of(out_len, and_or=True)
 
         def compose(kind, msg_type, *, error=ErrorCode.NONE, end=0, then=THEN_IDLE):
             to_out_kind(Const(kind, 2))
@@ -279,6 +284,7 @@ class FlowController(wiring.Component):
             to_out_error(Const(error, 8))
             to_out_end(Const(end, 1))
             to_send_then(Const(then, 2))
+            to_out_len(Const(kinds[kind].wire_size() - TAG_SIZE, out_len.shape()))
             m.d.comb += restart_figures.eq(1)
             goto("Composing")
 
@@ -529,11 +535,6 @@ class FlowController(wiring.Component):
         m.d.sync += out_word.eq(Mux(self.core_read.en,
                                     onehot_mux(self.core_read.word_at[:len(out_words)], out_words), 0))
         m.d.comb += self.core_read.word.eq(out_word)
-        out_len = Signal(range(max(cls.wire_size() - TAG_SIZE for cls in kinds.values()) + 1))
-        with m.Switch(out_kind):
-            for kind, cls in kinds.items():
-                with m.Case(kind):
-                    m.d.comb += out_len.eq(cls.wire_size() - TAG_SIZE)
 
         # Payloads with a default in every state (a value set only in some
         # states would also be ANDed with them, a LUT per bit).
