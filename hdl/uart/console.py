@@ -14,7 +14,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..onehot import onehot_mux
+from ..onehot import Loads, OneHotFSM, onehot_mux
 from .regmap import (
     ACK,
     CONFIG_FIELDS,
@@ -110,35 +110,41 @@ class RegisterConsole(wiring.Component):
         read_value_r = Signal(32)
         m.d.sync += read_value_r.eq(Mux(is_cnt_r, read_cnt_r, read_cfg_r))
 
-        with m.FSM():
-            with m.State("Waiting for a command"):
+        # One flop a state, and ``value`` (written in four states) loaded as
+        # an AND-OR of them: the binary state's decode and the priority chain
+        # of the states' writes in front of its 32 flops were 7.79 ns routed
+        # in the Colorlight DFS build (1d82fb4), past 137.5 MHz.
+        to_value = Loads(m, value, and_or=True)
+        with OneHotFSM(m, "Waiting for a command", name="console") as fsm:
+            with fsm.state("Waiting for a command"):
                 m.d.comb += urx.source.ready.eq(1)
                 with m.If(urx.source.valid):
                     with m.If(urx.source.payload == ord("W")):
                         m.d.sync += cmd_write.eq(1)
-                        m.next = "Receiving the address"
+                        fsm.goto("Receiving the address")
                     with m.Elif(urx.source.payload == ord("R")):
                         m.d.sync += cmd_write.eq(0)
-                        m.next = "Receiving the address"
-            with m.State("Receiving the address"):
+                        fsm.goto("Receiving the address")
+            with fsm.state("Receiving the address"):
                 m.d.comb += urx.source.ready.eq(1)
                 with m.If(urx.source.valid):
                     m.d.sync += [addr.eq(urx.source.payload), count.eq(4)]
                     with m.If(cmd_write):
-                        m.next = "Receiving the value"
+                        fsm.goto("Receiving the value")
                     with m.Else():
-                        m.next = "Decoding the address"
+                        fsm.goto("Decoding the address")
                 with m.Elif(idle == 0):
-                    m.next = "Waiting for a command"
-            with m.State("Receiving the value"):
+                    fsm.goto("Waiting for a command")
+            with fsm.state("Receiving the value"):
                 m.d.comb += urx.source.ready.eq(1)
                 with m.If(urx.source.valid):
-                    m.d.sync += [value.eq(Cat(urx.source.payload, value[:24])), count.eq(count - 1)]
+                    to_value(Cat(urx.source.payload, value[:24]))
+                    m.d.sync += count.eq(count - 1)
                     with m.If(count == 1):
-                        m.next = "Writing"
+                        fsm.goto("Writing")
                 with m.Elif(idle == 0):
-                    m.next = "Waiting for a command"
-            with m.State("Writing"):
+                    fsm.goto("Waiting for a command")
+            with fsm.state("Writing"):
                 writable = Signal()
                 with m.Switch(addr):
                     for a, reg in regs.items():
@@ -146,25 +152,24 @@ class RegisterConsole(wiring.Component):
                             m.d.comb += writable.eq(1)
                             m.d.sync += reg.eq(value)
                 m.d.sync += count.eq(1)
-                with m.If(writable):
-                    m.d.sync += value.eq(Cat(Const(0, 24), Const(ACK, 8)))
-                with m.Else():
-                    m.d.sync += value.eq(Cat(Const(0, 24), Const(NAK, 8)))
-                m.next = "Sending"
-            with m.State("Decoding the address"):
-                m.next = "Selecting the register"
-            with m.State("Selecting the register"):
-                m.next = "Reading the register"
-            with m.State("Reading the register"):
-                m.next = "Latching the value"
-            with m.State("Latching the value"):
-                m.d.sync += value.eq(read_value_r)
-                m.next = "Sending"
-            with m.State("Sending"):
+                to_value(Cat(Const(0, 24), Mux(writable, ACK, NAK)[:8]))
+                fsm.goto("Sending")
+            with fsm.state("Decoding the address"):
+                fsm.goto("Selecting the register")
+            with fsm.state("Selecting the register"):
+                fsm.goto("Reading the register")
+            with fsm.state("Reading the register"):
+                fsm.goto("Latching the value")
+            with fsm.state("Latching the value"):
+                to_value(read_value_r)
+                fsm.goto("Sending")
+            with fsm.state("Sending"):
                 # Most significant byte first; ``count`` bytes left.
                 m.d.comb += [utx.sink.valid.eq(1), utx.sink.payload.eq(value[24:])]
                 with m.If(utx.sink.ready):
-                    m.d.sync += [value.eq(value << 8), count.eq(count - 1)]
+                    to_value(Cat(Const(0, 8), value[:24]))
+                    m.d.sync += count.eq(count - 1)
                     with m.If(count == 1):
-                        m.next = "Waiting for a command"
+                        fsm.goto("Waiting for a command")
+        to_value.close()
         return m
