@@ -172,8 +172,15 @@ class Forwarder(wiring.Component):
         key = Signal(FlowKey)
         result = self.result.payload
         byte_index = Signal(16)
-        payload_end = Signal(16)  # message frames: bytes of header + UDP payload
-        payload_start = Signal(16)
+        # Message frames: the UDP payload's first and last byte and whether
+        # the byte is inside it, as flops set a byte ahead (compared with
+        # the byte before each: start - 1, end - 2); the 16-bit compares of
+        # byte_index ran on into the message port's skid buffer, 5-6 levels
+        # across blocks.
+        start_m1 = Signal(16)  # the byte before the UDP payload's first
+        end_m2 = Signal(16)  # the byte before its last
+        nonempty = Signal()  # the payload has a byte
+        msg_first, msg_last, msg_inside = Signal(), Signal(), Signal()
         vs_answer = Signal.like(self.vs_answer.payload)
         cam_protocol = Signal(8)
         hold_offered = Signal()  # the hold record waits for the miss path (``hold.valid``, a flop)
@@ -291,8 +298,11 @@ class Forwarder(wiring.Component):
             self.forward_frame.payload.eq(self.frame.payload),
             self.hold_frame.payload.eq(self.frame.payload),
             self.message_frame.payload.data.eq(self.frame.payload.data),
-            self.message_frame.payload.first.eq(byte_index == payload_start),
-            self.message_frame.payload.last.eq(byte_index == payload_end - 1),
+            # valid from flops only (msg_inside is 0 outside a message
+            # frame's payload), not the FSM's state decode
+            self.message_frame.valid.eq(self.frame.valid & msg_inside),
+            self.message_frame.payload.first.eq(msg_first),
+            self.message_frame.payload.last.eq(msg_last),
         ]
         self._hold_record(m, key, info, vs_answer)
         m.d.comb += [self.hold.valid.eq(hold_offered), self.decision.valid.eq(decision_offered),
@@ -323,8 +333,10 @@ class Forwarder(wiring.Component):
                                 # a flop: the port compare ran on into the
                                 # message port's receiver, 4 levels across blocks
                                 self.message_bus.eq(Mux(info.dst_port == CSMB_UDP_PORT, Bus.CSMB, Bus.SSMB)),
-                                payload_start.eq(info.l4_offset + 8),
-                                payload_end.eq(info.ip_end),
+                                start_m1.eq(info.l4_offset + 7),
+                                end_m2.eq(info.ip_end - 2),
+                                nonempty.eq(info.ip_end > info.l4_offset + 8),
+                                msg_first.eq(0), msg_last.eq(0), msg_inside.eq(0),
                             ]
                             count("to_message_port")
                             m.next = "Moving the frame"
@@ -428,16 +440,20 @@ class Forwarder(wiring.Component):
                             m.d.sync += hold_offered.eq(0)
                     with m.Case(ROUTE_MESSAGE):
                         # Only the UDP payload: skip the headers, cut the Ethernet padding.
-                        inside = (byte_index >= payload_start) & (byte_index < payload_end)
-                        m.d.comb += [
-                            self.message_frame.valid.eq(f.valid & inside),
-                            f.ready.eq(Mux(inside, self.message_frame.ready, 1)),
-                        ]
+                        m.d.comb += f.ready.eq(Mux(msg_inside, self.message_frame.ready, 1))
+                        with m.If(f.valid & f.ready):
+                            at_start = byte_index == start_m1
+                            m.d.sync += [
+                                msg_first.eq(at_start),
+                                msg_last.eq(byte_index == end_m2),
+                                msg_inside.eq(Mux(at_start, nonempty, msg_inside & ~msg_last)),
+                            ]
                     with m.Default():
                         m.d.comb += f.ready.eq(1)
                 with m.If(f.valid & f.ready):
                     m.d.sync += byte_index.eq(byte_index + 1)
                     with m.If(last):
+                        m.d.sync += msg_inside.eq(0)  # a frame cut short ends its payload too
                         m.next = "Done with the frame"
 
             with m.State("Done with the frame"):
