@@ -37,6 +37,7 @@ from ..msgport.port import MessagePort
 from ..packet import packet_layout, packet_signature
 from ..rewrite.command_rewriter import CommandRewriter
 from ..stream.arbiter import FrameArbiter
+from ..stream.block_fifo import BlockFIFO
 from ..stream.register import PipelineRegister, StreamRegister
 from ..stream.skid import SkidBuffer
 from .adapters import CamAdapter, DecisionToCommand, ParserAdapter
@@ -267,7 +268,10 @@ class DFSCore(wiring.Component):
             m.submodules[f"parser{p}"] = parser = ParserAdapter()
             m.submodules[f"fork{p}"] = fork = StreamFork(packet_layout(8))
             depth = a["frame_buffer_bytes"]
-            m.submodules[f"buffer{p}"] = buffer = fifo.SyncFIFOBuffered(width=10, depth=depth)
+            # Block RAM read through its output register (hdl/stream/block_fifo.py):
+            # lib.fifo's read without it (5.8 ns) went through a LUT into the
+            # next flop (7 levels), its level compare into its ready (6).
+            m.submodules[f"buffer{p}"] = buffer = BlockFIFO(packet_layout(8), depth)
             m.submodules[f"tags{p}"] = tags = fifo.SyncFIFOBuffered(width=1, depth=16)
 
             if external:
@@ -296,30 +300,17 @@ class DFSCore(wiring.Component):
             m.d.sync += [tag_w_en.eq(first), tag_w_data.eq(tag)]
             m.d.comb += [tags.w_en.eq(tag_w_en), tags.w_data.eq(tag_w_data)]
 
-            # fork -> frame buffer (10-bit words) and parser
-            m.d.comb += [
-                buffer.w_en.eq(fork.a.valid),
-                buffer.w_data.eq(fork.a.payload.as_value()),
-                fork.a.ready.eq(buffer.w_rdy),
-            ]
+            # fork -> frame buffer and parser
+            connect(m, fork.a, buffer.sink)
             # The parser's bytes through a register on valid and payload: the
             # MAC's valid and the ingress arbiter's choice went through the fork
             # into the parser's capture enables (7 levels).  Its ready passes
             # (of the parser's flops).
             _through(m, f"parse_in{p}", PipelineRegister, fork.b, parser.sink)
-            # The buffer is block RAM read without the output register (5.8 ns
-            # from the clock on a speed-6 ECP5): its word goes straight into
-            # flops (no mux in front: a pipeline register), then through a skid
-            # buffer, so the forwarder's logic sees flops and its ready reaches
-            # only flops.
-            m.submodules[f"buffer_word{p}"] = buffer_word = PipelineRegister(packet_signature(8))
+            # The buffer's word is a flop (the block RAM's output register); a
+            # skid buffer after it, so the forwarder's ready reaches only flops.
             m.submodules[f"buffer_out{p}"] = buffer_out = SkidBuffer(packet_signature(8))
-            m.d.comb += [
-                buffer_word.sink.valid.eq(buffer.r_rdy),
-                buffer_word.sink.payload.eq(buffer.r_data),
-                buffer.r_en.eq(buffer_word.sink.ready),
-            ]
-            connect(m, buffer_word.source, buffer_out.sink)
+            connect(m, buffer.source, buffer_out.sink)
             connect(m, buffer_out.source, fwd.frame)
             # parser record + released tag -> frame info, through a register:
             # the forwarder's FSM took it straight into the parser's field

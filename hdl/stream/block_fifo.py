@@ -1,0 +1,93 @@
+"""A synchronous stream FIFO in block RAM whose read comes out of the RAM's
+own output register: ``sink`` -> memory -> ``source``, a beat a clock.
+
+Why: ``lib.fifo.SyncFIFOBuffered`` reads its memory without the output
+register (5.8 ns clock-to-out from a speed-6 ECP5 DP16KD, most of a
+137.5 MHz clock) and computes its ready and level from a 12-bit level
+counter and a compare (6 levels).  Here the read goes through
+``BlockRAM`` (hdl/ram: the DP16KD's ``OUTREG``), so ``source.payload`` is a
+flop to the fabric, and both ``sink.ready`` and the read's "not empty" are
+registers compared a clock ahead, as in
+:class:`~twinplane.hdl.stream.packet_fifo.PacketFIFO`.
+
+The price: a beat written to an empty FIFO reaches ``source`` four clocks
+later (the write, the registered "not empty", the array read, the output
+register), and the FIFO reports full early: it holds ``depth - 2`` entries in the
+memory (``depth - 1`` if written in the clock it reached ``depth - 2``), plus
+the one in the output register.
+"""
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..ram.block_ram import BlockRAM
+
+__all__ = ["BlockFIFO"]
+
+
+class BlockFIFO(wiring.Component):
+    """``BlockFIFO(shape, depth)`` (``depth`` a power of two >= 16): ``sink``
+    and ``source`` are ``stream.Signature(shape)``; ``sink.ready`` and
+    ``source.valid`` are registers."""
+
+    def __init__(self, shape, depth: int):
+        if not isinstance(depth, int) or depth < 16 or depth & (depth - 1):
+            raise ValueError(f"depth must be a power of two >= 16, not {depth!r}")
+        self._shape = shape
+        self._depth = depth
+        super().__init__({"sink": In(stream.Signature(shape)), "source": Out(stream.Signature(shape))})
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    def elaborate(self, platform):
+        m = Module()
+        abits = (self._depth - 1).bit_length()
+        m.submodules.ram = ram = BlockRAM(self._shape, self._depth)
+
+        wp = Signal(abits + 1)  # next entry to write
+        rp = Signal(abits + 1)  # next entry to read
+        rp_free = Signal(abits + 1)  # entries before it have left the array's read stage
+
+        # Write side: "full" is a register, "at most two free entries" from
+        # flops (a subtract, an AND tree): right if this clock writes, one
+        # entry early if not.  The write's "valid" is not in it: the choice
+        # between the two (as PacketFIFO's) ran the producer's valid into
+        # the subtract (7 levels).
+        full = Signal()
+        do_write = self.sink.valid & ~full
+        used = (wp - rp_free)[: abits + 1]
+        m.d.comb += [
+            self.sink.ready.eq(~full),
+            ram.write.addr.eq(wp[:abits]),
+            ram.write.data.eq(self.sink.payload),
+            ram.write.en.eq(do_write),
+        ]
+        m.d.sync += full.eq(used[abits] | used[1:abits].all())  # used >= depth - 2
+        with m.If(do_write):
+            m.d.sync += wp.eq(wp + 1)
+
+        # Read side: the array's read and the output register advance in
+        # lock step when the output is free or transfers.  "rp != wp" from
+        # flops: both outcomes of this clock's read are compared a clock
+        # ahead (a write is seen a clock late), and the read that happened
+        # picks one.
+        read_valid = Signal()  # the array's read stage holds an entry
+        advance = ~self.source.valid | self.source.ready
+        ne_same, ne_next, did_read = Signal(), Signal(), Signal()
+        nonempty = Mux(did_read, ne_next, ne_same)
+        do_read = advance & nonempty
+        m.d.sync += [ne_same.eq(rp != wp), ne_next.eq((rp + 1)[: abits + 1] != wp), did_read.eq(do_read)]
+        m.d.comb += [
+            ram.read.addr.eq(rp[:abits]),
+            ram.read.en.eq(do_read),
+            ram.read.out_en.eq(advance),
+            self.source.payload.eq(ram.read.data),
+        ]
+        with m.If(advance):
+            m.d.sync += [self.source.valid.eq(read_valid), read_valid.eq(nonempty), rp_free.eq(rp)]
+        with m.If(do_read):
+            m.d.sync += rp.eq(rp + 1)
+        return m
