@@ -133,7 +133,7 @@ def late_endpoints(nextpnr_report: Path, target_mhz: dict[str, float]) -> dict[s
         if domain not in target_mhz:
             continue
         period = 1000.0 / (target_mhz[domain] * TIMING_MARGIN)
-        n = sum(1 for e in eps if e.capture == clock and e.launch == clock and e.arrival_ns > period)
+        n = sum(1 for e in eps if e.capture == clock and e.launch == clock and e.required_ns > period)
         counts[domain] = counts.get(domain, 0) + n
     return counts
 

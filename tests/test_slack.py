@@ -24,18 +24,21 @@ def _report():
             ("core.dfs.table.t2_TRELLIS_FF_Q", "DI", "mac0.mac.rx0_clk", 9.0)),  # a crossing: not timed
         net("mac0.mac.rx0_clk",
             ("mac0.mac.fifo.full_TRELLIS_FF_Q", "DI", "mac0.mac.rx0_clk", 7.39),
-            ("mac0.mac.fifo.wp_TRELLIS_FF_Q_1", "DI", "mac0.mac.rx0_clk", 6.0)),
+            ("mac0.mac.fifo.wp_TRELLIS_FF_Q_1", "DI", "mac0.mac.rx0_clk", 6.0),
+            # 7.0 ns: within 7.27 ns, past it with the reset input's 0.42 ns setup
+            ("mac0.mac.rx.count_TRELLIS_FF_Q_9", "LSR", "mac0.mac.rx0_clk", 7.0)),
     ]}
 
 
 def test_late_endpoints_by_period_and_clock():
     eps = endpoints(_report())
-    assert len(eps) == 6
+    assert len(eps) == 7
     past = late(eps, 137.5)  # 7.27 ns
     assert [(e.register, e.port) for e in past] == [
-        ("core.dfs.table.fsm_in_age_read", "DI"), ("mac0.mac.fifo.full", "DI"), ("core.dfs.table.t1", "DI")]
+        ("core.dfs.table.fsm_in_age_read", "DI"), ("mac0.mac.rx.count", "LSR"), ("mac0.mac.fifo.full", "DI"),
+        ("core.dfs.table.t1", "DI")]
     assert past[0].block(3) == "core.dfs.table"
-    assert len(late(eps, 137.5, same_clock=False)) == 4  # with the crossing
+    assert len(late(eps, 137.5, same_clock=False)) == 5  # with the crossing
     assert late(eps, 100.0) == past[:1]  # 10 ns: only the 10.55 ns path
     assert late(eps, 90.0) == []  # 11.1 ns
 
@@ -44,17 +47,17 @@ def test_late_endpoints_per_domain_with_margin(tmp_path):
     path = tmp_path / "nextpnr-report.json"
     path.write_text(json.dumps(_report()))
     # 125 MHz + 10 %: 7.27 ns; the clock nets map to the board's domains.
-    assert late_endpoints(path, {"sync": 125.0, "rx0": 125.0}) == {"sync": 2, "rx0": 1}
-    assert late_endpoints(path, {"sync": 100.0, "rx0": 125.0}) == {"sync": 1, "rx0": 1}  # 9.09 ns
+    assert late_endpoints(path, {"sync": 125.0, "rx0": 125.0}) == {"sync": 2, "rx0": 2}
+    assert late_endpoints(path, {"sync": 100.0, "rx0": 125.0}) == {"sync": 1, "rx0": 2}  # 9.09 ns
 
 
 def test_the_listing_by_block(tmp_path, capsys):
     (tmp_path / "nextpnr-report.json").write_text(json.dumps(_report()))
     assert main([str(tmp_path), "--mhz", "137.5", "--top", "2"]) == 0
     out = capsys.readouterr().out
-    assert "3 of 5 endpoints past 7.27 ns (137.5 MHz)" in out
+    assert "4 of 6 endpoints past 7.27 ns (137.5 MHz)" in out
     rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines() if line.startswith(("core.", "mac0."))}
-    assert rows == {"core.dfs.table": ["2", "2"], "mac0.mac.fifo": ["1", "1"]}
+    assert rows == {"core.dfs.table": ["2", "2"], "mac0.mac.fifo": ["1", "1"], "mac0.mac.rx": ["1", "1"]}
     assert "10.55 ns  core.dfs.table.fsm_in_age_read.DI" in out
 
 
