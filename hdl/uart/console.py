@@ -103,6 +103,12 @@ class RegisterConsole(wiring.Component):
         m.d.sync += [s.eq(addr == a) for s, (a, _) in zip(cfg_sel, cfg_sources, strict=True)]
         m.d.sync += [s.eq(addr == a) for s, (a, _) in zip(cnt_sel, cnt_sources, strict=True)]
 
+        # The same for writes: a register's enable is "Writing" and its own
+        # flop (the address compare in front of the 32-bit key words' enables
+        # was 8.2 ns routed, 118 late endpoints in the 329f034 DFS build).
+        wr_sel = {a: Signal(name=f"wr_sel_{a:02x}") for a in regs}
+        m.d.sync += [s.eq(addr == a) for a, s in wr_sel.items()]
+
         read_cfg_r, read_cnt_r, is_cnt_r = Signal(32), Signal(32), Signal()
         m.d.sync += [read_cfg_r.eq(onehot_mux(cfg_sel, [v for _, v in cfg_sources])), read_cnt_r.eq(onehot_mux(cnt_sel, [v for _, v in cnt_sources])),
                      is_cnt_r.eq(Cat(*cnt_sel).any())]
@@ -146,11 +152,10 @@ class RegisterConsole(wiring.Component):
                     fsm.goto("Waiting for a command")
             with fsm.state("Writing"):
                 writable = Signal()
-                with m.Switch(addr):
-                    for a, reg in regs.items():
-                        with m.Case(a):
-                            m.d.comb += writable.eq(1)
-                            m.d.sync += reg.eq(value)
+                for a, reg in regs.items():
+                    with m.If(wr_sel[a]):
+                        m.d.comb += writable.eq(1)
+                        m.d.sync += reg.eq(value)
                 m.d.sync += count.eq(1)
                 to_value(Cat(Const(0, 24), Mux(writable, ACK, NAK)[:8]))
                 fsm.goto("Sending")
