@@ -384,7 +384,9 @@ class DFSCore(wiring.Component):
             m.submodules[f"arp{p}"] = arp = ArpResponder()
             m.d.comb += arp.own_mac.eq(dfs_mac)
             connect(m, fwd.arp_request, arp.request)
-            egress_inputs[p].append(arp.source)
+            # Through a skid buffer: the egress register's ready ran through
+            # the egress arbiter into the responder's state (4-5 levels).
+            egress_inputs[p].append(_through(m, f"arp_out{p}", SkidBuffer, arp.source).source)
 
             # Rewrite, then steer each frame to its egress port.  The decision
             # is made of the frame's record and table answer, which the
