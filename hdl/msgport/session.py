@@ -598,6 +598,13 @@ class SessionEngine(wiring.Component):
         # are now_ms + hello_3_intervals, one adder and no multiplexer.
         m.d.sync += hello_3_intervals.eq(Mux(verdict == ErrorCode.NONE, interval + (interval << 1),
                                              3 * _DEFAULT_HELLO_MS))
+        # The deadline a HELLO sets, registered too: the add in front of
+        # both writes of each slot's deadline was 7.8 ns routed (deadline0/1,
+        # 36 endpoints past 137.5 MHz in the 329f034 build).  The held HELLO
+        # is there for the lookup's clocks before either write, so this has
+        # settled; now_ms a clock old is at most a millisecond early.
+        deadline_value = Signal(_CLOCK_BITS)
+        m.d.sync += deadline_value.eq(now_ms + hello_3_intervals)
         challenge = Mux(is_csmb, body(CsmbAuthChallenge).challenge, body(SsmbAuthChallenge).challenge)
         nonce_q, verdict_q = Signal(64), Signal(8)
         active_q, vs_count_q = Signal(), Signal(range(self._vs_entries + 1))
@@ -1018,7 +1025,7 @@ class SessionEngine(wiring.Component):
                             tx_seq[free_slot].eq(0),
                             epoch[free_slot].eq(0),
                             role[free_slot].eq(Role.ACTIVE),
-                            deadline[free_slot].eq(now_ms + hello_3_intervals),
+                            deadline[free_slot].eq(deadline_value),
                         ]
                         m.d.sync += lookup_wait.eq(0)
                         fsm.goto("Looking up the sender")  # again, now with the slot found
@@ -1081,7 +1088,7 @@ class SessionEngine(wiring.Component):
                         cs_id[slot].eq(hello.cs_id),
                         ssmb_ip[slot].eq(hello.ssmb_addr[:32]),
                         ssmb_port[slot].eq(hello.ssmb_port),
-                        deadline[slot].eq(now_ms + hello_3_intervals),
+                        deadline[slot].eq(deadline_value),
                     ]
                     # The slot's role, session and epoch, and the DFS's
                     # newest epoch, are as the lookup pipeline saw them in
