@@ -64,6 +64,18 @@ class OneHotFSM:
         """The flop that is set while in ``state``."""
         return self._bit(state)
 
+    def ahead(self, state: str | None = None) -> Value:
+        """``state``'s flop's next value (the current state's by default):
+        registered, it equals the flop, so a flop loaded from it is a copy
+        of the state's test, e.g. one near each group of a wide register's
+        flops (``Loads(..., replicas=)``)."""
+        if state is None:
+            if not self._current:
+                raise ValueError("ahead() outside a state")
+            state = self._current[-1]
+        bit = self._bit(state)
+        return self._go[state] | (bit & ~self._leave[state])
+
     @contextmanager
     def state(self, state: str):
         if self._current:
@@ -120,23 +132,48 @@ class Loads:
       2-input muxes, the last value needing no flag (the fewest LUTs); with
       ``and_or=True`` the OR of (flag AND value) instead, two or three LUT
       levels whatever the number of writers;
-    * ``comb=True``: a combinational value, the AND-OR, 0 where no flag is up.
+    * ``comb=True``: a combinational value, the AND-OR, 0 where no flag is up;
+    * ``replicas=k``: a wide register whose enable and selects would be nets
+      of fanout ~its width across the die: its bits in ``k`` groups, each
+      with its own flops for the enable and the selects, loaded a clock
+      ahead from each write's ``ahead`` (its flag's value one clock earlier,
+      e.g. ``OneHotFSM.ahead()`` for a write that is its state's alone):
+      the enable is a flop on the flops' CE, the select a flop on a 2-input
+      mux (``ahead_init``: a write in the initial state, its flag up in the
+      first clock).  ``name``: the copies' prefix (the register's name by default).
     """
 
-    def __init__(self, m: Module, reg, *, comb: bool = False, and_or: bool = False):
+    def __init__(self, m: Module, reg, *, comb: bool = False, and_or: bool = False, replicas: int = 0,
+                 name: str | None = None):
         self._m = m
         self._comb = comb
         self._and_or = and_or
+        self._replicas = replicas
+        if replicas and (comb or and_or):
+            raise ValueError("replicas is for a register loaded through a mux chain")
         self._reg = Value.cast(reg)
         self._sources: list[tuple[Signal, Value]] = []
+        self._aheads: dict[int, Value] = {}
+        self._given_name = name
 
-    def __call__(self, value) -> None:
-        flag = Signal(name=f"{self._reg.name if hasattr(self._reg, 'name') else 'reg'}_load{len(self._sources)}")
+    def __call__(self, value, *, ahead=None, ahead_init: bool = False) -> None:
+        flag = Signal(name=f"{self._name()}_load{len(self._sources)}")
         value = Value.cast(value)
         if len(value) > len(self._reg):
             raise ValueError(f"{value!r} is wider than the register")
+        if self._replicas:
+            if ahead is None:
+                raise ValueError("a replicated register's write needs its flag a clock ahead")
+            # ahead_init: the flag's value in the first clock (a write in
+            # the initial state)
+            self._aheads[id(flag)] = (Value.cast(ahead), ahead_init)
         self._m.d.comb += flag.eq(1)
         self._sources.append((flag, value))
+
+    def _name(self) -> str:
+        if self._given_name is not None:
+            return self._given_name
+        return self._reg.name if hasattr(self._reg, "name") else "reg"
 
     def close(self) -> None:
         if not self._sources:
@@ -154,6 +191,9 @@ class Loads:
             if not any(flag is z for z in zeros):
                 same = (repr(value), tuple(sorted(id(s) for s in value._rhs_signals())))
                 groups.setdefault(same, ([], value))[0].append(flag)
+        if self._replicas:
+            self._close_replicated(zeros, list(groups.values()))
+            return
         loads = [(Cat(flags).any() if len(flags) > 1 else flags[0], value.as_unsigned())
                  for flags, value in groups.values()]
         if self._comb or self._and_or:
@@ -177,3 +217,38 @@ class Loads:
         if zeros:
             with self._m.If(Cat(zeros).any()):
                 self._m.d.sync += self._reg.eq(0)
+
+    def _close_replicated(self, zeros, groups) -> None:
+        m, reg, k = self._m, self._reg, self._replicas
+        width = len(reg)
+
+        def copy(name, flags):
+            r = Signal(name=name, init=any(self._aheads[id(f)][1] for f in flags), attrs={"keep": 1})
+            a = Cat(self._aheads[id(f)][0] for f in flags).any()
+            # ``a`` either way, but with the copy's own output in it: Yosys's
+            # opt_merge (which ignores ``keep``) merged the copies, identical
+            # flops, before ABC, which then folds this to ``a``.
+            m.d.sync += r.eq((a & r) | (a & ~r))
+            return r
+
+        def widened(value):
+            value = value.as_unsigned()
+            return Cat(value, Const(0, width - len(value))) if len(value) < width else value
+
+        values = [widened(value) for _, value in groups]
+        every = [f for flags, _ in groups for f in flags]
+        bounds = [width * i // k for i in range(k + 1)]
+        for g in range(k):
+            lo, hi = bounds[g], bounds[g + 1]
+            if lo == hi:
+                continue
+            if groups:
+                # under the enable one select is up: the last value needs none
+                total = values[-1][lo:hi]
+                for j in reversed(range(len(groups) - 1)):
+                    total = Mux(copy(f"{self._name()}_sel{j}_r{g}", groups[j][0]), values[j][lo:hi], total)
+                with m.If(copy(f"{self._name()}_en_r{g}", every)):
+                    m.d.sync += reg[lo:hi].eq(total)
+            if zeros:
+                with m.If(copy(f"{self._name()}_zero_r{g}", zeros)):
+                    m.d.sync += reg[lo:hi].eq(0)

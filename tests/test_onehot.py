@@ -143,3 +143,66 @@ def test_loads_reject_a_wider_value():
     to_out = Loads(m, Signal(4))
     with pytest.raises(ValueError, match="wider than the register"):
         to_out(Signal(5))
+
+
+@pytest.mark.parametrize("replicas", [1, 3, 12])
+def test_replicated_loads_follow_plain_writes(replicas):
+    """A register written in a one-hot FSM's states (x in A, 0 in C, y in D;
+    B writes nothing), its enable and selects flops loaded a clock ahead from
+    ``OneHotFSM.ahead()`` in ``replicas`` groups of bits: it follows the one
+    written with ``m.d``, including right after reset and on states held
+    for several clocks."""
+    a, b = Signal(), Signal()
+    x, y = Signal(12), Signal(12)
+    ref, out = Signal(12, init=0x5A5), Signal(12, init=0x5A5)
+    m = Module()
+    to_out = Loads(m, out, replicas=replicas)
+    fsm = OneHotFSM(m, "A")
+    with fsm:
+        with fsm.state("A"):
+            m.d.sync += ref.eq(x)
+            to_out(x, ahead=fsm.ahead(), ahead_init=True)  # A is the initial state
+            with m.If(a):
+                fsm.goto("B")
+        with fsm.state("B"):
+            with m.If(b):
+                fsm.goto("C")
+            with m.Elif(a):
+                fsm.goto("D")
+        with fsm.state("C"):
+            m.d.sync += ref.eq(0)
+            to_out(0, ahead=fsm.ahead())
+            fsm.goto("D")
+        with fsm.state("D"):
+            m.d.sync += ref.eq(y)
+            to_out(y, ahead=fsm.ahead())
+            with m.If(b):
+                fsm.goto("A")
+    to_out.close()
+    rng = random.Random(replicas)
+
+    async def bench(ctx):
+        seen = set()
+        for _ in range(400):
+            ctx.set(a, rng.random() < 0.4)
+            ctx.set(b, rng.random() < 0.4)
+            ctx.set(x, rng.randrange(4096))
+            ctx.set(y, rng.randrange(4096))
+            await ctx.tick()
+            seen.add(tuple(ctx.get(fsm.ongoing(s)) for s in "ABCD"))
+            assert ctx.get(out) == ctx.get(ref)
+        assert len(seen) == 4
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_replicated_loads_need_their_flag_ahead():
+    m = Module()
+    to_out = Loads(m, Signal(8), replicas=2)
+    with pytest.raises(ValueError, match="a clock ahead"):
+        to_out(Signal(8))
+    with pytest.raises(ValueError, match="mux chain"):
+        Loads(m, Signal(8), replicas=2, and_or=True)
