@@ -10,7 +10,18 @@ from contextlib import contextmanager
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value
 
-__all__ = ["Loads", "OneHotFSM", "onehot_mux"]
+__all__ = ["Loads", "OneHotFSM", "flop_copy", "onehot_mux"]
+
+
+def flop_copy(m: Module, value, *, name: str, init=0) -> Signal:
+    """A flop loaded with ``value`` every clock, one of several copies of the
+    same register (each near its own group of loads).  Its own output is in
+    its D in a form that is ``value`` either way: Yosys's opt_merge merges
+    identical flops (``keep`` or not) before ABC, which then folds it."""
+    value = Value.cast(value)
+    r = Signal(len(value), name=name, init=init, attrs={"keep": 1})
+    m.d.sync += r.eq((value & r) | (value & ~r))
+    return r
 
 
 def onehot_mux(selects, values):
@@ -223,13 +234,8 @@ class Loads:
         width = len(reg)
 
         def copy(name, flags):
-            r = Signal(name=name, init=any(self._aheads[id(f)][1] for f in flags), attrs={"keep": 1})
-            a = Cat(self._aheads[id(f)][0] for f in flags).any()
-            # ``a`` either way, but with the copy's own output in it: Yosys's
-            # opt_merge (which ignores ``keep``) merged the copies, identical
-            # flops, before ABC, which then folds this to ``a``.
-            m.d.sync += r.eq((a & r) | (a & ~r))
-            return r
+            return flop_copy(m, Cat(self._aheads[id(f)][0] for f in flags).any(), name=name,
+                             init=any(self._aheads[id(f)][1] for f in flags))
 
         def widened(value):
             value = value.as_unsigned()

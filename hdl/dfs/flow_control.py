@@ -54,7 +54,7 @@ from twinplane.protocol.messages import (
 from ..flowtable import command_layout, response_layout
 from ..msgport.layout import core_read_signature, received_message_layout, wire_words
 from ..msgport.session import core_message_layout
-from ..onehot import Loads, OneHotFSM, onehot_mux
+from ..onehot import Loads, OneHotFSM, flop_copy, onehot_mux
 from ..ram import BlockRAM
 from .layouts import FlowAction, FlowKey
 
@@ -692,6 +692,11 @@ class FlowController(wiring.Component):
         msg_error_none = Signal()
         m.d.sync += [msg_kind.eq(Cat(Cat(cur.msg_type == t for t in types).any() for types in _MSG_KINDS)),
                      msg_error_none.eq(cur.header.error == ErrorCode.NONE)]
+        # msg_kind[0:2] again, a copy per ~26 bits of key_f, which
+        # "Dispatching" loads from one of three places (msg_kind[1] had a
+        # fanout of 138 into key_f's muxes, 6 levels on to out_bytes).
+        kind_copies = [flop_copy(m, Cat(cur.msg_type == t for t in types).any(), name=f"key_f_kind{b}_r{k}")
+                       for k in range(4) for b, types in enumerate(_MSG_KINDS[:2])]
 
         # A REPLY/NEWFLOW stays on ``msg`` (held by the stream register in
         # front) until the flow is resolved: its actions, return key, serial,
@@ -769,8 +774,12 @@ class FlowController(wiring.Component):
             # engine's messages), so their enables are the state's flop alone;
             # the flow's place picked by the registered kind bits.
             to_serial(cur.header.serial)
-            to_key_f(Mux(msg_kind[0], inbound(SsmbReply),
-                         Mux(msg_kind[1], inbound(SsmbDelete), inbound(SsmbReap))))
+            # the kind bits that pick it: copies of msg_kind's (below)
+            key_f_parts = [inbound(cls) for cls in (SsmbReply, SsmbDelete, SsmbReap)]
+            bounds = [len(key_f.as_value()) * k // 4 for k in range(5)]
+            to_key_f(Cat(Mux(kind_copies[2 * k], key_f_parts[0][lo:hi],
+                             Mux(kind_copies[2 * k + 1], key_f_parts[1][lo:hi], key_f_parts[2][lo:hi]))
+                         for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))))
 
             m.d.sync += reply_ok.eq(msg_error_none)
             # REAP/TIMEOUT's limit, loaded whatever the kind (used only on
