@@ -8,6 +8,7 @@ the counters.  scapy checks every frame (checksums included)."""
 
 from __future__ import annotations
 
+from amaranth.sim import Simulator
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import ARP, Ether
 
@@ -79,3 +80,22 @@ def test_a_flow_through_the_whole_dfs():
         assert (delete.stats.packets_in, delete.stats.packets_out) == (4, 2)
 
     run_world(dut, script)
+
+
+def test_now_steps_once_every_tick_cycles():
+    """``now`` (the flows' timestamps and the message port's clock) steps
+    exactly once every ``tick_cycles`` clocks, from its first tick on."""
+    for tick_cycles in (1, 2, 5):
+        dut = DFSCore(geometry=GEOMETRY, tick_cycles=tick_cycles, frame_buffer_bytes=2048)
+        seen = []
+
+        async def bench(ctx, dut=dut, seen=seen):
+            for _ in range(31):
+                await ctx.tick()
+                seen.append(ctx.get(dut.now))
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
+        sim.add_testbench(bench)
+        sim.run()
+        assert seen == [(c + 1) // tick_cycles for c in range(31)], f"tick_cycles {tick_cycles}: {seen}"
