@@ -4,7 +4,6 @@ sink.ready and source.valid are registers; a beat a clock when both sides
 always go; written back to back it holds depth - 1 entries plus the output register; on ECP5 its
 memory is DP16KD with the output register on."""
 
-import random
 
 import pytest
 from amaranth.back import rtlil
@@ -13,49 +12,11 @@ from amaranth.sim import Simulator
 from twinplane.hdl.packet import packet_layout
 from twinplane.hdl.ram import ECP5Netlist
 from twinplane.hdl.stream.block_fifo import BlockFIFO
+from twinplane.sim.streams import random_handshakes
 
 
 def run(seed, p_valid, p_ready, n=400, depth=16):
-    dut = BlockFIFO(packet_layout(8), depth)
-    rng = random.Random(seed)
-    sent = [(rng.randrange(256), rng.random() < 0.1, rng.random() < 0.1) for _ in range(n)]
-    got, cycles = [], [0]
-
-    async def producer(ctx):
-        for data, first, last in sent:
-            ctx.set(dut.sink.payload.data, data)
-            ctx.set(dut.sink.payload.first, first)
-            ctx.set(dut.sink.payload.last, last)
-            while rng.random() >= p_valid:
-                ctx.set(dut.sink.valid, 0)
-                await ctx.tick()
-            ctx.set(dut.sink.valid, 1)
-            await ctx.tick().until(dut.sink.ready)
-        ctx.set(dut.sink.valid, 0)
-
-    async def consumer(ctx):
-        while len(got) < n:
-            ready = rng.random() < p_ready
-            ctx.set(dut.source.ready, ready)
-            valid_before = ctx.get(dut.source.valid)
-            sink_ready_before = ctx.get(dut.sink.ready)
-            await ctx.delay(1e-9)
-            assert ctx.get(dut.source.valid) == valid_before
-            assert ctx.get(dut.sink.ready) == sink_ready_before
-            if ready and ctx.get(dut.source.valid):
-                p = dut.source.payload
-                got.append((ctx.get(p.data), bool(ctx.get(p.first)), bool(ctx.get(p.last))))
-            await ctx.tick()
-            cycles[0] += 1
-            assert cycles[0] < 20 * n, "stalled"
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
-    assert got == sent
-    return cycles[0]
+    return random_handshakes(BlockFIFO(packet_layout(8), depth), seed, p_valid, p_ready, n)
 
 
 @pytest.mark.parametrize("seed", range(4))
