@@ -122,7 +122,7 @@ def late_endpoints(nextpnr_report: Path, target_mhz: dict[str, float]) -> dict[s
     says how far a design is from timing, where Fmax names only its worst
     path (``python -m twinplane.boards.slack`` lists them by block).  Paths
     between two clocks are not counted (synchronisers)."""
-    from twinplane.boards.slack import endpoints
+    from twinplane.boards.slack import endpoints, late
 
     eps = endpoints(json.loads(nextpnr_report.read_text()))
     counts: dict[str, int] = {}
@@ -132,8 +132,7 @@ def late_endpoints(nextpnr_report: Path, target_mhz: dict[str, float]) -> dict[s
         domain = clock_domain(clock)
         if domain not in target_mhz:
             continue
-        period = 1000.0 / (target_mhz[domain] * TIMING_MARGIN)
-        n = sum(1 for e in eps if e.capture == clock and e.launch == clock and e.required_ns > period)
+        n = len(late([e for e in eps if e.capture == clock], target_mhz[domain] * TIMING_MARGIN))
         counts[domain] = counts.get(domain, 0) + n
     return counts
 
