@@ -10,7 +10,12 @@ counts those past ``1000 / mhz`` ns (with the input's setup time) and groups the
 the endpoint (its cell name's first ``scopes`` scopes, as
 :mod:`twinplane.boards.depth` groups registers).
 
-``python -m twinplane.boards.slack build/colorlight-5a-75b --mhz 137.5``
+``--registers`` lists them by register (all its bits) and input (``CE``,
+``DI``, ``LSR``); ``--nets`` by the net that feeds them, with its fanout:
+a wide register late on ``CE`` behind one net of fanout 32 wants its
+enable in a flop, not fewer logic levels.
+
+``python -m twinplane.boards.slack build/colorlight-5a-75b --mhz 137.5 --nets``
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ _PACKED = re.compile(r"_(TRELLIS_FF|LUT4|CCU2C|PFUMX|L6MUX21|TRELLIS_RAMW|TRELLI
 #: does not include it.  From its critical-path reports on the 25F-6 (DI
 #: and M 0.00, LSR 0.42; CE's is not in any report so far, taken as 0).
 SETUP_NS = {"LSR": 0.42}
+_BIT = re.compile(r"\[\d+\]")
 # The clock of an event such as "posedge $glbnet$mac0.mac.rx0_clk".
 _CLOCK = re.compile(r"^(?:posedge|negedge)\s+(?:\$glbnet\$)?(.*)$")
 
@@ -46,6 +52,10 @@ class Endpoint:
     launch: str
     capture: str
     arrival_ns: float
+    #: The net into the input and how many inputs it feeds: a wide
+    #: register's enable or select with a large fanout is a long net.
+    net: str = ""
+    fanout: int = 0
 
     @property
     def required_ns(self) -> float:
@@ -55,6 +65,12 @@ class Endpoint:
     @property
     def register(self) -> str:
         return _PACKED.sub("", self.cell)
+
+    @property
+    def bus(self) -> str:
+        """The register without its bit index: the bits of one wide register
+        are one row of the listing."""
+        return _BIT.sub("", self.register)
 
     def block(self, scopes: int) -> str:
         return ".".join(self.register.split(".")[:scopes])
@@ -75,7 +91,8 @@ def endpoints(report: dict) -> list[Endpoint]:
         for ep in net["endpoints"]:
             delay = ep["delay"]
             found.append(Endpoint(ep["cell"], ep["port"], launch, _clock(ep.get("event", "")),
-                                  float(max(delay) if isinstance(delay, list) else delay)))
+                                  float(max(delay) if isinstance(delay, list) else delay),
+                                  net.get("net", ""), len(net["endpoints"])))
     return found
 
 
@@ -89,12 +106,27 @@ def late(eps: list[Endpoint], mhz: float, *, same_clock: bool = True) -> list[En
                   key=lambda e: -e.required_ns)
 
 
+def _listing(title: str, past: list[Endpoint], key, suffix) -> None:
+    """``past`` grouped by ``key``: the count (with ``suffix(group)``) and the latest arrival, most first."""
+    groups: dict[str, list[Endpoint]] = defaultdict(list)
+    for e in past:
+        groups[key(e)].append(e)
+    print(f"by {title}:")
+    for name, group in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        count = f"{len(group)}{suffix(group) if suffix else ''}"
+        print(f"  {count:>9} {group[0].required_ns:6.2f}ns  {name}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m twinplane.boards.slack", description=__doc__.split("\n\n")[0])
     p.add_argument("build", help=f"a build directory (with {REPORT_NAME}) or the report itself")
     p.add_argument("--mhz", type=float, default=137.5, help="target clock (default 137.5: 125 MHz + 10 %%)")
     p.add_argument("--scopes", type=int, default=3, help="name scopes that make a block (default 3)")
     p.add_argument("--top", type=int, default=20, help="latest endpoints listed (default 20)")
+    p.add_argument("--registers", action="store_true",
+                   help="also list late inputs by register (all bits) and input port (CE, DI, LSR, ...)")
+    p.add_argument("--nets", action="store_true",
+                   help="also list late inputs by the net that feeds them, with its fanout")
     args = p.parse_args(argv)
     path = Path(args.build)
     if path.is_dir():
@@ -113,6 +145,10 @@ def main(argv=None) -> int:
     for block, group in sorted(blocks.items(), key=lambda kv: -len(kv[1])):
         registers = len({e.register for e in group})
         print(f"{block:40} {len(group):6d} {registers:9d} {group[0].required_ns:7.2f}ns")
+    if args.registers:
+        _listing("register.input", past, lambda e: f"{e.bus}.{e.port}", "")
+    if args.nets:
+        _listing("net (late of fanout)", past, lambda e: e.net, lambda group: f"/{group[0].fanout}")
     print(f"latest {min(args.top, len(past))}:")
     for e in past[: args.top]:
         print(f"  {e.required_ns:6.2f} ns  {e.register}.{e.port}")
