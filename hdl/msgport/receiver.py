@@ -56,7 +56,7 @@ from twinplane.protocol.codes import SUPPORTED_VERSIONS, Bus, CsmbType, SsmbType
 from twinplane.protocol.messages import HEADER_SIZE, TAG_SIZE
 
 from ..crypto.siphash import SipHash24
-from ..onehot import OneHotFSM, onehot_mux
+from ..onehot import OneHotFSM, flop_copy, onehot_mux
 from ..packet import packet_signature
 from .hash_arbiter import hash_client_signature
 from .layout import MAX_RECEIVED_BYTES, expected_lengths, received_message_layout
@@ -137,9 +137,14 @@ class MessageReceiver(wiring.Component):
                 m.d.comb += version_ok.eq(1)
         length_ok_q = Signal()
         version_ok_q = Signal()
+        # and both as one flop, a clock later still: "Next message"'s flop
+        # has the consumer's ready (the session engine's, from its state)
+        # in front of it, with them 3 levels (7.98 ns).
+        check_bad_q = Signal()
         m.d.sync += [
             length_ok_q.eq(expected_q == length),
             version_ok_q.eq(version_ok),
+            check_bad_q.eq(~(length_ok_q & version_ok_q)),
         ]
 
         # Where the message ends, from registers: `length` is known from byte 6
@@ -200,6 +205,29 @@ class MessageReceiver(wiring.Component):
             m.d.sync += tag.eq(Cat(tag[8:], byte))
         top = Signal(8)
         m.d.comb += top.eq(Mux(step_q, out.raw[-16:-8], out.raw[-8:]))
+        # The header's bytes likewise a clock after their take, with byte_q:
+        # their enable was the take (message_in's valid) and index <
+        # HEADER_SIZE, 2 levels on a net of fanout 168 (17 late at 7.45 ns);
+        # now a flop a copy per 4 bytes.  The header is read after
+        # "Checking", 30 clocks or more on.
+        shift_header = Signal()
+        header = out.header.as_value()
+        header_shifted = Cat(byte_q, header[:-8])
+        for k in range(0, HEADER_SIZE, 4):
+            with m.If(flop_copy(m, shift_header, name=f"header_en_r{k // 4}")):
+                m.d.sync += header[8 * k:8 * k + 32].eq(header_shifted[8 * k:8 * k + 32])
+        # The sender's address (98 flops) a clock after the first byte is
+        # seen (the producer holds it for the whole datagram, and the byte is
+        # not taken in "Waiting for a message"): its enable was message_in's
+        # valid and first, fanout 97; now a flop a copy per 32-34 bits.
+        sample_sender = Signal()
+        sender_en = [flop_copy(m, sample_sender, name=f"sender_en_r{k}") for k in range(3)]
+        sender = [(bus, self.bus), (out.bus, self.bus), (out.src_port, self.src_port),
+                  (out.src_mac[:16], self.src_mac[:16]), (out.src_ip, self.src_ip),
+                  (out.src_mac[16:], self.src_mac[16:])]
+        for k, part in enumerate((sender[:4], sender[4:5], sender[5:])):
+            with m.If(sender_en[k]):
+                m.d.sync += [reg.eq(value) for reg, value in part]
 
         # The hash reads the message from raw once it is whole: first the
         # unused top of raw rotates away, then the bus byte and the signed
@@ -209,7 +237,13 @@ class MessageReceiver(wiring.Component):
         # index is written outside the states, as "clear, else step": the
         # states' conditions meet at two nets instead of a mux of the states'
         # values in front of each bit (7 levels from the hash's ready).
+        # Its clear comes from flops (it was a state's test with the
+        # message_in's valid, or the 8-bit compare with unused, 3 levels on
+        # the flops' LSR, 8 late at 7.53 ns): the states that clear it
+        # do so on every clock they are in (index is not read there), and
+        # "Rotating to the message"'s end is a flop set a clock ahead.
         index_clear, index_step = Signal(), Signal()
+        rotated = Signal()  # in "Rotating to the message": index == unused
         with m.If(index_clear):
             m.d.sync += index.eq(0)
         with m.Elif(index_step):
@@ -220,18 +254,12 @@ class MessageReceiver(wiring.Component):
         # enables (7 levels).
         with OneHotFSM(m, "Waiting for a message", name="receiver") as fsm:
             with fsm.state("Waiting for a message"):
+                m.d.comb += index_clear.eq(1)
                 with m.If(self.sink.valid):
                     m.d.sync += [length.eq(0), at_length.eq(0)]
-                    m.d.comb += index_clear.eq(1)
                     m.d.comb += clear.eq(1)
                     with m.If(self.sink.payload.first):
-                        m.d.sync += [
-                            bus.eq(self.bus),
-                            out.bus.eq(self.bus),
-                            out.src_mac.eq(self.src_mac),
-                            out.src_ip.eq(self.src_ip),
-                            out.src_port.eq(self.src_port),
-                        ]
+                        m.d.comb += sample_sender.eq(1)
                     fsm.goto("Taking header and body")
 
             with fsm.state("Taking header and body"):
@@ -241,12 +269,12 @@ class MessageReceiver(wiring.Component):
                     m.d.comb += index_step.eq(1)
                     m.d.comb += shift_raw.eq(1)
                     with m.If(index < HEADER_SIZE):
-                        m.d.sync += out.header.eq(Cat(byte, out.header.as_value()[:-8]))
+                        m.d.comb += shift_header.eq(1)
                     with m.Switch(index):
                         with m.Case(0):
                             m.d.sync += vers_major.eq(byte)
                         with m.Case(2):
-                            m.d.sync += [msg_type.eq(byte), out.msg_type.eq(byte)]
+                            m.d.sync += msg_type.eq(byte)
                         with m.Case(4):
                             m.d.sync += [length[8:16].eq(byte), length_hi_bad.eq(byte != 0)]
                         with m.Case(5):
@@ -290,22 +318,24 @@ class MessageReceiver(wiring.Component):
 
             with fsm.state("Checking"):
                 m.d.comb += index_clear.eq(1)
-                with m.If(~length_ok_q):
-                    count("unexpected")
-                    fsm.goto("Next message")
-                with m.Elif(~version_ok_q):
-                    count("bad_version")
+                m.d.sync += [out.msg_type.eq(msg_type), rotated.eq(unused == 0)]
+                with m.If(check_bad_q):
+                    with m.If(~length_ok_q):
+                        count("unexpected")
+                    with m.Else():
+                        count("bad_version")
                     fsm.goto("Next message")
                 with m.Else():
                     fsm.goto("Rotating to the message")
 
             with fsm.state("Rotating to the message"):
-                with m.If(index == unused):
+                with m.If(rotated):
                     m.d.comb += index_clear.eq(1)
                     fsm.goto("Hashing the bus byte")
                 with m.Else():
                     m.d.comb += rotate.eq(1)
                     m.d.comb += index_step.eq(1)
+                    m.d.sync += rotated.eq(index + 1 == unused)
 
             with fsm.state("Hashing the bus byte"):
                 # Domain separation: the bus byte first.
@@ -349,11 +379,11 @@ class MessageReceiver(wiring.Component):
 
             with fsm.state("Next message"):
                 # Same datagram, next message: same bus, same sender.
+                m.d.comb += index_clear.eq(1)
                 with m.If(datagram_over):
                     fsm.goto("Waiting for a message")
                 with m.Else():
                     m.d.sync += [length.eq(0), at_length.eq(0)]
-                    m.d.comb += index_clear.eq(1)
                     m.d.comb += clear.eq(1)
                     fsm.goto("Taking header and body")
 
