@@ -203,7 +203,7 @@ class FlowController(wiring.Component):
         rec = conn_rd.data
         # The serial of each pending slot's QUERY, for when it is asked again.
         m.submodules.query_serials = query_serials = memory.Memory(shape=32, depth=self._pending_slots, init=[])
-        serial_rd = query_serials.read_port()
+        serial_rd = query_serials.read_port(domain="comb")
         serial_wr = query_serials.write_port()
         m.d.comb += serial_rd.addr.eq(self.query.payload.slot)  # stable while the request waits
 
@@ -366,6 +366,13 @@ class FlowController(wiring.Component):
         idle_limit_ms = Signal(32)  # REAP/TIMEOUT: idleness that makes the flow deletable
         reply_ok = Signal()  # the REPLY/NEWFLOW is accepted (error NONE) and installed
         query_serial = Signal(32, init=1)  # QUERY serials 1, 2, ... skipping 0 (the serial of no request)
+        # The QUERY's serial, chosen every clock: "Idle" sees the request a
+        # clock before "Building a QUERY" loads ``serial`` from it, and the
+        # request (and query_serial) stay put till then.  The choice by
+        # ``again`` (fanout 107) was in front of serial's AND-OR (4 levels,
+        # 13 late at 8.15 ns); the read is a LUT RAM's, registered here.
+        query_pick = Signal(32)
+        m.d.sync += query_pick.eq(Mux(self.query.payload.again, serial_rd.data, query_serial))
         dump_count = Signal(range(g.entries + 1))  # a DUMP counts each flow once: at most entries
         scan = Signal(g.handle_bits)
         # scan == 0, a clock late: "Dumping" comes back at least three clocks
@@ -671,7 +678,7 @@ class FlowController(wiring.Component):
             m.d.sync += query_in_flight.eq(1)
             q = self.query.payload.query
             again = self.query.payload.again
-            to_serial(Mux(again, serial_rd.data, query_serial))
+            to_serial(query_pick)
             with m.If(again):
                 count("queries_rerouted")
             with m.Else():
