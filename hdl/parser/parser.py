@@ -15,9 +15,11 @@ Capture: bytes are written by position into per-field registers.  ``cap``
 is the byte index in the frame, 7 bits, saturating at 127 (every captured
 field ends before byte 92: 18 bytes of L2, 60 of IPv4 header, 14 of TCP).
 A field at L3 offset k is captured where ``cap == k + 14`` (``k + 18``
-with a VLAN tag): no subtraction on the way to the clock enables.  The
-L4 start (``l4s`` = L3 offset + IHL x 4) is registered when the IPv4
-version/IHL byte arrives.  The IPv4 header checksum is summed one 16-bit
+with a VLAN tag), an L4 field where ``cap - l4s`` is its offset; each such
+position is a flag kept a clock ahead, so a byte register's clock enable
+is one LUT of flops (the byte's valid and first, a copy of ``sink.ready``,
+the flag).  The L4 start (``l4s`` = L3 offset + IHL x 4) is registered
+when the IPv4 version/IHL byte arrives.  The IPv4 header checksum is summed one 16-bit
 word every second header byte with an end-around carry kept in bit 16, so
 the final check is a compare, not an addition.  Nothing is cleared between
 frames: classification compares the frame length with each field's
@@ -37,6 +39,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from twinplane.hdl.onehot import flop_copy
 from twinplane.hdl.packet import packet_signature
 from twinplane.model.frames import FragmentKind, FrameClass, MalformedReason
 
@@ -72,6 +75,48 @@ class HeaderParser(wiring.Component):
         accept = Signal()
         m.d.comb += accept.eq(sink.valid & sink.ready)
 
+        # ---- handshake ------------------------------------------------------
+        # pending: the capture registers hold a finished frame for `check`.
+        # checked: `check` holds its flags, the capture registers its fields.
+        pending, checked = Signal(), Signal()
+        out_load = Signal()
+        # The record loads only into an empty ``meta`` (not one being taken
+        # this clock): ``sink.ready`` is then of the parser's flops alone.
+        # The consumer's ready went through it into every capture enable and,
+        # in the DFS, back through the fork and the ingress arbiter (7
+        # levels).  The price is a clock when a record waits on a full ``meta``.
+        # ``sink.ready`` (~checked | out_load, i.e. not both checked and
+        # meta.valid) is itself a flop, loaded from their next values: with
+        # it, a capture enable is one LUT of flops (the byte's valid and
+        # first, ready, the position flag); of checked and meta.valid it was
+        # three LUT2s (depth parser --in-dfs).
+        m.d.comb += out_load.eq(checked & ~meta.valid)
+        check_load = pending & (~checked | out_load)
+        checked_next, valid_next = Signal(), Signal()
+        ready = Signal(init=1)
+        m.d.comb += [
+            checked_next.eq(Mux(check_load, 1, Mux(out_load, 0, checked))),
+            valid_next.eq(out_load | (meta.valid & ~meta.ready)),
+            sink.ready.eq(ready),
+        ]
+        m.d.sync += ready.eq(~(checked_next & valid_next))
+        # Copies of ready for the capture enables, one a group of 16 byte
+        # registers (``lane``): ready & valid ran to 80 enables, with ~first
+        # to 34 more LUTs, two nets across the parser (depth parser --in-dfs).
+        lanes = [flop_copy(m, ~(checked_next & valid_next), name=f"ready_r{i}", init=1) for i in range(4)]
+        with m.If(accept & sink.payload.last):
+            m.d.sync += pending.eq(1)
+        with m.Elif(check_load):
+            m.d.sync += pending.eq(0)
+        with m.If(check_load):
+            m.d.sync += checked.eq(1)
+        with m.Elif(out_load):
+            m.d.sync += checked.eq(0)
+        with m.If(meta.ready):
+            m.d.sync += meta.valid.eq(0)
+        with m.If(out_load):
+            m.d.sync += meta.valid.eq(1)
+
         # ---- byte position --------------------------------------------------
         pos = Signal(16)       # bytes accepted so far in the current frame
         idx = Signal(16)
@@ -85,9 +130,27 @@ class HeaderParser(wiring.Component):
             with m.If(sink.payload.last):
                 m.d.sync += flen.eq(idx_next)
 
-        def at(k):
-            """This byte is byte ``k`` of the frame."""
-            return first if k == 0 else ~first & (cap == k)
+        # The capture enables are a byte's accept AND a flag that is set
+        # while ``cap`` is at the byte's position, kept a clock ahead (a
+        # shift as bytes are accepted): the compares of ``cap`` with each
+        # position, the VLAN/ARP offset muxes and the L4 subtraction ran on
+        # into the enables, 4-5 LUT levels with nets of fanout 40-50 (parser0/1
+        # capture registers 7.5-8.5 ns routed, ~75 endpoints past 137.5 MHz in
+        # the b4d3dc3 build).  ``at[k]``: ``cap == k``; ``l3at[j]``: ``cap ==
+        # l3 + j``; ``l4at[k]``: ``cap - l4s == k`` (7 bits).  A byte with
+        # ``first`` is byte 0 whatever ``cap``: every enable of a later byte
+        # has ``accept_nf``.
+        accept_nf = Signal()   # a byte accepted that is not a frame's first
+        m.d.comb += accept_nf.eq(accept & ~first)
+        lane_of = iter(range(1000))
+
+        def accept_lane():
+            """accept_nf for the next byte register, from its group's copy of ready."""
+            return sink.valid & lanes[next(lane_of) // 16] & ~first
+        at = [Signal(name=f"at{k}", init=k == 0) for k in range(18)]
+        with m.If(accept):
+            m.d.sync += at[0].eq(0)
+            m.d.sync += [at[k].eq(Mux(first, k == 1, at[k - 1])) for k in range(1, len(at))]
 
         # ---- L2 -------------------------------------------------------------
         eth_dst, eth_src = Signal(48), Signal(48)
@@ -95,31 +158,38 @@ class HeaderParser(wiring.Component):
         vlan = Signal()        # et0 == 0x8100, kept as a flag as et0 is written
         l3 = Mux(vlan, 18, 14)
 
-        def capture(fields, offset=0):
-            """``fields``: (register, first byte index); bytes in network order."""
+        def capture(fields, hits):
+            """``fields``: (register, first byte index); bytes in network order;
+            ``hits``: the position flags (``at``: byte 0 is ``first``'s)."""
             for reg, start in fields:
                 nbytes = len(reg) // 8
                 for k in range(nbytes):
                     lo = 8 * (nbytes - 1 - k)
-                    if offset:
-                        hit = Mux(vlan, at(start + k + 18), at(start + k + 14))
+                    if hits is at and start + k == 0:
+                        en = accept & first
                     else:
-                        hit = at(start + k)
-                    with m.If(accept & hit):
+                        en = accept_lane() & hits[start + k]
+                    with m.If(en):
                         m.d.sync += reg[lo:lo + 8].eq(byte)
 
-        capture([(eth_dst, 0), (eth_src, 6), (et0, 12), (tci, 14), (et1, 16)])
-        with m.If(accept & at(12)):
-            m.d.sync += vlan.eq((byte == 0x81) & (et0[0:8] == 0x00))
-        with m.If(accept & at(13)):
-            m.d.sync += vlan.eq((et0[8:16] == 0x81) & (byte == 0x00))
+        capture([(eth_dst, 0), (eth_src, 6), (et0, 12), (tci, 14), (et1, 16)], at)
+        vlan_next = Signal()
+        m.d.comb += vlan_next.eq(Mux(accept_nf & at[12], (byte == 0x81) & (et0[0:8] == 0x00),
+                                     Mux(accept_nf & at[13], (et0[8:16] == 0x81) & (byte == 0x00), vlan)))
+        m.d.sync += vlan.eq(vlan_next)
+        # l3at[0] is set past byte 13 (no VLAN tag) or 17; vlan changes only at
+        # bytes 12 and 13, so later flags shift with the bytes.
+        l3at = [Signal(name=f"l3at{j}") for j in range(28)]
+        with m.If(accept):
+            m.d.sync += l3at[0].eq(~first & Mux(vlan_next, at[17], at[13]))
+            m.d.sync += [l3at[j].eq(~first & l3at[j - 1]) for j in range(1, len(l3at))]
 
         # ---- L3: IPv4 and ARP fields ---------------------------------------
         b0, tos, tlen, ff, proto = Signal(8), Signal(8), Signal(16), Signal(16), Signal(8)
         htype, ptype, hlen_a, plen_a, oper = Signal(16), Signal(16), Signal(8), Signal(8), Signal(16)
         sha = Signal(48)
-        capture([(b0, 0), (tos, 1), (tlen, 2), (ff, 6), (proto, 9)], offset=1)
-        capture([(htype, 0), (ptype, 2), (hlen_a, 4), (plen_a, 5), (oper, 6), (sha, 8)], offset=1)
+        capture([(b0, 0), (tos, 1), (tlen, 2), (ff, 6), (proto, 9)], l3at)
+        capture([(htype, 0), (ptype, 2), (hlen_a, 4), (plen_a, 5), (oper, 6), (sha, 8)], l3at)
         # The record's two addresses: IPv4's source/destination or ARP's sender/
         # target protocol address, one register each (a frame is one or the
         # other; the EtherType is in by then: ``arp_et``, a clock late, is
@@ -130,23 +200,32 @@ class HeaderParser(wiring.Component):
         for reg, ip_at, arp_at in [(sip, 12, 14), (dip, 16, 24)]:
             for k in range(4):
                 lo = 8 * (3 - k)
-                ip_hit = Mux(vlan, at(ip_at + k + 18), at(ip_at + k + 14))
-                arp_hit = Mux(vlan, at(arp_at + k + 18), at(arp_at + k + 14))
-                with m.If(accept & Mux(arp_et, arp_hit, ip_hit)):
+                with m.If(accept_lane() & Mux(arp_et, l3at[arp_at + k], l3at[ip_at + k])):
                     m.d.sync += reg[lo:lo + 8].eq(byte)
 
         ihl = b0[0:4]
         hbytes = Signal(6)
         m.d.comb += hbytes.eq(ihl * 4)
         l4s = Signal(7)        # L4 start: l3 + IHL x 4, written with b0
-        with m.If(accept & Mux(vlan, at(18), at(14))):
+        with m.If(accept_nf & l3at[0]):
             m.d.sync += l4s.eq(l3 + Cat(Const(0, 2), byte[0:4]))
 
+        rel4 = Signal(7)
+        m.d.comb += rel4.eq(cap - l4s)
+
         # IPv4 header checksum: one's complement sum of the IHL*4 header bytes,
-        # the carry out of bit 15 added back with the next word.
+        # the carry out of bit 15 added back with the next word.  Summed at
+        # the odd bytes (``hi`` holds the even ones) inside the header:
+        # ``in_header`` (l3 < cap < l4s; at the odd bytes the same as
+        # l3 <= cap) a flag kept a clock ahead like the capture positions
+        # (the compares with l3 and l4s ran on into the sum's enable): set
+        # past the version/IHL byte unless IHL is 0, cleared as cap reaches
+        # l4s (l4s is written at byte l3, so fresh by then).
         acc = Signal(17)
         hi = Signal(8)
-        in_header = ~first & (cap >= l3) & (cap < l4s)
+        in_header = Signal()
+        with m.If(accept):
+            m.d.sync += in_header.eq(~first & Mux(l3at[0], byte[0:4] != 0, in_header & (rel4 != 127)))
         with m.If(accept):
             with m.If(first):
                 m.d.sync += acc.eq(0)
@@ -159,43 +238,18 @@ class HeaderParser(wiring.Component):
                 m.d.sync += acc.eq(total[1:18])
 
         # ---- L4 -------------------------------------------------------------
-        rel4 = Signal(7)
-        m.d.comb += rel4.eq(cap - l4s)
+        # l4at[k] = (rel4 == k) next clock: a first byte makes cap 1; the IPv4
+        # version/IHL byte (cap == l3) writes l4s = l3 + 4 x IHL, so rel4
+        # becomes 1 - 4 x IHL (1 only for IHL 0); any other byte steps cap
+        # (at 127 it stays, but l4s <= 78 keeps rel4 >= 49 there, and l4s is
+        # written before cap can get to 127).
+        l4at = {k: Signal(name=f"l4at{k}", init=k == 0) for k in (0, 1, 2, 3, 13)}
+        with m.If(accept):
+            for k, flag in l4at.items():
+                m.d.sync += flag.eq(Mux(first, l4s == (1 - k) % 128,
+                                        Mux(l3at[0], (k == 1) & (byte[0:4] == 0), rel4 == (k - 1) % 128)))
         sport, dport, tflags = Signal(16), Signal(16), Signal(8)
-        for reg, start in [(sport, 0), (dport, 2), (tflags, 13)]:
-            nbytes = len(reg) // 8
-            for k in range(nbytes):
-                lo = 8 * (nbytes - 1 - k)
-                with m.If(accept & ~first & (rel4 == start + k)):
-                    m.d.sync += reg[lo:lo + 8].eq(byte)
-
-        # ---- handshake ------------------------------------------------------
-        # pending: the capture registers hold a finished frame for `check`.
-        # checked: `check` holds its flags, the capture registers its fields.
-        pending, checked = Signal(), Signal()
-        out_load = Signal()
-        # The record loads only into an empty ``meta`` (not one being taken
-        # this clock): ``sink.ready`` is then of the parser's flops alone.
-        # The consumer's ready went through it into every capture enable and,
-        # in the DFS, back through the fork and the ingress arbiter (7
-        # levels).  The price is a clock when a record waits on a full ``meta``.
-        m.d.comb += [
-            out_load.eq(checked & ~meta.valid),
-            sink.ready.eq(~checked | out_load),
-        ]
-        check_load = pending & (~checked | out_load)
-        with m.If(accept & sink.payload.last):
-            m.d.sync += pending.eq(1)
-        with m.Elif(check_load):
-            m.d.sync += pending.eq(0)
-        with m.If(check_load):
-            m.d.sync += checked.eq(1)
-        with m.Elif(out_load):
-            m.d.sync += checked.eq(0)
-        with m.If(meta.ready):
-            m.d.sync += meta.valid.eq(0)
-        with m.If(out_load):
-            m.d.sync += meta.valid.eq(1)
+        capture([(sport, 0), (dport, 2), (tflags, 13)], l4at)
 
         # ---- check: every condition of the classification, registered -----
         c = {name: Signal(name=f"c_{name}") for name in (
