@@ -45,6 +45,7 @@ from twinplane.protocol.codes import CSMB_UDP_PORT, SSMB_UDP_PORT, Bus
 
 from ..arp.responder import arp_request_layout
 from ..miss.miss_path import SlotState
+from ..onehot import OneHotFSM
 from ..packet import packet_signature
 from ..parser.layout import FLOW_FIELDS
 from .flow_control import query_layout, tcp_event_layout
@@ -252,7 +253,7 @@ class Forwarder(wiring.Component):
             if counter is not None:
                 count(counter)
             m.d.sync += route.eq(ROUTE_DROP)
-            m.next = "Moving the frame"
+            fsm.goto("Moving the frame")
 
         # The CAM question is "answer ARP for this address?" for an ARP
         # request, else a flow's (only a flow reaches Deciding): the record's,
@@ -266,7 +267,7 @@ class Forwarder(wiring.Component):
 
         def ask_cam():
             m.d.sync += query_offered.eq(1)
-            m.next = "Asking the CAM"
+            fsm.goto("Asking the CAM")
 
         # Payloads are driven in every state (they matter only with valid): set
         # in the states they would each be ANDed with the state, a LUT a bit.
@@ -308,18 +309,18 @@ class Forwarder(wiring.Component):
         m.d.comb += [self.hold.valid.eq(hold_offered), self.decision.valid.eq(decision_offered),
                      self.vs_query.valid.eq(query_offered)]
 
-        with m.FSM(name="forwarder"):
-            with m.State("Waiting for a frame"):
+        with OneHotFSM(m, "Waiting for a frame", name="forwarder") as fsm:
+            with fsm.state("Waiting for a frame"):
                 with m.If(self.meta.valid):
                     m.d.sync += byte_index.eq(0)
                     count("frames")
-                    m.next = "Classifying"
+                    fsm.goto("Classifying")
 
-            with m.State("Classifying"):
+            with fsm.state("Classifying"):
                 with m.Switch(info.kind):
                     with m.Case(FrameKind.ARP):
                         with m.If(info.arp_request & to_dfs_ip):
-                            m.next = "Answering ARP"
+                            fsm.goto("Answering ARP")
                         with m.Elif(info.arp_request & self._external):
                             ask_cam()  # asking_arp
                         with m.Else():
@@ -339,29 +340,29 @@ class Forwarder(wiring.Component):
                                 msg_first.eq(0), msg_last.eq(0), msg_inside.eq(0),
                             ]
                             count("to_message_port")
-                            m.next = "Moving the frame"
+                            fsm.goto("Moving the frame")
                         with m.Else():
-                            m.next = "Looking up"
+                            fsm.goto("Looking up")
                     with m.Case(FrameKind.DROP):
                         discard_frame("dropped_malformed")
                     with m.Default():
                         discard_frame("dropped_other")
 
-            with m.State("Answering ARP"):
+            with fsm.state("Answering ARP"):
                 m.d.comb += self.arp_request.valid.eq(1)
                 with m.If(self.arp_request.ready):
                     discard_frame("arp_answered")
 
-            with m.State("Asking the CAM"):
+            with fsm.state("Asking the CAM"):
                 with m.If(self.vs_query.ready):
                     m.d.sync += query_offered.eq(0)
-                    m.next = "The CAM answered"
-            with m.State("The CAM answered"):
+                    fsm.goto("The CAM answered")
+            with fsm.state("The CAM answered"):
                 m.d.comb += self.vs_answer.ready.eq(1)
                 with m.If(self.vs_answer.valid):
                     m.d.sync += vs_answer.eq(self.vs_answer.payload)
                     with m.If(asking_arp & self.vs_answer.payload.answer_arp):
-                        m.next = "Answering ARP"
+                        fsm.goto("Answering ARP")
                     with m.Elif(asking_arp):
                         discard_frame("dropped_arp")
                     with m.Elif(self.vs_answer.payload.hit & tcp_not_syn):
@@ -369,50 +370,54 @@ class Forwarder(wiring.Component):
                         # segment of a flow the DFS does not hold must not make a QUERY.
                         discard_frame("dropped_no_flow")
                     with m.Elif(self.vs_answer.payload.hit):
-                        m.next = "Holding"
+                        fsm.goto("Holding")
                     with m.Else():
                         discard_frame("dropped_no_flow")
 
-            with m.State("Looking up"):
+            with fsm.state("Looking up"):
                 m.d.comb += self.lookup.valid.eq(1)
                 with m.If(self.lookup.ready):
-                    m.next = "Waiting for the table"
-            with m.State("Waiting for the table"):
+                    fsm.goto("Waiting for the table")
+            with fsm.state("Waiting for the table"):
                 with m.If(self.result.valid):
-                    m.next = "Deciding"
+                    fsm.goto("Deciding")
 
-            with m.State("Deciding"):
+            with fsm.state("Deciding"):
                 with m.If(pending):
-                    m.next = "Holding"  # behind the frames already waiting
+                    fsm.goto("Holding")  # behind the frames already waiting
                 with m.Elif(result.hit):
-                    m.next = "Touching"
-                with m.Elif(self._external):
-                    ask_cam()  # a flow's
+                    fsm.goto("Touching")
                 with m.Else():
-                    discard_frame("dropped_no_flow")
+                    # a Python choice, not an Elif on a constant (Yosys's
+                    # Verilog of the one-hot FSM's comb process then had an
+                    # empty statement Icarus rejects)
+                    if self._external:
+                        ask_cam()  # a flow's
+                    else:
+                        discard_frame("dropped_no_flow")
 
-            with m.State("Touching"):
+            with fsm.state("Touching"):
                 m.d.comb += self.touch.valid.eq(1)
                 with m.If(self.touch.ready):
                     with m.If(tcp_fin_rst):
-                        m.next = "Reporting FIN or RST"
+                        fsm.goto("Reporting FIN or RST")
                     with m.Else():
-                        m.next = "Sending the decision"
-            with m.State("Reporting FIN or RST"):
+                        fsm.goto("Sending the decision")
+            with fsm.state("Reporting FIN or RST"):
                 m.d.comb += self.tcp_event.valid.eq(1)
                 with m.If(self.tcp_event.ready):
-                    m.next = "Sending the decision"
-            with m.State("Sending the decision"):
+                    fsm.goto("Sending the decision")
+            with fsm.state("Sending the decision"):
                 count("forwarded")
                 m.d.sync += [route.eq(ROUTE_FORWARD), decision_offered.eq(1)]
-                m.next = "Moving the frame"
+                fsm.goto("Moving the frame")
 
-            with m.State("Holding"):
+            with fsm.state("Holding"):
                 m.d.sync += [route.eq(ROUTE_HOLD), hold_offered.eq(1)]
                 count("held")
-                m.next = "Moving the frame"
+                fsm.goto("Moving the frame")
 
-            with m.State("Moving the frame"):
+            with fsm.state("Moving the frame"):
                 f = self.frame
                 last = f.payload.last
                 with m.Switch(route):
@@ -454,14 +459,14 @@ class Forwarder(wiring.Component):
                     m.d.sync += byte_index.eq(byte_index + 1)
                     with m.If(last):
                         m.d.sync += msg_inside.eq(0)  # a frame cut short ends its payload too
-                        m.next = "Done with the frame"
+                        fsm.goto("Done with the frame")
 
-            with m.State("Done with the frame"):
+            with fsm.state("Done with the frame"):
                 # Its record and answer (if it had one) are taken in a state of
                 # their own: the readies are the state's decode, not the byte
                 # handshake (7 levels into the registers in front).
                 m.d.comb += [self.meta.ready.eq(1), self.result.ready.eq(1)]
-                m.next = "Waiting for a frame"
+                fsm.goto("Waiting for a frame")
         return m
 
     def _hold_record(self, m, key, info, vs_answer):
