@@ -23,11 +23,12 @@ Interface
                its producer (the port's configuration register).
 """
 
-from amaranth import Module, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..crypto.siphash import SipHash24, siphash_input_layout
+from ..onehot import onehot_mux
 
 __all__ = ["HashArbiter", "hash_client_signature"]
 
@@ -85,8 +86,18 @@ class HashArbiter(wiring.Component):
         with m.If(siphash.source.valid & ~tag_valid):
             m.d.sync += [tag.eq(siphash.source.payload), tag_valid.eq(1)]
         # The tag goes to every client; only the owner sees it valid.
+        # The owner's byte, an AND-OR by the grant's flops (not a chain of
+        # If's); ``stage`` and ``spare`` take it whatever the client's valid,
+        # which then only sets their valid flops: their 10 bits' enables are
+        # flops and the core's ready (the owner's valid and the core's ready
+        # through 2 levels were stage's enable, 5 late at 7.55 ns).
         pushed = Signal()
         incoming = Signal(siphash_input_layout)
+        m.d.comb += [
+            pushed.eq(Cat(granted[i] & client.sink.valid for i, client in enumerate(clients)).any()
+                      & ~spare_valid),
+            incoming.eq(onehot_mux(granted, [client.sink.payload.as_value() for client in clients])),
+        ]
         for i, client in enumerate(clients):
             m.d.comb += [
                 client.source.payload.eq(tag),
@@ -94,18 +105,15 @@ class HashArbiter(wiring.Component):
                 client.source.valid.eq(granted[i] & tag_valid),
             ]
             with m.If(granted[i]):
-                m.d.comb += [pushed.eq(client.sink.valid & ~spare_valid), incoming.eq(client.sink.payload)]
                 with m.If(tag_valid & client.source.ready):
                     m.d.sync += [tag_valid.eq(0), granted.eq(0)]
         with m.If(~stage_valid | siphash.sink.ready):
-            with m.If(spare_valid):
-                m.d.sync += [stage.eq(spare), stage_valid.eq(1), spare_valid.eq(0)]
-            with m.Elif(pushed):
-                m.d.sync += [stage.eq(incoming), stage_valid.eq(1)]
-            with m.Else():
-                m.d.sync += stage_valid.eq(0)
+            m.d.sync += [stage.eq(Mux(spare_valid, spare, incoming)), stage_valid.eq(spare_valid | pushed),
+                         spare_valid.eq(0)]
         with m.Elif(pushed):
-            m.d.sync += [spare.eq(incoming), spare_valid.eq(1)]
+            m.d.sync += spare_valid.eq(1)
+        with m.If(~spare_valid):
+            m.d.sync += spare.eq(incoming)
         with m.If(~busy):
             # Grant the lowest waiting client; it starts next clock.
             for i in reversed(range(self._clients)):
