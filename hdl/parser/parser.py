@@ -173,15 +173,24 @@ class HeaderParser(wiring.Component):
                         m.d.sync += reg[lo:lo + 8].eq(byte)
 
         capture([(eth_dst, 0), (eth_src, 6), (et0, 12), (tci, 14), (et1, 16)], at)
-        vlan_next = Signal()
-        m.d.comb += vlan_next.eq(Mux(accept_nf & at[12], (byte == 0x81) & (et0[0:8] == 0x00),
-                                     Mux(accept_nf & at[13], (et0[8:16] == 0x81) & (byte == 0x00), vlan)))
-        m.d.sync += vlan.eq(vlan_next)
+        # The EtherType bytes' compares as flags written with them (the
+        # 8-bit compares of et0 ran on into vlan's and l3at[0]'s next values,
+        # 6 levels behind the byte's first in depth dfs --in-dfs).
+        et0_hi81, et0_lo00 = Signal(), Signal()  # et0[8:16] == 0x81, et0[0:8] == 0
+        with m.If(accept_nf & at[12]):
+            m.d.sync += et0_hi81.eq(byte == 0x81)
+        with m.If(accept_nf & at[13]):
+            m.d.sync += et0_lo00.eq(byte == 0x00)
+        with m.If(accept_nf & at[12]):
+            m.d.sync += vlan.eq((byte == 0x81) & et0_lo00)
+        with m.If(accept_nf & at[13]):
+            m.d.sync += vlan.eq(et0_hi81 & (byte == 0x00))
         # l3at[0] is set past byte 13 (no VLAN tag) or 17; vlan changes only at
-        # bytes 12 and 13, so later flags shift with the bytes.
+        # bytes 12 and 13 (at 13 to the tag test, at 17 it is the frame's),
+        # so later flags shift with the bytes.
         l3at = [Signal(name=f"l3at{j}") for j in range(28)]
         with m.If(accept):
-            m.d.sync += l3at[0].eq(~first & Mux(vlan_next, at[17], at[13]))
+            m.d.sync += l3at[0].eq(~first & ((at[13] & ~(et0_hi81 & (byte == 0x00))) | (at[17] & vlan)))
             m.d.sync += [l3at[j].eq(~first & l3at[j - 1]) for j in range(1, len(l3at))]
 
         # ---- L3: IPv4 and ARP fields ---------------------------------------
