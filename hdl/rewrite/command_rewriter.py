@@ -163,9 +163,16 @@ class CommandRewriter(wiring.Component):
         lasts = Signal(_DEPTH + 1, init=1)
         advance = Signal()
         take_in = Signal()
+        # "The line lets its head go" (a byte in it, and eight behind it or a
+        # frame's end), registered from the counts' next values: ``advance``
+        # is then one LUT of flops, not three (filled, lasts, c, the output's
+        # spare), and its 27-bit counters' enable came a level later still.
+        line_ok = Signal()
+        filled_next = Signal.like(filled)
+        lasts_next = Signal.like(lasts)
         first_in = self.sink.payload.first
         m.d.comb += [
-            emit.eq(~filled[0] & c_valid & (filled[_LINE] | filled[_DEPTH] | ~lasts[0])),
+            emit.eq(line_ok & c_valid),
             advance.eq(emit & (out_stage.sink.ready | c.drop)),
             self.sink.ready.eq(~filled[_DEPTH] & (~first_in | (self.command.valid & ~unloaded))),
             take_in.eq(self.sink.valid & self.sink.ready),
@@ -186,10 +193,11 @@ class CommandRewriter(wiring.Component):
         with m.Elif(load):
             m.d.sync += unloaded.eq(0)
         last_in, last_out = take_in & self.sink.payload.last, advance & head.last
+        m.d.comb += lasts_next.eq(lasts)
         with m.If(last_in & ~last_out):
-            m.d.sync += lasts.eq(lasts << 1)
+            m.d.comb += lasts_next.eq(lasts << 1)
         with m.Elif(last_out & ~last_in):
-            m.d.sync += lasts.eq(lasts >> 1)
+            m.d.comb += lasts_next.eq(lasts >> 1)
         # The byte taken becomes the head when the line is empty after this
         # clock's advance; otherwise it joins the ring.
         to_head = Signal()
@@ -204,10 +212,13 @@ class CommandRewriter(wiring.Component):
             m.d.sync += [head.eq(ring_r.data), rd_at.eq(rd_at + 1)]
         with m.Elif(to_head):
             m.d.sync += head.eq(self.sink.payload)
+        m.d.comb += filled_next.eq(filled)
         with m.If(take_in & ~advance):
-            m.d.sync += filled.eq(filled << 1)
+            m.d.comb += filled_next.eq(filled << 1)
         with m.Elif(advance & ~take_in):
-            m.d.sync += filled.eq(filled >> 1)
+            m.d.comb += filled_next.eq(filled >> 1)
+        m.d.sync += [filled.eq(filled_next), lasts.eq(lasts_next),
+                     line_ok.eq(~filled_next[0] & (filled_next[_LINE] | filled_next[_DEPTH] | ~lasts_next[0]))]
 
         # ---- the new values and the checksum adjustments of the frame at the output ------
         new_src_ip = Mux(c.set_src_ip, c.new_src_ip, c.old_src_ip)
@@ -318,6 +329,8 @@ class CommandRewriter(wiring.Component):
         # advances.  A new frame's first six bytes are the destination MAC
         # whatever its offsets, so a command loads both stages with constants.
         p2_j, p2_rel3, p2_rel4 = Signal(9), Signal(9), Signal(9)  # head + 2 (rel = j - offset)
+        # p2_j is 511, registered: the compare was a level in front of the counters' enable (27 bits).
+        p2_end = Signal()
 
         def where(j, rel3, rel4):
             in_range = lambda v, lo, hi: (v >= lo) & (v < hi)  # noqa: E731
@@ -359,12 +372,13 @@ class CommandRewriter(wiring.Component):
                          lo1.eq((1 - new_l3)[:2]), lo.eq((-new_l3)[:2])]
             m.d.sync += [w1[k].eq(k == "dst_mac") for k in names]
             m.d.sync += [sel[k].eq(k == "dst_mac") for k in names]
-            m.d.sync += unchanged.eq(0)
+            m.d.sync += [unchanged.eq(0), p2_end.eq(0)]
         with m.Elif(advance):
             # Past 511 no field is near (they end below l4 + 18 < 274): the counters stop,
             # and their flags stay clear (rel3/rel4 stop at 511 - offset > 255).
-            with m.If(p2_j != 511):
-                m.d.sync += [p2_j.eq(p2_j + 1), p2_rel3.eq(p2_rel3 + 1), p2_rel4.eq(p2_rel4 + 1)]
+            with m.If(~p2_end):
+                m.d.sync += [p2_j.eq(p2_j + 1), p2_rel3.eq(p2_rel3 + 1), p2_rel4.eq(p2_rel4 + 1),
+                             p2_end.eq(p2_j == 510)]
             m.d.sync += [w1[k].eq(v) for k, v in where(p2_j, p2_rel3, p2_rel4).items()]
             selects = resolve(w1)
             m.d.sync += [sel[k].eq(v) for k, v in selects.items()]
