@@ -297,8 +297,12 @@ class SessionEngine(wiring.Component):
         with m.If(self.tick):
             m.d.sync += now_ms.eq(now_ms + self._ms_per_tick)
 
-        def expired(i):
-            return (deadline[i] - now_ms)[_CLOCK_BITS - 1]
+        # Each slot's "its deadline has passed", registered (the 24-bit
+        # difference through the slot multiplexer ran on into in_use and
+        # authed): a clock old, and a deadline is never written in the
+        # clock before "Idle" looks at it.
+        slot_expired = Signal(n)
+        m.d.sync += slot_expired.eq(Cat(*((deadline[i] - now_ms)[_CLOCK_BITS - 1] for i in range(n))))
 
         # -- the message being handled: the receiver holds it until we take it
         cur = self.rx.payload
@@ -906,9 +910,56 @@ class SessionEngine(wiring.Component):
         # states' writes of Mux(slot_epoch_ahead, ...) in a priority chain
         # ran on from slot into the epochs, 7 levels).
         epoch_to_hdr = Signal()
-        with m.If(epoch_to_hdr):
-            m.d.sync += epoch[slot].eq(hdr.epoch)
-        adopt_epoch = [newest_epoch.eq(Mux(raise_epoch, hdr.epoch, newest_epoch))]
+        # ... and the DFS's newest epoch where a state raises raise_newest.
+        raise_newest = Signal()
+
+        # The slot table is written under a flop a slot, set a clock ahead
+        # (claim, hello_we, deadline_we) or a clock before the write
+        # (epoch_we, newest_we, session_we: the epochs and the session are
+        # read by the next message's lookup and by the answer's header, two
+        # clocks after "Sending" at the soonest): each decode of the written
+        # slot in front of the registers' enables, fanout 16-32 each, was
+        # 7.5-8.4 ns routed (deadline0/1, epoch0/1, newest_epoch, session0/1,
+        # tx_seq1: 186 endpoints past 137.5 MHz in the b4d3dc3 build).
+        def one_hot(index):
+            return (Const(1, n) << index)[:n]
+
+        claim = Signal(n)  # "Dispatching" takes slot i for a new CS (the flop is up in that clock)
+        hello_we = Signal(n)  # "Answering HELLO" sets slot i's CS fields (likewise)
+        deadline_we = Signal(n)  # either of them, in the same clock
+        epoch_we, newest_we, session_we = Signal(n), Signal(), Signal(n)  # a clock after the state
+        hdr_epoch_q, new_session_q = Signal(16), Signal(32)
+        m.d.sync += [hdr_epoch_q.eq(hdr.epoch), epoch_we.eq(Mux(epoch_to_hdr, one_hot(slot), 0)),
+                     newest_we.eq(raise_newest), session_we.eq(0)]
+        for i in range(n):
+            with m.If(claim[i]):
+                m.d.sync += [
+                    in_use[i].eq(1),
+                    authed[i].eq(0),
+                    cs_mac[i].eq(cur.src_mac),
+                    cs_ip[i].eq(cur.src_ip),
+                    cs_port[i].eq(cur.src_port),
+                    nonce[i].eq(nonce_state),
+                    highest_clear[i].eq(1),
+                    tx_seq[i].eq(0),
+                    epoch[i].eq(0),
+                    role[i].eq(Role.ACTIVE),
+                ]
+            with m.If(hello_we[i]):
+                m.d.sync += [
+                    role[i].eq(hello.role[0]),
+                    cs_id[i].eq(hello.cs_id),
+                    ssmb_ip[i].eq(hello.ssmb_addr[:32]),
+                    ssmb_port[i].eq(hello.ssmb_port),
+                ]
+            with m.If(deadline_we[i]):
+                m.d.sync += deadline[i].eq(deadline_value)
+            with m.If(epoch_we[i]):  # never with claim[i]: a clock after a state that is not "Sliding"
+                m.d.sync += epoch[i].eq(hdr_epoch_q)
+            with m.If(session_we[i]):
+                m.d.sync += session[i].eq(new_session_q)
+        with m.If(newest_we):
+            m.d.sync += newest_epoch.eq(hdr_epoch_q)
 
         # The core message's type decoded into registers every clock: from_core
         # holds the message from valid on, and "Choosing the recipients" is
@@ -960,8 +1011,7 @@ class SessionEngine(wiring.Component):
         adopts, fsm_dispatching = Signal(), Signal()
         m.d.sync += adopts.eq(found & fresh & ~is_hello & ~is_challenge & session_ok & ~(read_only & ~csmb_q))
         with m.If(fsm_dispatching & adopts):
-            m.d.sync += adopt_epoch
-            m.d.comb += epoch_to_hdr.eq(slot_epoch_ahead)
+            m.d.comb += [raise_newest.eq(raise_epoch), epoch_to_hdr.eq(slot_epoch_ahead)]
 
         # What "Sending" does once the frame is out, decoded from kind and
         # copies into flops every clock: the transmitter's ready comes a
@@ -989,6 +1039,14 @@ class SessionEngine(wiring.Component):
         first_q, first_copies = Signal.like(slot), Signal(n)
         with OneHotFSM(m, "Idle", name="session") as fsm:
             m.d.comb += fsm_dispatching.eq(fsm.ongoing("Dispatching"))
+            # The slot writes' flops, from the settled lookup (as `adopts`).
+            claim_ahead = fsm.ahead("Dispatching") & csmb_q & is_hello & ~found & any_free
+            hello_ahead = fsm.ahead("Answering HELLO") & hello_taken
+            m.d.sync += [
+                claim.eq(Mux(claim_ahead, one_hot(free_slot), 0)),
+                hello_we.eq(Mux(hello_ahead, one_hot(slot), 0)),
+                deadline_we.eq(Mux(claim_ahead, one_hot(free_slot), 0) | Mux(hello_ahead, one_hot(slot), 0)),
+            ]
             splitting = fsm.ongoing("Splitting the active set")
             split_ahead = fsm.ahead("Splitting the active set")
             # a copy of the state's flop for the key's 104 selects
@@ -1010,6 +1068,10 @@ class SessionEngine(wiring.Component):
             with m.Elif(feeding):
                 m.d.sync += remainder.eq(0)
             with fsm.state("Idle"):
+                # An authentication's first hash starts here: "Idle" is before
+                # every "Dispatching" (written there, hash_index had the
+                # state's branch chain in front of it, 8.3 ns routed).
+                m.d.sync += [hash_index.eq(32 - len(_AUTH_LABEL)), hash_for_session.eq(0)]
                 with m.If(awaiting_verdict):
                     fsm.goto("Waiting for the install verdict")  # the message on rx is handled
                 with m.Elif(self.rx.valid & ~to_core_pending & ~release_rx):
@@ -1021,7 +1083,7 @@ class SessionEngine(wiring.Component):
                     # A CS silent for 3 of its HELLO intervals is forgotten;
                     # one slot looked at per idle clock.
                     m.d.sync += expiry_slot.eq(Mux(expiry_slot == n - 1, 0, expiry_slot + 1))
-                    with m.If(in_use[expiry_slot] & expired(expiry_slot)):
+                    with m.If(in_use[expiry_slot] & slot_expired.bit_select(expiry_slot, 1)):
                         m.d.sync += [in_use[expiry_slot].eq(0), authed[expiry_slot].eq(0)]
                         count("expired")
 
@@ -1049,19 +1111,7 @@ class SessionEngine(wiring.Component):
             with fsm.state("Dispatching"):
                 with m.If(csmb_q & is_hello & ~found):
                     with m.If(any_free):
-                        m.d.sync += [
-                            in_use[free_slot].eq(1),
-                            authed[free_slot].eq(0),
-                            cs_mac[free_slot].eq(cur.src_mac),
-                            cs_ip[free_slot].eq(cur.src_ip),
-                            cs_port[free_slot].eq(cur.src_port),
-                            nonce[free_slot].eq(nonce_state),
-                            highest_clear[free_slot].eq(1),
-                            tx_seq[free_slot].eq(0),
-                            epoch[free_slot].eq(0),
-                            role[free_slot].eq(Role.ACTIVE),
-                            deadline[free_slot].eq(deadline_value),
-                        ]
+                        # the slot is written under claim (above)
                         m.d.sync += lookup_wait.eq(0)
                         fsm.goto("Looking up the sender")  # again, now with the slot found
                     with m.Else():
@@ -1081,9 +1131,7 @@ class SessionEngine(wiring.Component):
                     m.d.sync += accept_seq()
                     fsm.goto("Answering HELLO")
                 with m.Elif(is_challenge):
-                    # out_slot: nonce_q is the slot's nonce from the next clock on.
-                    m.d.sync += [*accept_seq(), hash_index.eq(32 - len(_AUTH_LABEL)), hash_for_session.eq(0)]
-                    to_out_slot(slot)
+                    m.d.sync += accept_seq()  # hash_index and hash_for_session were set in "Idle"
                     fsm.goto("Hashing")
                 with m.Elif(~session_ok):
                     m.d.sync += accept_seq()
@@ -1118,13 +1166,7 @@ class SessionEngine(wiring.Component):
                 count("hellos")
                 start_reply(_Kind.HELLO)
                 with m.If(hello_taken):
-                    m.d.sync += [
-                        role[slot].eq(hello.role[0]),
-                        cs_id[slot].eq(hello.cs_id),
-                        ssmb_ip[slot].eq(hello.ssmb_addr[:32]),
-                        ssmb_port[slot].eq(hello.ssmb_port),
-                        deadline[slot].eq(deadline_value),
-                    ]
+                    # The CS's fields and deadline are written under hello_we (above).
                     # The slot's role, session and epoch, and the DFS's
                     # newest epoch, are as the lookup pipeline saw them in
                     # "Dispatching" (which changed none of them for a HELLO),
@@ -1136,12 +1178,15 @@ class SessionEngine(wiring.Component):
                         count("reauth_for_active")
                     with m.Elif(session_ok):
                         m.d.comb += epoch_to_hdr.eq(slot_epoch_ahead)
-                        with m.If(hello_active & epoch_ahead):
-                            m.d.sync += newest_epoch.eq(hdr.epoch)
+                        m.d.comb += raise_newest.eq(hello_active & epoch_ahead)
                 fsm.goto("Sending")
 
             with fsm.state("Hashing"):
                 # Label, then challenge and nonce, both big-endian.
+                # out_slot: nonce_q is the slot's nonce two clocks on, long
+                # before the nonce's bytes (40 to 47) are read (loaded in
+                # "Dispatching", out_slot had its branch chain in front).
+                to_out_slot(slot)
                 m.d.comb += siphash.sink.valid.eq(hash_byte_ok)
                 with m.If(siphash.sink.ready & hash_byte_ok):
                     m.d.sync += hash_index.eq(hash_index + 1)  # hash_byte_ok drops for two clocks
@@ -1152,26 +1197,33 @@ class SessionEngine(wiring.Component):
                     m.d.sync += [hash_settling.eq(1), hash_byte_ok.eq(hash_settling)]
 
             with fsm.state("Waiting for the hash"):
+                # The hash taken into registers, acted on from "Taking the
+                # hash" (one clock more a hash, two an authentication): the
+                # hash's valid ran on into the session's enables (fanout 32
+                # a slot), kind, out_slot and hash_index, 8.2-8.3 ns routed.
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
                     with m.If(~hash_for_session):
-                        m.d.sync += [
-                            auth_response.eq(siphash.source.payload),
-                            hash_for_session.eq(1),
-                            hash_index.eq(32 - len(_SESSION_LABEL)),
-                        ]
-                        fsm.goto("Hashing")
+                        m.d.sync += auth_response.eq(siphash.source.payload)
                     with m.Else():
-                        new_session = Signal(32)
                         hashed = siphash.source.payload[:32]
-                        m.d.comb += new_session.eq(Mux(hashed == 0, 1, hashed))  # 0 means "no session"
-                        count("authentications")
-                        m.d.sync += [session[slot].eq(new_session), authed[slot].eq(1)]
-                        m.d.comb += epoch_to_hdr.eq(1)
-                        with m.If(raise_epoch):  # the lookup pipeline's registered compares
-                            m.d.sync += newest_epoch.eq(hdr.epoch)
-                        start_reply(_Kind.AUTH_RESPONSE)
-                        fsm.goto("Sending")
+                        m.d.sync += [
+                            new_session_q.eq(Mux(hashed == 0, 1, hashed)),  # 0 means "no session"
+                            session_we.eq(one_hot(slot)),  # written in "Taking the hash"
+                        ]
+                    fsm.goto("Taking the hash")
+
+            with fsm.state("Taking the hash"):
+                with m.If(~hash_for_session):
+                    m.d.sync += [hash_for_session.eq(1), hash_index.eq(32 - len(_SESSION_LABEL))]
+                    fsm.goto("Hashing")
+                with m.Else():
+                    count("authentications")
+                    m.d.sync += authed[slot].eq(1)
+                    # the lookup pipeline's registered compares
+                    m.d.comb += [epoch_to_hdr.eq(1), raise_newest.eq(raise_epoch)]
+                    start_reply(_Kind.AUTH_RESPONSE)
+                    fsm.goto("Sending")
 
             with fsm.state("Executing a request"):
                 to_vs_index(0)
