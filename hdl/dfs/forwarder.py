@@ -245,7 +245,7 @@ class Forwarder(wiring.Component):
         )
 
         # byte routing, chosen per frame
-        route = Signal(3)
+        route = Signal(2)  # one of the four below
         ROUTE_DROP, ROUTE_FORWARD, ROUTE_HOLD, ROUTE_MESSAGE = 0, 1, 2, 3
 
         def discard_frame(counter):
@@ -445,8 +445,11 @@ class Forwarder(wiring.Component):
                             m.d.sync += hold_offered.eq(0)
                     with m.Case(ROUTE_MESSAGE):
                         # Only the UDP payload: skip the headers, cut the Ethernet padding.
-                        m.d.comb += f.ready.eq(Mux(msg_inside, self.message_frame.ready, 1))
-                        with m.If(f.valid & f.ready):
+                        # msg_inside's update reads this route's ready, not
+                        # f.ready (the mux of every route's, two levels more)
+                        msg_ready = Mux(msg_inside, self.message_frame.ready, 1)
+                        m.d.comb += f.ready.eq(msg_ready)
+                        with m.If(f.valid & msg_ready):
                             at_start = byte_index == start_m1
                             m.d.sync += [
                                 msg_first.eq(at_start),
