@@ -104,19 +104,22 @@ class VirtualServerCAM(wiring.Component):
         # ---- writes ----------------------------------------------------------------------
         w = self.write.payload
         flags = w.flags
+        # The address and data whatever the enable: under it they were a LUT
+        # a bit behind the enable's net (fanout 114, a late LUT RAM data
+        # input in b4d3dc3); only ``en`` needs it.
+        m.d.comb += [
+            wr.addr.eq(w.index[:ib]),
+            wr.data.protocol.eq(w.vs.protocol),
+            wr.data.addr.eq(w.vs.virt_addr[:32]),
+            wr.data.port.eq(w.vs.virt_port),
+            wr.data.vlan_id.eq(w.vs.vlan_id[:12]),
+            wr.data.wild_addr.eq((flags & Flag.WILDCARD_ADDR) != 0),
+            wr.data.wild_port.eq((flags & Flag.WILDCARD_PORT) != 0),
+            wr.data.noarp.eq((flags & Flag.NOARP_MODE) != 0),
+            wr.data.vs_id.eq(w.vs.vs_id),
+        ]
         with m.If(self.write.valid & self.write.ready & (w.index < n)):
-            m.d.comb += [
-                wr.en.eq(1),
-                wr.addr.eq(w.index[:ib]),
-                wr.data.protocol.eq(w.vs.protocol),
-                wr.data.addr.eq(w.vs.virt_addr[:32]),
-                wr.data.port.eq(w.vs.virt_port),
-                wr.data.vlan_id.eq(w.vs.vlan_id[:12]),
-                wr.data.wild_addr.eq((flags & Flag.WILDCARD_ADDR) != 0),
-                wr.data.wild_port.eq((flags & Flag.WILDCARD_PORT) != 0),
-                wr.data.noarp.eq((flags & Flag.NOARP_MODE) != 0),
-                wr.data.vs_id.eq(w.vs.vs_id),
-            ]
+            m.d.comb += wr.en.eq(1)
             m.d.sync += valid.bit_select(w.index[:ib], 1).eq(w.valid)
 
         # ---- the question ------------------------------------------------------------------
