@@ -608,8 +608,14 @@ class SessionEngine(wiring.Component):
         # verdict is NONE then sets the CS's own ("Answering HELLO"): the
         # held HELLO's verdict picks which, so both writes of a deadline
         # are now_ms + hello_3_intervals, one adder and no multiplexer.
-        m.d.sync += hello_3_intervals.eq(Mux(verdict == ErrorCode.NONE, interval + (interval << 1),
-                                             3 * _DEFAULT_HELLO_MS))
+        # Its inputs registered first (the version compares, the interval's
+        # zero test and the add in one clock were 9.1 ns routed in the
+        # 6a07163 build: the held HELLO is in the receiver's registers, across
+        # the port); the HELLO is held for the lookup's clocks before the
+        # deadline is written, so this has settled.
+        interval_q, verdict_none = Signal.like(interval, name="interval_q"), Signal()
+        m.d.sync += [interval_q.eq(interval), verdict_none.eq(verdict == ErrorCode.NONE)]
+        m.d.sync += hello_3_intervals.eq(Mux(verdict_none, interval_q + (interval_q << 1), 3 * _DEFAULT_HELLO_MS))
         # The deadline a HELLO sets, registered too: the add in front of
         # both writes of each slot's deadline was 7.8 ns routed (deadline0/1,
         # 36 endpoints past 137.5 MHz in the 329f034 build).  The held HELLO
@@ -925,6 +931,12 @@ class SessionEngine(wiring.Component):
             return (Const(1, n) << index)[:n]
 
         claim = Signal(n)  # "Dispatching" takes slot i for a new CS (the flop is up in that clock)
+        claim_next = Signal(n)  # claim's next value
+        # claim's copies for the wide fields (a flop of fanout ~200 a slot
+        # left nonce0/1, cs_mac0 and cs_ip0's enables 8.0-8.4 ns routed in
+        # the 6a07163 build, their slot decode then still in front)
+        claim_nonce, claim_mac, claim_addr = (flop_copy(m, claim_next, name=f"claim_{what}")
+                                              for what in ("nonce", "mac", "addr"))
         hello_we = Signal(n)  # "Answering HELLO" sets slot i's CS fields (likewise)
         deadline_we = Signal(n)  # either of them, in the same clock
         epoch_we, newest_we, session_we = Signal(n), Signal(), Signal(n)  # a clock after the state
@@ -936,15 +948,17 @@ class SessionEngine(wiring.Component):
                 m.d.sync += [
                     in_use[i].eq(1),
                     authed[i].eq(0),
-                    cs_mac[i].eq(cur.src_mac),
-                    cs_ip[i].eq(cur.src_ip),
-                    cs_port[i].eq(cur.src_port),
-                    nonce[i].eq(nonce_state),
                     highest_clear[i].eq(1),
                     tx_seq[i].eq(0),
                     epoch[i].eq(0),
                     role[i].eq(Role.ACTIVE),
                 ]
+            with m.If(claim_mac[i]):
+                m.d.sync += cs_mac[i].eq(cur.src_mac)
+            with m.If(claim_addr[i]):
+                m.d.sync += [cs_ip[i].eq(cur.src_ip), cs_port[i].eq(cur.src_port)]
+            with m.If(claim_nonce[i]):
+                m.d.sync += nonce[i].eq(nonce_state)
             with m.If(hello_we[i]):
                 m.d.sync += [
                     role[i].eq(hello.role[0]),
@@ -1042,10 +1056,11 @@ class SessionEngine(wiring.Component):
             # The slot writes' flops, from the settled lookup (as `adopts`).
             claim_ahead = fsm.ahead("Dispatching") & csmb_q & is_hello & ~found & any_free
             hello_ahead = fsm.ahead("Answering HELLO") & hello_taken
+            m.d.comb += claim_next.eq(Mux(claim_ahead, one_hot(free_slot), 0))
             m.d.sync += [
-                claim.eq(Mux(claim_ahead, one_hot(free_slot), 0)),
+                claim.eq(claim_next),
                 hello_we.eq(Mux(hello_ahead, one_hot(slot), 0)),
-                deadline_we.eq(Mux(claim_ahead, one_hot(free_slot), 0) | Mux(hello_ahead, one_hot(slot), 0)),
+                deadline_we.eq(claim_next | Mux(hello_ahead, one_hot(slot), 0)),
             ]
             splitting = fsm.ongoing("Splitting the active set")
             split_ahead = fsm.ahead("Splitting the active set")
