@@ -119,13 +119,16 @@ class HeaderParser(wiring.Component):
 
         # ---- byte position --------------------------------------------------
         pos = Signal(16)       # bytes accepted so far in the current frame
-        idx = Signal(16)
-        m.d.comb += idx.eq(Mux(first, 0, pos))
-        idx_next = Mux(idx == 0xFFFF, 0xFFFF, idx + 1)
+        # pos saturates at 0xFFFF: the test a flag kept with it (the 16-bit
+        # compare ran on into pos's and flen's next values, 5 levels behind
+        # parse_in's first, fanout 117, in depth dfs --in-dfs)
+        pos_max = Signal()     # pos == 0xFFFF
+        idx_next = Mux(first, 1, Mux(pos_max, 0xFFFF, pos + 1))
         flen = Signal(16)      # length of the finished frame
         cap = Signal(7)        # byte index for the captures, saturating
         with m.If(accept):
             m.d.sync += pos.eq(idx_next)
+            m.d.sync += pos_max.eq(~first & (pos_max | (pos == 0xFFFE)))
             m.d.sync += cap.eq(Mux(first, 1, Mux(cap == 127, 127, cap + 1)))
             with m.If(sink.payload.last):
                 m.d.sync += flen.eq(idx_next)
