@@ -333,14 +333,20 @@ class FlowTable(wiring.Component):
             p4_slotvalid.eq(Cat(*(kd_r[w].valid for w in range(W)))),
             p4_handles.eq(Cat(*(kd_r[w].handle for w in range(W)))),
         ]
-        acc_hit, acc_handle = Signal(name="acc_hit"), Signal(hb, name="acc_handle")
+        acc_hit = Signal(name="acc_hit")
         p4_hit, p4_handle = Signal(name="p4_hit"), Signal(hb, name="p4_handle")
-        m.d.comb += [
-            p4_hit.eq(p4_match.any() | (acc_hit & ~p4.first)),
-            p4_handle.eq(_or_words([p4_handles[w] & p4_match[w].replicate(hb) for w in range(W)]
-                                   + [acc_handle & (~p4.first).replicate(hb)])),
-        ]
-        m.d.sync += [acc_hit.eq(p4_hit), acc_handle.eq(p4_handle)]
+        m.d.comb += p4_hit.eq(p4_match.any() | (acc_hit & ~p4.first))
+        m.d.sync += acc_hit.eq(p4_hit)
+        # ``p4_handle`` (the OR of the matching ways' handles over the
+        # search's rows so far) a register, made from p3r's: the stages move
+        # every clock, so it is what the AND-OR of p4's flops with the
+        # accumulated handle was.  It is actmem's read address: that AND-OR
+        # and the address mux were 3 levels in front of a net to the ten
+        # EBRs (actmem ADB, 100+ endpoints late in the 6a07163 build, 8.8 ns),
+        # now the mux alone.
+        m.d.sync += p4_handle.eq(_or_words(
+            [kd_r[w].handle & (kd_r[w].valid & eq_r[w].all()).replicate(hb) for w in range(W)]
+            + [p4_handle & (~p3r.first).replicate(hb)]))
         p4_done = p4.valid & p4.last
         a_grant = ~p4_done
         m.d.comb += ard.addr.eq(Mux(p4_done, p4_handle, cmd.handle))
