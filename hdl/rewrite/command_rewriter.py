@@ -255,12 +255,16 @@ class CommandRewriter(wiring.Component):
         in_rel3 = Signal(9)
         in_rel4 = Signal(9)
         in_tcp = Signal()
-        with m.If(first_taken):
-            m.d.sync += [in_rel3.eq(1 - self.command.payload.l3_offset),
-                         in_rel4.eq(1 - self.command.payload.l4_offset),
-                         in_tcp.eq(self.command.payload.protocol == _TCP)]
-        with m.Elif(take_in):
-            m.d.sync += [in_rel3.eq(in_rel3 + 1), in_rel4.eq(in_rel4 + 1)]
+        # Selected by the byte's ``first`` (a flop), enabled by ``take_in``:
+        # as ``first_taken``'s If, the input handshake was in the select too
+        # (rewriter0 in_rel3/in_rel4 D 7.35-7.42 ns, 6a07163).
+        with m.If(take_in):
+            with m.If(first_in):
+                m.d.sync += [in_rel3.eq(1 - self.command.payload.l3_offset),
+                             in_rel4.eq(1 - self.command.payload.l4_offset),
+                             in_tcp.eq(self.command.payload.protocol == _TCP)]
+            with m.Else():
+                m.d.sync += [in_rel3.eq(in_rel3 + 1), in_rel4.eq(in_rel4 + 1)]
         # The captures run a clock behind the byte taken: its data (``cap_byte``)
         # and "it is this field's byte" (``cap_*``, one flop per 16 bits) are
         # registered, so each old value's enable is a flop.  Decoded in the
@@ -312,10 +316,18 @@ class CommandRewriter(wiring.Component):
         m.d.sync += l4_step.eq(_plus_not(d_l4, l4_ck_old))
         l4_folded = Signal(16)
         m.d.comb += l4_folded.eq(_not_sum(l4_step[:16], l4_step[16]))
+        # RFC 768's two cases as flags beside the fold, not compares after its
+        # carry chain (rewriter0 l4_ck_new D 7.85 ns, 6a07163): the old checksum
+        # 0 registered with l4_step (of the same old value), and ``~(a + c)``
+        # is 0 where a + c is 0xFFFF, compared on l4_step itself.
+        l4_old_zero = Signal()
+        m.d.sync += l4_old_zero.eq(l4_ck_old == 0)
+        l4_folds_zero = Signal()
+        m.d.comb += l4_folds_zero.eq(Mux(l4_step[16], l4_step[:16] == 0xFFFE, l4_step[:16] == 0xFFFF))
         l4_ck_new = Signal(16)
-        with m.If(is_udp & (l4_ck_old == 0)):
+        with m.If(is_udp & l4_old_zero):
             m.d.sync += l4_ck_new.eq(0)  # no checksum stays no checksum
-        with m.Elif(is_udp & (l4_folded == 0)):
+        with m.Elif(is_udp & l4_folds_zero):
             m.d.sync += l4_ck_new.eq(0xFFFF)
         with m.Else():
             m.d.sync += l4_ck_new.eq(l4_folded)
