@@ -33,10 +33,11 @@ __all__ = ["REPORT_NAME", "SETUP_NS", "Endpoint", "endpoints", "late", "main"]
 REPORT_NAME = "nextpnr-report.json"
 # nextpnr names a packed cell after the net it drives ("x_TRELLIS_FF_Q"): the register is "x".
 _PACKED = re.compile(r"_(TRELLIS_FF|LUT4|CCU2C|PFUMX|L6MUX21|TRELLIS_RAMW|TRELLIS_DPR16X4|DP16KD)_.*$")
-#: Setup time of a flip-flop input, ns, where it is not 0: nextpnr's arrival
-#: does not include it.  From its critical-path reports on the 25F-6 (DI
-#: and M 0.00, LSR 0.42; CE's is not in any report so far, taken as 0).
-SETUP_NS = {"LSR": 0.42}
+#: Setup time of an input, ns, where it is not 0: nextpnr's arrival does not
+#: include it.  From its critical-path reports on the 25F-6 (a flop's DI and
+#: M 0.00, LSR 0.42; a block RAM's clock enable CEB 0.34; a flop's CE is not
+#: in any report so far, taken as 0).
+SETUP_NS = {"LSR": 0.42, "CEB": 0.34}
 _BIT = re.compile(r"\[\d+\]")
 # The clock of an event such as "posedge $glbnet$mac0.mac.rx0_clk".
 _CLOCK = re.compile(r"^(?:posedge|negedge)\s+(?:\$glbnet\$)?(.*)$")
