@@ -104,10 +104,19 @@ class VirtualServerCAM(wiring.Component):
         # ---- writes ----------------------------------------------------------------------
         w = self.write.payload
         flags = w.flags
-        # The address and data whatever the enable: under it they were a LUT
-        # a bit behind the enable's net (fanout 114, a late LUT RAM data
-        # input in b4d3dc3); only ``en`` needs it.
-        m.d.comb += [
+        # The write lands a clock after its handshake, from registers: the
+        # entry, its address and a flag per valid bit.  From the writer's
+        # payload and valid directly, the LUT RAM's address/data and the
+        # valid bits' enables were nets from the message port across the die
+        # (45 late endpoints in f522c50, 7.3-8.2 ns).  A question accepted
+        # the clock after a write reads its first entry two clocks later.
+        w_en = Signal()
+        w_sel = Signal(n)  # the valid bit written (one-hot)
+        w_valid = Signal()
+        m.d.sync += [
+            w_en.eq(self.write.valid & self.write.ready & (w.index < n)),
+            w_sel.eq(Mux(self.write.valid & self.write.ready, (Const(1, n) << w.index[:ib])[:n], 0)),
+            w_valid.eq(w.valid),
             wr.addr.eq(w.index[:ib]),
             wr.data.protocol.eq(w.vs.protocol),
             wr.data.addr.eq(w.vs.virt_addr[:32]),
@@ -118,9 +127,10 @@ class VirtualServerCAM(wiring.Component):
             wr.data.noarp.eq((flags & Flag.NOARP_MODE) != 0),
             wr.data.vs_id.eq(w.vs.vs_id),
         ]
-        with m.If(self.write.valid & self.write.ready & (w.index < n)):
-            m.d.comb += wr.en.eq(1)
-            m.d.sync += valid.bit_select(w.index[:ib], 1).eq(w.valid)
+        m.d.comb += wr.en.eq(w_en)
+        for i in range(n):
+            with m.If(w_sel[i]):
+                m.d.sync += valid[i].eq(w_valid)
 
         # ---- the question ------------------------------------------------------------------
         q = Signal(vs_lookup_layout())
@@ -201,11 +211,17 @@ class VirtualServerCAM(wiring.Component):
                 m.d.comb += idle.eq(1)
                 m.d.sync += [addr.eq(0), e_valid.eq(0), c_valid.eq(0), known.eq(0), arp_answer.eq(0)]
                 m.d.sync += [f.eq(0) for f in found]
+                # The question loads every idle clock, chosen by the lookup's
+                # valid alone (the accepting handshakes' AND was a net of
+                # fanout 70 from the lookup arbiter into q's enable, 26 late
+                # in f522c50); the clock that leaves Idle holds the accepted one.
+                arp_q = Signal.like(q)
+                m.d.comb += arp_q.dst_ip.eq(self.arp.payload.addr)
+                m.d.sync += [q.eq(Mux(self.lookup.valid, self.lookup.payload, arp_q)),
+                             is_arp.eq(~self.lookup.valid)]
                 with m.If(self.lookup.valid & self.lookup.ready):
-                    m.d.sync += [q.eq(self.lookup.payload), is_arp.eq(0)]
                     m.next = "Searching"
                 with m.Elif(self.arp.valid & self.arp.ready):
-                    m.d.sync += [q.eq(0), q.dst_ip.eq(self.arp.payload.addr), is_arp.eq(1)]
                     m.next = "Searching"
             with m.State("Searching"):
                 m.d.sync += [addr.eq(addr + 1), e_index.eq(addr[:ib]), e_valid.eq(addr < n)]
