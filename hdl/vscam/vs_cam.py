@@ -113,9 +113,10 @@ class VirtualServerCAM(wiring.Component):
         w_en = Signal()
         w_sel = Signal(n)  # the valid bit written (one-hot)
         w_valid = Signal()
+        w_take = self.write.valid & self.write.ready & (w.index < n)
         m.d.sync += [
-            w_en.eq(self.write.valid & self.write.ready & (w.index < n)),
-            w_sel.eq(Mux(self.write.valid & self.write.ready, (Const(1, n) << w.index[:ib])[:n], 0)),
+            w_en.eq(w_take),
+            w_sel.eq(Mux(w_take, (Const(1, n) << w.index[:ib])[:n], 0)),
             w_valid.eq(w.valid),
             wr.addr.eq(w.index[:ib]),
             wr.data.protocol.eq(w.vs.protocol),
