@@ -61,7 +61,8 @@ def run_cam(entries: int, steps):
                 assert sum(taken.values()) <= 1 or not (taken["lookup"] and taken["arp"])
                 if taken["write"]:
                     assert not pending
-                    model.write(*todo["write"])
+                    if todo["write"][0] < entries:  # the gateware ignores an index past the table
+                        model.write(*todo["write"])
                 if taken["lookup"]:
                     want = model.lookup(*todo["lookup"], local_addr=local)
                     pending[now + latency] = ("lookup", todo["lookup"], want)
@@ -136,6 +137,26 @@ def test_random_tables_and_racing_writes(entries):
     lookups = 100 if entries > 16 else 550
     assert checked["lookup"] > lookups and checked["hits"] > lookups // 4 and checked["arp"] > lookups * 2 // 3
     assert checked["writes_waited"] > 20
+
+
+def test_write_past_the_table_changes_nothing():
+    # The write index is 8 bits; a table of 16 uses its low 4.  A write at
+    # 16 + k must not land in (or validate) entry k: the questions that would
+    # hit the ignored entries must miss, and entry k keeps its old answer.
+    entries = 16
+    rng = random.Random(7)
+    steps = [((i, VsCamEntry(valid=i % 2 == 0, vs_id=100 + i, protocol=6, virt_addr=ADDRS[0],
+                             virt_port=1000 + i, flags=Flag.NONE, vlan_id=0)), None, None, 0)
+             for i in range(entries)]
+    for index in [16, 17, 21, 31, 33, 128, 255]:
+        k = index % entries
+        stray = VsCamEntry(valid=True, vs_id=0xBEEF, protocol=6, virt_addr=ADDRS[0],
+                           virt_port=1000 + k, flags=Flag.NONE, vlan_id=0)
+        steps.append(((index, stray), None, None, 0))
+        steps.append((None, (ADDRS[0], 1000 + k, 6, 0), None, 0))  # hits entry k only if it was valid
+        steps.append((None, (ADDRS[0], 1000 + rng.randrange(entries), 6, 0), None, 0))
+    checked = run_cam(entries, steps)
+    assert checked["lookup"] == 14 and 0 < checked["hits"] < 14
 
 
 VIP, OTHER = ADDRS[0], ADDRS[1]
