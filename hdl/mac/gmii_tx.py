@@ -73,10 +73,9 @@ class GMIITx(wiring.Component):
         with OneHotFSM(m, "Idle", name="tx") as fsm:
             with fsm.state("Idle"):
                 with m.If(self.sink.valid):
-                    m.d.sync += cnt.eq(0)
                     fsm.goto("Sending preamble")
             with fsm.state("Sending preamble"):
-                m.d.sync += [self.tx_en.eq(1), self.txd.eq(0x55), cnt.eq(cnt + 1)]
+                m.d.sync += [self.tx_en.eq(1), self.txd.eq(0x55)]
                 with m.If(cnt == 7):
                     m.d.sync += [self.txd.eq(0xD5), short.eq(MIN_DATA)]
                     fsm.goto("Sending data")
@@ -107,20 +106,27 @@ class GMIITx(wiring.Component):
                     fcs_byte.eq(fcs_byte + 1),
                 ]
                 with m.If(fcs_byte == 3):
-                    m.d.sync += [cnt.eq(0), self.frame_done.eq(1)]
+                    m.d.sync += self.frame_done.eq(1)
                     fsm.goto("Waiting out the gap")
             with fsm.state("Discarding after underrun"):
                 m.d.comb += self.sink.ready.eq(1)
                 with m.If(self.sink.valid & self.sink.payload.last):
-                    m.d.sync += cnt.eq(0)
                     fsm.goto("Waiting out the gap")
             with fsm.state("Waiting out the gap"):
                 # The Idle state adds one more byte time before the preamble.
-                m.d.sync += cnt.eq(cnt + 1)
                 with m.If(cnt == self._ifg - 2):
                     fsm.goto("Idle")
 
         preamble, sending = fsm.ongoing("Sending preamble"), fsm.ongoing("Sending data")
+        # The count steps through the preamble and the gap and is 0 in every
+        # other state (so from 0 in both): its state flops and its own bits
+        # alone in front of it.  Cleared where each state was left, it had
+        # the FCS's and the underrun's exits in front (fcs_byte == 3 into
+        # cnt, 5 levels, routed 7.33 ns in build 9b18dc6).
+        with m.If(preamble | fsm.ongoing("Waiting out the gap")):
+            m.d.sync += cnt.eq(cnt + 1)
+        with m.Else():
+            m.d.sync += cnt.eq(0)
         padding = fsm.ongoing("Padding")
         # frame_bytes is the byte count itself: cleared through the preamble,
         # stepped every clock of "Sending data" (a clock without valid ends
