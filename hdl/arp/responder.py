@@ -57,14 +57,18 @@ class ArpResponder(wiring.Component):
         frame = Cat(*(f.word_select(len(f) // 8 - 1 - k, 8) for f in fields for k in range(len(f) // 8)),
                     Const(0, 8 * (64 - _ARP_BYTES)))
         # The byte in two registered steps: each group of eight bytes has its
-        # byte at the index picked a byte ahead (``at``, by ``low_next``, the
+        # byte at the index picked a byte ahead (``at``, by ``low_1h``, the
         # index's next low bits), and a one-hot flag a group (``in_group``)
         # picks one of those flops.  A 64-way mux on the index ran 7 levels
         # into the output register (a 3-level pick, unregistered, still 7).
+        # The byte within a group by a one-hot flag a byte (``low_1h``,
+        # rotated), an AND-OR: by the binary low bits, the 8-way mux ran
+        # 5 levels from them (fanout 84) into ``at0`` (routed 7.25 ns,
+        # build 9b18dc6).
         groups = [frame[64 * g:64 * g + 64] for g in range((_ARP_BYTES + 7) // 8)]  # the rest is padding
         at = [Signal(8, name=f"at{g}") for g in range(len(groups))]
         in_group = Signal(len(groups))
-        low_next = Signal(3)
+        low_1h = Signal(8)  # the index's next low bits, one-hot
         byte = Signal(8)
         m.d.comb += byte.eq(onehot_mux(in_group, at))
 
@@ -72,7 +76,7 @@ class ArpResponder(wiring.Component):
         with m.If(self.request.valid & ~busy):
             m.d.sync += [req.eq(self.request.payload), index.eq(0), busy.eq(1), in_group.eq(1),
                          at[0].eq(self.request.payload.requester_mac[40:48]),  # the frame's byte 0
-                         low_next.eq(1)]
+                         low_1h.eq(0b10)]
 
         # The byte ends in a register with nothing but its enable in
         # front (a skid buffer's spare-or-input mux made it 7 levels from
@@ -89,8 +93,9 @@ class ArpResponder(wiring.Component):
         ]
         with m.If(out.valid & out.ready):
             m.d.sync += index.eq(index + 1)
-            m.d.sync += [a.eq(group.word_select(low_next, 8)) for a, group in zip(at, groups, strict=True)]
-            m.d.sync += low_next.eq(low_next + 1)
+            m.d.sync += [a.eq(onehot_mux(low_1h, [group.word_select(k, 8) for k in range(8)]))
+                         for a, group in zip(at, groups, strict=True)]
+            m.d.sync += low_1h.eq(low_1h.rotate_left(1))
             with m.If(index[:3] == 7):
                 m.d.sync += in_group.eq(in_group << 1)  # none past the last: padding
             with m.If(index == _FRAME_BYTES - 1):
