@@ -684,11 +684,22 @@ class MissPath(wiring.Component):
         # compares may be that far behind).
         stored_last, stored_before = Signal(), Signal()
         m.d.sync += [r_end.eq(wr_ptr[r_slot]), stored_last.eq(frame_stored), stored_before.eq(stored_last)]
+        # The reader's next slot, picked a clock ahead into flops from the
+        # releasing bits alone (their OR and priority ran on into the
+        # reader's start, r_busy and the pointers' synchronous reset: 5
+        # levels, routed 7.32 ns into r_ptr's LSR in build 9b18dc6).  A slot
+        # that starts releasing is picked a clock later; the clock after
+        # ``done`` picks nothing (``done_r``: the pick may be the slot just
+        # freed), nor the clock after a flush.
         pick_hit, pick = Signal(), Signal(range(n))
         pick_1h = Signal(n)
+        done_r = Signal()
+        m.d.sync += [pick_hit.eq(0), pick_1h.eq(0)]
         for i in reversed(range(n)):
             with m.If(releasing[i]):
-                m.d.comb += [pick_hit.eq(1), pick.eq(i), pick_1h.eq(1 << i)]
+                m.d.sync += [pick_hit.eq(1), pick.eq(i), pick_1h.eq(1 << i)]
+        with m.If(flush):
+            m.d.sync += pick_hit.eq(0)
         ram_valid = Signal()
         out_valid = Signal()
         out = Signal(9)  # the block RAM's output register (loads on ``load_out``)
@@ -732,7 +743,7 @@ class MissPath(wiring.Component):
             with m.If(out[8]):
                 m.d.comb += frame_taken.eq(1)
                 count("frames_released")
-        with m.If(~r_busy & pick_hit):
+        with m.If(~r_busy & ~done_r & pick_hit):
             m.d.sync += [r_busy.eq(1), r_slot.eq(pick), r_1h.eq(pick_1h), r_ptr.eq(0), r_ptr1.eq(1)]
         # The slot is done when its queue is empty and no frame is on its way
         # into it; decided a clock ahead (``done``: nothing can reach the
@@ -740,6 +751,7 @@ class MissPath(wiring.Component):
         done = Signal()
         m.d.sync += done.eq(r_armed & ~done & ~available & ~ram_valid & ~out_valid & ~stored_last & ~stored_before
                             & ~deciding & ((storing_1h & r_1h) == 0) & ~flush)
+        m.d.sync += done_r.eq(done)
         with m.If(done):
             m.d.sync += r_busy.eq(0)
         m.d.sync += [r_started.eq(r_busy & ~done), r_armed.eq(r_busy & r_started & ~done)]
