@@ -181,7 +181,7 @@ class Forwarder(wiring.Component):
         start_m1 = Signal(16)  # the byte before the UDP payload's first
         end_m2 = Signal(16)  # the byte before its last
         nonempty = Signal()  # the payload has a byte
-        msg_first, msg_last, msg_inside = Signal(), Signal(), Signal()
+        msg_first, msg_last, msg_inside = Signal(name="msg_first"), Signal(name="msg_last"), Signal(name="msg_inside")
         vs_answer = Signal.like(self.vs_answer.payload)
         cam_protocol = Signal(8)
         hold_offered = Signal()  # the hold record waits for the miss path (``hold.valid``, a flop)
@@ -226,6 +226,14 @@ class Forwarder(wiring.Component):
             m.d.comb += for_message_port.eq(to_message_port & to_dfs_ip)
         from_cs = Signal()  # the source is one the board was told is a CS
         m.d.sync += from_cs.eq(((info.src_ip ^ self.cs_net) & self.cs_mask) == 0)
+        # A FLOW frame to the message port's UDP ports (the compares of
+        # ``to_message_port`` and the kind in one flop), for ``route`` (below).
+        flow_to_port = Signal()
+        if not self._external:
+            m.d.sync += flow_to_port.eq(
+                (info.kind == FrameKind.FLOW) & (info.protocol == _UDP)
+                & ((info.dst_port == SSMB_UDP_PORT) | (info.dst_port == CSMB_UDP_PORT))
+            )
         # TCP and not a lone SYN; TCP with FIN or RST: registered as the above.
         tcp_not_syn, tcp_fin_rst = Signal(), Signal()
         m.d.sync += [
@@ -252,8 +260,7 @@ class Forwarder(wiring.Component):
             """Count the reason; the frame's bytes are then read and discarded."""
             if counter is not None:
                 count(counter)
-            m.d.sync += route.eq(ROUTE_DROP)
-            fsm.goto("Moving the frame")
+            fsm.goto("Moving the frame")  # route: ROUTE_DROP (below)
 
         # The CAM question is "answer ARP for this address?" for an ARP
         # request, else a flow's (only a flow reaches Deciding): the record's,
@@ -317,6 +324,16 @@ class Forwarder(wiring.Component):
                     fsm.goto("Classifying")
 
             with fsm.state("Classifying"):
+                # A message frame's bounds, loaded whatever the frame (used
+                # only on ROUTE_MESSAGE): their enables are the state's flop.
+                # msg_inside is 0 here already (cleared with every frame's
+                # last byte), msg_first and msg_last matter only inside.
+                m.d.sync += [
+                    start_m1.eq(info.l4_offset + 7),
+                    end_m2.eq(info.ip_end - 2),
+                    nonempty.eq(info.ip_end > info.l4_offset + 8),
+                    msg_first.eq(0), msg_last.eq(0), msg_inside.eq(0),
+                ]
                 with m.Switch(info.kind):
                     with m.Case(FrameKind.ARP):
                         with m.If(info.arp_request & to_dfs_ip):
@@ -329,16 +346,9 @@ class Forwarder(wiring.Component):
                         with m.If(for_message_port & ~from_cs):
                             discard_frame("dropped_not_cs")
                         with m.Elif(for_message_port):
-                            m.d.sync += [
-                                route.eq(ROUTE_MESSAGE),
-                                # a flop: the port compare ran on into the
-                                # message port's receiver, 4 levels across blocks
-                                self.message_bus.eq(Mux(info.dst_port == CSMB_UDP_PORT, Bus.CSMB, Bus.SSMB)),
-                                start_m1.eq(info.l4_offset + 7),
-                                end_m2.eq(info.ip_end - 2),
-                                nonempty.eq(info.ip_end > info.l4_offset + 8),
-                                msg_first.eq(0), msg_last.eq(0), msg_inside.eq(0),
-                            ]
+                            # a flop: the port compare ran on into the
+                            # message port's receiver, 4 levels across blocks
+                            m.d.sync += self.message_bus.eq(Mux(info.dst_port == CSMB_UDP_PORT, Bus.CSMB, Bus.SSMB))
                             count("to_message_port")
                             fsm.goto("Moving the frame")
                         with m.Else():
@@ -409,11 +419,11 @@ class Forwarder(wiring.Component):
                     fsm.goto("Sending the decision")
             with fsm.state("Sending the decision"):
                 count("forwarded")
-                m.d.sync += [route.eq(ROUTE_FORWARD), decision_offered.eq(1)]
+                m.d.sync += decision_offered.eq(1)
                 fsm.goto("Moving the frame")
 
             with fsm.state("Holding"):
-                m.d.sync += [route.eq(ROUTE_HOLD), hold_offered.eq(1)]
+                m.d.sync += hold_offered.eq(1)
                 count("held")
                 fsm.goto("Moving the frame")
 
@@ -470,6 +480,18 @@ class Forwarder(wiring.Component):
                 # handshake (7 levels into the registers in front).
                 m.d.comb += [self.meta.ready.eq(1), self.result.ready.eq(1)]
                 fsm.goto("Waiting for a frame")
+        # The route is loaded in every state but "Moving the frame" (it is
+        # read only there), from the state that goes there: FORWARD from
+        # "Sending the decision", HOLD from "Holding", MESSAGE from
+        # "Classifying" a message frame, else DROP.  Written where each
+        # state chose it, the ARP responder's ready (arp1.busy, fanout 120)
+        # and the Classifying compares ran into it, 5 levels (routed 7.10 ns,
+        # build 9b18dc6).
+        assert (ROUTE_DROP, ROUTE_FORWARD, ROUTE_HOLD, ROUTE_MESSAGE) == (0b00, 0b01, 0b10, 0b11)
+        sending, holding = fsm.ongoing("Sending the decision"), fsm.ongoing("Holding")
+        message = fsm.ongoing("Classifying") & flow_to_port & from_cs & to_dfs_ip
+        with m.If(~fsm.ongoing("Moving the frame")):
+            m.d.sync += route.eq(Cat(sending | message, holding | message))
         return m
 
     def _hold_record(self, m, key, info, vs_answer):
