@@ -258,42 +258,61 @@ class FlowController(wiring.Component):
         # its inputs were written (``settled``, the last flop of a shift
         # register that ``restart_figures`` clears).
         FIGURES = 4 + _const_mul_clocks(self._ms_per_tick)
-        # The restart is taken into a flop (``restart_r``) and clears the
-        # shift register a clock later, its clock masked meanwhile, same
-        # clocks as before: the OR of the restarting states' conditions ran
-        # on into ``settle`` and ``settled``, 7 levels.
+        # The restart clears the shift register a clock later, its clock
+        # masked meanwhile (the OR of the restarting states' conditions ran on
+        # into ``settle`` and ``settled``, 7 levels): ``restart_r`` is "a
+        # state restarted them the clock before", from flops alone: the
+        # message's composing began ("Composing" is its first clock: every
+        # composing state goes there, see ``compose``), or a flop of the
+        # states that took a flow's return entry.  As one flop of the OR of
+        # ten states it was 5 levels (routed 7.30 ns, build 9b18dc6).
         settle = Signal(FIGURES)
         settled = Signal()
-        restart_figures, restart_r = Signal(), Signal()
-        m.d.sync += restart_r.eq(restart_figures)
+        restart_figures = Signal()  # the flow's entries were taken (the composing states' restart is below)
+        restart_taken = Signal()
+        composing = Signal()
+        m.d.comb += composing.eq(fsm.ongoing("Composing") | fsm.ongoing("Composing, settling"))
+        restart_r = Signal()
+        m.d.sync += restart_taken.eq(restart_figures)
+        m.d.comb += restart_r.eq(restart_taken | fsm.ongoing("Composing"))
         m.d.comb += settled.eq(settle[-1] & ~restart_r)
         m.d.sync += settle.eq(Mux(restart_r, 1, Cat(Const(1, 1), settle[:-1])))
-        composing = Signal()
         # One clock, once the figures settled: the ones that move with `now`
         # (idle_ms, age_ms) and the QUERY's fields are latched for the read.
         load_out = Signal()
         m.d.sync += load_out.eq(composing & settle[-2] & ~settle[-1] & ~restart_r)
 
-        # AND-OR (constants from a dozen composing states: their mux chain
-        # behind the settled figures' decisions was 6 levels into out_type).
-        to_out_kind, to_out_type = loads_of(out_kind, and_or=True), loads_of(out_type, and_or=True)
-        to_out_error = loads_of(out_error, and_or=True)
-        to_out_end, to_send_then = loads_of(out_end, and_or=True), loads_of(send_then, and_or=True)
         # The message's length a register loaded with its kind (decoded from
         # out_kind it ran on into the message port's stamp and IP length, 5
         # levels across the blocks).
         out_len = Signal(range(max(cls.wire_size() - TAG_SIZE for cls in (SsmbQuery, SsmbDelete, SsmbDump)) + 1))
-        to_out_len = loads_of(out_len, and_or=True)
+        # (up in the composing state, (kind, type, error, end, then, length))
+        composers: list[tuple[Signal, tuple]] = []
 
         def compose(kind, msg_type, *, error=ErrorCode.NONE, end=0, then=THEN_IDLE):
-            to_out_kind(Const(kind, 2))
-            to_out_type(Const(msg_type, 8))
-            to_out_error(Const(error, 8))
-            to_out_end(Const(end, 1))
-            to_send_then(Const(then, 2))
-            to_out_len(Const(kinds[kind].wire_size() - TAG_SIZE, out_len.shape()))
-            m.d.comb += restart_figures.eq(1)
+            """The message chosen, in a state that always composes (a clock
+            more where the choice was a condition: "Reporting it alive",
+            "Table forgotten", "Dump done"): the transition into "Composing"
+            is the OR of those states' flops alone.  With the conditions
+            (settled, delete_asked, sweep_last, first_seen, scan_zero) in it,
+            it ran 5 levels into fsm_in_composing, restart_r and out_*'s
+            enables (ABC chains a wide OR: routed 7.16-7.30 ns, build 9b18dc6).
+            The message's registers load in "Composing" (below)."""
+            flag = Signal(name=f"composer{len(composers)}")
+            m.d.comb += flag.eq(1)
+            composers.append((flag, (kind, msg_type, error, end, then, kinds[kind].wire_size() - TAG_SIZE)))
             goto("Composing")
+
+        def close_composers():
+            # Loaded in "Composing", from a copy of the composing states'
+            # flops a clock late: from the states' own flops, ABC shared the
+            # AND-OR's partial ORs with the transition into "Composing" and
+            # chained it 4 LUTs deep.
+            was = [Signal(name=f"composed_{k}") for k in range(len(composers))]
+            m.d.sync += [r.eq(flag) for r, (flag, _) in zip(was, composers, strict=True)]
+            with m.If(fsm.ongoing("Composing")):
+                for k, reg in enumerate((out_kind, out_type, out_error, out_end, send_then, out_len)):
+                    m.d.sync += reg.eq(onehot_mux(was, [Const(values[k], reg.shape()) for _, values in composers]))
 
         kinds = {K_QUERY: SsmbQuery, K_FLOW: SsmbDelete, K_SHORT: SsmbDump}
         # The three kinds' bytes as one message (left-aligned, as the port
@@ -336,9 +355,9 @@ class FlowController(wiring.Component):
 
         # -- flow table command helper: the command from registers
         cmd = self.cmd.payload
-        cmd_valid, cmd_set = Signal(), Signal()
+        cmd_valid, cmd_set = Signal(name="cmd_valid"), Signal(name="cmd_set")
         m.d.sync += cmd_valid.eq(cmd_set | (cmd_valid & ~self.cmd.ready))
-        cmd_op, cmd_keep, cmd_return = Signal.like(cmd.op), Signal(), Signal()
+        cmd_op, cmd_keep, cmd_return = Signal.like(cmd.op, name="cmd_op"), Signal(name="cmd_keep"), Signal(name="cmd_return")
         cmd_handle = Signal(g.handle_bits)
         # AND-OR (hdl/onehot.py): a dozen states issue commands, and their
         # chain of muxes ran from a state flop into cmd_op, 6 levels.
@@ -357,7 +376,7 @@ class FlowController(wiring.Component):
         handle_r = Signal(g.handle_bits)
         conn_f = Signal(_conn_layout(g))
         serial = Signal(32)
-        vs_id, node_id = Signal(16), Signal(16)
+        vs_id, node_id = Signal(16, name="vs_id"), Signal(16, name="node_id")
         counters_in = Signal(data.StructLayout({"packets": g.packets_width, "bytes": g.bytes_width, "last_seen": ts}))
         counters_out = Signal.like(counters_in)
         created = Signal(ts)
@@ -375,22 +394,24 @@ class FlowController(wiring.Component):
         m.d.sync += query_pick.eq(Mux(self.query.payload.again, serial_rd.data, query_serial))
         dump_count = Signal(range(g.entries + 1))  # a DUMP counts each flow once: at most entries
         scan = Signal(g.handle_bits)
-        # scan == 0, a clock late: "Dumping" comes back at least three clocks
-        # after it counted (on its first visit first_seen is 0)
-        scan_zero = Signal()
-        m.d.sync += scan_zero.eq(scan == 0)
+        # "The DUMP's scan came round": first_seen and scan == 0 in one
+        # flop, a clock late: "Dumping" comes back at least three clocks
+        # after it counted, and on its first visit (the clock after
+        # "Dispatching") the flop is 0 as first_seen is.
+        dump_wrapped = Signal()
+        first_seen = Signal()
+        m.d.sync += dump_wrapped.eq(first_seen & (scan == 0) & ~fsm.ongoing("Dispatching"))
         flush_sweep = Signal(g.handle_bits + 1)
         # ``flush_sweep`` is at its last entry: a flop set a clock ahead (the
         # compare ran on into ``restart_figures`` and ``settle``, 7 levels).
         sweep_last = Signal()
         after_eviction = Signal(2)  # 0: insert return entry, 1: finish install
-        first_seen = Signal()
         # The new flow being installed (its records and the release are
         # made from these, so an eviction report may take key_f, serial,
         # vs_id and node_id for the victim and leave them so).
         new_key = Signal(FlowKey)
         new_serial = Signal(32)
-        new_vs_id, new_node_id = Signal(16), Signal(16)
+        new_vs_id, new_node_id = Signal(16, name="new_vs_id"), Signal(16, name="new_node_id")
 
         # Registers written by several states, and the record port's address
         # and write, through AND-OR muxes (hdl/onehot.py's Loads).
@@ -474,11 +495,11 @@ class FlowController(wiring.Component):
         # The flow's figures, a register stage each (subtract, smaller,
         # multiply, compare): idleness (both directions: the smaller age) and
         # age, in ticks and in ms.
-        idle_in, idle_out, age = Signal(ts), Signal(ts), Signal(ts)
-        idle, age_t = Signal(ts), Signal(ts)
-        idle_ms, age_ms = Signal(32), Signal(32)
+        idle_in, idle_out, age = Signal(ts, name="idle_in"), Signal(ts, name="idle_out"), Signal(ts, name="age")
+        idle, age_t = Signal(ts, name="idle"), Signal(ts, name="age_t")
+        idle_ms, age_ms = Signal(32, name="idle_ms"), Signal(32, name="age_ms")
         m.d.comb += [idle_ms.eq(ms(idle, "idle_ms")), age_ms.eq(ms(age_t, "age_ms"))]
-        idle_ms_q, age_ms_q = Signal(32), Signal(32)  # as the message says them (load_out)
+        idle_ms_q, age_ms_q = Signal(32, name="idle_ms_q"), Signal(32, name="age_ms_q")  # as the message says them (load_out)
         with m.If(load_out):
             m.d.sync += [idle_ms_q.eq(idle_ms), age_ms_q.eq(age_ms)]
         idle_over_limit = Signal()  # REAP/TIMEOUT: idle_ms >= idle_limit_ms
@@ -520,7 +541,7 @@ class FlowController(wiring.Component):
         # itself, held by the stream register in front until the QUERY is
         # sent (a 95-bit copy was).
         q_held = self.query.payload.query
-        is_query, is_short = Signal(), Signal()
+        is_query, is_short = Signal(name="is_query"), Signal(name="is_short")
         m.d.comb += [is_query.eq(out_kind == K_QUERY), is_short.eq(out_kind == K_SHORT)]
         view = out_view(K_FLOW)  # DELETE and STATS share the layout
         m.d.comb += [
@@ -742,7 +763,7 @@ class FlowController(wiring.Component):
 
         # The return deltas are sums (a carry chain): registered in
         # "Dispatching", not in front of the flow table's command register.
-        return_seq_delta, return_ack_delta = Signal(32), Signal(32)
+        return_seq_delta, return_ack_delta = Signal(32, name="return_seq_delta"), Signal(32, name="return_ack_delta")
         m.d.comb += [
             *action_stmts(action_f, rewrite_source=0, egress_port=xlate.egress_port,
                           new_ip=xlate.node_addr[:32], new_port=xlate.node_port,
@@ -972,9 +993,11 @@ class FlowController(wiring.Component):
             with m.Elif(delete_asked):
                 goto("Deleting the inbound entry")
             with m.Else():
-                to_reason(DeleteReason.NONE)
-                count("stats_sent")
-                compose(K_FLOW, SsmbType.STATS, error=ErrorCode.CONNALIVE)
+                goto("Reporting it alive")
+        with state("Reporting it alive"):
+            to_reason(DeleteReason.NONE)
+            count("stats_sent")
+            compose(K_FLOW, SsmbType.STATS, error=ErrorCode.CONNALIVE)
         with state("Deleting the inbound entry"):
             issue(FlowOp.DELETE, handle=handle_f, then="Inbound deleted")
         with state("Inbound deleted"):
@@ -1064,15 +1087,17 @@ class FlowController(wiring.Component):
             write_record(flush_sweep[:g.handle_bits], 0)
             m.d.sync += [flush_sweep.eq(flush_sweep + 1), sweep_last.eq(flush_sweep == g.entries - 2)]
             with m.If(sweep_last):
-                compose(K_SHORT, SsmbType.RESET)
+                goto("Table forgotten")
+        with state("Table forgotten"):
+            compose(K_SHORT, SsmbType.RESET)
 
         # ---- DUMP ------------------------------------------------------------------------
         with state("Dumping"):
             to_rd_addr(scan)
             to_handle_f(scan)
             m.d.sync += scan.eq(scan + 1)
-            with m.If(first_seen & scan_zero):
-                compose(K_SHORT, SsmbType.DUMP, end=1)
+            with m.If(dump_wrapped):
+                goto("Dump done")
             with m.Else():
                 goto("Dump: reading the record")
             m.d.sync += first_seen.eq(1)
@@ -1080,12 +1105,19 @@ class FlowController(wiring.Component):
         read_inbound_states("Dump", then="Dump: reading the return entry")
         read_return_states("Dump", then="Dump entry",
                            extra=(dump_count.eq(dump_count + 1),))
+        with state("Dump done"):
+            compose(K_SHORT, SsmbType.DUMP, end=1)
         with state("Dump entry"):
             count("stats_sent")
             compose(K_FLOW, SsmbType.STATS, then=THEN_DUMPING)
 
+        close_composers()
+        # "Composing" a clock, then settling: the state entered from the seven
+        # composing states has their OR alone in front of its flop (with
+        # its stay-until-load_out, 4 LUTs chained into fsm_in_composing).
         with state("Composing"):
-            m.d.comb += composing.eq(1)
+            goto("Composing, settling")
+        with state("Composing, settling"):
             with m.If(load_out):
                 goto("Sending")
         with state("Sending"):
