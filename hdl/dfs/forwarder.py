@@ -327,13 +327,15 @@ class Forwarder(wiring.Component):
                 # A message frame's bounds, loaded whatever the frame (used
                 # only on ROUTE_MESSAGE): their enables are the state's flop.
                 # msg_inside is 0 here already (cleared with every frame's
-                # last byte), msg_first and msg_last matter only inside.
-                m.d.sync += [
-                    start_m1.eq(info.l4_offset + 7),
-                    end_m2.eq(info.ip_end - 2),
-                    nonempty.eq(info.ip_end > info.l4_offset + 8),
-                    msg_first.eq(0), msg_last.eq(0), msg_inside.eq(0),
-                ]
+                # last byte), msg_first and msg_last matter only inside.  Not
+                # on the external port (never a message frame: no flops).
+                if not self._external:
+                    m.d.sync += [
+                        start_m1.eq(info.l4_offset + 7),
+                        end_m2.eq(info.ip_end - 2),
+                        nonempty.eq(info.ip_end > info.l4_offset + 8),
+                        msg_first.eq(0), msg_last.eq(0), msg_inside.eq(0),
+                    ]
                 with m.Switch(info.kind):
                     with m.Case(FrameKind.ARP):
                         with m.If(info.arp_request & to_dfs_ip):
