@@ -205,6 +205,30 @@ def test_handshake_requests_and_core_messages():
     run_port(script)
 
 
+def test_the_dfs_counts_its_seqs_from_1_per_association_and_for_answers_without_one():
+    """The seq a message of the DFS carries: its association's last + 1 from
+    1, and answers to a CS without a slot count on their own (the engine
+    keeps the next seqs, incremented as a message goes)."""
+    async def script(ctx, port, frames, state):
+        cs = ScriptedCS(ctx, port, frames)
+        anonymous = []
+        for _ in range(2):
+            (ack,) = await cs.send(Bus.CSMB, cs.stamp(AddVs(vs=VirtualServer(vs_id=1, protocol=6))))
+            assert ack.error == ErrorCode.NOTAUTH and ack.session == 0
+            anonymous.append(ack.seq)
+        hello, response = await cs.handshake()
+        seqs = [hello.seq, response.seq]
+        for _ in range(2):
+            (ack,) = await cs.send(Bus.CSMB, cs.stamp(Config(item=ConfigItem.HELLO_INTERVAL_MS)))
+            seqs.append(ack.seq)
+        (ack,) = await cs.send(Bus.CSMB, cs.stamp(AddVs(vs=VirtualServer(vs_id=1, protocol=6)), session=1))
+        assert ack.error == ErrorCode.NOTAUTH  # a wrong session: answered in the association
+        seqs.append(ack.seq)
+        assert anonymous == [1, 2] and seqs == [1, 2, 3, 4, 5]
+
+    run_port(script)
+
+
 def test_intruders_are_kept_out():
     async def script(ctx, port, frames, state):
         cs = ScriptedCS(ctx, port, frames)

@@ -286,6 +286,7 @@ class SessionEngine(wiring.Component):
         # it (always ahead of 0): zeroing the register as the slot is taken
         # put a LUT4 a bit in front of it, the flag fits the read's slot mux.
         highest_clear = slot_array(1, "highest_clear")
+        # tx_seq: the seq of the slot's next message (its last one + 1)
         tx_seq, role, epoch = slot_array(32, "tx_seq"), slot_array(1, "role"), slot_array(16, "epoch")
         cs_id = slot_array(8, "cs_id")  # orders the active set (active/active QUERY split)
         deadline = slot_array(_CLOCK_BITS, "deadline")  # ms: forgotten after (3 HELLO intervals)
@@ -372,7 +373,13 @@ class SessionEngine(wiring.Component):
         # sender's slot stands (stage 2, from stage 1's `slot`).
         is_hello, is_challenge, read_only, is_request = Signal(), Signal(), Signal(), Signal()
         session_ok, slot_active, epoch_behind, epoch_ahead = Signal(), Signal(), Signal(), Signal()
-        slot_epoch_ahead = Signal()
+        # The slot's epoch is registered before its compare, and the
+        # message's epoch is hdr_epoch_q (the receiver's field, across the
+        # port, and the slot mux in front of the 16-bit compare were 7.6 ns
+        # routed in the 9b18dc6 build); settled by the lookup's clocks.
+        slot_epoch_ahead, slot_epoch_q = Signal(), Signal(16)
+        hdr_epoch_q = Signal(16)
+        m.d.sync += hdr_epoch_q.eq(hdr.epoch)
         slot_authed = Signal()  # authed[slot], for "Answering HELLO" (its slot mux ran on into the epochs)
         csmb_q = Signal()  # is_csmb, for the states (the bus bit fanned out into their decisions)
         m.d.sync += [
@@ -389,7 +396,8 @@ class SessionEngine(wiring.Component):
             slot_active.eq(role[slot] == Role.ACTIVE),
             epoch_behind.eq(hdr.epoch < newest_epoch),
             epoch_ahead.eq(hdr.epoch > newest_epoch),
-            slot_epoch_ahead.eq(hdr.epoch > epoch[slot]),
+            slot_epoch_q.eq(epoch[slot]),
+            slot_epoch_ahead.eq(hdr_epoch_q > slot_epoch_q),
         ]
 
         # The slots' 64-message windows, circular, in LUT RAM (16 words of 4
@@ -414,7 +422,12 @@ class SessionEngine(wiring.Component):
         # address, its read and the write data into the window, 7 levels)
         slide_more = Signal()
         clearing, accept = Signal(), Signal()
+        # clearing is slide_more itself: it is set only on the way into
+        # "Sliding the window", which leaves once it is 0 (ANDed with the
+        # state's flop, fanout 26, it was the window's 5-level write data:
+        # WD 6 endpoints past 145 MHz, 7.3 ns, in the 9b18dc6 build).
         m.d.comb += [
+            clearing.eq(slide_more),
             win_rd.addr.eq(Cat(Mux(clearing, clear_ptr[2:], seq[2:6]), slot)),
             win_wr.addr.eq(win_rd.addr),
             win_wr.en.eq(clearing | accept),
@@ -445,13 +458,6 @@ class SessionEngine(wiring.Component):
         interval = Mux(body(CsmbHello).hello_interval_ms == 0, 1, body(CsmbHello).hello_interval_ms)
         hello_3_intervals = Signal(_CLOCK_BITS)
 
-        # In each branch of "Dispatching" that takes the message into the
-        # window (spliced into its sync statements), not derived once as
-        # found & fresh: the same logic mapped 145 COMB worse (5528 -> 5673).
-        def accept_seq():
-            m.d.comb += accept.eq(1)
-            return []
-
         def count(name):
             counter = getattr(self, name)
             m.d.sync += counter.eq(counter + 1)
@@ -468,13 +474,17 @@ class SessionEngine(wiring.Component):
         # through such a chain).
         to_kind, to_out_slot, to_out_anonymous = (
             Loads(m, kind, and_or=True), Loads(m, out_slot, and_or=True), Loads(m, out_anonymous, and_or=True))
-        anonymous_seq = Signal(32)
+        anonymous_seq = Signal(32, init=1)  # the next anonymous message's seq
         # CSMB serials count from 1 (docs/protocol.md, "Serial numbers").
         serial_global = Signal(16, init=1)
         serial_bytype = Array(Signal(16, init=1, name=f"serial_bytype{t.name.lower()}") for t in _CSMB_SENT)
         serial_bump = Signal(len(_CSMB_SENT))  # a CSMB message of that type was taken last clock
-        seq_take, seq_taken = Signal(n), Signal(32)  # a slot's message was taken last clock, with this seq
+        # a slot's (anonymous_take: an anonymous) message was taken last clock, with this seq
+        seq_take, anonymous_take, seq_taken = Signal(n), Signal(), Signal(32)
         ack_error = Signal(8)
+        # Written in several states: AND-OR loads (a priority chain of the
+        # states' Ifs behind "Dispatching"'s branch chain, 5 levels).
+        to_ack_error = Loads(m, ack_error, and_or=True)
         auth_response = Signal(64)
         vs_index = Signal(range(self._vs_entries + 1))
         # Written in several states: AND-OR loads (a priority chain of the
@@ -623,7 +633,13 @@ class SessionEngine(wiring.Component):
         # settled; now_ms a clock old is at most a millisecond early.
         deadline_value = Signal(_CLOCK_BITS)
         m.d.sync += deadline_value.eq(now_ms + hello_3_intervals)
-        challenge = Mux(is_csmb, body(CsmbAuthChallenge).challenge, body(SsmbAuthChallenge).challenge)
+        # The held challenge, registered (it is held for the whole
+        # authentication): the bus mux on the receiver's register, across
+        # the port, was in front of the hash's 16-way byte select (secret_q:
+        # 2 endpoints past 145 MHz, 7.5 ns, in the 9b18dc6 build) and the
+        # answer's words.
+        challenge = Signal(64, name="challenge_q")
+        m.d.sync += challenge.eq(Mux(is_csmb, body(CsmbAuthChallenge).challenge, body(SsmbAuthChallenge).challenge))
         nonce_q, verdict_q = Signal(64), Signal(8)
         active_q, vs_count_q = Signal(), Signal(range(self._vs_entries + 1))
         # What "Answering HELLO" acts on, registered (the held HELLO's role
@@ -715,10 +731,9 @@ class SessionEngine(wiring.Component):
         per_reply(lambda cls, value: reply_len.eq(cls.wire_size() - TAG_SIZE))
 
         def start_reply(which):
-            """Answer the message on rx, to its sender."""
+            """Answer the message on rx, to its sender (out_slot and
+            out_anonymous: loaded under `out_slot_from_slot`, below)."""
             to_kind(which)
-            to_out_slot(slot)
-            to_out_anonymous(~found)
 
 
         # -- what goes to the transmitter: the reply or the core message, with
@@ -742,7 +757,10 @@ class SessionEngine(wiring.Component):
         # Registered: stable a clock after out_slot/tx_seq change, and the
         # transmitter asks for the header no sooner than two clocks after.
         out_seq = Signal(32)
-        m.d.sync += out_seq.eq(Mux(out_anonymous, anonymous_seq, tx_seq[out_slot]) + 1)
+        # The next seqs are kept incremented (the +1 is taken when a message
+        # goes): out_slot's mux alone in front of it (with the add, out_seq
+        # was 12 endpoints past 145 MHz, 7.3 ns, in the 9b18dc6 build).
+        m.d.sync += out_seq.eq(Mux(out_anonymous, anonymous_seq, tx_seq[out_slot]))
         # A CSMB message the DFS sends is a reply; its kind is its by-type serial's index.
         assert all(_Kind[t.name].value == i for i, t in enumerate(_CSMB_SENT))
         bytype = kind.as_value()[:2]
@@ -753,8 +771,13 @@ class SessionEngine(wiring.Component):
         own_session = ((kind != _Kind.CORE) | core_own_session) & ~out_anonymous & authed[out_slot]
         stamp = Signal(8 * HEADER_SIZE)
         stamp_hdr = data.View(header_layout(), stamp)
+        # The stamped length registered like out_seq (kind's decode, the
+        # lengths' mux and the add ran on into stamp_q's word select, 5
+        # levels: 3 endpoints past 145 MHz, 7.4 ns, in the 9b18dc6 build).
+        stamp_length = Signal.like(stamp_hdr.msg_length, name="stamp_length")
+        m.d.sync += stamp_length.eq(out_len + TAG_SIZE)
         m.d.comb += [
-            stamp_hdr.msg_length.eq(out_len + TAG_SIZE),
+            stamp_hdr.msg_length.eq(stamp_length),
             stamp_hdr.epoch.eq(newest_epoch),
             stamp_hdr.serial.eq(Cat(serial_bytype[bytype], serial_global)),
             stamp_hdr.session.eq(session[out_slot]),
@@ -767,8 +790,13 @@ class SessionEngine(wiring.Component):
             return range(HEADER_SIZE - (field.offset + field.width) // 8, HEADER_SIZE - field.offset // 8)
 
         stamped = Signal(32)  # a bit per header byte: the stamp's byte goes out
-        for name, when in (("msg_length", 1), ("epoch", 1), ("seq", 1), ("serial", out_csmb),
-                           ("session", own_session)):
+        # Whether the serial and the session are stamped, registered like
+        # out_seq (authed[out_slot] and the kind's decode ran through the
+        # stamped bit's select into the byte's lane flops, 5 levels).
+        stamps_serial, stamps_session = Signal(name="stamps_serial"), Signal(name="stamps_session")
+        m.d.sync += [stamps_serial.eq(out_csmb), stamps_session.eq(own_session)]
+        for name, when in (("msg_length", 1), ("epoch", 1), ("seq", 1), ("serial", stamps_serial),
+                           ("session", stamps_session)):
             for k in header_bytes(name):
                 m.d.comb += stamped[k].eq(when)
         m.d.comb += [
@@ -815,13 +843,17 @@ class SessionEngine(wiring.Component):
         # flop decoded from kind and the bus every clock (kind changes as
         # the message is offered; the transmitter's first read is two
         # clocks later); 0 for a core message (no reply's select is up).
-        reply_word = Const(0, 64)
+        # Two halves of the AND-OR, the even and the odd words, each into a
+        # register of its own and ORed in the second clock (as one, its 41
+        # words ran 5 levels deep from word_at into word_q: 18 endpoints
+        # past 145 MHz, 7.7 ns, in the 9b18dc6 build).
+        reply_words = [Const(0, 64), Const(0, 64)]
         for which, on_csmb, _, value in replies:
             reads = Signal(name=f"reads_{value.name}")
             m.d.sync += reads.eq((kind == which) & ((csmb_q == on_csmb) if on_csmb is not None else 1))
             for w, word in enumerate(wire_words(value, len(value) // 8)):
-                reply_word = reply_word | Mux(reads & word_at[w], word, 0)
-        own_word = reply_word
+                reply_words[w % 2] = reply_words[w % 2] | Mux(reads & word_at[w], word, 0)
+        replica_byte = Const(0, 8)
         if self._install_verdicts:
             assert len(cur.raw) == 8 * MAX_RECEIVED_BYTES  # a REPLY/NEWFLOW fills raw exactly
             # The receiver rotates raw a clock after it is asked: while the
@@ -831,28 +863,42 @@ class SessionEngine(wiring.Component):
             rx_top = Mux(rotating, cur.raw[-16:-8], cur.raw[-8:])
             reads_replica = Signal()  # registered like the replies' selects
             m.d.sync += reads_replica.eq(is_replica)
-            own_word = Mux(reads_replica, Cat(*([rx_top] * 8)), own_word)
+            # a byte of its own, ORed in after the lane select (it stands
+            # in every lane: a mux in front of all 64 bits of the word)
+            replica_byte = Mux(reads_replica, rx_top, 0)
             m.d.comb += self.rx_rotate.eq(self.tx_read.en & is_replica)
         use_stamp = (index < HEADER_SIZE) & stamped.bit_select(index[:5], 1)
-        word_q, stamp_q = Signal(64), Signal(64)
-        lane_q = Signal(3)
-        use_stamp_q, en_q = Signal(), Signal()
+        word_even_q, word_odd_q = Signal(64, name="word_even_q"), Signal(64, name="word_odd_q")
+        stamp_q, replica_q = Signal(64, name="stamp_q"), Signal(8, name="replica_q")
+        # The byte's lane one-hot, one set for the stamp's and one for the
+        # message's own (the lane's binary select behind the stamp's mux,
+        # fanout 96, was 5 levels into the byte once the word came in two).
+        stamp_lane, own_lane = Signal(8, name="stamp_lane"), Signal(8, name="own_lane")
+        own_q, en_q = Signal(name="own_q"), Signal(name="en_q")  # own_q: own_lane has a bit up
+        lane = (Const(1, 8) << index[:3])[:8]
         m.d.sync += en_q.eq(self.tx_read.en)
         with m.If(self.tx_read.en):
             m.d.sync += [
-                word_q.eq(own_word),
+                word_even_q.eq(reply_words[0]),
+                word_odd_q.eq(reply_words[1]),
+                replica_q.eq(replica_byte),
                 stamp_q.eq(word_of(stamp, HEADER_SIZE)),
-                lane_q.eq(index[:3]),
-                use_stamp_q.eq(use_stamp),
+                stamp_lane.eq(Mux(use_stamp, lane, 0)),
+                own_lane.eq(Mux(use_stamp, 0, lane)),
+                own_q.eq(~use_stamp),
             ]
-        # word_q is 0 for a core message, the core's word 0 for the others.
+        # The reply's words are 0 for a core message, the core's word 0 for
+        # the others, the replica's byte 0 but for a replica.
+        own_word = word_even_q | word_odd_q | self.from_core_read.word
         with m.If(en_q):
             m.d.sync += self.tx_read.byte.eq(
-                Mux(use_stamp_q, stamp_q, word_q | self.from_core_read.word).word_select(lane_q, 8))
+                onehot_mux(stamp_lane, [stamp_q.word_select(k, 8) for k in range(8)])
+                | onehot_mux(own_lane, [own_word.word_select(k, 8) for k in range(8)])
+                | Mux(own_q, replica_q, 0))
 
         # ... and what changes once the transmitter has taken it
         sent = [
-            anonymous_seq.eq(Mux(out_anonymous, out_seq, anonymous_seq)),
+            anonymous_take.eq(out_anonymous),
             seq_take.eq(Mux(out_anonymous, 0, (Const(1, n) << out_slot)[:n])),
             seq_taken.eq(out_seq),
             serial_bump.eq(Mux(out_csmb, (Const(1, len(_CSMB_SENT)) << bytype)[:len(_CSMB_SENT)], 0)),
@@ -868,10 +914,13 @@ class SessionEngine(wiring.Component):
         # number taken (tx_seq1: 17 endpoints past 137.5 MHz, 7.6 ns, with
         # out_slot's decode and the take's condition in front).  out_seq
         # follows a clock later still, before any next message's stamp.
-        m.d.sync += seq_take.eq(0)
+        # The anonymous seq likewise (it moved in the take's clock before).
+        m.d.sync += [seq_take.eq(0), anonymous_take.eq(0)]
         for i in range(n):
             with m.If(seq_take[i]):
-                m.d.sync += tx_seq[i].eq(seq_taken)
+                m.d.sync += tx_seq[i].eq(seq_taken + 1)
+        with m.If(anonymous_take):
+            m.d.sync += anonymous_seq.eq(seq_taken + 1)
         with m.If(serial_bump != 0):
             m.d.sync += serial_global.eq(serial_global + 1)
         for t in range(len(_CSMB_SENT)):
@@ -899,7 +948,8 @@ class SessionEngine(wiring.Component):
         # then the pick between them (in one clock they ran on into the
         # byte's register, 7 levels): a byte every three clocks, 288 clocks
         # an authentication.
-        label_q, secret_q, pick_secret, last_q = Signal(8), Signal(8), Signal(), Signal()
+        label_q, secret_q = Signal(8, name="label_q"), Signal(8, name="secret_q")
+        pick_secret, last_q = Signal(name="pick_secret"), Signal(name="last_q")
         m.d.sync += [label_q.eq(label_byte), secret_q.eq(secret_bytes.word_select(hash_index[:4], 8)),
                      pick_secret.eq(hash_index[5]), last_q.eq(hash_index == 47)]
         hash_byte, hash_byte_last, hash_byte_ok, hash_settling = Signal(8), Signal(), Signal(), Signal()
@@ -940,8 +990,8 @@ class SessionEngine(wiring.Component):
         hello_we = Signal(n)  # "Answering HELLO" sets slot i's CS fields (likewise)
         deadline_we = Signal(n)  # either of them, in the same clock
         epoch_we, newest_we, session_we = Signal(n), Signal(), Signal(n)  # a clock after the state
-        hdr_epoch_q, new_session_q = Signal(16), Signal(32)
-        m.d.sync += [hdr_epoch_q.eq(hdr.epoch), epoch_we.eq(Mux(epoch_to_hdr, one_hot(slot), 0)),
+        new_session_q = Signal(32)
+        m.d.sync += [epoch_we.eq(Mux(epoch_to_hdr, one_hot(slot), 0)),
                      newest_we.eq(raise_newest), session_we.eq(0)]
         for i in range(n):
             with m.If(claim[i]):
@@ -949,7 +999,7 @@ class SessionEngine(wiring.Component):
                     in_use[i].eq(1),
                     authed[i].eq(0),
                     highest_clear[i].eq(1),
-                    tx_seq[i].eq(0),
+                    tx_seq[i].eq(1),
                     epoch[i].eq(0),
                     role[i].eq(Role.ACTIVE),
                 ]
@@ -1031,8 +1081,8 @@ class SessionEngine(wiring.Component):
         # copies into flops every clock: the transmitter's ready comes a
         # whole frame after either last changed (the decodes ran on through
         # rx.ready into the receiver's state, 7 levels).
-        more_copies_q, replica_q, core_q = Signal(), Signal(), Signal()
-        m.d.sync += [more_copies_q.eq(is_core & (copies != 0)), replica_q.eq(is_replica),
+        more_copies_q, sending_replica, core_q = Signal(name="more_copies_q"), Signal(name="sending_replica"), Signal()
+        m.d.sync += [more_copies_q.eq(is_core & (copies != 0)), sending_replica.eq(is_replica),
                      core_q.eq(kind == _Kind.CORE)]
         # The held message's type decoded for its hand-over to the core
         # (settled: to_core is offered from "Passing to the core" on), and
@@ -1046,16 +1096,93 @@ class SessionEngine(wiring.Component):
         ]
         with m.If(release_rx):
             m.d.comb += self.rx.ready.eq(1)
+        # "Dispatching"'s branch decided a clock ahead into flops, from the
+        # settled lookup (as `adopts`: valid from "Sliding the window" on,
+        # and "Dispatching" is only entered from there): its chain of
+        # conditions ran on into ack_error, the counters and the state
+        # flops (ack_error 8 endpoints past 145 MHz, 7.8 ns, in the 9b18dc6
+        # build).  In the chain's order: a HELLO from a new CS takes a slot
+        # (then it is looked up again) or finds none; an unknown sender is
+        # not authenticated; a replayed message is dropped; then HELLO, the
+        # challenge, a bad session, SSMB DUMP (any authenticated CS, any
+        # epoch), fencing (only the active set changes state), the rest.
+        # Two stages: what the branch is once the message is found and
+        # fresh (from the registers that settle first), then the flags with
+        # found and fresh (the last to settle: a clock before "Sliding the
+        # window" after a slot is taken); in one stage it was 6 levels.
+        new_cs = Signal(name="if_new_cs")  # a HELLO from a CS without a slot
+        if_unknown_done, if_unknown_ack = Signal(name="if_unknown_done"), Signal(name="if_unknown_ack")
+        if_hello, if_challenge = Signal(name="if_hello"), Signal(name="if_challenge")
+        if_bad_session, if_stale = Signal(name="if_bad_session"), Signal(name="if_stale")
+        if_done, if_ack = Signal(name="if_done"), Signal(name="if_ack")
+        if_core, if_execute = Signal(name="if_core"), Signal(name="if_execute")
+        if_notauth, if_ack_stale = Signal(name="if_notauth"), Signal(name="if_ack_stale")
+        beyond_auth = ~is_hello & ~is_challenge
+        dump = beyond_auth & session_ok & read_only & ~csmb_q
+        stale = beyond_auth & session_ok & ~read_only & (~slot_active | epoch_behind)
+        rest = beyond_auth & session_ok & ~(read_only & ~csmb_q) & ~(~read_only & (~slot_active | epoch_behind))
+        bad_session = beyond_auth & ~session_ok
+        m.d.sync += [
+            new_cs.eq(csmb_q & is_hello & ~found),
+            # not found, and not a new CS's HELLO
+            if_unknown_done.eq(~(csmb_q & is_hello) & ~is_request),
+            if_unknown_ack.eq(~(csmb_q & is_hello) & is_request),
+            # found and fresh
+            if_hello.eq(is_hello),
+            if_challenge.eq(~is_hello & is_challenge),
+            if_bad_session.eq(bad_session),
+            if_stale.eq(stale),
+            if_done.eq((bad_session & ~is_request) | (stale & ~csmb_q)),
+            if_ack.eq((bad_session & is_request) | (stale & csmb_q)),
+            if_notauth.eq(bad_session & is_request),
+            if_ack_stale.eq(stale & csmb_q),
+            if_core.eq(dump | (rest & ~csmb_q)),
+            if_execute.eq(rest & csmb_q),
+        ]
+        go_relookup, go_done, go_ack, go_hello, go_hash, go_core, go_execute, go_accept, go_notauth, go_stale = (
+            Signal(name=f"go_{what}") for what in ("relookup", "done", "ack", "hello", "hash", "core", "execute",
+                                                    "accept", "notauth", "stale"))
+        accepted = found & fresh
+        unknown = ~new_cs & ~found
+        m.d.sync += [
+            go_relookup.eq(new_cs & any_free),
+            go_done.eq((new_cs & ~any_free) | (~found & if_unknown_done) | (found & ~fresh) | (accepted & if_done)),
+            go_ack.eq((~found & if_unknown_ack) | (accepted & if_ack)),
+            go_hello.eq(accepted & if_hello),
+            go_hash.eq(accepted & if_challenge),
+            go_core.eq(accepted & if_core),
+            go_execute.eq(accepted & if_execute),
+            go_accept.eq(accepted),
+            go_notauth.eq((~found & if_unknown_ack) | (accepted & if_notauth)),
+            go_stale.eq(accepted & if_ack_stale),
+        ]
+        went = {name: Signal(name=f"went_{name}") for name in
+                ("no_slot", "not_authenticated", "replayed", "bad_session", "stale_epoch", "requests")}
+        m.d.sync += [
+            went["no_slot"].eq(new_cs & ~any_free),
+            went["not_authenticated"].eq(unknown),
+            went["replayed"].eq(found & ~fresh),
+            went["bad_session"].eq(accepted & if_bad_session),
+            went["stale_epoch"].eq(accepted & if_stale),
+            went["requests"].eq(accepted & if_execute),
+        ]
         lookup_wait = Signal(range(_LOOKUP_CLOCKS))
         core_went = Signal()  # the core's message went to some CS (for core_delivered)
         installed_q = Signal()  # the install verdict taken
-        to_asker, no_recipient, to_split = Signal(), Signal(), Signal()  # "Choosing the recipients"
-        first_q, first_copies = Signal.like(slot), Signal(n)
+        # "Choosing the recipients": first_q is the first recipient (the
+        # asker of a DUMP, or the active CS), first_copies the others
+        no_recipient, to_split = Signal(name="no_recipient"), Signal(name="to_split")
+        first_q, first_copies = Signal.like(slot, name="first_q"), Signal(n, name="first_copies")
         with OneHotFSM(m, "Idle", name="session") as fsm:
             m.d.comb += fsm_dispatching.eq(fsm.ongoing("Dispatching"))
             # The slot writes' flops, from the settled lookup (as `adopts`).
-            claim_ahead = fsm.ahead("Dispatching") & csmb_q & is_hello & ~found & any_free
-            hello_ahead = fsm.ahead("Answering HELLO") & hello_taken
+            # "Dispatching" lasts a clock, entered only from "Sliding the
+            # window" as slide_more is 0, and "Answering HELLO" a clock,
+            # only from "Dispatching" on go_hello: those are the states'
+            # next values here (fsm.ahead() ran through the branch's flags
+            # into the FSM's leave terms, 5 levels into deadline_we).
+            claim_ahead = fsm.ongoing("Sliding the window") & ~slide_more & new_cs & any_free
+            hello_ahead = fsm_dispatching & go_hello & hello_taken
             m.d.comb += claim_next.eq(Mux(claim_ahead, one_hot(free_slot), 0))
             m.d.sync += [
                 claim.eq(claim_next),
@@ -1117,65 +1244,39 @@ class SessionEngine(wiring.Component):
             with fsm.state("Sliding the window"):
                 # The skipped seqs' bits cleared, one (or a word) a clock.
                 with m.If(slide_more):
-                    m.d.comb += clearing.eq(1)
                     m.d.sync += [clear_ptr.eq(clear_ptr + Mux(clear_words, 4, 1)), slide_left.eq(slide_left - 1),
                                  slide_more.eq(slide_left != 1)]
                 with m.Else():
                     fsm.goto("Dispatching")
 
             with fsm.state("Dispatching"):
-                with m.If(csmb_q & is_hello & ~found):
-                    with m.If(any_free):
-                        # the slot is written under claim (above)
-                        m.d.sync += lookup_wait.eq(0)
-                        fsm.goto("Looking up the sender")  # again, now with the slot found
-                    with m.Else():
-                        count("no_slot")
-                        fsm.goto("Done")
-                with m.Elif(~found):
-                    count("not_authenticated")
-                    with m.If(is_request):
-                        m.d.sync += ack_error.eq(ErrorCode.NOTAUTH)
-                        fsm.goto("Acknowledging")
-                    with m.Else():
-                        fsm.goto("Done")
-                with m.Elif(~fresh):
-                    count("replayed")
+                # The branch taken is a flop (go_*, above): each flag alone
+                # in front of its state's flop, ack_error and the counters.
+                with m.If(go_relookup):
+                    # the slot is written under claim (above)
+                    m.d.sync += lookup_wait.eq(0)
+                    fsm.goto("Looking up the sender")  # again, now with the slot found
+                with m.If(go_done):
                     fsm.goto("Done")
-                with m.Elif(is_hello):
-                    m.d.sync += accept_seq()
+                with m.If(go_ack):
+                    fsm.goto("Acknowledging")
+                with m.If(go_hello):
                     fsm.goto("Answering HELLO")
-                with m.Elif(is_challenge):
-                    m.d.sync += accept_seq()  # hash_index and hash_for_session were set in "Idle"
-                    fsm.goto("Hashing")
-                with m.Elif(~session_ok):
-                    m.d.sync += accept_seq()
-                    count("bad_session")
-                    with m.If(is_request):
-                        m.d.sync += ack_error.eq(ErrorCode.NOTAUTH)
-                        fsm.goto("Acknowledging")
-                    with m.Else():
-                        fsm.goto("Done")
-                with m.Elif(read_only & ~csmb_q):
-                    # SSMB DUMP reads only: any authenticated CS, any epoch.
-                    m.d.sync += accept_seq()
+                with m.If(go_hash):
+                    fsm.goto("Hashing")  # hash_index and hash_for_session were set in "Idle"
+                with m.If(go_core):
                     fsm.goto("Passing to the core")
-                with m.Elif(~read_only & (~slot_active | epoch_behind)):
-                    # Fencing: only the active set changes state.
-                    m.d.sync += accept_seq()
-                    count("stale_epoch")
-                    with m.If(csmb_q):
-                        m.d.sync += ack_error.eq(ErrorCode.STALE_EPOCH)
-                        fsm.goto("Acknowledging")
-                    with m.Else():
-                        fsm.goto("Done")
-                with m.Else():
-                    m.d.sync += accept_seq()
-                    with m.If(csmb_q):
-                        count("requests")
-                        fsm.goto("Executing a request")
-                    with m.Else():
-                        fsm.goto("Passing to the core")
+                with m.If(go_execute):
+                    fsm.goto("Executing a request")
+                with m.If(go_accept):  # the message's window bit (and highest) taken
+                    m.d.comb += accept.eq(1)
+                for name, flag in went.items():
+                    with m.If(flag):
+                        count(name)
+                with m.If(go_notauth):
+                    to_ack_error(ErrorCode.NOTAUTH)
+                with m.If(go_stale):
+                    to_ack_error(ErrorCode.STALE_EPOCH)
 
             with fsm.state("Answering HELLO"):
                 count("hellos")
@@ -1198,10 +1299,8 @@ class SessionEngine(wiring.Component):
 
             with fsm.state("Hashing"):
                 # Label, then challenge and nonce, both big-endian.
-                # out_slot: nonce_q is the slot's nonce two clocks on, long
-                # before the nonce's bytes (40 to 47) are read (loaded in
-                # "Dispatching", out_slot had its branch chain in front).
-                to_out_slot(slot)
+                # out_slot was loaded as "Dispatching" started: nonce_q is
+                # the slot's nonce long before its bytes (40 to 47) are read.
                 m.d.comb += siphash.sink.valid.eq(hash_byte_ok)
                 with m.If(siphash.sink.ready & hash_byte_ok):
                     m.d.sync += hash_index.eq(hash_index + 1)  # hash_byte_ok drops for two clocks
@@ -1242,7 +1341,9 @@ class SessionEngine(wiring.Component):
 
             with fsm.state("Executing a request"):
                 to_vs_index(0)
-                m.d.sync += ack_error.eq(ErrorCode.NONE)
+                # NONE, or BADCONFIG for a CONFIG whose item is unknown (below)
+                with m.If(request_is_vs | request_is_list | config_known):
+                    to_ack_error(ErrorCode.NONE)
                 value = body(Config).value
                 with m.If(request_is_vs):
                     m.d.sync += [found_vs.eq(0), free_vs.eq(self._vs_entries), free_none.eq(1)]
@@ -1261,7 +1362,7 @@ class SessionEngine(wiring.Component):
                     with m.If(config_idle):
                         m.d.sync += self.idle_timeout_s.eq(value[:16])
                     with m.If(~config_known):
-                        m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
+                        to_ack_error(ErrorCode.BADCONFIG)
                     fsm.goto("Acknowledging")
 
             # ADD_VS/DEL_VS: walk the table a entry per clock for the vs_id
@@ -1276,8 +1377,8 @@ class SessionEngine(wiring.Component):
             # So are the entry's valid bit and the end of the table (the
             # 16-way bit select and the compare ran on into vs_index, 7
             # levels): the end is seen on the second clock too.
-            id_match, compared = Signal(), Signal()
-            entry_valid, at_end = Signal(), Signal()
+            id_match, compared = Signal(name="id_match"), Signal()
+            entry_valid, at_end = Signal(name="entry_valid"), Signal()
             m.d.sync += [id_match.eq(vs_id_rd.data == wanted_id), compared.eq(0),
                          entry_valid.eq(vs_valid.bit_select(vs_index, 1)), at_end.eq(vs_index == self._vs_entries)]
             with fsm.state("Finding the virtual server"):
@@ -1296,7 +1397,7 @@ class SessionEngine(wiring.Component):
             with fsm.state("Deciding"):
                 with m.If(is_add):
                     with m.If(~add_supported | (~found_vs & free_none)):
-                        m.d.sync += ack_error.eq(ErrorCode.BADCONFIG)
+                        to_ack_error(ErrorCode.BADCONFIG)
                         fsm.goto("Acknowledging")
                     with m.Else():
                         with m.If(~found_vs):
@@ -1370,7 +1471,7 @@ class SessionEngine(wiring.Component):
                         to_out_slot(next_copy)
                         to_copies(copies & ~(Const(1, n) << next_copy)[:n])
                         count("replicated")
-                    with m.Elif(replica_q):
+                    with m.Elif(sending_replica):
                         count("replicated")
                         m.d.comb += self.rx.ready.eq(1)
                         fsm.goto("Idle")
@@ -1417,6 +1518,21 @@ class SessionEngine(wiring.Component):
                 to_copies(copies & ~(Const(1, n) << out_slot)[:n])
                 fsm.goto("Sending")
 
+            # out_slot and out_anonymous take the sender's slot as
+            # "Dispatching" starts, under a flop set a clock ahead (it is
+            # entered from "Sliding the window" alone, as slide_more is 0):
+            # every answer to the held message (HELLO, AUTH_RESPONSE, ACK,
+            # VS_LIST) and the hash's nonce_q follow "Dispatching" without
+            # another load of either, and slot and found hold until the
+            # message is done.  The answering states' flags ORed into the
+            # loads ran 5-6 levels deep (core_sent_to, out_slot's flop,
+            # 7.7 ns routed in the 9b18dc6 build).
+            out_slot_from_slot = Signal(name="out_slot_from_slot")
+            m.d.sync += out_slot_from_slot.eq(fsm.ongoing("Sliding the window") & ~slide_more)
+            with m.If(out_slot_from_slot):
+                to_out_slot(slot)
+                to_out_anonymous(~found)
+
             with fsm.state("Done"):
                 m.d.comb += self.rx.ready.eq(1)
                 fsm.goto("Idle")
@@ -1430,28 +1546,25 @@ class SessionEngine(wiring.Component):
                 # or the active set.
                 # DELETE and RESET go to every authenticated CS (the active
                 # one first), re-stamped for each: replication.
+                # A DUMP's answers go to the asker alone (the copies' mask 0,
+                # no split): its slot is first_q, so that "Stamping" loads
+                # out_slot from one register (two loads there, and the split's
+                # owner, ran 5 levels deep into out_slot).
                 authed_mask = Cat(*authed)
                 first = Mux(active_found, active, lowest_authed)
+                to_asker = core_dump_answer & dump_asked & authed[dump_slot]
                 m.d.sync += [
-                    to_asker.eq(core_dump_answer & dump_asked & authed[dump_slot]),
-                    no_recipient.eq(~active_found & ~(core_to_all & (authed_mask != 0))),
-                    first_q.eq(first),
-                    first_copies.eq(Mux(core_to_all, authed_mask & ~(Const(1, n) << first)[:n], 0)),
-                    to_split.eq(core_is_query & (member_count > 1)),
+                    no_recipient.eq(~to_asker & ~active_found & ~(core_to_all & (authed_mask != 0))),
+                    first_q.eq(Mux(to_asker, dump_slot, first)),
+                    first_copies.eq(Mux(~to_asker & core_to_all, authed_mask & ~(Const(1, n) << first)[:n], 0)),
+                    to_split.eq(~to_asker & core_is_query & (member_count > 1)),
                 ]
                 fsm.goto("Stamping a core message")
 
             with fsm.state("Stamping a core message"):
                 with m.If(core_is_dump):
                     m.d.sync += dump_asked.eq(0)
-                with m.If(to_asker):
-                    to_kind(_Kind.CORE)
-                    to_out_slot(dump_slot)
-                    to_out_anonymous(0)
-                    to_copies(0)
-                    count("from_core_count")
-                    fsm.goto("Sending")
-                with m.Elif(no_recipient):
+                with m.If(no_recipient):
                     count("no_active_cs")
                     m.d.sync += core_went.eq(0)
                     fsm.goto("Releasing the core message")
@@ -1485,8 +1598,11 @@ class SessionEngine(wiring.Component):
                 # _KEY_BITS + 1, once the last bit is in, then dividing);
                 # the owner register follows the last remainder step.
                 with m.If(split_end):
-                    to_out_slot(owner)
                     fsm.goto("Sending")
+            # split_end is only up in that state (set with split_ahead): the
+            # load's flag is the flop alone.
+            with m.If(split_end):
+                to_out_slot(owner)
 
         # The message passed to the core: held on to_core (and rx) until taken.
         m.d.comb += [self.to_core.valid.eq(to_core_pending), self.to_core.payload.eq(cur)]
@@ -1501,7 +1617,7 @@ class SessionEngine(wiring.Component):
                 m.d.sync += awaiting_verdict.eq(1)
             with m.Else():
                 m.d.sync += release_rx.eq(1)
-        for loads in (to_kind, to_out_slot, to_out_anonymous, to_copies, to_vs_index):
+        for loads in (to_kind, to_out_slot, to_out_anonymous, to_copies, to_vs_index, to_ack_error):
             loads.close()
         return m
 
