@@ -4,9 +4,11 @@ import copy
 import random
 
 import pytest
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from twinplane.hdl.flowtable import FlowTable
+from twinplane.hdl.flowtable.h3 import h3_parts
 from twinplane.model.flowtable import (
     FlowGeometry,
     FlowOp,
@@ -93,6 +95,35 @@ def test_hash_spreads_and_is_deterministic():
         rest = key >> g.index_bits
         assert h3_restore(masks, t, h3_hash(masks, t, key), rest) == key
         assert h3_restore(masks, t, h3_hash(masks, t, key) ^ 1, rest) != key
+
+
+def test_h3_parts_xor_to_the_hash():
+    """The hash's halves (registered a clock apart in the table) XOR to the
+    model's index for each sub-table, for one to three parts."""
+    g = SMALL
+    masks = h3_masks(g)
+    key = Signal(g.key_width)
+    m = Module()
+    outs = {}
+    for parts in (1, 2, 3):
+        for t in range(g.tables):
+            outs[parts, t] = [Signal(g.index_bits) for _ in range(parts)]
+            m.d.comb += [o.eq(v) for o, v in zip(outs[parts, t], h3_parts(key, masks[t], parts), strict=True)]
+    r = random.Random(3)
+
+    async def bench(ctx):
+        for _ in range(50):
+            k = r.getrandbits(g.key_width)
+            ctx.set(key, k)
+            for (parts, t), sigs in outs.items():
+                x = 0
+                for sig in sigs:
+                    x ^= ctx.get(sig)
+                assert x == h3_hash(masks, t, k), (parts, t)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
 
 
 # -- scoreboard ---------------------------------------------------------------
@@ -251,14 +282,15 @@ def test_back_to_back_touches():
     run(dut, bench)
 
 
-def test_lookups_every_clock_during_writes():
+@pytest.mark.parametrize("g", [SMALL, FlowGeometry(tables=3, buckets=8)], ids=["4x8x2", "3x8x2"])
+def test_lookups_every_clock_during_writes(g):
     """Lookups offered in most clocks (one waits for ``ready`` while the next
     is drawn, so the table takes one nearly every ``tables`` clocks) while
     commands run: each result is the table before or after a command in
     flight during the lookup, never a torn entry.  (The control FSM searches
     in the free clocks, so a lookup always waiting would hold it off
-    indefinitely: by design.)"""
-    g = SMALL
+    indefinitely: by design.)  Three tables: the key a search compares
+    outlives ``q_key`` (the next take's), so it goes through ``p1_key``."""
     dut, model = FlowTable(g), FlowTableModel(g)
     r = random.Random(11)
     rl = random.Random(12)  # the lookups' own: the commands do not depend on the table's timing

@@ -32,12 +32,14 @@ Pipeline (for 125 MHz + 10 % on a speed-6 ECP5): every block-RAM read lands
 in a register before any logic (an EBR's clock-to-out is most of a clock),
 and each logic cone has a clock of its own.  A search (a lookup, or the
 control FSM's own): p0 taken, its key into ``q_key``, p0' hash (all
-sub-tables) into ``p1_idx``, p1 ``keymem`` address of sub-table t (t = 0
-.. tables-1 in consecutive clocks), p2 ``keymem`` array read, p3 its output
-register, p3r the key compared 8 bits at a time, p4 the chunks ANDed, OR into the running
-hit/handle, after the last sub-table ``actmem`` address, p5 ``actmem``
-array read, p6 its output register, p7 result, zeroed on a miss
-(:attr:`FlowTable.latency` = tables + 8 clocks from the lookup's
+sub-tables) in two halves into ``h_part``, p0'' their XOR into ``p1_idx``
+and the buckets in read order into ``k_bucket``/``k_next``, p1 ``keymem``
+address of sub-table t (t = 0 .. tables-1 in consecutive clocks), p2
+``keymem`` array read, p3 its output register, p3r the key compared 8 bits
+at a time, p4 the chunks ANDed, OR into the running hit/handle, after the
+last sub-table ``actmem`` address, p5 ``actmem`` array read, p6 its output
+register, p7 result, zeroed on a miss
+(:attr:`FlowTable.latency` = tables + 9 clocks from the lookup's
 transfer).  ``keymem`` writes go through registers and land the clock
 after their grant.
 
@@ -84,7 +86,7 @@ from twinplane.hdl.onehot import OneHotFSM
 from twinplane.hdl.ram import BlockRAM
 from twinplane.model.flowtable import FlowGeometry, FlowOp, InsertStatus, h3_masks
 
-from .h3 import h3_index
+from .h3 import h3_parts
 
 __all__ = ["FlowTable", "command_layout", "response_layout"]
 
@@ -150,7 +152,7 @@ class FlowTable(wiring.Component):
         self.geometry = g = geometry
         hb, ts = g.handle_bits, g.ts_width
         #: Clocks from a lookup's transfer to its result.
-        self.latency = g.tables + 8
+        self.latency = g.tables + 9
         self.slot_layout = data.StructLayout({"valid": 1, "key": g.rest_width, "handle": hb})
         self.bucket_layout = data.ArrayLayout(self.slot_layout, g.ways)
         self.loc_layout = data.StructLayout({
@@ -230,11 +232,19 @@ class FlowTable(wiring.Component):
         # writes still, so a search sees the sub-tables of one instant.  The
         # hash trees start from a register (``q_key``): with the lookup/FSM
         # key mux in front of them they were the table's worst path
-        # (``hkey`` -> mux -> XOR trees -> ``p1_idx``, 8.6 ns).
+        # (``hkey`` -> mux -> XOR trees -> ``p1_idx``, 8.6 ns).  They take two
+        # clocks (H3 is linear): each index bit's parity over either half of
+        # its mask's key bits into ``h_part`` (3 levels behind ``q_key``'s
+        # net), their XOR a clock later (in one clock: a 2.7 ns net from
+        # ``q_key`` and 5 levels, 8.1 ns, the DFS's worst path).
         lkey = self.lookup.payload.key
         hkey = Signal(g.key_width)  # the control FSM's key (or a key to restore)
         q_key = Signal(g.key_width)  # hashed this clock
-        hidx = [h3_index(q_key, masks[t]) for t in range(T)]
+        h_part = [[Signal(ib, name=f"h_part{t}_{p}") for p in range(2)] for t in range(T)]
+        for t in range(T):
+            m.d.sync += [r.eq(v) for r, v in zip(h_part[t], h3_parts(q_key, masks[t], 2, m=m, name=f"h3t{t}", platform=platform), strict=True)]
+        hidx = [Signal(ib, name=f"hidx{t}") for t in range(T)]
+        m.d.comb += [hidx[t].eq(h_part[t][0] ^ h_part[t][1]) for t in range(T)]
         s_valid, s_t, s_last, s_fsm = (
             Signal(name="s_valid"), Signal(tb, name="s_t"), Signal(name="s_last"), Signal(name="s_fsm"))
         hold = Signal()
@@ -247,11 +257,13 @@ class FlowTable(wiring.Component):
         free = Signal(init=1)
         # The hash units serve the control FSM in clocks without a lookup
         # and free: ``hkey`` goes into ``q_key``, its registered index is in
-        # ``p1_idx`` two clocks after.
+        # ``p1_idx`` three clocks after.
         h_grant = ~self.lookup.valid & free
         s_take = (self.lookup.valid | s_req) & free
         q_valid, q_fsm = Signal(name="q_valid"), Signal(name="q_fsm")
-        m.d.sync += [q_valid.eq(s_take), q_fsm.eq(~self.lookup.valid)]
+        q2_valid, q2_fsm = Signal(name="q2_valid"), Signal(name="q2_fsm")  # ``h_part`` holds it
+        m.d.sync += [q_valid.eq(s_take), q_fsm.eq(~self.lookup.valid),
+                     q2_valid.eq(q_valid), q2_fsm.eq(q_fsm)]
         # ``q_key`` loads only while ``free``: a lookup's key stays there
         # for the ``tables`` clocks until the next take, long enough for the
         # compare stage to take it (below) without a register per stage.
@@ -261,8 +273,8 @@ class FlowTable(wiring.Component):
             m.d.sync += [busy.eq(T - 1), free.eq(T == 1)]
         with m.Elif(~free):
             m.d.sync += [busy.eq(busy - 1), free.eq(busy == 1)]
-        with m.If(q_valid):
-            m.d.sync += [s_valid.eq(1), s_t.eq(0), s_last.eq(0), s_fsm.eq(q_fsm)]
+        with m.If(q2_valid):
+            m.d.sync += [s_valid.eq(1), s_t.eq(0), s_last.eq(0), s_fsm.eq(q2_fsm)]
         with m.Elif(s_valid):
             m.d.sync += [s_t.eq(s_t + 1), s_last.eq(s_t == T - 2), s_valid.eq(~s_last)]
         p1_idx = [Signal(ib, name=f"p1_idx{t}") for t in range(T)]
@@ -270,9 +282,9 @@ class FlowTable(wiring.Component):
             m.d.sync += [p1_idx[t].eq(hidx[t]) for t in range(T)]
         # The key a search compares: ``q_key`` holds it for ``tables``
         # clocks after the take, which reaches the clock its first row is in
-        # p2 when tables >= 3; with two tables ``p1_key`` (held with p1)
-        # bridges the gap.
-        if T >= 3:
+        # p2 when tables >= 4; with fewer ``p1_key`` (held with p1) bridges
+        # the gap.
+        if T >= 4:
             key_src = q_key
         else:
             key_src = Signal(g.key_width, name="p1_key")
@@ -280,7 +292,18 @@ class FlowTable(wiring.Component):
                 m.d.sync += key_src.eq(q_key)
         # The control FSM reads single rows in the clocks without a search read.
         k_grant = ~s_valid
-        m.d.comb += krd.addr.eq(Mux(s_valid, row(s_t, Array(p1_idx)[s_t]), rd_row))
+        # A search's buckets in the order it reads them, from registers: the
+        # next read's in ``k_bucket``, the later ones' in ``k_next`` (shifted
+        # on every clock), so the EBR address is a flop and one LUT (the
+        # sub-table mux of ``p1_idx`` behind ``s_t`` was 3 levels and a net to
+        # the 7 EBR, 7.8 ns).
+        k_bucket = Signal(ib, name="k_bucket")
+        k_next = [Signal(ib, name=f"k_next{t}") for t in range(1, T)]
+        with m.If(q2_valid):
+            m.d.sync += [k_bucket.eq(hidx[0])] + [k_next[t - 1].eq(hidx[t]) for t in range(1, T)]
+        with m.Else():
+            m.d.sync += [dst.eq(src) for dst, src in zip([k_bucket] + k_next, k_next, strict=False)]
+        m.d.comb += krd.addr.eq(Mux(s_valid, row(s_t, k_bucket), rd_row))
 
         # What travels with a search's row down the stages: which search
         # (a lookup or the FSM's), which sub-table, first and last of it.
@@ -506,16 +529,16 @@ class FlowTable(wiring.Component):
         # its writes: it takes no row read in a clock it writes.)
         # The write goes through registers (``kw_r_*``) and lands the clock
         # after its grant: a search reads the next clock if one reads now
-        # and more are to come (``hold``) or one was taken last clock
-        # (``q_valid``).  (Decoded straight from the FSM state into the EBR's
+        # and more are to come (``hold``) or one was taken two clocks before
+        # (``q2_valid``).  (Decoded straight from the FSM state into the EBR's
         # byte enables it was the table's worst path, 9.1 ns.)  ``kw_grant``
-        # (``~hold & ~q_valid``) is a flop, its value worked out a clock
+        # (``~hold & ~q2_valid``) is a flop, its value worked out a clock
         # ahead from the sequencer's next state: the FSM's writes and the
         # answer's valid behind them hung on ``s_valid`` (6 levels, fanout
         # 127, in the DFS).
         kw_grant = Signal(init=1, name="kw_grant")
-        hold_next = Mux(q_valid, 1, s_valid & ~s_last & (s_t != T - 2))
-        m.d.sync += kw_grant.eq(~hold_next & ~s_take)
+        hold_next = Mux(q2_valid, 1, s_valid & ~s_last & (s_t != T - 2))
+        m.d.sync += kw_grant.eq(~hold_next & ~q_valid)
         # Only the valid bit of the written slot is registered: its key and
         # handle are a mux of flops (``hkey``, ``mslot``, the command's key,
         # ``new_handle``, picked by ``wr_move``) that keep their values in
@@ -699,13 +722,15 @@ class FlowTable(wiring.Component):
                 m.d.sync += mw.eq(mw + 1)
 
         def search_key(name, idx, nxt):
-            """The states ``name`` SEARCH, HASHING, HASHED, WAIT: search
+            """The states ``name`` SEARCH, HASHING, HASHING 2, HASHED, WAIT: search
             ``hkey`` (its bucket indexes into ``idx``, its buckets' slots into
             ``run_*``/``avalid``, see above), then ``nxt``."""
             with fsm.state(f"{name} SEARCH"):
                 search(f"{name} HASHING")
             with fsm.state(f"{name} HASHING"):
-                fsm.goto(f"{name} HASHED")  # ``hkey`` in ``q_key``
+                fsm.goto(f"{name} HASHING 2")  # ``hkey`` in ``q_key``
+            with fsm.state(f"{name} HASHING 2"):
+                fsm.goto(f"{name} HASHED")  # its parities in ``h_part``
             with fsm.state(f"{name} HASHED"):
                 m.d.sync += [idx[t].eq(p1_idx[t]) for t in range(T)]
                 fsm.goto(f"{name} WAIT")
@@ -734,12 +759,14 @@ class FlowTable(wiring.Component):
 
         def hash_key(name, nxt, *, on_hashing=()):
             """The states ``name`` (``hkey`` into the hash units when they are
-            free) and ``name`` HASHING, then ``nxt``, where ``p1_idx`` holds
-            ``hkey``'s bucket indexes."""
+            free), ``name`` HASHING and HASHING 2, then ``nxt``, where
+            ``p1_idx`` holds ``hkey``'s bucket indexes."""
             with fsm.state(name):
                 with m.If(h_grant):
                     fsm.goto(f"{name} HASHING")
             with fsm.state(f"{name} HASHING"):
+                fsm.goto(f"{name} HASHING 2")
+            with fsm.state(f"{name} HASHING 2"):
                 m.d.sync += list(on_hashing)
                 fsm.goto(nxt)
 
