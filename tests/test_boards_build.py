@@ -25,6 +25,8 @@ def slow_clocks(report):
 def check_report(report, out_dir, *, timing=True):
     # The report on disk is the one returned.
     assert json.loads((out_dir / "report.json").read_text()) == report
+    # nextpnr ran with the placer the report names.
+    assert f"--placer {report['placer']} " in (out_dir / "build_twinplane.sh").read_text()
     assert (out_dir / "twinplane.bit").stat().st_size > 100_000
     assert report["fmax_mhz"], "nextpnr reported no clock"
     assert set(report["fmax_mhz"]) == set(report["target_mhz"])
