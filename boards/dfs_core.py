@@ -71,6 +71,7 @@ class DFSBoardCore(wiring.Component):
         m = Module()
         m.submodules.dfs = dfs = self._dfs
         if self.vlans:
+            from twinplane.hdl.stream.skid import SkidBuffer
             from twinplane.hdl.vlan import VlanMerge, VlanSplit
 
             m.submodules.vlan_split = split = VlanSplit(self.vlans)
@@ -78,7 +79,13 @@ class DFSBoardCore(wiring.Component):
             wiring.connect(m, outside=wiring.flipped(self.rx0), split=split.sink)
             wiring.connect(m, merge=merge.source, outside=wiring.flipped(self.tx0))
             for i in range(2):
-                wiring.connect(m, split=split.sources[i], dfs=dfs.rx[i])
+                # A skid buffer between: the DFS's frame buffer's `full`
+                # through the split's state into the MAC FIFO's read enable
+                # (block RAM CEB) was the ECPIX-5's only path past 137.5 MHz
+                # (7.98 ns, 24 endpoints).
+                m.submodules[f"vlan_skid{i}"] = skid = SkidBuffer(split.sources[i].signature)
+                wiring.connect(m, split=split.sources[i], skid=skid.sink)
+                wiring.connect(m, skid=skid.source, dfs=dfs.rx[i])
                 wiring.connect(m, dfs=dfs.tx[i], merge=merge.sinks[i])
             m.d.comb += self.vlan_dropped.eq(split.dropped)
         else:

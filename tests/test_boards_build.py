@@ -100,6 +100,19 @@ def test_release_board_bitstream(board, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.release
+@pytest.mark.parametrize(("board", "flows"), [("versa-ecp5", 2048), ("ecpix5", 2048)])
+def test_release_board_dfs_bitstream(board, flows, tmp_path):
+    # The DFS on the 45F boards, with the largest flow table that fits their
+    # 108 block RAMs (4096 entries would need about 125): every clock with
+    # 10 % margin (docs/boards.md, "The DFS on the 45F boards").
+    if not RELEASE:
+        pytest.skip(f"{board} --core dfs --flows {flows}: release build, runs only with TWINPLANE_RELEASE=1")
+    report = build_and_check(board, tmp_path, core_factory=dfs_factory, flows=flows)
+    assert (report["core"], report["flow_entries"]) == ("dfs", flows)
+
+
+@pytest.mark.slow
+@pytest.mark.release
 def test_colorlight_5a_75b_dfs_places_and_routes(tmp_path):
     # The DFS core on the Colorlight's 25F (issue 6): since the eleventh
     # session it places, routes and fits, about 9 minutes on 2 cores.  Its
