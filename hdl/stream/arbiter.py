@@ -21,6 +21,7 @@ from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..onehot import onehot_mux
 from ..packet import packet_signature
 
 __all__ = ["FrameArbiter"]
@@ -64,17 +65,22 @@ class FrameArbiter(wiring.Component):
                     m.d.comb += choice.eq(i)
         if self._registered:
             # Not locked: choose among the valid inputs into ``grant``, lock.
-            # Locked: pass input ``grant`` until its last byte.
+            # Locked: pass input ``grant`` until its last byte.  The grant is
+            # kept one-hot too, so the output is an AND-OR of flops and the
+            # inputs (a decode of the binary grant in front of the select
+            # made the egress's valid 3-4 levels into the next block's skid
+            # buffer, 8.11 ns).
+            grant_1h = Signal(n)
             with m.If(~locked):
-                m.d.sync += [grant.eq(choice), locked.eq(Cat(s.valid for s in self.sinks).any())]
-            m.d.comb += self.grant.eq(grant)
+                m.d.sync += [grant.eq(choice), grant_1h.eq(Cat(choice == i for i in range(n))),
+                             locked.eq(Cat(s.valid for s in self.sinks).any())]
+            m.d.comb += [
+                self.grant.eq(grant),
+                self.source.valid.eq(locked & Cat(grant_1h[i] & s.valid for i, s in enumerate(self.sinks)).any()),
+                self.source.payload.eq(onehot_mux(grant_1h, [s.payload.as_value() for s in self.sinks])),
+            ]
             for i in range(n):
-                with m.If(grant == i):
-                    m.d.comb += [
-                        self.source.valid.eq(self.sinks[i].valid & locked),
-                        self.source.payload.eq(self.sinks[i].payload),
-                        self.sinks[i].ready.eq(self.source.ready & locked),
-                    ]
+                m.d.comb += self.sinks[i].ready.eq(self.source.ready & locked & grant_1h[i])
             with m.If(self.source.valid & self.source.ready & self.source.payload.last):
                 m.d.sync += locked.eq(0)
             return m
