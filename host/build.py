@@ -281,8 +281,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vlans", type=_vlan_pair, default=None, metavar="EXT,INT",
                         help="one-port boards (ecpix5): external and internal 802.1Q VLAN ids (default 10,20)")
     parser.add_argument("--core", choices=tuple(CORES), default="bridge",
-                        help="bridge (default): the interim L2 bridge; dfs: the DFS, which places on the "
-                             "Colorlight but misses its core clock (docs/boards.md)")
+                        help="bridge (default): the interim L2 bridge; dfs: the DFS, which meets its clocks on "
+                             "the Versa ECP5 (--flows 2048) and misses its core clock on the Colorlight "
+                             "(docs/boards.md)")
 
 
 def _vlan_pair(text: str) -> tuple[int, int]:
