@@ -282,7 +282,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="one-port boards (ecpix5): external and internal 802.1Q VLAN ids (default 10,20)")
     parser.add_argument("--core", choices=tuple(CORES), default="bridge",
                         help="bridge (default): the interim L2 bridge; dfs: the DFS, which meets its clocks on "
-                             "the Versa ECP5 (--flows 2048) and misses its core clock on the Colorlight "
+                             "the Versa ECP5 and the ECPIX-5 (--flows 2048) and misses its core clock on the Colorlight "
                              "(docs/boards.md)")
 
 
