@@ -229,3 +229,52 @@ def test_colorlight_led_and_console_share_a_pin():
     without = spec.platform().prepare(BoardTop(spec, L2Bridge(2), console=False), name="top").files["top.lpf"]
     assert "uart_0__tx" in with_console and "led_0" not in with_console
     assert "led_0" in without and "uart_0" not in without
+
+
+def test_activity_led_blinks_once_per_frame_end():
+    """The activity stretcher: off for 2**(bits - 1) clocks from a frame's
+    last byte taken (registered), then on; nothing without a frame, and a
+    byte that is not taken does not count."""
+    from amaranth.hdl import ClockDomain, Module, Signal
+
+    bits = 4
+    m = Module()
+    m.domains.sync = ClockDomain()
+    m.domains.rx0 = ClockDomain()
+    valid, ready, last = Signal(), Signal(), Signal()
+    rx = type("Rx", (), {})()
+    rx.valid, rx.ready = valid, ready
+    rx.payload = type("P", (), {"last": last})()
+    link, act = BoardTop._link_activity(m, 0, rx, stretch_bits=bits)
+    off = Signal()
+    m.d.comb += off.eq(act)
+    seen = []
+
+    async def bench(ctx):
+        for _ in range(40):  # idle: never off
+            await ctx.tick()
+            seen.append(ctx.get(off))
+        assert not any(seen)
+        ctx.set(valid, 1)
+        ctx.set(last, 1)  # offered, not taken
+        await ctx.tick()
+        ctx.set(ready, 1)  # taken
+        await ctx.tick()
+        ctx.set(valid, 0)
+        ctx.set(ready, 0)
+        ctx.set(last, 0)
+        trace = []
+        for _ in range(40):
+            trace.append(ctx.get(off))
+            await ctx.tick()
+        # registered end, then the count: off for 2**(bits - 1) clocks, once
+        start = trace.index(1)
+        assert start <= 2, trace
+        assert trace[start:start + 2 ** (bits - 1)] == [1] * 2 ** (bits - 1), trace
+        assert not any(trace[start + 2 ** (bits - 1):]), trace
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8, domain="sync")
+    sim.add_clock(1e-8, domain="rx0")
+    sim.add_testbench(bench)
+    sim.run()
