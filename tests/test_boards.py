@@ -15,6 +15,7 @@ from twinplane.boards.platforms import split_rgmii_resources
 from twinplane.boards.registry import BOARDS, get_board
 from twinplane.boards.top import BoardTop
 from twinplane.cli import main
+from twinplane.hdl.packet import packet_signature
 from twinplane.host.build import build_board, parse_report, read_config
 
 
@@ -241,10 +242,8 @@ def test_activity_led_blinks_once_per_frame_end():
     m = Module()
     m.domains.sync = ClockDomain()
     m.domains.rx0 = ClockDomain()
-    valid, ready, last = Signal(), Signal(), Signal()
-    rx = type("Rx", (), {})()
-    rx.valid, rx.ready = valid, ready
-    rx.payload = type("P", (), {"last": last})()
+    rx = packet_signature(8).create()
+    valid, ready, last = rx.valid, rx.ready, rx.payload.last
     link, act = BoardTop._link_activity(m, 0, rx, stretch_bits=bits)
     off = Signal()
     m.d.comb += off.eq(act)
