@@ -146,13 +146,19 @@ def _h3_tree_checker(g, platform):
     return m, key, ok
 
 
+def _h3_keys(g, *, seed):
+    """Zero, every single key bit (H3 is linear: these pin each mask bit)
+    and 100 random keys."""
+    r = random.Random(seed)
+    return [0, *(1 << i for i in range(g.key_width)), *(r.getrandbits(g.key_width) for _ in range(100))]
+
+
 def test_h3_trees_xor_to_the_hash():
     """The balanced XOR trees (h3_parts with a module, off ECP5) on the
     boards' geometry: zero, every single key bit, random keys."""
     g = DEFAULT_GEOMETRY
     m, key, ok = _h3_tree_checker(g, None)
-    r = random.Random(5)
-    keys = [0, *(1 << i for i in range(g.key_width)), *(r.getrandbits(g.key_width) for _ in range(100))]
+    keys = _h3_keys(g, seed=5)
 
     async def bench(ctx):
         for k in keys:
@@ -174,8 +180,7 @@ def test_h3_lut4_trees_on_ecp5(tmp_path):
     text = rtlil.convert(m, ports=[key, ok], name="top", platform=ECP5Netlist())
     parity = "parameter \\INIT 16'0110100110010110"
     assert text.count(parity) > g.tables * g.index_bits  # the trees are LUT4s
-    r = random.Random(6)
-    keys = [0, *(1 << i for i in range(g.key_width)), *(r.getrandbits(g.key_width) for _ in range(100))]
+    keys = _h3_keys(g, seed=6)
 
     def evaluate(rtlil_text, name):
         (tmp_path / f"{name}.il").write_text(rtlil_text)
