@@ -44,7 +44,7 @@ TIMING_MARGIN = 1.10  # CI wants 10% headroom over every clock constraint
 # nextpnr-ecp5's placers.  HeAP (nextpnr's own default) spent 16 min and
 # more in strict legalisation on the DFS at 74 % flip-flops and 81 % LUTs
 # without finishing; the electrostatic placer places the same netlist in
-# about 4 min (docs/boards.md, "Placers").
+# about 3 min, 8.3 min with routing (docs/boards.md, "Placers").
 PLACERS = ("static", "heap")
 DEFAULT_PLACER = "static"
 
