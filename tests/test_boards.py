@@ -16,7 +16,8 @@ from twinplane.boards.registry import BOARDS, get_board
 from twinplane.boards.top import BoardTop
 from twinplane.cli import main
 from twinplane.hdl.packet import packet_signature
-from twinplane.host.build import build_board, parse_report, read_config
+from twinplane.host import build
+from twinplane.host.build import CORES, build_board, default_core_factory, parse_report, read_config
 
 
 def _pins(platform, name, number):
@@ -214,6 +215,39 @@ def test_build_refuses_an_unknown_placer(tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(SystemExit):
         main(["build", "--board", "colorlight-5a-75b", "--placer", "sa"])
+
+
+@pytest.mark.parametrize(("board", "core", "flows"), [
+    ("colorlight-5a-75b", "bridge", 1024), ("colorlight-5a-75b-r7", "bridge", 1024),
+    ("versa-ecp5", "dfs", 2048), ("ecpix5", "dfs", 2048)])
+def test_a_plain_build_is_the_board_default(board, core, flows, monkeypatch):
+    # The DFS where it meets every clock with 10 % margin (the 45F boards,
+    # with the largest flow table their block RAM holds), the bridge on the
+    # Colorlight (docs/boards.md, "The DFS on the boards").
+    spec = get_board(board)
+    assert (spec.default_core, spec.flow_entries) == (core, flows)
+    assert default_core_factory(board) is CORES[core]
+    made = CORES[core](len(spec.roles), spec.flow_entries, spec.vlans)
+    assert made.name == core and made.flow_entries == (flows if core == "dfs" else 0)
+    # The command line leaves both to build_board unless given.
+    seen = {}
+
+    def fake_build(name, **kwargs):
+        seen[name] = kwargs
+        raise SystemExit(0)
+
+    monkeypatch.setattr(build, "build_board", fake_build)
+    for argv, want in ((["build", "--board", board], (None, None)),
+                       (["build", "--board", board, "--core", "bridge", "--flows", "512"], (CORES["bridge"], 512))):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert (seen[board]["core_factory"], seen[board]["flows"]) == want
+
+
+def test_build_refuses_a_bad_flow_count_before_building(tmp_path):
+    with pytest.raises(ValueError, match="flows must be a non-negative int, not -1"):
+        build_board("versa-ecp5", out_dir=tmp_path / "out", flows=-1)
+    assert not (tmp_path / "out").exists()
 
 
 def test_program_dry_run(capsys):

@@ -91,24 +91,17 @@ def test_colorlight_5a_75b_sync_margin(colorlight_report):
 
 @pytest.mark.slow
 @pytest.mark.release
-@pytest.mark.parametrize("board", ["colorlight-5a-75b-r7", "versa-ecp5", "ecpix5"])
-def test_release_board_bitstream(board, tmp_path):
+@pytest.mark.parametrize(("board", "core", "flows"), [
+    ("colorlight-5a-75b-r7", "bridge", 0), ("versa-ecp5", "dfs", 2048), ("ecpix5", "dfs", 2048)])
+def test_release_board_bitstream(board, core, flows, tmp_path):
+    # A plain build of each board, every clock with 10 % margin.  On the 45F
+    # boards that is the DFS with the largest flow table their 108 block RAMs
+    # hold (4096 entries would need about 125; docs/boards.md, "The DFS on
+    # the boards").
     if not RELEASE:
         pytest.skip(f"{board}: release build, runs only with TWINPLANE_RELEASE=1")
-    build_and_check(board, tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.release
-@pytest.mark.parametrize(("board", "flows"), [("versa-ecp5", 2048), ("ecpix5", 2048)])
-def test_release_board_dfs_bitstream(board, flows, tmp_path):
-    # The DFS on the 45F boards, with the largest flow table that fits their
-    # 108 block RAMs (4096 entries would need about 125): every clock with
-    # 10 % margin (docs/boards.md, "The DFS on the 45F boards").
-    if not RELEASE:
-        pytest.skip(f"{board} --core dfs --flows {flows}: release build, runs only with TWINPLANE_RELEASE=1")
-    report = build_and_check(board, tmp_path, core_factory=dfs_factory, flows=flows)
-    assert (report["core"], report["flow_entries"]) == ("dfs", flows)
+    report = build_and_check(board, tmp_path)
+    assert (report["core"], report["flow_entries"]) == (core, flows)
 
 
 @pytest.mark.slow
