@@ -211,3 +211,46 @@ def test_divisor_checks():
         UARTTx(3)
     with pytest.raises(TypeError, match="divisor must be an int, not '9600'"):
         UARTRx("9600")
+
+
+def test_rx_byte_taken_as_the_next_stop_bit_is_sampled():
+    # The first byte waits until the consumer takes it at clock ``take``.
+    # Taken by the clock the second byte's stop bit is sampled (or the one
+    # after, which the receiver waits for), both bytes arrive; taken later,
+    # the second is an overrun.  The payload's load does not look at
+    # ``ready``, so the same-clock case is the one to watch.
+    divisor = 8
+    random.seed(3)
+    levels = waveform(b"\x11\x22", divisor)
+
+    def run(take):
+        dut = UARTRx(divisor)
+        out = {"bytes": [], "overruns": 0, "second_valid_at": None}
+
+        async def drive(ctx):
+            for clock, level in enumerate(levels):
+                ctx.set(dut.rx, level)
+                ready = take is None or clock == take or (clock > take and bool(out["bytes"]))
+                ctx.set(dut.source.ready, ready)
+                if ready and ctx.get(dut.source.valid):
+                    out["bytes"].append(ctx.get(dut.source.payload))
+                    if len(out["bytes"]) == 2:
+                        out["second_valid_at"] = clock
+                await ctx.tick()
+                out["overruns"] += ctx.get(dut.overrun)
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
+        sim.add_testbench(drive)
+        sim.run()
+        return out
+
+    free = run(None)
+    assert free["bytes"] == [0x11, 0x22] and free["overruns"] == 0
+    sampled = free["second_valid_at"] - 1  # the clock whose edge loaded the second byte
+    outcomes = {}
+    for take in range(sampled - 3, sampled + 4):
+        out = run(take)
+        outcomes[take - sampled] = (out["bytes"], out["overruns"])
+    both, lost = ([0x11, 0x22], 0), ([0x11], 1)
+    assert outcomes == {-3: both, -2: both, -1: both, 0: both, 1: lost, 2: lost, 3: lost}, outcomes

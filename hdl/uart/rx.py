@@ -67,15 +67,21 @@ class UARTRx(wiring.Component):
                 with m.Else():
                     m.d.sync += timer.eq(timer - 1)
             with m.State("Sampling the stop bit"):
+                # The byte loads only into an empty ``source`` (``valid``, a
+                # flop), so the consumer's ready is not in the payload's
+                # enable (it was, through the console's FSM, 8.5 ns routed).
+                # A byte taken this very clock empties it for the next clock:
+                # the stop bit is sampled again then, half a bit from its end.
                 with m.If(timer == 0):
                     with m.If(~rx):
                         m.d.sync += self.framing_error.eq(1)
-                    with m.Elif(self.source.valid & ~self.source.ready):
-                        m.d.sync += self.overrun.eq(1)
-                    with m.Else():
+                        m.next = "Waiting for a start bit"
+                    with m.Elif(~self.source.valid):
                         m.d.sync += [self.source.payload.eq(shreg), self.source.valid.eq(1)]
-                    # Back to idle mid-stop-bit, so the next start edge is not missed.
-                    m.next = "Waiting for a start bit"
+                        m.next = "Waiting for a start bit"  # mid-stop-bit, so the next start edge is not missed
+                    with m.Elif(~self.source.ready):
+                        m.d.sync += self.overrun.eq(1)
+                        m.next = "Waiting for a start bit"
                 with m.Else():
                     m.d.sync += timer.eq(timer - 1)
         return m
