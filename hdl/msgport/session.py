@@ -50,7 +50,7 @@ from amaranth.lib import crc, data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from twinplane.model.flowkey import KEY_WIDTH
-from twinplane.protocol.codec import ReplayWindow
+from twinplane.protocol.codec import AUTH_LABEL, SESSION_LABEL, ReplayWindow
 from twinplane.protocol.codes import (
     PROTOCOL_VERSION,
     PROXY_FLAGS,
@@ -100,8 +100,6 @@ from .layout import (
 
 __all__ = ["SessionEngine", "core_message_layout", "vs_write_layout"]
 
-_AUTH_LABEL = b"twinplane-auth"
-_SESSION_LABEL = b"twinplane-session"
 _IPV4_MAPPED = 0xFFFF << 32
 _LOWEST, _HIGHEST = min(SUPPORTED_VERSIONS), max(SUPPORTED_VERSIONS)
 _WINDOW = ReplayWindow.SIZE
@@ -932,29 +930,39 @@ class SessionEngine(wiring.Component):
         # sit at 32..47: the label comes from a small ROM on (which label,
         # index) and the rest from a 16-way byte select, instead of a select
         # over each whole input.
-        assert len(_SESSION_LABEL) <= 32 and len(_AUTH_LABEL) <= 32
+        assert len(SESSION_LABEL) <= 32 and len(AUTH_LABEL) <= 32
         hash_index = Signal(6)
         hash_for_session = Signal()
-        label_byte = Signal(8)
-        with m.Switch(Cat(hash_index[:5], hash_for_session)):
-            for for_session, label in ((0, _AUTH_LABEL), (1, _SESSION_LABEL)):
-                for k, b in enumerate(label):
-                    with m.Case(32 - len(label) + k + 32 * for_session):
-                        m.d.comb += label_byte.eq(b)
+        # The label ROM in two halves on (which label, index[:4]): bytes
+        # 0-15 of the count and 16-31, each a 5-input function of flops,
+        # the half picked with the byte (one ROM on six inputs ran from
+        # hash_index into label_q, 6 levels).
+        halves = {}  # (for_session, index % 16) -> {half: byte}
+        for for_session, label in ((0, AUTH_LABEL), (1, SESSION_LABEL)):
+            for k, b in enumerate(label):
+                i = 32 - len(label) + k
+                halves.setdefault((for_session, i % 16), {})[i // 16] = b
+        label_half = [Signal(8, name=f"label_byte{h}") for h in range(2)]
+        with m.Switch(Cat(hash_index[:4], hash_for_session)):
+            for (for_session, low), in_half in halves.items():
+                with m.Case(low + 16 * for_session):
+                    m.d.comb += [label_half[h].eq(b) for h, b in in_half.items()]
         secret_bytes = Cat(*(challenge.word_select(7 - b, 8) for b in range(8)),
                            *(nonce_q.word_select(7 - b, 8) for b in range(8)))
         # The byte is offered from a register two clocks after hash_index:
-        # the ROM and the 16-way select each into a register of its own,
-        # then the pick between them (in one clock they ran on into the
+        # the ROM halves and the 16-way select each into a register of its
+        # own, then the pick among them (in one clock they ran on into the
         # byte's register, 7 levels): a byte every three clocks, 288 clocks
         # an authentication.
-        label_q, secret_q = Signal(8, name="label_q"), Signal(8, name="secret_q")
-        pick_secret, last_q = Signal(name="pick_secret"), Signal(name="last_q")
-        m.d.sync += [label_q.eq(label_byte), secret_q.eq(secret_bytes.word_select(hash_index[:4], 8)),
-                     pick_secret.eq(hash_index[5]), last_q.eq(hash_index == 47)]
+        label_q = [Signal(8, name=f"label_q{h}") for h in range(2)]
+        secret_q = Signal(8, name="secret_q")
+        pick_secret, pick_high, last_q = Signal(name="pick_secret"), Signal(name="pick_high"), Signal(name="last_q")
+        m.d.sync += [label_q[0].eq(label_half[0]), label_q[1].eq(label_half[1]),
+                     secret_q.eq(secret_bytes.word_select(hash_index[:4], 8)),
+                     pick_secret.eq(hash_index[5]), pick_high.eq(hash_index[4]), last_q.eq(hash_index == 47)]
         hash_byte, hash_byte_last, hash_byte_ok, hash_settling = Signal(8), Signal(), Signal(), Signal()
-        m.d.sync += [hash_byte.eq(Mux(pick_secret, secret_q, label_q)), hash_byte_last.eq(last_q),
-                     hash_byte_ok.eq(0), hash_settling.eq(0)]
+        m.d.sync += [hash_byte.eq(Mux(pick_secret, secret_q, Mux(pick_high, label_q[1], label_q[0]))),
+                     hash_byte_last.eq(last_q), hash_byte_ok.eq(0), hash_settling.eq(0)]
         # Driven in every state (only valid in "Hashing"): no AND a bit.
         m.d.comb += [siphash.sink.payload.data.eq(hash_byte), siphash.sink.payload.last.eq(hash_byte_last)]
 
@@ -1224,7 +1232,7 @@ class SessionEngine(wiring.Component):
                 # An authentication's first hash starts here: "Idle" is before
                 # every "Dispatching" (written there, hash_index had the
                 # state's branch chain in front of it, 8.3 ns routed).
-                m.d.sync += [hash_index.eq(32 - len(_AUTH_LABEL)), hash_for_session.eq(0)]
+                m.d.sync += [hash_index.eq(32 - len(AUTH_LABEL)), hash_for_session.eq(0)]
                 with m.If(awaiting_verdict):
                     fsm.goto("Waiting for the install verdict")  # the message on rx is handled
                 with m.Elif(self.rx.valid & ~to_core_pending & ~release_rx):
@@ -1340,7 +1348,7 @@ class SessionEngine(wiring.Component):
 
             with fsm.state("Taking the hash"):
                 with m.If(~hash_for_session):
-                    m.d.sync += [hash_for_session.eq(1), hash_index.eq(32 - len(_SESSION_LABEL))]
+                    m.d.sync += [hash_for_session.eq(1), hash_index.eq(32 - len(SESSION_LABEL))]
                     fsm.goto("Hashing")
                 with m.Else():
                     count("authentications")

@@ -27,7 +27,9 @@ from .messages import HEADER_SIZE, MESSAGES_BY_TYPE, TAG_SIZE, Message
 from .wire import DecodeError
 
 __all__ = [
+    "AUTH_LABEL",
     "MAX_DATAGRAM",
+    "SESSION_LABEL",
     "Codec",
     "DecodeError",
     "ReplayWindow",
@@ -38,8 +40,10 @@ __all__ = [
 #: Largest UDP payload in one 1500-byte IPv4 frame without fragmentation.
 MAX_DATAGRAM = 1500 - 20 - 8
 
-_AUTH_LABEL = b"twinplane-auth"
-_SESSION_LABEL = b"twinplane-session"
+#: What SipHash proves or derives with the shared key, ahead of challenge | nonce
+#: (the gateware's session engine hashes the same bytes).
+AUTH_LABEL = b"twinplane-auth"
+SESSION_LABEL = b"twinplane-session"
 _SUPPORTED_MAJORS = frozenset(major for major, _ in SUPPORTED_VERSIONS)
 _BUS_PREFIX = {Bus.SSMB: bytes([Bus.SSMB]), Bus.CSMB: bytes([Bus.CSMB])}
 _HELLO_TYPES = {Bus.SSMB: int(SsmbType.HELLO), Bus.CSMB: int(CsmbType.HELLO)}
@@ -53,12 +57,12 @@ def _check_key(key: bytes) -> bytes:
 
 def auth_response(key: bytes, challenge: bytes, nonce: bytes) -> bytes:
     """The AUTH_RESPONSE proof: SipHash(key, label | challenge | nonce)."""
-    return siphashc.siphash(_check_key(key), _AUTH_LABEL + challenge + nonce).to_bytes(8, "little")
+    return siphashc.siphash(_check_key(key), AUTH_LABEL + challenge + nonce).to_bytes(8, "little")
 
 
 def session_id(key: bytes, challenge: bytes, nonce: bytes) -> int:
     """The session number both sides derive after a successful exchange."""
-    return siphashc.siphash(_check_key(key), _SESSION_LABEL + challenge + nonce) & 0xFFFFFFFF or 1
+    return siphashc.siphash(_check_key(key), SESSION_LABEL + challenge + nonce) & 0xFFFFFFFF or 1
 
 
 class ReplayWindow:
