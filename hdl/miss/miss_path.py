@@ -596,7 +596,11 @@ class MissPath(wiring.Component):
         m.d.sync += q_fetch.eq(0)
         with m.If(q_fetch):
             m.d.sync += q_valid.eq(1)
-        with m.If(asks.r_rdy & ~q_fetch & (~q_valid | q_taken) & ~flush):
+        # Popped only while no QUERY is offered (not as one is taken): the
+        # flow controller's ready ran through the pop into the queue's level,
+        # 6 levels; a clock more per QUERY, against the many the flow
+        # controller spends on each.
+        with m.If(asks.r_rdy & ~q_fetch & ~q_valid & ~flush):
             m.d.comb += asks.r_en.eq(1)
             with m.If(ask.bit_select(head, 1)):
                 m.d.sync += [q_fetch.eq(1), self.query.payload.slot.eq(head),
