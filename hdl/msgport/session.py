@@ -1250,14 +1250,18 @@ class SessionEngine(wiring.Component):
 
             with fsm.state("Looking up the sender"):
                 # The lookup pipeline above settles on the message and table.
-                m.d.sync += lookup_wait.eq(lookup_wait + 1)
+                # The slide's registers load every clock of the wait (only
+                # "Sliding the window" reads them), the last load being the
+                # settled one: the wait's compare is in front of slide_more
+                # alone (it was in front of slide_left's subtract too, 5 levels).
+                m.d.sync += [
+                    lookup_wait.eq(lookup_wait + 1),
+                    clear_ptr.eq(Mux(far_ahead, 0, slot_highest[:6] + 1)),
+                    clear_words.eq(far_ahead),
+                    slide_left.eq(Mux(seq_ahead, Mux(far_ahead, 16, shift - 1), 0)),
+                ]
                 with m.If(lookup_wait == _LOOKUP_CLOCKS - 1):
-                    m.d.sync += [
-                        clear_ptr.eq(Mux(far_ahead, 0, slot_highest[:6] + 1)),
-                        clear_words.eq(far_ahead),
-                        slide_left.eq(Mux(seq_ahead, Mux(far_ahead, 16, shift - 1), 0)),
-                        slide_more.eq(seq_ahead & (far_ahead | (shift != 1))),
-                    ]
+                    m.d.sync += slide_more.eq(seq_ahead & (far_ahead | (shift != 1)))
                     fsm.goto("Sliding the window")
 
             with fsm.state("Sliding the window"):
