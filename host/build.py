@@ -46,6 +46,13 @@ TIMING_MARGIN = 1.10  # CI wants 10% headroom over every clock constraint
 # about 3 min, 8.3 min with routing (docs/boards.md, "Placers").
 PLACERS = ("static", "heap")
 DEFAULT_PLACER = "static"
+# Both placers can also get stuck in strict legalisation on some netlists
+# and seeds (no log output, full CPU, for hours): a run silent for
+# DEFAULT_STALL_SECONDS is stopped and the next seed tried.  Every phase
+# that works logs well within that (docs/boards.md, "Placers").
+DEFAULT_ATTEMPTS = 3
+DEFAULT_STALL_SECONDS = 600.0
+ATTEMPTS_NAME = "nextpnr-attempts.json"
 
 
 def bridge_factory(n_ports: int, flow_entries: int, vlans: tuple[int, ...] = (), cs_prefix: int = 0):
@@ -161,14 +168,20 @@ def _tool_env() -> dict[str, str]:
 def build_board(board: str, *, out_dir: str | os.PathLike, flows: int | None = None,
                 config: dict[str, int] | None = None, console: bool = True, core_factory=None,
                 seed: int = 1, placer: str = DEFAULT_PLACER, progress=None,
-                vlans: tuple[int, ...] | None = None, cs_prefix: int = 0) -> dict:
+                vlans: tuple[int, ...] | None = None, cs_prefix: int = 0,
+                attempts: int = DEFAULT_ATTEMPTS, stall_seconds: float = DEFAULT_STALL_SECONDS) -> dict:
     """Synthesise, place, route and pack ``board``; write ``twinplane.bit`` and
     ``report.json`` into ``out_dir``; return the report.  ``progress(stage)``
     is called with a short description as the build advances.  ``flows``:
     the flow-table entries, by default the largest that fits the board
     (``BoardSpec.flow_entries``); ``core_factory``: by default the board's
     (``default_core_factory``).  ``vlans`` (one-port boards): the (external,
-    internal) VLAN ids, the board's by default."""
+    internal) VLAN ids, the board's by default.  nextpnr runs with ``seed``;
+    a run whose log stays silent for ``stall_seconds`` is stopped and the
+    next seed tried, ``attempts`` seeds in all (``boards/nextpnr_seeds.py``):
+    the report's ``seed`` is the one that finished, ``pnr_attempts`` lists
+    each."""
+    from twinplane.boards.nextpnr_seeds import wrapper_script
     from twinplane.boards.pnr import SYNTH_OPTS, script_after_synth
     from twinplane.boards.registry import get_board
     from twinplane.boards.slack import REPORT_NAME
@@ -181,6 +194,10 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int | None = N
         raise ValueError(f"flows must be a non-negative int, not {flows!r}")
     if placer not in PLACERS:
         raise ValueError(f"placer must be one of {', '.join(PLACERS)}, not {placer!r}")
+    if not isinstance(attempts, int) or attempts < 1:
+        raise ValueError(f"attempts must be a positive int, not {attempts!r}")
+    if not stall_seconds > 0:
+        raise ValueError(f"stall_seconds must be positive, not {stall_seconds!r}")
     factory = core_factory or default_core_factory(board)
     core = factory(len(spec.roles), flows, spec.vlans if vlans is None else vlans, cs_prefix)
     top = BoardTop(spec, core, console=console, console_config=config)
@@ -190,7 +207,12 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int | None = N
     name = "twinplane"
 
     old_env = {k: os.environ.get(k) for k in (*_TOOLS, "OPENFPGALOADER")}
-    os.environ.update(_tool_env())
+    tools = _tool_env()
+    record = out / ATTEMPTS_NAME
+    record.unlink(missing_ok=True)
+    tools["NEXTPNR_ECP5"] = str(wrapper_script(out / "nextpnr-seeds.sh", tools["NEXTPNR_ECP5"],
+                                               list(range(seed, seed + attempts)), stall_seconds, str(record.resolve())))
+    os.environ.update(tools)
     t0 = time.monotonic()
     error: list[BaseException] = []
     try:
@@ -217,6 +239,11 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int | None = N
                 stage = next((s for f, s in stages if (out / f).exists()), "synthesising (yosys)")
                 progress(stage)
         if error:
+            tried = json.loads(record.read_text()) if record.exists() else []
+            if tried and all(a["outcome"] == "stalled" for a in tried):
+                raise RuntimeError(f"nextpnr stalled (no log output for {stall_seconds:.0f} s) with every seed "
+                                   f"tried: {', '.join(str(a['seed']) for a in tried)}; try other seeds "
+                                   f"(--seed) or the other placer (--placer)") from error[0]
             raise error[0]
     finally:
         for k, v in old_env.items():
@@ -225,6 +252,7 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int | None = N
             else:
                 os.environ[k] = v
     seconds = time.monotonic() - t0
+    tried = json.loads(record.read_text())
     report = {
         "board": spec.name,
         "device": f"{platform.device}-{platform.speed}{platform.package}",
@@ -237,7 +265,8 @@ def build_board(board: str, *, out_dir: str | os.PathLike, flows: int | None = N
         **parse_report((out / f"{name}.tim").read_text()),
         "bitstream": str(out / f"{name}.bit"),
         "build_seconds": round(seconds, 1),
-        "seed": seed,
+        "seed": tried[-1]["seed"],
+        "pnr_attempts": tried,
         "placer": placer,
         "notes": spec.notes,
     }
@@ -285,7 +314,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="take messages only from --cs-ip/PREFIX (0, the default: from any source)")
     parser.add_argument("--key", help="message key, 32 hex digits")
     parser.add_argument("--no-console", action="store_true", help="leave the UART console out")
-    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (the first one tried)")
+    parser.add_argument("--attempts", type=int, default=DEFAULT_ATTEMPTS,
+                        help=f"seeds to try, from --seed on, when nextpnr stalls (default {DEFAULT_ATTEMPTS})")
+    parser.add_argument("--stall-minutes", type=float, default=DEFAULT_STALL_SECONDS / 60,
+                        help=f"minutes without nextpnr log output that count as stuck "
+                             f"(default {DEFAULT_STALL_SECONDS / 60:.0f})")
     parser.add_argument("--placer", choices=PLACERS, default=DEFAULT_PLACER,
                         help=f"nextpnr's placer (default {DEFAULT_PLACER}; docs/boards.md, \"Placers\")")
     parser.add_argument("--vlans", type=_vlan_pair, default=None, metavar="EXT,INT",
@@ -324,6 +358,7 @@ def run(args: argparse.Namespace) -> int:
 
         report = build_board(args.board, out_dir=out, flows=args.flows, config=config,
                              console=not args.no_console, seed=args.seed, placer=args.placer, progress=progress,
+                             attempts=args.attempts, stall_seconds=args.stall_minutes * 60,
                              core_factory=CORES[args.core] if args.core else None, vlans=args.vlans,
                              cs_prefix=args.cs_prefix)
     if args.json:

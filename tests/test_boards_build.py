@@ -27,6 +27,11 @@ def check_report(report, out_dir, *, timing=True):
     assert json.loads((out_dir / "report.json").read_text()) == report
     # nextpnr ran with the placer the report names.
     assert f"--placer {report['placer']} " in (out_dir / "build_twinplane.sh").read_text()
+    # It ran through the stall watch (boards/nextpnr_seeds.py); the last
+    # attempt finished, with the seed the report names.
+    attempts = report["pnr_attempts"]
+    assert attempts and attempts[-1]["outcome"] == "finished" and attempts[-1]["returncode"] == 0, attempts
+    assert report["seed"] == attempts[-1]["seed"] and all(a["outcome"] == "stalled" for a in attempts[:-1])
     assert (out_dir / "twinplane.bit").stat().st_size > 100_000
     assert report["fmax_mhz"], "nextpnr reported no clock"
     assert set(report["fmax_mhz"]) == set(report["target_mhz"])
