@@ -449,8 +449,14 @@ class DFSCore(wiring.Component):
             rewriter_outputs.append(demux)
 
         for p in range(n):
-            for demux in rewriter_outputs:
-                egress_inputs[p].insert(0, demux.sources[p])  # the fast path first
+            for q, demux in enumerate(rewriter_outputs):
+                # A skid buffer from each port's demux to each egress: the
+                # select's valid went through the demux and the arbiter into
+                # the egress register's spare (6 levels), and the egress
+                # register's ready back through both into the rewriter's
+                # output stage (5).  A clock more on the fast path.
+                fast = _through(m, f"fast{q}_to{p}", SkidBuffer, demux.sources[p]).source
+                egress_inputs[p].insert(0, fast)  # the fast path first
         # The message port's frames through a skid buffer: the transmitter's
         # FIFO level reached the egress arbiter's grant and, through it, the
         # other sources' readies (6 levels, fanout 91).
