@@ -181,6 +181,11 @@ class Forwarder(wiring.Component):
         start_m1 = Signal(16)  # the byte before the UDP payload's first
         end_m2 = Signal(16)  # the byte before its last
         nonempty = Signal()  # the payload has a byte
+        # ``byte_index == start_m1`` and ``== end_m2`` as flops, kept with
+        # byte_index (compared with the bounds less one as it steps): the
+        # 16-bit compares were in front of msg_last, 6 levels.
+        start_m2, end_m3 = Signal(16), Signal(16)
+        at_start, at_end = Signal(name="at_start"), Signal(name="at_end")
         msg_first, msg_last, msg_inside = Signal(name="msg_first"), Signal(name="msg_last"), Signal(name="msg_inside")
         vs_answer = Signal.like(self.vs_answer.payload)
         cam_protocol = Signal(8)
@@ -330,9 +335,11 @@ class Forwarder(wiring.Component):
                 # last byte), msg_first and msg_last matter only inside.  Not
                 # on the external port (never a message frame: no flops).
                 if not self._external:
+                    # byte_index is 0 here (and the first byte not taken).
                     m.d.sync += [
-                        start_m1.eq(info.l4_offset + 7),
-                        end_m2.eq(info.ip_end - 2),
+                        start_m1.eq(info.l4_offset + 7), start_m2.eq(info.l4_offset + 6),
+                        end_m2.eq(info.ip_end - 2), end_m3.eq(info.ip_end - 3),
+                        at_start.eq((info.l4_offset + 7)[:16] == 0), at_end.eq((info.ip_end - 2)[:16] == 0),
                         nonempty.eq(info.ip_end > info.l4_offset + 8),
                         msg_first.eq(0), msg_last.eq(0), msg_inside.eq(0),
                     ]
@@ -462,16 +469,17 @@ class Forwarder(wiring.Component):
                         msg_ready = Mux(msg_inside, self.message_frame.ready, 1)
                         m.d.comb += f.ready.eq(msg_ready)
                         with m.If(f.valid & msg_ready):
-                            at_start = byte_index == start_m1
                             m.d.sync += [
                                 msg_first.eq(at_start),
-                                msg_last.eq(byte_index == end_m2),
+                                msg_last.eq(at_end),
                                 msg_inside.eq(Mux(at_start, nonempty, msg_inside & ~msg_last)),
                             ]
                     with m.Default():
                         m.d.comb += f.ready.eq(1)
                 with m.If(f.valid & f.ready):
                     m.d.sync += byte_index.eq(byte_index + 1)
+                    if not self._external:
+                        m.d.sync += [at_start.eq(byte_index == start_m2), at_end.eq(byte_index == end_m3)]
                     with m.If(last):
                         m.d.sync += msg_inside.eq(0)  # a frame cut short ends its payload too
                         fsm.goto("Done with the frame")
