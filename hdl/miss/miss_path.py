@@ -482,6 +482,11 @@ class MissPath(wiring.Component):
                 # "Opening" on, which always follows this state.  Under the
                 # branches below its enable was 5 levels (7.4-7.8 ns routed).
                 m.d.sync += w_ptr.eq(Mux(hold_any, hold_ptr, 0))
+                # reading_w likewise (a new slot is nobody's; on the other
+                # branches nothing is written, and the default load above
+                # follows w_slot from the next clock): under them it was 6
+                # levels, from asks_room.
+                m.d.sync += reading_w.eq(hold_any & r_busy & (r_slot == hold_slot))
                 with m.If(flush):
                     writer.goto("Waiting for a frame")
                 with m.Else():
@@ -491,8 +496,7 @@ class MissPath(wiring.Component):
                         writer.goto("Discarding")
                     with m.Elif(hold_any):
                         m.d.sync += storing_1h.eq(hold_1h)
-                        m.d.sync += [w_slot.eq(hold_slot), writing.eq(1),
-                                     reading_w.eq(r_busy & (r_slot == hold_slot))]
+                        m.d.sync += [w_slot.eq(hold_slot), writing.eq(1)]
                         writer.goto("Opening")
                     with m.Elif(~cs_present):
                         m.d.sync += [no_cs.eq(1), writing.eq(0)]
@@ -500,7 +504,7 @@ class MissPath(wiring.Component):
                     with m.Elif(free_hit & asks_room):
                         m.d.comb += alloc.eq(1)
                         m.d.sync += storing_1h.eq(free_1h)
-                        m.d.sync += [w_slot.eq(free_slot), writing.eq(1), reading_w.eq(0),
+                        m.d.sync += [w_slot.eq(free_slot), writing.eq(1),
                                      alloc_slot_1h.eq(free_1h), alloc_slot.eq(free_slot)]
                         writer.goto("Opening")
                     with m.Else():
