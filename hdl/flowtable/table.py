@@ -82,7 +82,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from twinplane.hdl.onehot import OneHotFSM
+from twinplane.hdl.onehot import OneHotFSM, onehot_mux
 from twinplane.hdl.ram import BlockRAM
 from twinplane.model.flowtable import FlowGeometry, FlowOp, InsertStatus, h3_masks
 
@@ -561,6 +561,10 @@ class FlowTable(wiring.Component):
         midx = [Signal(ib, name=f"midx{t}") for t in range(T)]
         mslot = Signal(self.slot_layout)  # the one slot the FSM holds
         mt, mw = Signal(tb, name="mt"), Signal(wb, name="mw")
+        # (mt, mw) one-hot too (bit mt * W + mw), kept with it: the candidate's
+        # handle for the cntmem's address is an AND-OR of flops (a mux by
+        # the binary pair was 6 levels into ``c_raddr``).
+        mtw_1h = Signal(T * W, name="mtw_1h", init=1)
         tgt_t, tgt_w = Signal(tb, name="tgt_t"), Signal(wb, name="tgt_w")
         best_t, best_w = Signal(tb, name="best_t"), Signal(wb, name="best_w")
         pk_ok, fr_ok = Signal(name="pk_ok"), Signal(name="fr_ok")
@@ -638,11 +642,7 @@ class FlowTable(wiring.Component):
         # The handle of candidate (mt, mw), for the ages (a case mux: indexing
         # by a Value would build a shifter).
         ehandle = Signal(hb)
-        with m.Switch(Cat(mw, mt)):
-            for t in range(T):
-                for w in range(W):
-                    with m.Case(w | t << wb):
-                        m.d.comb += ehandle.eq(chandle[t][w])
+        m.d.comb += ehandle.eq(onehot_mux(mtw_1h, [chandle[t][w] for t in range(T) for w in range(W)]))
         # The cntmem read address a clock ahead: the eviction's candidate
         # handle (after the moves) or the command's.
         m.d.sync += c_raddr.eq(Mux(cap_alt, ehandle, cmd.handle))
@@ -720,6 +720,7 @@ class FlowTable(wiring.Component):
                 m.d.sync += [mw.eq(0), mt.eq(mt + 1)]
             with m.Else():
                 m.d.sync += mw.eq(mw + 1)
+            m.d.sync += mtw_1h.eq(mtw_1h.rotate_left(1))
 
         def search_key(name, idx, nxt):
             """The states ``name`` SEARCH, HASHING, HASHING 2, HASHED, WAIT: search
@@ -829,7 +830,7 @@ class FlowTable(wiring.Component):
                 fsm.goto("CHECK CANDIDATES")
             with fsm.state("CHECK CANDIDATES"):
                 # ``r.key`` takes ``hkey``, the command's key here (``ld_key``).
-                m.d.sync += [mt.eq(0), mw.eq(0), chosen.eq(0)]
+                m.d.sync += [mt.eq(0), mw.eq(0), mtw_1h.eq(1), chosen.eq(0)]
                 with m.If(cmd.op == FlowOp.FIND):
                     m.d.sync += [r.found.eq(c_hit), r.handle.eq(c_hhandle),
                                  cmd.handle.eq(c_hhandle)]
@@ -870,7 +871,7 @@ class FlowTable(wiring.Component):
                         m.d.sync += [tgt_t.eq(mt), tgt_w.eq(mw)]
                         goto_row("ALLOCATE", rl_alloc)
                 with m.Elif((mt == T - 1) & (mw == W - 1)):
-                    m.d.sync += [mt.eq(0), mw.eq(0)]
+                    m.d.sync += [mt.eq(0), mw.eq(0), mtw_1h.eq(1)]
                     fsm.goto("AGE START")
                 with m.Else():
                     next_candidate()
