@@ -942,11 +942,12 @@ class SessionEngine(wiring.Component):
             for k, b in enumerate(label):
                 i = 32 - len(label) + k
                 halves.setdefault((for_session, i % 16), {})[i // 16] = b
-        label_half = [Signal(8, name=f"label_byte{h}") for h in range(2)]
-        with m.Switch(Cat(hash_index[:4], hash_for_session)):
-            for (for_session, low), in_half in halves.items():
-                with m.Case(low + 16 * for_session):
-                    m.d.comb += [label_half[h].eq(b) for h, b in in_half.items()]
+        # Each half a constant table read by word_select (a case per entry
+        # shared its decodes with last_q's compare, 5 levels).
+        label_half = []
+        for h in range(2):
+            table = sum(halves.get((e >> 4, e & 15), {}).get(h, 0) << (8 * e) for e in range(32))
+            label_half.append(Const(table, 256).word_select(Cat(hash_index[:4], hash_for_session), 8))
         secret_bytes = Cat(*(challenge.word_select(7 - b, 8) for b in range(8)),
                            *(nonce_q.word_select(7 - b, 8) for b in range(8)))
         # The byte is offered from a register two clocks after hash_index:
