@@ -566,6 +566,9 @@ class FlowTable(wiring.Component):
         # the binary pair was 6 levels into ``c_raddr``).
         mtw_1h = Signal(T * W, name="mtw_1h", init=1)
         tgt_t, tgt_w = Signal(tb, name="tgt_t"), Signal(wb, name="tgt_w")
+        # The target's bucket, taken with tgt_t (the bucket mux by tgt_t was
+        # in front of ``rd_row``'s AND-OR, rl_alloc -> rd_row 6 levels).
+        tgt_bucket = Signal(ib, name="tgt_bucket")
         best_t, best_w = Signal(tb, name="best_t"), Signal(wb, name="best_w")
         pk_ok, fr_ok = Signal(name="pk_ok"), Signal(name="fr_ok")
         pk_t, pk_w = Signal(tb, name="pk_t"), Signal(wb, name="pk_w")
@@ -700,7 +703,7 @@ class FlowTable(wiring.Component):
                 (rl_victim, row(best_t, best_bucket), best_w),
                 (rl_handle, row(loc.table, loc.bucket), loc.way),
                 (rl_pick, row(pk_t, Array(midx)[pk_t]), pk_w),
-                (rl_alloc, row(tgt_t, Array(cidx)[tgt_t]), tgt_w)]
+                (rl_alloc, row(tgt_t, tgt_bucket), tgt_w)]
         with m.If(Cat(*rl).any()):
             m.d.sync += [rd_row.eq(_or_words([a & f.replicate(len(rd_row)) for f, a, _ in rows])),
                          rd_way.eq(_or_words([w & f.replicate(wb) for f, _, w in rows]))]
@@ -825,6 +828,7 @@ class FlowTable(wiring.Component):
                 # ``new_handle``: the actmem write address of an update (an
                 # allocation sets it again).
                 m.d.sync += [fr_ok.eq(has_free), tgt_t.eq(best_ft), tgt_w.eq(best_fw),
+                             tgt_bucket.eq(Array(cidx)[best_ft]),
                              new_handle.eq(c_hhandle), ld_key.eq(1), ld_key_rs.eq(0),
                              aw_en.eq(c_hit & (cmd.op != FlowOp.FIND))]
                 fsm.goto("CHECK CANDIDATES")
@@ -868,7 +872,7 @@ class FlowTable(wiring.Component):
                 with m.If(pk_ok):
                     m.d.comb += [kw_en.eq(1), kw_valid.eq(1), lwr.en.eq(1)]
                     with m.If(kw_grant):
-                        m.d.sync += [tgt_t.eq(mt), tgt_w.eq(mw)]
+                        m.d.sync += [tgt_t.eq(mt), tgt_w.eq(mw), tgt_bucket.eq(Array(cidx)[mt])]
                         goto_row("ALLOCATE", rl_alloc)
                 with m.Elif((mt == T - 1) & (mw == W - 1)):
                     m.d.sync += [mt.eq(0), mw.eq(0), mtw_1h.eq(1)]
@@ -956,7 +960,7 @@ class FlowTable(wiring.Component):
             with fsm.state("VICTIM DATA"):
                 m.d.sync += [r.action.eq(ard.data),
                              r.status.eq(InsertStatus.EVICTED), new_handle.eq(mslot.handle),
-                             tgt_t.eq(best_t), tgt_w.eq(best_w)]
+                             tgt_t.eq(best_t), tgt_w.eq(best_w), tgt_bucket.eq(best_bucket)]
                 fsm.goto("VICTIM INVALIDATE")
             with fsm.state("VICTIM INVALIDATE"):
                 m.d.comb += kw_en.eq(1)
