@@ -291,6 +291,8 @@ def _table(report: dict):
     for key, label in (("lut4", "LUT4"), ("ff", "FF"), ("ebr", "EBR (DP16KD)"), ("dsp", "DSP (MULT18)")):
         used, avail = report[key], report[key + "_avail"]
         table.add_row(label, str(used), str(avail), f"{100 * used / avail:.0f}%" if avail else "")
+    stalled = [str(a["seed"]) for a in report.get("pnr_attempts", []) if a["outcome"] == "stalled"]
+    table.add_row("nextpnr seed", str(report["seed"]), "", f"after {', '.join(stalled)} stalled" if stalled else "")
     table.add_row("build time", f"{report['build_seconds']:.0f} s", "", "")
     return table
 

@@ -311,3 +311,20 @@ def test_activity_led_blinks_once_per_frame_end():
     sim.add_clock(1e-8, domain="rx0")
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_build_table_names_the_seed_and_the_stalled_ones():
+    from rich.console import Console
+
+    from twinplane.host.build import _table
+
+    report = {"board": "colorlight-5a-75b", "device": "LFE5U-25F-6BG256", "core": "dfs", "flow_entries": 1024,
+              "fmax_mhz": {"sync": 120.8}, "target_mhz": {"sync": 125.0}, "build_seconds": 900.0, "seed": 3,
+              "pnr_attempts": [{"seed": 1, "outcome": "stalled"}, {"seed": 2, "outcome": "stalled"},
+                               {"seed": 3, "outcome": "finished"}],
+              **{k: 1 for k in ("lut4", "ff", "ebr", "dsp")}, **{f"{k}_avail": 2 for k in ("lut4", "ff", "ebr", "dsp")}}
+    console = Console(width=200, record=True)
+    console.print(_table(report))
+    text = console.export_text()
+    assert "nextpnr seed" in text and "after 1, 2 stalled" in text
+    assert "FAIL" in text  # 120.8 MHz against 125
