@@ -31,7 +31,11 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["run_with_seeds", "wrapper_script"]
+__all__ = ["DEFAULT_STALL_SECONDS", "run_with_seeds", "wrapper_script"]
+
+#: Silence that counts as stuck.  Every phase that works logs well within
+#: it (docs/boards.md, "Placers").
+DEFAULT_STALL_SECONDS = 600.0
 
 
 def _with_seed(args: list[str], seed: int) -> list[str]:
@@ -107,7 +111,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m twinplane.boards.nextpnr_seeds", description=__doc__.split("\n\n")[0])
     p.add_argument("--nextpnr", required=True, help="the nextpnr-ecp5 command")
     p.add_argument("--seeds", required=True, help="comma-separated placement seeds, tried in order")
-    p.add_argument("--stall", type=float, default=600, help="seconds without log output that count as stuck")
+    p.add_argument("--stall", type=float, default=DEFAULT_STALL_SECONDS,
+                   help="seconds without log output that count as stuck")
     p.add_argument("--record", help="JSON file for the attempts")
     p.add_argument("args", nargs=argparse.REMAINDER, help="-- then nextpnr's own arguments")
     a = p.parse_args(argv)

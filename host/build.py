@@ -19,6 +19,8 @@ import time
 import tomllib
 from pathlib import Path
 
+from twinplane.boards.nextpnr_seeds import DEFAULT_STALL_SECONDS
+
 __all__ = [
     "CORES",
     "bridge_factory",
@@ -48,10 +50,9 @@ PLACERS = ("static", "heap")
 DEFAULT_PLACER = "static"
 # Both placers can also get stuck in strict legalisation on some netlists
 # and seeds (no log output, full CPU, for hours): a run silent for
-# DEFAULT_STALL_SECONDS is stopped and the next seed tried.  Every phase
-# that works logs well within that (docs/boards.md, "Placers").
+# DEFAULT_STALL_SECONDS is stopped and the next seed tried
+# (boards/nextpnr_seeds.py).
 DEFAULT_ATTEMPTS = 3
-DEFAULT_STALL_SECONDS = 600.0
 ATTEMPTS_NAME = "nextpnr-attempts.json"
 
 

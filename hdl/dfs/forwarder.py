@@ -178,12 +178,12 @@ class Forwarder(wiring.Component):
         # the byte before each: start - 1, end - 2); the 16-bit compares of
         # byte_index ran on into the message port's skid buffer, 5-6 levels
         # across blocks.
-        start_m1 = Signal(16)  # the byte before the UDP payload's first
-        end_m2 = Signal(16)  # the byte before its last
         nonempty = Signal()  # the payload has a byte
-        # ``byte_index == start_m1`` and ``== end_m2`` as flops, kept with
-        # byte_index (compared with the bounds less one as it steps): the
-        # 16-bit compares were in front of msg_last, 6 levels.
+        # ``at_start``: byte_index is the byte before the UDP payload's first
+        # (start - 1); ``at_end``: the byte before its last (end - 2).  Flops
+        # kept with byte_index, compared as it steps with the bounds less
+        # one more (start_m2, end_m3): the 16-bit compares of byte_index
+        # itself were in front of msg_last, 6 levels.
         start_m2, end_m3 = Signal(16), Signal(16)
         at_start, at_end = Signal(name="at_start"), Signal(name="at_end")
         msg_first, msg_last, msg_inside = Signal(name="msg_first"), Signal(name="msg_last"), Signal(name="msg_inside")
@@ -337,8 +337,7 @@ class Forwarder(wiring.Component):
                 if not self._external:
                     # byte_index is 0 here (and the first byte not taken).
                     m.d.sync += [
-                        start_m1.eq(info.l4_offset + 7), start_m2.eq(info.l4_offset + 6),
-                        end_m2.eq(info.ip_end - 2), end_m3.eq(info.ip_end - 3),
+                        start_m2.eq(info.l4_offset + 6), end_m3.eq(info.ip_end - 3),
                         at_start.eq((info.l4_offset + 7)[:16] == 0), at_end.eq((info.ip_end - 2)[:16] == 0),
                         nonempty.eq(info.ip_end > info.l4_offset + 8),
                         msg_first.eq(0), msg_last.eq(0), msg_inside.eq(0),

@@ -642,8 +642,8 @@ class FlowTable(wiring.Component):
             mv_ok = Mux(ok, 1, mv_ok)
             mv_t = Mux(ok, u, mv_t)
             mv_w = Mux(ok, fw, mv_w)
-        # The handle of candidate (mt, mw), for the ages (a case mux: indexing
-        # by a Value would build a shifter).
+        # The handle of candidate (mt, mw), for the ages: an AND-OR by the
+        # one-hot copy (indexing by a Value would build a shifter).
         ehandle = Signal(hb)
         m.d.comb += ehandle.eq(onehot_mux(mtw_1h, [chandle[t][w] for t in range(T) for w in range(W)]))
         # The cntmem read address a clock ahead: the eviction's candidate

@@ -933,21 +933,19 @@ class SessionEngine(wiring.Component):
         assert len(SESSION_LABEL) <= 32 and len(AUTH_LABEL) <= 32
         hash_index = Signal(6)
         hash_for_session = Signal()
-        # The label ROM in two halves on (which label, index[:4]): bytes
-        # 0-15 of the count and 16-31, each a 5-input function of flops,
-        # the half picked with the byte (one ROM on six inputs ran from
-        # hash_index into label_q, 6 levels).
-        halves = {}  # (for_session, index % 16) -> {half: byte}
+        # The label ROM in two halves, bytes 0-15 of the count and 16-31,
+        # each a constant table on (which label, index[:4]) read by
+        # word_select: a 5-input function of flops, the half picked with the
+        # byte.  One ROM on six inputs ran from hash_index into label_q (6
+        # levels), and a case per entry shared its decodes with last_q's
+        # compare (5).
+        tables = [bytearray(32), bytearray(32)]
         for for_session, label in ((0, AUTH_LABEL), (1, SESSION_LABEL)):
             for k, b in enumerate(label):
                 i = 32 - len(label) + k
-                halves.setdefault((for_session, i % 16), {})[i // 16] = b
-        # Each half a constant table read by word_select (a case per entry
-        # shared its decodes with last_q's compare, 5 levels).
-        label_half = []
-        for h in range(2):
-            table = sum(halves.get((e >> 4, e & 15), {}).get(h, 0) << (8 * e) for e in range(32))
-            label_half.append(Const(table, 256).word_select(Cat(hash_index[:4], hash_for_session), 8))
+                tables[i // 16][16 * for_session + i % 16] = b
+        label_half = [Const(int.from_bytes(t, "little"), 256).word_select(Cat(hash_index[:4], hash_for_session), 8)
+                      for t in tables]
         secret_bytes = Cat(*(challenge.word_select(7 - b, 8) for b in range(8)),
                            *(nonce_q.word_select(7 - b, 8) for b in range(8)))
         # The byte is offered from a register two clocks after hash_index:
