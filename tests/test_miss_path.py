@@ -141,6 +141,22 @@ def test_timeout_and_flush():
     assert counters == {"timeouts": 1, "resolve_unmatched": 1}
 
 
+def test_timeouts_of_many_slots_at_once_are_all_counted():
+    """Slots waiting since the same prescaler tick expire on the same clock:
+    the count sums them across the groups of four it adds up separately."""
+    counters = {}
+
+    async def script(ctx, dut, hold, resolve, probe):
+        for key in range(1, 7):
+            await hold(key, frame(key, 0))
+        await ctx.tick().repeat(1200)  # past the timeout (and its quarter) of them all
+        counters["timeouts"] = ctx.get(dut.timeouts)
+
+    _, released, _ = run(script, slots=8, timeout_cycles=800)
+    assert released == []
+    assert counters == {"timeouts": 6}
+
+
 def test_new_flows_wait_for_their_query_in_arrival_order():
     """While the flow controller takes no QUERY (it is sending an earlier
     message), new flows still get slots; their QUERYs follow in arrival
