@@ -167,6 +167,9 @@ class MessageReceiver(wiring.Component):
         assert _MAX_LENGTH < 256
         length_hi_bad = Signal()
         at_length = Signal()  # byte 5 is next (index == 5, a flop)
+        # byte 4 is next (index == 4, a flop): the compare on index ran on
+        # into length's enable, 5 levels (late on the 45F-6 at c3ed804)
+        at_length_hi = Signal()
         length_bad = Signal()
         length_bad_q = Signal()
         m.d.comb += length_bad.eq(length_hi_bad | (byte < _MIN_LENGTH) | (byte > _MAX_LENGTH))
@@ -262,7 +265,7 @@ class MessageReceiver(wiring.Component):
             with fsm.state("Waiting for a message"):
                 m.d.comb += index_clear.eq(1)
                 with m.If(self.sink.valid):
-                    m.d.sync += [length.eq(0), at_length.eq(0)]
+                    m.d.sync += [length.eq(0), at_length.eq(0), at_length_hi.eq(0)]
                     m.d.comb += clear.eq(1)
                     with m.If(self.sink.payload.first):
                         m.d.comb += sample_sender.eq(1)
@@ -271,7 +274,7 @@ class MessageReceiver(wiring.Component):
             with fsm.state("Taking header and body"):
                 m.d.comb += self.sink.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += at_length.eq(index == 4)
+                    m.d.sync += [at_length_hi.eq(index == 3), at_length.eq(at_length_hi)]
                     m.d.comb += index_step.eq(1)
                     m.d.comb += shift_raw.eq(1)
                     with m.If(index < HEADER_SIZE):
@@ -281,10 +284,10 @@ class MessageReceiver(wiring.Component):
                             m.d.sync += vers_major.eq(byte)
                         with m.Case(2):
                             m.d.sync += msg_type.eq(byte)
-                        with m.Case(4):
-                            m.d.sync += [length[8:16].eq(byte), length_hi_bad.eq(byte != 0)]
-                        with m.Case(5):
-                            m.d.sync += length[0:8].eq(byte)
+                    with m.If(at_length_hi):
+                        m.d.sync += [length[8:16].eq(byte), length_hi_bad.eq(byte != 0)]
+                    with m.If(at_length):
+                        m.d.sync += length[0:8].eq(byte)
                     with m.If(at_length):
                         # Byte 5 judged in a clock of its own (one more a
                         # message): its compares ran on into the state flops
@@ -389,7 +392,7 @@ class MessageReceiver(wiring.Component):
                 with m.If(datagram_over):
                     fsm.goto("Waiting for a message")
                 with m.Else():
-                    m.d.sync += [length.eq(0), at_length.eq(0)]
+                    m.d.sync += [length.eq(0), at_length.eq(0), at_length_hi.eq(0)]
                     m.d.comb += clear.eq(1)
                     fsm.goto("Taking header and body")
 
