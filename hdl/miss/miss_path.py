@@ -596,12 +596,17 @@ class MissPath(wiring.Component):
             q_rd.out_en.eq(q_fetch),
         ]
         asked_before = Signal(n)  # a QUERY (serial) went out for the slot's flow
+        # The QUERY counted a clock after it is taken: the two counters'
+        # enables were most of q_valid's fanout (213), 4 levels into asked_in.
+        took_query, took_again = Signal(), Signal()
+        m.d.sync += [took_query.eq(q_taken & ~self.query.payload.again),
+                     took_again.eq(q_taken & self.query.payload.again)]
+        with m.If(took_query):
+            count("queries")
+        with m.If(took_again):
+            count("asked_again")
         with m.If(q_taken):
             m.d.sync += q_valid.eq(0)
-            with m.If(self.query.payload.again):
-                count("asked_again")
-            with m.Else():
-                count("queries")
         m.d.sync += q_fetch.eq(0)
         with m.If(q_fetch):
             m.d.sync += q_valid.eq(1)
