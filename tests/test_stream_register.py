@@ -25,6 +25,18 @@ def test_in_order_under_random_handshakes(seed, p_valid, p_ready, kind):
     run(seed, p_valid, p_ready, kind=kind)
 
 
+@pytest.mark.parametrize("seed,p_valid,p_ready", [(7, 0.5, 0.5), (8, 1.0, 0.3), (9, 0.9, 0.9)])
+def test_payload_in_groups_under_random_handshakes(seed, p_valid, p_ready):
+    # copies=3: the 10-bit payload in groups of 3, 3 and 4 bits, each under its own "full" flop
+    random_handshakes(StreamRegister(packet_signature(8), copies=3), seed, p_valid, p_ready, 300,
+                      ready_registered=True)
+
+
+def test_rejects_more_copies_than_bits():
+    with pytest.raises(ValueError, match="copies must be between 1 and the payload's width \\(10\\), not 11"):
+        StreamRegister(packet_signature(8), copies=11)
+
+
 def test_half_rate():
     # Both sides always willing: a beat every two clocks.
     cycles = run(5, 1.0, 1.0, n=200)

@@ -22,7 +22,9 @@ ports), the virtual-server CAM, the miss path, the flow controller and the
 message port.
 """
 
-from amaranth import Const, Module, Signal
+from functools import partial
+
+from amaranth import Const, Module, Signal, Value
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -216,8 +218,11 @@ class DFSCore(wiring.Component):
         # register (a routed worst path of the eighth session ran from the
         # message port's held message through the flow controller and back).
         # One message per CS datagram: half rate is plenty, and Yosys keeps
-        # only the bits the flow controller reads.
-        _through(m, "to_core", StreamRegister, msgport.to_core, control.msg)
+        # only the bits the flow controller reads (559 of them): loaded in
+        # groups, each under its own copy of the "full" flop (one enable of
+        # fanout 559 from a LUT was 46 late endpoints on the 25F).
+        to_core_copies = max(1, Value.cast(msgport.to_core.payload).shape().width // 128)
+        _through(m, "to_core", partial(StreamRegister, copies=to_core_copies), msgport.to_core, control.msg)
         connect(m, control.core_msg, msgport.from_core)
         connect(m, msgport.from_core_read, control.core_read)  # its bytes, read by index
         _through(m, "verdict", StreamRegister, control.installed, msgport.installed)  # REPLY/NEWFLOW replication
