@@ -457,9 +457,17 @@ class FlowController(wiring.Component):
         rd_addr = Signal(g.handle_bits)
         to_rd_addr = loads_of(rd_addr)
         m.d.comb += conn_rd.addr.eq(rd_addr)
-        conn_write = Signal(1 + g.handle_bits + _conn_layout(g).size)  # en, addr, data
+        # The record write (en, addr, data): an AND-OR of its seven writers,
+        # registered in front of the block RAM's pins (the AND-OR and the
+        # route to the four EBRs were ~40 late endpoints on the 25F).  A
+        # write lands a clock after its state; no record is read back sooner
+        # (a read's address is set in a later state, and its data comes
+        # three clocks after that).
+        conn_write = Signal(1 + g.handle_bits + _conn_layout(g).size)
         to_conn_write = loads_of(conn_write, comb=True)
-        m.d.comb += Cat(conn_wr.en, conn_wr.addr, conn_wr.data).eq(conn_write)
+        conn_write_r = Signal.like(conn_write)
+        m.d.sync += conn_write_r.eq(conn_write)
+        m.d.comb += Cat(conn_wr.en, conn_wr.addr, conn_wr.data).eq(conn_write_r)
 
         def write_record(handle, record):
             to_conn_write(Cat(Const(1, 1), handle, record))
