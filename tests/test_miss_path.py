@@ -141,6 +141,52 @@ def test_timeout_and_flush():
     assert counters == {"timeouts": 1, "resolve_unmatched": 1}
 
 
+@pytest.mark.parametrize("gap", [0, 3, 20])
+def test_a_frame_stored_while_its_slot_is_released_goes_out_too(gap):
+    """A frame of the flow arrives as its slot is being released: the reader
+    has sent the first frame and waits at the end of the queue while the
+    second goes in.  The slot must not be freed before the reader sees the
+    second frame's end (it moves a few clocks after the store)."""
+
+    async def script(ctx, dut, hold, resolve, probe):
+        await hold(1, frame(1, 0, 16))
+        await resolve(1, True)
+        if gap:
+            await ctx.tick().repeat(gap)
+        await hold(1, frame(1, 1, 120))
+        await ctx.tick().repeat(300)
+        assert await probe(1) == (0, 0)  # released and freed
+
+    _, released, queries = run(script)
+    assert released == [frame(1, 0, 16), frame(1, 1, 120)]
+    assert queries == [1]
+
+
+def test_a_flush_as_a_frame_goes_in_leaves_its_slot_empty():
+    """RESET's flush in the clock a frame's last byte is stored: the slot is
+    freed with its queue empty, so the next flow's frame comes out whole."""
+
+    async def script(ctx, dut, hold, resolve, probe):
+        data = frame(1, 0)
+        ctx.set(dut.hold.valid, 1)
+        ctx.set(dut.hold.payload, {"key": 1, "query": 1})
+        for i, byte in enumerate(data):
+            ctx.set(dut.sink.valid, 1)
+            ctx.set(dut.sink.payload, {"data": byte, "first": i == 0, "last": i == len(data) - 1})
+            ctx.set(dut.flush, i == len(data) - 1)
+            await ctx.tick().until(dut.sink.ready)
+            ctx.set(dut.hold.valid, 0)
+        ctx.set(dut.sink.valid, 0)
+        ctx.set(dut.flush, 0)
+        await ctx.tick().repeat(10)
+        assert await probe(1) == (0, 0)  # flushed
+        await hold(2, frame(2, 0, 40))
+        await resolve(2, True)
+
+    _, released, _ = run(script, slots=1)
+    assert released == [frame(2, 0, 40)]
+
+
 def test_timeouts_of_many_slots_at_once_are_all_counted():
     """Slots waiting since the same prescaler tick expire on the same clock:
     the count sums them across the groups of four it adds up separately."""

@@ -548,13 +548,23 @@ class MissPath(wiring.Component):
                      wr.data.eq(Cat(self.sink.payload.data, self.sink.payload.last))]
 
         # A queue starts at 0: its write pointer goes back when the slot is freed.
+        # A stored frame moves its slot's write pointer a clock later, from
+        # flops (``stored_1h``, ``stored_ptr``): the store's decision (the
+        # sink's valid and last, ``full``) ran on into the eight pointers'
+        # enables, 5 levels, 29 late endpoints on the 25F at c3ed804.  Its
+        # readers allow for that: the writer's next frame into the slot takes
+        # the pointer two clocks after at the earliest, and the reader's
+        # ``done`` waits three clocks after a store (``stored_*``).
         slot_freed = Signal(n)
+        stored_1h, stored_ptr = Signal(n, name="stored_1h"), Signal(ptr_shape, name="stored_ptr")
+        # (not for a slot freed as the frame goes in: a flush)
+        m.d.sync += [stored_1h.eq(Mux(frame_stored, storing_1h & ~slot_freed, 0)), stored_ptr.eq(w_ptr1)]
         m.d.comb += [key_wr.addr.eq(alloc_slot), key_wr.data.eq(hold.key), key_wr.en.eq(alloc_r)]
         for i in range(n):
             with m.If(slot_freed[i]):
                 m.d.sync += wr_ptr[i].eq(0)
-            with m.Elif(frame_stored & storing_1h[i]):
-                m.d.sync += wr_ptr[i].eq(w_ptr1)
+            with m.Elif(stored_1h[i]):
+                m.d.sync += wr_ptr[i].eq(stored_ptr)
 
         # -- QUERYs: a new flow's is stored with its slot and the slot queued
         # in ``asks``; the head of the queue is read out (two clocks: the
@@ -712,10 +722,12 @@ class MissPath(wiring.Component):
         r_armed = Signal()  # r_end is r_slot's and compared (two clocks after the slot is picked)
         r_started = Signal()  # a clock after the slot is picked
         r_end = Signal(ptr_shape)  # wr_ptr[r_slot], a clock late
-        # A frame went into a queue in the last two clocks (r_end and its
-        # compares may be that far behind).
-        stored_last, stored_before = Signal(), Signal()
-        m.d.sync += [r_end.eq(wr_ptr[r_slot]), stored_last.eq(frame_stored), stored_before.eq(stored_last)]
+        # A frame went into a queue in the last three clocks (its write
+        # pointer moves a clock after the store; r_end and its compares may
+        # be that far behind).
+        stored_last, stored_before, stored_third = Signal(), Signal(), Signal()
+        m.d.sync += [r_end.eq(wr_ptr[r_slot]), stored_last.eq(frame_stored), stored_before.eq(stored_last),
+                     stored_third.eq(stored_before)]
         # The reader's next slot, picked a clock ahead into flops from the
         # releasing bits alone (their OR and priority ran on into the
         # reader's start, r_busy and the pointers' synchronous reset: 5
@@ -782,6 +794,7 @@ class MissPath(wiring.Component):
         # queue in between, the writer's own decision blocks it).
         done = Signal()
         m.d.sync += done.eq(r_armed & ~done & ~available & ~ram_valid & ~out_valid & ~stored_last & ~stored_before
+                            & ~stored_third
                             & ~deciding & ((storing_1h & r_1h) == 0) & ~flush)
         m.d.sync += done_r.eq(done)
         with m.If(done):
