@@ -253,9 +253,10 @@ class MissPath(wiring.Component):
 
         alloc_fx_last = Signal(n)  # the slot whose key changed under the pieces' compare
         m.d.sync += alloc_fx_last.eq(alloc_fx_1h)
-        at_b = Signal(n)  # one-hot ``sc_b``
-        for i in range(n):
-            m.d.comb += at_b[i].eq(sc_b == i)
+        # one-hot ``sc_b``, a flop of its own (its decode was a level in front
+        # of the probe's and the rounds' per-slot answers, 5 levels)
+        at_b = Signal(n)
+        m.d.sync += at_b.eq(Cat(sc == i for i in range(n)))
         # The probe: its key registered, each slot's answer kept per slot.
         p_key = Signal(self._key_width)
         p_piece = Signal(len(pieces))
