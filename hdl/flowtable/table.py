@@ -688,6 +688,17 @@ class FlowTable(wiring.Component):
         # every load and transition (FSM state -> FSM state was 7 levels in
         # the DFS).
         fsm = OneHotFSM(m, "IDLE")
+        # The flush sweep's "last row" from flops: the 11-bit compare on
+        # rd_row ran on into the free list's pointers, 5 levels (the worst
+        # path, 8.72 ns, of a 25F build).  Compared a clock ahead for rd_row
+        # kept and stepped (only the sweep steps it in that state); in the
+        # sweep's first clock rd_row was just zeroed by ``idle``: not the end.
+        last_row = T * g.buckets - 1
+        sweep_end_same, sweep_end_next = Signal(name="sweep_end_same"), Signal(name="sweep_end_next")
+        sweep_stepped, was_idle = Signal(name="sweep_stepped"), Signal(name="was_idle")
+        m.d.sync += [sweep_end_same.eq(rd_row == last_row), sweep_end_next.eq(rd_row == last_row - 1),
+                     sweep_stepped.eq(0), was_idle.eq(idle)]
+        sweep_at_end = Mux(sweep_stepped, sweep_end_next, sweep_end_same) & ~was_idle
 
         # A row read takes two states: one sets the address register (no
         # state decode in front of the EBR's address), one waits for the port.
@@ -1030,8 +1041,8 @@ class FlowTable(wiring.Component):
             with fsm.state("FLUSH SWEEP"):
                 m.d.comb += kw_all.eq(1)
                 with m.If(kw_grant):
-                    m.d.sync += rd_row.eq(rd_row + 1)
-                    with m.If(rd_row == T * g.buckets - 1):
+                    m.d.sync += [rd_row.eq(rd_row + 1), sweep_stepped.eq(1)]
+                    with m.If(sweep_at_end):
                         m.d.sync += [fresh.eq(0), fhead.eq(0), ftail.eq(0)]
                         respond()
 
