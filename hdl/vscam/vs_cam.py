@@ -236,10 +236,14 @@ class VirtualServerCAM(wiring.Component):
                     with m.If(c_index == n - 1):
                         m.next = "Choosing the winner"
             with m.State("Choosing the winner"):
-                m.d.sync += [hit_r.eq(hit), win_r.eq(win)]
+                # The winner's address goes into ``addr`` (the scan is over),
+                # so the memory's read address is a register in every state:
+                # a mux on the FSM's state in front of it ran on through the
+                # LUT RAM into its data register (17-20 late endpoints on the
+                # 25F at 797679b).
+                m.d.sync += [hit_r.eq(hit), win_r.eq(win), addr.eq(win)]
                 m.next = "Reading the winner"
             with m.State("Reading the winner"):
-                m.d.comb += rd.addr.eq(win_r)
                 m.next = "Answering"
             with m.State("Answering"):
                 r = self.result
