@@ -287,12 +287,11 @@ class MessageReceiver(wiring.Component):
                     with m.If(at_length_hi):
                         m.d.sync += [length[8:16].eq(byte), length_hi_bad.eq(byte != 0)]
                     with m.If(at_length):
-                        m.d.sync += length[0:8].eq(byte)
-                    with m.If(at_length):
                         # Byte 5 judged in a clock of its own (one more a
                         # message): its compares ran on into the state flops
                         # (7 levels from the byte).
-                        m.d.sync += [length_bad_q.eq(length_bad), datagram_over.eq(self.sink.payload.last)]
+                        m.d.sync += [length[0:8].eq(byte), length_bad_q.eq(length_bad),
+                                     datagram_over.eq(self.sink.payload.last)]
                         fsm.goto("Checking the length")
                     with m.Elif(self.sink.payload.last):
                         count("truncated")
