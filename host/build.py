@@ -52,7 +52,7 @@ DEFAULT_PLACER = "static"
 # and seeds (no log output, full CPU, for hours): a run silent for
 # DEFAULT_STALL_SECONDS is stopped and the next seed tried
 # (boards/nextpnr_seeds.py).  On the Colorlight's 25F about every other
-# static run of the DFS stalled (6 of 13 over two sessions): five seeds
+# static run of the DFS stalled (6 of 14 over two sessions): five seeds
 # leave a build that fails on stalls alone about 1 in 50, three 1 in 10.
 DEFAULT_ATTEMPTS = 5
 ATTEMPTS_NAME = "nextpnr-attempts.json"
