@@ -107,10 +107,6 @@ _MSG_KINDS = ((SsmbType.REPLY, SsmbType.NEWFLOW), (SsmbType.DELETE,), (SsmbType.
               (SsmbType.RESET,), (SsmbType.DUMP,))
 
 
-def _kind_case(i: int) -> str:
-    return "-" * (len(_MSG_KINDS) - 1 - i) + "1" + "-" * i
-
-
 def _const_mul_clocks(c: int) -> int:
     """Clocks of ``ms()``: levels of a pairwise add tree over c's set bits."""
     n, levels = bin(c).count("1"), 1
@@ -724,9 +720,25 @@ class FlowController(wiring.Component):
         # The message's kind (one-hot) and whether its error is NONE, decoded
         # into registers every clock: the message is on the stream from the
         # clock "Idle" sees it, so they are ready in "Dispatching".
-        msg_kind = Signal(len(_MSG_KINDS))
+        # A bit a kind of _MSG_KINDS, and a last one for the others.
+        msg_kind = Signal(len(_MSG_KINDS) + 1)
         msg_error_none = Signal()
-        m.d.sync += [msg_kind.eq(Cat(Cat(cur.msg_type == t for t in types).any() for types in _MSG_KINDS)),
+        kind_bits = Cat(Cat(cur.msg_type == t for t in types).any() for types in _MSG_KINDS)
+        # "none of them" from the type's two nibbles (as the NOR of the six
+        # compares it was 5 levels)
+        known_low = Cat(cur.msg_type[:4] == t for types in _MSG_KINDS for t in types).any()
+        assert all(t < 16 for types in _MSG_KINDS for t in types)
+        # The reason a DELETE, REAP or TIMEOUT gives, decoded with the kind:
+        # "Dispatching" loads it whatever the kind (every path that sends a
+        # reason writes its own after), its flag the state's flop alone (the
+        # kind bits in the flags ran into reason, 5-6 levels).
+        # The low nibble tells the three apart (a LUT a bit).
+        assert len({t & 15 for t in (SsmbType.DELETE, SsmbType.TIMEOUT, SsmbType.REAP)}) == 3
+        msg_reason = Signal(8)
+        m.d.sync += msg_reason.eq(Mux(cur.msg_type[:4] == SsmbType.DELETE & 15, DeleteReason.CS_DELETE,
+                                      Mux(cur.msg_type[:4] == SsmbType.TIMEOUT & 15, DeleteReason.TIMEOUT,
+                                          DeleteReason.REAP)))
+        m.d.sync += [msg_kind.eq(Cat(kind_bits, ~(known_low & (cur.msg_type[4:] == 0)))),
                      msg_error_none.eq(cur.header.error == ErrorCode.NONE)]
         # msg_kind[0:2] again, a copy per ~26 bits of key_f, which
         # "Dispatching" loads from one of three places (msg_kind[1] had a
@@ -818,34 +830,34 @@ class FlowController(wiring.Component):
                          for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))))
 
             m.d.sync += reply_ok.eq(msg_error_none)
+            to_reason(msg_reason)
             # REAP/TIMEOUT's limit, loaded whatever the kind (used only on
             # their paths): its enable is the state's flop alone.
             m.d.sync += idle_limit_ms.eq(body(SsmbReap).idle_ms)
             with m.If(msg_kind[1]):  # DELETE: 0 (the flops' synchronous reset, not an AND a bit)
                 m.d.sync += idle_limit_ms.eq(0)
 
-            with m.Switch(msg_kind):
-                with m.Case(_kind_case(0)):  # REPLY, NEWFLOW
-                    with m.If(msg_error_none):
-                        goto("Inserting the inbound entry")
-                    with m.Else():
-                        count("flows_refused")
-                        goto("Telling the port")
-                with m.Case(_kind_case(1)):  # DELETE
-                    to_reason(DeleteReason.CS_DELETE)
-                    goto("Finding the flow")
-                with m.Case(_kind_case(2), _kind_case(3)):  # REAP, TIMEOUT: one layout
-                    assert message_layout(SsmbReap) == message_layout(SsmbTimeout)
-                    to_reason(Mux(msg_kind[3], DeleteReason.TIMEOUT, DeleteReason.REAP))
-                    goto("Finding the flow")
-                with m.Case(_kind_case(4)):  # RESET
-                    count("resets")
-                    goto("Flushing the table")
-                with m.Case(_kind_case(5)):  # DUMP
-                    m.d.sync += [scan.eq(0), dump_count.eq(0), first_seen.eq(0)]
-                    goto("Dumping")
-                with m.Default():
-                    goto("Idle")  # HELLO and AUTH are the session engine's
+            # One If a kind (msg_kind is one-hot, its last bit "none of
+            # them"): a Switch is a priority chain, and the case of the last
+            # kinds ran from "Dispatching"'s flop through the earlier bits
+            # into reason, scan's enable and the states (5-6 levels).
+            with m.If(msg_kind[0]):  # REPLY, NEWFLOW
+                with m.If(msg_error_none):
+                    goto("Inserting the inbound entry")
+                with m.Else():
+                    count("flows_refused")
+                    goto("Telling the port")
+            assert message_layout(SsmbReap) == message_layout(SsmbTimeout)  # REAP, TIMEOUT: one layout
+            with m.If(msg_kind[1] | msg_kind[2] | msg_kind[3]):  # DELETE, REAP, TIMEOUT
+                goto("Finding the flow")
+            with m.If(msg_kind[4]):  # RESET
+                count("resets")
+                goto("Flushing the table")
+            with m.If(msg_kind[5]):  # DUMP
+                m.d.sync += [scan.eq(0), dump_count.eq(0), first_seen.eq(0)]
+                goto("Dumping")
+            with m.If(msg_kind[6]):
+                goto("Idle")  # HELLO and AUTH are the session engine's
 
         # ---- install: inbound entry, return entry, release ----------------------------
         with state("Inserting the inbound entry"):
