@@ -356,9 +356,17 @@ class FlowController(wiring.Component):
         cmd_op, cmd_keep, cmd_return = Signal.like(cmd.op, name="cmd_op"), Signal(name="cmd_keep"), Signal(name="cmd_return")
         cmd_handle = Signal(g.handle_bits)
         # AND-OR (hdl/onehot.py): a dozen states issue commands, and their
-        # chain of muxes ran from a state flop into cmd_op, 6 levels.
-        to_cmd_op, to_cmd_keep = loads_of(cmd_op, and_or=True), loads_of(cmd_keep, and_or=True)
-        to_cmd_return, to_cmd_handle = loads_of(cmd_return, and_or=True), loads_of(cmd_handle, and_or=True)
+        # chain of muxes ran from a state flop into cmd_op, 6 levels.  Loaded
+        # every clock, 0 outside the issuing states (read only while offered):
+        # no enable, whose OR of the twelve states ABC shared with cmd_valid's
+        # and chained (5 levels).
+        def issued(reg):
+            value = Signal.like(reg, name=f"{reg.name}_next")
+            m.d.sync += reg.eq(value)
+            return loads_of(value, comb=True)
+
+        to_cmd_op, to_cmd_keep = issued(cmd_op), issued(cmd_keep)
+        to_cmd_return, to_cmd_handle = issued(cmd_return), issued(cmd_handle)
         # The answer is read where the table holds it (``rsp`` is not taken
         # until the next command is offered, below), not copied.
         rsp = self.rsp.payload
@@ -607,14 +615,17 @@ class FlowController(wiring.Component):
             """Send one command to the flow table; the answer lands in `rsp`.
             ``inbound``: key_f and action_f, else key_r and action_r;
             ``keep``: an INSERT that must not evict ``handle``.  The command
-            is loaded into its registers in the state's first clock and
-            offered from them (valid and payload from flops)."""
+            is loaded into its registers in every clock of the state (the
+            same values: no issuing state writes the handles) and offered
+            from them (valid and payload from flops): loaded in the first
+            clock alone, ~cmd_valid in each load's flag ran with the twelve
+            issuing states into cmd_op and cmd_handle, 5 levels."""
+            to_cmd_op(Const(op, cmd_op.shape()))
+            to_cmd_keep(Const(keep, 1))
+            to_cmd_return(Const(not inbound, 1))
+            to_cmd_handle(handle_f if handle is None else handle)
             with m.If(~cmd_valid):
                 m.d.comb += cmd_set.eq(1)
-                to_cmd_op(Const(op, cmd_op.shape()))
-                to_cmd_keep(Const(keep, 1))
-                to_cmd_return(Const(not inbound, 1))
-                to_cmd_handle(handle_f if handle is None else handle)
             with m.Elif(self.cmd.ready):
                 goto(then)
 
