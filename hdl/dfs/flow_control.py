@@ -271,7 +271,11 @@ class FlowController(wiring.Component):
         restart_r = Signal()
         m.d.sync += restart_taken.eq(restart_figures)
         m.d.comb += restart_r.eq(restart_taken | fsm.ongoing("Composing"))
-        m.d.comb += settled.eq(settle[-1] & ~restart_r)
+        # settle[-1] & ~restart_taken, a flop set a clock ahead: only the
+        # deciding states read it (never composing), and there its compare
+        # ran with their flop and the decisions into "Idle" and reason (5-6
+        # levels).
+        m.d.sync += settled.eq(settle[-2] & ~restart_r & ~restart_figures)
         m.d.sync += settle.eq(Mux(restart_r, 1, Cat(Const(1, 1), settle[:-1])))
         # One clock, once the figures settled: the ones that move with `now`
         # (idle_ms, age_ms) and the QUERY's fields are latched for the read.
@@ -522,9 +526,18 @@ class FlowController(wiring.Component):
         # message registers' enables.
         delete_asked = Signal()  # "Deciding": CS DELETE, or idle past the REAP/TIMEOUT limit
         close_lingered = Signal()  # "Scanner deciding": closed and idle for close_linger
+        # "Scanner deciding"'s deletion (closed and lingered, or timed out)
+        # and its reason, from the same flops as close_lingered: its two
+        # conditions ran on into reason's AND-OR, 5 levels.
+        scan_delete = Signal()
+        scan_reason = Signal(8)
+        closed = (conn_f.fin_in & conn_f.fin_out) | conn_f.rst
         m.d.sync += [
             delete_asked.eq((reason == DeleteReason.CS_DELETE) | idle_over_limit),
-            close_lingered.eq(((conn_f.fin_in & conn_f.fin_out) | conn_f.rst) & lingered),
+            close_lingered.eq(closed & lingered),
+            scan_delete.eq((closed & lingered) | idle_timed_out),
+            scan_reason.eq(Mux(closed & lingered, Mux(conn_f.rst, DeleteReason.RST, DeleteReason.FIN),
+                               DeleteReason.IDLE)),
             idle_in.eq(self.now - counters_in.last_seen),
             idle_out.eq(self.now - counters_out.last_seen),
             age.eq(self.now - created),
@@ -1094,13 +1107,12 @@ class FlowController(wiring.Component):
         with state("Scanner deciding"):
             with m.If(~settled):
                 pass  # the figures are still being computed
-            with m.Elif(close_lingered):
-                to_reason(Mux(conn_f.rst, DeleteReason.RST, DeleteReason.FIN))
-                count("close_deletes")
-                goto("Deleting the inbound entry")
-            with m.Elif(idle_timed_out):
-                to_reason(DeleteReason.IDLE)
-                count("idle_deletes")
+            with m.Elif(scan_delete):
+                to_reason(scan_reason)
+                with m.If(close_lingered):
+                    count("close_deletes")
+                with m.Else():
+                    count("idle_deletes")
                 goto("Deleting the inbound entry")
             with m.Else():
                 goto("Idle")
