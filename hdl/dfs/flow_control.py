@@ -461,9 +461,11 @@ class FlowController(wiring.Component):
         to_reason = loads_of(reason, and_or=True)
         # The record read address is a register (its nine writers' mux was in
         # front of the block RAM's address pins): a record is in ``rec``
-        # three clocks after the state that sets the address.
+        # three clocks after the state that sets the address.  AND-OR: its
+        # chain of muxes was 4 levels deep (and "Tracking TCP close" sets it
+        # apart, at the end).
         rd_addr = Signal(g.handle_bits)
-        to_rd_addr = loads_of(rd_addr)
+        to_rd_addr = loads_of(rd_addr, and_or=True)
         m.d.comb += conn_rd.addr.eq(rd_addr)
         # The record write (en, addr, data): an AND-OR of its seven writers,
         # registered in front of the block RAM's pins (the AND-OR and the
@@ -709,12 +711,14 @@ class FlowController(wiring.Component):
                 goto(then)
 
         with state("Idle"):
+            # Whatever comes: no record is read across "Idle" (its load's
+            # flag the state's flop alone).
+            to_rd_addr(self.tcp_event.payload.handle)
             with m.If(self.msg.valid):
                 goto("Dispatching")
             with m.Elif(self.query.valid):
                 goto("Building a QUERY")
             with m.Elif(self.tcp_event.valid):
-                to_rd_addr(self.tcp_event.payload.handle)
                 to_handle_f(self.tcp_event.payload.handle)
                 to_tcp_state(Cat(self.tcp_event.payload.fin, self.tcp_event.payload.rst))
                 m.d.comb += self.tcp_event.ready.eq(1)
@@ -1069,8 +1073,9 @@ class FlowController(wiring.Component):
             # The partner's address and handle loaded whatever the record
             # says (handle_f kept for an inbound record, which "Marking
             # close" writes): the record's bits were in front of their
-            # registers' enables, 6 levels from the block RAM's output.
-            to_rd_addr(record.partner)
+            # registers' enables, 6 levels from the block RAM's output.  The
+            # address is loaded after the other writes (below, the last mux
+            # in front of its flops).
             to_handle_f(Mux(record.forward, handle_f, record.partner))
             with m.If(~record.valid):
                 goto("Idle")
@@ -1176,4 +1181,9 @@ class FlowController(wiring.Component):
         fsm.close()
         for load in loads:
             load.close()
+        # After the loads: the record (a level already, the block RAM's
+        # output register) a mux from rd_addr's flops, not an input of its
+        # AND-OR (5 levels).
+        with m.If(fsm.ongoing("Tracking TCP close")):
+            m.d.sync += rd_addr.eq(rec.partner)
         return m
