@@ -204,6 +204,7 @@ class FlowController(wiring.Component):
         m.d.comb += serial_rd.addr.eq(self.query.payload.slot)  # stable while the request waits
 
         fsm = OneHotFSM(m, "Idle")  # a flop per state (hdl/onehot.py); closed at the end
+        IDLE_AFTER_RECORD = "Idle, after a record"
         state, goto = fsm.state, fsm.goto
         loads: list[Loads] = []
 
@@ -710,21 +711,26 @@ class FlowController(wiring.Component):
                 m.d.sync += [handle_r.eq(conn_f.partner), *extra]
                 goto(then)
 
-        with state("Idle"):
-            # Whatever comes: no record is read across "Idle" (its load's
-            # flag the state's flop alone).
-            to_rd_addr(self.tcp_event.payload.handle)
-            with m.If(self.msg.valid):
-                goto("Dispatching")
-            with m.Elif(self.query.valid):
-                goto("Building a QUERY")
-            with m.Elif(self.tcp_event.valid):
-                to_handle_f(self.tcp_event.payload.handle)
-                to_tcp_state(Cat(self.tcp_event.payload.fin, self.tcp_event.payload.rst))
-                m.d.comb += self.tcp_event.ready.eq(1)
-                goto("Tracking: reading the record")
-            with m.Else():
-                goto("Scanning")
+        # "Idle" twice, alike: the states that go idle on a record's bits
+        # (just out of the block RAM's output register) go to the second, a
+        # flop of their two conditions alone (among the nine ways into
+        # "Idle" they were 5 levels).
+        for name in ("Idle", IDLE_AFTER_RECORD):
+            with state(name):
+                # Whatever comes: no record is read across "Idle" (its load's
+                # flag the state's flop alone).
+                to_rd_addr(self.tcp_event.payload.handle)
+                with m.If(self.msg.valid):
+                    goto("Dispatching")
+                with m.Elif(self.query.valid):
+                    goto("Building a QUERY")
+                with m.Elif(self.tcp_event.valid):
+                    to_handle_f(self.tcp_event.payload.handle)
+                    to_tcp_state(Cat(self.tcp_event.payload.fin, self.tcp_event.payload.rst))
+                    m.d.comb += self.tcp_event.ready.eq(1)
+                    goto("Tracking: reading the record")
+                with m.Else():
+                    goto("Scanning")
 
         # ---- QUERY for a new flow -------------------------------------------------
         with state("Building a QUERY"):
@@ -1078,7 +1084,7 @@ class FlowController(wiring.Component):
             # in front of its flops).
             to_handle_f(Mux(record.forward, handle_f, record.partner))
             with m.If(~record.valid):
-                goto("Idle")
+                goto(IDLE_AFTER_RECORD)
             with m.Elif(record.forward):
                 goto("Marking close")
             with m.Else():
@@ -1106,7 +1112,7 @@ class FlowController(wiring.Component):
             to_handle_f(scan)
             m.d.sync += scan.eq(scan + 1)
             goto("Scanner: reading the record")
-        read_record_states("Scanner", otherwise="Idle")
+        read_record_states("Scanner", otherwise=IDLE_AFTER_RECORD)
         read_inbound_states("Scanner", then="Scanner: reading the return entry")
         read_return_states("Scanner", then="Scanner deciding")
         with state("Scanner deciding"):
