@@ -796,7 +796,7 @@ class FlowController(wiring.Component):
         node_port = Mux(translate_port, xlate.node_port, flow.dst_port)
 
         def action_stmts(action, *, rewrite_source, egress_port, new_ip, new_port,
-                         eth_dst, vlan, seq_delta, ack_delta):
+                         eth_dst, vlan, vlan_rewrite, seq_delta, ack_delta):
             """One direction's action; translation flags and offsets
             are the flow's, shared by both directions."""
             return [
@@ -808,7 +808,7 @@ class FlowController(wiring.Component):
                 action.new_ip.eq(new_ip),
                 action.new_port.eq(new_port),
                 action.eth_dst.eq(eth_dst),
-                action.vlan_rewrite.eq(vlan != 0),
+                action.vlan_rewrite.eq(vlan_rewrite),
                 action.vlan_id.eq(vlan),
                 action.add_offsets.eq(offsets),
                 action.seq_delta.eq(seq_delta),
@@ -818,10 +818,13 @@ class FlowController(wiring.Component):
         # The return deltas are sums (a carry chain): registered in
         # "Dispatching", not in front of the flow table's command register.
         return_seq_delta, return_ack_delta = Signal(32, name="return_seq_delta"), Signal(32, name="return_ack_delta")
+        # So are the VLAN compares (vlan != 0, 12 bits: with the command's
+        # direction mux, 5 levels into the flow table's command register).
+        node_vlan_rewrite, client_vlan_rewrite = Signal(name="node_vlan_rewrite"), Signal(name="client_vlan_rewrite")
         m.d.comb += [
             *action_stmts(action_f, rewrite_source=0, egress_port=xlate.egress_port,
                           new_ip=xlate.node_addr[:32], new_port=xlate.node_port,
-                          eth_dst=xlate.node_mac, vlan=xlate.node_vlan,
+                          eth_dst=xlate.node_mac, vlan=xlate.node_vlan, vlan_rewrite=node_vlan_rewrite,
                           seq_delta=xlate.seq_offset, ack_delta=xlate.ack_offset),
             # Return flow: node -> client, source back to the virtual server.
             key_r.src_ip.eq(node_ip),
@@ -834,7 +837,7 @@ class FlowController(wiring.Component):
             # ack_offset, and it acknowledges the shifted client seq.
             *action_stmts(action_r, rewrite_source=1, egress_port=xlate.client_port,
                           new_ip=flow.dst_addr[:32], new_port=flow.dst_port,
-                          eth_dst=xlate.client_mac, vlan=xlate.client_vlan,
+                          eth_dst=xlate.client_mac, vlan=xlate.client_vlan, vlan_rewrite=client_vlan_rewrite,
                           seq_delta=return_seq_delta, ack_delta=return_ack_delta),
             new_serial.eq(cur.header.serial),
             new_vs_id.eq(xlate.vs_id),
@@ -845,7 +848,8 @@ class FlowController(wiring.Component):
 
         with state("Dispatching"):
             m.d.comb += self.msg.ready.eq(~msg_kind[0])
-            m.d.sync += [return_seq_delta.eq(-xlate.ack_offset), return_ack_delta.eq(-xlate.seq_offset)]
+            m.d.sync += [return_seq_delta.eq(-xlate.ack_offset), return_ack_delta.eq(-xlate.seq_offset),
+                         node_vlan_rewrite.eq(xlate.node_vlan != 0), client_vlan_rewrite.eq(xlate.client_vlan != 0)]
             def inbound(cls):
                 # Each type has its own layout: the flow sits at a different place.
                 flow = body(cls).flow
