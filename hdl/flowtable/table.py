@@ -215,6 +215,10 @@ class FlowTable(wiring.Component):
         # command (state decodes here fed ``new_hit``'s compare, 8.7 ns).
         c_we = Signal()
         op_clear = Signal()  # ``cmd.op == CLEAR``, decoded as the command is taken
+        # ``cmd.op`` FIND and DELETE decoded as the command is taken too: the
+        # decode was a level in front of ``r.handle``, ``r.found`` and the
+        # move to RESPOND (``cmd.op`` -> ``rsp.payload``, 5 levels).
+        op_find, op_delete = Signal(name="op_find"), Signal(name="op_delete")
         # actmem's write enable, a flop set by the state before the write's
         # (decoded from the state it was 8.1 ns to the EBR).
         aw_en = Signal()
@@ -409,9 +413,20 @@ class FlowTable(wiring.Component):
 
         # What the control FSM's searches leave behind, bucket by bucket as
         # they pass p4: the candidates' valid bits and handles (or, for the
-        # search of a key it may move, ``avalid``), and the hit.
+        # search of a key it may move, ``av_ok``/``av_fw``), and the hit.
         cap_alt = Signal()
-        avalid = [Signal(W, name=f"avalid{t}") for t in range(T)]
+        # The buckets of the key searched (``cidx``) and of a key to move
+        # (``midx``), from ``p1_idx``.
+        cidx = [Signal(ib, name=f"cidx{t}") for t in range(T)]
+        midx = [Signal(ib, name=f"midx{t}") for t in range(T)]
+        mt = Signal(tb, name="mt")
+        # For the search of a key the FSM may move (from candidate table
+        # ``mt``, fixed while it runs): whether sub-table t's bucket has a
+        # free slot and t is not ``mt`` (``av_ok``), and its first free way
+        # (``av_fw``), so MOVE PICK is a priority pick of flops (from the
+        # buckets' valid bits and ``mt`` it was 5 levels into ``pk_*``).
+        av_ok = Signal(T, name="av_ok")
+        av_fw = [Signal(wb, name=f"av_fw{t}") for t in range(T)]
         chandle = [Signal(data.ArrayLayout(hb, W), name=f"chandle{t}") for t in range(T)]
         c_hit, c_hhandle = Signal(name="c_hit"), Signal(hb, name="c_hhandle")
         # The candidate analysis as the buckets pass (from ``p4_slotvalid``,
@@ -425,14 +440,20 @@ class FlowTable(wiring.Component):
         p4_fw = Const(0, wb)
         for w in reversed(range(W)):
             p4_fw = Mux(~p4_slotvalid[w], w, p4_fw)
+        # ``run_bucket``: the bucket of ``run_t`` (``cidx`` is loaded before
+        # the search's first row is in p4), taken with it: the mux of
+        # ``cidx`` by ``run_t`` was in front of ``tgt_bucket``, 5 levels.
+        run_bucket = Signal(ib, name="run_bucket")
         with m.If(p4.valid & p4.fsm & ~cap_alt & (p4.first | (p4_used < run_used))):
-            m.d.sync += [run_used.eq(p4_used), run_t.eq(p4.t), run_w.eq(p4_fw)]
+            m.d.sync += [run_used.eq(p4_used), run_t.eq(p4.t), run_w.eq(p4_fw),
+                         run_bucket.eq(Array(cidx)[p4.t])]
         with m.If(p4.valid & p4.fsm):
             with m.Switch(p4.t):
                 for t in range(T):
                     with m.Case(t):
                         with m.If(cap_alt):
-                            m.d.sync += avalid[t].eq(p4_slotvalid)
+                            m.d.sync += [av_ok[t].eq(~p4_slotvalid.all() & (mt != t)),
+                                         av_fw[t].eq(p4_fw)]
                         with m.Else():
                             m.d.sync += chandle[t].eq(p4_handles)
             m.d.sync += [c_hit.eq(p4_hit), c_hhandle.eq(p4_handle)]
@@ -557,10 +578,12 @@ class FlowTable(wiring.Component):
                      kwr.en.eq(kw_r_en)]
 
         # ---- control FSM state.
-        cidx = [Signal(ib, name=f"cidx{t}") for t in range(T)]
-        midx = [Signal(ib, name=f"midx{t}") for t in range(T)]
         mslot = Signal(self.slot_layout)  # the one slot the FSM holds
-        mt, mw = Signal(tb, name="mt"), Signal(wb, name="mw")
+        mw = Signal(wb, name="mw")
+        # ``cidx[mt]`` in a register kept with ``mt`` (loaded where ``mt``
+        # is): the mux by ``mt`` was in front of ``rd_row``'s AND-OR and of
+        # ``tgt_bucket``.
+        mt_bucket = Signal(ib, name="mt_bucket")
         # (mt, mw) one-hot too (bit mt * W + mw), kept with it: the candidate's
         # handle for the cntmem's address is an AND-OR of flops (a mux by
         # the binary pair was 6 levels into ``c_raddr``).
@@ -572,6 +595,7 @@ class FlowTable(wiring.Component):
         best_t, best_w = Signal(tb, name="best_t"), Signal(wb, name="best_w")
         pk_ok, fr_ok = Signal(name="pk_ok"), Signal(name="fr_ok")
         pk_t, pk_w = Signal(tb, name="pk_t"), Signal(wb, name="pk_w")
+        pk_bucket = Signal(ib, name="pk_bucket")
         e_age, e_cnt, e_kept = (
             Signal(g.ts_width, name="e_age"), Signal(self.cnt_layout, name="e_cnt"), Signal(name="e_kept"))
         e_t, e_w = Signal(tb, name="e_t"), Signal(wb, name="e_w")
@@ -631,17 +655,14 @@ class FlowTable(wiring.Component):
         # Candidate analysis: kept as the key's candidate buckets passed (above).
         best_ft, best_fw = run_t, run_w
         has_free = run_used < W
-        # Move analysis (from ``avalid``, the moving key's buckets).
-        mv_ok, mv_t, mv_w = Const(0), Const(0, tb), Const(0, wb)
+        # Move analysis (from ``av_ok``/``av_fw``, the moving key's buckets):
+        # the first sub-table with room, its bucket too.
+        mv_ok, mv_t, mv_w = av_ok.any(), Const(0, tb), Const(0, wb)
+        mv_bucket = Const(0, ib)
         for u in reversed(range(T)):
-            fw, free = Const(0, wb), Const(0)
-            for w in reversed(range(W)):
-                fw = Mux(~avalid[u][w], w, fw)
-                free = free | ~avalid[u][w]
-            ok = free & (mt != u)
-            mv_ok = Mux(ok, 1, mv_ok)
-            mv_t = Mux(ok, u, mv_t)
-            mv_w = Mux(ok, fw, mv_w)
+            mv_t = Mux(av_ok[u], u, mv_t)
+            mv_w = Mux(av_ok[u], av_fw[u], mv_w)
+            mv_bucket = Mux(av_ok[u], midx[u], mv_bucket)
         # The handle of candidate (mt, mw), for the ages: an AND-OR by the
         # one-hot copy (indexing by a Value would build a shifter).
         ehandle = Signal(hb)
@@ -682,6 +703,19 @@ class FlowTable(wiring.Component):
         age = Signal(g.ts_width)
         kept = Signal()  # the candidate in AGE DATA holds the handle INSERT keeps
         m.d.comb += age.eq(cmd.now - cd.last_seen)
+        # The kept-handle check a clock ahead, from registers, in every
+        # clock (AGE DATA takes it): in front of the age compare it was the
+        # table's critical path, and the state's hold was a fifth level
+        # behind the compare.  ``c_raddr`` is (mt, mw)'s handle from AGE READ
+        # to AGE DATA (the cntmem read's address): the candidate mux is not in
+        # front of the compare (it was the table's worst path, 7.3 ns).
+        m.d.sync += kept.eq(cmd.keep & (c_raddr == cmd.handle))
+        # The handle check of a slot read by handle (READ, DELETE, CLEAR), in
+        # every clock: ``mslot`` is taken the clock before SLOT CHECK and
+        # ``r.found`` loads it while the key is hashed (a state-gated
+        # 10-bit compare was 5 levels into ``r.found``).
+        slot_hit = Signal()
+        m.d.sync += slot_hit.eq(mslot.valid & (mslot.handle == cmd.handle))
 
         # The control FSM, a flop per state (``OneHotFSM``): a state's test
         # is its own flop, not a decode of a 7-bit state register in front of
@@ -707,21 +741,26 @@ class FlowTable(wiring.Component):
         # where a flop set by the state before says: one-hot flops and an
         # AND-OR in front of the register, not the state decode and a mux
         # (FSM state -> ``rd_row`` was 7 levels in the DFS).
+        # Each row's bucket is a register (``mt_bucket``, ``pk_bucket``: the
+        # muxes of ``cidx``/``midx`` were in front of the AND-OR), and
+        # ``rl_any``, set with any flag, is the load's enable (the OR of the
+        # five flags was in front of it: rl_alloc -> rd_row, 6 levels).
         rl_move, rl_victim, rl_handle, rl_pick, rl_alloc = rl = [
             Signal(name=f"rl_{n}") for n in ("move", "victim", "handle", "pick", "alloc")]
-        m.d.sync += [f.eq(0) for f in rl]
-        rows = [(rl_move, row(mt, Array(cidx)[mt]), mw),
+        rl_any = Signal(name="rl_any")
+        m.d.sync += [f.eq(0) for f in rl + [rl_any]]
+        rows = [(rl_move, row(mt, mt_bucket), mw),
                 (rl_victim, row(best_t, best_bucket), best_w),
                 (rl_handle, row(loc.table, loc.bucket), loc.way),
-                (rl_pick, row(pk_t, Array(midx)[pk_t]), pk_w),
+                (rl_pick, row(pk_t, pk_bucket), pk_w),
                 (rl_alloc, row(tgt_t, tgt_bucket), tgt_w)]
-        with m.If(Cat(*rl).any()):
+        with m.If(rl_any):
             m.d.sync += [rd_row.eq(_or_words([a & f.replicate(len(rd_row)) for f, a, _ in rows])),
                          rd_way.eq(_or_words([w & f.replicate(wb) for f, _, w in rows]))]
 
         def goto_row(state, flag):
             """To ``state``, whose ``rd_row`` load ``flag`` enables."""
-            m.d.sync += flag.eq(1)
+            m.d.sync += [flag.eq(1), rl_any.eq(1)]
             fsm.goto(state)
 
         def read_row(nxt):
@@ -731,7 +770,8 @@ class FlowTable(wiring.Component):
         def next_candidate():
             """(mt, mw) to the next candidate slot, in (table, way) order."""
             with m.If(mw == W - 1):
-                m.d.sync += [mw.eq(0), mt.eq(mt + 1)]
+                m.d.sync += [mw.eq(0), mt.eq(mt + 1),
+                             mt_bucket.eq(Array(cidx)[(mt + 1)[:tb]])]
             with m.Else():
                 m.d.sync += mw.eq(mw + 1)
             m.d.sync += mtw_1h.eq(mtw_1h.rotate_left(1))
@@ -739,7 +779,7 @@ class FlowTable(wiring.Component):
         def search_key(name, idx, nxt):
             """The states ``name`` SEARCH, HASHING, HASHING 2, HASHED, WAIT: search
             ``hkey`` (its bucket indexes into ``idx``, its buckets' slots into
-            ``run_*``/``avalid``, see above), then ``nxt``."""
+            ``run_*``/``av_*``, see above), then ``nxt``."""
             with fsm.state(f"{name} SEARCH"):
                 search(f"{name} HASHING")
             with fsm.state(f"{name} HASHING"):
@@ -807,6 +847,8 @@ class FlowTable(wiring.Component):
         with m.If(idle):
             m.d.sync += [cmd.eq(self.cmd.payload), hkey.eq(self.cmd.payload.key),
                          op_clear.eq(self.cmd.payload.op == FlowOp.CLEAR),
+                         op_find.eq(self.cmd.payload.op == FlowOp.FIND),
+                         op_delete.eq(self.cmd.payload.op == FlowOp.DELETE),
                          r.eq(0), r.op.eq(self.cmd.payload.op),
                          r.handle.eq(self.cmd.payload.handle), rd_row.eq(0)]
 
@@ -839,24 +881,27 @@ class FlowTable(wiring.Component):
                 # ``new_handle``: the actmem write address of an update (an
                 # allocation sets it again).
                 m.d.sync += [fr_ok.eq(has_free), tgt_t.eq(best_ft), tgt_w.eq(best_fw),
-                             tgt_bucket.eq(Array(cidx)[best_ft]),
+                             tgt_bucket.eq(run_bucket),
                              new_handle.eq(c_hhandle), ld_key.eq(1), ld_key_rs.eq(0),
-                             aw_en.eq(c_hit & (cmd.op != FlowOp.FIND))]
+                             aw_en.eq(c_hit & ~op_find)]
                 fsm.goto("CHECK CANDIDATES")
             with fsm.state("CHECK CANDIDATES"):
                 # ``r.key`` takes ``hkey``, the command's key here (``ld_key``).
-                m.d.sync += [mt.eq(0), mw.eq(0), mtw_1h.eq(1), chosen.eq(0)]
-                with m.If(cmd.op == FlowOp.FIND):
-                    m.d.sync += [r.found.eq(c_hit), r.handle.eq(c_hhandle),
-                                 cmd.handle.eq(c_hhandle)]
+                m.d.sync += [mt.eq(0), mt_bucket.eq(cidx[0]), mw.eq(0), mtw_1h.eq(1), chosen.eq(0)]
+                # ``r.found`` and ``r.handle`` whatever the op: an INSERT
+                # without a hit found nothing (``r.found`` was 0) and answers
+                # the handle WRITE KEY sets (not the op's decode in front of
+                # them).
+                m.d.sync += [r.found.eq(c_hit), r.handle.eq(c_hhandle)]
+                with m.If(op_find):
+                    m.d.sync += cmd.handle.eq(c_hhandle)
                     with m.If(c_hit):
                         fsm.goto("READ ACTION")
                     with m.Else():
                         respond()
                 with m.Elif(c_hit):
                     # actmem written at new_handle = c_hhandle (``aw_en``)
-                    m.d.sync += [r.status.eq(InsertStatus.UPDATED), r.found.eq(1),
-                                 r.handle.eq(c_hhandle)]
+                    m.d.sync += r.status.eq(InsertStatus.UPDATED)
                     respond()
                 with m.Elif(fr_ok):
                     goto_row("ALLOCATE", rl_alloc)
@@ -865,7 +910,7 @@ class FlowTable(wiring.Component):
                     goto_row("MOVE SLOT LOAD", rl_move)
 
             # -- one cuckoo move: try each candidate slot in (table, way) order
-            fetch_slot("MOVE SLOT", "MOVE RESTORE HASH", restore_at=(mt, Array(cidx)[mt]))
+            fetch_slot("MOVE SLOT", "MOVE RESTORE HASH", restore_at=(mt, mt_bucket))
             hash_key("MOVE RESTORE HASH", "MOVE RESTORED", on_hashing=[rs_hkey.eq(1)])
             with fsm.state("MOVE RESTORED"):
                 fsm.goto("MOVE SEARCH")  # ``hkey`` takes the restored key (``rs_hkey``)
@@ -874,7 +919,7 @@ class FlowTable(wiring.Component):
                 # The free slot picked into registers, the row a clock later:
                 # the pick and the bucket mux were in front of the keymem
                 # write address (then the pick alone, 7.8 ns).
-                m.d.sync += [pk_ok.eq(mv_ok), pk_t.eq(mv_t), pk_w.eq(mv_w)]
+                m.d.sync += [pk_ok.eq(mv_ok), pk_t.eq(mv_t), pk_w.eq(mv_w), pk_bucket.eq(mv_bucket)]
                 goto_row("MOVE PICKED", rl_pick)
             with fsm.state("MOVE PICKED"):
                 m.d.sync += wr_move.eq(1)  # ``rd_row`` takes the free slot's row (``rl_pick``)
@@ -883,10 +928,10 @@ class FlowTable(wiring.Component):
                 with m.If(pk_ok):
                     m.d.comb += [kw_en.eq(1), kw_valid.eq(1), lwr.en.eq(1)]
                     with m.If(kw_grant):
-                        m.d.sync += [tgt_t.eq(mt), tgt_w.eq(mw), tgt_bucket.eq(Array(cidx)[mt])]
+                        m.d.sync += [tgt_t.eq(mt), tgt_w.eq(mw), tgt_bucket.eq(mt_bucket)]
                         goto_row("ALLOCATE", rl_alloc)
                 with m.Elif((mt == T - 1) & (mw == W - 1)):
-                    m.d.sync += [mt.eq(0), mw.eq(0), mtw_1h.eq(1)]
+                    m.d.sync += [mt.eq(0), mt_bucket.eq(cidx[0]), mw.eq(0), mtw_1h.eq(1)]
                     fsm.goto("AGE START")
                 with m.Else():
                     next_candidate()
@@ -933,13 +978,7 @@ class FlowTable(wiring.Component):
                 with m.If(c_grant_r):
                     fsm.goto("AGE WAIT")
             with fsm.state("AGE WAIT"):
-                # The kept-handle check a clock ahead, from a register: in
-                # front of the age compare it was the table's critical path.
-                # ``c_raddr`` is (mt, mw)'s handle here (the cntmem read's
-                # address): the candidate mux is not in front of the compare
-                # (it was the table's worst path, 7.3 ns).
-                m.d.sync += kept.eq(cmd.keep & (c_raddr == cmd.handle))
-                fsm.goto("AGE PICKUP")
+                fsm.goto("AGE PICKUP")  # ``kept`` compares ``c_raddr``
             with fsm.state("AGE PICKUP"):
                 fsm.goto("AGE DATA")  # the read in the output register, ``cd`` takes it
             with fsm.state("AGE DATA"):
@@ -997,12 +1036,12 @@ class FlowTable(wiring.Component):
                 goto_row("HANDLE SLOT LOAD", rl_handle)  # ``loc`` holds the read
             fetch_slot("HANDLE SLOT", "SLOT CHECK", restore_at=(loc.table, loc.bucket))
             with fsm.state("SLOT CHECK"):
-                m.d.sync += r.found.eq(mslot.valid & (mslot.handle == cmd.handle))
-                fsm.goto("SLOT KEY")
-            hash_key("SLOT KEY", "SLOT KEYED", on_hashing=[ld_key.eq(1), ld_key_rs.eq(1)])
+                fsm.goto("SLOT KEY")  # ``slot_hit`` compares ``mslot``
+            hash_key("SLOT KEY", "SLOT KEYED",
+                     on_hashing=[ld_key.eq(1), ld_key_rs.eq(1), r.found.eq(slot_hit)])
             with fsm.state("SLOT KEYED"):
                 # ``r.key`` takes the restored key (``ld_key``)
-                with m.If(cmd.op == FlowOp.CLEAR):
+                with m.If(op_clear):
                     m.d.sync += c_we.eq(1)
                     fsm.goto("CLEAR COUNTERS")
                 with m.Else():
@@ -1028,7 +1067,7 @@ class FlowTable(wiring.Component):
             with fsm.state("COUNTERS READ"):
                 m.d.sync += [r.packets.eq(cd.packets), r.bytes.eq(cd.bytes),
                              r.last_seen.eq(cd.last_seen)]
-                with m.If((cmd.op == FlowOp.DELETE) & r.found):
+                with m.If(op_delete & r.found):
                     fsm.goto("DELETE SLOT")
                 with m.Else():
                     respond()
