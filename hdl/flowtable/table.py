@@ -78,7 +78,7 @@ nothing.
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Instance, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -101,6 +101,43 @@ def _or_words(words):
         words = [words[i] | words[i + 1] if i + 1 < len(words) else words[i]
                  for i in range(0, len(words), 2)]
     return words[0]
+
+
+def _lut4(m: Module, name: str, inputs, fn, ecp5: bool) -> Signal:
+    """``fn`` (of 0/1 ints and of 1-bit values alike, ``&`` and ``|`` only)
+    of up to four 1-bit ``inputs`` as one LUT: on ECP5 an instantiated LUT4,
+    which ABC keeps as it is (left to itself it chains an AND-OR's terms up
+    to the design's deepest path to save LUTs, see ``h3._xor_tree``)."""
+    inputs = list(inputs) + [Const(0)] * (4 - len(inputs))
+    z = Signal(name=name)
+    if ecp5:
+        init = sum(1 << i for i in range(16) if fn(*(i >> k & 1 for k in range(4))))
+        m.submodules[f"{name}_lut"] = Instance(
+            "LUT4", p_INIT=Const(init, 16), i_A=inputs[0], i_B=inputs[1], i_C=inputs[2],
+            i_D=inputs[3], o_Z=z)
+    else:
+        m.d.comb += z.eq(fn(*inputs))
+    return z
+
+
+def _lut_and_or(m: Module, name: str, terms, ecp5: bool) -> Signal:
+    """The OR of ``flag & value`` over ``terms`` (pairs of a flag and an
+    equally wide value), bit by bit in two levels of LUTs (two terms a LUT,
+    then one OR of up to four), for up to eight terms."""
+    if not 1 <= len(terms) <= 8:
+        raise ValueError(f"1 to 8 terms, not {len(terms)}")
+    width = len(terms[0][1])
+    bits = []
+    for b in range(width):
+        pairs = []
+        for i in range(0, len(terms), 2):
+            group = terms[i:i + 2]
+            ins = [v for f, a in group for v in (f, a[b])]
+            pairs.append(_lut4(m, f"{name}_{b}_{i // 2}", ins,
+                               lambda f0, a0, f1, a1: (f0 & a0) | (f1 & a1), ecp5))
+        bits.append(pairs[0] if len(pairs) == 1 else
+                    _lut4(m, f"{name}_{b}", pairs, lambda p, q, r, s: p | q | r | s, ecp5))
+    return Cat(*bits)
 
 
 def command_layout(geometry: FlowGeometry) -> data.StructLayout:
@@ -742,9 +779,12 @@ class FlowTable(wiring.Component):
         # AND-OR in front of the register, not the state decode and a mux
         # (FSM state -> ``rd_row`` was 7 levels in the DFS).
         # Each row's bucket is a register (``mt_bucket``, ``pk_bucket``: the
-        # muxes of ``cidx``/``midx`` were in front of the AND-OR), and
-        # ``rl_any``, set with any flag, is the load's enable (the OR of the
-        # five flags was in front of it: rl_alloc -> rd_row, 6 levels).
+        # muxes of ``cidx``/``midx`` were in front of the AND-OR), ``rl_any``,
+        # set with any flag, enables the load, and the row's AND-OR, with
+        # the flush sweep's step (``rd_row + 1``) as a sixth term and
+        # ``idle``'s zero as no term, is two levels of LUT4s (the OR of the
+        # flags, the AND-OR and the sweep's and idle's muxes, chained by ABC,
+        # were 6 levels, rl_alloc -> rd_row).
         rl_move, rl_victim, rl_handle, rl_pick, rl_alloc = rl = [
             Signal(name=f"rl_{n}") for n in ("move", "victim", "handle", "pick", "alloc")]
         rl_any = Signal(name="rl_any")
@@ -754,9 +794,15 @@ class FlowTable(wiring.Component):
                 (rl_handle, row(loc.table, loc.bucket), loc.way),
                 (rl_pick, row(pk_t, pk_bucket), pk_w),
                 (rl_alloc, row(tgt_t, tgt_bucket), tgt_w)]
+        sweep_step = Signal(name="sweep_step")  # the flush sweep steps ``rd_row``
+        rd_row_inc = Signal.like(rd_row, name="rd_row_inc")
+        m.d.comb += rd_row_inc.eq(rd_row + 1)
+        rd_row_next = _lut_and_or(m, "rd_row_ao", [(f, a) for f, a, _ in rows] + [(sweep_step, rd_row_inc)],
+                                  getattr(platform, "family", None) == "ecp5")
+        with m.If(rl_any | sweep_step | idle):
+            m.d.sync += rd_row.eq(rd_row_next)
         with m.If(rl_any):
-            m.d.sync += [rd_row.eq(_or_words([a & f.replicate(len(rd_row)) for f, a, _ in rows])),
-                         rd_way.eq(_or_words([w & f.replicate(wb) for f, _, w in rows]))]
+            m.d.sync += rd_way.eq(_or_words([w & f.replicate(wb) for f, _, w in rows]))
 
         def goto_row(state, flag):
             """To ``state``, whose ``rd_row`` load ``flag`` enables."""
@@ -850,7 +896,7 @@ class FlowTable(wiring.Component):
                          op_find.eq(self.cmd.payload.op == FlowOp.FIND),
                          op_delete.eq(self.cmd.payload.op == FlowOp.DELETE),
                          r.eq(0), r.op.eq(self.cmd.payload.op),
-                         r.handle.eq(self.cmd.payload.handle), rd_row.eq(0)]
+                         r.handle.eq(self.cmd.payload.handle)]
 
         with m.If(ld_best):
             m.d.sync += [r.packets.eq(e_cnt.packets), r.bytes.eq(e_cnt.bytes),
@@ -1080,7 +1126,8 @@ class FlowTable(wiring.Component):
             with fsm.state("FLUSH SWEEP"):
                 m.d.comb += kw_all.eq(1)
                 with m.If(kw_grant):
-                    m.d.sync += [rd_row.eq(rd_row + 1), sweep_stepped.eq(1)]
+                    m.d.comb += sweep_step.eq(1)  # ``rd_row`` steps (above)
+                    m.d.sync += sweep_stepped.eq(1)
                     with m.If(sweep_at_end):
                         m.d.sync += [fresh.eq(0), fhead.eq(0), ftail.eq(0)]
                         respond()
