@@ -811,17 +811,18 @@ class FlowTable(wiring.Component):
         # every load and transition (FSM state -> FSM state was 7 levels in
         # the DFS).
         fsm = OneHotFSM(m, "IDLE")
-        # The flush sweep's "last row" from flops: the 11-bit compare on
-        # rd_row ran on into the free list's pointers, 5 levels (the worst
-        # path, 8.72 ns, of a 25F build).  Compared a clock ahead for rd_row
-        # kept and stepped (only the sweep steps it in that state); in the
-        # sweep's first clock rd_row was just zeroed by ``idle``: not the end.
+        # The flush sweep's "last row" a flop: the 11-bit compare on rd_row
+        # ran on into the free list's pointers, 5 levels (the worst path,
+        # 8.72 ns, of a 25F build).  Compared a clock ahead with the row
+        # rd_row will hold (stepped or kept; only the sweep steps it in that
+        # state); in the sweep's first clock rd_row was just zeroed by
+        # ``idle``: not the end.  (The two compares, the step and ``idle`` in
+        # flops and the mux behind them were a level more in front of the
+        # move to RESPOND, 5 levels.)
         last_row = T * g.buckets - 1
-        sweep_end_same, sweep_end_next = Signal(name="sweep_end_same"), Signal(name="sweep_end_next")
-        sweep_stepped, was_idle = Signal(name="sweep_stepped"), Signal(name="was_idle")
-        m.d.sync += [sweep_end_same.eq(rd_row == last_row), sweep_end_next.eq(rd_row == last_row - 1),
-                     sweep_stepped.eq(0), was_idle.eq(idle)]
-        sweep_at_end = Mux(sweep_stepped, sweep_end_next, sweep_end_same) & ~was_idle
+        sweep_step = Signal(name="sweep_step")  # the flush sweep steps ``rd_row``
+        sweep_at_end = Signal(name="sweep_at_end")
+        m.d.sync += sweep_at_end.eq(Mux(sweep_step, rd_row == last_row - 1, rd_row == last_row) & ~idle)
 
         # A row read takes two states: one sets the address register (no
         # state decode in front of the EBR's address), one waits for the port.
@@ -846,7 +847,6 @@ class FlowTable(wiring.Component):
                 (rl_handle, row(loc.table, loc.bucket), loc.way),
                 (rl_pick, row(pk_t, pk_bucket), pk_w),
                 (rl_alloc, row(tgt_t, tgt_bucket), tgt_w)]
-        sweep_step = Signal(name="sweep_step")  # the flush sweep steps ``rd_row``
         rd_row_inc = Signal.like(rd_row, name="rd_row_inc")
         m.d.comb += rd_row_inc.eq(rd_row + 1)
         rd_row_next = _lut_and_or(m, "rd_row_ao", [(f, a) for f, a, _ in rows] + [(sweep_step, rd_row_inc)],
@@ -924,13 +924,23 @@ class FlowTable(wiring.Component):
                 fsm.goto(nxt)
 
         rsp_valid = Signal()
+        # The tests of CHECK CANDIDATES' and COUNTERS READ's moves to RESPOND,
+        # each a flop from registers that are settled the clock before (the
+        # search's hit in ANALYSE CANDIDATES, ``r.found`` long before): the
+        # decodes were a level in front of the OR of the moves to RESPOND
+        # into ``rsp.valid``, 5 levels.
+        cc_respond, del_slot = Signal(name="cc_respond"), Signal(name="del_slot")
+        m.d.sync += [cc_respond.eq(op_find ^ c_hit), del_slot.eq(op_delete & r.found)]
+
+        responds = []
 
         def respond():
-            # ``rsp.valid`` is a flop set with the move to RESPOND: the flow
-            # controller loads its 364-bit answer register on it (decoded
-            # from the state it was 5 levels, fanout 233, in the DFS).
-            m.d.sync += rsp_valid.eq(1)
+            # ``rsp.valid`` is a flop set with the move to RESPOND (by the OR
+            # of LUTs after the FSM, a term per call): the flow controller
+            # loads its 364-bit answer register on it (decoded from the state
+            # it was 5 levels, fanout 233, in the DFS).
             fsm.goto("RESPOND")
+            responds.append(1)
 
         def search(nxt):
             m.d.comb += s_req.eq(1)
@@ -941,7 +951,7 @@ class FlowTable(wiring.Component):
         # the state, a LUT per bit.
         m.d.comb += [self.rsp.payload.eq(r), self.rsp.valid.eq(rsp_valid), self.cmd.ready.eq(idle)]
         with m.If(rsp_valid & self.rsp.ready):
-            m.d.sync += [rsp_valid.eq(0), idle.eq(1)]
+            m.d.sync += idle.eq(1)
         with m.If(idle):
             m.d.sync += [cmd.eq(self.cmd.payload), hkey.eq(self.cmd.payload.key),
                          op_clear.eq(self.cmd.payload.op == FlowOp.CLEAR),
@@ -993,14 +1003,13 @@ class FlowTable(wiring.Component):
                 m.d.sync += [r.found.eq(c_hit), r.handle.eq(c_hhandle)]
                 with m.If(op_find):
                     m.d.sync += cmd.handle.eq(c_hhandle)
-                    with m.If(c_hit):
-                        fsm.goto("READ ACTION")
-                    with m.Else():
-                        respond()
-                with m.Elif(c_hit):
-                    # actmem written at new_handle = c_hhandle (``aw_en``)
-                    m.d.sync += r.status.eq(InsertStatus.UPDATED)
+                with m.If(cc_respond):  # a FIND's miss, or an INSERT's hit
+                    with m.If(~op_find):
+                        # actmem written at new_handle = c_hhandle (``aw_en``)
+                        m.d.sync += r.status.eq(InsertStatus.UPDATED)
                     respond()
+                with m.Elif(op_find):  # and a hit
+                    fsm.goto("READ ACTION")
                 with m.Elif(fr_ok):
                     goto_row("ALLOCATE", rl_alloc)
                 with m.Else():
@@ -1165,7 +1174,7 @@ class FlowTable(wiring.Component):
             with fsm.state("COUNTERS READ"):
                 m.d.sync += [r.packets.eq(cd.packets), r.bytes.eq(cd.bytes),
                              r.last_seen.eq(cd.last_seen)]
-                with m.If(op_delete & r.found):
+                with m.If(del_slot):
                     fsm.goto("DELETE SLOT")
                 with m.Else():
                     respond()
@@ -1179,7 +1188,6 @@ class FlowTable(wiring.Component):
                 m.d.comb += kw_all.eq(1)
                 with m.If(kw_grant):
                     m.d.comb += sweep_step.eq(1)  # ``rd_row`` steps (above)
-                    m.d.sync += sweep_stepped.eq(1)
                     with m.If(sweep_at_end):
                         m.d.sync += [fresh.eq(0), fhead.eq(0), ftail.eq(0)]
                         respond()
@@ -1187,4 +1195,21 @@ class FlowTable(wiring.Component):
             with fsm.state("RESPOND"):
                 with m.If(self.rsp.ready):  # ``rsp_valid`` is set here
                     fsm.goto("IDLE")
+
+        # ``rsp_valid``'s next value: set where the states above call
+        # ``respond()`` (under the same tests), held until ``rsp.ready``, in
+        # two levels of LUT4s (the OR of the moves to RESPOND, chained by
+        # ABC, was 5 levels from ``kw_grant``).
+        if len(responds) != 6:
+            raise AssertionError(f"respond() called {len(responds)} times: rsp_valid's OR has 6 terms")
+        st = fsm.ongoing
+        m.d.sync += rsp_valid.eq(_lut4(m, "rsp_valid_or", [
+            _lut4(m, "rsp_valid_t0", [st("FLUSH SWEEP"), kw_grant, sweep_at_end, st("KEY WRITTEN")],
+                  lambda fs, g, e, kw: (fs & g & e) | kw, ecp5),
+            _lut4(m, "rsp_valid_t1", [st("CHECK CANDIDATES"), cc_respond, st("COUNTERS READ"), del_slot],
+                  lambda cc, c, cr, d: (cc & c) | (cr & (d ^ 1)), ecp5),
+            _lut4(m, "rsp_valid_t2", [st("CLEAR COUNTERS"), t3_valid, st("DELETE SLOT"), kw_grant],
+                  lambda cl, t, ds, g: (cl & (t ^ 1)) | (ds & g), ecp5),
+            _lut4(m, "rsp_valid_hold", [rsp_valid, self.rsp.ready], lambda v, rdy: v & (rdy ^ 1), ecp5),
+        ], _or, ecp5))
         return m
