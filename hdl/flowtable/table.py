@@ -698,7 +698,6 @@ class FlowTable(wiring.Component):
         # worst path, 8.4 ns).
         ld_best = Signal()
         ld_key, ld_key_rs = Signal(name="ld_key"), Signal(name="ld_key_rs")
-        m.d.sync += ld_best.eq(0)
         # ``best_bucket``: the victim's bucket, taken with it (cidx holds the
         # key's buckets meanwhile): the bucket mux by ``best_t`` was in front
         # of ``rd_row``, 6 levels.
@@ -811,6 +810,14 @@ class FlowTable(wiring.Component):
         # every load and transition (FSM state -> FSM state was 7 levels in
         # the DFS).
         fsm = OneHotFSM(m, "IDLE")
+        # ``ld_best`` in AGE COMPARE: one LUT4 behind the age compare, the
+        # sign of a subtraction (its carry chain's last sum output): Yosys's
+        # ``>`` put two LUTs in front of its chain and ABC merged the state
+        # and the tests into two behind it, 5 levels from ``e_age``.
+        age_gt = Signal(name="age_gt")
+        m.d.comb += age_gt.eq((best_age - e_age)[-1])
+        m.d.sync += ld_best.eq(_lut4(m, "ld_best_next", [fsm.ongoing("AGE COMPARE"), e_kept, chosen, age_gt],
+                                     lambda s, k, c, gt: s & (k ^ 1) & ((c ^ 1) | gt), ecp5))
         # The flush sweep's "last row" a flop: the 11-bit compare on rd_row
         # ran on into the free list's pointers, 5 levels (the worst path,
         # 8.72 ns, of a 25F build).  Compared a clock ahead with the row
@@ -1095,9 +1102,8 @@ class FlowTable(wiring.Component):
                 next_candidate()
                 fsm.goto("AGE COMPARE")
             with fsm.state("AGE COMPARE"):
-                # The compare into one flop (``ld_best``); the loads it
-                # enables happen the clock after, outside the FSM.
-                m.d.sync += ld_best.eq(~e_kept & (~chosen | (e_age > best_age)))
+                # The compare into one flop (``ld_best``, above); the loads
+                # it enables happen the clock after, outside the FSM.
                 with m.If((e_t == T - 1) & (e_w == W - 1)):
                     fsm.goto("AGE CHOSEN")
                 with m.Else():
