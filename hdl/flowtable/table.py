@@ -76,9 +76,11 @@ forwarded from registers, so back-to-back touches of one handle lose
 nothing.
 """
 
+import operator
+from functools import reduce
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Instance, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -101,6 +103,80 @@ def _or_words(words):
         words = [words[i] | words[i + 1] if i + 1 < len(words) else words[i]
                  for i in range(0, len(words), 2)]
     return words[0]
+
+
+def _lut4(m: Module, name: str, inputs, fn, ecp5: bool) -> Signal:
+    """``fn`` (of 0/1 ints and of 1-bit values alike: ``&``, ``|``, ``^``)
+    of the one to four 1-bit ``inputs`` as one LUT: on ECP5 an instantiated
+    LUT4 (its unused inputs 0), which ABC keeps as it is (left to itself it
+    chains an AND-OR's terms up to the design's deepest path to save LUTs,
+    see ``h3._xor_tree``)."""
+    inputs = list(inputs)
+    if not 1 <= len(inputs) <= 4:
+        raise ValueError(f"1 to 4 inputs, not {len(inputs)}")
+    z = Signal(name=name)
+    if ecp5:
+        init = sum(1 << i for i in range(16) if fn(*(i >> k & 1 for k in range(len(inputs)))))
+        ports = dict(zip("ABCD", inputs + [Const(0)] * (4 - len(inputs)), strict=True))
+        m.submodules[f"{name}_lut"] = Instance(
+            "LUT4", p_INIT=Const(init, 16), **{f"i_{k}": v for k, v in ports.items()}, o_Z=z)
+    else:
+        m.d.comb += z.eq(fn(*inputs))
+    return z
+
+
+def _and(*bits):
+    return reduce(operator.and_, bits)
+
+
+def _or(*bits):
+    return reduce(operator.or_, bits)
+
+
+def _lut_and_or(m: Module, name: str, terms, ecp5: bool) -> Signal:
+    """The OR of ``flag & value`` over ``terms`` (pairs of a flag and an
+    equally wide value), bit by bit in two levels of LUTs (two terms a LUT,
+    then one OR of up to four), for up to eight terms."""
+    if not 1 <= len(terms) <= 8:
+        raise ValueError(f"1 to 8 terms, not {len(terms)}")
+    width = len(terms[0][1])
+    bits = []
+    for b in range(width):
+        pairs = []
+        for i in range(0, len(terms), 2):
+            group = terms[i:i + 2]
+            ins = [v for f, a in group for v in (f, a[b])]
+            pairs.append(_lut4(m, f"{name}_{b}_{i // 2}", ins,
+                               lambda *v: _or(*(v[k] & v[k + 1] for k in range(0, len(v), 2))), ecp5))
+        bits.append(pairs[0] if len(pairs) == 1 else _lut4(m, f"{name}_{b}", pairs, _or, ecp5))
+    return Cat(*bits)
+
+
+def _lut_and(m: Module, name: str, bits, ecp5: bool) -> Value:
+    """The AND of ``bits`` (1-bit values) as a balanced tree of 4-input
+    LUTs (see :func:`_lut4`)."""
+    bits, level = list(bits), 0
+    while len(bits) > 1:
+        bits = [_lut4(m, f"{name}_a{level}_{i // 4}", bits[i:i + 4], _and, ecp5)
+                if len(bits[i:i + 4]) > 1 else bits[i] for i in range(0, len(bits), 4)]
+        level += 1
+    return bits[0]
+
+
+def _lut_eq_bits(m: Module, name: str, a: Value, b: Value, ecp5: bool) -> list[Value]:
+    """Two bits of ``a == b`` a LUT: the values whose AND is the compare."""
+    if len(a) != len(b):
+        raise ValueError(f"widths differ: {len(a)} and {len(b)}")
+    return [_lut4(m, f"{name}_x{i // 2}", [a[i], b[i], *([a[i + 1], b[i + 1]] if i + 1 < len(a) else [])],
+                  lambda *v: _and(*(v[k] ^ v[k + 1] ^ 1 for k in range(0, len(v), 2))), ecp5)
+            for i in range(0, len(a), 2)]
+
+
+def _lut_eq(m: Module, name: str, a: Value, b: Value, ecp5: bool, *, also=()) -> Value:
+    """``a == b`` ANDed with the 1-bit values ``also``, in LUTs: a level of
+    two-bit compares, then :func:`_lut_and` (ABC, left to itself, chained
+    the table's 10-bit handle compares to 4 and 5 levels)."""
+    return _lut_and(m, name, _lut_eq_bits(m, name, a, b, ecp5) + list(also), ecp5)
 
 
 def command_layout(geometry: FlowGeometry) -> data.StructLayout:
@@ -176,6 +252,7 @@ class FlowTable(wiring.Component):
         ib, tb, wb, hb = g.index_bits, _bits(T), _bits(W), g.handle_bits
         masks = h3_masks(g)
         m = Module()
+        ecp5 = getattr(platform, "family", None) == "ecp5"
 
         # keymem in the EBR's 36-bit mode with a write enable per slot (7 EBR
         # at 512 rows x 2 x 109 bits, as Yosys's mapping), read through its
@@ -215,6 +292,10 @@ class FlowTable(wiring.Component):
         # command (state decodes here fed ``new_hit``'s compare, 8.7 ns).
         c_we = Signal()
         op_clear = Signal()  # ``cmd.op == CLEAR``, decoded as the command is taken
+        # ``cmd.op`` FIND and DELETE decoded as the command is taken too: the
+        # decode was a level in front of ``r.handle``, ``r.found`` and the
+        # move to RESPOND (``cmd.op`` -> ``rsp.payload``, 5 levels).
+        op_find, op_delete = Signal(name="op_find"), Signal(name="op_delete")
         # actmem's write enable, a flop set by the state before the write's
         # (decoded from the state it was 8.1 ns to the EBR).
         aw_en = Signal()
@@ -341,8 +422,11 @@ class FlowTable(wiring.Component):
         kd_r = Signal(data.ArrayLayout(data.StructLayout({"valid": 1, "handle": hb}), W))
         copy(p3r, p3)
         m.d.sync += p3r_key.eq(p3_key)
+        # (Each chunk's compare in LUT4s, two levels: ABC chained them to
+        # four behind the EBR's output register.)
         for w in range(W):
-            m.d.sync += [eq_r[w].eq(Cat(*(kd[w].key[c:c + 8] == rest[c:c + 8] for c in chunks))),
+            m.d.sync += [eq_r[w].eq(Cat(*(_lut_eq(m, f"eq{w}_{c // 8}", kd[w].key[c:c + 8], rest[c:c + 8], ecp5)
+                                          for c in chunks))),
                          kd_r[w].valid.eq(kd[w].valid), kd_r[w].handle.eq(kd[w].handle)]
         # p4: ``ways`` comparators; a key's slots all carry the same handle,
         # even mid-move, so an OR is the priority-free answer.
@@ -350,9 +434,12 @@ class FlowTable(wiring.Component):
         p4_slotvalid = Signal(W)
         p4_handles = Signal(data.ArrayLayout(hb, W))
         copy(p4, p3r)
+        # Each way's match (its valid bit and chunks ANDed) two levels of
+        # LUT4s, shared by ``p4_match`` and ``p4_handle``.
+        p3r_match = [_lut_and(m, f"match{w}", [kd_r[w].valid, *eq_r[w]], ecp5) for w in range(W)]
         m.d.sync += [
             p4_key.eq(p3r_key),
-            p4_match.eq(Cat(*(kd_r[w].valid & eq_r[w].all() for w in range(W)))),
+            p4_match.eq(Cat(*p3r_match)),
             p4_slotvalid.eq(Cat(*(kd_r[w].valid for w in range(W)))),
             p4_handles.eq(Cat(*(kd_r[w].handle for w in range(W)))),
         ]
@@ -366,10 +453,12 @@ class FlowTable(wiring.Component):
         # accumulated handle was.  It is actmem's read address: that AND-OR
         # and the address mux were 3 levels in front of a net to the ten
         # EBRs (actmem ADB, 100+ endpoints late in the 6a07163 build, 8.8 ns),
-        # now the mux alone.
-        m.d.sync += p4_handle.eq(_or_words(
-            [kd_r[w].handle & (kd_r[w].valid & eq_r[w].all()).replicate(hb) for w in range(W)]
-            + [p4_handle & (~p3r.first).replicate(hb)]))
+        # now the mux alone.  The AND-OR is two levels of LUT4s behind the
+        # matches (ABC chained it: eq_r -> p4_handle 5 levels, 7.43 ns, the
+        # table's one late endpoint on the 25F at aa681c4).
+        m.d.sync += p4_handle.eq(_lut_and_or(
+            m, "p4_handle_ao", [(p3r_match[w], kd_r[w].handle) for w in range(W)]
+            + [(~p3r.first, p4_handle)], ecp5))
         p4_done = p4.valid & p4.last
         a_grant = ~p4_done
         m.d.comb += ard.addr.eq(Mux(p4_done, p4_handle, cmd.handle))
@@ -409,9 +498,20 @@ class FlowTable(wiring.Component):
 
         # What the control FSM's searches leave behind, bucket by bucket as
         # they pass p4: the candidates' valid bits and handles (or, for the
-        # search of a key it may move, ``avalid``), and the hit.
+        # search of a key it may move, ``av_ok``/``av_fw``), and the hit.
         cap_alt = Signal()
-        avalid = [Signal(W, name=f"avalid{t}") for t in range(T)]
+        # The buckets of the key searched (``cidx``) and of a key to move
+        # (``midx``), from ``p1_idx``.
+        cidx = [Signal(ib, name=f"cidx{t}") for t in range(T)]
+        midx = [Signal(ib, name=f"midx{t}") for t in range(T)]
+        mt = Signal(tb, name="mt")
+        # For the search of a key the FSM may move (from candidate table
+        # ``mt``, fixed while it runs): whether sub-table t's bucket has a
+        # free slot and t is not ``mt`` (``av_ok``), and its first free way
+        # (``av_fw``), so MOVE PICK is a priority pick of flops (from the
+        # buckets' valid bits and ``mt`` it was 5 levels into ``pk_*``).
+        av_ok = Signal(T, name="av_ok")
+        av_fw = [Signal(wb, name=f"av_fw{t}") for t in range(T)]
         chandle = [Signal(data.ArrayLayout(hb, W), name=f"chandle{t}") for t in range(T)]
         c_hit, c_hhandle = Signal(name="c_hit"), Signal(hb, name="c_hhandle")
         # The candidate analysis as the buckets pass (from ``p4_slotvalid``,
@@ -425,14 +525,20 @@ class FlowTable(wiring.Component):
         p4_fw = Const(0, wb)
         for w in reversed(range(W)):
             p4_fw = Mux(~p4_slotvalid[w], w, p4_fw)
+        # ``run_bucket``: the bucket of ``run_t`` (``cidx`` is loaded before
+        # the search's first row is in p4), taken with it: the mux of
+        # ``cidx`` by ``run_t`` was in front of ``tgt_bucket``, 5 levels.
+        run_bucket = Signal(ib, name="run_bucket")
         with m.If(p4.valid & p4.fsm & ~cap_alt & (p4.first | (p4_used < run_used))):
-            m.d.sync += [run_used.eq(p4_used), run_t.eq(p4.t), run_w.eq(p4_fw)]
+            m.d.sync += [run_used.eq(p4_used), run_t.eq(p4.t), run_w.eq(p4_fw),
+                         run_bucket.eq(Array(cidx)[p4.t])]
         with m.If(p4.valid & p4.fsm):
             with m.Switch(p4.t):
                 for t in range(T):
                     with m.Case(t):
                         with m.If(cap_alt):
-                            m.d.sync += avalid[t].eq(p4_slotvalid)
+                            m.d.sync += [av_ok[t].eq(~p4_slotvalid.all() & (mt != t)),
+                                         av_fw[t].eq(p4_fw)]
                         with m.Else():
                             m.d.sync += chandle[t].eq(p4_handles)
             m.d.sync += [c_hit.eq(p4_hit), c_hhandle.eq(p4_handle)]
@@ -483,14 +589,18 @@ class FlowTable(wiring.Component):
         # The hits on ``nxt`` per source (the touch in t3, or the FSM's
         # write at one of its two addresses), each compare from registers:
         # after ``nxt``'s address mux it was 7 levels from ``t3_valid``.
-        def nxt_hits(handle):
-            return ((t3_valid & (t3.handle == handle))
-                    | (~t3_valid & c_we & Mux(op_clear, cmd.handle == handle, new_handle == handle)))
-
+        # The compares in LUT4s (see ``_lut_eq``), each bit of the FSM's
+        # write address compared behind its mux in one LUT; ABC chained
+        # them to 5 levels into ``h_a``, ``h_b``, ``h_c``.
         h_a, h_b, h_c = Signal(name="h_a"), Signal(name="h_b"), Signal(name="h_c")
-        m.d.sync += [h_a.eq(nxt_hits(t1.handle)),
-                     h_b.eq(w_en & (w_addr == t1.handle)),
-                     h_c.eq(lw1_en & (lw1_addr == t1.handle))]
+        c_eq_t1 = [_lut4(m, f"c_eq_t1_{i}", [op_clear, cmd.handle[i], new_handle[i], t1.handle[i]],
+                         lambda s, x, y, t: ((s & x) | ((s ^ 1) & y)) ^ t ^ 1, ecp5) for i in range(hb)]
+        t3_hit_t1 = _lut_eq(m, "t3_eq_t1", t3.handle, t1.handle, ecp5, also=[t3_valid])
+        c_hit_t1 = _lut_and(m, "c_hit_t1", [*c_eq_t1, c_we], ecp5)
+        m.d.sync += [h_a.eq(_lut4(m, "h_a_or", [t3_hit_t1, c_hit_t1, t3_valid],
+                                  lambda x, y, v: x | (y & (v ^ 1)), ecp5)),
+                     h_b.eq(_lut_eq(m, "w_eq_t1", w_addr, t1.handle, ecp5, also=[w_en])),
+                     h_c.eq(_lut_eq(m, "lw1_eq_t1", lw1_addr, t1.handle, ecp5, also=[lw1_en]))]
         # For the touch in t2: the older three merged, the newest (``w`` in
         # its t3) on its own.
         # ``new_hit`` is ``nxt_hits(t2.handle)`` from compares made a clock
@@ -501,7 +611,7 @@ class FlowTable(wiring.Component):
         new_hit, old_hit = Signal(name="new_hit"), Signal(name="old_hit")
         t3_is_t2, c_is_t2 = Signal(), Signal()
         m.d.sync += [t3_is_t2.eq(t2.handle == t1.handle),
-                     c_is_t2.eq(Mux(op_clear, cmd.handle, new_handle) == t1.handle)]
+                     c_is_t2.eq(_lut_and(m, "c_eq_t1", c_eq_t1, ecp5))]
         old_data = Signal(self.cnt_layout)
         m.d.sync += [new_hit.eq((t3_valid & t3_is_t2) | (~t3_valid & c_we & c_is_t2)),
                      old_hit.eq(h_a | h_b | h_c),
@@ -557,10 +667,12 @@ class FlowTable(wiring.Component):
                      kwr.en.eq(kw_r_en)]
 
         # ---- control FSM state.
-        cidx = [Signal(ib, name=f"cidx{t}") for t in range(T)]
-        midx = [Signal(ib, name=f"midx{t}") for t in range(T)]
         mslot = Signal(self.slot_layout)  # the one slot the FSM holds
-        mt, mw = Signal(tb, name="mt"), Signal(wb, name="mw")
+        mw = Signal(wb, name="mw")
+        # ``cidx[mt]`` in a register kept with ``mt`` (loaded where ``mt``
+        # is): the mux by ``mt`` was in front of ``rd_row``'s AND-OR and of
+        # ``tgt_bucket``.
+        mt_bucket = Signal(ib, name="mt_bucket")
         # (mt, mw) one-hot too (bit mt * W + mw), kept with it: the candidate's
         # handle for the cntmem's address is an AND-OR of flops (a mux by
         # the binary pair was 6 levels into ``c_raddr``).
@@ -572,6 +684,7 @@ class FlowTable(wiring.Component):
         best_t, best_w = Signal(tb, name="best_t"), Signal(wb, name="best_w")
         pk_ok, fr_ok = Signal(name="pk_ok"), Signal(name="fr_ok")
         pk_t, pk_w = Signal(tb, name="pk_t"), Signal(wb, name="pk_w")
+        pk_bucket = Signal(ib, name="pk_bucket")
         e_age, e_cnt, e_kept = (
             Signal(g.ts_width, name="e_age"), Signal(self.cnt_layout, name="e_cnt"), Signal(name="e_kept"))
         e_t, e_w = Signal(tb, name="e_t"), Signal(wb, name="e_w")
@@ -585,7 +698,6 @@ class FlowTable(wiring.Component):
         # worst path, 8.4 ns).
         ld_best = Signal()
         ld_key, ld_key_rs = Signal(name="ld_key"), Signal(name="ld_key_rs")
-        m.d.sync += ld_best.eq(0)
         # ``best_bucket``: the victim's bucket, taken with it (cidx holds the
         # key's buckets meanwhile): the bucket mux by ``best_t`` was in front
         # of ``rd_row``, 6 levels.
@@ -631,17 +743,14 @@ class FlowTable(wiring.Component):
         # Candidate analysis: kept as the key's candidate buckets passed (above).
         best_ft, best_fw = run_t, run_w
         has_free = run_used < W
-        # Move analysis (from ``avalid``, the moving key's buckets).
-        mv_ok, mv_t, mv_w = Const(0), Const(0, tb), Const(0, wb)
+        # Move analysis (from ``av_ok``/``av_fw``, the moving key's buckets):
+        # the first sub-table with room, its bucket too.
+        mv_ok, mv_t, mv_w = av_ok.any(), Const(0, tb), Const(0, wb)
+        mv_bucket = Const(0, ib)
         for u in reversed(range(T)):
-            fw, free = Const(0, wb), Const(0)
-            for w in reversed(range(W)):
-                fw = Mux(~avalid[u][w], w, fw)
-                free = free | ~avalid[u][w]
-            ok = free & (mt != u)
-            mv_ok = Mux(ok, 1, mv_ok)
-            mv_t = Mux(ok, u, mv_t)
-            mv_w = Mux(ok, fw, mv_w)
+            mv_t = Mux(av_ok[u], u, mv_t)
+            mv_w = Mux(av_ok[u], av_fw[u], mv_w)
+            mv_bucket = Mux(av_ok[u], midx[u], mv_bucket)
         # The handle of candidate (mt, mw), for the ages: an AND-OR by the
         # one-hot copy (indexing by a Value would build a shifter).
         ehandle = Signal(hb)
@@ -682,23 +791,45 @@ class FlowTable(wiring.Component):
         age = Signal(g.ts_width)
         kept = Signal()  # the candidate in AGE DATA holds the handle INSERT keeps
         m.d.comb += age.eq(cmd.now - cd.last_seen)
+        # The kept-handle check a clock ahead, from registers, in every
+        # clock (AGE DATA takes it): in front of the age compare it was the
+        # table's critical path, and the state's hold was a fifth level
+        # behind the compare.  ``c_raddr`` is (mt, mw)'s handle from AGE READ
+        # to AGE DATA (the cntmem read's address): the candidate mux is not in
+        # front of the compare (it was the table's worst path, 7.3 ns).
+        m.d.sync += kept.eq(_lut_eq(m, "kept_eq", c_raddr, cmd.handle, ecp5, also=[cmd.keep]))
+        # The handle check of a slot read by handle (READ, DELETE, CLEAR), in
+        # every clock: ``mslot`` is taken the clock before SLOT CHECK and
+        # ``r.found`` loads it while the key is hashed (a state-gated
+        # 10-bit compare was 5 levels into ``r.found``).
+        slot_hit = Signal()
+        m.d.sync += slot_hit.eq(_lut_eq(m, "slot_eq", mslot.handle, cmd.handle, ecp5, also=[mslot.valid]))
 
         # The control FSM, a flop per state (``OneHotFSM``): a state's test
         # is its own flop, not a decode of a 7-bit state register in front of
         # every load and transition (FSM state -> FSM state was 7 levels in
         # the DFS).
         fsm = OneHotFSM(m, "IDLE")
-        # The flush sweep's "last row" from flops: the 11-bit compare on
-        # rd_row ran on into the free list's pointers, 5 levels (the worst
-        # path, 8.72 ns, of a 25F build).  Compared a clock ahead for rd_row
-        # kept and stepped (only the sweep steps it in that state); in the
-        # sweep's first clock rd_row was just zeroed by ``idle``: not the end.
+        # ``ld_best`` in AGE COMPARE: one LUT4 behind the age compare, the
+        # sign of a subtraction (its carry chain's last sum output): Yosys's
+        # ``>`` put two LUTs in front of its chain and ABC merged the state
+        # and the tests into two behind it, 5 levels from ``e_age``.
+        age_gt = Signal(name="age_gt")
+        m.d.comb += age_gt.eq((best_age - e_age)[-1])
+        m.d.sync += ld_best.eq(_lut4(m, "ld_best_next", [fsm.ongoing("AGE COMPARE"), e_kept, chosen, age_gt],
+                                     lambda s, k, c, gt: s & (k ^ 1) & ((c ^ 1) | gt), ecp5))
+        # The flush sweep's "last row" a flop: the 11-bit compare on rd_row
+        # ran on into the free list's pointers, 5 levels (the worst path,
+        # 8.72 ns, of a 25F build).  Compared a clock ahead with the row
+        # rd_row will hold (stepped or kept; only the sweep steps it in that
+        # state); in the sweep's first clock rd_row was just zeroed by
+        # ``idle``: not the end.  (The two compares, the step and ``idle`` in
+        # flops and the mux behind them were a level more in front of the
+        # move to RESPOND, 5 levels.)
         last_row = T * g.buckets - 1
-        sweep_end_same, sweep_end_next = Signal(name="sweep_end_same"), Signal(name="sweep_end_next")
-        sweep_stepped, was_idle = Signal(name="sweep_stepped"), Signal(name="was_idle")
-        m.d.sync += [sweep_end_same.eq(rd_row == last_row), sweep_end_next.eq(rd_row == last_row - 1),
-                     sweep_stepped.eq(0), was_idle.eq(idle)]
-        sweep_at_end = Mux(sweep_stepped, sweep_end_next, sweep_end_same) & ~was_idle
+        sweep_step = Signal(name="sweep_step")  # the flush sweep steps ``rd_row``
+        sweep_at_end = Signal(name="sweep_at_end")
+        m.d.sync += sweep_at_end.eq(Mux(sweep_step, rd_row == last_row - 1, rd_row == last_row) & ~idle)
 
         # A row read takes two states: one sets the address register (no
         # state decode in front of the EBR's address), one waits for the port.
@@ -707,21 +838,34 @@ class FlowTable(wiring.Component):
         # where a flop set by the state before says: one-hot flops and an
         # AND-OR in front of the register, not the state decode and a mux
         # (FSM state -> ``rd_row`` was 7 levels in the DFS).
+        # Each row's bucket is a register (``mt_bucket``, ``pk_bucket``: the
+        # muxes of ``cidx``/``midx`` were in front of the AND-OR), ``rl_any``,
+        # set with any flag, enables the load, and the row's AND-OR, with
+        # the flush sweep's step (``rd_row + 1``) as a sixth term and
+        # ``idle``'s zero as no term, is two levels of LUT4s (the OR of the
+        # flags, the AND-OR and the sweep's and idle's muxes, chained by ABC,
+        # were 6 levels, rl_alloc -> rd_row).
         rl_move, rl_victim, rl_handle, rl_pick, rl_alloc = rl = [
             Signal(name=f"rl_{n}") for n in ("move", "victim", "handle", "pick", "alloc")]
-        m.d.sync += [f.eq(0) for f in rl]
-        rows = [(rl_move, row(mt, Array(cidx)[mt]), mw),
+        rl_any = Signal(name="rl_any")
+        m.d.sync += [f.eq(0) for f in rl + [rl_any]]
+        rows = [(rl_move, row(mt, mt_bucket), mw),
                 (rl_victim, row(best_t, best_bucket), best_w),
                 (rl_handle, row(loc.table, loc.bucket), loc.way),
-                (rl_pick, row(pk_t, Array(midx)[pk_t]), pk_w),
+                (rl_pick, row(pk_t, pk_bucket), pk_w),
                 (rl_alloc, row(tgt_t, tgt_bucket), tgt_w)]
-        with m.If(Cat(*rl).any()):
-            m.d.sync += [rd_row.eq(_or_words([a & f.replicate(len(rd_row)) for f, a, _ in rows])),
-                         rd_way.eq(_or_words([w & f.replicate(wb) for f, _, w in rows]))]
+        rd_row_inc = Signal.like(rd_row, name="rd_row_inc")
+        m.d.comb += rd_row_inc.eq(rd_row + 1)
+        rd_row_next = _lut_and_or(m, "rd_row_ao", [(f, a) for f, a, _ in rows] + [(sweep_step, rd_row_inc)],
+                                  ecp5)
+        with m.If(rl_any | sweep_step | idle):
+            m.d.sync += rd_row.eq(rd_row_next)
+        with m.If(rl_any):
+            m.d.sync += rd_way.eq(_or_words([w & f.replicate(wb) for f, _, w in rows]))
 
         def goto_row(state, flag):
             """To ``state``, whose ``rd_row`` load ``flag`` enables."""
-            m.d.sync += flag.eq(1)
+            m.d.sync += [flag.eq(1), rl_any.eq(1)]
             fsm.goto(state)
 
         def read_row(nxt):
@@ -731,7 +875,8 @@ class FlowTable(wiring.Component):
         def next_candidate():
             """(mt, mw) to the next candidate slot, in (table, way) order."""
             with m.If(mw == W - 1):
-                m.d.sync += [mw.eq(0), mt.eq(mt + 1)]
+                m.d.sync += [mw.eq(0), mt.eq(mt + 1),
+                             mt_bucket.eq(Array(cidx)[(mt + 1)[:tb]])]
             with m.Else():
                 m.d.sync += mw.eq(mw + 1)
             m.d.sync += mtw_1h.eq(mtw_1h.rotate_left(1))
@@ -739,7 +884,7 @@ class FlowTable(wiring.Component):
         def search_key(name, idx, nxt):
             """The states ``name`` SEARCH, HASHING, HASHING 2, HASHED, WAIT: search
             ``hkey`` (its bucket indexes into ``idx``, its buckets' slots into
-            ``run_*``/``avalid``, see above), then ``nxt``."""
+            ``run_*``/``av_*``, see above), then ``nxt``."""
             with fsm.state(f"{name} SEARCH"):
                 search(f"{name} HASHING")
             with fsm.state(f"{name} HASHING"):
@@ -786,13 +931,23 @@ class FlowTable(wiring.Component):
                 fsm.goto(nxt)
 
         rsp_valid = Signal()
+        # The tests of CHECK CANDIDATES' and COUNTERS READ's moves to RESPOND,
+        # each a flop from registers that are settled the clock before (the
+        # search's hit in ANALYSE CANDIDATES, ``r.found`` long before): the
+        # decodes were a level in front of the OR of the moves to RESPOND
+        # into ``rsp.valid``, 5 levels.
+        cc_respond, del_slot = Signal(name="cc_respond"), Signal(name="del_slot")
+        m.d.sync += [cc_respond.eq(op_find ^ c_hit), del_slot.eq(op_delete & r.found)]
+
+        responds = []
 
         def respond():
-            # ``rsp.valid`` is a flop set with the move to RESPOND: the flow
-            # controller loads its 364-bit answer register on it (decoded
-            # from the state it was 5 levels, fanout 233, in the DFS).
-            m.d.sync += rsp_valid.eq(1)
+            # ``rsp.valid`` is a flop set with the move to RESPOND (by the OR
+            # of LUTs after the FSM, a term per call): the flow controller
+            # loads its 364-bit answer register on it (decoded from the state
+            # it was 5 levels, fanout 233, in the DFS).
             fsm.goto("RESPOND")
+            responds.append(1)
 
         def search(nxt):
             m.d.comb += s_req.eq(1)
@@ -803,12 +958,14 @@ class FlowTable(wiring.Component):
         # the state, a LUT per bit.
         m.d.comb += [self.rsp.payload.eq(r), self.rsp.valid.eq(rsp_valid), self.cmd.ready.eq(idle)]
         with m.If(rsp_valid & self.rsp.ready):
-            m.d.sync += [rsp_valid.eq(0), idle.eq(1)]
+            m.d.sync += idle.eq(1)
         with m.If(idle):
             m.d.sync += [cmd.eq(self.cmd.payload), hkey.eq(self.cmd.payload.key),
                          op_clear.eq(self.cmd.payload.op == FlowOp.CLEAR),
+                         op_find.eq(self.cmd.payload.op == FlowOp.FIND),
+                         op_delete.eq(self.cmd.payload.op == FlowOp.DELETE),
                          r.eq(0), r.op.eq(self.cmd.payload.op),
-                         r.handle.eq(self.cmd.payload.handle), rd_row.eq(0)]
+                         r.handle.eq(self.cmd.payload.handle)]
 
         with m.If(ld_best):
             m.d.sync += [r.packets.eq(e_cnt.packets), r.bytes.eq(e_cnt.bytes),
@@ -839,25 +996,27 @@ class FlowTable(wiring.Component):
                 # ``new_handle``: the actmem write address of an update (an
                 # allocation sets it again).
                 m.d.sync += [fr_ok.eq(has_free), tgt_t.eq(best_ft), tgt_w.eq(best_fw),
-                             tgt_bucket.eq(Array(cidx)[best_ft]),
+                             tgt_bucket.eq(run_bucket),
                              new_handle.eq(c_hhandle), ld_key.eq(1), ld_key_rs.eq(0),
-                             aw_en.eq(c_hit & (cmd.op != FlowOp.FIND))]
+                             aw_en.eq(c_hit & ~op_find)]
                 fsm.goto("CHECK CANDIDATES")
             with fsm.state("CHECK CANDIDATES"):
                 # ``r.key`` takes ``hkey``, the command's key here (``ld_key``).
-                m.d.sync += [mt.eq(0), mw.eq(0), mtw_1h.eq(1), chosen.eq(0)]
-                with m.If(cmd.op == FlowOp.FIND):
-                    m.d.sync += [r.found.eq(c_hit), r.handle.eq(c_hhandle),
-                                 cmd.handle.eq(c_hhandle)]
-                    with m.If(c_hit):
-                        fsm.goto("READ ACTION")
-                    with m.Else():
-                        respond()
-                with m.Elif(c_hit):
-                    # actmem written at new_handle = c_hhandle (``aw_en``)
-                    m.d.sync += [r.status.eq(InsertStatus.UPDATED), r.found.eq(1),
-                                 r.handle.eq(c_hhandle)]
+                m.d.sync += [mt.eq(0), mt_bucket.eq(cidx[0]), mw.eq(0), mtw_1h.eq(1), chosen.eq(0)]
+                # ``r.found`` and ``r.handle`` whatever the op: an INSERT
+                # without a hit found nothing (``r.found`` was 0) and answers
+                # the handle WRITE KEY sets (not the op's decode in front of
+                # them).
+                m.d.sync += [r.found.eq(c_hit), r.handle.eq(c_hhandle)]
+                with m.If(op_find):
+                    m.d.sync += cmd.handle.eq(c_hhandle)
+                with m.If(cc_respond):  # a FIND's miss, or an INSERT's hit
+                    with m.If(~op_find):
+                        # actmem written at new_handle = c_hhandle (``aw_en``)
+                        m.d.sync += r.status.eq(InsertStatus.UPDATED)
                     respond()
+                with m.Elif(op_find):  # and a hit
+                    fsm.goto("READ ACTION")
                 with m.Elif(fr_ok):
                     goto_row("ALLOCATE", rl_alloc)
                 with m.Else():
@@ -865,7 +1024,7 @@ class FlowTable(wiring.Component):
                     goto_row("MOVE SLOT LOAD", rl_move)
 
             # -- one cuckoo move: try each candidate slot in (table, way) order
-            fetch_slot("MOVE SLOT", "MOVE RESTORE HASH", restore_at=(mt, Array(cidx)[mt]))
+            fetch_slot("MOVE SLOT", "MOVE RESTORE HASH", restore_at=(mt, mt_bucket))
             hash_key("MOVE RESTORE HASH", "MOVE RESTORED", on_hashing=[rs_hkey.eq(1)])
             with fsm.state("MOVE RESTORED"):
                 fsm.goto("MOVE SEARCH")  # ``hkey`` takes the restored key (``rs_hkey``)
@@ -874,7 +1033,7 @@ class FlowTable(wiring.Component):
                 # The free slot picked into registers, the row a clock later:
                 # the pick and the bucket mux were in front of the keymem
                 # write address (then the pick alone, 7.8 ns).
-                m.d.sync += [pk_ok.eq(mv_ok), pk_t.eq(mv_t), pk_w.eq(mv_w)]
+                m.d.sync += [pk_ok.eq(mv_ok), pk_t.eq(mv_t), pk_w.eq(mv_w), pk_bucket.eq(mv_bucket)]
                 goto_row("MOVE PICKED", rl_pick)
             with fsm.state("MOVE PICKED"):
                 m.d.sync += wr_move.eq(1)  # ``rd_row`` takes the free slot's row (``rl_pick``)
@@ -883,10 +1042,10 @@ class FlowTable(wiring.Component):
                 with m.If(pk_ok):
                     m.d.comb += [kw_en.eq(1), kw_valid.eq(1), lwr.en.eq(1)]
                     with m.If(kw_grant):
-                        m.d.sync += [tgt_t.eq(mt), tgt_w.eq(mw), tgt_bucket.eq(Array(cidx)[mt])]
+                        m.d.sync += [tgt_t.eq(mt), tgt_w.eq(mw), tgt_bucket.eq(mt_bucket)]
                         goto_row("ALLOCATE", rl_alloc)
                 with m.Elif((mt == T - 1) & (mw == W - 1)):
-                    m.d.sync += [mt.eq(0), mw.eq(0), mtw_1h.eq(1)]
+                    m.d.sync += [mt.eq(0), mt_bucket.eq(cidx[0]), mw.eq(0), mtw_1h.eq(1)]
                     fsm.goto("AGE START")
                 with m.Else():
                     next_candidate()
@@ -933,13 +1092,7 @@ class FlowTable(wiring.Component):
                 with m.If(c_grant_r):
                     fsm.goto("AGE WAIT")
             with fsm.state("AGE WAIT"):
-                # The kept-handle check a clock ahead, from a register: in
-                # front of the age compare it was the table's critical path.
-                # ``c_raddr`` is (mt, mw)'s handle here (the cntmem read's
-                # address): the candidate mux is not in front of the compare
-                # (it was the table's worst path, 7.3 ns).
-                m.d.sync += kept.eq(cmd.keep & (c_raddr == cmd.handle))
-                fsm.goto("AGE PICKUP")
+                fsm.goto("AGE PICKUP")  # ``kept`` compares ``c_raddr``
             with fsm.state("AGE PICKUP"):
                 fsm.goto("AGE DATA")  # the read in the output register, ``cd`` takes it
             with fsm.state("AGE DATA"):
@@ -949,9 +1102,8 @@ class FlowTable(wiring.Component):
                 next_candidate()
                 fsm.goto("AGE COMPARE")
             with fsm.state("AGE COMPARE"):
-                # The compare into one flop (``ld_best``); the loads it
-                # enables happen the clock after, outside the FSM.
-                m.d.sync += ld_best.eq(~e_kept & (~chosen | (e_age > best_age)))
+                # The compare into one flop (``ld_best``, above); the loads
+                # it enables happen the clock after, outside the FSM.
                 with m.If((e_t == T - 1) & (e_w == W - 1)):
                     fsm.goto("AGE CHOSEN")
                 with m.Else():
@@ -997,12 +1149,12 @@ class FlowTable(wiring.Component):
                 goto_row("HANDLE SLOT LOAD", rl_handle)  # ``loc`` holds the read
             fetch_slot("HANDLE SLOT", "SLOT CHECK", restore_at=(loc.table, loc.bucket))
             with fsm.state("SLOT CHECK"):
-                m.d.sync += r.found.eq(mslot.valid & (mslot.handle == cmd.handle))
-                fsm.goto("SLOT KEY")
-            hash_key("SLOT KEY", "SLOT KEYED", on_hashing=[ld_key.eq(1), ld_key_rs.eq(1)])
+                fsm.goto("SLOT KEY")  # ``slot_hit`` compares ``mslot``
+            hash_key("SLOT KEY", "SLOT KEYED",
+                     on_hashing=[ld_key.eq(1), ld_key_rs.eq(1), r.found.eq(slot_hit)])
             with fsm.state("SLOT KEYED"):
                 # ``r.key`` takes the restored key (``ld_key``)
-                with m.If(cmd.op == FlowOp.CLEAR):
+                with m.If(op_clear):
                     m.d.sync += c_we.eq(1)
                     fsm.goto("CLEAR COUNTERS")
                 with m.Else():
@@ -1028,7 +1180,7 @@ class FlowTable(wiring.Component):
             with fsm.state("COUNTERS READ"):
                 m.d.sync += [r.packets.eq(cd.packets), r.bytes.eq(cd.bytes),
                              r.last_seen.eq(cd.last_seen)]
-                with m.If((cmd.op == FlowOp.DELETE) & r.found):
+                with m.If(del_slot):
                     fsm.goto("DELETE SLOT")
                 with m.Else():
                     respond()
@@ -1041,7 +1193,7 @@ class FlowTable(wiring.Component):
             with fsm.state("FLUSH SWEEP"):
                 m.d.comb += kw_all.eq(1)
                 with m.If(kw_grant):
-                    m.d.sync += [rd_row.eq(rd_row + 1), sweep_stepped.eq(1)]
+                    m.d.comb += sweep_step.eq(1)  # ``rd_row`` steps (above)
                     with m.If(sweep_at_end):
                         m.d.sync += [fresh.eq(0), fhead.eq(0), ftail.eq(0)]
                         respond()
@@ -1049,4 +1201,21 @@ class FlowTable(wiring.Component):
             with fsm.state("RESPOND"):
                 with m.If(self.rsp.ready):  # ``rsp_valid`` is set here
                     fsm.goto("IDLE")
+
+        # ``rsp_valid``'s next value: set where the states above call
+        # ``respond()`` (under the same tests), held until ``rsp.ready``, in
+        # two levels of LUT4s (the OR of the moves to RESPOND, chained by
+        # ABC, was 5 levels from ``kw_grant``).
+        if len(responds) != 6:
+            raise AssertionError(f"respond() called {len(responds)} times: rsp_valid's OR has 6 terms")
+        st = fsm.ongoing
+        m.d.sync += rsp_valid.eq(_lut4(m, "rsp_valid_or", [
+            _lut4(m, "rsp_valid_t0", [st("FLUSH SWEEP"), kw_grant, sweep_at_end, st("KEY WRITTEN")],
+                  lambda fs, g, e, kw: (fs & g & e) | kw, ecp5),
+            _lut4(m, "rsp_valid_t1", [st("CHECK CANDIDATES"), cc_respond, st("COUNTERS READ"), del_slot],
+                  lambda cc, c, cr, d: (cc & c) | (cr & (d ^ 1)), ecp5),
+            _lut4(m, "rsp_valid_t2", [st("CLEAR COUNTERS"), t3_valid, st("DELETE SLOT"), kw_grant],
+                  lambda cl, t, ds, g: (cl & (t ^ 1)) | (ds & g), ecp5),
+            _lut4(m, "rsp_valid_hold", [rsp_valid, self.rsp.ready], lambda v, rdy: v & (rdy ^ 1), ecp5),
+        ], _or, ecp5))
         return m
