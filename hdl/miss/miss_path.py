@@ -735,11 +735,14 @@ class MissPath(wiring.Component):
         # levels, routed 7.32 ns into r_ptr's LSR in build 9b18dc6).  A slot
         # that starts releasing is picked a clock later; the clock after
         # ``done`` picks nothing (``done_r``: the pick may be the slot just
-        # freed), nor the clock after a flush.
-        pick_hit, pick = Signal(), Signal(range(n))
+        # freed), nor the clock after a flush.  ``pick`` is 0 when nothing
+        # is picked and takes no reset (it counts only with ``pick_hit``):
+        # its own value and the reset were two more inputs, 5 levels.
+        pick_hit = Signal()
+        pick = Signal(range(n), reset_less=True)
         pick_1h = Signal(n)
         done_r = Signal()
-        m.d.sync += [pick_hit.eq(0), pick_1h.eq(0)]
+        m.d.sync += [pick_hit.eq(0), pick_1h.eq(0), pick.eq(0)]
         for i in reversed(range(n)):
             with m.If(releasing[i]):
                 m.d.sync += [pick_hit.eq(1), pick.eq(i), pick_1h.eq(1 << i)]
