@@ -183,7 +183,7 @@ class MissPath(wiring.Component):
         q_wr = queries.write
         q_rd = queries.read
         # Two places more than slots: its room is judged a clock ahead
-        # (``asks_room``, below) and its writes land a clock late.
+        # (``asks_room``, ``reask_room``, below) and its writes land a clock late.
         m.submodules.asks = asks = fifo.SyncFIFOBuffered(width=max(1, (n - 1).bit_length()), depth=n + 2)
         ask = Signal(n)  # the slot's QUERY is still to be handed to the flow controller
         # Room for a write, registered (the level's compare ran on into the
@@ -230,14 +230,14 @@ class MissPath(wiring.Component):
         # flops; a question now waits a round, rarer than a frame.)
         # A new flow's slot is chosen in one clock (``alloc``) and taken the
         # next (``alloc_fx_1h``: key, state, QUERY), from registers, so the
-        # choice does not drive the ~800 key flops' enables.
+        # choice does not drive the ~800 key flops' enables.  The slot taken
+        # is a flop of its own, zero in other clocks (``alloc_r`` ANDed
+        # with the chosen slot was a level in front of the ask bits, 5).
         alloc = Signal()  # the writer chooses slot free_slot for a new flow
         alloc_r = Signal()
-        alloc_slot_1h = Signal(n)
         alloc_slot = Signal(range(n))
         alloc_fx_1h = Signal(n)  # the slot taken this clock
         m.d.sync += alloc_r.eq(alloc)
-        m.d.comb += alloc_fx_1h.eq(Mux(alloc_r, alloc_slot_1h, 0))
         writer_asks = Signal()  # the writer wants its hold record's key compared
         CMP_NONE, CMP_HOLD, CMP_RESOLVE = 0, 1, 2
         sc = Signal(range(n))  # the slot read this clock
@@ -387,6 +387,7 @@ class MissPath(wiring.Component):
         free_first = Signal(n)
         m.d.comb += free_first.eq(is_free & -is_free)  # lowest set bit
         m.d.sync += [free_1h.eq(free_first), free_hit.eq(is_free != 0)]
+        m.d.sync += alloc_fx_1h.eq(Mux(alloc, free_1h, 0))
         for i in range(n):
             with m.If(free_1h[i]):
                 m.d.comb += free_slot.eq(i)
@@ -510,8 +511,7 @@ class MissPath(wiring.Component):
                     with m.Elif(free_hit & asks_room):
                         m.d.comb += alloc.eq(1)
                         m.d.sync += storing_1h.eq(free_1h)
-                        m.d.sync += [w_slot.eq(free_slot), writing.eq(1),
-                                     alloc_slot_1h.eq(free_1h), alloc_slot.eq(free_slot)]
+                        m.d.sync += [w_slot.eq(free_slot), writing.eq(1), alloc_slot.eq(free_slot)]
                         writer.goto("Opening")
                     with m.Else():
                         m.d.sync += [no_slot.eq(1), writing.eq(0)]
@@ -571,10 +571,10 @@ class MissPath(wiring.Component):
         # in ``asks``; the head of the queue is read out (two clocks: the
         # array, ``q_fetch``, then the output register) and offered on
         # ``query`` (held, stable, until taken).  A slot resolved before its
-        # QUERY left is skipped (its ``ask`` bit is clear).
+        # QUERY left is skipped (its ``ask`` bit is clear: fetched, not offered).
         # A slot is queued when it is allocated (if a CS is active) or, one
         # a clock, when it must be asked (again): see the redundancy watch below.
-        reask_hit, reask = Signal(), Signal(range(n))
+        reask_hit, reask = Signal(), Signal(range(n))  # reask_hit: never with alloc_r
         reask_1h = Signal(n)
         m.d.comb += [
             q_wr.en.eq(alloc_r),
@@ -586,7 +586,7 @@ class MissPath(wiring.Component):
         # slot's ask bit is set meanwhile, which is all the queue's head reads
         # of it).
         m.d.sync += [
-            asks.w_en.eq((alloc_r & active) | (~alloc_r & reask_hit)),
+            asks.w_en.eq((alloc_r & active) | reask_hit),
             asks.w_data.eq(Mux(alloc_r, alloc_slot, reask)),
         ]
         q_valid = Signal()
@@ -616,29 +616,48 @@ class MissPath(wiring.Component):
             count("queries")
         with m.If(took_again):
             count("asked_again")
-        with m.If(q_taken):
-            m.d.sync += q_valid.eq(0)
-        m.d.sync += q_fetch.eq(0)
+        # Popped only while no QUERY is fetched or offered (not as one is
+        # taken): the flow controller's ready ran through the pop into the
+        # queue's level, 6 levels; a clock more per QUERY, against the many
+        # the flow controller spends on each.  ``pop_ok`` (nothing fetched
+        # or offered, or a flush: the queue then empties, a slot a clock)
+        # is registered a clock ahead, from their next values (they and the
+        # flush ran on into the queue's level, 5 levels; a QUERY fetched
+        # is taken for offered, a skipped one costs a clock more).  The
+        # head's ask bit and ``again``, read as it is popped, are used as
+        # its QUERY is fetched: a slot's QUERY is fetched all the same,
+        # offered only if it was still to ask.  Read in two clocks: four
+        # slots by the head's low bits into flops (``ask_part``,
+        # ``again_part``), then one of those by ``fetch_group`` (the head's
+        # group of four, one-hot): the binary head's mux of eight ran on
+        # into ``q_fetch`` and the payload, 5 levels.  ``fetch_1h``: the
+        # slot fetched or offered, one-hot (its ask bit is cleared as its
+        # QUERY is fetched, the redundancy watch's tests of it are ANDs).
+        pop_ok = Signal(init=1)
+        pop = Signal()
+        fetch_1h = Signal(n)
+        groups = range(0, n, 4)
+        fetch_group = Signal(len(groups))
+        ask_part, again_part = Signal(len(groups)), Signal(len(groups))
+        fetch_ask = Signal()
+        m.d.comb += [asks.r_en.eq(asks.r_rdy & pop_ok), pop.eq(asks.r_rdy & pop_ok & ~flush),
+                     fetch_ask.eq((ask_part & fetch_group) != 0)]
+        m.d.sync += [q_fetch.eq(pop), pop_ok.eq(self.flush | flush | ~(pop | q_fetch | (q_valid & ~q_taken))),
+                     ask_part.eq(Cat(ask[g:g + 4].bit_select(head[:2], 1) for g in groups)),
+                     again_part.eq(Cat(asked_before[g:g + 4].bit_select(head[:2], 1) for g in groups))]
+        q_valid_next = Signal()
+        m.d.comb += q_valid_next.eq(~flush & ((q_fetch & fetch_ask) | (q_valid & ~q_taken)))
+        m.d.sync += q_valid.eq(q_valid_next)
+        with m.If(pop):
+            m.d.sync += [self.query.payload.slot.eq(head), fetch_1h.eq((Const(1, n) << head)[:n]),
+                         fetch_group.eq((Const(1, len(groups)) << (head >> 2))[:len(groups)])]
         with m.If(q_fetch):
-            m.d.sync += q_valid.eq(1)
-        # Popped only while no QUERY is offered (not as one is taken): the
-        # flow controller's ready ran through the pop into the queue's level,
-        # 6 levels; a clock more per QUERY, against the many the flow
-        # controller spends on each.
-        with m.If(asks.r_rdy & ~q_fetch & ~q_valid & ~flush):
-            m.d.comb += asks.r_en.eq(1)
-            with m.If(ask.bit_select(head, 1)):
-                m.d.sync += [q_fetch.eq(1), self.query.payload.slot.eq(head),
-                             self.query.payload.again.eq(asked_before.bit_select(head, 1))]
+            m.d.sync += self.query.payload.again.eq((again_part & fetch_group) != 0)
         ask_set = Signal(n)
-        ask_clear = Signal(n)
-        with m.If(alloc_r & active):
-            m.d.comb += ask_set.eq(alloc_slot_1h)
-        with m.Elif(~alloc_r & reask_hit):
-            m.d.comb += ask_set.eq(reask_1h)
-        with m.If(asks.r_en):
-            m.d.comb += ask_clear.eq((Const(1, n) << head)[:n])
-        m.d.sync += ask.eq((ask & ~ask_clear & waiting) | ask_set)
+        m.d.comb += ask_set.eq(Mux(active, alloc_fx_1h, 0) | Mux(reask_hit, reask_1h, 0))
+        # (cleared only as a QUERY still to ask is fetched: a skipped slot's
+        # bit may have been set again, by its new allocation, as it was popped)
+        m.d.sync += ask.eq((ask & ~Mux(q_fetch & fetch_ask, fetch_1h, 0) & waiting) | ask_set)
 
         # -- redundancy watch: per slot the CS its QUERY went to (``asked_in``,
         # one bit; 0: not asked yet).  Handed to the flow controller, a slot
@@ -650,63 +669,84 @@ class MissPath(wiring.Component):
         m.d.comb += asked_before.eq(0)
         if self._cs_slots:
             k = self._cs_slots
-            asked_in = Array(Signal(k, name=f"asked_in{i}") for i in range(n))
+            # No reset (nor for ``asked_any``): a slot's allocation clears
+            # them, and they count only while it waits (a level less).
+            asked_in = Array(Signal(k, name=f"asked_in{i}", reset_less=True) for i in range(n))
             stale = Signal(n)
             previous_set = Signal(k)
             m.d.sync += previous_set.eq(self.active_set)
             m.d.comb += self.asked.ready.eq(1)
             left = Signal(k)
             m.d.comb += left.eq(previous_set & ~self.active_set)
-            for i in range(n):
-                m.d.comb += asked_before[i].eq(asked_in[i] != 0)
+            # asked_in[i] != 0, a flop of its own (the OR was a level in
+            # front of ``again``'s mux)
+            asked_any = Signal(n, name="asked_any", reset_less=True)
+            m.d.comb += asked_before.eq(asked_any)
             presenting = Signal(n)  # being read out or offered: not to be queued again
-            with m.If(q_valid | q_fetch):
-                m.d.comb += presenting.eq((Const(1, n) << self.query.payload.slot)[:n])
+            m.d.comb += presenting.eq(Mux(q_valid | q_fetch, fetch_1h, 0))
             # Which slots need asking, registered (a clock late; the ask bit
             # and the state are checked again now: a slot queued or resolved
             # meanwhile is left alone).
             needs = Signal(n)
             for i in range(n):
-                m.d.sync += needs[i].eq(waiting[i] & ~ask[i] & ~presenting[i] & (stale[i] | (asked_in[i] == 0)))
+                m.d.sync += needs[i].eq(waiting[i] & ~ask[i] & ~presenting[i] & (stale[i] | ~asked_any[i])
+                                        & ~(reask_hit & reask_1h[i]))
             # The slot to queue is chosen a clock ahead (``reask_1h``, flops),
             # one slot looked at a clock, round robin (``rr``): the lowest of
             # the candidates, their OR and its number ran on into the choice
             # and the queue's write, 7 levels.  A takeover's slots are so
             # queued within ``n`` clocks of each other, not in consecutive
-            # ones.  From ``needs`` alone but for the slot queued last clock
-            # (``queued_1h``: its ask bit is set only now, after ``needs``
-            # was taken), and none is queued in the clock after one is
-            # (``queued_r``: that clock's choice was made before).  The ask
+            # ones.  From ``needs`` alone (which leaves out the slot queued
+            # as it was taken: its ask bit is set only a clock later), and
+            # none is queued in the clock after one is (``reask_held``: that
+            # clock's choice was made before).  The ask
             # bit and the state are not looked at again: a slot resolved in
             # the two clocks before is queued all the same, its ask bit is
-            # clear, so it is skipped at the queue's head.
-            queued_1h, queued_r = Signal(n, name="queued_1h"), Signal(name="queued_r")
+            # clear, so it is skipped at the queue's head.  ``rr`` one-hot
+            # too, flops of their own (its decode was a level in front of
+            # ``reask_any``, 5 levels).
             rr = Signal(range(n), name="reask_rr")
-            m.d.sync += rr.eq(Mux(rr == n - 1, 0, rr + 1))
-            rr_1h = Signal(n)
-            for i in range(n):
-                m.d.comb += rr_1h[i].eq(rr == i)
+            rr_1h = Signal(n, name="reask_rr_1h", init=1)
+            m.d.sync += [rr.eq(Mux(rr == n - 1, 0, rr + 1)), rr_1h.eq(rr_1h.rotate_left(1))]
             candidate = Signal(n)
-            m.d.comb += candidate.eq(needs & ~queued_1h & rr_1h)
+            m.d.comb += candidate.eq(needs & rr_1h)
             reask_any = Signal()
-            queued = Signal()
-            m.d.comb += queued.eq(~alloc_r & reask_hit)
-            m.d.sync += [reask_1h.eq(candidate), reask.eq(rr), reask_any.eq(candidate != 0),
-                         queued_r.eq(queued), queued_1h.eq(Mux(queued, reask_1h, 0))]
-            # (not while the writer chooses a slot: a new slot's QUERY goes into
-            # ``asks`` the clock after, on the room seen while choosing)
-            m.d.comb += reask_hit.eq(reask_any & ~queued_r & active & asks_room & ~flush & ~deciding)
+            m.d.sync += [reask_1h.eq(candidate), reask.eq(rr), reask_any.eq(candidate != 0)]
+            # Not while the writer decides or takes a slot (``deciding``,
+            # ``alloc_r``: a new slot's QUERY goes into ``asks`` the clock
+            # after, on the room seen while choosing), nor in the clock after
+            # one is queued, nor without room, an active CS, or in a flush.
+            # Both registered a clock ahead, from those flops' next values
+            # (they and ``alloc_r`` ran on into the ask bits, 5 levels): the
+            # writer decides next clock if it starts a compare now or is
+            # comparing (which goes on to choosing).
+            reask_held, reask_room = Signal(name="reask_held"), Signal(name="reask_room")
+            m.d.sync += [reask_held.eq(writer_asks | writer.ongoing("Comparing the key") | alloc | reask_hit),
+                         reask_room.eq((asks.w_level < n) & (self.active_set != 0) & ~self.flush)]
+            m.d.comb += reask_hit.eq(reask_any & reask_room & ~reask_held)
+            # The message port's word, a clock later, decoded into flops
+            # (``asked_1h``: the slot, ``sent_to``: the CS; the slot's
+            # compare and the CS's decode ran on into ``asked_in``, 5 levels).
+            asked_1h, sent_to = Signal(n, name="asked_1h"), Signal(k, name="sent_to")
+            sent_any = Signal(name="sent_any")
+            sent_to_next = Mux(self.asked.payload.sent, (Const(1, k) << self.asked.payload.cs)[:k], 0)
+            m.d.sync += [asked_1h.eq(Mux(self.asked.valid, (Const(1, n) << self.asked.payload.slot)[:n], 0)),
+                         sent_to.eq(sent_to_next), sent_any.eq(sent_to_next != 0)]
+            # The slot whose QUERY is offered, one-hot, a flop (from
+            # ``q_valid``'s next value; ``q_valid`` and ``fetch_1h`` were
+            # two levels of the take's test in front of ``asked_in``).
+            offer_1h = Signal(n, name="offer_1h")
+            m.d.sync += offer_1h.eq(Mux(q_valid_next, fetch_1h, 0))
             stale_next = Signal(n)
             for i in range(n):
                 with m.If(alloc_fx_1h[i]):
-                    m.d.sync += asked_in[i].eq(0)
-                with m.Elif(q_taken & (self.query.payload.slot == i)):
-                    m.d.sync += asked_in[i].eq(self.active_set)
-                with m.Elif(self.asked.valid & (self.asked.payload.slot == i)):
-                    m.d.sync += asked_in[i].eq(Mux(self.asked.payload.sent,
-                                                   (Const(1, k) << self.asked.payload.cs)[:k], 0))
+                    m.d.sync += [asked_in[i].eq(0), asked_any[i].eq(0)]
+                with m.Elif(offer_1h[i] & self.query.ready):
+                    m.d.sync += [asked_in[i].eq(self.active_set), asked_any[i].eq(self.active_set != 0)]
+                with m.Elif(asked_1h[i]):
+                    m.d.sync += [asked_in[i].eq(sent_to), asked_any[i].eq(sent_any)]
                 m.d.comb += stale_next[i].eq(
-                    Mux(alloc_fx_1h[i] | (~alloc_r & reask_hit & reask_1h[i]), 0,
+                    Mux(alloc_fx_1h[i] | (reask_hit & reask_1h[i]), 0,
                         stale[i] | ((asked_in[i] & left) != 0)))
             m.d.sync += stale.eq(stale_next)
 
@@ -860,7 +900,6 @@ class MissPath(wiring.Component):
 
         # -- RESET: every pending flow goes (its frames with it)
         with m.If(flush):
-            m.d.sync += [r_busy.eq(0), r_armed.eq(0), r_started.eq(0), done.eq(0), ram_valid.eq(0), out_valid.eq(0), q_valid.eq(0), q_fetch.eq(0), ask.eq(0),
+            m.d.sync += [r_busy.eq(0), r_armed.eq(0), r_started.eq(0), done.eq(0), ram_valid.eq(0), out_valid.eq(0), q_fetch.eq(0), ask.eq(0),
                          out_first.eq(1), writing.eq(0), storing_1h.eq(0)]
-            m.d.comb += asks.r_en.eq(asks.r_rdy)  # the queue empties, a slot a clock (their ask bits are clear)
         return m
