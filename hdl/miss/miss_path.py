@@ -183,14 +183,13 @@ class MissPath(wiring.Component):
         q_wr = queries.write
         q_rd = queries.read
         # Two places more than slots: its room is judged a clock ahead
-        # (``asks_room``, ``reask_room``, below) and its writes land a clock late.
+        # (``can_alloc``, ``reask_room``, below) and its writes land a clock late.
         m.submodules.asks = asks = fifo.SyncFIFOBuffered(width=max(1, (n - 1).bit_length()), depth=n + 2)
         ask = Signal(n)  # the slot's QUERY is still to be handed to the flow controller
         # Room for a write, registered (the level's compare ran on into the
         # writer's pointers, 6 levels): a write decided a clock at most, from
         # the level two clocks before it lands, so n + 2 places.
-        asks_room = Signal(init=1)
-        m.d.sync += asks_room.eq(asks.w_level < n)
+        asks_room = asks.w_level < n
 
         # RESET taken into a flop of its own (a clock later): the flow
         # controller's state flop ran on into the ask queue's level and the
@@ -383,10 +382,15 @@ class MissPath(wiring.Component):
         # The first free slot, registered: only an allocation takes a free
         # slot, and two allocations are at least four clocks apart.
         free_1h = Signal(n)
-        free_hit, free_slot = Signal(), Signal(range(n))
+        free_slot = Signal(range(n))
         free_first = Signal(n)
         m.d.comb += free_first.eq(is_free & -is_free)  # lowest set bit
-        m.d.sync += [free_1h.eq(free_first), free_hit.eq(is_free != 0)]
+        m.d.sync += free_1h.eq(free_first)
+        # A new flow can take a slot: one is free, the ask queue has room and
+        # some CS is authenticated, one flop (the three ran on into the
+        # writer's state flops, 5 levels).
+        can_alloc = Signal(init=1)
+        m.d.sync += can_alloc.eq((is_free != 0) & asks_room & ((self.authenticated != 0) if self._cs_slots else 1))
         m.d.sync += alloc_fx_1h.eq(Mux(alloc, free_1h, 0))
         for i in range(n):
             with m.If(free_1h[i]):
@@ -422,23 +426,24 @@ class MissPath(wiring.Component):
         w_ptr = Signal(ptr_shape)
         # Is w_slot's queue full?  Decided a clock ahead, from registers (the
         # 9-bit compare ran on into the pointers' enables, 7 levels): with
-        # ``w_rp``, the read pointer of w_slot's queue as it is now (the
-        # reader's, or 0 for a queue nobody reads), ``full_same`` holds the
-        # compare for w_ptr kept, ``full_next`` for w_ptr + 1, and
+        # the read pointer of w_slot's queue as it is now (the reader's
+        # if ``reading_w``, or 0 for a queue nobody reads), ``keep_same`` holds the
+        # compare for w_ptr kept, ``keep_next`` for w_ptr + 1, and
         # ``stepped`` which of them is so.  (The read pointer a clock late,
         # never later than true, as before.)  Without a subtraction: a queue
         # is full when its pointers differ in their top bit alone (the
         # subtraction's carry chain in front of the compare was 6 levels),
         # and ``w_ptr1`` is w_ptr + 1, a register of its own (loaded in
         # "Opening", stepped with w_ptr).
-        w_rp = Signal(ptr_shape)
         w_ptr1 = Signal(ptr_shape)
-        full_same, full_next, stepped = Signal(), Signal(), Signal()
-        writing = Signal()  # the frame on sink is being stored (else discarded)
+        keep_same, keep_next = Signal(name="keep_same"), Signal(name="keep_next")
+        stepped = Signal()
         # The slot being written, one-hot, as a register (set as the writer
-        # chooses the slot, cleared as it stops keeping the frame): the
-        # per-slot tests (drop, done, the write pointers) start from a flop,
-        # not the writer's state decode.
+        # chooses the slot, cleared in the clock after it stops keeping the
+        # frame, in any state but "Opening" and "Storing": the store's
+        # decision ran on into it, 5 levels; the drop and the reader's
+        # ``done`` wait a clock more): the per-slot tests (drop, done, the
+        # write pointers) start from a flop, not the writer's state decode.
         storing_1h = Signal(n)
         deciding = Signal()  # the writer has a frame whose slot is being decided
         frame_stored = Signal()  # a frame's last byte went in this cycle (slot w_slot)
@@ -446,15 +451,15 @@ class MissPath(wiring.Component):
         # Whether the reader reads w_slot, a flop (its slot compare ran on
         # into ``full``, 7 levels): loaded with w_slot as the writer chooses
         # (a new slot is nobody's), else a clock late, which changes nothing:
-        # the reader's pick of w_slot starts at 0, as w_rp was, and its
+        # the reader's pick of w_slot starts at 0, as its read pointer was, and its
         # ``done`` waits for the writer.
         reading_w = Signal()
         m.d.sync += reading_w.eq(r_busy & (r_slot == w_slot))
-        m.d.comb += w_rp.eq(Mux(reading_w, r_ptr, 0))
-        m.d.sync += [full_same.eq((w_ptr ^ w_rp) == depth), full_next.eq((w_ptr1 ^ w_rp) == depth),
+        w_rp = Mux(reading_w, r_ptr, 0)
+        m.d.sync += [keep_same.eq((w_ptr ^ w_rp) != depth), keep_next.eq((w_ptr1 ^ w_rp) != depth),
                      stepped.eq(wr.en)]
-        full = Signal()
-        m.d.comb += full.eq(Mux(stepped, full_next, full_same))
+        keep = Signal()  # w_slot's queue has room for a byte
+        m.d.comb += keep.eq(Mux(stepped, keep_next, keep_same))
         # The writer's drops are counted a clock later (the counters' enables
         # from a flop, not from the writer's decisions).
         queue_full, no_slot, no_cs = Signal(), Signal(), Signal()
@@ -473,8 +478,11 @@ class MissPath(wiring.Component):
         m.d.comb += self.hold.ready.eq(take_hold)
         # One-hot (hdl/onehot.py): the states' tests are flops.  A chosen
         # slot is opened for a clock ("Opening": w_ptr is loaded, its
-        # ``full`` is decided) before its bytes go in.
-        with OneHotFSM(m, "Waiting for a frame", name="writer") as writer:
+        # ``keep`` is decided) before its bytes go in.
+        writer = OneHotFSM(m, "Waiting for a frame", name="writer")
+        with m.If(~writer.ongoing("Opening") & ~writer.ongoing("Storing")):
+            m.d.sync += storing_1h.eq(0)  # unless chosen (below)
+        with writer:
             with writer.state("Waiting for a frame"):
                 with m.If(self.hold.valid & self.sink.valid & ~flush & ~self.resolve.valid & ~e_busy):
                     m.d.comb += writer_asks.eq(1)
@@ -499,46 +507,53 @@ class MissPath(wiring.Component):
                 with m.Else():
                     m.d.sync += take_hold.eq(1)
                     with m.If(hold_full):
-                        m.d.sync += [queue_full.eq(1), writing.eq(0)]
+                        m.d.sync += queue_full.eq(1)
                         writer.goto("Discarding")
                     with m.Elif(hold_any):
-                        m.d.sync += storing_1h.eq(hold_1h)
-                        m.d.sync += [w_slot.eq(hold_slot), writing.eq(1)]
+                        m.d.sync += [storing_1h.eq(hold_1h), w_slot.eq(hold_slot)]
                         writer.goto("Opening")
-                    with m.Elif(~cs_present):
-                        m.d.sync += [no_cs.eq(1), writing.eq(0)]
-                        writer.goto("Discarding")
-                    with m.Elif(free_hit & asks_room):
+                    with m.Elif(can_alloc):
                         m.d.comb += alloc.eq(1)
                         m.d.sync += storing_1h.eq(free_1h)
-                        m.d.sync += [w_slot.eq(free_slot), writing.eq(1), alloc_slot.eq(free_slot)]
+                        m.d.sync += [w_slot.eq(free_slot), alloc_slot.eq(free_slot)]
                         writer.goto("Opening")
+                    with m.Elif(~cs_present):
+                        m.d.sync += no_cs.eq(1)
+                        writer.goto("Discarding")
                     with m.Else():
-                        m.d.sync += [no_slot.eq(1), writing.eq(0)]
+                        m.d.sync += no_slot.eq(1)
                         writer.goto("Discarding")
 
+            # A flush discards the rest of the frame ("Discarding"; it was
+            # a ``writing`` flop in front of the store's decision, 5 levels
+            # into ``stored_1h`` and ``storing_1h``).
             with writer.state("Opening"):
                 m.d.sync += w_ptr1.eq(w_ptr + 1)
-                writer.goto("Storing")
+                with m.If(flush):
+                    writer.goto("Discarding")
+                with m.Else():
+                    writer.goto("Storing")
 
             with writer.state("Storing"):
                 # Bytes go in at w_ptr; the frame counts only when its last byte fits.
                 m.d.comb += self.sink.ready.eq(1)
-                with m.If(self.sink.valid):
-                    with m.If(~writing | full):
-                        m.d.sync += [queue_full.eq(writing), writing.eq(0), storing_1h.eq(0)]
-                        with m.If(~self.sink.payload.last):
-                            writer.goto("Discarding")
-                        with m.Else():
-                            writer.goto("Waiting for a frame")
+                with m.If(self.sink.valid & ~keep):
+                    m.d.sync += queue_full.eq(1)
+                    with m.If(~self.sink.payload.last):
+                        writer.goto("Discarding")
                     with m.Else():
-                        m.d.comb += wr.en.eq(1)
-                        m.d.sync += [w_ptr.eq(w_ptr1), w_ptr1.eq(w_ptr1 + 1)]
-                        with m.If(self.sink.payload.last):
-                            m.d.comb += frame_stored.eq(1)
-                            m.d.sync += storing_1h.eq(0)
-                            count("frames_held")
-                            writer.goto("Waiting for a frame")
+                        writer.goto("Waiting for a frame")
+                with m.Elif(self.sink.valid):
+                    m.d.comb += wr.en.eq(1)
+                    m.d.sync += [w_ptr.eq(w_ptr1), w_ptr1.eq(w_ptr1 + 1)]
+                    with m.If(self.sink.payload.last):
+                        m.d.comb += frame_stored.eq(1)
+                        count("frames_held")
+                        writer.goto("Waiting for a frame")
+                    with m.Elif(flush):
+                        writer.goto("Discarding")
+                with m.Elif(flush):
+                    writer.goto("Discarding")
 
             with writer.state("Discarding"):
                 m.d.comb += self.sink.ready.eq(1)
@@ -551,15 +566,16 @@ class MissPath(wiring.Component):
         # A queue starts at 0: its write pointer goes back when the slot is freed.
         # A stored frame moves its slot's write pointer a clock later, from
         # flops (``stored_1h``, ``stored_ptr``): the store's decision (the
-        # sink's valid and last, ``full``) ran on into the eight pointers'
+        # sink's valid and last, ``keep``) ran on into the eight pointers'
         # enables, 5 levels, 29 late endpoints on the 25F at c3ed804.  Its
         # readers allow for that: the writer's next frame into the slot takes
         # the pointer two clocks after at the earliest, and the reader's
         # ``done`` waits three clocks after a store (``stored_*``).
         slot_freed = Signal(n)
         stored_1h, stored_ptr = Signal(n, name="stored_1h"), Signal(ptr_shape, name="stored_ptr")
-        # (not for a slot freed as the frame goes in: a flush)
-        m.d.sync += [stored_1h.eq(Mux(frame_stored, storing_1h & ~slot_freed, 0)), stored_ptr.eq(w_ptr1)]
+        # (not for a slot freed as the frame goes in: a flush, the only
+        # way the slot being written is freed)
+        m.d.sync += [stored_1h.eq(Mux(frame_stored & ~flush, storing_1h, 0)), stored_ptr.eq(w_ptr1)]
         m.d.comb += [key_wr.addr.eq(alloc_slot), key_wr.data.eq(hold.key), key_wr.en.eq(alloc_r)]
         for i in range(n):
             with m.If(slot_freed[i]):
@@ -722,7 +738,7 @@ class MissPath(wiring.Component):
             # comparing (which goes on to choosing).
             reask_held, reask_room = Signal(name="reask_held"), Signal(name="reask_room")
             m.d.sync += [reask_held.eq(writer_asks | writer.ongoing("Comparing the key") | alloc | reask_hit),
-                         reask_room.eq((asks.w_level < n) & (self.active_set != 0) & ~self.flush)]
+                         reask_room.eq(asks_room & (self.active_set != 0) & ~self.flush)]
             m.d.comb += reask_hit.eq(reask_any & reask_room & ~reask_held)
             # The message port's word, a clock later, decoded into flops
             # (``asked_1h``: the slot, ``sent_to``: the CS; the slot's
@@ -901,5 +917,5 @@ class MissPath(wiring.Component):
         # -- RESET: every pending flow goes (its frames with it)
         with m.If(flush):
             m.d.sync += [r_busy.eq(0), r_armed.eq(0), r_started.eq(0), done.eq(0), ram_valid.eq(0), out_valid.eq(0), q_fetch.eq(0), ask.eq(0),
-                         out_first.eq(1), writing.eq(0), storing_1h.eq(0)]
+                         out_first.eq(1), storing_1h.eq(0)]
         return m
