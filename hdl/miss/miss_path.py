@@ -250,8 +250,11 @@ class MissPath(wiring.Component):
         def piece_compare(key):
             return Cat(slot_key[j:j + 8] == key[j:j + 8] for j in pieces)
 
-        alloc_fx_last = Signal(n)  # the slot whose key changed under the pieces' compare
-        m.d.sync += alloc_fx_last.eq(alloc_fx_1h)
+        # The slot's key did not change this clock nor the last (it was
+        # not taken then): a compare read now is its key's.  A flop loaded
+        # from ``alloc_fx_1h`` and its next value (the two ran on into the
+        # probe's answers, 5 levels).
+        key_kept = Signal(n, init=(1 << n) - 1)
         # one-hot ``sc_b``, a flop of its own (its decode was a level in front
         # of the probe's and the rounds' per-slot answers, 5 levels)
         at_b = Signal(n)
@@ -260,10 +263,12 @@ class MissPath(wiring.Component):
         p_key = Signal(self._key_width)
         p_piece = Signal(len(pieces))
         m.d.sync += [p_key.eq(self.probe_key), p_piece.eq(piece_compare(p_key))]
-        probe_match = Signal(n)
+        # No reset: a slot's answer counts while it is pending, and its
+        # allocation clears it (the reset was a level more).
+        probe_match = Signal(n, reset_less=True)
+        p_all = p_piece.all()
         for i in range(n):
-            m.d.sync += probe_match[i].eq(Mux(at_b[i], p_piece.all() & ~alloc_fx_last[i],
-                                              probe_match[i]) & ~alloc_fx_1h[i])
+            m.d.sync += probe_match[i].eq(key_kept[i] & Mux(at_b[i], p_all, probe_match[i]))
         # The round of a resolve or a hold record: ``e_step`` counts its
         # clocks (reads in 0 .. n-1, their pieces' ANDs into ``e_match`` in
         # 1 .. n), its answer goes into ``match`` in n + 1.
@@ -295,9 +300,14 @@ class MissPath(wiring.Component):
             with m.If(e_end):
                 m.d.sync += e_busy.eq(0)
         m.d.sync += e_piece.eq(piece_compare(e_key))
+        # ``e_busy & (e_step != 0)``, a flop (its 4-bit test was a level in
+        # front of ``e_match``): the round goes on to a step after 0.
+        e_reading = Signal()
+        m.d.sync += e_reading.eq(e_busy & ~e_end)
+        e_all = e_piece.all()
         for i in range(n):
-            with m.If(e_busy & (e_step != 0) & at_b[i]):
-                m.d.sync += e_match[i].eq(e_piece.all())
+            with m.If(e_reading & at_b[i]):
+                m.d.sync += e_match[i].eq(e_all)
         # ``match`` holds until the next round's end: the writer chooses
         # its slot from it the clock after its round (a state of its own,
         # not a test of ``match_tag`` in front of its decision).
@@ -391,7 +401,9 @@ class MissPath(wiring.Component):
         # writer's state flops, 5 levels).
         can_alloc = Signal(init=1)
         m.d.sync += can_alloc.eq((is_free != 0) & asks_room & ((self.authenticated != 0) if self._cs_slots else 1))
-        m.d.sync += alloc_fx_1h.eq(Mux(alloc, free_1h, 0))
+        alloc_fx_next = Signal(n)
+        m.d.comb += alloc_fx_next.eq(Mux(alloc, free_1h, 0))
+        m.d.sync += [alloc_fx_1h.eq(alloc_fx_next), key_kept.eq(~alloc_fx_1h & ~alloc_fx_next)]
         for i in range(n):
             with m.If(free_1h[i]):
                 m.d.comb += free_slot.eq(i)
