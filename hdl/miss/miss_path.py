@@ -45,7 +45,7 @@ and a quarter more.  A slot's frame count follows its queue a clock late,
 the ``timeouts`` counter two clocks.
 """
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Instance, Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -82,6 +82,77 @@ _COUNTERS = (
     "dropped_no_cs",
     "asked_again",
 )
+
+
+def _lut4(m, name, table, a, b, c, d):
+    """An ECP5 LUT4 instance computing ``table(a, b, c, d)`` (0 or 1 each)."""
+    z = Signal(name=name)
+    init = sum(1 << x for x in range(16) if table(x & 1, x >> 1 & 1, x >> 2 & 1, x >> 3 & 1))
+    a, b, c, d = (Const(x, 1) if isinstance(x, int) else x for x in (a, b, c, d))
+    m.submodules[name] = Instance("LUT4", p_INIT=Const(init, 16), i_A=a, i_B=b, i_C=c, i_D=d, o_Z=z)
+    return z
+
+
+def _and_level(m, bits, name):
+    """One level of an AND tree of LUT4 instances: ``bits`` by fours (one alone passes)."""
+    return [bits[g] if g + 1 == len(bits) else
+            _lut4(m, f"{name}_{g // 4}", lambda a, b, c, d: a and b and c and d,
+                  *(bits[g:g + 4] + [1] * (4 - len(bits[g:g + 4]))))
+            for g in range(0, len(bits), 4)]
+
+
+def _all(m, bits, name):
+    """The AND of ``bits`` as a balanced tree of LUT4 instances."""
+    level = 0
+    while len(bits) > 1:
+        bits, level = _and_level(m, bits, f"{name}_{level}"), level + 1
+    return bits[0]
+
+
+def _room(m, w, r, reading, name, *, lut4):
+    """Whether a queue has room for a byte: its write pointer ``w``, its read
+    pointer ``r`` if ``reading`` else 0 (full: the two differ in their top
+    bit alone).  With ``lut4``, LUT4 instances in 3 levels: pairs of bits
+    compared, their AND but for its last level, the pointer's own compare
+    with a full queue's (``reading`` low), and a LUT choosing between them."""
+    top = len(w) - 1
+    if not lut4:
+        return (w ^ Mux(reading, r, 0)) != (1 << top)
+
+    def target(i):
+        return int(i == top)
+
+    pairs = [_lut4(m, f"{name}_pair{i}",
+                   lambda a, b, c, d, i=i: (a ^ b) == target(i) and (i + 1 > top or (c ^ d) == target(i + 1)),
+                   w[i], r[i], *((w[i + 1], r[i + 1]) if i < top else (0, 0)))
+             for i in range(0, top + 1, 2)]
+    level = 0
+    while len(pairs) > 2:
+        pairs, level = _and_level(m, pairs, f"{name}_and{level}"), level + 1
+    x, y = (pairs + [1])[:2]
+
+    def own(i):
+        return (lambda a, b, c, d: all(v == target(i + k) for k, v in enumerate((a, b, c, d)) if i + k <= top))
+
+    alone = _all(m, [_lut4(m, f"{name}_own{i}", own(i), *([w[j] for j in range(i, min(i + 4, top + 1))]
+                                                          + [0] * (i + 4 - min(i + 4, top + 1))))
+                     for i in range(0, top + 1, 4)], f"{name}_own_and")
+    return _lut4(m, f"{name}_room", lambda a, b, c, d: not ((b and c) if a else d), reading, x, y, alone)
+
+
+def _byte_compare(m, x, y, name, *, lut4):
+    """Per byte of ``x`` and ``y``, whether they are equal; with ``lut4``,
+    a LUT4 instance a pair of bits (two of each), then their AND (a tree)."""
+    pieces = range(0, len(x), 8)
+    if not lut4:
+        return Cat(x[j:j + 8] == y[j:j + 8] for j in pieces)
+
+    def pair(i, end):
+        return (x[i], y[i], *((x[i + 1], y[i + 1]) if i + 1 < end else (0, 0)))
+
+    return Cat(_all(m, [_lut4(m, f"{name}_eq{i}", lambda a, b, c, d: a == b and c == d, *pair(i, min(j + 8, len(x))))
+                        for i in range(j, min(j + 8, len(x)), 2)], f"{name}_and{j}")
+               for j in pieces)
 
 
 class MissPath(wiring.Component):
@@ -244,11 +315,18 @@ class MissPath(wiring.Component):
         m.d.sync += [sc.eq(Mux(sc == n - 1, 0, sc + 1)), sc_b.eq(sc)]
         m.d.comb += key_rd.addr.eq(sc)
         slot_key = key_rd.data
-        # Bytes: a 16-bit piece's compare behind the LUT RAM's read was 6 levels.
+        # Bytes: a 16-bit piece's compare behind the LUT RAM's read was 6
+        # levels.  On ECP5 the byte compares and the pieces' ANDs are LUT4
+        # instances, trees of 2 levels (``_lut4``: left to itself, ABC made
+        # chains of 4 of them, 5 levels from the LUT RAM's address).
         pieces = range(0, self._key_width, 8)
+        ecp5 = getattr(platform, "family", None) == "ecp5"
 
-        def piece_compare(key):
-            return Cat(slot_key[j:j + 8] == key[j:j + 8] for j in pieces)
+        def piece_compare(key, name):
+            return _byte_compare(m, slot_key, key, name, lut4=ecp5)
+
+        def pieces_all(piece, name):
+            return _all(m, list(piece), name) if ecp5 else piece.all()
 
         # The slot's key did not change this clock nor the last (it was
         # not taken then): a compare read now is its key's.  A flop loaded
@@ -262,11 +340,11 @@ class MissPath(wiring.Component):
         # The probe: its key registered, each slot's answer kept per slot.
         p_key = Signal(self._key_width)
         p_piece = Signal(len(pieces))
-        m.d.sync += [p_key.eq(self.probe_key), p_piece.eq(piece_compare(p_key))]
+        m.d.sync += [p_key.eq(self.probe_key), p_piece.eq(piece_compare(p_key, "p_cmp"))]
         # No reset: a slot's answer counts while it is pending, and its
         # allocation clears it (the reset was a level more).
         probe_match = Signal(n, reset_less=True)
-        p_all = p_piece.all()
+        p_all = pieces_all(p_piece, "p_all")
         for i in range(n):
             m.d.sync += probe_match[i].eq(key_kept[i] & Mux(at_b[i], p_all, probe_match[i]))
         # The round of a resolve or a hold record: ``e_step`` counts its
@@ -299,12 +377,12 @@ class MissPath(wiring.Component):
             m.d.sync += [e_step.eq(e_step + 1), e_dirty.eq(e_dirty | alloc_fx_1h)]
             with m.If(e_end):
                 m.d.sync += e_busy.eq(0)
-        m.d.sync += e_piece.eq(piece_compare(e_key))
+        m.d.sync += e_piece.eq(piece_compare(e_key, "e_cmp"))
         # ``e_busy & (e_step != 0)``, a flop (its 4-bit test was a level in
         # front of ``e_match``): the round goes on to a step after 0.
         e_reading = Signal()
         m.d.sync += e_reading.eq(e_busy & ~e_end)
-        e_all = e_piece.all()
+        e_all = pieces_all(e_piece, "e_all")
         for i in range(n):
             with m.If(e_reading & at_b[i]):
                 m.d.sync += e_match[i].eq(e_all)
@@ -467,8 +545,9 @@ class MissPath(wiring.Component):
         # ``done`` waits for the writer.
         reading_w = Signal()
         m.d.sync += reading_w.eq(r_busy & (r_slot == w_slot))
-        w_rp = Mux(reading_w, r_ptr, 0)
-        m.d.sync += [keep_same.eq((w_ptr ^ w_rp) != depth), keep_next.eq((w_ptr1 ^ w_rp) != depth),
+        # (On ECP5 as LUT4 instances, 3 levels: ABC made the compare a chain, 5.)
+        m.d.sync += [keep_same.eq(_room(m, w_ptr, r_ptr, reading_w, "room_same", lut4=ecp5)),
+                     keep_next.eq(_room(m, w_ptr1, r_ptr, reading_w, "room_next", lut4=ecp5)),
                      stepped.eq(wr.en)]
         keep = Signal()  # w_slot's queue has room for a byte
         m.d.comb += keep.eq(Mux(stepped, keep_next, keep_same))
