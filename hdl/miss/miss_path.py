@@ -45,7 +45,7 @@ and a quarter more.  A slot's frame count follows its queue a clock late,
 the ``timeouts`` counter two clocks.
 """
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Instance, Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -82,6 +82,77 @@ _COUNTERS = (
     "dropped_no_cs",
     "asked_again",
 )
+
+
+def _lut4(m, name, table, a, b, c, d):
+    """An ECP5 LUT4 instance computing ``table(a, b, c, d)`` (0 or 1 each)."""
+    z = Signal(name=name)
+    init = sum(1 << x for x in range(16) if table(x & 1, x >> 1 & 1, x >> 2 & 1, x >> 3 & 1))
+    a, b, c, d = (Const(x, 1) if isinstance(x, int) else x for x in (a, b, c, d))
+    m.submodules[name] = Instance("LUT4", p_INIT=Const(init, 16), i_A=a, i_B=b, i_C=c, i_D=d, o_Z=z)
+    return z
+
+
+def _and_level(m, bits, name):
+    """One level of an AND tree of LUT4 instances: ``bits`` by fours (one alone passes)."""
+    return [bits[g] if g + 1 == len(bits) else
+            _lut4(m, f"{name}_{g // 4}", lambda a, b, c, d: a and b and c and d,
+                  *(bits[g:g + 4] + [1] * (4 - len(bits[g:g + 4]))))
+            for g in range(0, len(bits), 4)]
+
+
+def _all(m, bits, name):
+    """The AND of ``bits`` as a balanced tree of LUT4 instances."""
+    level = 0
+    while len(bits) > 1:
+        bits, level = _and_level(m, bits, f"{name}_{level}"), level + 1
+    return bits[0]
+
+
+def _room(m, w, r, reading, name, *, lut4):
+    """Whether a queue has room for a byte: its write pointer ``w``, its read
+    pointer ``r`` if ``reading`` else 0 (full: the two differ in their top
+    bit alone).  With ``lut4``, LUT4 instances in 3 levels: pairs of bits
+    compared, their AND but for its last level, the pointer's own compare
+    with a full queue's (``reading`` low), and a LUT choosing between them."""
+    top = len(w) - 1
+    if not lut4:
+        return (w ^ Mux(reading, r, 0)) != (1 << top)
+
+    def target(i):
+        return int(i == top)
+
+    pairs = [_lut4(m, f"{name}_pair{i}",
+                   lambda a, b, c, d, i=i: (a ^ b) == target(i) and (i + 1 > top or (c ^ d) == target(i + 1)),
+                   w[i], r[i], *((w[i + 1], r[i + 1]) if i < top else (0, 0)))
+             for i in range(0, top + 1, 2)]
+    level = 0
+    while len(pairs) > 2:
+        pairs, level = _and_level(m, pairs, f"{name}_and{level}"), level + 1
+    x, y = (pairs + [1])[:2]
+
+    def own(i):
+        return (lambda a, b, c, d: all(v == target(i + k) for k, v in enumerate((a, b, c, d)) if i + k <= top))
+
+    alone = _all(m, [_lut4(m, f"{name}_own{i}", own(i), *([w[j] for j in range(i, min(i + 4, top + 1))]
+                                                          + [0] * (i + 4 - min(i + 4, top + 1))))
+                     for i in range(0, top + 1, 4)], f"{name}_own_and")
+    return _lut4(m, f"{name}_room", lambda a, b, c, d: not ((b and c) if a else d), reading, x, y, alone)
+
+
+def _byte_compare(m, x, y, name, *, lut4):
+    """Per byte of ``x`` and ``y``, whether they are equal; with ``lut4``,
+    a LUT4 instance a pair of bits (two of each), then their AND (a tree)."""
+    pieces = range(0, len(x), 8)
+    if not lut4:
+        return Cat(x[j:j + 8] == y[j:j + 8] for j in pieces)
+
+    def pair(i, end):
+        return (x[i], y[i], *((x[i + 1], y[i + 1]) if i + 1 < end else (0, 0)))
+
+    return Cat(_all(m, [_lut4(m, f"{name}_eq{i}", lambda a, b, c, d: a == b and c == d, *pair(i, min(j + 8, len(x))))
+                        for i in range(j, min(j + 8, len(x)), 2)], f"{name}_and{j}")
+               for j in pieces)
 
 
 class MissPath(wiring.Component):
@@ -183,14 +254,13 @@ class MissPath(wiring.Component):
         q_wr = queries.write
         q_rd = queries.read
         # Two places more than slots: its room is judged a clock ahead
-        # (``asks_room``, below) and its writes land a clock late.
+        # (``can_alloc``, ``reask_room``, below) and its writes land a clock late.
         m.submodules.asks = asks = fifo.SyncFIFOBuffered(width=max(1, (n - 1).bit_length()), depth=n + 2)
         ask = Signal(n)  # the slot's QUERY is still to be handed to the flow controller
         # Room for a write, registered (the level's compare ran on into the
         # writer's pointers, 6 levels): a write decided a clock at most, from
         # the level two clocks before it lands, so n + 2 places.
-        asks_room = Signal(init=1)
-        m.d.sync += asks_room.eq(asks.w_level < n)
+        asks_room = asks.w_level < n
 
         # RESET taken into a flop of its own (a clock later): the flow
         # controller's state flop ran on into the ask queue's level and the
@@ -230,14 +300,14 @@ class MissPath(wiring.Component):
         # flops; a question now waits a round, rarer than a frame.)
         # A new flow's slot is chosen in one clock (``alloc``) and taken the
         # next (``alloc_fx_1h``: key, state, QUERY), from registers, so the
-        # choice does not drive the ~800 key flops' enables.
+        # choice does not drive the ~800 key flops' enables.  The slot taken
+        # is a flop of its own, zero in other clocks (``alloc_r`` ANDed
+        # with the chosen slot was a level in front of the ask bits, 5).
         alloc = Signal()  # the writer chooses slot free_slot for a new flow
         alloc_r = Signal()
-        alloc_slot_1h = Signal(n)
         alloc_slot = Signal(range(n))
         alloc_fx_1h = Signal(n)  # the slot taken this clock
         m.d.sync += alloc_r.eq(alloc)
-        m.d.comb += alloc_fx_1h.eq(Mux(alloc_r, alloc_slot_1h, 0))
         writer_asks = Signal()  # the writer wants its hold record's key compared
         CMP_NONE, CMP_HOLD, CMP_RESOLVE = 0, 1, 2
         sc = Signal(range(n))  # the slot read this clock
@@ -245,14 +315,24 @@ class MissPath(wiring.Component):
         m.d.sync += [sc.eq(Mux(sc == n - 1, 0, sc + 1)), sc_b.eq(sc)]
         m.d.comb += key_rd.addr.eq(sc)
         slot_key = key_rd.data
-        # Bytes: a 16-bit piece's compare behind the LUT RAM's read was 6 levels.
+        # Bytes: a 16-bit piece's compare behind the LUT RAM's read was 6
+        # levels.  On ECP5 the byte compares and the pieces' ANDs are LUT4
+        # instances, trees of 2 levels (``_lut4``: left to itself, ABC made
+        # chains of 4 of them, 5 levels from the LUT RAM's address).
         pieces = range(0, self._key_width, 8)
+        ecp5 = getattr(platform, "family", None) == "ecp5"
 
-        def piece_compare(key):
-            return Cat(slot_key[j:j + 8] == key[j:j + 8] for j in pieces)
+        def piece_compare(key, name):
+            return _byte_compare(m, slot_key, key, name, lut4=ecp5)
 
-        alloc_fx_last = Signal(n)  # the slot whose key changed under the pieces' compare
-        m.d.sync += alloc_fx_last.eq(alloc_fx_1h)
+        def pieces_all(piece, name):
+            return _all(m, list(piece), name) if ecp5 else piece.all()
+
+        # The slot's key did not change this clock nor the last (it was
+        # not taken then): a compare read now is its key's.  A flop loaded
+        # from ``alloc_fx_1h`` and its next value (the two ran on into the
+        # probe's answers, 5 levels).
+        key_kept = Signal(n, init=(1 << n) - 1)
         # one-hot ``sc_b``, a flop of its own (its decode was a level in front
         # of the probe's and the rounds' per-slot answers, 5 levels)
         at_b = Signal(n)
@@ -260,11 +340,13 @@ class MissPath(wiring.Component):
         # The probe: its key registered, each slot's answer kept per slot.
         p_key = Signal(self._key_width)
         p_piece = Signal(len(pieces))
-        m.d.sync += [p_key.eq(self.probe_key), p_piece.eq(piece_compare(p_key))]
-        probe_match = Signal(n)
+        m.d.sync += [p_key.eq(self.probe_key), p_piece.eq(piece_compare(p_key, "p_cmp"))]
+        # No reset: a slot's answer counts while it is pending, and its
+        # allocation clears it (the reset was a level more).
+        probe_match = Signal(n, reset_less=True)
+        p_all = pieces_all(p_piece, "p_all")
         for i in range(n):
-            m.d.sync += probe_match[i].eq(Mux(at_b[i], p_piece.all() & ~alloc_fx_last[i],
-                                              probe_match[i]) & ~alloc_fx_1h[i])
+            m.d.sync += probe_match[i].eq(key_kept[i] & Mux(at_b[i], p_all, probe_match[i]))
         # The round of a resolve or a hold record: ``e_step`` counts its
         # clocks (reads in 0 .. n-1, their pieces' ANDs into ``e_match`` in
         # 1 .. n), its answer goes into ``match`` in n + 1.
@@ -295,10 +377,15 @@ class MissPath(wiring.Component):
             m.d.sync += [e_step.eq(e_step + 1), e_dirty.eq(e_dirty | alloc_fx_1h)]
             with m.If(e_end):
                 m.d.sync += e_busy.eq(0)
-        m.d.sync += e_piece.eq(piece_compare(e_key))
+        m.d.sync += e_piece.eq(piece_compare(e_key, "e_cmp"))
+        # ``e_busy & (e_step != 0)``, a flop (its 4-bit test was a level in
+        # front of ``e_match``): the round goes on to a step after 0.
+        e_reading = Signal()
+        m.d.sync += e_reading.eq(e_busy & ~e_end)
+        e_all = pieces_all(e_piece, "e_all")
         for i in range(n):
-            with m.If(e_busy & (e_step != 0) & at_b[i]):
-                m.d.sync += e_match[i].eq(e_piece.all())
+            with m.If(e_reading & at_b[i]):
+                m.d.sync += e_match[i].eq(e_all)
         # ``match`` holds until the next round's end: the writer chooses
         # its slot from it the clock after its round (a state of its own,
         # not a test of ``match_tag`` in front of its decision).
@@ -383,10 +470,18 @@ class MissPath(wiring.Component):
         # The first free slot, registered: only an allocation takes a free
         # slot, and two allocations are at least four clocks apart.
         free_1h = Signal(n)
-        free_hit, free_slot = Signal(), Signal(range(n))
+        free_slot = Signal(range(n))
         free_first = Signal(n)
         m.d.comb += free_first.eq(is_free & -is_free)  # lowest set bit
-        m.d.sync += [free_1h.eq(free_first), free_hit.eq(is_free != 0)]
+        m.d.sync += free_1h.eq(free_first)
+        # A new flow can take a slot: one is free, the ask queue has room and
+        # some CS is authenticated, one flop (the three ran on into the
+        # writer's state flops, 5 levels).
+        can_alloc = Signal(init=1)
+        m.d.sync += can_alloc.eq((is_free != 0) & asks_room & ((self.authenticated != 0) if self._cs_slots else 1))
+        alloc_fx_next = Signal(n)
+        m.d.comb += alloc_fx_next.eq(Mux(alloc, free_1h, 0))
+        m.d.sync += [alloc_fx_1h.eq(alloc_fx_next), key_kept.eq(~alloc_fx_1h & ~alloc_fx_next)]
         for i in range(n):
             with m.If(free_1h[i]):
                 m.d.comb += free_slot.eq(i)
@@ -421,23 +516,24 @@ class MissPath(wiring.Component):
         w_ptr = Signal(ptr_shape)
         # Is w_slot's queue full?  Decided a clock ahead, from registers (the
         # 9-bit compare ran on into the pointers' enables, 7 levels): with
-        # ``w_rp``, the read pointer of w_slot's queue as it is now (the
-        # reader's, or 0 for a queue nobody reads), ``full_same`` holds the
-        # compare for w_ptr kept, ``full_next`` for w_ptr + 1, and
+        # the read pointer of w_slot's queue as it is now (the reader's
+        # if ``reading_w``, or 0 for a queue nobody reads), ``keep_same`` holds the
+        # compare for w_ptr kept, ``keep_next`` for w_ptr + 1, and
         # ``stepped`` which of them is so.  (The read pointer a clock late,
         # never later than true, as before.)  Without a subtraction: a queue
         # is full when its pointers differ in their top bit alone (the
         # subtraction's carry chain in front of the compare was 6 levels),
         # and ``w_ptr1`` is w_ptr + 1, a register of its own (loaded in
         # "Opening", stepped with w_ptr).
-        w_rp = Signal(ptr_shape)
         w_ptr1 = Signal(ptr_shape)
-        full_same, full_next, stepped = Signal(), Signal(), Signal()
-        writing = Signal()  # the frame on sink is being stored (else discarded)
+        keep_same, keep_next = Signal(name="keep_same"), Signal(name="keep_next")
+        stepped = Signal()
         # The slot being written, one-hot, as a register (set as the writer
-        # chooses the slot, cleared as it stops keeping the frame): the
-        # per-slot tests (drop, done, the write pointers) start from a flop,
-        # not the writer's state decode.
+        # chooses the slot, cleared in the clock after it stops keeping the
+        # frame, in any state but "Opening" and "Storing": the store's
+        # decision ran on into it, 5 levels; the drop and the reader's
+        # ``done`` wait a clock more): the per-slot tests (drop, done, the
+        # write pointers) start from a flop, not the writer's state decode.
         storing_1h = Signal(n)
         deciding = Signal()  # the writer has a frame whose slot is being decided
         frame_stored = Signal()  # a frame's last byte went in this cycle (slot w_slot)
@@ -445,15 +541,16 @@ class MissPath(wiring.Component):
         # Whether the reader reads w_slot, a flop (its slot compare ran on
         # into ``full``, 7 levels): loaded with w_slot as the writer chooses
         # (a new slot is nobody's), else a clock late, which changes nothing:
-        # the reader's pick of w_slot starts at 0, as w_rp was, and its
+        # the reader's pick of w_slot starts at 0, as its read pointer was, and its
         # ``done`` waits for the writer.
         reading_w = Signal()
         m.d.sync += reading_w.eq(r_busy & (r_slot == w_slot))
-        m.d.comb += w_rp.eq(Mux(reading_w, r_ptr, 0))
-        m.d.sync += [full_same.eq((w_ptr ^ w_rp) == depth), full_next.eq((w_ptr1 ^ w_rp) == depth),
+        # (On ECP5 as LUT4 instances, 3 levels: ABC made the compare a chain, 5.)
+        m.d.sync += [keep_same.eq(_room(m, w_ptr, r_ptr, reading_w, "room_same", lut4=ecp5)),
+                     keep_next.eq(_room(m, w_ptr1, r_ptr, reading_w, "room_next", lut4=ecp5)),
                      stepped.eq(wr.en)]
-        full = Signal()
-        m.d.comb += full.eq(Mux(stepped, full_next, full_same))
+        keep = Signal()  # w_slot's queue has room for a byte
+        m.d.comb += keep.eq(Mux(stepped, keep_next, keep_same))
         # The writer's drops are counted a clock later (the counters' enables
         # from a flop, not from the writer's decisions).
         queue_full, no_slot, no_cs = Signal(), Signal(), Signal()
@@ -472,8 +569,11 @@ class MissPath(wiring.Component):
         m.d.comb += self.hold.ready.eq(take_hold)
         # One-hot (hdl/onehot.py): the states' tests are flops.  A chosen
         # slot is opened for a clock ("Opening": w_ptr is loaded, its
-        # ``full`` is decided) before its bytes go in.
-        with OneHotFSM(m, "Waiting for a frame", name="writer") as writer:
+        # ``keep`` is decided) before its bytes go in.
+        writer = OneHotFSM(m, "Waiting for a frame", name="writer")
+        with m.If(~writer.ongoing("Opening") & ~writer.ongoing("Storing")):
+            m.d.sync += storing_1h.eq(0)  # unless chosen (below)
+        with writer:
             with writer.state("Waiting for a frame"):
                 with m.If(self.hold.valid & self.sink.valid & ~flush & ~self.resolve.valid & ~e_busy):
                     m.d.comb += writer_asks.eq(1)
@@ -498,47 +598,53 @@ class MissPath(wiring.Component):
                 with m.Else():
                     m.d.sync += take_hold.eq(1)
                     with m.If(hold_full):
-                        m.d.sync += [queue_full.eq(1), writing.eq(0)]
+                        m.d.sync += queue_full.eq(1)
                         writer.goto("Discarding")
                     with m.Elif(hold_any):
-                        m.d.sync += storing_1h.eq(hold_1h)
-                        m.d.sync += [w_slot.eq(hold_slot), writing.eq(1)]
+                        m.d.sync += [storing_1h.eq(hold_1h), w_slot.eq(hold_slot)]
                         writer.goto("Opening")
-                    with m.Elif(~cs_present):
-                        m.d.sync += [no_cs.eq(1), writing.eq(0)]
-                        writer.goto("Discarding")
-                    with m.Elif(free_hit & asks_room):
+                    with m.Elif(can_alloc):
                         m.d.comb += alloc.eq(1)
                         m.d.sync += storing_1h.eq(free_1h)
-                        m.d.sync += [w_slot.eq(free_slot), writing.eq(1),
-                                     alloc_slot_1h.eq(free_1h), alloc_slot.eq(free_slot)]
+                        m.d.sync += [w_slot.eq(free_slot), alloc_slot.eq(free_slot)]
                         writer.goto("Opening")
+                    with m.Elif(~cs_present):
+                        m.d.sync += no_cs.eq(1)
+                        writer.goto("Discarding")
                     with m.Else():
-                        m.d.sync += [no_slot.eq(1), writing.eq(0)]
+                        m.d.sync += no_slot.eq(1)
                         writer.goto("Discarding")
 
+            # A flush discards the rest of the frame ("Discarding"; it was
+            # a ``writing`` flop in front of the store's decision, 5 levels
+            # into ``stored_1h`` and ``storing_1h``).
             with writer.state("Opening"):
                 m.d.sync += w_ptr1.eq(w_ptr + 1)
-                writer.goto("Storing")
+                with m.If(flush):
+                    writer.goto("Discarding")
+                with m.Else():
+                    writer.goto("Storing")
 
             with writer.state("Storing"):
                 # Bytes go in at w_ptr; the frame counts only when its last byte fits.
                 m.d.comb += self.sink.ready.eq(1)
-                with m.If(self.sink.valid):
-                    with m.If(~writing | full):
-                        m.d.sync += [queue_full.eq(writing), writing.eq(0), storing_1h.eq(0)]
-                        with m.If(~self.sink.payload.last):
-                            writer.goto("Discarding")
-                        with m.Else():
-                            writer.goto("Waiting for a frame")
+                with m.If(self.sink.valid & ~keep):
+                    m.d.sync += queue_full.eq(1)
+                    with m.If(~self.sink.payload.last):
+                        writer.goto("Discarding")
                     with m.Else():
-                        m.d.comb += wr.en.eq(1)
-                        m.d.sync += [w_ptr.eq(w_ptr1), w_ptr1.eq(w_ptr1 + 1)]
-                        with m.If(self.sink.payload.last):
-                            m.d.comb += frame_stored.eq(1)
-                            m.d.sync += storing_1h.eq(0)
-                            count("frames_held")
-                            writer.goto("Waiting for a frame")
+                        writer.goto("Waiting for a frame")
+                with m.Elif(self.sink.valid):
+                    m.d.comb += wr.en.eq(1)
+                    m.d.sync += [w_ptr.eq(w_ptr1), w_ptr1.eq(w_ptr1 + 1)]
+                    with m.If(self.sink.payload.last):
+                        m.d.comb += frame_stored.eq(1)
+                        count("frames_held")
+                        writer.goto("Waiting for a frame")
+                    with m.Elif(flush):
+                        writer.goto("Discarding")
+                with m.Elif(flush):
+                    writer.goto("Discarding")
 
             with writer.state("Discarding"):
                 m.d.comb += self.sink.ready.eq(1)
@@ -551,15 +657,16 @@ class MissPath(wiring.Component):
         # A queue starts at 0: its write pointer goes back when the slot is freed.
         # A stored frame moves its slot's write pointer a clock later, from
         # flops (``stored_1h``, ``stored_ptr``): the store's decision (the
-        # sink's valid and last, ``full``) ran on into the eight pointers'
+        # sink's valid and last, ``keep``) ran on into the eight pointers'
         # enables, 5 levels, 29 late endpoints on the 25F at c3ed804.  Its
         # readers allow for that: the writer's next frame into the slot takes
         # the pointer two clocks after at the earliest, and the reader's
         # ``done`` waits three clocks after a store (``stored_*``).
         slot_freed = Signal(n)
         stored_1h, stored_ptr = Signal(n, name="stored_1h"), Signal(ptr_shape, name="stored_ptr")
-        # (not for a slot freed as the frame goes in: a flush)
-        m.d.sync += [stored_1h.eq(Mux(frame_stored, storing_1h & ~slot_freed, 0)), stored_ptr.eq(w_ptr1)]
+        # (not for a slot freed as the frame goes in: a flush, the only
+        # way the slot being written is freed)
+        m.d.sync += [stored_1h.eq(Mux(frame_stored & ~flush, storing_1h, 0)), stored_ptr.eq(w_ptr1)]
         m.d.comb += [key_wr.addr.eq(alloc_slot), key_wr.data.eq(hold.key), key_wr.en.eq(alloc_r)]
         for i in range(n):
             with m.If(slot_freed[i]):
@@ -571,10 +678,10 @@ class MissPath(wiring.Component):
         # in ``asks``; the head of the queue is read out (two clocks: the
         # array, ``q_fetch``, then the output register) and offered on
         # ``query`` (held, stable, until taken).  A slot resolved before its
-        # QUERY left is skipped (its ``ask`` bit is clear).
+        # QUERY left is skipped (its ``ask`` bit is clear: fetched, not offered).
         # A slot is queued when it is allocated (if a CS is active) or, one
         # a clock, when it must be asked (again): see the redundancy watch below.
-        reask_hit, reask = Signal(), Signal(range(n))
+        reask_hit, reask = Signal(), Signal(range(n))  # reask_hit: never with alloc_r
         reask_1h = Signal(n)
         m.d.comb += [
             q_wr.en.eq(alloc_r),
@@ -586,7 +693,7 @@ class MissPath(wiring.Component):
         # slot's ask bit is set meanwhile, which is all the queue's head reads
         # of it).
         m.d.sync += [
-            asks.w_en.eq((alloc_r & active) | (~alloc_r & reask_hit)),
+            asks.w_en.eq((alloc_r & active) | reask_hit),
             asks.w_data.eq(Mux(alloc_r, alloc_slot, reask)),
         ]
         q_valid = Signal()
@@ -616,29 +723,48 @@ class MissPath(wiring.Component):
             count("queries")
         with m.If(took_again):
             count("asked_again")
-        with m.If(q_taken):
-            m.d.sync += q_valid.eq(0)
-        m.d.sync += q_fetch.eq(0)
+        # Popped only while no QUERY is fetched or offered (not as one is
+        # taken): the flow controller's ready ran through the pop into the
+        # queue's level, 6 levels; a clock more per QUERY, against the many
+        # the flow controller spends on each.  ``pop_ok`` (nothing fetched
+        # or offered, or a flush: the queue then empties, a slot a clock)
+        # is registered a clock ahead, from their next values (they and the
+        # flush ran on into the queue's level, 5 levels; a QUERY fetched
+        # is taken for offered, a skipped one costs a clock more).  The
+        # head's ask bit and ``again``, read as it is popped, are used as
+        # its QUERY is fetched: a slot's QUERY is fetched all the same,
+        # offered only if it was still to ask.  Read in two clocks: four
+        # slots by the head's low bits into flops (``ask_part``,
+        # ``again_part``), then one of those by ``fetch_group`` (the head's
+        # group of four, one-hot): the binary head's mux of eight ran on
+        # into ``q_fetch`` and the payload, 5 levels.  ``fetch_1h``: the
+        # slot fetched or offered, one-hot (its ask bit is cleared as its
+        # QUERY is fetched, the redundancy watch's tests of it are ANDs).
+        pop_ok = Signal(init=1)
+        pop = Signal()
+        fetch_1h = Signal(n)
+        groups = range(0, n, 4)
+        fetch_group = Signal(len(groups))
+        ask_part, again_part = Signal(len(groups)), Signal(len(groups))
+        fetch_ask = Signal()
+        m.d.comb += [asks.r_en.eq(asks.r_rdy & pop_ok), pop.eq(asks.r_rdy & pop_ok & ~flush),
+                     fetch_ask.eq((ask_part & fetch_group) != 0)]
+        m.d.sync += [q_fetch.eq(pop), pop_ok.eq(self.flush | flush | ~(pop | q_fetch | (q_valid & ~q_taken))),
+                     ask_part.eq(Cat(ask[g:g + 4].bit_select(head[:2], 1) for g in groups)),
+                     again_part.eq(Cat(asked_before[g:g + 4].bit_select(head[:2], 1) for g in groups))]
+        q_valid_next = Signal()
+        m.d.comb += q_valid_next.eq(~flush & ((q_fetch & fetch_ask) | (q_valid & ~q_taken)))
+        m.d.sync += q_valid.eq(q_valid_next)
+        with m.If(pop):
+            m.d.sync += [self.query.payload.slot.eq(head), fetch_1h.eq((Const(1, n) << head)[:n]),
+                         fetch_group.eq((Const(1, len(groups)) << (head >> 2))[:len(groups)])]
         with m.If(q_fetch):
-            m.d.sync += q_valid.eq(1)
-        # Popped only while no QUERY is offered (not as one is taken): the
-        # flow controller's ready ran through the pop into the queue's level,
-        # 6 levels; a clock more per QUERY, against the many the flow
-        # controller spends on each.
-        with m.If(asks.r_rdy & ~q_fetch & ~q_valid & ~flush):
-            m.d.comb += asks.r_en.eq(1)
-            with m.If(ask.bit_select(head, 1)):
-                m.d.sync += [q_fetch.eq(1), self.query.payload.slot.eq(head),
-                             self.query.payload.again.eq(asked_before.bit_select(head, 1))]
+            m.d.sync += self.query.payload.again.eq((again_part & fetch_group) != 0)
         ask_set = Signal(n)
-        ask_clear = Signal(n)
-        with m.If(alloc_r & active):
-            m.d.comb += ask_set.eq(alloc_slot_1h)
-        with m.Elif(~alloc_r & reask_hit):
-            m.d.comb += ask_set.eq(reask_1h)
-        with m.If(asks.r_en):
-            m.d.comb += ask_clear.eq((Const(1, n) << head)[:n])
-        m.d.sync += ask.eq((ask & ~ask_clear & waiting) | ask_set)
+        m.d.comb += ask_set.eq(Mux(active, alloc_fx_1h, 0) | Mux(reask_hit, reask_1h, 0))
+        # (cleared only as a QUERY still to ask is fetched: a skipped slot's
+        # bit may have been set again, by its new allocation, as it was popped)
+        m.d.sync += ask.eq((ask & ~Mux(q_fetch & fetch_ask, fetch_1h, 0) & waiting) | ask_set)
 
         # -- redundancy watch: per slot the CS its QUERY went to (``asked_in``,
         # one bit; 0: not asked yet).  Handed to the flow controller, a slot
@@ -650,63 +776,84 @@ class MissPath(wiring.Component):
         m.d.comb += asked_before.eq(0)
         if self._cs_slots:
             k = self._cs_slots
-            asked_in = Array(Signal(k, name=f"asked_in{i}") for i in range(n))
+            # No reset (nor for ``asked_any``): a slot's allocation clears
+            # them, and they count only while it waits (a level less).
+            asked_in = Array(Signal(k, name=f"asked_in{i}", reset_less=True) for i in range(n))
             stale = Signal(n)
             previous_set = Signal(k)
             m.d.sync += previous_set.eq(self.active_set)
             m.d.comb += self.asked.ready.eq(1)
             left = Signal(k)
             m.d.comb += left.eq(previous_set & ~self.active_set)
-            for i in range(n):
-                m.d.comb += asked_before[i].eq(asked_in[i] != 0)
+            # asked_in[i] != 0, a flop of its own (the OR was a level in
+            # front of ``again``'s mux)
+            asked_any = Signal(n, name="asked_any", reset_less=True)
+            m.d.comb += asked_before.eq(asked_any)
             presenting = Signal(n)  # being read out or offered: not to be queued again
-            with m.If(q_valid | q_fetch):
-                m.d.comb += presenting.eq((Const(1, n) << self.query.payload.slot)[:n])
+            m.d.comb += presenting.eq(Mux(q_valid | q_fetch, fetch_1h, 0))
             # Which slots need asking, registered (a clock late; the ask bit
             # and the state are checked again now: a slot queued or resolved
             # meanwhile is left alone).
             needs = Signal(n)
             for i in range(n):
-                m.d.sync += needs[i].eq(waiting[i] & ~ask[i] & ~presenting[i] & (stale[i] | (asked_in[i] == 0)))
+                m.d.sync += needs[i].eq(waiting[i] & ~ask[i] & ~presenting[i] & (stale[i] | ~asked_any[i])
+                                        & ~(reask_hit & reask_1h[i]))
             # The slot to queue is chosen a clock ahead (``reask_1h``, flops),
             # one slot looked at a clock, round robin (``rr``): the lowest of
             # the candidates, their OR and its number ran on into the choice
             # and the queue's write, 7 levels.  A takeover's slots are so
             # queued within ``n`` clocks of each other, not in consecutive
-            # ones.  From ``needs`` alone but for the slot queued last clock
-            # (``queued_1h``: its ask bit is set only now, after ``needs``
-            # was taken), and none is queued in the clock after one is
-            # (``queued_r``: that clock's choice was made before).  The ask
+            # ones.  From ``needs`` alone (which leaves out the slot queued
+            # as it was taken: its ask bit is set only a clock later), and
+            # none is queued in the clock after one is (``reask_held``: that
+            # clock's choice was made before).  The ask
             # bit and the state are not looked at again: a slot resolved in
             # the two clocks before is queued all the same, its ask bit is
-            # clear, so it is skipped at the queue's head.
-            queued_1h, queued_r = Signal(n, name="queued_1h"), Signal(name="queued_r")
+            # clear, so it is skipped at the queue's head.  ``rr`` one-hot
+            # too, flops of their own (its decode was a level in front of
+            # ``reask_any``, 5 levels).
             rr = Signal(range(n), name="reask_rr")
-            m.d.sync += rr.eq(Mux(rr == n - 1, 0, rr + 1))
-            rr_1h = Signal(n)
-            for i in range(n):
-                m.d.comb += rr_1h[i].eq(rr == i)
+            rr_1h = Signal(n, name="reask_rr_1h", init=1)
+            m.d.sync += [rr.eq(Mux(rr == n - 1, 0, rr + 1)), rr_1h.eq(rr_1h.rotate_left(1))]
             candidate = Signal(n)
-            m.d.comb += candidate.eq(needs & ~queued_1h & rr_1h)
+            m.d.comb += candidate.eq(needs & rr_1h)
             reask_any = Signal()
-            queued = Signal()
-            m.d.comb += queued.eq(~alloc_r & reask_hit)
-            m.d.sync += [reask_1h.eq(candidate), reask.eq(rr), reask_any.eq(candidate != 0),
-                         queued_r.eq(queued), queued_1h.eq(Mux(queued, reask_1h, 0))]
-            # (not while the writer chooses a slot: a new slot's QUERY goes into
-            # ``asks`` the clock after, on the room seen while choosing)
-            m.d.comb += reask_hit.eq(reask_any & ~queued_r & active & asks_room & ~flush & ~deciding)
+            m.d.sync += [reask_1h.eq(candidate), reask.eq(rr), reask_any.eq(candidate != 0)]
+            # Not while the writer decides or takes a slot (``deciding``,
+            # ``alloc_r``: a new slot's QUERY goes into ``asks`` the clock
+            # after, on the room seen while choosing), nor in the clock after
+            # one is queued, nor without room, an active CS, or in a flush.
+            # Both registered a clock ahead, from those flops' next values
+            # (they and ``alloc_r`` ran on into the ask bits, 5 levels): the
+            # writer decides next clock if it starts a compare now or is
+            # comparing (which goes on to choosing).
+            reask_held, reask_room = Signal(name="reask_held"), Signal(name="reask_room")
+            m.d.sync += [reask_held.eq(writer_asks | writer.ongoing("Comparing the key") | alloc | reask_hit),
+                         reask_room.eq(asks_room & (self.active_set != 0) & ~self.flush)]
+            m.d.comb += reask_hit.eq(reask_any & reask_room & ~reask_held)
+            # The message port's word, a clock later, decoded into flops
+            # (``asked_1h``: the slot, ``sent_to``: the CS; the slot's
+            # compare and the CS's decode ran on into ``asked_in``, 5 levels).
+            asked_1h, sent_to = Signal(n, name="asked_1h"), Signal(k, name="sent_to")
+            sent_any = Signal(name="sent_any")
+            sent_to_next = Mux(self.asked.payload.sent, (Const(1, k) << self.asked.payload.cs)[:k], 0)
+            m.d.sync += [asked_1h.eq(Mux(self.asked.valid, (Const(1, n) << self.asked.payload.slot)[:n], 0)),
+                         sent_to.eq(sent_to_next), sent_any.eq(sent_to_next != 0)]
+            # The slot whose QUERY is offered, one-hot, a flop (from
+            # ``q_valid``'s next value; ``q_valid`` and ``fetch_1h`` were
+            # two levels of the take's test in front of ``asked_in``).
+            offer_1h = Signal(n, name="offer_1h")
+            m.d.sync += offer_1h.eq(Mux(q_valid_next, fetch_1h, 0))
             stale_next = Signal(n)
             for i in range(n):
                 with m.If(alloc_fx_1h[i]):
-                    m.d.sync += asked_in[i].eq(0)
-                with m.Elif(q_taken & (self.query.payload.slot == i)):
-                    m.d.sync += asked_in[i].eq(self.active_set)
-                with m.Elif(self.asked.valid & (self.asked.payload.slot == i)):
-                    m.d.sync += asked_in[i].eq(Mux(self.asked.payload.sent,
-                                                   (Const(1, k) << self.asked.payload.cs)[:k], 0))
+                    m.d.sync += [asked_in[i].eq(0), asked_any[i].eq(0)]
+                with m.Elif(offer_1h[i] & self.query.ready):
+                    m.d.sync += [asked_in[i].eq(self.active_set), asked_any[i].eq(self.active_set != 0)]
+                with m.Elif(asked_1h[i]):
+                    m.d.sync += [asked_in[i].eq(sent_to), asked_any[i].eq(sent_any)]
                 m.d.comb += stale_next[i].eq(
-                    Mux(alloc_fx_1h[i] | (~alloc_r & reask_hit & reask_1h[i]), 0,
+                    Mux(alloc_fx_1h[i] | (reask_hit & reask_1h[i]), 0,
                         stale[i] | ((asked_in[i] & left) != 0)))
             m.d.sync += stale.eq(stale_next)
 
@@ -735,11 +882,14 @@ class MissPath(wiring.Component):
         # levels, routed 7.32 ns into r_ptr's LSR in build 9b18dc6).  A slot
         # that starts releasing is picked a clock later; the clock after
         # ``done`` picks nothing (``done_r``: the pick may be the slot just
-        # freed), nor the clock after a flush.
-        pick_hit, pick = Signal(), Signal(range(n))
+        # freed), nor the clock after a flush.  ``pick`` is 0 when nothing
+        # is picked and takes no reset (it counts only with ``pick_hit``):
+        # its own value and the reset were two more inputs, 5 levels.
+        pick_hit = Signal()
+        pick = Signal(range(n), reset_less=True)
         pick_1h = Signal(n)
         done_r = Signal()
-        m.d.sync += [pick_hit.eq(0), pick_1h.eq(0)]
+        m.d.sync += [pick_hit.eq(0), pick_1h.eq(0), pick.eq(0)]
         for i in reversed(range(n)):
             with m.If(releasing[i]):
                 m.d.sync += [pick_hit.eq(1), pick.eq(i), pick_1h.eq(1 << i)]
@@ -857,7 +1007,6 @@ class MissPath(wiring.Component):
 
         # -- RESET: every pending flow goes (its frames with it)
         with m.If(flush):
-            m.d.sync += [r_busy.eq(0), r_armed.eq(0), r_started.eq(0), done.eq(0), ram_valid.eq(0), out_valid.eq(0), q_valid.eq(0), q_fetch.eq(0), ask.eq(0),
-                         out_first.eq(1), writing.eq(0), storing_1h.eq(0)]
-            m.d.comb += asks.r_en.eq(asks.r_rdy)  # the queue empties, a slot a clock (their ask bits are clear)
+            m.d.sync += [r_busy.eq(0), r_armed.eq(0), r_started.eq(0), done.eq(0), ram_valid.eq(0), out_valid.eq(0), q_fetch.eq(0), ask.eq(0),
+                         out_first.eq(1), storing_1h.eq(0)]
         return m
