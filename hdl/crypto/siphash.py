@@ -100,7 +100,10 @@ class SipHash24(wiring.Component):
 
         # --- Assembler: gathers bytes into a little-endian 64-bit word ---
         buf = Signal(64)
-        count = Signal(3)  # bytes already in buf
+        # The byte lane of the next byte (the bytes already in buf), one-hot:
+        # each byte's enable is a LUT or two of flops (a 3-bit count's decode
+        # behind the accept ran 5 levels into buf's enables).
+        lane_at = Signal(8, init=1)
         length = Signal(8)  # message length mod 256 (SipHash's b)
         in_msg = Signal()  # a transfer of the current message was taken
         sealed_in_msg = Signal()  # a word of the current message was sealed
@@ -152,15 +155,13 @@ class SipHash24(wiring.Component):
             if not self._key_held:
                 with m.If(~in_msg):
                     m.d.sync += [key_q.eq(self.key), key_busy.eq(1)]
-            with m.If(wr):
-                # Writing byte 0 clears the rest, so a short last word is zero-padded.
-                with m.If(count == 0):
-                    m.d.sync += buf.eq(payload.data)
-                with m.Else():
-                    m.d.sync += buf.word_select(count, 8).eq(payload.data)
-            with m.Elif(payload.last & (count == 0)):
-                m.d.sync += buf.eq(0)
-            full = wr & (count == 7)
+            # Writing byte 0 clears the rest, so a short last word is zero-padded.
+            for k in range(8):
+                with m.If(wr & (lane_at[0] | lane_at[k])):
+                    m.d.sync += buf.word_select(k, 8).eq(Mux(lane_at[k], payload.data, 0))
+                with m.Elif(payload.last & lane_at[0]):
+                    m.d.sync += buf.word_select(k, 8).eq(0)
+            full = wr & lane_at[7]
             with m.If(payload.last | full):
                 m.d.sync += [
                     buf_valid.eq(1),
@@ -169,10 +170,10 @@ class SipHash24(wiring.Component):
                     seal_extra.eq(payload.last & full),
                     seal_len.eq(new_len),
                     sealed_in_msg.eq(~payload.last),
-                    count.eq(0),
+                    lane_at.eq(1),
                 ]
-            with m.Else():
-                m.d.sync += count.eq(count + wr)
+            with m.Elif(wr):
+                m.d.sync += lane_at.eq(lane_at.rotate_left(1))
 
         # --- Engine: state in A, B, C, D; see the module docstring ---
         # After an even number of half-rounds (A, B, C, D) = (v0, v1, v2, v3);
