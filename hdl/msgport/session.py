@@ -938,6 +938,13 @@ class SessionEngine(wiring.Component):
         # over each whole input.
         assert len(SESSION_LABEL) <= 32 and len(AUTH_LABEL) <= 32
         hash_index = Signal(6)
+        # hash_index's byte in its 8-byte word, one-hot, moved with it: the
+        # secret's selects are AND-ORs of its flops (the index's bits, shared
+        # with the label ROM's decode, were 5 levels into secret_q).
+        hash_at = Signal(8, init=1, name="hash_at")
+
+        def to_hash_index(value):
+            return [hash_index.eq(value), hash_at.eq(1 << (value % 8))]
         hash_for_session = Signal()
         # The label ROM in two halves, bytes 0-15 of the count and 16-31,
         # each a constant table on (which label, index[:4]) read by
@@ -955,18 +962,23 @@ class SessionEngine(wiring.Component):
         secret_bytes = Cat(*(challenge.word_select(7 - b, 8) for b in range(8)),
                            *(nonce_q.word_select(7 - b, 8) for b in range(8)))
         # The byte is offered from a register two clocks after hash_index:
-        # the ROM halves and the 16-way select each into a register of its
-        # own, then the pick among them (in one clock they ran on into the
-        # byte's register, 7 levels): a byte every three clocks, 288 clocks
-        # an authentication.
+        # the ROM halves and the secret's two 8-way selects (challenge,
+        # nonce) each into a register of its own, then the pick among them
+        # (in one clock they ran on into the byte's register, 7 levels; one
+        # 16-way select of 2:1 muxes was 5 levels into its register): a
+        # byte every three clocks, 288 clocks an authentication.
         label_q = [Signal(8, name=f"label_q{h}") for h in range(2)]
-        secret_q = Signal(8, name="secret_q")
+        secret_q = [Signal(8, name=f"secret_q{h}") for h in range(2)]
         pick_secret, pick_high, last_q = Signal(name="pick_secret"), Signal(name="pick_high"), Signal(name="last_q")
+        pick_nonce = Signal(name="pick_nonce")  # the secret's second half (the nonce)
         m.d.sync += [label_q[0].eq(label_half[0]), label_q[1].eq(label_half[1]),
-                     secret_q.eq(secret_bytes.word_select(hash_index[:4], 8)),
-                     pick_secret.eq(hash_index[5]), pick_high.eq(hash_index[4]), last_q.eq(hash_index == 47)]
+                     secret_q[0].eq(onehot_mux(hash_at, [secret_bytes.word_select(b, 8) for b in range(8)])),
+                     secret_q[1].eq(onehot_mux(hash_at, [secret_bytes.word_select(8 + b, 8) for b in range(8)])),
+                     pick_secret.eq(hash_index[5]), pick_high.eq(hash_index[4]), pick_nonce.eq(hash_index[3]),
+                     last_q.eq(hash_index == 47)]
         hash_byte, hash_byte_last, hash_byte_ok, hash_settling = Signal(8), Signal(), Signal(), Signal()
-        m.d.sync += [hash_byte.eq(Mux(pick_secret, secret_q, Mux(pick_high, label_q[1], label_q[0]))),
+        m.d.sync += [hash_byte.eq(Mux(pick_secret, Mux(pick_nonce, secret_q[1], secret_q[0]),
+                                      Mux(pick_high, label_q[1], label_q[0]))),
                      hash_byte_last.eq(last_q), hash_byte_ok.eq(0), hash_settling.eq(0)]
         # Driven in every state (only valid in "Hashing"): no AND a bit.
         m.d.comb += [siphash.sink.payload.data.eq(hash_byte), siphash.sink.payload.last.eq(hash_byte_last)]
@@ -1237,7 +1249,7 @@ class SessionEngine(wiring.Component):
                 # An authentication's first hash starts here: "Idle" is before
                 # every "Dispatching" (written there, hash_index had the
                 # state's branch chain in front of it, 8.3 ns routed).
-                m.d.sync += [hash_index.eq(32 - len(AUTH_LABEL)), hash_for_session.eq(0)]
+                m.d.sync += [*to_hash_index(32 - len(AUTH_LABEL)), hash_for_session.eq(0)]
                 with m.If(awaiting_verdict):
                     fsm.goto("Waiting for the install verdict")  # the message on rx is handled
                 with m.Elif(self.rx.valid & ~to_core_pending & ~release_rx):
@@ -1331,7 +1343,8 @@ class SessionEngine(wiring.Component):
                 # the slot's nonce long before its bytes (40 to 47) are read.
                 m.d.comb += siphash.sink.valid.eq(hash_byte_ok)
                 with m.If(siphash.sink.ready & hash_byte_ok):
-                    m.d.sync += hash_index.eq(hash_index + 1)  # hash_byte_ok drops for two clocks
+                    # hash_byte_ok drops for two clocks
+                    m.d.sync += [hash_index.eq(hash_index + 1), hash_at.eq(hash_at.rotate_left(1))]
                     with m.If(hash_byte_last):
                         fsm.goto("Waiting for the hash")
                 with m.Else():
@@ -1357,7 +1370,7 @@ class SessionEngine(wiring.Component):
 
             with fsm.state("Taking the hash"):
                 with m.If(~hash_for_session):
-                    m.d.sync += [hash_for_session.eq(1), hash_index.eq(32 - len(SESSION_LABEL))]
+                    m.d.sync += [hash_for_session.eq(1), *to_hash_index(32 - len(SESSION_LABEL))]
                     fsm.goto("Hashing")
                 with m.Else():
                     count("authentications")
