@@ -100,7 +100,10 @@ class SipHash24(wiring.Component):
 
         # --- Assembler: gathers bytes into a little-endian 64-bit word ---
         buf = Signal(64)
-        count = Signal(3)  # bytes already in buf
+        # The byte lane of the next byte (the bytes already in buf), one-hot:
+        # each byte's enable is a LUT or two of flops (a 3-bit count's decode
+        # behind the accept ran 5 levels into buf's enables).
+        lane_at = Signal(8, init=1)
         length = Signal(8)  # message length mod 256 (SipHash's b)
         in_msg = Signal()  # a transfer of the current message was taken
         sealed_in_msg = Signal()  # a word of the current message was sealed
@@ -152,15 +155,13 @@ class SipHash24(wiring.Component):
             if not self._key_held:
                 with m.If(~in_msg):
                     m.d.sync += [key_q.eq(self.key), key_busy.eq(1)]
-            with m.If(wr):
-                # Writing byte 0 clears the rest, so a short last word is zero-padded.
-                with m.If(count == 0):
-                    m.d.sync += buf.eq(payload.data)
-                with m.Else():
-                    m.d.sync += buf.word_select(count, 8).eq(payload.data)
-            with m.Elif(payload.last & (count == 0)):
-                m.d.sync += buf.eq(0)
-            full = wr & (count == 7)
+            # Writing byte 0 clears the rest, so a short last word is zero-padded.
+            for k in range(8):
+                with m.If(wr & (lane_at[0] | lane_at[k])):
+                    m.d.sync += buf.word_select(k, 8).eq(Mux(lane_at[k], payload.data, 0))
+                with m.Elif(payload.last & lane_at[0]):
+                    m.d.sync += buf.word_select(k, 8).eq(0)
+            full = wr & lane_at[7]
             with m.If(payload.last | full):
                 m.d.sync += [
                     buf_valid.eq(1),
@@ -169,10 +170,10 @@ class SipHash24(wiring.Component):
                     seal_extra.eq(payload.last & full),
                     seal_len.eq(new_len),
                     sealed_in_msg.eq(~payload.last),
-                    count.eq(0),
+                    lane_at.eq(1),
                 ]
-            with m.Else():
-                m.d.sync += count.eq(count + wr)
+            with m.Elif(wr):
+                m.d.sync += lane_at.eq(lane_at.rotate_left(1))
 
         # --- Engine: state in A, B, C, D; see the module docstring ---
         # After an even number of half-rounds (A, B, C, D) = (v0, v1, v2, v3);
@@ -246,16 +247,23 @@ class SipHash24(wiring.Component):
         if not self._key_held:
             with m.If(load & load_init):
                 m.d.sync += key_busy.eq(0)
-        with m.If(load):
+        # What a word's end in "Compressing" does with cur_*, as flops set
+        # with ending (below): the next word from hold (fold), or the
+        # length-only word (cur_extra).  cur_m's loads behind ending and the
+        # branch's flags were 5 levels.
+        ending_fold, ending_extra = Signal(), Signal()
+        with m.If(load | ending_fold):
             m.d.sync += [
                 cur_m.eq(hold_m),
                 cur_last.eq(hold_last),
                 cur_extra.eq(hold_extra),
                 cur_len.eq(hold_len),
                 hold_valid.eq(0),
-                h.eq(0),
-                phase.eq(0),
             ]
+        with m.Elif(ending_extra):
+            m.d.sync += [cur_m.eq(Cat(Const(0, 56), cur_len)), cur_extra.eq(0)]
+        with m.If(load):
+            m.d.sync += [h.eq(0), phase.eq(0)]
         with m.Elif(mixing):
             # h goes back to 0 only from an odd value: phase toggles as h[0].
             m.d.sync += [h.eq(h + 1), phase.eq(~phase)]
@@ -297,19 +305,12 @@ class SipHash24(wiring.Component):
                 with m.If(ending):
                     m.d.sync += [x_a.eq(0), x_c.eq(0), x_d.eq(0), fold.eq(0)]
                     with m.If(cur_extra):
-                        m.d.sync += [cur_m.eq(len_word), cur_extra.eq(0), h.eq(0)]
+                        m.d.sync += h.eq(0)  # cur_m and cur_extra under ending_extra
                     with m.Elif(cur_last):
                         m.d.sync += h.eq(0)
                         fsm.goto("Finalizing")
                     with m.Elif(fold):
-                        m.d.sync += [
-                            cur_m.eq(hold_m),
-                            cur_last.eq(hold_last),
-                            cur_extra.eq(hold_extra),
-                            cur_len.eq(hold_len),
-                            hold_valid.eq(0),
-                            h.eq(0),
-                        ]
+                        m.d.sync += h.eq(0)  # cur_* and hold_valid under ending_fold
                     with m.Else():
                         fsm.goto("Waiting for a word")
             with fsm.state("Finalizing"):
@@ -326,6 +327,11 @@ class SipHash24(wiring.Component):
                         fsm.goto("Waiting for a word")
             m.d.comb += load_ahead.eq(fsm.ahead("Loading"))
             m.d.sync += ending.eq(sums_now & Mux(fsm.ongoing("Finalizing"), h == 7, h == 3))
+            # cur_extra and cur_last hold until then, and so does hold once
+            # valid: fold, set by the end of this clock, is hold_valid's now.
+            word_ending = sums_now & ~fsm.ongoing("Finalizing") & (h == 3)
+            m.d.sync += [ending_extra.eq(word_ending & cur_extra),
+                         ending_fold.eq(word_ending & ~cur_extra & ~cur_last & hold_valid)]
 
         with m.If(source_load):
             m.d.sync += [self.source.valid.eq(1), self.source.payload.eq(a ^ b ^ c ^ d)]

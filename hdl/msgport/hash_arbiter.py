@@ -97,8 +97,8 @@ class HashArbiter(wiring.Component):
         # ready is the grant and one flop, as with one register in front
         # (two flops into the clients' logic made 6 levels).
         full = Signal()
-        pushed = Signal()
-        m.d.comb += pushed.eq(Cat(granted[i] & client.sink.valid for i, client in enumerate(clients)).any() & ~full)
+        offered = Signal()  # the granted client's valid (it pushes unless full)
+        m.d.comb += offered.eq(Cat(granted[i] & client.sink.valid for i, client in enumerate(clients)).any())
         for i, client in enumerate(clients):
             m.d.comb += [
                 client.source.payload.eq(tag),
@@ -116,17 +116,19 @@ class HashArbiter(wiring.Component):
         incoming = Signal(siphash_input_layout)
         m.d.comb += incoming.eq(onehot_mux(granted, [t.as_value() for t in taken]))
         stage_free = ~stage_valid | siphash.sink.ready
-        moved = Signal()  # the byte in ``taken`` goes on (into stage or spare)
         with m.If(stage_free):
             m.d.sync += [stage.eq(Mux(spare_valid, spare, incoming)), stage_valid.eq(spare_valid | taken_valid),
                          spare.eq(incoming), spare_valid.eq(spare_valid & taken_valid)]
-            m.d.comb += moved.eq(1)
         with m.Elif(~spare_valid):
             m.d.sync += [spare.eq(incoming), spare_valid.eq(taken_valid)]
-            m.d.comb += moved.eq(1)
-        taken_valid_next = Mux(pushed | moved, pushed, taken_valid)
-        spare_valid_next = Mux(stage_free, spare_valid & taken_valid, spare_valid | taken_valid)
-        m.d.sync += [taken_valid.eq(taken_valid_next), full.eq(taken_valid_next & spare_valid_next)]
+        # taken_valid's and full's next values with full = taken_valid &
+        # spare_valid worked in (as "taken moves on, a push refills it", the
+        # same functions ran 5 levels from full and the grant to full and
+        # taken_valid): full, the byte in taken stays while the stage holds;
+        # else taken holds the byte pushed, and full follows if either
+        # register keeps one.
+        m.d.sync += [taken_valid.eq(Mux(full, ~stage_free, offered)),
+                     full.eq(~stage_free & (full | (offered & (taken_valid | spare_valid))))]
         with m.If(~busy):
             # Grant the lowest waiting client; it starts next clock.
             for i in reversed(range(self._clients)):

@@ -321,16 +321,23 @@ class SessionEngine(wiring.Component):
         # Each slot's compares are registered before they are combined and
         # picked from (the 32-bit compares, the pick and `slot` were one
         # path of 7 levels).
+        # The 32-bit compares in 16-bit halves, each a register (whole, they
+        # were 5 levels into their registers).
         match = Signal(n)
         session_same = Signal(n)
         for i in range(n):
-            ip_same, port_same = Signal(), Signal()
+            ip_same, port_same = Signal(2, name=f"ip_same{i}"), Signal(name=f"port_same{i}")
+            session_halves = Signal(2, name=f"session_same_halves{i}")
             m.d.sync += [
-                ip_same.eq(cs_ip[i] == cur.src_ip),
+                ip_same.eq(Cat(cs_ip[i][16 * h:16 * h + 16] == cur.src_ip[16 * h:16 * h + 16] for h in range(2))),
                 port_same.eq(cs_port[i] == cur.src_port),
-                session_same[i].eq(session[i] == hdr.session),
+                session_halves.eq(Cat(session[i][16 * h:16 * h + 16] == hdr.session[16 * h:16 * h + 16]
+                                      for h in range(2))),
             ]
-            m.d.comb += match[i].eq(in_use[i] & ip_same & Mux(is_csmb, port_same, authed[i] & session_same[i]))
+            m.d.comb += [
+                session_same[i].eq(session_halves.all()),
+                match[i].eq(in_use[i] & ip_same.all() & Mux(is_csmb, port_same, authed[i] & session_same[i])),
+            ]
         found, any_free = Signal(), Signal()
         slot = Signal(range(max(n, 2)))
         free_slot = Signal(range(max(n, 2)))
@@ -356,13 +363,24 @@ class SessionEngine(wiring.Component):
         ahead = Signal(33)
         seq_zero, seq_ahead, far_ahead, near_behind = Signal(), Signal(), Signal(), Signal()
         shift = Signal(6)
+        # The difference's verdicts from registered pieces of it: its sign,
+        # its low 6 bits zero, and bits 6-31 all zeros or all ones (each
+        # verdict from the whole difference in one clock was 5 levels).
+        low_zero, mid_zero, mid_ones = Signal(name="low_zero"), Signal(name="mid_zero"), Signal(name="mid_ones")
+        behind = Signal(name="behind")
         m.d.sync += [
             ahead.eq(seq - slot_highest),
             seq_zero.eq(seq == 0),
-            seq_ahead.eq(~ahead[32] & (ahead[:32] != 0)),
-            far_ahead.eq(ahead[6:32] != 0),
+            behind.eq(ahead[32]),
+            low_zero.eq(ahead[:6] == 0),
+            mid_zero.eq(ahead[6:32] == 0),
+            mid_ones.eq(ahead[6:32].all()),
             shift.eq(ahead[:6]),
-            near_behind.eq((ahead == 0) | (ahead[6:].all() & (ahead[:6] != 0))),
+        ]
+        m.d.comb += [
+            seq_ahead.eq(~behind & ~(low_zero & mid_zero)),
+            far_ahead.eq(~mid_zero),
+            near_behind.eq((~behind & low_zero & mid_zero) | (behind & mid_ones & ~low_zero)),
         ]
 
         # Also settled by stage 2, so that "Dispatching" decides from
@@ -531,9 +549,15 @@ class SessionEngine(wiring.Component):
         # clock's worst routed path on the Colorlight (docs/boards.md).  The
         # set changes on a HELLO or an authentication, a clock later now; a
         # split (over a hundred clocks) could already straddle a change.
+        # Each slot's epoch compare with the newest is a register of its own,
+        # a clock older still (authed and the role ANDed with the 16-bit
+        # compare and the count behind them were 5 levels into active_set
+        # and member_count: the 25F's worst routed path, 8.38 ns, at aa681c4).
         active_members = Signal(n)
         member_count = Signal(range(n + 1))
-        in_set = [authed[i] & (role[i] == Role.ACTIVE) & (epoch[i] == newest_epoch) for i in range(n)]
+        at_newest = Signal(n)
+        m.d.sync += at_newest.eq(Cat(*(epoch[i] == newest_epoch for i in range(n))))
+        in_set = [authed[i] & (role[i] == Role.ACTIVE) & at_newest[i] for i in range(n)]
         m.d.sync += [active_members.eq(Cat(*in_set)), member_count.eq(sum(in_set))]
         members = list(active_members)
         m.d.comb += [self.active_set.eq(active_members), self.authenticated.eq(Cat(*authed)),
@@ -543,9 +567,17 @@ class SessionEngine(wiring.Component):
         # split's last remainder step: the ranks' cs_id compares and the
         # pick ran on into out_slot, 7 levels).
         owner = Signal.like(slot)
+        # Whether slot j ranks before slot i by cs_id, registered (a cs_id
+        # changes with a HELLO, long before a split): the 8-bit compares in
+        # front of the ranks were 5 levels into owner.
+        ranks_before = {}
         for i in range(n):
-            before = [members[j] & ((cs_id[j] < cs_id[i]) | ((cs_id[j] == cs_id[i]) & (j < i)))
-                      for j in range(n) if j != i]
+            for j in range(n):
+                if j != i:
+                    ranks_before[j, i] = Signal(name=f"ranks_before_{j}_{i}")
+                    m.d.sync += ranks_before[j, i].eq((cs_id[j] < cs_id[i]) | ((cs_id[j] == cs_id[i]) & (j < i)))
+        for i in range(n):
+            before = [members[j] & ranks_before[j, i] for j in range(n) if j != i]
             rank = sum(before) if before else Const(0)
             with m.If(members[i] & (rank == remainder)):
                 m.d.sync += owner.eq(i)
@@ -652,8 +684,14 @@ class SessionEngine(wiring.Component):
             nonce_q.eq(nonce[out_slot]),
             verdict_q.eq(verdict),
             active_q.eq(active_found),
-            vs_count_q.eq(sum(vs_valid[i] for i in range(self._vs_entries))),
         ]
+        # The count of valid entries in two registered steps, four entries
+        # a partial sum first (the whole count in one clock was 5 levels); a
+        # VS_LIST reads it long after the last write.
+        vs_partial = [Signal(range(5), name=f"vs_partial{k}") for k in range((self._vs_entries + 3) // 4)]
+        m.d.sync += [vs_partial[k].eq(sum(vs_valid[i] for i in range(4 * k, min(4 * k + 4, self._vs_entries))))
+                     for k in range(len(vs_partial))]
+        m.d.sync += vs_count_q.eq(sum(vs_partial))
 
         replies = []  # (kind, on CSMB or None: either bus, class, its signed bytes)
 
@@ -932,6 +970,13 @@ class SessionEngine(wiring.Component):
         # over each whole input.
         assert len(SESSION_LABEL) <= 32 and len(AUTH_LABEL) <= 32
         hash_index = Signal(6)
+        # hash_index's byte in its 8-byte word, one-hot, moved with it: the
+        # secret's selects are AND-ORs of its flops (the index's bits, shared
+        # with the label ROM's decode, were 5 levels into secret_q).
+        hash_at = Signal(8, init=1, name="hash_at")
+
+        def to_hash_index(value):
+            return [hash_index.eq(value), hash_at.eq(1 << (value % 8))]
         hash_for_session = Signal()
         # The label ROM in two halves, bytes 0-15 of the count and 16-31,
         # each a constant table on (which label, index[:4]) read by
@@ -949,18 +994,23 @@ class SessionEngine(wiring.Component):
         secret_bytes = Cat(*(challenge.word_select(7 - b, 8) for b in range(8)),
                            *(nonce_q.word_select(7 - b, 8) for b in range(8)))
         # The byte is offered from a register two clocks after hash_index:
-        # the ROM halves and the 16-way select each into a register of its
-        # own, then the pick among them (in one clock they ran on into the
-        # byte's register, 7 levels): a byte every three clocks, 288 clocks
-        # an authentication.
+        # the ROM halves and the secret's two 8-way selects (challenge,
+        # nonce) each into a register of its own, then the pick among them
+        # (in one clock they ran on into the byte's register, 7 levels; one
+        # 16-way select of 2:1 muxes was 5 levels into its register): a
+        # byte every three clocks, 288 clocks an authentication.
         label_q = [Signal(8, name=f"label_q{h}") for h in range(2)]
-        secret_q = Signal(8, name="secret_q")
+        secret_q = [Signal(8, name=f"secret_q{h}") for h in range(2)]
         pick_secret, pick_high, last_q = Signal(name="pick_secret"), Signal(name="pick_high"), Signal(name="last_q")
+        pick_nonce = Signal(name="pick_nonce")  # the secret's second half (the nonce)
         m.d.sync += [label_q[0].eq(label_half[0]), label_q[1].eq(label_half[1]),
-                     secret_q.eq(secret_bytes.word_select(hash_index[:4], 8)),
-                     pick_secret.eq(hash_index[5]), pick_high.eq(hash_index[4]), last_q.eq(hash_index == 47)]
+                     secret_q[0].eq(onehot_mux(hash_at, [secret_bytes.word_select(b, 8) for b in range(8)])),
+                     secret_q[1].eq(onehot_mux(hash_at, [secret_bytes.word_select(8 + b, 8) for b in range(8)])),
+                     pick_secret.eq(hash_index[5]), pick_high.eq(hash_index[4]), pick_nonce.eq(hash_index[3]),
+                     last_q.eq(hash_index == 47)]
         hash_byte, hash_byte_last, hash_byte_ok, hash_settling = Signal(8), Signal(), Signal(), Signal()
-        m.d.sync += [hash_byte.eq(Mux(pick_secret, secret_q, Mux(pick_high, label_q[1], label_q[0]))),
+        m.d.sync += [hash_byte.eq(Mux(pick_secret, Mux(pick_nonce, secret_q[1], secret_q[0]),
+                                      Mux(pick_high, label_q[1], label_q[0]))),
                      hash_byte_last.eq(last_q), hash_byte_ok.eq(0), hash_settling.eq(0)]
         # Driven in every state (only valid in "Hashing"): no AND a bit.
         m.d.comb += [siphash.sink.payload.data.eq(hash_byte), siphash.sink.payload.last.eq(hash_byte_last)]
@@ -997,7 +1047,10 @@ class SessionEngine(wiring.Component):
         hello_we = Signal(n)  # "Answering HELLO" sets slot i's CS fields (likewise)
         deadline_we = Signal(n)  # either of them, in the same clock
         epoch_we, newest_we, session_we = Signal(n), Signal(), Signal(n)  # a clock after the state
-        new_session_q = Signal(32)
+        # The hash's session as taken, with its zero test (0 means "no
+        # session": it becomes 1) applied as it is written (the test and the
+        # mux behind the hash's tag were 5 levels into new_session_q).
+        new_session_q, new_session_zero = Signal(32), Signal()
         m.d.sync += [epoch_we.eq(Mux(epoch_to_hdr, one_hot(slot), 0)),
                      newest_we.eq(raise_newest), session_we.eq(0)]
         for i in range(n):
@@ -1028,7 +1081,7 @@ class SessionEngine(wiring.Component):
             with m.If(epoch_we[i]):  # never with claim[i]: a clock after a state that is not "Sliding"
                 m.d.sync += epoch[i].eq(hdr_epoch_q)
             with m.If(session_we[i]):
-                m.d.sync += session[i].eq(new_session_q)
+                m.d.sync += session[i].eq(Mux(new_session_zero, 1, new_session_q))
         with m.If(newest_we):
             m.d.sync += newest_epoch.eq(hdr_epoch_q)
 
@@ -1200,6 +1253,17 @@ class SessionEngine(wiring.Component):
             # next values here (fsm.ahead() ran through the branch's flags
             # into the FSM's leave terms, 5 levels into deadline_we).
             claim_ahead = fsm.ongoing("Sliding the window") & ~slide_more & new_cs & any_free
+            # What "Answering HELLO" does with the slot's epochs, decided into
+            # flops every clock from the same registers, settled by
+            # "Dispatching" (the branch's flags ran 5 levels into epoch_we).
+            hello_reauth = Signal(name="hello_reauth")
+            hello_epoch_to_hdr, hello_raise_newest = Signal(name="hello_epoch_to_hdr"), Signal(name="hello_raise_newest")
+            hello_adopts = hello_taken & ~(slot_authed & hello_active & ~slot_active) & session_ok
+            m.d.sync += [
+                hello_reauth.eq(hello_taken & slot_authed & hello_active & ~slot_active),
+                hello_epoch_to_hdr.eq(hello_adopts & slot_epoch_ahead),
+                hello_raise_newest.eq(hello_adopts & hello_active & epoch_ahead),
+            ]
             hello_ahead = fsm_dispatching & go_hello & hello_taken
             m.d.comb += claim_next.eq(Mux(claim_ahead, one_hot(free_slot), 0))
             m.d.sync += [
@@ -1231,7 +1295,7 @@ class SessionEngine(wiring.Component):
                 # An authentication's first hash starts here: "Idle" is before
                 # every "Dispatching" (written there, hash_index had the
                 # state's branch chain in front of it, 8.3 ns routed).
-                m.d.sync += [hash_index.eq(32 - len(AUTH_LABEL)), hash_for_session.eq(0)]
+                m.d.sync += [*to_hash_index(32 - len(AUTH_LABEL)), hash_for_session.eq(0)]
                 with m.If(awaiting_verdict):
                     fsm.goto("Waiting for the install verdict")  # the message on rx is handled
                 with m.Elif(self.rx.valid & ~to_core_pending & ~release_rx):
@@ -1303,20 +1367,17 @@ class SessionEngine(wiring.Component):
             with fsm.state("Answering HELLO"):
                 count("hellos")
                 start_reply(_Kind.HELLO)
-                with m.If(hello_taken):
-                    # The CS's fields and deadline are written under hello_we (above).
-                    # The slot's role, session and epoch, and the DFS's
-                    # newest epoch, are as the lookup pipeline saw them in
-                    # "Dispatching" (which changed none of them for a HELLO),
-                    # so its registered compares stand for the 32-bit ones.
-                    becomes_active = hello_active & ~slot_active
-                    with m.If(slot_authed & becomes_active):
-                        # Becoming active takes a fresh authentication.
-                        m.d.sync += authed[slot].eq(0)
-                        count("reauth_for_active")
-                    with m.Elif(session_ok):
-                        m.d.comb += epoch_to_hdr.eq(slot_epoch_ahead)
-                        m.d.comb += raise_newest.eq(hello_active & epoch_ahead)
+                # A HELLO taken (hello_taken): the CS's fields and deadline
+                # are written under hello_we (above), the rest under the
+                # hello_* flags.  The slot's role, session and epoch, and the
+                # DFS's newest epoch, are as the lookup pipeline saw them in
+                # "Dispatching" (which changed none of them for a HELLO), so
+                # its registered compares stand for the 32-bit ones.
+                with m.If(hello_reauth):
+                    # Becoming active takes a fresh authentication.
+                    m.d.sync += authed[slot].eq(0)
+                    count("reauth_for_active")
+                m.d.comb += [epoch_to_hdr.eq(hello_epoch_to_hdr), raise_newest.eq(hello_raise_newest)]
                 fsm.goto("Sending")
 
             with fsm.state("Hashing"):
@@ -1325,7 +1386,8 @@ class SessionEngine(wiring.Component):
                 # the slot's nonce long before its bytes (40 to 47) are read.
                 m.d.comb += siphash.sink.valid.eq(hash_byte_ok)
                 with m.If(siphash.sink.ready & hash_byte_ok):
-                    m.d.sync += hash_index.eq(hash_index + 1)  # hash_byte_ok drops for two clocks
+                    # hash_byte_ok drops for two clocks
+                    m.d.sync += [hash_index.eq(hash_index + 1), hash_at.eq(hash_at.rotate_left(1))]
                     with m.If(hash_byte_last):
                         fsm.goto("Waiting for the hash")
                 with m.Else():
@@ -1344,21 +1406,25 @@ class SessionEngine(wiring.Component):
                     with m.Else():
                         hashed = siphash.source.payload[:32]
                         m.d.sync += [
-                            new_session_q.eq(Mux(hashed == 0, 1, hashed)),  # 0 means "no session"
+                            new_session_q.eq(hashed),
+                            new_session_zero.eq(hashed == 0),
                             session_we.eq(one_hot(slot)),  # written in "Taking the hash"
                         ]
                     fsm.goto("Taking the hash")
 
             with fsm.state("Taking the hash"):
+                # The answer's kind loads after either hash, under the
+                # state's flop alone (behind hash_for_session it was 5
+                # levels into kind): nothing reads kind until "Sending".
+                start_reply(_Kind.AUTH_RESPONSE)
                 with m.If(~hash_for_session):
-                    m.d.sync += [hash_for_session.eq(1), hash_index.eq(32 - len(SESSION_LABEL))]
+                    m.d.sync += [hash_for_session.eq(1), *to_hash_index(32 - len(SESSION_LABEL))]
                     fsm.goto("Hashing")
                 with m.Else():
                     count("authentications")
                     m.d.sync += authed[slot].eq(1)
                     # the lookup pipeline's registered compares
                     m.d.comb += [epoch_to_hdr.eq(1), raise_newest.eq(raise_epoch)]
-                    start_reply(_Kind.AUTH_RESPONSE)
                     fsm.goto("Sending")
 
             with fsm.state("Executing a request"):
@@ -1393,19 +1459,22 @@ class SessionEngine(wiring.Component):
             add = body(AddVs)
             delete = body(DelVs)
             wanted_id = Mux(is_add, add.vs.vs_id, delete.vs.vs_id)
-            # The entry's id compare is registered (the LUT RAM read and the
-            # 16-bit compare ran on into the state's decode, 7 levels): two
-            # clocks an entry, id_match valid on the second.
+            # The entry's id is registered as read, then its compare (the
+            # LUT RAM read and the 16-bit compare ran on into the state's
+            # decode, 7 levels; into id_match alone, 5): three clocks an
+            # entry, id_match valid on the third (``settled`` holds compared
+            # back a clock).
             # So are the entry's valid bit and the end of the table (the
             # 16-way bit select and the compare ran on into vs_index, 7
-            # levels): the end is seen on the second clock too.
-            id_match, compared = Signal(name="id_match"), Signal()
+            # levels): the end is seen on the second clock.
+            id_match, compared, settled = Signal(name="id_match"), Signal(), Signal()
             entry_valid, at_end = Signal(name="entry_valid"), Signal()
-            m.d.sync += [id_match.eq(vs_id_rd.data == wanted_id), compared.eq(0),
+            vs_id_q = Signal.like(vs_id_rd.data, name="vs_id_q")
+            m.d.sync += [vs_id_q.eq(vs_id_rd.data), id_match.eq(vs_id_q == wanted_id), compared.eq(0), settled.eq(0),
                          entry_valid.eq(vs_valid.bit_select(vs_index, 1)), at_end.eq(vs_index == self._vs_entries)]
             with fsm.state("Finding the virtual server"):
                 with m.If(~compared):
-                    m.d.sync += compared.eq(1)
+                    m.d.sync += [settled.eq(1), compared.eq(settled)]
                 with m.Elif(at_end):
                     fsm.goto("Deciding")
                 with m.Elif(entry_valid & id_match):
@@ -1455,7 +1524,7 @@ class SessionEngine(wiring.Component):
                     fsm.goto("Acknowledging")
 
             with fsm.state("Listing virtual servers"):
-                # Two clocks an entry, as the walk above.
+                # Two clocks an entry (no id to compare: ``settled`` is not waited for).
                 with m.If(~compared):
                     m.d.sync += compared.eq(1)
                 with m.Elif(at_end):
