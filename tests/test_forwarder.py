@@ -74,7 +74,8 @@ def run(frames, *, external=True, installed=(), virtual_servers=(VIP,)):
     connect(m, fwd.hold_frame, miss.sink)
     m.d.comb += [fwd.probe_hit.eq(miss.probe_hit), fwd.probe_state.eq(miss.probe_state),
                  miss.probe_key.eq(fwd.probe_key)]
-    out = {"forward": [], "decisions": [], "message": [], "arp": [], "events": [], "queries": [], "taken": 0}
+    out = {"forward": [], "decisions": [], "message": [], "arp": [], "events": [], "queries": [], "taken": 0,
+           "message_bytes": 0}
 
     async def bench(ctx):
         ctx.set(fwd.dfs_ip, int(ipaddress.IPv4Address(DFS_IP)))
@@ -152,6 +153,7 @@ def run(frames, *, external=True, installed=(), virtual_servers=(VIP,)):
             for k, name in enumerate(streams):
                 valid, ready, payload = values[3 * k : 3 * k + 3]
                 if valid and ready:
+                    out["message_bytes"] += name == "message"
                     partial[name].append(payload.data)
                     if payload.last:
                         out[name].append(bytes(partial[name]))
@@ -211,6 +213,20 @@ def test_message_port_datagrams_arp_and_drops():
     # the same datagram on the external side never reaches the message port
     out = run([(datagram, False)], external=True)
     assert out["message"] == [] and out["counters"]["to_message_port"] == 0
+
+
+def test_message_port_payloads_of_zero_and_one_byte():
+    def datagram(payload):  # padded to the minimum frame, as a MAC passes it on
+        return bytes(Ether(src="02:00:00:00:c5:01", dst="02:00:00:00:d0:f5") / IP(src="10.100.0.2", dst=DFS_IP)
+                     / UDP(sport=41000, dport=6341) / payload).ljust(60, b"\0")
+
+    # back to back: an empty payload sends nothing, and each frame's bounds
+    # (registered from its record) are its own, not the frame's before
+    out = run([(datagram(b""), False), (datagram(b"m"), False), (datagram(b""), False),
+               (datagram(b"message bytes"), False)], external=False)
+    assert out["message"] == [b"m", b"message bytes"]
+    assert out["message_bytes"] == 1 + len(b"message bytes")  # none of an empty payload's padding
+    assert out["counters"]["to_message_port"] == 4
 
 
 def test_released_frames_pass_and_arp_for_virtual_addresses():

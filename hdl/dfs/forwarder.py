@@ -178,7 +178,14 @@ class Forwarder(wiring.Component):
         # the byte before each: start - 1, end - 2); the 16-bit compares of
         # byte_index ran on into the message port's skid buffer, 5-6 levels
         # across blocks.
-        nonempty = Signal()  # the payload has a byte
+        # ``nonempty``: the payload has a byte (ip_end > l4_offset + 8), in
+        # two registered steps every clock from the record (held from
+        # "Classifying" on; read first at the payload's start, bytes later):
+        # loaded in Classifying, the add and the compare were 5 levels.
+        nonempty = Signal()
+        if not self._external:
+            payload_at = Signal(9)  # l4_offset + 9, the payload's second byte
+            m.d.sync += [payload_at.eq(info.l4_offset + 9), nonempty.eq(info.ip_end >= payload_at)]
         # ``at_start``: byte_index is the byte before the UDP payload's first
         # (start - 1); ``at_end``: the byte before its last (end - 2).  Flops
         # kept with byte_index, compared as it steps with the bounds less
@@ -339,7 +346,6 @@ class Forwarder(wiring.Component):
                     m.d.sync += [
                         start_m2.eq(info.l4_offset + 6), end_m3.eq(info.ip_end - 3),
                         at_start.eq((info.l4_offset + 7)[:16] == 0), at_end.eq((info.ip_end - 2)[:16] == 0),
-                        nonempty.eq(info.ip_end > info.l4_offset + 8),
                         msg_first.eq(0), msg_last.eq(0), msg_inside.eq(0),
                     ]
                 with m.Switch(info.kind):

@@ -188,6 +188,22 @@ class HeaderParser(wiring.Component):
             m.d.sync += vlan.eq((byte == 0x81) & et0_lo00)
         with m.If(accept_nf & at[13]):
             m.d.sync += vlan.eq(et0_hi81 & (byte == 0x00))
+        # The EtherTypes the classes test, a flag per byte compare written
+        # with et0's and et1's bytes: ``Mux(vlan, et1, et0) == K`` ran from
+        # vlan (fanout 26) into c_arp, c_ipv4 and arp_et, 5 levels.
+        et_hi = {(reg, k): Signal(name=f"{reg}_hi{k:02x}") for reg in ("et0", "et1") for k in (0x08, 0x86)}
+        et_lo = {(reg, k): Signal(name=f"{reg}_lo{k:02x}", init=k == 0)
+                 for reg in ("et0", "et1") for k in (0x00, 0x06, 0xDD)}
+        for reg, at_hi in (("et0", 12), ("et1", 16)):
+            with m.If(accept_nf & at[at_hi]):
+                m.d.sync += [flag.eq(byte == k) for (r, k), flag in et_hi.items() if r == reg]
+            with m.If(accept_nf & at[at_hi + 1]):
+                m.d.sync += [flag.eq(byte == k) for (r, k), flag in et_lo.items() if r == reg]
+
+        def et_is(value):
+            hi, lo = value >> 8, value & 0xFF
+            return Mux(vlan, et_hi["et1", hi] & et_lo["et1", lo], et_hi["et0", hi] & et_lo["et0", lo])
+
         # l3at[0] is set past byte 13 (no VLAN tag) or 17; vlan changes only at
         # bytes 12 and 13 (at 13 to the tag test, at 17 it is the frame's),
         # so later flags shift with the bytes.
@@ -202,13 +218,19 @@ class HeaderParser(wiring.Component):
         sha = Signal(48)
         capture([(b0, 0), (tos, 1), (tlen, 2), (ff, 6), (proto, 9)], l3at)
         capture([(htype, 0), (ptype, 2), (hlen_a, 4), (plen_a, 5), (oper, 6), (sha, 8)], l3at)
+        # The protocol's compares as flags written with it, so ``check`` can
+        # register the IPv4 class and the L4 length test from flags (proto's
+        # compares and the TCP/UDP choice were 5 levels from c_udp into meta).
+        p_tcp, p_udp, p_icmp = Signal(), Signal(), Signal()
+        with m.If(accept_nf & l3at[9]):
+            m.d.sync += [p_tcp.eq(byte == 6), p_udp.eq(byte == 17), p_icmp.eq(byte == 1)]
         # The record's two addresses: IPv4's source/destination or ARP's sender/
         # target protocol address, one register each (a frame is one or the
         # other; the EtherType is in by then: ``arp_et``, a clock late, is
         # right from byte 19 on, and the first address byte is L3 + 12).
         sip, dip = Signal(32), Signal(32)
         arp_et = Signal()
-        m.d.sync += arp_et.eq(Mux(vlan, et1, et0) == 0x0806)
+        m.d.sync += arp_et.eq(et_is(0x0806))
         for reg, ip_at, arp_at in [(sip, 12, 14), (dip, 16, 24)]:
             for k in range(4):
                 lo = 8 * (3 - k)
@@ -277,8 +299,9 @@ class HeaderParser(wiring.Component):
         # ---- check: every condition of the classification, registered -----
         c = {name: Signal(name=f"c_{name}") for name in (
             "l2_short", "arp", "ipv6", "ipv4", "arp_short", "arp_ok", "ipv6_short", "ipv4_short",
-            "bad_version", "ihl_small", "l3_short", "tlen_small", "tlen_beyond", "sum_ok", "l4_short20", "l4_short8",
-            "later", "more", "tcp", "udp", "icmp")}
+            "bad_version", "ihl_small", "l3_short", "tlen_small", "tlen_beyond", "sum_ok",
+            "later", "more", "tcp", "l4_short")}
+        c_ip_klass = Signal(FrameClass)  # the class of an IPv4 frame that passes every check
         c_flen = Signal(16)
         c_dst_hi = Signal(8)
         et = Signal(16)
@@ -296,7 +319,7 @@ class HeaderParser(wiring.Component):
             m.d.sync += [
                 c_flen.eq(flen), c_dst_hi.eq(eth_dst[40:48]),
                 c["l2_short"].eq((flen < 14) | (vlan & (flen < 18))),
-                c["arp"].eq(et == 0x0806), c["ipv6"].eq(et == 0x86DD), c["ipv4"].eq(et == 0x0800),
+                c["arp"].eq(et_is(0x0806)), c["ipv6"].eq(et_is(0x86DD)), c["ipv4"].eq(et_is(0x0800)),
                 c["arp_short"].eq(flen < Mux(vlan, 18 + 28, 14 + 28)),
                 c["arp_ok"].eq((htype == 1) & (ptype == 0x0800) & (hlen_a == 6) & (plen_a == 4)),
                 c["ipv6_short"].eq(flen < Mux(vlan, 18 + 40, 14 + 40)),
@@ -309,15 +332,17 @@ class HeaderParser(wiring.Component):
                 # the sum alone: the header checks it also needs are flags of
                 # their own (with them in, 8.3-8.6 ns routed in the 6a07163 build)
                 c["sum_ok"].eq(s_ok),
-                c["l4_short20"].eq(tlen_l4.as_signed() < 20),
-                c["l4_short8"].eq(tlen_l4.as_signed() < 8),
+                # TCP's header needs 20 bytes, UDP's and ICMP's 8 (unless ``later``)
+                c["l4_short"].eq(Mux(p_tcp, tlen_l4.as_signed() < 20, (p_udp | p_icmp) & (tlen_l4.as_signed() < 8))),
                 c["later"].eq(ff[0:13] != 0), c["more"].eq(ff[13]),
-                c["tcp"].eq(proto == 6), c["udp"].eq(proto == 17), c["icmp"].eq(proto == 1),
+                c["tcp"].eq(p_tcp),
+                c_ip_klass.eq(Mux(p_tcp, FrameClass.IPV4_TCP, Mux(p_udp, FrameClass.IPV4_UDP,
+                                  Mux(p_icmp, FrameClass.IPV4_ICMP, FrameClass.IPV4_OTHER)))),
             ]
 
         # ---- classify: priorities as the model, into the meta register -----
         rec = Signal(ParsedFrame)
-        self._classify(m, rec, c, zero_unused=self._zero_unused, flen=c_flen, vlan=vlan, l3=l3, tci=tci, et=et,
+        self._classify(m, rec, c, c_ip_klass, zero_unused=self._zero_unused, flen=c_flen, vlan=vlan, l3=l3, tci=tci, et=et,
                        eth_dst=Cat(eth_dst[0:40], c_dst_hi), eth_src=eth_src, tos=tos,
                        tlen=tlen, proto=proto, sip=sip, dip=dip, ihl=ihl, l4s=l4s, oper=oper,
                        sha=sha, sport=sport, dport=dport, tflags=tflags)
@@ -338,7 +363,7 @@ class HeaderParser(wiring.Component):
         return m
 
     @staticmethod
-    def _classify(m, rec, c, *, zero_unused, flen, vlan, l3, tci, et, eth_dst, eth_src, tos, tlen, proto,
+    def _classify(m, rec, c, ip_klass, *, zero_unused, flen, vlan, l3, tci, et, eth_dst, eth_src, tos, tlen, proto,
                   sip, dip, ihl, l4s, oper, sha, sport, dport, tflags):
         """Combinational record from the check flags and the capture registers."""
         def malformed(reason):
@@ -393,26 +418,22 @@ class HeaderParser(wiring.Component):
                     malformed(MalformedReason.TOTAL_LENGTH_BEYOND_FRAME)
                 with m.Elif(~c["sum_ok"]):  # the header checks above passed
                     malformed(MalformedReason.BAD_IP_CHECKSUM)
-                with m.Elif(~later & Mux(c["tcp"], c["l4_short20"],
-                                         (c["udp"] | c["icmp"]) & c["l4_short8"])):
+                with m.Elif(~later & c["l4_short"]):
                     malformed(MalformedReason.TRUNCATED_L4)
                 with m.Else():
                     m.d.comb += [
                         rec.ip_options.eq(ihl > 5),
                         rec.fragment.eq(Mux(later, FragmentKind.LATER,
                                             Mux(c["more"], FragmentKind.FIRST, FragmentKind.NONE))),
-                        rec.klass.eq(FrameClass.IPV4_OTHER),
+                        rec.klass.eq(ip_klass),
                     ]
                     put(tos=tos, ip_total_length=tlen, protocol=proto, src_ip=sip, dst_ip=dip, l4_offset=l4s)
-                    with m.If(c["tcp"]):
-                        m.d.comb += rec.klass.eq(FrameClass.IPV4_TCP)
+                    with m.If(ip_klass == FrameClass.IPV4_TCP):
                         with m.If(~later):
                             put(src_port=sport, dst_port=dport, tcp_flags=tflags)
-                    with m.Elif(c["udp"]):
-                        m.d.comb += rec.klass.eq(FrameClass.IPV4_UDP)
+                    with m.Elif(ip_klass == FrameClass.IPV4_UDP):
                         with m.If(~later):
                             put(src_port=sport, dst_port=dport)
-                    with m.Elif(c["icmp"]):
-                        m.d.comb += rec.klass.eq(FrameClass.IPV4_ICMP)
+                    with m.Elif(ip_klass == FrameClass.IPV4_ICMP):
                         with m.If(~later):
                             put(src_port=sport[8:16], dst_port=sport[0:8])

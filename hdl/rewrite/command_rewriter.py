@@ -412,10 +412,15 @@ class CommandRewriter(wiring.Component):
         # is the head's own bits and the command's, no selection.
         eth_src = self.command.payload.eth_src if self._held_eth_src else c.eth_src
 
+        def mac_bytes(value):
+            return [value[8 * (5 - i):8 * (6 - i)] for i in range(6)]
+
         def field_bytes(j, lo):
+            """``j``: the byte position mod 8, one-hot (the MACs' bytes an
+            AND-OR of flops; j's binary decode into them was 5 levels)."""
             return {
-                "dst_mac": _byte_of(c.eth_dst, 6, j[:3]),
-                "src_mac": _byte_of(eth_src, 6, (j - 6)[:3]),
+                "dst_mac": onehot_mux(j[0:6], mac_bytes(c.eth_dst)),
+                "src_mac": onehot_mux([j[(i + 6) % 8] for i in range(6)], mac_bytes(eth_src)),
                 "ip_ck": _byte_of(ip_ck_new, 2, lo[0]),
                 "src_ip": _byte_of(new_src_ip, 4, lo),
                 "dst_ip": _byte_of(new_dst_ip, 4, lo),
@@ -427,14 +432,14 @@ class CommandRewriter(wiring.Component):
                 "udp_ck": _byte_of(l4_ck_new, 2, lo[0]),
             }
 
-        j1 = Signal(3)  # the head's next position, low bits (the MACs' byte index)
+        j1 = Signal(8)  # the head's next position mod 8, one-hot (the MACs' byte index)
         ahead = {k: Signal(8, name=f"byte_{k}") for k in field_bytes(j1, lo)}
         with m.If(load):
             m.d.sync += [ahead["dst_mac"].eq(self.command.payload.eth_dst[40:48]),  # a frame's byte 0
-                         j1.eq(1)]
+                         j1.eq(0b10)]
         with m.Elif(advance):
             m.d.sync += [ahead[k].eq(v) for k, v in field_bytes(j1, lo1).items()]
-            m.d.sync += j1.eq(p2_j[:3])
+            m.d.sync += j1.eq(j1.rotate_left(1))
         field_byte = {
             **ahead,
             "tci_hi": Cat(c.vlan_id[8:12], head.data[4:8]),

@@ -89,6 +89,10 @@ class RegisterConsole(wiring.Component):
             m.d.sync += idle.eq(RESYNC_BITS * self._divisor)
         with m.Elif(idle != 0):
             m.d.sync += idle.eq(idle - 1)
+        # "idle is 0", a flop from idle's next value: the zero test of the
+        # 17-bit timer ran into the states' flops, 5 levels.
+        timed_out = Signal(init=1)
+        m.d.sync += timed_out.eq(~byte_in & (idle <= 1))
 
         # Timing: the address is decoded a clock ahead into one-hot selects,
         # so each half of the read mux (configuration, counters) is an AND-OR
@@ -108,6 +112,11 @@ class RegisterConsole(wiring.Component):
         # was 8.2 ns routed, 118 late endpoints in the 329f034 DFS build).
         wr_sel = {a: Signal(name=f"wr_sel_{a:02x}") for a in regs}
         m.d.sync += [s.eq(addr == a) for a, s in wr_sel.items()]
+        # "The address is a writable register's" (ACK or NAK), a flop of its
+        # own from a table of the addresses: the OR of the 34 selects ran
+        # into ``value``, 5 levels.
+        writable = Signal()
+        m.d.sync += writable.eq(Const(sum(1 << a for a in regs), 256).bit_select(addr, 1))
 
         read_cfg_r, read_cnt_r, is_cnt_r = Signal(32), Signal(32), Signal()
         m.d.sync += [read_cfg_r.eq(onehot_mux(cfg_sel, [v for _, v in cfg_sources])), read_cnt_r.eq(onehot_mux(cnt_sel, [v for _, v in cnt_sources])),
@@ -121,6 +130,10 @@ class RegisterConsole(wiring.Component):
         # of the states' writes in front of its 32 flops were 7.79 ns routed
         # in the Colorlight DFS build (1d82fb4), past 137.5 MHz.
         to_value = Loads(m, value, and_or=True)
+        # ``count`` so too (its four writers' priority chain behind the UART
+        # handshakes was 5 levels from the receiver's valid and the
+        # transmitter's bit count).
+        to_count = Loads(m, count, and_or=True)
         with OneHotFSM(m, "Waiting for a command", name="console") as fsm:
             with fsm.state("Waiting for a command"):
                 m.d.comb += urx.source.ready.eq(1)
@@ -134,29 +147,28 @@ class RegisterConsole(wiring.Component):
             with fsm.state("Receiving the address"):
                 m.d.comb += urx.source.ready.eq(1)
                 with m.If(urx.source.valid):
-                    m.d.sync += [addr.eq(urx.source.payload), count.eq(4)]
+                    m.d.sync += addr.eq(urx.source.payload)
+                    to_count(4)
                     with m.If(cmd_write):
                         fsm.goto("Receiving the value")
                     with m.Else():
                         fsm.goto("Decoding the address")
-                with m.Elif(idle == 0):
+                with m.Elif(timed_out):
                     fsm.goto("Waiting for a command")
             with fsm.state("Receiving the value"):
                 m.d.comb += urx.source.ready.eq(1)
                 with m.If(urx.source.valid):
                     to_value(Cat(urx.source.payload, value[:24]))
-                    m.d.sync += count.eq(count - 1)
+                    to_count((count - 1)[:len(count)])
                     with m.If(count == 1):
                         fsm.goto("Writing")
-                with m.Elif(idle == 0):
+                with m.Elif(timed_out):
                     fsm.goto("Waiting for a command")
             with fsm.state("Writing"):
-                writable = Signal()
                 for a, reg in regs.items():
                     with m.If(wr_sel[a]):
-                        m.d.comb += writable.eq(1)
                         m.d.sync += reg.eq(value)
-                m.d.sync += count.eq(1)
+                to_count(1)
                 to_value(Cat(Const(0, 24), Mux(writable, ACK, NAK)[:8]))
                 fsm.goto("Sending")
             with fsm.state("Decoding the address"):
@@ -173,8 +185,9 @@ class RegisterConsole(wiring.Component):
                 m.d.comb += [utx.sink.valid.eq(1), utx.sink.payload.eq(value[24:])]
                 with m.If(utx.sink.ready):
                     to_value(Cat(Const(0, 8), value[:24]))
-                    m.d.sync += count.eq(count - 1)
+                    to_count((count - 1)[:len(count)])
                     with m.If(count == 1):
                         fsm.goto("Waiting for a command")
         to_value.close()
+        to_count.close()
         return m

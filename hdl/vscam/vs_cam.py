@@ -37,6 +37,7 @@ from amaranth.lib.wiring import In, Out
 from twinplane.protocol.codes import Flag
 
 from ..msgport.session import vs_write_layout
+from ..onehot import OneHotFSM
 
 __all__ = ["VirtualServerCAM", "vs_lookup_layout", "vs_result_layout"]
 
@@ -137,6 +138,10 @@ class VirtualServerCAM(wiring.Component):
         q = Signal(vs_lookup_layout())
         is_arp = Signal()
         addr = Signal(ib + 1)  # the entry read this clock (its data comes the next)
+        # addr + 1, a register stepped with it: the scan's adder was shared
+        # with the winner's load into addr (a carry chain behind the
+        # classes' priority, 5 levels).
+        addr_inc = Signal(ib + 1)
         e_index = Signal(ib)  # the entry whose data is on rd.data
         e_valid = Signal()  # rd.data is an entry of the scan
         m.d.comb += rd.addr.eq(addr[:ib])
@@ -174,9 +179,18 @@ class VirtualServerCAM(wiring.Component):
         )
         c_known_bit = c_live & ~c_wild_addr & c_addr_eq  # the ARP question: addr_eq & ~noarp
         found = [Signal(name=f"found{c}") for c in range(4)]
-        found_at = [Signal(ib, name=f"found{c}_at") for c in range(4)]
-        known = Signal()
+        # The better entry of each pair of classes (exact address: classes 0
+        # and 1; wildcard address: 2 and 3), kept as the scan goes (an entry
+        # of the pair's first class replaces one of its second, not the
+        # reverse): the winner is then a 2:1 choice, not the four classes'
+        # priority (5 levels from found2 into addr).
+        exact_at, wild_at = Signal(ib), Signal(ib)
         arp_answer = Signal()
+        # "No address is known" (the wildcard-address classes may win), one
+        # flop cleared as the scan meets a known address or ``local_known``:
+        # a ``known`` flop and local_known ran through the winner's priority
+        # into ``addr``, 6 levels.
+        wild_ok = Signal()
 
         # The DFS's own address is known too: compared on the registered
         # question, every clock (the winner is read entries + 2 clocks later).
@@ -197,20 +211,34 @@ class VirtualServerCAM(wiring.Component):
         hit = Signal()
         win = Signal(ib)
         hit_r, win_r = Signal(), Signal(ib)
-        with m.If(found[0]):
-            m.d.comb += [hit.eq(1), win.eq(found_at[0])]
-        with m.Elif(found[1]):
-            m.d.comb += [hit.eq(1), win.eq(found_at[1])]
-        with m.Elif(found[2] & ~known & ~local_known):
-            m.d.comb += [hit.eq(1), win.eq(found_at[2])]
-        with m.Elif(found[3] & ~known & ~local_known):
-            m.d.comb += [hit.eq(1), win.eq(found_at[3])]
+        exact_found, wild_found = found[0] | found[1], (found[2] | found[3]) & wild_ok
+        m.d.comb += [hit.eq(exact_found | wild_found), win.eq(Mux(exact_found, exact_at, Mux(wild_found, wild_at, 0)))]
+
+        # The scan's bookkeeping under ``c_valid`` alone, not the FSM's state
+        # too (c_valid is set only while Searching; Idle clears it later in
+        # this process): the state's decode was a level in series with the
+        # classes into found's enables, 5 levels.  ``local_known`` is the
+        # question's from the first entry's compare on (two clocks behind q).
+        with m.If(c_valid):
+            for c in range(4):
+                with m.If(c_classes[c]):
+                    m.d.sync += found[c].eq(1)
+            # Ascending: the first entry of a class is its lowest index.
+            with m.If((c_classes[0] & ~found[0]) | (c_classes[1] & ~found[0] & ~found[1])):
+                m.d.sync += exact_at.eq(c_index)
+            with m.If((c_classes[2] & ~found[2]) | (c_classes[3] & ~found[2] & ~found[3])):
+                m.d.sync += wild_at.eq(c_index)
+            m.d.sync += [arp_answer.eq(arp_answer | (c_known_bit & ~c_noarp)),
+                         wild_ok.eq(wild_ok & ~c_known_bit & ~local_known)]
 
         m.d.sync += [self.result.valid.eq(0), self.arp_result.valid.eq(0)]
-        with m.FSM(name="cam"):
-            with m.State("Idle"):
+        # One flop a state: the binary state's decode was a level in front of
+        # ``addr`` (the winner's load and the scan's step, 5 levels).
+        with OneHotFSM(m, "Idle", name="cam") as fsm:
+            with fsm.state("Idle"):
                 m.d.comb += idle.eq(1)
-                m.d.sync += [addr.eq(0), e_valid.eq(0), c_valid.eq(0), known.eq(0), arp_answer.eq(0)]
+                m.d.sync += [addr.eq(0), addr_inc.eq(1), e_valid.eq(0), c_valid.eq(0), arp_answer.eq(0),
+                             wild_ok.eq(1)]
                 m.d.sync += [f.eq(0) for f in found]
                 # The question loads every idle clock, chosen by the lookup's
                 # valid alone (the accepting handshakes' AND was a net of
@@ -221,31 +249,25 @@ class VirtualServerCAM(wiring.Component):
                 m.d.sync += [q.eq(Mux(self.lookup.valid, self.lookup.payload, arp_q)),
                              is_arp.eq(~self.lookup.valid)]
                 with m.If(self.lookup.valid & self.lookup.ready):
-                    m.next = "Searching"
+                    fsm.goto("Searching")
                 with m.Elif(self.arp.valid & self.arp.ready):
-                    m.next = "Searching"
-            with m.State("Searching"):
-                m.d.sync += [addr.eq(addr + 1), e_index.eq(addr[:ib]), e_valid.eq(addr < n)]
-                with m.If(c_valid):
-                    # Ascending: the first entry of a class is its lowest index.
-                    for c in range(4):
-                        with m.If(c_classes[c] & ~found[c]):
-                            m.d.sync += [found[c].eq(1), found_at[c].eq(c_index)]
-                    m.d.sync += [known.eq(known | c_known_bit),
-                                 arp_answer.eq(arp_answer | (c_known_bit & ~c_noarp))]
-                    with m.If(c_index == n - 1):
-                        m.next = "Choosing the winner"
-            with m.State("Choosing the winner"):
+                    fsm.goto("Searching")
+            with fsm.state("Searching"):
+                m.d.sync += [addr.eq(addr_inc), addr_inc.eq(addr_inc + 1), e_index.eq(addr[:ib]),
+                             e_valid.eq(addr < n)]
+                with m.If(c_valid & (c_index == n - 1)):
+                    fsm.goto("Choosing the winner")
+            with fsm.state("Choosing the winner"):
                 # The winner's address goes into ``addr`` (the scan is over),
                 # so the memory's read address is a register in every state:
                 # a mux on the FSM's state in front of it ran on through the
                 # LUT RAM into its data register (17-20 late endpoints on the
                 # 25F at 797679b).
                 m.d.sync += [hit_r.eq(hit), win_r.eq(win), addr.eq(win)]
-                m.next = "Reading the winner"
-            with m.State("Reading the winner"):
-                m.next = "Answering"
-            with m.State("Answering"):
+                fsm.goto("Reading the winner")
+            with fsm.state("Reading the winner"):
+                fsm.goto("Answering")
+            with fsm.state("Answering"):
                 r = self.result
                 with m.If(is_arp):
                     m.d.sync += [self.arp_result.valid.eq(1), self.arp_result.answer_arp.eq(arp_answer)]
@@ -254,5 +276,5 @@ class VirtualServerCAM(wiring.Component):
                                  r.vs_id.eq(Mux(hit_r, e.vs_id, 0)),
                                  # WILDCARD_ADDR is bit 7, then 8, 9
                                  r.flags.eq(Mux(hit_r, Cat(Const(0, 7), e.wild_addr, e.wild_port, e.noarp), 0))]
-                m.next = "Idle"
+                fsm.goto("Idle")
         return m
