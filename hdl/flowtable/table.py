@@ -603,8 +603,8 @@ class FlowTable(wiring.Component):
                      h_c.eq(_lut_eq(m, "lw1_eq_t1", lw1_addr, t1.handle, ecp5, also=[lw1_en]))]
         # For the touch in t2: the older three merged, the newest (``w`` in
         # its t3) on its own.
-        # ``new_hit`` is ``nxt_hits(t2.handle)`` from compares made a clock
-        # ahead against t1's handle (t2's now): t3 is t2 a clock late, and
+        # ``new_hit`` is ``h_a``'s test for t2's handle, from compares made
+        # a clock ahead against t1's handle (t2's now): t3 is t2 a clock late, and
         # the FSM's write address is put a clock before ``c_we`` rises and
         # held while it is up ("ALLOCATED"), so one LUT is in front of the
         # flop (the compares and the address mux were 5 levels, 8.48 ns).
