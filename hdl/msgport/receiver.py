@@ -154,13 +154,35 @@ class MessageReceiver(wiring.Component):
         signed_end = Signal(8)  # index of the last signed byte: length - TAG_SIZE - 1
         tag_end = Signal(8)  # index of the tag's last byte: length - 1
         unused = Signal(range(MAX_RECEIVED_BYTES + 1))  # raw's bytes above the message
+        # ... and each less one, for index + 1's compares.
+        signed_end_less1, tag_end_less1 = Signal(8), Signal(8)
+        unused_less1 = Signal.like(unused, name="unused_less1")
         m.d.sync += [
             signed_end.eq((length - TAG_SIZE - 1)[:8]),
             tag_end.eq((length - 1)[:8]),
             unused.eq(MAX_RECEIVED_BYTES + TAG_SIZE - length),
+            signed_end_less1.eq((length - TAG_SIZE - 2)[:8]),
+            tag_end_less1.eq((length - 2)[:8]),
+            unused_less1.eq(MAX_RECEIVED_BYTES + TAG_SIZE - 1 - length),
         ]
+        # index == signed_end and index == tag_end from flops: each compared
+        # a clock ahead with index kept and with index stepped, picked by
+        # whether it stepped (the 8-bit compares in front of the hash's
+        # ready and the take ran 5 levels into the state flops).  Where they
+        # are read, index was not cleared in the clock before (the states
+        # that clear it are left a clock before, or index is then 0, below
+        # HEADER_SIZE).
+        index_stepped = Signal()
+        at_signed_kept, at_signed_stepped = Signal(), Signal()
+        at_tag_kept, at_tag_stepped = Signal(), Signal()
+        m.d.sync += [
+            at_signed_kept.eq(index == signed_end), at_signed_stepped.eq(index == signed_end_less1),
+            at_tag_kept.eq(index == tag_end), at_tag_stepped.eq(index == tag_end_less1),
+        ]
+        at_signed_end = Mux(index_stepped, at_signed_stepped, at_signed_kept)
+        at_tag_end = Mux(index_stepped, at_tag_stepped, at_tag_kept)
         last_signed = Signal()
-        m.d.comb += last_signed.eq((index >= HEADER_SIZE) & (index == signed_end))
+        m.d.comb += last_signed.eq((index >= HEADER_SIZE) & at_signed_end)
         # msg_length while byte 5 is taken: its high byte must be 0 (the
         # limits are under 256), registered when byte 4 is taken, so only the
         # low byte's compares meet index == 5 (7 levels from length[8:16]).
@@ -257,6 +279,7 @@ class MessageReceiver(wiring.Component):
             m.d.sync += index.eq(0)
         with m.Elif(index_step):
             m.d.sync += index.eq(index + 1)
+        m.d.sync += index_stepped.eq(index_step & ~index_clear)
 
         # One-hot (a flop a state): each state's test is its own flop, not a
         # decode of a binary state register in front of raw's and the hash's
@@ -318,7 +341,7 @@ class MessageReceiver(wiring.Component):
                     m.d.comb += index_step.eq(1)
                     m.d.comb += shift_tag.eq(1)
                     m.d.sync += datagram_over.eq(self.sink.payload.last)
-                    with m.If(index == tag_end):
+                    with m.If(at_tag_end):
                         fsm.goto("Checking")
                     with m.Elif(self.sink.payload.last):
                         count("truncated")
@@ -343,7 +366,7 @@ class MessageReceiver(wiring.Component):
                 with m.Else():
                     m.d.comb += rotate.eq(1)
                     m.d.comb += index_step.eq(1)
-                    m.d.sync += rotated.eq(index + 1 == unused)
+                    m.d.sync += rotated.eq(index == unused_less1)
 
             with fsm.state("Hashing the bus byte"):
                 # Domain separation: the bus byte first.
@@ -352,7 +375,7 @@ class MessageReceiver(wiring.Component):
                     fsm.goto("Hashing the message")
 
             with fsm.state("Hashing the message"):
-                last = index == signed_end
+                last = at_signed_end
                 m.d.comb += [siphash.sink.valid.eq(1), siphash.sink.payload.last.eq(last)]
                 with m.If(siphash.sink.ready):
                     m.d.comb += rotate.eq(1)
