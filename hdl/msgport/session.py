@@ -1412,19 +1412,22 @@ class SessionEngine(wiring.Component):
             add = body(AddVs)
             delete = body(DelVs)
             wanted_id = Mux(is_add, add.vs.vs_id, delete.vs.vs_id)
-            # The entry's id compare is registered (the LUT RAM read and the
-            # 16-bit compare ran on into the state's decode, 7 levels): two
-            # clocks an entry, id_match valid on the second.
+            # The entry's id is registered as read, then its compare (the
+            # LUT RAM read and the 16-bit compare ran on into the state's
+            # decode, 7 levels; into id_match alone, 5): three clocks an
+            # entry, id_match valid on the third (``settled`` holds compared
+            # back a clock).
             # So are the entry's valid bit and the end of the table (the
             # 16-way bit select and the compare ran on into vs_index, 7
-            # levels): the end is seen on the second clock too.
-            id_match, compared = Signal(name="id_match"), Signal()
+            # levels): the end is seen on the second clock.
+            id_match, compared, settled = Signal(name="id_match"), Signal(), Signal()
             entry_valid, at_end = Signal(name="entry_valid"), Signal()
-            m.d.sync += [id_match.eq(vs_id_rd.data == wanted_id), compared.eq(0),
+            vs_id_q = Signal.like(vs_id_rd.data, name="vs_id_q")
+            m.d.sync += [vs_id_q.eq(vs_id_rd.data), id_match.eq(vs_id_q == wanted_id), compared.eq(0), settled.eq(0),
                          entry_valid.eq(vs_valid.bit_select(vs_index, 1)), at_end.eq(vs_index == self._vs_entries)]
             with fsm.state("Finding the virtual server"):
                 with m.If(~compared):
-                    m.d.sync += compared.eq(1)
+                    m.d.sync += [settled.eq(1), compared.eq(settled)]
                 with m.Elif(at_end):
                     fsm.goto("Deciding")
                 with m.Elif(entry_valid & id_match):
@@ -1474,7 +1477,7 @@ class SessionEngine(wiring.Component):
                     fsm.goto("Acknowledging")
 
             with fsm.state("Listing virtual servers"):
-                # Two clocks an entry, as the walk above.
+                # Two clocks an entry (no id to compare: ``settled`` is not waited for).
                 with m.If(~compared):
                     m.d.sync += compared.eq(1)
                 with m.Elif(at_end):
