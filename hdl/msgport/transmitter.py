@@ -155,6 +155,14 @@ class MessageTransmitter(wiring.Component):
                 m.d.sync += fifo[i].eq(kept)
         have_byte = ~fill_is[0]
         body_byte = fifo[0]
+        # body_index is written outside the states, as "clear, else step"
+        # (the states' writes, a priority chain of muxes behind pop and the
+        # hash's ready, ran 5 levels from the arbiter's grant and full).
+        body_clear, body_step = Signal(), Signal()
+        with m.If(body_clear):
+            m.d.sync += body_index.eq(0)
+        with m.Elif(body_step):
+            m.d.sync += body_index.eq(body_index + 1)
         with m.If(pop):
             m.d.sync += last_body.eq(body_index == penult_index)
 
@@ -233,7 +241,8 @@ class MessageTransmitter(wiring.Component):
 
         with OneHotFSM(m, "Waiting for a message", name="transmitter") as fsm:
             with fsm.state("Waiting for a message"):
-                m.d.sync += [body_index.eq(0), fetch_index.eq(0), fetch_word.eq(1), fetch_more.eq(1), sum_step.eq(0),
+                m.d.comb += body_clear.eq(1)
+                m.d.sync += [fetch_index.eq(0), fetch_word.eq(1), fetch_more.eq(1), sum_step.eq(0),
                              head_at.eq(1),
                              ip_sum.eq(0x4500 + 0x4000 + (_TTL << 8 | 17)), ip_carry.eq(0)]
                 with m.If(self.sink.valid):
@@ -253,9 +262,9 @@ class MessageTransmitter(wiring.Component):
                     fsm.goto("Hashing the message")
 
             with fsm.state("Hashing the message"):
-                m.d.comb += [fetching.eq(1), siphash.sink.valid.eq(have_byte), pop.eq(have_byte & siphash.sink.ready)]
+                m.d.comb += [fetching.eq(1), siphash.sink.valid.eq(have_byte), pop.eq(have_byte & siphash.sink.ready),
+                             body_step.eq(pop)]
                 with m.If(pop):
-                    m.d.sync += body_index.eq(body_index + 1)
                     with m.If(last_body):
                         fsm.goto("Waiting for the tag")
                 with m.If(sum_step != sum_steps):
@@ -265,8 +274,8 @@ class MessageTransmitter(wiring.Component):
                 m.d.sync += [fetch_index.eq(0), fetch_word.eq(1), fetch_more.eq(1)]  # a message is never empty
                 m.d.comb += siphash.source.ready.eq(1)
                 with m.If(siphash.source.valid):
-                    m.d.comb += head_load.eq(1)
-                    m.d.sync += [tag.eq(siphash.source.payload), body_index.eq(0), last_body.eq(0), first.eq(1)]
+                    m.d.comb += [head_load.eq(1), body_clear.eq(1)]
+                    m.d.sync += [tag.eq(siphash.source.payload), last_body.eq(0), first.eq(1)]
                     fsm.goto("Sending the headers")
 
             with fsm.state("Sending the headers"):
@@ -281,17 +290,18 @@ class MessageTransmitter(wiring.Component):
                 # The FIFO filled during the headers and the fetcher keeps a
                 # byte a clock coming, so valid does not drop inside the frame.
                 m.d.comb += [fetching.eq(1), self.source.valid.eq(have_byte),
-                             pop.eq(have_byte & self.source.ready)]
+                             pop.eq(have_byte & self.source.ready), body_step.eq(pop)]
                 with m.If(pop):
-                    m.d.sync += body_index.eq(body_index + 1)
                     with m.If(last_body):
-                        m.d.sync += [body_index.eq(0), tag_last.eq(0)]
+                        m.d.comb += body_clear.eq(1)
+                        m.d.sync += tag_last.eq(0)
                         fsm.goto("Sending the tag")
 
             with fsm.state("Sending the tag"):
                 m.d.comb += [sending_tag.eq(1), self.source.valid.eq(1)]
+                m.d.comb += body_step.eq(self.source.ready)
                 with m.If(self.source.ready):
-                    m.d.sync += [tag.eq(tag >> 8), body_index.eq(body_index + 1)]
+                    m.d.sync += tag.eq(tag >> 8)
                     m.d.sync += tag_last.eq(body_index == TAG_SIZE - 2)
                     with m.If(tag_last):
                         m.d.sync += [self.sent.eq(self.sent + 1), ident.eq(ident + 1)]
