@@ -1369,6 +1369,10 @@ class SessionEngine(wiring.Component):
                     fsm.goto("Taking the hash")
 
             with fsm.state("Taking the hash"):
+                # The answer's kind loads after either hash, under the
+                # state's flop alone (behind hash_for_session it was 5
+                # levels into kind): nothing reads kind until "Sending".
+                start_reply(_Kind.AUTH_RESPONSE)
                 with m.If(~hash_for_session):
                     m.d.sync += [hash_for_session.eq(1), *to_hash_index(32 - len(SESSION_LABEL))]
                     fsm.goto("Hashing")
@@ -1377,7 +1381,6 @@ class SessionEngine(wiring.Component):
                     m.d.sync += authed[slot].eq(1)
                     # the lookup pipeline's registered compares
                     m.d.comb += [epoch_to_hdr.eq(1), raise_newest.eq(raise_epoch)]
-                    start_reply(_Kind.AUTH_RESPONSE)
                     fsm.goto("Sending")
 
             with fsm.state("Executing a request"):
