@@ -247,16 +247,23 @@ class SipHash24(wiring.Component):
         if not self._key_held:
             with m.If(load & load_init):
                 m.d.sync += key_busy.eq(0)
-        with m.If(load):
+        # What a word's end in "Compressing" does with cur_*, as flops set
+        # with ending (below): the next word from hold (fold), or the
+        # length-only word (cur_extra).  cur_m's loads behind ending and the
+        # branch's flags were 5 levels.
+        ending_fold, ending_extra = Signal(), Signal()
+        with m.If(load | ending_fold):
             m.d.sync += [
                 cur_m.eq(hold_m),
                 cur_last.eq(hold_last),
                 cur_extra.eq(hold_extra),
                 cur_len.eq(hold_len),
                 hold_valid.eq(0),
-                h.eq(0),
-                phase.eq(0),
             ]
+        with m.Elif(ending_extra):
+            m.d.sync += [cur_m.eq(Cat(Const(0, 56), cur_len)), cur_extra.eq(0)]
+        with m.If(load):
+            m.d.sync += [h.eq(0), phase.eq(0)]
         with m.Elif(mixing):
             # h goes back to 0 only from an odd value: phase toggles as h[0].
             m.d.sync += [h.eq(h + 1), phase.eq(~phase)]
@@ -298,19 +305,12 @@ class SipHash24(wiring.Component):
                 with m.If(ending):
                     m.d.sync += [x_a.eq(0), x_c.eq(0), x_d.eq(0), fold.eq(0)]
                     with m.If(cur_extra):
-                        m.d.sync += [cur_m.eq(len_word), cur_extra.eq(0), h.eq(0)]
+                        m.d.sync += h.eq(0)  # cur_m and cur_extra under ending_extra
                     with m.Elif(cur_last):
                         m.d.sync += h.eq(0)
                         fsm.goto("Finalizing")
                     with m.Elif(fold):
-                        m.d.sync += [
-                            cur_m.eq(hold_m),
-                            cur_last.eq(hold_last),
-                            cur_extra.eq(hold_extra),
-                            cur_len.eq(hold_len),
-                            hold_valid.eq(0),
-                            h.eq(0),
-                        ]
+                        m.d.sync += h.eq(0)  # cur_* and hold_valid under ending_fold
                     with m.Else():
                         fsm.goto("Waiting for a word")
             with fsm.state("Finalizing"):
@@ -327,6 +327,11 @@ class SipHash24(wiring.Component):
                         fsm.goto("Waiting for a word")
             m.d.comb += load_ahead.eq(fsm.ahead("Loading"))
             m.d.sync += ending.eq(sums_now & Mux(fsm.ongoing("Finalizing"), h == 7, h == 3))
+            # cur_extra and cur_last hold until then, and so does hold once
+            # valid: fold, set by the end of this clock, is hold_valid's now.
+            word_ending = sums_now & ~fsm.ongoing("Finalizing") & (h == 3)
+            m.d.sync += [ending_extra.eq(word_ending & cur_extra),
+                         ending_fold.eq(word_ending & ~cur_extra & ~cur_last & hold_valid)]
 
         with m.If(source_load):
             m.d.sync += [self.source.valid.eq(1), self.source.payload.eq(a ^ b ^ c ^ d)]
