@@ -321,16 +321,23 @@ class SessionEngine(wiring.Component):
         # Each slot's compares are registered before they are combined and
         # picked from (the 32-bit compares, the pick and `slot` were one
         # path of 7 levels).
+        # The 32-bit compares in 16-bit halves, each a register (whole, they
+        # were 5 levels into their registers).
         match = Signal(n)
         session_same = Signal(n)
         for i in range(n):
-            ip_same, port_same = Signal(), Signal()
+            ip_same, port_same = Signal(2, name=f"ip_same{i}"), Signal(name=f"port_same{i}")
+            session_halves = Signal(2, name=f"session_same_halves{i}")
             m.d.sync += [
-                ip_same.eq(cs_ip[i] == cur.src_ip),
+                ip_same.eq(Cat(cs_ip[i][16 * h:16 * h + 16] == cur.src_ip[16 * h:16 * h + 16] for h in range(2))),
                 port_same.eq(cs_port[i] == cur.src_port),
-                session_same[i].eq(session[i] == hdr.session),
+                session_halves.eq(Cat(session[i][16 * h:16 * h + 16] == hdr.session[16 * h:16 * h + 16]
+                                      for h in range(2))),
             ]
-            m.d.comb += match[i].eq(in_use[i] & ip_same & Mux(is_csmb, port_same, authed[i] & session_same[i]))
+            m.d.comb += [
+                session_same[i].eq(session_halves.all()),
+                match[i].eq(in_use[i] & ip_same.all() & Mux(is_csmb, port_same, authed[i] & session_same[i])),
+            ]
         found, any_free = Signal(), Signal()
         slot = Signal(range(max(n, 2)))
         free_slot = Signal(range(max(n, 2)))
