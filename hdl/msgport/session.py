@@ -363,13 +363,24 @@ class SessionEngine(wiring.Component):
         ahead = Signal(33)
         seq_zero, seq_ahead, far_ahead, near_behind = Signal(), Signal(), Signal(), Signal()
         shift = Signal(6)
+        # The difference's verdicts from registered pieces of it: its sign,
+        # its low 6 bits zero, and bits 6-31 all zeros or all ones (each
+        # verdict from the whole difference in one clock was 5 levels).
+        low_zero, mid_zero, mid_ones = Signal(name="low_zero"), Signal(name="mid_zero"), Signal(name="mid_ones")
+        behind = Signal(name="behind")
         m.d.sync += [
             ahead.eq(seq - slot_highest),
             seq_zero.eq(seq == 0),
-            seq_ahead.eq(~ahead[32] & (ahead[:32] != 0)),
-            far_ahead.eq(ahead[6:32] != 0),
+            behind.eq(ahead[32]),
+            low_zero.eq(ahead[:6] == 0),
+            mid_zero.eq(ahead[6:32] == 0),
+            mid_ones.eq(ahead[6:32].all()),
             shift.eq(ahead[:6]),
-            near_behind.eq((ahead == 0) | (ahead[6:].all() & (ahead[:6] != 0))),
+        ]
+        m.d.comb += [
+            seq_ahead.eq(~behind & ~(low_zero & mid_zero)),
+            far_ahead.eq(~mid_zero),
+            near_behind.eq((~behind & low_zero & mid_zero) | (behind & mid_ones & ~low_zero)),
         ]
 
         # Also settled by stage 2, so that "Dispatching" decides from
