@@ -567,9 +567,17 @@ class SessionEngine(wiring.Component):
         # split's last remainder step: the ranks' cs_id compares and the
         # pick ran on into out_slot, 7 levels).
         owner = Signal.like(slot)
+        # Whether slot j ranks before slot i by cs_id, registered (a cs_id
+        # changes with a HELLO, long before a split): the 8-bit compares in
+        # front of the ranks were 5 levels into owner.
+        ranks_before = {}
         for i in range(n):
-            before = [members[j] & ((cs_id[j] < cs_id[i]) | ((cs_id[j] == cs_id[i]) & (j < i)))
-                      for j in range(n) if j != i]
+            for j in range(n):
+                if j != i:
+                    ranks_before[j, i] = Signal(name=f"ranks_before_{j}_{i}")
+                    m.d.sync += ranks_before[j, i].eq((cs_id[j] < cs_id[i]) | ((cs_id[j] == cs_id[i]) & (j < i)))
+        for i in range(n):
+            before = [members[j] & ranks_before[j, i] for j in range(n) if j != i]
             rank = sum(before) if before else Const(0)
             with m.If(members[i] & (rank == remainder)):
                 m.d.sync += owner.eq(i)
