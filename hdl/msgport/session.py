@@ -684,8 +684,14 @@ class SessionEngine(wiring.Component):
             nonce_q.eq(nonce[out_slot]),
             verdict_q.eq(verdict),
             active_q.eq(active_found),
-            vs_count_q.eq(sum(vs_valid[i] for i in range(self._vs_entries))),
         ]
+        # The count of valid entries in two registered steps, four entries
+        # a partial sum first (the whole count in one clock was 5 levels); a
+        # VS_LIST reads it long after the last write.
+        vs_partial = [Signal(range(5), name=f"vs_partial{k}") for k in range((self._vs_entries + 3) // 4)]
+        m.d.sync += [vs_partial[k].eq(sum(vs_valid[i] for i in range(4 * k, min(4 * k + 4, self._vs_entries))))
+                     for k in range(len(vs_partial))]
+        m.d.sync += vs_count_q.eq(sum(vs_partial))
 
         replies = []  # (kind, on CSMB or None: either bus, class, its signed bytes)
 
