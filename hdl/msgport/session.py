@@ -1047,7 +1047,10 @@ class SessionEngine(wiring.Component):
         hello_we = Signal(n)  # "Answering HELLO" sets slot i's CS fields (likewise)
         deadline_we = Signal(n)  # either of them, in the same clock
         epoch_we, newest_we, session_we = Signal(n), Signal(), Signal(n)  # a clock after the state
-        new_session_q = Signal(32)
+        # The hash's session as taken, with its zero test (0 means "no
+        # session": it becomes 1) applied as it is written (the test and the
+        # mux behind the hash's tag were 5 levels into new_session_q).
+        new_session_q, new_session_zero = Signal(32), Signal()
         m.d.sync += [epoch_we.eq(Mux(epoch_to_hdr, one_hot(slot), 0)),
                      newest_we.eq(raise_newest), session_we.eq(0)]
         for i in range(n):
@@ -1078,7 +1081,7 @@ class SessionEngine(wiring.Component):
             with m.If(epoch_we[i]):  # never with claim[i]: a clock after a state that is not "Sliding"
                 m.d.sync += epoch[i].eq(hdr_epoch_q)
             with m.If(session_we[i]):
-                m.d.sync += session[i].eq(new_session_q)
+                m.d.sync += session[i].eq(Mux(new_session_zero, 1, new_session_q))
         with m.If(newest_we):
             m.d.sync += newest_epoch.eq(hdr_epoch_q)
 
@@ -1395,7 +1398,8 @@ class SessionEngine(wiring.Component):
                     with m.Else():
                         hashed = siphash.source.payload[:32]
                         m.d.sync += [
-                            new_session_q.eq(Mux(hashed == 0, 1, hashed)),  # 0 means "no session"
+                            new_session_q.eq(hashed),
+                            new_session_zero.eq(hashed == 0),
                             session_we.eq(one_hot(slot)),  # written in "Taking the hash"
                         ]
                     fsm.goto("Taking the hash")
