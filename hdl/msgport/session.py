@@ -1253,6 +1253,17 @@ class SessionEngine(wiring.Component):
             # next values here (fsm.ahead() ran through the branch's flags
             # into the FSM's leave terms, 5 levels into deadline_we).
             claim_ahead = fsm.ongoing("Sliding the window") & ~slide_more & new_cs & any_free
+            # What "Answering HELLO" does with the slot's epochs, decided into
+            # flops every clock from the same registers, settled by
+            # "Dispatching" (the branch's flags ran 5 levels into epoch_we).
+            hello_reauth = Signal(name="hello_reauth")
+            hello_epoch_to_hdr, hello_raise_newest = Signal(name="hello_epoch_to_hdr"), Signal(name="hello_raise_newest")
+            hello_adopts = hello_taken & ~(slot_authed & hello_active & ~slot_active) & session_ok
+            m.d.sync += [
+                hello_reauth.eq(hello_taken & slot_authed & hello_active & ~slot_active),
+                hello_epoch_to_hdr.eq(hello_adopts & slot_epoch_ahead),
+                hello_raise_newest.eq(hello_adopts & hello_active & epoch_ahead),
+            ]
             hello_ahead = fsm_dispatching & go_hello & hello_taken
             m.d.comb += claim_next.eq(Mux(claim_ahead, one_hot(free_slot), 0))
             m.d.sync += [
@@ -1356,20 +1367,17 @@ class SessionEngine(wiring.Component):
             with fsm.state("Answering HELLO"):
                 count("hellos")
                 start_reply(_Kind.HELLO)
-                with m.If(hello_taken):
-                    # The CS's fields and deadline are written under hello_we (above).
-                    # The slot's role, session and epoch, and the DFS's
-                    # newest epoch, are as the lookup pipeline saw them in
-                    # "Dispatching" (which changed none of them for a HELLO),
-                    # so its registered compares stand for the 32-bit ones.
-                    becomes_active = hello_active & ~slot_active
-                    with m.If(slot_authed & becomes_active):
-                        # Becoming active takes a fresh authentication.
-                        m.d.sync += authed[slot].eq(0)
-                        count("reauth_for_active")
-                    with m.Elif(session_ok):
-                        m.d.comb += epoch_to_hdr.eq(slot_epoch_ahead)
-                        m.d.comb += raise_newest.eq(hello_active & epoch_ahead)
+                # A HELLO taken (hello_taken): the CS's fields and deadline
+                # are written under hello_we (above), the rest under the
+                # hello_* flags.  The slot's role, session and epoch, and the
+                # DFS's newest epoch, are as the lookup pipeline saw them in
+                # "Dispatching" (which changed none of them for a HELLO), so
+                # its registered compares stand for the 32-bit ones.
+                with m.If(hello_reauth):
+                    # Becoming active takes a fresh authentication.
+                    m.d.sync += authed[slot].eq(0)
+                    count("reauth_for_active")
+                m.d.comb += [epoch_to_hdr.eq(hello_epoch_to_hdr), raise_newest.eq(hello_raise_newest)]
                 fsm.goto("Sending")
 
             with fsm.state("Hashing"):
