@@ -205,6 +205,30 @@ def test_handshake_requests_and_core_messages():
     run_port(script)
 
 
+def test_the_vs_walk_compares_every_entry_to_the_end_of_a_full_table():
+    # The ADD_VS/DEL_VS walk reads an entry's id, registers it, then compares
+    # it (three clocks an entry): each id must be matched at its own entry,
+    # the last one included, and a full table must refuse a new id.
+    async def script(ctx, port, frames, state):
+        cs = ScriptedCS(ctx, port, frames)
+        await cs.handshake()
+        for vs_id in (10, 11, 12, 13):
+            (ack,) = await cs.send(Bus.CSMB, cs.stamp(AddVs(vs=VirtualServer(vs_id=vs_id, protocol=6))))
+            assert ack.error == ErrorCode.NONE
+        (ack,) = await cs.send(Bus.CSMB, cs.stamp(AddVs(vs=VirtualServer(vs_id=14, protocol=6))))
+        assert ack.error == ErrorCode.BADCONFIG  # no free entry
+        (ack,) = await cs.send(Bus.CSMB, cs.stamp(DelVs(vs=VirtualServer(vs_id=13))))
+        assert ack.error == ErrorCode.NONE
+        (ack,) = await cs.send(Bus.CSMB, cs.stamp(AddVs(vs=VirtualServer(vs_id=12, protocol=17))))
+        assert ack.error == ErrorCode.NONE
+        (ack,) = await cs.send(Bus.CSMB, cs.stamp(DelVs(vs=VirtualServer(vs_id=99))))
+        assert ack.error == ErrorCode.NONE  # already gone: no write
+        assert [w[:3] for w in state["vs_writes"]] == [(0, 1, 10), (1, 1, 11), (2, 1, 12), (3, 1, 13),
+                                                      (3, 0, 13), (2, 1, 12)]
+
+    run_port(script, vs_entries=4)
+
+
 def test_the_dfs_counts_its_seqs_from_1_per_association_and_for_answers_without_one():
     """The seq a message of the DFS carries: its association's last + 1 from
     1, and answers to a CS without a slot count on their own (the engine
