@@ -8,6 +8,8 @@ index bit, a few LUT levels, no clock.
 
 from amaranth.hdl import Cat, Const, Instance, Module, Mux, Signal, Value
 
+from ..lut4 import builds_lut4s
+
 __all__ = ["h3_index", "h3_parts", "h3_restore"]
 
 
@@ -82,5 +84,5 @@ def h3_parts(key: Value, masks: list[int], parts: int, *, m: Module | None = Non
                 out[p].append((key & Const(sum(1 << i for i in group), width)).xor())
             else:
                 out[p].append(_xor_tree(m, [key[i] for i in group], f"{name}_{j}_{p}",
-                                        getattr(platform, "family", None) == "ecp5"))
+                                        builds_lut4s(platform)))
     return [Cat(*bits) for bits in out]

@@ -80,10 +80,11 @@ import operator
 from functools import reduce
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Const, Instance, Module, Mux, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from twinplane.hdl.lut4 import builds_lut4s, lut4, lut_and, lut_and_or, lut_eq
 from twinplane.hdl.onehot import OneHotFSM, onehot_mux
 from twinplane.hdl.ram import BlockRAM
 from twinplane.model.flowtable import FlowGeometry, FlowOp, InsertStatus, h3_masks
@@ -103,80 +104,6 @@ def _or_words(words):
         words = [words[i] | words[i + 1] if i + 1 < len(words) else words[i]
                  for i in range(0, len(words), 2)]
     return words[0]
-
-
-def _lut4(m: Module, name: str, inputs, fn, ecp5: bool) -> Signal:
-    """``fn`` (of 0/1 ints and of 1-bit values alike: ``&``, ``|``, ``^``)
-    of the one to four 1-bit ``inputs`` as one LUT: on ECP5 an instantiated
-    LUT4 (its unused inputs 0), which ABC keeps as it is (left to itself it
-    chains an AND-OR's terms up to the design's deepest path to save LUTs,
-    see ``h3._xor_tree``)."""
-    inputs = list(inputs)
-    if not 1 <= len(inputs) <= 4:
-        raise ValueError(f"1 to 4 inputs, not {len(inputs)}")
-    z = Signal(name=name)
-    if ecp5:
-        init = sum(1 << i for i in range(16) if fn(*(i >> k & 1 for k in range(len(inputs)))))
-        ports = dict(zip("ABCD", inputs + [Const(0)] * (4 - len(inputs)), strict=True))
-        m.submodules[f"{name}_lut"] = Instance(
-            "LUT4", p_INIT=Const(init, 16), **{f"i_{k}": v for k, v in ports.items()}, o_Z=z)
-    else:
-        m.d.comb += z.eq(fn(*inputs))
-    return z
-
-
-def _and(*bits):
-    return reduce(operator.and_, bits)
-
-
-def _or(*bits):
-    return reduce(operator.or_, bits)
-
-
-def _lut_and_or(m: Module, name: str, terms, ecp5: bool) -> Signal:
-    """The OR of ``flag & value`` over ``terms`` (pairs of a flag and an
-    equally wide value), bit by bit in two levels of LUTs (two terms a LUT,
-    then one OR of up to four), for up to eight terms."""
-    if not 1 <= len(terms) <= 8:
-        raise ValueError(f"1 to 8 terms, not {len(terms)}")
-    width = len(terms[0][1])
-    bits = []
-    for b in range(width):
-        pairs = []
-        for i in range(0, len(terms), 2):
-            group = terms[i:i + 2]
-            ins = [v for f, a in group for v in (f, a[b])]
-            pairs.append(_lut4(m, f"{name}_{b}_{i // 2}", ins,
-                               lambda *v: _or(*(v[k] & v[k + 1] for k in range(0, len(v), 2))), ecp5))
-        bits.append(pairs[0] if len(pairs) == 1 else _lut4(m, f"{name}_{b}", pairs, _or, ecp5))
-    return Cat(*bits)
-
-
-def _lut_and(m: Module, name: str, bits, ecp5: bool) -> Value:
-    """The AND of ``bits`` (1-bit values) as a balanced tree of 4-input
-    LUTs (see :func:`_lut4`)."""
-    bits, level = list(bits), 0
-    while len(bits) > 1:
-        bits = [_lut4(m, f"{name}_a{level}_{i // 4}", bits[i:i + 4], _and, ecp5)
-                if len(bits[i:i + 4]) > 1 else bits[i] for i in range(0, len(bits), 4)]
-        level += 1
-    return bits[0]
-
-
-def _lut_eq_bits(m: Module, name: str, a: Value, b: Value, ecp5: bool) -> list[Value]:
-    """Two bits of ``a == b`` a LUT: the values whose AND is the compare."""
-    if len(a) != len(b):
-        raise ValueError(f"widths differ: {len(a)} and {len(b)}")
-    return [_lut4(m, f"{name}_x{i // 2}", [a[i], b[i], *([a[i + 1], b[i + 1]] if i + 1 < len(a) else [])],
-                  lambda *v: _and(*(v[k] ^ v[k + 1] ^ 1 for k in range(0, len(v), 2))), ecp5)
-            for i in range(0, len(a), 2)]
-
-
-def _lut_eq(m: Module, name: str, a: Value, b: Value, ecp5: bool, *, also=()) -> Value:
-    """``a == b`` ANDed with the 1-bit values ``also``, in LUTs: a level of
-    two-bit compares, then :func:`_lut_and` (ABC, left to itself, chained
-    the table's 10-bit handle compares to 4 and 5 levels)."""
-    return _lut_and(m, name, _lut_eq_bits(m, name, a, b, ecp5) + list(also), ecp5)
 
 
 def command_layout(geometry: FlowGeometry) -> data.StructLayout:
@@ -252,7 +179,7 @@ class FlowTable(wiring.Component):
         ib, tb, wb, hb = g.index_bits, _bits(T), _bits(W), g.handle_bits
         masks = h3_masks(g)
         m = Module()
-        ecp5 = getattr(platform, "family", None) == "ecp5"
+        ecp5 = builds_lut4s(platform)
 
         # keymem in the EBR's 36-bit mode with a write enable per slot (7 EBR
         # at 512 rows x 2 x 109 bits, as Yosys's mapping), read through its
@@ -425,7 +352,7 @@ class FlowTable(wiring.Component):
         # (Each chunk's compare in LUT4s, two levels: ABC chained them to
         # four behind the EBR's output register.)
         for w in range(W):
-            m.d.sync += [eq_r[w].eq(Cat(*(_lut_eq(m, f"eq{w}_{c // 8}", kd[w].key[c:c + 8], rest[c:c + 8], ecp5)
+            m.d.sync += [eq_r[w].eq(Cat(*(lut_eq(m, f"eq{w}_{c // 8}", kd[w].key[c:c + 8], rest[c:c + 8], instance=ecp5)
                                           for c in chunks))),
                          kd_r[w].valid.eq(kd[w].valid), kd_r[w].handle.eq(kd[w].handle)]
         # p4: ``ways`` comparators; a key's slots all carry the same handle,
@@ -436,7 +363,7 @@ class FlowTable(wiring.Component):
         copy(p4, p3r)
         # Each way's match (its valid bit and chunks ANDed) two levels of
         # LUT4s, shared by ``p4_match`` and ``p4_handle``.
-        p3r_match = [_lut_and(m, f"match{w}", [kd_r[w].valid, *eq_r[w]], ecp5) for w in range(W)]
+        p3r_match = [lut_and(m, f"match{w}", [kd_r[w].valid, *eq_r[w]], instance=ecp5) for w in range(W)]
         m.d.sync += [
             p4_key.eq(p3r_key),
             p4_match.eq(Cat(*p3r_match)),
@@ -456,9 +383,9 @@ class FlowTable(wiring.Component):
         # now the mux alone.  The AND-OR is two levels of LUT4s behind the
         # matches (ABC chained it: eq_r -> p4_handle 5 levels, 7.43 ns, the
         # table's one late endpoint on the 25F at aa681c4).
-        m.d.sync += p4_handle.eq(_lut_and_or(
+        m.d.sync += p4_handle.eq(lut_and_or(
             m, "p4_handle_ao", [(p3r_match[w], kd_r[w].handle) for w in range(W)]
-            + [(~p3r.first, p4_handle)], ecp5))
+            + [(~p3r.first, p4_handle)], instance=ecp5))
         p4_done = p4.valid & p4.last
         a_grant = ~p4_done
         m.d.comb += ard.addr.eq(Mux(p4_done, p4_handle, cmd.handle))
@@ -593,14 +520,14 @@ class FlowTable(wiring.Component):
         # write address compared behind its mux in one LUT; ABC chained
         # them to 5 levels into ``h_a``, ``h_b``, ``h_c``.
         h_a, h_b, h_c = Signal(name="h_a"), Signal(name="h_b"), Signal(name="h_c")
-        c_eq_t1 = [_lut4(m, f"c_eq_t1_{i}", [op_clear, cmd.handle[i], new_handle[i], t1.handle[i]],
-                         lambda s, x, y, t: ((s & x) | ((s ^ 1) & y)) ^ t ^ 1, ecp5) for i in range(hb)]
-        t3_hit_t1 = _lut_eq(m, "t3_eq_t1", t3.handle, t1.handle, ecp5, also=[t3_valid])
-        c_hit_t1 = _lut_and(m, "c_hit_t1", [*c_eq_t1, c_we], ecp5)
-        m.d.sync += [h_a.eq(_lut4(m, "h_a_or", [t3_hit_t1, c_hit_t1, t3_valid],
-                                  lambda x, y, v: x | (y & (v ^ 1)), ecp5)),
-                     h_b.eq(_lut_eq(m, "w_eq_t1", w_addr, t1.handle, ecp5, also=[w_en])),
-                     h_c.eq(_lut_eq(m, "lw1_eq_t1", lw1_addr, t1.handle, ecp5, also=[lw1_en]))]
+        c_eq_t1 = [lut4(m, f"c_eq_t1_{i}", [op_clear, cmd.handle[i], new_handle[i], t1.handle[i]],
+                         lambda s, x, y, t: ((s & x) | ((s ^ 1) & y)) ^ t ^ 1, instance=ecp5) for i in range(hb)]
+        t3_hit_t1 = lut_eq(m, "t3_eq_t1", t3.handle, t1.handle, instance=ecp5, also=[t3_valid])
+        c_hit_t1 = lut_and(m, "c_hit_t1", [*c_eq_t1, c_we], instance=ecp5)
+        m.d.sync += [h_a.eq(lut4(m, "h_a_or", [t3_hit_t1, c_hit_t1, t3_valid],
+                                  lambda x, y, v: x | (y & (v ^ 1)), instance=ecp5)),
+                     h_b.eq(lut_eq(m, "w_eq_t1", w_addr, t1.handle, instance=ecp5, also=[w_en])),
+                     h_c.eq(lut_eq(m, "lw1_eq_t1", lw1_addr, t1.handle, instance=ecp5, also=[lw1_en]))]
         # For the touch in t2: the older three merged, the newest (``w`` in
         # its t3) on its own.
         # ``new_hit`` is ``h_a``'s test for t2's handle, from compares made
@@ -611,7 +538,7 @@ class FlowTable(wiring.Component):
         new_hit, old_hit = Signal(name="new_hit"), Signal(name="old_hit")
         t3_is_t2, c_is_t2 = Signal(), Signal()
         m.d.sync += [t3_is_t2.eq(t2.handle == t1.handle),
-                     c_is_t2.eq(_lut_and(m, "c_eq_t1", c_eq_t1, ecp5))]
+                     c_is_t2.eq(lut_and(m, "c_eq_t1", c_eq_t1, instance=ecp5))]
         old_data = Signal(self.cnt_layout)
         m.d.sync += [new_hit.eq((t3_valid & t3_is_t2) | (~t3_valid & c_we & c_is_t2)),
                      old_hit.eq(h_a | h_b | h_c),
@@ -797,13 +724,13 @@ class FlowTable(wiring.Component):
         # behind the compare.  ``c_raddr`` is (mt, mw)'s handle from AGE READ
         # to AGE DATA (the cntmem read's address): the candidate mux is not in
         # front of the compare (it was the table's worst path, 7.3 ns).
-        m.d.sync += kept.eq(_lut_eq(m, "kept_eq", c_raddr, cmd.handle, ecp5, also=[cmd.keep]))
+        m.d.sync += kept.eq(lut_eq(m, "kept_eq", c_raddr, cmd.handle, instance=ecp5, also=[cmd.keep]))
         # The handle check of a slot read by handle (READ, DELETE, CLEAR), in
         # every clock: ``mslot`` is taken the clock before SLOT CHECK and
         # ``r.found`` loads it while the key is hashed (a state-gated
         # 10-bit compare was 5 levels into ``r.found``).
         slot_hit = Signal()
-        m.d.sync += slot_hit.eq(_lut_eq(m, "slot_eq", mslot.handle, cmd.handle, ecp5, also=[mslot.valid]))
+        m.d.sync += slot_hit.eq(lut_eq(m, "slot_eq", mslot.handle, cmd.handle, instance=ecp5, also=[mslot.valid]))
 
         # The control FSM, a flop per state (``OneHotFSM``): a state's test
         # is its own flop, not a decode of a 7-bit state register in front of
@@ -816,8 +743,8 @@ class FlowTable(wiring.Component):
         # and the tests into two behind it, 5 levels from ``e_age``.
         age_gt = Signal(name="age_gt")
         m.d.comb += age_gt.eq((best_age - e_age)[-1])
-        m.d.sync += ld_best.eq(_lut4(m, "ld_best_next", [fsm.ongoing("AGE COMPARE"), e_kept, chosen, age_gt],
-                                     lambda s, k, c, gt: s & (k ^ 1) & ((c ^ 1) | gt), ecp5))
+        m.d.sync += ld_best.eq(lut4(m, "ld_best_next", [fsm.ongoing("AGE COMPARE"), e_kept, chosen, age_gt],
+                                     lambda s, k, c, gt: s & (k ^ 1) & ((c ^ 1) | gt), instance=ecp5))
         # The flush sweep's "last row" a flop: the 11-bit compare on rd_row
         # ran on into the free list's pointers, 5 levels (the worst path,
         # 8.72 ns, of a 25F build).  Compared a clock ahead with the row
@@ -856,8 +783,8 @@ class FlowTable(wiring.Component):
                 (rl_alloc, row(tgt_t, tgt_bucket), tgt_w)]
         rd_row_inc = Signal.like(rd_row, name="rd_row_inc")
         m.d.comb += rd_row_inc.eq(rd_row + 1)
-        rd_row_next = _lut_and_or(m, "rd_row_ao", [(f, a) for f, a, _ in rows] + [(sweep_step, rd_row_inc)],
-                                  ecp5)
+        rd_row_next = lut_and_or(m, "rd_row_ao", [(f, a) for f, a, _ in rows] + [(sweep_step, rd_row_inc)],
+                                 instance=ecp5)
         with m.If(rl_any | sweep_step | idle):
             m.d.sync += rd_row.eq(rd_row_next)
         with m.If(rl_any):
@@ -1209,13 +1136,13 @@ class FlowTable(wiring.Component):
         if len(responds) != 6:
             raise AssertionError(f"respond() called {len(responds)} times: rsp_valid's OR has 6 terms")
         st = fsm.ongoing
-        m.d.sync += rsp_valid.eq(_lut4(m, "rsp_valid_or", [
-            _lut4(m, "rsp_valid_t0", [st("FLUSH SWEEP"), kw_grant, sweep_at_end, st("KEY WRITTEN")],
-                  lambda fs, g, e, kw: (fs & g & e) | kw, ecp5),
-            _lut4(m, "rsp_valid_t1", [st("CHECK CANDIDATES"), cc_respond, st("COUNTERS READ"), del_slot],
-                  lambda cc, c, cr, d: (cc & c) | (cr & (d ^ 1)), ecp5),
-            _lut4(m, "rsp_valid_t2", [st("CLEAR COUNTERS"), t3_valid, st("DELETE SLOT"), kw_grant],
-                  lambda cl, t, ds, g: (cl & (t ^ 1)) | (ds & g), ecp5),
-            _lut4(m, "rsp_valid_hold", [rsp_valid, self.rsp.ready], lambda v, rdy: v & (rdy ^ 1), ecp5),
-        ], _or, ecp5))
+        m.d.sync += rsp_valid.eq(lut4(m, "rsp_valid_or", [
+            lut4(m, "rsp_valid_t0", [st("FLUSH SWEEP"), kw_grant, sweep_at_end, st("KEY WRITTEN")],
+                  lambda fs, g, e, kw: (fs & g & e) | kw, instance=ecp5),
+            lut4(m, "rsp_valid_t1", [st("CHECK CANDIDATES"), cc_respond, st("COUNTERS READ"), del_slot],
+                  lambda cc, c, cr, d: (cc & c) | (cr & (d ^ 1)), instance=ecp5),
+            lut4(m, "rsp_valid_t2", [st("CLEAR COUNTERS"), t3_valid, st("DELETE SLOT"), kw_grant],
+                  lambda cl, t, ds, g: (cl & (t ^ 1)) | (ds & g), instance=ecp5),
+            lut4(m, "rsp_valid_hold", [rsp_valid, self.rsp.ready], lambda v, rdy: v & (rdy ^ 1), instance=ecp5),
+        ], lambda *v: reduce(operator.or_, v), instance=ecp5))
         return m

@@ -45,13 +45,14 @@ and a quarter more.  A slot's frame count follows its queue a clock late,
 the ``timeouts`` counter two clocks.
 """
 
-from amaranth import Array, Cat, Const, Instance, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from twinplane.model.dfs import HELD_BYTES_PER_FLOW, HELD_PER_FLOW
 
+from ..lut4 import builds_lut4s, lut4
 from ..onehot import OneHotFSM, onehot_mux
 from ..packet import packet_signature
 from ..ram.block_ram import BlockRAM
@@ -84,13 +85,10 @@ _COUNTERS = (
 )
 
 
-def _lut4(m, name, table, a, b, c, d):
-    """An ECP5 LUT4 instance computing ``table(a, b, c, d)`` (0 or 1 each)."""
-    z = Signal(name=name)
-    init = sum(1 << x for x in range(16) if table(x & 1, x >> 1 & 1, x >> 2 & 1, x >> 3 & 1))
-    a, b, c, d = (Const(x, 1) if isinstance(x, int) else x for x in (a, b, c, d))
-    m.submodules[name] = Instance("LUT4", p_INIT=Const(init, 16), i_A=a, i_B=b, i_C=c, i_D=d, o_Z=z)
-    return z
+def _lut4(m, name, table, *inputs):
+    """``table`` of four 0/1 ints as an ECP5 LUT4 instance (:func:`~twinplane.hdl.lut4.lut4`);
+    an int input is a constant."""
+    return lut4(m, name, [Const(x, 1) if isinstance(x, int) else x for x in inputs], table, instance=True)
 
 
 def _and_level(m, bits, name):
@@ -320,7 +318,7 @@ class MissPath(wiring.Component):
         # instances, trees of 2 levels (``_lut4``: left to itself, ABC made
         # chains of 4 of them, 5 levels from the LUT RAM's address).
         pieces = range(0, self._key_width, 8)
-        ecp5 = getattr(platform, "family", None) == "ecp5"
+        ecp5 = builds_lut4s(platform)
 
         def piece_compare(key, name):
             return _byte_compare(m, slot_key, key, name, lut4=ecp5)

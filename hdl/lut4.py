@@ -1,0 +1,103 @@
+"""Logic as ECP5 LUT4 instances where a path's depth matters.
+
+Left to itself, Yosys's LUT mapper (ABC) trades depth for area wherever a
+path has slack *in its own view*: it chains an AND-OR's terms or a compare's
+bit pairs up to the design's deepest path (5-6 LUT levels), which on a
+congested 25F costs a late endpoint.  An instantiated LUT4 is kept as it is,
+so a balanced tree of them holds its ``ceil(log4(n))`` levels.
+
+Every helper takes ``instance``: ``True`` builds LUT4 instances, ``False``
+the same function as plain Amaranth logic (the simulator cannot run a LUT4;
+``tests/test_lut4_equivalence.py`` proves the two builds of each block that
+uses these equal).  :func:`builds_lut4s` says which a platform gets.
+"""
+
+import operator
+from functools import reduce
+
+from amaranth import Cat, Const, Instance, Module, Signal, Value
+
+__all__ = ["builds_lut4s", "lut4", "lut4_init", "lut_and", "lut_and_or", "lut_eq", "lut_eq_bits"]
+
+
+def builds_lut4s(platform) -> bool:
+    """LUT4 instances on an ECP5, or on a platform that asks for them
+    (``lut4_instances = True``: the equivalence tests' stand-in, which
+    builds memories as the simulator does)."""
+    return getattr(platform, "family", None) == "ecp5" or getattr(platform, "lut4_instances", False)
+
+
+def lut4_init(fn, count: int) -> int:
+    """The LUT4 ``INIT`` of ``fn`` of its first ``count`` inputs (A is bit 0
+    of the index); the unused inputs are tied to 0 by :func:`lut4`."""
+    return sum(1 << i for i in range(16) if fn(*(i >> k & 1 for k in range(count))) & 1)
+
+
+def lut4(m: Module, name: str, inputs, fn, *, instance: bool) -> Signal:
+    """``fn`` of the one to four 1-bit ``inputs`` as one LUT.  ``fn`` must
+    mean the same on 0/1 ints and on 1-bit values: ``&``, ``|``, ``^``
+    (``x ^ 1`` for a NOT, since ``~1`` is -2)."""
+    inputs = list(inputs)
+    if not 1 <= len(inputs) <= 4:
+        raise ValueError(f"a LUT4 has 1 to 4 inputs, not {len(inputs)}")
+    z = Signal(name=name)
+    if instance:
+        ports = dict(zip("ABCD", inputs + [Const(0, 1)] * (4 - len(inputs)), strict=True))
+        m.submodules[f"{name}_lut"] = Instance(
+            "LUT4", p_INIT=Const(lut4_init(fn, len(inputs)), 16), **{f"i_{k}": v for k, v in ports.items()}, o_Z=z)
+    else:
+        m.d.comb += z.eq(fn(*inputs))
+    return z
+
+
+def _and(*bits):
+    return reduce(operator.and_, bits)
+
+
+def _or(*bits):
+    return reduce(operator.or_, bits)
+
+
+def lut_and(m: Module, name: str, bits, *, instance: bool) -> Value:
+    """The AND of ``bits`` (1-bit values) as a balanced tree of LUT4s."""
+    bits, level = list(bits), 0
+    while len(bits) > 1:
+        bits = [lut4(m, f"{name}_a{level}_{i // 4}", bits[i:i + 4], _and, instance=instance)
+                if len(bits[i:i + 4]) > 1 else bits[i] for i in range(0, len(bits), 4)]
+        level += 1
+    return bits[0]
+
+
+def lut_and_or(m: Module, name: str, terms, *, instance: bool) -> Value:
+    """The OR of ``flag & value`` over ``terms`` (pairs of a 1-bit flag and
+    an equally wide value), bit by bit in two LUT levels (two terms a LUT,
+    then one OR of up to four), for up to eight terms."""
+    if not 1 <= len(terms) <= 8:
+        raise ValueError(f"1 to 8 terms, not {len(terms)}")
+    width = len(terms[0][1])
+    bits = []
+    for b in range(width):
+        pairs = []
+        for i in range(0, len(terms), 2):
+            group = terms[i:i + 2]
+            ins = [v for f, a in group for v in (f, a[b])]
+            pairs.append(lut4(m, f"{name}_{b}_{i // 2}", ins,
+                              lambda *v: _or(*(v[k] & v[k + 1] for k in range(0, len(v), 2))), instance=instance))
+        bits.append(pairs[0] if len(pairs) == 1 else lut4(m, f"{name}_{b}", pairs, _or, instance=instance))
+    return Cat(*bits)
+
+
+def lut_eq_bits(m: Module, name: str, a: Value, b: Value, *, instance: bool) -> list[Value]:
+    """Two bits of ``a == b`` a LUT: the values whose AND is the compare."""
+    if len(a) != len(b):
+        raise ValueError(f"widths differ: {len(a)} and {len(b)}")
+    return [lut4(m, f"{name}_x{i // 2}", [a[i], b[i], *([a[i + 1], b[i + 1]] if i + 1 < len(a) else [])],
+                 lambda *v: _and(*(v[k] ^ v[k + 1] ^ 1 for k in range(0, len(v), 2))), instance=instance)
+            for i in range(0, len(a), 2)]
+
+
+def lut_eq(m: Module, name: str, a: Value, b: Value, *, instance: bool, also=()) -> Value:
+    """``a == b`` ANDed with the 1-bit values ``also``: a level of two-bit
+    compares, then :func:`lut_and` (ABC chained 10-bit compares to 4 and 5
+    levels)."""
+    return lut_and(m, name, lut_eq_bits(m, name, a, b, instance=instance) + list(also), instance=instance)
