@@ -48,7 +48,7 @@ def signature(n: int) -> FlowSignature:
 def reply(n: int, error=ErrorCode.NONE) -> SsmbReply:
     xlate = Translation(node_addr=NODE, node_port=8080, egress_port=1, client_port=0,
                         node_mac=bytes.fromhex("0200000001aa"), client_mac=bytes.fromhex("0200000002bb"),
-                        vs_id=3, node_id=5)
+                        vs_id=3, node_id=5, node_vlan=30, client_vlan=0x801)
     return SsmbReply(serial=1000 + n, error=error, flags=Flag.TRANSLATE_ADDR | Flag.TRANSLATE_PORT,
                      flow=signature(n), xlate=xlate)
 
@@ -216,6 +216,7 @@ def test_query_reply_reap_and_delete():
         action = unpack_action(action)
         assert (action["new_ip"], action["new_port"], action["egress_port"]) == (int(NODE), 8080, 1)
         assert action["eth_dst"] == 0x0200000001AA and action["rewrite_source"] == 0
+        assert (action["vlan_rewrite"], action["vlan_id"]) == (1, 30)
         return_key = pack_key(src_ip=int(NODE), dst_ip=int(client(1)), src_port=8080, dst_port=40001,
                               protocol=6, inbound=0)
         hit, handle_out, action = await h.lookup(return_key)
@@ -223,6 +224,7 @@ def test_query_reply_reap_and_delete():
         action = unpack_action(action)
         assert (action["new_ip"], action["new_port"], action["rewrite_source"]) == (int(VIP), 80, 1)
         assert action["eth_dst"] == 0x0200000002BB and action["egress_port"] == 0
+        assert (action["vlan_rewrite"], action["vlan_id"]) == (1, 0x801)
 
         # traffic, then REAP: alive
         for _ in range(3):
