@@ -230,9 +230,10 @@ class MessageReceiver(wiring.Component):
             m.d.sync += raw.eq(0)
         with m.Elif(step_q):
             m.d.sync += raw.eq(Cat(Mux(shift_q, byte_q, raw[-8:]), raw[:-8]))
-        with m.If(clear):
-            m.d.sync += tag.eq(0)
-        with m.Elif(shift_tag):
+        # The tag is never cleared: all TAG_SIZE of its bytes are shifted in
+        # before it is judged (a clear from the states' decisions was the
+        # flops' LSR, 8.40 ns on the 25F).
+        with m.If(shift_tag):
             m.d.sync += tag.eq(Cat(tag[8:], byte))
         top = Signal(8)
         m.d.comb += top.eq(Mux(step_q, raw[-16:-8], raw[-8:]))
@@ -287,8 +288,12 @@ class MessageReceiver(wiring.Component):
         with OneHotFSM(m, "Waiting for a message", name="receiver") as fsm:
             with fsm.state("Waiting for a message"):
                 m.d.comb += index_clear.eq(1)
+                # length and its byte flags cleared in every clock of the two
+                # states that start a message, whatever they decide (the
+                # decision, from `datagram_over` or the sink, ran 4 LUTs and
+                # 6 ns of route into length on the 25F).
+                m.d.sync += [length.eq(0), at_length.eq(0), at_length_hi.eq(0)]
                 with m.If(self.sink.valid):
-                    m.d.sync += [length.eq(0), at_length.eq(0), at_length_hi.eq(0)]
                     m.d.comb += clear.eq(1)
                     with m.If(self.sink.payload.first):
                         m.d.comb += sample_sender.eq(1)
@@ -411,10 +416,10 @@ class MessageReceiver(wiring.Component):
             with fsm.state("Next message"):
                 # Same datagram, next message: same bus, same sender.
                 m.d.comb += index_clear.eq(1)
+                m.d.sync += [length.eq(0), at_length.eq(0), at_length_hi.eq(0)]
                 with m.If(datagram_over):
                     fsm.goto("Waiting for a message")
                 with m.Else():
-                    m.d.sync += [length.eq(0), at_length.eq(0), at_length_hi.eq(0)]
                     m.d.comb += clear.eq(1)
                     fsm.goto("Taking header and body")
 
