@@ -52,8 +52,9 @@ DEFAULT_PLACER = "static"
 # and seeds (no log output, full CPU, for hours): a run silent for
 # DEFAULT_STALL_SECONDS is stopped and the next seed tried
 # (boards/nextpnr_seeds.py).  On the Colorlight's 25F about every other
-# static run of the DFS stalled (6 of 14 over two sessions): five seeds
-# leave a build that fails on stalls alone about 1 in 50, three 1 in 10.
+# static run of the DFS stalled (9 of 18 over three sessions; on one
+# netlist seeds 2, 3 and 4 in a row): five seeds leave a build that fails
+# on stalls alone about 1 in 30, three 1 in 8.
 DEFAULT_ATTEMPTS = 5
 ATTEMPTS_NAME = "nextpnr-attempts.json"
 
