@@ -52,7 +52,7 @@ from amaranth.lib.wiring import In, Out
 
 from twinplane.model.dfs import HELD_BYTES_PER_FLOW, HELD_PER_FLOW
 
-from ..lut4 import builds_lut4s, lut4
+from ..lut4 import builds_lut4s, lut4, lut_and
 from ..onehot import OneHotFSM, onehot_mux
 from ..packet import packet_signature
 from ..ram.block_ram import BlockRAM
@@ -99,14 +99,6 @@ def _and_level(m, bits, name):
             for g in range(0, len(bits), 4)]
 
 
-def _all(m, bits, name):
-    """The AND of ``bits`` as a balanced tree of LUT4 instances."""
-    level = 0
-    while len(bits) > 1:
-        bits, level = _and_level(m, bits, f"{name}_{level}"), level + 1
-    return bits[0]
-
-
 def _room(m, w, r, reading, name, *, lut4):
     """Whether a queue has room for a byte: its write pointer ``w``, its read
     pointer ``r`` if ``reading`` else 0 (full: the two differ in their top
@@ -132,9 +124,9 @@ def _room(m, w, r, reading, name, *, lut4):
     def own(i):
         return (lambda a, b, c, d: all(v == target(i + k) for k, v in enumerate((a, b, c, d)) if i + k <= top))
 
-    alone = _all(m, [_lut4(m, f"{name}_own{i}", own(i), *([w[j] for j in range(i, min(i + 4, top + 1))]
+    alone = lut_and(m, f"{name}_own_and", [_lut4(m, f"{name}_own{i}", own(i), *([w[j] for j in range(i, min(i + 4, top + 1))]
                                                           + [0] * (i + 4 - min(i + 4, top + 1))))
-                     for i in range(0, top + 1, 4)], f"{name}_own_and")
+                     for i in range(0, top + 1, 4)], instance=True)
     return _lut4(m, f"{name}_room", lambda a, b, c, d: not ((b and c) if a else d), reading, x, y, alone)
 
 
@@ -148,8 +140,8 @@ def _byte_compare(m, x, y, name, *, lut4):
     def pair(i, end):
         return (x[i], y[i], *((x[i + 1], y[i + 1]) if i + 1 < end else (0, 0)))
 
-    return Cat(_all(m, [_lut4(m, f"{name}_eq{i}", lambda a, b, c, d: a == b and c == d, *pair(i, min(j + 8, len(x))))
-                        for i in range(j, min(j + 8, len(x)), 2)], f"{name}_and{j}")
+    return Cat(lut_and(m, f"{name}_and{j}", [_lut4(m, f"{name}_eq{i}", lambda a, b, c, d: a == b and c == d, *pair(i, min(j + 8, len(x))))
+                        for i in range(j, min(j + 8, len(x)), 2)], instance=True)
                for j in pieces)
 
 
@@ -324,7 +316,7 @@ class MissPath(wiring.Component):
             return _byte_compare(m, slot_key, key, name, lut4=ecp5)
 
         def pieces_all(piece, name):
-            return _all(m, list(piece), name) if ecp5 else piece.all()
+            return lut_and(m, name, list(piece), instance=ecp5)
 
         # The slot's key did not change this clock nor the last (it was
         # not taken then): a compare read now is its key's.  A flop loaded
