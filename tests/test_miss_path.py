@@ -238,7 +238,7 @@ def test_asked_again_when_the_active_set_loses_a_member():
     counters = {}
 
     async def script(ctx, dut, hold, resolve, probe):
-        ctx.set(dut.authenticated, 0b11)
+        ctx.set(dut.cs_present, 0b11)
         ctx.set(dut.active_set, 0b01)
         await hold(1, frame(1, 0))
         await ctx.tick().repeat(5)
@@ -250,7 +250,7 @@ def test_asked_again_when_the_active_set_loses_a_member():
         await ctx.tick().repeat(20)
         ctx.set(dut.active_set, 0b11)  # a member joins: nobody is asked again
         await ctx.tick().repeat(20)
-        ctx.set(dut.authenticated, 0)
+        ctx.set(dut.cs_present, 0)
         ctx.set(dut.active_set, 0)
         await hold(3, frame(3, 0))  # no CS at all: dropped
         assert (await probe(3))[0] == 0
@@ -269,7 +269,7 @@ def test_active_active_asks_again_only_when_the_owner_leaves():
     counters = {}
 
     async def script(ctx, dut, hold, resolve, probe):
-        ctx.set(dut.authenticated, 0b11)
+        ctx.set(dut.cs_present, 0b11)
         ctx.set(dut.active_set, 0b11)
         await hold(1, frame(1, 0))
         await hold(2, frame(2, 0))

@@ -234,7 +234,7 @@ class DFSCore(wiring.Component):
         # watches the active set and asks again.
         m.d.comb += [
             miss.active_set.eq(msgport.active_set),
-            miss.authenticated.eq(msgport.authenticated),
+            miss.cs_present.eq(msgport.cs_present),
             control.core_delivered.eq(msgport.core_delivered),
             control.core_sent_to.eq(msgport.core_sent_to),
         ]

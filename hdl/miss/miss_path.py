@@ -200,12 +200,13 @@ class MissPath(wiring.Component):
                 "release_slot": Out(slot_shape),
                 "flush": In(1),  # RESET: drop every pending flow
                 # With cs_slots (docs/redundancy.md, pending flows across a
-                # takeover): the message port's active set and authenticated
-                # slots.  No CS at all: a new flow is dropped (dropped_no_cs);
+                # takeover): the message port's active set and the slots of
+                # CSs present (authenticated, or re-authenticating to take
+                # over).  No CS at all: a new flow is dropped (dropped_no_cs);
                 # CSs but none active: it waits unasked; a member leaving the
                 # active set: the QUERYs that went out while it was in are asked again.
                 # asked: the CS a slot's QUERY went to (sent = 0: to nobody)
-                **({"active_set": In(cs_slots), "authenticated": In(cs_slots),
+                **({"active_set": In(cs_slots), "cs_present": In(cs_slots),
                     "asked": In(stream.Signature(data.StructLayout({"slot": slot_shape, "cs": range(max(cs_slots, 2)),
                                                                     "sent": 1})))} if cs_slots else {}),
                 **{name: Out(32) for name in _COUNTERS},
@@ -453,10 +454,10 @@ class MissPath(wiring.Component):
 
         # -- writer: frames into their slot's queue
         hold = self.hold.payload
-        cs_present = Signal(init=1)  # some CS is authenticated
+        cs_present = Signal(init=1)  # some CS is present
         active = Signal(init=1)  # the active set is not empty
         if self._cs_slots:
-            m.d.sync += [cs_present.eq(self.authenticated != 0), active.eq(self.active_set != 0)]
+            m.d.sync += [cs_present.eq(self.cs_present != 0), active.eq(self.active_set != 0)]
         # The first free slot, registered: only an allocation takes a free
         # slot, and two allocations are at least four clocks apart.
         free_1h = Signal(n)
@@ -465,10 +466,10 @@ class MissPath(wiring.Component):
         m.d.comb += free_first.eq(is_free & -is_free)  # lowest set bit
         m.d.sync += free_1h.eq(free_first)
         # A new flow can take a slot: one is free, the ask queue has room and
-        # some CS is authenticated, one flop (the three ran on into the
+        # some CS is present, one flop (the three ran on into the
         # writer's state flops, 5 levels).
         can_alloc = Signal(init=1)
-        m.d.sync += can_alloc.eq((is_free != 0) & asks_room & ((self.authenticated != 0) if self._cs_slots else 1))
+        m.d.sync += can_alloc.eq((is_free != 0) & asks_room & ((self.cs_present != 0) if self._cs_slots else 1))
         alloc_fx_next = Signal(n)
         m.d.comb += alloc_fx_next.eq(Mux(alloc, free_1h, 0))
         m.d.sync += [alloc_fx_1h.eq(alloc_fx_next), key_kept.eq(~alloc_fx_1h & ~alloc_fx_next)]

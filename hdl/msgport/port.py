@@ -68,7 +68,7 @@ class MessagePort(wiring.Component):
                 "idle_timeout_s": Out(16),
                 "active_cs": Out(8),
                 "active_set": Out(cs_slots),
-                "authenticated": Out(cs_slots),
+                "cs_present": Out(cs_slots),
                 "core_delivered": Out(1),  # with from_core.ready: the message went out (to core_sent_to)
                 "core_sent_to": Out(range(max(cs_slots, 2))),
                 **{name: Out(32) for name in COUNTERS},
@@ -107,7 +107,7 @@ class MessagePort(wiring.Component):
             self.idle_timeout_s.eq(session.idle_timeout_s),
             self.active_cs.eq(session.active_cs),
             self.active_set.eq(session.active_set),
-            self.authenticated.eq(session.authenticated),
+            self.cs_present.eq(session.cs_present),
             self.core_delivered.eq(session.core_delivered),
             self.core_sent_to.eq(session.core_sent_to),
         ]

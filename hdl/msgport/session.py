@@ -222,7 +222,9 @@ class SessionEngine(wiring.Component):
                 "idle_timeout_s": Out(16),
                 "active_cs": Out(range(cs_slots + 1)),  # cs_slots: none
                 "active_set": Out(cs_slots),  # slots in the active set (for the core's re-asking)
-                "authenticated": Out(cs_slots),  # authenticated slots (none: the core drops new flows)
+                # slots a new flow may wait for: authenticated, or taking over
+                # (re-authenticating to become active); none: the core drops it
+                "cs_present": Out(cs_slots),
                 # with from_core.ready: whether the core's message went out, and to which slot first
                 "core_delivered": Out(1),
                 "core_sent_to": Out(range(max(cs_slots, 2))),
@@ -276,6 +278,11 @@ class SessionEngine(wiring.Component):
             return Array(Signal(width, name=f"{name}{i}") for i in range(n))
 
         in_use, authed = slot_array(1, "in_use"), slot_array(1, "authed")
+        # Between a standby's HELLO as ACTIVE (its session ends) and its
+        # AUTH_CHALLENGE no slot may be authenticated at all (the old active
+        # expired: that is how the standby heard); a new flow then must wait
+        # for it, not be dropped as if no CS were there.
+        taking_over = slot_array(1, "taking_over")
         cs_mac, cs_ip, cs_port = slot_array(48, "cs_mac"), slot_array(32, "cs_ip"), slot_array(16, "cs_port")
         ssmb_ip, ssmb_port = slot_array(32, "ssmb_ip"), slot_array(16, "ssmb_port")
         nonce, session = slot_array(64, "nonce"), slot_array(32, "session")
@@ -560,7 +567,9 @@ class SessionEngine(wiring.Component):
         in_set = [authed[i] & (role[i] == Role.ACTIVE) & at_newest[i] for i in range(n)]
         m.d.sync += [active_members.eq(Cat(*in_set)), member_count.eq(sum(in_set))]
         members = list(active_members)
-        m.d.comb += [self.active_set.eq(active_members), self.authenticated.eq(Cat(*authed)),
+        cs_present = Signal(n)  # registered: a clock behind the slots, like the set
+        m.d.sync += cs_present.eq(Cat(*(authed[i] | taking_over[i] for i in range(n))))
+        m.d.comb += [self.active_set.eq(active_members), self.cs_present.eq(cs_present),
                      self.core_sent_to.eq(out_slot)]
         remainder = Signal(range(max(n, 2)))
         # The owner of the remainder, registered (read a clock after the
@@ -1058,6 +1067,7 @@ class SessionEngine(wiring.Component):
                 m.d.sync += [
                     in_use[i].eq(1),
                     authed[i].eq(0),
+                    taking_over[i].eq(0),
                     highest_clear[i].eq(1),
                     tx_seq[i].eq(1),
                     epoch[i].eq(0),
@@ -1308,7 +1318,8 @@ class SessionEngine(wiring.Component):
                     # one slot looked at per idle clock.
                     m.d.sync += expiry_slot.eq(Mux(expiry_slot == n - 1, 0, expiry_slot + 1))
                     with m.If(in_use[expiry_slot] & slot_expired.bit_select(expiry_slot, 1)):
-                        m.d.sync += [in_use[expiry_slot].eq(0), authed[expiry_slot].eq(0)]
+                        m.d.sync += [in_use[expiry_slot].eq(0), authed[expiry_slot].eq(0),
+                                     taking_over[expiry_slot].eq(0)]
                         count("expired")
 
             with fsm.state("Looking up the sender"):
@@ -1375,7 +1386,7 @@ class SessionEngine(wiring.Component):
                 # its registered compares stand for the 32-bit ones.
                 with m.If(hello_reauth):
                     # Becoming active takes a fresh authentication.
-                    m.d.sync += authed[slot].eq(0)
+                    m.d.sync += [authed[slot].eq(0), taking_over[slot].eq(1)]
                     count("reauth_for_active")
                 m.d.comb += [epoch_to_hdr.eq(hello_epoch_to_hdr), raise_newest.eq(hello_raise_newest)]
                 fsm.goto("Sending")
@@ -1422,7 +1433,7 @@ class SessionEngine(wiring.Component):
                     fsm.goto("Hashing")
                 with m.Else():
                     count("authentications")
-                    m.d.sync += authed[slot].eq(1)
+                    m.d.sync += [authed[slot].eq(1), taking_over[slot].eq(0)]
                     # the lookup pipeline's registered compares
                     m.d.comb += [epoch_to_hdr.eq(1), raise_newest.eq(raise_epoch)]
                     fsm.goto("Sending")

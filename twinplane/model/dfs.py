@@ -95,7 +95,9 @@ Decisions (documented here once; tests pin them):
   any authenticated CS.  A QUERY goes to ``active[crc32(inbound key) % n]``
   (active/active split; one active: all of them).  No CS associated at all:
   new flows are dropped (``drop_no_cs``); CSs associated but none active (a
-  takeover under way): the new flow waits as a pending flow, unasked.  A peer that misses 3 HELLO intervals is
+  takeover under way, including the round trip in which the standby
+  re-authenticates and no CS at all is authenticated): the new flow waits as
+  a pending flow, unasked.  A peer that misses 3 HELLO intervals is
   forgotten.  Answers (STATS, DUMP) go to the CS that asked.  When the
   active set changes, pending flows whose QUERY went to a CS that left it
   are asked again of their new owner (``queries_rerouted``), so a SYN held

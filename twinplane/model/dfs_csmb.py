@@ -61,6 +61,9 @@ class _Peer:
     session: int = 0
     negotiated: bool = False
     authenticated: bool = False
+    # Re-authenticating to become active (a takeover under way): new flows
+    # wait for it as they would for an authenticated CS.
+    taking_over: bool = False
     reset_sent: bool = False
     epoch: int = 0
     seq: int = 0
@@ -99,7 +102,7 @@ class CsmbSide:
                 self._count("invalid_session")
                 return
             peer.session = session_id(self.config.key, msg.challenge, peer.nonce)
-            peer.authenticated = True
+            peer.authenticated, peer.taking_over = True, False
             peer.epoch = 0
             self._adopt_epoch(peer, msg.epoch)
             reply = CsmbAuthResponse(challenge=msg.challenge,
@@ -191,7 +194,7 @@ class CsmbSide:
             role = Role(msg.role)
             if role is Role.ACTIVE and peer.role is not Role.ACTIVE and peer.authenticated:
                 # Becoming active takes a fresh authentication (docs/redundancy.md).
-                peer.authenticated = False
+                peer.authenticated, peer.taking_over = False, True
                 self._count("cs_reauth_for_active")
             peer.cs_id, peer.role = msg.cs_id, role
             peer.ssmb_addr = (str(msg.ssmb_addr), msg.ssmb_port)

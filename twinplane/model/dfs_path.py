@@ -221,7 +221,7 @@ class FramePath:
             self._count("drop_tcp_not_syn")
             return
         cs = self.cs_for_key(key)
-        if cs is None and not any(peer.authenticated for peer in self.peers.values()):
+        if cs is None and not any(peer.authenticated or peer.taking_over for peer in self.peers.values()):
             self._count("drop_no_cs")
             return
         if len(self.pending) >= self.config.max_pending:
