@@ -396,10 +396,13 @@ class CommandRewriter(wiring.Component):
             m.d.sync += [unchanged.eq(0), p2_end.eq(0)]
         with m.Elif(advance):
             # Past 511 no field is near (they end below l4 + 18 < 274): the counters stop,
-            # and their flags stay clear (rel3/rel4 stop at 511 - offset > 255).
-            with m.If(~p2_end):
-                m.d.sync += [p2_j.eq(p2_j + 1), p2_rel3.eq(p2_rel3 + 1), p2_rel4.eq(p2_rel4 + 1),
-                             p2_end.eq(p2_j == 510)]
+            # and their flags stay clear (rel3/rel4 stop at 511 - offset > 255).  They
+            # stop by adding 0, not by their enable: ``~p2_end`` in the enable of the
+            # 27 bits was the third LUT level behind ``line_ok`` (rewriter1 p2_rel4 CE,
+            # the 45F-6's only late register at 77c6779, 7.39 ns).
+            step = ~p2_end
+            m.d.sync += [p2_j.eq(p2_j + step), p2_rel3.eq(p2_rel3 + step), p2_rel4.eq(p2_rel4 + step),
+                         p2_end.eq(p2_end | (p2_j == 510))]
             m.d.sync += [w1[k].eq(v) for k, v in where(p2_j, p2_rel3, p2_rel4).items()]
             selects = resolve(w1)
             m.d.sync += [sel[k].eq(v) for k, v in selects.items()]
