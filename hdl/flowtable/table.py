@@ -140,7 +140,8 @@ class FlowTable(wiring.Component):
       (never ``handle`` when ``keep`` is set);
       DELETE and READ (by handle) and FIND (by key) answer the entry as it
       was; CLEAR zeroes a handle's counters (last_seen = now); FLUSH
-      invalidates every slot in ``tables * buckets`` clocks.
+      invalidates every slot in ``tables * buckets`` clocks (and a clock to
+      restart the free list).
     """
 
     def __init__(self, geometry: FlowGeometry | None = None, **sizes):
