@@ -81,6 +81,7 @@ class GMIIRx(wiring.Component):
         held_valid = Signal()
         first = Signal()
         count = Signal(range(self._max_frame + 2))
+        count_full = Signal()  # count == max_frame + 1
         saw_er = Signal()
 
         m.d.comb += [fcs.data.eq(rxd)]
@@ -99,11 +100,17 @@ class GMIIRx(wiring.Component):
                     with m.Else():
                         m.next = "Discarding until idle"
             with m.State("In preamble"):
+                # The frame's state is cleared on every preamble byte, not
+                # only on the SFD: its reset is then the state's decode
+                # alone (the SFD's compare ran on into the counter's reset,
+                # 5 levels on the 25F).  "Receiving frame" is entered only
+                # from here.
+                m.d.comb += fcs.start.eq(1)
+                m.d.sync += [fill.eq(0), held_valid.eq(0), first.eq(1), count.eq(0), saw_er.eq(0),
+                             count_full.eq(0)]
                 with m.If(~rx_dv):
                     m.next = "Waiting for preamble"
                 with m.Elif(rxd == SFD):
-                    m.d.comb += fcs.start.eq(1)
-                    m.d.sync += [fill.eq(0), held_valid.eq(0), first.eq(1), count.eq(0), saw_er.eq(0)]
                     m.next = "Receiving frame"
                 with m.Elif(rxd != PREAMBLE):
                     m.next = "Discarding until idle"
@@ -111,8 +118,11 @@ class GMIIRx(wiring.Component):
                 with m.If(rx_dv):
                     m.d.comb += fcs.valid.eq(1)
                     m.d.sync += delay.eq((delay >> 8) | (rxd << 24))
-                    with m.If(count <= self._max_frame):
-                        m.d.sync += count.eq(count + 1)
+                    # ``count`` stops at max_frame + 1; ``count_full`` says it
+                    # got there (a flop: the compare was in front of the
+                    # counter's enable).
+                    with m.If(~count_full):
+                        m.d.sync += [count.eq(count + 1), count_full.eq(count == self._max_frame)]
                     with m.If(rx_er):
                         m.d.sync += saw_er.eq(1)
                     with m.If(fill != 4):
