@@ -19,12 +19,17 @@ import re
 import subprocess
 
 import pytest
+from amaranth import Array, Module
 from amaranth.back import rtlil
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from twinplane.boards.pnr import tool_path
 from twinplane.hdl.flowtable.table import FlowTable
 from twinplane.hdl.miss.miss_path import MissPath
+from twinplane.hdl.vscam.vs_cam import VirtualServerCAM
 from twinplane.model.flowtable import FlowGeometry
+from twinplane.protocol.codes import Flag
 
 
 class _LUT4Platform:
@@ -34,6 +39,53 @@ class _LUT4Platform:
     lut4_instances = True
 
 
+class _CamBench(wiring.Component):
+    """The virtual-server CAM with each field of its writes and questions
+    chosen from four values (``*_pick``): drawn as whole random payloads,
+    an entry and a question would almost never agree on an address and a
+    port, so a wrong compare would not show."""
+
+    _ADDRS = (0x0A000001, 0x0A000002, 0xC0A80101, 0)
+    _PORTS = (80, 443, 0x5001, 0)
+    _PROTOCOLS = (6, 17, 6, 1)
+    _VLANS = (0, 10, 0x123, 0)
+
+    def __init__(self):
+        super().__init__({
+            "w_valid": In(1), "w_index": In(4), "w_flags": In(3),
+            "w_addr_pick": In(2), "w_port_pick": In(2), "w_proto_pick": In(2), "w_vlan_pick": In(2),
+            "q_valid": In(1), "q_addr_pick": In(2), "q_port_pick": In(2), "q_proto_pick": In(2),
+            "q_vlan_pick": In(2), "arp_valid": In(1), "local_pick": In(2),
+            "w_ready": Out(1), "q_ready": Out(1), "arp_ready": Out(1),
+            "hit": Out(1), "hit_valid": Out(1), "vs_id": Out(16), "arp_answer": Out(2),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.cam = cam = VirtualServerCAM(16)
+        addrs, ports = Array(self._ADDRS), Array(self._PORTS)
+        protocols, vlans = Array(self._PROTOCOLS), Array(self._VLANS)
+        flags = [Flag.WILDCARD_ADDR, Flag.WILDCARD_PORT, Flag.NOARP_MODE]
+        w = cam.write.payload
+        m.d.comb += [
+            cam.write.valid.eq(self.w_valid), w.index.eq(self.w_index), w.valid.eq(self.w_flags != 7),
+            w.flags.eq(sum(self.w_flags[k] * int(f) for k, f in enumerate(flags))),
+            w.vs.vs_id.eq(self.w_index + 100), w.vs.virt_addr.eq(addrs[self.w_addr_pick]),
+            w.vs.virt_port.eq(ports[self.w_port_pick]), w.vs.protocol.eq(protocols[self.w_proto_pick]),
+            w.vs.vlan_id.eq(vlans[self.w_vlan_pick]),
+            cam.lookup.valid.eq(self.q_valid), cam.lookup.payload.dst_ip.eq(addrs[self.q_addr_pick]),
+            cam.lookup.payload.dst_port.eq(ports[self.q_port_pick]),
+            cam.lookup.payload.protocol.eq(protocols[self.q_proto_pick]),
+            cam.lookup.payload.vlan_id.eq(vlans[self.q_vlan_pick]),
+            cam.arp.valid.eq(self.arp_valid), cam.arp.payload.addr.eq(addrs[self.q_addr_pick]),
+            cam.local_addr.eq(addrs[self.local_pick]),
+            self.w_ready.eq(cam.write.ready), self.q_ready.eq(cam.lookup.ready), self.arp_ready.eq(cam.arp.ready),
+            self.hit.eq(cam.result.hit), self.hit_valid.eq(cam.result.valid), self.vs_id.eq(cam.result.vs_id),
+            self.arp_answer.eq(cam.arp_result.as_value()),
+        ]
+        return m
+
+
 # Each block, and the LUT4s the controls invert, one at a time.
 _BLOCKS = {
     # Key compares (bytes of the 104-bit key), the queues' room compares.
@@ -41,6 +93,8 @@ _BLOCKS = {
              ("p_cmp_eq0_lut", "e_cmp_eq0_lut", "room_same_room_lut")),
     # The H3 trees, key chunk compares, handle compares, rd_row's and
     # rsp.valid's AND-ORs; 64 entries.
+    # The entry compares (address, port, protocol and VLAN).
+    "vscam": (_CamBench, ("c_port_eq_x0_lut", "c_addr_eq_x5_lut", "c_kind_ok_lut")),
     "flowtable": (lambda: FlowTable(FlowGeometry(buckets=8)), ("rsp_valid_or_lut", "h_a_or_lut", "rd_row_ao_0_0_lut")),
 }
 _CYCLES = 20_000

@@ -30,6 +30,9 @@ clock.  Entry ``valid`` bits are registers (reset with the design); the rest
 of an entry is in the memory.
 """
 
+import operator
+from functools import reduce
+
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -37,9 +40,15 @@ from amaranth.lib.wiring import In, Out
 from twinplane.protocol.codes import Flag
 
 from ..msgport.session import vs_write_layout
+from ..lut4 import builds_lut4s, lut4, lut_and, lut_eq, lut_eq_bits
 from ..onehot import OneHotFSM
 
 __all__ = ["VirtualServerCAM", "vs_lookup_layout", "vs_result_layout"]
+
+
+def _none(*bits):
+    """1 when every bit is 0 (a 0/1-int and 1-bit-value NOR for :func:`lut4`)."""
+    return reduce(operator.or_, bits) ^ 1
 
 _MAX_ENTRIES = 256  # the write index is 8 bits
 
@@ -153,24 +162,32 @@ class VirtualServerCAM(wiring.Component):
         # clock together.  (The classes themselves registered, behind the
         # field compares and their AND, were 7 levels from ``q``.)
         e = rd.data
-        c_live, c_port_eq, c_proto_eq, c_vlan_ok = (
-            Signal(name=n) for n in ("c_live", "c_port_eq", "c_proto_eq", "c_vlan_ok"))
-        # The address a byte a flag (the 32-bit compare was 6 levels), ANDed
-        # where the classes are formed.
-        c_addr_bytes = Signal(4, name="c_addr_bytes")
-        c_addr_eq = c_addr_bytes.all()
+        c_live, c_port_eq, c_addr_eq, c_kind_ok = (
+            Signal(name=n) for n in ("c_live", "c_port_eq", "c_addr_eq", "c_kind_ok"))
         c_wild_addr, c_wild_port = Signal(), Signal()
         c_noarp = Signal()
         c_index = Signal(ib)
         c_valid = Signal()
+        # The compares as trees of LUT4s on ECP5 (hdl/lut4.py): ABC chained
+        # the port's 16-bit compare to 6 levels, the address's to 6.  The
+        # protocol and the VLAN share a flop (``c_kind_ok``): both are ANDed
+        # into every class.
+        ecp5 = builds_lut4s(platform)
+        vlan_any = lut_and(m, "c_vlan_zero", [lut4(m, f"c_vlan_zero{k}", e.vlan_id[k:k + 4],
+                                                   lambda *v: _none(*v), instance=ecp5)
+                                              for k in range(0, len(e.vlan_id), 4)], instance=ecp5)
+        vlan_same = lut_and(m, "c_vlan_eq", lut_eq_bits(m, "c_vlan_eq", e.vlan_id, q.vlan_id, instance=ecp5),
+                            instance=ecp5)
+        proto_same = lut_eq(m, "c_proto_eq", e.protocol, q.protocol, instance=ecp5)
+        kind_ok = lut4(m, "c_kind_ok", [proto_same, vlan_any, vlan_same],
+                       lambda p, z, v: p & (z | v), instance=ecp5)
         m.d.sync += [c_live.eq(e_valid & valid.bit_select(e_index, 1)),
-                     c_addr_bytes.eq(Cat(e.addr.word_select(k, 8) == q.dst_ip.word_select(k, 8) for k in range(4))),
-                     c_port_eq.eq(e.port == q.dst_port),
-                     c_proto_eq.eq(e.protocol == q.protocol),
-                     c_vlan_ok.eq((e.vlan_id == 0) | (e.vlan_id == q.vlan_id)),
+                     c_addr_eq.eq(lut_eq(m, "c_addr_eq", e.addr, q.dst_ip, instance=ecp5)),
+                     c_port_eq.eq(lut_eq(m, "c_port_eq", e.port, q.dst_port, instance=ecp5)),
+                     c_kind_ok.eq(kind_ok),
                      c_wild_addr.eq(e.wild_addr), c_wild_port.eq(e.wild_port), c_noarp.eq(e.noarp),
                      c_index.eq(e_index), c_valid.eq(e_valid)]
-        base = c_live & c_proto_eq & c_vlan_ok
+        base = c_live & c_kind_ok
         c_classes = Cat(
             base & ~c_wild_addr & ~c_wild_port & c_addr_eq & c_port_eq,
             base & ~c_wild_addr & c_wild_port & c_addr_eq,
