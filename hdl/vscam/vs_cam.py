@@ -39,8 +39,8 @@ from amaranth.lib.wiring import In, Out
 
 from twinplane.protocol.codes import Flag
 
-from ..msgport.session import vs_write_layout
 from ..lut4 import builds_lut4s, lut4, lut_and, lut_eq, lut_eq_bits
+from ..msgport.session import vs_write_layout
 from ..onehot import OneHotFSM
 
 __all__ = ["VirtualServerCAM", "vs_lookup_layout", "vs_result_layout"]
