@@ -90,7 +90,7 @@ class _CamBench(wiring.Component):
 _BLOCKS = {
     # Key compares (bytes of the 104-bit key), the queues' room compares.
     "miss": (lambda: MissPath(key_width=104, query_shape=8, slots=4, cs_slots=2, timeout_cycles=300),
-             ("p_cmp_eq0_lut", "e_cmp_eq0_lut", "room_same_room_lut")),
+             ("p_cmp_eq0_lut", "e_cmp_eq0_lut", "room_same_room_lut", "q_valid_none_lut", "q_valid_next_lut")),
     # The H3 trees, key chunk compares, handle compares, rd_row's and
     # rsp.valid's AND-ORs; 64 entries.
     # The entry compares (address, port, protocol and VLAN).
