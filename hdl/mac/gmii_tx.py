@@ -13,11 +13,11 @@ gearbox in front (or an XGMII encoder), a CRC over ``data_width`` bits with
 partial-beat handling from ``nbytes``, and a deficit idle count for the gap.
 """
 
-from amaranth import Module, Signal
+from amaranth import Const, Module, Signal
 from amaranth.lib import crc, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..onehot import OneHotFSM
+from ..onehot import OneHotFSM, onehot_mux
 from ..packet import packet_signature
 
 __all__ = ["GMIITx"]
@@ -68,22 +68,35 @@ class GMIITx(wiring.Component):
         short = Signal(range(MIN_DATA + 1))  # MIN_DATA minus the bytes sent so far, floored at 0
         fcs_byte = Signal(2)
 
-        m.d.sync += [self.tx_en.eq(0), self.tx_er.eq(0), self.frame_done.eq(0), self.underrun.eq(0)]
+        # The FSM writes the GMII outputs into a first stage (``txd``,
+        # ``tx_en``, ``tx_er``); the pins take them a clock later, and an FCS
+        # byte is picked there (``fcs_at``, one-hot) from the CRC register.
+        # The CRC runs on the byte a clock late (``crc_data``, a flop): on
+        # the stream's payload, masked while padding, it was 4 levels from
+        # the egress register into the CRC register.  The last byte is in the
+        # CRC register as the first FCS byte reaches the output stage.
+        txd, tx_en, tx_er = Signal(8), Signal(), Signal()
+        fcs_at = Signal(4)
+        crc_data, crc_valid = Signal(8), Signal()
+        m.d.sync += [tx_en.eq(0), tx_er.eq(0), txd.eq(0), fcs_at.eq(0),
+                     self.frame_done.eq(0), self.underrun.eq(0)]
+        m.d.sync += [self.tx_en.eq(tx_en), self.tx_er.eq(tx_er),
+                     self.txd.eq(txd | onehot_mux(fcs_at, [fcs.crc[8 * k:8 * k + 8] for k in range(4)]))]
 
         with OneHotFSM(m, "Idle", name="tx") as fsm:
             with fsm.state("Idle"):
                 with m.If(self.sink.valid):
                     fsm.goto("Sending preamble")
             with fsm.state("Sending preamble"):
-                m.d.sync += [self.tx_en.eq(1), self.txd.eq(0x55)]
+                m.d.sync += [tx_en.eq(1), txd.eq(0x55)]
                 with m.If(cnt == 7):
-                    m.d.sync += [self.txd.eq(0xD5), short.eq(MIN_DATA)]
+                    m.d.sync += [txd.eq(0xD5), short.eq(MIN_DATA)]
                     fsm.goto("Sending data")
             with fsm.state("Sending data"):
                 m.d.comb += self.sink.ready.eq(1)
-                m.d.sync += [self.tx_en.eq(1), self.txd.eq(self.sink.payload.data)]
+                m.d.sync += [tx_en.eq(1), txd.eq(self.sink.payload.data)]
                 with m.If(~self.sink.valid):
-                    m.d.sync += [self.tx_er.eq(1), self.underrun.eq(1)]
+                    m.d.sync += [tx_er.eq(1), self.underrun.eq(1)]
                     fsm.goto("Discarding after underrun")
                 with m.Else():
                     with m.If(short != 0):
@@ -95,16 +108,12 @@ class GMIITx(wiring.Component):
                             m.d.sync += fcs_byte.eq(0)
                             fsm.goto("Sending FCS")
             with fsm.state("Padding"):
-                m.d.sync += [self.tx_en.eq(1), self.txd.eq(0), short.eq(short - 1)]
+                m.d.sync += [tx_en.eq(1), short.eq(short - 1)]
                 with m.If(short == 1):
                     m.d.sync += fcs_byte.eq(0)
                     fsm.goto("Sending FCS")
             with fsm.state("Sending FCS"):
-                m.d.sync += [
-                    self.tx_en.eq(1),
-                    self.txd.eq(fcs.crc.word_select(fcs_byte, 8)),
-                    fcs_byte.eq(fcs_byte + 1),
-                ]
+                m.d.sync += [tx_en.eq(1), fcs_at.eq(Const(1, 4) << fcs_byte), fcs_byte.eq(fcs_byte + 1)]
                 with m.If(fcs_byte == 3):
                     m.d.sync += self.frame_done.eq(1)
                     fsm.goto("Waiting out the gap")
@@ -139,9 +148,7 @@ class GMIITx(wiring.Component):
             m.d.sync += self.frame_bytes.eq(0)
         # The CRC restarts through the preamble (its start a state flop, not
         # the preamble's last-clock compare); the data or, padding, zeros.
-        m.d.comb += [
-            fcs.start.eq(preamble),
-            fcs.data.eq(self.sink.payload.data & ~padding.replicate(8)),
-            fcs.valid.eq((sending & self.sink.valid) | padding),
-        ]
+        m.d.sync += [crc_data.eq(self.sink.payload.data & ~padding.replicate(8)),
+                     crc_valid.eq((sending & self.sink.valid) | padding)]
+        m.d.comb += [fcs.start.eq(preamble), fcs.data.eq(crc_data), fcs.valid.eq(crc_valid)]
         return m
