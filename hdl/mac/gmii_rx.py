@@ -20,7 +20,7 @@ a CRC over ``data_width`` bits with a per-lane residue check for the last
 beat, and ``nbytes`` on the last transfer.
 """
 
-from amaranth import Module, Signal
+from amaranth import Module, ResetInserter, Signal
 from amaranth.lib import crc, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -67,7 +67,11 @@ class GMIIRx(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.crc = fcs = crc.catalog.CRC32_ETHERNET(8).create()
+        # The CRC restarts by a reset of its own (its register's LSR), not its
+        # ``start``: that is a mux in front of its XOR network (5 levels from
+        # the state into the CRC register).
+        crc_restart = Signal()
+        m.submodules.crc = fcs = ResetInserter(crc_restart)(crc.catalog.CRC32_ETHERNET(8).create())
 
         # Register the GMII inputs once: they come straight from pins.
         rxd = Signal(8)
@@ -105,7 +109,7 @@ class GMIIRx(wiring.Component):
                 # alone (the SFD's compare ran on into the counter's reset,
                 # 5 levels on the 25F).  "Receiving frame" is entered only
                 # from here.
-                m.d.comb += fcs.start.eq(1)
+                m.d.comb += crc_restart.eq(1)
                 m.d.sync += [fill.eq(0), held_valid.eq(0), first.eq(1), count.eq(0), saw_er.eq(0),
                              count_full.eq(0)]
                 with m.If(~rx_dv):

@@ -13,7 +13,7 @@ gearbox in front (or an XGMII encoder), a CRC over ``data_width`` bits with
 partial-beat handling from ``nbytes``, and a deficit idle count for the gap.
 """
 
-from amaranth import Const, Module, Signal
+from amaranth import Const, Module, ResetInserter, Signal
 from amaranth.lib import crc, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -54,7 +54,11 @@ class GMIITx(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.crc = fcs = crc.catalog.CRC32_ETHERNET(8).create()
+        # The CRC restarts by a reset of its own (its register's LSR), not its
+        # ``start``: that is a mux in front of its XOR network (5 levels from
+        # the state into the CRC register).
+        crc_restart = Signal()
+        m.submodules.crc = fcs = ResetInserter(crc_restart)(crc.catalog.CRC32_ETHERNET(8).create())
 
         # Timing: the length decisions use a 6-bit down-counter (``short``),
         # not the 16-bit byte count, and the 16-bit count feeds only its own
@@ -150,5 +154,5 @@ class GMIITx(wiring.Component):
         # the preamble's last-clock compare); the data or, padding, zeros.
         m.d.sync += [crc_data.eq(self.sink.payload.data & ~padding.replicate(8)),
                      crc_valid.eq((sending & self.sink.valid) | padding)]
-        m.d.comb += [fcs.start.eq(preamble), fcs.data.eq(crc_data), fcs.valid.eq(crc_valid)]
+        m.d.comb += [crc_restart.eq(preamble), fcs.data.eq(crc_data), fcs.valid.eq(crc_valid)]
         return m
