@@ -417,18 +417,24 @@ class DFSCore(wiring.Component):
             # the decision (the frame reaches the demux after that).
             # Room in the FIFO, registered: its level compare went through the
             # decision's valid into the rewriter's input ready and on into the
-            # forwarder and the frame buffer's skid (7 levels).  Decided from
-            # the level a clock old, with one write a clock at most: at most
-            # depth - 3 then leaves room for this clock's write.
+            # forwarder and the frame buffer's skid (7 levels).  The port is
+            # written a clock after the take, from flops (the rewriter's
+            # ``load``, fanout 316, ran on through the write into the FIFO's
+            # level, 5 levels).  Decided from the level a clock old, with one
+            # write a clock at most and one in flight: at most depth - 4
+            # then leaves room for this clock's take.
             d = fwd.decision
             room = Signal(name=f"egress_room{p}", init=1)
-            m.d.sync += room.eq(ports.w_level <= ports.depth - 3)
+            port_taken, taken_port = Signal(name=f"egress_port_taken{p}"), Signal(ports.width, name=f"egress_port{p}")
+            m.d.sync += [room.eq(ports.w_level <= ports.depth - 4),
+                         port_taken.eq(d.valid & to_command.decision.ready & room),
+                         taken_port.eq(d.payload.action.egress_port)]
             m.d.comb += [
                 to_command.decision.valid.eq(d.valid & room),
                 to_command.decision.payload.eq(d.payload),
                 d.ready.eq(to_command.decision.ready & room),
-                ports.w_en.eq(d.valid & to_command.decision.ready & room),
-                ports.w_data.eq(d.payload.action.egress_port),
+                ports.w_en.eq(port_taken),
+                ports.w_data.eq(taken_port),
                 to_command.own_mac.eq(dfs_mac),
             ]
             connect(m, to_command.command, rewriter.command)
