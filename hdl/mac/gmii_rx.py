@@ -87,6 +87,7 @@ class GMIIRx(wiring.Component):
         count = Signal(range(self._max_frame + 2))
         count_full = Signal()  # count == max_frame + 1
         saw_er = Signal()
+        runt_q, oversize_q, bad_fcs_q = Signal(), Signal(), Signal()  # the frame's end, judged
 
         m.d.comb += [fcs.data.eq(rxd)]
         m.d.sync += [
@@ -143,29 +144,34 @@ class GMIIRx(wiring.Component):
                             ]
                 with m.Else():
                     # rx_dv fell: the CRC register now covers every byte.
-                    runt = count < MIN_FRAME
-                    oversize = count > self._max_frame
-                    bad_fcs = ~fcs.match_detected | saw_er
-                    good = ~runt & ~oversize & ~bad_fcs
+                    # Judged into flops here, acted on a clock later: the
+                    # CRC's 32-bit match, the length compares and their AND
+                    # ran on into ``commit`` (5 levels).  The gap after a
+                    # frame is far longer than that clock.
+                    m.d.sync += [runt_q.eq(count < MIN_FRAME), oversize_q.eq(count_full),
+                                 bad_fcs_q.eq(~fcs.match_detected | saw_er)]
+                    m.next = "Ending the frame"
+            with m.State("Ending the frame"):
+                good = ~runt_q & ~oversize_q & ~bad_fcs_q
+                m.d.sync += [
+                    self.frame_end.eq(1),
+                    self.frame_len.eq(count),
+                    self.good.eq(good),
+                    self.runt.eq(runt_q),
+                    self.oversize.eq(oversize_q),
+                    self.fcs_error.eq(bad_fcs_q & ~runt_q & ~oversize_q),
+                ]
+                with m.If(held_valid):
                     m.d.sync += [
-                        self.frame_end.eq(1),
-                        self.frame_len.eq(count),
-                        self.good.eq(good),
-                        self.runt.eq(runt),
-                        self.oversize.eq(oversize),
-                        self.fcs_error.eq(bad_fcs & ~runt & ~oversize),
+                        self.source.valid.eq(1),
+                        self.source.payload.data.eq(held),
+                        self.source.payload.first.eq(first),
+                        self.source.payload.last.eq(1),
+                        self.commit.eq(good),
                     ]
-                    with m.If(held_valid):
-                        m.d.sync += [
-                            self.source.valid.eq(1),
-                            self.source.payload.data.eq(held),
-                            self.source.payload.first.eq(first),
-                            self.source.payload.last.eq(1),
-                            self.commit.eq(good),
-                        ]
-                    with m.Else():
-                        m.d.sync += self.drop.eq(1)
-                    m.next = "Waiting for preamble"
+                with m.Else():
+                    m.d.sync += self.drop.eq(1)
+                m.next = "Waiting for preamble"
             with m.State("Discarding until idle"):
                 with m.If(~rx_dv):
                     m.next = "Waiting for preamble"
