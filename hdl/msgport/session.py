@@ -691,6 +691,13 @@ class SessionEngine(wiring.Component):
         # answer's words.
         challenge = Signal(64, name="challenge_q")
         m.d.sync += challenge.eq(Mux(is_csmb, body(CsmbAuthChallenge).challenge, body(SsmbAuthChallenge).challenge))
+        # The HELLO's interval as the answer echoes it, registered as the
+        # challenge is: read from the receiver's register, whose flops sit
+        # wherever its shift chain is placed, it was a 5 ns net into the
+        # reply's word (the 25F's worst core path at e5daf14).  The answer is
+        # read clocks after the HELLO is offered, and a HELLO is not rotated.
+        hello_interval_echo = Signal.like(hello.hello_interval_ms, name="hello_interval_echo")
+        m.d.sync += hello_interval_echo.eq(hello.hello_interval_ms)
         nonce_q, verdict_q = Signal(64), Signal(8)
         active_q, vs_count_q = Signal(), Signal(range(self._vs_entries + 1))
         # What "Answering HELLO" acts on, registered (the held HELLO's role
@@ -748,7 +755,7 @@ class SessionEngine(wiring.Component):
             view.csmb_vers_minor.eq(Mux(verdict_q == ErrorCode.VERS_OBSOLETE, _LOWEST[1], _HIGHEST[1])),
             view.role.eq(Role.ACTIVE),
             view.flags.eq(Mux(active_q, Flag.ACTIVE_CS, 0)),
-            view.hello_interval_ms.eq(hello.hello_interval_ms),
+            view.hello_interval_ms.eq(hello_interval_echo),
         ]
         m.d.comb += hello_answer(compose(_Kind.HELLO, False, SsmbHello))
         for cls, on_csmb in ((CsmbAuthResponse, True), (SsmbAuthResponse, False)):
