@@ -27,6 +27,7 @@ from amaranth.lib.wiring import In, Out
 from twinplane.boards.pnr import tool_path
 from twinplane.hdl.flowtable.table import FlowTable
 from twinplane.hdl.miss.miss_path import MissPath
+from twinplane.hdl.rewrite.command_rewriter import CommandRewriter
 from twinplane.hdl.vscam.vs_cam import VirtualServerCAM
 from twinplane.model.flowtable import FlowGeometry
 from twinplane.protocol.codes import Flag
@@ -95,6 +96,8 @@ _BLOCKS = {
     # rsp.valid's AND-ORs; 64 entries.
     # The entry compares (address, port, protocol and VLAN).
     "vscam": (_CamBench, ("c_port_eq_x0_lut", "c_addr_eq_x5_lut", "c_kind_ok_lut")),
+    # The output byte's AND-OR (the head's byte or a rewritten field's).
+    "rewriter": (lambda: CommandRewriter(held_eth_src=True), ("out_0_0_0_lut", "out_1_3_lut", "out_or_5_lut")),
     "flowtable": (lambda: FlowTable(FlowGeometry(buckets=8)), ("rsp_valid_or_lut", "h_a_or_lut", "rd_row_ao_0_0_lut")),
 }
 _CYCLES = 20_000
