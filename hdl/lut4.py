@@ -17,7 +17,7 @@ from functools import reduce
 
 from amaranth import Cat, Const, Instance, Module, Signal, Value
 
-__all__ = ["builds_lut4s", "lut4", "lut4_init", "lut_and", "lut_and_or", "lut_eq", "lut_eq_bits"]
+__all__ = ["builds_lut4s", "lut4", "lut4_init", "lut_and", "lut_and_or", "lut_eq", "lut_eq_bits", "lut_eq_const"]
 
 
 def builds_lut4s(platform) -> bool:
@@ -101,3 +101,24 @@ def lut_eq(m: Module, name: str, a: Value, b: Value, *, instance: bool, also=())
     compares, then :func:`lut_and` (ABC chained 10-bit compares to 4 and 5
     levels)."""
     return lut_and(m, name, lut_eq_bits(m, name, a, b, instance=instance) + list(also), instance=instance)
+
+
+def lut_eq_const(m: Module, name: str, a: Value, const: int, *, instance: bool) -> Value:
+    """``a == const``: four bits of ``a`` a LUT against the constant's bits,
+    then :func:`lut_and`.  ABC shares the terms of several compares of one
+    value with different constants and chains them (seven 16-bit compares
+    of one field were 5 levels deep)."""
+    a = Value.cast(a)
+    if not 0 <= const < 1 << len(a):
+        raise ValueError(f"{const!r} does not fit {len(a)} bits")
+    if not instance:
+        return a == const
+    nibbles = []
+    for i in range(0, len(a), 4):
+        bits = [a[k] for k in range(i, min(i + 4, len(a)))]
+        want = [const >> k & 1 for k in range(i, min(i + 4, len(a)))]
+        nibbles.append(lut4(m, f"{name}_n{i // 4}", bits,
+                            lambda *v, want=want: _and(*(x ^ w ^ 1 for x, w in zip(v, want, strict=True))),
+                            instance=True))
+    return lut_and(m, name, nibbles, instance=True)
+

@@ -19,13 +19,14 @@ import re
 import subprocess
 
 import pytest
-from amaranth import Array, Module
+from amaranth import Array, Cat, Module
 from amaranth.back import rtlil
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from twinplane.boards.pnr import tool_path
 from twinplane.hdl.flowtable.table import FlowTable
+from twinplane.hdl.lut4 import builds_lut4s, lut_eq_const
 from twinplane.hdl.miss.miss_path import MissPath
 from twinplane.hdl.rewrite.command_rewriter import CommandRewriter
 from twinplane.hdl.vscam.vs_cam import VirtualServerCAM
@@ -87,6 +88,26 @@ class _CamBench(wiring.Component):
         return m
 
 
+class _ConstCompares(wiring.Component):
+    """:func:`~twinplane.hdl.lut4.lut_eq_const` on a 16-bit and a 7-bit
+    input against constants the input pools hold (0, all ones, a third of
+    all ones) and some they rarely do."""
+
+    _CONSTS = (0, 0xFFFF, 0x5555, 0x1234, 7)
+
+    def __init__(self):
+        super().__init__({"a": In(16), "b": In(7), "a_is": Out(len(self._CONSTS)), "b_is": Out(3)})
+
+    def elaborate(self, platform):
+        m = Module()
+        ecp5 = builds_lut4s(platform)
+        m.d.comb += [
+            self.a_is.eq(Cat(lut_eq_const(m, f"a_is{k}", self.a, c, instance=ecp5) for k, c in enumerate(self._CONSTS))),
+            self.b_is.eq(Cat(lut_eq_const(m, f"b_is{k}", self.b, c, instance=ecp5) for k, c in enumerate((0, 0x7F, 0x2A)))),
+        ]
+        return m
+
+
 # Each block, and the LUT4s the controls invert, one at a time.
 _BLOCKS = {
     # Key compares (bytes of the 104-bit key), the queues' room compares.
@@ -96,6 +117,8 @@ _BLOCKS = {
     # rsp.valid's AND-ORs; 64 entries.
     # The entry compares (address, port, protocol and VLAN).
     "vscam": (_CamBench, ("c_port_eq_x0_lut", "c_addr_eq_x5_lut", "c_kind_ok_lut")),
+    # Compares with constants (the session's request decode).
+    "const_compares": (_ConstCompares, ("a_is1_n3_lut", "a_is2_n0_lut", "b_is1_n1_lut")),
     # The output byte's AND-OR (the head's byte or a rewritten field's).
     "rewriter": (lambda: CommandRewriter(held_eth_src=True), ("out_0_0_0_lut", "out_1_3_lut", "out_or_5_lut")),
     "flowtable": (lambda: FlowTable(FlowGeometry(buckets=8)), ("rsp_valid_or_lut", "h_a_or_lut", "rd_row_ao_0_0_lut")),
