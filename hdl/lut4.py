@@ -58,22 +58,28 @@ def _or(*bits):
     return reduce(operator.or_, bits)
 
 
-def lut_and(m: Module, name: str, bits, *, instance: bool) -> Value:
-    """The AND of ``bits`` (1-bit values) as a balanced tree of LUT4s."""
+def _tree(m: Module, name: str, bits, fn, tag: str, *, instance: bool) -> Value:
+    """``fn`` (``_and`` or ``_or``) of ``bits`` as a balanced tree of LUT4s,
+    named ``{name}_{tag}{level}_{index}``."""
     bits, level = list(bits), 0
     while len(bits) > 1:
-        bits = [lut4(m, f"{name}_a{level}_{i // 4}", bits[i:i + 4], _and, instance=instance)
+        bits = [lut4(m, f"{name}_{tag}{level}_{i // 4}", bits[i:i + 4], fn, instance=instance)
                 if len(bits[i:i + 4]) > 1 else bits[i] for i in range(0, len(bits), 4)]
         level += 1
     return bits[0]
 
 
+def lut_and(m: Module, name: str, bits, *, instance: bool) -> Value:
+    """The AND of ``bits`` (1-bit values) as a balanced tree of LUT4s."""
+    return _tree(m, name, bits, _and, "a", instance=instance)
+
+
 def lut_and_or(m: Module, name: str, terms, *, instance: bool) -> Value:
     """The OR of ``flag & value`` over ``terms`` (pairs of a 1-bit flag and
-    an equally wide value), bit by bit in two LUT levels (two terms a LUT,
-    then one OR of up to four), for up to eight terms."""
-    if not 1 <= len(terms) <= 8:
-        raise ValueError(f"1 to 8 terms, not {len(terms)}")
+    an equally wide value), bit by bit: two terms a LUT, then their OR, one
+    LUT for up to eight terms (two levels in all), a tree of LUT4s beyond."""
+    if not terms:
+        raise ValueError("no terms")
     width = len(terms[0][1])
     bits = []
     for b in range(width):
@@ -83,7 +89,12 @@ def lut_and_or(m: Module, name: str, terms, *, instance: bool) -> Value:
             ins = [v for f, a in group for v in (f, a[b])]
             pairs.append(lut4(m, f"{name}_{b}_{i // 2}", ins,
                               lambda *v: _or(*(v[k] & v[k + 1] for k in range(0, len(v), 2))), instance=instance))
-        bits.append(pairs[0] if len(pairs) == 1 else lut4(m, f"{name}_{b}", pairs, _or, instance=instance))
+        if len(pairs) == 1:
+            bits.append(pairs[0])
+        elif len(pairs) <= 4:
+            bits.append(lut4(m, f"{name}_{b}", pairs, _or, instance=instance))
+        else:
+            bits.append(_tree(m, f"{name}_{b}", pairs, _or, "o", instance=instance))
     return Cat(*bits)
 
 

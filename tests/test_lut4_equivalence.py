@@ -113,14 +113,15 @@ _BLOCKS = {
     # Key compares (bytes of the 104-bit key), the queues' room compares.
     "miss": (lambda: MissPath(key_width=104, query_shape=8, slots=4, cs_slots=2, timeout_cycles=300),
              ("p_cmp_eq0_lut", "e_cmp_eq0_lut", "room_same_room_lut", "q_valid_none_lut", "q_valid_next_lut")),
-    # The H3 trees, key chunk compares, handle compares, rd_row's and
-    # rsp.valid's AND-ORs; 64 entries.
     # The entry compares (address, port, protocol and VLAN).
     "vscam": (_CamBench, ("c_port_eq_x0_lut", "c_addr_eq_x5_lut", "c_kind_ok_lut")),
     # Compares with constants (the session's request decode).
     "const_compares": (_ConstCompares, ("a_is1_n3_lut", "a_is2_n0_lut", "b_is1_n1_lut")),
-    # The output byte's AND-OR (the head's byte or a rewritten field's).
-    "rewriter": (lambda: CommandRewriter(held_eth_src=True), ("out_0_0_0_lut", "out_1_3_lut", "out_or_5_lut")),
+    # The output byte's 14-term AND-OR (the head's byte or a rewritten
+    # field's): a pair, the OR tree's first and second levels.
+    "rewriter": (lambda: CommandRewriter(held_eth_src=True), ("out_0_0_lut", "out_3_o0_1_lut", "out_5_o1_0_lut")),
+    # The H3 trees, key chunk compares, handle compares, rd_row's and
+    # rsp.valid's AND-ORs; 64 entries.
     "flowtable": (lambda: FlowTable(FlowGeometry(buckets=8)), ("rsp_valid_or_lut", "h_a_or_lut", "rd_row_ao_0_0_lut")),
 }
 _CYCLES = 20_000

@@ -750,19 +750,20 @@ class MissPath(wiring.Component):
                      ask_part.eq(Cat(ask[g:g + 4].bit_select(head[:2], 1) for g in groups)),
                      again_part.eq(Cat(asked_before[g:g + 4].bit_select(head[:2], 1) for g in groups))]
         # ``q_valid``'s next value and its inverse (``offer_1h``'s reset), on
-        # ECP5 as LUT4s in two levels up to 8 groups (32 slots): ABC made
-        # the one 4 levels and the other a LUT behind it (8.33 ns on the 25F).
-        fetch_terms = [(ask_part[g], fetch_group[g:g + 1]) for g in range(len(groups))]
-        if ecp5 and len(fetch_terms) <= 8:
-            fetch_ask = lut_and_or(m, "fetch_ask", fetch_terms, instance=True)
+        # ECP5 as LUT4s, each in two levels up to 8 groups (32 slots): ABC
+        # made the one 4 levels and the other a LUT behind it (8.33 ns on
+        # the 25F).
+        fetch_ask = lut_and_or(m, "fetch_ask", [(ask_part[g], fetch_group[g:g + 1]) for g in range(len(groups))],
+                               instance=ecp5)
+        if ecp5:
+            def valid_next(q, a, f, k):
+                return (q & a & (f ^ 1)) | k
             kept = lut4(m, "q_kept", [q_valid, self.query.ready, flush], lambda v, r, f: v & (r ^ 1) & (f ^ 1),
                         instance=True)
-            q_valid_next = lut4(m, "q_valid_next", [q_fetch, fetch_ask, flush, kept],
-                                lambda q, a, f, k: (q & a & (f ^ 1)) | k, instance=True)
-            q_valid_none = lut4(m, "q_valid_none", [q_fetch, fetch_ask, flush, kept],
-                                lambda q, a, f, k: ((q & a & (f ^ 1)) | k) ^ 1, instance=True)
+            next_inputs = [q_fetch, fetch_ask, flush, kept]
+            q_valid_next = lut4(m, "q_valid_next", next_inputs, valid_next, instance=True)
+            q_valid_none = lut4(m, "q_valid_none", next_inputs, lambda *v: valid_next(*v) ^ 1, instance=True)
         else:
-            fetch_ask = (ask_part & fetch_group) != 0
             q_valid_next = ~flush & ((q_fetch & fetch_ask) | (q_valid & ~q_taken))
             q_valid_none = ~q_valid_next
         m.d.sync += q_valid.eq(q_valid_next)

@@ -30,7 +30,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from ..lut4 import builds_lut4s, lut4, lut_and_or
+from ..lut4 import builds_lut4s, lut_and_or
 from ..onehot import flop_copy, onehot_mux
 from ..packet import packet_layout, packet_signature
 from ..stream.skid import SkidBuffer
@@ -455,17 +455,10 @@ class CommandRewriter(wiring.Component):
             "tci_lo": c.vlan_id[:8],
         }
         out = Signal(8)
+        # Fourteen terms as LUT4s on ECP5 (hdl/lut4.py), 3 levels: ABC made
+        # 4, and the output stage's mux a fifth (7.42 ns on the 25F at e5daf14).
         terms = [(unchanged, head.data)] + [(sel[k], v) for k, v in field_byte.items()]
-        if builds_lut4s(platform):
-            # Fourteen terms as LUT4s (hdl/lut4.py): two AND-ORs of seven in
-            # two levels each, then their OR; ABC made 4 levels, and the
-            # output stage's mux a fifth (7.42 ns on the 25F at e5daf14).
-            half = (len(terms) + 1) // 2
-            parts = [lut_and_or(m, f"out_{i}", terms[i * half:(i + 1) * half], instance=True) for i in range(2)]
-            m.d.comb += out.eq(Cat(lut4(m, f"out_or_{b}", [parts[0][b], parts[1][b]], lambda a, b: a | b,
-                                        instance=True) for b in range(8)))
-        else:
-            m.d.comb += out.eq(onehot_mux([f for f, _ in terms], [v for _, v in terms]))
+        m.d.comb += out.eq(lut_and_or(m, "out", terms, instance=builds_lut4s(platform)))
 
         m.d.comb += [
             out_stage.sink.valid.eq(emit & ~c.drop),

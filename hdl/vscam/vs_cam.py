@@ -30,25 +30,17 @@ clock.  Entry ``valid`` bits are registers (reset with the design); the rest
 of an entry is in the memory.
 """
 
-import operator
-from functools import reduce
-
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from twinplane.protocol.codes import Flag
 
-from ..lut4 import builds_lut4s, lut4, lut_and, lut_eq, lut_eq_bits
+from ..lut4 import builds_lut4s, lut4, lut_eq, lut_eq_const
 from ..msgport.session import vs_write_layout
 from ..onehot import OneHotFSM
 
 __all__ = ["VirtualServerCAM", "vs_lookup_layout", "vs_result_layout"]
-
-
-def _none(*bits):
-    """1 when every bit is 0 (a 0/1-int and 1-bit-value NOR for :func:`lut4`)."""
-    return reduce(operator.or_, bits) ^ 1
 
 _MAX_ENTRIES = 256  # the write index is 8 bits
 
@@ -173,11 +165,8 @@ class VirtualServerCAM(wiring.Component):
         # protocol and the VLAN share a flop (``c_kind_ok``): both are ANDed
         # into every class.
         ecp5 = builds_lut4s(platform)
-        vlan_any = lut_and(m, "c_vlan_zero", [lut4(m, f"c_vlan_zero{k}", e.vlan_id[k:k + 4],
-                                                   lambda *v: _none(*v), instance=ecp5)
-                                              for k in range(0, len(e.vlan_id), 4)], instance=ecp5)
-        vlan_same = lut_and(m, "c_vlan_eq", lut_eq_bits(m, "c_vlan_eq", e.vlan_id, q.vlan_id, instance=ecp5),
-                            instance=ecp5)
+        vlan_any = lut_eq_const(m, "c_vlan_zero", e.vlan_id, 0, instance=ecp5)
+        vlan_same = lut_eq(m, "c_vlan_eq", e.vlan_id, q.vlan_id, instance=ecp5)
         proto_same = lut_eq(m, "c_proto_eq", e.protocol, q.protocol, instance=ecp5)
         kind_ok = lut4(m, "c_kind_ok", [proto_same, vlan_any, vlan_same],
                        lambda p, z, v: p & (z | v), instance=ecp5)
