@@ -22,6 +22,8 @@ import random
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
+from twinplane.protocol.codes import DeleteReason
+from twinplane.protocol.messages import FlowStats
 from twinplane.sim.dfs.scoreboard import (
     SMALL_GEOMETRY,
     l4_checksum_verifies,
@@ -68,3 +70,24 @@ def test_checksum_corners_through_the_whole_dfs():
         header = IP(bytes(p[IP]))
         del header.chksum
         assert IP(bytes(header)).chksum == p[IP].chksum
+
+
+def test_sweep_deletes_compare_in_any_order_evictions_in_order():
+    """The scoreboard's message comparison: one sweep's DELETEs (closes,
+    idle flows) in either order are equal, their contents still compared;
+    evictions' DELETEs keep their order."""
+    from twinplane.sim.dfs.scoreboard import _runs
+
+    def delete(serial, seq, reason, packets=1):
+        return ("SsmbDelete", {"serial": serial, "seq": seq,
+                               "stats": FlowStats(packets_in=packets, reason=reason)})
+
+    rst, fin, evicted = DeleteReason.RST, DeleteReason.FIN, DeleteReason.OVERFLOW
+    assert _runs([delete(6, 1, rst), delete(3, 2, fin)]) == _runs([delete(3, 1, fin), delete(6, 2, rst)])
+    assert _runs([delete(6, 1, rst), delete(3, 2, rst)]) != _runs([delete(3, 1, rst, packets=2), delete(6, 2, rst)])
+    assert _runs([delete(6, 1, evicted), delete(3, 2, evicted)]) != _runs([delete(3, 1, evicted),
+                                                                          delete(6, 2, evicted)])
+    # A message between two sweeps keeps them apart.
+    query = ("SsmbQuery", {"seq": 2})
+    assert _runs([delete(6, 1, rst), query, delete(3, 3, rst)]) != _runs([delete(3, 1, rst), query,
+                                                                          delete(6, 3, rst)])

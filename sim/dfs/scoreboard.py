@@ -41,7 +41,7 @@ from twinplane.model.dfs_csmb import RESET_REASON_NO_FLOWS
 from twinplane.model.flowkey import ACTION_WIDTH, KEY_WIDTH
 from twinplane.model.flowtable import FlowGeometry
 from twinplane.protocol.codec import Codec, auth_response, session_id
-from twinplane.protocol.codes import CSMB_UDP_PORT, SSMB_UDP_PORT, Bus, ErrorCode, Flag, Role
+from twinplane.protocol.codes import CSMB_UDP_PORT, SSMB_UDP_PORT, Bus, DeleteReason, ErrorCode, Flag, Role
 from twinplane.protocol.messages import (
     AddVs,
     CsmbAuthChallenge,
@@ -107,21 +107,41 @@ def _normal(msg):
     return type(msg).__name__, fields
 
 
+#: Deletions the idle scanner makes: it visits the table from wherever its
+#: cursor stands, the model walks its flows in insertion order.
+_SWEEP_REASONS = (DeleteReason.FIN, DeleteReason.RST, DeleteReason.IDLE)
+
+
+def _run_kind(name: str, fields: dict) -> str | None:
+    if name == "SsmbStats":
+        return "SsmbStats run"
+    if name == "SsmbDelete" and fields["stats"].reason in _SWEEP_REASONS:
+        return "SsmbDelete sweep"
+    return None
+
+
 def _runs(msgs: list) -> list:
-    """A DUMP's STATS in serial order: the gateware walks its table by
-    handle, the model sorts by serial; the CS collects them until END, so
-    their order says nothing.  (Their sequence numbers still must match as a set.)"""
-    out, run = [], []
+    """Messages whose order says nothing, each run of them in serial order:
+
+    * a DUMP's STATS: the gateware walks its table by handle, the model sorts
+      by serial; the CS collects them until END;
+    * the DELETEs of one sweep (closes that lingered, idle flows): each names
+      its own flow, and the scanner's order depends on where its cursor was.
+
+    Their sequence numbers still must match as a set.  Evictions' DELETEs
+    (one per insert) keep their order."""
+    out, run, kind = [], [], None
     for name, fields in msgs + [("", {})]:
-        if name == "SsmbStats":
-            run.append(fields)
-            continue
-        if run:
+        this = _run_kind(name, fields) if name else None
+        if run and this != kind:
             seqs = sorted(f["seq"] for f in run)
             run = sorted(({**f, "seq": 0} for f in run), key=lambda f: f["serial"])
-            out.append(("SsmbStats run", seqs, run))
+            out.append((kind, seqs, run))
             run = []
-        if name:
+        kind = this
+        if this is not None:
+            run.append(fields)
+        elif name:
             out.append((name, fields))
     return out
 
