@@ -151,7 +151,10 @@ class Loads:
       e.g. ``OneHotFSM.ahead()`` for a write that is its state's alone):
       the enable is a flop on the flops' CE, the select a flop on a 2-input
       mux (``ahead_init``: a write in the initial state, its flag up in the
-      first clock).  ``name``: the copies' prefix (the register's name by default).
+      first clock); with ``and_or=True`` each value has a select flop and
+      the bits are the OR of (select AND value): two LUT levels for up to
+      five values, where the chain's selects are not known to be one-hot.
+      ``name``: the copies' prefix (the register's name by default).
     """
 
     def __init__(self, m: Module, reg, *, comb: bool = False, and_or: bool = False, replicas: int = 0,
@@ -160,8 +163,8 @@ class Loads:
         self._comb = comb
         self._and_or = and_or
         self._replicas = replicas
-        if replicas and (comb or and_or):
-            raise ValueError("replicas is for a register loaded through a mux chain")
+        if replicas and comb:
+            raise ValueError("replicas is for a register, not a combinational value")
         self._reg = Value.cast(reg)
         self._sources: list[tuple[Signal, Value]] = []
         self._aheads: dict[int, Value] = {}
@@ -248,11 +251,17 @@ class Loads:
             lo, hi = bounds[g], bounds[g + 1]
             if lo == hi:
                 continue
-            if groups:
+            if groups and self._and_or:
+                total = 0
+                for j, (flags, _) in enumerate(groups):
+                    select = copy(f"{self._name()}_sel{j}_r{g}", flags)
+                    total = total | (select.replicate(hi - lo) & values[j][lo:hi])
+            elif groups:
                 # under the enable one select is up: the last value needs none
                 total = values[-1][lo:hi]
                 for j in reversed(range(len(groups) - 1)):
                     total = Mux(copy(f"{self._name()}_sel{j}_r{g}", groups[j][0]), values[j][lo:hi], total)
+            if groups:
                 with m.If(copy(f"{self._name()}_en_r{g}", every)):
                     m.d.sync += reg[lo:hi].eq(total)
             if zeros:

@@ -145,18 +145,23 @@ def test_loads_reject_a_wider_value():
         to_out(Signal(5))
 
 
+@pytest.mark.parametrize("and_or", [False, True])
 @pytest.mark.parametrize("replicas", [1, 3, 12])
-def test_replicated_loads_follow_plain_writes(replicas):
+def test_replicated_loads_follow_plain_writes(replicas, and_or):
     """A register written in a one-hot FSM's states (x in A, 0 in C, y in D;
     B writes nothing), its enable and selects flops loaded a clock ahead from
     ``OneHotFSM.ahead()`` in ``replicas`` groups of bits: it follows the one
     written with ``m.d``, including right after reset and on states held
-    for several clocks."""
+    for several clocks.  ``and_or``: a select flop a value, ORed; D writes
+    y or z on ``a`` (the flag's condition a clock ahead: ``a_r`` is ``a``
+    registered), so three values share the register's selects."""
     a, b = Signal(), Signal()
-    x, y = Signal(12), Signal(12)
+    a_r = Signal()
+    x, y, z = Signal(12), Signal(12), Signal(12)
     ref, out = Signal(12, init=0x5A5), Signal(12, init=0x5A5)
     m = Module()
-    to_out = Loads(m, out, replicas=replicas)
+    m.d.sync += a_r.eq(a)
+    to_out = Loads(m, out, replicas=replicas, and_or=and_or)
     fsm = OneHotFSM(m, "A")
     with fsm:
         with fsm.state("A"):
@@ -174,8 +179,16 @@ def test_replicated_loads_follow_plain_writes(replicas):
             to_out(0, ahead=fsm.ahead())
             fsm.goto("D")
         with fsm.state("D"):
-            m.d.sync += ref.eq(y)
-            to_out(y, ahead=fsm.ahead())
+            if and_or:
+                with m.If(a_r):
+                    m.d.sync += ref.eq(z)
+                    to_out(z, ahead=fsm.ahead() & a)
+                with m.Else():
+                    m.d.sync += ref.eq(y)
+                    to_out(y, ahead=fsm.ahead() & ~a)
+            else:
+                m.d.sync += ref.eq(y)
+                to_out(y, ahead=fsm.ahead())
             with m.If(b):
                 fsm.goto("A")
     to_out.close()
@@ -188,6 +201,7 @@ def test_replicated_loads_follow_plain_writes(replicas):
             ctx.set(b, rng.random() < 0.4)
             ctx.set(x, rng.randrange(4096))
             ctx.set(y, rng.randrange(4096))
+            ctx.set(z, rng.randrange(4096))
             await ctx.tick()
             seen.add(tuple(ctx.get(fsm.ongoing(s)) for s in "ABCD"))
             assert ctx.get(out) == ctx.get(ref)
@@ -204,5 +218,5 @@ def test_replicated_loads_need_their_flag_ahead():
     to_out = Loads(m, Signal(8), replicas=2)
     with pytest.raises(ValueError, match="a clock ahead"):
         to_out(Signal(8))
-    with pytest.raises(ValueError, match="mux chain"):
-        Loads(m, Signal(8), replicas=2, and_or=True)
+    with pytest.raises(ValueError, match="not a combinational value"):
+        Loads(m, Signal(8), replicas=2, comb=True)

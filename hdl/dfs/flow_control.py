@@ -54,7 +54,7 @@ from twinplane.protocol.messages import (
 from ..flowtable import command_layout, response_layout
 from ..msgport.layout import core_read_signature, received_message_layout, wire_words
 from ..msgport.session import core_message_layout
-from ..onehot import Loads, OneHotFSM, flop_copy, onehot_mux
+from ..onehot import Loads, OneHotFSM, onehot_mux
 from ..ram import BlockRAM
 from .layouts import FlowAction, FlowKey
 
@@ -212,12 +212,12 @@ class FlowController(wiring.Component):
             loads.append(Loads(m, reg, comb=comb, and_or=and_or, replicas=replicas, name=name))
             return loads[-1]
 
-        def spread(reg, name=None):
+        def spread(reg, name=None, and_or=False):
             """A wide register's enable and selects as flops set a clock
             ahead, a copy per ~26 bits (Loads' replicas): routed, key_f's
             enable (fanout 105) and the counters' (89) crossed the die into
             their CEs, 8.3-8.4 ns (Colorlight build of 1d82fb4)."""
-            return loads_of(reg, replicas=max(1, round(len(Value.cast(reg)) / 26)), name=name)
+            return loads_of(reg, and_or=and_or, replicas=max(1, round(len(Value.cast(reg)) / 26)), name=name)
 
         def count(name):
             counter = getattr(self, name)
@@ -430,7 +430,11 @@ class FlowController(wiring.Component):
         # register that stays put as the state is entered): each write's
         # flag a clock ahead is the state's flop's next value (``here``).
         here = fsm.ahead
-        spread_key_f = spread(key_f)
+        # key_f's five values (three places of the flow in a CS message, the
+        # table's answer, the QUERY's key) each under its own select flop,
+        # ORed: two LUT levels.  As a mux of the message's three behind the
+        # kind, then a chain, it was four (key_f 8.12 ns on the 25F, syn_j).
+        spread_key_f = spread(key_f, and_or=True)
 
         def to_key_f(value, when=None):
             spread_key_f(value, ahead=here() if when is None else here() & when)
@@ -774,11 +778,10 @@ class FlowController(wiring.Component):
                                           DeleteReason.REAP)))
         m.d.sync += [msg_kind.eq(Cat(kind_bits, ~(known_low & (cur.msg_type[4:] == 0)))),
                      msg_error_none.eq(cur.header.error == ErrorCode.NONE)]
-        # msg_kind[0:2] again, a copy per ~26 bits of key_f, which
-        # "Dispatching" loads from one of three places (msg_kind[1] had a
-        # fanout of 138 into key_f's muxes, 6 levels on to out_bytes).
-        kind_copies = [flop_copy(m, Cat(cur.msg_type == t for t in types).any(), name=f"key_f_kind{b}_r{k}")
-                       for k in range(4) for b, types in enumerate(_MSG_KINDS[:2])]
+        # The message's kind as it stands on ``msg`` in the clock before
+        # "Dispatching" (it stays there): key_f's selects are loaded from it,
+        # a clock ahead.
+        kind_now = [Cat(cur.msg_type == t for t in types).any() for types in _MSG_KINDS[:2]]
 
         # A REPLY/NEWFLOW stays on ``msg`` (held by the stream register in
         # front) until the flow is resolved: its actions, return key, serial,
@@ -860,12 +863,10 @@ class FlowController(wiring.Component):
             # engine's messages), so their enables are the state's flop alone;
             # the flow's place picked by the registered kind bits.
             to_serial(cur.header.serial)
-            # the kind bits that pick it: copies of msg_kind's (below)
-            key_f_parts = [inbound(cls) for cls in (SsmbReply, SsmbDelete, SsmbReap)]
-            bounds = [len(key_f.as_value()) * k // 4 for k in range(5)]
-            to_key_f(Cat(Mux(kind_copies[2 * k], key_f_parts[0][lo:hi],
-                             Mux(kind_copies[2 * k + 1], key_f_parts[1][lo:hi], key_f_parts[2][lo:hi]))
-                         for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))))
+            # the kind that picks it, a clock ahead (kind_now, above)
+            to_key_f(inbound(SsmbReply), when=kind_now[0])
+            to_key_f(inbound(SsmbDelete), when=kind_now[1])
+            to_key_f(inbound(SsmbReap), when=~kind_now[0] & ~kind_now[1])
 
             m.d.sync += reply_ok.eq(msg_error_none)
             to_reason(msg_reason)
