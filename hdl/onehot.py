@@ -75,16 +75,21 @@ class OneHotFSM:
         """The flop that is set while in ``state``."""
         return self._bit(state)
 
-    def ahead(self, state: str | None = None) -> Value:
+    def ahead(self, state: str | None = None, *, transient: bool = False) -> Value:
         """``state``'s flop's next value (the current state's by default):
         registered, it equals the flop, so a flop loaded from it is a copy
         of the state's test, e.g. one near each group of a wide register's
-        flops (``Loads(..., replicas=)``)."""
+        flops (``Loads(..., replicas=)``).  ``transient``: the caller knows
+        every branch of the state goes elsewhere (it lasts one clock), so
+        the next value is the transitions into it alone, without the
+        state's own leaving conditions."""
         if state is None:
             if not self._current:
                 raise ValueError("ahead() outside a state")
             state = self._current[-1]
         bit = self._bit(state)
+        if transient:
+            return self._go[state]
         return self._go[state] | (bit & ~self._leave[state])
 
     @contextmanager

@@ -213,6 +213,50 @@ def test_replicated_loads_follow_plain_writes(replicas, and_or):
     sim.run()
 
 
+def test_transient_state_ahead_is_its_way_in():
+    """``ahead(transient=True)`` of a state that always leaves after a clock
+    (B, entered from A or C) is the transitions into it: a replicated
+    register loaded in B follows the one written with ``m.d``."""
+    a, b = Signal(), Signal()
+    x = Signal(8)
+    ref, out = Signal(8), Signal(8)
+    m = Module()
+    to_out = Loads(m, out, replicas=2)
+    fsm = OneHotFSM(m, "A")
+    with fsm:
+        with fsm.state("A"):
+            with m.If(a):
+                fsm.goto("B")
+        with fsm.state("B"):
+            m.d.sync += ref.eq(x)
+            to_out(x, ahead=fsm.ahead(transient=True))
+            with m.If(b):
+                fsm.goto("C")
+            with m.Else():
+                fsm.goto("A")
+        with fsm.state("C"):
+            with m.If(a):
+                fsm.goto("B")
+    to_out.close()
+    rng = random.Random(7)
+
+    async def bench(ctx):
+        loads = 0
+        for _ in range(300):
+            ctx.set(a, rng.random() < 0.5)
+            ctx.set(b, rng.random() < 0.5)
+            ctx.set(x, rng.randrange(256))
+            loads += ctx.get(fsm.ongoing("B"))
+            await ctx.tick()
+            assert ctx.get(out) == ctx.get(ref)
+        assert loads > 50
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 def test_replicated_loads_need_their_flag_ahead():
     m = Module()
     to_out = Loads(m, Signal(8), replicas=2)

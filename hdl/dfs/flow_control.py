@@ -863,10 +863,14 @@ class FlowController(wiring.Component):
             # engine's messages), so their enables are the state's flop alone;
             # the flow's place picked by the registered kind bits.
             to_serial(cur.header.serial)
-            # the kind that picks it, a clock ahead (kind_now, above)
-            to_key_f(inbound(SsmbReply), when=kind_now[0])
-            to_key_f(inbound(SsmbDelete), when=kind_now[1])
-            to_key_f(inbound(SsmbReap), when=~kind_now[0] & ~kind_now[1])
+            # the kind that picks it, a clock ahead (kind_now, above); the
+            # state lasts a clock (every kind goes on, the last bit too), so
+            # its flag ahead is the way in alone (with the state's own
+            # leaving conditions, msg_kind's, it was 4 levels)
+            entering = fsm.ahead(transient=True)
+            for part, kind in ((SsmbReply, kind_now[0]), (SsmbDelete, kind_now[1]),
+                               (SsmbReap, ~kind_now[0] & ~kind_now[1])):
+                spread_key_f(inbound(part), ahead=entering & kind)
 
             m.d.sync += reply_ok.eq(msg_error_none)
             to_reason(msg_reason)
