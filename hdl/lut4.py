@@ -17,7 +17,8 @@ from functools import reduce
 
 from amaranth import Cat, Const, Instance, Module, Signal, Value
 
-__all__ = ["builds_lut4s", "lut4", "lut4_init", "lut_and", "lut_and_or", "lut_eq", "lut_eq_bits", "lut_eq_const"]
+__all__ = ["builds_lut4s", "lut4", "lut4_init", "lut_and", "lut_and_or", "lut_eq", "lut_eq_bits", "lut_eq_const",
+           "lut_eq_const_nibbles"]
 
 
 def builds_lut4s(platform) -> bool:
@@ -36,7 +37,9 @@ def lut4_init(fn, count: int) -> int:
 def lut4(m: Module, name: str, inputs, fn, *, instance: bool) -> Signal:
     """``fn`` of the one to four 1-bit ``inputs`` as one LUT.  ``fn`` must
     mean the same on 0/1 ints and on 1-bit values: ``&``, ``|``, ``^``
-    (``x ^ 1`` for a NOT, since ``~1`` is -2)."""
+    (``x ^ 1`` for a NOT, since ``~1`` is -2).  Call it (and the helpers
+    below) outside any ``If``: the plain build's comb assignment inside one
+    would hold only under its condition."""
     inputs = list(inputs)
     if not 1 <= len(inputs) <= 4:
         raise ValueError(f"a LUT4 has 1 to 4 inputs, not {len(inputs)}")
@@ -114,6 +117,23 @@ def lut_eq(m: Module, name: str, a: Value, b: Value, *, instance: bool, also=())
     return lut_and(m, name, lut_eq_bits(m, name, a, b, instance=instance) + list(also), instance=instance)
 
 
+def lut_eq_const_nibbles(m: Module, name: str, a: Value, const: int, *, instance: bool) -> list[Value]:
+    """Four bits of ``a`` a LUT against the constant's bits: the values
+    whose AND is ``a == const`` (for a caller that folds that AND into a
+    LUT of its own)."""
+    a = Value.cast(a)
+    if not 0 <= const < 1 << len(a):
+        raise ValueError(f"{const!r} does not fit {len(a)} bits")
+    nibbles = []
+    for i in range(0, len(a), 4):
+        bits = [a[k] for k in range(i, min(i + 4, len(a)))]
+        want = [const >> k & 1 for k in range(i, min(i + 4, len(a)))]
+        nibbles.append(lut4(m, f"{name}_n{i // 4}", bits,
+                            lambda *v, want=want: _and(*(x ^ w ^ 1 for x, w in zip(v, want, strict=True))),
+                            instance=instance))
+    return nibbles
+
+
 def lut_eq_const(m: Module, name: str, a: Value, const: int, *, instance: bool) -> Value:
     """``a == const``: four bits of ``a`` a LUT against the constant's bits,
     then :func:`lut_and`.  ABC shares the terms of several compares of one
@@ -124,12 +144,5 @@ def lut_eq_const(m: Module, name: str, a: Value, const: int, *, instance: bool) 
         raise ValueError(f"{const!r} does not fit {len(a)} bits")
     if not instance:
         return a == const
-    nibbles = []
-    for i in range(0, len(a), 4):
-        bits = [a[k] for k in range(i, min(i + 4, len(a)))]
-        want = [const >> k & 1 for k in range(i, min(i + 4, len(a)))]
-        nibbles.append(lut4(m, f"{name}_n{i // 4}", bits,
-                            lambda *v, want=want: _and(*(x ^ w ^ 1 for x, w in zip(v, want, strict=True))),
-                            instance=True))
-    return lut_and(m, name, nibbles, instance=True)
+    return lut_and(m, name, lut_eq_const_nibbles(m, name, a, const, instance=True), instance=True)
 

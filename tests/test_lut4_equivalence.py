@@ -19,7 +19,7 @@ import re
 import subprocess
 
 import pytest
-from amaranth import Array, Cat, Module
+from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.back import rtlil
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -28,6 +28,8 @@ from twinplane.boards.pnr import tool_path
 from twinplane.hdl.flowtable.table import FlowTable
 from twinplane.hdl.lut4 import builds_lut4s, lut_eq_const
 from twinplane.hdl.miss.miss_path import MissPath
+from twinplane.hdl.parser.layout import ParsedFrame
+from twinplane.hdl.parser.parser import HeaderParser
 from twinplane.hdl.rewrite.command_rewriter import CommandRewriter
 from twinplane.hdl.vscam.vs_cam import VirtualServerCAM
 from twinplane.model.flowtable import FlowGeometry
@@ -108,6 +110,63 @@ class _ConstCompares(wiring.Component):
         return m
 
 
+class _ParserBench(wiring.Component):
+    """The header parser on frames whose EtherTypes (outer and, when tagged,
+    inner), version byte and protocol are picked from the ones it tells
+    apart (``*_pick``) and whose other bytes come from a pool of the
+    constants it compares with: random bytes would almost never make a
+    VLAN tag or an IPv4 header, so a wrong compare would not show."""
+
+    _ETHERTYPES = (0x8100, 0x0800, 0x0806, 0x86DD)
+    _PROTOCOLS = (6, 17, 1, 0x2F)
+    _BYTES = (0x00, 0x81, 0x08, 0x86, 0x06, 0xDD, 0x11, 0x45)
+    _LENGTHS = (14, 34, 60, 72)
+
+    def __init__(self):
+        super().__init__({
+            "in_valid": In(1), "out_ready": In(1), "len_pick": In(2), "et_pick": In(2), "inner_pick": In(2),
+            "proto_pick": In(2), "byte_pick": In(3), "in_ready": Out(1), "out_valid": Out(1),
+            "record": Out(ParsedFrame.size),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.parser = parser = HeaderParser(zero_unused=False)
+        pos, length = Signal(8), Signal(8, init=self._LENGTHS[0])
+        et, inner = Signal(16), Signal(16)
+        tagged = et == 0x8100
+        l3 = Mux(tagged, 18, 14)
+        byte = Signal(8)
+        m.d.comb += byte.eq(Array(self._BYTES)[self.byte_pick])
+        with m.If(pos == 12):
+            m.d.comb += byte.eq(et[8:])
+        with m.Elif(pos == 13):
+            m.d.comb += byte.eq(et[:8])
+        with m.Elif(tagged & (pos == 16)):
+            m.d.comb += byte.eq(inner[8:])
+        with m.Elif(tagged & (pos == 17)):
+            m.d.comb += byte.eq(inner[:8])
+        with m.Elif(pos == l3):
+            m.d.comb += byte.eq(0x45)
+        with m.Elif(pos == l3 + 9):
+            m.d.comb += byte.eq(Array(self._PROTOCOLS)[self.proto_pick])
+        sink = parser.sink
+        m.d.comb += [
+            sink.valid.eq(self.in_valid), sink.payload.data.eq(byte),
+            sink.payload.first.eq(pos == 0), sink.payload.last.eq(pos == length - 1),
+            self.in_ready.eq(sink.ready),
+            parser.meta.ready.eq(self.out_ready), self.out_valid.eq(parser.meta.valid),
+            self.record.eq(parser.meta.payload.as_value()),
+        ]
+        with m.If(sink.valid & sink.ready):
+            m.d.sync += pos.eq(Mux(sink.payload.last, 0, pos + 1))
+            with m.If(pos == 0):  # the frame's shape, held to its end
+                m.d.sync += [length.eq(Array(self._LENGTHS)[self.len_pick]),
+                             et.eq(Array(self._ETHERTYPES)[self.et_pick]),
+                             inner.eq(Array(self._ETHERTYPES[1:] + (0x0800,))[self.inner_pick])]
+        return m
+
+
 # Each block, and the LUT4s the controls invert, one at a time.
 _BLOCKS = {
     # Key compares (bytes of the 104-bit key), the queues' room compares.
@@ -120,6 +179,9 @@ _BLOCKS = {
     # The output byte's 14-term AND-OR (the head's byte or a rewritten
     # field's): a pair, the OR tree's first and second levels.
     "rewriter": (lambda: CommandRewriter(held_eth_src=True), ("out_0_0_lut", "out_3_o0_1_lut", "out_5_o1_0_lut")),
+    # The byte's compares with constants, the VLAN flag's and l3at[0]'s LUTs.
+    "parser": (_ParserBench, ("byte_is_06_n0_lut", "byte_is_81_a0_0_lut", "vlan_at13_lut", "l3at0_next_lut",
+                              "l3at0_untagged13_lut")),
     # The H3 trees, key chunk compares, handle compares, rd_row's and
     # rsp.valid's AND-ORs; 64 entries.
     "flowtable": (lambda: FlowTable(FlowGeometry(buckets=8)), ("rsp_valid_or_lut", "h_a_or_lut", "rd_row_ao_0_0_lut")),

@@ -39,6 +39,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from twinplane.hdl.lut4 import builds_lut4s, lut4, lut_and, lut_eq_const_nibbles
 from twinplane.hdl.onehot import flop_copy
 from twinplane.hdl.packet import packet_signature
 from twinplane.model.frames import FragmentKind, FrameClass, MalformedReason
@@ -176,18 +177,37 @@ class HeaderParser(wiring.Component):
                         m.d.sync += reg[lo:lo + 8].eq(byte)
 
         capture([(eth_dst, 0), (eth_src, 6), (et0, 12), (tci, 14), (et1, 16)], at)
+        # The byte's compares with constants, each its own two levels of
+        # LUT4s on ECP5 (hdl/lut4.py): ABC shared the terms of the dozen
+        # compares of ``byte`` and chained them, even through a carry chain
+        # (parser1 l3at0/vlan 7.89-8.05 ns on the 25F at syn_j).
+        # Built here, outside any If (a plain build's comb assignment inside
+        # one would hold only under its condition).
+        ecp5 = builds_lut4s(platform)
+        constants = (0x00, 0x81, 0x08, 0x86, 0x06, 0xDD, 17, 1)
+        byte_nibbles = {k: lut_eq_const_nibbles(m, f"byte_is_{k:02x}", byte, k, instance=ecp5) for k in constants}
+        compares = {k: lut_and(m, f"byte_is_{k:02x}", byte_nibbles[k], instance=ecp5) for k in constants}
+
+        def byte_is(k):
+            return compares[k]
+
         # The EtherType bytes' compares as flags written with them (the
         # 8-bit compares of et0 ran on into vlan's and l3at[0]'s next values,
         # 6 levels behind the byte's first in depth dfs --in-dfs).
         et0_hi81, et0_lo00 = Signal(), Signal()  # et0[8:16] == 0x81, et0[0:8] == 0
         with m.If(accept_nf & at[12]):
-            m.d.sync += et0_hi81.eq(byte == 0x81)
+            m.d.sync += et0_hi81.eq(byte_is(0x81))
         with m.If(accept_nf & at[13]):
-            m.d.sync += et0_lo00.eq(byte == 0x00)
-        with m.If(accept_nf & at[12]):
-            m.d.sync += vlan.eq((byte == 0x81) & et0_lo00)
-        with m.If(accept_nf & at[13]):
-            m.d.sync += vlan.eq(et0_hi81 & (byte == 0x00))
+            m.d.sync += et0_lo00.eq(byte_is(0x00))
+        # vlan at byte 12 ((byte == 0x81) & et0_lo00) or 13 (et0_hi81 &
+        # (byte == 0)), each a LUT of the compare's nibbles, then their OR.
+        hi81, lo00 = byte_nibbles[0x81], byte_nibbles[0x00]
+        vlan_at12 = lut4(m, "vlan_at12", [at[12], *hi81, et0_lo00], lambda a12, h0, h1, z: a12 & h0 & h1 & z,
+                         instance=ecp5)
+        vlan_at13 = lut4(m, "vlan_at13", [at[12], et0_hi81, *lo00], lambda a12, h, z0, z1: (a12 ^ 1) & h & z0 & z1,
+                         instance=ecp5)
+        with m.If(accept_nf & (at[12] | at[13])):
+            m.d.sync += vlan.eq(vlan_at12 | vlan_at13)
         # The EtherTypes the classes test, a flag per byte compare written
         # with et0's and et1's bytes: ``Mux(vlan, et1, et0) == K`` ran from
         # vlan (fanout 26) into c_arp, c_ipv4 and arp_et, 5 levels.
@@ -196,9 +216,9 @@ class HeaderParser(wiring.Component):
                  for reg in ("et0", "et1") for k in (0x00, 0x06, 0xDD)}
         for reg, at_hi in (("et0", 12), ("et1", 16)):
             with m.If(accept_nf & at[at_hi]):
-                m.d.sync += [flag.eq(byte == k) for (r, k), flag in et_hi.items() if r == reg]
+                m.d.sync += [flag.eq(byte_is(k)) for (r, k), flag in et_hi.items() if r == reg]
             with m.If(accept_nf & at[at_hi + 1]):
-                m.d.sync += [flag.eq(byte == k) for (r, k), flag in et_lo.items() if r == reg]
+                m.d.sync += [flag.eq(byte_is(k)) for (r, k), flag in et_lo.items() if r == reg]
 
         def et_is(value):
             hi, lo = value >> 8, value & 0xFF
@@ -208,8 +228,14 @@ class HeaderParser(wiring.Component):
         # bytes 12 and 13 (at 13 to the tag test, at 17 it is the frame's),
         # so later flags shift with the bytes.
         l3at = [Signal(name=f"l3at{j}") for j in range(28)]
+        # Its next value: a LUT of the zero compare's nibbles ("untagged at
+        # 13"), then one more (three levels from the byte).
+        untagged13 = lut4(m, "l3at0_untagged13", [at[13], et0_hi81, *lo00],
+                          lambda a13, h, z0, z1: a13 & ((h & z0 & z1) ^ 1), instance=ecp5)
+        l3at0_next = lut4(m, "l3at0_next", [first, untagged13, at[17], vlan],
+                          lambda f, u, a17, v: (f ^ 1) & (u | (a17 & v)), instance=ecp5)
         with m.If(accept):
-            m.d.sync += l3at[0].eq(~first & ((at[13] & ~(et0_hi81 & (byte == 0x00))) | (at[17] & vlan)))
+            m.d.sync += l3at[0].eq(l3at0_next)
             m.d.sync += [l3at[j].eq(~first & l3at[j - 1]) for j in range(1, len(l3at))]
 
         # ---- L3: IPv4 and ARP fields ---------------------------------------
@@ -223,7 +249,7 @@ class HeaderParser(wiring.Component):
         # compares and the TCP/UDP choice were 5 levels from c_udp into meta).
         p_tcp, p_udp, p_icmp = Signal(), Signal(), Signal()
         with m.If(accept_nf & l3at[9]):
-            m.d.sync += [p_tcp.eq(byte == 6), p_udp.eq(byte == 17), p_icmp.eq(byte == 1)]
+            m.d.sync += [p_tcp.eq(byte_is(6)), p_udp.eq(byte_is(17)), p_icmp.eq(byte_is(1))]
         # The record's two addresses: IPv4's source/destination or ARP's sender/
         # target protocol address, one register each (a frame is one or the
         # other; the EtherType is in by then: ``arp_et``, a clock late, is
