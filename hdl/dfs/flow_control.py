@@ -244,10 +244,7 @@ class FlowController(wiring.Component):
             assert [(f.offset, f.width) for _, f in message_layout(a)] == \
                 [(f.offset, f.width) for _, f in message_layout(b)], (a, b)
         THEN_IDLE, THEN_AFTER_EVICTION, THEN_DUMPING = 0, 1, 2
-        # The kind as a flop each for the two the message's bytes tell apart
-        # (as a binary out_kind, its compares were a level of their own in
-        # front of the message port's 16-way word select: 5 levels).
-        out_query, out_short = Signal(name="out_query"), Signal(name="out_short")
+        out_kind = Signal(2)
         out_type = Signal(8)
         out_error = Signal(8)
         out_end = Signal()  # DUMP: the END flag and the count
@@ -287,7 +284,7 @@ class FlowController(wiring.Component):
         m.d.sync += load_out.eq(composing & settle[-2] & ~settle[-1] & ~restart_r)
 
         # The message's length a register loaded with its kind (decoded from
-        # the kind it ran on into the message port's stamp and IP length, 5
+        # out_kind it ran on into the message port's stamp and IP length, 5
         # levels across the blocks).
         out_len = Signal(range(max(cls.wire_size() - TAG_SIZE for cls in (SsmbQuery, SsmbDelete, SsmbDump)) + 1))
         # (up in the composing state, (kind, type, error, end, then, length))
@@ -315,10 +312,8 @@ class FlowController(wiring.Component):
             was = [Signal(name=f"composed_{k}") for k in range(len(composers))]
             m.d.sync += [r.eq(flag) for r, (flag, _) in zip(was, composers, strict=True)]
             with m.If(fsm.ongoing("Composing")):
-                for k, reg in enumerate((out_type, out_error, out_end, send_then, out_len), start=1):
+                for k, reg in enumerate((out_kind, out_type, out_error, out_end, send_then, out_len)):
                     m.d.sync += reg.eq(onehot_mux(was, [Const(values[k], reg.shape()) for _, values in composers]))
-                for reg, kind in ((out_query, K_QUERY), (out_short, K_SHORT)):
-                    m.d.sync += reg.eq(onehot_mux(was, [Const(values[0] == kind, 1) for _, values in composers]))
 
         kinds = {K_QUERY: SsmbQuery, K_FLOW: SsmbDelete, K_SHORT: SsmbDump}
         # The three kinds' bytes as one message (left-aligned, as the port
@@ -578,7 +573,8 @@ class FlowController(wiring.Component):
         # itself, held by the stream register in front until the QUERY is
         # sent (a 95-bit copy was).
         q_held = self.query.payload.query
-        is_query, is_short = out_query, out_short
+        is_query, is_short = Signal(name="is_query"), Signal(name="is_short")
+        m.d.comb += [is_query.eq(out_kind == K_QUERY), is_short.eq(out_kind == K_SHORT)]
         view = out_view(K_FLOW)  # DELETE and STATS share the layout
         m.d.comb += [
             view.vers_major.eq(1),
