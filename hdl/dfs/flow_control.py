@@ -861,7 +861,7 @@ class FlowController(wiring.Component):
 
             # Loaded whatever the kind (unused by RESET, DUMP and the session
             # engine's messages), so their enables are the state's flop alone;
-            # the flow's place picked by the registered kind bits.
+            # the flow's place picked by the message's kind (below).
             to_serial(cur.header.serial)
             # the kind that picks it, a clock ahead (kind_now, above); the
             # state lasts a clock (every kind goes on, the last bit too), so
