@@ -88,8 +88,9 @@ class ScriptedCS:
             answers += self.codec.decode(answer_bus, bytes(packet[UDP].payload))
         return answers
 
-    async def handshake(self):
+    async def handshake(self, *, hello_interval_ms=0):
         hello = self.stamp(CsmbHello(nonce=b"cs-nonce", role=Role.ACTIVE, csmb_vers_major=1, ssmb_vers_major=1,
+                                     hello_interval_ms=hello_interval_ms,
                                      ssmb_addr=ipaddress.IPv4Address(self.ip), ssmb_port=CS_SSMB_PORT))
         (answer,) = await self.send(Bus.CSMB, hello)
         assert isinstance(answer, CsmbHello) and answer.error == ErrorCode.NONE
@@ -350,6 +351,25 @@ def test_replay_window_of_a_reused_slot():
         await _sequence_against_the_model(ctx, port, new, new_seqs)
 
     run_port(script, cs_slots=1, ms_per_tick=1000)
+
+
+@pytest.mark.parametrize(("interval_ms", "alive_after", "gone_after"), [(0, 2, 5), (1, 2, 5), (2, 5, 8)])
+def test_a_silent_cs_expires_after_three_of_its_intervals(interval_ms, alive_after, gone_after):
+    """A CS's slot is freed 3 HELLO intervals after its HELLO (an interval
+    of 0 counts as 1 ms): alive ``alive_after`` ms later, gone by
+    ``gone_after`` (1 ms a tick)."""
+
+    async def script(ctx, port, frames, state):
+        cs = ScriptedCS(ctx, port, frames)
+        await cs.handshake(hello_interval_ms=interval_ms)
+        for ticks, expired in ((alive_after, 0), (gone_after - alive_after, 1)):
+            ctx.set(port.tick, 1)
+            await ctx.tick().repeat(ticks)
+            ctx.set(port.tick, 0)
+            await ctx.tick().repeat(16)
+            assert ctx.get(port.expired) == expired, (interval_ms, ticks)
+
+    run_port(script, cs_slots=1, ms_per_tick=1)
 
 
 @pytest.mark.parametrize(

@@ -479,7 +479,6 @@ class SessionEngine(wiring.Component):
 
         # 3 HELLO intervals of the held HELLO, registered (an add of its own,
         # not a multiplier in front of the deadline's add).
-        interval = Mux(body(CsmbHello).hello_interval_ms == 0, 1, body(CsmbHello).hello_interval_ms)
         hello_3_intervals = Signal(_CLOCK_BITS)
 
         def count(name):
@@ -675,9 +674,24 @@ class SessionEngine(wiring.Component):
         # 6a07163 build: the held HELLO is in the receiver's registers, across
         # the port); the HELLO is held for the lookup's clocks before the
         # deadline is written, so this has settled.
-        interval_q, verdict_none = Signal.like(interval, name="interval_q"), Signal()
-        m.d.sync += [interval_q.eq(interval), verdict_none.eq(verdict == ErrorCode.NONE)]
-        m.d.sync += hello_3_intervals.eq(Mux(verdict_none, interval_q + (interval_q << 1), 3 * _DEFAULT_HELLO_MS))
+        # The HELLO's interval as the answer echoes it, registered as the
+        # challenge is: read from the receiver's register, whose flops sit
+        # wherever its shift chain is placed, it was a 5 ns net into the
+        # reply's word (the 25F's worst core path at e5daf14).  The answer is
+        # read clocks after the HELLO is offered, and a HELLO is not rotated.
+        hello_interval_echo = Signal.like(hello.hello_interval_ms, name="hello_interval_echo")
+        m.d.sync += hello_interval_echo.eq(hello.hello_interval_ms)
+        # The interval is the answer's echo register (above); an interval of 0
+        # counts as 1, told by a flag of its own: as ``Mux(zero, 1, interval)``
+        # into interval_q the zero test was a 15-bit reset across the die
+        # from the receiver's register (interval_q LSR 8.17 ns on the 25F,
+        # syn_c seed 3).
+        interval_zero, verdict_none = Signal(name="interval_zero"), Signal()
+        m.d.sync += [interval_zero.eq(body(CsmbHello).hello_interval_ms == 0),
+                     verdict_none.eq(verdict == ErrorCode.NONE)]
+        m.d.sync += hello_3_intervals.eq(
+            Mux(verdict_none, Mux(interval_zero, 3, hello_interval_echo + (hello_interval_echo << 1)),
+                3 * _DEFAULT_HELLO_MS))
         # The deadline a HELLO sets, registered too: the add in front of
         # both writes of each slot's deadline was 7.8 ns routed (deadline0/1,
         # 36 endpoints past 137.5 MHz in the 329f034 build).  The held HELLO
@@ -692,13 +706,6 @@ class SessionEngine(wiring.Component):
         # answer's words.
         challenge = Signal(64, name="challenge_q")
         m.d.sync += challenge.eq(Mux(is_csmb, body(CsmbAuthChallenge).challenge, body(SsmbAuthChallenge).challenge))
-        # The HELLO's interval as the answer echoes it, registered as the
-        # challenge is: read from the receiver's register, whose flops sit
-        # wherever its shift chain is placed, it was a 5 ns net into the
-        # reply's word (the 25F's worst core path at e5daf14).  The answer is
-        # read clocks after the HELLO is offered, and a HELLO is not rotated.
-        hello_interval_echo = Signal.like(hello.hello_interval_ms, name="hello_interval_echo")
-        m.d.sync += hello_interval_echo.eq(hello.hello_interval_ms)
         nonce_q, verdict_q = Signal(64), Signal(8)
         active_q, vs_count_q = Signal(), Signal(range(self._vs_entries + 1))
         # What "Answering HELLO" acts on, registered (the held HELLO's role
