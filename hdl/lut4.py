@@ -117,13 +117,19 @@ def lut_eq(m: Module, name: str, a: Value, b: Value, *, instance: bool, also=())
     return lut_and(m, name, lut_eq_bits(m, name, a, b, instance=instance) + list(also), instance=instance)
 
 
+def _fitting(a, const: int) -> Value:
+    """``a`` as a Value, once ``const`` is known to fit its width."""
+    a = Value.cast(a)
+    if not 0 <= const < 1 << len(a):
+        raise ValueError(f"{const!r} does not fit {len(a)} bits")
+    return a
+
+
 def lut_eq_const_nibbles(m: Module, name: str, a: Value, const: int, *, instance: bool) -> list[Value]:
     """Four bits of ``a`` a LUT against the constant's bits: the values
     whose AND is ``a == const`` (for a caller that folds that AND into a
     LUT of its own)."""
-    a = Value.cast(a)
-    if not 0 <= const < 1 << len(a):
-        raise ValueError(f"{const!r} does not fit {len(a)} bits")
+    a = _fitting(a, const)
     nibbles = []
     for i in range(0, len(a), 4):
         bits = [a[k] for k in range(i, min(i + 4, len(a)))]
@@ -139,10 +145,6 @@ def lut_eq_const(m: Module, name: str, a: Value, const: int, *, instance: bool) 
     then :func:`lut_and`.  ABC shares the terms of several compares of one
     value with different constants and chains them (seven 16-bit compares
     of one field were 5 levels deep)."""
-    a = Value.cast(a)
-    if not 0 <= const < 1 << len(a):
-        raise ValueError(f"{const!r} does not fit {len(a)} bits")
     if not instance:
-        return a == const
+        return _fitting(a, const) == const
     return lut_and(m, name, lut_eq_const_nibbles(m, name, a, const, instance=True), instance=True)
-

@@ -256,17 +256,17 @@ class Loads:
             lo, hi = bounds[g], bounds[g + 1]
             if lo == hi:
                 continue
-            if groups and self._and_or:
-                total = 0
-                for j, (flags, _) in enumerate(groups):
-                    select = copy(f"{self._name()}_sel{j}_r{g}", flags)
-                    total = total | (select.replicate(hi - lo) & values[j][lo:hi])
-            elif groups:
-                # under the enable one select is up: the last value needs none
-                total = values[-1][lo:hi]
-                for j in reversed(range(len(groups) - 1)):
-                    total = Mux(copy(f"{self._name()}_sel{j}_r{g}", groups[j][0]), values[j][lo:hi], total)
             if groups:
+                if self._and_or:
+                    total = 0
+                    for j, (flags, _) in enumerate(groups):
+                        select = copy(f"{self._name()}_sel{j}_r{g}", flags)
+                        total = total | (select.replicate(hi - lo) & values[j][lo:hi])
+                else:
+                    # under the enable one select is up: the last value needs none
+                    total = values[-1][lo:hi]
+                    for j in reversed(range(len(groups) - 1)):
+                        total = Mux(copy(f"{self._name()}_sel{j}_r{g}", groups[j][0]), values[j][lo:hi], total)
                 with m.If(copy(f"{self._name()}_en_r{g}", every)):
                     m.d.sync += reg[lo:hi].eq(total)
             if zeros:

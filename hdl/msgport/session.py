@@ -687,7 +687,7 @@ class SessionEngine(wiring.Component):
         # from the receiver's register (interval_q LSR 8.17 ns on the 25F,
         # syn_c seed 3).
         interval_zero, verdict_none = Signal(name="interval_zero"), Signal()
-        m.d.sync += [interval_zero.eq(body(CsmbHello).hello_interval_ms == 0),
+        m.d.sync += [interval_zero.eq(hello.hello_interval_ms == 0),
                      verdict_none.eq(verdict == ErrorCode.NONE)]
         m.d.sync += hello_3_intervals.eq(
             Mux(verdict_none, Mux(interval_zero, 3, hello_interval_echo + (hello_interval_echo << 1)),
@@ -949,7 +949,8 @@ class SessionEngine(wiring.Component):
         lane_is = [index[:3] == k for k in range(8)]
         stamp_in_lane = [Cat(word_at[w] & stamped[8 * w + k] for w in range(HEADER_SIZE // 8)).any()
                          for k in range(8)]
-        use_stamp = Cat(lane_is[k] & stamp_in_lane[k] for k in range(8)).any()
+        stamp_at = Cat(lane_is[k] & stamp_in_lane[k] for k in range(8))  # the byte's lane, if stamped
+        use_stamp = stamp_at.any()
         word_even_q, word_odd_q = Signal(64, name="word_even_q"), Signal(64, name="word_odd_q")
         stamp_q, replica_q = Signal(64, name="stamp_q"), Signal(8, name="replica_q")
         # The byte's lane one-hot, one set for the stamp's and one for the
@@ -964,7 +965,7 @@ class SessionEngine(wiring.Component):
                 word_odd_q.eq(reply_words[1]),
                 replica_q.eq(replica_byte),
                 stamp_q.eq(word_of(stamp, HEADER_SIZE)),
-                stamp_lane.eq(Cat(lane_is[k] & stamp_in_lane[k] for k in range(8))),
+                stamp_lane.eq(stamp_at),
                 own_lane.eq(Cat(lane_is[k] & ~stamp_in_lane[k] for k in range(8))),
                 own_q.eq(~use_stamp),
             ]

@@ -186,19 +186,16 @@ class HeaderParser(wiring.Component):
         ecp5 = builds_lut4s(platform)
         constants = (0x00, 0x81, 0x08, 0x86, 0x06, 0xDD, 17, 1)
         byte_nibbles = {k: lut_eq_const_nibbles(m, f"byte_is_{k:02x}", byte, k, instance=ecp5) for k in constants}
-        compares = {k: lut_and(m, f"byte_is_{k:02x}", byte_nibbles[k], instance=ecp5) for k in constants}
-
-        def byte_is(k):
-            return compares[k]
+        byte_is = {k: lut_and(m, f"byte_is_{k:02x}", byte_nibbles[k], instance=ecp5) for k in constants}
 
         # The EtherType bytes' compares as flags written with them (the
         # 8-bit compares of et0 ran on into vlan's and l3at[0]'s next values,
         # 6 levels behind the byte's first in depth dfs --in-dfs).
         et0_hi81, et0_lo00 = Signal(), Signal()  # et0[8:16] == 0x81, et0[0:8] == 0
         with m.If(accept_nf & at[12]):
-            m.d.sync += et0_hi81.eq(byte_is(0x81))
+            m.d.sync += et0_hi81.eq(byte_is[0x81])
         with m.If(accept_nf & at[13]):
-            m.d.sync += et0_lo00.eq(byte_is(0x00))
+            m.d.sync += et0_lo00.eq(byte_is[0x00])
         # vlan at byte 12 ((byte == 0x81) & et0_lo00) or 13 (et0_hi81 &
         # (byte == 0)), each a LUT of the compare's nibbles, then their OR.
         hi81, lo00 = byte_nibbles[0x81], byte_nibbles[0x00]
@@ -216,9 +213,9 @@ class HeaderParser(wiring.Component):
                  for reg in ("et0", "et1") for k in (0x00, 0x06, 0xDD)}
         for reg, at_hi in (("et0", 12), ("et1", 16)):
             with m.If(accept_nf & at[at_hi]):
-                m.d.sync += [flag.eq(byte_is(k)) for (r, k), flag in et_hi.items() if r == reg]
+                m.d.sync += [flag.eq(byte_is[k]) for (r, k), flag in et_hi.items() if r == reg]
             with m.If(accept_nf & at[at_hi + 1]):
-                m.d.sync += [flag.eq(byte_is(k)) for (r, k), flag in et_lo.items() if r == reg]
+                m.d.sync += [flag.eq(byte_is[k]) for (r, k), flag in et_lo.items() if r == reg]
 
         def et_is(value):
             hi, lo = value >> 8, value & 0xFF
@@ -249,7 +246,7 @@ class HeaderParser(wiring.Component):
         # compares and the TCP/UDP choice were 5 levels from c_udp into meta).
         p_tcp, p_udp, p_icmp = Signal(), Signal(), Signal()
         with m.If(accept_nf & l3at[9]):
-            m.d.sync += [p_tcp.eq(byte_is(6)), p_udp.eq(byte_is(17)), p_icmp.eq(byte_is(1))]
+            m.d.sync += [p_tcp.eq(byte_is[6]), p_udp.eq(byte_is[17]), p_icmp.eq(byte_is[1])]
         # The record's two addresses: IPv4's source/destination or ARP's sender/
         # target protocol address, one register each (a frame is one or the
         # other; the EtherType is in by then: ``arp_et``, a clock late, is
