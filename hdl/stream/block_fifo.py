@@ -49,23 +49,28 @@ class BlockFIFO(wiring.Component):
 
         wp = Signal(abits + 1)  # next entry to write
         rp = Signal(abits + 1)  # next entry to read
-        rp_free = Signal(abits + 1)  # entries before it have left the array's read stage
 
         # Write side: "full" is a register, "at most two free entries" from
-        # flops (a subtract, an AND tree): right if this clock writes, one
-        # entry early if not.  The write's "valid" is not in it: the choice
-        # between the two (as PacketFIFO's) ran the producer's valid into
-        # the subtract (7 levels).
+        # flops: right if this clock writes, one entry early if not.  The
+        # write's "valid" is not in it: the choice between the two (as
+        # PacketFIFO's) ran the producer's valid into the subtract (7
+        # levels).  "used >= depth - 2" is the sign of one subtract against
+        # a registered limit, ``lim = rp_free + depth - 2``, where rp_free
+        # (not kept) is the first entry not yet out of the array's read
+        # stage: ``wp - rp_free`` is 0..depth, so ``wp - lim`` is
+        # -(depth - 2)..2 and fits the pointers' bits.  An AND tree behind
+        # the difference was two LUT levels more (the DFS's ``buffer0.full``
+        # 7.72 ns on the 25F, the one late endpoint at seed 4).
         full = Signal()
         do_write = self.sink.valid & ~full
-        used = (wp - rp_free)[: abits + 1]
+        lim = Signal(abits + 1, init=self._depth - 2)
         m.d.comb += [
             self.sink.ready.eq(~full),
             ram.write.addr.eq(wp[:abits]),
             ram.write.data.eq(self.sink.payload),
             ram.write.en.eq(do_write),
         ]
-        m.d.sync += full.eq(used[abits] | used[1:abits].all())  # used >= depth - 2
+        m.d.sync += full.eq(~(wp - lim)[abits])  # used >= depth - 2
         with m.If(do_write):
             m.d.sync += wp.eq(wp + 1)
 
@@ -92,7 +97,11 @@ class BlockFIFO(wiring.Component):
             self.source.payload.eq(ram.read.data),
         ]
         with m.If(advance):
-            m.d.sync += [self.source.valid.eq(read_valid), read_valid.eq(nonempty), rp_free.eq(rp)]
+            m.d.sync += [
+                self.source.valid.eq(read_valid),
+                read_valid.eq(nonempty),
+                lim.eq(rp + self._depth - 2),
+            ]
         with m.If(do_read):
             m.d.sync += [rp.eq(rp1), rp1.eq(rp1 + 1)]
         return m
