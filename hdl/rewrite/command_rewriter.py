@@ -331,14 +331,16 @@ class CommandRewriter(wiring.Component):
         m.d.sync += l4_step.eq(_plus_not(d_l4, l4_ck_old))
         l4_folded = Signal(16)
         m.d.comb += l4_folded.eq(_not_sum(l4_step[:16], l4_step[16]))
-        # RFC 768's two cases as flags beside the fold, not compares after its
-        # carry chain (rewriter0 l4_ck_new D 7.85 ns, 6a07163): the old checksum
-        # 0 registered with l4_step (of the same old value), and ``~(a + c)``
-        # is 0 where a + c is 0xFFFF, compared on l4_step itself.
+        # RFC 768's two cases as flags registered with l4_step from its own
+        # operands, not compares after its carry chain (rewriter0 l4_ck_new
+        # D 7.85 ns, 6a07163) nor on l4_step (3 levels and the mux:
+        # rewriter1 l4_ck_new 7.53 ns on the 25F, syn_c seed 3): the old
+        # checksum 0; and the new one 0, ``~fold(d + ~old)`` = 0, where
+        # ``d + ~old`` is 0xFFFF (``d == old``) or 0x1FFFE (``d`` 0xFFFF
+        # and ``old`` 0: the first case's).
         l4_old_zero = Signal()
-        m.d.sync += l4_old_zero.eq(l4_ck_old == 0)
         l4_folds_zero = Signal()
-        m.d.comb += l4_folds_zero.eq(Mux(l4_step[16], l4_step[:16] == 0xFFFE, l4_step[:16] == 0xFFFF))
+        m.d.sync += [l4_old_zero.eq(l4_ck_old == 0), l4_folds_zero.eq(d_l4 == l4_ck_old)]
         l4_ck_new = Signal(16)
         with m.If(is_udp & l4_old_zero):
             m.d.sync += l4_ck_new.eq(0)  # no checksum stays no checksum
