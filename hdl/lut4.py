@@ -18,7 +18,7 @@ from functools import reduce
 from amaranth import Cat, Const, Instance, Module, Signal, Value
 
 __all__ = ["builds_lut4s", "lut4", "lut4_init", "lut_and", "lut_and_or", "lut_eq", "lut_eq_bits", "lut_eq_const",
-           "lut_eq_const_nibbles"]
+           "lut_eq_const_nibbles", "lut_or"]
 
 
 def builds_lut4s(platform) -> bool:
@@ -75,6 +75,11 @@ def _tree(m: Module, name: str, bits, fn, tag: str, *, instance: bool) -> Value:
 def lut_and(m: Module, name: str, bits, *, instance: bool) -> Value:
     """The AND of ``bits`` (1-bit values) as a balanced tree of LUT4s."""
     return _tree(m, name, bits, _and, "a", instance=instance)
+
+
+def lut_or(m: Module, name: str, bits, *, instance: bool) -> Value:
+    """The OR of ``bits`` (1-bit values) as a balanced tree of LUT4s."""
+    return _tree(m, name, bits, _or, "o", instance=instance)
 
 
 def lut_and_or(m: Module, name: str, terms, *, instance: bool) -> Value:

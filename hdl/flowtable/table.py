@@ -84,7 +84,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from twinplane.hdl.lut4 import builds_lut4s, lut4, lut_and, lut_and_or, lut_eq
+from twinplane.hdl.lut4 import builds_lut4s, lut4, lut_and, lut_and_or, lut_eq, lut_or
 from twinplane.hdl.onehot import OneHotFSM, onehot_mux
 from twinplane.hdl.ram import BlockRAM
 from twinplane.model.flowtable import FlowGeometry, FlowOp, InsertStatus, h3_masks
@@ -362,8 +362,8 @@ class FlowTable(wiring.Component):
         p4_slotvalid = Signal(W)
         p4_handles = Signal(data.ArrayLayout(hb, W))
         copy(p4, p3r)
-        # Each way's match (its valid bit and chunks ANDed) two levels of
-        # LUT4s, shared by ``p4_match`` and ``p4_handle``.
+        # Each way's match (its valid bit and chunks ANDed): two levels of
+        # LUT4s.
         p3r_match = [lut_and(m, f"match{w}", [kd_r[w].valid, *eq_r[w]], instance=ecp5) for w in range(W)]
         m.d.sync += [
             p4_key.eq(p3r_key),
@@ -375,18 +375,34 @@ class FlowTable(wiring.Component):
         p4_hit, p4_handle = Signal(name="p4_hit"), Signal(hb, name="p4_handle")
         m.d.comb += p4_hit.eq(p4_match.any() | (acc_hit & ~p4.first))
         m.d.sync += acc_hit.eq(p4_hit)
-        # ``p4_handle`` (the OR of the matching ways' handles over the
-        # search's rows so far) a register, made from p3r's: the stages move
-        # every clock, so it is what the AND-OR of p4's flops with the
-        # accumulated handle was.  It is actmem's read address: that AND-OR
-        # and the address mux were 3 levels in front of a net to the ten
-        # EBRs (actmem ADB, 100+ endpoints late in the 6a07163 build, 8.8 ns),
-        # now the mux alone.  The AND-OR is two levels of LUT4s behind the
-        # matches (ABC chained it: eq_r -> p4_handle 5 levels, 7.43 ns, the
-        # table's one late endpoint on the 25F at aa681c4).
-        m.d.sync += p4_handle.eq(lut_and_or(
-            m, "p4_handle_ao", [(p3r_match[w], kd_r[w].handle) for w in range(W)]
-            + [(~p3r.first, p4_handle)], instance=ecp5))
+        # ``p4_handle``, the OR of the matching ways' handles over the
+        # search's rows so far: this row's (``p4_row``, a register made from
+        # p3r's) ORed with the rows' before it (``p4_acc``, a register made
+        # from p4's flops).  It is actmem's read address, behind one LUT
+        # with the address mux (an AND-OR and that mux were 3 levels in
+        # front of a net to the ten EBRs, actmem ADB 8.8 ns, 6a07163).
+        # ``p4_row``'s bits are each way's match ANDed with its handle bit
+        # in one tree, sharing the match's first LUT level, and the ways'
+        # OR: 3 levels behind ``eq_r`` (the match, then an AND-OR with the
+        # accumulated handle, were 4: p4_handle 8.29 ns on the 25F, syn_c
+        # seed 3; ABC's chain of the same was 5, 7.43 ns at aa681c4).
+        p4_row, p4_acc = Signal(hb, name="p4_row"), Signal(hb, name="p4_acc")
+
+        def way_handle(w):
+            items = [kd_r[w].valid, *eq_r[w]]
+            groups = [items[i:i + 4] for i in range(0, len(items), 4)]
+            last = groups.pop() if len(groups[-1]) < 4 else []  # room for the handle bit
+            shared = [lut_and(m, f"handle{w}_g{i}", g, instance=ecp5) for i, g in enumerate(groups)]
+            return [lut_and(m, f"handle{w}_{b}",
+                            shared + [lut_and(m, f"handle{w}_{b}_last", [*last, kd_r[w].handle[b]], instance=ecp5)],
+                            instance=ecp5)
+                    for b in range(hb)]
+
+        way_handles = [way_handle(w) for w in range(W)]
+        m.d.sync += [p4_row.eq(Cat(*(lut_or(m, f"p4_row_{b}", [h[b] for h in way_handles], instance=ecp5)
+                                     for b in range(hb)))),
+                     p4_acc.eq(Mux(p3r.first, 0, p4_handle))]
+        m.d.comb += p4_handle.eq(p4_row | p4_acc)
         p4_done = p4.valid & p4.last
         a_grant = ~p4_done
         m.d.comb += ard.addr.eq(Mux(p4_done, p4_handle, cmd.handle))
