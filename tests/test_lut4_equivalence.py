@@ -183,8 +183,10 @@ _BLOCKS = {
     "parser": (_ParserBench, ("byte_is_06_n0_lut", "byte_is_81_a0_0_lut", "vlan_at13_lut", "l3at0_next_lut",
                               "l3at0_untagged13_lut")),
     # The H3 trees, key chunk compares, handle compares, rd_row's and
-    # rsp.valid's AND-ORs; 64 entries.
-    "flowtable": (lambda: FlowTable(FlowGeometry(buckets=8)), ("rsp_valid_or_lut", "h_a_or_lut", "rd_row_ao_0_0_lut")),
+    # rsp.valid's AND-ORs, a way's match with a handle bit and the ways' OR;
+    # 64 entries.
+    "flowtable": (lambda: FlowTable(FlowGeometry(buckets=8)), ("rsp_valid_or_lut", "h_a_or_lut", "rd_row_ao_0_0_lut",
+                                                               "handle0_3_last_a0_0_lut", "p4_row_0_o0_0_lut")),
 }
 _CYCLES = 20_000
 _INIT = re.compile(r"parameter \\INIT 16'([01]{16})")

@@ -30,7 +30,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from ..lut4 import builds_lut4s, lut_and_or
+from ..lut4 import builds_lut4s, lut_and_or, lut_eq
 from ..onehot import flop_copy, onehot_mux
 from ..packet import packet_layout, packet_signature
 from ..stream.skid import SkidBuffer
@@ -340,7 +340,11 @@ class CommandRewriter(wiring.Component):
         # and ``old`` 0: the first case's).
         l4_old_zero = Signal()
         l4_folds_zero = Signal()
-        m.d.sync += [l4_old_zero.eq(l4_ck_old == 0), l4_folds_zero.eq(d_l4 == l4_ck_old)]
+        # (The compare in LUT4s on ECP5: ABC merged it into l4_step's
+        # subtract and chained it, 5 levels.)
+        m.d.sync += [l4_old_zero.eq(l4_ck_old == 0),
+                     l4_folds_zero.eq(lut_eq(m, "l4_folds_zero_eq", d_l4, l4_ck_old,
+                                             instance=builds_lut4s(platform)))]
         l4_ck_new = Signal(16)
         with m.If(is_udp & l4_old_zero):
             m.d.sync += l4_ck_new.eq(0)  # no checksum stays no checksum
