@@ -27,7 +27,7 @@ from test_rewriter_model import random_frame as random_plain_frame
 
 from twinplane.hdl.rewrite.command_rewriter import CommandRewriter
 from twinplane.hdl.rewrite.layout import command_value
-from twinplane.model.rewrite import rewrite_frame
+from twinplane.model.rewrite import RewriteCommandModel, rewrite_frame
 
 
 def run(cases, *, ready_chance=1.0, gap_chance=0.0, seed=0, **options):
@@ -191,6 +191,26 @@ def test_long_frames_past_512_bytes():
     assert all(len(f) > 1400 for f, _ in cases[::2])
     got, _, _ = run(cases, ready_chance=0.8, gap_chance=0.1, seed=5)
     check(cases, got)
+
+
+@pytest.mark.parametrize("ready_chance", [1.0, 0.6])
+def test_runts_back_to_back_each_with_its_own_command(ready_chance):
+    """Frames of 1 to 12 bytes, a frame's first byte right behind the last
+    one's: each takes its own command (its MACs, its drop), never the one
+    before's.  Their L3/L4 offsets lie past their ends, so only the MACs
+    change."""
+    rng = random.Random(12)
+    cases = []
+    for k in range(60):
+        frame = rng.randbytes(rng.randint(1, 12))
+        c = RewriteCommandModel(eth_dst=0x02_0000_0000_00 + k, eth_src=0x02_0000_0100_00 + k, l3_offset=14,
+                                l4_offset=34, protocol=17, old_src_ip=0, old_dst_ip=0, l4_valid=False,
+                                drop=rng.random() < 0.3)
+        cases.append((frame, c))
+    assert any(len(f) == 1 for f, _ in cases)
+    got, _, _ = run(cases, ready_chance=ready_chance, seed=3)
+    want = [(c.eth_dst.to_bytes(6, "big") + c.eth_src.to_bytes(6, "big"))[:len(f)] for f, c in cases if not c.drop]
+    assert got == want
 
 
 def test_constructor_check():

@@ -172,19 +172,25 @@ class CommandRewriter(wiring.Component):
         filled_next = Signal.like(filled)
         lasts_next = Signal.like(lasts)
         first_in = self.sink.payload.first
-        # "A command waits on ``command``", from a flop: valid a clock ago and
-        # not taken then, so still valid now (a stream's valid stays until
-        # taken).  The incoming ``command.valid`` is the forwarder's decision
-        # through the egress port FIFO's room: in front of ``sink.ready`` it
-        # ran on through ``take_in`` into the captures' enables (rewriter1
-        # ``cap_seq0`` 8.40 ns on the 45F-6).  A frame whose command comes
-        # with its first byte waits one clock more.
-        command_waits = Signal()
-        m.d.sync += command_waits.eq(self.command.valid & ~self.command.ready)
+        # "A frame may start": a command waits on ``command`` (valid a clock
+        # ago and not taken then, so still valid now: a stream's valid stays
+        # until taken) and its frame's first byte is not in yet, as one flop
+        # from the next values of the two (``load`` takes the command, a
+        # first byte taken sets ``unloaded``).  The incoming
+        # ``command.valid`` is the forwarder's decision through the egress
+        # port FIFO's room: in front of ``sink.ready`` it ran on through
+        # ``take_in`` into the captures' enables (rewriter1 ``cap_seq0``
+        # 8.40 ns on the 45F-6); and as two flops, "waits" and ``unloaded``,
+        # the handshake was two LUTs in front of the line's counts, one now
+        # (rewriter ``first`` -> ``lasts``/``line_ok`` 5 levels, fanout 26).
+        # A frame whose command comes with its first byte waits one clock
+        # more.
+        first_ok = Signal()
+        m.d.sync += first_ok.eq(self.command.valid & ~self.command.ready & ~first_taken & ~unloaded)
         m.d.comb += [
             emit.eq(line_ok & c_valid),
             advance.eq(emit & (out_stage.sink.ready | c.drop)),
-            self.sink.ready.eq(~filled[_DEPTH] & (~first_in | (command_waits & ~unloaded))),
+            self.sink.ready.eq(~filled[_DEPTH] & (~first_in | first_ok)),
             take_in.eq(self.sink.valid & self.sink.ready),
             first_taken.eq(take_in & first_in),
             pop.eq(advance & head.last),
