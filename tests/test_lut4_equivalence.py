@@ -31,6 +31,7 @@ from twinplane.hdl.miss.miss_path import MissPath
 from twinplane.hdl.parser.layout import ParsedFrame
 from twinplane.hdl.parser.parser import HeaderParser
 from twinplane.hdl.rewrite.command_rewriter import CommandRewriter
+from twinplane.hdl.stream.block_fifo import BlockFIFO
 from twinplane.hdl.vscam.vs_cam import VirtualServerCAM
 from twinplane.model.flowtable import FlowGeometry
 from twinplane.protocol.codes import Flag
@@ -185,6 +186,9 @@ _BLOCKS = {
     # The H3 trees, key chunk compares, handle compares, rd_row's and
     # rsp.valid's AND-ORs, a way's match with a handle bit and the ways' OR;
     # 64 entries.
+    # The read side's "empty" compares (this clock's pointer and the next;
+    # deep enough for 15-bit pointers).
+    "blockfifo": (lambda: BlockFIFO(8, 1 << 14), ("empty_same_eq_x0_lut", "empty_next_eq_a0_0_lut")),
     "flowtable": (lambda: FlowTable(FlowGeometry(buckets=8)), ("rsp_valid_or_lut", "h_a_or_lut", "rd_row_ao_0_0_lut",
                                                                "handle0_3_last_a0_0_lut", "p4_row_0_o0_0_lut")),
 }

@@ -21,6 +21,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..lut4 import builds_lut4s, lut_eq
 from ..ram.block_ram import BlockRAM
 
 __all__ = ["BlockFIFO"]
@@ -80,16 +81,21 @@ class BlockFIFO(wiring.Component):
         # ahead (a write is seen a clock late), and the read that happened
         # picks one.  rp + 1 is a register of its own (``rp1``): its adder's
         # carry chain ran on into the compare, 5 levels into ``ne_next``
-        # (routed 7.14 ns, build 9b18dc6).
+        # (routed 7.14 ns, build 9b18dc6).  The compares are LUT4s on ECP5
+        # (two bits a LUT, then their AND: 3 levels): ABC chained them to 5
+        # (buffer0 wp -> ne_next, syn_d).
         read_valid = Signal()  # the array's read stage holds an entry
         advance = ~self.source.valid | self.source.ready
         rp1 = Signal(abits + 1, init=1)  # rp + 1
-        ne_same = Signal(name="ne_same")
-        ne_next = Signal(name="ne_next")
+        empty_same = Signal(name="empty_same", init=1)
+        empty_next = Signal(name="empty_next")
         did_read = Signal(name="did_read")
-        nonempty = Mux(did_read, ne_next, ne_same)
+        nonempty = ~Mux(did_read, empty_next, empty_same)
         do_read = advance & nonempty
-        m.d.sync += [ne_same.eq(rp != wp), ne_next.eq(rp1 != wp), did_read.eq(do_read)]
+        ecp5 = builds_lut4s(platform)
+        m.d.sync += [empty_same.eq(lut_eq(m, "empty_same_eq", rp, wp, instance=ecp5)),
+                     empty_next.eq(lut_eq(m, "empty_next_eq", rp1, wp, instance=ecp5)),
+                     did_read.eq(do_read)]
         m.d.comb += [
             ram.read.addr.eq(rp[:abits]),
             ram.read.en.eq(do_read),
