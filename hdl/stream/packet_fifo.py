@@ -48,6 +48,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from ..lut4 import builds_lut4s, lut_eq
 from ..packet import packet_layout, packet_signature
 from ..ram.block_ram import BlockRAM
 
@@ -219,11 +220,16 @@ class PacketFIFO(wiring.Component):
         # is not in front of the block RAM's clock enable.
         # rp + 1 is a register of its own stepped with rp (the increment ran
         # on into ne_next's compare: mac0.mac.fifo's ne_next 7.32 ns routed).
-        ne_same, ne_next, did_read = Signal(name="ne_same"), Signal(name="ne_next"), Signal(name="did_read")
+        # The compares are LUT4s on ECP5, 3 levels (ABC chained them to 4-5).
+        empty_same, empty_next = Signal(name="empty_same", init=1), Signal(name="empty_next")
+        did_read = Signal(name="did_read")
         rp_inc = Signal(abits + 1, init=1)  # rp + 1
-        nonempty = Mux(did_read, ne_next, ne_same)
+        nonempty = ~Mux(did_read, empty_next, empty_same)
         do_read = advance & nonempty
-        rd += [ne_same.eq(rp != cp_r), ne_next.eq(rp_inc != cp_r), did_read.eq(do_read)]
+        ecp5 = builds_lut4s(platform)
+        rd += [empty_same.eq(lut_eq(m, "empty_same_eq", rp, cp_r, instance=ecp5)),
+               empty_next.eq(lut_eq(m, "empty_next_eq", rp_inc, cp_r, instance=ecp5)),
+               did_read.eq(do_read)]
         m.d.comb += [
             r_addr.eq(rp[:abits]),
             r_en.eq(do_read),
