@@ -382,7 +382,8 @@ class FlowTable(wiring.Component):
         # with the address mux (an AND-OR and that mux were 3 levels in
         # front of a net to the ten EBRs, actmem ADB 8.8 ns, 6a07163).
         # ``p4_row``'s bits are each way's match ANDed with its handle bit
-        # in one tree, sharing the match's first LUT level, and the ways'
+        # in one tree (its first level shared by the handle's bits; a copy
+        # of ``p3r_match``'s, which opt_merge may fold), and the ways'
         # OR: 3 levels behind ``eq_r`` (the match, then an AND-OR with the
         # accumulated handle, were 4: p4_handle 8.29 ns on the 25F, syn_c
         # seed 3; ABC's chain of the same was 5, 7.43 ns at aa681c4).
