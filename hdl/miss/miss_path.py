@@ -38,14 +38,15 @@ longer: it looks at the answer after the flow table's), and a resolve's or
 the writer's ``hold`` record's, a round each: a resolve acts
 :attr:`resolve_latency` (``slots + 3``) clocks after it is taken
 (``resolve.ready`` is low meanwhile), and a held frame waits as long for its
-slot.  Released bytes
-leave from the block RAM's own output register (hdl/ram).  Pending slots age on a shared
+slot.  Released bytes are read from the block RAM (through its own output
+register, hdl/ram) into a small FIFO, at a byte a clock, and leave from it:
+nothing but flops drives the RAM.  Pending slots age on a shared
 prescaler (timeout_cycles / 8): a slot times out between ``timeout_cycles``
 and a quarter more.  A slot's frame count follows its queue a clock late,
 the ``timeouts`` counter two clocks.
 """
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -62,6 +63,10 @@ __all__ = ["MissPath", "SlotState"]
 # The slots' keys are LUT RAM banks of at most this many bits, each with its
 # own copy of the read address.
 _KEY_BANK_BITS = 32
+
+# The released bytes' FIFO: a read takes this many clocks from its issue to
+# the consumer, and needs a place for each (a byte a clock needs 6).
+_RELEASE_FIFO_DEPTH = 8
 
 
 class SlotState:
@@ -897,8 +902,8 @@ class MissPath(wiring.Component):
 
         # -- reader: one releasing slot at a time, frame by frame.  The block
         # RAM's read has two stages, the array's (``ram_valid``) and its
-        # output register's (``out``, the DP16KD's own on ECP5: the fabric
-        # sees a flop's clock-to-out, not the array's 5.8 ns).
+        # output register's (``out_valid``, the DP16KD's own on ECP5: the
+        # fabric sees a flop's clock-to-out, not the array's 5.8 ns).
         r_armed = Signal()  # r_end is r_slot's and compared (two clocks after the slot is picked)
         r_started = Signal()  # a clock after the slot is picked
         r_end = Signal(ptr_shape)  # wr_ptr[r_slot], a clock late
@@ -927,21 +932,32 @@ class MissPath(wiring.Component):
                 m.d.sync += [pick_hit.eq(1), pick.eq(i), pick_1h.eq(1 << i)]
         with m.If(flush):
             m.d.sync += pick_hit.eq(0)
-        ram_valid = Signal()
-        out_valid = Signal()
-        out = Signal(9)  # the block RAM's output register (loads on ``load_out``)
+        # The store's read is a pipeline that never stalls, ending in a small
+        # FIFO: the read's address is a flop (``addr_q``) and the block RAM
+        # reads it and loads its output register every clock, so nothing
+        # but flops drives the RAM.  The issue ran to the RAM's enable and
+        # r_ptr (placed by the RAM) straight from the reader's logic, which
+        # sits by the slots: one 4.95 ns net across the die, 7.64 ns into
+        # r_ptr's CE on the 25F (syn_f seed 4).  A read is issued only when
+        # the FIFO has a place for it whatever the consumer does
+        # (``held``: reads issued and not yet taken out of it).
+        issued = Signal()  # addr_q is being read
+        ram_valid = Signal()  # the array's word is a read's
+        out_valid = Signal()  # the output register's word is a read's
+        addr_q = Signal(len(rd.addr), reset_less=True)
+        m.submodules.release_fifo = release_fifo = ResetInserter(flush)(
+            fifo.SyncFIFOBuffered(width=9, depth=_RELEASE_FIFO_DEPTH))
         out_first = Signal(init=1)
         m.d.comb += [
-            self.release.valid.eq(out_valid),
-            self.release.payload.data.eq(out[:8]),
-            self.release.payload.last.eq(out[8]),
+            self.release.valid.eq(release_fifo.r_rdy),
+            self.release.payload.data.eq(release_fifo.r_data[:8]),
+            self.release.payload.last.eq(release_fifo.r_data[8]),
             self.release.payload.first.eq(out_first),
             self.release_slot.eq(r_slot),
+            release_fifo.r_en.eq(self.release.ready),
         ]
         consumed = Signal()
-        m.d.comb += consumed.eq(out_valid & self.release.ready)
-        load_out = Signal()
-        m.d.comb += load_out.eq(ram_valid & (~out_valid | consumed))
+        m.d.comb += consumed.eq(release_fifo.r_rdy & self.release.ready)
         # Is a byte left to read?  Compared a clock ahead, into flops (the
         # 9-bit compare ran on into the read's enables, 7 levels): r_ptr
         # and ``r_ptr1`` (r_ptr + 1, a register of its own) with r_end, the
@@ -952,22 +968,27 @@ class MissPath(wiring.Component):
         m.d.sync += [at_end_same.eq(r_ptr == r_end), at_end_next.eq(r_ptr1 == r_end)]
         available = Signal()
         m.d.comb += available.eq(r_armed & ~Mux(advanced, at_end_next, at_end_same))
-        advance = Signal()
-        m.d.comb += advance.eq(available & (~ram_valid | load_out))
-        m.d.sync += advanced.eq(advance)
-        m.d.comb += [rd.en.eq(advance), rd.out_en.eq(load_out), rd.addr.eq(Cat(r_ptr[:low], r_slot)),
-                     out.eq(rd.data)]
+        # The FIFO's room, counted at the issue (``held``), and the two
+        # flags read from the count: each the next value of itself or of a
+        # compare of the count, picked by whether the count steps up or
+        # down (a compare after the count's adder was 5 levels).
+        held = Signal(range(_RELEASE_FIFO_DEPTH + 1))
+        room, drained = Signal(init=1), Signal(init=1)  # held < depth, held == 0
+        advance, up, down = Signal(), Signal(), Signal()
+        m.d.comb += [advance.eq(available & room), up.eq(advance & ~consumed), down.eq(consumed & ~advance)]
+        with m.If(up):
+            m.d.sync += [held.eq(held + 1), room.eq(held < _RELEASE_FIFO_DEPTH - 1), drained.eq(0)]
+        with m.Elif(down):
+            m.d.sync += [held.eq(held - 1), room.eq(1), drained.eq(held == 1)]
+        m.d.sync += [advanced.eq(advance), issued.eq(advance), ram_valid.eq(issued), out_valid.eq(ram_valid),
+                     addr_q.eq(Cat(r_ptr[:low], r_slot))]
+        m.d.comb += [rd.en.eq(1), rd.out_en.eq(1), rd.addr.eq(addr_q),
+                     release_fifo.w_en.eq(out_valid), release_fifo.w_data.eq(rd.data)]
         with m.If(advance):
-            m.d.sync += [r_ptr.eq(r_ptr1), r_ptr1.eq(r_ptr1 + 1), ram_valid.eq(1)]
-        with m.Elif(load_out):
-            m.d.sync += ram_valid.eq(0)
-        with m.If(load_out):
-            m.d.sync += out_valid.eq(1)
-        with m.Elif(consumed):
-            m.d.sync += out_valid.eq(0)
+            m.d.sync += [r_ptr.eq(r_ptr1), r_ptr1.eq(r_ptr1 + 1)]
         with m.If(consumed):
-            m.d.sync += out_first.eq(out[8])
-            with m.If(out[8]):
+            m.d.sync += out_first.eq(self.release.payload.last)
+            with m.If(self.release.payload.last):
                 m.d.comb += frame_taken.eq(1)
                 count("frames_released")
         with m.If(~r_busy & ~done_r & pick_hit):
@@ -976,7 +997,7 @@ class MissPath(wiring.Component):
         # into it; decided a clock ahead (``done``: nothing can reach the
         # queue in between, the writer's own decision blocks it).
         done = Signal()
-        m.d.sync += done.eq(r_armed & ~done & ~available & ~ram_valid & ~out_valid & ~stored_last & ~stored_before
+        m.d.sync += done.eq(r_armed & ~done & ~available & drained & ~stored_last & ~stored_before
                             & ~stored_third
                             & ~deciding & ((storing_1h & r_1h) == 0) & ~flush)
         m.d.sync += done_r.eq(done)
@@ -1039,6 +1060,7 @@ class MissPath(wiring.Component):
 
         # -- RESET: every pending flow goes (its frames with it)
         with m.If(flush):
-            m.d.sync += [r_busy.eq(0), r_armed.eq(0), r_started.eq(0), done.eq(0), ram_valid.eq(0), out_valid.eq(0), q_fetch.eq(0), ask.eq(0),
+            m.d.sync += [r_busy.eq(0), r_armed.eq(0), r_started.eq(0), done.eq(0), issued.eq(0), ram_valid.eq(0), out_valid.eq(0), held.eq(0), room.eq(1), drained.eq(1),
+                         q_fetch.eq(0), ask.eq(0),
                          out_first.eq(1), storing_1h.eq(0)]
         return m
