@@ -57,6 +57,7 @@ from ..lut4 import builds_lut4s, lut4, lut_and, lut_and_or
 from ..onehot import OneHotFSM, flop_copy, onehot_mux
 from ..packet import packet_signature
 from ..ram.block_ram import BlockRAM
+from ..stream.ahead import equal_ahead
 
 __all__ = ["MissPath", "SlotState"]
 
@@ -958,29 +959,28 @@ class MissPath(wiring.Component):
         ]
         consumed = Signal()
         m.d.comb += consumed.eq(release_fifo.r_rdy & self.release.ready)
-        # Is a byte left to read?  Compared a clock ahead, into flops (the
-        # 9-bit compare ran on into the read's enables, 7 levels): r_ptr
-        # and ``r_ptr1`` (r_ptr + 1, a register of its own) with r_end, the
-        # one that r_ptr is now chosen by whether it stepped.  r_end a clock
-        # older only holds a read back a clock (it only grows while read).
-        r_ptr1 = Signal(ptr_shape)
-        at_end_same, at_end_next, advanced = Signal(), Signal(), Signal()
-        m.d.sync += [at_end_same.eq(r_ptr == r_end), at_end_next.eq(r_ptr1 == r_end)]
+        # Is a byte left to read?  "r_ptr != r_end" from flops
+        # (hdl/stream/ahead.py; the 9-bit compare ran on into the read's
+        # enables, 7 levels).  r_end a clock older only holds a read back a
+        # clock (it only grows while read).
+        r_ptr1 = Signal(ptr_shape)  # r_ptr + 1
+        advance = Signal()
         available = Signal()
-        m.d.comb += available.eq(r_armed & ~Mux(advanced, at_end_next, at_end_same))
+        m.d.comb += available.eq(r_armed & ~equal_ahead(m, "sync", "at_end", r_ptr, r_ptr1, r_end, advance,
+                                                        instance=ecp5))
         # The FIFO's room, counted at the issue (``held``), and the two
         # flags read from the count: each the next value of itself or of a
         # compare of the count, picked by whether the count steps up or
         # down (a compare after the count's adder was 5 levels).
         held = Signal(range(_RELEASE_FIFO_DEPTH + 1))
         room, drained = Signal(init=1), Signal(init=1)  # held < depth, held == 0
-        advance, up, down = Signal(), Signal(), Signal()
+        up, down = Signal(), Signal()
         m.d.comb += [advance.eq(available & room), up.eq(advance & ~consumed), down.eq(consumed & ~advance)]
         with m.If(up):
             m.d.sync += [held.eq(held + 1), room.eq(held < _RELEASE_FIFO_DEPTH - 1), drained.eq(0)]
         with m.Elif(down):
             m.d.sync += [held.eq(held - 1), room.eq(1), drained.eq(held == 1)]
-        m.d.sync += [advanced.eq(advance), issued.eq(advance), ram_valid.eq(issued), out_valid.eq(ram_valid),
+        m.d.sync += [issued.eq(advance), ram_valid.eq(issued), out_valid.eq(ram_valid),
                      addr_q.eq(Cat(r_ptr[:low], r_slot))]
         m.d.comb += [rd.en.eq(1), rd.out_en.eq(1), rd.addr.eq(addr_q),
                      release_fifo.w_en.eq(out_valid), release_fifo.w_data.eq(rd.data)]

@@ -17,12 +17,13 @@ memory (``depth - 1`` if written in the clock it reached ``depth - 2``), plus
 the one in the output register.
 """
 
-from amaranth import Module, Mux, Signal
+from amaranth import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..lut4 import builds_lut4s, lut_eq
+from ..lut4 import builds_lut4s
 from ..ram.block_ram import BlockRAM
+from .ahead import equal_ahead
 
 __all__ = ["BlockFIFO"]
 
@@ -77,25 +78,17 @@ class BlockFIFO(wiring.Component):
 
         # Read side: the array's read and the output register advance in
         # lock step when the output is free or transfers.  "rp != wp" from
-        # flops: both outcomes of this clock's read are compared a clock
-        # ahead (a write is seen a clock late), and the read that happened
-        # picks one.  rp + 1 is a register of its own (``rp1``): its adder's
-        # carry chain ran on into the compare, 5 levels into ``ne_next``
-        # (routed 7.14 ns, build 9b18dc6).  The compares are LUT4s on ECP5
-        # (two bits a LUT, then their AND: 3 levels): ABC chained them to 5
-        # (buffer0 wp -> ne_next, syn_d).
+        # flops (hdl/stream/ahead.py; a write is seen a clock late): rp + 1
+        # is a register of its own (``rp1``), whose adder's carry chain ran
+        # on into the compare, 5 levels into ``ne_next`` (routed 7.14 ns,
+        # build 9b18dc6); ABC chained the compares to 5 levels (buffer0 wp
+        # -> ne_next, syn_d).
         read_valid = Signal()  # the array's read stage holds an entry
         advance = ~self.source.valid | self.source.ready
         rp1 = Signal(abits + 1, init=1)  # rp + 1
-        empty_same = Signal(name="empty_same", init=1)
-        empty_next = Signal(name="empty_next")
-        did_read = Signal(name="did_read")
-        nonempty = ~Mux(did_read, empty_next, empty_same)
-        do_read = advance & nonempty
-        ecp5 = builds_lut4s(platform)
-        m.d.sync += [empty_same.eq(lut_eq(m, "empty_same_eq", rp, wp, instance=ecp5)),
-                     empty_next.eq(lut_eq(m, "empty_next_eq", rp1, wp, instance=ecp5)),
-                     did_read.eq(do_read)]
+        do_read = Signal()
+        nonempty = ~equal_ahead(m, "sync", "empty", rp, rp1, wp, do_read, instance=builds_lut4s(platform))
+        m.d.comb += do_read.eq(advance & nonempty)
         m.d.comb += [
             ram.read.addr.eq(rp[:abits]),
             ram.read.en.eq(do_read),

@@ -43,14 +43,15 @@ the one in the read side's output register).  Like any late news of the read poi
 this only makes the FIFO look fuller: no entry is ever overwritten.
 """
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from ..lut4 import builds_lut4s, lut_eq
+from ..lut4 import builds_lut4s
 from ..packet import packet_layout, packet_signature
 from ..ram.block_ram import BlockRAM
+from .ahead import equal_ahead
 
 __all__ = ["PacketFIFO"]
 
@@ -214,22 +215,16 @@ class PacketFIFO(wiring.Component):
         r_first = Signal(init=1)
         read_valid = Signal()  # the memory's read stage holds an entry
         advance = ~self.source.valid | self.source.ready
-        # "rp != cp_r" from flops: both outcomes of this clock's read are
-        # compared a clock ahead (so the reader sees a commit one clock
-        # later), and the read that happened picks one: the pointer compare
-        # is not in front of the block RAM's clock enable.
-        # rp + 1 is a register of its own stepped with rp (the increment ran
-        # on into ne_next's compare: mac0.mac.fifo's ne_next 7.32 ns routed).
-        # The compares are LUT4s on ECP5, 3 levels (ABC chained them to 4-5).
-        empty_same, empty_next = Signal(name="empty_same", init=1), Signal(name="empty_next")
-        did_read = Signal(name="did_read")
+        # "rp != cp_r" from flops (hdl/stream/ahead.py: the reader sees a
+        # commit a clock later), so the pointer compare is not in front of
+        # the block RAM's clock enable.  rp + 1 is a register of its own
+        # stepped with rp (the increment ran on into the compare:
+        # mac0.mac.fifo's ne_next 7.32 ns routed).
         rp_inc = Signal(abits + 1, init=1)  # rp + 1
-        nonempty = ~Mux(did_read, empty_next, empty_same)
-        do_read = advance & nonempty
-        ecp5 = builds_lut4s(platform)
-        rd += [empty_same.eq(lut_eq(m, "empty_same_eq", rp, cp_r, instance=ecp5)),
-               empty_next.eq(lut_eq(m, "empty_next_eq", rp_inc, cp_r, instance=ecp5)),
-               did_read.eq(do_read)]
+        do_read = Signal()
+        nonempty = ~equal_ahead(m, self._r_domain, "empty", rp, rp_inc, cp_r, do_read,
+                                instance=builds_lut4s(platform))
+        m.d.comb += do_read.eq(advance & nonempty)
         m.d.comb += [
             r_addr.eq(rp[:abits]),
             r_en.eq(do_read),
