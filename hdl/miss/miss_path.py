@@ -997,9 +997,10 @@ class MissPath(wiring.Component):
         # into it; decided a clock ahead (``done``: nothing can reach the
         # queue in between, the writer's own decision blocks it).
         done = Signal()
-        m.d.sync += done.eq(r_armed & ~done & ~available & drained & ~stored_last & ~stored_before
-                            & ~stored_third
-                            & ~deciding & ((storing_1h & r_1h) == 0) & ~flush)
+        done_next = Signal()
+        m.d.comb += done_next.eq(r_armed & ~done & ~available & drained & ~stored_last & ~stored_before
+                                 & ~stored_third & ~deciding & ((storing_1h & r_1h) == 0) & ~flush)
+        m.d.sync += done.eq(done_next)
         m.d.sync += done_r.eq(done)
         with m.If(done):
             m.d.sync += r_busy.eq(0)
@@ -1018,8 +1019,19 @@ class MissPath(wiring.Component):
         # candidate's priority was 6 levels.  A slot so empties within n clocks.
         drop_rr = Signal(range(n))
         m.d.sync += drop_rr.eq(Mux(drop_rr == n - 1, 0, drop_rr + 1))
+        drop_next = Signal(n)
         for i in range(n):
-            m.d.sync += drop_1h[i].eq(~flush & may_drop[i] & (drop_rr == i))
+            m.d.comb += drop_next[i].eq(~flush & may_drop[i] & (drop_rr == i))
+        m.d.sync += drop_1h.eq(drop_next)
+        # The slot freed this clock, by a drop or the reader's ``done``, as a
+        # flop of its own, and the flush from a copy of its flop a slot: the
+        # OR of the three (with the domain's reset, the queue's pointer's
+        # synchronous reset) behind the flush's net to every slot was
+        # routed 7.53 ns into wr_ptr0's LSR on the 25F (syn_f seed 4).
+        # r_1h holds while the reader is busy, so ``done`` frees the slot
+        # r_1h names now.
+        freeing_1h = Signal(n)
+        m.d.sync += freeing_1h.eq(drop_next | Mux(done_next, r_1h, 0))
         dropped_frames = Signal(frames_shape)  # counted a clock later
         m.d.sync += dropped_frames.eq(onehot_mux(drop_1h, frames))
         count("frames_dropped_refused", dropped_frames)
@@ -1037,7 +1049,7 @@ class MissPath(wiring.Component):
             m.d.sync += [inc_1h[i].eq(frame_stored & storing_1h[i] & ~flush),
                          dec_1h[i].eq(frame_taken & r_1h[i] & ~flush)]
             inc, dec = inc_1h[i], dec_1h[i]
-            m.d.comb += slot_freed[i].eq(flush | drop_1h[i] | (done & r_1h[i]))
+            m.d.comb += slot_freed[i].eq(flop_copy(m, self.flush, name=f"flush{i}") | freeing_1h[i])
             with m.If(slot_freed[i]):
                 m.d.sync += frames[i].eq(0)
             with m.Elif(inc ^ dec):
@@ -1055,7 +1067,7 @@ class MissPath(wiring.Component):
                 goes(release=match_accept, drop=~match_accept)
             with m.Elif(expired[i]):
                 goes(drop=1)
-            with m.Elif(drop_1h[i] | (done & r_1h[i])):
+            with m.Elif(freeing_1h[i]):
                 goes(free=1)
 
         # -- RESET: every pending flow goes (its frames with it)
