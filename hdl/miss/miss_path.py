@@ -968,18 +968,17 @@ class MissPath(wiring.Component):
         available = Signal()
         m.d.comb += available.eq(r_armed & ~equal_ahead(m, "sync", "at_end", r_ptr, r_ptr1, r_end, advance,
                                                         instance=ecp5))
-        # The FIFO's room, counted at the issue (``held``), and the two
-        # flags read from the count: each the next value of itself or of a
-        # compare of the count, picked by whether the count steps up or
-        # down (a compare after the count's adder was 5 levels).
+        # The FIFO's room, counted a clock after the issue (``held``: the
+        # reads issued before the last clock and not yet taken out of it;
+        # ``issued`` is the last clock's), so that neither the count nor its
+        # flags are behind ``advance`` (5 levels from the compares ahead,
+        # syn_b).  ``room`` assumes the clock issues: at a byte a clock it
+        # does, and after a pause the next read waits a clock more at most.
         held = Signal(range(_RELEASE_FIFO_DEPTH + 1))
-        room, drained = Signal(init=1), Signal(init=1)  # held < depth, held == 0
-        up, down = Signal(), Signal()
-        m.d.comb += [advance.eq(available & room), up.eq(advance & ~consumed), down.eq(consumed & ~advance)]
-        with m.If(up):
-            m.d.sync += [held.eq(held + 1), room.eq(held < _RELEASE_FIFO_DEPTH - 1), drained.eq(0)]
-        with m.Elif(down):
-            m.d.sync += [held.eq(held - 1), room.eq(1), drained.eq(held == 1)]
+        held_next = Signal.like(held)
+        room, held_none = Signal(init=1), Signal(init=1)  # the next read fits; held == 0
+        m.d.comb += [advance.eq(available & room), held_next.eq(held + issued - consumed)]
+        m.d.sync += [held.eq(held_next), room.eq(held_next + 1 < _RELEASE_FIFO_DEPTH), held_none.eq(held_next == 0)]
         m.d.sync += [issued.eq(advance), ram_valid.eq(issued), out_valid.eq(ram_valid),
                      addr_q.eq(Cat(r_ptr[:low], r_slot))]
         m.d.comb += [rd.en.eq(1), rd.out_en.eq(1), rd.addr.eq(addr_q),
@@ -998,7 +997,7 @@ class MissPath(wiring.Component):
         # queue in between, the writer's own decision blocks it).
         done = Signal()
         done_next = Signal()
-        m.d.comb += done_next.eq(r_armed & ~done & ~available & drained & ~stored_last & ~stored_before
+        m.d.comb += done_next.eq(r_armed & ~done & ~available & ~issued & held_none & ~stored_last & ~stored_before
                                  & ~stored_third & ~deciding & ((storing_1h & r_1h) == 0) & ~flush)
         m.d.sync += done.eq(done_next)
         m.d.sync += done_r.eq(done)
@@ -1072,7 +1071,7 @@ class MissPath(wiring.Component):
 
         # -- RESET: every pending flow goes (its frames with it)
         with m.If(flush):
-            m.d.sync += [r_busy.eq(0), r_armed.eq(0), r_started.eq(0), done.eq(0), issued.eq(0), ram_valid.eq(0), out_valid.eq(0), held.eq(0), room.eq(1), drained.eq(1),
+            m.d.sync += [r_busy.eq(0), r_armed.eq(0), r_started.eq(0), done.eq(0), issued.eq(0), ram_valid.eq(0), out_valid.eq(0), held.eq(0), room.eq(1), held_none.eq(1),
                          q_fetch.eq(0), ask.eq(0),
                          out_first.eq(1), storing_1h.eq(0)]
         return m
