@@ -65,8 +65,8 @@ __all__ = ["MissPath", "SlotState"]
 # own copy of the read address.
 _KEY_BANK_BITS = 32
 
-# The released bytes' FIFO: a read takes this many clocks from its issue to
-# the consumer, and needs a place for each (a byte a clock needs 6).
+# The released bytes' FIFO: it has a place for every read from its issue
+# until a clock after the consumer takes it (a byte a clock needs 7).
 _RELEASE_FIFO_DEPTH = 8
 
 
@@ -968,16 +968,20 @@ class MissPath(wiring.Component):
         available = Signal()
         m.d.comb += available.eq(r_armed & ~equal_ahead(m, "sync", "at_end", r_ptr, r_ptr1, r_end, advance,
                                                         instance=ecp5))
-        # The FIFO's room, counted a clock after the issue (``held``: the
-        # reads issued before the last clock and not yet taken out of it;
-        # ``issued`` is the last clock's), so that neither the count nor its
-        # flags are behind ``advance`` (5 levels from the compares ahead,
-        # syn_b).  ``room`` assumes the clock issues: at a byte a clock it
-        # does, and after a pause the next read waits a clock more at most.
+        # The FIFO's room, counted a clock after the issue and a clock after
+        # the take (``held``: the reads issued before the last clock and not
+        # taken out of the FIFO before it; ``issued`` and ``consumed_q`` are
+        # the last clock's), so that neither the count nor its flags are
+        # behind ``advance`` or the consumer's ready (5 levels from either,
+        # syn_b and syn_c).  ``room`` assumes the clock issues: at a byte a
+        # clock it does, and after a pause the next read waits a clock more
+        # at most.
         held = Signal(range(_RELEASE_FIFO_DEPTH + 1))
         held_next = Signal.like(held)
         room, held_none = Signal(init=1), Signal(init=1)  # the next read fits; held == 0
-        m.d.comb += [advance.eq(available & room), held_next.eq(held + issued - consumed)]
+        consumed_q = Signal()
+        m.d.sync += consumed_q.eq(consumed)
+        m.d.comb += [advance.eq(available & room), held_next.eq(held + issued - consumed_q)]
         m.d.sync += [held.eq(held_next), room.eq(held_next + 1 < _RELEASE_FIFO_DEPTH), held_none.eq(held_next == 0)]
         m.d.sync += [issued.eq(advance), ram_valid.eq(issued), out_valid.eq(ram_valid),
                      addr_q.eq(Cat(r_ptr[:low], r_slot))]
@@ -1071,7 +1075,7 @@ class MissPath(wiring.Component):
 
         # -- RESET: every pending flow goes (its frames with it)
         with m.If(flush):
-            m.d.sync += [r_busy.eq(0), r_armed.eq(0), r_started.eq(0), done.eq(0), issued.eq(0), ram_valid.eq(0), out_valid.eq(0), held.eq(0), room.eq(1), held_none.eq(1),
+            m.d.sync += [r_busy.eq(0), r_armed.eq(0), r_started.eq(0), done.eq(0), issued.eq(0), ram_valid.eq(0), out_valid.eq(0), held.eq(0), room.eq(1), held_none.eq(1), consumed_q.eq(0),
                          q_fetch.eq(0), ask.eq(0),
                          out_first.eq(1), storing_1h.eq(0)]
         return m
