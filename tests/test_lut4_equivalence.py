@@ -183,14 +183,16 @@ _BLOCKS = {
     # The byte's compares with constants, the VLAN flag's and l3at[0]'s LUTs.
     "parser": (_ParserBench, ("byte_is_06_n0_lut", "byte_is_81_a0_0_lut", "vlan_at13_lut", "l3at0_next_lut",
                               "l3at0_untagged13_lut")),
-    # The H3 trees, key chunk compares, handle compares, rd_row's and
-    # rsp.valid's AND-ORs, a way's match with a handle bit and the ways' OR;
-    # 64 entries.
     # The read side's "empty" compares (this clock's pointer and the next;
     # deep enough for 15-bit pointers).
     "blockfifo": (lambda: BlockFIFO(8, 1 << 14), ("empty_same_eq_x0_lut", "empty_next_eq_a0_0_lut")),
+    # The H3 trees, key chunk compares, handle compares, rd_row's and
+    # rsp.valid's AND-ORs, a way's match (which shares its first level with
+    # the handle's bits), a way's match with a handle bit and the ways' OR;
+    # 64 entries.
     "flowtable": (lambda: FlowTable(FlowGeometry(buckets=8)), ("rsp_valid_or_lut", "h_a_or_lut", "rd_row_ao_0_0_lut",
-                                                               "handle0_3_last_a0_0_lut", "p4_row_0_o0_0_lut")),
+                                                               "match0_a0_0_lut", "handle0_3_last_a0_0_lut",
+                                                               "p4_row_0_o0_0_lut")),
 }
 _CYCLES = 20_000
 _INIT = re.compile(r"parameter \\INIT 16'([01]{16})")

@@ -362,9 +362,25 @@ class FlowTable(wiring.Component):
         p4_slotvalid = Signal(W)
         p4_handles = Signal(data.ArrayLayout(hb, W))
         copy(p4, p3r)
-        # Each way's match (its valid bit and chunks ANDed): two levels of
-        # LUT4s.
-        p3r_match = [lut_and(m, f"match{w}", [kd_r[w].valid, *eq_r[w]], instance=ecp5) for w in range(W)]
+        # Each way's match (its valid bit and chunks ANDed, two levels of
+        # LUT4s), and the same AND with each handle bit for ``p4_row``
+        # (below): the groups of four are shared, and the last group takes
+        # the handle bit where it has room.
+        def way_match(w):
+            items = [kd_r[w].valid, *eq_r[w]]
+            groups = [items[i:i + 4] for i in range(0, len(items), 4)]
+            last = groups.pop() if len(groups[-1]) < 4 else []  # room for the handle bit
+            shared = [lut_and(m, f"handle{w}_g{i}", g, instance=ecp5) for i, g in enumerate(groups)]
+            match = lut_and(m, f"match{w}", shared + ([lut_and(m, f"match{w}_last", last, instance=ecp5)]
+                                                       if last else []), instance=ecp5)
+            handles = [lut_and(m, f"handle{w}_{b}",
+                               shared + [lut_and(m, f"handle{w}_{b}_last", [*last, kd_r[w].handle[b]],
+                                                 instance=ecp5)],
+                               instance=ecp5)
+                       for b in range(hb)]
+            return match, handles
+
+        p3r_match, way_handles = zip(*(way_match(w) for w in range(W)), strict=True)
         m.d.sync += [
             p4_key.eq(p3r_key),
             p4_match.eq(Cat(*p3r_match)),
@@ -382,24 +398,11 @@ class FlowTable(wiring.Component):
         # with the address mux (an AND-OR and that mux were 3 levels in
         # front of a net to the ten EBRs, actmem ADB 8.8 ns, 6a07163).
         # ``p4_row``'s bits are each way's match ANDed with its handle bit
-        # in one tree (its first level shared by the handle's bits; a copy
-        # of ``p3r_match``'s, which opt_merge may fold), and the ways'
+        # in one tree (its first level shared with the match), and the ways'
         # OR: 3 levels behind ``eq_r`` (the match, then an AND-OR with the
         # accumulated handle, were 4: p4_handle 8.29 ns on the 25F, syn_c
         # seed 3; ABC's chain of the same was 5, 7.43 ns at aa681c4).
         p4_row, p4_acc = Signal(hb, name="p4_row"), Signal(hb, name="p4_acc")
-
-        def way_handle(w):
-            items = [kd_r[w].valid, *eq_r[w]]
-            groups = [items[i:i + 4] for i in range(0, len(items), 4)]
-            last = groups.pop() if len(groups[-1]) < 4 else []  # room for the handle bit
-            shared = [lut_and(m, f"handle{w}_g{i}", g, instance=ecp5) for i, g in enumerate(groups)]
-            return [lut_and(m, f"handle{w}_{b}",
-                            shared + [lut_and(m, f"handle{w}_{b}_last", [*last, kd_r[w].handle[b]], instance=ecp5)],
-                            instance=ecp5)
-                    for b in range(hb)]
-
-        way_handles = [way_handle(w) for w in range(W)]
         m.d.sync += [p4_row.eq(Cat(*(lut_or(m, f"p4_row_{b}", [h[b] for h in way_handles], instance=ecp5)
                                      for b in range(hb)))),
                      p4_acc.eq(Mux(p3r.first, 0, p4_handle))]
