@@ -209,7 +209,10 @@ def test_query_reply_reap_and_delete():
         assert (query.client_mac, query.vs_id, query.tcp_flags) == (bytes.fromhex("0200000002bb"), 3, 2)
 
         # REPLY installs both directions and releases the held frames
+        await h.settle(50 * 20)  # ticks in, so that an age counted from tick 0 would show
+        sent = now["ticks"]
         await h.send(reply(1))
+        installed = (sent, now["ticks"])  # the flow is created between the two
         assert h.resolved == [(inbound_key(1), 1)]
         hit, handle_in, action = await h.lookup(inbound_key(1))
         assert hit
@@ -230,23 +233,29 @@ def test_query_reply_reap_and_delete():
         for _ in range(3):
             await h.touch(handle_in, 100)
         await h.touch(handle_out, 1500)
+        asked = now["ticks"]
         await h.send(SsmbReap(serial=1001, flow=signature(1), idle_ms=10_000))
         (stats,) = h.take()
         assert isinstance(stats, SsmbStats) and stats.error == ErrorCode.CONNALIVE and stats.serial == 1001
         assert (stats.stats.packets_in, stats.stats.bytes_in) == (3, 300)
         assert (stats.stats.packets_out, stats.stats.bytes_out) == (1, 1500)
         assert (stats.stats.vs_id, stats.stats.node_id) == (3, 5)
+        # the flow's age, from its creation to the answer (10 ms a tick)
+        assert 10 * (asked - installed[1]) <= stats.stats.age_ms <= 10 * (now["ticks"] - installed[0])
 
         # ...idle for a while: REAP deletes; then TIMEOUT of a flow that is gone
         await h.settle(50 * 5)
+        asked = now["ticks"]
         await h.send(SsmbReap(serial=1001, flow=signature(1), idle_ms=30))
         (delete,) = h.take()
         assert isinstance(delete, SsmbDelete) and delete.stats.reason == DeleteReason.REAP
         assert delete.stats.packets_in == 3 and delete.flow.src_addr == client(1)
+        assert 10 * (asked - installed[1]) <= delete.stats.age_ms <= 10 * (now["ticks"] - installed[0])
         assert not (await h.lookup(inbound_key(1)))[0] and not (await h.lookup(return_key))[0]
         await h.send(SsmbTimeout(serial=1001, flow=signature(1), idle_ms=0))
         (gone,) = h.take()
         assert isinstance(gone, SsmbDelete) and gone.stats.packets_in == 0
+        assert gone.stats.age_ms == 0  # unknown here: created "now"
 
         # refused: the miss path drops; a CS DELETE removes an installed flow
         await h.send(reply(2, error=ErrorCode.CONNLIMIT))
