@@ -215,6 +215,20 @@ def test_message_port_datagrams_arp_and_drops():
     assert out["message"] == [] and out["counters"]["to_message_port"] == 0
 
 
+def test_only_the_message_ports_two_udp_ports_reach_it():
+    """SSMB's and CSMB's ports (6340, 6341) go to the message port; their
+    neighbours and a port differing in a high bit do not (no flow: dropped)."""
+    ports = (6339, 6340, 6341, 6342, 6343, 6340 ^ 0x400)
+
+    def datagram(port):
+        return bytes(Ether(src="02:00:00:00:c5:01", dst="02:00:00:00:d0:f5") / IP(src="10.100.0.2", dst=DFS_IP)
+                     / UDP(sport=41000, dport=port) / f"to {port}".encode())
+
+    out = run([(datagram(port), False) for port in ports], external=False)
+    assert out["message"] == [b"to 6340", b"to 6341"]
+    assert out["counters"]["to_message_port"] == 2 and out["counters"]["dropped_no_flow"] == len(ports) - 2
+
+
 def test_message_port_payloads_of_zero_and_one_byte():
     def datagram(payload):  # padded to the minimum frame, as a MAC passes it on
         return bytes(Ether(src="02:00:00:00:c5:01", dst="02:00:00:00:d0:f5") / IP(src="10.100.0.2", dst=DFS_IP)
