@@ -940,8 +940,8 @@ class MissPath(wiring.Component):
         # r_ptr (placed by the RAM) straight from the reader's logic, which
         # sits by the slots: one 4.95 ns net across the die, 7.64 ns into
         # r_ptr's CE on the 25F (syn_f seed 4).  A read is issued only when
-        # the FIFO has a place for it whatever the consumer does
-        # (``held``: reads issued and not yet taken out of it).
+        # the FIFO has a place for it whatever the consumer does (``room``,
+        # below).
         issued = Signal()  # addr_q is being read
         ram_valid = Signal()  # the array's word is a read's
         out_valid = Signal()  # the output register's word is a read's
@@ -1075,7 +1075,9 @@ class MissPath(wiring.Component):
 
         # -- RESET: every pending flow goes (its frames with it)
         with m.If(flush):
-            m.d.sync += [r_busy.eq(0), r_armed.eq(0), r_started.eq(0), done.eq(0), issued.eq(0), ram_valid.eq(0), out_valid.eq(0), held.eq(0), room.eq(1), held_none.eq(1), consumed_q.eq(0),
-                         q_fetch.eq(0), ask.eq(0),
-                         out_first.eq(1), storing_1h.eq(0)]
+            m.d.sync += [r_busy.eq(0), r_armed.eq(0), r_started.eq(0), done.eq(0), q_fetch.eq(0), ask.eq(0),
+                         out_first.eq(1), storing_1h.eq(0),
+                         # the reads in flight and the count of the release FIFO's places
+                         issued.eq(0), ram_valid.eq(0), out_valid.eq(0), consumed_q.eq(0),
+                         held.eq(0), room.eq(1), held_none.eq(1)]
         return m

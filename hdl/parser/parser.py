@@ -100,11 +100,12 @@ class HeaderParser(wiring.Component):
             valid_next.eq(out_load | (meta.valid & ~meta.ready)),
             sink.ready.eq(ready),
         ]
-        m.d.sync += ready.eq(~(checked_next & valid_next))
+        ready_next = ~(checked_next & valid_next)
+        m.d.sync += ready.eq(ready_next)
         # Copies of ready for the capture enables, one a group of 16 byte
         # registers (``lane``): ready & valid ran to 80 enables, with ~first
         # to 34 more LUTs, two nets across the parser (depth parser --in-dfs).
-        lanes = [flop_copy(m, ~(checked_next & valid_next), name=f"ready_r{i}", init=1) for i in range(4)]
+        lanes = [flop_copy(m, ready_next, name=f"ready_r{i}", init=1) for i in range(4)]
         with m.If(accept & sink.payload.last):
             m.d.sync += pending.eq(1)
         with m.Elif(check_load):
@@ -134,7 +135,7 @@ class HeaderParser(wiring.Component):
         # flen's enable from a copy of ready of its own (from accept, shared
         # with pos's and the captures', it was 2 levels and a net across the
         # parser: 7.65 ns on the 25F, syn_c seed 4)
-        flen_ready = flop_copy(m, ~(checked_next & valid_next), name="ready_flen", init=1)
+        flen_ready = flop_copy(m, ready_next, name="ready_flen", init=1)
         with m.If(sink.valid & flen_ready & sink.payload.last):
             m.d.sync += flen.eq(idx_next)
 
