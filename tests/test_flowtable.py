@@ -334,7 +334,11 @@ def test_back_to_back_touches():
         pattern = [a] * 8 + [a, b] * 4 + [a, a, b, b, a] + [b, a, a, a]
         touches = [(h, r.randrange(1, 1 << 16), 100 + i) for i, h in enumerate(pattern)]
         touches += [(r.choice(handles), r.randrange(1 << 16), 200 + i) for i in range(40)]
+        # Full-size touches back to back carry a byte count past 2**20,
+        # into the upper half of the forwarded sum.
+        touches += [(handles[2], (1 << 16) - 1, 300 + i) for i in range(40)]
         await touch_both(ctx, dut, model, touches)
+        assert model.read(handles[2]).bytes > 1 << 21
         for h in handles:
             rsp = await command(ctx, dut, FlowOp.READ, handle=h)
             e = model.read(h)

@@ -85,7 +85,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from twinplane.hdl.lut4 import builds_lut4s, lut4, lut_and, lut_and_or, lut_eq, lut_or
-from twinplane.hdl.onehot import OneHotFSM, onehot_mux
+from twinplane.hdl.onehot import OneHotFSM, flop_copy, onehot_mux
 from twinplane.hdl.ram import BlockRAM
 from twinplane.model.flowtable import FlowGeometry, FlowOp, InsertStatus, h3_masks
 
@@ -500,8 +500,8 @@ class FlowTable(wiring.Component):
         # read cannot see (in its own clock, where the EBR's answer is
         # undefined, and the three after) are forwarded from registers: the
         # newest (``w``, the touch just ahead) on its own, the three older
-        # merged into ``old_*`` a clock early, each hit known a clock before
-        # it is used, so only a 3:1 mux sits in front of the adders.
+        # merged with the array's answer into ``cd``, each hit known a clock
+        # before it is used, so only a 2:1 mux sits in front of the adders.
         # (Adding straight from the output register made the read-add-write
         # one path from EBR to EBR across the die, 104.7 MHz routed; taking
         # the data without the output register left the EBR's 5.8 ns
@@ -517,7 +517,6 @@ class FlowTable(wiring.Component):
         m.d.sync += [tp[n].eq(tp[n - 1]) for n in range(1, 3)]
         t1, t2, t3_valid, t3 = tp[0], tp[1], tv[2], tp[2]
         cd = Signal(self.cnt_layout, reset_less=True)
-        m.d.sync += cd.eq(crd.data)
         # ``nxt``: what ``w`` takes (the touch in t3, else the FSM's write);
         # ``lw1``/``lw2``: ``w`` one and two clocks ago.
         nxt_en, nxt_addr, nxt_data = (
@@ -545,27 +544,39 @@ class FlowTable(wiring.Component):
                          lambda s, x, y, t: ((s & x) | ((s ^ 1) & y)) ^ t ^ 1, instance=ecp5) for i in range(hb)]
         t3_hit_t1 = lut_eq(m, "t3_eq_t1", t3.handle, t1.handle, instance=ecp5, also=[t3_valid])
         c_hit_t1 = lut_and(m, "c_hit_t1", [*c_eq_t1, c_we], instance=ecp5)
-        m.d.sync += [h_a.eq(lut4(m, "h_a_or", [t3_hit_t1, c_hit_t1, t3_valid],
-                                  lambda x, y, v: x | (y & (v ^ 1)), instance=ecp5)),
-                     h_b.eq(lut_eq(m, "w_eq_t1", w_addr, t1.handle, instance=ecp5, also=[w_en])),
-                     h_c.eq(lut_eq(m, "lw1_eq_t1", lw1_addr, t1.handle, instance=ecp5, also=[lw1_en]))]
-        # For the touch in t2: the older three merged, the newest (``w`` in
-        # its t3) on its own.
+        # Each only for a touch in t1 (``t1_valid``): ``cd`` takes the
+        # block RAM's answer when none hits, and an FSM's read must see the
+        # array whatever stale handle t1 holds (its grant, no touch or write
+        # around it, implies as much today; this keeps ``cd`` right alone).
+        t1_valid = tv[0]
+        m.d.sync += [h_a.eq(lut4(m, "h_a_or", [t3_hit_t1, c_hit_t1, t3_valid, t1_valid],
+                                  lambda x, y, v, t: (x | (y & (v ^ 1))) & t, instance=ecp5)),
+                     h_b.eq(lut_eq(m, "w_eq_t1", w_addr, t1.handle, instance=ecp5, also=[w_en, t1_valid])),
+                     h_c.eq(lut_eq(m, "lw1_eq_t1", lw1_addr, t1.handle, instance=ecp5, also=[lw1_en, t1_valid]))]
+        # For the touch in t2: the older three merged with the block RAM's
+        # answer into ``cd`` (a clock before the add, so a single LUT, the
+        # newest write's, sits in front of the adders: the older ones'
+        # select was a flop of fanout 72 and two LUTs, 7.74 ns on the 25F),
+        # the newest (``w`` in its t3) on its own.
         # ``new_hit`` is ``h_a``'s test for t2's handle, from compares made
         # a clock ahead against t1's handle (t2's now): t3 is t2 a clock late, and
         # the FSM's write address is put a clock before ``c_we`` rises and
         # held while it is up ("ALLOCATED"), so one LUT is in front of the
         # flop (the compares and the address mux were 5 levels, 8.48 ns).
-        new_hit, old_hit = Signal(name="new_hit"), Signal(name="old_hit")
         t3_is_t2, c_is_t2 = Signal(), Signal()
         m.d.sync += [t3_is_t2.eq(t2.handle == t1.handle),
                      c_is_t2.eq(lut_and(m, "c_eq_t1", c_eq_t1, instance=ecp5))]
-        old_data = Signal(self.cnt_layout)
-        m.d.sync += [new_hit.eq((t3_valid & t3_is_t2) | (~t3_valid & c_we & c_is_t2)),
-                     old_hit.eq(h_a | h_b | h_c),
-                     old_data.eq(Mux(h_a, w_data, Mux(h_b, lw1_data, lw2_data)))]
+        m.d.sync += cd.eq(Mux(h_a, w_data, Mux(h_b, lw1_data, Mux(h_c, lw2_data, crd.data))))
+        # ``new_hit`` in three flops, one per group of the adders' LUTs
+        # (the packets, the bytes' two halves), each near its own.
+        new_hit_next = (t3_valid & t3_is_t2) | (~t3_valid & c_we & c_is_t2)
+        new_hit_packets, new_hit_bytes_lo, new_hit_bytes_hi = (
+            flop_copy(m, new_hit_next, name=f"new_hit_{what}") for what in ("packets", "bytes_lo", "bytes_hi"))
+        half = len(cd.bytes) // 2
         base = Signal(self.cnt_layout)
-        m.d.comb += base.eq(Mux(new_hit, w_data, Mux(old_hit, old_data, cd)))
+        m.d.comb += [base.packets.eq(Mux(new_hit_packets, w_data.packets, cd.packets)),
+                     base.bytes[:half].eq(Mux(new_hit_bytes_lo, w_data.bytes[:half], cd.bytes[:half])),
+                     base.bytes[half:].eq(Mux(new_hit_bytes_hi, w_data.bytes[half:], cd.bytes[half:]))]
         c_grant_w = ~t3_valid
         with m.If(c_grant_w):
             m.d.sync += c_we.eq(0)
