@@ -143,7 +143,10 @@ class Loads:
     in front of its flops.  Here:
 
     * writes of the same value share one flag (theirs ORed first);
-    * a write of a constant 0 is the flops' synchronous reset, not a mux input;
+    * a write of a constant 0 is the flops' synchronous reset, not a mux
+      input (``zero_reset=False``: a mux input like any other value, for a
+      register whose reset would be a LUT of its own, the domain's reset
+      ORed with the write, on a net across the die into every LSR);
     * the others: under the enable (the OR of every flag), a chain of
       2-input muxes, the last value needing no flag (the fewest LUTs); with
       ``and_or=True`` the OR of (flag AND value) instead, two or three LUT
@@ -163,7 +166,7 @@ class Loads:
     """
 
     def __init__(self, m: Module, reg, *, comb: bool = False, and_or: bool = False, replicas: int = 0,
-                 name: str | None = None):
+                 name: str | None = None, zero_reset: bool = True):
         self._m = m
         self._comb = comb
         self._and_or = and_or
@@ -174,6 +177,7 @@ class Loads:
         self._sources: list[tuple[Signal, Value]] = []
         self._aheads: dict[int, Value] = {}
         self._given_name = name
+        self._zero_reset = zero_reset
 
     def __call__(self, value, *, ahead=None, ahead_init: bool = False) -> None:
         flag = Signal(name=f"{self._name()}_load{len(self._sources)}")
@@ -199,7 +203,7 @@ class Loads:
             return
         # A write of 0 is the flops' synchronous reset (the domain's is
         # one already): no input of the mux.
-        zeros = [] if self._comb else [flag for flag, value in self._sources
+        zeros = [] if self._comb or not self._zero_reset else [flag for flag, value in self._sources
                                        if isinstance(value, Const) and value.value == 0]
         # Writes of the same value (e.g. the answer's counters from
         # several states) share one flag: theirs ORed first.  The same value

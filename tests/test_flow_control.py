@@ -254,7 +254,8 @@ def test_query_reply_reap_and_delete():
         assert not (await h.lookup(inbound_key(1)))[0] and not (await h.lookup(return_key))[0]
         await h.send(SsmbTimeout(serial=1001, flow=signature(1), idle_ms=0))
         (gone,) = h.take()
-        assert isinstance(gone, SsmbDelete) and gone.stats.packets_in == 0
+        assert isinstance(gone, SsmbDelete)
+        assert (gone.stats.packets_in, gone.stats.bytes_in, gone.stats.packets_out, gone.stats.bytes_out) == (0,) * 4
         assert gone.stats.age_ms == 0  # unknown here: created "now"
 
         # refused: the miss path drops; a CS DELETE removes an installed flow

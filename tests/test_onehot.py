@@ -97,16 +97,18 @@ def test_one_hot_fsm_checks_its_use():
                 fsm.goto("B")
 
 
+@pytest.mark.parametrize("zero_reset", [True, False], ids=["zero-reset", "zero-value"])
 @pytest.mark.parametrize("mode", ["chain", "and_or", "comb"])
-def test_loads_follow_plain_writes(mode):
+def test_loads_follow_plain_writes(mode, zero_reset):
     """Five writers of one register (two of one value, one of 0, one of an
     expression of the register itself) in exclusive branches, each a random
-    clock: the ``Loads`` register follows the one written with ``m.d``."""
+    clock: the ``Loads`` register follows the one written with ``m.d``,
+    its 0 a reset or a value of the mux (``zero_reset``)."""
     which = Signal(range(6))  # 0: no writer this clock
     x, y = Signal(8), Signal(8)
     ref, out = Signal(8, init=0x5A), Signal(8, init=0x5A)
     m = Module()
-    to_out = Loads(m, out, comb=mode == "comb", and_or=mode == "and_or")
+    to_out = Loads(m, out, comb=mode == "comb", and_or=mode == "and_or", zero_reset=zero_reset)
     values = [x, 0, y, x, (out + 3)[:8]] if mode != "comb" else [x, 0, y, x, ~y]
     for i, value in enumerate(values, start=1):
         with m.If(which == i):
@@ -145,9 +147,10 @@ def test_loads_reject_a_wider_value():
         to_out(Signal(5))
 
 
+@pytest.mark.parametrize("zero_reset", [True, False], ids=["zero-reset", "zero-value"])
 @pytest.mark.parametrize("and_or", [False, True])
 @pytest.mark.parametrize("replicas", [1, 3, 12])
-def test_replicated_loads_follow_plain_writes(replicas, and_or):
+def test_replicated_loads_follow_plain_writes(replicas, and_or, zero_reset):
     """A register written in a one-hot FSM's states (x in A, 0 in C, y in D;
     B writes nothing), its enable and selects flops loaded a clock ahead from
     ``OneHotFSM.ahead()`` in ``replicas`` groups of bits: it follows the one
@@ -161,7 +164,7 @@ def test_replicated_loads_follow_plain_writes(replicas, and_or):
     ref, out = Signal(12, init=0x5A5), Signal(12, init=0x5A5)
     m = Module()
     m.d.sync += a_r.eq(a)
-    to_out = Loads(m, out, replicas=replicas, and_or=and_or)
+    to_out = Loads(m, out, replicas=replicas, and_or=and_or, zero_reset=zero_reset)
     fsm = OneHotFSM(m, "A")
     with fsm:
         with fsm.state("A"):
