@@ -18,7 +18,7 @@ from functools import reduce
 from amaranth import Cat, Const, Instance, Module, Signal, Value
 
 __all__ = ["builds_lut4s", "lut4", "lut4_init", "lut_and", "lut_and_or", "lut_eq", "lut_eq_bits", "lut_eq_const",
-           "lut_eq_const_nibbles", "lut_or"]
+           "lut_eq_const_nibbles", "lut_or", "lut_or_of_ands"]
 
 
 def builds_lut4s(platform) -> bool:
@@ -104,6 +104,41 @@ def lut_and_or(m: Module, name: str, terms, *, instance: bool) -> Value:
         else:
             bits.append(_tree(m, f"{name}_{b}", pairs, _or, "o", instance=instance))
     return Cat(*bits)
+
+
+def lut_or_of_ands(m: Module, name: str, terms, *, instance: bool) -> Value:
+    """The OR of ``flag & bit`` over ``terms`` (pairs of 1-bit values, ``bit``
+    a 1-bit value or a Python 0 or 1): a term whose bit is 0 drops out, one
+    whose bit is 1 is its flag alone.  The terms are packed four inputs a
+    LUT (two terms, a term and two flags, or four flags), then ORed in a
+    balanced tree: two levels for up to four LUTs, three for up to 16."""
+    full = [(f, b) for f, b in terms if not isinstance(b, int)]
+    flags = [f for f, b in terms if isinstance(b, int) and b & 1]
+    parts = [(f, b) for f, b in full] + [(f,) for f in flags]
+    groups, used = [], 4
+    for part in parts:
+        if used + len(part) > 4:
+            groups.append([])
+            used = 0
+        groups[-1].append(part)
+        used += len(part)
+    outs = []
+    for i, group in enumerate(groups):
+        if len(group) == 1 and len(group[0]) == 1:
+            outs.append(group[0][0])
+            continue
+        arities = [len(part) for part in group]
+
+        def fn(*v, arities=arities):
+            result, k = 0, 0
+            for n in arities:
+                result = result | (v[k] & v[k + 1] if n == 2 else v[k])
+                k += n
+            return result
+        outs.append(lut4(m, f"{name}_t{i}", [x for part in group for x in part], fn, instance=instance))
+    if not outs:
+        return Const(0, 1)
+    return _tree(m, name, outs, _or, "o", instance=instance)
 
 
 def lut_eq_bits(m: Module, name: str, a: Value, b: Value, *, instance: bool) -> list[Value]:

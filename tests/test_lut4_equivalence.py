@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from twinplane.boards.pnr import tool_path
 from twinplane.hdl.flowtable.table import FlowTable
-from twinplane.hdl.lut4 import builds_lut4s, lut_eq_const
+from twinplane.hdl.lut4 import builds_lut4s, lut_eq_const, lut_or_of_ands
 from twinplane.hdl.miss.miss_path import MissPath
 from twinplane.hdl.parser.layout import ParsedFrame
 from twinplane.hdl.parser.parser import HeaderParser
@@ -111,6 +111,27 @@ class _ConstCompares(wiring.Component):
         return m
 
 
+class _OrOfAnds(wiring.Component):
+    """:func:`~twinplane.hdl.lut4.lut_or_of_ands` over 15 or 20 terms, as
+    the flow controller's word select has them, each output a register: a
+    third of the terms' bits constant 1, a third 0 (dropped); every bit
+    constant 1 (flags alone); every bit an input."""
+
+    def __init__(self):
+        super().__init__({"flags": In(15), "bits": In(15), "out": Out(3)})
+
+    def elaborate(self, platform):
+        m = Module()
+        ecp5 = builds_lut4s(platform)
+        mixed = [(self.flags[i], (self.bits[i], 1, 0)[i % 3]) for i in range(15)]
+        mixed += [(self.flags[i], self.bits[(i + 7) % 15]) for i in range(0, 15, 3)]
+        ones = [(self.flags[i], 1) for i in range(15)]
+        full = [(self.flags[i], self.bits[(i + 3) % 15]) for i in range(15)]
+        m.d.sync += self.out.eq(Cat(lut_or_of_ands(m, name, terms, instance=ecp5)
+                                    for name, terms in (("sel", mixed), ("ones", ones), ("full", full))))
+        return m
+
+
 class _ParserBench(wiring.Component):
     """The header parser on frames whose EtherTypes (outer and, when tagged,
     inner), version byte and protocol are picked from the ones it tells
@@ -177,6 +198,10 @@ _BLOCKS = {
     "vscam": (_CamBench, ("c_port_eq_x0_lut", "c_addr_eq_x5_lut", "c_kind_ok_lut")),
     # Compares with constants (the session's request decode).
     "const_compares": (_ConstCompares, ("a_is1_n3_lut", "a_is2_n0_lut", "b_is1_n1_lut")),
+    # An AND-OR with constant bits (the flow controller's word select): a
+    # pair of terms, four flags alone, the OR tree's two levels.
+    "or_of_ands": (_OrOfAnds, ("sel_t0_lut", "sel_t5_lut", "sel_o0_0_lut", "sel_o1_0_lut", "ones_t1_lut",
+                               "full_t7_lut")),
     # The output byte's 14-term AND-OR (the head's byte or a rewritten
     # field's): a pair, the OR tree's first and second levels.
     "rewriter": (lambda: CommandRewriter(held_eth_src=True), ("out_0_0_lut", "out_3_o0_1_lut", "out_5_o1_0_lut")),
