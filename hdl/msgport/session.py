@@ -84,7 +84,7 @@ from twinplane.protocol.messages import (
 )
 
 from ..crypto.siphash import SipHash24
-from ..lut4 import builds_lut4s, lut_eq, lut_eq_const
+from ..lut4 import builds_lut4s, lut4, lut_eq, lut_eq_const
 from ..onehot import Loads, OneHotFSM, flop_copy, onehot_mux
 from ..ram import BlockRAM
 from .hash_arbiter import hash_client_signature
@@ -450,13 +450,20 @@ class SessionEngine(wiring.Component):
         # "Sliding the window", which leaves once it is 0 (ANDed with the
         # state's flop, fanout 26, it was the window's 5-level write data:
         # WD 6 endpoints past 145 MHz, 7.3 ns, in the 9b18dc6 build).
+        # The write data a bit at a time as (read AND keep) OR force, keep
+        # and force from registers beside the read, so a single LUT follows
+        # the LUT RAM's read (its mux of clearing, clear_words and the two
+        # bit positions was two: window WD 7.33-7.99 ns on the 25F, seed 5).
+        keep = Cat(~clearing | (~clear_words & (clear_ptr[:2] != i)) for i in range(4))
+        force = Cat(~clearing & (seq[:2] == i) for i in range(4))
         m.d.comb += [
             clearing.eq(slide_more),
             win_rd.addr.eq(Cat(Mux(clearing, clear_ptr[2:], seq[2:6]), slot)),
             win_wr.addr.eq(win_rd.addr),
             win_wr.en.eq(clearing | accept),
-            win_wr.data.eq(Mux(clearing, Mux(clear_words, 0, win_rd.data & ~(Const(1, 4) << clear_ptr[:2])[:4]),
-                               win_rd.data | (Const(1, 4) << seq[:2])[:4])),
+            win_wr.data.eq(Cat(lut4(m, f"window_data{i}", [win_rd.data[i], keep[i], force[i]],
+                                    lambda d, k, f: (d & k) | f, instance=builds_lut4s(platform))
+                               for i in range(4))),
         ]
         seen_word = Signal(4)
         m.d.sync += seen_word.eq(win_rd.data)
