@@ -18,7 +18,7 @@ from functools import reduce
 from amaranth import Cat, Const, Instance, Module, Signal, Value
 
 __all__ = ["builds_lut4s", "lut4", "lut4_init", "lut_and", "lut_and_or", "lut_eq", "lut_eq_bits", "lut_eq_const",
-           "lut_eq_const_nibbles", "lut_or", "lut_or_of_ands"]
+           "lut_eq_const_nibbles", "lut_or", "lut_or_of_ands", "lut_select_bits"]
 
 
 def builds_lut4s(platform) -> bool:
@@ -139,6 +139,15 @@ def lut_or_of_ands(m: Module, name: str, terms, *, instance: bool) -> Value:
     if not outs:
         return Const(0, 1)
     return _tree(m, name, outs, _or, "o", instance=instance)
+
+
+def lut_select_bits(m: Module, name: str, selects, words, *, instance: bool) -> Value:
+    """The OR of the ``words`` whose (one-hot) ``selects`` bit is set, bit by
+    bit a :func:`lut_or_of_ands`: ``words`` are equally long lists of bits
+    (Python 0/1 or 1-bit values), so their constant bits drop out."""
+    width = len(words[0])
+    return Cat(*(lut_or_of_ands(m, f"{name}_{b}", [(selects[k], word[b]) for k, word in enumerate(words)],
+                                instance=instance) for b in range(width)))
 
 
 def lut_eq_bits(m: Module, name: str, a: Value, b: Value, *, instance: bool) -> list[Value]:

@@ -5,16 +5,33 @@ wire_words'."""
 import random
 
 import pytest
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from twinplane.hdl.msgport.layout import wire_words
-from twinplane.hdl.msgport.message_bits import MessageBits, pieces_value, wire_word_bits
+from twinplane.hdl.msgport.message_bits import MessageBits, bits_value, pieces_value, wire_word_bits
 
 _INNER = data.StructLayout({"lo": 8, "addr": 32})
 _LONG = data.StructLayout({"count": 16, "inner": _INNER, "serial": 12, "version": 4})  # 72 bits
 _SHORT = data.StructLayout({"tail": 12, "version": 4})  # over the long one's top
+
+
+def _equal_on_random_inputs(m, got, ref, inputs, *, rounds, seed):
+    """``got`` equals ``ref`` in ``m`` for ``rounds`` random draws of
+    ``inputs`` (a signed one over its whole range)."""
+    rng = random.Random(seed)
+
+    async def bench(ctx):
+        for _ in range(rounds):
+            for s in inputs:
+                ctx.set(s, rng.randrange(1 << len(s)) - (1 << len(s) - 1 if s.shape().signed else 0))
+            await ctx.delay(1e-6)
+            assert ctx.get(got) == ctx.get(ref)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
 
 
 def test_bits_equal_the_view_build():
@@ -51,18 +68,7 @@ def test_bits_equal_the_view_build():
     assert not any(isinstance(b, int) for b in bits.bits[:16])
     assert not isinstance(bits.bits[60], int)  # the tail's or the serial's, by ``when``
 
-    rng = random.Random(1)
-
-    async def bench(ctx):
-        for _ in range(200):
-            for s in (count, lo, serial, ip, tail, when):
-                ctx.set(s, rng.randrange(1 << len(s)) - (32 if s is serial else 0))
-            await ctx.delay(1e-6)
-            assert ctx.get(got) == ctx.get(ref)
-
-    sim = Simulator(m)
-    sim.add_testbench(bench)
-    sim.run()
+    _equal_on_random_inputs(m, got, ref, (count, lo, serial, ip, tail, when), rounds=200, seed=1)
 
 
 def test_wire_word_bits_are_wire_words():
@@ -73,18 +79,8 @@ def test_wire_word_bits_are_wire_words():
     m = Module()
     ref, got = Signal(64 * len(bit_words)), Signal(64 * len(bit_words))
     m.d.comb += [ref.eq(Cat(*wire_words(value, nbytes))),
-                 got.eq(Cat(*(Const(b, 1) if isinstance(b, int) else b for word in bit_words for b in word)))]
-    rng = random.Random(2)
-
-    async def bench(ctx):
-        for _ in range(50):
-            ctx.set(value, rng.getrandbits(8 * nbytes))
-            await ctx.delay(1e-6)
-            assert ctx.get(got) == ctx.get(ref)
-
-    sim = Simulator(m)
-    sim.add_testbench(bench)
-    sim.run()
+                 got.eq(bits_value([b for word in bit_words for b in word]))]
+    _equal_on_random_inputs(m, got, ref, (value,), rounds=50, seed=2)
 
 
 def test_bad_fields_are_named():

@@ -54,7 +54,7 @@ from twinplane.protocol.messages import (
 )
 
 from ..flowtable import command_layout, response_layout
-from ..lut4 import builds_lut4s, lut_or_of_ands
+from ..lut4 import builds_lut4s, lut_select_bits
 from ..msgport.layout import core_read_signature, received_message_layout
 from ..msgport.message_bits import MessageBits, pieces_value, wire_word_bits
 from ..msgport.session import core_message_layout
@@ -631,11 +631,8 @@ class FlowController(wiring.Component):
         # (word_at AND bit) over the words where the bit is not a constant 0:
         # LUT4s on ECP5, three levels for the 15 words (ABC chained the
         # AND-OR of the message's bits to 5, 7.41-7.59 ns on the 25F, seed 5).
-        word_at = self.core_read.word_at
-        out_words = wire_word_bits(out.bits, out_size // 8)
-        selected = Cat(*(lut_or_of_ands(m, f"out_word_{b}", [(word_at[w], bits[b]) for w, bits in enumerate(out_words)],
-                                        instance=builds_lut4s(platform))
-                         for b in range(64)))
+        selected = lut_select_bits(m, "out_word", self.core_read.word_at, wire_word_bits(out.bits, out_size // 8),
+                                   instance=builds_lut4s(platform))
         m.d.sync += out_word.eq(Mux(self.core_read.en, selected, 0))
         m.d.comb += self.core_read.word.eq(out_word)
 

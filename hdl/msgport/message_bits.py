@@ -16,7 +16,7 @@ from __future__ import annotations
 from amaranth import Cat, Const, Mux, Value
 from amaranth.lib import data
 
-__all__ = ["MessageBits", "pieces_value", "wire_word_bits"]
+__all__ = ["MessageBits", "bits_value", "field_bits", "pieces_value", "wire_word_bits"]
 
 
 def _field(layout: data.StructLayout, path: tuple[str, ...]) -> tuple[int, int]:
@@ -30,10 +30,15 @@ def _field(layout: data.StructLayout, path: tuple[str, ...]) -> tuple[int, int]:
     return offset, field.width
 
 
-def _bits_of(value, width: int) -> list:
-    """``value`` (an int, a ``Const``, a Value, or a tuple of pieces, lowest
-    first, each a Value or an ``(int, width)`` pair) as ``width`` bits, cut or
-    extended as ``.eq`` would."""
+def field_bits(value, width: int) -> list:
+    """``value`` (an int, a ``Const``, a Value, a list of ``width`` bits, or a
+    tuple of pieces, lowest first, each a Value or an ``(int, width)`` pair)
+    as ``width`` bits, lowest first, a constant's as ints, cut or extended as
+    ``.eq`` would."""
+    if isinstance(value, list):
+        if len(value) != width:
+            raise ValueError(f"{len(value)} bits for a field of {width}")
+        return value
     if isinstance(value, tuple):
         bits = []
         for piece in value:
@@ -41,7 +46,7 @@ def _bits_of(value, width: int) -> list:
                 const, w = piece
                 bits += [const >> i & 1 for i in range(w)]
             else:
-                bits += _bits_of(piece, len(Value.cast(piece)))
+                bits += field_bits(piece, len(Value.cast(piece)))
         if len(bits) != width:
             raise ValueError(f"pieces make {len(bits)} bits, the field has {width}")
         return bits
@@ -78,18 +83,21 @@ class MessageBits:
         offset += at
         if offset + width > len(self.bits):
             raise ValueError(f"{'.'.join(path)} ends at bit {offset + width}, past the message's {len(self.bits)}")
-        for i, bit in enumerate(_bits_of(value, width)):
+        for i, bit in enumerate(field_bits(value, width)):
             old = self.bits[offset + i]
-            if when is None:
-                self.bits[offset + i] = bit
-            elif isinstance(bit, int) and isinstance(old, int) and bit == old:
-                pass  # the same constant either way
-            else:
-                self.bits[offset + i] = Mux(when, bit, old)
+            # (the same constant either way stays a constant)
+            if when is not None and not (isinstance(bit, int) and isinstance(old, int) and bit == old):
+                bit = Mux(when, bit, old)
+            self.bits[offset + i] = bit
 
     def value(self) -> Value:
         """The message as one value (for a simulation or a plain build)."""
-        return Cat(*(Const(b, 1) if isinstance(b, int) else b for b in self.bits))
+        return bits_value(self.bits)
+
+
+def bits_value(bits: list) -> Value:
+    """A list of bits (Python 0/1 or 1-bit values), lowest first, as one value."""
+    return Cat(*(Const(b, 1) if isinstance(b, int) else b for b in bits))
 
 
 def wire_word_bits(bits: list, nbytes: int) -> list[list]:

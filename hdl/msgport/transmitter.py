@@ -42,7 +42,7 @@ from twinplane.protocol.codes import CSMB_UDP_PORT, SSMB_UDP_PORT
 from twinplane.protocol.messages import TAG_SIZE
 
 from ..crypto.siphash import SipHash24
-from ..lut4 import builds_lut4s, lut_or_of_ands
+from ..lut4 import builds_lut4s, lut_select_bits
 from ..onehot import OneHotFSM
 from ..packet import packet_signature
 from .hash_arbiter import hash_client_signature
@@ -53,6 +53,7 @@ from .layout import (
     transmit_message_layout,
     words_of,
 )
+from .message_bits import field_bits
 
 __all__ = ["MessageTransmitter"]
 
@@ -206,16 +207,8 @@ class MessageTransmitter(wiring.Component):
         ]
         assert sum(width for _, width in fields) == 8 * _HEADERS
         assert all(len(value) == width for value, width in fields)
-
-        def field_bits(value):
-            """A field's bits, lowest first: a constant's as ints."""
-            if isinstance(value, list):
-                return value
-            if isinstance(value, Const):
-                return [value.value >> i & 1 for i in range(len(value))]
-            return [value[i] for i in range(len(value))]
         # Each field is big-endian on the wire: its top byte goes first.
-        head_bytes = [field_bits(value)[8 * (width // 8 - 1 - k):][:8]
+        head_bytes = [field_bits(value, width)[8 * (width // 8 - 1 - k):][:8]
                       for value, width in fields for k in range(width // 8)]
         # The byte goes out from a register (head_q), loaded a byte ahead:
         # head_at is the next byte's, so the 42-way select ends at a
@@ -230,8 +223,7 @@ class MessageTransmitter(wiring.Component):
         # where the bit is not a constant 0: LUT4s on ECP5, four levels for
         # the 42 bytes (ABC chained it to 5, with the bus's decode from the
         # session's kind in front: 7.35-7.59 ns on the 25F, seed 5).
-        head_next = Cat(*(lut_or_of_ands(m, f"head_{b}", [(head_at[k], byte[b]) for k, byte in enumerate(head_bytes)],
-                                         instance=builds_lut4s(platform)) for b in range(8)))
+        head_next = lut_select_bits(m, "head", head_at, head_bytes, instance=builds_lut4s(platform))
         head_load = Signal()
         with m.If(head_load):
             m.d.sync += [head_q.eq(head_next), head_at.eq(head_at << 1)]
